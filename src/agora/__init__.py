@@ -1,0 +1,3 @@
+"""Agora: a self-hosted attention engine for community platforms."""
+
+__version__ = "0.1.0"

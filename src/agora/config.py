@@ -1,0 +1,103 @@
+"""One settings object for the whole engine (environment variables prefixed ``AGORA_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Event types every deployment understands; a deployment adds its own with AGORA_CUSTOM_EVENT_TYPES.
+BUILTIN_EVENT_TYPES: tuple[str, ...] = (
+    "view",
+    "click",
+    "like",
+    "dislike",
+    "comment",
+    "share",
+    "bookmark",
+    "rating",
+    "dwell",
+    "purchase",
+)
+
+#: Social edge types between two users.
+EDGE_TYPES: tuple[str, ...] = ("follow", "friend", "trust", "block", "interact")
+
+#: How strongly each event type counts as a positive interaction when models are trained.
+#: Negative or zero weights are left out of the interaction matrix (a dislike is not interest).
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 1.0,
+    "dwell": 1.0,
+    "like": 3.0,
+    "rating": 1.0,
+    "comment": 4.0,
+    "share": 4.0,
+    "bookmark": 4.0,
+    "purchase": 5.0,
+    "dislike": 0.0,
+    "answer": 5.0,
+    "accept": 5.0,
+    "ask": 5.0,
+}
+
+
+class Settings(BaseSettings):
+    """Engine configuration; every field can be set as ``AGORA_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="AGORA_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("agora-data"), description="Where the SQLite file and models live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default is SQLite in data_dir (WAL mode)."
+    )
+    api_key: str | None = Field(None, description="Admin API key (all scopes).")
+    api_keys: dict[str, list[str]] = Field(
+        default_factory=dict, description='Extra keys with scopes, JSON: {"key": ["read"]}.'
+    )
+    custom_event_types: list[str] = Field(
+        default_factory=lambda: ["ask", "answer", "accept"],
+        description="Event types beyond the built-in ones (the Stack Exchange importer uses these).",
+    )
+    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    models: list[str] = Field(
+        default_factory=lambda: ["trending", "latest", "itemknn", "als", "bpr", "ease", "content"],
+        description="Models that `agora train` fits.",
+    )
+    default_model: str = "ease"
+    model_params: dict[str, dict] = Field(
+        default_factory=dict, description='Per-model constructor params, JSON: {"als": {...}}.'
+    )
+    max_batch_events: int = Field(1000, description="Largest list POST /events accepts (413 past).")
+    max_future_seconds: float = Field(
+        300.0, description="How far past the server clock a timestamp may lie before rejection."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """All event types accepted by ingestion."""
+        return BUILTIN_EVENT_TYPES + tuple(
+            t for t in self.custom_event_types if t not in BUILTIN_EVENT_TYPES
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the configured one, else SQLite inside data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'agora.db').resolve()}"
+
+    @property
+    def model_dir(self) -> Path:
+        """Where trained model artefacts are stored."""
+        return self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once from the environment."""
+    return Settings()

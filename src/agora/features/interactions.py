@@ -1,0 +1,125 @@
+"""The interaction matrix every recommender is fitted on, with the id maps around it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class ItemSide:
+    """Side data about items, aligned with ``Interactions.item_ids`` (row i describes item i)."""
+
+    texts: list[str] | None = None
+    tags: list[list[str]] | None = None
+    created: np.ndarray | None = None  # epoch seconds, float64; NaN when unknown
+    authors: list[str | None] | None = None
+
+
+@dataclass
+class Interactions:
+    """A users x items matrix of positive interaction strength.
+
+    ``matrix[u, i]`` is the summed weight of user ``user_ids[u]``'s events on item ``item_ids[i]``.
+    ``last_seen[u, i]`` (same sparsity, optional) is the epoch second of the latest such event,
+    which time-aware models (trending) use.
+    """
+
+    matrix: sp.csr_matrix
+    user_ids: np.ndarray  # external ids, dtype object (str)
+    item_ids: np.ndarray
+    last_seen: sp.csr_matrix | None = None
+    _user_index: dict[str, int] = field(default_factory=dict, repr=False)
+    _item_index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.matrix = sp.csr_matrix(self.matrix, dtype=np.float32)
+        self.matrix.sum_duplicates()
+        self.matrix.sort_indices()
+        self.user_ids = np.asarray(self.user_ids, dtype=object)
+        self.item_ids = np.asarray(self.item_ids, dtype=object)
+        if self.matrix.shape != (len(self.user_ids), len(self.item_ids)):
+            raise ValueError(
+                f"matrix shape {self.matrix.shape} does not match "
+                f"{len(self.user_ids)} users x {len(self.item_ids)} items"
+            )
+        self._user_index = {u: i for i, u in enumerate(self.user_ids)}
+        self._item_index = {t: i for i, t in enumerate(self.item_ids)}
+
+    @classmethod
+    def from_triples(
+        cls,
+        users: list[str] | np.ndarray,
+        items: list[str] | np.ndarray,
+        weights: list[float] | np.ndarray | None = None,
+        timestamps: list[float] | np.ndarray | None = None,
+        user_ids: list[str] | np.ndarray | None = None,
+        item_ids: list[str] | np.ndarray | None = None,
+    ) -> Interactions:
+        """Build from parallel arrays of external ids; repeated pairs add up their weights.
+
+        ``user_ids``/``item_ids`` fix the index order (and may hold ids with no interactions,
+        e.g. cold items that must stay rankable); by default ids are sorted.
+        """
+        users = np.asarray(users, dtype=object)
+        items = np.asarray(items, dtype=object)
+        if user_ids is None:
+            user_ids = np.array(sorted(set(users.tolist())), dtype=object)
+        if item_ids is None:
+            item_ids = np.array(sorted(set(items.tolist())), dtype=object)
+        uindex = {u: i for i, u in enumerate(user_ids)}
+        iindex = {t: i for i, t in enumerate(item_ids)}
+        rows = np.fromiter((uindex[u] for u in users), dtype=np.int64, count=len(users))
+        cols = np.fromiter((iindex[t] for t in items), dtype=np.int64, count=len(items))
+        data = (
+            np.ones(len(users), dtype=np.float32)
+            if weights is None
+            else np.asarray(weights, dtype=np.float32)
+        )
+        shape = (len(user_ids), len(item_ids))
+        matrix = sp.csr_matrix((data, (rows, cols)), shape=shape)
+        last_seen = None
+        if timestamps is not None:
+            ts = np.asarray(timestamps, dtype=np.float64)
+            coo = sp.coo_matrix((ts, (rows, cols)), shape=shape)
+            # keep the latest timestamp per (user, item): max over duplicates
+            order = np.lexsort((coo.data, coo.col, coo.row))
+            r, c, d = coo.row[order], coo.col[order], coo.data[order]
+            last = np.ones(len(r), dtype=bool)
+            last[:-1] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+            last_seen = sp.csr_matrix((d[last], (r[last], c[last])), shape=shape)
+        return cls(matrix, user_ids, item_ids, last_seen)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def n_users(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[1]
+
+    def user_index(self, user_id: str) -> int | None:
+        """Row of a user, or None when the user is unknown."""
+        return self._user_index.get(user_id)
+
+    def item_index(self, item_id: str) -> int | None:
+        """Column of an item, or None when the item is unknown."""
+        return self._item_index.get(item_id)
+
+    def fingerprint(self) -> str:
+        """A short hash of the data, stored with models so one can tell what they were fitted on."""
+        h = hashlib.sha256()
+        h.update(np.asarray(self.matrix.shape, dtype=np.int64).tobytes())
+        h.update(self.matrix.indptr.tobytes())
+        h.update(self.matrix.indices.tobytes())
+        h.update(self.matrix.data.tobytes())
+        h.update("\x1f".join(map(str, self.user_ids)).encode())
+        h.update("\x1f".join(map(str, self.item_ids)).encode())
+        return h.hexdigest()[:16]

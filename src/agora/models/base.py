@@ -1,0 +1,140 @@
+"""The one recommender interface every model implements (in the spirit of implicit/scikit-learn).
+
+Hyper-parameters go in the constructor; ``fit`` learns state into attributes ending in ``_``;
+``score`` gives every item a score for some users; ``recommend`` and ``similar_items`` rank.
+``save``/``load`` write the learned state (numpy arrays, sparse matrices, JSON scalars) to a folder
+without pickle, so artefacts are portable and safe to load.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from agora.features.interactions import Interactions, ItemSide
+
+
+class Recommender(ABC):
+    """Base class: subclasses set ``name`` and implement ``fit``, ``score``, ``similar_items``."""
+
+    name: ClassVar[str]
+
+    # -- parameters -----------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters and their current values (scikit-learn style)."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p: getattr(self, p)
+            for p in sig.parameters
+            if p != "self" and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD
+        }
+
+    # -- learning and scoring ---------------------------------------------------------------
+    @abstractmethod
+    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+        """Learn from a users x items interaction matrix and optional item side data."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """Dense (len(users), n_items) scores; higher is better.
+
+        ``users`` are row indices of the fitted matrix (-1 for a user the model never saw);
+        ``history`` holds those users' current interactions (rows aligned with ``users``,
+        n_items columns) and may include events newer than ``fit``: models that can use it
+        (item-KNN, EASE, content, fold-in of ALS) must, so a new event changes the next answer.
+        """
+
+    @abstractmethod
+    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items most similar to ``item`` (itself excluded) and their similarities."""
+
+    def recommend(
+        self,
+        user: int,
+        history: sp.csr_matrix,
+        n: int = 10,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` item indices and scores for one user; items in ``history`` and ``exclude``
+        are never returned."""
+        items, scores = self.recommend_batch(np.array([user]), sp.csr_matrix(history), n, exclude)
+        return items[0], scores[0]
+
+    def recommend_batch(
+        self,
+        users: np.ndarray,
+        history: sp.csr_matrix,
+        n: int = 10,
+        exclude: sp.csr_matrix | np.ndarray | None = None,
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Top ``n`` for several users at once; ``exclude`` is a sparse matrix aligned with
+        ``users`` (or, for a single user, an array of item indices)."""
+        scores = np.asarray(self.score(np.asarray(users), history), dtype=np.float64)
+        scores[history.nonzero()] = -np.inf
+        if exclude is not None:
+            if sp.issparse(exclude):
+                scores[exclude.nonzero()] = -np.inf
+            else:
+                scores[:, np.asarray(exclude, dtype=np.int64)] = -np.inf
+        return top_n(scores, n)
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write parameters and learned state into folder ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        scalars: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if not key.endswith("_") or key.startswith("_"):
+                continue
+            if sp.issparse(value):
+                sp.save_npz(path / f"{key}.npz", sp.csr_matrix(value))
+            elif isinstance(value, np.ndarray):
+                if value.dtype == object:
+                    value = value.astype(str)
+                arrays[key] = value
+            else:
+                scalars[key] = value
+        np.savez(path / "state.npz", **arrays)
+        state = {"name": self.name, "params": self.get_params(), "scalars": scalars}
+        (path / "model.json").write_text(json.dumps(state, indent=2, default=str))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a model written by ``save``."""
+        path = Path(path)
+        state = json.loads((path / "model.json").read_text())
+        model = cls(**state["params"])
+        for key, value in state["scalars"].items():
+            setattr(model, key, value)
+        with np.load(path / "state.npz", allow_pickle=False) as data:
+            for key in data.files:
+                setattr(model, key, data[key])
+        for sparse_file in path.glob("*_.npz"):
+            setattr(model, sparse_file.stem, sp.load_npz(sparse_file).tocsr())
+        return model
+
+
+def top_n(scores: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per row, the indices of the ``n`` highest finite scores, best first, and those scores."""
+    n = min(n, scores.shape[1])
+    if n <= 0:
+        return [np.empty(0, np.int64)] * len(scores), [np.empty(0)] * len(scores)
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    sc = np.take_along_axis(part_scores, order, axis=1)
+    items, values = [], []
+    for row_idx, row_sc in zip(idx, sc, strict=True):
+        keep = np.isfinite(row_sc)
+        items.append(row_idx[keep].astype(np.int64))
+        values.append(row_sc[keep])
+    return items, values
