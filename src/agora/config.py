@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Event types every deployment understands; a deployment adds its own with AGORA_CUSTOM_EVENT_TYPES.
+#: Event types every deployment understands; add more with AGORA_CUSTOM_EVENT_TYPES.
 BUILTIN_EVENT_TYPES: tuple[str, ...] = (
     "view",
     "click",
@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     )
     custom_event_types: list[str] = Field(
         default_factory=lambda: ["ask", "answer", "accept"],
-        description="Event types beyond the built-in ones (the Stack Exchange importer uses these).",
+        description="Event types beyond the built-in ones (Stack Exchange imports use these).",
     )
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     models: list[str] = Field(

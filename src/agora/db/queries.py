@@ -1,0 +1,142 @@
+"""Reading from the store: records by external id, counts, histories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from agora.db.tables import Event, Group, Item, Membership, SocialEdge, User
+from agora.ingest.schemas import as_utc
+
+
+def user_record(session: Session, external_id: str) -> dict[str, Any] | None:
+    """A user as the API shows it, or None."""
+    user = session.scalar(select(User).where(User.external_id == external_id))
+    if user is None:
+        return None
+    n_events = session.scalar(select(func.count()).where(Event.user_id == user.id))
+    return {
+        "user_id": user.external_id,
+        "created": as_utc(user.created),
+        "attributes": user.attributes,
+        "n_events": n_events,
+    }
+
+
+def item_record(session: Session, external_id: str) -> dict[str, Any] | None:
+    """An item as the API shows it, or None."""
+    row = session.execute(
+        select(Item, User.external_id)
+        .outerjoin(User, Item.author_id == User.id)
+        .where(Item.external_id == external_id)
+    ).first()
+    if row is None:
+        return None
+    item, author = row
+    return _item_dict(item, author)
+
+
+def _item_dict(item: Item, author: str | None) -> dict[str, Any]:
+    return {
+        "item_id": item.external_id,
+        "author_id": author,
+        "title": item.title,
+        "body": item.body,
+        "tags": item.tags,
+        "language": item.language,
+        "created": as_utc(item.created),
+        "media": item.media,
+        "attributes": item.attributes,
+    }
+
+
+def item_summaries(session: Session, external_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Title, author, tags and created time of several items, for decorating recommendations."""
+    wanted = list(dict.fromkeys(external_ids))
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 900):
+        part = wanted[start : start + 900]
+        rows = session.execute(
+            select(Item.external_id, Item.title, Item.tags, Item.created, User.external_id)
+            .outerjoin(User, Item.author_id == User.id)
+            .where(Item.external_id.in_(part))
+        )
+        for ext, title, tags, created, author in rows:
+            out[ext] = {
+                "title": title,
+                "tags": tags,
+                "created": as_utc(created),
+                "author_id": author,
+            }
+    return out
+
+
+def user_edges(session: Session, external_id: str) -> list[dict[str, Any]]:
+    """Outgoing social edges of a user."""
+    source, target = aliased(User), aliased(User)
+    rows = session.execute(
+        select(target.external_id, SocialEdge.type, SocialEdge.weight, SocialEdge.created)
+        .join(source, SocialEdge.source_id == source.id)
+        .join(target, SocialEdge.target_id == target.id)
+        .where(source.external_id == external_id)
+        .order_by(SocialEdge.type, target.external_id)
+    )
+    return [
+        {
+            "source_id": external_id,
+            "target_id": t,
+            "type": ty,
+            "weight": w,
+            "created": as_utc(c),
+        }
+        for t, ty, w, c in rows
+    ]
+
+
+def user_item_ids(session: Session, external_id: str, since: datetime | None = None) -> list[str]:
+    """External ids of the items a user has any event on (optionally only since a time)."""
+    stmt = (
+        select(Item.external_id)
+        .join(Event, Event.item_id == Item.id)
+        .join(User, Event.user_id == User.id)
+        .where(User.external_id == external_id)
+        .distinct()
+    )
+    if since is not None:
+        stmt = stmt.where(Event.timestamp >= since)
+    return list(session.scalars(stmt))
+
+
+def user_events(
+    session: Session, external_id: str, limit: int = 100
+) -> list[tuple[str, str, float | None, datetime]]:
+    """A user's latest events, newest first: (item id, type, value, timestamp)."""
+    rows = session.execute(
+        select(Item.external_id, Event.type, Event.value, Event.timestamp)
+        .join(Event, Event.item_id == Item.id)
+        .join(User, Event.user_id == User.id)
+        .where(User.external_id == external_id)
+        .order_by(Event.timestamp.desc(), Event.id.desc())
+        .limit(limit)
+    )
+    return [(i, t, v, as_utc(ts)) for i, t, v, ts in rows]
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Number of rows per entity, for the home page and health checks."""
+    tables = {
+        "users": User,
+        "items": Item,
+        "events": Event,
+        "edges": SocialEdge,
+        "groups": Group,
+        "memberships": Membership,
+    }
+    return {
+        name: session.scalar(select(func.count()).select_from(table))
+        for name, table in tables.items()
+    }

@@ -1,0 +1,70 @@
+"""Turning the store's events and items into the matrices models are fitted on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agora.db.tables import Event, Item, User
+from agora.features.interactions import Interactions, ItemSide
+from agora.ingest.schemas import as_utc
+
+#: Ratings below this value are not counted as interest (5-point scales: 1 and 2 are dislikes).
+RATING_THRESHOLD = 3.0
+
+
+def event_weight(event_type: str, value: float | None, weights: Mapping[str, float]) -> float:
+    """How much one event says the user is interested in the item (0 = not at all)."""
+    base = weights.get(event_type, 1.0)
+    if event_type == "rating" and value is not None and value < RATING_THRESHOLD:
+        return 0.0
+    return max(base, 0.0)
+
+
+def load_training_data(
+    session: Session, weights: Mapping[str, float]
+) -> tuple[Interactions, ItemSide, int]:
+    """Interactions over every stored item (items without events stay rankable), item side data,
+    and the largest event row id read, so serving knows which events arrived after training."""
+    item_rows = session.execute(
+        select(Item.external_id, Item.title, Item.body, Item.tags, Item.created, User.external_id)
+        .outerjoin(User, Item.author_id == User.id)
+        .order_by(Item.id)
+    ).all()
+    item_ids = [r[0] for r in item_rows]
+    side = ItemSide(
+        texts=[f"{r[1]}\n{r[2]}" for r in item_rows],
+        tags=[list(r[3] or []) for r in item_rows],
+        created=np.array([as_utc(r[4]).timestamp() for r in item_rows], dtype=np.float64),
+        authors=[r[5] for r in item_rows],
+    )
+    users: list[str] = []
+    items: list[str] = []
+    values: list[float] = []
+    stamps: list[float] = []
+    max_event_row = 0
+    query = (
+        select(
+            Event.id, User.external_id, Item.external_id, Event.type, Event.value, Event.timestamp
+        )
+        .join(User, Event.user_id == User.id)
+        .join(Item, Event.item_id == Item.id)
+        .order_by(Event.id)
+        .execution_options(yield_per=50_000)
+    )
+    for row_id, user, item, etype, value, ts in session.execute(query):
+        max_event_row = max(max_event_row, row_id)
+        weight = event_weight(etype, value, weights)
+        if weight <= 0:
+            continue
+        users.append(user)
+        items.append(item)
+        values.append(weight)
+        stamps.append(as_utc(ts).timestamp())
+    interactions = Interactions.from_triples(
+        users, items, values, stamps, item_ids=np.array(item_ids, dtype=object)
+    )
+    return interactions, side, max_event_row

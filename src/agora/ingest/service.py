@@ -1,0 +1,413 @@
+"""Writing to the store: batched, transactional, idempotent.
+
+Every function takes an open session and leaves committing to the caller
+(``db.engine.transaction``), so a request or an import file is written completely or not at
+all. Unknown user and item ids in events are created on the fly: platforms stream events
+before they sync profiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from agora.config import EDGE_TYPES
+from agora.db.tables import Event, Group, Item, Membership, SocialEdge, User
+from agora.ingest.schemas import (
+    Dataset,
+    EdgeIn,
+    EventIn,
+    GroupIn,
+    ItemIn,
+    MembershipIn,
+    UserIn,
+)
+
+CHUNK = 2000  # rows per INSERT statement; also keeps SQLite under its bound-parameter limit
+
+
+@dataclass
+class Problem:
+    """One reason a record was rejected: which record (index in the request), which field, why."""
+
+    index: int
+    field: str
+    message: str
+
+
+class Rejected(ValueError):
+    """The whole write was refused; nothing was stored."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        shown = "; ".join(f"[{p.index}] {p.field}: {p.message}" for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"{len(problems)} record(s) rejected: {shown}{more}")
+
+
+@dataclass
+class WriteSummary:
+    """What a write did: rows inserted or updated per kind, and re-sent events skipped."""
+
+    written: dict[str, int] = field(default_factory=dict)
+    duplicate_events: int = 0
+
+    def add(self, kind: str, n: int) -> None:
+        self.written[kind] = self.written.get(kind, 0) + n
+
+
+def _insert(session: Session, table: Any):  # noqa: ANN202 - dialect-specific Insert
+    """INSERT with ON CONFLICT support for the session's dialect (SQLite or PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ids_by_external(session: Session, table: Any, external_ids: Iterable[str]) -> dict[str, int]:
+    wanted = list(dict.fromkeys(external_ids))
+    found: dict[str, int] = {}
+    for part in _chunks(wanted, 900):
+        rows = session.execute(
+            select(table.external_id, table.id).where(table.external_id.in_(part))
+        )
+        found.update({ext: pk for ext, pk in rows})
+    return found
+
+
+def ensure_users(session: Session, external_ids: Iterable[str]) -> dict[str, int]:
+    """Internal ids for these users, creating bare rows for the ones not seen before."""
+    wanted = list(dict.fromkeys(external_ids))
+    if not wanted:
+        return {}
+    now = _now()
+    for part in _chunks(wanted):
+        stmt = _insert(session, User).on_conflict_do_nothing(index_elements=["external_id"])
+        session.execute(stmt, [{"external_id": u, "created": now, "attributes": {}} for u in part])
+    return _ids_by_external(session, User, wanted)
+
+
+def ensure_items(session: Session, external_ids: Iterable[str]) -> dict[str, int]:
+    """Internal ids for these items, creating bare rows for the ones not seen before."""
+    wanted = list(dict.fromkeys(external_ids))
+    if not wanted:
+        return {}
+    now = _now()
+    rows = [
+        {
+            "external_id": i,
+            "created": now,
+            "title": "",
+            "body": "",
+            "tags": [],
+            "media": {},
+            "attributes": {},
+        }
+        for i in wanted
+    ]
+    for part in _chunks(rows):
+        stmt = _insert(session, Item).on_conflict_do_nothing(index_elements=["external_id"])
+        session.execute(stmt, part)
+    return _ids_by_external(session, Item, wanted)
+
+
+def upsert_users(session: Session, users: Sequence[UserIn]) -> int:
+    """Create or replace users (attributes are replaced as a whole)."""
+    now = _now()
+    rows = [
+        {"external_id": u.user_id, "created": u.created or now, "attributes": u.attributes}
+        for u in users
+    ]
+    for part in _chunks(rows):
+        stmt = _insert(session, User)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["external_id"],
+            set_={"created": stmt.excluded.created, "attributes": stmt.excluded.attributes},
+        )
+        session.execute(stmt, part)
+    return len(rows)
+
+
+def upsert_items(session: Session, items: Sequence[ItemIn]) -> int:
+    """Create or replace items; authors not seen before are created."""
+    authors = ensure_users(session, [i.author_id for i in items if i.author_id])
+    now = _now()
+    rows = [
+        {
+            "external_id": i.item_id,
+            "author_id": authors.get(i.author_id) if i.author_id else None,
+            "title": i.title,
+            "body": i.body,
+            "tags": i.tags,
+            "language": i.language,
+            "created": i.created or now,
+            "media": i.media,
+            "attributes": i.attributes,
+        }
+        for i in items
+    ]
+    columns = ["author_id", "title", "body", "tags", "language", "created", "media", "attributes"]
+    for part in _chunks(rows):
+        stmt = _insert(session, Item)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["external_id"],
+            set_={c: getattr(stmt.excluded, c) for c in columns},
+        )
+        session.execute(stmt, part)
+    return len(rows)
+
+
+def check_events(
+    events: Sequence[EventIn],
+    allowed_types: Iterable[str],
+    max_future_seconds: float,
+    now: datetime | None = None,
+) -> list[Problem]:
+    """Problems that make events unacceptable: unknown type, a timestamp too far in the future."""
+    allowed = set(allowed_types)
+    limit = (now or _now()) + timedelta(seconds=max_future_seconds)
+    problems = []
+    for index, ev in enumerate(events):
+        if ev.type not in allowed:
+            problems.append(
+                Problem(index, "type", f"unknown event type {ev.type!r}; known: {sorted(allowed)}")
+            )
+        if ev.timestamp is not None and ev.timestamp > limit:
+            problems.append(
+                Problem(
+                    index,
+                    "timestamp",
+                    f"{ev.timestamp.isoformat()} lies more than {max_future_seconds:g} s "
+                    "in the future",
+                )
+            )
+    return problems
+
+
+def add_events(
+    session: Session,
+    events: Sequence[EventIn],
+    allowed_types: Iterable[str],
+    max_future_seconds: float = 300.0,
+) -> WriteSummary:
+    """Store events once each: an event_id already stored (or repeated in the batch) is skipped.
+
+    Raises ``Rejected`` (and writes nothing) if any event is unacceptable.
+    """
+    now = _now()
+    problems = check_events(events, allowed_types, max_future_seconds, now)
+    if problems:
+        raise Rejected(problems)
+    summary = WriteSummary()
+    unique: dict[str, EventIn] = {}
+    for ev in events:
+        unique.setdefault(ev.event_id, ev)
+    stored = _existing_event_ids(session, list(unique))
+    fresh = [ev for eid, ev in unique.items() if eid not in stored]
+    summary.duplicate_events = len(events) - len(fresh)
+    if not fresh:
+        return summary
+    users = ensure_users(session, (ev.user_id for ev in fresh))
+    items = ensure_items(session, (ev.item_id for ev in fresh))
+    rows = [
+        {
+            "event_id": ev.event_id,
+            "user_id": users[ev.user_id],
+            "item_id": items[ev.item_id],
+            "type": ev.type,
+            "value": ev.value,
+            "timestamp": ev.timestamp or now,
+            "context": ev.context,
+        }
+        for ev in fresh
+    ]
+    for part in _chunks(rows):
+        # a concurrent request may have stored the same event_id meanwhile: still once
+        stmt = _insert(session, Event).on_conflict_do_nothing(index_elements=["event_id"])
+        session.execute(stmt, part)
+    summary.add("events", len(rows))
+    return summary
+
+
+def _existing_event_ids(session: Session, event_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for part in _chunks(event_ids, 900):
+        found.update(session.scalars(select(Event.event_id).where(Event.event_id.in_(part))))
+    return found
+
+
+def check_edges(edges: Sequence[EdgeIn]) -> list[Problem]:
+    """Problems that make edges unacceptable: unknown type, an edge from a user to themself."""
+    problems = []
+    for index, edge in enumerate(edges):
+        if edge.type not in EDGE_TYPES:
+            problems.append(
+                Problem(
+                    index, "type", f"unknown edge type {edge.type!r}; known: {list(EDGE_TYPES)}"
+                )
+            )
+        if edge.source_id == edge.target_id:
+            problems.append(Problem(index, "target_id", "an edge cannot point to its own source"))
+    return problems
+
+
+def add_edges(session: Session, edges: Sequence[EdgeIn]) -> int:
+    """Create or update social edges; a friend edge is stored in both directions."""
+    problems = check_edges(edges)
+    if problems:
+        raise Rejected(problems)
+    users = ensure_users(session, [e.source_id for e in edges] + [e.target_id for e in edges])
+    now = _now()
+    rows: dict[tuple[int, int, str], dict[str, Any]] = {}
+    for e in edges:
+        pairs = [(e.source_id, e.target_id)]
+        if e.type == "friend":
+            pairs.append((e.target_id, e.source_id))
+        for src, dst in pairs:
+            key = (users[src], users[dst], e.type)
+            rows[key] = {
+                "source_id": key[0],
+                "target_id": key[1],
+                "type": e.type,
+                "weight": e.weight,
+                "created": e.created or now,
+            }
+    values = list(rows.values())
+    for part in _chunks(values):
+        stmt = _insert(session, SocialEdge)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source_id", "target_id", "type"],
+            set_={"weight": stmt.excluded.weight},
+        )
+        session.execute(stmt, part)
+    return len(values)
+
+
+def upsert_groups(session: Session, groups: Sequence[GroupIn]) -> int:
+    """Create or replace groups."""
+    now = _now()
+    rows = [
+        {
+            "external_id": g.group_id,
+            "name": g.name,
+            "created": g.created or now,
+            "attributes": g.attributes,
+        }
+        for g in groups
+    ]
+    for part in _chunks(rows):
+        stmt = _insert(session, Group)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["external_id"],
+            set_={"name": stmt.excluded.name, "attributes": stmt.excluded.attributes},
+        )
+        session.execute(stmt, part)
+    return len(rows)
+
+
+def add_memberships(session: Session, memberships: Sequence[MembershipIn]) -> int:
+    """Add users to groups; unknown users are created, unknown groups are an error."""
+    groups = _ids_by_external(session, Group, [m.group_id for m in memberships])
+    problems = [
+        Problem(i, "group_id", f"unknown group {m.group_id!r}")
+        for i, m in enumerate(memberships)
+        if m.group_id not in groups
+    ]
+    if problems:
+        raise Rejected(problems)
+    users = ensure_users(session, [m.user_id for m in memberships])
+    now = _now()
+    rows = [
+        {
+            "group_id": groups[m.group_id],
+            "user_id": users[m.user_id],
+            "role": m.role,
+            "created": m.created or now,
+        }
+        for m in memberships
+    ]
+    for part in _chunks(rows):
+        stmt = _insert(session, Membership)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["group_id", "user_id"], set_={"role": stmt.excluded.role}
+        )
+        session.execute(stmt, part)
+    return len(rows)
+
+
+def add_dataset(
+    session: Session,
+    dataset: Dataset,
+    allowed_types: Iterable[str],
+    max_future_seconds: float = 300.0,
+    progress: Callable[[str, int], None] | None = None,
+) -> WriteSummary:
+    """Write a whole import (users, groups, items, events, edges, memberships) in one session."""
+    allowed_types = tuple(allowed_types)
+    summary = WriteSummary()
+    steps: list[tuple[str, Sequence[Any], Callable[[Session, Sequence[Any]], int]]] = [
+        ("users", dataset.users, upsert_users),
+        ("groups", dataset.groups, upsert_groups),
+        ("items", dataset.items, upsert_items),
+        ("edges", dataset.edges, add_edges),
+        ("memberships", dataset.memberships, add_memberships),
+    ]
+    for kind, rows, write in steps:
+        for part in _chunks(rows, 20 * CHUNK):
+            summary.add(kind, write(session, part))
+            if progress:
+                progress(kind, len(part))
+    for part in _chunks(dataset.events, 20 * CHUNK):
+        result = add_events(session, part, allowed_types, max_future_seconds)
+        summary.add("events", result.written.get("events", 0))
+        summary.duplicate_events += result.duplicate_events
+        if progress:
+            progress("events", len(part))
+    return summary
+
+
+def delete_user(session: Session, external_id: str) -> bool:
+    """Delete a user with their events, edges and memberships; their items stay, authorless."""
+    result = session.execute(delete(User).where(User.external_id == external_id))
+    return result.rowcount > 0
+
+
+def delete_item(session: Session, external_id: str) -> bool:
+    """Delete an item with every event on it."""
+    result = session.execute(delete(Item).where(Item.external_id == external_id))
+    return result.rowcount > 0
+
+
+def delete_edge(session: Session, source_id: str, target_id: str, edge_type: str) -> bool:
+    """Delete one social edge (a friend edge in both directions)."""
+    users = _ids_by_external(session, User, [source_id, target_id])
+    if source_id not in users or target_id not in users:
+        return False
+    pairs = [(users[source_id], users[target_id])]
+    if edge_type == "friend":
+        pairs.append((users[target_id], users[source_id]))
+    removed = 0
+    for src, dst in pairs:
+        result = session.execute(
+            delete(SocialEdge).where(
+                SocialEdge.source_id == src,
+                SocialEdge.target_id == dst,
+                SocialEdge.type == edge_type,
+            )
+        )
+        removed += result.rowcount
+    return removed > 0

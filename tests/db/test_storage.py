@@ -1,0 +1,141 @@
+"""Storage behaviour on both real databases: idempotent events, cascades, rollbacks, migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, select
+
+from agora.config import Settings
+from agora.db import queries
+from agora.db.engine import downgrade, migrate, session_factory, transaction
+from agora.db.tables import Event, Item, SocialEdge, User
+from agora.ingest import service
+from agora.ingest.schemas import Dataset, EdgeIn, EventIn, GroupIn, ItemIn, MembershipIn, UserIn
+
+TYPES = Settings().event_types
+
+
+def _event(n: int, user: str = "u1", item: str = "p1", kind: str = "like", **kw) -> EventIn:
+    return EventIn(event_id=f"e{n}", user_id=user, item_id=item, type=kind, **kw)
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
+    from agora.db.engine import make_engine
+
+    eng = make_engine(sqlite_url)
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migrations_go_up_and_down(engine) -> None:
+    names = set(inspect(engine).get_table_names())
+    assert {"users", "items", "events", "social_edges", "groups", "memberships"} <= names
+    downgrade(engine, "base")
+    assert "events" not in set(inspect(engine).get_table_names())
+    migrate(engine)
+    assert "events" in set(inspect(engine).get_table_names())
+
+
+def test_resent_event_is_stored_once(engine) -> None:
+    factory = session_factory(engine)
+    with transaction(factory) as s:
+        first = service.add_events(s, [_event(1), _event(2, item="p2")], TYPES)
+    with transaction(factory) as s:
+        again = service.add_events(s, [_event(1), _event(1), _event(3, item="p3")], TYPES)
+    assert first.written == {"events": 2} and first.duplicate_events == 0
+    assert again.written == {"events": 1} and again.duplicate_events == 2
+    with factory() as s:
+        assert s.scalar(select(Event).where(Event.event_id == "e1")).type == "like"
+        assert queries.counts(s)["events"] == 3
+
+
+def test_unknown_ids_in_events_are_created(engine) -> None:
+    factory = session_factory(engine)
+    ts = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    with transaction(factory) as s:
+        service.add_events(s, [_event(1, user="newbie", item="fresh", timestamp=ts)], TYPES)
+    with factory() as s:
+        assert queries.user_record(s, "newbie")["n_events"] == 1
+        assert queries.item_record(s, "fresh")["item_id"] == "fresh"
+        assert queries.user_events(s, "newbie")[0][3] == ts
+
+
+def test_rejected_batch_writes_nothing(engine) -> None:
+    factory = session_factory(engine)
+    future = datetime.now(UTC) + timedelta(days=30)
+    batch = [_event(1), _event(2, kind="teleport"), _event(3, timestamp=future)]
+    with pytest.raises(service.Rejected) as err, transaction(factory) as s:
+        service.add_events(s, batch, TYPES)
+    fields = {(p.index, p.field) for p in err.value.problems}
+    assert fields == {(1, "type"), (2, "timestamp")}
+    with factory() as s:
+        assert queries.counts(s) == {k: 0 for k in queries.counts(s)}
+
+
+def test_failure_midway_rolls_back_the_whole_transaction(engine) -> None:
+    factory = session_factory(engine)
+    with pytest.raises(service.Rejected), transaction(factory) as s:
+        service.upsert_users(s, [UserIn(user_id="a"), UserIn(user_id="b")])
+        service.add_events(s, [_event(1, kind="nope")], TYPES)
+    with factory() as s:
+        assert queries.counts(s)["users"] == 0
+
+
+def test_deleting_a_user_removes_their_rows_and_keeps_their_posts(engine) -> None:
+    factory = session_factory(engine)
+    data = Dataset(
+        users=[UserIn(user_id="alice"), UserIn(user_id="bob")],
+        groups=[GroupIn(group_id="g1", name="Plutus devs")],
+        items=[ItemIn(item_id="p1", author_id="alice", title="Hello", tags=["intro"])],
+        events=[_event(1, user="alice", item="p1"), _event(2, user="bob", item="p1")],
+        edges=[EdgeIn(source_id="alice", target_id="bob", type="friend")],
+        memberships=[MembershipIn(group_id="g1", user_id="alice")],
+    )
+    with transaction(factory) as s:
+        summary = service.add_dataset(s, data, TYPES)
+    assert summary.written["edges"] == 2  # friend edges go both ways
+    with transaction(factory) as s:
+        assert service.delete_user(s, "alice")
+        assert not service.delete_user(s, "alice")
+    with factory() as s:
+        c = queries.counts(s)
+        assert (c["users"], c["events"], c["edges"], c["memberships"]) == (1, 1, 0, 0)
+        assert queries.item_record(s, "p1")["author_id"] is None
+    with transaction(factory) as s:
+        assert service.delete_item(s, "p1")
+    with factory() as s:
+        assert queries.counts(s)["events"] == 0
+
+
+def test_upserts_replace_fields(engine) -> None:
+    factory = session_factory(engine)
+    with transaction(factory) as s:
+        service.upsert_items(s, [ItemIn(item_id="p1", title="Draft", tags=["a"])])
+    with transaction(factory) as s:
+        service.upsert_items(
+            s, [ItemIn(item_id="p1", title="Final", tags=["a", "b"], author_id="z")]
+        )
+    with factory() as s:
+        rec = queries.item_record(s, "p1")
+        assert (rec["title"], rec["tags"], rec["author_id"]) == ("Final", ["a", "b"], "z")
+        assert s.scalar(select(User.external_id)) == "z"
+        assert len(s.scalars(select(Item)).all()) == 1
+
+
+def test_edges_validate_and_delete(engine) -> None:
+    factory = session_factory(engine)
+    with pytest.raises(service.Rejected), transaction(factory) as s:
+        service.add_edges(s, [EdgeIn(source_id="a", target_id="a", type="follow")])
+    with transaction(factory) as s:
+        service.add_edges(s, [EdgeIn(source_id="a", target_id="b", type="trust", weight=0.5)])
+        service.add_edges(s, [EdgeIn(source_id="a", target_id="b", type="trust", weight=0.9)])
+    with factory() as s:
+        edges = queries.user_edges(s, "a")
+        assert [(e["target_id"], e["type"], e["weight"]) for e in edges] == [("b", "trust", 0.9)]
+    with transaction(factory) as s:
+        assert service.delete_edge(s, "a", "b", "trust")
+    with factory() as s:
+        assert s.scalars(select(SocialEdge)).all() == []
