@@ -1,0 +1,598 @@
+"""Agora's own import format: JSON Lines (any mix of record kinds) and CSV (one kind per file).
+
+See ``docs/import-format.md`` for the documented format. Every line is validated against the
+schemas in :mod:`agora.ingest.schemas` plus file-level checks (encoding, duplicate event ids,
+unknown event types, timestamps in the future, truncated last line). All problems are collected and
+raised together as one :class:`~agora.ingest.errors.ImportFailed`, so a bad file yields nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agora.config import BUILTIN_EVENT_TYPES, EDGE_TYPES
+from agora.ingest.errors import ProblemCollector
+from agora.ingest.schemas import Dataset, EdgeIn, EventIn, GroupIn, ItemIn, MembershipIn, UserIn
+
+#: Record kinds and their schema, in the order a Dataset is written.
+KINDS: dict[str, type[BaseModel]] = {
+    "user": UserIn,
+    "group": GroupIn,
+    "item": ItemIn,
+    "event": EventIn,
+    "edge": EdgeIn,
+    "membership": MembershipIn,
+}
+#: Which Dataset list each kind goes into.
+KIND_LISTS: dict[str, str] = {
+    "user": "users",
+    "group": "groups",
+    "item": "items",
+    "event": "events",
+    "edge": "edges",
+    "membership": "memberships",
+}
+#: Event types accepted when the caller passes none: the built-in ones plus the default custom ones.
+DEFAULT_EVENT_TYPES: tuple[str, ...] = BUILTIN_EVENT_TYPES + ("ask", "answer", "accept")
+#: Default tolerance for timestamps past "now" (same as ``Settings.max_future_seconds``).
+DEFAULT_MAX_FUTURE_SECONDS = 300.0
+#: CSV columns holding a list, written as ``a|b|c``.
+LIST_FIELDS = frozenset({"tags"})
+#: CSV columns holding a JSON object as text.
+JSON_FIELDS = frozenset({"attributes", "context", "media"})
+#: Fields holding datetimes (checked against ``max_future_seconds``).
+_DATETIME_FIELDS = ("timestamp", "created")
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+CSV_SUFFIXES = (".csv",)
+
+
+# --------------------------------------------------------------------------------------------
+# validation shared by both readers
+
+
+@dataclass
+class _Checker:
+    """File-level validation state: allowed types, clock, event ids seen so far."""
+
+    problems: ProblemCollector
+    event_types: frozenset[str]
+    edge_types: frozenset[str]
+    max_future_seconds: float | None
+    now: datetime
+    seen_event_ids: dict[str, int] = field(default_factory=dict)
+
+    def record(self, kind: str, data: dict[str, Any], line: int) -> BaseModel | None:
+        """Validate one record; report all its problems and return it only when it is sound."""
+        ok = True
+        if kind == "event":
+            ok = self._event(data, line)
+        elif kind == "edge":
+            edge_type = _text(data.get("type"))
+            if edge_type and edge_type not in self.edge_types:
+                allowed = ", ".join(sorted(self.edge_types))
+                self.problems.add(
+                    line, f"unknown edge type {edge_type!r} (allowed: {allowed})", field="type"
+                )
+                ok = False
+        try:
+            model = KINDS[kind].model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self.problems.add(line, _describe_error(err, kind), field=_loc(err["loc"]))
+            return None
+        if self.max_future_seconds is not None:
+            for name in _DATETIME_FIELDS:
+                value = getattr(model, name, None)
+                if value is None:
+                    continue
+                ahead = (value - self.now).total_seconds()
+                if ahead > self.max_future_seconds:
+                    self.problems.add(
+                        line,
+                        f"{value.isoformat()} lies {ahead:,.0f} s in the future (limit "
+                        f"{self.max_future_seconds:g} s after {self.now.isoformat()})",
+                        field=name,
+                    )
+                    ok = False
+        return model if ok else None
+
+    def _event(self, data: dict[str, Any], line: int) -> bool:
+        """Checks made on the raw event, so they are reported even when other fields are bad."""
+        ok = True
+        event_type = _text(data.get("type"))
+        if event_type and event_type not in self.event_types:
+            self.problems.add(
+                line,
+                f"unknown event type {event_type!r} "
+                f"(allowed: {', '.join(sorted(self.event_types))})",
+                field="type",
+            )
+            ok = False
+        event_id = _text(data.get("event_id"))
+        if event_id:
+            first = self.seen_event_ids.get(event_id)
+            if first is not None:
+                self.problems.add(
+                    line,
+                    f"duplicate event_id {event_id!r}: first used on line {first}",
+                    field="event_id",
+                )
+                ok = False
+            else:
+                self.seen_event_ids[event_id] = line
+        return ok
+
+
+def _text(value: Any) -> str | None:
+    """The stripped text of a string or integer value (as the schemas normalise ids)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip()
+    return None
+
+
+def _loc(loc: Sequence[Any]) -> str:
+    return ".".join(str(part) for part in loc) if loc else ""
+
+
+def _describe_error(err: dict[str, Any], kind: str) -> str:
+    kind_name = err.get("type", "")
+    if kind_name == "missing":
+        return f"required for a {kind} record but missing"
+    if kind_name == "extra_forbidden":
+        allowed = ", ".join(KINDS[kind].model_fields)
+        return f"not a field of a {kind} record (fields: {allowed})"
+    got = repr(err.get("input"))
+    if len(got) > 60:
+        got = got[:57] + "..."
+    return f"{err.get('msg', 'invalid value')} (got {got})"
+
+
+def _make_checker(
+    problems: ProblemCollector,
+    event_types: Iterable[str] | None,
+    edge_types: Iterable[str] | None,
+    max_future_seconds: float | None,
+    now: datetime | None,
+) -> _Checker:
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return _Checker(
+        problems=problems,
+        event_types=frozenset(DEFAULT_EVENT_TYPES if event_types is None else event_types),
+        edge_types=frozenset(EDGE_TYPES if edge_types is None else edge_types),
+        max_future_seconds=max_future_seconds,
+        now=now,
+    )
+
+
+def _lines(path: Path, problems: ProblemCollector) -> Iterator[tuple[int, str, bool]]:
+    """Decoded lines as (1-based number, text without line end, ended by a newline).
+
+    Lines that are not valid UTF-8 are reported (with the position of the first bad byte) and
+    skipped. A UTF-8 byte-order mark at the start is ignored.
+    """
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            ended = raw.endswith(b"\n")
+            body = raw.rstrip(b"\r\n")
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.add(
+                    number,
+                    f"not valid UTF-8: byte 0x{body[exc.start]:02x} at column {exc.start + 1} "
+                    "(save the file as UTF-8)",
+                    column=exc.start + 1,
+                )
+                continue
+            yield number, text, ended
+
+
+# --------------------------------------------------------------------------------------------
+# JSON Lines
+
+
+def _scan_jsonl(path: Path, checker: _Checker) -> Iterator[tuple[str, BaseModel]]:
+    problems = checker.problems
+    lines = non_blank = 0
+    for number, text, ended in _lines(path, problems):
+        lines += 1
+        if not text.strip():
+            continue
+        non_blank += 1
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if not ended:
+                problems.add(
+                    number,
+                    "truncated last line: not valid JSON and no newline at the end "
+                    f"(the file was probably cut off; {exc.msg} at column {exc.colno})",
+                    column=exc.colno,
+                )
+            else:
+                problems.add(
+                    number, f"malformed JSON at column {exc.colno}: {exc.msg}", column=exc.colno
+                )
+            continue
+        if not isinstance(obj, dict):
+            problems.add(number, f"expected a JSON object, got {_json_type(obj)}")
+            continue
+        kind = obj.pop("kind", "event")
+        if kind not in KINDS:
+            problems.add(
+                number,
+                f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})",
+                field="kind",
+            )
+            continue
+        model = checker.record(kind, obj, number)
+        if model is not None:
+            yield kind, model
+    if non_blank == 0 and not problems:
+        if lines == 0:
+            problems.add(1, "file is empty (0 bytes, no records)")
+        else:
+            problems.add(1, "file is empty (only blank lines, no records)")
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# CSV
+
+
+def _split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split("|") if part.strip()]
+
+
+def _scan_csv(
+    path: Path, checker: _Checker, kind: str | None, delimiter: str
+) -> Iterator[tuple[str, BaseModel]]:
+    problems = checker.problems
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
+    # First pass over the bytes: encoding and emptiness, so csv parsing sees clean text.
+    non_blank = 0
+    for _number, text, _ended in _lines(path, problems):
+        if text.strip():
+            non_blank += 1
+    if problems:
+        return
+    if non_blank == 0:
+        problems.add(1, "file is empty (a CSV file needs a header row and data rows)")
+        return
+
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        try:
+            header = next(reader)
+        except csv.Error as exc:
+            problems.add(1, f"malformed CSV header: {exc}")
+            return
+        header = [h.strip() for h in header]
+        if not _header_ok(header, kind, problems):
+            return
+        has_kind_col = "kind" in header
+        checked_kinds: set[str] = set()
+        if kind is not None:
+            _check_columns(header, kind, problems)
+            checked_kinds.add(kind)
+            if problems:
+                return
+        file_kind = kind
+        start = reader.line_num + 1
+        rows = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                problems.add(start, f"malformed CSV: {exc}")
+                return
+            number, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            rows += 1
+            if len(row) != len(header):
+                problems.add(
+                    number, f"expected {len(header)} columns as in the header, found {len(row)}"
+                )
+                continue
+            cells = dict(zip(header, row, strict=True))
+            row_kind = file_kind
+            if has_kind_col:
+                given = cells.pop("kind").strip() or (file_kind or "")
+                if given not in KINDS:
+                    problems.add(
+                        number,
+                        f"unknown kind {given!r} (expected one of: {', '.join(KINDS)})",
+                        field="kind",
+                    )
+                    continue
+                if file_kind is None:
+                    file_kind = given
+                elif given != file_kind:
+                    problems.add(
+                        number,
+                        f"kind {given!r} differs from {file_kind!r}: a CSV file holds one kind",
+                        field="kind",
+                    )
+                    continue
+                row_kind = given
+            assert row_kind is not None
+            if row_kind not in checked_kinds:
+                checked_kinds.add(row_kind)
+                if not _check_columns(header, row_kind, problems):
+                    return
+            data, cells_ok = _csv_cells(cells, number, problems)
+            model = checker.record(row_kind, data, number)
+            if model is not None and cells_ok:
+                yield row_kind, model
+        if rows == 0 and not problems:
+            problems.add(2, "no data rows after the header")
+
+
+def _header_ok(header: list[str], kind: str | None, problems: ProblemCollector) -> bool:
+    ok = True
+    seen: set[str] = set()
+    for i, name in enumerate(header, start=1):
+        if not name:
+            problems.add(1, f"header column {i} has no name", column=i)
+            ok = False
+        elif name in seen:
+            problems.add(1, f"column {name!r} appears twice in the header", field=name)
+            ok = False
+        seen.add(name)
+    known = set().union(*(m.model_fields for m in KINDS.values())) | {"kind"}
+    if ok and not seen & known:
+        problems.add(
+            1,
+            "a header row is required: the first row names no known column "
+            f"(got {', '.join(header)[:80]})",
+        )
+        return False
+    if ok and kind is None and "kind" not in seen:
+        problems.add(
+            1,
+            "cannot tell the record kind: add a 'kind' column or give the kind "
+            f"({', '.join(KINDS)}) when importing",
+            field="kind",
+        )
+        return False
+    return ok
+
+
+def _check_columns(header: list[str], kind: str, problems: ProblemCollector) -> bool:
+    fields = KINDS[kind].model_fields
+    ok = True
+    for name in header:
+        if name != "kind" and name not in fields:
+            problems.add(
+                1,
+                f"unknown column for kind {kind!r} (columns: {', '.join(fields)})",
+                field=name,
+            )
+            ok = False
+    return ok
+
+
+def _csv_cells(
+    cells: dict[str, str], number: int, problems: ProblemCollector
+) -> tuple[dict[str, Any], bool]:
+    """Cell texts turned into field values; bad JSON cells are reported and left out."""
+    data: dict[str, Any] = {}
+    ok = True
+    for name, raw in cells.items():
+        if raw.strip() == "":
+            continue  # empty cell: the field takes its default
+        if name in LIST_FIELDS:
+            data[name] = _split_list(raw)
+        elif name in JSON_FIELDS:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problems.add(number, f"malformed JSON at column {exc.colno}: {exc.msg}", name)
+                ok = False
+                continue
+            if not isinstance(value, dict):
+                problems.add(number, f"expected a JSON object, got {type(value).__name__}", name)
+                ok = False
+                continue
+            data[name] = value
+        else:
+            data[name] = raw
+    return data, ok
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def _scan(
+    path: Path,
+    checker: _Checker,
+    kind: str | None,
+    delimiter: str,
+) -> Iterator[tuple[str, BaseModel]]:
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return _scan_csv(path, checker, kind, delimiter)
+    if suffix in JSONL_SUFFIXES or suffix == ".json":
+        return _scan_jsonl(path, checker)
+    raise ValueError(
+        f"{path}: not an Agora import file (expected {', '.join(JSONL_SUFFIXES + CSV_SUFFIXES)})"
+    )
+
+
+def load_agora(
+    path: str | Path,
+    *,
+    kind: str | None = None,
+    event_types: Iterable[str] | None = None,
+    edge_types: Iterable[str] | None = None,
+    max_future_seconds: float | None = DEFAULT_MAX_FUTURE_SECONDS,
+    now: datetime | None = None,
+    delimiter: str = ",",
+) -> Dataset:
+    """Read one Agora-format file (``.jsonl``/``.ndjson`` or ``.csv``) into a Dataset.
+
+    ``kind`` names the record kind of a CSV file without a ``kind`` column. ``event_types`` are
+    the allowed event types (default: built-in + ask/answer/accept); ``max_future_seconds``
+    (``None`` turns the check off) bounds how far timestamps may lie past ``now`` (default: the
+    current UTC time). Raises :class:`~agora.ingest.errors.ImportFailed` listing every problem.
+    """
+    path = Path(path)
+    problems = ProblemCollector(path)
+    checker = _make_checker(problems, event_types, edge_types, max_future_seconds, now)
+    lists: dict[str, list[BaseModel]] = {name: [] for name in KIND_LISTS.values()}
+    for record_kind, model in _scan(path, checker, kind, delimiter):
+        lists[KIND_LISTS[record_kind]].append(model)
+    problems.raise_if_any()
+    return Dataset(**lists)
+
+
+def load_jsonl(path: str | Path, **opts: Any) -> Dataset:
+    """Read an Agora JSON Lines file; same options as :func:`load_agora`."""
+    return load_agora(path, **opts)
+
+
+def load_csv(path: str | Path, *, kind: str | None = None, **opts: Any) -> Dataset:
+    """Read an Agora CSV file of one record kind; same options as :func:`load_agora`."""
+    return load_agora(path, kind=kind, **opts)
+
+
+def validate_agora(path: str | Path, **opts: Any) -> dict[str, int]:
+    """Check a file without keeping its records; returns counts per kind or raises ImportFailed."""
+    path = Path(path)
+    kind = opts.pop("kind", None)
+    delimiter = opts.pop("delimiter", ",")
+    problems = ProblemCollector(path)
+    checker = _make_checker(
+        problems,
+        opts.pop("event_types", None),
+        opts.pop("edge_types", None),
+        opts.pop("max_future_seconds", DEFAULT_MAX_FUTURE_SECONDS),
+        opts.pop("now", None),
+    )
+    if opts:
+        raise TypeError(f"unexpected options: {', '.join(opts)}")
+    counts = dict.fromkeys(KIND_LISTS.values(), 0)
+    for record_kind, _model in _scan(path, checker, kind, delimiter):
+        counts[KIND_LISTS[record_kind]] += 1
+    problems.raise_if_any()
+    return counts
+
+
+def iter_agora(path: str | Path, *, chunk_size: int = 10_000, **opts: Any) -> Iterator[Dataset]:
+    """Yield a big Agora file as Datasets of at most ``chunk_size`` records each.
+
+    The whole file is validated first (nothing is yielded from a bad file: ImportFailed is raised
+    before the first chunk), then it is read once per record kind present, so every chunk holds one
+    kind and all users come before all items, items before events, and so on.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    path = Path(path)
+    counts = validate_agora(path, **dict(opts))
+    kind = opts.pop("kind", None)
+    delimiter = opts.pop("delimiter", ",")
+    for record_kind, list_name in KIND_LISTS.items():
+        if not counts[list_name]:
+            continue
+        # The file is known to be valid: read it again without the future check (the clock moved).
+        checker = _make_checker(
+            ProblemCollector(path),
+            opts.get("event_types"),
+            opts.get("edge_types"),
+            None,
+            opts.get("now"),
+        )
+        batch: list[BaseModel] = []
+        for k, model in _scan(path, checker, kind, delimiter):
+            if k != record_kind:
+                continue
+            batch.append(model)
+            if len(batch) >= chunk_size:
+                yield Dataset(**{list_name: batch})
+                batch = []
+        if batch:
+            yield Dataset(**{list_name: batch})
+
+
+# --------------------------------------------------------------------------------------------
+# writers (exports, fixtures, round trips)
+
+
+def _json_record(kind: str, model: BaseModel) -> dict[str, Any]:
+    data = model.model_dump(mode="json", exclude_defaults=True)
+    if kind == "event":
+        return data
+    return {"kind": kind, **data}
+
+
+def dump_jsonl(dataset: Dataset, path: str | Path) -> int:
+    """Write a Dataset as Agora JSON Lines (events without ``kind``); returns the line count."""
+    path = Path(path)
+    n = 0
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        for kind, list_name in KIND_LISTS.items():
+            for model in getattr(dataset, list_name):
+                fh.write(json.dumps(_json_record(kind, model), ensure_ascii=False) + "\n")
+                n += 1
+    return n
+
+
+def _csv_value(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if name in LIST_FIELDS:
+        bad = [v for v in value if "|" in v]
+        if bad:
+            raise ValueError(f"{name} value {bad[0]!r} contains '|', which CSV uses as separator")
+        return "|".join(value)
+    if name in JSON_FIELDS:
+        return json.dumps(value, ensure_ascii=False) if value else ""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def dump_csv(
+    records: Sequence[BaseModel], path: str | Path, kind: str, *, with_kind: bool = False
+) -> int:
+    """Write records of one kind as Agora CSV (header row first); returns the row count."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}")
+    columns = list(KINDS[kind].model_fields)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow((["kind"] if with_kind else []) + columns)
+    for model in records:
+        row = [_csv_value(c, getattr(model, c)) for c in columns]
+        writer.writerow(([kind] if with_kind else []) + row)
+    Path(path).write_text(buf.getvalue(), encoding="utf-8", newline="")
+    return len(records)
