@@ -82,3 +82,10 @@ def shared_benchmarks() -> Path:
     if not SHARED_BENCHMARKS.is_dir():
         pytest.skip(f"benchmark splits not found at {SHARED_BENCHMARKS}")
     return SHARED_BENCHMARKS
+
+
+@pytest.fixture
+def bundled_dump() -> Path:
+    """The Cardano Stack Exchange dump shipped in the repository."""
+    assert BUNDLED_DUMP.is_dir(), f"the bundled dump is missing at {BUNDLED_DUMP}"
+    return BUNDLED_DUMP

@@ -1,0 +1,46 @@
+# Two commands: `make demo` runs the engine on the bundled community, `make test` runs the suite.
+# Both create .venv when missing and install what they need; each step says what it does.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.agora-installed
+
+.PHONY: demo test lint bench-quality clean-data
+
+demo: $(STAMP)
+	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on 127.0.0.1:8000"
+	OPENBLAS_NUM_THREADS=1 $(BIN)/agora demo
+
+test: $(STAMP)
+	@echo ">> checking that the code is ruff-formatted and lint-clean"
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	@echo ">> running the test suite (SQLite and PostgreSQL at 127.0.0.1:5432)"
+	OPENBLAS_NUM_THREADS=1 $(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench-quality: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/quality.py
+
+clean-data:
+	rm -rf agora-data
+
+$(BIN)/python:
+	@if ! $(PYTHON) -c "import venv, ensurepip" 2>/dev/null; then \
+		echo ">> python3-venv is missing: installing it with apt-get"; \
+		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv; \
+	fi
+	@echo ">> creating the virtual environment in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	@echo ">> installing Agora and its dependencies into $(VENV) (pip)"
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+	@echo ">> the CLI is at $(BIN)/agora"

@@ -1,0 +1,286 @@
+"""The ``agora`` command: a thin shell over the services (import, train, recommend, eval, serve)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from agora.config import Settings, get_settings
+
+app = typer.Typer(
+    help="Agora: a self-hosted attention engine for community platforms.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+BUNDLED_COMMUNITY = REPO_ROOT / "data" / "cardano-se"
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _store(settings: Settings):  # noqa: ANN202 - (engine, session factory)
+    from agora.db.engine import make_engine, migrate, session_factory
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return engine, session_factory(engine)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    settings = get_settings()
+    _store(settings)
+    console.print(f"schema is up to date at {settings.resolved_database_url}")
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="File or folder to import.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="agora | stackexchange | movielens | lastfm | ciaodvd | benchmark "
+            "(default: detected from the path)",
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="For Agora CSV files: the kind of every row.")
+    ] = None,
+) -> None:
+    """Import a file or dump; a file with any bad line is rejected whole, with every problem."""
+    from agora.db.engine import transaction
+    from agora.ingest.errors import ImportFailed
+    from agora.ingest.registry import load_any
+    from agora.ingest.service import Rejected, add_dataset
+
+    settings = get_settings()
+    if not path.exists():
+        err.print(f"[red]error:[/red] {path}: no such file or folder")
+        raise typer.Exit(2)
+    try:
+        with console.status(f"reading {path}"):
+            dataset = load_any(path, fmt, **({"kind": kind} if kind else {}))
+    except ImportFailed as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    counts = dataset.counts()
+    _, factory = _store(settings)
+    try:
+        with _progress() as progress:
+            tasks = {k: progress.add_task(f"writing {k}", total=n) for k, n in counts.items() if n}
+            with transaction(factory) as session:
+                summary = add_dataset(
+                    session,
+                    dataset,
+                    settings.event_types,
+                    settings.max_future_seconds,
+                    progress=lambda k, n: progress.advance(tasks[k], n),
+                )
+    except Rejected as exc:
+        err.print(f"[red]error:[/red] {path}: {exc}; nothing was written")
+        raise typer.Exit(2) from exc
+    written = ", ".join(f"{n:,} {k}" for k, n in summary.written.items())
+    console.print(f"imported {path}: {written}; {summary.duplicate_events:,} events already stored")
+
+
+@app.command()
+def train(
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model names (default: settings.models).")
+    ] = None,
+    validate: Annotated[
+        bool, typer.Option(help="Measure holdout Recall/NDCG@10 before the final fit.")
+    ] = True,
+) -> None:
+    """Fit the configured models on the store's events and save new versions."""
+    from agora.features.store import load_training_data
+    from agora.models.training import train_models
+
+    settings = get_settings()
+    names = [m.strip() for m in models.split(",")] if models else settings.models
+    _, factory = _store(settings)
+    with console.status("reading events from the store"), factory() as session:
+        interactions, side, last_event = load_training_data(session, settings.event_weights)
+    console.print(
+        f"training on {interactions.n_users:,} users x {interactions.n_items:,} items, "
+        f"{interactions.matrix.nnz:,} interactions"
+    )
+    if interactions.matrix.nnz == 0:
+        err.print("[red]error:[/red] no events in the store; run `agora import` first")
+        raise typer.Exit(2)
+    with _progress() as progress:
+        task = progress.add_task("training", total=len(names))
+
+        def step(name: str, stage: str) -> None:
+            progress.update(task, description=f"{name}: {stage}")
+            if stage == "saved":
+                progress.advance(task)
+
+        results = train_models(
+            interactions,
+            side,
+            names,
+            settings.model_dir,
+            params=settings.model_params,
+            validate=validate,
+            extra_meta={"last_event_row": last_event},
+            on_step=step,
+        )
+    table = Table("model", "version", "fit s", "holdout NDCG@10", "holdout Recall@10")
+    for r in results:
+        table.add_row(
+            r.name,
+            r.path.name,
+            f"{r.fit_seconds:.2f}",
+            f"{r.metrics.get('holdout_ndcg@10', float('nan')):.4f}",
+            f"{r.metrics.get('holdout_recall@10', float('nan')):.4f}",
+        )
+    console.print(table)
+
+
+@app.command()
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="External user id.")],
+    n: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    model: Annotated[str | None, typer.Option(help="Model name (default: settings).")] = None,
+) -> None:
+    """Print recommendations for one user from the newest trained model."""
+    from agora.serving.service import ModelStore, ModelUnavailable
+    from agora.serving.service import recommend as recommend_items
+
+    settings = get_settings()
+    _, factory = _store(settings)
+    models = ModelStore(settings.model_dir)
+    models.reload()
+    try:
+        with factory() as session:
+            recs = recommend_items(
+                session, models, user_id, n, model or settings.default_model, settings.event_weights
+            )
+    except ModelUnavailable as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    _print_recommendations(user_id, recs)
+
+
+def _print_recommendations(user_id: str, recs: list) -> None:  # noqa: ANN401
+    table = Table("#", "item", "score", "model", "title", title=f"for user {user_id}")
+    for rank, r in enumerate(recs, 1):
+        table.add_row(str(rank), r.item_id, f"{r.score:.4f}", r.model, (r.title or "")[:70])
+    console.print(table)
+
+
+@app.command("eval")
+def eval_(
+    split: Annotated[Path, typer.Option(help="Folder with train.tsv, valid.tsv, test.tsv.")],
+    model: Annotated[str, typer.Option(help="Model name.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    params: Annotated[str | None, typer.Option(help="Model params as JSON.")] = None,
+    k: Annotated[int, typer.Option(min=1)] = 10,
+    tune: Annotated[bool, typer.Option(help="Grid-search params on valid first.")] = False,
+) -> None:
+    """Offline evaluation on a fixed split with full ranking (RecBole's protocol)."""
+    from agora.evaluation.protocol import evaluate
+
+    try:
+        parsed = json.loads(params) if params else {}
+    except json.JSONDecodeError as exc:
+        err.print(f"[red]error:[/red] --params is not valid JSON: {exc}")
+        raise typer.Exit(2) from exc
+    metrics = evaluate(split, model, parsed, k, out, tune=tune)
+    table = Table("metric", "value", title=f"{model} on {split.name}")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    console.print(f"wrote {out / 'recommendations.tsv'}, {out / 'metrics.json'}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the API (OpenAPI at /docs). SIGHUP or POST /admin/reload loads new models."""
+    _serve(get_settings(), host, port)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from agora.api.app import create_app
+
+    api = create_app(settings)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: api.state.models.reload())
+    host, port = host or settings.host, port or settings.port
+    console.print(
+        f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs; Ctrl-C stops)"
+    )
+    uvicorn.run(api, host=host, port=port, log_level="warning")
+    console.print("stopped")
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option()] = None,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Import the bundled community, train the default models, show recommendations, serve."""
+    from agora.db.queries import counts
+
+    settings = get_settings()
+    if not settings.api_key:
+        settings.api_key = os.environ.get("AGORA_API_KEY") or secrets.token_urlsafe(24)
+        console.print(f"[bold]generated admin API key:[/bold] {settings.api_key}")
+    else:
+        console.print("using the admin API key from AGORA_API_KEY")
+    console.print(f"data folder: {settings.data_dir.resolve()}")
+    _, factory = _store(settings)
+    with factory() as session:
+        stored = counts(session)
+    if stored["events"] == 0:
+        console.print(f"importing the bundled community from {BUNDLED_COMMUNITY}")
+        import_(BUNDLED_COMMUNITY, "stackexchange", None)
+    else:
+        console.print(f"the store already holds {stored['events']:,} events; not importing")
+    train(None, True)
+    console.print("a few real recommendations:")
+    for user in ("28", "17"):
+        recommend(user, 5, None)
+    if serve_api:
+        _serve(settings, None, port)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,181 @@
+"""Serving recommendations: the newest trained models, applied to the store's current state.
+
+A user's history is read from the store at request time, so events that arrived after training
+are excluded from the answer (and history-aware models use them). Users with no history get the
+trending list.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agora.db import queries
+from agora.db.tables import Event, Item, User
+from agora.features.store import event_weight
+from agora.models.artifacts import LoadedModel, list_artifacts, load_latest
+
+FALLBACK_MODEL = "trending"
+
+
+class ModelUnavailable(LookupError):
+    """The requested model has no trained artefact."""
+
+
+class UnknownItem(LookupError):
+    """The item is not in the store or not known to the model."""
+
+
+@dataclass
+class Recommendation:
+    item_id: str
+    score: float
+    model: str
+    title: str | None = None
+    author_id: str | None = None
+    tags: list[str] | None = None
+
+
+class ModelStore:
+    """The newest artefact of each trained model, loaded once and swapped on ``reload``."""
+
+    def __init__(self, model_dir: Path):
+        self.model_dir = Path(model_dir)
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def reload(self) -> dict[str, str]:
+        """Load the newest version of every model on disk; returns name -> version."""
+        names = sorted({a["name"] for a in list_artifacts(self.model_dir)})
+        fresh = {name: load_latest(self.model_dir, name) for name in names}
+        with self._lock:
+            self._models = fresh
+        return self.versions()
+
+    def versions(self) -> dict[str, str]:
+        return {name: loaded.path.name for name, loaded in self._models.items()}
+
+    def get(self, name: str) -> LoadedModel:
+        loaded = self._models.get(name)
+        if loaded is None:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise ModelUnavailable(
+                f"model {name!r} is not trained (trained: {known}); run `agora train`"
+            )
+        return loaded
+
+
+def _user_event_rows(session: Session, user_id: str) -> list[tuple[str, str, float | None]]:
+    return list(
+        session.execute(
+            select(Item.external_id, Event.type, Event.value)
+            .join(Event, Event.item_id == Item.id)
+            .join(User, Event.user_id == User.id)
+            .where(User.external_id == user_id)
+        )
+    )
+
+
+def _history(
+    loaded: LoadedModel, rows: list[tuple[str, str, float | None]], weights: Mapping[str, float]
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The user's positive history as a 1 x n_items row, and every item index they touched."""
+    n_items = len(loaded.item_ids)
+    strength: dict[int, float] = {}
+    touched: set[int] = set()
+    for item_id, etype, value in rows:
+        index = loaded.item_index.get(item_id)
+        if index is None:
+            continue
+        touched.add(index)
+        w = event_weight(etype, value, weights)
+        if w > 0:
+            strength[index] = strength.get(index, 0.0) + w
+    cols = np.fromiter(strength, dtype=np.int64, count=len(strength))
+    data = np.fromiter(strength.values(), dtype=np.float32, count=len(strength))
+    row = sp.csr_matrix((data, (np.zeros(len(cols), np.int64), cols)), shape=(1, n_items))
+    return row, np.fromiter(touched, dtype=np.int64, count=len(touched))
+
+
+def _decorate(
+    session: Session, pairs: list[tuple[str, float]], model: str, n: int
+) -> list[Recommendation]:
+    """Attach titles and authors; items deleted since training are dropped here."""
+    info = queries.item_summaries(session, [item for item, _ in pairs])
+    out = []
+    for item, score in pairs:
+        if item not in info:
+            continue
+        meta = info[item]
+        out.append(
+            Recommendation(
+                item, float(score), model, meta["title"], meta["author_id"], meta["tags"]
+            )
+        )
+        if len(out) == n:
+            break
+    return out
+
+
+def recommend(
+    session: Session,
+    models: ModelStore,
+    user_id: str,
+    n: int,
+    model_name: str,
+    weights: Mapping[str, float],
+) -> list[Recommendation]:
+    """Top ``n`` items for a user from ``model_name``, never an item they already touched.
+
+    Users without any stored event get the trending list, labelled with model ``trending``.
+    """
+    rows = _user_event_rows(session, user_id)
+    if not rows and model_name != FALLBACK_MODEL:
+        model_name = FALLBACK_MODEL
+    loaded = models.get(model_name)
+    history, touched = _history(loaded, rows, weights)
+    user_index = loaded.user_index.get(user_id, -1)
+    slack = n + 20  # room for items deleted since training
+    items, scores = loaded.model.recommend(user_index, history, slack, exclude=touched)
+    pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
+    return _decorate(session, pairs, model_name, n)
+
+
+def similar_items(
+    session: Session, models: ModelStore, item_id: str, n: int, model_name: str
+) -> list[Recommendation]:
+    """Items most similar to ``item_id`` according to ``model_name``."""
+    if queries.item_summaries(session, [item_id]) == {}:
+        raise UnknownItem(f"item {item_id!r} not found")
+    loaded = models.get(model_name)
+    index = loaded.item_index.get(item_id)
+    if index is None:
+        raise UnknownItem(
+            f"item {item_id!r} arrived after model {model_name!r} was trained; retrain to include it"
+        )
+    items, scores = loaded.model.similar_items(index, n + 20)
+    pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
+    return _decorate(session, pairs, model_name, n)
+
+
+def global_list(
+    session: Session, models: ModelStore, model_name: str, n: int
+) -> list[Recommendation]:
+    """A non-personal list (trending, latest): the model's ranking for a user with no history."""
+    loaded = models.get(model_name)
+    empty = sp.csr_matrix((1, len(loaded.item_ids)), dtype=np.float32)
+    items, scores = loaded.model.recommend(-1, empty, n + 20)
+    pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
+    return _decorate(session, pairs, model_name, n)
+
+
+def as_dicts(recs: list[Recommendation]) -> list[dict[str, Any]]:
+    return [r.__dict__ for r in recs]
