@@ -159,7 +159,8 @@ def similar_items(
     index = loaded.item_index.get(item_id)
     if index is None:
         raise UnknownItem(
-            f"item {item_id!r} arrived after model {model_name!r} was trained; retrain to include it"
+            f"item {item_id!r} arrived after model {model_name!r} was trained; "
+            "retrain to include it"
         )
     items, scores = loaded.model.similar_items(index, n + 20)
     pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
