@@ -1,0 +1,509 @@
+"""Stack Exchange data dump importer (Posts, Users, Comments, Votes, Badges, Tags, PostLinks).
+
+Reads the official dump XML with ``iterparse`` (each table as ``Name.xml`` or ``Name.xml.gz``) and
+maps it onto Agora records:
+
+* users: SE user id as external id; reputation, views, up/down votes and badges as attributes.
+  Profile text (DisplayName, AboutMe, Location, WebsiteUrl, ProfileImageUrl) is never read into
+  the dataset, nor are the display names of deleted users on posts and comments.
+* items: questions and answers (PostTypeId 1 and 2), with plain-text bodies, the question's title
+  and tags on its answers, and score, views, vote counts, links as attributes. Tag wikis and
+  moderator nominations are skipped (counted).
+* events: ``ask`` (question author, on the question), ``answer`` (answer author, on the question:
+  the thread is the unit of interest; authorship of the answer item itself is its ``author_id``),
+  ``comment`` (on the commented question or answer), ``accept`` (asker, on the accepted answer),
+  ``bookmark`` (vote type 5, the only vote with a user). Anonymous up/down votes become counts on
+  the item (``upvotes``/``downvotes``), not events.
+* edges: ``interact`` from answerer to asker and from commenter to post author, weight = number
+  of such interactions, created = the first one; no self-edges.
+
+Rows pointing at posts missing from the dump (deleted before it was made) are skipped and counted
+in :attr:`StackExchangeImport.stats`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import IO, Any
+
+from agora.ingest.errors import ImportFailed, ImportProblem
+from agora.ingest.schemas import Dataset, EdgeIn, EventIn, ItemIn, UserIn
+
+#: Dump tables this importer reads; Posts and Users are required, the rest optional.
+TABLES = ("Posts", "Users", "Comments", "Votes", "Badges", "Tags", "PostLinks")
+REQUIRED_TABLES = ("Posts", "Users")
+#: User fields that are public profile text: never copied into a dataset.
+PROFILE_TEXT_FIELDS = ("DisplayName", "AboutMe", "Location", "WebsiteUrl", "ProfileImageUrl")
+
+QUESTION, ANSWER = "1", "2"
+VOTE_ACCEPT, VOTE_UP, VOTE_DOWN, VOTE_BOOKMARK = "1", "2", "3", "5"
+LINK_DUPLICATE = "3"
+BADGE_CLASSES = {1: "gold", 2: "silver", 3: "bronze"}
+
+
+@dataclass
+class StackExchangeImport:
+    """A Stack Exchange import: the records, plus what was counted or skipped on the way."""
+
+    dataset: Dataset
+    stats: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# files
+
+
+def table_path(folder: str | Path, name: str) -> Path | None:
+    """The file holding table ``name`` (``Name.xml`` or ``Name.xml.gz``), or None."""
+    folder = Path(folder)
+    for candidate in (folder / f"{name}.xml", folder / f"{name}.xml.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def is_stackexchange_dump(folder: str | Path) -> bool:
+    """True when ``folder`` holds a Posts table."""
+    return Path(folder).is_dir() and table_path(folder, "Posts") is not None
+
+
+def _open(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def iter_rows(path: Path) -> Iterator[dict[str, str]]:
+    """The attributes of every ``<row>`` of one dump table, read incrementally.
+
+    A malformed file raises :class:`ImportFailed` naming the file, line and column.
+    """
+    with _open(path) as fh:
+        try:
+            context = ET.iterparse(fh, events=("start", "end"))
+            root = None
+            for event, elem in context:
+                if event == "start":
+                    if root is None:
+                        root = elem
+                    continue
+                if elem.tag == "row":
+                    yield dict(elem.attrib)
+                    root.clear()  # type: ignore[union-attr]
+        except (ET.ParseError, EOFError, OSError) as exc:
+            line = getattr(exc, "position", (None, None))[0]
+            raise ImportFailed(
+                [ImportProblem(path, line, f"malformed dump XML: {exc}")], file=path
+            ) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# values
+
+
+def _dt(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _int(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+_TAG_RE = re.compile(r"<([^<>]+)>")
+
+
+def parse_tags(text: str | None) -> list[str]:
+    """Question tags from ``<a><b>`` (classic dumps) or ``|a|b|`` (newer dumps)."""
+    if not text:
+        return []
+    if text.startswith("<"):
+        return _TAG_RE.findall(text)
+    return [t for t in text.split("|") if t]
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCK = frozenset(
+        {"p", "div", "br", "li", "ul", "ol", "pre", "blockquote", "hr", "tr", "table"}
+        | {"h1", "h2", "h3", "h4", "h5", "h6", "dl", "dt", "dd"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.pre = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCK:
+            self.parts.append("\n")
+        if tag == "pre":
+            self.pre += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre":
+            self.pre = max(0, self.pre - 1)
+        if tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.pre:
+            self.parts.append(data)
+        else:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str | None) -> str:
+    """Plain text of an HTML fragment: tags dropped, code kept, paragraphs on their own lines."""
+    if not html:
+        return ""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
+    lines = [line.rstrip() for line in text.split("\n")]
+    text = "\n".join(lines)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+# --------------------------------------------------------------------------------------------
+# import
+
+
+@dataclass
+class _Post:
+    id: str
+    type: str
+    owner: str | None
+    created: datetime | None
+    parent: str | None = None
+    row: dict[str, str] = field(default_factory=dict)
+
+
+def load_stackexchange(
+    folder: str | Path,
+    *,
+    site_url: str | None = None,
+    language: str = "en",
+    id_prefix: str = "se",
+) -> StackExchangeImport:
+    """Import a Stack Exchange dump folder (tables as ``.xml`` or ``.xml.gz``).
+
+    ``site_url`` (e.g. ``https://cardano.stackexchange.com``) adds a ``url`` attribute to items
+    and users for attribution. ``id_prefix`` starts every event id (``se:post:123``).
+    Returns the dataset and a stats dict of counts, including skipped rows.
+    """
+    folder = Path(folder)
+    paths = {name: table_path(folder, name) for name in TABLES}
+    missing = [name for name in REQUIRED_TABLES if paths[name] is None]
+    if missing:
+        raise ImportFailed(
+            [
+                ImportProblem(folder, None, f"not a Stack Exchange dump: no {name}.xml(.gz)")
+                for name in missing
+            ],
+            file=folder,
+        )
+    stats: Counter[str] = Counter()
+    notes = [f"{name}.xml not found: skipped" for name in TABLES if paths[name] is None]
+    site = site_url.rstrip("/") if site_url else None
+
+    # Posts: keep every post's type/owner/parent (comments on any post make edges), build
+    # items for questions and answers only.
+    posts: dict[str, _Post] = {}
+    for row in iter_rows(paths["Posts"]):  # type: ignore[arg-type]
+        post = _Post(
+            id=row["Id"],
+            type=row.get("PostTypeId", ""),
+            owner=row.get("OwnerUserId") or None,
+            created=_dt(row.get("CreationDate")),
+            parent=row.get("ParentId") or None,
+        )
+        if post.type in (QUESTION, ANSWER):
+            post.row = row
+        else:
+            stats["posts_skipped_other_types"] += 1
+        posts[post.id] = post
+
+    def kept(post_id: str | None) -> _Post | None:
+        post = posts.get(post_id) if post_id else None
+        return post if post is not None and post.type in (QUESTION, ANSWER) else None
+
+    events: list[EventIn] = []
+    interactions: Counter[tuple[str, str]] = Counter()
+    first_interaction: dict[tuple[str, str], datetime | None] = {}
+    referenced_users: set[str] = set()
+
+    def interact(src: str | None, dst: str | None, when: datetime | None) -> None:
+        if not src or not dst or src == dst:
+            return
+        key = (src, dst)
+        interactions[key] += 1
+        old = first_interaction.get(key)
+        if key not in first_interaction or (when is not None and (old is None or when < old)):
+            first_interaction[key] = when
+
+    def event(
+        event_type: str,
+        id_kind: str,
+        local_id: str,
+        user: str,
+        item: str,
+        when: datetime | None,
+        **context: Any,
+    ) -> None:
+        referenced_users.add(user)
+        events.append(
+            EventIn(
+                event_id=f"{id_prefix}:{id_kind}:{local_id}",
+                user_id=user,
+                item_id=item,
+                type=event_type,
+                timestamp=when,
+                context={k: v for k, v in context.items() if v is not None},
+            )
+        )
+
+    for post in posts.values():
+        if post.type == QUESTION:
+            stats["questions"] += 1
+            if post.owner:
+                event("ask", "post", post.id, post.owner, post.id, post.created)
+            else:
+                stats["posts_without_owner"] += 1
+        elif post.type == ANSWER:
+            stats["answers"] += 1
+            question = kept(post.parent)
+            if question is None:
+                stats["answers_without_question"] += 1
+                continue
+            if post.owner:
+                event(
+                    "answer",
+                    "post",
+                    post.id,
+                    post.owner,
+                    question.id,
+                    post.created,
+                    answer_id=post.id,
+                )
+                interact(post.owner, question.owner, post.created)
+            else:
+                stats["posts_without_owner"] += 1
+
+    # Votes: counts on items, bookmarks as events, accept dates.
+    upvotes: Counter[str] = Counter()
+    downvotes: Counter[str] = Counter()
+    bookmarks: Counter[str] = Counter()
+    accept_dates: dict[str, datetime | None] = {}
+    if paths["Votes"] is not None:
+        for row in iter_rows(paths["Votes"]):
+            stats["votes"] += 1
+            post_id = row.get("PostId")
+            vote_type = row.get("VoteTypeId", "")
+            if post_id not in posts:
+                stats["votes_skipped_deleted_post"] += 1
+                continue
+            post = kept(post_id)
+            if post is None:
+                stats["votes_skipped_other_post_types"] += 1
+                continue
+            when = _dt(row.get("CreationDate"))
+            if vote_type == VOTE_UP:
+                upvotes[post.id] += 1
+            elif vote_type == VOTE_DOWN:
+                downvotes[post.id] += 1
+            elif vote_type == VOTE_ACCEPT:
+                accept_dates[post.id] = when
+            elif vote_type == VOTE_BOOKMARK:
+                user = row.get("UserId")
+                if user:
+                    bookmarks[post.id] += 1
+                    event("bookmark", "vote", row["Id"], user, post.id, when)
+                else:
+                    stats["bookmarks_without_user"] += 1
+            else:
+                stats["votes_other_types"] += 1
+
+    # Accepted answers: the asker accepts the answer.
+    for post in posts.values():
+        if post.type != QUESTION or not post.row.get("AcceptedAnswerId"):
+            continue
+        answer = kept(post.row["AcceptedAnswerId"])
+        if answer is None:
+            stats["accepts_skipped_missing_answer"] += 1
+            continue
+        if not post.owner:
+            stats["accepts_without_asker"] += 1
+            continue
+        when = accept_dates.get(answer.id)
+        if answer.created is not None and (when is None or when < answer.created):
+            when = answer.created  # vote dates are day precision: never before the answer
+        event("accept", "accept", post.id, post.owner, answer.id, when, question_id=post.id)
+
+    # Comments: events on questions and answers; edges from any comment on any post.
+    if paths["Comments"] is not None:
+        for row in iter_rows(paths["Comments"]):
+            stats["comments"] += 1
+            post = posts.get(row.get("PostId", ""))
+            if post is None:
+                stats["comments_skipped_deleted_post"] += 1
+                continue
+            user = row.get("UserId")
+            when = _dt(row.get("CreationDate"))
+            if not user:
+                stats["comments_without_user"] += 1
+                continue
+            interact(user, post.owner, when)
+            if post.type not in (QUESTION, ANSWER):
+                stats["comments_on_other_post_types"] += 1
+                continue
+            event("comment", "comment", row["Id"], user, post.id, when)
+
+    # Post links: related and duplicate questions as item attributes.
+    linked: defaultdict[str, list[str]] = defaultdict(list)
+    duplicates: defaultdict[str, list[str]] = defaultdict(list)
+    if paths["PostLinks"] is not None:
+        for row in iter_rows(paths["PostLinks"]):
+            stats["postlinks"] += 1
+            src, dst = row.get("PostId"), row.get("RelatedPostId")
+            if src not in posts or dst not in posts:
+                stats["postlinks_skipped_deleted_post"] += 1
+                continue
+            target = duplicates if row.get("LinkTypeId") == LINK_DUPLICATE else linked
+            if dst not in target[src]:  # type: ignore[index]
+                target[src].append(dst)  # type: ignore[index,arg-type]
+
+    if paths["Tags"] is not None:
+        stats["tags"] = sum(1 for _ in iter_rows(paths["Tags"]))
+
+    # Items.
+    items: list[ItemIn] = []
+    for post in posts.values():
+        if post.type not in (QUESTION, ANSWER):
+            continue
+        row = post.row
+        question = post if post.type == QUESTION else kept(post.parent)
+        if question is None:
+            continue
+        if post.owner:
+            referenced_users.add(post.owner)
+        attributes: dict[str, Any] = {
+            "post_type": "question" if post.type == QUESTION else "answer",
+            "score": _int(row.get("Score")) or 0,
+            "view_count": _int(row.get("ViewCount")),
+            "parent_id": post.parent,
+            "accepted_answer_id": row.get("AcceptedAnswerId") or None,
+            "closed": bool(row.get("ClosedDate")),
+            "upvotes": upvotes[post.id],
+            "downvotes": downvotes[post.id],
+        }
+        if post.type == QUESTION:
+            attributes["answer_count"] = _int(row.get("AnswerCount")) or 0
+            attributes["bookmarks"] = bookmarks[post.id]
+        else:
+            attributes["accepted"] = question.row.get("AcceptedAnswerId") == post.id
+        attributes["comment_count"] = _int(row.get("CommentCount")) or 0
+        if linked.get(post.id):
+            attributes["linked"] = linked[post.id]
+        if duplicates.get(post.id):
+            attributes["duplicate_of"] = duplicates[post.id]
+        if site:
+            attributes["url"] = f"{site}/{'q' if post.type == QUESTION else 'a'}/{post.id}"
+        items.append(
+            ItemIn(
+                item_id=post.id,
+                author_id=post.owner,
+                title=question.row.get("Title", ""),
+                body=html_to_text(row.get("Body")),
+                tags=parse_tags(question.row.get("Tags")),
+                language=language,
+                created=post.created,
+                attributes=attributes,
+            )
+        )
+
+    # Badges, then users.
+    badges: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+    if paths["Badges"] is not None:
+        for row in iter_rows(paths["Badges"]):
+            stats["badges"] += 1
+            user = row.get("UserId")
+            if not user:
+                stats["badges_without_user"] += 1
+                continue
+            badge_class = _int(row.get("Class"))
+            badges[user].append(
+                {
+                    "name": row.get("Name", ""),
+                    "class": badge_class,
+                    "date": row.get("Date"),
+                    "tag_based": row.get("TagBased", "").lower() == "true",
+                }
+            )
+
+    users: list[UserIn] = []
+    seen_users: set[str] = set()
+    for row in iter_rows(paths["Users"]):  # type: ignore[arg-type]
+        user_id = row["Id"]
+        seen_users.add(user_id)
+        attributes = {
+            "reputation": _int(row.get("Reputation")) or 0,
+            "views": _int(row.get("Views")) or 0,
+            "upvotes": _int(row.get("UpVotes")) or 0,
+            "downvotes": _int(row.get("DownVotes")) or 0,
+            "badges": badges.get(user_id, []),
+        }
+        if site:
+            attributes["url"] = f"{site}/users/{user_id}"
+        users.append(
+            UserIn(user_id=user_id, created=_dt(row.get("CreationDate")), attributes=attributes)
+        )
+    stats["badges_skipped_unknown_user"] = sum(
+        len(v) for k, v in badges.items() if k not in seen_users
+    )
+    referenced_users.update(u for pair in interactions for u in pair)
+    for user_id in sorted(referenced_users - seen_users, key=_numeric_key):
+        users.append(UserIn(user_id=user_id))
+        stats["users_added_missing_from_users_table"] += 1
+
+    edges = [
+        EdgeIn(
+            source_id=src,
+            target_id=dst,
+            type="interact",
+            weight=float(n),
+            created=first_interaction.get((src, dst)),
+        )
+        for (src, dst), n in interactions.items()
+    ]
+
+    stats["users"] = len(users)
+    stats["items"] = len(items)
+    stats["events"] = len(events)
+    stats["edges"] = len(edges)
+    for e in events:
+        stats[f"events_{e.type}"] += 1
+    dataset = Dataset(users=users, items=items, events=events, edges=edges)
+    return StackExchangeImport(dataset=dataset, stats=dict(stats), notes=notes)
+
+
+def _numeric_key(value: str) -> tuple[int, str]:
+    try:
+        return (int(value), "")
+    except ValueError:
+        return (0, value)
