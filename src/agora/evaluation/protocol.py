@@ -1,0 +1,288 @@
+"""The evaluation protocol (RecBole's full-ranking protocol on fixed split files).
+
+Fit on train (valid only for tuning); for every test user rank ALL items, masking the user's
+train items (passed to ``score`` as history) and valid items (``exclude``); keep the top K.
+The official metrics are recomputed from the written ``recommendations.tsv`` and the split's
+``test.tsv``, so what is scored is exactly what was written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agora.evaluation import metrics as M
+from agora.evaluation.splits import Split, load_split
+from agora.features.interactions import ItemSide
+from agora.models.base import Recommender
+from agora.models.registry import create_model
+
+#: Small grids searched by ``tune`` (scored on valid NDCG@K); kept modest for a 2-core box.
+DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "trending": {"half_life_days": [1.0, 7.0, 30.0, 365.0]},
+    "latest": {},
+    "itemknn": {"k": [50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0, 100.0]},
+    "ease": {"reg": [200.0, 400.0, 800.0, 1600.0, 3200.0]},
+    "als": {"factors": [64, 128, 256], "regularization": [1.0, 10.0], "alpha": [2.0, 10.0]},
+    "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05], "iterations": [100, 200]},
+    "content": {"tag_weight": [1.0, 2.0, 4.0]},
+}
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress]:
+    prog = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+    with prog:
+        yield prog
+
+
+def default_batch_size(n_items: int) -> int:
+    """Users per scoring batch so a dense batch stays around 20M cells."""
+    return int(max(32, min(4096, 20_000_000 // max(n_items, 1))))
+
+
+def rank_users(
+    model: Recommender,
+    users: np.ndarray,
+    history: sp.csr_matrix,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    description: str = "ranking",
+) -> list[np.ndarray]:
+    """Top-``k`` item indices for each row index in ``users``.
+
+    ``history`` and ``exclude`` are full users x items matrices; their rows for ``users`` are
+    passed to ``recommend_batch`` (history items and excluded items are never returned).
+    """
+    users = np.asarray(users, dtype=np.int64)
+    history = sp.csr_matrix(history)
+    batch_size = batch_size or default_batch_size(history.shape[1])
+    out: list[np.ndarray] = []
+    with _progress(progress) as prog:
+        task = prog.add_task(description, total=len(users))
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]
+            ex = sp.csr_matrix(exclude[batch]) if exclude is not None else None
+            items, _ = model.recommend_batch(batch, history[batch], k, ex)
+            out.extend(items)
+            prog.advance(task, len(batch))
+    return out
+
+
+def write_recommendations(
+    path: str | Path, user_ids: np.ndarray, item_ids: np.ndarray, users, recs
+) -> None:
+    """``user_id<TAB>item_id<TAB>rank`` with a header; rank starts at 1."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("user_id\titem_id\trank\n")
+        for u, items in zip(users, recs, strict=True):
+            uid = user_ids[u]
+            fh.writelines(f"{uid}\t{item_ids[i]}\t{r}\n" for r, i in enumerate(items, start=1))
+
+
+def read_recommendations(path: str | Path) -> dict[str, list[str]]:
+    """user_id -> item ids ordered by rank, from a ``recommendations.tsv``."""
+    path = Path(path)
+    ranked: dict[str, list[tuple[int, str]]] = {}
+    with path.open(encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\r\n").split("\t")
+        if header != ["user_id", "item_id", "rank"]:
+            raise ValueError(f"{path}:1: expected header user_id<TAB>item_id<TAB>rank")
+        for lineno, line in enumerate(fh, start=2):
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            parts = line.split("\t")
+            if len(parts) != 3 or not parts[2].isdigit() or int(parts[2]) < 1:
+                raise ValueError(f"{path}:{lineno}: expected user_id, item_id, rank >= 1")
+            ranked.setdefault(parts[0], []).append((int(parts[2]), parts[1]))
+    out = {}
+    for user, pairs in ranked.items():
+        pairs.sort()
+        ranks = [r for r, _ in pairs]
+        if len(set(ranks)) != len(ranks):
+            raise ValueError(f"{path}: user {user!r} has a repeated rank")
+        out[user] = [item for _, item in pairs]
+    return out
+
+
+def hits_from_files(
+    recommendations: str | Path, split: Split | str | Path, k: int
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """``hits``, ``n_relevant`` over the split's test users and their recommended item indices
+    (read from the file). Test users missing from the file count as all misses."""
+    if not isinstance(split, Split):
+        split = load_split(split)
+    recs = read_recommendations(recommendations)
+    item_index = {t: i for i, t in enumerate(split.item_ids.tolist())}
+    test = split.test
+    users = split.users_with(test)
+    rec_lists: list[np.ndarray] = []
+    truth: list[np.ndarray] = []
+    for u in users:
+        ids = recs.get(split.user_ids[u], [])[:k]
+        try:
+            rec_lists.append(np.array([item_index[i] for i in ids], dtype=np.int64))
+        except KeyError as exc:
+            raise ValueError(
+                f"{recommendations}: item {exc.args[0]!r} is not in the split"
+            ) from None
+        truth.append(test.indices[test.indptr[u] : test.indptr[u + 1]])
+    hits, n_rel = M.hits_matrix(rec_lists, truth, k)
+    return hits, n_rel, rec_lists
+
+
+def metrics_from_files(
+    recommendations: str | Path, split: Split | str | Path, k: int = 10
+) -> dict[str, float]:
+    """Recall/MRR/NDCG/Hit/Precision @K, item coverage and novelty recomputed from a written
+    ``recommendations.tsv`` against the split's test.tsv (popularity for novelty from train)."""
+    if not isinstance(split, Split):
+        split = load_split(split)
+    hits, n_rel, rec_lists = hits_from_files(recommendations, split, k)
+    out = M.ranking_metrics(hits, n_rel)
+    train_counts = np.bincount(split.train.matrix.indices, minlength=split.train.n_items)
+    out["item_coverage"] = M.item_coverage(rec_lists, split.train.n_items)
+    out["novelty"] = M.novelty(rec_lists, train_counts)
+    out["n_test_users"] = int((n_rel > 0).sum())
+    return out
+
+
+def _grid(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def validation_score(
+    model: Recommender, split: Split, k: int = 10, progress: bool = False
+) -> dict[str, float]:
+    """Ranking metrics on valid: history = train, nothing else masked."""
+    users = split.users_with(split.valid)
+    recs = rank_users(model, users, split.train.matrix, k, progress=progress, description="valid")
+    truth = [split.valid.indices[split.valid.indptr[u] : split.valid.indptr[u + 1]] for u in users]
+    hits, n_rel = M.hits_matrix(recs, truth, k)
+    return M.ranking_metrics(hits, n_rel)
+
+
+def tune(
+    split: Split | str | Path,
+    model_name: str,
+    grid: dict[str, list[Any]] | None = None,
+    k: int = 10,
+    base_params: dict[str, Any] | None = None,
+    side: ItemSide | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Grid search scored by valid NDCG@K; returns the best params (``base_params`` updated
+    with the best combination) and one row per combination (params, valid metrics, seconds)."""
+    if not isinstance(split, Split):
+        split = load_split(split)
+    grid = DEFAULT_GRIDS.get(model_name, {}) if grid is None else grid
+    base_params = dict(base_params or {})
+    results: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, Any]] | None = None
+    combos = _grid(grid)
+    with _progress(progress) as prog:
+        task = prog.add_task(f"tune {model_name}", total=len(combos))
+        for combo in combos:
+            params = {**base_params, **combo}
+            model = create_model(model_name, **params)
+            t0 = time.perf_counter()
+            model.fit(split.train, side)
+            fit_s = time.perf_counter() - t0
+            scores = validation_score(model, split, k)
+            results.append({"params": params, "valid": scores, "fit_seconds": fit_s})
+            if best is None or scores[f"ndcg@{k}"] > best[0]:
+                best = (scores[f"ndcg@{k}"], params)
+            prog.advance(task)
+    return (best[1] if best else base_params), results
+
+
+def evaluate(
+    split_dir: str | Path,
+    model_name: str,
+    params: dict[str, Any] | None = None,
+    k: int = 10,
+    out_dir: str | Path = "eval-out",
+    progress: bool = True,
+    tune_params: bool = False,
+    grid: dict[str, list[Any]] | None = None,
+    side: ItemSide | None = None,
+    batch_size: int | None = None,
+    report: bool = True,
+) -> dict[str, Any]:
+    """Fit ``model_name`` on the split's train, rank all items for every test user, write
+    ``out_dir/recommendations.tsv``, ``metrics.json`` (scored from that file) and, if
+    ``report``, ``report.md`` + ``curve.png``. With ``tune_params`` the params are first
+    chosen by :func:`tune` on valid (``params`` fixed, ``grid`` or the default grid searched).
+    Returns the metrics dict written to metrics.json."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    split = load_split(split_dir)
+    params = dict(params or {})
+    tuning = None
+    if tune_params:
+        params, tuning = tune(
+            split, model_name, grid, k, base_params=params, side=side, progress=progress
+        )
+    model = create_model(model_name, **params)
+    t0 = time.perf_counter()
+    model.fit(split.train, side)
+    fit_seconds = time.perf_counter() - t0
+
+    users = split.users_with(split.test)
+    t0 = time.perf_counter()
+    recs = rank_users(
+        model,
+        users,
+        split.train.matrix,
+        k,
+        exclude=split.valid,
+        batch_size=batch_size,
+        progress=progress,
+        description=f"{model_name} test",
+    )
+    eval_seconds = time.perf_counter() - t0
+    rec_path = out / "recommendations.tsv"
+    write_recommendations(rec_path, split.user_ids, split.item_ids, users, recs)
+
+    result: dict[str, Any] = dict(metrics_from_files(rec_path, split, k))
+    result.update(
+        {
+            "k": k,
+            "fit_seconds": round(fit_seconds, 3),
+            "eval_seconds": round(eval_seconds, 3),
+            "model": model_name,
+            "params": model.get_params(),
+            "split": str(split_dir),
+        }
+    )
+    if tuning is not None:
+        result["tuning"] = tuning
+    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
+    if report:
+        from agora.evaluation.report import write_report
+
+        hits, n_rel, _ = hits_from_files(rec_path, split, k)
+        write_report(out, result, M.ndcg_recall_curve(hits, n_rel))
+    return result

@@ -1,0 +1,68 @@
+"""A short Markdown report of one evaluation, with a metric-vs-K plot beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+_ORDER = ("ndcg", "recall", "mrr", "hit", "precision")
+
+
+def metric_table(metrics: dict[str, Any]) -> str:
+    """Markdown table of the @K metrics, coverage, novelty and timings."""
+    k = metrics.get("k", 10)
+    rows = [(f"{m}@{k}", metrics.get(f"{m}@{k}")) for m in _ORDER]
+    rows += [(name, metrics.get(name)) for name in ("item_coverage", "novelty")]
+    rows += [(name, metrics.get(name)) for name in ("fit_seconds", "eval_seconds", "n_test_users")]
+    lines = ["| metric | value |", "|---|---:|"]
+    for name, value in rows:
+        if value is None:
+            continue
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {name} | {text} |")
+    return "\n".join(lines)
+
+
+def plot_curve(curve: dict[str, list[float]], path: str | Path, title: str = "") -> Path:
+    """NDCG@k and Recall@k for k = 1..K as a PNG (Agg backend, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    ax.plot(curve["k"], curve["ndcg"], marker="o", label="NDCG@k")
+    ax.plot(curve["k"], curve["recall"], marker="s", label="Recall@k")
+    ax.set_xlabel("k")
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    out_dir: str | Path, metrics: dict[str, Any], curve: dict[str, list[float]] | None = None
+) -> Path:
+    """Write ``out_dir/report.md`` (and ``curve.png`` when a curve is given); return the md."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"{metrics.get('model', '?')} on {Path(str(metrics.get('split', '?'))).name}"
+    parts = [f"# Evaluation: {title}", ""]
+    parts.append(f"Parameters: `{metrics.get('params', {})}`")
+    parts.append("")
+    parts.append(
+        "Full ranking over all items, train and valid items masked; metrics recomputed from "
+        "`recommendations.tsv`."
+    )
+    parts += ["", metric_table(metrics), ""]
+    if curve is not None:
+        plot_curve(curve, out / "curve.png", title)
+        parts += ["![NDCG@k and Recall@k](curve.png)", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(parts))
+    return path

@@ -1,0 +1,142 @@
+"""Versioned model artefacts on disk: ``root/<name>/<version>/``.
+
+A version folder holds the model's own ``save`` output, ``ids.npz`` (``user_ids`` and
+``item_ids`` as unicode arrays, loaded with ``allow_pickle=False``) and ``meta.json``
+(name, params, data fingerprint, metrics, creation time, agora version, sizes). Versions are
+UTC timestamps (``20261123T161502Z``), with ``-2``, ``-3``... appended when one already exists;
+the newest is the greatest ``(timestamp, suffix)``. A folder is written under a temporary name
+and renamed at the end, so a half-written artefact is never picked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import agora
+from agora.features.interactions import Interactions
+from agora.models.base import Recommender
+from agora.models.registry import model_class
+
+_VERSION = re.compile(r"^(\d{8}T\d{6}Z)(?:-(\d+))?$")
+
+
+@dataclass
+class LoadedModel:
+    """A model read back from an artefact, with its id maps."""
+
+    model: Recommender
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    meta: dict[str, Any]
+    path: Path
+    user_index: dict[str, int] = field(default_factory=dict, repr=False)
+    item_index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.user_index:
+            self.user_index = {u: i for i, u in enumerate(self.user_ids.tolist())}
+        if not self.item_index:
+            self.item_index = {t: i for i, t in enumerate(self.item_ids.tolist())}
+
+
+def version_key(version: str) -> tuple[str, int] | None:
+    """Sort key of a version folder name, or None if the name is not a version."""
+    m = _VERSION.match(version)
+    if not m:
+        return None
+    return m.group(1), int(m.group(2) or 1)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def save_artifact(
+    model: Recommender,
+    root_dir: str | Path,
+    interactions: Interactions,
+    metrics: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Path:
+    """Write a new version of ``model`` under ``root_dir/<model.name>/`` and return its path."""
+    base = Path(root_dir) / model.name
+    base.mkdir(parents=True, exist_ok=True)
+    now = now or datetime.now(UTC)
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    version, n = stamp, 1
+    while (base / version).exists():
+        n += 1
+        version = f"{stamp}-{n}"
+    tmp = base / f".tmp-{version}-{os.getpid()}"
+    model.save(tmp)
+    np.savez(
+        tmp / "ids.npz",
+        user_ids=np.asarray(interactions.user_ids).astype(str),
+        item_ids=np.asarray(interactions.item_ids).astype(str),
+    )
+    meta = {
+        "name": model.name,
+        "version": version,
+        "params": model.get_params(),
+        "data_fingerprint": interactions.fingerprint(),
+        "metrics": metrics or {},
+        "created": now.astimezone(UTC).isoformat(),
+        "agora_version": agora.__version__,
+        "n_users": int(interactions.n_users),
+        "n_items": int(interactions.n_items),
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+    final = base / version
+    tmp.rename(final)
+    return final
+
+
+def list_artifacts(root_dir: str | Path, name: str | None = None) -> list[Path]:
+    """Complete artefact folders (with meta.json), per model name, oldest version first."""
+    root = Path(root_dir)
+    if not root.is_dir():
+        return []
+    names = [name] if name is not None else sorted(p.name for p in root.iterdir() if p.is_dir())
+    out: list[Path] = []
+    for n in names:
+        base = root / n
+        if not base.is_dir():
+            continue
+        versions = [
+            p
+            for p in base.iterdir()
+            if p.is_dir() and version_key(p.name) and (p / "meta.json").is_file()
+        ]
+        out.extend(sorted(versions, key=lambda p: version_key(p.name)))
+    return out
+
+
+def load_artifact(path: str | Path) -> LoadedModel:
+    """Read one artefact folder."""
+    path = Path(path)
+    meta = json.loads((path / "meta.json").read_text())
+    model = model_class(meta["name"]).load(path)
+    with np.load(path / "ids.npz", allow_pickle=False) as ids:
+        user_ids = ids["user_ids"].astype(object)
+        item_ids = ids["item_ids"].astype(object)
+    return LoadedModel(model=model, user_ids=user_ids, item_ids=item_ids, meta=meta, path=path)
+
+
+def load_latest(root_dir: str | Path, name: str) -> LoadedModel:
+    """The newest (greatest version) artefact of model ``name``; FileNotFoundError if none."""
+    found = list_artifacts(root_dir, name)
+    if not found:
+        raise FileNotFoundError(f"no saved artefact for model {name!r} under {root_dir}")
+    return load_artifact(found[-1])

@@ -1,0 +1,83 @@
+"""EASE: embarrassingly shallow autoencoder (Steck, WWW 2019), closed form.
+
+``P = (X^T X + reg * I)^-1``, ``B = I - P / diag(P)`` (column-wise), diagonal of ``B`` zero;
+``scores = history @ B``. Items nobody interacted with in training get all-zero rows/columns
+in ``B`` exactly, so the Gram matrix is built only over ``active_items_`` (the items with at
+least one training interaction): exact, and much cheaper on long-tail catalogues.
+Float64 below ``float32_above`` active items, float32 above (memory and time dominate there).
+
+Defaults: TUNING-PENDING
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self
+
+import numpy as np
+import scipy.linalg as la
+import scipy.sparse as sp
+
+from agora.features.interactions import Interactions, ItemSide
+from agora.models.base import Recommender
+
+
+class EASEModel(Recommender):
+    """Linear item-item autoencoder with a zero-diagonal constraint, L2 weight ``reg``."""
+
+    name: ClassVar[str] = "ease"
+
+    def __init__(self, reg: float = 800.0, binary: bool = True, float32_above: int = 6000) -> None:
+        self.reg = reg
+        self.binary = binary
+        self.float32_above = float32_above
+
+    def _prepare(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        x = sp.csr_matrix(x, dtype=np.float32)
+        if self.binary:
+            x = x.copy()
+            x.data = (x.data > 0).astype(np.float32)
+            x.eliminate_zeros()
+        return x
+
+    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+        """Solve for ``weights_`` (active x active) in closed form."""
+        x = self._prepare(interactions.matrix)
+        active = np.flatnonzero(np.diff(sp.csc_matrix(x).indptr) > 0)
+        xa = sp.csr_matrix(x[:, active])
+        dtype = np.float32 if len(active) > self.float32_above else np.float64
+        gram = (xa.T @ xa).toarray().astype(dtype)
+        gram[np.diag_indices_from(gram)] += dtype(self.reg)
+        # inverse of a symmetric positive definite matrix via Cholesky (potrf + potri)
+        potrf, potri = la.get_lapack_funcs(("potrf", "potri"), (gram,))
+        c, info = potrf(gram, lower=False, overwrite_a=True, clean=False)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"Cholesky failed (info={info}); increase reg")
+        p, info = potri(c, lower=False, overwrite_c=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"inverse failed (info={info})")
+        p = np.triu(p) + np.triu(p, 1).T  # potri fills only the upper triangle
+        diag = np.diag(p).copy()
+        p /= -diag[None, :]
+        p[np.diag_indices_from(p)] = 0.0
+        self.weights_ = p.astype(np.float32)
+        self.active_items_ = active.astype(np.int64)
+        self.n_items_ = int(interactions.n_items)
+        return self
+
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """``history @ B`` (items without training data score 0)."""
+        h = self._prepare(history)[:, self.active_items_]
+        out = np.zeros((h.shape[0], self.n_items_), dtype=np.float32)
+        out[:, self.active_items_] = h @ self.weights_
+        return out
+
+    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Items with the largest weight ``B[item, j]`` (how much ``item`` predicts ``j``)."""
+        pos = np.searchsorted(self.active_items_, item)
+        if pos >= len(self.active_items_) or self.active_items_[pos] != item:
+            return np.empty(0, np.int64), np.empty(0)
+        row = self.weights_[pos].astype(np.float64)
+        row[pos] = -np.inf
+        n = min(n, len(row) - 1)
+        order = np.argsort(-row, kind="stable")[:n]
+        return self.active_items_[order], row[order]

@@ -1,0 +1,297 @@
+"""Matrix factorisation for implicit feedback via the ``implicit`` library: ALS and BPR.
+
+Only numpy arrays are kept (``user_factors_``, ``item_factors_``), converted from implicit's
+CPU/GPU objects, so artefacts load without pickle or implicit. Scores are dot products.
+
+Fold-in: ``score`` compares each user's ``history`` row with the row seen at ``fit`` (a
+per-user checksum); for changed rows and unknown users (index -1) the user vector is
+recomputed against the fixed item factors by the closed-form weighted least squares ALS uses
+(Hu, Koren & Volinsky 2008)::
+
+    x_u = (Y^T Y + reg I + sum_i (c_ui - 1) y_i y_i^T)^-1  sum_i c_ui y_i,   c_ui = 1 + alpha w_ui
+
+where ``w_ui`` is the (binarised or raw, optionally BM25-weighted) interaction. For ALS this is
+exactly the user step of training. For BPR it is an approximation: BPR's factors were learnt
+for a pairwise ranking loss (and its last column is an item bias paired with a constant 1 in
+the user vector), while the fold-in fits all columns of the user vector by the pointwise
+least-squares objective above; the ranking it gives is close in practice but not what
+further BPR epochs would give.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from agora.features.interactions import Interactions, ItemSide
+from agora.models.base import Recommender
+
+_SIG_SEED = 20_240_601
+
+
+def _as_numpy(factors: Any) -> np.ndarray:
+    """implicit CPU arrays are numpy; GPU ones expose ``to_numpy``."""
+    if hasattr(factors, "to_numpy"):
+        factors = factors.to_numpy()
+    return np.ascontiguousarray(np.asarray(factors, dtype=np.float32))
+
+
+def _row_signature(x: sp.csr_matrix) -> np.ndarray:
+    """A float checksum of each row's (column, value) content."""
+    rng = np.random.default_rng(_SIG_SEED)
+    probe = rng.random(x.shape[1]) + 0.5
+    return np.asarray(sp.csr_matrix(x, dtype=np.float64) @ probe).ravel()
+
+
+def fold_in_users(
+    item_factors: np.ndarray, weights: sp.csr_matrix, alpha: float, reg: float
+) -> np.ndarray:
+    """Least-squares user vectors for rows of ``weights`` against fixed ``item_factors``.
+
+    Confidence ``c = 1 + alpha * w`` on the row's items, 1 elsewhere, preference 1 on the row's
+    items and 0 elsewhere; one small dense solve per row.
+    """
+    y = np.asarray(item_factors, dtype=np.float64)
+    k = y.shape[1]
+    base = y.T @ y + reg * np.eye(k)
+    w = sp.csr_matrix(weights, dtype=np.float64)
+    out = np.zeros((w.shape[0], k), dtype=np.float32)
+    for r in range(w.shape[0]):
+        lo, hi = w.indptr[r], w.indptr[r + 1]
+        if lo == hi:
+            continue
+        idx = w.indices[lo:hi]
+        extra = alpha * w.data[lo:hi]
+        yi = y[idx]
+        a = base + (yi.T * extra) @ yi
+        b = yi.T @ (1.0 + extra)
+        out[r] = np.linalg.solve(a, b)
+    return out
+
+
+class _FactorModel(Recommender):
+    """Shared scoring, fold-in and neighbour search for factor models."""
+
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    user_signature_: np.ndarray
+    user_nnz_: np.ndarray
+
+    binary: bool
+    alpha: float
+    weighting: str
+    bm25_k1: float
+    bm25_b: float
+    num_threads: int
+
+    # -- weighting ------------------------------------------------------------------------
+    def _raw(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        x = sp.csr_matrix(x, dtype=np.float32, copy=True)
+        x.data[x.data < 0] = 0
+        if self.binary:
+            x.data = (x.data > 0).astype(np.float32)
+        x.eliminate_zeros()
+        return x
+
+    def _fit_weighting(self, x: sp.csr_matrix) -> None:
+        if self.weighting == "bm25":
+            n_users = x.shape[0]
+            df = np.bincount(x.indices, minlength=x.shape[1])
+            self.idf_ = (np.log(n_users) - np.log1p(df)).astype(np.float64)
+            lengths = np.asarray(x.sum(axis=1)).ravel()
+            self.avg_len_ = float(lengths.mean()) if len(lengths) else 1.0
+        elif self.weighting != "none":
+            raise ValueError(f"weighting must be 'none' or 'bm25', got {self.weighting!r}")
+
+    def _weights(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        """The ``w`` of ``c = 1 + alpha * w`` (BM25 as in implicit's ``bm25_weight``)."""
+        x = self._raw(x)
+        if self.weighting == "bm25":
+            lengths = np.asarray(x.sum(axis=1)).ravel()
+            norm = (1.0 - self.bm25_b) + self.bm25_b * lengths / max(self.avg_len_, 1e-12)
+            rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+            k1 = self.bm25_k1
+            x.data = (
+                x.data * (k1 + 1.0) / (k1 * norm[rows] + x.data) * self.idf_[x.indices]
+            ).astype(np.float32)
+            x.data = np.maximum(x.data, 0)  # idf < 0 only for items nearly everyone has
+        return x
+
+    def _remember_rows(self, x: sp.csr_matrix) -> None:
+        raw = self._raw(x)
+        self.user_signature_ = _row_signature(raw)
+        self.user_nnz_ = np.diff(raw.indptr).astype(np.int64)
+
+    # -- scoring --------------------------------------------------------------------------
+    def _fold_in_alpha(self) -> float:
+        return float(self.alpha)
+
+    def _fold_in_reg(self) -> float:
+        return float(self.regularization)  # type: ignore[attr-defined]
+
+    def user_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """Fitted factors for unchanged known users, fold-in for the others."""
+        users = np.asarray(users, dtype=np.int64).ravel()
+        history = sp.csr_matrix(history)
+        raw = self._raw(history)
+        known = (users >= 0) & (users < len(self.user_factors_))
+        safe = np.where(known, users, 0)
+        sig = _row_signature(raw)
+        nnz = np.diff(raw.indptr)
+        same = (
+            known
+            & (nnz == self.user_nnz_[safe])
+            & np.isclose(sig, self.user_signature_[safe], rtol=1e-9, atol=1e-9)
+        )
+        vecs = self.user_factors_[safe].copy()
+        changed = np.flatnonzero(~same)
+        if len(changed):
+            w = self._weights(history[changed])
+            vecs[changed] = fold_in_users(
+                self.item_factors_, w, self._fold_in_alpha(), self._fold_in_reg()
+            )
+        return vecs
+
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """Dot products of (possibly folded-in) user vectors with item factors."""
+        return self.user_vectors(users, history) @ self.item_factors_.T
+
+    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarity between item factor vectors."""
+        y = self.item_factors_.astype(np.float64)
+        norms = np.linalg.norm(y, axis=1)
+        norms[norms == 0] = 1.0
+        sims = (y @ y[item]) / (norms * norms[item])
+        sims[item] = -np.inf
+        n = min(n, len(sims) - 1)
+        order = np.argsort(-sims, kind="stable")[:n]
+        return order.astype(np.int64), sims[order]
+
+
+class ALSModel(_FactorModel):
+    """Weighted-regularised ALS (implicit ``AlternatingLeastSquares``), confidence
+    ``1 + alpha * w`` with ``w`` binary/raw, optionally BM25-weighted.
+
+    Defaults: TUNING-PENDING
+    """
+
+    name: ClassVar[str] = "als"
+
+    def __init__(
+        self,
+        factors: int = 128,
+        regularization: float = 1.0,
+        alpha: float = 10.0,
+        iterations: int = 15,
+        weighting: str = "none",
+        bm25_k1: float = 100.0,
+        bm25_b: float = 0.8,
+        binary: bool = True,
+        random_state: int = 42,
+        num_threads: int = 0,
+        use_gpu: bool = False,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.weighting = weighting
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
+        self.binary = binary
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.use_gpu = use_gpu
+
+    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+        """Factorise the confidence matrix ``1 + alpha * w`` (users x items csr)."""
+        from implicit.als import AlternatingLeastSquares
+
+        raw = self._raw(interactions.matrix)
+        self._fit_weighting(raw)
+        conf = self._weights(raw)
+        conf.data = 1.0 + float(self.alpha) * conf.data
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=1.0,
+                iterations=self.iterations,
+                random_state=self.random_state,
+                num_threads=self.num_threads,
+                use_gpu=self.use_gpu,
+            )
+            model.fit(conf, show_progress=False)
+        self.user_factors_ = _as_numpy(model.user_factors)
+        self.item_factors_ = _as_numpy(model.item_factors)
+        self._remember_rows(raw)
+        return self
+
+
+class BPRModel(_FactorModel):
+    """Bayesian personalised ranking (implicit ``BayesianPersonalizedRanking``, SGD with
+    sampled negatives). The factors carry an item-bias column (user side fixed to 1).
+
+    Fold-in is the least-squares approximation described in the module docstring, with
+    confidence ``1 + fold_in_alpha * w`` and ridge ``fold_in_reg``.
+
+    Defaults: TUNING-PENDING
+    """
+
+    name: ClassVar[str] = "bpr"
+
+    def __init__(
+        self,
+        factors: int = 128,
+        learning_rate: float = 0.05,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        binary: bool = True,
+        fold_in_alpha: float = 10.0,
+        fold_in_reg: float = 1.0,
+        random_state: int = 42,
+        num_threads: int = 0,
+        use_gpu: bool = False,
+    ) -> None:
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.binary = binary
+        self.fold_in_alpha = fold_in_alpha
+        self.fold_in_reg = fold_in_reg
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.use_gpu = use_gpu
+        self.weighting = "none"
+        self.alpha = fold_in_alpha
+
+    def _fold_in_alpha(self) -> float:
+        return float(self.fold_in_alpha)
+
+    def _fold_in_reg(self) -> float:
+        return float(self.fold_in_reg)
+
+    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+        """Run BPR epochs on the binarised (or raw) users x items matrix."""
+        from implicit.bpr import BayesianPersonalizedRanking
+
+        raw = self._raw(interactions.matrix)
+        with threadpool_limits(1, "blas"):
+            model = BayesianPersonalizedRanking(
+                factors=self.factors,
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                iterations=self.iterations,
+                random_state=self.random_state,
+                num_threads=self.num_threads,
+                use_gpu=self.use_gpu,
+            )
+            model.fit(raw, show_progress=False)
+        self.user_factors_ = _as_numpy(model.user_factors)
+        self.item_factors_ = _as_numpy(model.item_factors)
+        self._remember_rows(raw)
+        return self
