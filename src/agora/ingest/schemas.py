@@ -25,7 +25,10 @@ def as_utc(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 lies before year 1 in UTC
+        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from exc
 
 
 class _Strict(BaseModel):
@@ -67,7 +70,7 @@ class EventIn(_Strict):
     user_id: ExternalId = Field(min_length=1, max_length=255)
     item_id: ExternalId = Field(min_length=1, max_length=255)
     type: str = Field(min_length=1, max_length=32)
-    value: float | None = None
+    value: float | None = Field(None, allow_inf_nan=False)
     timestamp: datetime | None = None
     context: dict[str, Any] = Field(default_factory=dict)
 
@@ -81,7 +84,7 @@ class EdgeIn(_Strict):
     source_id: ExternalId = Field(min_length=1, max_length=255)
     target_id: ExternalId = Field(min_length=1, max_length=255)
     type: str = Field(min_length=1, max_length=32)
-    weight: float = 1.0
+    weight: float = Field(1.0, allow_inf_nan=False)
     created: datetime | None = None
 
     _ids = field_validator("source_id", "target_id", mode="before")(_id_text)
@@ -105,7 +108,7 @@ class MembershipIn(_Strict):
 
     group_id: ExternalId = Field(min_length=1, max_length=255)
     user_id: ExternalId = Field(min_length=1, max_length=255)
-    role: str = "member"
+    role: str = Field("member", max_length=32)
     created: datetime | None = None
 
     _ids = field_validator("group_id", "user_id", mode="before")(_id_text)
