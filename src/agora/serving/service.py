@@ -54,7 +54,7 @@ class ModelStore:
 
     def reload(self) -> dict[str, str]:
         """Load the newest version of every model on disk; returns name -> version."""
-        names = sorted({a["name"] for a in list_artifacts(self.model_dir)})
+        names = sorted({path.parent.name for path in list_artifacts(self.model_dir)})
         fresh = {name: load_latest(self.model_dir, name) for name in names}
         with self._lock:
             self._models = fresh
