@@ -441,7 +441,7 @@ def _scan(
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         return _scan_csv(path, checker, kind, delimiter)
-    if suffix in JSONL_SUFFIXES or suffix == ".json":
+    if suffix in JSONL_SUFFIXES:
         return _scan_jsonl(path, checker)
     raise ValueError(
         f"{path}: not an Agora import file (expected {', '.join(JSONL_SUFFIXES + CSV_SUFFIXES)})"

@@ -46,7 +46,8 @@ PROFILE_TEXT_FIELDS = ("DisplayName", "AboutMe", "Location", "WebsiteUrl", "Prof
 QUESTION, ANSWER = "1", "2"
 VOTE_ACCEPT, VOTE_UP, VOTE_DOWN, VOTE_BOOKMARK = "1", "2", "3", "5"
 LINK_DUPLICATE = "3"
-BADGE_CLASSES = {1: "gold", 2: "silver", 3: "bronze"}
+#: Optional one-line file in a dump folder giving the site's base URL (default for ``site_url``).
+SITE_URL_FILE = "SITE_URL"
 
 
 @dataclass
@@ -203,8 +204,9 @@ def load_stackexchange(
 ) -> StackExchangeImport:
     """Import a Stack Exchange dump folder (tables as ``.xml`` or ``.xml.gz``).
 
-    ``site_url`` (e.g. ``https://cardano.stackexchange.com``) adds a ``url`` attribute to items
-    and users for attribution. ``id_prefix`` starts every event id (``se:post:123``).
+    ``site_url`` (e.g. ``https://cardano.stackexchange.com``; default: the first line of a
+    ``SITE_URL`` file in the folder, if any) adds a ``url`` attribute to items and users, the
+    links CC BY-SA attribution asks for. ``id_prefix`` starts every event id (``se:post:123``).
     Returns the dataset and a stats dict of counts, including skipped rows.
     """
     folder = Path(folder)
@@ -220,6 +222,8 @@ def load_stackexchange(
         )
     stats: Counter[str] = Counter()
     notes = [f"{name}.xml not found: skipped" for name in TABLES if paths[name] is None]
+    if site_url is None and (folder / SITE_URL_FILE).is_file():
+        site_url = (folder / SITE_URL_FILE).read_text(encoding="utf-8").strip().splitlines()[0]
     site = site_url.rstrip("/") if site_url else None
 
     # Posts: keep every post's type/owner/parent (comments on any post make edges), build
