@@ -75,6 +75,27 @@ def item_summaries(session: Session, external_ids: Iterable[str]) -> dict[str, d
     return out
 
 
+def latest_items(session: Session, n: int) -> list[dict[str, Any]]:
+    """The ``n`` newest items, newest first (by created time, then insertion order), with the
+    same fields as :func:`item_summaries` plus ``item_id``; a new post shows up at once."""
+    rows = session.execute(
+        select(Item.external_id, Item.title, Item.tags, Item.created, User.external_id)
+        .outerjoin(User, Item.author_id == User.id)
+        .order_by(Item.created.desc(), Item.id.desc())
+        .limit(n)
+    )
+    return [
+        {
+            "item_id": ext,
+            "title": title,
+            "tags": tags,
+            "created": as_utc(created),
+            "author_id": author,
+        }
+        for ext, title, tags, created, author in rows
+    ]
+
+
 def user_edges(session: Session, external_id: str) -> list[dict[str, Any]]:
     """Outgoing social edges of a user."""
     source, target = aliased(User), aliased(User)

@@ -1,0 +1,102 @@
+"""The HTTP API: ``create_app`` assembles the domain routers into one FastAPI application.
+
+Run it with ``agora serve`` or ``uvicorn --factory agora.api.app:create_app`` (settings from
+``AGORA_*`` environment variables). ``create_app`` connects to the database and brings its
+schema up to date; the trained models are loaded at startup (no models yet is fine: the
+recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/reload``).
+
+``app.state`` holds ``settings``, ``engine``, ``sessions`` (session factory) and ``models``
+(:class:`~agora.serving.service.ModelStore`); routers reach them through
+:mod:`agora.api.deps`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+import agora
+from agora.api import errors
+from agora.api.auth import check_settings
+from agora.api.deps import ModelsDep, SessionDep
+from agora.config import Settings, get_settings
+from agora.db.engine import make_engine, migrate, session_factory
+from agora.ingest.views import router as ingest_router
+from agora.serving.service import ModelStore
+from agora.serving.views import router as serving_router
+from agora.web.views import router as web_router
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Recommendations for community platforms: send users, items (posts, questions...), social
+edges and behaviour events; ask for recommendations, similar items, trending and latest lists.
+
+Every JSON route needs an API key: `Authorization: Bearer <key>` (use **Authorize** above).
+Scopes nest: `admin` ⊇ `write` ⊇ `read`. Errors answer `{"detail": ..., "problems": [...]}`
+with the location of each problem (`body.3.timestamp`).
+"""
+
+health_router = APIRouter()
+
+
+@health_router.get("/health", tags=["health"], summary="Liveness and readiness (no key needed)")
+def health(session: SessionDep, models: ModelsDep) -> JSONResponse:
+    body: dict[str, Any] = {"status": "ok", "version": agora.__version__, "database": "ok"}
+    code = 200
+    try:
+        session.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        log.warning("health: database check failed: %s", exc)
+        body.update(status="degraded", database=f"error: {exc.__class__.__name__}")
+        code = 503
+    body["models"] = models.versions()
+    return JSONResponse(body, status_code=code)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A ready-to-serve API for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    check_settings(settings)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    models = ModelStore(settings.model_dir)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            versions = await run_in_threadpool(models.reload)
+            log.info("models loaded: %s", versions or "none yet (run `agora train`)")
+        except Exception:  # a broken artefact must not keep the API down
+            log.exception("could not load the trained models; serving without them")
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Agora",
+        version=agora.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=errors.MAX_BODY_BYTES,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.models = models
+    errors.install(app)
+    # serving first: its /items/trending and /items/latest must win over /items/{item_id}
+    app.include_router(serving_router)
+    app.include_router(ingest_router)
+    app.include_router(health_router)
+    app.include_router(web_router)
+    return app

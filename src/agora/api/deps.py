@@ -1,0 +1,42 @@
+"""Dependencies the routers use to reach what ``create_app`` put on ``app.state``.
+
+``app.state`` holds ``settings`` (Settings), ``engine`` (Engine), ``sessions`` (sessionmaker)
+and ``models`` (ModelStore). Reads use :func:`get_session` (one session per request); writes
+take the factory (:func:`get_session_factory`) and run their whole request in one
+``db.engine.transaction`` so a refused request stores nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.config import Settings
+from agora.serving.service import ModelStore
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_models(request: Request) -> ModelStore:
+    return request.app.state.models
+
+
+def get_session_factory(request: Request) -> sessionmaker[Session]:
+    return request.app.state.sessions
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A read session for one request, closed afterwards (nothing is committed)."""
+    with request.app.state.sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ModelsDep = Annotated[ModelStore, Depends(get_models)]
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+SessionDep = Annotated[Session, Depends(get_session)]

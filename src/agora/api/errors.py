@@ -1,0 +1,237 @@
+"""Turning every kind of bad input into a 4xx with a body that says what was wrong and where.
+
+All error bodies share one shape: ``{"detail": "<one line>", ...}``; validation failures add
+``"problems": [{"location": "body.3.timestamp", "message": "...", "type": "..."}]`` (service
+rejections also give ``index`` and ``field``). Status codes:
+
+=====  ==============================================================================
+400    malformed JSON (with line and column), a body that is not UTF-8
+401    missing or unknown API key (raised by :mod:`agora.api.auth`)
+403    key without the needed scope
+404    unknown user, item, group (reads, deletes), ``UnknownItem`` from serving
+409    a database integrity conflict (``IntegrityError``)
+413    a list longer than ``settings.max_batch_events`` or a body over ``MAX_BODY_BYTES``
+422    request validation (types, lengths, query values) and service ``Rejected`` problems
+503    ``ModelUnavailable`` (the message says to run ``agora train``), database unreachable
+500    anything else: logged with its traceback, answered with a generic message
+=====  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+
+from agora.ingest.service import Rejected
+from agora.serving.service import ModelUnavailable, UnknownItem
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted, in bytes (a raw cap in front of the per-list batch limit).
+MAX_BODY_BYTES = 10 * 1024 * 1024
+#: How many problems an error body lists at most (the total is always given).
+MAX_PROBLEMS = 100
+
+Location = Sequence[str | int]
+
+
+class MalformedJson(ValueError):
+    """The body is not JSON: says where (1-based line and column) when it is known."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        self.line = line
+        self.column = column
+        where = f" at line {line} column {column}" if line is not None else ""
+        super().__init__(f"malformed JSON{where}: {message}")
+
+
+class InvalidRequest(ValueError):
+    """The body (or a query value) does not have the expected shape; one problem per bad field."""
+
+    def __init__(self, problems: list[dict[str, Any]]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the request")
+
+
+class TooLarge(ValueError):
+    """The request carries more than the server accepts at once."""
+
+
+class NotFound(LookupError):
+    """A user, item or group named in the path does not exist."""
+
+
+class BodyRejected(ValueError):
+    """A service :class:`Rejected`, with each problem placed in the request body.
+
+    ``single`` says the body was one object rather than a list (so problem 0 sits at
+    ``body.<field>`` rather than ``body.0.<field>``).
+    """
+
+    def __init__(self, rejected: Rejected, single: bool):
+        self.rejected = rejected
+        self.single = single
+        super().__init__(str(rejected))
+
+
+def location(loc: Iterable[str | int]) -> str:
+    """``("body", 3, "timestamp")`` → ``"body.3.timestamp"``."""
+    return ".".join(str(part) for part in loc)
+
+
+def problem(loc: Location, message: str, kind: str = "value_error", **extra: Any) -> dict:
+    """One entry of an error body's ``problems`` list."""
+    return {"location": location(loc), "message": message, "type": kind, **extra}
+
+
+def _problems_body(detail: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    shown = problems[:MAX_PROBLEMS]
+    body: dict[str, Any] = {"detail": detail, "problems": shown}
+    if len(problems) > len(shown):
+        body["total_problems"] = len(problems)
+    return body
+
+
+def _summary(problems: list[dict[str, Any]]) -> str:
+    first = problems[0] if problems else None
+    head = f"{len(problems)} problem(s) in the request"
+    if first:
+        head += f"; first: {first['location']}: {first['message']}"
+    return head
+
+
+def _rejected_problems(exc: Rejected, single: bool = False) -> list[dict[str, Any]]:
+    out = []
+    for p in exc.problems:
+        loc: list[str | int] = ["body"] if single else ["body", p.index]
+        loc.append(p.field)
+        out.append(problem(loc, p.message, "rejected", index=p.index, field=p.field))
+    return out
+
+
+def _validation_problems(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        loc = err.get("loc", ()) if isinstance(err, dict) else ()
+        msg = err.get("msg", str(err)) if isinstance(err, dict) else str(err)
+        kind = err.get("type", "value_error") if isinstance(err, dict) else "value_error"
+        out.append(problem(loc, msg, kind))
+    return out
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    # FastAPI's own JSON parsing (routes that declare a body) reports the offset only.
+    for err in errors:
+        if isinstance(err, dict) and err.get("type") == "json_invalid":
+            doc = exc.body if isinstance(exc.body, str) else ""
+            pos = err.get("loc", ("body", 0))[-1]
+            line = column = None
+            if isinstance(pos, int) and doc:
+                line = doc.count("\n", 0, pos) + 1
+                column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+            reason = (err.get("ctx") or {}).get("error", "JSON decode error")
+            return await _malformed(request, MalformedJson(str(reason), line, column))
+    problems = _validation_problems(errors)
+    return JSONResponse(
+        _problems_body(_summary(problems), problems), status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+async def _malformed(_: Request, exc: MalformedJson) -> JSONResponse:
+    body: dict[str, Any] = {"detail": str(exc)}
+    if exc.line is not None:
+        body.update(line=exc.line, column=exc.column)
+    return JSONResponse(body, status.HTTP_400_BAD_REQUEST)
+
+
+async def _invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
+    return JSONResponse(
+        _problems_body(_summary(exc.problems), exc.problems),
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status.HTTP_413_CONTENT_TOO_LARGE)
+
+
+async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
+    problems = _rejected_problems(exc)
+    return JSONResponse(_problems_body(str(exc), problems), status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _body_rejected(_: Request, exc: BodyRejected) -> JSONResponse:
+    problems = _rejected_problems(exc.rejected, exc.single)
+    return JSONResponse(
+        _problems_body(_summary(problems), problems), status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+async def _not_found(_: Request, exc: LookupError) -> JSONResponse:
+    message = exc.args[0] if exc.args else "not found"
+    return JSONResponse({"detail": str(message)}, status.HTTP_404_NOT_FOUND)
+
+
+async def _model_unavailable(_: Request, exc: ModelUnavailable) -> JSONResponse:
+    message = exc.args[0] if exc.args else "model not trained; run `agora train`"
+    return JSONResponse(
+        {"detail": str(message)}, status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"}
+    )
+
+
+async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    log.warning("%s %s: integrity conflict: %s", request.method, request.url.path, exc.orig)
+    return JSONResponse(
+        {"detail": "the request conflicts with stored data (a uniqueness or reference rule)"},
+        status.HTTP_409_CONFLICT,
+    )
+
+
+async def _data_error(request: Request, exc: DataError) -> JSONResponse:
+    log.warning("%s %s: value refused by the database: %s", request.method, request.url.path, exc)
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+    return JSONResponse(
+        {"detail": f"a value was refused by the database: {reason}"},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+    log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "the database is unavailable or busy; try again"},
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "internal server error (logged on the server)"},
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler on ``app``."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(MalformedJson, _malformed)
+    app.add_exception_handler(InvalidRequest, _invalid)
+    app.add_exception_handler(TooLarge, _too_large)
+    app.add_exception_handler(Rejected, _rejected)
+    app.add_exception_handler(BodyRejected, _body_rejected)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(UnknownItem, _not_found)
+    app.add_exception_handler(ModelUnavailable, _model_unavailable)
+    app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(OperationalError, _operational)
+    app.add_exception_handler(Exception, _unexpected)

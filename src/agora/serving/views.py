@@ -1,0 +1,224 @@
+"""HTTP routes for recommendations, similar items, trending and latest lists, and models.
+
+Each route only translates HTTP to :mod:`agora.serving.service` calls. Reads need the ``read``
+scope, ``POST /admin/reload`` needs ``admin``. The app includes this router before the ingest
+one, so ``/items/trending`` and ``/items/latest`` are not taken for ``/items/{item_id}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
+
+from agora.api.auth import AdminScope, ReadScope
+from agora.api.deps import ModelsDep, SessionDep, SettingsDep
+from agora.api.errors import InvalidRequest, problem
+from agora.db import queries
+from agora.models.registry import MODELS
+from agora.serving import service
+from agora.serving.service import ModelStore, Recommendation
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
+ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]
+N = Annotated[int, Query(ge=1, le=1000, description="How many items (1..1000).")]
+ModelName = Annotated[
+    str | None, Query(min_length=1, max_length=64, description="Model name (see GET /models).")
+]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or unknown API key."},
+    403: {"description": "The API key lacks the `read` scope."},
+    422: {"description": "Invalid `n` or unknown model name."},
+    503: {"description": "The model is not trained yet: run `agora train`."},
+}
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    score: float
+    model: str = Field(description="The model that produced this item (trending for fallbacks).")
+    title: str | None = None
+    author_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    created: datetime | None = None
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    model: str = Field(description="The model asked for; each item says which one produced it.")
+    items: list[RecommendedItem]
+
+
+class SimilarItems(BaseModel):
+    item_id: str
+    model: str
+    items: list[RecommendedItem]
+
+
+class ItemList(BaseModel):
+    model: str
+    items: list[RecommendedItem]
+
+
+class ModelInfo(BaseModel):
+    version: str
+    meta: dict[str, Any]
+
+
+class Reloaded(BaseModel):
+    models: dict[str, str] = Field(description="Model name -> version now served.")
+
+
+def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
+    return [
+        RecommendedItem(
+            item_id=r.item_id,
+            score=r.score,
+            model=r.model,
+            title=r.title,
+            author_id=r.author_id,
+            tags=list(r.tags or []),
+        )
+        for r in recs
+    ]
+
+
+def _known_model(name: str, models: ModelStore) -> str:
+    """``name`` if it is a model Agora knows (trained or not); 422 naming the known ones."""
+    if name in MODELS or name in models.versions():
+        return name
+    known = ", ".join(sorted(MODELS))
+    raise InvalidRequest(
+        [problem(("query", "model"), f"unknown model {name!r}; known models: {known}")]
+    )
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    tags=["recommendations"],
+    summary="Top items for a user (new users get trending)",
+    description=(
+        "Items the user already has an event on are never returned, including events posted "
+        "after the model was trained. Users without any event get the trending list (each "
+        "item's `model` says `trending`)."
+    ),
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_recommendations(
+    user_id: UserId,
+    session: SessionDep,
+    models: ModelsDep,
+    settings: SettingsDep,
+    n: N = 10,
+    model: ModelName = None,
+) -> Recommendations:
+    name = _known_model(model or settings.default_model, models)
+    recs = service.recommend(session, models, user_id, n, name, settings.event_weights)
+    return Recommendations(user_id=user_id, model=name, items=_items(recs))
+
+
+@router.get(
+    "/items/trending",
+    tags=["recommendations"],
+    summary="Trending items (the trained trending model)",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_trending(session: SessionDep, models: ModelsDep, n: N = 10) -> ItemList:
+    recs = service.global_list(session, models, service.FALLBACK_MODEL, n)
+    return ItemList(model=service.FALLBACK_MODEL, items=_items(recs))
+
+
+@router.get(
+    "/items/latest",
+    tags=["recommendations"],
+    summary="Newest items, straight from the store (no training needed)",
+    description="`score` is the item's creation time as a Unix timestamp.",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_latest(session: SessionDep, n: N = 10) -> ItemList:
+    rows = queries.latest_items(session, n)
+    items = [
+        RecommendedItem(
+            item_id=r["item_id"],
+            score=r["created"].timestamp(),
+            model="latest",
+            title=r["title"],
+            author_id=r["author_id"],
+            tags=list(r["tags"] or []),
+            created=r["created"],
+        )
+        for r in rows
+    ]
+    return ItemList(model="latest", items=items)
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    tags=["recommendations"],
+    summary="Items similar to an item",
+    dependencies=[ReadScope],
+    responses={**ERRORS, 404: {"description": "Unknown item (or newer than the model)."}},
+)
+def get_similar(
+    item_id: ItemId,
+    session: SessionDep,
+    models: ModelsDep,
+    n: N = 10,
+    model: ModelName = None,
+) -> SimilarItems:
+    name = _known_model(model or "itemknn", models)
+    recs = service.similar_items(session, models, item_id, n, name)
+    return SimilarItems(item_id=item_id, model=name, items=_items(recs))
+
+
+@router.get(
+    "/models",
+    tags=["models"],
+    summary="Trained models served now: name -> version and metadata",
+    dependencies=[ReadScope],
+    responses={401: ERRORS[401], 403: ERRORS[403]},
+)
+def get_models(models: ModelsDep) -> dict[str, ModelInfo]:
+    out = {}
+    for name, version in models.versions().items():
+        try:
+            meta = models.get(name).meta
+        except service.ModelUnavailable:  # swapped out by a concurrent reload
+            continue
+        out[name] = ModelInfo(version=version, meta=meta)
+    return out
+
+
+@router.post(
+    "/admin/reload",
+    tags=["models"],
+    summary="Load the newest trained version of every model",
+    dependencies=[AdminScope],
+    responses={
+        401: ERRORS[401],
+        403: {"description": "The API key lacks the `admin` scope."},
+        500: {"description": "An artefact could not be loaded; the previous models stay."},
+    },
+)
+def post_reload(models: ModelsDep) -> Reloaded:
+    try:
+        versions = models.reload()
+    except Exception as exc:
+        log.exception("model reload failed")
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            detail=f"reload failed, previous models kept: {exc.__class__.__name__}: {exc}",
+        ) from exc
+    return Reloaded(models=versions)

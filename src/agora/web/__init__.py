@@ -1,0 +1,1 @@
+"""The small HTML home page served at ``/``."""

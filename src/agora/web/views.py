@@ -1,0 +1,48 @@
+"""The home page: what is stored, which models are served, where to go next (no key needed)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
+
+import agora
+from agora.api.deps import ModelsDep, SessionDep, SettingsDep
+from agora.db import queries
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def index(
+    request: Request, session: SessionDep, models: ModelsDep, settings: SettingsDep
+) -> HTMLResponse:
+    counts, database_error = None, None
+    try:
+        counts = queries.counts(session)
+    except SQLAlchemyError as exc:
+        log.warning("home page: database unreadable: %s", exc)
+        database_error = exc.__class__.__name__
+    served = {}
+    for name, version in models.versions().items():
+        meta = models.get(name).meta
+        served[name] = {
+            "version": version,
+            "n_users": meta.get("n_users", "?"),
+            "n_items": meta.get("n_items", "?"),
+        }
+    context = {
+        "version": agora.__version__,
+        "counts": counts,
+        "database_error": database_error,
+        "models": served,
+        "default_model": settings.default_model,
+    }
+    return templates.TemplateResponse(request, "index.html", context)
