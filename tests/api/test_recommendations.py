@@ -1,0 +1,156 @@
+"""Recommendation endpoints with small models really trained into settings.model_dir."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from api_support import ADMIN, READ, WRITE, event, make_settings
+from fastapi.testclient import TestClient
+
+from agora.api.app import create_app
+from agora.features.store import load_training_data
+from agora.models.artifacts import save_artifact
+from agora.models.registry import create_model
+
+CLUSTER_A = ["p0", "p1", "p2", "p3"]
+CLUSTER_B = ["p4", "p5", "p6", "p7"]
+TRAINED = {"trending": {}, "itemknn": {}, "ease": {"reg": 10.0}}
+
+
+def _seed(client: TestClient) -> None:
+    for n in range(12):
+        client.put(
+            f"/items/p{n}", json={"title": f"Post {n}", "author_id": "writer"}, headers=WRITE
+        )
+    events = []
+    for u in ["u0", "u2", "u3", "u4", "u5"]:
+        events += [event(f"{u}-{i}", user=u, item=i) for i in CLUSTER_A]
+    for u in ["u6", "u7", "u8", "u9"]:
+        events += [event(f"{u}-{i}", user=u, item=i) for i in CLUSTER_B]
+    events += [event("u1-p0", user="u1", item="p0"), event("u1-p1", user="u1", item="p1")]
+    events += [event(f"{u}-p8", user=u, item="p8", kind="view") for u in ["u0", "u6", "u7"]]
+    answer = client.post("/events", json=events, headers=WRITE)
+    assert answer.status_code == 201, answer.text
+
+
+def _train(client: TestClient) -> None:
+    settings = client.app.state.settings
+    with client.app.state.sessions() as session:
+        interactions, side, _ = load_training_data(session, settings.event_weights)
+    for name, params in TRAINED.items():
+        model = create_model(name, **params).fit(interactions, side)
+        save_artifact(model, settings.model_dir, interactions)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One app with seeded data and trained models, shared by the read-only tests below."""
+    tmp = tmp_path_factory.mktemp("recs")
+    with TestClient(create_app(make_settings(tmp, f"sqlite:///{tmp / 'agora.db'}"))) as client:
+        _seed(client)
+        _train(client)
+        assert client.post("/admin/reload", headers=ADMIN).status_code == 200
+        yield client
+
+
+def _ids(answer) -> list[str]:  # noqa: ANN001
+    assert answer.status_code == 200, answer.text
+    return [i["item_id"] for i in answer.json()["items"]]
+
+
+def test_models_answer_503_until_trained_then_reload(sqlite_url: str, tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path, sqlite_url))) as client:
+        _seed(client)
+        before = client.get("/users/u1/recommendations", headers=READ)
+        assert before.status_code == 503 and "agora train" in before.json()["detail"]
+        assert client.get("/models", headers=READ).json() == {}
+        _train(client)
+        assert client.get("/users/u1/recommendations", headers=READ).status_code == 503
+        reloaded = client.post("/admin/reload", headers=ADMIN)
+        assert reloaded.status_code == 200
+        assert set(reloaded.json()["models"]) == set(TRAINED)
+        models = client.get("/models", headers=READ).json()
+        assert set(models) == set(TRAINED)
+        assert models["itemknn"]["meta"]["n_items"] == 12 and models["itemknn"]["version"]
+        assert client.get("/health").json()["models"] == reloaded.json()["models"]
+        assert "itemknn" in client.get("/").text
+
+
+def test_recommendations_exclude_touched_items_and_say_which_model(
+    trained: TestClient,
+) -> None:
+    answer = trained.get("/users/u1/recommendations?n=5&model=itemknn", headers=READ)
+    body = answer.json()
+    assert body["user_id"] == "u1" and body["model"] == "itemknn"
+    items = _ids(answer)
+    assert 0 < len(items) <= 5
+    assert not {"p0", "p1"} & set(items)
+    assert items[0] in {"p2", "p3"}  # co-occurs with what u1 liked
+    first = body["items"][0]
+    assert first["model"] == "itemknn" and first["title"] == f"Post {items[0][1:]}"
+    assert first["author_id"] == "writer" and isinstance(first["score"], float)
+
+
+def test_default_model_is_used_without_a_model_parameter(trained: TestClient) -> None:
+    answer = trained.get("/users/u1/recommendations?n=3", headers=READ)
+    assert answer.json()["model"] == "ease"
+    assert {i["model"] for i in answer.json()["items"]} == {"ease"}
+    assert not {"p0", "p1"} & set(_ids(answer))
+
+
+def test_an_event_posted_after_training_removes_the_item(trained: TestClient) -> None:
+    for model in ["itemknn", "ease"]:
+        url = f"/users/u2/recommendations?n=5&model={model}"
+        top = _ids(trained.get(url, headers=READ))[0]
+        posted = trained.post(
+            "/events",
+            json=event(f"late-{model}", user="u2", item=top, kind="dislike"),
+            headers=WRITE,
+        )
+        assert posted.status_code == 201
+        assert top not in _ids(trained.get(url, headers=READ))
+
+
+def test_new_user_gets_trending(trained: TestClient) -> None:
+    answer = trained.get("/users/stranger/recommendations?n=4&model=itemknn", headers=READ)
+    body = answer.json()
+    assert body["model"] == "itemknn"
+    assert {i["model"] for i in body["items"]} == {"trending"}
+    assert _ids(answer) == _ids(trained.get("/items/trending?n=4", headers=READ))
+    assert _ids(answer)[0] in CLUSTER_A  # five users each
+
+
+def test_unknown_and_untrained_models(trained: TestClient) -> None:
+    unknown = trained.get("/users/u1/recommendations?model=nosuch", headers=READ)
+    assert unknown.status_code == 422
+    (problem,) = unknown.json()["problems"]
+    assert problem["location"] == "query.model" and "itemknn" in problem["message"]
+    untrained = trained.get("/users/u1/recommendations?model=als", headers=READ)
+    assert untrained.status_code == 503
+    assert "'als' is not trained" in untrained.json()["detail"]
+    assert "agora train" in untrained.json()["detail"]
+
+
+def test_similar_items(trained: TestClient) -> None:
+    answer = trained.get("/items/p4/similar?n=3", headers=READ)
+    assert answer.json()["model"] == "itemknn" and answer.json()["item_id"] == "p4"
+    items = _ids(answer)
+    assert "p4" not in items and set(items) <= set(CLUSTER_B)
+    missing = trained.get("/items/nope/similar", headers=READ)
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+    trained.put("/items/brand-new", json={"title": "After training"}, headers=WRITE)
+    newer = trained.get("/items/brand-new/similar", headers=READ)
+    assert newer.status_code == 404 and "retrain" in newer.json()["detail"]
+    assert trained.get("/items/p4/similar?model=nosuch", headers=READ).status_code == 422
+
+
+def test_trending_and_deleted_items(trained: TestClient) -> None:
+    answer = trained.get("/items/trending?n=20", headers=READ)
+    assert answer.json()["model"] == "trending"
+    items = _ids(answer)
+    assert "p9" in items  # trending ranks every stored item
+    assert trained.delete("/items/p9", headers=WRITE).status_code == 204
+    assert "p9" not in _ids(trained.get("/items/trending?n=20", headers=READ))
+    assert "p9" not in _ids(trained.get("/users/stranger/recommendations?n=20", headers=READ))
