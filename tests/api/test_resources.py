@@ -168,7 +168,16 @@ def test_n_is_validated(sqlite_client: TestClient) -> None:
 def test_raw_body_cap_is_413(sqlite_client: TestClient) -> None:
     padding = "x" * (11 * 1024 * 1024)
     answer = sqlite_client.put("/items/big", json={"body": padding}, headers=WRITE)
-    assert answer.status_code == 413
+    assert answer.status_code == 413 and "10 MB" in answer.json()["detail"]
+
+    def chunks():  # no Content-Length: the cap applies while the body streams in
+        yield b'{"body": "'
+        for _ in range(11):
+            yield b"x" * (1024 * 1024)
+        yield b'"}'
+
+    streamed = sqlite_client.put("/items/big", content=chunks(), headers=WRITE)
+    assert streamed.status_code == 413 and "10 MB" in streamed.json()["detail"]
     assert sqlite_client.get("/items/big", headers=READ).status_code == 404
 
 

@@ -87,7 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=agora.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=errors.MAX_BODY_BYTES,
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.ingest.service import Rejected
 from agora.serving.service import ModelUnavailable, UnknownItem
@@ -220,8 +221,43 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class BodyLimit:
+    """ASGI middleware capping request bodies at ``max_bytes``: a larger Content-Length is
+    answered 413 (JSON) at once; a chunked body raises TooLarge once it grows past the cap."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse({"detail": self._message()}, status.HTTP_413_CONTENT_TOO_LARGE)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise TooLarge(self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self) -> str:
+        return f"the request body is larger than {self.max_bytes // (1024 * 1024)} MB"
+
+
 def install(app: FastAPI) -> None:
-    """Register every handler on ``app``."""
+    """Register every handler on ``app``, and the body-size cap."""
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(MalformedJson, _malformed)
     app.add_exception_handler(InvalidRequest, _invalid)
