@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from agora.ingest.registry import (
     load_any,
     load_any_result,
 )
+from agora.ingest.stackexchange import StackExchangeImport
 
 
 def test_format_names() -> None:
@@ -74,7 +76,7 @@ def test_forced_format_on_the_wrong_folder(tmp_path: Path) -> None:
         load_any(tmp_path, "lastfm")
 
 
-def test_iter_any_chunks(tmp_path: Path, cardano) -> None:  # noqa: ANN001
+def test_iter_any_chunks(tmp_path: Path, cardano: StackExchangeImport) -> None:
     chunks = list(chunk_dataset(cardano.dataset, 1000))
     kinds = [next(k for k, n in c.counts().items() if n) for c in chunks]
     assert kinds == ["users"] * 4 + ["items"] * 3 + ["events"] * 6 + ["edges"] * 3
@@ -83,3 +85,21 @@ def test_iter_any_chunks(tmp_path: Path, cardano) -> None:  # noqa: ANN001
         '{"kind":"user","user_id":"u1"}\n{"kind":"user","user_id":"u2"}\n'
     )
     assert [len(c.users) for c in iter_any(tmp_path / "a.jsonl", chunk_size=1)] == [1, 1]
+
+
+def test_common_options_are_checked_for_every_format(tmp_path: Path, cardano_bundle: Path) -> None:
+    builtin = ("view", "click", "like", "comment", "bookmark", "rating")
+    with pytest.raises(ImportFailed) as info:
+        load_any(cardano_bundle, event_types=builtin)
+    text = str(info.value)
+    assert "1,040 events of type 'ask', which is not an allowed event type" in text
+    assert info.value.total == 3  # ask, answer, accept
+    ds = load_any(
+        cardano_bundle,
+        event_types=builtin + ("ask", "answer", "accept"),
+        max_future_seconds=300,
+    )
+    assert ds.counts()["events"] == 5112
+    # the whole dump lies in the future of a clock set to 2021-06-01
+    with pytest.raises(ImportFailed, match="lies more than 300 s in the future"):
+        load_any(cardano_bundle, max_future_seconds=300, now=datetime(2021, 6, 1, tzinfo=UTC))

@@ -3,19 +3,24 @@
 ``load_any(path)`` picks the format from what the path holds; ``load_any(path, "movielens")`` forces
 it. Options are passed on to the format's loader (for example ``kind="event"`` for an Agora CSV
 file, ``site_url=...`` for a Stack Exchange dump); an option the loader does not take is an error.
+Every format also takes ``event_types``, ``max_future_seconds`` and ``now``: the Agora format checks
+them line by line, the others check the records they produced (so a Stack Exchange import into a
+deployment without the ``ask``/``answer``/``accept`` types fails with a clear message).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from agora.ingest import benchmark_tsv, ciaodvd, lastfm, movielens, stackexchange
 from agora.ingest.agora_format import CSV_SUFFIXES, JSONL_SUFFIXES, iter_agora, load_agora
-from agora.ingest.errors import UnknownFormat
+from agora.ingest.errors import MAX_SHOWN, ProblemCollector, UnknownFormat
 from agora.ingest.schemas import Dataset
 
 __all__ = [
@@ -144,22 +149,78 @@ def _format(path: Path, fmt: str | None) -> Format:
     return FORMATS[fmt]
 
 
+#: Options every format takes: the allowed event types and the future-time limit. The Agora
+#: format checks them line by line; for the others they are checked on the loaded records.
+COMMON_OPTIONS = ("event_types", "max_future_seconds", "now")
+
+
 def _check_options(fmt: Format, opts: dict[str, Any]) -> None:
     allowed = fmt.options()
-    unknown = [k for k in opts if k not in allowed]
+    unknown = [k for k in opts if k not in allowed and k not in COMMON_OPTIONS]
     if unknown:
         raise TypeError(
             f"format {fmt.name!r} takes no option {', '.join(map(repr, unknown))} "
-            f"(options: {', '.join(allowed) or 'none'})"
+            f"(options: {', '.join(dict.fromkeys([*allowed, *COMMON_OPTIONS]))})"
         )
+
+
+def _check_loaded(
+    path: Path,
+    dataset: Dataset,
+    event_types: Iterable[str] | None,
+    max_future_seconds: float | None,
+    now: datetime | None,
+) -> None:
+    """Event types and future times of a non-Agora import, all problems reported at once."""
+    problems = ProblemCollector(path)
+    if event_types is not None:
+        allowed = set(event_types)
+        found = Counter(e.type for e in dataset.events if e.type not in allowed)
+        for event_type, n in sorted(found.items()):
+            problems.add(
+                None,
+                f"{n:,} events of type {event_type!r}, which is not an allowed event type "
+                f"(allowed: {', '.join(sorted(allowed))}; add it to AGORA_CUSTOM_EVENT_TYPES)",
+                field="type",
+            )
+    if max_future_seconds is not None:
+        now = now or datetime.now(UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        limit = now + timedelta(seconds=max_future_seconds)
+        late = [e for e in dataset.events if e.timestamp is not None and e.timestamp > limit]
+        for e in late[:MAX_SHOWN]:
+            problems.add(
+                None,
+                f"event {e.event_id!r}: {e.timestamp.isoformat()} lies more than "
+                f"{max_future_seconds:g} s in the future",
+                field="timestamp",
+            )
+        if len(late) > MAX_SHOWN:
+            problems.total += len(late) - MAX_SHOWN
+    problems.raise_if_any()
+
+
+def _load(chosen: Format, path: Path, opts: dict[str, Any]) -> ImportResult:
+    _check_options(chosen, opts)
+    if chosen.name == "agora":
+        return chosen.load(path, **opts)
+    common = {k: opts.pop(k) for k in COMMON_OPTIONS if k in opts}
+    result = chosen.load(path, **opts)
+    _check_loaded(
+        path,
+        result.dataset,
+        common.get("event_types"),
+        common.get("max_future_seconds"),
+        common.get("now"),
+    )
+    return result
 
 
 def load_any_result(path: str | Path, fmt: str | None = None, **opts: Any) -> ImportResult:
     """Like :func:`load_any`, also returning the format used and its counts/skip statistics."""
     path = Path(path)
-    chosen = _format(path, fmt)
-    _check_options(chosen, opts)
-    return chosen.load(path, **opts)
+    return _load(_format(path, fmt), path, dict(opts))
 
 
 def load_any(path: str | Path, fmt: str | None = None, **opts: Any) -> Dataset:
@@ -182,11 +243,11 @@ def iter_any(
     """
     path = Path(path)
     chosen = _format(path, fmt)
-    _check_options(chosen, opts)
     if chosen.name == "agora":
+        _check_options(chosen, opts)
         yield from iter_agora(path, chunk_size=chunk_size, **opts)
         return
-    yield from chunk_dataset(chosen.load(path, **opts).dataset, chunk_size)
+    yield from chunk_dataset(_load(chosen, path, dict(opts)).dataset, chunk_size)
 
 
 def chunk_dataset(dataset: Dataset, chunk_size: int) -> Iterator[Dataset]:
