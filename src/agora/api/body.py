@@ -33,19 +33,31 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _text_fault(text: str) -> str | None:
+    if "\x00" in text:
+        return "NUL (\\u0000) characters are not allowed"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "lone surrogate escapes (\\ud800-\\udfff) are not valid text"
+    return None
+
+
 def _text_problems(data: Any) -> list[dict[str, Any]]:
-    """NUL characters anywhere in strings or keys (PostgreSQL text cannot store them)."""
+    """Text no database can store or JSON answer can carry: NUL characters (PostgreSQL text
+    refuses them) and lone UTF-16 surrogates, in any string or key of the body."""
     found = []
     stack: list[tuple[tuple[str | int, ...], Any]] = [(("body",), data)]
     while stack:
         loc, value = stack.pop()
         if isinstance(value, str):
-            if "\x00" in value:
-                found.append(problem(loc, "text may not contain NUL (\\u0000) characters"))
+            if fault := _text_fault(value):
+                found.append(problem(loc, f"text: {fault}"))
         elif isinstance(value, dict):
             for key, item in value.items():
-                if "\x00" in key:
-                    found.append(problem(loc, "keys may not contain NUL (\\u0000) characters"))
+                if fault := _text_fault(key):
+                    found.append(problem(loc, f"key: {fault}"))
+                    continue  # the key cannot be shown in a location
                 stack.append(((*loc, key), item))
         elif isinstance(value, list):
             stack.extend(((*loc, i), item) for i, item in enumerate(value))
