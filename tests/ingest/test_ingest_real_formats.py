@@ -87,9 +87,20 @@ def test_movielens_1m_full(data_root: Path) -> None:
     closed(ds)
 
 
-def test_movielens_wrong_folder(tmp_path: Path) -> None:
+def test_movielens_wrong_folder_and_bad_rows(tmp_path: Path) -> None:
     with pytest.raises(ImportFailed, match="not a MovieLens folder"):
         load_movielens(tmp_path)
+    (tmp_path / "u.data").write_text(
+        "1\t2\t5\t881250949\n1\t3\tfive\t881250949\n2\t2\n3\t4\t1\tx\n"
+    )
+    with pytest.raises(ImportFailed) as info:
+        load_movielens(tmp_path)
+    assert [(p.line, p.message) for p in info.value.problems] == [
+        (2, "bad rating 'five'"),
+        (3, "expected 4 fields separated by '\\t', found 2"),
+        (4, "bad unix timestamp 'x'"),
+    ]
+    assert str(info.value.problems[0]) == f"{tmp_path / 'u.data'}:2: bad rating 'five'"
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,6 +124,16 @@ def test_lastfm(data_root: Path) -> None:
     assert len(tagged) == 12_133  # of the 12,523 tagged artists, 390 are not in artists.dat
     assert max(len(i.tags) for i in tagged) == 10
     assert any("español" in i.tags for i in ds.items)  # tags.dat is Latin-1
+
+
+def test_lastfm_bad_rows(tmp_path: Path) -> None:
+    (tmp_path / "user_artists.dat").write_text(
+        "userID\tartistID\tweight\r\n2\t51\t13883\r\n2\tfifty\t1\r\n3\r\n"
+    )
+    with pytest.raises(ImportFailed) as info:
+        load_lastfm(tmp_path)
+    assert [p.line for p in info.value.problems] == [3, 4]
+    assert "user_artists.dat:3: expected a numeric id, got 'fifty'" in str(info.value)
 
 
 # --------------------------------------------------------------------------------------------

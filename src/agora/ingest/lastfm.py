@@ -16,10 +16,10 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from agora.ingest.errors import ImportFailed, ImportProblem
+from agora.ingest.errors import ImportFailed, ImportProblem, ProblemCollector
 from agora.ingest.schemas import Dataset, EdgeIn, EventIn, ItemIn, UserIn
 
 REQUIRED = "user_artists.dat"
@@ -30,25 +30,37 @@ def is_lastfm_folder(folder: str | Path) -> bool:
     return (Path(folder) / REQUIRED).is_file()
 
 
-def _rows(path: Path, n: int, encoding: str = "utf-8") -> Iterator[tuple[int, list[str]]]:
-    """Tab-separated data rows (header skipped, blank lines skipped, CRLF or LF)."""
+def _each_row(
+    path: Path, n: int, handle: Callable[[list[str]], None], encoding: str = "utf-8"
+) -> None:
+    """Call ``handle`` on every tab-separated data row (header and blank lines skipped).
+
+    Rows with too few fields, or for which ``handle`` raises ValueError, are collected and
+    reported together as one ImportFailed once the whole file is read.
+    """
+    problems = ProblemCollector(path)
+    for number, parts in _lines(path, encoding):
+        if len(parts) < n:
+            problems.add(number, f"expected {n} tab-separated fields, found {len(parts)}")
+            continue
+        try:
+            handle(parts)
+        except ValueError as exc:
+            problems.add(number, str(exc))
+    problems.raise_if_any()
+
+
+def _lines(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
     with path.open("r", encoding=encoding, newline="") as fh:
         for number, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
-            if number == 1 or not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) < n:
-                raise ImportFailed(
-                    [ImportProblem(path, number, f"expected {n} tab-separated fields")], file=path
-                )
-            yield number, parts
+            if number > 1 and line.strip():
+                yield number, [p.strip() for p in line.split("\t")]
 
 
-def _int_text(path: Path, number: int, text: str) -> str:
-    text = text.strip()
-    if not text.lstrip("-").isdigit():
-        raise ImportFailed([ImportProblem(path, number, f"expected an integer, got {text!r}")])
+def _id(text: str) -> str:
+    if not text.isdigit():
+        raise ValueError(f"expected a numeric id, got {text!r}")
     return text
 
 
@@ -65,76 +77,81 @@ def load_lastfm(folder: str | Path, *, top_tags: int = 10, event_type: str = "vi
     tag_names: dict[str, str] = {}
     path = folder / "tags.dat"
     if path.is_file():
-        for _number, parts in _rows(path, 2, encoding="latin-1"):
-            tag_names[parts[0].strip()] = parts[1].strip()
+
+        def tag_name(parts: list[str]) -> None:
+            tag_names[parts[0]] = parts[1]
+
+        _each_row(path, 2, tag_name, encoding="latin-1")
 
     tag_counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+
+    def tagging(parts: list[str]) -> None:
+        tag = tag_names.get(parts[2])
+        if tag:
+            tag_counts[_id(parts[1])][tag] += 1
+
     for name in ("user_taggedartists.dat", "user_taggedartists_2.dat"):
-        path = folder / name
-        if path.is_file():
-            for _number, parts in _rows(path, 3):
-                tag = tag_names.get(parts[2].strip())
-                if tag:
-                    tag_counts[parts[1].strip()][tag] += 1
+        if (folder / name).is_file():
+            _each_row(folder / name, 3, tagging)
 
-    items: list[ItemIn] = []
-    known_items: set[str] = set()
-    path = folder / "artists.dat"
-    if path.is_file():
-        for number, parts in _rows(path, 2):
-            artist = _int_text(path, number, parts[0])
-            known_items.add(artist)
-            items.append(_artist(artist, parts, tag_counts.get(artist), top_tags))
+    items: dict[str, ItemIn] = {}
 
-    users: list[UserIn] = []
-    known_users: set[str] = set()
+    def artist(parts: list[str]) -> None:
+        artist_id = _id(parts[0])
+        items[artist_id] = _artist(artist_id, parts, tag_counts.get(artist_id), top_tags)
+
+    if (folder / "artists.dat").is_file():
+        _each_row(folder / "artists.dat", 2, artist)
+
+    users: dict[str, UserIn] = {}
 
     def user(uid: str) -> str:
-        if uid not in known_users:
-            known_users.add(uid)
-            users.append(UserIn(user_id=uid))
+        if uid not in users:
+            users[uid] = UserIn(user_id=uid)
         return uid
 
     events: list[EventIn] = []
-    for number, parts in _rows(plays_path, 3):
-        uid = _int_text(plays_path, number, parts[0])
-        artist = _int_text(plays_path, number, parts[1])
-        plays = _int_text(plays_path, number, parts[2])
-        if artist not in known_items:
-            known_items.add(artist)
-            items.append(_artist(artist, [artist], tag_counts.get(artist), top_tags))
+
+    def play(parts: list[str]) -> None:
+        uid, artist_id, plays = _id(parts[0]), _id(parts[1]), _id(parts[2])
+        if artist_id not in items:
+            items[artist_id] = _artist(artist_id, [artist_id], tag_counts.get(artist_id), top_tags)
         events.append(
             EventIn(
-                event_id=f"lastfm:play:{user(uid)}:{artist}",
+                event_id=f"lastfm:play:{user(uid)}:{artist_id}",
                 user_id=uid,
-                item_id=artist,
+                item_id=artist_id,
                 type=event_type,
                 value=float(plays),
             )
         )
 
-    edges: list[EdgeIn] = []
-    path = folder / "user_friends.dat"
-    if path.is_file():
-        pairs: dict[tuple[str, str], None] = {}
-        for number, parts in _rows(path, 2):
-            a = _int_text(path, number, parts[0])
-            b = _int_text(path, number, parts[1])
-            if a != b:
-                pairs[(a, b)] = None
-        for a, b in list(pairs):
-            pairs.setdefault((b, a), None)
-        edges = [EdgeIn(source_id=user(a), target_id=user(b), type="friend") for a, b in pairs]
-    return Dataset(users=users, items=items, events=events, edges=edges)
+    _each_row(plays_path, 3, play)
+
+    pairs: dict[tuple[str, str], None] = {}
+
+    def friends(parts: list[str]) -> None:
+        a, b = _id(parts[0]), _id(parts[1])
+        if a != b:
+            pairs[(a, b)] = None
+
+    if (folder / "user_friends.dat").is_file():
+        _each_row(folder / "user_friends.dat", 2, friends)
+    for a, b in list(pairs):
+        pairs.setdefault((b, a), None)
+    edges = [EdgeIn(source_id=user(a), target_id=user(b), type="friend") for a, b in pairs]
+    return Dataset(
+        users=list(users.values()), items=list(items.values()), events=events, edges=edges
+    )
 
 
 def _artist(artist: str, parts: list[str], counts: Counter[str] | None, top_tags: int) -> ItemIn:
-    name = parts[1].strip() if len(parts) > 1 else ""
+    name = parts[1] if len(parts) > 1 else ""
     media = {}
-    if len(parts) > 2 and parts[2].strip():
-        media["url"] = parts[2].strip()
-    if len(parts) > 3 and parts[3].strip():
-        media["image"] = parts[3].strip()
+    if len(parts) > 2 and parts[2]:
+        media["url"] = parts[2]
+    if len(parts) > 3 and parts[3]:
+        media["image"] = parts[3]
     top = sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:top_tags]
     attributes = {"tag_counts": dict(top)} if top else {}
     return ItemIn(

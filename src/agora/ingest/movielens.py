@@ -23,11 +23,14 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
-from agora.ingest.errors import ImportFailed, ImportProblem
+from pydantic import ValidationError
+
+from agora.ingest.errors import ImportFailed, ImportProblem, ProblemCollector
 from agora.ingest.schemas import Dataset, EventIn, ItemIn, UserIn
 
 ML100K_GENRES = (
@@ -84,6 +87,7 @@ ML1M_OCCUPATIONS = (
     "writer",
 )
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
+T = TypeVar("T")
 
 
 def _text_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
@@ -95,29 +99,41 @@ def _text_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
                 yield number, line
 
 
-def _bad(path: Path, line: int, message: str) -> ImportFailed:
-    return ImportFailed([ImportProblem(path, line, message)], file=path)
+def _rows(path: Path, encoding: str, sep: str, n: int, build: Callable[[list[str]], T]) -> list[T]:
+    """``build`` applied to every row split on ``sep``; all bad rows reported together.
+
+    ``build`` raises ValueError (a pydantic ValidationError is one) for a bad value.
+    """
+    problems = ProblemCollector(path)
+    out: list[T] = []
+    for number, line in _text_lines(path, encoding):
+        parts = line.split(sep)
+        if len(parts) < n:
+            problems.add(number, f"expected {n} fields separated by {sep!r}, found {len(parts)}")
+            continue
+        try:
+            out.append(build(parts))
+        except ValidationError as exc:
+            for err in exc.errors():
+                problems.add(number, err["msg"], field=".".join(map(str, err["loc"])))
+        except ValueError as exc:
+            problems.add(number, str(exc))
+    problems.raise_if_any()
+    return out
 
 
-def _fields(path: Path, number: int, line: str, sep: str, n: int) -> list[str]:
-    parts = line.split(sep)
-    if len(parts) < n:
-        raise _bad(path, number, f"expected {n} fields separated by {sep!r}, found {len(parts)}")
-    return parts
-
-
-def _when(path: Path, number: int, text: str) -> datetime:
+def _when(text: str) -> datetime:
     try:
         return datetime.fromtimestamp(int(text), UTC)
-    except ValueError as exc:
-        raise _bad(path, number, f"bad unix timestamp {text!r}") from exc
+    except ValueError:
+        raise ValueError(f"bad unix timestamp {text!r}") from None
 
 
-def _rating(path: Path, number: int, text: str) -> float:
+def _rating(text: str) -> float:
     try:
         return float(text)
-    except ValueError as exc:
-        raise _bad(path, number, f"bad rating {text!r}") from exc
+    except ValueError:
+        raise ValueError(f"bad rating {text!r}") from None
 
 
 def _year(title: str) -> int | None:
@@ -178,48 +194,39 @@ def load_movielens(
 
 
 def _load_100k(folder: Path, ratings_file: str) -> Dataset:
-    users: list[UserIn] = []
-    path = folder / "u.user"
-    if path.is_file():
-        for number, line in _text_lines(path, "latin-1"):
-            uid, age, gender, occupation, _zip = _fields(path, number, line, "|", 5)[:5]
-            users.append(
-                UserIn(
-                    user_id=uid,
-                    attributes={"age": int(age), "gender": gender, "occupation": occupation},
-                )
-            )
-    items: list[ItemIn] = []
-    path = folder / "u.item"
-    if path.is_file():
-        for number, line in _text_lines(path, "latin-1"):
-            parts = _fields(path, number, line, "|", 24)
-            flags = parts[5:24]
-            genres = [g for g, flag in zip(ML100K_GENRES, flags, strict=True) if flag == "1"]
-            attributes: dict[str, object] = {"year": _year(parts[1])}
-            if parts[2]:
-                attributes["release_date"] = (
-                    datetime.strptime(parts[2], "%d-%b-%Y").date().isoformat()
-                )
-            if parts[4]:
-                attributes["imdb_url"] = parts[4]
-            items.append(
-                ItemIn(item_id=parts[0], title=parts[1], tags=genres, attributes=attributes)
-            )
-    events: list[EventIn] = []
-    path = folder / ratings_file
-    for number, line in _text_lines(path, "latin-1"):
-        uid, iid, rating, ts = _fields(path, number, line, "\t", 4)[:4]
-        events.append(
-            EventIn(
-                event_id=f"ml100k:{uid}:{iid}",
-                user_id=uid,
-                item_id=iid,
-                type="rating",
-                value=_rating(path, number, rating),
-                timestamp=_when(path, number, ts),
-            )
+    def user(parts: list[str]) -> UserIn:
+        uid, age, gender, occupation = parts[:4]
+        return UserIn(
+            user_id=uid,
+            attributes={"age": int(age), "gender": gender, "occupation": occupation},
         )
+
+    def item(parts: list[str]) -> ItemIn:
+        genres = [g for g, flag in zip(ML100K_GENRES, parts[5:24], strict=True) if flag == "1"]
+        attributes: dict[str, object] = {"year": _year(parts[1])}
+        if parts[2]:
+            released = datetime.strptime(parts[2], "%d-%b-%Y").date()
+            attributes["release_date"] = released.isoformat()
+        if parts[4]:
+            attributes["imdb_url"] = parts[4]
+        return ItemIn(item_id=parts[0], title=parts[1], tags=genres, attributes=attributes)
+
+    def event(parts: list[str]) -> EventIn:
+        uid, iid, rating, ts = parts[:4]
+        return EventIn(
+            event_id=f"ml100k:{uid}:{iid}",
+            user_id=uid,
+            item_id=iid,
+            type="rating",
+            value=_rating(rating),
+            timestamp=_when(ts),
+        )
+
+    path = folder / "u.user"
+    users = _rows(path, "latin-1", "|", 5, user) if path.is_file() else []
+    path = folder / "u.item"
+    items = _rows(path, "latin-1", "|", 24, item) if path.is_file() else []
+    events = _rows(folder / ratings_file, "latin-1", "\t", 4, event)
     return _complete(users, items, events)
 
 
@@ -243,57 +250,48 @@ def _ratings_1m(folder: Path, ratings_file: str | None) -> Path:
 
 
 def _load_1m(folder: Path, ratings_file: str | None, full: bool) -> Dataset:
-    users: list[UserIn] = []
-    path = folder / "users.dat"
-    if path.is_file():
-        for number, line in _text_lines(path, "latin-1"):
-            uid, gender, age, occupation, _zip = _fields(path, number, line, "::", 5)[:5]
-            occ = int(occupation) if occupation.isdigit() else None
-            users.append(
-                UserIn(
-                    user_id=uid,
-                    attributes={
-                        "gender": gender,
-                        "age_group": ML1M_AGES.get(age, age),
-                        "occupation": (
-                            ML1M_OCCUPATIONS[occ]
-                            if occ is not None and occ < len(ML1M_OCCUPATIONS)
-                            else occupation
-                        ),
-                    },
-                )
-            )
-    items: list[ItemIn] = []
-    path = folder / "movies.dat"
-    for number, line in _text_lines(path, "latin-1"):
-        mid, title, genres = _fields(path, number, line, "::", 3)[:3]
-        items.append(
-            ItemIn(
-                item_id=mid,
-                title=title,
-                tags=[g for g in genres.split("|") if g],
-                attributes={"year": _year(title)},
-            )
+    def user(parts: list[str]) -> UserIn:
+        uid, gender, age, occupation = parts[:4]
+        occ = int(occupation) if occupation.isdigit() else None
+        known = occ is not None and occ < len(ML1M_OCCUPATIONS)
+        return UserIn(
+            user_id=uid,
+            attributes={
+                "gender": gender,
+                "age_group": ML1M_AGES.get(age, age),
+                "occupation": ML1M_OCCUPATIONS[occ] if known else occupation,  # type: ignore[index]
+            },
         )
+
+    def item(parts: list[str]) -> ItemIn:
+        mid, title, genres = parts[:3]
+        return ItemIn(
+            item_id=mid,
+            title=title,
+            tags=[g for g in genres.split("|") if g],
+            attributes={"year": _year(title)},
+        )
+
+    path = folder / "users.dat"
+    users = _rows(path, "latin-1", "::", 5, user) if path.is_file() else []
+    items = _rows(folder / "movies.dat", "latin-1", "::", 3, item)
     events = _full_1m(folder, items) if full else _prefix_1m(_ratings_1m(folder, ratings_file))
     return _complete(users, items, events)
 
 
 def _prefix_1m(path: Path) -> list[EventIn]:
-    events: list[EventIn] = []
-    for number, line in _text_lines(path, "latin-1"):
-        uid, mid, rating, ts = _fields(path, number, line, "::", 4)[:4]
-        events.append(
-            EventIn(
-                event_id=f"ml1m:{uid}:{mid}",
-                user_id=uid,
-                item_id=mid,
-                type="rating",
-                value=_rating(path, number, rating),
-                timestamp=_when(path, number, ts),
-            )
+    def event(parts: list[str]) -> EventIn:
+        uid, mid, rating, ts = parts[:4]
+        return EventIn(
+            event_id=f"ml1m:{uid}:{mid}",
+            user_id=uid,
+            item_id=mid,
+            type="rating",
+            value=_rating(rating),
+            timestamp=_when(ts),
         )
-    return events
+
+    return _rows(path, "latin-1", "::", 4, event)
 
 
 def _full_1m(folder: Path, items: list[ItemIn]) -> list[EventIn]:
@@ -329,11 +327,12 @@ def _full_1m(folder: Path, items: list[ItemIn]) -> list[EventIn]:
         reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
         header = next(reader)
         if header[:3] != ["user_id", "item_idx", "rating"]:
-            raise _bad(ratings_path, 1, f"unexpected header {header}")
+            raise ImportFailed([ImportProblem(ratings_path, 1, f"unexpected header {header}")])
         for number, (uid, idx, rating) in enumerate(reader, start=2):
             mid = to_movie.get(idx)
             if mid is None:
-                raise _bad(ratings_path, number, f"item_idx {idx} has no MovieID mapping")
+                problem = ImportProblem(ratings_path, number, f"item_idx {idx} has no MovieID")
+                raise ImportFailed([problem])
             events.append(
                 EventIn(
                     event_id=f"ml1m:{uid}:{mid}",
