@@ -5,7 +5,6 @@ Expected counts are the verified ones from each folder's PROVENANCE.md / README.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,9 +74,6 @@ def test_movielens_1m_prefix(data_root: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("AGORA_SLOW_TESTS"), reason="reads 1M ratings (~15 s); AGORA_SLOW_TESTS=1"
-)
 def test_movielens_1m_full(data_root: Path) -> None:
     ds = load_movielens(data_root / "movielens-1m", full=True)
     assert len(ds.events) == 1_000_209 and len({e.user_id for e in ds.events}) == 6040

@@ -79,7 +79,7 @@ def import_(
 ) -> None:
     """Import a file or dump; a file with any bad line is rejected whole, with every problem."""
     from agora.db.engine import transaction
-    from agora.ingest.errors import ImportFailed
+    from agora.ingest.errors import ImportFailed, UnknownFormat
     from agora.ingest.registry import load_any
     from agora.ingest.service import Rejected, add_dataset
 
@@ -87,10 +87,15 @@ def import_(
     if not path.exists():
         err.print(f"[red]error:[/red] {path}: no such file or folder")
         raise typer.Exit(2)
+    options = {
+        "event_types": settings.event_types,
+        "max_future_seconds": settings.max_future_seconds,
+        **({"kind": kind} if kind else {}),
+    }
     try:
         with console.status(f"reading {path}"):
-            dataset = load_any(path, fmt, **({"kind": kind} if kind else {}))
-    except ImportFailed as exc:
+            dataset = load_any(path, fmt, **options)
+    except (ImportFailed, UnknownFormat, TypeError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     counts = dataset.counts()
@@ -217,7 +222,7 @@ def eval_(
     except json.JSONDecodeError as exc:
         err.print(f"[red]error:[/red] --params is not valid JSON: {exc}")
         raise typer.Exit(2) from exc
-    metrics = evaluate(split, model, parsed, k, out, tune=tune)
+    metrics = evaluate(split, model, parsed, k, out, tune_params=tune)
     table = Table("metric", "value", title=f"{model} on {split.name}")
     for key, value in metrics.items():
         if isinstance(value, float):

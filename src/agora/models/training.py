@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from agora.evaluation.metrics import hits_matrix, ranking_metrics
+from agora.evaluation.protocol import rank_users
 from agora.features.interactions import Interactions, ItemSide
 from agora.models.artifacts import save_artifact
 from agora.models.base import Recommender
@@ -48,24 +50,15 @@ def holdout_split(interactions: Interactions, seed: int = 0) -> tuple[Interactio
 
 
 def holdout_metrics(model: Recommender, train: Interactions, held: sp.csr_matrix) -> dict:
-    """Recall and NDCG at 10 of one held-out item per user (full ranking, train items masked)."""
+    """Recall/NDCG@10 etc. of one held-out item per user (full ranking, train items masked)."""
     users = np.unique(held.nonzero()[0])
     if len(users) == 0:
         return {}
-    hits = ndcg = 0.0
-    for start in range(0, len(users), 512):
-        batch = users[start : start + 512]
-        items, _ = model.recommend_batch(batch, train.matrix[batch], HOLDOUT_K)
-        for user, ranked in zip(batch, items, strict=True):
-            target = held.indices[held.indptr[user] : held.indptr[user + 1]][0]
-            where = np.flatnonzero(ranked == target)
-            if len(where):
-                hits += 1
-                ndcg += 1.0 / np.log2(where[0] + 2)
-    return {
-        f"holdout_recall@{HOLDOUT_K}": hits / len(users),
-        f"holdout_ndcg@{HOLDOUT_K}": ndcg / len(users),
-        "holdout_users": int(len(users)),
+    ranked = rank_users(model, users, train.matrix, HOLDOUT_K)
+    relevant = [held.indices[held.indptr[u] : held.indptr[u + 1]] for u in users]
+    metrics = ranking_metrics(*hits_matrix(ranked, relevant, HOLDOUT_K))
+    return {f"holdout_{name}": value for name, value in metrics.items()} | {
+        "holdout_users": int(len(users))
     }
 
 
