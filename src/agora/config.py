@@ -66,7 +66,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["trending", "latest", "itemknn", "als", "bpr", "ease", "content"],
         description="Models that `agora train` fits.",
     )
-    default_model: str = "ease"
+    default_model: str = Field(
+        "auto", description='Model for recommendations; "auto" = best holdout NDCG@10.'
+    )
     model_params: dict[str, dict] = Field(
         default_factory=dict, description='Per-model constructor params, JSON: {"als": {...}}.'
     )

@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 
 from agora.api.app import create_app
 from agora.features.store import load_training_data
-from agora.models.artifacts import save_artifact
-from agora.models.registry import create_model
+from agora.models.training import train_models
 
 CLUSTER_A = ["p0", "p1", "p2", "p3"]
 CLUSTER_B = ["p4", "p5", "p6", "p7"]
@@ -39,9 +38,7 @@ def _train(client: TestClient) -> None:
     settings = client.app.state.settings
     with client.app.state.sessions() as session:
         interactions, side, _ = load_training_data(session, settings.event_weights)
-    for name, params in TRAINED.items():
-        model = create_model(name, **params).fit(interactions, side)
-        save_artifact(model, settings.model_dir, interactions)
+    train_models(interactions, side, list(TRAINED), settings.model_dir, params=TRAINED)
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +90,17 @@ def test_recommendations_exclude_touched_items_and_say_which_model(
     assert first["author_id"] == "writer" and isinstance(first["score"], float)
 
 
-def test_default_model_is_used_without_a_model_parameter(trained: TestClient) -> None:
+def test_default_model_is_the_best_on_holdout(trained: TestClient) -> None:
+    meta = trained.get("/models", headers=READ).json()
+    holdout = {
+        name: info["meta"]["metrics"]["holdout_ndcg@10"]
+        for name, info in meta.items()
+        if name not in ("trending", "latest")
+    }
     answer = trained.get("/users/u1/recommendations?n=3", headers=READ)
-    assert answer.json()["model"] == "ease"
-    assert {i["model"] for i in answer.json()["items"]} == {"ease"}
+    chosen = answer.json()["model"]
+    assert holdout[chosen] == max(holdout.values())  # ties may go either way
+    assert {i["model"] for i in answer.json()["items"]} == {chosen}
     assert not {"p0", "p1"} & set(_ids(answer))
 
 

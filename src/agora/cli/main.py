@@ -248,6 +248,10 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     api = create_app(settings)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: api.state.models.reload())
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; these
+    # handlers make that re-raise a no-op, so Ctrl-C ends with "stopped" and exit code 0.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: None)
     host, port = host or settings.host, port or settings.port
     console.print(
         f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs; Ctrl-C stops)"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +24,9 @@ from agora.features.store import event_weight
 from agora.models.artifacts import LoadedModel, list_artifacts, load_latest
 
 FALLBACK_MODEL = "trending"
+#: Model name that means "the trained personal model with the best holdout NDCG@10".
+AUTO_MODEL = "auto"
+NON_PERSONAL = ("trending", "latest")
 
 
 class ModelUnavailable(LookupError):
@@ -42,6 +45,7 @@ class Recommendation:
     title: str | None = None
     author_id: str | None = None
     tags: list[str] | None = None
+    created: datetime | None = None
 
 
 class ModelStore:
@@ -63,6 +67,17 @@ class ModelStore:
     def versions(self) -> dict[str, str]:
         return {name: loaded.path.name for name, loaded in self._models.items()}
 
+    def best(self, metric: str = "holdout_ndcg@10") -> str:
+        """The personal model whose artefact reports the highest ``metric``."""
+        scored = [
+            (loaded.meta.get("metrics", {}).get(metric, float("-inf")), name)
+            for name, loaded in self._models.items()
+            if name not in NON_PERSONAL
+        ]
+        if not scored:
+            raise ModelUnavailable("no personal model is trained; run `agora train`")
+        return max(scored)[1]
+
     def get(self, name: str) -> LoadedModel:
         loaded = self._models.get(name)
         if loaded is None:
@@ -71,6 +86,11 @@ class ModelStore:
                 f"model {name!r} is not trained (trained: {known}); run `agora train`"
             )
         return loaded
+
+
+def resolve_model(models: ModelStore, name: str) -> str:
+    """The concrete model a request means: ``auto`` becomes the best trained personal model."""
+    return models.best() if name == AUTO_MODEL else name
 
 
 def _user_event_rows(session: Session, user_id: str) -> list[tuple[str, str, float | None]]:
@@ -136,7 +156,9 @@ def recommend(
     """Top ``n`` items for a user from ``model_name``, never an item they already touched.
 
     Users without any stored event get the trending list, labelled with model ``trending``.
+    Model ``auto`` is the trained personal model with the best holdout NDCG@10.
     """
+    model_name = resolve_model(models, model_name)
     rows = _user_event_rows(session, user_id)
     if not rows and model_name != FALLBACK_MODEL:
         model_name = FALLBACK_MODEL
@@ -176,7 +198,3 @@ def global_list(
     items, scores = loaded.model.recommend(-1, empty, n + 20)
     pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
     return _decorate(session, pairs, model_name, n)
-
-
-def as_dicts(recs: list[Recommendation]) -> list[dict[str, Any]]:
-    return [r.__dict__ for r in recs]

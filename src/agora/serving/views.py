@@ -87,6 +87,7 @@ def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
             title=r.title,
             author_id=r.author_id,
             tags=list(r.tags or []),
+            created=r.created,
         )
         for r in recs
     ]
@@ -94,9 +95,9 @@ def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
 
 def _known_model(name: str, models: ModelStore) -> str:
     """``name`` if it is a model Agora knows (trained or not); 422 naming the known ones."""
-    if name in MODELS or name in models.versions():
+    if name in MODELS or name in models.versions() or name == service.AUTO_MODEL:
         return name
-    known = ", ".join(sorted(MODELS))
+    known = ", ".join([service.AUTO_MODEL, *sorted(MODELS)])
     raise InvalidRequest(
         [problem(("query", "model"), f"unknown model {name!r}; known models: {known}")]
     )
@@ -122,7 +123,7 @@ def get_recommendations(
     n: N = 10,
     model: ModelName = None,
 ) -> Recommendations:
-    name = _known_model(model or settings.default_model, models)
+    name = service.resolve_model(models, _known_model(model or settings.default_model, models))
     recs = service.recommend(session, models, user_id, n, name, settings.event_weights)
     return Recommendations(user_id=user_id, model=name, items=_items(recs))
 
