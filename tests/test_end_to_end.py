@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from agora.api.app import create_app
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from agora.api.app import create_app
 from agora.cli.main import app as cli
 from agora.config import Settings, get_settings
 
