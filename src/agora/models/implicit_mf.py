@@ -161,14 +161,18 @@ class _FactorModel(Recommender):
 
     def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarity between item factor vectors."""
-        y = self.item_factors_.astype(np.float64)
-        norms = np.linalg.norm(y, axis=1)
-        norms[norms == 0] = 1.0
-        sims = (y @ y[item]) / (norms * norms[item])
-        sims[item] = -np.inf
-        n = min(n, len(sims) - 1)
-        order = np.argsort(-sims, kind="stable")[:n]
-        return order.astype(np.int64), sims[order]
+        return _cosine_neighbours(self.item_factors_, item, n)
+
+
+def _cosine_neighbours(factors: np.ndarray, item: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    y = factors.astype(np.float64)
+    norms = np.linalg.norm(y, axis=1)
+    norms[norms == 0] = 1.0
+    sims = (y @ y[item]) / (norms * norms[item])
+    sims[item] = -np.inf
+    n = min(n, len(sims) - 1)
+    order = np.argsort(-sims, kind="stable")[:n]
+    return order.astype(np.int64), sims[order]
 
 
 class ALSModel(_FactorModel):
@@ -242,6 +246,13 @@ class BPRModel(_FactorModel):
     """Bayesian personalised ranking (implicit ``BayesianPersonalizedRanking``, SGD with
     sampled negatives). The factors carry an item-bias column (user side fixed to 1).
 
+    implicit draws each negative as the item of a random non-zero entry, i.e. proportionally to
+    item popularity, so the learnt scores are pushed down by ``log q(i)`` for popular items.
+    ``pop_correction`` (beta) adds ``beta * log(1 + count_i)`` to the item-bias column after
+    fitting (the logQ correction of sampled-softmax training; beta = 1 is the theory): on
+    ml1m-general valid this lifted NDCG@10 from 0.1435 to 0.2004 (64 factors, lr 0.01,
+    reg 0.01, 50 epochs; beta 0 / 0.5 / 1 / 1.5: 0.1435 / 0.1916 / 0.2004 / 0.1953).
+
     Fold-in is the least-squares approximation described in the module docstring, with
     confidence ``1 + fold_in_alpha * w`` and ridge ``fold_in_reg``.
 
@@ -259,6 +270,7 @@ class BPRModel(_FactorModel):
         binary: bool = True,
         fold_in_alpha: float = 10.0,
         fold_in_reg: float = 1.0,
+        pop_correction: float = 1.0,
         random_state: int = 42,
         num_threads: int = 0,
         use_gpu: bool = False,
@@ -270,6 +282,7 @@ class BPRModel(_FactorModel):
         self.binary = binary
         self.fold_in_alpha = fold_in_alpha
         self.fold_in_reg = fold_in_reg
+        self.pop_correction = pop_correction
         self.random_state = random_state
         self.num_threads = num_threads
         self.use_gpu = use_gpu
@@ -299,6 +312,14 @@ class BPRModel(_FactorModel):
             )
             model.fit(raw, show_progress=False)
         self.user_factors_ = _as_numpy(model.user_factors)
-        self.item_factors_ = _as_numpy(model.item_factors)
+        item_factors = _as_numpy(model.item_factors)
+        if self.pop_correction:
+            counts = np.bincount(raw.indices, minlength=raw.shape[1])
+            item_factors[:, -1] += np.float32(self.pop_correction) * np.log1p(counts)
+        self.item_factors_ = item_factors
         self._remember_rows(raw)
         return self
+
+    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarity between item factor vectors, the bias column left out."""
+        return _cosine_neighbours(self.item_factors_[:, :-1], item, n)

@@ -1,0 +1,198 @@
+"""Quality benchmark: every model, shipped default params, on the fixed benchmark splits.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/quality.py [--models ease,als] \
+        [--splits ml1m-general,lastfm-social] [--k 10] [--no-readme]
+
+Runs the evaluation protocol (agora.evaluation.protocol.evaluate: fit on train, full ranking,
+train + valid masked, metrics recomputed from the written recommendations.tsv), prints a rich
+table, writes bench/results/quality.json and rewrites the README section between
+``<!-- quality:start -->`` and ``<!-- quality:end -->`` when both markers exist.
+
+The content model needs item text: for ml1m-general it gets movie titles + genres
+(movies.dat through item_idx_to_movieid.csv), for lastfm-social artist names + the tags users
+gave them (user_taggedartists.dat; tags of all users, so a faint trace of who listened leaks
+into item text). Splits without such data skip the content model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from agora.evaluation.protocol import evaluate  # noqa: E402
+from agora.evaluation.splits import load_split  # noqa: E402
+from agora.features.interactions import ItemSide  # noqa: E402
+from agora.models.registry import MODELS  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared"
+BENCHMARKS = SHARED / "benchmarks"
+RESULTS = REPO / "bench" / "results"
+README = REPO / "README.md"
+START, END = "<!-- quality:start -->", "<!-- quality:end -->"
+MODEL_ORDER = ["trending", "latest", "itemknn", "bpr", "als", "ease", "content"]
+
+#: Published NDCG@10 (RecBole 1.1.x leaderboard on ML-1M; RecBole-GNN on LastFM).
+PUBLISHED = {
+    "ml1m-general": {"itemknn": 0.2389, "bpr": 0.2407, "ease": 0.2865, "ADMMSLIM (best)": 0.2904},
+    "lastfm-social": {"MHCN (best)": 0.2068, "LightGCN": 0.1972, "bpr": 0.1674},
+}
+
+
+def ml1m_side(item_ids: np.ndarray) -> ItemSide | None:
+    """Titles as text, genres as tags, for ml1m item_idx ids."""
+    mapping = SHARED / "data" / "movielens-1m" / "derived" / "item_idx_to_movieid.csv"
+    movies = SHARED / "data" / "movielens-1m" / "ml-1m" / "movies.dat"
+    if not (mapping.is_file() and movies.is_file()):
+        return None
+    with mapping.open() as fh:
+        idx_to_movie = {row["item_idx"]: row["movie_id"] for row in csv.DictReader(fh)}
+    info = {}
+    for line in movies.read_text(encoding="latin-1").splitlines():
+        mid, title, genres = line.split("::")
+        info[mid] = (re.sub(r"\(\d{4}\)\s*$", "", title).strip(), genres.split("|"))
+    texts, tags = [], []
+    for item in item_ids:
+        title, genres = info.get(idx_to_movie.get(str(item), ""), ("", []))
+        texts.append(title)
+        tags.append(genres)
+    return ItemSide(texts=texts, tags=tags)
+
+
+def lastfm_side(item_ids: np.ndarray, top_tags: int = 10) -> ItemSide | None:
+    """Artist names as text, each artist's most used tags as tags."""
+    root = SHARED / "data" / "lastfm-hetrec2011-2k"
+    if not (root / "artists.dat").is_file():
+        return None
+    names = {}
+    for line in (root / "artists.dat").read_text(encoding="utf-8").splitlines()[1:]:
+        parts = line.split("\t")
+        names[parts[0]] = parts[1]
+    tag_names = {}
+    for line in (root / "tags.dat").read_text(encoding="latin-1").splitlines()[1:]:
+        tid, value = line.rstrip("\r").split("\t", 1)
+        tag_names[tid] = value
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for line in (root / "user_taggedartists.dat").read_text().splitlines()[1:]:
+        parts = line.split("\t")
+        counts[parts[1]][tag_names.get(parts[2], "")] += 1
+    texts = [names.get(str(i), "") for i in item_ids]
+    tags = [[t for t, _ in counts[str(i)].most_common(top_tags) if t] for i in item_ids]
+    return ItemSide(texts=texts, tags=tags)
+
+
+SIDE_LOADERS = {"ml1m-general": ml1m_side, "lastfm-social": lastfm_side}
+
+
+def readme_table(rows: list[dict]) -> str:
+    """Markdown table for the README section."""
+    k = rows[0]["k"] if rows else 10
+    out = [
+        f"| split | model | NDCG@{k} | Recall@{k} | MRR@{k} | Hit@{k} | coverage | fit s "
+        "| published NDCG@10 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        pub = PUBLISHED.get(r["split"], {}).get(r["model"])
+        out.append(
+            f"| {r['split']} | {r['model']} | {r[f'ndcg@{k}']:.4f} | {r[f'recall@{k}']:.4f} "
+            f"| {r[f'mrr@{k}']:.4f} | {r[f'hit@{k}']:.4f} | {r['item_coverage']:.3f} "
+            f"| {r['fit_seconds']:.1f} | {'' if pub is None else f'{pub:.4f}'} |"
+        )
+    for split in dict.fromkeys(r["split"] for r in rows):
+        refs = ", ".join(f"{m} {v:.4f}" for m, v in PUBLISHED.get(split, {}).items())
+        if refs:
+            out.append("")
+            out.append(f"Published on {split} (NDCG@10): {refs}.")
+    out.append("")
+    out.append("Produced by `OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/quality.py`.")
+    return "\n".join(out)
+
+
+def update_readme(table: str, readme: Path = README) -> bool:
+    """Replace the text between the quality markers; False when the markers are absent."""
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    if START not in text or END not in text:
+        return False
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Quality of every model on the benchmark splits.")
+    ap.add_argument("--models", default=",".join(MODEL_ORDER), help="comma-separated names")
+    ap.add_argument("--splits", default="ml1m-general,lastfm-social", help="comma-separated")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--runs-dir", help="keep each run's recommendations.tsv/report here")
+    ap.add_argument("--out", default=str(RESULTS / "quality.json"))
+    ap.add_argument("--no-readme", action="store_true")
+    args = ap.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise SystemExit(f"unknown models {unknown}; known: {sorted(MODELS)}")
+    console = Console()
+    runs = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="agora-q-"))
+    rows = []
+    for split_name in [s.strip() for s in args.splits.split(",") if s.strip()]:
+        split_dir = BENCHMARKS / split_name
+        side = None
+        if "content" in models and split_name in SIDE_LOADERS:
+            side = SIDE_LOADERS[split_name](load_split(split_dir).item_ids)
+        for model in models:
+            if model == "content" and side is None:
+                console.print(f"[yellow]skip content on {split_name}: no item text")
+                continue
+            console.print(f"{split_name} / {model} ...")
+            res = evaluate(
+                split_dir,
+                model,
+                k=args.k,
+                out_dir=runs / split_name / model,
+                progress=False,
+                side=side if model in ("content", "latest") else None,
+            )
+            res["split"] = split_name
+            rows.append(res)
+    k = args.k
+    table = Table(title=f"Quality @ {k} (test, full ranking)")
+    cols = [f"ndcg@{k}", f"recall@{k}", f"mrr@{k}", f"hit@{k}", "item_coverage", "novelty"]
+    for col in ["split", "model", *cols, "fit s", "eval s", "published"]:
+        table.add_column(col)
+    for r in rows:
+        pub = PUBLISHED.get(r["split"], {}).get(r["model"])
+        table.add_row(
+            r["split"],
+            r["model"],
+            *(f"{r[c]:.4f}" for c in cols),
+            f"{r['fit_seconds']:.1f}",
+            f"{r['eval_seconds']:.1f}",
+            "" if pub is None else f"{pub:.4f}",
+        )
+    console.print(table)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"k": k, "published": PUBLISHED, "runs": rows}, indent=1))
+    console.print(f"wrote {out}")
+    if not args.no_readme and update_readme(readme_table(rows)):
+        console.print(f"updated {README}")
+
+
+if __name__ == "__main__":
+    main()
