@@ -378,3 +378,18 @@ def test_import_problem_rendering() -> None:
         "data.jsonl: 1 problem, nothing was imported",
         "  data.jsonl:17: field 'timestamp': invalid datetime",
     ]
+
+
+def test_text_no_database_can_store_is_refused_with_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"event_id": "e1", "user_id": "u1", "item_id": "p1", "type": "like"}\n'
+        '{"event_id": "e2", "user_id": "u1", "item_id": "p2", "type": "like", '
+        '"context": {"note": "half \\ud800 a pair"}}\n'
+        '{"kind": "item", "item_id": "p3", "title": "nul \\u0000 inside"}\n'
+    )
+    with pytest.raises(ImportFailed) as err:
+        load_agora(path)
+    text = str(err.value)
+    assert "events.jsonl:2: field 'context.note'" in text and "surrogate" in text
+    assert "events.jsonl:3: field 'title'" in text and "NUL" in text

@@ -18,6 +18,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from agora.api.errors import InvalidRequest, MalformedJson, TooLarge, problem
+from agora.ingest.schemas import unstorable_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,35 +34,8 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _text_fault(text: str) -> str | None:
-    if "\x00" in text:
-        return "NUL (\\u0000) characters are not allowed"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "lone surrogate escapes (\\ud800-\\udfff) are not valid text"
-    return None
-
-
 def _text_problems(data: Any) -> list[dict[str, Any]]:
-    """Text no database can store or JSON answer can carry: NUL characters (PostgreSQL text
-    refuses them) and lone UTF-16 surrogates, in any string or key of the body."""
-    found = []
-    stack: list[tuple[tuple[str | int, ...], Any]] = [(("body",), data)]
-    while stack:
-        loc, value = stack.pop()
-        if isinstance(value, str):
-            if fault := _text_fault(value):
-                found.append(problem(loc, f"text: {fault}"))
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if fault := _text_fault(key):
-                    found.append(problem(loc, f"key: {fault}"))
-                    continue  # the key cannot be shown in a location
-                stack.append(((*loc, key), item))
-        elif isinstance(value, list):
-            stack.extend(((*loc, i), item) for i, item in enumerate(value))
-    return sorted(found, key=lambda p: p["location"])
+    return [problem(loc, message) for loc, message in unstorable_text(data, ("body",))]
 
 
 async def read_json(request: Request) -> Any:

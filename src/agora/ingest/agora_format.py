@@ -21,7 +21,16 @@ from pydantic import BaseModel, ValidationError
 
 from agora.config import BUILTIN_EVENT_TYPES, EDGE_TYPES
 from agora.ingest.errors import ProblemCollector
-from agora.ingest.schemas import Dataset, EdgeIn, EventIn, GroupIn, ItemIn, MembershipIn, UserIn
+from agora.ingest.schemas import (
+    Dataset,
+    EdgeIn,
+    EventIn,
+    GroupIn,
+    ItemIn,
+    MembershipIn,
+    UserIn,
+    unstorable_text,
+)
 
 #: Record kinds and their schema, in the order a Dataset is written.
 KINDS: dict[str, type[BaseModel]] = {
@@ -74,8 +83,11 @@ class _Checker:
     def record(self, kind: str, data: dict[str, Any], line: int) -> BaseModel | None:
         """Validate one record; report all its problems and return it only when it is sound."""
         ok = True
+        for loc, message in unstorable_text(data):
+            self.problems.add(line, message, field=_loc(loc) if loc else None)
+            ok = False
         if kind == "event":
-            ok = self._event(data, line)
+            ok = self._event(data, line) and ok
         elif kind == "edge":
             edge_type = _text(data.get("type"))
             if edge_type and edge_type not in self.edge_types:

@@ -31,6 +31,37 @@ def as_utc(value: datetime | None) -> datetime | None:
         raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from exc
 
 
+def _text_fault(text: str) -> str | None:
+    if "\x00" in text:
+        return "NUL (\\u0000) characters are not allowed"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "lone surrogate escapes (\\ud800-\\udfff) are not valid text"
+    return None
+
+
+def unstorable_text(data: Any, root: tuple[str | int, ...] = ()) -> list[tuple[tuple, str]]:
+    """(location, message) of every string or key no database can store or JSON answer can
+    carry: NUL characters (PostgreSQL text refuses them) and lone UTF-16 surrogates."""
+    found = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [(root, data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str):
+            if fault := _text_fault(value):
+                found.append((loc, f"text: {fault}"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if fault := _text_fault(key):
+                    found.append((loc, f"key: {fault}"))
+                    continue  # the key cannot be shown in a location
+                stack.append(((*loc, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), item) for i, item in enumerate(value))
+    return sorted(found, key=lambda found_at: [str(part) for part in found_at[0]])
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
