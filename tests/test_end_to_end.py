@@ -40,6 +40,7 @@ def test_import_train_recommend_then_an_event_removes_the_item(
         assert first.status_code == 200, first.text
         items = [r["item_id"] for r in first.json()["items"]]
         assert len(items) == 5 and all(r["model"] == "ease" for r in first.json()["items"])
+        assert all(r["title"] and r["created"] for r in first.json()["items"])
         top = items[0]
         posted = client.post(
             "/events",

@@ -137,7 +137,13 @@ def _decorate(
         meta = info[item]
         out.append(
             Recommendation(
-                item, float(score), model, meta["title"], meta["author_id"], meta["tags"]
+                item_id=item,
+                score=float(score),
+                model=model,
+                title=meta["title"],
+                author_id=meta["author_id"],
+                tags=meta["tags"],
+                created=meta["created"],
             )
         )
         if len(out) == n:
