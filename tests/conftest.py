@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -89,3 +95,63 @@ def bundled_dump() -> Path:
     """The Cardano Stack Exchange dump shipped in the repository."""
     assert BUNDLED_DUMP.is_dir(), f"the bundled dump is missing at {BUNDLED_DUMP}"
     return BUNDLED_DUMP
+
+
+@dataclass
+class LiveServer:
+    """A server process on 127.0.0.1 started by a test, with its log."""
+
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Send ``sig`` and wait for the exit code (killed, and a failure, past ``timeout``)."""
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"server did not stop within {timeout} s:\n{self.log()}") from None
+
+
+@pytest.fixture
+def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start a real server process (``command`` gets ``--port``), wait until /health answers."""
+    started: list[LiveServer] = []
+
+    def start(command: list[str], env: dict[str, str]) -> LiveServer:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")} | env
+        log_path = tmp_path / f"server-{port}.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                [*command, "--host", "127.0.0.1", "--port", str(port)],
+                env=full_env,
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path)
+        started.append(server)
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, server.log()
+            try:
+                httpx.get(f"{server.base_url}/health", timeout=2)
+                return server
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, server.log()
+                time.sleep(0.2)
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
