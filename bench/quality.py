@@ -79,15 +79,18 @@ def lastfm_side(item_ids: np.ndarray, top_tags: int = 10) -> ItemSide | None:
     names = {}
     for line in (root / "artists.dat").read_text(encoding="utf-8").splitlines()[1:]:
         parts = line.split("\t")
-        names[parts[0]] = parts[1]
+        if len(parts) >= 2:
+            names[parts[0]] = parts[1]
     tag_names = {}
     for line in (root / "tags.dat").read_text(encoding="latin-1").splitlines()[1:]:
-        tid, value = line.rstrip("\r").split("\t", 1)
-        tag_names[tid] = value
+        parts = line.rstrip("\r").split("\t", 1)
+        if len(parts) == 2:
+            tag_names[parts[0]] = parts[1]
     counts: dict[str, Counter] = defaultdict(Counter)
     for line in (root / "user_taggedartists.dat").read_text().splitlines()[1:]:
         parts = line.split("\t")
-        counts[parts[1]][tag_names.get(parts[2], "")] += 1
+        if len(parts) >= 3:
+            counts[parts[1]][tag_names.get(parts[2], "")] += 1
     texts = [names.get(str(i), "") for i in item_ids]
     tags = [[t for t, _ in counts[str(i)].most_common(top_tags) if t] for i in item_ids]
     return ItemSide(texts=texts, tags=tags)
@@ -147,7 +150,7 @@ def main() -> None:
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise SystemExit(f"unknown models {unknown}; known: {sorted(MODELS)}")
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 160)
     runs = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="agora-q-"))
     rows = []
     for split_name in [s.strip() for s in args.splits.split(",") if s.strip()]:

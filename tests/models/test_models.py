@@ -223,3 +223,14 @@ def test_registry_errors():
     assert isinstance(create_model("ease", reg=2.0), EASEModel)
     assert set(MODELS) == {"trending", "latest", "itemknn", "als", "bpr", "ease", "content"}
     assert all(cls.name == name for name, cls in MODELS.items())
+
+
+def test_bpr_popularity_correction_is_added_to_the_bias_column(tiny):
+    params = {"factors": 4, "iterations": 3, "random_state": 3, "num_threads": 1}
+    plain = BPRModel(pop_correction=0.0, **params).fit(tiny)
+    corrected = BPRModel(pop_correction=1.0, **params).fit(tiny)
+    counts = np.bincount(tiny.matrix.indices, minlength=tiny.n_items)
+    np.testing.assert_allclose(
+        corrected.item_factors_[:, -1] - plain.item_factors_[:, -1], np.log1p(counts), atol=1e-5
+    )
+    np.testing.assert_array_equal(corrected.user_factors_[:, -1], 1.0)
