@@ -9,6 +9,16 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def as_float32(matrix: sp.spmatrix, binary: bool) -> sp.csr_matrix:
+    """``matrix`` as float32 csr; with ``binary`` every positive entry becomes 1."""
+    x = sp.csr_matrix(matrix, dtype=np.float32)
+    if binary:
+        x = x.copy()
+        x.data = (x.data > 0).astype(np.float32)
+        x.eliminate_zeros()
+    return x
+
+
 @dataclass
 class ItemSide:
     """Side data about items, aligned with ``Interactions.item_ids`` (row i describes item i)."""

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, ItemSide, as_float32
 from agora.models.base import Recommender
 
 
@@ -34,17 +34,9 @@ class EASEModel(Recommender):
         self.binary = binary
         self.float32_above = float32_above
 
-    def _prepare(self, x: sp.csr_matrix) -> sp.csr_matrix:
-        x = sp.csr_matrix(x, dtype=np.float32)
-        if self.binary:
-            x = x.copy()
-            x.data = (x.data > 0).astype(np.float32)
-            x.eliminate_zeros()
-        return x
-
     def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
         """Solve for ``weights_`` (active x active) in closed form."""
-        x = self._prepare(interactions.matrix)
+        x = as_float32(interactions.matrix, self.binary)
         active = np.flatnonzero(np.diff(sp.csc_matrix(x).indptr) > 0)
         xa = sp.csr_matrix(x[:, active])
         dtype = np.float32 if len(active) > self.float32_above else np.float64
@@ -69,7 +61,7 @@ class EASEModel(Recommender):
 
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """``history @ B`` (items without training data score 0)."""
-        h = self._prepare(history)[:, self.active_items_]
+        h = as_float32(history, self.binary)[:, self.active_items_]
         out = np.zeros((h.shape[0], self.n_items_), dtype=np.float32)
         out[:, self.active_items_] = h @ self.weights_
         return out

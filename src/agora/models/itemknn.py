@@ -19,7 +19,7 @@ from typing import ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, ItemSide, as_float32
 from agora.models.base import Recommender
 
 
@@ -73,22 +73,16 @@ class ItemKNNModel(Recommender):
         self.shrink = shrink
         self.binary = binary
 
-    def _prepare(self, x: sp.csr_matrix) -> sp.csr_matrix:
-        x = sp.csr_matrix(x, dtype=np.float32)
-        if self.binary:
-            x = x.copy()
-            x.data = (x.data > 0).astype(np.float32)
-            x.eliminate_zeros()
-        return x
-
     def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
         """Compute the top-``k`` neighbour matrix ``similarity_`` (items x items, csr)."""
-        self.similarity_ = topk_cosine(self._prepare(interactions.matrix), self.k, self.shrink)
+        self.similarity_ = topk_cosine(
+            as_float32(interactions.matrix, self.binary), self.k, self.shrink
+        )
         return self
 
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """Sum of neighbour similarities to the history items (``users`` is not needed)."""
-        h = self._prepare(history)
+        h = as_float32(history, self.binary)
         return np.asarray((h @ self.similarity_.T).toarray(), dtype=np.float32)
 
     def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
