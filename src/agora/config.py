@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     model_params: dict[str, dict] = Field(
         default_factory=dict, description='Per-model constructor params, JSON: {"als": {...}}.'
     )
+    keep_versions: int = Field(3, ge=1, description="Trained versions kept per model.")
     max_batch_events: int = Field(1000, description="Largest list POST /events accepts (413 past).")
     max_future_seconds: float = Field(
         300.0, description="How far past the server clock a timestamp may lie before rejection."

@@ -4,7 +4,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from agora.models.artifacts import list_artifacts, load_artifact, load_latest, save_artifact
+from agora.models.artifacts import (
+    list_artifacts,
+    load_artifact,
+    load_latest,
+    prune_artifacts,
+    save_artifact,
+)
 from agora.models.ease import EASEModel
 from agora.models.itemknn import ItemKNNModel
 
@@ -59,3 +65,14 @@ def test_missing_artifact(tmp_path):
     with pytest.raises(FileNotFoundError, match="ease"):
         load_latest(tmp_path, "ease")
     assert list_artifacts(tmp_path / "nothing") == []
+
+
+def test_pruning_keeps_the_newest_versions_of_one_model(tiny, tmp_path):
+    days = [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3, 4)]
+    knn = [save_artifact(ItemKNNModel(k=2).fit(tiny), tmp_path, tiny, now=d) for d in days]
+    ease = save_artifact(EASEModel(reg=1.0).fit(tiny), tmp_path, tiny, now=days[0])
+    removed = prune_artifacts(tmp_path, "itemknn", keep=2)
+    assert removed == knn[:2] and not knn[0].exists()
+    assert list_artifacts(tmp_path) == [ease, *knn[2:]]
+    with pytest.raises(ValueError, match="at least 1"):
+        prune_artifacts(tmp_path, "itemknn", keep=0)

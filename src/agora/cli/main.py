@@ -158,6 +158,7 @@ def train(
             settings.model_dir,
             params=settings.model_params,
             validate=validate,
+            keep_versions=settings.keep_versions,
             extra_meta={"last_event_row": last_event},
             on_step=step,
         )

@@ -32,8 +32,8 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "latest": {},
     "itemknn": {"k": [50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0, 100.0]},
     "ease": {"reg": [200.0, 400.0, 800.0, 1600.0, 3200.0]},
-    "als": {"factors": [64, 128, 256], "regularization": [1.0, 10.0], "alpha": [2.0, 10.0]},
-    "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05], "iterations": [100, 200]},
+    "als": {"factors": [128, 256], "regularization": [10.0, 50.0, 150.0], "bm25_b": [0.3, 0.8]},
+    "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.03, 0.05], "pop_correction": [0.5, 1]},
     "content": {"tag_weight": [1.0, 2.0, 4.0]},
 }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,6 +122,19 @@ def list_artifacts(root_dir: str | Path, name: str | None = None) -> list[Path]:
         ]
         out.extend(sorted(versions, key=lambda p: version_key(p.name)))
     return out
+
+
+def prune_artifacts(root_dir: str | Path, name: str, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` versions of model ``name``; returns what was removed.
+
+    A server still holding an older version in memory is unaffected: it loaded it whole.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    old = list_artifacts(root_dir, name)[:-keep]
+    for path in old:
+        shutil.rmtree(path)
+    return old
 
 
 def load_artifact(path: str | Path) -> LoadedModel:

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from agora.evaluation.metrics import hits_matrix, ranking_metrics
 from agora.evaluation.protocol import rank_users
 from agora.features.interactions import Interactions, ItemSide
-from agora.models.artifacts import save_artifact
+from agora.models.artifacts import prune_artifacts, save_artifact
 from agora.models.base import Recommender
 from agora.models.registry import create_model
 
@@ -69,6 +69,7 @@ def train_models(
     model_dir: Path,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     validate: bool = True,
+    keep_versions: int = 3,
     extra_meta: Mapping[str, Any] | None = None,
     on_step: Callable[[str, str], None] | None = None,
 ) -> list[TrainedModel]:
@@ -76,6 +77,7 @@ def train_models(
 
     With ``validate``, each model is first fitted without one held-out item per user and its
     holdout Recall/NDCG@10 is stored in the artefact's metrics, so versions can be compared.
+    Only the newest ``keep_versions`` versions of each model stay on disk.
     """
     params = params or {}
     results = []
@@ -94,6 +96,7 @@ def train_models(
         fit_seconds = time.perf_counter() - started
         metrics["fit_seconds"] = round(fit_seconds, 3)
         path = save_artifact(model, model_dir, interactions, metrics=metrics)
+        prune_artifacts(model_dir, name, keep_versions)
         results.append(TrainedModel(name, path, fit_seconds, metrics))
         if on_step:
             on_step(name, "saved")
