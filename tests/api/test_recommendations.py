@@ -126,6 +126,17 @@ def test_new_user_gets_trending(trained: TestClient) -> None:
     assert _ids(answer)[0] in CLUSTER_A  # five users each
 
 
+def test_user_whose_only_events_are_on_items_newer_than_the_model_gets_trending(
+    trained: TestClient,
+) -> None:
+    late = event("newcomer-1", user="newcomer", item="brand-new-post", kind="like")
+    assert trained.post("/events", json=late, headers=WRITE).status_code == 201
+    answer = trained.get("/users/newcomer/recommendations?n=4&model=ease", headers=READ)
+    assert {i["model"] for i in answer.json()["items"]} == {"trending"}
+    assert "brand-new-post" not in _ids(answer)
+    assert _ids(answer) == _ids(trained.get("/items/trending?n=4", headers=READ))
+
+
 def test_unknown_and_untrained_models(trained: TestClient) -> None:
     unknown = trained.get("/users/u1/recommendations?model=nosuch", headers=READ)
     assert unknown.status_code == 422

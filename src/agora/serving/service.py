@@ -161,16 +161,20 @@ def recommend(
 ) -> list[Recommendation]:
     """Top ``n`` items for a user from ``model_name``, never an item they already touched.
 
-    Users without any stored event get the trending list, labelled with model ``trending``.
+    Users the model cannot personalise for (no stored event, or only events on items newer
+    than the model) get the trending list, labelled with model ``trending``.
     Model ``auto`` is the trained personal model with the best holdout NDCG@10.
     """
     model_name = resolve_model(models, model_name)
     rows = _user_event_rows(session, user_id)
-    if not rows and model_name != FALLBACK_MODEL:
-        model_name = FALLBACK_MODEL
     loaded = models.get(model_name)
     history, touched = _history(loaded, rows, weights)
     user_index = loaded.user_index.get(user_id, -1)
+    if history.nnz == 0 and user_index < 0 and model_name != FALLBACK_MODEL:
+        model_name = FALLBACK_MODEL
+        loaded = models.get(model_name)
+        history, touched = _history(loaded, rows, weights)
+        user_index = loaded.user_index.get(user_id, -1)
     slack = n + 20  # room for items deleted since training
     items, scores = loaded.model.recommend(user_index, history, slack, exclude=touched)
     pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
