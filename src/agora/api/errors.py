@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -79,6 +80,53 @@ class BodyRejected(ValueError):
         self.rejected = rejected
         self.single = single
         super().__init__(str(rejected))
+
+
+class ProblemOut(BaseModel):
+    """One thing wrong with a request, and where."""
+
+    location: str = Field(examples=["body.3.timestamp"])
+    message: str
+    type: str
+    index: int | None = Field(None, description="Position of the record in a list body.")
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    detail: str = Field(description="One line saying what went wrong.")
+    problems: list[ProblemOut] = Field(
+        default_factory=list, description="Every problem found (validation failures)."
+    )
+    total_problems: int | None = Field(None, description="Set when `problems` was cut short.")
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI schema show the real error body (``ErrorOut``) on every 4xx/5xx answer,
+    in place of FastAPI's default validation-error shape, which this API never sends."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        error = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(error.pop("$defs", {}))
+        components["ErrorOut"] = error
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for code, answer in operation.get("responses", {}).items():
+                    if code[:1] in ("4", "5"):
+                        answer["content"] = body
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def location(loc: Iterable[str | int]) -> str:
@@ -256,7 +304,8 @@ class BodyLimit:
 
 
 def install(app: FastAPI) -> None:
-    """Register every handler on ``app``, and the body-size cap."""
+    """Register every handler on ``app``, the body-size cap, and the documented error shape."""
+    document_errors(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(MalformedJson, _malformed)
