@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, SideData
 
 ITEMS = ["a", "b", "c", "d", "e", "f"]
 
@@ -25,7 +25,7 @@ def tiny() -> Interactions:
 
 
 @pytest.fixture
-def random_data() -> tuple[Interactions, ItemSide]:
+def random_data() -> tuple[Interactions, SideData]:
     rng = np.random.default_rng(0)
     n_users, n_items = 40, 30
     dense = rng.random((n_users, n_items)) < 0.2
@@ -41,7 +41,7 @@ def random_data() -> tuple[Interactions, ItemSide]:
     tags = [[str(rng.choice(["art", "tech", "life"]))] for _ in range(n_items)]
     created = rng.uniform(1.6e9, 1.7e9, n_items)
     created[:3] = np.nan
-    return inter, ItemSide(texts=texts, tags=tags, created=created)
+    return inter, SideData(texts=texts, tags=tags, created=created)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, SideData
 from agora.models.content import ContentModel, search
 from agora.models.ease import EASEModel
 from agora.models.implicit_mf import ALSModel, BPRModel
@@ -86,7 +86,7 @@ def test_trending_prefers_recently_popular():
 
 def test_latest_prefers_newest_then_popularity(tiny, history):
     created = np.array([1.0, 5.0, np.nan, 3.0, np.nan, 9.0])  # a b c d e f
-    model = LatestModel().fit(tiny, ItemSide(created=created))
+    model = LatestModel().fit(tiny, SideData(created=created))
     items, _ = model.recommend(-1, sp.csr_matrix((1, tiny.n_items)), n=6)
     # dated items newest first (f is cold but newest), then undated by popularity (c: 4, e: 1)
     assert tiny.item_ids[items].tolist() == ["f", "b", "d", "a", "c", "e"]
@@ -98,7 +98,7 @@ def test_latest_prefers_newest_then_popularity(tiny, history):
     assert "f" not in tiny.item_ids[model.recommend(-1, history(tiny, ["f"]), n=6)[0]]
 
 
-def _content_side() -> tuple[Interactions, ItemSide]:
+def _content_side() -> tuple[Interactions, SideData]:
     texts = [
         "Learning Python for data science and machine learning",
         "我们今天讨论推荐系统和机器学习的最新进展",
@@ -110,7 +110,7 @@ def _content_side() -> tuple[Interactions, ItemSide]:
     tags = [["python", "ml"], ["推荐"], ["garden"], ["花园"], ["rust"], ["ml"]]
     item_ids = [f"p{i}" for i in range(6)]
     inter = Interactions.from_triples(["u0"], ["p0"], item_ids=item_ids)  # p1..p4: no events
-    return inter, ItemSide(texts=texts, tags=tags)
+    return inter, SideData(texts=texts, tags=tags)
 
 
 def test_content_matches_chinese_and_english_queries():

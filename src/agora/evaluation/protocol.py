@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agora.evaluation import metrics as M
 from agora.evaluation.splits import Split, load_split
-from agora.features.interactions import ItemSide
+from agora.features.interactions import SideData
 from agora.models.base import Recommender
 from agora.models.registry import create_model
 
@@ -190,7 +190,7 @@ def tune(
     grid: dict[str, list[Any]] | None = None,
     k: int = 10,
     base_params: dict[str, Any] | None = None,
-    side: ItemSide | None = None,
+    side: SideData | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Grid search scored by valid NDCG@K; returns the best params (``base_params`` updated
@@ -227,7 +227,7 @@ def evaluate(
     progress: bool = True,
     tune_params: bool = False,
     grid: dict[str, list[Any]] | None = None,
-    side: ItemSide | None = None,
+    side: SideData | None = None,
     batch_size: int | None = None,
     report: bool = True,
 ) -> dict[str, Any]:

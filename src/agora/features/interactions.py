@@ -20,13 +20,19 @@ def as_float32(matrix: sp.spmatrix, binary: bool) -> sp.csr_matrix:
 
 
 @dataclass
-class ItemSide:
-    """Side data about items, aligned with ``Interactions.item_ids`` (row i describes item i)."""
+class SideData:
+    """What models may know besides the interaction matrix.
+
+    Item fields are aligned with ``Interactions.item_ids`` (row i describes item i); ``social``
+    is a users x users matrix aligned with ``Interactions.user_ids`` (``social[u, v]`` = weight
+    of u's edge to v: friend, follow, trust).
+    """
 
     texts: list[str] | None = None
     tags: list[list[str]] | None = None
     created: np.ndarray | None = None  # epoch seconds, float64; NaN when unknown
     authors: list[str | None] | None = None
+    social: sp.csr_matrix | None = None
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, SideData
 
 
 class Recommender(ABC):
@@ -37,17 +37,21 @@ class Recommender(ABC):
 
     # -- learning and scoring ---------------------------------------------------------------
     @abstractmethod
-    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
         """Learn from a users x items interaction matrix and optional item side data."""
 
     @abstractmethod
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None
+    ) -> np.ndarray:
         """Dense (len(users), n_items) scores; higher is better.
 
         ``users`` are row indices of the fitted matrix (-1 for a user the model never saw);
         ``history`` holds those users' current interactions (rows aligned with ``users``,
         n_items columns) and may include events newer than ``fit``: models that can use it
         (item-KNN, EASE, content, fold-in of ALS) must, so a new event changes the next answer.
+        ``times`` (same shape, optional) holds the epoch second of each history entry's latest
+        event, for models that need the order of events (sequential models).
         """
 
     @abstractmethod
@@ -60,10 +64,13 @@ class Recommender(ABC):
         history: sp.csr_matrix,
         n: int = 10,
         exclude: np.ndarray | None = None,
+        times: sp.csr_matrix | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` item indices and scores for one user; items in ``history`` and ``exclude``
         are never returned."""
-        items, scores = self.recommend_batch(np.array([user]), sp.csr_matrix(history), n, exclude)
+        items, scores = self.recommend_batch(
+            np.array([user]), sp.csr_matrix(history), n, exclude, times
+        )
         return items[0], scores[0]
 
     def recommend_batch(
@@ -72,10 +79,11 @@ class Recommender(ABC):
         history: sp.csr_matrix,
         n: int = 10,
         exclude: sp.csr_matrix | np.ndarray | None = None,
+        times: sp.csr_matrix | None = None,
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Top ``n`` for several users at once; ``exclude`` is a sparse matrix aligned with
         ``users`` (or, for a single user, an array of item indices)."""
-        scores = np.asarray(self.score(np.asarray(users), history), dtype=np.float64)
+        scores = np.asarray(self.score(np.asarray(users), history, times), dtype=np.float64)
         scores[history.nonzero()] = -np.inf
         if exclude is not None:
             if sp.issparse(exclude):

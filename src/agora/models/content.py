@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, SideData
 from agora.features.text import tag_tokens, tokenize
 from agora.models.base import Recommender
 
@@ -54,15 +54,15 @@ class ContentModel(Recommender):
 
     # -- documents ----------------------------------------------------------------------
     @staticmethod
-    def documents(side: ItemSide | None, n_items: int) -> list[list[str]]:
+    def documents(side: SideData | None, n_items: int) -> list[list[str]]:
         """Token lists per item: text tokens followed by ``#tag`` tokens."""
         texts = side.texts if side is not None and side.texts is not None else [None] * n_items
         tags = side.tags if side is not None and side.tags is not None else [None] * n_items
         if len(texts) != n_items or len(tags) != n_items:
-            raise ValueError(f"ItemSide texts/tags must have {n_items} rows")
+            raise ValueError(f"SideData texts/tags must have {n_items} rows")
         return [tokenize(t) + tag_tokens(g) for t, g in zip(texts, tags, strict=True)]
 
-    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
         """Fit the vocabulary and idf on the item documents and store the item matrix."""
         n_items = interactions.n_items
         docs = self.documents(side, n_items)
@@ -134,7 +134,9 @@ class ContentModel(Recommender):
         return np.asarray((q @ self.item_matrix_.T).toarray()).ravel()
 
     # -- recommender interface -------------------------------------------------------------
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None
+    ) -> np.ndarray:
         """Cosine between each user's weighted-mean profile and every item."""
         h = sp.csr_matrix(history, dtype=np.float64)
         profiles = _normalize_rows(h @ self.item_matrix_)

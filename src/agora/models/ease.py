@@ -20,7 +20,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, ItemSide, as_float32
+from agora.features.interactions import Interactions, SideData, as_float32
 from agora.models.base import Recommender
 
 
@@ -34,7 +34,7 @@ class EASEModel(Recommender):
         self.binary = binary
         self.float32_above = float32_above
 
-    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
         """Solve for ``weights_`` (active x active) in closed form."""
         x = as_float32(interactions.matrix, self.binary)
         active = np.flatnonzero(np.diff(sp.csc_matrix(x).indptr) > 0)
@@ -59,7 +59,9 @@ class EASEModel(Recommender):
         self.n_items_ = int(interactions.n_items)
         return self
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None
+    ) -> np.ndarray:
         """``history @ B`` (items without training data score 0)."""
         h = as_float32(history, self.binary)[:, self.active_items_]
         out = np.zeros((h.shape[0], self.n_items_), dtype=np.float32)

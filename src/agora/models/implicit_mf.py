@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, SideData
 from agora.models.base import Recommender
 
 _SIG_SEED = 20_240_601
@@ -155,7 +155,9 @@ class _FactorModel(Recommender):
             )
         return vecs
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None
+    ) -> np.ndarray:
         """Dot products of (possibly folded-in) user vectors with item factors."""
         return self.user_vectors(users, history) @ self.item_factors_.T
 
@@ -217,7 +219,7 @@ class ALSModel(_FactorModel):
         self.num_threads = num_threads
         self.use_gpu = use_gpu
 
-    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
         """Factorise the confidence matrix ``1 + alpha * w`` (users x items csr)."""
         from implicit.als import AlternatingLeastSquares
 
@@ -304,7 +306,7 @@ class BPRModel(_FactorModel):
     def _fold_in_reg(self) -> float:
         return float(self.fold_in_reg)
 
-    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
         """Run BPR epochs on the binarised (or raw) users x items matrix."""
         from implicit.bpr import BayesianPersonalizedRanking
 

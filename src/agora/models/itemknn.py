@@ -19,7 +19,7 @@ from typing import ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, ItemSide, as_float32
+from agora.features.interactions import Interactions, SideData, as_float32
 from agora.models.base import Recommender
 
 
@@ -73,14 +73,16 @@ class ItemKNNModel(Recommender):
         self.shrink = shrink
         self.binary = binary
 
-    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
         """Compute the top-``k`` neighbour matrix ``similarity_`` (items x items, csr)."""
         self.similarity_ = topk_cosine(
             as_float32(interactions.matrix, self.binary), self.k, self.shrink
         )
         return self
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None
+    ) -> np.ndarray:
         """Sum of neighbour similarities to the history items (``users`` is not needed)."""
         h = as_float32(history, self.binary)
         return np.asarray((h @ self.similarity_.T).toarray(), dtype=np.float32)

@@ -12,7 +12,7 @@ from typing import ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, SideData
 from agora.models.base import Recommender
 
 _DAY = 86_400.0
@@ -29,7 +29,9 @@ class _GlobalScoreModel(Recommender):
 
     item_scores_: np.ndarray
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None
+    ) -> np.ndarray:
         """The fitted global item scores, repeated for each user."""
         return np.tile(self.item_scores_, (len(np.atleast_1d(users)), 1))
 
@@ -58,7 +60,7 @@ class TrendingModel(_GlobalScoreModel):
     def __init__(self, half_life_days: float = 7.0) -> None:
         self.half_life_days = half_life_days
 
-    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
         """Sum decayed weights per item; ties broken by plain popularity."""
         pop = item_popularity(interactions)
         scores = pop.copy()
@@ -79,7 +81,7 @@ class TrendingModel(_GlobalScoreModel):
 
 
 class LatestModel(_GlobalScoreModel):
-    """Newest items first by ``ItemSide.created``; items with unknown creation time follow,
+    """Newest items first by ``SideData.created``; items with unknown creation time follow,
     ranked by popularity (all by popularity when nothing has a creation time).
 
     Scores are ranks scaled to ``[0, 1]``: items with a known date occupy the top of the range.
@@ -90,7 +92,7 @@ class LatestModel(_GlobalScoreModel):
     def __init__(self) -> None:
         """No hyper-parameters."""
 
-    def fit(self, interactions: Interactions, side: ItemSide | None = None) -> Self:
+    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
         """Order items by (has a date, created, popularity) and store the scaled rank."""
         n = interactions.n_items
         pop = item_popularity(interactions)
@@ -98,7 +100,7 @@ class LatestModel(_GlobalScoreModel):
         if side is not None and side.created is not None:
             created = np.asarray(side.created, dtype=np.float64)
             if created.shape != (n,):
-                raise ValueError(f"ItemSide.created has {created.shape[0]} rows, expected {n}")
+                raise ValueError(f"SideData.created has {created.shape[0]} rows, expected {n}")
         known = np.isfinite(created)
         order = np.lexsort((pop, np.where(known, created, -np.inf), known))  # ascending
         scores = np.empty(n, dtype=np.float64)

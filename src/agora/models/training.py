@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from agora.evaluation.metrics import hits_matrix, ranking_metrics
 from agora.evaluation.protocol import rank_users
-from agora.features.interactions import Interactions, ItemSide
+from agora.features.interactions import Interactions, SideData
 from agora.models.artifacts import prune_artifacts, save_artifact
 from agora.models.base import Recommender
 from agora.models.registry import create_model
@@ -64,7 +64,7 @@ def holdout_metrics(model: Recommender, train: Interactions, held: sp.csr_matrix
 
 def train_models(
     interactions: Interactions,
-    side: ItemSide,
+    side: SideData,
     names: Sequence[str],
     model_dir: Path,
     params: Mapping[str, Mapping[str, Any]] | None = None,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from agora.db import queries
 from agora.db.tables import Event, Item, User
 from agora.features.store import event_weight
+from agora.ingest.schemas import as_utc
 from agora.models.artifacts import LoadedModel, list_artifacts, load_latest
 
 FALLBACK_MODEL = "trending"
@@ -93,25 +94,36 @@ def resolve_model(models: ModelStore, name: str) -> str:
     return models.best() if name == AUTO_MODEL else name
 
 
-def _user_event_rows(session: Session, user_id: str) -> list[tuple[str, str, float | None]]:
-    return list(
-        session.execute(
-            select(Item.external_id, Event.type, Event.value)
+EventRow = tuple[str, str, float | None, datetime]
+
+
+def _user_event_rows(session: Session, user_id: str) -> list[EventRow]:
+    return [
+        (item, etype, value, as_utc(ts))
+        for item, etype, value, ts in session.execute(
+            select(Item.external_id, Event.type, Event.value, Event.timestamp)
             .join(Event, Event.item_id == Item.id)
             .join(User, Event.user_id == User.id)
             .where(User.external_id == user_id)
         )
-    )
+    ]
 
 
-def _history(
-    loaded: LoadedModel, rows: list[tuple[str, str, float | None]], weights: Mapping[str, float]
-) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The user's positive history as a 1 x n_items row, and every item index they touched."""
+@dataclass
+class History:
+    """One user's history in a model's item space."""
+
+    strength: sp.csr_matrix  # 1 x n_items, summed positive event weights
+    times: sp.csr_matrix  # 1 x n_items, epoch second of the latest positive event
+    touched: np.ndarray  # every item index with any event (never recommended)
+
+
+def _history(loaded: LoadedModel, rows: list[EventRow], weights: Mapping[str, float]) -> History:
     n_items = len(loaded.item_ids)
     strength: dict[int, float] = {}
+    latest: dict[int, float] = {}
     touched: set[int] = set()
-    for item_id, etype, value in rows:
+    for item_id, etype, value, ts in rows:
         index = loaded.item_index.get(item_id)
         if index is None:
             continue
@@ -119,10 +131,19 @@ def _history(
         w = event_weight(etype, value, weights)
         if w > 0:
             strength[index] = strength.get(index, 0.0) + w
+            latest[index] = max(latest.get(index, 0.0), ts.timestamp())
     cols = np.fromiter(strength, dtype=np.int64, count=len(strength))
-    data = np.fromiter(strength.values(), dtype=np.float32, count=len(strength))
-    row = sp.csr_matrix((data, (np.zeros(len(cols), np.int64), cols)), shape=(1, n_items))
-    return row, np.fromiter(touched, dtype=np.int64, count=len(touched))
+    zeros = np.zeros(len(cols), np.int64)
+
+    def row(values: dict[int, float], dtype: type) -> sp.csr_matrix:
+        data = np.fromiter((values[c] for c in cols), dtype=dtype, count=len(cols))
+        return sp.csr_matrix((data, (zeros, cols)), shape=(1, n_items))
+
+    return History(
+        row(strength, np.float32),
+        row(latest, np.float64),
+        np.fromiter(touched, dtype=np.int64, count=len(touched)),
+    )
 
 
 def _decorate(
@@ -168,15 +189,17 @@ def recommend(
     model_name = resolve_model(models, model_name)
     rows = _user_event_rows(session, user_id)
     loaded = models.get(model_name)
-    history, touched = _history(loaded, rows, weights)
+    history = _history(loaded, rows, weights)
     user_index = loaded.user_index.get(user_id, -1)
-    if history.nnz == 0 and user_index < 0 and model_name != FALLBACK_MODEL:
+    if history.strength.nnz == 0 and user_index < 0 and model_name != FALLBACK_MODEL:
         model_name = FALLBACK_MODEL
         loaded = models.get(model_name)
-        history, touched = _history(loaded, rows, weights)
+        history = _history(loaded, rows, weights)
         user_index = loaded.user_index.get(user_id, -1)
     slack = n + 20  # room for items deleted since training
-    items, scores = loaded.model.recommend(user_index, history, slack, exclude=touched)
+    items, scores = loaded.model.recommend(
+        user_index, history.strength, slack, exclude=history.touched, times=history.times
+    )
     pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
     return _decorate(session, pairs, model_name, n)
 
