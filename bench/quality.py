@@ -33,7 +33,7 @@ from rich.table import Table  # noqa: E402
 
 from agora.evaluation.protocol import evaluate  # noqa: E402
 from agora.evaluation.splits import load_split  # noqa: E402
-from agora.features.interactions import ItemSide  # noqa: E402
+from agora.features.interactions import SideData  # noqa: E402
 from agora.models.registry import MODELS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ PUBLISHED = {
 }
 
 
-def ml1m_side(item_ids: np.ndarray) -> ItemSide | None:
+def ml1m_side(item_ids: np.ndarray) -> SideData | None:
     """Titles as text, genres as tags, for ml1m item_idx ids."""
     mapping = SHARED / "data" / "movielens-1m" / "derived" / "item_idx_to_movieid.csv"
     movies = SHARED / "data" / "movielens-1m" / "ml-1m" / "movies.dat"
@@ -68,10 +68,10 @@ def ml1m_side(item_ids: np.ndarray) -> ItemSide | None:
         title, genres = info.get(idx_to_movie.get(str(item), ""), ("", []))
         texts.append(title)
         tags.append(genres)
-    return ItemSide(texts=texts, tags=tags)
+    return SideData(texts=texts, tags=tags)
 
 
-def lastfm_side(item_ids: np.ndarray, top_tags: int = 10) -> ItemSide | None:
+def lastfm_side(item_ids: np.ndarray, top_tags: int = 10) -> SideData | None:
     """Artist names as text, each artist's most used tags as tags."""
     root = SHARED / "data" / "lastfm-hetrec2011-2k"
     if not (root / "artists.dat").is_file():
@@ -93,7 +93,7 @@ def lastfm_side(item_ids: np.ndarray, top_tags: int = 10) -> ItemSide | None:
             counts[parts[1]][tag_names.get(parts[2], "")] += 1
     texts = [names.get(str(i), "") for i in item_ids]
     tags = [[t for t, _ in counts[str(i)].most_common(top_tags) if t] for i in item_ids]
-    return ItemSide(texts=texts, tags=tags)
+    return SideData(texts=texts, tags=tags)
 
 
 SIDE_LOADERS = {"ml1m-general": ml1m_side, "lastfm-social": lastfm_side}
