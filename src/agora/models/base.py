@@ -37,8 +37,18 @@ class Recommender(ABC):
 
     # -- learning and scoring ---------------------------------------------------------------
     @abstractmethod
-    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
-        """Learn from a users x items interaction matrix and optional item side data."""
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
+        """Learn from a users x items interaction matrix and optional side data.
+
+        ``valid`` (users x items, aligned with ``interactions``) holds held-out interactions a
+        model may use for early stopping or for learning blend weights, never for anything
+        else; models must also fit without it.
+        """
 
     @abstractmethod
     def score(

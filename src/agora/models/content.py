@@ -62,7 +62,12 @@ class ContentModel(Recommender):
             raise ValueError(f"SideData texts/tags must have {n_items} rows")
         return [tokenize(t) + tag_tokens(g) for t, g in zip(texts, tags, strict=True)]
 
-    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
         """Fit the vocabulary and idf on the item documents and store the item matrix."""
         n_items = interactions.n_items
         docs = self.documents(side, n_items)

@@ -34,7 +34,12 @@ class EASEModel(Recommender):
         self.binary = binary
         self.float32_above = float32_above
 
-    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
         """Solve for ``weights_`` (active x active) in closed form."""
         x = as_float32(interactions.matrix, self.binary)
         active = np.flatnonzero(np.diff(sp.csc_matrix(x).indptr) > 0)

@@ -219,7 +219,12 @@ class ALSModel(_FactorModel):
         self.num_threads = num_threads
         self.use_gpu = use_gpu
 
-    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
         """Factorise the confidence matrix ``1 + alpha * w`` (users x items csr)."""
         from implicit.als import AlternatingLeastSquares
 
@@ -306,7 +311,12 @@ class BPRModel(_FactorModel):
     def _fold_in_reg(self) -> float:
         return float(self.fold_in_reg)
 
-    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
         """Run BPR epochs on the binarised (or raw) users x items matrix."""
         from implicit.bpr import BayesianPersonalizedRanking
 

@@ -73,7 +73,12 @@ class ItemKNNModel(Recommender):
         self.shrink = shrink
         self.binary = binary
 
-    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
         """Compute the top-``k`` neighbour matrix ``similarity_`` (items x items, csr)."""
         self.similarity_ = topk_cosine(
             as_float32(interactions.matrix, self.binary), self.k, self.shrink

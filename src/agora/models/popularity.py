@@ -60,7 +60,12 @@ class TrendingModel(_GlobalScoreModel):
     def __init__(self, half_life_days: float = 7.0) -> None:
         self.half_life_days = half_life_days
 
-    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
         """Sum decayed weights per item; ties broken by plain popularity."""
         pop = item_popularity(interactions)
         scores = pop.copy()
@@ -92,7 +97,12 @@ class LatestModel(_GlobalScoreModel):
     def __init__(self) -> None:
         """No hyper-parameters."""
 
-    def fit(self, interactions: Interactions, side: SideData | None = None) -> Self:
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
         """Order items by (has a date, created, popularity) and store the scaled rank."""
         n = interactions.n_items
         pop = item_popularity(interactions)
