@@ -45,6 +45,35 @@ def plot_curve(curve: dict[str, list[float]], path: str | Path, title: str = "")
     return path
 
 
+def plot_training_curve(curve: Any, path: str | Path, title: str = "") -> Path:
+    """Training loss and (when measured) valid NDCG@10 per epoch, as a PNG.
+
+    ``curve`` is an array of rows ``[epoch, loss, valid_ndcg]`` (NaN where not measured).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    curve = np.asarray(curve, dtype=float).reshape(-1, 3)
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    ax.plot(curve[:, 0], curve[:, 1], color="tab:blue", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss", color="tab:blue")
+    if np.isfinite(curve[:, 2]).any():
+        other = ax.twinx()
+        other.plot(curve[:, 0], curve[:, 2], color="tab:orange", marker="o", label="valid NDCG@10")
+        other.set_ylabel("valid NDCG@10", color="tab:orange")
+    ax.set_title(f"{title} training")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_report(
     out_dir: str | Path, metrics: dict[str, Any], curve: dict[str, list[float]] | None = None
 ) -> Path:
