@@ -169,3 +169,21 @@ def test_trending_and_deleted_items(trained: TestClient) -> None:
     assert trained.delete("/items/p9", headers=WRITE).status_code == 204
     assert "p9" not in _ids(trained.get("/items/trending?n=20", headers=READ))
     assert "p9" not in _ids(trained.get("/users/stranger/recommendations?n=20", headers=READ))
+
+
+def test_explanations_name_past_items_and_people_followed(trained: TestClient) -> None:
+    follow = {"source_id": "u1", "target_id": "u0", "type": "follow"}
+    assert trained.post("/edges", json=follow, headers=WRITE).status_code in (200, 201)
+    plain = trained.get("/users/u1/recommendations?n=3&model=itemknn", headers=READ).json()
+    assert "because" not in plain["items"][0]
+    answer = trained.get(
+        "/users/u1/recommendations?n=3&model=itemknn&explain=true", headers=READ
+    ).json()
+    assert [i["item_id"] for i in answer["items"]] == [i["item_id"] for i in plain["items"]]
+    assert any(i["item_id"] in CLUSTER_A for i in answer["items"])
+    for item in answer["items"]:
+        past = {b["item_id"] for b in item["because"]}
+        assert past and past <= {"p0", "p1"}  # only what u1 really engaged with
+        assert item["because"][0]["title"] and item["reason"].startswith("because you engaged")
+        if item["item_id"] in CLUSTER_A:
+            assert item["ties_engaged"] == ["u0"] and "1 person you follow" in item["reason"]

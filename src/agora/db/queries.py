@@ -161,3 +161,32 @@ def counts(session: Session) -> dict[str, int]:
         name: session.scalar(select(func.count()).select_from(table))
         for name, table in tables.items()
     }
+
+
+#: Edge types through which a user chose whose activity matters to them.
+CHOSEN_TIES = ("follow", "friend", "trust")
+
+
+def ties_who_engaged(
+    session: Session, user_id: str, item_ids: Iterable[str]
+) -> dict[str, list[str]]:
+    """Per item, the people ``user_id`` follows, befriended or trusts who have an event on it."""
+    wanted = list(dict.fromkeys(item_ids))
+    source, friend = aliased(User), aliased(User)
+    ties = (
+        select(SocialEdge.target_id)
+        .join(source, SocialEdge.source_id == source.id)
+        .where(source.external_id == user_id, SocialEdge.type.in_(CHOSEN_TIES))
+    )
+    rows = session.execute(
+        select(Item.external_id, friend.external_id)
+        .join(Event, Event.item_id == Item.id)
+        .join(friend, Event.user_id == friend.id)
+        .where(Item.external_id.in_(wanted), Event.user_id.in_(ties))
+        .distinct()
+        .order_by(Item.external_id, friend.external_id)
+    )
+    out: dict[str, list[str]] = {}
+    for item, who in rows:
+        out.setdefault(item, []).append(who)
+    return out

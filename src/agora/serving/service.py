@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +24,7 @@ from agora.db.tables import Event, Item, User
 from agora.features.store import event_weight
 from agora.ingest.schemas import as_utc
 from agora.models.artifacts import LoadedModel, list_artifacts, load_latest
+from agora.models.explain import top_reasons
 
 FALLBACK_MODEL = "trending"
 #: Model name that means "the trained personal model with the best holdout NDCG@10".
@@ -47,6 +49,9 @@ class Recommendation:
     author_id: str | None = None
     tags: list[str] | None = None
     created: datetime | None = None
+    because: list[dict[str, Any]] | None = None  # past items that carried the score
+    ties_engaged: list[str] | None = None  # people the user follows/trusts who engaged
+    reason: str | None = None
 
 
 class ModelStore:
@@ -179,8 +184,10 @@ def recommend(
     n: int,
     model_name: str,
     weights: Mapping[str, float],
+    explain: bool = False,
 ) -> list[Recommendation]:
     """Top ``n`` items for a user from ``model_name``, never an item they already touched.
+    With ``explain``, each item says which past items and which of the user's ties led to it.
 
     Users the model cannot personalise for (no stored event, or only events on items newer
     than the model) get the trending list, labelled with model ``trending``.
@@ -201,7 +208,45 @@ def recommend(
         user_index, history.strength, slack, exclude=history.touched, times=history.times
     )
     pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
-    return _decorate(session, pairs, model_name, n)
+    recs = _decorate(session, pairs, model_name, n)
+    if explain and recs:
+        _explain(session, loaded, user_id, history, recs)
+    return recs
+
+
+def _explain(
+    session: Session, loaded: LoadedModel, user_id: str, history: History, recs: list
+) -> None:
+    """Fill in ``because`` (past items that carried each score), ``ties_engaged`` and ``reason``."""
+    indices = np.array([loaded.item_index[r.item_id] for r in recs], dtype=np.int64)
+    reasons = top_reasons(loaded.model, history.strength, indices, times=history.times)
+    past_ids = {loaded.item_ids[j] for per_item in reasons for j, _ in per_item}
+    titles = queries.item_summaries(session, past_ids)
+    ties = queries.ties_who_engaged(session, user_id, [r.item_id for r in recs])
+    for rec, per_item in zip(recs, reasons, strict=True):
+        rec.because = [
+            {
+                "item_id": loaded.item_ids[j],
+                "title": titles.get(loaded.item_ids[j], {}).get("title"),
+                "share": round(share, 4),
+            }
+            for j, share in per_item
+        ]
+        rec.ties_engaged = ties.get(rec.item_id, [])
+        rec.reason = _sentence(rec)
+
+
+def _sentence(rec: Recommendation) -> str:
+    parts = []
+    if rec.because:
+        first = rec.because[0]
+        parts.append(f"because you engaged with {first['title'] or first['item_id']!r}")
+    if rec.ties_engaged:
+        count = len(rec.ties_engaged)
+        parts.append(f"{count} {'person' if count == 1 else 'people'} you follow or trust engaged")
+    if not parts:
+        return "popular in the community" if rec.model == FALLBACK_MODEL else "recommended for you"
+    return "; ".join(parts)
 
 
 def similar_items(

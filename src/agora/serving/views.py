@@ -42,6 +42,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class PastItem(BaseModel):
+    item_id: str
+    title: str | None = None
+    share: float = Field(description="Share of the score this past item carried (0..1).")
+
+
 class RecommendedItem(BaseModel):
     item_id: str
     score: float
@@ -50,6 +56,13 @@ class RecommendedItem(BaseModel):
     author_id: str | None = None
     tags: list[str] = Field(default_factory=list)
     created: datetime | None = None
+    because: list[PastItem] | None = Field(
+        None, description="With explain=true: past items that carried this item's score."
+    )
+    ties_engaged: list[str] | None = Field(
+        None, description="With explain=true: people the user follows or trusts who engaged."
+    )
+    reason: str | None = Field(None, description="With explain=true: one readable sentence.")
 
 
 class Recommendations(BaseModel):
@@ -88,6 +101,9 @@ def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
             author_id=r.author_id,
             tags=list(r.tags or []),
             created=r.created,
+            because=r.because,
+            ties_engaged=r.ties_engaged,
+            reason=r.reason,
         )
         for r in recs
     ]
@@ -110,10 +126,12 @@ def _known_model(name: str, models: ModelStore) -> str:
     description=(
         "Items the user already has an event on are never returned, including events posted "
         "after the model was trained. Users without any event get the trending list (each "
-        "item's `model` says `trending`)."
+        "item's `model` says `trending`). With `explain=true` each item also names the past "
+        "items that carried its score and the people the user follows or trusts who engaged."
     ),
     dependencies=[ReadScope],
     responses=ERRORS,
+    response_model_exclude_none=True,
 )
 def get_recommendations(
     user_id: UserId,
@@ -122,9 +140,12 @@ def get_recommendations(
     settings: SettingsDep,
     n: N = 10,
     model: ModelName = None,
+    explain: Annotated[bool, Query(description="Say why each item is recommended.")] = False,
 ) -> Recommendations:
     name = service.resolve_model(models, _known_model(model or settings.default_model, models))
-    recs = service.recommend(session, models, user_id, n, name, settings.event_weights)
+    recs = service.recommend(
+        session, models, user_id, n, name, settings.event_weights, explain=explain
+    )
     return Recommendations(user_id=user_id, model=name, items=_items(recs))
 
 
