@@ -184,6 +184,7 @@ def _fit_any(name, inter, side):
         "bpr": {"factors": 8, "iterations": 5, "num_threads": 1},
         "ease": {"reg": 5.0},
         "itemknn": {"k": 5},
+        "hybrid": {"members": {"ease": {"reg": 5.0}, "als": {"factors": 8, "iterations": 5}}},
     }.get(name, {})
     return create_model(name, **params).fit(inter, side)
 
@@ -221,7 +222,9 @@ def test_registry_errors():
     with pytest.raises(ValueError, match="accepted: reg"):
         create_model("ease", lam=3)
     assert isinstance(create_model("ease", reg=2.0), EASEModel)
-    assert set(MODELS) == {"trending", "latest", "itemknn", "als", "bpr", "ease", "content"}
+    assert set(MODELS) == {
+        "trending", "latest", "itemknn", "als", "bpr", "ease", "content", "hybrid",
+    }  # fmt: skip
     assert all(cls.name == name for name, cls in MODELS.items())
 
 

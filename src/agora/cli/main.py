@@ -209,11 +209,17 @@ def _print_recommendations(user_id: str, recs: list) -> None:  # noqa: ANN401
 @app.command("eval")
 def eval_(
     split: Annotated[Path, typer.Option(help="Folder with train.tsv, valid.tsv, test.tsv.")],
-    model: Annotated[str, typer.Option(help="Model name.")],
+    model: Annotated[
+        str, typer.Option(help="Model name, or 'auto' (best of --candidates on valid).")
+    ],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     params: Annotated[str | None, typer.Option(help="Model params as JSON.")] = None,
     k: Annotated[int, typer.Option(min=1)] = 10,
     tune: Annotated[bool, typer.Option(help="Grid-search params on valid first.")] = False,
+    candidates: Annotated[
+        str | None,
+        typer.Option(help="With --model auto: comma-separated models (default itemknn,als,ease)."),
+    ] = None,
 ) -> None:
     """Offline evaluation on a fixed split with full ranking (RecBole's protocol)."""
     from agora.evaluation.protocol import evaluate
@@ -223,12 +229,21 @@ def eval_(
     except json.JSONDecodeError as exc:
         err.print(f"[red]error:[/red] --params is not valid JSON: {exc}")
         raise typer.Exit(2) from exc
-    metrics = evaluate(split, model, parsed, k, out, tune_params=tune)
+    names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
+    metrics = evaluate(split, model, parsed, k, out, tune_params=tune, candidates=names)
     table = Table("metric", "value", title=f"{model} on {split.name}")
     for key, value in metrics.items():
         if isinstance(value, float):
             table.add_row(key, f"{value:.4f}")
     console.print(table)
+    if "selection" in metrics:
+        sel = Table("candidate", "valid NDCG", "fit s", title="selection on valid")
+        for row in metrics["selection"]["candidates"]:
+            chosen = " *" if row["name"] == metrics["selection"]["chosen"] else ""
+            sel.add_row(
+                row["name"] + chosen, f"{row['valid_ndcg']:.4f}", f"{row['fit_seconds']:.1f}"
+            )
+        console.print(sel)
     console.print(f"wrote {out / 'recommendations.tsv'}, {out / 'metrics.json'}")
 
 

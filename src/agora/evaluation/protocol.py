@@ -230,12 +230,15 @@ def evaluate(
     side: SideData | None = None,
     batch_size: int | None = None,
     report: bool = True,
+    candidates: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fit ``model_name`` on the split's train, rank all items for every test user, write
     ``out_dir/recommendations.tsv``, ``metrics.json`` (scored from that file) and, if
     ``report``, ``report.md`` + ``curve.png``. With ``tune_params`` the params are first
     chosen by :func:`tune` on valid (``params`` fixed, ``grid`` or the default grid searched).
-    Returns the metrics dict written to metrics.json."""
+    ``model_name="auto"`` picks the best of ``candidates`` and their blends on valid
+    (:func:`agora.evaluation.auto.select_model`) and evaluates only that one on test; the
+    selection is recorded under ``selection``. Returns the metrics dict written to metrics.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = load_split(split_dir)
@@ -245,10 +248,16 @@ def evaluate(
         params, tuning = tune(
             split, model_name, grid, k, base_params=params, side=side, progress=progress
         )
-    model = create_model(model_name, **params)
-    t0 = time.perf_counter()
-    model.fit(split.train, side)
-    fit_seconds = time.perf_counter() - t0
+    selection = None
+    if model_name == "auto":
+        from agora.evaluation.auto import select_model
+
+        model, fit_seconds, selection = select_model(split, candidates, k, side, progress)
+    else:
+        model = create_model(model_name, **params)
+        t0 = time.perf_counter()
+        model.fit(split.train, side, valid=split.valid)
+        fit_seconds = time.perf_counter() - t0
 
     users = split.users_with(split.test)
     t0 = time.perf_counter()
@@ -279,6 +288,10 @@ def evaluate(
     )
     if tuning is not None:
         result["tuning"] = tuning
+    if selection is not None:
+        result["selection"] = selection
+    if hasattr(model, "describe"):
+        result["learned"] = model.describe()
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
     if report:
         from agora.evaluation.report import write_report

@@ -89,6 +89,12 @@ def write_report(
         "`recommendations.tsv`."
     )
     parts += ["", metric_table(metrics), ""]
+    if "selection" in metrics:
+        from agora.evaluation.auto import selection_table
+
+        parts += [selection_table(metrics["selection"]), ""]
+    if "learned" in metrics:
+        parts += [f"Learned state: `{metrics['learned']}`", ""]
     if curve is not None:
         plot_curve(curve, out / "curve.png", title)
         parts += ["![NDCG@k and Recall@k](curve.png)", ""]

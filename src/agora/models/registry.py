@@ -7,6 +7,7 @@ from typing import Any
 from agora.models.base import Recommender
 from agora.models.content import ContentModel
 from agora.models.ease import EASEModel
+from agora.models.hybrid import HybridModel
 from agora.models.implicit_mf import ALSModel, BPRModel
 from agora.models.itemknn import ItemKNNModel
 from agora.models.popularity import LatestModel, TrendingModel
@@ -21,6 +22,7 @@ MODELS: dict[str, type[Recommender]] = {
         BPRModel,
         EASEModel,
         ContentModel,
+        HybridModel,
     )
 }
 

@@ -1,0 +1,414 @@
+"""Learned hybrid: a weighted sum of member models' per-user normalised scores.
+
+``HybridModel(members={"ease": {...}, "als": {...}})`` fits every member (any registered model,
+looked up by name, so sequential or social models plug in unchanged) on train, then learns
+fusion weights on the ``valid`` matrix passed to ``fit``::
+
+    s(u, i) = sum_m  w[b(u), m] * norm_m(u, i),      w[b, :] on the simplex (>= 0, sum 1)
+
+* ``norm`` (``normalize``): ``"zscore"`` (default) standardises each user's row of a member's
+  scores over the items not in the user's history; ``"rank"`` replaces scores by reciprocal-rank
+  fusion ``1 / (rank_offset + rank)`` (rank 0 = best non-history item); ``"none"`` keeps raw.
+* ``b(u)`` is the user's history-length bucket: ``history_buckets`` buckets with edges at the
+  quantiles of the history lengths of the users weights are learnt on (``bucket_edges_``), so
+  ``alpha`` may depend on how much history the user has (the issue's
+  ``s = alpha * attention + (1 - alpha) * content``). A bucket with fewer than
+  ``min_bucket_users`` users takes the weights learnt on all users.
+* Weights: every point of the simplex grid with spacing ``step`` is scored by valid NDCG@``k``
+  (history = train, history items masked) per user; each bucket takes the point with the best
+  mean over its users. With more than ``max_grid`` grid points, coordinate search from the
+  uniform point (move ``step`` of weight between two members while valid NDCG improves).
+  ``valid_ndcg_`` is that in-sample figure; ``valid_ndcg_cv_`` is an honest two-fold estimate
+  (weights chosen on one half of the users, scored on the other, averaged) used by ``agora eval
+  --model auto`` to compare a blend with single models fairly.
+
+Without ``valid`` (``agora train``): one random item of every user with at least 3 items is held
+out of train (seed ``holdout_seed``), members are fitted on the rest, weights are learnt on the
+held-out items, then the members are fitted again on all of train.
+
+``score(users, history, times)`` fuses the members' own ``score`` on the same arguments, so their
+history handling (fold-in, new events, event order) carries over. ``similar_items`` comes from
+the first member (in ``members`` order) that implements it. ``save`` writes each member with its
+own ``save`` into ``members/<index>-<key>/`` and the weights as arrays (no pickle).
+
+Member keys are registry names, or ``"name:label"`` to use one model twice with different
+parameters (``{"als": {}, "als:big": {"factors": 512}}``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from agora.features.interactions import Interactions, SideData
+from agora.models.base import Recommender
+
+DEFAULT_MEMBERS: dict[str, dict[str, Any]] = {"als": {}, "ease": {}, "itemknn": {}}
+_LOW = -10.0  # normalised score given to items a member scored -inf / NaN
+
+
+def member_name(key: str) -> str:
+    """Registry name of a member key (``"als:big"`` -> ``"als"``)."""
+    return key.split(":", 1)[0]
+
+
+def normalize_scores(
+    scores: np.ndarray, history: sp.csr_matrix, method: str, rank_offset: float = 60.0
+) -> np.ndarray:
+    """Per-row normalised float32 scores; history items are ignored for the statistics."""
+    s = np.array(scores, dtype=np.float32, copy=True)
+    if method == "none":
+        s[~np.isfinite(s)] = _LOW
+        return s
+    hist = sp.csr_matrix(history)
+    rows, cols = hist.nonzero()
+    bad = ~np.isfinite(s)
+    s[rows, cols] = np.nan
+    s[bad] = np.nan
+    if method == "zscore":
+        mean = np.nanmean(s, axis=1, keepdims=True)
+        std = np.nanstd(s, axis=1, keepdims=True)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+        s -= mean
+        s /= std
+        s[np.isnan(s)] = _LOW
+        return s
+    if method == "rank":
+        s[np.isnan(s)] = -np.inf
+        order = np.argsort(-s, axis=1, kind="stable")
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(s.shape[1])[None, :], axis=1)
+        out = (1.0 / (rank_offset + ranks)).astype(np.float32)
+        out[~np.isfinite(s)] = 0.0
+        return out
+    raise ValueError(f"normalize must be 'zscore', 'rank' or 'none', got {method!r}")
+
+
+def simplex_grid(n: int, step: float) -> np.ndarray:
+    """All weight vectors of length ``n`` with entries multiple of ``step`` summing to 1."""
+    units = round(1.0 / step)
+    pts = [c for c in itertools.product(range(units + 1), repeat=n - 1) if sum(c) <= units]
+    return np.array([[*c, units - sum(c)] for c in pts], dtype=np.float64) / units
+
+
+def ndcg_per_user(
+    fused: np.ndarray, history: sp.csr_matrix, truth: sp.csr_matrix, k: int
+) -> np.ndarray:
+    """NDCG@k of each row of ``fused`` against ``truth`` (history entries masked)."""
+    s = np.array(fused, dtype=np.float32, copy=True)
+    rows, cols = history.nonzero()
+    s[rows, cols] = -np.inf
+    k = min(k, s.shape[1])
+    top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    finite = np.isfinite(np.take_along_axis(s, top, axis=1))
+    truth = sp.csr_matrix(truth)
+    truth.sort_indices()
+    n = s.shape[1]
+    keys = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr)) * n
+    keys += truth.indices
+    probe = np.arange(s.shape[0], dtype=np.int64)[:, None] * n + top
+    pos = np.clip(np.searchsorted(keys, probe), 0, max(len(keys) - 1, 0))
+    hits = (keys[pos] == probe if len(keys) else np.zeros(probe.shape, bool)) & finite
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    n_rel = np.diff(truth.indptr)
+    idcg = np.concatenate([[1.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
+    idcg[n_rel == 0] = 1.0
+    return (hits * disc).sum(axis=1) / idcg
+
+
+def holdout_one(x: sp.csr_matrix, seed: int, min_items: int = 3) -> tuple[sp.csr_matrix, ...]:
+    """(train without one random item per user with >= ``min_items`` items, held-out matrix)."""
+    x = sp.csr_matrix(x)
+    rng = np.random.default_rng(seed)
+    counts = np.diff(x.indptr)
+    users = np.flatnonzero(counts >= min_items)
+    pos = x.indptr[users] + (rng.random(len(users)) * counts[users]).astype(np.int64)
+    held = sp.csr_matrix((np.ones(len(users), np.float32), (users, x.indices[pos])), shape=x.shape)
+    keep = np.ones(x.nnz, dtype=bool)
+    keep[pos] = False
+    coo = x.tocoo()
+    train = sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=x.shape, dtype=np.float32
+    )
+    return train, held
+
+
+def _sub_interactions(inter: Interactions, matrix: sp.csr_matrix) -> Interactions:
+    last = inter.last_seen
+    if last is not None:
+        last = sp.csr_matrix(last.multiply(matrix > 0))
+    return Interactions(matrix, inter.user_ids, inter.item_ids, last)
+
+
+class HybridModel(Recommender):
+    """Fusion of registered models with weights learnt on valid NDCG@k, per history bucket."""
+
+    name: ClassVar[str] = "hybrid"
+
+    def __init__(
+        self,
+        members: dict[str, dict[str, Any]] | None = None,
+        normalize: str = "zscore",
+        history_buckets: int = 3,
+        step: float = 0.1,
+        k: int = 10,
+        min_bucket_users: int = 200,
+        max_grid: int = 300,
+        max_users: int = 20_000,
+        rank_offset: float = 60.0,
+        holdout_seed: int = 0,
+        random_state: int = 0,
+    ) -> None:
+        self.members = dict(DEFAULT_MEMBERS if members is None else members)
+        self.normalize = normalize
+        self.history_buckets = history_buckets
+        self.step = step
+        self.k = k
+        self.min_bucket_users = min_bucket_users
+        self.max_grid = max_grid
+        self.max_users = max_users
+        self.rank_offset = rank_offset
+        self.holdout_seed = holdout_seed
+        self.random_state = random_state
+        self._models: list[Recommender] = []
+        if not self.members:
+            raise ValueError("hybrid needs at least one member")
+        from agora.models.registry import model_class
+
+        classes = [model_class(member_name(key)) for key in self.members]
+        # a sequential member needs event order at test time, so the blend asks for it too
+        self.sequential = any(getattr(c, "sequential", False) for c in classes)
+
+    # -- fitting ----------------------------------------------------------------------------
+    def _new_members(self) -> list[Recommender]:
+        from agora.models.registry import create_model
+
+        return [create_model(member_name(key), **params) for key, params in self.members.items()]
+
+    def _fit_members(
+        self, interactions: Interactions, side: SideData | None, valid: sp.csr_matrix | None
+    ) -> list[Recommender]:
+        models, seconds = [], []
+        for model in self._new_members():
+            t0 = time.perf_counter()
+            model.fit(interactions, side, valid=valid)
+            seconds.append(time.perf_counter() - t0)
+            models.append(model)
+        self.member_fit_seconds_ = np.asarray(seconds, dtype=np.float64)
+        return models
+
+    def fit(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+    ) -> Self:
+        """Fit the members on train, learn the weights on ``valid`` (or an internal holdout)."""
+        if valid is not None and sp.csr_matrix(valid).nnz > 0:
+            models = self._fit_members(interactions, side, valid)
+            self.fit_weights(models, interactions.matrix, valid)
+            self.weights_source_ = "valid"
+            return self
+        train, held = holdout_one(interactions.matrix, self.holdout_seed)
+        probe = self._fit_members(_sub_interactions(interactions, train), side, held)
+        self.fit_weights(probe, train, held)
+        self._models = self._fit_members(interactions, side, None)
+        self.weights_source_ = "holdout"
+        return self
+
+    def fit_weights(
+        self, models: list[Recommender], history: sp.csr_matrix, valid: sp.csr_matrix
+    ) -> Self:
+        """Learn ``weights_`` for already fitted ``models`` (one per member, in order):
+        rank all items for every user with a ``valid`` item, ``history`` as history."""
+        if len(models) != len(self.members):
+            raise ValueError(f"expected {len(self.members)} fitted members, got {len(models)}")
+        self._models = list(models)
+        history = sp.csr_matrix(history)
+        valid = sp.csr_matrix(valid)
+        valid.data[:] = 1.0
+        self.n_items_ = int(history.shape[1])
+        self.member_keys_ = np.asarray(list(self.members), dtype=str)
+        users = np.flatnonzero(np.diff(valid.indptr) > 0)
+        rng = np.random.default_rng(self.random_state)
+        cap = min(self.max_users, max(1000, 50_000_000 // max(self.n_items_, 1)))
+        if len(users) > cap:
+            users = np.sort(rng.choice(users, cap, replace=False))
+        hist_u = history[users]
+        truth = valid[users]
+        lengths = np.diff(hist_u.indptr)
+        nb = max(1, int(self.history_buckets))
+        edges = np.quantile(lengths, np.arange(1, nb) / nb) if len(users) else np.zeros(nb - 1)
+        self.bucket_edges_ = np.unique(np.asarray(edges, dtype=np.float64))
+        bucket = np.searchsorted(self.bucket_edges_, lengths, side="right")
+        n_b = len(self.bucket_edges_) + 1
+
+        normed = []
+        for model in self._models:
+            parts = []
+            for start in range(0, len(users), 2048):
+                sl = slice(start, start + 2048)
+                raw = model.score(users[sl], hist_u[sl])
+                parts.append(normalize_scores(raw, hist_u[sl], self.normalize, self.rank_offset))
+            normed.append(np.concatenate(parts) if parts else np.zeros((0, self.n_items_)))
+        m = len(normed)
+
+        cache: dict[tuple[float, ...], np.ndarray] = {}
+
+        def per_user(w: np.ndarray) -> np.ndarray:
+            key = tuple(np.round(w, 9))
+            if key not in cache:
+                fused = np.zeros(normed[0].shape, dtype=np.float32)
+                for wi, z in zip(w, normed, strict=True):
+                    if wi:
+                        fused += np.float32(wi) * z
+                cache[key] = ndcg_per_user(fused, hist_u, truth, self.k)
+            return cache[key]
+
+        if m == 1:
+            points = np.ones((1, 1))
+        elif len(simplex_grid(m, self.step)) <= self.max_grid:
+            points = simplex_grid(m, self.step)
+        else:
+            points = self._coordinate_points(m, per_user, bucket, n_b)
+        table = np.stack([per_user(w) for w in points])  # points x users
+        self.member_valid_ndcg_ = np.array(
+            [per_user(np.eye(m)[i]).mean() if len(users) else 0.0 for i in range(m)]
+        )
+
+        def choose(cols: np.ndarray) -> np.ndarray:
+            """Best point per bucket over the users ``cols`` (global fallback)."""
+            glob = int(np.argmax(table[:, cols].mean(axis=1))) if len(cols) else 0
+            best = np.full(n_b, glob)
+            for b in range(n_b):
+                sel = cols[bucket[cols] == b]
+                if len(sel) >= self.min_bucket_users:
+                    best[b] = int(np.argmax(table[:, sel].mean(axis=1)))
+            return best
+
+        all_users = np.arange(len(users))
+        best = choose(all_users)
+        self.weights_ = points[best].astype(np.float64)
+        self.bucket_users_ = np.bincount(bucket, minlength=n_b).astype(np.int64)
+        chosen = table[best[bucket], all_users] if len(users) else np.zeros(0)
+        self.valid_ndcg_ = float(chosen.mean()) if len(users) else 0.0
+        self.bucket_valid_ndcg_ = np.array(
+            [chosen[bucket == b].mean() if np.any(bucket == b) else 0.0 for b in range(n_b)]
+        )
+        # two-fold estimate: choose on one half of the users, score on the other
+        fold = rng.permutation(len(users)) % 2
+        cv = np.zeros(len(users))
+        for f in (0, 1):
+            pick = choose(all_users[fold == f])
+            other = all_users[fold != f]
+            cv[other] = table[pick[bucket[other]], other]
+        self.valid_ndcg_cv_ = float(cv.mean()) if len(users) else 0.0
+        self.valid_users_ = int(len(users))
+        return self
+
+    def _coordinate_points(self, m: int, per_user, bucket, n_b) -> np.ndarray:  # noqa: ANN001
+        """Points visited by a global coordinate search (pairwise weight moves)."""
+        w = np.full(m, 1.0 / m)
+        visited = [w.copy()]
+        best = per_user(w).mean()
+        improved = True
+        while improved:
+            improved = False
+            for i, j in itertools.permutations(range(m), 2):
+                if w[j] < self.step - 1e-12:
+                    continue
+                cand = w.copy()
+                cand[i] += self.step
+                cand[j] -= self.step
+                visited.append(cand)
+                val = per_user(cand).mean()
+                if val > best + 1e-9:
+                    best, w, improved = val, cand, True
+        visited += list(np.eye(m))
+        return np.unique(np.round(np.array(visited), 9), axis=0)
+
+    # -- scoring ----------------------------------------------------------------------------
+    def bucket_of(self, history: sp.csr_matrix) -> np.ndarray:
+        """History-length bucket of each row."""
+        lengths = np.diff(sp.csr_matrix(history).indptr)
+        return np.searchsorted(self.bucket_edges_, lengths, side="right")
+
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None
+    ) -> np.ndarray:
+        """``sum_m w[bucket(u), m] * norm(member_m.score(users, history, times))``."""
+        history = sp.csr_matrix(history)
+        w = self.weights_[self.bucket_of(history)]  # rows x members
+        out = np.zeros((history.shape[0], self.n_items_), dtype=np.float32)
+        for m, model in enumerate(self._models):
+            if not np.any(w[:, m]):
+                continue
+            raw = model.score(users, history, times)
+            z = normalize_scores(raw, history, self.normalize, self.rank_offset)
+            out += w[:, m : m + 1].astype(np.float32) * z
+        return out
+
+    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbours from the first member that implements ``similar_items``."""
+        for model in self._models:
+            try:
+                return model.similar_items(item, n)
+            except NotImplementedError:
+                continue
+        raise NotImplementedError("no member of this hybrid implements similar_items")
+
+    def describe(self) -> dict[str, Any]:
+        """Learned weights per bucket, readable (for reports and logs)."""
+        edges = [float(e) for e in self.bucket_edges_]
+        bounds = [-np.inf, *edges, np.inf]
+        return {
+            "members": list(self.members),
+            "buckets": [
+                {
+                    "history_len": f"[{bounds[b]:g}, {bounds[b + 1]:g})",
+                    "users": int(self.bucket_users_[b]),
+                    "weights": {
+                        key: round(float(v), 4)
+                        for key, v in zip(self.members, self.weights_[b], strict=True)
+                    },
+                    "valid_ndcg": round(float(self.bucket_valid_ndcg_[b]), 4),
+                }
+                for b in range(len(self.weights_))
+            ],
+            "member_valid_ndcg": {
+                key: round(float(v), 4)
+                for key, v in zip(self.members, self.member_valid_ndcg_, strict=True)
+            },
+            "valid_ndcg": round(self.valid_ndcg_, 4),
+            "valid_ndcg_cv": round(self.valid_ndcg_cv_, 4),
+            "weights_source": getattr(self, "weights_source_", "valid"),
+        }
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Own state via the base class, each member into ``members/<i>-<key>/``."""
+        path = Path(path)
+        super().save(path)
+        for i, (key, model) in enumerate(zip(self.members, self._models, strict=True)):
+            model.save(path / "members" / f"{i}-{key.replace(':', '_')}")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a hybrid written by ``save`` (members through their own ``load``)."""
+        from agora.models.registry import model_class
+
+        path = Path(path)
+        model = super().load(path)
+        model._models = [
+            model_class(member_name(key)).load(path / "members" / f"{i}-{key.replace(':', '_')}")
+            for i, key in enumerate(model.members)
+        ]
+        return model
