@@ -42,7 +42,7 @@ BENCHMARKS = SHARED / "benchmarks"
 RESULTS = REPO / "bench" / "results"
 README = REPO / "README.md"
 START, END = "<!-- quality:start -->", "<!-- quality:end -->"
-MODEL_ORDER = ["trending", "latest", "itemknn", "bpr", "als", "ease", "content"]
+MODEL_ORDER = ["trending", "latest", "itemknn", "bpr", "als", "ease", "hybrid", "content"]
 
 #: Published NDCG@10 (RecBole 1.1.x leaderboard on ML-1M; RecBole-GNN on LastFM).
 PUBLISHED = {

@@ -179,3 +179,37 @@ def test_helpers() -> None:
     assert ndcg_per_user(fused, hist, truth, 10)[0] == pytest.approx(1 / np.log2(3))
     with pytest.raises(ValueError, match="unknown model"):
         HybridModel(members={"nope": {}})
+
+
+def test_train_models_saves_a_hybrid_artifact_that_loads(tmp_path) -> None:  # noqa: ANN001
+    """`agora train --models hybrid` path: no valid, internal holdout, artefact round trip."""
+    from agora.models.artifacts import load_artifact
+    from agora.models.training import train_models
+
+    inter, _ = clustered(seed=4, n_users=90)
+    params = {"hybrid": {"members": {"itemknn": {}, "ease": {"reg": 10.0}}, "step": 0.25}}
+    (result,) = train_models(inter, None, ["hybrid"], tmp_path, params=params)
+    assert "holdout_ndcg@10" in result.metrics
+    loaded = load_artifact(result.path)
+    assert loaded.model.weights_source_ == "holdout"
+    assert loaded.model.describe()["members"] == ["itemknn", "ease"]
+    hist = inter.matrix[[1, 2]]
+    assert np.all(np.isfinite(loaded.model.score(np.array([1, 2]), hist)))
+
+
+def test_ease_dropout_is_edlae() -> None:
+    """EDLAE = EASE with ridge reg + p/(1-p) * G_ii; p = 0 is plain EASE."""
+    inter, _ = clustered(seed=5, n_users=60)
+    plain = create_model("ease", reg=10.0).fit(inter)
+    same = create_model("ease", reg=10.0, dropout=0.0).fit(inter)
+    np.testing.assert_array_equal(plain.weights_, same.weights_)
+    x = inter.matrix.toarray().astype(np.float64)
+    g = x.T @ x
+    p = 0.25
+    inv = np.linalg.inv(g + np.diag(10.0 + p / (1 - p) * np.diag(g)))
+    expected = -inv / np.diag(inv)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    edlae = create_model("ease", reg=10.0, dropout=p).fit(inter)
+    np.testing.assert_allclose(edlae.weights_, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="dropout"):
+        create_model("ease", dropout=1.0).fit(inter)
