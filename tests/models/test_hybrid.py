@@ -213,3 +213,32 @@ def test_ease_dropout_is_edlae() -> None:
     np.testing.assert_allclose(edlae.weights_, expected, atol=1e-5)
     with pytest.raises(ValueError, match="dropout"):
         create_model("ease", dropout=1.0).fit(inter)
+
+
+class TimesSeen(_Fixed):
+    """Records the ``times`` it is scored with; ``sequential`` like SASRec."""
+
+    name: ClassVar[str] = "timesseen"
+    sequential: ClassVar[bool] = True
+    seen: ClassVar[list] = []
+
+    def item_scores(self, n_items: int) -> np.ndarray:
+        return np.zeros(n_items)
+
+    def score(self, users, history, times=None):  # noqa: ANN001, ANN201
+        TimesSeen.seen.append(times)
+        return super().score(users, history, times)
+
+
+def test_event_times_reach_sequential_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(MODELS, "timesseen", TimesSeen)
+    inter, valid = clustered(seed=6, n_users=60)
+    inter.last_seen = sp.csr_matrix(inter.matrix * 1.7e9)
+    model = HybridModel(members={"timesseen": {}, "itemknn": {}}, history_buckets=1)
+    assert model.sequential  # a sequential member makes the blend ask for event order
+    TimesSeen.seen.clear()
+    model.fit(inter, valid=valid)
+    assert TimesSeen.seen and all(t is not None and t.nnz for t in TimesSeen.seen)
+    model.weights_ = np.array([[0.5, 0.5]])
+    model.score(np.array([0]), inter.matrix[[0]], inter.last_seen[[0]])
+    assert TimesSeen.seen[-1].nnz == inter.matrix[[0]].nnz

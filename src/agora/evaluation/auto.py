@@ -73,7 +73,8 @@ def select_model(
         keys = [r["name"] for r in ranked[:size]]
         hybrid = HybridModel(members={n: {} for n in keys}, k=k, **(hybrid_params or {}))
         t0 = time.perf_counter()
-        hybrid.fit_weights([fitted[n][0] for n in keys], split.train.matrix, split.valid)
+        members = [fitted[n][0] for n in keys]
+        hybrid.fit_weights(members, split.train.matrix, split.valid, split.train.last_seen)
         seconds = time.perf_counter() - t0 + sum(fitted[n][1] for n in keys)
         label = "hybrid(" + "+".join(keys) + ")"
         blends[label] = (hybrid, seconds)

@@ -236,21 +236,27 @@ class HybridModel(Recommender):
         """Fit the members on train, learn the weights on ``valid`` (or an internal holdout)."""
         if valid is not None and sp.csr_matrix(valid).nnz > 0:
             models = self._fit_members(interactions, side, valid)
-            self.fit_weights(models, interactions.matrix, valid)
+            self.fit_weights(models, interactions.matrix, valid, interactions.last_seen)
             self.weights_source_ = "valid"
             return self
         train, held = holdout_one(interactions.matrix, self.holdout_seed)
-        probe = self._fit_members(_sub_interactions(interactions, train), side, held)
-        self.fit_weights(probe, train, held)
+        sub = _sub_interactions(interactions, train)
+        probe = self._fit_members(sub, side, held)
+        self.fit_weights(probe, train, held, sub.last_seen)
         self._models = self._fit_members(interactions, side, None)
         self.weights_source_ = "holdout"
         return self
 
     def fit_weights(
-        self, models: list[Recommender], history: sp.csr_matrix, valid: sp.csr_matrix
+        self,
+        models: list[Recommender],
+        history: sp.csr_matrix,
+        valid: sp.csr_matrix,
+        times: sp.csr_matrix | None = None,
     ) -> Self:
         """Learn ``weights_`` for already fitted ``models`` (one per member, in order):
-        rank all items for every user with a ``valid`` item, ``history`` as history."""
+        rank all items for every user with a ``valid`` item, ``history`` as history (and
+        ``times``, its event times, for sequential members)."""
         if len(models) != len(self.members):
             raise ValueError(f"expected {len(self.members)} fitted members, got {len(models)}")
         self._models = list(models)
@@ -265,6 +271,7 @@ class HybridModel(Recommender):
         if len(users) > cap:
             users = np.sort(rng.choice(users, cap, replace=False))
         hist_u = history[users]
+        times_u = sp.csr_matrix(times)[users] if times is not None else None
         truth = valid[users]
         lengths = np.diff(hist_u.indptr)
         nb = max(1, int(self.history_buckets))
@@ -278,7 +285,8 @@ class HybridModel(Recommender):
             parts = []
             for start in range(0, len(users), 2048):
                 sl = slice(start, start + 2048)
-                raw = model.score(users[sl], hist_u[sl])
+                t_sl = times_u[sl] if times_u is not None else None
+                raw = model.score(users[sl], hist_u[sl], t_sl)
                 parts.append(normalize_scores(raw, hist_u[sl], self.normalize, self.rank_offset))
             normed.append(np.concatenate(parts) if parts else np.zeros((0, self.n_items_)))
         m = len(normed)
