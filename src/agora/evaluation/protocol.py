@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,24 @@ def validation_score(
     return M.ranking_metrics(hits, n_rel)
 
 
+def split_side(split: Split, side: SideData | None) -> SideData | None:
+    """``side`` with ``social`` filled from the split's ``social.tsv`` (weight 1 per row,
+    users x users aligned with the split's users; pairs naming unknown users are dropped)
+    when the split has one and ``side`` carries no social matrix yet."""
+    if split.social is None or (side is not None and side.social is not None):
+        return side
+    index = {u: i for i, u in enumerate(split.user_ids.tolist())}
+    pairs = np.array(
+        [(index[a], index[b]) for a, b in split.social.tolist() if a in index and b in index],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    rows, cols = pairs[:, 0], pairs[:, 1]
+    n = len(split.user_ids)
+    social = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n))
+    social.data[:] = 1.0  # repeated rows count once
+    return replace(side, social=social) if side is not None else SideData(social=social)
+
+
 def tune(
     split: Split | str | Path,
     model_name: str,
@@ -197,6 +216,7 @@ def tune(
     with the best combination) and one row per combination (params, valid metrics, seconds)."""
     if not isinstance(split, Split):
         split = load_split(split)
+    side = split_side(split, side)
     grid = DEFAULT_GRIDS.get(model_name, {}) if grid is None else grid
     base_params = dict(base_params or {})
     results: list[dict[str, Any]] = []
@@ -242,6 +262,7 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = load_split(split_dir)
+    side = split_side(split, side)
     params = dict(params or {})
     tuning = None
     if tune_params:

@@ -11,6 +11,7 @@ from agora.models.hybrid import HybridModel
 from agora.models.implicit_mf import ALSModel, BPRModel
 from agora.models.itemknn import ItemKNNModel
 from agora.models.popularity import LatestModel, TrendingModel
+from agora.models.social import LightGCNModel, SocialGCNModel
 
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
@@ -23,6 +24,8 @@ MODELS: dict[str, type[Recommender]] = {
         EASEModel,
         ContentModel,
         HybridModel,
+        LightGCNModel,
+        SocialGCNModel,
     )
 }
 
