@@ -116,10 +116,9 @@ def main() -> None:
     ):
         u, i, r = data["test"]
         rmse, mae = rmse_mae(model.predict(u, i), r)
-        params = {
-            "reg": model.reg,
-            "trust_reg": model.trust_reg if "trust" in label.lower() and "no" not in label else 0,
-        }
+        params = {"reg": model.reg, "trust_reg": 0.0, "trust_influence": False}
+        if label.startswith("TrustMF"):
+            params.update(trust_reg=model.trust_reg, trust_influence=model.trust_influence)
         rows.append(
             {
                 "model": label,

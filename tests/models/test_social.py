@@ -76,20 +76,21 @@ def test_friends_reveal_the_planted_item():
 
 def test_without_social_edges_it_is_exactly_lightgcn():
     inter, _ = planted()
-    a = SocialGCNModel(**FAST, random_state=3).fit(inter)
-    b = LightGCNModel(**FAST, random_state=3).fit(inter)
+    fast = {**FAST, "epochs": 5}
+    a = SocialGCNModel(**fast, random_state=3).fit(inter)
+    b = LightGCNModel(**fast, random_state=3).fit(inter)
     np.testing.assert_array_equal(a.user_embeddings_, b.user_embeddings_)
     np.testing.assert_array_equal(a.item_embeddings_, b.item_embeddings_)
     # lightgcn ignores social edges even when given
     _, side = planted()
-    c = LightGCNModel(**FAST, random_state=3).fit(inter, side)
+    c = LightGCNModel(**fast, random_state=3).fit(inter, side)
     np.testing.assert_array_equal(c.item_embeddings_, b.item_embeddings_)
 
 
 @pytest.mark.parametrize("loss", ["bpr", "softmax"])
 def test_fold_in_reproduces_fitted_users_and_reacts_to_new_events(loss):
     inter, side = planted()
-    model = SocialGCNModel(**{**FAST, "loss": loss, "negatives": 8}).fit(inter, side)
+    model = SocialGCNModel(**{**FAST, "loss": loss, "negatives": 8, "epochs": 8}).fit(inter, side)
     for user in ("t", "f0", "a1", "b1"):
         u = inter.user_index(user)
         folded = model._fold_in(u, inter.matrix[[u]].tocsr())
@@ -110,9 +111,9 @@ def test_early_stopping_keeps_the_best_epoch_and_saves_a_curve(tmp_path):
     valid = sp.lil_matrix(inter.shape, dtype=np.float32)
     valid[inter.user_index("t"), inter.item_index("x")] = 1.0
     valid[inter.user_index("b0"), inter.item_index("q")] = 1.0
-    params = {**FAST, "epochs": 40, "eval_every": 1, "patience": 5}
+    params = {**FAST, "epochs": 20, "eval_every": 1, "patience": 5}
     model = SocialGCNModel(**params).fit(inter, side, valid=valid.tocsr())
-    assert 1 <= model.best_epoch_ <= len(model.curve_loss_) <= 40
+    assert 1 <= model.best_epoch_ <= len(model.curve_loss_) <= 20
     assert model.best_valid_ == pytest.approx(np.nanmax(model.curve_valid_))
     assert np.isfinite(model.curve_valid_).sum() == len(model.curve_loss_)
     model.save(tmp_path / "m")

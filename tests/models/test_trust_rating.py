@@ -54,7 +54,7 @@ def test_trust_reveals_the_side_of_a_user_with_no_telling_ratings():
 def test_valid_early_stopping_keeps_the_best_epoch():
     n_users, n_items, u, i, r, trust = planted()
     valid = (u[:20], i[:20], r[:20])
-    model = TrustMF(**{**PARAMS, "epochs": 30}, patience=3).fit(
+    model = TrustMF(**{**PARAMS, "epochs": 10}, patience=3).fit(
         n_users, n_items, u, i, r, trust=trust, valid=valid
     )
     assert model.best_valid_rmse_ == pytest.approx(min(model.curve_valid_rmse_))

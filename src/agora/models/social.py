@@ -9,20 +9,22 @@ triples (or a sampled-softmax loss with shared uniform negatives), L2 on the bat
 embeddings.
 
 **Social** (name ``"social"``), in the spirit of DiffNet / GraphRec / MHCN: at every layer a
-user's new embedding mixes what the items say with what their social neighbours say,
+user's new embedding adds to what the items say what their social neighbours say,
 
-    e_u^{l+1} = (1 - g_u) * (A_hat E^l)_u + g_u * sum_k a_uk^l e_k^l
+    e_u^{l+1} = (A_hat E^l)_u + g_u * sum_k a_uk^l e_k^l
 
 with attention ``a_uk^l = softmax_k(MLP(f_uk) + c_l <e_u^l, e_k^l> / sqrt(d))`` over u's out-edges
-in ``SideData.social`` and a gate ``g_u = sigmoid(w . h_u)`` (0 for users without social
-edges). The relation features ``f_uk`` are the edge weight (which carries the edge type in the
-store: follow/friend/trust/interact weights add up), the co-interaction count |I_u & I_k| and
-the Jaccard overlap of the two users' training items, and the interaction and social degrees
-of u and k (logs, standardised over the edges); ``h_u`` holds u's interaction and social
-degrees. Items propagate exactly as in LightGCN. Without social edges the gate is 0 and the
-attention parameters receive no gradient, and they are created after the embeddings from the
-same seed, so with the same hyper-parameters the model trains exactly like ``lightgcn``:
-"social edges help" is measured by fitting the same model with and without ``side.social``.
+in ``SideData.social`` and a gate ``g_u = social_weight * sigmoid(w . h_u)`` (0 for users
+without social edges). The relation features ``f_uk`` are the edge weight (which carries the
+edge type in the store: follow/friend/trust/interact weights add up), the co-interaction count
+|I_u & I_k| and the Jaccard overlap of the two users' training items, and the interaction and
+social degrees of u and k (logs, standardised over the edges); ``h_u`` holds u's interaction
+and social degrees. Items propagate exactly as in LightGCN. Without social edges the gate is 0
+and the attention parameters receive no gradient, and they are created after the embeddings
+from the same seed, so with the same hyper-parameters the model trains exactly like
+``lightgcn``: "social edges help" is measured by fitting the same model with and without
+``side.social``. (A convex mix ``(1 - g_u) * items + g_u * friends`` was tried first: training
+drives the gate down, since a user's own items explain their training positives better.)
 
 Early stopping: with ``valid`` (users x items) the model is scored every ``eval_every`` epochs
 by NDCG@10 on valid (train items masked, full ranking) and the best weights are kept (stop
@@ -36,7 +38,7 @@ embeddings and attention needed to fold in changed histories, the raw learned we
 Fold-in: users whose ``history`` row equals the one seen at ``fit`` use their learned
 embedding; for a changed row (or an unknown user, index -1) the layers are recomputed with one
 propagation step per layer from the history row against the stored item layer embeddings
-(``e_u^{l+1} = (1-g_u) sum_i e_i^l / sqrt(|h| d_i) + g_u sum_k a_uk^l e_k^l``; the social term
+(``e_u^{l+1} = sum_i e_i^l / sqrt(|h| d_i) + g_u sum_k a_uk^l e_k^l``; the social term
 and ``e_u^0`` only for known users), so a new event changes the answer at once.
 """
 
@@ -87,12 +89,18 @@ def _edge_features(
 
 
 class LightGCNModel(Recommender):
-    """LightGCN; hyper-parameters in the module docstring. ``loss`` is ``"bpr"`` or
-    ``"softmax"`` (sampled softmax over ``negatives`` uniform items shared by the batch, logits
-    divided by ``temperature``).
+    """LightGCN; the model in the module docstring. ``loss`` is ``"bpr"`` or ``"softmax"``
+    (sampled softmax over ``negatives`` uniform items shared by the batch, logits divided by
+    ``temperature``); ``edge_dropout`` drops that share of user-item edges at every training
+    step; ``social_weight`` and ``attention_hidden`` only matter for ``social``.
 
-    Defaults chosen on lastfm-social **valid** NDCG@10 (see the class docstring of
-    :class:`SocialGCNModel`, which shares them).
+    Defaults chosen on lastfm-social **valid** NDCG@10 (1 thread, early stopping; runs listed
+    in bench/results/social.json): BPR, batch 2048, lr 0.005: 0.1691 after 60 epochs, still
+    rising (538 s); sampled softmax (256 negatives, T 0.2) at the same settings peaked at 0.1533
+    (epoch 22); BPR, batch 4096, lr 0.01: 0.1688 at epoch 60, in 441 s -> BPR, batch 4096,
+    lr 0.01. ``social`` at those settings, ``social_weight`` 1.0 / 0.3 / 0.1: 0.1517 (epoch 18,
+    gate 0.92: overfits early) / 0.1664 (epoch 39) / 0.1701 (epoch 63) -> 0.1. ``epochs`` 75:
+    the best epochs were 60-63, so runs without ``valid`` stop near the best.
     """
 
     name: ClassVar[str] = "lightgcn"
@@ -102,18 +110,18 @@ class LightGCNModel(Recommender):
         self,
         factors: int = 64,
         layers: int = 3,
-        epochs: int = 100,
-        batch_size: int = 2048,
-        learning_rate: float = 0.005,
+        epochs: int = 75,
+        batch_size: int = 4096,
+        learning_rate: float = 0.01,
         reg: float = 1e-4,
         loss: str = "bpr",
         negatives: int = 256,
         temperature: float = 0.2,
         edge_dropout: float = 0.0,
         attention_hidden: int = 16,
-        social_weight: float = 1.0,
-        patience: int = 5,
-        eval_every: int = 2,
+        social_weight: float = 0.1,
+        patience: int = 4,
+        eval_every: int = 3,
         random_state: int = 42,
         num_threads: int = 2,
         progress: bool = True,
