@@ -1,7 +1,10 @@
 """The evaluation protocol (RecBole's full-ranking protocol on fixed split files).
 
-Fit on train (valid only for tuning); for every test user rank ALL items, masking the user's
-train items (passed to ``score`` as history) and valid items (``exclude``); keep the top K.
+Fit on train (valid only for tuning and early stopping: passed to ``fit``); for every test
+user rank ALL items, masking the user's train items (passed to ``score`` as history) and valid
+items (``exclude``); keep the top K. A ``sequential`` model gets train + valid as history, with
+their timestamps as ``times`` (RecBole's leave-one-out convention: the valid item is the input
+before the test item), valid items still masked.
 The official metrics are recomputed from the written ``recommendations.tsv`` and the split's
 ``test.tsv``, so what is scored is exactly what was written.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,11 +71,12 @@ def rank_users(
     batch_size: int | None = None,
     progress: bool = False,
     description: str = "ranking",
+    times: sp.csr_matrix | None = None,
 ) -> list[np.ndarray]:
     """Top-``k`` item indices for each row index in ``users``.
 
-    ``history`` and ``exclude`` are full users x items matrices; their rows for ``users`` are
-    passed to ``recommend_batch`` (history items and excluded items are never returned).
+    ``history``, ``exclude`` and ``times`` are full users x items matrices; their rows for
+    ``users`` are passed to ``recommend_batch`` (history and excluded items never returned).
     """
     users = np.asarray(users, dtype=np.int64)
     history = sp.csr_matrix(history)
@@ -82,7 +87,8 @@ def rank_users(
         for start in range(0, len(users), batch_size):
             batch = users[start : start + batch_size]
             ex = sp.csr_matrix(exclude[batch]) if exclude is not None else None
-            items, _ = model.recommend_batch(batch, history[batch], k, ex)
+            tb = sp.csr_matrix(times[batch]) if times is not None else None
+            items, _ = model.recommend_batch(batch, history[batch], k, ex, tb)
             out.extend(items)
             prog.advance(task, len(batch))
     return out
@@ -238,6 +244,18 @@ def tune(
     return (best[1] if best else base_params), results
 
 
+def eval_history(split: Split, sequential: bool) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """Test-time ``(history, times)``: train for ordinary models; train + valid (with their
+    timestamps, when known) for sequential ones."""
+    if not sequential:
+        return split.train.matrix, None
+    history = sp.csr_matrix(split.train.matrix + split.valid)
+    times = split.train.last_seen
+    if times is not None and split.valid_times is not None:
+        times = sp.csr_matrix(times.maximum(split.valid_times))
+    return history, times
+
+
 def evaluate(
     split_dir: str | Path,
     model_name: str,
@@ -280,17 +298,19 @@ def evaluate(
         model.fit(split.train, side, valid=split.valid)
         fit_seconds = time.perf_counter() - t0
 
+    history, times = eval_history(split, model.sequential)
     users = split.users_with(split.test)
     t0 = time.perf_counter()
     recs = rank_users(
         model,
         users,
-        split.train.matrix,
+        history,
         k,
         exclude=split.valid,
         batch_size=batch_size,
         progress=progress,
         description=f"{model_name} test",
+        times=times,
     )
     eval_seconds = time.perf_counter() - t0
     rec_path = out / "recommendations.tsv"
@@ -302,6 +322,7 @@ def evaluate(
             "k": k,
             "fit_seconds": round(fit_seconds, 3),
             "eval_seconds": round(eval_seconds, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "model": model_name,
             "params": model.get_params(),
             "split": str(split_dir),

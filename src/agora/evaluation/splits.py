@@ -39,6 +39,8 @@ class Split:
     valid: sp.csr_matrix
     test: sp.csr_matrix
     social: np.ndarray | None = None  # (n, 2) str pairs (user_id, friend_id), or None
+    valid_times: sp.csr_matrix | None = None  # epoch seconds aligned with valid, if known
+    test_times: sp.csr_matrix | None = None
 
     @property
     def user_ids(self) -> np.ndarray:
@@ -117,7 +119,8 @@ def _index(*columns: list[str]) -> np.ndarray:
 def load_split(split_dir: str | Path, weights: str = "binary") -> Split:
     """Load a split folder; ``weights`` is ``"binary"`` (every row counts 1) or ``"rating"``.
 
-    Timestamps are kept in ``train.last_seen`` only when some are non-zero (0 = unknown).
+    Timestamps are kept (``train.last_seen``, ``valid_times``, ``test_times``) only when some
+    are non-zero (0 = unknown).
     """
     split_dir = Path(split_dir)
     if weights not in ("binary", "rating"):
@@ -133,7 +136,7 @@ def load_split(split_dir: str | Path, weights: str = "binary") -> Split:
     built = {}
     for part, rows in files.items():
         w = None if weights == "binary" else rows.ratings
-        ts = rows.timestamps if part == "train" and np.any(rows.timestamps > 0) else None
+        ts = rows.timestamps if np.any(rows.timestamps > 0) else None
         built[part] = Interactions.from_triples(
             rows.users, rows.items, w, ts, user_ids=user_ids, item_ids=item_ids
         )
@@ -146,4 +149,6 @@ def load_split(split_dir: str | Path, weights: str = "binary") -> Split:
         valid=built["valid"].matrix,
         test=built["test"].matrix,
         social=social,
+        valid_times=built["valid"].last_seen,
+        test_times=built["test"].last_seen,
     )

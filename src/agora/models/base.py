@@ -24,6 +24,9 @@ class Recommender(ABC):
     """Base class: subclasses set ``name`` and implement ``fit``, ``score``, ``similar_items``."""
 
     name: ClassVar[str]
+    #: True for models that read the order of a user's events (``times``): the evaluation
+    #: protocol then gives them train + valid as test-time history (RecBole's leave-one-out).
+    sequential: ClassVar[bool] = False
 
     # -- parameters -----------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:

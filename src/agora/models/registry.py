@@ -11,6 +11,7 @@ from agora.models.hybrid import HybridModel
 from agora.models.implicit_mf import ALSModel, BPRModel
 from agora.models.itemknn import ItemKNNModel
 from agora.models.popularity import LatestModel, TrendingModel
+from agora.models.sasrec import SASRecModel
 from agora.models.social import LightGCNModel, SocialGCNModel
 
 MODELS: dict[str, type[Recommender]] = {
@@ -24,6 +25,7 @@ MODELS: dict[str, type[Recommender]] = {
         EASEModel,
         ContentModel,
         HybridModel,
+        SASRecModel,
         LightGCNModel,
         SocialGCNModel,
     )

@@ -43,8 +43,11 @@ def holdout_split(interactions: Interactions, seed: int = 0) -> tuple[Interactio
             train[user, pick] = 0.0
     train_csr = sp.csr_matrix(train)
     train_csr.eliminate_zeros()
+    last_seen = None
+    if interactions.last_seen is not None:  # event times stay with the kept entries
+        last_seen = sp.csr_matrix(interactions.last_seen.multiply(train_csr > 0))
     return (
-        Interactions(train_csr, interactions.user_ids, interactions.item_ids),
+        Interactions(train_csr, interactions.user_ids, interactions.item_ids, last_seen),
         held.tocsr(),
     )
 
