@@ -151,3 +151,19 @@ def test_protocol_gives_sequential_models_train_plus_valid_with_times(tmp_path):
     result = evaluate(root, "sasrec", params, out_dir=tmp_path / "out", progress=False)
     assert result["n_test_users"] == 2 and result["peak_rss_mb"] > 0
     assert (tmp_path / "out" / "recommendations.tsv").is_file()
+
+
+def test_train_models_from_the_store_path_without_valid(chains, tmp_path):
+    from agora.features.interactions import SideData
+    from agora.models.artifacts import load_latest
+    from agora.models.training import train_models
+
+    params = {"sasrec": {**FAST, "epochs": 5}}
+    [trained] = train_models(chains, SideData(), ["sasrec"], tmp_path, params=params)
+    assert "holdout_ndcg@10" in trained.metrics
+    assert (trained.path / "training_curve.png").is_file()
+    loaded = load_latest(tmp_path, "sasrec")
+    assert isinstance(loaded.model, SASRecModel) and len(loaded.model.loss_curve_) == 5
+    hist, times = _row([4, 5], [1.0, 2.0])
+    items, _ = loaded.model.recommend(-1, hist, n=3, times=times)
+    assert len(items) == 3 and not set(items) & {4, 5}
