@@ -185,6 +185,7 @@ def _fit_any(name, inter, side):
         "ease": {"reg": 5.0},
         "itemknn": {"k": 5},
         "hybrid": {"members": {"ease": {"reg": 5.0}, "als": {"factors": 8, "iterations": 5}}},
+        "content_attention": {"epochs": 3, "dim": 8, "progress": False, "num_threads": 1},
         "sasrec": {"hidden": 16, "layers": 1, "epochs": 2, "max_len": 8, "verbose": False},
         "lightgcn": {"factors": 8, "epochs": 3, "num_threads": 1, "progress": False},
         "social": {"factors": 8, "epochs": 3, "num_threads": 1, "progress": False},
@@ -226,8 +227,8 @@ def test_registry_errors():
         create_model("ease", lam=3)
     assert isinstance(create_model("ease", reg=2.0), EASEModel)
     assert set(MODELS) == {
-        "trending", "latest", "itemknn", "als", "bpr", "ease", "content", "hybrid",
-        "lightgcn", "social", "sasrec",
+        "trending", "latest", "itemknn", "als", "bpr", "ease", "content", "content_attention",
+        "sasrec", "hybrid", "lightgcn", "social",
     }  # fmt: skip
     assert all(cls.name == name for name, cls in MODELS.items())
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from agora.models.base import Recommender
 from agora.models.content import ContentModel
+from agora.models.content_attention import ContentAttentionModel
 from agora.models.ease import EASEModel
 from agora.models.hybrid import HybridModel
 from agora.models.implicit_mf import ALSModel, BPRModel
@@ -24,6 +25,7 @@ MODELS: dict[str, type[Recommender]] = {
         BPRModel,
         EASEModel,
         ContentModel,
+        ContentAttentionModel,
         HybridModel,
         SASRecModel,
         LightGCNModel,
