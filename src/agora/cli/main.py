@@ -28,8 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)  # long paths and messages stay on one line
+err = Console(stderr=True, soft_wrap=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUNDLED_COMMUNITY = REPO_ROOT / "data" / "cardano-se"
