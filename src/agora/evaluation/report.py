@@ -45,27 +45,32 @@ def plot_curve(curve: dict[str, list[float]], path: str | Path, title: str = "")
     return path
 
 
-def plot_training_curve(curve: Any, path: str | Path, title: str = "") -> Path:
-    """Training loss and (when measured) valid NDCG@10 per epoch, as a PNG.
-
-    ``curve`` is an array of rows ``[epoch, loss, valid_ndcg]`` (NaN where not measured).
-    """
+def plot_training_curve(
+    path: str | Path, loss: Any, valid: Any = None, best_epoch: int = 0, title: str = ""
+) -> Path:
+    """Training loss and valid NDCG@10 per epoch (1..n) as a PNG; ``valid`` is NaN where it was
+    not measured, and a dotted line marks the best epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    curve = np.asarray(curve, dtype=float).reshape(-1, 3)
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-    ax.plot(curve[:, 0], curve[:, 1], color="tab:blue", label="training loss")
+    loss = np.asarray(loss, dtype=np.float64)
+    epochs = np.arange(1, len(loss) + 1)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
+    ax.plot(epochs, loss, color="tab:blue", label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss", color="tab:blue")
-    if np.isfinite(curve[:, 2]).any():
+    valid = np.full(len(loss), np.nan) if valid is None else np.asarray(valid, dtype=np.float64)
+    seen = np.isfinite(valid)
+    if seen.any():
         other = ax.twinx()
-        other.plot(curve[:, 0], curve[:, 2], color="tab:orange", marker="o", label="valid NDCG@10")
+        other.plot(epochs[seen], valid[seen], "o-", color="tab:orange", ms=3)
         other.set_ylabel("valid NDCG@10", color="tab:orange")
-    ax.set_title(f"{title} training")
+        if best_epoch:
+            other.axvline(best_epoch, color="grey", linestyle=":", linewidth=1)
+    ax.set_title(f"{title}: best epoch {best_epoch}" if best_epoch else title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)

@@ -261,4 +261,10 @@ class ContentAttentionModel(Recommender):
         if getattr(self, "curve_", None) is not None and len(self.curve_):
             from agora.evaluation.report import plot_training_curve
 
-            plot_training_curve(self.curve_, Path(path) / "training_curve.png", self.name)
+            plot_training_curve(
+                Path(path) / "training_curve.png",
+                self.curve_[:, 1],
+                self.curve_[:, 2],
+                self.best_epoch_,
+                self.name,
+            )

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from agora.evaluation.report import plot_training_curve
 from agora.features.interactions import Interactions, SideData
 from agora.models.base import Recommender
 
@@ -445,7 +446,13 @@ class SASRecModel(Recommender):
         if self._weights is None:
             raise RuntimeError("sasrec model is not fitted")
         np.savez(path / "weights.npz", **self._weights)
-        self.plot_training_curve(path / "training_curve.png")
+        plot_training_curve(
+            path / "training_curve.png",
+            self.loss_curve_,
+            self.valid_curve_,
+            self.best_epoch_,
+            self.name,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -454,28 +461,3 @@ class SASRecModel(Recommender):
             model._weights = {k: data[k] for k in data.files}
         model._net = None
         return model
-
-    def plot_training_curve(self, path: str | Path) -> None:
-        """Training loss and valid NDCG@10 per epoch as a PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        epochs = np.arange(1, len(self.loss_curve_) + 1)
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(epochs, self.loss_curve_, color="tab:blue", label="train loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("cross-entropy", color="tab:blue")
-        valid = np.asarray(self.valid_curve_, dtype=np.float64)
-        if np.isfinite(valid).any():
-            ax2 = ax.twinx()
-            keep = np.isfinite(valid)
-            ax2.plot(epochs[keep], valid[keep], "o-", color="tab:orange", ms=3)
-            ax2.set_ylabel("valid NDCG@10", color="tab:orange")
-            if self.best_epoch_:
-                ax2.axvline(self.best_epoch_, color="grey", ls=":", lw=1)
-        ax.set_title(f"sasrec (best epoch {self.best_epoch_})")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)

@@ -52,6 +52,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from agora.evaluation.report import plot_training_curve
 from agora.features.interactions import Interactions, SideData, as_float32
 from agora.models.base import Recommender
 from agora.models.implicit_mf import _cosine_neighbours, _row_signature
@@ -358,7 +359,13 @@ class LightGCNModel(Recommender):
         """Arrays and parameters (no pickle) plus ``training_curve.png``."""
         super().save(path)
         if hasattr(self, "curve_loss_"):
-            plot_training_curve(self, Path(path) / "training_curve.png")
+            plot_training_curve(
+                Path(path) / "training_curve.png",
+                self.curve_loss_,
+                self.curve_valid_,
+                self.best_epoch_,
+                self.name,
+            )
 
 
 class SocialGCNModel(LightGCNModel):
@@ -427,32 +434,3 @@ class _training_progress:
 
     def __exit__(self, *exc: object) -> None:
         self.prog.__exit__(*exc)
-
-
-def plot_training_curve(model: LightGCNModel, path: str | Path) -> Path:
-    """Training loss and valid NDCG@10 per epoch as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = np.arange(1, len(model.curve_loss_) + 1)
-    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
-    ax.plot(epochs, model.curve_loss_, color="tab:blue", label="train loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss", color="tab:blue")
-    valid = np.asarray(model.curve_valid_)
-    seen = ~np.isnan(valid)
-    if seen.any():
-        ax2 = ax.twinx()
-        ax2.plot(epochs[seen], valid[seen], color="tab:orange", marker=".", label="valid")
-        ax2.set_ylabel("valid NDCG@10", color="tab:orange")
-        if model.best_epoch_ > 0:
-            ax2.axvline(model.best_epoch_, color="gray", linestyle=":", linewidth=1)
-    ax.set_title(f"{model.name}: best epoch {model.best_epoch_}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
