@@ -179,8 +179,15 @@ def merge_runs(path: Path, rows: list[dict], k: int) -> list[dict]:
         if saved.get("k") == k:
             old = saved.get("runs", [])
     new = {(r["split"], r["model"]): r for r in rows}
-    merged = [new.pop((r["split"], r["model"]), r) for r in old]
-    return merged + list(new.values())
+    merged = [new.pop((r["split"], r["model"]), r) for r in old] + list(new.values())
+    return sorted(merged, key=_table_order)
+
+
+def _table_order(row: dict) -> tuple[int, int, str]:
+    """Splits and models in their declared order (unknown ones last, by name)."""
+    split = SPLITS.index(row["split"]) if row["split"] in SPLITS else len(SPLITS)
+    model = MODEL_ORDER.index(row["model"]) if row["model"] in MODEL_ORDER else len(MODEL_ORDER)
+    return split, model, row["model"]
 
 
 def update_readme(table: str, readme: Path = README) -> bool:
