@@ -16,11 +16,10 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from rich.progress import Progress
 
 from agora.features.embeddings import embed_passages, item_text
@@ -36,26 +35,32 @@ def default_cache() -> Path:
     return Path.home() / ".cache" / "agora" / "item-embeddings.npz"
 
 
-class _Attention(torch.nn.Module):
-    def __init__(self, dim_in: int, dim: int):
-        super().__init__()
-        self.query = torch.nn.Linear(dim_in, dim, bias=False)
-        self.key = torch.nn.Linear(dim_in, dim, bias=False)
-        self.value = torch.nn.Linear(dim_in, dim, bias=False)
-        self.item = torch.nn.Linear(dim_in, dim, bias=False)
-        self.bias = torch.nn.Linear(dim_in, 1, bias=False)
-        self.scale = 1.0 / math.sqrt(dim)
+def _attention_net(dim_in: int, dim: int) -> Any:
+    """The trainable attention network (torch is imported only when a model is fitted)."""
+    import torch
 
-    def user(self, ctx: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """ctx: (B, L, D) history embeddings, mask: (B, L) true where real -> (B, d), (B, L)."""
-        weights = mask.float()
-        mean = (ctx * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1)
-        logits = torch.einsum("bd,bld->bl", self.query(mean), self.key(ctx)) * self.scale
-        attn = torch.softmax(logits.masked_fill(~mask, -1e9), dim=1) * weights
-        return torch.einsum("bl,bld->bd", attn, self.value(ctx)), attn
+    class _Attention(torch.nn.Module):
+        def __init__(self, dim_in: int, dim: int):
+            super().__init__()
+            self.query = torch.nn.Linear(dim_in, dim, bias=False)
+            self.key = torch.nn.Linear(dim_in, dim, bias=False)
+            self.value = torch.nn.Linear(dim_in, dim, bias=False)
+            self.item = torch.nn.Linear(dim_in, dim, bias=False)
+            self.bias = torch.nn.Linear(dim_in, 1, bias=False)
+            self.scale = 1.0 / math.sqrt(dim)
 
-    def scores(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return user @ self.item(items).T + self.bias(items).squeeze(-1)
+        def user(self, ctx: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """ctx: (B, L, D) history embeddings, mask: (B, L) true where real -> (B, d), (B, L)."""
+            weights = mask.float()
+            mean = (ctx * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1)
+            logits = torch.einsum("bd,bld->bl", self.query(mean), self.key(ctx)) * self.scale
+            attn = torch.softmax(logits.masked_fill(~mask, -1e9), dim=1) * weights
+            return torch.einsum("bl,bld->bd", attn, self.value(ctx)), attn
+
+        def scores(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+            return user @ self.item(items).T + self.bias(items).squeeze(-1)
+
+    return _Attention(dim_in, dim)
 
 
 class ContentAttentionModel(Recommender):
@@ -97,6 +102,8 @@ class ContentAttentionModel(Recommender):
         """Embed every item's text, then learn the attention weights on the interactions."""
         if side is None or side.texts is None:
             raise ValueError("content_attention needs item texts (SideData.texts)")
+        import torch
+
         torch.manual_seed(self.random_state)
         torch.set_num_threads(self.num_threads)
         rng = np.random.default_rng(self.random_state)
@@ -107,7 +114,7 @@ class ContentAttentionModel(Recommender):
             self.item_vectors_ = embed_passages(
                 texts, default_cache(), on_batch=lambda n: bar.advance(task, n)
             )
-        net = _Attention(self.item_vectors_.shape[1], self.dim)
+        net = _attention_net(self.item_vectors_.shape[1], self.dim)
         items = torch.from_numpy(self.item_vectors_)
         opt = torch.optim.Adam(
             net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
@@ -164,7 +171,7 @@ class ContentAttentionModel(Recommender):
 
     def _examples(
         self, matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    ) -> tuple[np.ndarray, Any, np.ndarray]:
         """One random target per user; up to max_context other history items as context."""
         length = self.max_context
         ctx = np.zeros((len(users), length), dtype=np.int64)
@@ -178,14 +185,16 @@ class ContentAttentionModel(Recommender):
             ctx[row, : len(rest)] = rest
             ctx[row, len(rest) :] = rest[0]  # padding repeats a context item (masked anyway)
             mask[row, : len(rest)] = True
+        import torch
+
         return ctx, torch.from_numpy(mask), target
 
     # -- state ------------------------------------------------------------------------------
     @staticmethod
-    def _weights(net: _Attention) -> dict[str, torch.Tensor]:
+    def _weights(net: Any) -> dict[str, Any]:
         return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
-    def _store(self, net: _Attention) -> None:
+    def _store(self, net: Any) -> None:
         state = net.state_dict()
         self.w_query_ = state["query.weight"].numpy().T.copy()
         self.w_key_ = state["key.weight"].numpy().T.copy()
