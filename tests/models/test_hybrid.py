@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions
+from agora.features.interactions import Interactions, hold_out_one
 from agora.models.base import Recommender
-from agora.models.hybrid import HybridModel, holdout_one, ndcg_per_user, simplex_grid
+from agora.models.hybrid import HybridModel, ndcg_per_user, simplex_grid
 from agora.models.registry import MODELS, create_model
 
 
@@ -170,7 +170,8 @@ def test_helpers() -> None:
     assert len(simplex_grid(3, 0.1)) == 66
     np.testing.assert_allclose(simplex_grid(2, 0.5).sum(axis=1), 1.0)
     x = sp.csr_matrix(np.array([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=np.float32))
-    train, held = holdout_one(x, seed=0)
+    rest, held = hold_out_one(Interactions(x, ["a", "b"], ["i", "j", "k", "l"]), seed=0)
+    train = rest.matrix
     assert held.nnz == 1 and train.nnz == 4 and (train + held - x).nnz == 0
     fused = np.array([[0.0, 3.0, 2.0, 1.0]])
     truth = sp.csr_matrix(np.array([[0, 0, 0, 1]], dtype=np.float32))

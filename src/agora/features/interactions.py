@@ -139,3 +139,29 @@ class Interactions:
         h.update("\x1f".join(map(str, self.user_ids)).encode())
         h.update("\x1f".join(map(str, self.item_ids)).encode())
         return h.hexdigest()[:16]
+
+
+def hold_out_one(
+    interactions: Interactions, seed: int = 0, min_items: int = 3
+) -> tuple[Interactions, sp.csr_matrix]:
+    """Hold one random item out of every user with at least ``min_items`` items.
+
+    Returns (the rest, with its event times, as Interactions; the held-out users x items
+    matrix). Used to measure or tune a model when no validation split exists.
+    """
+    x = interactions.matrix
+    rng = np.random.default_rng(seed)
+    counts = np.diff(x.indptr)
+    users = np.flatnonzero(counts >= min_items)
+    pos = x.indptr[users] + (rng.random(len(users)) * counts[users]).astype(np.int64)
+    held = sp.csr_matrix((np.ones(len(users), np.float32), (users, x.indices[pos])), shape=x.shape)
+    keep = np.ones(x.nnz, dtype=bool)
+    keep[pos] = False
+    coo = x.tocoo()
+    rest = sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=x.shape, dtype=np.float32
+    )
+    last_seen = interactions.last_seen
+    if last_seen is not None:  # event times stay with the kept entries
+        last_seen = sp.csr_matrix(last_seen.multiply(rest > 0))
+    return Interactions(rest, interactions.user_ids, interactions.item_ids, last_seen), held

@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from agora.features.interactions import Interactions, SideData
+from agora.features.interactions import Interactions, SideData, hold_out_one
 from agora.models.base import Recommender
 
 #: Chosen on ml1m-general valid (see the class docstring): ALS, EDLAE (EASE with dropout
@@ -128,30 +128,6 @@ def ndcg_per_user(
     idcg = np.concatenate([[1.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
     idcg[n_rel == 0] = 1.0
     return (hits * disc).sum(axis=1) / idcg
-
-
-def holdout_one(x: sp.csr_matrix, seed: int, min_items: int = 3) -> tuple[sp.csr_matrix, ...]:
-    """(train without one random item per user with >= ``min_items`` items, held-out matrix)."""
-    x = sp.csr_matrix(x)
-    rng = np.random.default_rng(seed)
-    counts = np.diff(x.indptr)
-    users = np.flatnonzero(counts >= min_items)
-    pos = x.indptr[users] + (rng.random(len(users)) * counts[users]).astype(np.int64)
-    held = sp.csr_matrix((np.ones(len(users), np.float32), (users, x.indices[pos])), shape=x.shape)
-    keep = np.ones(x.nnz, dtype=bool)
-    keep[pos] = False
-    coo = x.tocoo()
-    train = sp.csr_matrix(
-        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=x.shape, dtype=np.float32
-    )
-    return train, held
-
-
-def _sub_interactions(inter: Interactions, matrix: sp.csr_matrix) -> Interactions:
-    last = inter.last_seen
-    if last is not None:
-        last = sp.csr_matrix(last.multiply(matrix > 0))
-    return Interactions(matrix, inter.user_ids, inter.item_ids, last)
 
 
 class HybridModel(Recommender):
@@ -240,10 +216,9 @@ class HybridModel(Recommender):
             self.fit_weights(models, interactions.matrix, valid, interactions.last_seen)
             self.weights_source_ = "valid"
             return self
-        train, held = holdout_one(interactions.matrix, self.holdout_seed)
-        sub = _sub_interactions(interactions, train)
+        sub, held = hold_out_one(interactions, self.holdout_seed)
         probe = self._fit_members(sub, side, held)
-        self.fit_weights(probe, train, held, sub.last_seen)
+        self.fit_weights(probe, sub.matrix, held, sub.last_seen)
         self._models = self._fit_members(interactions, side, None)
         self.weights_source_ = "holdout"
         return self

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from agora.evaluation.metrics import hits_matrix, ranking_metrics
 from agora.evaluation.protocol import rank_users
-from agora.features.interactions import Interactions, SideData
+from agora.features.interactions import Interactions, SideData, hold_out_one
 from agora.models.artifacts import prune_artifacts, save_artifact
 from agora.models.base import Recommender
 from agora.models.registry import create_model
@@ -27,29 +27,6 @@ class TrainedModel:
     path: Path
     fit_seconds: float
     metrics: dict[str, float]
-
-
-def holdout_split(interactions: Interactions, seed: int = 0) -> tuple[Interactions, sp.csr_matrix]:
-    """Hold one random item out of every user with at least 3 items: (train, held-out matrix)."""
-    rng = np.random.default_rng(seed)
-    matrix = interactions.matrix.tocsr()
-    held = sp.lil_matrix(matrix.shape, dtype=np.float32)
-    train = matrix.tolil(copy=True)
-    for user in range(matrix.shape[0]):
-        items = matrix.indices[matrix.indptr[user] : matrix.indptr[user + 1]]
-        if len(items) >= 3:
-            pick = int(rng.choice(items))
-            held[user, pick] = 1.0
-            train[user, pick] = 0.0
-    train_csr = sp.csr_matrix(train)
-    train_csr.eliminate_zeros()
-    last_seen = None
-    if interactions.last_seen is not None:  # event times stay with the kept entries
-        last_seen = sp.csr_matrix(interactions.last_seen.multiply(train_csr > 0))
-    return (
-        Interactions(train_csr, interactions.user_ids, interactions.item_ids, last_seen),
-        held.tocsr(),
-    )
 
 
 def holdout_metrics(model: Recommender, train: Interactions, held: sp.csr_matrix) -> dict:
@@ -84,7 +61,7 @@ def train_models(
     """
     params = params or {}
     results = []
-    split = holdout_split(interactions) if validate and interactions.n_users else None
+    split = hold_out_one(interactions) if validate and interactions.n_users else None
     for name in names:
         metrics: dict[str, Any] = dict(extra_meta or {})
         if split is not None:
