@@ -1,8 +1,8 @@
 """Serving recommendations: the newest trained models, applied to the store's current state.
 
-A user's history is read from the store at request time, so events that arrived after training
-are excluded from the answer (and history-aware models use them). Users with no history get the
-trending list.
+A user's history (with event times) is read from the store at request time, so events that
+arrived after training are excluded from the answer and history-aware models use them. Users the
+model cannot personalise for get the trending list. Explanations are computed on request only.
 """
 
 from __future__ import annotations
