@@ -164,15 +164,17 @@ def readme_table(rows: list[dict]) -> str:
     k = rows[0]["k"] if rows else 10
     out = [
         f"| split | model | NDCG@{k} | Recall@{k} | MRR@{k} | Hit@{k} | coverage | fit s "
-        "| published NDCG@10 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| peak MB | published NDCG@10 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         pub = PUBLISHED.get(r["split"], {}).get(r["model"])
+        peak = r.get("peak_rss_mb")  # recorded since the attention models; blank for older runs
         out.append(
             f"| {r['split']} | {r['model']} | {r[f'ndcg@{k}']:.4f} | {r[f'recall@{k}']:.4f} "
             f"| {r[f'mrr@{k}']:.4f} | {r[f'hit@{k}']:.4f} | {r['item_coverage']:.3f} "
-            f"| {r['fit_seconds']:.1f} | {'' if pub is None else f'{pub:.4f}'} |"
+            f"| {r['fit_seconds']:.1f} | {'' if peak is None else f'{peak:,.0f}'} "
+            f"| {'' if pub is None else f'{pub:.4f}'} |"
         )
     for split in dict.fromkeys(r["split"] for r in rows):
         refs = ", ".join(f"{m} {v:.4f}" for m, v in PUBLISHED.get(split, {}).items())
