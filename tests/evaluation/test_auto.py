@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agora.cli.main import app as cli
-from agora.evaluation.auto import select_model
-from agora.evaluation.protocol import evaluate
+from agora.evaluation.auto import DEFAULT_CANDIDATES, default_candidates, select_model
+from agora.evaluation.protocol import evaluate, split_side
 from agora.evaluation.splits import load_split
 from agora.models.base import Recommender
 from agora.models.registry import MODELS
@@ -94,3 +94,48 @@ def test_cli_eval_auto_with_candidates(tmp_path: Path) -> None:
     assert "selection on valid" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "auto" and metrics["selection"]["chosen"] != "noise"
+
+
+def write_rows(root: Path, parts: dict[str, list[tuple[int, int, int]]]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, rows in parts.items():
+        lines = "".join(f"u{u}\ti{i}\t1\t{t}\n" for u, i, t in rows)
+        (root / f"{name}.tsv").write_text(HEADER + lines)
+    return root
+
+
+def test_chronological_split_adds_the_sequential_candidate(tmp_path: Path) -> None:
+    by_time = write_rows(
+        tmp_path / "seq",
+        {
+            "train": [(0, 1, 10), (0, 2, 20), (1, 2, 15), (1, 3, 30)],
+            "valid": [(0, 3, 20), (1, 1, 31)],  # ties with the last train event count as later
+            "test": [(0, 4, 40), (1, 4, 41)],
+        },
+    )
+    split = load_split(by_time)
+    assert split.is_chronological()
+    assert default_candidates(split, None) == [*DEFAULT_CANDIDATES, "sasrec"]
+
+    shuffled = write_rows(
+        tmp_path / "random",
+        {
+            "train": [(0, 1, 10), (0, 2, 50), (1, 2, 15)],
+            "valid": [(0, 3, 20), (1, 1, 31)],  # user 0's valid event is older than a train one
+            "test": [(0, 4, 40)],
+        },
+    )
+    split = load_split(shuffled)
+    assert not split.is_chronological()
+    assert default_candidates(split, None) == list(DEFAULT_CANDIDATES)
+
+    untimed = load_split(clustered_split(tmp_path / "untimed"))  # timestamps all 0 = unknown
+    assert not untimed.is_chronological()
+
+
+def test_split_with_friendships_adds_the_social_candidate(tmp_path: Path) -> None:
+    root = clustered_split(tmp_path / "s")
+    (root / "social.tsv").write_text("user_id\tfriend_id\n0\t6\n6\t0\n")
+    split = load_split(root)
+    assert default_candidates(split, split_side(split, None)) == [*DEFAULT_CANDIDATES, "social"]
+    assert "social" not in default_candidates(split, None)

@@ -13,6 +13,7 @@ recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/relo
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -62,6 +63,10 @@ def health(session: SessionDep, models: ModelsDep) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
+def _warm(models: ModelStore) -> None:
+    log.info("models loaded (seconds): %s", models.warm())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A ready-to-serve API for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -74,9 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             versions = await run_in_threadpool(models.reload)
-            log.info("models loaded: %s", versions or "none yet (run `agora train`)")
+            log.info("models found: %s", versions or "none yet (run `agora train`)")
         except Exception:  # a broken artefact must not keep the API down
-            log.exception("could not load the trained models; serving without them")
+            log.exception("could not read the trained models; serving without them")
+        # requests are answered at once; the models' arrays load behind them (or on first use)
+        threading.Thread(target=_warm, args=(models,), name="agora-warm", daemon=True).start()
         try:
             yield
         finally:

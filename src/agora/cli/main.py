@@ -218,7 +218,10 @@ def eval_(
     tune: Annotated[bool, typer.Option(help="Grid-search params on valid first.")] = False,
     candidates: Annotated[
         str | None,
-        typer.Option(help="With --model auto: comma-separated models (default itemknn,als,ease)."),
+        typer.Option(
+            help="With --model auto: comma-separated models (default itemknn,als,ease, "
+            "plus social when the split has social.tsv and sasrec when it is split by time)."
+        ),
     ] = None,
 ) -> None:
     """Offline evaluation on a fixed split with full ranking (RecBole's protocol)."""

@@ -1,14 +1,16 @@
 """Model selection on valid for ``agora eval --model auto``.
 
-Every candidate (a registered model name, default :data:`DEFAULT_CANDIDATES`, shipped default
-parameters) is fitted on train (``valid`` passed to ``fit`` for early stopping) and scored on
-valid (history = train, train items masked, NDCG@K). Then the best two and the best three
-candidates are blended by :class:`~agora.models.hybrid.HybridModel` (the already fitted members
-are reused; the weights are learnt on valid), and each blend is scored by its two-fold valid
-estimate (``valid_ndcg_cv_``: weights chosen on one half of the valid users, scored on the other),
-so a blend is not favoured just because its weights were fitted on the same valid items. The
-single model or blend with the best valid NDCG@K is returned; the caller evaluates only that one
-on test, once.
+Every candidate (a registered model name, shipped default parameters; by default
+:func:`default_candidates`: the collaborative models, plus the social model when the split carries
+friendships and the sequential one when it is split by time) is fitted on train (``valid``
+passed to ``fit`` for early stopping) and scored on valid (history = train, train items masked,
+NDCG@K). Then the best two and the best three candidates are blended by
+:class:`~agora.models.hybrid.HybridModel` (the already fitted members are reused; the weights
+are learnt on valid), and each blend is scored by its two-fold valid estimate
+(``valid_ndcg_cv_``: weights chosen on one half of the valid users, scored on the other), so a
+blend is not favoured just because its weights were fitted on the same valid items. The single
+model or blend with the best valid NDCG@K is returned; the caller evaluates only that one on
+test, once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ from agora.models.hybrid import HybridModel
 from agora.models.registry import create_model
 
 DEFAULT_CANDIDATES: tuple[str, ...] = ("itemknn", "als", "ease")
+SOCIAL_CANDIDATE = "social"
+SEQUENTIAL_CANDIDATE = "sasrec"
+
+
+def default_candidates(split: Split, side: SideData | None) -> list[str]:
+    """:data:`DEFAULT_CANDIDATES`, plus ``social`` when ``side`` has a social graph (a split's
+    ``social.tsv``) and ``sasrec`` when the split is chronological (leave-last-out by time)."""
+    names = list(DEFAULT_CANDIDATES)
+    if side is not None and side.social is not None and side.social.nnz:
+        names.append(SOCIAL_CANDIDATE)
+    if split.is_chronological():
+        names.append(SEQUENTIAL_CANDIDATE)
+    return names
+
+
 DEFAULT_BLEND_SIZES: tuple[int, ...] = (2, 3)
 
 
@@ -43,7 +60,7 @@ def select_model(
     """
     from agora.evaluation.protocol import validation_score
 
-    names = list(candidates or DEFAULT_CANDIDATES)
+    names = list(candidates or default_candidates(split, side))
     if not names:
         raise ValueError("auto needs at least one candidate model")
     metric = f"ndcg@{k}"

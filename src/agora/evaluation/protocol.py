@@ -183,9 +183,17 @@ def _grid(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 def validation_score(
     model: Recommender, split: Split, k: int = 10, progress: bool = False
 ) -> dict[str, float]:
-    """Ranking metrics on valid: history = train, nothing else masked."""
+    """Ranking metrics on valid: history = train (with its event times), nothing else masked."""
     users = split.users_with(split.valid)
-    recs = rank_users(model, users, split.train.matrix, k, progress=progress, description="valid")
+    recs = rank_users(
+        model,
+        users,
+        split.train.matrix,
+        k,
+        progress=progress,
+        description="valid",
+        times=split.train.last_seen,
+    )
     truth = [split.valid.indices[split.valid.indptr[u] : split.valid.indptr[u + 1]] for u in users]
     hits, n_rel = M.hits_matrix(recs, truth, k)
     return M.ranking_metrics(hits, n_rel)

@@ -54,6 +54,19 @@ class Split:
         """Row indices of users that have at least one entry in ``matrix``."""
         return np.flatnonzero(np.diff(matrix.indptr) > 0)
 
+    def is_chronological(self) -> bool:
+        """True when every user's valid events come no earlier than their train events (a
+        leave-last-out split by time, where order is what there is to learn); False for random
+        splits and when timestamps are unknown."""
+        times, valid = self.train.last_seen, self.valid_times
+        if times is None or valid is None or valid.nnz == 0:
+            return False
+        users = self.users_with(valid)
+        latest_train = times.max(axis=1).toarray().ravel()[users]
+        valid = sp.csr_matrix(valid)
+        earliest_valid = np.minimum.reduceat(valid.data, valid.indptr[users])
+        return bool(np.all(earliest_valid >= latest_train))
+
 
 class SplitFormatError(ValueError):
     """A malformed row or header in a split file (message names file and line)."""

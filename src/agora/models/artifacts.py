@@ -137,10 +137,15 @@ def prune_artifacts(root_dir: str | Path, name: str, keep: int) -> list[Path]:
     return old
 
 
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """An artefact's ``meta.json`` (name, version, params, metrics...), without its arrays."""
+    return json.loads((Path(path) / "meta.json").read_text())
+
+
 def load_artifact(path: str | Path) -> LoadedModel:
     """Read one artefact folder."""
     path = Path(path)
-    meta = json.loads((path / "meta.json").read_text())
+    meta = read_meta(path)
     model = model_class(meta["name"]).load(path)
     with np.load(path / "ids.npz", allow_pickle=False) as ids:
         user_ids = ids["user_ids"].astype(object)

@@ -7,7 +7,9 @@ model cannot personalise for get the trending list. Explanations are computed on
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,8 +25,10 @@ from agora.db import queries
 from agora.db.tables import Event, Item, User
 from agora.features.store import event_weight
 from agora.ingest.schemas import as_utc
-from agora.models.artifacts import LoadedModel, list_artifacts, load_latest
+from agora.models.artifacts import LoadedModel, list_artifacts, load_artifact, read_meta
 from agora.models.explain import top_reasons
+
+log = logging.getLogger(__name__)
 
 FALLBACK_MODEL = "trending"
 #: Model name that means "the trained personal model with the best holdout NDCG@10".
@@ -55,43 +59,95 @@ class Recommendation:
 
 
 class ModelStore:
-    """The newest artefact of each trained model, loaded once and swapped on ``reload``."""
+    """The newest artefact of each trained model: found on ``reload`` (reading only its
+    ``meta.json``), its arrays loaded on first use or by ``warm``, swapped on the next
+    ``reload``. Startup stays fast and models nobody asks for cost no memory."""
 
     def __init__(self, model_dir: Path):
         self.model_dir = Path(model_dir)
-        self._models: dict[str, LoadedModel] = {}
-        self._lock = threading.Lock()
+        self._paths: dict[str, Path] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
+        self._loaded: dict[Path, LoadedModel] = {}
+        self._lock = threading.Lock()  # guards the three maps
+        self._load_lock = threading.Lock()  # one artefact read at a time
 
     def reload(self) -> dict[str, str]:
-        """Load the newest version of every model on disk; returns name -> version."""
-        names = sorted({path.parent.name for path in list_artifacts(self.model_dir)})
-        fresh = {name: load_latest(self.model_dir, name) for name in names}
+        """Point every model at its newest version on disk; returns name -> version.
+
+        Reads each newest ``meta.json`` (an unreadable one raises and keeps the previous
+        state); arrays already loaded for a version that is still the newest are kept."""
+        newest = {path.parent.name: path for path in list_artifacts(self.model_dir)}
+        metas = {name: read_meta(path) for name, path in newest.items()}
         with self._lock:
-            self._models = fresh
+            self._paths, self._meta = newest, metas
+            kept = set(newest.values())
+            self._loaded = {p: m for p, m in self._loaded.items() if p in kept}
         return self.versions()
 
     def versions(self) -> dict[str, str]:
-        return {name: loaded.path.name for name, loaded in self._models.items()}
+        with self._lock:
+            return {name: path.name for name, path in self._paths.items()}
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """The ``meta.json`` of the served version of ``name`` (nothing is loaded)."""
+        with self._lock:
+            meta = self._meta.get(name)
+        if meta is None:
+            raise self._unavailable(name)
+        return meta
 
     def best(self, metric: str = "holdout_ndcg@10") -> str:
         """The personal model whose artefact reports the highest ``metric``."""
-        scored = [
-            (loaded.meta.get("metrics", {}).get(metric, float("-inf")), name)
-            for name, loaded in self._models.items()
-            if name not in NON_PERSONAL
-        ]
+        with self._lock:
+            scored = [
+                (meta.get("metrics", {}).get(metric, float("-inf")), name)
+                for name, meta in self._meta.items()
+                if name not in NON_PERSONAL
+            ]
         if not scored:
             raise ModelUnavailable("no personal model is trained; run `agora train`")
         return max(scored)[1]
 
     def get(self, name: str) -> LoadedModel:
-        loaded = self._models.get(name)
-        if loaded is None:
-            known = ", ".join(sorted(self._models)) or "none"
-            raise ModelUnavailable(
-                f"model {name!r} is not trained (trained: {known}); run `agora train`"
-            )
+        """The served version of ``name``, read from disk on first use."""
+        with self._lock:
+            path = self._paths.get(name)
+            loaded = self._loaded.get(path) if path is not None else None
+        if path is None:
+            raise self._unavailable(name)
+        if loaded is not None:
+            return loaded
+        with self._load_lock:
+            with self._lock:
+                loaded = self._loaded.get(path)
+            if loaded is None:
+                loaded = load_artifact(path)
+                with self._lock:
+                    if self._paths.get(name) == path:  # not swapped by a reload meanwhile
+                        self._loaded[path] = loaded
         return loaded
+
+    def warm(self) -> dict[str, float]:
+        """Load every served model now; returns name -> seconds it took. A model that fails
+        to load is logged and left out (a request for it gets the error)."""
+        seconds = {}
+        for name in self.versions():
+            t0 = time.perf_counter()
+            try:
+                self.get(name)
+            except ModelUnavailable:  # swapped out by a concurrent reload
+                continue
+            except Exception:
+                log.exception("could not load model %r", name)
+                continue
+            seconds[name] = round(time.perf_counter() - t0, 3)
+        return seconds
+
+    def _unavailable(self, name: str) -> ModelUnavailable:
+        known = ", ".join(sorted(self.versions())) or "none"
+        return ModelUnavailable(
+            f"model {name!r} is not trained (trained: {known}); run `agora train`"
+        )
 
 
 def resolve_model(models: ModelStore, name: str) -> str:

@@ -216,7 +216,7 @@ def get_models(models: ModelsDep) -> dict[str, ModelInfo]:
     out = {}
     for name, version in models.versions().items():
         try:
-            meta = models.get(name).meta
+            meta = models.meta(name)
         except service.ModelUnavailable:  # swapped out by a concurrent reload
             continue
         out[name] = ModelInfo(version=version, meta=meta)
@@ -231,7 +231,9 @@ def get_models(models: ModelsDep) -> dict[str, ModelInfo]:
     responses={
         401: ERRORS[401],
         403: {"description": "The API key lacks the `admin` scope."},
-        500: {"description": "An artefact could not be loaded; the previous models stay."},
+        500: {
+            "description": "An artefact's meta.json could not be read; the previous models stay."
+        },
     },
 )
 def post_reload(models: ModelsDep) -> Reloaded:
