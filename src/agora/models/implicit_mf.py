@@ -47,16 +47,21 @@ def _row_signature(x: sp.csr_matrix) -> np.ndarray:
 
 
 def fold_in_users(
-    item_factors: np.ndarray, weights: sp.csr_matrix, alpha: float, reg: float
+    item_factors: np.ndarray,
+    weights: sp.csr_matrix,
+    alpha: float,
+    reg: float,
+    gram: np.ndarray | None = None,
 ) -> np.ndarray:
     """Least-squares user vectors for rows of ``weights`` against fixed ``item_factors``.
 
     Confidence ``c = 1 + alpha * w`` on the row's items, 1 elsewhere, preference 1 on the row's
-    items and 0 elsewhere; one small dense solve per row.
+    items and 0 elsewhere; one small dense solve per row. ``gram`` (``Y^T Y`` in float64) may
+    be passed in when it is kept between calls: computing it dominates a one-user fold-in.
     """
     y = np.asarray(item_factors, dtype=np.float64)
     k = y.shape[1]
-    base = y.T @ y + reg * np.eye(k)
+    base = (y.T @ y if gram is None else gram) + reg * np.eye(k)
     w = sp.csr_matrix(weights, dtype=np.float64)
     out = np.zeros((w.shape[0], k), dtype=np.float32)
     for r in range(w.shape[0]):
@@ -150,10 +155,19 @@ class _FactorModel(Recommender):
         changed = np.flatnonzero(~same)
         if len(changed):
             w = self._weights(history[changed])
-            vecs[changed] = fold_in_users(
-                self.item_factors_, w, self._fold_in_alpha(), self._fold_in_reg()
-            )
+            y, gram = self._item_gram()
+            vecs[changed] = fold_in_users(y, w, self._fold_in_alpha(), self._fold_in_reg(), gram)
         return vecs
+
+    def _item_gram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Item factors in float64 and their ``Y^T Y``, computed once per fitted/loaded
+        factors (not saved: recomputed from ``item_factors_`` after ``load``)."""
+        cached = getattr(self, "_gram_cache", None)
+        if cached is None or cached[0] is not self.item_factors_:
+            y = np.asarray(self.item_factors_, dtype=np.float64)
+            cached = (self.item_factors_, y, y.T @ y)
+            self._gram_cache = cached
+        return cached[1], cached[2]
 
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None

@@ -90,7 +90,16 @@ class ItemKNNModel(Recommender):
     ) -> np.ndarray:
         """Sum of neighbour similarities to the history items (``users`` is not needed)."""
         h = as_float32(history, self.binary)
-        return np.asarray((h @ self.similarity_.T).toarray(), dtype=np.float32)
+        return np.asarray((h @ self._similarity_t()).toarray(), dtype=np.float32)
+
+    def _similarity_t(self) -> sp.csr_matrix:
+        """``similarity_.T`` as csr, built once per fitted/loaded matrix (a csc right operand
+        would be converted to csr on every call, which dominated one-user scoring)."""
+        cached = getattr(self, "_transposed", None)
+        if cached is None or cached[0] is not self.similarity_:
+            cached = (self.similarity_, sp.csr_matrix(self.similarity_.T))
+            self._transposed = cached
+        return cached[1]
 
     def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The stored neighbours of ``item``, most similar first (at most ``k``)."""
