@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Event types every deployment understands; add more with AGORA_CUSTOM_EVENT_TYPES.
@@ -44,6 +44,34 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
 }
 
 
+class FeedConfig(BaseModel):
+    """Platform defaults of the feed (``AGORA_FEED`` as JSON); a user's own controls
+    (``PUT /users/{id}/feed/settings``) override diversity, social weight, freshness and
+    exploration for that user."""
+
+    ranking_model: str = Field("auto", description='Model that ranks candidates ("auto" = best).')
+    diversity: float = Field(0.3, ge=0, le=1, description="MMR trade-off: 0 = pure relevance.")
+    social_weight: float = Field(0.5, ge=0, le=5, description="Boost for in-network signals.")
+    freshness: float = Field(0.3, ge=0, le=5, description="Boost for new items (decays ~2 days).")
+    exploration: float = Field(0.1, ge=0, le=0.5, description="Share of slots for new items.")
+    new_creator_share: float = Field(
+        0.1, ge=0, le=0.5, description="Least share of a page given to new creators (if any)."
+    )
+    new_creator_days: float = Field(30.0, gt=0, description="A creator is new this long.")
+    fresh_days: float = Field(3.0, gt=0, description="An item can be explored this long.")
+    exploration_budget: int = Field(
+        200, ge=1, description="Impressions an item may get from exploration before it must earn."
+    )
+    in_network_days: float = Field(14.0, gt=0, description="How far back friends' activity counts.")
+    author_decay: float = Field(
+        0.6, gt=0, le=1, description="Score factor per earlier item of the same author on a page."
+    )
+    feedback_half_life_hours: float = Field(
+        72.0, gt=0, description="How fast a 'not interested' stops suppressing similar items."
+    )
+    candidates_per_source: int = Field(200, ge=10, le=5000)
+
+
 class Settings(BaseSettings):
     """Engine configuration; every field can be set as ``AGORA_<FIELD>`` in the environment."""
 
@@ -77,6 +105,7 @@ class Settings(BaseSettings):
     max_future_seconds: float = Field(
         300.0, description="How far past the server clock a timestamp may lie before rejection."
     )
+    feed: FeedConfig = Field(default_factory=FeedConfig, description="Feed defaults (JSON).")
     host: str = "127.0.0.1"
     port: int = 8000
 

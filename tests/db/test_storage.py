@@ -33,10 +33,15 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
 def test_migrations_go_up_and_down(engine) -> None:
     names = set(inspect(engine).get_table_names())
     assert {"users", "items", "events", "social_edges", "groups", "memberships"} <= names
+    feed = {"feed_settings", "feed_feedback", "feed_impressions"}
+    assert feed <= names
+    downgrade(engine, "0001")
+    names = set(inspect(engine).get_table_names())
+    assert "events" in names and not feed & names
     downgrade(engine, "base")
     assert "events" not in set(inspect(engine).get_table_names())
     migrate(engine)
-    assert "events" in set(inspect(engine).get_table_names())
+    assert feed | {"events"} <= set(inspect(engine).get_table_names())
 
 
 def test_resent_event_is_stored_once(engine) -> None:

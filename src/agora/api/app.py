@@ -30,6 +30,7 @@ from agora.api.auth import check_settings
 from agora.api.deps import ModelsDep, SessionDep
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory
+from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
 from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
+    app.include_router(feed_router)
     app.include_router(ingest_router)
     app.include_router(health_router)
     app.include_router(web_router)

@@ -158,7 +158,8 @@ def resolve_model(models: ModelStore, name: str) -> str:
 EventRow = tuple[str, str, float | None, datetime]
 
 
-def _user_event_rows(session: Session, user_id: str) -> list[EventRow]:
+def user_event_rows(session: Session, user_id: str) -> list[EventRow]:
+    """Every event of a user as (item id, type, value, timestamp), read at request time."""
     return [
         (item, etype, value, as_utc(ts))
         for item, etype, value, ts in session.execute(
@@ -179,7 +180,10 @@ class History:
     touched: np.ndarray  # every item index with any event (never recommended)
 
 
-def _history(loaded: LoadedModel, rows: list[EventRow], weights: Mapping[str, float]) -> History:
+def user_history(
+    loaded: LoadedModel, rows: list[EventRow], weights: Mapping[str, float]
+) -> History:
+    """A user's events as one row in ``loaded``'s item space (items it does not know dropped)."""
     n_items = len(loaded.item_ids)
     strength: dict[int, float] = {}
     latest: dict[int, float] = {}
@@ -250,14 +254,14 @@ def recommend(
     Model ``auto`` is the trained personal model with the best holdout NDCG@10.
     """
     model_name = resolve_model(models, model_name)
-    rows = _user_event_rows(session, user_id)
+    rows = user_event_rows(session, user_id)
     loaded = models.get(model_name)
-    history = _history(loaded, rows, weights)
+    history = user_history(loaded, rows, weights)
     user_index = loaded.user_index.get(user_id, -1)
     if history.strength.nnz == 0 and user_index < 0 and model_name != FALLBACK_MODEL:
         model_name = FALLBACK_MODEL
         loaded = models.get(model_name)
-        history = _history(loaded, rows, weights)
+        history = user_history(loaded, rows, weights)
         user_index = loaded.user_index.get(user_id, -1)
     slack = n + 20  # room for items deleted since training
     items, scores = loaded.model.recommend(

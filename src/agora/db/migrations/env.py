@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import agora.feed.models  # noqa: F401  (registers the feed tables)
 from agora.db.tables import Base
 
 config = context.config

@@ -1,0 +1,72 @@
+"""The feed's own tables: each user's feed controls, their negative feedback and what was served.
+
+* ``feed_settings``: one row per user who changed a control (diversity, social weight,
+  freshness, exploration, followed and muted topics); users without a row get the defaults.
+* ``feed_feedback``: "not interested" in an item, "hide" an item, "mute" an author or a tag,
+  "unmute" to lift a mute. Rows are kept (the feed reads their age: suppression fades).
+* ``feed_impressions``: every item a feed page showed, with its browsing session, position and
+  candidate source: pages of one session never repeat an item, and new items' exposure and
+  engagement feed the exploration bandit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from agora.db.tables import Base, BigId
+
+FEEDBACK_KINDS: tuple[str, ...] = (
+    "not_interested",
+    "hide",
+    "mute_author",
+    "mute_tag",
+    "unmute_author",
+    "unmute_tag",
+)
+
+
+class FeedSettings(Base):
+    __tablename__ = "feed_settings"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    diversity: Mapped[float | None] = mapped_column(Float)
+    social_weight: Mapped[float | None] = mapped_column(Float)
+    freshness: Mapped[float | None] = mapped_column(Float)
+    exploration: Mapped[float | None] = mapped_column(Float)
+    followed_tags: Mapped[list[str]] = mapped_column(default=list)
+    muted_tags: Mapped[list[str]] = mapped_column(default=list)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeedFeedback(Base):
+    __tablename__ = "feed_feedback"
+    __table_args__ = (Index("ix_feed_feedback_user_time", "user_id", "created"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tag: Mapped[str | None] = mapped_column(String(255))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeedImpression(Base):
+    __tablename__ = "feed_impressions"
+    __table_args__ = (
+        Index("ix_feed_impressions_user_session", "user_id", "session"),
+        Index("ix_feed_impressions_item", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    session: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(32))
+    served: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,241 @@
+"""HTTP routes of the feed: pages with cursors, the user's controls, onboarding, feedback.
+
+Reading a feed stores its impressions, so ``GET /users/{id}/feed`` runs in one transaction; it
+needs the ``read`` scope. Changing controls, interests and feedback needs ``write``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agora.api.auth import ReadScope, WriteScope
+from agora.api.deps import ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.db.engine import transaction
+from agora.feed import service
+from agora.feed.models import FEEDBACK_KINDS
+
+router = APIRouter(tags=["feed"])
+
+UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
+Tag = Annotated[str, Field(min_length=1, max_length=255)]
+ERRORS = {
+    401: {"description": "Missing or unknown API key."},
+    403: {"description": "The API key lacks the needed scope."},
+    404: {"description": "The user (or the item or author named) is not in the store."},
+}
+
+
+class FeedItemOut(BaseModel):
+    item_id: str
+    score: float = Field(description="Ranking score after boosts and suppression.")
+    source: str = Field(description="Candidate source that put the item here.")
+    reason: str = Field(description="Why the item is in the feed, in one sentence.")
+    title: str | None = None
+    author_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    created: datetime | None = None
+    new_creator: bool = Field(False, description="The author's first post is recent.")
+    because: list[dict] | None = Field(
+        None, description="With explain=true: past items that carried the model's score."
+    )
+
+
+class FeedPageOut(BaseModel):
+    user_id: str
+    page: int
+    items: list[FeedItemOut]
+    next_cursor: str = Field(description="Pass as `cursor` for the next page of this session.")
+    sources: dict[str, int] = Field(description="Items on this page per candidate source.")
+    model: str | None = Field(description="The ranking model (None: no personal model yet).")
+
+
+class ControlsOut(BaseModel):
+    diversity: float
+    social_weight: float
+    freshness: float
+    exploration: float
+    followed_tags: list[str]
+    muted_tags: list[str]
+
+
+class ControlsIn(BaseModel):
+    """Only the fields given change; null resets a number to the platform default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    diversity: float | None = Field(None, ge=0, le=1)
+    social_weight: float | None = Field(None, ge=0, le=5)
+    freshness: float | None = Field(None, ge=0, le=5)
+    exploration: float | None = Field(None, ge=0, le=0.5)
+    followed_tags: list[Tag] | None = Field(None, max_length=500)
+    muted_tags: list[Tag] | None = Field(None, max_length=500)
+
+
+class InterestsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] = Field(min_length=1, max_length=100, description="Topics to follow.")
+
+
+class FeedbackIn(BaseModel):
+    """``not_interested`` and ``hide`` name an item; ``(un)mute_author`` an author;
+    ``(un)mute_tag`` a tag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal[FEEDBACK_KINDS]  # type: ignore[valid-type]
+    item_id: str | None = Field(None, min_length=1, max_length=255)
+    author_id: str | None = Field(None, min_length=1, max_length=255)
+    tag: Tag | None = None
+
+    @model_validator(mode="after")
+    def _target_matches_kind(self) -> FeedbackIn:
+        needed = {"not_interested": "item_id", "hide": "item_id"}.get(
+            self.kind, "author_id" if self.kind.endswith("_author") else "tag"
+        )
+        given = [f for f in ("item_id", "author_id", "tag") if getattr(self, f) is not None]
+        if given != [needed]:
+            raise ValueError(f"kind {self.kind!r} takes exactly one target: {needed}")
+        return self
+
+
+def _controls_out(c: service.Controls) -> ControlsOut:
+    return ControlsOut(**c.__dict__)
+
+
+@router.get(
+    "/users/{user_id}/feed",
+    summary="A page of the user's feed (pass next_cursor for the next page)",
+    dependencies=[ReadScope],
+    responses={**ERRORS, 422: {"description": "Bad `n` or a cursor this server did not issue."}},
+    response_model_exclude_none=True,
+)
+def get_feed(
+    user_id: UserId,
+    sessions: SessionFactoryDep,
+    models: ModelsDep,
+    settings: SettingsDep,
+    n: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
+) -> FeedPageOut:
+    try:
+        with transaction(sessions) as session:
+            page = service.build_feed(
+                session,
+                models,
+                user_id,
+                n,
+                cursor,
+                settings.feed,
+                settings.event_weights,
+                datetime.now(UTC),
+                explain=explain,
+            )
+    except service.BadCursor as exc:
+        raise InvalidRequest([problem(("query", "cursor"), str(exc))]) from None
+    except service.UnknownUser as exc:
+        raise NotFound(str(exc)) from None
+    return FeedPageOut(
+        user_id=page.user_id,
+        page=page.page,
+        items=[FeedItemOut(**item.__dict__) for item in page.items],
+        next_cursor=page.next_cursor,
+        sources=page.sources,
+        model=page.model,
+    )
+
+
+@router.get(
+    "/users/{user_id}/feed/settings",
+    summary="The user's feed controls in force (their own over the platform defaults)",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_controls(user_id: UserId, session: SessionDep, settings: SettingsDep) -> ControlsOut:
+    try:
+        return _controls_out(service.controls(session, user_id, settings.feed))
+    except service.UnknownUser as exc:
+        raise NotFound(str(exc)) from None
+
+
+@router.patch(
+    "/users/{user_id}/feed/settings",
+    summary="Change some of the user's feed controls; the next page applies them",
+    dependencies=[WriteScope],
+    responses=ERRORS,
+)
+def patch_controls(
+    user_id: UserId, body: ControlsIn, sessions: SessionFactoryDep, settings: SettingsDep
+) -> ControlsOut:
+    try:
+        with transaction(sessions) as session:
+            changed = service.update_controls(
+                session,
+                user_id,
+                body.model_dump(exclude_unset=True),
+                settings.feed,
+                datetime.now(UTC),
+            )
+    except service.UnknownUser as exc:
+        raise NotFound(str(exc)) from None
+    return _controls_out(changed)
+
+
+@router.post(
+    "/users/{user_id}/interests",
+    summary="Onboarding: topics a (new) user wants to follow",
+    description="Creates the user if the store does not know them yet.",
+    dependencies=[WriteScope],
+    responses=ERRORS,
+)
+def post_interests(
+    user_id: UserId, body: InterestsIn, sessions: SessionFactoryDep, settings: SettingsDep
+) -> ControlsOut:
+    with transaction(sessions) as session:
+        changed = service.add_interests(
+            session, user_id, body.tags, settings.feed, datetime.now(UTC)
+        )
+    return _controls_out(changed)
+
+
+@router.post(
+    "/users/{user_id}/feedback",
+    summary="Not interested, hide, mute or unmute; the next page applies it",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[WriteScope],
+    responses=ERRORS,
+)
+def post_feedback(user_id: UserId, body: FeedbackIn, sessions: SessionFactoryDep) -> None:
+    try:
+        with transaction(sessions) as session:
+            service.add_feedback(
+                session,
+                user_id,
+                body.kind,
+                datetime.now(UTC),
+                item_id=body.item_id,
+                author_id=body.author_id,
+                tag=body.tag,
+            )
+    except (service.UnknownUser, service.UnknownTarget) as exc:
+        raise NotFound(str(exc)) from None
+
+
+@router.get(
+    "/feed/sources",
+    summary="Impressions per candidate source over the last hours",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_source_shares(
+    session: SessionDep, hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0
+) -> dict[str, int]:
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    return service.source_shares(session, since)

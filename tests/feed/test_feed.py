@@ -1,0 +1,193 @@
+"""The feed as a platform user sees it: pages, real-time changes, controls, feedback, cold start."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+from feed_support import ADMIN, ITEMS, NOW, iso, make_client, seed, train
+
+from agora.feed import service
+
+
+def page(client: TestClient, user: str = "me", **params) -> dict:  # noqa: ANN003
+    answer = client.get(f"/users/{user}/feed", params=params, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def ids(body: dict) -> list[str]:
+    return [item["item_id"] for item in body["items"]]
+
+
+def all_pages(client: TestClient, n: int = 5, user: str = "me") -> list[dict]:
+    pages, cursor = [], None
+    while True:
+        body = page(client, user, n=n, **({"cursor": cursor} if cursor else {}))
+        if not body["items"]:
+            return pages
+        pages.append(body)
+        cursor = body["next_cursor"]
+
+
+def test_pages_never_repeat_and_say_where_items_come_from(community: TestClient) -> None:
+    pages = all_pages(community)
+    served = [i for body in pages for i in ids(body)]
+    assert len(served) == len(set(served))  # no repeats across the pages of one session
+    assert not {"a0", "a1"} & set(served)  # the user's own history never comes back
+    # everything not touched, not their own is reachable by paging
+    assert set(served) == set(ITEMS) - {"a0", "a1"}
+    first = pages[0]
+    assert sum(first["sources"].values()) == len(first["items"]) == 5
+    assert first["model"] in ("itemknn", "ease")
+    for item in first["items"]:
+        assert item["source"] in first["sources"] and item["reason"]
+    # the followed user's fresh like is attributed to the social source, with its reason
+    b5 = next(i for body in pages for i in body["items"] if i["item_id"] == "b5")
+    assert b5["source"] == "in_network" and b5["reason"].startswith("1 person you follow")
+    shares = community.get("/feed/sources", headers=ADMIN).json()
+    assert sum(shares.values()) == len(served)
+
+
+def test_a_posted_event_changes_the_next_page(community: TestClient) -> None:
+    top = ids(page(community, n=3))[0]
+    event = {"event_id": "me-now", "user_id": "me", "item_id": top, "type": "like"}
+    assert community.post("/events", json=event, headers=ADMIN).status_code == 201
+    assert top not in {i for body in all_pages(community) for i in ids(body)}
+
+
+def test_hidden_muted_and_blocked_content_never_returns(community: TestClient) -> None:
+    def feedback(**body) -> None:  # noqa: ANN003
+        answer = community.post("/users/me/feedback", json=body, headers=ADMIN)
+        assert answer.status_code == 204, answer.text
+
+    feedback(kind="hide", item_id="a2")
+    feedback(kind="mute_author", author_id="carol")
+    feedback(kind="mute_tag", tag="garden")
+    served = {i for body in all_pages(community) for i in ids(body)}
+    assert served and "a2" not in served
+    assert not {i for i in served if ITEMS[i][0] == "carol"}
+    assert not {i for i in served if "garden" in ITEMS[i][1]}
+    feedback(kind="unmute_tag", tag="garden")  # lifting a mute brings the topic back
+    served = {i for body in all_pages(community) for i in ids(body)}
+    assert {"b0", "b1"} <= served and "a2" not in served
+
+
+def test_not_interested_suppresses_similar_items_then_fades(community: TestClient) -> None:
+    factory, models = community.app.state.sessions, community.app.state.models
+    cfg = community.app.state.settings.feed
+    weights = community.app.state.settings.event_weights
+
+    def scores(now) -> dict[str, float]:  # noqa: ANN001
+        with factory() as session:
+            feed = service.build_feed(
+                session, models, "me", 40, None, cfg, weights, now, np.random.default_rng(0)
+            )
+            session.rollback()  # look without recording impressions
+        return {i.item_id: i.score for i in feed.items}
+
+    before = scores(NOW)
+    answer = community.post(
+        "/users/me/feedback", json={"kind": "not_interested", "item_id": "a3"}, headers=ADMIN
+    )
+    assert answer.status_code == 204
+    now = scores(NOW + timedelta(seconds=5))
+    assert now["a4"] < before["a4"] - 0.5  # same author and topic: pushed down
+    assert now["c3"] == before["c3"]  # unrelated: untouched
+    later = scores(NOW + timedelta(days=30))
+    assert now["a4"] < later["a4"]  # suppression fades
+
+
+def test_controls_move_results_the_expected_way(community: TestClient) -> None:
+    def settings(**body) -> None:  # noqa: ANN003
+        answer = community.patch("/users/me/feed/settings", json=body, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+
+    settings(diversity=0.0, social_weight=0.0, freshness=0.0, exploration=0.0)
+    focused = page(community, n=6)
+    settings(diversity=1.0)
+    diverse = page(community, n=6)
+
+    def most_common_topic(body: dict) -> int:
+        return Counter(tag for item in body["items"] for tag in item["tags"]).most_common(1)[0][1]
+
+    assert most_common_topic(diverse) < most_common_topic(focused)
+    settings(diversity=0.0, social_weight=5.0)
+    assert ids(page(community, n=3))[0] == "b5"  # the followed user's like goes first
+    settings(social_weight=0.0, freshness=5.0)
+    fresh_first = ids(page(community, n=3))
+    assert fresh_first[0] in {"f0", "n0", "n1"}
+    got = community.get("/users/me/feed/settings", headers=ADMIN).json()
+    assert got["freshness"] == 5.0 and got["social_weight"] == 0.0
+    settings(freshness=None)  # back to the platform default
+    assert community.get("/users/me/feed/settings", headers=ADMIN).json()["freshness"] == 0.3
+
+
+def test_exploration_slots_and_new_creators_get_seen(community: TestClient) -> None:
+    community.patch(
+        "/users/me/feed/settings", json={"exploration": 0.5, "freshness": 0.0}, headers=ADMIN
+    )
+    body = page(community, n=6)
+    explored = [i for i in body["items"] if i["source"] == "exploration"]
+    assert len(explored) == 3  # every second slot
+    assert {i["item_id"] for i in explored} <= {"f0", "n0", "n1"}  # only new items
+    assert any(i["new_creator"] for i in body["items"])
+
+
+def test_cold_users_get_onboarding_topics_friends_then_trending(
+    community: TestClient,
+) -> None:
+    answer = community.post("/users/newcomer/interests", json={"tags": ["music"]}, headers=ADMIN)
+    assert answer.status_code == 200 and answer.json()["followed_tags"] == ["music"]
+    body = page(community, "newcomer", n=4)
+    assert len(body["items"]) == 4 and body.get("model") is None
+    assert sum("music" in i["tags"] for i in body["items"]) >= 2
+    assert any(i["source"] == "topics" for i in body["items"])
+
+    assert community.put("/users/stranger", json={}, headers=ADMIN).status_code in (200, 201)
+    edge = {"source_id": "stranger", "target_id": "u6", "type": "friend"}
+    assert community.post("/edges", json=edge, headers=ADMIN).status_code in (200, 201)
+    body = page(community, "stranger", n=4)
+    assert ids(body)[0] == "b5" and body["items"][0]["source"] == "in_network"
+
+    assert community.put("/users/nobody", json={}, headers=ADMIN).status_code in (200, 201)
+    body = page(community, "nobody", n=4)
+    assert len(body["items"]) == 4
+    assert {i["source"] for i in body["items"]} <= {"trending", "fresh", "exploration"}
+
+
+def test_new_item_reaches_feeds_before_any_retraining(community: TestClient) -> None:
+    body = {"title": "Brand new", "author_id": "newbie", "tags": ["python"], "created": iso(0.01)}
+    assert community.put("/items/brand-new", json=body, headers=ADMIN).status_code == 201
+    community.patch("/users/u0/feed/settings", json={"exploration": 0.5}, headers=ADMIN)
+    served = [i for body in all_pages(community, user="u0") for i in body["items"]]
+    new = next(i for i in served if i["item_id"] == "brand-new")
+    assert new["source"] in ("fresh", "exploration", "topics") and new["new_creator"]
+
+
+def test_bad_requests_are_refused_clearly(community: TestClient) -> None:
+    bad = community.get("/users/me/feed", params={"cursor": "nonsense"}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["problems"][0]["location"] == "query.cursor"
+    assert community.get("/users/ghost/feed", headers=ADMIN).status_code == 404
+    wrong = community.post(
+        "/users/me/feedback", json={"kind": "hide", "tag": "python"}, headers=ADMIN
+    )
+    assert wrong.status_code == 422 and "item_id" in wrong.text
+    missing = community.post(
+        "/users/me/feedback", json={"kind": "hide", "item_id": "nope"}, headers=ADMIN
+    )
+    assert missing.status_code == 404
+    out_of_range = community.patch("/users/me/feed/settings", json={"diversity": 3}, headers=ADMIN)
+    assert out_of_range.status_code == 422
+
+
+def test_feed_without_any_trained_model_still_serves(sqlite_url: str, tmp_path: Path) -> None:
+    with make_client(tmp_path, sqlite_url) as client:
+        seed(client)
+        body = page(client, n=5)
+        assert len(body["items"]) == 5 and body.get("model") is None
+        train(client)
+        assert page(client, n=5).get("model") is not None
