@@ -16,11 +16,9 @@ the next page: everything is read at request time).
   ``feedback_half_life_hours``).
 * **Filters**: items the user touched (any event), hid, authored, or was shown earlier in the
   same browsing session; authors they muted or blocked; muted topics.
-* **Re-ranking**: greedy MMR (``relevance x author_decay^k - diversity x max tag similarity to
-  the items already placed``, relevance scaled to [0, 1] over the candidates, ``k`` = items of
-  the same author already placed);
-  every ``1 / exploration``-th slot goes to the best Thompson draw among fresh items; at least
-  ``new_creator_share`` of the page goes to new creators when there are candidates from them.
+* **Re-ranking** (:mod:`agora.feed.rerank`): greedy MMR on tags with ``diversity``, same-author
+  decay, every ``1 / exploration``-th slot to the best Thompson draw among fresh items, and at
+  least ``new_creator_share`` of the page to new creators when there are candidates from them.
 * **Pages**: the first page opens a browsing session; ``next_cursor`` names it and the next page
   number. Served items are stored as impressions (session, position, source), which keeps pages
   of a session free of repeats and feeds the exploration bandit.
@@ -51,6 +49,7 @@ from agora.db import queries
 from agora.db.tables import Event, Item, SocialEdge, User
 from agora.features.store import event_weight
 from agora.feed.models import FeedFeedback, FeedImpression, FeedSettings
+from agora.feed.rerank import rerank
 from agora.ingest.schemas import as_utc
 from agora.models.explain import top_reasons
 from agora.serving.service import (
@@ -602,9 +601,8 @@ def build_feed(
         score -= _suppression(item, meta, tags, not_interested, now, defaults)
         relevance[item] = score
 
-    chosen = _mix(
-        keep, relevance, info, sources["fresh"], new_creators, ctl, defaults, n, nominated
-    )
+    chosen = _place(keep, relevance, info, sources["fresh"], new_creators, ctl, defaults, n)
+    chosen = [(item, "exploration" if explored else nominated[item]) for item, explored in chosen]
     items = []
     for item, source in chosen:
         meta = info[item]
@@ -666,50 +664,48 @@ def _suppression(
     return min(total, 2.0)
 
 
-def _mix(
-    keep: list[str], relevance: dict[str, float], info: dict, fresh: dict[str, float],
-    new_creators: set[str], ctl: Controls, cfg: FeedConfig, n: int, nominated: dict[str, str],
-) -> list[tuple[str, str]]:  # fmt: skip
-    """Greedy MMR with author decay, exploration slots and the new-creator share."""
-    n = min(n, len(keep))
-    spacing = round(1.0 / ctl.exploration) if ctl.exploration > 0 else 0
-    tags = {i: set(info[i]["tags"] or []) for i in keep}
-    authors = {i: info[i]["author_id"] for i in keep}
-    pool = set(keep)
-    placed: list[tuple[str, str]] = []
-    per_author: Counter[str] = Counter()
-    low = min(relevance.values(), default=0.0)
-    span = max(max(relevance.values(), default=0.0) - low, 1e-9)
-    while len(placed) < n and pool:
-        slot = len(placed) + 1
-        explore = [i for i in pool if i in fresh]
-        if spacing and slot % spacing == 0 and explore:
-            item = max(explore, key=lambda i: fresh[i])
-            placed.append((item, "exploration"))
-        else:
-
-            def gain(i: str) -> float:
-                rel = (relevance[i] - low) / span * cfg.author_decay ** per_author[authors[i]]
-                sim = max((_jaccard(tags[i], tags[p]) for p, _ in placed), default=0.0)
-                return rel - ctl.diversity * sim
-
-            item = max(sorted(pool), key=gain)
-            placed.append((item, nominated[item]))
-        pool.discard(item)
-        per_author[authors[item]] += 1
-    want = math.ceil(cfg.new_creator_share * n) if cfg.new_creator_share > 0 else 0
-    have = sum(1 for i, _ in placed if authors[i] in new_creators)
-    spare = sorted((i for i in pool if authors[i] in new_creators), key=lambda i: -relevance[i])
-    for pos in range(len(placed) - 1, -1, -1):
-        if have >= want or not spare:
-            break
-        item, source = placed[pos]
-        if authors[item] in new_creators or source == "exploration":
-            continue
-        newcomer = spare.pop(0)
-        placed[pos] = (newcomer, nominated[newcomer])
-        have += 1
-    return placed
+def _place(
+    keep: list[str],
+    relevance: dict[str, float],
+    info: dict[str, dict[str, Any]],
+    fresh: dict[str, float],
+    new_creators: set[str],
+    ctl: Controls,
+    cfg: FeedConfig,
+    n: int,
+) -> list[tuple[str, bool]]:
+    """The page: (item, filled an exploration slot) in order (see :mod:`agora.feed.rerank`)."""
+    if not keep:
+        return []
+    tag_codes: dict[str, int] = {}
+    author_codes: dict[str, int] = {}
+    rows, cols = [], []
+    for r, item in enumerate(keep):
+        for tag in set(info[item]["tags"] or []):
+            rows.append(r)
+            cols.append(tag_codes.setdefault(tag, len(tag_codes)))
+    tags = sp.csr_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(len(keep), max(len(tag_codes), 1))
+    )
+    authors = np.array(
+        [
+            author_codes.setdefault(a, len(author_codes)) if a else -1
+            for a in (info[i]["author_id"] for i in keep)
+        ]
+    )
+    placement = rerank(
+        np.array([relevance[i] for i in keep]),
+        tags,
+        n,
+        diversity=ctl.diversity,
+        authors=authors,
+        author_decay=cfg.author_decay,
+        explore=np.array([fresh.get(i, np.nan) for i in keep]),
+        exploration=ctl.exploration,
+        new_creator=np.array([info[i]["author_id"] in new_creators for i in keep]),
+        new_creator_share=cfg.new_creator_share,
+    )
+    return [(keep[r], bool(e)) for r, e in zip(placement.order, placement.explored, strict=True)]
 
 
 def _reason(source: str, item: str, who: dict, meta: dict, followed: set[str]) -> str:
