@@ -117,8 +117,8 @@ PUBLISHED = {
 }
 
 
-def ml1m_side(item_ids: np.ndarray) -> SideData | None:
-    """Titles as text, genres as tags, for ml1m item_idx ids."""
+def ml1m_movies(item_ids: np.ndarray) -> list[tuple[str, list[str], int | None]] | None:
+    """(title, genres, release year) per ml1m item_idx id, from movies.dat."""
     mapping = SHARED / "data" / "movielens-1m" / "derived" / "item_idx_to_movieid.csv"
     movies = SHARED / "data" / "movielens-1m" / "ml-1m" / "movies.dat"
     if not (mapping.is_file() and movies.is_file()):
@@ -128,13 +128,18 @@ def ml1m_side(item_ids: np.ndarray) -> SideData | None:
     info = {}
     for line in movies.read_text(encoding="latin-1").splitlines():
         mid, title, genres = line.split("::")
-        info[mid] = (re.sub(r"\(\d{4}\)\s*$", "", title).strip(), genres.split("|"))
-    texts, tags = [], []
-    for item in item_ids:
-        title, genres = info.get(idx_to_movie.get(str(item), ""), ("", []))
-        texts.append(title)
-        tags.append(genres)
-    return SideData(texts=texts, tags=tags)
+        year = re.search(r"\((\d{4})\)\s*$", title)
+        clean = re.sub(r"\(\d{4}\)\s*$", "", title).strip()
+        info[mid] = (clean, genres.split("|"), int(year.group(1)) if year else None)
+    return [info.get(idx_to_movie.get(str(item), ""), ("", [], None)) for item in item_ids]
+
+
+def ml1m_side(item_ids: np.ndarray) -> SideData | None:
+    """Titles as text, genres as tags, for ml1m item_idx ids."""
+    movies = ml1m_movies(item_ids)
+    if movies is None:
+        return None
+    return SideData(texts=[m[0] for m in movies], tags=[m[1] for m in movies])
 
 
 def lastfm_side(item_ids: np.ndarray, top_tags: int = 10) -> SideData | None:

@@ -30,6 +30,7 @@ from agora.api.auth import check_settings
 from agora.api.deps import ModelsDep, SessionDep
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory
+from agora.feed.cache import FeedCache
 from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
 from agora.serving.service import ModelStore
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.models = models
+    app.state.feed_cache = FeedCache()
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)

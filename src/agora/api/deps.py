@@ -1,7 +1,7 @@
 """Dependencies the routers use to reach what ``create_app`` put on ``app.state``.
 
-``app.state`` holds ``settings`` (Settings), ``engine`` (Engine), ``sessions`` (sessionmaker)
-and ``models`` (ModelStore). Reads use :func:`get_session` (one session per request); writes
+``app.state`` holds ``settings`` (Settings), ``engine`` (Engine), ``sessions`` (sessionmaker),
+``models`` (ModelStore) and ``feed_cache`` (FeedCache). Reads use :func:`get_session` (one session per request); writes
 take the factory (:func:`get_session_factory`) and run their whole request in one
 ``db.engine.transaction`` so a refused request stores nothing.
 """
@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
+from agora.feed.cache import FeedCache
 from agora.serving.service import ModelStore
 
 
@@ -24,6 +25,10 @@ def get_settings(request: Request) -> Settings:
 
 def get_models(request: Request) -> ModelStore:
     return request.app.state.models
+
+
+def get_feed_cache(request: Request) -> FeedCache:
+    return request.app.state.feed_cache
 
 
 def get_session_factory(request: Request) -> sessionmaker[Session]:
@@ -38,5 +43,6 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelsDep = Annotated[ModelStore, Depends(get_models)]
+FeedCacheDep = Annotated[FeedCache, Depends(get_feed_cache)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+DENSE_CELLS = 4_000_000  # candidates x tags below which tags are handled as a dense array
+
 
 @dataclass
 class Placement:
@@ -31,9 +33,12 @@ class Placement:
     explored: np.ndarray
 
 
-def jaccard_to(tags: sp.csr_matrix, sizes: np.ndarray, row: int) -> np.ndarray:
+def jaccard_to(tags: sp.csr_matrix | np.ndarray, sizes: np.ndarray, row: int) -> np.ndarray:
     """Jaccard similarity of every candidate's tag set to candidate ``row``'s."""
-    inter = np.asarray((tags @ tags[row].T).todense()).ravel()
+    if sp.issparse(tags):
+        inter = np.asarray((tags @ tags[row].T).todense()).ravel()
+    else:
+        inter = tags @ tags[row]
     union = sizes + sizes[row] - inter
     return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
 
@@ -60,6 +65,8 @@ def rerank(
     n = min(n, m)
     tags = sp.csr_matrix(tags, dtype=np.float64)
     sizes = np.asarray(tags.sum(axis=1)).ravel()
+    if tags.shape[0] * tags.shape[1] <= DENSE_CELLS:
+        tags = tags.toarray()  # a dense product per slot is far cheaper at feed sizes
     span = max(float(rel.max() - rel.min()), 1e-9) if m else 1.0
     scaled = (rel - (rel.min() if m else 0.0)) / span
     authors = np.full(m, -1) if authors is None else np.asarray(authors)

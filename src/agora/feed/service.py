@@ -41,13 +41,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from agora.config import FeedConfig
 from agora.db import queries
 from agora.db.tables import Event, Item, SocialEdge, User
 from agora.features.store import event_weight
+from agora.feed.cache import FeedCache, Snapshot, uncached
 from agora.feed.models import FeedFeedback, FeedImpression, FeedSettings
 from agora.feed.rerank import rerank
 from agora.ingest.schemas import as_utc
@@ -77,6 +78,7 @@ ATTRIBUTION = (
     "trending",
 )
 UNKNOWN_RELEVANCE = 0.3  # items the ranking model has not seen (posted after training)
+RANK_DEPTH = 1000  # how many of a model's best items are kept per user
 MAX_PAGE = 100
 
 
@@ -279,9 +281,10 @@ def _context(session: Session, user_id: str, browsing: str, defaults: FeedConfig
     author_pks |= {a for _, _, a, _, _ in feedback if a is not None}
     if author_pks:
         user_ext = dict(
-            session.execute(select(User.id, User.external_id).where(User.id.in_(author_pks)))
-            .tuples()
-            .all()
+            tuple(row)
+            for row in session.execute(
+                select(User.id, User.external_id).where(User.id.in_(author_pks))
+            )
         )
     settings_row = session.get(FeedSettings, pk)
     ctl = _controls(settings_row, defaults)
@@ -338,6 +341,16 @@ class _ModelView:
     history: Any = None
 
 
+@dataclass
+class _Scored:
+    """What the feed keeps of a model view: its best items (raw scores, best first)."""
+
+    name: str
+    top: dict[str, float]
+    index: dict[str, int]  # every item the model knows
+    personal: bool
+
+
 def _model_view(
     models: ModelStore, name: str, user_id: str, rows: list, weights: Mapping[str, float]
 ) -> _ModelView | None:
@@ -349,7 +362,7 @@ def _model_view(
     history = user_history(loaded, rows, weights)
     user_index = loaded.user_index.get(user_id, -1)
     personal = history.strength.nnz > 0 or user_index >= 0
-    if not personal and loaded.model.name not in (TRENDING_MODEL,):
+    if not personal and loaded.model.name != TRENDING_MODEL:
         return None
     scores = np.asarray(
         loaded.model.score(np.array([user_index]), history.strength, history.times),
@@ -360,15 +373,44 @@ def _model_view(
     return _ModelView(name, loaded.item_ids, loaded.item_index, scores, personal, loaded, history)
 
 
-def _top(view: _ModelView, k: int) -> dict[str, float]:
-    """Top ``k`` items of a model view with strengths in (0, 1] by rank."""
-    finite = np.flatnonzero(np.isfinite(view.scores))
-    if len(finite) == 0:
-        return {}
-    k = min(k, len(finite))
-    top = finite[np.argpartition(-view.scores[finite], k - 1)[:k]]
-    top = top[np.argsort(-view.scores[top], kind="stable")]
-    return {str(view.item_ids[i]): 1.0 - r / len(top) for r, i in enumerate(top)}
+def _scored(
+    models: ModelStore,
+    cache: FeedCache,
+    name: str,
+    user_id: str,
+    rows: list,
+    weights: Mapping[str, float],
+) -> _Scored | None:
+    """A model's ``RANK_DEPTH`` best items for the user, from the cache while neither the
+    model version nor the user's events changed (trending: one list for everybody)."""
+    version = models.versions().get(name)
+    if version is None:
+        return None
+    if name == TRENDING_MODEL:
+        key: tuple = (name, version)
+        user_id, rows = "", []
+    else:
+        latest = max((r[3] for r in rows), default=None)
+        key = (name, version, user_id, len(rows), latest)
+
+    def compute() -> _Scored | None:
+        view = _model_view(models, name, user_id, rows, weights)
+        if view is None:
+            return None
+        finite = np.flatnonzero(np.isfinite(view.scores))
+        depth = min(RANK_DEPTH, len(finite))
+        top = finite[np.argpartition(-view.scores[finite], depth - 1)[:depth]] if depth else finite
+        top = top[np.argsort(-view.scores[top], kind="stable")]
+        best = {str(view.item_ids[i]): float(view.scores[i]) for i in top}
+        return _Scored(name, best, view.index, view.personal)
+
+    return cache.candidates(key, compute)
+
+
+def _top(scored: _Scored, k: int) -> dict[str, float]:
+    """The first ``k`` items of a model's list with strengths in (0, 1] by rank."""
+    first = list(scored.top)[:k]
+    return {item: 1.0 - r / len(first) for r, item in enumerate(first)}
 
 
 def _in_network(
@@ -428,46 +470,30 @@ def _popular(session: Session, now: datetime, k: int) -> dict[str, float]:
     return {}
 
 
-def _recent_items(session: Session, since: datetime, limit: int) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(Item.id, Item.external_id, Item.tags, Item.created)
-        .where(Item.created >= since)
-        .order_by(Item.created.desc(), Item.id.desc())
-        .limit(limit)
-    )
-    return [
-        {"pk": pk, "item_id": ext, "tags": tags or [], "created": as_utc(c)}
-        for pk, ext, tags, c in rows
-    ]  # noqa: E501
-
-
-def _topics(recent: list[dict[str, Any]], followed: list[str], k: int) -> dict[str, float]:
+def _topics(
+    snapshot: Snapshot, recent: np.ndarray, followed: list[str], k: int
+) -> dict[str, float]:
+    """Recent items on followed topics, by the share of followed topics they carry."""
     if not followed:
         return {}
     wanted = set(followed)
-    raw = {
-        r["item_id"]: len(wanted & set(r["tags"])) / len(wanted)
-        for r in recent
-        if wanted & set(r["tags"])
-    }
+    raw = {}
+    for pos in recent:
+        hit = wanted.intersection(snapshot.tags[pos])
+        if hit:
+            raw[snapshot.ids[pos]] = len(hit) / len(wanted)
     return _scaled(raw, k)
 
 
-def _fresh(
-    session: Session, recent: list[dict[str, Any]], since: datetime, budget: int,
-    weights: Mapping[str, float], rng: np.random.Generator, k: int,
-) -> dict[str, float]:  # fmt: skip
-    """Thompson draws ``Beta(1 + engaged, 1 + shown - engaged)`` for new items under budget."""
-    fresh = [r for r in recent if r["created"] >= since]
-    if not fresh:
-        return {}
-    pks = [r["pk"] for r in fresh]
+def _exposure(session: Session, pks: list[int], weights: Mapping[str, float]) -> dict:
+    """Per new item (pk): how often feeds showed it and how often it was engaged with."""
     shown = dict(
-        session.execute(
+        tuple(row)
+        for row in session.execute(
             select(FeedImpression.item_id, func.count())
             .where(FeedImpression.item_id.in_(pks))
             .group_by(FeedImpression.item_id)
-        ).all()
+        )
     )
     engaged: Counter[int] = Counter()
     for item, etype, value in session.execute(
@@ -475,13 +501,26 @@ def _fresh(
     ):
         if event_weight(etype, value, weights) > 0 and etype not in ("view", "click"):
             engaged[item] += 1
+    return {"shown": shown, "engaged": engaged}
+
+
+def _fresh(
+    session: Session, cache: FeedCache, snapshot: Snapshot, recent: np.ndarray, since: float,
+    budget: int, weights: Mapping[str, float], rng: np.random.Generator, k: int,
+) -> dict[str, float]:  # fmt: skip
+    """Thompson draws ``Beta(1 + engaged, 1 + shown - engaged)`` for new items under budget."""
+    fresh = [int(p) for p in recent if snapshot.created[p] >= since]
+    if not fresh:
+        return {}
+    pks = [int(snapshot.pks[p]) for p in fresh]
+    stats = cache.exposure(tuple(pks), lambda: _exposure(session, pks, weights))
     draws = {}
-    for r in fresh:
-        n_shown = shown.get(r["pk"], 0)
+    for pos, pk in zip(fresh, pks, strict=True):
+        n_shown = stats["shown"].get(pk, 0)
         if n_shown >= budget:
             continue
-        hits = min(engaged[r["pk"]], n_shown) if n_shown else engaged[r["pk"]]
-        draws[r["item_id"]] = float(rng.beta(1.0 + hits, 1.0 + max(n_shown - hits, 0)))
+        hits = min(stats["engaged"][pk], n_shown) if n_shown else stats["engaged"][pk]
+        draws[snapshot.ids[pos]] = float(rng.beta(1.0 + hits, 1.0 + max(n_shown - hits, 0)))
     return dict(sorted(draws.items(), key=lambda kv: -kv[1])[:k])
 
 
@@ -509,39 +548,54 @@ def build_feed(
     now: datetime,
     rng: np.random.Generator | None = None,
     explain: bool = False,
+    cache: FeedCache | None = None,
 ) -> FeedPage:
-    """One page of ``user_id``'s feed; stores its impressions (the caller commits)."""
+    """One page of ``user_id``'s feed; stores its impressions (the caller commits).
+
+    ``cache`` (one per serving process) keeps the catalogue, per-user model candidates and
+    new-item exposure between requests; without it nothing is kept."""
     rng = rng or np.random.default_rng()
+    cache = cache or uncached()
     browsing, page = decode_cursor(cursor) if cursor else (secrets.token_urlsafe(12), 1)
     ctx = _context(session, user_id, browsing, defaults)
     ctl = ctx.controls
     k = defaults.candidates_per_source
+    snapshot = cache.catalogue.get(session)
+    stamp = now.timestamp()
 
     sources: dict[str, dict[str, float]] = {}
-    ranking: _ModelView | None = None
     ranking_name = None
     with contextlib.suppress(ModelUnavailable):
         ranking_name = resolve_model(models, defaults.ranking_model)
+    ranking = None
     if ranking_name is not None:
-        ranking = _model_view(models, ranking_name, user_id, ctx.rows, weights)
+        ranking = _scored(models, cache, ranking_name, user_id, ctx.rows, weights)
         if ranking is not None:
             sources["collaborative"] = _top(ranking, k)
     for source, name in (("sequential", SEQUENTIAL_MODEL), ("content", CONTENT_MODEL)):
         if name != ranking_name and ctx.rows:
-            view = _model_view(models, name, user_id, ctx.rows, weights)
-            if view is not None:
-                sources[source] = _top(view, k // 2)
-    trending = _model_view(models, TRENDING_MODEL, user_id, ctx.rows, weights)
-    sources["trending"] = _top(trending, k) if trending is not None else _popular(session, now, k)
+            scored = _scored(models, cache, name, user_id, ctx.rows, weights)
+            if scored is not None:
+                sources[source] = _top(scored, k // 2)
+    trending = _scored(models, cache, TRENDING_MODEL, user_id, ctx.rows, weights)
+    if trending is not None:
+        sources["trending"] = _top(trending, k)
+    else:
+        minute = int(stamp // 60)
+        sources["trending"] = cache.candidates(
+            ("popular", minute), lambda: _popular(session, now, k)
+        )
     sources["in_network"], tie_who = _in_network(
         session, ctx.ties, weights, now, defaults.in_network_days, k
     )
-    recent = _recent_items(session, now - timedelta(days=TOPIC_WINDOW_DAYS), 20 * k)
-    sources["topics"] = _topics(recent, ctl.followed_tags, k)
+    recent = snapshot.created_since(stamp - TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
+    sources["topics"] = _topics(snapshot, recent, ctl.followed_tags, k)
     sources["fresh"] = _fresh(
         session,
+        cache,
+        snapshot,
         recent,
-        now - timedelta(days=defaults.fresh_days),
+        stamp - defaults.fresh_days * 86400.0,
         defaults.exploration_budget,
         weights,
         rng,
@@ -554,45 +608,33 @@ def build_feed(
         for item, strength in sources.get(source, {}).items():
             if strength > strongest.get(item, -1.0):
                 nominated[item], strongest[item] = source, strength
-    info = queries.item_summaries(session, nominated)
+    info = {item: meta for item in nominated if (meta := snapshot.summary(item)) is not None}
     blocked = ctx.blocked_authors | ctx.muted_authors
-    user_item = {r[0] for r in ctx.rows}
     keep = [
         item
         for item in nominated
         if item in info
         and item not in ctx.touched
-        and item not in user_item
         and item not in ctx.hidden
         and item not in ctx.shown_in_session
         and info[item]["author_id"] != user_id
         and info[item]["author_id"] not in blocked
-        and not (ctx.muted_tags & set(info[item]["tags"] or []))
+        and not ctx.muted_tags.intersection(info[item]["tags"])
     ]
-    new_creators = _new_creators(
-        session, {info[i]["author_id"] for i in keep}, now, defaults.new_creator_days
-    )
+    new_since = stamp - defaults.new_creator_days * 86400.0
+    new_creators = {
+        a
+        for a in {info[i]["author_id"] for i in keep}
+        if a is not None and snapshot.author_first.get(a, float("-inf")) >= new_since
+    }
 
-    primary = ranking if ranking is not None and ranking.personal else trending
-    if primary is not None:
-        at = primary.index
-        known = {
-            i: float(primary.scores[at[i]])
-            for i in keep
-            if i in at and np.isfinite(primary.scores[at[i]])
-        }
-    else:  # nothing trained yet: the store's own popularity
-        known = {i: sources["trending"][i] for i in keep if i in sources["trending"]}
-    pct = _percentiles(known)
-    not_interested = [
-        (info.get(item) or queries.item_summaries(session, [item]).get(item), when)
-        for item, when in ctx.not_interested
-    ]
+    pct = _percentiles(_primary_scores(ranking, trending, sources["trending"], keep))
+    not_interested = [(snapshot.summary(item), when) for item, when in ctx.not_interested]
     followed = set(ctl.followed_tags)
     relevance: dict[str, float] = {}
     for item in keep:
         meta = info[item]
-        tags = set(meta["tags"] or [])
+        tags = set(meta["tags"])
         age_h = max((now - meta["created"]).total_seconds() / 3600.0, 0.0)
         score = pct.get(item, UNKNOWN_RELEVANCE)
         score += ctl.social_weight * sources["in_network"].get(item, 0.0)
@@ -602,26 +644,25 @@ def build_feed(
         relevance[item] = score
 
     chosen = _place(keep, relevance, info, sources["fresh"], new_creators, ctl, defaults, n)
-    chosen = [(item, "exploration" if explored else nominated[item]) for item, explored in chosen]
-    items = []
-    for item, source in chosen:
-        meta = info[item]
-        items.append(
-            FeedItem(
-                item_id=item,
-                score=round(relevance[item], 6),
-                source=source,
-                reason=_reason(source, item, tie_who, meta, followed),
-                title=meta["title"],
-                author_id=meta["author_id"],
-                tags=list(meta["tags"] or []),
-                created=meta["created"],
-                new_creator=meta["author_id"] in new_creators,
-            )
+    items = [
+        FeedItem(
+            item_id=item,
+            score=round(relevance[item], 6),
+            source=(source := "exploration" if explored else nominated[item]),
+            reason=_reason(source, item, tie_who, info[item], followed),
+            title=info[item]["title"],
+            author_id=info[item]["author_id"],
+            tags=list(info[item]["tags"]),
+            created=info[item]["created"],
+            new_creator=info[item]["author_id"] in new_creators,
         )
+        for item, explored in chosen
+    ]
+    items = _record_impressions(session, ctx.user_pk, browsing, page, items, now)
     if explain and ranking is not None and ranking.personal:
-        _explain(session, ranking, items)
-    _record_impressions(session, ctx.user_pk, browsing, page, items, now)
+        view = _model_view(models, ranking.name, user_id, ctx.rows, weights)
+        if view is not None:
+            _explain(session, view, items)
     return FeedPage(
         user_id=user_id,
         session=browsing,
@@ -633,19 +674,17 @@ def build_feed(
     )
 
 
-def _new_creators(session: Session, authors: set, now: datetime, days: float) -> set[str]:
-    """Authors whose first item is younger than ``days``."""
-    authors = {a for a in authors if a}
-    if not authors:
-        return set()
-    since = now - timedelta(days=days)
-    rows = session.execute(
-        select(User.external_id, func.min(Item.created))
-        .join(Item, Item.author_id == User.id)
-        .where(User.external_id.in_(list(authors)))
-        .group_by(User.external_id)
-    )
-    return {author for author, first in rows if as_utc(first) >= since}
+def _primary_scores(
+    ranking: _Scored | None, trending: _Scored | None, popular: dict[str, float], keep: list
+) -> dict[str, float]:
+    """The score each candidate is ranked by before boosts: the personal model's (items it
+    knows but did not list rank below its list), else trending's, else store popularity.
+    Items the model has never seen (posted after training) are left out."""
+    primary = ranking if ranking is not None and ranking.personal else trending
+    if primary is None:
+        return {i: popular[i] for i in keep if i in popular}
+    floor = min(primary.top.values(), default=0.0) - 1.0
+    return {i: primary.top.get(i, floor) for i in keep if i in primary.top or i in primary.index}
 
 
 def _suppression(
@@ -753,30 +792,37 @@ def _explain(session: Session, view: _ModelView, items: list[FeedItem]) -> None:
 def _record_impressions(
     session: Session, user_pk: int, browsing: str, page: int, items: list[FeedItem],
     now: datetime,
-) -> None:  # fmt: skip
+) -> list[FeedItem]:  # fmt: skip
+    """Store the page's impressions; returns the items still in the store (a catalogue
+    snapshot may hold items deleted since)."""
     if not items:
-        return
+        return items
     pks = dict(
-        session.execute(
+        tuple(row)
+        for row in session.execute(
             select(Item.external_id, Item.id).where(
                 Item.external_id.in_([i.item_id for i in items])
             )
-        ).all()
-    )
-    offset = (page - 1) * MAX_PAGE
-    session.add_all(
-        FeedImpression(
-            user_id=user_pk,
-            item_id=pks[it.item_id],
-            session=browsing,
-            position=offset + pos,
-            source=it.source,
-            served=now,
         )
-        for pos, it in enumerate(items)
-        if it.item_id in pks
     )
-    session.flush()
+    items = [it for it in items if it.item_id in pks]
+    offset = (page - 1) * MAX_PAGE
+    if items:
+        session.execute(
+            insert(FeedImpression),
+            [
+                {
+                    "user_id": user_pk,
+                    "item_id": pks[it.item_id],
+                    "session": browsing,
+                    "position": offset + pos,
+                    "source": it.source,
+                    "served": now,
+                }
+                for pos, it in enumerate(items)
+            ],
+        )
+    return items
 
 
 def source_shares(session: Session, since: datetime) -> dict[str, int]:

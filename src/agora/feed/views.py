@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agora.api.auth import ReadScope, WriteScope
-from agora.api.deps import ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.db.engine import transaction
 from agora.feed import service
@@ -121,6 +121,7 @@ def get_feed(
     sessions: SessionFactoryDep,
     models: ModelsDep,
     settings: SettingsDep,
+    cache: FeedCacheDep,
     n: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
@@ -137,6 +138,7 @@ def get_feed(
                 settings.event_weights,
                 datetime.now(UTC),
                 explain=explain,
+                cache=cache,
             )
     except service.BadCursor as exc:
         raise InvalidRequest([problem(("query", "cursor"), str(exc))]) from None

@@ -1,0 +1,299 @@
+"""Load test of a real ``agora serve``: feed reads mixed with event writes, 100k items, 10k users.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/serve_load.py [--seconds 30] [--concurrency 32]
+
+With no arguments it builds (once, cached under ``--workdir``) a synthetic community scaled from
+real statistics, trains ``trending`` and ``als`` with ``agora train``, starts ``agora serve`` on a
+free 127.0.0.1 port, warms it up, then runs ``--concurrency`` clients for ``--seconds``: each
+request is a feed page (``GET /users/{u}/feed?n=20``, 90%; the next page of the same session
+half of the time) or one event (``POST /events``, 10%). Prints throughput and p50/p95/p99 and
+writes bench/results/serve_load.json (``throughput_rps``, ``p50_ms``, ``p95_ms``, ``p99_ms``,
+``errors``, and the same per request kind).
+
+How the community is scaled from ml1m-general's train split (6,033 users x 3,123 items):
+* item popularity: each of the 100,000 items draws its weight from the empirical ML-1M item
+  popularity distribution (with multiplicative jitter), so the long tail keeps its shape;
+* user activity: each of the 10,000 users draws an event count from the empirical ML-1M user
+  activity distribution (capped at 400) and picks items by the item weights;
+* tags: 1-3 ML-1M genres per item, drawn by genre frequency; authors: 5,000 creators with
+  Zipf(1.3) sized catalogues; item dates spread over 60 days (2% in the last 3 days);
+* follows: each user follows a number of users drawn from the LastFM friends degree
+  distribution (lastfm-social social.tsv).
+The fixture is bulk-inserted with SQLAlchemy core after the normal migrations (building it is
+not what is measured); everything after that goes through the real CLI and HTTP API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from quality import BENCHMARKS, RESULTS, ml1m_movies  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from agora.db.engine import make_engine, migrate  # noqa: E402
+from agora.db.tables import Event, Item, SocialEdge, User  # noqa: E402
+from agora.evaluation.splits import load_split  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+KEY = "load-test-key"
+console = Console()
+
+
+def build_community(db_url: str, n_users: int, n_items: int, seed: int = 0) -> dict[str, int]:
+    """Bulk-insert the scaled community described in the module docstring."""
+    rng = np.random.default_rng(seed)
+    ml = load_split(BENCHMARKS / "ml1m-general")
+    item_pop = np.diff(sp.csc_matrix(ml.train.matrix).indptr).astype(np.float64)
+    user_act = np.diff(ml.train.matrix.indptr)
+    genres = Counter(g for _, gs, _ in (ml1m_movies(ml.item_ids) or []) for g in gs)
+    genre_names = np.array(list(genres))
+    genre_p = np.array(list(genres.values()), dtype=np.float64)
+    genre_p /= genre_p.sum()
+    friends = load_split(BENCHMARKS / "lastfm-social").social
+    degree = np.array(list(Counter(friends[:, 0]).values())) if friends is not None else [10]
+
+    now = datetime.now(UTC)
+    weights = rng.choice(item_pop + 1.0, n_items) * rng.lognormal(0.0, 0.3, n_items)
+    cdf = np.cumsum(weights) / weights.sum()
+    n_creators = 5_000
+    creator_of = rng.zipf(1.3, n_items) % n_creators
+    age_days = np.where(
+        rng.random(n_items) < 0.02, rng.uniform(0, 3, n_items), rng.uniform(3, 60, n_items)
+    )  # noqa: E501
+    engine = make_engine(db_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(User),
+            [
+                {
+                    "id": u + 1,
+                    "external_id": f"u{u}",
+                    "created": now - timedelta(days=90),
+                    "attributes": {},
+                }  # noqa: E501
+                for u in range(n_users + n_creators)
+            ],
+        )
+        conn.execute(
+            insert(Item),
+            [
+                {
+                    "id": i + 1,
+                    "external_id": f"i{i}",
+                    "author_id": n_users + int(creator_of[i]) + 1,
+                    "title": f"Post {i}",
+                    "body": "",
+                    "tags": sorted(
+                        set(rng.choice(genre_names, rng.integers(1, 4), p=genre_p).tolist())
+                    ),  # noqa: E501
+                    "language": "en",
+                    "created": now - timedelta(days=float(age_days[i])),
+                    "media": {},
+                    "attributes": {},
+                }
+                for i in range(n_items)
+            ],
+        )
+        n_events = 0
+        rows = []
+        for u in range(n_users):
+            k = int(min(rng.choice(user_act), 400))
+            items = np.unique(np.searchsorted(cdf, rng.random(k)))
+            for i in items:
+                age = float(age_days[i]) * rng.random()
+                rows.append(
+                    {"event_id": f"e{n_events}", "user_id": u + 1, "item_id": int(i) + 1,
+                     "type": "like" if rng.random() < 0.3 else "view", "value": None,
+                     "timestamp": now - timedelta(days=age), "context": {}}
+                )  # fmt: skip
+                n_events += 1
+            if len(rows) > 50_000:
+                conn.execute(insert(Event), rows)
+                rows = []
+        if rows:
+            conn.execute(insert(Event), rows)
+        edges = set()
+        for u in range(n_users):
+            for v in rng.integers(0, n_users + n_creators, int(rng.choice(degree))):
+                if v != u:
+                    edges.add((u + 1, int(v) + 1))
+        conn.execute(
+            insert(SocialEdge),
+            [
+                {"source_id": a, "target_id": b, "type": "follow", "weight": 1.0, "created": now}
+                for a, b in edges
+            ],
+        )
+    engine.dispose()
+    return {
+        "users": n_users + n_creators,
+        "items": n_items,
+        "events": n_events,
+        "edges": len(edges),
+    }  # noqa: E501
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(BIN / "agora"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code in (200, 503):
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
+
+
+async def run_load(
+    base: str, users: int, items: int, seconds: float, concurrency: int, seed: int
+) -> dict[str, list]:
+    """Closed-loop clients; returns per kind the latencies (ms) and the error count."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    out: dict[str, list] = {"feed": [], "next_page": [], "event": [], "errors": []}
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def client(worker: int) -> None:
+        rng = np.random.default_rng(seed + worker)
+        cursors: dict[str, str] = {}
+        async with httpx.AsyncClient(
+            base_url=base, headers=headers, limits=limits, timeout=30
+        ) as c:  # noqa: E501
+            n = 0
+            while time.perf_counter() < stop:
+                user = f"u{int(rng.integers(0, users))}"
+                n += 1
+                if rng.random() < 0.1:
+                    kind = "event"
+                    item = f"i{int(rng.integers(0, items))}"
+                    body = {"event_id": f"load-{worker}-{n}-{seed}", "user_id": user,
+                            "item_id": item, "type": "like"}  # fmt: skip
+                    t0 = time.perf_counter()
+                    r = await c.post("/events", json=body)
+                else:
+                    params = {"n": 20}
+                    kind = "feed"
+                    if cursors and rng.random() < 0.5:
+                        user, params["cursor"] = cursors.popitem()
+                        kind = "next_page"
+                    t0 = time.perf_counter()
+                    r = await c.get(f"/users/{user}/feed", params=params)
+                    if r.status_code == 200:
+                        cursors[user] = r.json()["next_cursor"]
+                ms = (time.perf_counter() - t0) * 1000
+                if r.status_code >= 400:
+                    out["errors"].append(f"{kind} {r.status_code} {r.text[:200]}")
+                else:
+                    out[kind].append(ms)
+
+    await asyncio.gather(*(client(w) for w in range(concurrency)))
+    return out
+
+
+def summary(ms: list[float], seconds: float) -> dict[str, float]:
+    if not ms:
+        return {"count": 0}
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {
+        "count": len(ms),
+        "rps": round(len(ms) / seconds, 1),
+        "p50_ms": round(float(p50), 2),
+        "p95_ms": round(float(p95), 2),
+        "p99_ms": round(float(p99), 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Mixed feed/event load against agora serve.")
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--users", type=int, default=10_000)
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--workdir", default="/tmp/agora-serve-load")
+    ap.add_argument("--out", default=str(RESULTS / "serve_load.json"))
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    db = work / "agora.db"
+    env = {**os.environ, "AGORA_DATA_DIR": str(work), "AGORA_API_KEY": KEY,
+           "AGORA_MODELS": '["trending", "als"]', "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
+    if not db.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        sizes = build_community(f"sqlite:///{db}", args.users, args.items)
+        console.print(f"built {sizes} in {time.perf_counter() - t0:.0f} s")
+        t0 = time.perf_counter()
+        subprocess.run([str(BIN / "agora"), "train", "--no-validate"], env=env, check=True)
+        console.print(f"trained in {time.perf_counter() - t0:.0f} s")
+    port = free_port()
+    server = start_server(env, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(run_load(base, args.users, args.items, 5.0, 8, seed=1))  # warm-up: models load
+        result = asyncio.run(
+            run_load(base, args.users, args.items, args.seconds, args.concurrency, seed=2)
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    all_ms = result["feed"] + result["next_page"] + result["event"]
+    report = {
+        **summary(all_ms, args.seconds),
+        "throughput_rps": round(len(all_ms) / args.seconds, 1),
+        "errors": len(result["errors"]),
+        "error_examples": result["errors"][:5],
+        "by_kind": {k: summary(result[k], args.seconds) for k in ("feed", "next_page", "event")},
+        "seconds": args.seconds,
+        "concurrency": args.concurrency,
+        "users": args.users,
+        "items": args.items,
+        "server": "1 uvicorn worker, SQLite (WAL), models trending + als",
+    }
+    table = Table(title=f"{args.seconds:.0f} s, {args.concurrency} clients, 1 worker")
+    for col in ["kind", "count", "rps", "p50 ms", "p95 ms", "p99 ms"]:
+        table.add_column(col)
+    for kind, s in [("all", report), *report["by_kind"].items()]:
+        table.add_row(
+            kind, *(str(s.get(c, "")) for c in ("count", "rps", "p50_ms", "p95_ms", "p99_ms"))
+        )  # noqa: E501
+    console.print(table)
+    console.print(f"errors: {report['errors']}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

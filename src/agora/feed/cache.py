@@ -1,0 +1,179 @@
+"""In-process caches that keep the feed's per-request work small.
+
+* :class:`Catalogue`: every item's feed metadata (id, title, tags, author, created) and each
+  author's first post time, in memory. New items are picked up at most ``refresh_seconds``
+  after they are stored (one query for rows with a larger id); edits and deletions at the next
+  full reload (``reload_seconds``). Items deleted in between are dropped when a page is
+  recorded (the impression write checks they still exist).
+* Model candidates per user: a model's best items for a user, keyed by the model version and
+  the user's event count and latest event time, so a new event (or a new model) recomputes them
+  and everything else is served from memory (LRU of ``max_users`` entries).
+* Exposure of new items (impressions and engagements, for the exploration bandit), shared by
+  all users and recomputed at most every ``exposure_seconds``.
+
+One :class:`FeedCache` lives on the API app (``app.state.feed_cache``); each worker process has
+its own. Everything cached can be rebuilt from the store, so losing it loses nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from agora.db.tables import Item, User
+from agora.ingest.schemas import as_utc
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Items as of one catalogue refresh (immutable: readers never see a half update)."""
+
+    pks: np.ndarray
+    ids: list[str]
+    titles: list[str]
+    tags: list[list[str]]
+    authors: list[str | None]
+    created: np.ndarray  # epoch seconds
+    index: dict[str, int] = field(repr=False)
+    author_first: dict[str, float] = field(repr=False)  # author -> first post, epoch seconds
+
+    def summary(self, item: str) -> dict[str, Any] | None:
+        """Title, tags, author and created time of ``item`` (None if unknown)."""
+        pos = self.index.get(item)
+        if pos is None:
+            return None
+        return {
+            "title": self.titles[pos],
+            "tags": self.tags[pos],
+            "author_id": self.authors[pos],
+            "created": datetime.fromtimestamp(float(self.created[pos]), UTC),
+        }
+
+    def created_since(self, since: float, limit: int) -> np.ndarray:
+        """Positions of items created at or after ``since``, newest first, at most ``limit``."""
+        pos = np.flatnonzero(self.created >= since)
+        return pos[np.argsort(-self.created[pos], kind="stable")][:limit]
+
+
+def _empty() -> Snapshot:
+    return Snapshot(np.empty(0, np.int64), [], [], [], [], np.empty(0), {}, {})
+
+
+class Catalogue:
+    """Every item's feed metadata in memory (see the module docstring)."""
+
+    def __init__(self, refresh_seconds: float = 1.0, reload_seconds: float = 60.0):
+        self.refresh_seconds = refresh_seconds
+        self.reload_seconds = reload_seconds
+        self._snapshot = _empty()
+        self._loaded_at = float("-inf")
+        self._refreshed_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self, session: Session) -> Snapshot:
+        """The current snapshot, refreshed from ``session`` first when it is due."""
+        clock = time.monotonic()
+        if clock - self._refreshed_at < self.refresh_seconds:
+            return self._snapshot
+        with self._lock:
+            clock = time.monotonic()
+            if clock - self._loaded_at >= self.reload_seconds:
+                self._snapshot = self._read(session, _empty())
+                self._loaded_at = clock
+            elif clock - self._refreshed_at >= self.refresh_seconds:
+                self._snapshot = self._read(session, self._snapshot)
+            self._refreshed_at = clock
+            return self._snapshot
+
+    @staticmethod
+    def _read(session: Session, base: Snapshot) -> Snapshot:
+        """``base`` plus the items stored after its newest one."""
+        after = int(base.pks.max()) if len(base.pks) else 0
+        rows = session.execute(
+            select(Item.id, Item.external_id, Item.title, Item.tags, User.external_id, Item.created)
+            .outerjoin(User, Item.author_id == User.id)
+            .where(Item.id > after)
+            .order_by(Item.id)
+        ).all()
+        if not rows and len(base.pks):
+            return base
+        ids = base.ids + [r[1] for r in rows]
+        authors = base.authors + [r[4] for r in rows]
+        created = np.concatenate([base.created, [as_utc(r[5]).timestamp() for r in rows]])
+        first = dict(base.author_first)
+        for author, stamp in zip(authors[len(base.ids) :], created[len(base.ids) :], strict=True):
+            if author is not None and stamp < first.get(author, float("inf")):
+                first[author] = float(stamp)
+        if not base.pks.size:  # a full read: first posts over every item, including old ones
+            first = {
+                a: as_utc(t).timestamp()
+                for a, t in session.execute(
+                    select(User.external_id, func.min(Item.created))
+                    .join(Item, Item.author_id == User.id)
+                    .group_by(User.external_id)
+                )
+            }
+        return Snapshot(
+            pks=np.concatenate([base.pks, np.array([r[0] for r in rows], dtype=np.int64)]),
+            ids=ids,
+            titles=base.titles + [r[2] for r in rows],
+            tags=base.tags + [list(r[3] or []) for r in rows],
+            authors=authors,
+            created=created,
+            index={item: pos for pos, item in enumerate(ids)},
+            author_first=first,
+        )
+
+
+class FeedCache:
+    """The caches one feed-serving process keeps (see the module docstring)."""
+
+    def __init__(
+        self,
+        refresh_seconds: float = 1.0,
+        reload_seconds: float = 60.0,
+        exposure_seconds: float = 2.0,
+        max_users: int = 20_000,
+    ):
+        self.catalogue = Catalogue(refresh_seconds, reload_seconds)
+        self.exposure_seconds = exposure_seconds
+        self.max_users = max_users
+        self._candidates: OrderedDict[Hashable, Any] = OrderedDict()
+        self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
+        self._lock = threading.Lock()
+
+    def candidates(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The cached value for ``key`` (a model version and user state), else ``compute()``."""
+        with self._lock:
+            if key in self._candidates:
+                self._candidates.move_to_end(key)
+                return self._candidates[key]
+        value = compute()
+        with self._lock:
+            self._candidates[key] = value
+            while len(self._candidates) > self.max_users:
+                self._candidates.popitem(last=False)
+        return value
+
+    def exposure(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """Exposure statistics of new items, recomputed when older than ``exposure_seconds``."""
+        stamp, cached_key, value = self._exposure
+        if cached_key == key and time.monotonic() - stamp < self.exposure_seconds:
+            return value
+        value = compute()
+        self._exposure = (time.monotonic(), key, value)
+        return value
+
+
+#: For callers without a long-lived cache (tests, scripts): nothing is kept between calls.
+def uncached() -> FeedCache:
+    return FeedCache(refresh_seconds=0.0, reload_seconds=0.0, exposure_seconds=0.0, max_users=0)
