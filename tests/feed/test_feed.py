@@ -42,7 +42,7 @@ def test_pages_never_repeat_and_say_where_items_come_from(community: TestClient)
     assert set(served) == set(ITEMS) - {"a0", "a1"}
     first = pages[0]
     assert sum(first["sources"].values()) == len(first["items"]) == 5
-    assert first["model"] in ("itemknn", "ease")
+    assert first["model"] in ("itemknn", "ease", "als")
     for item in first["items"]:
         assert item["source"] in first["sources"] and item["reason"]
     # the followed user's fresh like is attributed to the social source, with its reason

@@ -10,6 +10,7 @@
   and everything else is served from memory (LRU of ``max_users`` entries).
 * Exposure of new items (impressions and engagements, for the exploration bandit), shared by
   all users and recomputed at most every ``exposure_seconds``.
+* One item index per factor model version (:mod:`agora.feed.retrieval`).
 
 One :class:`FeedCache` lives on the API app (``app.state.feed_cache``); each worker process has
 its own. Everything cached can be rebuilt from the store, so losing it loses nothing.
@@ -22,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,8 @@ class Snapshot:
     created: np.ndarray  # epoch seconds
     index: dict[str, int] = field(repr=False)
     author_first: dict[str, float] = field(repr=False)  # author -> first post, epoch seconds
+    newest_first: np.ndarray = field(repr=False)  # positions by created time, newest first
+    created_at: list[datetime] = field(repr=False)
 
     def summary(self, item: str) -> dict[str, Any] | None:
         """Title, tags, author and created time of ``item`` (None if unknown)."""
@@ -55,17 +58,19 @@ class Snapshot:
             "title": self.titles[pos],
             "tags": self.tags[pos],
             "author_id": self.authors[pos],
-            "created": datetime.fromtimestamp(float(self.created[pos]), UTC),
+            "created": self.created_at[pos],
         }
 
     def created_since(self, since: float, limit: int) -> np.ndarray:
         """Positions of items created at or after ``since``, newest first, at most ``limit``."""
-        pos = np.flatnonzero(self.created >= since)
-        return pos[np.argsort(-self.created[pos], kind="stable")][:limit]
+        newest = -self.created[self.newest_first]  # ascending
+        count = int(np.searchsorted(newest, -since, side="right"))
+        return self.newest_first[: min(count, limit)]
 
 
 def _empty() -> Snapshot:
-    return Snapshot(np.empty(0, np.int64), [], [], [], [], np.empty(0), {}, {})
+    nothing = np.empty(0, np.int64)
+    return Snapshot(nothing, [], [], [], [], np.empty(0), {}, {}, nothing, [])
 
 
 class Catalogue:
@@ -123,6 +128,8 @@ class Catalogue:
                 )
             }
         return Snapshot(
+            newest_first=np.argsort(-created, kind="stable"),
+            created_at=base.created_at + [as_utc(r[5]) for r in rows],
             pks=np.concatenate([base.pks, np.array([r[0] for r in rows], dtype=np.int64)]),
             ids=ids,
             titles=base.titles + [r[2] for r in rows],
@@ -141,7 +148,7 @@ class FeedCache:
         self,
         refresh_seconds: float = 1.0,
         reload_seconds: float = 60.0,
-        exposure_seconds: float = 2.0,
+        exposure_seconds: float = 10.0,
         max_users: int = 20_000,
     ):
         self.catalogue = Catalogue(refresh_seconds, reload_seconds)
@@ -149,7 +156,9 @@ class FeedCache:
         self.max_users = max_users
         self._candidates: OrderedDict[Hashable, Any] = OrderedDict()
         self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
+        self._per_model: dict[str, tuple[str, Any]] = {}
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
 
     def candidates(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The cached value for ``key`` (a model version and user state), else ``compute()``."""
@@ -163,6 +172,15 @@ class FeedCache:
             while len(self._candidates) > self.max_users:
                 self._candidates.popitem(last=False)
         return value
+
+    def per_model(self, name: str, version: str, build: Callable[[], Any]) -> Any:
+        """An object built once per model version (an item index); older versions' dropped."""
+        with self._build_lock:
+            held = self._per_model.get(name)
+            if held is None or held[0] != version:
+                held = (version, build())
+                self._per_model[name] = held
+            return held[1]
 
     def exposure(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """Exposure statistics of new items, recomputed when older than ``exposure_seconds``."""

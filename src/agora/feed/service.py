@@ -51,6 +51,7 @@ from agora.features.store import event_weight
 from agora.feed.cache import FeedCache, Snapshot, uncached
 from agora.feed.models import FeedFeedback, FeedImpression, FeedSettings
 from agora.feed.rerank import rerank
+from agora.feed.retrieval import ItemIndex
 from agora.ingest.schemas import as_utc
 from agora.models.explain import top_reasons
 from agora.serving.service import (
@@ -394,6 +395,9 @@ def _scored(
         key = (name, version, user_id, len(rows), latest)
 
     def compute() -> _Scored | None:
+        factor = _factor_candidates(models, cache, name, version, user_id, rows, weights)
+        if factor is not None:
+            return factor
         view = _model_view(models, name, user_id, rows, weights)
         if view is None:
             return None
@@ -405,6 +409,35 @@ def _scored(
         return _Scored(name, best, view.index, view.personal)
 
     return cache.candidates(key, compute)
+
+
+def _factor_candidates(
+    models: ModelStore, cache: FeedCache, name: str, version: str, user_id: str, rows: list,
+    weights: Mapping[str, float],
+) -> _Scored | None:  # fmt: skip
+    """For factor models (ALS, BPR): the user's vector against the model version's item index
+    (exact below ``ANN_MIN_ITEMS`` items, faiss IVF above); None for other models."""
+    try:
+        loaded = models.get(name)
+    except ModelUnavailable:
+        return None
+    model = loaded.model
+    if not (hasattr(model, "user_vectors") and hasattr(model, "item_factors_")):
+        return None
+    history = user_history(loaded, rows, weights)
+    user_index = loaded.user_index.get(user_id, -1)
+    if history.strength.nnz == 0 and user_index < 0:
+        return None
+    index = cache.per_model(name, version, lambda: ItemIndex(model.item_factors_))
+    vector = model.user_vectors(np.array([user_index]), history.strength)[0]
+    items, scores = index.search(vector, RANK_DEPTH + len(history.touched))
+    touched = set(history.touched.tolist())
+    best = {
+        str(loaded.item_ids[i]): float(s)
+        for i, s in zip(items, scores, strict=True)
+        if int(i) not in touched
+    }
+    return _Scored(name, dict(list(best.items())[:RANK_DEPTH]), loaded.item_index, True)
 
 
 def _top(scored: _Scored, k: int) -> dict[str, float]:
@@ -509,19 +542,22 @@ def _fresh(
     budget: int, weights: Mapping[str, float], rng: np.random.Generator, k: int,
 ) -> dict[str, float]:  # fmt: skip
     """Thompson draws ``Beta(1 + engaged, 1 + shown - engaged)`` for new items under budget."""
-    fresh = [int(p) for p in recent if snapshot.created[p] >= since]
-    if not fresh:
+    fresh = recent[snapshot.created[recent] >= since]
+    if not len(fresh):
         return {}
-    pks = [int(snapshot.pks[p]) for p in fresh]
-    stats = cache.exposure(tuple(pks), lambda: _exposure(session, pks, weights))
-    draws = {}
-    for pos, pk in zip(fresh, pks, strict=True):
-        n_shown = stats["shown"].get(pk, 0)
-        if n_shown >= budget:
-            continue
-        hits = min(stats["engaged"][pk], n_shown) if n_shown else stats["engaged"][pk]
-        draws[snapshot.ids[pos]] = float(rng.beta(1.0 + hits, 1.0 + max(n_shown - hits, 0)))
-    return dict(sorted(draws.items(), key=lambda kv: -kv[1])[:k])
+    pks = snapshot.pks[fresh]
+    stats = cache.exposure(
+        (len(snapshot.pks), int(pks.min()), int(pks.max())),
+        lambda: _exposure(session, pks.tolist(), weights),
+    )
+    shown = np.array([stats["shown"].get(int(pk), 0) for pk in pks], dtype=np.float64)
+    engaged = np.array([stats["engaged"].get(int(pk), 0) for pk in pks], dtype=np.float64)
+    open_ = shown < budget
+    hits = np.where(shown > 0, np.minimum(engaged, shown), engaged)[open_]
+    draws = rng.beta(1.0 + hits, 1.0 + np.maximum(shown[open_] - hits, 0.0))
+    positions = fresh[open_]
+    best = np.argsort(-draws, kind="stable")[:k]
+    return {snapshot.ids[positions[b]]: float(draws[b]) for b in best}
 
 
 # -- ranking and mixing ----------------------------------------------------------------------

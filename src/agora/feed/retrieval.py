@@ -1,0 +1,54 @@
+"""Top-k items by inner product with a user vector: exact below a catalogue size, ANN above.
+
+Factor models (ALS, BPR) score ``user_vector . item_vector``. Below ``min_items`` items the
+feed scores them all with one matrix-vector product (exact, a few milliseconds at 50k items);
+above, a faiss inverted-file index (``IndexIVFFlat``, inner product, ``2 sqrt(n)`` lists,
+``nprobe`` of them searched) returns the best items without touching the whole catalogue.
+The index is built once per model version (seconds at 100k items) and used on one thread.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ANN_MIN_ITEMS = 50_000
+
+
+class ItemIndex:
+    """Inner-product top-k over fixed item vectors (exact or faiss IVF, by size)."""
+
+    def __init__(
+        self, item_vectors: np.ndarray, min_items: int = ANN_MIN_ITEMS, nprobe: int = 16
+    ) -> None:
+        self.vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        n, dim = self.vectors.shape
+        self.exact = n < min_items
+        self._index = None
+        if not self.exact:
+            import faiss
+
+            faiss.omp_set_num_threads(1)
+            lists = max(1, int(2 * math.sqrt(n)))
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = self.vectors[rng.choice(n, size=min(n, 40 * lists), replace=False)]
+            index.train(sample)
+            index.add(self.vectors)
+            index.nprobe = nprobe
+            self._index = index
+
+    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items with the largest inner product (indices, scores), best first."""
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        k = min(k, len(self.vectors))
+        if self.exact:
+            scores = self.vectors @ query[0]
+            top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, np.int64)
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return top.astype(np.int64), scores[top].astype(np.float64)
+        scores, items = self._index.search(query, k)
+        found = items[0] >= 0
+        return items[0][found].astype(np.int64), scores[0][found].astype(np.float64)
