@@ -11,6 +11,8 @@
 * Exposure of new items (impressions and engagements, for the exploration bandit), shared by
   all users and recomputed at most every ``exposure_seconds``.
 * One item index per factor model version (:mod:`agora.feed.retrieval`).
+* The ranked but unserved items of each browsing session (pages 2 and 3 come from memory while
+  the user's events, feedback and controls are unchanged).
 
 One :class:`FeedCache` lives on the API app (``app.state.feed_cache``); each worker process has
 its own. Everything cached can be rebuilt from the store, so losing it loses nothing.
@@ -157,6 +159,7 @@ class FeedCache:
         self._candidates: OrderedDict[Hashable, Any] = OrderedDict()
         self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
         self._per_model: dict[str, tuple[str, Any]] = {}
+        self._pages: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
 
@@ -172,6 +175,19 @@ class FeedCache:
             while len(self._candidates) > self.max_users:
                 self._candidates.popitem(last=False)
         return value
+
+    def keep_pages(self, browsing: str, pages: Any) -> None:
+        """Hold a browsing session's ranked but unserved items (LRU, ``max_users`` sessions)."""
+        with self._lock:
+            self._pages[browsing] = pages
+            self._pages.move_to_end(browsing)
+            while len(self._pages) > self.max_users:
+                self._pages.popitem(last=False)
+
+    def take_pages(self, browsing: str) -> Any:
+        """Remove and return what :meth:`keep_pages` holds for a session (None if nothing)."""
+        with self._lock:
+            return self._pages.pop(browsing, None)
 
     def per_model(self, name: str, version: str, build: Callable[[], Any]) -> Any:
         """An object built once per model version (an item index); older versions' dropped."""

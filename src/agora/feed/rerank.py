@@ -10,8 +10,8 @@ Pure numpy over candidate arrays, so the live feed and the offline evaluation
   slot, so a page costs O(n x candidates).
 * Exploration: every ``round(1 / exploration)``-th slot goes to the explorable candidate with
   the best draw (Thompson sampling in the feed).
-* New creators: if fewer than ``ceil(new_creator_share x n)`` placed items come from new
-  creators, the lowest placed non-exploration items are swapped for the best remaining ones.
+* New creators: if fewer than ``ceil(new_creator_share x page)`` items of a page come from new
+  creators, its lowest placed non-exploration items are swapped for the best remaining ones.
 """
 
 from __future__ import annotations
@@ -54,11 +54,13 @@ def rerank(
     exploration: float = 0.0,
     new_creator: np.ndarray | None = None,
     new_creator_share: float = 0.0,
+    page_size: int | None = None,
 ) -> Placement:
     """Choose and order ``n`` of the candidates (rows of ``relevance`` and ``tags``).
 
     ``authors``: integer author codes (-1 = unknown, never decayed); ``explore``: the draw of
-    each explorable candidate, NaN for the others; ``new_creator``: boolean per candidate.
+    each explorable candidate, NaN for the others; ``new_creator``: boolean per candidate;
+    ``page_size``: the new-creator share holds for every page of that size (default: all ``n``).
     """
     rel = np.asarray(relevance, dtype=np.float64)
     m = len(rel)
@@ -99,14 +101,17 @@ def rerank(
 
     if new_creator is not None and new_creator_share > 0 and order:
         fresh_faces = np.asarray(new_creator, dtype=bool)
-        want = math.ceil(new_creator_share * n)
-        have = int(fresh_faces[order].sum())
         spare = [int(i) for i in np.argsort(-rel, kind="stable") if available[i] and fresh_faces[i]]
-        for pos in range(len(order) - 1, -1, -1):
-            if have >= want or not spare:
-                break
-            if fresh_faces[order[pos]] or explored[pos]:
-                continue
-            order[pos] = spare.pop(0)
-            have += 1
+        size = page_size or n
+        want = math.ceil(new_creator_share * size)
+        for start in range(0, len(order), size):  # every page gets its share
+            end = min(start + size, len(order))
+            have = int(fresh_faces[order[start:end]].sum())
+            for pos in range(end - 1, start - 1, -1):
+                if have >= want or not spare:
+                    break
+                if fresh_faces[order[pos]] or explored[pos]:
+                    continue
+                order[pos] = spare.pop(0)
+                have += 1
     return Placement(np.array(order, dtype=np.int64), np.array(explored, dtype=bool))

@@ -80,6 +80,7 @@ ATTRIBUTION = (
 )
 UNKNOWN_RELEVANCE = 0.3  # items the ranking model has not seen (posted after training)
 RANK_DEPTH = 1000  # how many of a model's best items are kept per user
+PREFETCH_PAGES = 3  # pages ranked at once; the next ones are served from memory
 MAX_PAGE = 100
 
 
@@ -593,6 +594,10 @@ def build_feed(
     rng = rng or np.random.default_rng()
     cache = cache or uncached()
     browsing, page = decode_cursor(cursor) if cursor else (secrets.token_urlsafe(12), 1)
+    if cursor and not explain:
+        served = _serve_prefetched(session, cache, user_id, browsing, page, n, now)
+        if served is not None:
+            return served
     ctx = _context(session, user_id, browsing, defaults)
     ctl = ctx.controls
     k = defaults.candidates_per_source
@@ -679,7 +684,8 @@ def build_feed(
         score -= _suppression(item, meta, tags, not_interested, now, defaults)
         relevance[item] = score
 
-    chosen = _place(keep, relevance, info, sources["fresh"], new_creators, ctl, defaults, n)
+    ahead = n * PREFETCH_PAGES
+    chosen = _place(keep, relevance, info, sources["fresh"], new_creators, ctl, defaults, ahead, n)
     items = [
         FeedItem(
             item_id=item,
@@ -694,6 +700,11 @@ def build_feed(
         )
         for item, explored in chosen
     ]
+    model = ranking_name if ranking is not None else None
+    items, later = items[:n], items[n:]
+    if later:
+        state = _signature(session, ctx.user_pk)
+        cache.keep_pages(browsing, _Prefetched(user_id, state, later, model))
     items = _record_impressions(session, ctx.user_pk, browsing, page, items, now)
     if explain and ranking is not None and ranking.personal:
         view = _model_view(models, ranking.name, user_id, ctx.rows, weights)
@@ -706,7 +717,58 @@ def build_feed(
         items=items,
         next_cursor=encode_cursor(browsing, page + 1),
         sources=dict(Counter(i.source for i in items)),
-        model=ranking_name if ranking is not None else None,
+        model=model,
+    )
+
+
+@dataclass
+class _Prefetched:
+    """The ranked items of a browsing session not served yet, and the user state they fit."""
+
+    user_id: str
+    signature: tuple
+    items: list[FeedItem]
+    model: str | None
+
+
+def _signature(session: Session, user_pk: int) -> tuple:
+    """What a prefetched page depends on: the user's events, feedback and controls."""
+    events = session.execute(
+        select(func.count(), func.max(Event.timestamp)).where(Event.user_id == user_pk)
+    ).one()
+    feedback = session.scalar(
+        select(func.max(FeedFeedback.id)).where(FeedFeedback.user_id == user_pk)
+    )
+    updated = session.scalar(select(FeedSettings.updated).where(FeedSettings.user_id == user_pk))
+    return (*events, feedback, updated)
+
+
+def _serve_prefetched(
+    session: Session, cache: FeedCache, user_id: str, browsing: str, page: int, n: int,
+    now: datetime,
+) -> FeedPage | None:  # fmt: skip
+    """The next page from the session's prefetched ranking, if the user's state is unchanged
+    since it was ranked (a new event, feedback or control change ranks afresh)."""
+    held = cache.take_pages(browsing)
+    if held is None or held.user_id != user_id:
+        return None
+    user_pk = _user_pk(session, user_id)
+    if _signature(session, user_pk) != held.signature:
+        return None
+    items, later = held.items[:n], held.items[n:]
+    if later:
+        cache.keep_pages(browsing, _Prefetched(user_id, held.signature, later, held.model))
+    items = _record_impressions(session, user_pk, browsing, page, items, now)
+    if not items:
+        return None
+    return FeedPage(
+        user_id=user_id,
+        session=browsing,
+        page=page,
+        items=items,
+        next_cursor=encode_cursor(browsing, page + 1),
+        sources=dict(Counter(i.source for i in items)),
+        model=held.model,
     )
 
 
@@ -748,6 +810,7 @@ def _place(
     ctl: Controls,
     cfg: FeedConfig,
     n: int,
+    page_size: int,
 ) -> list[tuple[str, bool]]:
     """The page: (item, filled an exploration slot) in order (see :mod:`agora.feed.rerank`)."""
     if not keep:
@@ -779,6 +842,7 @@ def _place(
         exploration=ctl.exploration,
         new_creator=np.array([info[i]["author_id"] in new_creators for i in keep]),
         new_creator_share=cfg.new_creator_share,
+        page_size=page_size,
     )
     return [(keep[r], bool(e)) for r, e in zip(placement.order, placement.explored, strict=True)]
 
