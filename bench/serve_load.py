@@ -1,6 +1,6 @@
 """Load test of a real ``agora serve``: feed reads mixed with event writes, 100k items, 10k users.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/serve_load.py [--seconds 30] [--concurrency 32]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/serve_load.py [--seconds 30] [--workers 1]
 
 With no arguments it builds (once, cached under ``--workdir``) a synthetic community scaled from
 real statistics, trains ``trending`` and ``als`` with ``agora train``, starts ``agora serve`` on a
@@ -158,9 +158,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
+    command = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(
-        [str(BIN / "agora"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [str(BIN / "agora"), *command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -239,6 +240,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Mixed feed/event load against agora serve.")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=1, help="agora serve --workers")
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--workdir", default="/tmp/agora-serve-load")
@@ -257,7 +259,7 @@ def main() -> None:
         subprocess.run([str(BIN / "agora"), "train", "--no-validate"], env=env, check=True)
         console.print(f"trained in {time.perf_counter() - t0:.0f} s")
     port = free_port()
-    server = start_server(env, port)
+    server = start_server(env, port, args.workers)
     base = f"http://127.0.0.1:{port}"
     try:
         asyncio.run(run_load(base, args.users, args.items, 5.0, 8, seed=1))  # warm-up: models load
@@ -278,9 +280,11 @@ def main() -> None:
         "concurrency": args.concurrency,
         "users": args.users,
         "items": args.items,
-        "server": "1 uvicorn worker, SQLite (WAL), models trending + als",
+        "server": f"{args.workers} uvicorn worker(s), SQLite (WAL), models trending + als",
     }
-    table = Table(title=f"{args.seconds:.0f} s, {args.concurrency} clients, 1 worker")
+    table = Table(
+        title=f"{args.seconds:.0f} s, {args.concurrency} clients, {args.workers} worker(s)"
+    )
     for col in ["kind", "count", "rps", "p50 ms", "p95 ms", "p99 ms"]:
         table.add_column(col)
     for kind, s in [("all", report), *report["by_kind"].items()]:

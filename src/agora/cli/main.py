@@ -254,9 +254,32 @@ def eval_(
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes (each with its own models and caches in memory)."
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (OpenAPI at /docs). SIGHUP or POST /admin/reload loads new models."""
-    _serve(get_settings(), host, port)
+    settings = get_settings()
+    if workers > 1:
+        import uvicorn
+
+        host, port = host or settings.host, port or settings.port
+        console.print(f"serving on http://{host}:{port} with {workers} workers (Ctrl-C stops)")
+        # each worker builds its app from the environment; SIGHUP restarts them (new models)
+        uvicorn.run(
+            "agora.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+        console.print("stopped")
+        return
+    _serve(settings, host, port)
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> None:
