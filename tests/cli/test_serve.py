@@ -61,3 +61,29 @@ def test_serve_reloads_on_sighup_and_stops_cleanly_on_ctrl_c(tmp_path: Path, spa
 
     assert server.stop(signal.SIGINT) == 0
     assert "stopped" in server.log() and "Traceback" not in server.log()
+
+
+def test_serve_with_two_workers_shares_the_store(tmp_path: Path, spawn_server) -> None:
+    env = {"AGORA_DATA_DIR": str(tmp_path / "data"), "AGORA_API_KEY": "k"}
+    events = tmp_path / "events.jsonl"
+    rows = [{"event_id": f"e{i}", "user_id": f"u{i % 3}", "item_id": f"p{i % 8}", "type": "like"}
+            for i in range(12)]  # fmt: skip
+    events.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _agora(["import", str(events)], env)
+    _agora(["train", "--models", "trending", "--no-validate"], env)
+
+    server = spawn_server([*AGORA, "serve", "--workers", "2"], env)
+    auth = {"Authorization": "Bearer k"}
+    first = httpx.get(f"{server.base_url}/users/u0/feed", params={"n": 1}, headers=auth)
+    assert first.status_code == 200, server.log()
+    cursor, seen = first.json()["next_cursor"], [first.json()["items"][0]["item_id"]]
+    for _ in range(3):  # pages may land on either worker; the store keeps them apart
+        answer = httpx.get(
+            f"{server.base_url}/users/u0/feed", params={"n": 1, "cursor": cursor}, headers=auth
+        )
+        assert answer.status_code == 200, server.log()
+        seen += [i["item_id"] for i in answer.json()["items"]]
+        cursor = answer.json()["next_cursor"]
+    assert len(seen) == len(set(seen))
+    assert server.stop(signal.SIGINT) == 0
+    assert "stopped" in server.log() and "Traceback" not in server.log()
