@@ -3,7 +3,8 @@
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/feed_offline.py [--splits ml1m-general]
 
 For every test user of a split, ALS (shipped defaults, fitted on train) scores all items with
-train + valid masked; its top ``--candidates`` go through the feed's own re-ranker
+train + valid masked; its top ``--candidates`` plus ``--fresh`` random new-creator items (what
+the live feed's ``fresh`` source adds) go through the feed's own re-ranker
 (:func:`agora.feed.rerank.rerank`) under several settings, and the first 10 are scored against
 test. Per setting: NDCG@10, Recall@10, item coverage, intra-list diversity (mean pairwise
 ``1 - Jaccard`` of the items' tags), novelty (mean self-information of training popularity)
@@ -12,8 +13,8 @@ and the share of slots given to "new creators".
 What stands for tags and new creators (these datasets have no authors or post dates):
 * ml1m-general: genres are the tags; "new creators" are the films released in 2000, the newest
   year in ML-1M (132 of 3,123 films).
-* lastfm-social: the 10 most used tags of each artist are its tags; "new creators" are artists
-  with at most 2 listeners in train (emerging artists).
+* lastfm-social: the 10 most used tags of each artist are its tags; "new creators" are the
+  artists nobody listened to in train (2,273 of 17,632; they appear only in valid or test).
 Exploration draws are Beta(1, 1) (no impressions yet), seeded; explorable = the new creators.
 Author decay is not exercised (every item is its own creator here).
 
@@ -42,19 +43,25 @@ from rich.console import Console  # noqa: E402
 from rich.progress import track  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from agora.config import FeedConfig  # noqa: E402
 from agora.evaluation import metrics as M  # noqa: E402
 from agora.evaluation.splits import Split, load_split  # noqa: E402
-from agora.feed.rerank import jaccard_to, rerank  # noqa: E402
+from agora.feed.rerank import rerank  # noqa: E402
 from agora.models.registry import create_model  # noqa: E402
 
 K = 10
 #: name -> rerank keyword arguments; "defaults" is the live feed's platform default.
+FEED = FeedConfig()
 SETTINGS: dict[str, dict] = {
     "model only": {},
-    "diversity 0.3": {"diversity": 0.3},
-    "exploration 0.1": {"exploration": 0.1},
-    "new creators 0.1": {"new_creator_share": 0.1},
-    "defaults (all three)": {"diversity": 0.3, "exploration": 0.1, "new_creator_share": 0.1},
+    f"diversity {FEED.diversity:g}": {"diversity": FEED.diversity},
+    f"exploration {FEED.exploration:g}": {"exploration": FEED.exploration},
+    f"new creators {FEED.new_creator_share:g}": {"new_creator_share": FEED.new_creator_share},
+    "defaults (all three)": {
+        "diversity": FEED.diversity,
+        "exploration": FEED.exploration,
+        "new_creator_share": FEED.new_creator_share,
+    },
 }
 DIVERSITY_CURVE = [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
 
@@ -70,7 +77,7 @@ def side_of(split: Split) -> tuple[list[list[str]], np.ndarray]:
     if side is None:
         raise SystemExit("LastFM artist data not found under ../shared/data")
     listeners = np.diff(sp.csc_matrix(split.train.matrix).indptr)
-    return side.tags, listeners <= 2
+    return side.tags, listeners == 0
 
 
 def tag_matrix(tags: list[list[str]]) -> sp.csr_matrix:
@@ -84,27 +91,31 @@ def tag_matrix(tags: list[list[str]]) -> sp.csr_matrix:
 
 
 def intra_list_diversity(lists: list[np.ndarray], tags: sp.csr_matrix) -> float:
-    sizes = np.asarray(tags.sum(axis=1)).ravel()
+    """Mean over lists of the mean pairwise ``1 - Jaccard`` of the items' tag sets."""
     values = []
     for items in lists:
         if len(items) < 2:
             continue
-        sub = tags[items]
-        sub_sizes = sizes[items]
-        pair = [
-            1.0 - jaccard_to(sub, sub_sizes, a)[b]
-            for a in range(len(items))
-            for b in range(a + 1, len(items))
-        ]
-        values.append(np.mean(pair))
+        sub = tags[items].toarray()
+        inter = sub @ sub.T
+        sizes = sub.sum(axis=1)
+        union = sizes[:, None] + sizes[None, :] - inter
+        jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        upper = np.triu_indices(len(items), k=1)
+        values.append(float(np.mean(1.0 - jac[upper])))
     return float(np.mean(values)) if values else 0.0
 
 
-def candidates(split: Split, n: int) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Test users, and for each its top-``n`` items and their ALS scores (train+valid masked)."""
+def candidates(
+    split: Split, n: int, new: np.ndarray, fresh: int
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Test users, and for each its top-``n`` ALS items plus ``fresh`` random new-creator items
+    (as the live feed's ``fresh`` source adds), with their ALS scores; train+valid masked."""
+    rng = np.random.default_rng(0)
     model = create_model("als").fit(split.train)
     users = split.users_with(split.test)
     seen = sp.csr_matrix(split.train.matrix + split.valid)
+    newcomers = np.flatnonzero(new)
     items, scores = [], []
     for start in range(0, len(users), 512):
         batch = users[start : start + 512]
@@ -112,6 +123,8 @@ def candidates(split: Split, n: int) -> tuple[np.ndarray, list[np.ndarray], list
         s[seen[batch].nonzero()] = -np.inf
         top = np.argpartition(-s, n - 1, axis=1)[:, :n]
         for row, cand in zip(s, top, strict=True):
+            extra = rng.choice(newcomers, size=min(fresh, len(newcomers)), replace=False)
+            cand = np.union1d(cand, extra[np.isfinite(row[extra])])
             cand = cand[np.argsort(-row[cand], kind="stable")]
             items.append(cand)
             scores.append(row[cand])
@@ -145,6 +158,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Cost and effect of each feed heuristic offline.")
     ap.add_argument("--splits", default="ml1m-general,lastfm-social")
     ap.add_argument("--candidates", type=int, default=200)
+    ap.add_argument("--fresh", type=int, default=50, help="random new-creator items added")
     ap.add_argument("--out", default=str(RESULTS / "feed_offline.json"))
     args = ap.parse_args()
     console = Console()
@@ -155,7 +169,7 @@ def main() -> None:
         item_tags, new = side_of(split)
         tags = tag_matrix(item_tags)
         t0 = time.perf_counter()
-        users, items, scores = candidates(split, args.candidates)
+        users, items, scores = candidates(split, args.candidates, new, args.fresh)
         rows = {}
         for name, params in track(SETTINGS.items(), description=f"{split_name} settings"):
             rows[name] = evaluate_setting(split, users, items, scores, tags, new, params)

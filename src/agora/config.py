@@ -50,7 +50,9 @@ class FeedConfig(BaseModel):
     exploration for that user."""
 
     ranking_model: str = Field("auto", description='Model that ranks candidates ("auto" = best).')
-    diversity: float = Field(0.3, ge=0, le=1, description="MMR trade-off: 0 = pure relevance.")
+    # bench/feed_offline.py: 0.2 costs 0.7% NDCG@10 on ml1m-general (0.2874 -> 0.2853) for
+    # intra-list diversity 0.694 -> 0.775; 0.3 costs 2.6%
+    diversity: float = Field(0.2, ge=0, le=1, description="MMR trade-off: 0 = pure relevance.")
     social_weight: float = Field(0.5, ge=0, le=5, description="Boost for in-network signals.")
     freshness: float = Field(0.3, ge=0, le=5, description="Boost for new items (decays ~2 days).")
     exploration: float = Field(0.1, ge=0, le=0.5, description="Share of slots for new items.")
