@@ -209,3 +209,18 @@ def test_next_pages_come_from_memory_until_the_user_acts(community: TestClient) 
     third = page(community, n=2, cursor=second["next_cursor"])
     assert planned[2] not in ids(third)  # the new event made it rank afresh
     assert not set(ids(third)) & set(ids(first) + ids(second))
+
+
+def test_a_new_user_is_personalised_after_a_few_events(community: TestClient) -> None:
+    assert community.put("/users/fresh-face", json={}, headers=ADMIN).status_code in (200, 201)
+    before = page(community, "fresh-face", n=4)
+    assert before.get("model") is None  # nothing to personalise on yet
+    events = [
+        {"event_id": f"ff-{item}", "user_id": "fresh-face", "item_id": item, "type": "like"}
+        for item in ("c0", "c1")
+    ]
+    assert community.post("/events", json=events, headers=ADMIN).status_code == 201
+    after = page(community, "fresh-face", n=4)  # no retraining in between: fold-in
+    assert after.get("model") is not None
+    music = [i for i in after["items"] if "music" in i["tags"]]
+    assert len(music) >= 2 and {"c0", "c1"}.isdisjoint(ids(after))
