@@ -40,6 +40,30 @@ def _postgres_or_skip() -> None:
         pytest.skip(message)
 
 
+REDIS_URL = os.environ.get("AGORA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The real Redis server (database 15), emptied after the test; skipped (failed under
+    CI=true) when it cannot be reached."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis at {REDIS_URL} is not reachable: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true: a missing Redis is a failure)")
+        pytest.skip(message)
+    try:
+        yield REDIS_URL
+    finally:
+        client.flushdb()
+        client.close()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'agora.db'}"

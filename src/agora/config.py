@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         300.0, description="How far past the server clock a timestamp may lie before rejection."
     )
     feed: FeedConfig = Field(default_factory=FeedConfig, description="Feed defaults (JSON).")
+    redis_url: str | None = Field(
+        None, description="Redis shared by API workers for feed pages; unset = in-process."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -199,7 +199,7 @@ def test_next_pages_come_from_memory_until_the_user_acts(community: TestClient) 
     browsing, _ = service.decode_cursor(first["next_cursor"])
     ahead = cache.take_pages(browsing)
     cache.keep_pages(browsing, ahead)
-    planned = [item.item_id for item in ahead.items]
+    planned = [item["item_id"] for item in ahead["items"]]
     assert len(planned) == 4 and not set(planned) & set(ids(first))
     second = page(community, n=2, cursor=first["next_cursor"])
     assert ids(second) == planned[:2]  # served from the prefetched ranking

@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.models = models
-    app.state.feed_cache = FeedCache()
+    app.state.feed_cache = FeedCache(redis_url=settings.redis_url)
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)

@@ -12,14 +12,19 @@
   all users and recomputed at most every ``exposure_seconds``.
 * One item index per factor model version (:mod:`agora.feed.retrieval`).
 * The ranked but unserved items of each browsing session (pages 2 and 3 come from memory while
-  the user's events, feedback and controls are unchanged).
+  the user's events, feedback and controls are unchanged). With ``AGORA_REDIS_URL`` they live in
+  Redis, so with several workers any of them serves the next page; Redis errors only cost a
+  fresh ranking.
 
 One :class:`FeedCache` lives on the API app (``app.state.feed_cache``); each worker process has
-its own. Everything cached can be rebuilt from the store, so losing it loses nothing.
+its own (except the Redis part). Everything cached can be rebuilt from the store, so losing it
+loses nothing.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -34,6 +39,11 @@ from sqlalchemy.orm import Session
 
 from agora.db.tables import Item, User
 from agora.ingest.schemas import as_utc
+
+log = logging.getLogger(__name__)
+
+PAGES_KEY = "agora:feed:pages:"
+PAGES_TTL_SECONDS = 1800
 
 
 @dataclass(frozen=True)
@@ -152,8 +162,14 @@ class FeedCache:
         reload_seconds: float = 60.0,
         exposure_seconds: float = 10.0,
         max_users: int = 20_000,
+        redis_url: str | None = None,
     ):
         self.catalogue = Catalogue(refresh_seconds, reload_seconds)
+        self._redis = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5)
         self.exposure_seconds = exposure_seconds
         self.max_users = max_users
         self._candidates: OrderedDict[Hashable, Any] = OrderedDict()
@@ -176,16 +192,32 @@ class FeedCache:
                 self._candidates.popitem(last=False)
         return value
 
-    def keep_pages(self, browsing: str, pages: Any) -> None:
-        """Hold a browsing session's ranked but unserved items (LRU, ``max_users`` sessions)."""
+    def keep_pages(self, browsing: str, pages: dict[str, Any]) -> None:
+        """Hold a browsing session's ranked but unserved items (JSON-able): in Redis for
+        ``PAGES_TTL_SECONDS`` when configured (any worker can serve the next page), else in
+        this process (LRU, ``max_users`` sessions)."""
+        if self._redis is not None:
+            try:
+                self._redis.set(PAGES_KEY + browsing, json.dumps(pages), ex=PAGES_TTL_SECONDS)
+                return
+            except Exception as exc:  # redis.RedisError; the next page is ranked afresh
+                log.warning("feed page cache: redis write failed: %s", exc)
+                return
         with self._lock:
             self._pages[browsing] = pages
             self._pages.move_to_end(browsing)
             while len(self._pages) > self.max_users:
                 self._pages.popitem(last=False)
 
-    def take_pages(self, browsing: str) -> Any:
+    def take_pages(self, browsing: str) -> dict[str, Any] | None:
         """Remove and return what :meth:`keep_pages` holds for a session (None if nothing)."""
+        if self._redis is not None:
+            try:
+                raw = self._redis.getdel(PAGES_KEY + browsing)
+            except Exception as exc:  # redis.RedisError: rank afresh
+                log.warning("feed page cache: redis read failed: %s", exc)
+                return None
+            return json.loads(raw) if raw is not None else None
         with self._lock:
             return self._pages.pop(browsing, None)
 

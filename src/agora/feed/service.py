@@ -34,7 +34,7 @@ import math
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -704,7 +704,7 @@ def build_feed(
     items, later = items[:n], items[n:]
     if later:
         state = _signature(session, ctx.user_pk)
-        cache.keep_pages(browsing, _Prefetched(user_id, state, later, model))
+        cache.keep_pages(browsing, _pack(user_id, state, later, model))
     items = _record_impressions(session, ctx.user_pk, browsing, page, items, now)
     if explain and ranking is not None and ranking.personal:
         view = _model_view(models, ranking.name, user_id, ctx.rows, weights)
@@ -721,17 +721,26 @@ def build_feed(
     )
 
 
-@dataclass
-class _Prefetched:
-    """The ranked items of a browsing session not served yet, and the user state they fit."""
+def _pack(user_id: str, signature: str, items: list[FeedItem], model: str | None) -> dict:
+    """Unserved ranked items of a session as JSON-able data (for a shared cache)."""
+    return {
+        "user_id": user_id,
+        "signature": signature,
+        "model": model,
+        "items": [
+            {**asdict(i), "created": i.created.isoformat() if i.created else None} for i in items
+        ],
+    }
 
-    user_id: str
-    signature: tuple
-    items: list[FeedItem]
-    model: str | None
+
+def _unpack(items: list[dict]) -> list[FeedItem]:
+    return [
+        FeedItem(**{**i, "created": datetime.fromisoformat(i["created"]) if i["created"] else None})
+        for i in items
+    ]
 
 
-def _signature(session: Session, user_pk: int) -> tuple:
+def _signature(session: Session, user_pk: int) -> str:
     """What a prefetched page depends on: the user's events, feedback and controls."""
     events = session.execute(
         select(func.count(), func.max(Event.timestamp)).where(Event.user_id == user_pk)
@@ -740,7 +749,7 @@ def _signature(session: Session, user_pk: int) -> tuple:
         select(func.max(FeedFeedback.id)).where(FeedFeedback.user_id == user_pk)
     )
     updated = session.scalar(select(FeedSettings.updated).where(FeedSettings.user_id == user_pk))
-    return (*events, feedback, updated)
+    return json.dumps([str(v) for v in (*events, feedback, updated)])
 
 
 def _serve_prefetched(
@@ -750,15 +759,15 @@ def _serve_prefetched(
     """The next page from the session's prefetched ranking, if the user's state is unchanged
     since it was ranked (a new event, feedback or control change ranks afresh)."""
     held = cache.take_pages(browsing)
-    if held is None or held.user_id != user_id:
+    if held is None or held["user_id"] != user_id:
         return None
     user_pk = _user_pk(session, user_id)
-    if _signature(session, user_pk) != held.signature:
+    if _signature(session, user_pk) != held["signature"]:
         return None
-    items, later = held.items[:n], held.items[n:]
+    items, later = held["items"][:n], held["items"][n:]
     if later:
-        cache.keep_pages(browsing, _Prefetched(user_id, held.signature, later, held.model))
-    items = _record_impressions(session, user_pk, browsing, page, items, now)
+        cache.keep_pages(browsing, {**held, "items": later})
+    items = _record_impressions(session, user_pk, browsing, page, _unpack(items), now)
     if not items:
         return None
     return FeedPage(
@@ -768,7 +777,7 @@ def _serve_prefetched(
         items=items,
         next_cursor=encode_cursor(browsing, page + 1),
         sources=dict(Counter(i.source for i in items)),
-        model=held.model,
+        model=held["model"],
     )
 
 
