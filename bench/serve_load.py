@@ -8,7 +8,8 @@ free 127.0.0.1 port, warms it up, then runs ``--concurrency`` clients for ``--se
 request is a feed page (``GET /users/{u}/feed?n=20``, 90%; the next page of the same session
 half of the time) or one event (``POST /events``, 10%). Prints throughput and p50/p95/p99 and
 writes bench/results/serve_load.json (``throughput_rps``, ``p50_ms``, ``p95_ms``, ``p99_ms``,
-``errors``, and the same per request kind).
+``errors``, and the same per request kind). ``--profile`` also profiles ``build_feed`` in this
+process on the same store (where the time goes) into bench/results/serve_profile.txt.
 
 How the community is scaled from ml1m-general's train split (6,033 users x 3,123 items):
 * item popularity: each of the 100,000 items draws its weight from the empirical ML-1M item
@@ -236,11 +237,60 @@ def summary(ms: list[float], seconds: float) -> dict[str, float]:
     }
 
 
+def profile_feed(work: Path, users: int, requests: int = 200) -> str:
+    """cProfile of ``build_feed`` in this process against the same store and models: where a
+    feed request's time goes, without HTTP (top functions by cumulative time)."""
+    import cProfile
+    import io
+    import pstats
+
+    from agora.config import Settings
+    from agora.db.engine import session_factory
+    from agora.feed.cache import FeedCache
+    from agora.feed.service import build_feed
+    from agora.serving.service import ModelStore
+
+    settings = Settings(data_dir=work)
+    engine = make_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    models = ModelStore(settings.model_dir)
+    models.reload()
+    models.warm()
+    cache = FeedCache()
+    rng = np.random.default_rng(3)
+
+    def one() -> None:
+        with sessions() as session:
+            user = f"u{int(rng.integers(0, users))}"
+            now = datetime.now(UTC)
+            build_feed(session, models, user, 20, None, settings.feed, settings.event_weights,
+                       now, cache=cache)  # fmt: skip
+            session.rollback()
+
+    for _ in range(20):
+        one()  # catalogue, item index
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.enable()
+    for _ in range(requests):
+        one()
+    profiler.disable()
+    per = (time.perf_counter() - t0) / requests * 1000
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+    engine.dispose()
+    return (
+        f"first feed pages, {requests} random users, {per:.1f} ms each under cProfile\n"
+        + out.getvalue()
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Mixed feed/event load against agora serve.")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--workers", type=int, default=1, help="agora serve --workers")
+    ap.add_argument("--profile", action="store_true", help="also profile build_feed in-process")
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--workdir", default="/tmp/agora-serve-load")
@@ -297,6 +347,10 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     console.print(f"wrote {out}")
+    if args.profile:
+        text = profile_feed(work, args.users)
+        out.with_name("serve_profile.txt").write_text(text)
+        console.print(text[:3000])
 
 
 if __name__ == "__main__":
