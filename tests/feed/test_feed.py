@@ -224,3 +224,12 @@ def test_a_new_user_is_personalised_after_a_few_events(community: TestClient) ->
     assert after.get("model") is not None
     music = [i for i in after["items"] if "music" in i["tags"]]
     assert len(music) >= 2 and {"c0", "c1"}.isdisjoint(ids(after))
+
+
+def test_home_page_charts_what_feeds_were_made_of(community: TestClient) -> None:
+    assert "No feed page has been served yet" in community.get("/").text
+    served = page(community, n=5)
+    home = community.get("/").text
+    assert "5 items shown, by candidate source" in home and "<svg" in home
+    for source in served["sources"]:
+        assert f">{source}</text>" in home
