@@ -49,11 +49,12 @@ from agora.features.interactions import Interactions, SideData, hold_out_one
 from agora.models.base import Recommender
 
 #: Chosen on ml1m-general valid (see the class docstring): ALS, EDLAE (EASE with dropout
-#: emphasis) and item-KNN, shipped default parameters otherwise.
+#: emphasis), item-KNN and ADMM-SLIM, shipped default parameters otherwise.
 DEFAULT_MEMBERS: dict[str, dict[str, Any]] = {
     "als": {},
     "ease": {"reg": 400.0, "dropout": 0.2},
     "itemknn": {},
+    "admmslim": {},
 }
 _LOW = -10.0  # normalised score given to items a member scored -inf / NaN
 
@@ -142,12 +143,16 @@ class HybridModel(Recommender):
     * members als + ease (EDLAE: reg 400, dropout 0.2) + itemknn: 1 bucket 0.2426 / 0.2426
       (weights 0.6 / 0.4 / 0), 3 buckets 0.2428 / 0.2423 (itemknn gets 0.4 for histories of
       109+ items, 0 below);
+    * the same + admmslim (shipped defaults): 1 bucket 0.2455 / 0.2455 (weights 0.5 / 0.3 / 0 /
+      0.2); in place of admmslim, RP3beta got weight 0 and Mult-VAE gave 0.2432 / 0.2419
+      (experiments in the admmslim module docstring);
 
-    so the defaults are the EDLAE member set with one bucket (members alone: als 0.2379, EDLAE
-    0.2365, ease 0.2351, itemknn 0.1975). History buckets help little on ML-1M, where every
-    user has at least 10 items; they are there for members whose strength depends on history
-    length (sequential or social models, cold users). Test figures (ml1m-general, a seed-7
-    re-split of it, lastfm-social) with fit seconds and peak memory: bench/results/hybrid.json.
+    so the defaults are als + EDLAE + itemknn + admmslim with one bucket (members alone: als
+    0.2379, EDLAE 0.2365, admmslim 0.2332, ease 0.2351, itemknn 0.1975). History buckets help
+    little on ML-1M, where every user has at least 10 items; they are there for members whose
+    strength depends on history length (sequential or social models, cold users). Test figures
+    (ml1m-general, a seed-7 re-split of it, lastfm-social) with fit seconds and peak memory:
+    bench/results/hybrid.json.
     """
 
     name: ClassVar[str] = "hybrid"

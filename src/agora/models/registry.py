@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agora.models.admmslim import ADMMSLIMModel
 from agora.models.base import Recommender
 from agora.models.content import ContentModel
 from agora.models.content_attention import ContentAttentionModel
@@ -24,6 +25,7 @@ MODELS: dict[str, type[Recommender]] = {
         ALSModel,
         BPRModel,
         EASEModel,
+        ADMMSLIMModel,
         ContentModel,
         ContentAttentionModel,
         HybridModel,
