@@ -21,7 +21,9 @@ the next page: everything is read at request time).
   least ``new_creator_share`` of the page to new creators when there are candidates from them.
 * **Pages**: the first page opens a browsing session; ``next_cursor`` names it and the next page
   number. Served items are stored as impressions (session, position, source), which keeps pages
-  of a session free of repeats and feeds the exploration bandit.
+  of a session free of repeats and feeds the exploration bandit. Each ranking places
+  ``PREFETCH_PAGES`` pages; the next ones are served from the cache while the user's events,
+  feedback and controls are unchanged (:mod:`agora.feed.cache`).
 """
 
 from __future__ import annotations
