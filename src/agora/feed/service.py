@@ -3,12 +3,12 @@
 The shape of X's open-sourced home timeline, on the store's current state (a new event changes
 the next page: everything is read at request time).
 
-* **Sources** nominate items, each with a strength in [0, 1]: ``collaborative`` (the ranking
-  model, the learned hybrid when trained), ``sequential`` (sasrec on the latest events),
-  ``in_network`` (what people the user follows, befriended or trusts posted or engaged with),
-  ``topics`` (new items on followed topics: onboarding interests), ``content`` (the content
-  model), ``trending`` and ``fresh`` (new items, explored by Thompson sampling on engagement per
-  impression, within an impression budget).
+* **Sources** (:mod:`agora.feed.sources`) nominate items, each with a strength in [0, 1]:
+  ``collaborative`` (the ranking model, the learned hybrid when trained), ``sequential`` (sasrec
+  on the latest events), ``in_network`` (what people the user follows, befriended or trusts
+  posted or engaged with), ``topics`` (new items on followed topics: onboarding interests),
+  ``content`` (the content model), ``trending`` and ``fresh`` (new items, explored by Thompson
+  sampling on engagement per impression, within an impression budget).
 * **Ranking**: ``relevance`` = the ranking model's score as a percentile among the candidates
   (trending's for users it cannot personalise) + ``social_weight`` x in-network strength +
   ``freshness`` x ``exp(-age / 48 h)`` + 1.0 x followed-topic overlap - suppression by recent
@@ -37,7 +37,7 @@ import secrets
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -49,11 +49,10 @@ from sqlalchemy.orm import Session
 from agora.config import FeedConfig
 from agora.db import queries
 from agora.db.tables import Event, Item, SocialEdge, User
-from agora.features.store import event_weight
-from agora.feed.cache import FeedCache, Snapshot, uncached
+from agora.feed import sources
+from agora.feed.cache import FeedCache, uncached
 from agora.feed.models import FeedFeedback, FeedImpression, FeedSettings
 from agora.feed.rerank import rerank
-from agora.feed.retrieval import ItemIndex
 from agora.ingest.schemas import as_utc
 from agora.models.explain import top_reasons
 from agora.serving.service import (
@@ -61,13 +60,10 @@ from agora.serving.service import (
     ModelUnavailable,
     resolve_model,
     user_event_rows,
-    user_history,
 )
 
 SEQUENTIAL_MODEL = "sasrec"
 CONTENT_MODEL = "content"
-TRENDING_MODEL = "trending"
-TOPIC_WINDOW_DAYS = 30.0
 FRESHNESS_HOURS = 48.0
 TOPIC_BOOST = 1.0
 #: Sources from the most to the least specific: names an item nominated as strongly by two.
@@ -81,7 +77,6 @@ ATTRIBUTION = (
     "trending",
 )
 UNKNOWN_RELEVANCE = 0.3  # items the ranking model has not seen (posted after training)
-RANK_DEPTH = 1000  # how many of a model's best items are kept per user
 PREFETCH_PAGES = 3  # pages ranked at once; the next ones are served from memory
 MAX_PAGE = 100
 
@@ -331,238 +326,6 @@ def _context(session: Session, user_id: str, browsing: str, defaults: FeedConfig
     )
 
 
-# -- candidate sources -----------------------------------------------------------------------
-@dataclass
-class _ModelView:
-    """One model's scores over its items for this user (history items at -inf)."""
-
-    name: str
-    item_ids: np.ndarray
-    index: dict[str, int]
-    scores: np.ndarray
-    personal: bool
-    loaded: Any = None
-    history: Any = None
-
-
-@dataclass
-class _Scored:
-    """What the feed keeps of a model view: its best items (raw scores, best first)."""
-
-    name: str
-    top: dict[str, float]
-    index: dict[str, int]  # every item the model knows
-    personal: bool
-
-
-def _model_view(
-    models: ModelStore, name: str, user_id: str, rows: list, weights: Mapping[str, float]
-) -> _ModelView | None:
-    """Scores of a trained model for the user; None if untrained or it cannot personalise."""
-    try:
-        loaded = models.get(name)
-    except ModelUnavailable:
-        return None
-    history = user_history(loaded, rows, weights)
-    user_index = loaded.user_index.get(user_id, -1)
-    personal = history.strength.nnz > 0 or user_index >= 0
-    if not personal and loaded.model.name != TRENDING_MODEL:
-        return None
-    scores = np.asarray(
-        loaded.model.score(np.array([user_index]), history.strength, history.times),
-        dtype=np.float64,
-    ).ravel()
-    scores[history.touched] = -np.inf
-    scores[~np.isfinite(scores)] = -np.inf
-    return _ModelView(name, loaded.item_ids, loaded.item_index, scores, personal, loaded, history)
-
-
-def _scored(
-    models: ModelStore,
-    cache: FeedCache,
-    name: str,
-    user_id: str,
-    rows: list,
-    weights: Mapping[str, float],
-) -> _Scored | None:
-    """A model's ``RANK_DEPTH`` best items for the user, from the cache while neither the
-    model version nor the user's events changed (trending: one list for everybody)."""
-    version = models.versions().get(name)
-    if version is None:
-        return None
-    if name == TRENDING_MODEL:
-        key: tuple = (name, version)
-        user_id, rows = "", []
-    else:
-        latest = max((r[3] for r in rows), default=None)
-        key = (name, version, user_id, len(rows), latest)
-
-    def compute() -> _Scored | None:
-        factor = _factor_candidates(models, cache, name, version, user_id, rows, weights)
-        if factor is not None:
-            return factor
-        view = _model_view(models, name, user_id, rows, weights)
-        if view is None:
-            return None
-        finite = np.flatnonzero(np.isfinite(view.scores))
-        depth = min(RANK_DEPTH, len(finite))
-        top = finite[np.argpartition(-view.scores[finite], depth - 1)[:depth]] if depth else finite
-        top = top[np.argsort(-view.scores[top], kind="stable")]
-        best = {str(view.item_ids[i]): float(view.scores[i]) for i in top}
-        return _Scored(name, best, view.index, view.personal)
-
-    return cache.candidates(key, compute)
-
-
-def _factor_candidates(
-    models: ModelStore, cache: FeedCache, name: str, version: str, user_id: str, rows: list,
-    weights: Mapping[str, float],
-) -> _Scored | None:  # fmt: skip
-    """For factor models (ALS, BPR): the user's vector against the model version's item index
-    (exact below ``ANN_MIN_ITEMS`` items, faiss IVF above); None for other models."""
-    try:
-        loaded = models.get(name)
-    except ModelUnavailable:
-        return None
-    model = loaded.model
-    if not (hasattr(model, "user_vectors") and hasattr(model, "item_factors_")):
-        return None
-    history = user_history(loaded, rows, weights)
-    user_index = loaded.user_index.get(user_id, -1)
-    if history.strength.nnz == 0 and user_index < 0:
-        return None
-    index = cache.per_model(name, version, lambda: ItemIndex(model.item_factors_))
-    vector = model.user_vectors(np.array([user_index]), history.strength)[0]
-    items, scores = index.search(vector, RANK_DEPTH + len(history.touched))
-    touched = set(history.touched.tolist())
-    best = {
-        str(loaded.item_ids[i]): float(s)
-        for i, s in zip(items, scores, strict=True)
-        if int(i) not in touched
-    }
-    return _Scored(name, dict(list(best.items())[:RANK_DEPTH]), loaded.item_index, True)
-
-
-def _top(scored: _Scored, k: int) -> dict[str, float]:
-    """The first ``k`` items of a model's list with strengths in (0, 1] by rank."""
-    first = list(scored.top)[:k]
-    return {item: 1.0 - r / len(first) for r, item in enumerate(first)}
-
-
-def _in_network(
-    session: Session, ties: dict[int, float], weights: Mapping[str, float], now: datetime,
-    days: float, k: int,
-) -> tuple[dict[str, float], dict[str, set[int]]]:  # fmt: skip
-    """Items the user's ties engaged with or posted lately: strength and who."""
-    if not ties:
-        return {}, {}
-    since = now - timedelta(days=days)
-    strength: dict[str, float] = defaultdict(float)
-    who: dict[str, set[int]] = defaultdict(set)
-    half_life = days / 4 * 86400.0
-    for item, etype, value, ts, user in session.execute(
-        select(Item.external_id, Event.type, Event.value, Event.timestamp, Event.user_id)
-        .join(Item, Event.item_id == Item.id)
-        .where(Event.user_id.in_(list(ties)), Event.timestamp >= since)
-        .order_by(Event.timestamp.desc())
-        .limit(20 * k)
-    ):
-        age = (now - as_utc(ts)).total_seconds()
-        w = event_weight(etype, value, weights)
-        if w > 0:
-            strength[item] += ties[user] * w * 0.5 ** (max(age, 0.0) / half_life)
-            who[item].add(user)
-    for item, author, created in session.execute(
-        select(Item.external_id, Item.author_id, Item.created)
-        .where(Item.author_id.in_(list(ties)), Item.created >= since)
-        .order_by(Item.created.desc())
-        .limit(5 * k)
-    ):
-        age = (now - as_utc(created)).total_seconds()
-        strength[item] += 2.0 * ties[author] * 0.5 ** (max(age, 0.0) / half_life)
-        who[item].add(author)
-    return _scaled(strength, k), who
-
-
-def _scaled(raw: Mapping[str, float], k: int) -> dict[str, float]:
-    """The ``k`` strongest, divided by the strongest (so 1 is the best of the source)."""
-    best = sorted(raw.items(), key=lambda kv: -kv[1])[:k]
-    top = best[0][1] if best else 1.0
-    return {item: value / top for item, value in best if value > 0}
-
-
-def _popular(session: Session, now: datetime, k: int) -> dict[str, float]:
-    """Most engaged items of the last 30 days (all time if none): trending before training."""
-    for since in (now - timedelta(days=TOPIC_WINDOW_DAYS), None):
-        stmt = select(Item.external_id, func.count()).join(Event, Event.item_id == Item.id)
-        if since is not None:
-            stmt = stmt.where(Event.timestamp >= since)
-        rows = session.execute(
-            stmt.group_by(Item.external_id).order_by(func.count().desc()).limit(k)
-        )
-        found = {item: float(count) for item, count in rows}
-        if found:
-            return _scaled(found, k)
-    return {}
-
-
-def _topics(
-    snapshot: Snapshot, recent: np.ndarray, followed: list[str], k: int
-) -> dict[str, float]:
-    """Recent items on followed topics, by the share of followed topics they carry."""
-    if not followed:
-        return {}
-    wanted = set(followed)
-    raw = {}
-    for pos in recent:
-        hit = wanted.intersection(snapshot.tags[pos])
-        if hit:
-            raw[snapshot.ids[pos]] = len(hit) / len(wanted)
-    return _scaled(raw, k)
-
-
-def _exposure(session: Session, pks: list[int], weights: Mapping[str, float]) -> dict:
-    """Per new item (pk): how often feeds showed it and how often it was engaged with."""
-    shown = dict(
-        tuple(row)
-        for row in session.execute(
-            select(FeedImpression.item_id, func.count())
-            .where(FeedImpression.item_id.in_(pks))
-            .group_by(FeedImpression.item_id)
-        )
-    )
-    engaged: Counter[int] = Counter()
-    for item, etype, value in session.execute(
-        select(Event.item_id, Event.type, Event.value).where(Event.item_id.in_(pks))
-    ):
-        if event_weight(etype, value, weights) > 0 and etype not in ("view", "click"):
-            engaged[item] += 1
-    return {"shown": shown, "engaged": engaged}
-
-
-def _fresh(
-    session: Session, cache: FeedCache, snapshot: Snapshot, recent: np.ndarray, since: float,
-    budget: int, weights: Mapping[str, float], rng: np.random.Generator, k: int,
-) -> dict[str, float]:  # fmt: skip
-    """Thompson draws ``Beta(1 + engaged, 1 + shown - engaged)`` for new items under budget."""
-    fresh = recent[snapshot.created[recent] >= since]
-    if not len(fresh):
-        return {}
-    pks = snapshot.pks[fresh]
-    stats = cache.exposure(
-        (len(snapshot.pks), int(pks.min()), int(pks.max())),
-        lambda: _exposure(session, pks.tolist(), weights),
-    )
-    shown = np.array([stats["shown"].get(int(pk), 0) for pk in pks], dtype=np.float64)
-    engaged = np.array([stats["engaged"].get(int(pk), 0) for pk in pks], dtype=np.float64)
-    open_ = shown < budget
-    hits = np.where(shown > 0, np.minimum(engaged, shown), engaged)[open_]
-    draws = rng.beta(1.0 + hits, 1.0 + np.maximum(shown[open_] - hits, 0.0))
-    positions = fresh[open_]
-    best = np.argsort(-draws, kind="stable")[:k]
-    return {snapshot.ids[positions[b]]: float(draws[b]) for b in best}
-
-
 # -- ranking and mixing ----------------------------------------------------------------------
 def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
@@ -606,34 +369,36 @@ def build_feed(
     snapshot = cache.catalogue.get(session)
     stamp = now.timestamp()
 
-    sources: dict[str, dict[str, float]] = {}
+    by_source: dict[str, dict[str, float]] = {}
     ranking_name = None
     with contextlib.suppress(ModelUnavailable):
         ranking_name = resolve_model(models, defaults.ranking_model)
     ranking = None
     if ranking_name is not None:
-        ranking = _scored(models, cache, ranking_name, user_id, ctx.rows, weights)
+        ranking = sources.scored_items(models, cache, ranking_name, user_id, ctx.rows, weights)
         if ranking is not None:
-            sources["collaborative"] = _top(ranking, k)
+            by_source["collaborative"] = sources.top_strengths(ranking, k)
     for source, name in (("sequential", SEQUENTIAL_MODEL), ("content", CONTENT_MODEL)):
         if name != ranking_name and ctx.rows:
-            scored = _scored(models, cache, name, user_id, ctx.rows, weights)
+            scored = sources.scored_items(models, cache, name, user_id, ctx.rows, weights)
             if scored is not None:
-                sources[source] = _top(scored, k // 2)
-    trending = _scored(models, cache, TRENDING_MODEL, user_id, ctx.rows, weights)
+                by_source[source] = sources.top_strengths(scored, k // 2)
+    trending = sources.scored_items(
+        models, cache, sources.TRENDING_MODEL, user_id, ctx.rows, weights
+    )
     if trending is not None:
-        sources["trending"] = _top(trending, k)
+        by_source["trending"] = sources.top_strengths(trending, k)
     else:
         minute = int(stamp // 60)
-        sources["trending"] = cache.candidates(
-            ("popular", minute), lambda: _popular(session, now, k)
+        by_source["trending"] = cache.candidates(
+            ("popular", minute), lambda: sources.popular(session, now, k)
         )
-    sources["in_network"], tie_who = _in_network(
+    by_source["in_network"], tie_who = sources.in_network(
         session, ctx.ties, weights, now, defaults.in_network_days, k
     )
-    recent = snapshot.created_since(stamp - TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
-    sources["topics"] = _topics(snapshot, recent, ctl.followed_tags, k)
-    sources["fresh"] = _fresh(
+    recent = snapshot.created_since(stamp - sources.TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
+    by_source["topics"] = sources.topics(snapshot, recent, ctl.followed_tags, k)
+    by_source["fresh"] = sources.fresh(
         session,
         cache,
         snapshot,
@@ -648,7 +413,7 @@ def build_feed(
     nominated: dict[str, str] = {}  # item -> the source that nominated it most strongly
     strongest: dict[str, float] = {}
     for source in ATTRIBUTION:  # on equal strength the more specific source names the item
-        for item, strength in sources.get(source, {}).items():
+        for item, strength in by_source.get(source, {}).items():
             if strength > strongest.get(item, -1.0):
                 nominated[item], strongest[item] = source, strength
     info = {item: meta for item in nominated if (meta := snapshot.summary(item)) is not None}
@@ -671,7 +436,7 @@ def build_feed(
         if a is not None and snapshot.author_first.get(a, float("-inf")) >= new_since
     }
 
-    pct = _percentiles(_primary_scores(ranking, trending, sources["trending"], keep))
+    pct = _percentiles(_primary_scores(ranking, trending, by_source["trending"], keep))
     not_interested = [(snapshot.summary(item), when) for item, when in ctx.not_interested]
     followed = set(ctl.followed_tags)
     relevance: dict[str, float] = {}
@@ -680,14 +445,16 @@ def build_feed(
         tags = set(meta["tags"])
         age_h = max((now - meta["created"]).total_seconds() / 3600.0, 0.0)
         score = pct.get(item, UNKNOWN_RELEVANCE)
-        score += ctl.social_weight * sources["in_network"].get(item, 0.0)
+        score += ctl.social_weight * by_source["in_network"].get(item, 0.0)
         score += ctl.freshness * math.exp(-age_h / FRESHNESS_HOURS)
         score += TOPIC_BOOST * (len(tags & followed) / len(followed) if followed else 0.0)
         score -= _suppression(item, meta, tags, not_interested, now, defaults)
         relevance[item] = score
 
     ahead = n * PREFETCH_PAGES
-    chosen = _place(keep, relevance, info, sources["fresh"], new_creators, ctl, defaults, ahead, n)
+    chosen = _place(
+        keep, relevance, info, by_source["fresh"], new_creators, ctl, defaults, ahead, n
+    )
     items = [
         FeedItem(
             item_id=item,
@@ -709,7 +476,7 @@ def build_feed(
         cache.keep_pages(browsing, _pack(user_id, state, later, model))
     items = _record_impressions(session, ctx.user_pk, browsing, page, items, now)
     if explain and ranking is not None and ranking.personal:
-        view = _model_view(models, ranking.name, user_id, ctx.rows, weights)
+        view = sources.model_view(models, ranking.name, user_id, ctx.rows, weights)
         if view is not None:
             _explain(session, view, items)
     return FeedPage(
@@ -784,7 +551,10 @@ def _serve_prefetched(
 
 
 def _primary_scores(
-    ranking: _Scored | None, trending: _Scored | None, popular: dict[str, float], keep: list
+    ranking: sources.Scored | None,
+    trending: sources.Scored | None,
+    popular: dict[str, float],
+    keep: list,
 ) -> dict[str, float]:
     """The score each candidate is ranked by before boosts: the personal model's (items it
     knows but did not list rank below its list), else trending's, else store popularity.
@@ -877,7 +647,7 @@ def _reason(source: str, item: str, who: dict, meta: dict, followed: set[str]) -
     }.get(source, "recommended for you")
 
 
-def _explain(session: Session, view: _ModelView, items: list[FeedItem]) -> None:
+def _explain(session: Session, view: sources.ModelView, items: list[FeedItem]) -> None:
     known = [it for it in items if it.item_id in view.index]
     if not known or view.history is None or view.history.strength.nnz == 0:
         return

@@ -1,0 +1,261 @@
+"""Candidate sources of the feed: each nominates items for one user with a strength in [0, 1].
+
+``collaborative``, ``sequential`` and ``content`` come from trained models (their best
+``RANK_DEPTH`` items per user, cached per model version and user state; factor models through an
+item index), ``trending`` from the trending model (or the store's own popularity before any
+training), ``in_network`` from the user's ties, ``topics`` from followed tags and ``fresh`` from
+new items by Thompson sampling on engagement per impression.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from agora.db.tables import Event, Item
+from agora.features.store import event_weight
+from agora.feed.cache import FeedCache, Snapshot
+from agora.feed.models import FeedImpression
+from agora.feed.retrieval import ItemIndex
+from agora.ingest.schemas import as_utc
+from agora.serving.service import ModelStore, ModelUnavailable, user_history
+
+TRENDING_MODEL = "trending"
+TOPIC_WINDOW_DAYS = 30.0
+RANK_DEPTH = 1000  # how many of a model's best items are kept per user
+
+
+@dataclass
+class ModelView:
+    """One model's scores over its items for this user (history items at -inf)."""
+
+    name: str
+    item_ids: np.ndarray
+    index: dict[str, int]
+    scores: np.ndarray
+    personal: bool
+    loaded: Any = None
+    history: Any = None
+
+
+@dataclass
+class Scored:
+    """What the feed keeps of a model view: its best items (raw scores, best first)."""
+
+    name: str
+    top: dict[str, float]
+    index: dict[str, int]  # every item the model knows
+    personal: bool
+
+
+def model_view(
+    models: ModelStore, name: str, user_id: str, rows: list, weights: Mapping[str, float]
+) -> ModelView | None:
+    """Scores of a trained model for the user; None if untrained or it cannot personalise."""
+    try:
+        loaded = models.get(name)
+    except ModelUnavailable:
+        return None
+    history = user_history(loaded, rows, weights)
+    user_index = loaded.user_index.get(user_id, -1)
+    personal = history.strength.nnz > 0 or user_index >= 0
+    if not personal and loaded.model.name != TRENDING_MODEL:
+        return None
+    scores = np.asarray(
+        loaded.model.score(np.array([user_index]), history.strength, history.times),
+        dtype=np.float64,
+    ).ravel()
+    scores[history.touched] = -np.inf
+    scores[~np.isfinite(scores)] = -np.inf
+    return ModelView(name, loaded.item_ids, loaded.item_index, scores, personal, loaded, history)
+
+
+def scored_items(
+    models: ModelStore,
+    cache: FeedCache,
+    name: str,
+    user_id: str,
+    rows: list,
+    weights: Mapping[str, float],
+) -> Scored | None:
+    """A model's ``RANK_DEPTH`` best items for the user, from the cache while neither the
+    model version nor the user's events changed (trending: one list for everybody)."""
+    version = models.versions().get(name)
+    if version is None:
+        return None
+    if name == TRENDING_MODEL:
+        key: tuple = (name, version)
+        user_id, rows = "", []
+    else:
+        latest = max((r[3] for r in rows), default=None)
+        key = (name, version, user_id, len(rows), latest)
+
+    def compute() -> Scored | None:
+        factor = factor_candidates(models, cache, name, version, user_id, rows, weights)
+        if factor is not None:
+            return factor
+        view = model_view(models, name, user_id, rows, weights)
+        if view is None:
+            return None
+        finite = np.flatnonzero(np.isfinite(view.scores))
+        depth = min(RANK_DEPTH, len(finite))
+        top = finite[np.argpartition(-view.scores[finite], depth - 1)[:depth]] if depth else finite
+        top = top[np.argsort(-view.scores[top], kind="stable")]
+        best = {str(view.item_ids[i]): float(view.scores[i]) for i in top}
+        return Scored(name, best, view.index, view.personal)
+
+    return cache.candidates(key, compute)
+
+
+def factor_candidates(
+    models: ModelStore, cache: FeedCache, name: str, version: str, user_id: str, rows: list,
+    weights: Mapping[str, float],
+) -> Scored | None:  # fmt: skip
+    """For factor models (ALS, BPR): the user's vector against the model version's item index
+    (exact below ``ANN_MIN_ITEMS`` items, faiss IVF above); None for other models."""
+    try:
+        loaded = models.get(name)
+    except ModelUnavailable:
+        return None
+    model = loaded.model
+    if not (hasattr(model, "user_vectors") and hasattr(model, "item_factors_")):
+        return None
+    history = user_history(loaded, rows, weights)
+    user_index = loaded.user_index.get(user_id, -1)
+    if history.strength.nnz == 0 and user_index < 0:
+        return None
+    index = cache.per_model(name, version, lambda: ItemIndex(model.item_factors_))
+    vector = model.user_vectors(np.array([user_index]), history.strength)[0]
+    items, scores = index.search(vector, RANK_DEPTH + len(history.touched))
+    touched = set(history.touched.tolist())
+    best = {
+        str(loaded.item_ids[i]): float(s)
+        for i, s in zip(items, scores, strict=True)
+        if int(i) not in touched
+    }
+    return Scored(name, dict(list(best.items())[:RANK_DEPTH]), loaded.item_index, True)
+
+
+def top_strengths(scored: Scored, k: int) -> dict[str, float]:
+    """The first ``k`` items of a model's list with strengths in (0, 1] by rank."""
+    first = list(scored.top)[:k]
+    return {item: 1.0 - r / len(first) for r, item in enumerate(first)}
+
+
+def in_network(
+    session: Session, ties: dict[int, float], weights: Mapping[str, float], now: datetime,
+    days: float, k: int,
+) -> tuple[dict[str, float], dict[str, set[int]]]:  # fmt: skip
+    """Items the user's ties engaged with or posted lately: strength and who."""
+    if not ties:
+        return {}, {}
+    since = now - timedelta(days=days)
+    strength: dict[str, float] = defaultdict(float)
+    who: dict[str, set[int]] = defaultdict(set)
+    half_life = days / 4 * 86400.0
+    for item, etype, value, ts, user in session.execute(
+        select(Item.external_id, Event.type, Event.value, Event.timestamp, Event.user_id)
+        .join(Item, Event.item_id == Item.id)
+        .where(Event.user_id.in_(list(ties)), Event.timestamp >= since)
+        .order_by(Event.timestamp.desc())
+        .limit(20 * k)
+    ):
+        age = (now - as_utc(ts)).total_seconds()
+        w = event_weight(etype, value, weights)
+        if w > 0:
+            strength[item] += ties[user] * w * 0.5 ** (max(age, 0.0) / half_life)
+            who[item].add(user)
+    for item, author, created in session.execute(
+        select(Item.external_id, Item.author_id, Item.created)
+        .where(Item.author_id.in_(list(ties)), Item.created >= since)
+        .order_by(Item.created.desc())
+        .limit(5 * k)
+    ):
+        age = (now - as_utc(created)).total_seconds()
+        strength[item] += 2.0 * ties[author] * 0.5 ** (max(age, 0.0) / half_life)
+        who[item].add(author)
+    return scaled(strength, k), who
+
+
+def scaled(raw: Mapping[str, float], k: int) -> dict[str, float]:
+    """The ``k`` strongest, divided by the strongest (so 1 is the best of the source)."""
+    best = sorted(raw.items(), key=lambda kv: -kv[1])[:k]
+    top = best[0][1] if best else 1.0
+    return {item: value / top for item, value in best if value > 0}
+
+
+def popular(session: Session, now: datetime, k: int) -> dict[str, float]:
+    """Most engaged items of the last 30 days (all time if none): trending before training."""
+    for since in (now - timedelta(days=TOPIC_WINDOW_DAYS), None):
+        stmt = select(Item.external_id, func.count()).join(Event, Event.item_id == Item.id)
+        if since is not None:
+            stmt = stmt.where(Event.timestamp >= since)
+        rows = session.execute(
+            stmt.group_by(Item.external_id).order_by(func.count().desc()).limit(k)
+        )
+        found = {item: float(count) for item, count in rows}
+        if found:
+            return scaled(found, k)
+    return {}
+
+
+def topics(snapshot: Snapshot, recent: np.ndarray, followed: list[str], k: int) -> dict[str, float]:
+    """Recent items on followed topics, by the share of followed topics they carry."""
+    if not followed:
+        return {}
+    wanted = set(followed)
+    raw = {}
+    for pos in recent:
+        hit = wanted.intersection(snapshot.tags[pos])
+        if hit:
+            raw[snapshot.ids[pos]] = len(hit) / len(wanted)
+    return scaled(raw, k)
+
+
+def exposure(session: Session, pks: list[int], weights: Mapping[str, float]) -> dict:
+    """Per new item (pk): how often feeds showed it and how often it was engaged with."""
+    shown = dict(
+        tuple(row)
+        for row in session.execute(
+            select(FeedImpression.item_id, func.count())
+            .where(FeedImpression.item_id.in_(pks))
+            .group_by(FeedImpression.item_id)
+        )
+    )
+    engaged: Counter[int] = Counter()
+    for item, etype, value in session.execute(
+        select(Event.item_id, Event.type, Event.value).where(Event.item_id.in_(pks))
+    ):
+        if event_weight(etype, value, weights) > 0 and etype not in ("view", "click"):
+            engaged[item] += 1
+    return {"shown": shown, "engaged": engaged}
+
+
+def fresh(
+    session: Session, cache: FeedCache, snapshot: Snapshot, recent: np.ndarray, since: float,
+    budget: int, weights: Mapping[str, float], rng: np.random.Generator, k: int,
+) -> dict[str, float]:  # fmt: skip
+    """Thompson draws ``Beta(1 + engaged, 1 + shown - engaged)`` for new items under budget."""
+    fresh = recent[snapshot.created[recent] >= since]
+    if not len(fresh):
+        return {}
+    pks = snapshot.pks[fresh]
+    stats = cache.exposure(
+        (len(snapshot.pks), int(pks.min()), int(pks.max())),
+        lambda: exposure(session, pks.tolist(), weights),
+    )
+    shown = np.array([stats["shown"].get(int(pk), 0) for pk in pks], dtype=np.float64)
+    engaged = np.array([stats["engaged"].get(int(pk), 0) for pk in pks], dtype=np.float64)
+    open_ = shown < budget
+    hits = np.where(shown > 0, np.minimum(engaged, shown), engaged)[open_]
+    draws = rng.beta(1.0 + hits, 1.0 + np.maximum(shown[open_] - hits, 0.0))
+    positions = fresh[open_]
+    best = np.argsort(-draws, kind="stable")[:k]
+    return {snapshot.ids[positions[b]]: float(draws[b]) for b in best}
