@@ -54,10 +54,10 @@ from agora.feed.cache import FeedCache, uncached
 from agora.feed.models import FeedFeedback, FeedImpression, FeedSettings
 from agora.feed.rerank import rerank
 from agora.ingest.schemas import as_utc
-from agora.models.explain import top_reasons
 from agora.serving.service import (
     ModelStore,
     ModelUnavailable,
+    past_items_behind,
     resolve_model,
     user_event_rows,
 )
@@ -479,6 +479,12 @@ def build_feed(
         view = sources.model_view(models, ranking.name, user_id, ctx.rows, weights)
         if view is not None:
             _explain(session, view, items)
+    return _page(user_id, browsing, page, items, model)
+
+
+def _page(
+    user_id: str, browsing: str, page: int, items: list[FeedItem], model: str | None
+) -> FeedPage:
     return FeedPage(
         user_id=user_id,
         session=browsing,
@@ -539,15 +545,7 @@ def _serve_prefetched(
     items = _record_impressions(session, user_pk, browsing, page, _unpack(items), now)
     if not items:
         return None
-    return FeedPage(
-        user_id=user_id,
-        session=browsing,
-        page=page,
-        items=items,
-        next_cursor=encode_cursor(browsing, page + 1),
-        sources=dict(Counter(i.source for i in items)),
-        model=held["model"],
-    )
+    return _page(user_id, browsing, page, items, held["model"])
 
 
 def _primary_scores(
@@ -648,26 +646,15 @@ def _reason(source: str, item: str, who: dict, meta: dict, followed: set[str]) -
 
 
 def _explain(session: Session, view: sources.ModelView, items: list[FeedItem]) -> None:
+    """Name the past items behind the model's score of each item it knows."""
     known = [it for it in items if it.item_id in view.index]
     if not known or view.history is None or view.history.strength.nnz == 0:
         return
-    indices = np.array([view.index[it.item_id] for it in known], dtype=np.int64)
-    history = sp.csr_matrix(view.history.strength)
-    reasons = top_reasons(view.loaded.model, history, indices, times=view.history.times)
-    past = {view.item_ids[j] for per_item in reasons for j, _ in per_item}
-    titles = queries.item_summaries(session, past)
-    for it, per_item in zip(known, reasons, strict=True):
-        it.because = [
-            {
-                "item_id": view.item_ids[j],
-                "title": titles.get(view.item_ids[j], {}).get("title"),
-                "share": round(share, 4),
-            }
-            for j, share in per_item
-        ]
-        if it.because and it.source in ("collaborative", "sequential", "content"):
-            first = it.because[0]
-            it.reason = f"because you engaged with {first['title'] or first['item_id']!r}"
+    because = past_items_behind(session, view.loaded, view.history, [it.item_id for it in known])
+    for it, past in zip(known, because, strict=True):
+        it.because = past
+        if past and it.source in ("collaborative", "sequential", "content"):
+            it.reason = f"because you engaged with {past[0]['title'] or past[0]['item_id']!r}"
 
 
 def _record_impressions(

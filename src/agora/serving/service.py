@@ -278,13 +278,25 @@ def _explain(
     session: Session, loaded: LoadedModel, user_id: str, history: History, recs: list
 ) -> None:
     """Fill in ``because`` (past items that carried each score), ``ties_engaged`` and ``reason``."""
-    indices = np.array([loaded.item_index[r.item_id] for r in recs], dtype=np.int64)
+    because = past_items_behind(session, loaded, history, [r.item_id for r in recs])
+    ties = queries.ties_who_engaged(session, user_id, [r.item_id for r in recs])
+    for rec, past in zip(recs, because, strict=True):
+        rec.because = past
+        rec.ties_engaged = ties.get(rec.item_id, [])
+        rec.reason = _sentence(rec)
+
+
+def past_items_behind(
+    session: Session, loaded: LoadedModel, history: History, item_ids: list[str]
+) -> list[list[dict[str, Any]]]:
+    """Per item (known to ``loaded``), the user's past items that carried most of its score:
+    ``item_id``, ``title`` and ``share`` (leave-one-out contributions from the model)."""
+    indices = np.array([loaded.item_index[i] for i in item_ids], dtype=np.int64)
     reasons = top_reasons(loaded.model, history.strength, indices, times=history.times)
     past_ids = {loaded.item_ids[j] for per_item in reasons for j, _ in per_item}
     titles = queries.item_summaries(session, past_ids)
-    ties = queries.ties_who_engaged(session, user_id, [r.item_id for r in recs])
-    for rec, per_item in zip(recs, reasons, strict=True):
-        rec.because = [
+    return [
+        [
             {
                 "item_id": loaded.item_ids[j],
                 "title": titles.get(loaded.item_ids[j], {}).get("title"),
@@ -292,8 +304,8 @@ def _explain(
             }
             for j, share in per_item
         ]
-        rec.ties_engaged = ties.get(rec.item_id, [])
-        rec.reason = _sentence(rec)
+        for per_item in reasons
+    ]
 
 
 def _sentence(rec: Recommendation) -> str:
