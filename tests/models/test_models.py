@@ -228,7 +228,7 @@ def test_registry_errors():
     assert isinstance(create_model("ease", reg=2.0), EASEModel)
     assert set(MODELS) == {
         "trending", "latest", "itemknn", "als", "bpr", "ease", "content", "content_attention",
-        "sasrec", "hybrid", "lightgcn", "social",
+        "sasrec", "hybrid", "lightgcn", "social", "admmslim",
     }  # fmt: skip
     assert all(cls.name == name for name, cls in MODELS.items())
 
