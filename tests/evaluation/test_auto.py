@@ -15,6 +15,7 @@ from agora.evaluation.auto import DEFAULT_CANDIDATES, default_candidates, select
 from agora.evaluation.protocol import evaluate, split_side
 from agora.evaluation.splits import load_split
 from agora.models.base import Recommender
+from agora.models.ease import EASEModel
 from agora.models.registry import MODELS
 
 HEADER = "user_id\titem_id\trating\ttimestamp\n"
@@ -139,3 +140,20 @@ def test_split_with_friendships_adds_the_social_candidate(tmp_path: Path) -> Non
     split = load_split(root)
     assert default_candidates(split, split_side(split, None)) == [*DEFAULT_CANDIDATES, "social"]
     assert "social" not in default_candidates(split, None)
+
+
+def test_a_candidate_that_refuses_the_catalogue_is_listed_as_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class SmallEASE(EASEModel):
+        name: ClassVar[str] = "small_ease"
+
+        def __init__(self) -> None:
+            super().__init__(max_items=5)
+
+    monkeypatch.setitem(MODELS, "small_ease", SmallEASE)
+    split = load_split(clustered_split(tmp_path / "s"))
+    model, _, sel = select_model(split, ["small_ease", "itemknn"])
+    rows = {r["name"]: r for r in sel["candidates"]}
+    assert "60 items need" in rows["small_ease"]["skipped"]
+    assert sel["chosen"] == "itemknn" and model.name == "itemknn"

@@ -147,6 +147,10 @@ def train(
         task = progress.add_task("training", total=len(names))
 
         def step(name: str, stage: str) -> None:
+            if stage.startswith("skipped"):
+                err.print(f"[yellow]{name} {stage}[/yellow]")
+                progress.advance(task)
+                return
             progress.update(task, description=f"{name}: {stage}")
             if stage == "saved":
                 progress.advance(task)
@@ -219,7 +223,7 @@ def eval_(
     candidates: Annotated[
         str | None,
         typer.Option(
-            help="With --model auto: comma-separated models (default itemknn,als,ease, "
+            help="With --model auto: comma-separated models (default itemknn,als,ease,admmslim, "
             "plus social when the split has social.tsv and sasrec when it is split by time)."
         ),
     ] = None,
@@ -242,6 +246,9 @@ def eval_(
     if "selection" in metrics:
         sel = Table("candidate", "valid NDCG", "fit s", title="selection on valid")
         for row in metrics["selection"]["candidates"]:
+            if "skipped" in row:
+                sel.add_row(row["name"] + " (skipped: catalogue too large)", "", "")
+                continue
             chosen = " *" if row["name"] == metrics["selection"]["chosen"] else ""
             sel.add_row(
                 row["name"] + chosen, f"{row['valid_ndcg']:.4f}", f"{row['fit_seconds']:.1f}"

@@ -4,7 +4,8 @@ Every candidate (a registered model name, shipped default parameters; by default
 :func:`default_candidates`: the collaborative models, plus the social model when the split carries
 friendships and the sequential one when it is split by time) is fitted on train (``valid``
 passed to ``fit`` for early stopping) and scored on valid (history = train, train items masked,
-NDCG@K). Then the best two and the best three candidates are blended by
+NDCG@K); a dense item-item model refuses a catalogue larger than its ``max_items`` and is
+listed as skipped. Then the best two, three and four candidates are blended by
 :class:`~agora.models.hybrid.HybridModel` (the already fitted members are reused; the weights
 are learnt on valid), and each blend is scored by its two-fold valid estimate
 (``valid_ndcg_cv_``: weights chosen on one half of the valid users, scored on the other), so a
@@ -21,11 +22,11 @@ from typing import Any
 
 from agora.evaluation.splits import Split
 from agora.features.interactions import SideData
-from agora.models.base import Recommender
+from agora.models.base import CatalogueTooLarge, Recommender
 from agora.models.hybrid import HybridModel
 from agora.models.registry import create_model
 
-DEFAULT_CANDIDATES: tuple[str, ...] = ("itemknn", "als", "ease")
+DEFAULT_CANDIDATES: tuple[str, ...] = ("itemknn", "als", "ease", "admmslim")
 SOCIAL_CANDIDATE = "social"
 SEQUENTIAL_CANDIDATE = "sasrec"
 
@@ -41,7 +42,7 @@ def default_candidates(split: Split, side: SideData | None) -> list[str]:
     return names
 
 
-DEFAULT_BLEND_SIZES: tuple[int, ...] = (2, 3)
+DEFAULT_BLEND_SIZES: tuple[int, ...] = (2, 3, 4)
 
 
 def select_model(
@@ -69,7 +70,11 @@ def select_model(
     for name in names:
         model = create_model(name)
         t0 = time.perf_counter()
-        model.fit(split.train, side, valid=split.valid)
+        try:
+            model.fit(split.train, side, valid=split.valid)
+        except CatalogueTooLarge as exc:
+            rows.append({"name": name, "skipped": str(exc)})
+            continue
         seconds = time.perf_counter() - t0
         scores = validation_score(model, split, k, progress=progress)
         fitted[name] = (model, seconds)
@@ -82,7 +87,11 @@ def select_model(
                 "fit_seconds": round(seconds, 3),
             }
         )
-    ranked = sorted(rows, key=lambda r: -r["valid_ndcg"])
+    ranked = sorted((r for r in rows if "skipped" not in r), key=lambda r: -r["valid_ndcg"])
+    if not ranked:
+        raise ValueError(
+            "no candidate model could be fitted: " + "; ".join(r["skipped"] for r in rows)
+        )
     blends: dict[str, tuple[Recommender, float]] = {}
     for size in blend_sizes:
         if size < 2 or size > len(ranked):
@@ -105,7 +114,7 @@ def select_model(
                 "weights": hybrid.describe()["buckets"],
             }
         )
-    best = max(rows, key=lambda r: r["valid_ndcg"])
+    best = max((r for r in rows if "skipped" not in r), key=lambda r: r["valid_ndcg"])
     model, seconds = {**fitted, **blends}[best["name"]]
     selection = {
         "metric": f"valid {metric} (blends: two-fold estimate)",
@@ -124,6 +133,9 @@ def selection_table(selection: dict[str, Any]) -> str:
         "|---|---:|---:|",
     ]
     for r in selection["candidates"]:
+        if "skipped" in r:
+            lines.append(f"| {r['name']} (skipped: catalogue too large) | | |")
+            continue
         mark = " (chosen)" if r["name"] == selection["chosen"] else ""
         lines.append(f"| {r['name']}{mark} | {r['valid_ndcg']:.4f} | {r['fit_seconds']:.1f} |")
     return "\n".join(lines)

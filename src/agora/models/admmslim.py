@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from agora.features.interactions import Interactions, SideData, as_float32
-from agora.models.base import Recommender
+from agora.models.base import Recommender, check_dense_catalogue
 
 
 class ADMMSLIMModel(Recommender):
@@ -59,8 +59,10 @@ class ADMMSLIMModel(Recommender):
         alpha: float = 0.5,
         rho: float = 4000.0,
         iterations: int = 100,
+        max_items: int = 5_000,
     ) -> None:
         self.lambda1 = lambda1
+        self.max_items = max_items
         self.lambda2 = lambda2
         self.alpha = alpha
         self.rho = rho
@@ -75,6 +77,7 @@ class ADMMSLIMModel(Recommender):
         """Run ``iterations`` ADMM steps from ``C = Gamma = 0``; ``weights_`` = sparse ``C``."""
         if self.rho <= 0:
             raise ValueError(f"rho must be positive, got {self.rho}")
+        check_dense_catalogue(self.name, int(interactions.n_items), self.max_items, 8)
         x = as_float32(interactions.matrix, binary=True)
         gram = (x.T @ x).toarray().astype(np.float64)
         pop = np.asarray(x.mean(axis=0), dtype=np.float64).ravel()

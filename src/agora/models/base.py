@@ -20,6 +20,21 @@ import scipy.sparse as sp
 from agora.features.interactions import Interactions, SideData
 
 
+class CatalogueTooLarge(ValueError):
+    """A model that keeps a dense items x items matrix refuses a catalogue it cannot hold."""
+
+
+def check_dense_catalogue(model: str, n_items: int, max_items: int, bytes_per_cell: int) -> None:
+    """Raise :class:`CatalogueTooLarge` (naming the memory needed) past ``max_items`` items."""
+    if n_items > max_items:
+        gigabytes = n_items * n_items * bytes_per_cell / 1e9
+        raise CatalogueTooLarge(
+            f"{model} keeps a dense items x items matrix: {n_items:,} items need "
+            f"{gigabytes:,.1f} GB per copy and hours of CPU; it is limited to {max_items:,} "
+            f"items (parameter max_items). Use als, bpr or itemknn for this catalogue."
+        )
+
+
 class Recommender(ABC):
     """Base class: subclasses set ``name`` and implement ``fit``, ``score``, ``similar_items``."""
 

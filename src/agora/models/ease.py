@@ -27,7 +27,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from agora.features.interactions import Interactions, SideData, as_float32
-from agora.models.base import Recommender
+from agora.models.base import Recommender, check_dense_catalogue
 
 
 class EASEModel(Recommender):
@@ -41,8 +41,10 @@ class EASEModel(Recommender):
         binary: bool = True,
         float32_above: int = 6000,
         dropout: float = 0.0,
+        max_items: int = 25_000,
     ) -> None:
         self.reg = reg
+        self.max_items = max_items
         self.dropout = dropout
         self.binary = binary
         self.float32_above = float32_above
@@ -56,6 +58,7 @@ class EASEModel(Recommender):
         """Solve for ``weights_`` (active x active) in closed form."""
         x = as_float32(interactions.matrix, self.binary)
         active = np.flatnonzero(np.diff(sp.csc_matrix(x).indptr) > 0)
+        check_dense_catalogue(self.name, len(active), self.max_items, 4)
         xa = sp.csr_matrix(x[:, active])
         dtype = np.float32 if len(active) > self.float32_above else np.float64
         gram = (xa.T @ xa).toarray().astype(dtype)

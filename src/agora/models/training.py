@@ -15,7 +15,7 @@ from agora.evaluation.metrics import hits_matrix, ranking_metrics
 from agora.evaluation.protocol import rank_users
 from agora.features.interactions import Interactions, SideData, hold_out_one
 from agora.models.artifacts import prune_artifacts, save_artifact
-from agora.models.base import Recommender
+from agora.models.base import CatalogueTooLarge, Recommender
 from agora.models.registry import create_model
 
 HOLDOUT_K = 10
@@ -64,15 +64,20 @@ def train_models(
     split = hold_out_one(interactions) if validate and interactions.n_users else None
     for name in names:
         metrics: dict[str, Any] = dict(extra_meta or {})
-        if split is not None:
+        try:
+            if split is not None:
+                if on_step:
+                    on_step(name, "validating")
+                probe = create_model(name, **params.get(name, {})).fit(split[0], side)
+                metrics.update(holdout_metrics(probe, *split))
             if on_step:
-                on_step(name, "validating")
-            probe = create_model(name, **params.get(name, {})).fit(split[0], side)
-            metrics.update(holdout_metrics(probe, *split))
-        if on_step:
-            on_step(name, "fitting")
-        started = time.perf_counter()
-        model = create_model(name, **params.get(name, {})).fit(interactions, side)
+                on_step(name, "fitting")
+            started = time.perf_counter()
+            model = create_model(name, **params.get(name, {})).fit(interactions, side)
+        except CatalogueTooLarge as exc:  # the other models still train
+            if on_step:
+                on_step(name, f"skipped: {exc}")
+            continue
         fit_seconds = time.perf_counter() - started
         metrics["fit_seconds"] = round(fit_seconds, 3)
         path = save_artifact(model, model_dir, interactions, metrics=metrics)
