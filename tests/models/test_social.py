@@ -91,6 +91,9 @@ def test_without_social_edges_it_is_exactly_lightgcn():
 def test_fold_in_reproduces_fitted_users_and_reacts_to_new_events(loss):
     inter, side = planted()
     model = SocialGCNModel(**{**FAST, "loss": loss, "negatives": 8, "epochs": 8}).fit(inter, side)
+    if loss == "softmax":  # trained on cosines: items are scored unit-normalised
+        norms = np.linalg.norm(model.item_embeddings_, axis=1)
+        np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
     for user in ("t", "f0", "a1", "b1"):
         u = inter.user_index(user)
         folded = model._fold_in(u, inter.matrix[[u]].tocsr())
@@ -116,6 +119,9 @@ def test_early_stopping_keeps_the_best_epoch_and_saves_a_curve(tmp_path):
     assert 1 <= model.best_epoch_ <= len(model.curve_loss_) <= 20
     assert model.best_valid_ == pytest.approx(np.nanmax(model.curve_valid_))
     assert np.isfinite(model.curve_valid_).sum() == len(model.curve_loss_)
+    described = model.describe()
+    assert described["best_epoch"] == model.best_epoch_
+    assert described["valid_ndcg@10"] == pytest.approx(model.best_valid_, abs=1e-4)
     model.save(tmp_path / "m")
     png = tmp_path / "m" / "training_curve.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -66,7 +66,6 @@ class GraphNet(nn.Module):
         self.social_weight = 1.0
         self.src = torch.from_numpy(np.asarray(src, dtype=np.int64))
         self.dst = torch.from_numpy(np.asarray(dst, dtype=np.int64))
-        self.edge_index = torch.stack([self.src, self.dst])  # sorted by (src, dst), unique
         self.edge_feats = torch.from_numpy(np.asarray(edge_feats, dtype=np.float32))
         self.user_feats = torch.from_numpy(np.asarray(user_feats, dtype=np.float32))
         has = np.bincount(np.asarray(src, dtype=np.int64), minlength=n_users) > 0
@@ -76,20 +75,20 @@ class GraphNet(nn.Module):
     def social(self) -> bool:
         return len(self.src) > 0
 
-    def _alpha(self, eu: torch.Tensor, layer: int) -> torch.Tensor:
-        """Sparse users x users attention: softmax over each user's out-edges of the relation
-        score plus a learned multiple of the embedding similarity."""
-        logits = self.attention(self.edge_feats).squeeze(1)
-        sim = (eu[self.src] * eu[self.dst]).sum(1) / eu.shape[1] ** 0.5
-        logits = logits + self.similarity[layer] * sim
-        scores = torch.sparse_coo_tensor(
-            self.edge_index,
-            logits,
-            (self.n_users, self.n_users),
-            is_coalesced=True,
-            check_invariants=False,
+    def _alpha(
+        self, relation: torch.Tensor, e_src: torch.Tensor, e_dst: torch.Tensor, layer: int
+    ) -> torch.Tensor:
+        """Attention per social edge (in edge order) from the edges' end embeddings: softmax
+        over each user's out-edges of the relation score plus a learned multiple of the
+        embedding similarity."""
+        sim = (e_src * e_dst).sum(1) / e_src.shape[1] ** 0.5
+        logits = relation + self.similarity[layer] * sim
+        top = torch.full((self.n_users,), -torch.inf).scatter_reduce(
+            0, self.src, logits.detach(), reduce="amax"
         )
-        return torch.sparse.softmax(scores, dim=1)
+        weights = torch.exp(logits - top[self.src])
+        total = torch.zeros(self.n_users).index_add(0, self.src, weights)
+        return weights / total[self.src]
 
     def _graph(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The user-item blocks, with edge dropout (same edges in both) while training."""
@@ -117,13 +116,17 @@ class GraphNet(nn.Module):
             gate = torch.sigmoid(self.gate(self.user_feats).squeeze(1)) * self.has_friends
             gate = self.social_weight * gate
             g = gate[:, None]
+            relation = self.attention(self.edge_feats).squeeze(1)
         for layer in range(self.layers):
             users = torch.sparse.mm(r, ei)
             items = torch.sparse.mm(rt, eu)
             if self.social:
-                alpha = self._alpha(eu, layer)
-                users = users + g * torch.sparse.mm(alpha, eu)
-                alphas.append(alpha.coalesce().values())
+                # index_select: its backward is a fast index_add (indexing's is index_put)
+                e_dst = eu.index_select(0, self.dst)
+                alpha = self._alpha(relation, eu.index_select(0, self.src), e_dst, layer)
+                friends = torch.zeros_like(users).index_add(0, self.src, alpha[:, None] * e_dst)
+                users = users + g * friends
+                alphas.append(alpha)
             eu, ei = users, items
             user_layers.append(eu)
             item_layers.append(ei)

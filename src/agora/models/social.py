@@ -4,9 +4,10 @@
 items, propagated over the joint user-item graph with the symmetric normalisation
 ``A_hat = D^-1/2 A D^-1/2`` and no transformation or nonlinearity, ``E^{l+1} = A_hat E^l``;
 the final embedding of a node is the mean of its layers ``E^0..E^L``, the score a dot product.
-Training is full-batch sparse propagation (``torch.sparse.mm``) at every mini-batch of BPR
-triples (or a sampled-softmax loss with shared uniform negatives), L2 on the batch's layer-0
-embeddings.
+Training is full-batch sparse propagation (``torch.sparse.mm``) at every mini-batch of positive
+pairs with a sampled-softmax loss over cosine similarities (uniform negatives shared by the
+batch; the item embeddings are then used unit-normalised for scoring) or BPR triples, L2 on the
+batch's layer-0 embeddings.
 
 **Social** (name ``"social"``), in the spirit of DiffNet / GraphRec / MHCN: at every layer a
 user's new embedding adds to what the items say what their social neighbours say,
@@ -90,18 +91,23 @@ def _edge_features(
 
 
 class LightGCNModel(Recommender):
-    """LightGCN; the model in the module docstring. ``loss`` is ``"bpr"`` or ``"softmax"``
-    (sampled softmax over ``negatives`` uniform items shared by the batch, logits divided by
-    ``temperature``); ``edge_dropout`` drops that share of user-item edges at every training
-    step; ``social_weight`` and ``attention_hidden`` only matter for ``social``.
+    """LightGCN; the model in the module docstring. ``loss`` is ``"softmax"`` (sampled softmax
+    over the cosines of the batch's positives and ``negatives`` uniform items shared by the
+    batch, divided by ``temperature``) or ``"bpr"``; ``edge_dropout`` drops that share of
+    user-item edges at every training step; ``social_weight`` and ``attention_hidden`` only
+    matter for ``social``.
 
-    Defaults chosen on lastfm-social **valid** NDCG@10 (1 thread, early stopping; runs listed
-    in bench/results/social.json): BPR, batch 2048, lr 0.005: 0.1691 after 60 epochs, still
-    rising (538 s); sampled softmax (256 negatives, T 0.2) at the same settings peaked at 0.1533
-    (epoch 22); BPR, batch 4096, lr 0.01: 0.1688 at epoch 60, in 441 s -> BPR, batch 4096,
-    lr 0.01. ``social`` at those settings, ``social_weight`` 1.0 / 0.3 / 0.1: 0.1517 (epoch 18,
-    gate 0.92: overfits early) / 0.1664 (epoch 39) / 0.1701 (epoch 63) -> 0.1. ``epochs`` 75:
-    the best epochs were 60-63, so runs without ``valid`` stop near the best.
+    Defaults chosen on lastfm-social **valid** NDCG@10 (1 thread, early stopping, every 3
+    epochs, patience 4; fit seconds on 2 cores shared with other jobs; all runs in
+    bench/results/social.json). BPR (batch 4096, lr 0.01) plateaus at 0.1688 (epoch 60 of up
+    to 300), the earlier BPR / raw-dot softmax trials were no better. Cosine sampled softmax,
+    1024 negatives, batch 4096: T 0.1, lr 0.005: 0.1754 (epoch 75, 485 s); T 0.15, lr 0.005:
+    0.1773 (epoch 147, 645 s: too slow); T 0.15, lr 0.01: 0.1755 (epoch 126, 514 s); T 0.1,
+    lr 0.01: 0.1753 (epoch 78, 188 s) -> T 0.1, lr 0.01; 2 layers at those settings: 0.1731,
+    so 3. ``social`` at those settings, ``social_weight`` 0.1: 0.1772 (epoch 93, 616 s);
+    0.3: 0.1734 (epoch 45) -> 0.1; batch 8192 was worse for both weights (0.1701 / 0.1715)
+    and no faster.
+    ``epochs`` 120: the best epochs were 78-93, so early stopping ends the runs well before.
     """
 
     name: ClassVar[str] = "lightgcn"
@@ -111,13 +117,13 @@ class LightGCNModel(Recommender):
         self,
         factors: int = 64,
         layers: int = 3,
-        epochs: int = 75,
+        epochs: int = 120,
         batch_size: int = 4096,
         learning_rate: float = 0.01,
         reg: float = 1e-4,
-        loss: str = "bpr",
-        negatives: int = 256,
-        temperature: float = 0.2,
+        loss: str = "softmax",
+        negatives: int = 1024,
+        temperature: float = 0.1,
         edge_dropout: float = 0.0,
         attention_hidden: int = 16,
         social_weight: float = 0.1,
@@ -169,6 +175,7 @@ class LightGCNModel(Recommender):
         self, interactions: Interactions, side: SideData | None, valid: sp.csr_matrix | None
     ) -> None:
         import torch
+        from torch.nn.functional import normalize
 
         from agora.models._graph import GraphNet, normalised_adjacency
 
@@ -238,7 +245,8 @@ class LightGCNModel(Recommender):
                         reg_nodes = (net.user.weight[u], net.item.weight[i], net.item.weight[j])
                     else:
                         j = torch.randint(0, n_items, (int(self.negatives),), generator=gen)
-                        ej = items_e[j]
+                        eu, ei = normalize(eu, dim=1), normalize(ei, dim=1)
+                        ej = normalize(items_e[j], dim=1)
                         pos = (eu * ei).sum(1, keepdim=True)
                         neg = eu @ ej.T
                         logits = torch.cat([pos, neg], 1) / float(self.temperature)
@@ -253,7 +261,7 @@ class LightGCNModel(Recommender):
                 curve_loss.append(total / max(n_pos, 1))
                 metric = float("nan")
                 if valid_users is not None and epoch % max(1, int(self.eval_every)) == 0:
-                    metric = _valid_ndcg(net, x, valid_truth, valid_users)
+                    metric = _valid_ndcg(net, x, valid_truth, valid_users, self._cosine)
                     if metric > best[0]:
                         best = (metric, epoch, net.snapshot())
                         bad = 0
@@ -287,6 +295,8 @@ class LightGCNModel(Recommender):
             user_layers = [t.detach() for t in user_layers]
             item_layers = [t.detach() for t in item_layers]
         self.user_embeddings_ = users_e.detach().numpy().astype(np.float32)
+        if self._cosine:
+            items_e = torch.nn.functional.normalize(items_e, dim=1)
         self.item_embeddings_ = items_e.detach().numpy().astype(np.float32)
         self.user_layers_ = torch.stack(user_layers[:-1]).numpy().astype(np.float32)
         self.item_layers_ = torch.stack(item_layers[:-1]).numpy().astype(np.float32)
@@ -303,6 +313,11 @@ class LightGCNModel(Recommender):
             setattr(self, f"w_{key.replace('.', '_')}_", value.detach().numpy().copy())
         self.user_signature_ = _row_signature(x)
         self.user_nnz_ = np.diff(x.indptr).astype(np.int64)
+
+    @property
+    def _cosine(self) -> bool:
+        """The softmax loss scores cosines: item embeddings are used unit-normalised."""
+        return self.loss == "softmax"
 
     # -- scoring --------------------------------------------------------------------------
     def user_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
@@ -354,6 +369,16 @@ class LightGCNModel(Recommender):
         """Cosine similarity of the final item embeddings."""
         return _cosine_neighbours(self.item_embeddings_, item, n)
 
+    def describe(self) -> dict[str, Any]:
+        """Training outcome, readable (for reports and logs): the early-stopping epoch, its
+        valid NDCG@10 (NaN when fitted without ``valid``), the epochs run and the mean gate."""
+        return {
+            "best_epoch": int(self.best_epoch_),
+            "valid_ndcg@10": round(float(self.best_valid_), 4),
+            "epochs_run": len(self.curve_loss_),
+            "mean_gate": round(float(self.gate_.mean()), 4),
+        }
+
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Arrays and parameters (no pickle) plus ``training_curve.png``."""
@@ -383,13 +408,17 @@ class SocialGCNModel(LightGCNModel):
     uses_social: ClassVar[bool] = True
 
 
-def _valid_ndcg(net: Any, x: sp.csr_matrix, valid: sp.csr_matrix, users: np.ndarray) -> float:
+def _valid_ndcg(
+    net: Any, x: sp.csr_matrix, valid: sp.csr_matrix, users: np.ndarray, cosine: bool
+) -> float:
     """NDCG@10 on ``valid`` for ``users``, train items masked, full ranking."""
     import torch
 
     net.eval()
     with torch.no_grad():
         ue, ie = net.propagate()
+        if cosine:
+            ie = torch.nn.functional.normalize(ie, dim=1)
         discounts = 1.0 / np.log2(np.arange(2, 12))
         total = 0.0
         for start in range(0, len(users), 512):
