@@ -13,7 +13,7 @@ recomputed). ``social`` needs friendships, so it runs on lastfm-social (17,632 i
 catalogue). Everything runs on one thread, as one API worker would.
 
 Prints a table and writes bench/results/latency.json (per model: load seconds, p50/p95/p99 ms
-for both paths, fit seconds).
+for both paths, fit seconds); a run of some models (``--models``) replaces only their rows.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ MODELS = [
     "als",
     "bpr",
     "ease",
+    "admmslim",
     "hybrid",
     "content",
     "content_attention",
@@ -165,6 +166,10 @@ def main() -> None:
     console.print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_file():  # a run of some models replaces their rows and keeps the others
+        fresh = {r["model"] for r in rows}
+        kept = [r for r in json.loads(out.read_text())["runs"] if r["model"] not in fresh]
+        rows = sorted(kept + rows, key=lambda r: MODELS.index(r["model"]))
     out.write_text(json.dumps({"users": args.users, "runs": rows}, indent=1))
     console.print(f"wrote {out}")
 
