@@ -15,7 +15,13 @@ from agora.models.training import train_models
 
 ADMIN = {"Authorization": "Bearer test-admin"}
 NOW = datetime.now(UTC)
-TRAINED = {"trending": {}, "itemknn": {}, "ease": {"reg": 10.0}, "als": {"factors": 8}}
+TRAINED = {
+    "trending": {},
+    "itemknn": {},
+    "ease": {"reg": 10.0},
+    "als": {"factors": 8},
+    "content": {},
+}
 #: item id -> (author, tags, age in days)
 ITEMS = {
     **{f"a{i}": (("alice", "alex", "ann")[i % 3], ["python"], 40 + i) for i in range(6)},

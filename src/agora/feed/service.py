@@ -63,7 +63,6 @@ from agora.serving.service import (
 )
 
 SEQUENTIAL_MODEL = "sasrec"
-CONTENT_MODEL = "content"
 FRESHNESS_HOURS = 48.0
 TOPIC_BOOST = 1.0
 #: Sources from the most to the least specific: names an item nominated as strongly by two.
@@ -378,7 +377,7 @@ def build_feed(
         ranking = sources.scored_items(models, cache, ranking_name, user_id, ctx.rows, weights)
         if ranking is not None:
             by_source["collaborative"] = sources.top_strengths(ranking, k)
-    for source, name in (("sequential", SEQUENTIAL_MODEL), ("content", CONTENT_MODEL)):
+    for source, name in (("sequential", SEQUENTIAL_MODEL), ("content", sources.CONTENT_MODEL)):
         if name != ranking_name and ctx.rows:
             scored = sources.scored_items(models, cache, name, user_id, ctx.rows, weights)
             if scored is not None:
@@ -397,6 +396,8 @@ def build_feed(
         session, ctx.ties, weights, now, defaults.in_network_days, k
     )
     recent = snapshot.created_since(stamp - sources.TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
+    unseen = sources.new_content(models, cache, snapshot, recent, ctx.rows, weights, k // 2)
+    by_source["content"] = {**unseen, **by_source.get("content", {})}
     by_source["topics"] = sources.topics(snapshot, recent, ctl.followed_tags, k)
     by_source["fresh"] = sources.fresh(
         session,

@@ -4,7 +4,8 @@
 ``RANK_DEPTH`` items per user, cached per model version and user state; factor models through an
 item index), ``trending`` from the trending model (or the store's own popularity before any
 training), ``in_network`` from the user's ties, ``topics`` from followed tags and ``fresh`` from
-new items by Thompson sampling on engagement per impression.
+new items by Thompson sampling on engagement per impression. Items posted after the content
+model was trained join ``content`` through their title and tags (:func:`new_content`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +30,7 @@ from agora.ingest.schemas import as_utc
 from agora.serving.service import ModelStore, ModelUnavailable, user_history
 
 TRENDING_MODEL = "trending"
+CONTENT_MODEL = "content"
 TOPIC_WINDOW_DAYS = 30.0
 RANK_DEPTH = 1000  # how many of a model's best items are kept per user
 
@@ -259,3 +262,33 @@ def fresh(
     positions = fresh[open_]
     best = np.argsort(-draws, kind="stable")[:k]
     return {snapshot.ids[positions[b]]: float(draws[b]) for b in best}
+
+
+def new_content(
+    models: ModelStore, cache: FeedCache, snapshot: Snapshot, recent: np.ndarray, rows: list,
+    weights: Mapping[str, float], k: int,
+) -> dict[str, float]:  # fmt: skip
+    """Recent items the content model has not seen (posted after it was trained), by the
+    cosine of their title and tags with the user's content profile: new posts reach the people
+    whose history matches them before any retraining."""
+    version = models.versions().get(CONTENT_MODEL)
+    if version is None or not rows:
+        return {}
+    loaded = models.get(CONTENT_MODEL)
+    history = user_history(loaded, rows, weights)
+    unseen = [int(p) for p in recent if snapshot.ids[p] not in loaded.item_index]
+    if history.strength.nnz == 0 or not unseen:
+        return {}
+    vectors: dict[str, Any] = cache.per_model("content:new-items", version, dict)
+    missing = [p for p in unseen if snapshot.ids[p] not in vectors]
+    if missing:
+        rows_ = loaded.model.transform(
+            [snapshot.titles[p] for p in missing], [snapshot.tags[p] for p in missing]
+        )
+        for r, p in enumerate(missing):
+            vectors[snapshot.ids[p]] = rows_[r]
+    profile = loaded.model.profiles(history.strength)
+    items = [snapshot.ids[p] for p in unseen]
+    matrix = sp.vstack([vectors[i] for i in items])
+    cosine = np.asarray((matrix @ profile.T).toarray()).ravel()
+    return scaled(dict(zip(items, cosine.tolist(), strict=True)), k)

@@ -138,13 +138,16 @@ class ContentModel(Recommender):
         q = self.transform([query])
         return np.asarray((q @ self.item_matrix_.T).toarray()).ravel()
 
+    def profiles(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """Each history row's interaction-weighted mean of item vectors, L2-normalised."""
+        return _normalize_rows(sp.csr_matrix(history, dtype=np.float64) @ self.item_matrix_)
+
     # -- recommender interface -------------------------------------------------------------
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix | None = None
     ) -> np.ndarray:
         """Cosine between each user's weighted-mean profile and every item."""
-        h = sp.csr_matrix(history, dtype=np.float64)
-        profiles = _normalize_rows(h @ self.item_matrix_)
+        profiles = self.profiles(history)
         return np.asarray((profiles @ self.item_matrix_.T).toarray(), dtype=np.float32)
 
     def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
