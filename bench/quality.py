@@ -244,7 +244,16 @@ def main() -> None:
     ap.add_argument("--runs-dir", help="keep each run's recommendations.tsv/report here")
     ap.add_argument("--out", default=str(RESULTS / "quality.json"))
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument(
+        "--readme-only",
+        action="store_true",
+        help="rewrite the README table from --out, run nothing",
+    )
     args = ap.parse_args()
+    if args.readme_only:
+        saved = json.loads(Path(args.out).read_text())
+        update_readme(readme_table(sorted(saved["runs"], key=_table_order)))
+        return
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS and m != AUTO]
     if unknown:
