@@ -36,7 +36,7 @@ import math
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -504,7 +504,7 @@ def _pack(user_id: str, signature: str, items: list[FeedItem], model: str | None
         "signature": signature,
         "model": model,
         "items": [
-            {**asdict(i), "created": i.created.isoformat() if i.created else None} for i in items
+            {**vars(i), "created": i.created.isoformat() if i.created else None} for i in items
         ],
     }
 
