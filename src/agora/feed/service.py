@@ -561,8 +561,9 @@ def _primary_scores(
     primary = ranking if ranking is not None and ranking.personal else trending
     if primary is None:
         return {i: popular[i] for i in keep if i in popular}
-    floor = min(primary.top.values(), default=0.0) - 1.0
-    return {i: primary.top.get(i, floor) for i in keep if i in primary.top or i in primary.index}
+    listed = primary.scores_of(keep)
+    floor = float(primary.scores.min()) - 1.0 if len(primary.scores) else 0.0
+    return {i: listed.get(i, floor) for i in keep if i in primary.index}
 
 
 def _suppression(

@@ -50,12 +50,36 @@ class ModelView:
 
 @dataclass
 class Scored:
-    """What the feed keeps of a model view: its best items (raw scores, best first)."""
+    """What the feed keeps of a model view: its best items, best first, as compact arrays (a
+    cache holds one per user and model), with the model's own id arrays by reference."""
 
     name: str
-    top: dict[str, float]
-    index: dict[str, int]  # every item the model knows
+    items: np.ndarray  # int32 positions in the model's item space
+    scores: np.ndarray  # float32 raw scores
+    item_ids: np.ndarray  # the model's item ids (shared, not copied)
+    index: dict[str, int]  # every item the model knows (shared)
     personal: bool
+
+    def top_ids(self, k: int) -> list[str]:
+        return [str(i) for i in self.item_ids[self.items[:k]]]
+
+    def scores_of(self, wanted: list[str]) -> dict[str, float]:
+        """Raw scores of the ``wanted`` items the model listed."""
+        at = {int(i): float(v) for i, v in zip(self.items, self.scores, strict=True)}
+        return {w: at[self.index[w]] for w in wanted if self.index.get(w, -1) in at}
+
+
+def _scored(
+    name: str, items: np.ndarray, scores: np.ndarray, loaded: Any, personal: bool
+) -> Scored:
+    return Scored(
+        name,
+        np.asarray(items[:RANK_DEPTH], dtype=np.int32),
+        np.asarray(scores[:RANK_DEPTH], dtype=np.float32),
+        loaded.item_ids,
+        loaded.item_index,
+        personal,
+    )
 
 
 def model_view(
@@ -111,8 +135,7 @@ def scored_items(
         depth = min(RANK_DEPTH, len(finite))
         top = finite[np.argpartition(-view.scores[finite], depth - 1)[:depth]] if depth else finite
         top = top[np.argsort(-view.scores[top], kind="stable")]
-        best = {str(view.item_ids[i]): float(view.scores[i]) for i in top}
-        return Scored(name, best, view.index, view.personal)
+        return _scored(name, top, view.scores[top], view.loaded, view.personal)
 
     return cache.candidates(key, compute)
 
@@ -137,18 +160,13 @@ def factor_candidates(
     index = cache.per_model(name, version, lambda: ItemIndex(model.item_factors_))
     vector = model.user_vectors(np.array([user_index]), history.strength)[0]
     items, scores = index.search(vector, RANK_DEPTH + len(history.touched))
-    touched = set(history.touched.tolist())
-    best = {
-        str(loaded.item_ids[i]): float(s)
-        for i, s in zip(items, scores, strict=True)
-        if int(i) not in touched
-    }
-    return Scored(name, dict(list(best.items())[:RANK_DEPTH]), loaded.item_index, True)
+    fresh = ~np.isin(items, history.touched)
+    return _scored(name, items[fresh], scores[fresh], loaded, True)
 
 
 def top_strengths(scored: Scored, k: int) -> dict[str, float]:
     """The first ``k`` items of a model's list with strengths in (0, 1] by rank."""
-    first = list(scored.top)[:k]
+    first = scored.top_ids(k)
     return {item: 1.0 - r / len(first) for r, item in enumerate(first)}
 
 
