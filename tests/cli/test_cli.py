@@ -107,3 +107,36 @@ def test_eval_rejects_bad_params_json(shared_benchmarks: Path, tmp_path: Path) -
         ],
     )
     assert result.exit_code == 2 and "--params is not valid JSON" in result.output
+
+
+def test_prune_impressions_keeps_the_recent_ones() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from agora.db.engine import make_engine, migrate, session_factory, transaction
+    from agora.db.tables import Item, User
+    from agora.feed.models import FeedImpression
+
+    engine = make_engine(get_settings().resolved_database_url)
+    migrate(engine)
+    now = datetime.now(UTC)
+    with transaction(session_factory(engine)) as session:
+        session.add_all([User(id=1, external_id="u", created=now, attributes={}),
+                         Item(id=1, external_id="i", created=now, tags=[], media={},
+                              attributes={})])  # fmt: skip
+        session.flush()
+        session.add_all(
+            FeedImpression(
+                user_id=1,
+                item_id=1,
+                session="s" * 12,
+                position=p,
+                source="fresh",
+                served=now - timedelta(days=age),
+            )  # fmt: skip
+            for p, age in enumerate([1, 10, 40, 90])
+        )
+    result = runner.invoke(cli, ["prune-impressions", "--older-than-days", "30"])
+    assert result.exit_code == 0, result.output
+    assert "deleted 2 impressions" in result.output
+    with session_factory(engine)() as session:
+        assert session.query(FeedImpression).count() == 2

@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -176,6 +177,21 @@ def train(
             f"{r.metrics.get('holdout_recall@10', float('nan')):.4f}",
         )
     console.print(table)
+
+
+@app.command("prune-impressions")
+def prune_impressions(
+    older_than_days: Annotated[float, typer.Option(min=0, help="Keep the last N days.")] = 30.0,
+) -> None:
+    """Delete feed impressions older than N days (the table grows by one row per item shown)."""
+    from agora.db.engine import transaction
+    from agora.feed.service import prune_impressions as prune
+
+    _, factory = _store(get_settings())
+    before = datetime.now(UTC) - timedelta(days=older_than_days)
+    with transaction(factory) as session:
+        deleted = prune(session, before)
+    console.print(f"deleted {deleted:,} impressions served before {before:%Y-%m-%d %H:%M} UTC")
 
 
 @app.command()

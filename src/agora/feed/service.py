@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from agora.config import FeedConfig
@@ -693,6 +693,13 @@ def _record_impressions(
             ],
         )
     return items
+
+
+def prune_impressions(session: Session, before: datetime) -> int:
+    """Delete impressions served before ``before`` (they only matter while a browsing session
+    and a new item's exploration last); returns how many were deleted."""
+    result = session.execute(delete(FeedImpression).where(FeedImpression.served < before))
+    return int(result.rowcount or 0)
 
 
 def source_shares(session: Session, since: datetime) -> dict[str, int]:
