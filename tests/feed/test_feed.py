@@ -9,7 +9,9 @@ import numpy as np
 from fastapi.testclient import TestClient
 from feed_support import ADMIN, ITEMS, NOW, iso, make_client, seed, train
 
+from agora.db.engine import transaction
 from agora.feed import service, sources
+from agora.feed.cache import FeedCache
 
 
 def page(client: TestClient, user: str = "me", **params) -> dict:  # noqa: ANN003
@@ -259,3 +261,19 @@ def test_an_item_posted_after_training_reaches_matching_users_by_content(
             snapshot.newest_first, rows, {"like": 3.0}, 10,
         )  # fmt: skip
     assert matches == {"py-late": 1.0}  # the one unseen item, matched on its python tag
+
+
+def test_pages_alternating_between_two_workers_never_repeat(community: TestClient) -> None:
+    factory, models = community.app.state.sessions, community.app.state.models
+    settings = community.app.state.settings
+    workers = [FeedCache(), FeedCache()]  # two processes without a shared Redis
+    served, cursor = [], None
+    for turn in range(6):  # A ranks 3 pages and keeps 2; B ranks afresh; A's prefetch is stale
+        with transaction(factory) as session:
+            feed = service.build_feed(
+                session, models, "me", 2, cursor, settings.feed, settings.event_weights,
+                NOW, np.random.default_rng(turn), cache=workers[turn % 2],
+            )  # fmt: skip
+        served += [item.item_id for item in feed.items]
+        cursor = feed.next_cursor
+    assert len(served) == 12 and len(served) == len(set(served))

@@ -303,13 +303,7 @@ def _context(session: Session, user_id: str, browsing: str, defaults: FeedConfig
             muted_tags.add(tag)
         elif kind == "unmute_tag" and tag:
             muted_tags.discard(tag)
-    shown = set(
-        session.scalars(
-            select(Item.external_id)
-            .join(FeedImpression, FeedImpression.item_id == Item.id)
-            .where(FeedImpression.user_id == pk, FeedImpression.session == browsing)
-        )
-    )
+    shown = _shown_in_session(session, pk, browsing)
     return _Context(
         user_pk=pk,
         rows=rows,
@@ -528,6 +522,16 @@ def _signature(session: Session, user_pk: int) -> str:
     return json.dumps([str(v) for v in (*events, feedback, updated)])
 
 
+def _shown_in_session(session: Session, user_pk: int, browsing: str) -> set[str]:
+    return set(
+        session.scalars(
+            select(Item.external_id)
+            .join(FeedImpression, FeedImpression.item_id == Item.id)
+            .where(FeedImpression.user_id == user_pk, FeedImpression.session == browsing)
+        )
+    )
+
+
 def _serve_prefetched(
     session: Session, cache: FeedCache, user_id: str, browsing: str, page: int, n: int,
     now: datetime,
@@ -540,7 +544,10 @@ def _serve_prefetched(
     user_pk = _user_pk(session, user_id)
     if _signature(session, user_pk) != held["signature"]:
         return None
-    items, later = held["items"][:n], held["items"][n:]
+    # another worker may have served some of them for this session meanwhile
+    shown = _shown_in_session(session, user_pk, browsing)
+    ahead = [item for item in held["items"] if item["item_id"] not in shown]
+    items, later = ahead[:n], ahead[n:]
     if later:
         cache.keep_pages(browsing, {**held, "items": later})
     items = _record_impressions(session, user_pk, browsing, page, _unpack(items), now)
