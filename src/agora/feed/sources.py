@@ -186,7 +186,7 @@ def in_network(
         .join(Item, Event.item_id == Item.id)
         .where(Event.user_id.in_(list(ties)), Event.timestamp >= since)
         .order_by(Event.timestamp.desc())
-        .limit(20 * k)
+        .limit(5 * k)
     ):
         age = (now - as_utc(ts)).total_seconds()
         w = event_weight(etype, value, weights)
