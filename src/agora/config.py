@@ -72,6 +72,9 @@ class FeedConfig(BaseModel):
         72.0, gt=0, description="How fast a 'not interested' stops suppressing similar items."
     )
     candidates_per_source: int = Field(200, ge=10, le=5000)
+    concurrent_builds: int = Field(
+        1, ge=1, le=64, description="Feed pages one worker builds at once (CPU-bound work)."
+    )
 
 
 class Settings(BaseSettings):

@@ -101,7 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.models = models
-    app.state.feed_cache = FeedCache(redis_url=settings.redis_url)
+    app.state.feed_cache = FeedCache(
+        redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
+    )
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)

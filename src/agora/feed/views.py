@@ -127,7 +127,7 @@ def get_feed(
     explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
 ) -> FeedPageOut:
     try:
-        with transaction(sessions) as session:
+        with cache.building(), transaction(sessions) as session:
             page = service.build_feed(
                 session,
                 models,
