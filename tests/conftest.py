@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -161,6 +162,7 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
                 cwd=tmp_path,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: cleanup reaches worker processes
             )
         server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path)
         started.append(server)
@@ -176,6 +178,6 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        with contextlib.suppress(ProcessLookupError):  # workers outlive a killed parent otherwise
+            os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
