@@ -29,7 +29,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from quality import BENCHMARKS, RESULTS, ml1m_side  # noqa: E402
+from quality import AUTO, BENCHMARKS, MODEL_ORDER, RESULTS, ml1m_side  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -39,20 +39,8 @@ from agora.models.artifacts import save_artifact  # noqa: E402
 from agora.models.registry import create_model  # noqa: E402
 from agora.serving.service import ModelStore  # noqa: E402
 
-MODELS = [
-    "trending",
-    "itemknn",
-    "als",
-    "bpr",
-    "ease",
-    "admmslim",
-    "hybrid",
-    "content",
-    "content_attention",
-    "sasrec",
-    "lightgcn",
-    "social",
-]
+#: The quality table's models, less the ones that are not scored per user here.
+MODELS = [m for m in MODEL_ORDER if m not in ("latest", AUTO)]
 #: Short training for the models whose fit takes minutes; one thread everywhere.
 BRIEF: dict[str, dict] = {
     "content_attention": {"epochs": 2, "num_threads": 1, "progress": False},

@@ -6,6 +6,8 @@ needs the ``read`` scope. Changing controls, interests and feedback needs ``writ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -105,6 +107,17 @@ class FeedbackIn(BaseModel):
         return self
 
 
+@contextmanager
+def _as_http_errors() -> Iterator[None]:
+    """The service's lookup and cursor errors as the API's 404 and 422 answers."""
+    try:
+        yield
+    except service.BadCursor as exc:
+        raise InvalidRequest([problem(("query", "cursor"), str(exc))]) from None
+    except (service.UnknownUser, service.UnknownTarget) as exc:
+        raise NotFound(str(exc)) from None
+
+
 def _controls_out(c: service.Controls) -> ControlsOut:
     return ControlsOut(**c.__dict__)
 
@@ -126,24 +139,19 @@ def get_feed(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
 ) -> FeedPageOut:
-    try:
-        with cache.building(), transaction(sessions) as session:
-            page = service.build_feed(
-                session,
-                models,
-                user_id,
-                n,
-                cursor,
-                settings.feed,
-                settings.event_weights,
-                datetime.now(UTC),
-                explain=explain,
-                cache=cache,
-            )
-    except service.BadCursor as exc:
-        raise InvalidRequest([problem(("query", "cursor"), str(exc))]) from None
-    except service.UnknownUser as exc:
-        raise NotFound(str(exc)) from None
+    with _as_http_errors(), cache.building(), transaction(sessions) as session:
+        page = service.build_feed(
+            session,
+            models,
+            user_id,
+            n,
+            cursor,
+            settings.feed,
+            settings.event_weights,
+            datetime.now(UTC),
+            explain=explain,
+            cache=cache,
+        )
     return FeedPageOut(
         user_id=page.user_id,
         page=page.page,
@@ -161,10 +169,8 @@ def get_feed(
     responses=ERRORS,
 )
 def get_controls(user_id: UserId, session: SessionDep, settings: SettingsDep) -> ControlsOut:
-    try:
+    with _as_http_errors():
         return _controls_out(service.controls(session, user_id, settings.feed))
-    except service.UnknownUser as exc:
-        raise NotFound(str(exc)) from None
 
 
 @router.patch(
@@ -176,17 +182,14 @@ def get_controls(user_id: UserId, session: SessionDep, settings: SettingsDep) ->
 def patch_controls(
     user_id: UserId, body: ControlsIn, sessions: SessionFactoryDep, settings: SettingsDep
 ) -> ControlsOut:
-    try:
-        with transaction(sessions) as session:
-            changed = service.update_controls(
-                session,
-                user_id,
-                body.model_dump(exclude_unset=True),
-                settings.feed,
-                datetime.now(UTC),
-            )
-    except service.UnknownUser as exc:
-        raise NotFound(str(exc)) from None
+    with _as_http_errors(), transaction(sessions) as session:
+        changed = service.update_controls(
+            session,
+            user_id,
+            body.model_dump(exclude_unset=True),
+            settings.feed,
+            datetime.now(UTC),
+        )
     return _controls_out(changed)
 
 
@@ -215,19 +218,16 @@ def post_interests(
     responses=ERRORS,
 )
 def post_feedback(user_id: UserId, body: FeedbackIn, sessions: SessionFactoryDep) -> None:
-    try:
-        with transaction(sessions) as session:
-            service.add_feedback(
-                session,
-                user_id,
-                body.kind,
-                datetime.now(UTC),
-                item_id=body.item_id,
-                author_id=body.author_id,
-                tag=body.tag,
-            )
-    except (service.UnknownUser, service.UnknownTarget) as exc:
-        raise NotFound(str(exc)) from None
+    with _as_http_errors(), transaction(sessions) as session:
+        service.add_feedback(
+            session,
+            user_id,
+            body.kind,
+            datetime.now(UTC),
+            item_id=body.item_id,
+            author_id=body.author_id,
+            tag=body.tag,
+        )
 
 
 @router.get(
