@@ -1,0 +1,992 @@
+"""Points, badges and trust levels from the event log; tasks and leaderboards.
+
+Nothing hooks into ingestion: the ``engagement_state`` row keeps the last ``events.id`` applied,
+and :func:`catch_up` applies newer events in id order (points with daily caps to the
+append-only ledger, visit days, badge awards, then the trust level of every user they touched).
+Every read calls it first, so an event posted a moment ago counts. :func:`replay` clears the
+derived tables and applies every stored event again under the current rules; applying in id
+order makes a replay give the same ledger and awards as the increments did. When the rules'
+fingerprint differs from the one the ledger was built under, :func:`catch_up` replays.
+
+Post-attribute badges (e.g. a Stack Exchange score, an item attribute rather than events) are
+checked when an item is new and when it gets an event; a replay checks every item.
+Trust levels count upheld flags over a window ending at ``now``: the stored level is as of the
+user's latest applied event, :func:`trust` computes it at request time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from agora.db.tables import Event, Item, User
+from agora.engagement.config import BadgeRule, EngagementConfig, TrustRequirements
+from agora.engagement.models import (
+    ActiveDay,
+    BadgeAward,
+    EngagementState,
+    LedgerEntry,
+    PointsTotal,
+    Task,
+    TrustState,
+)
+from agora.ingest.schemas import as_utc
+
+STATE_ID = 1
+IN_CHUNK = 500  # ids per IN (...) list
+DERIVED = (LedgerEntry, PointsTotal, ActiveDay, BadgeAward, TrustState)
+
+
+class UnknownUser(LookupError):
+    """The user is not in the store."""
+
+
+class UnknownTask(LookupError):
+    """No task has this id."""
+
+
+class TaskConflict(ValueError):
+    """A task with this id exists with another definition."""
+
+
+def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def user_pk(session: Session, user_id: str) -> int:
+    """The internal id of a user, or :class:`UnknownUser`."""
+    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    if pk is None:
+        raise UnknownUser(f"user {user_id!r} not found")
+    return pk
+
+
+# -- applying events ----------------------------------------------------------------------------
+def _lock_state(session: Session, now: datetime) -> EngagementState:
+    """The state row, locked for this transaction so concurrent catch-ups apply events once."""
+    if session.get_bind().dialect.name == "sqlite":  # a write first takes SQLite's write lock
+        session.execute(
+            update(EngagementState).where(EngagementState.id == STATE_ID).values(updated=now)
+        )
+    stmt = select(EngagementState).where(EngagementState.id == STATE_ID).with_for_update()
+    state = session.scalar(stmt)
+    if state is None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    EngagementState(
+                        id=STATE_ID, event_cursor=0, item_cursor=0, rules="", updated=now
+                    )
+                )
+        except IntegrityError:  # created by a concurrent request meanwhile
+            pass
+        state = session.scalar(stmt.execution_options(populate_existing=True))
+    assert state is not None
+    return state
+
+
+def _clear(session: Session, state: EngagementState, config: EngagementConfig) -> None:
+    for table in DERIVED:
+        session.execute(delete(table))
+    state.event_cursor = 0
+    state.item_cursor = 0
+    state.rules = config.fingerprint()
+
+
+@dataclass
+class _Run:
+    """Counters of one catch-up, loaded from the store on first use and kept in memory."""
+
+    start: int  # events with id <= start were applied before this run
+    capped: dict[tuple[int, str, date], int] = field(default_factory=dict)
+    on_item: dict[tuple[int, str], int] = field(default_factory=dict)
+    by_actor: dict[tuple[int, str], int] = field(default_factory=dict)
+    by_others: dict[tuple[int, str], int] = field(default_factory=dict)
+    days: dict[int, set[date]] = field(default_factory=dict)
+    awards: set[tuple[int, str, int | None]] = field(default_factory=set)
+    award_users: set[int] = field(default_factory=set)
+    checked_items: set[int] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Ev:
+    id: int
+    user: int
+    item: int
+    type: str
+    ts: datetime
+    author: int | None
+
+    @property
+    def day(self) -> date:
+        return self.ts.date()
+
+
+def catch_up(session: Session, config: EngagementConfig, now: datetime) -> int:
+    """Apply the events stored since the last call; returns how many were applied.
+
+    Replays everything instead when the rules changed since the ledger was built."""
+    state = _lock_state(session, now)
+    if state.rules != config.fingerprint():
+        _clear(session, state, config)
+    return _apply(session, config, state, now)
+
+
+def replay(session: Session, config: EngagementConfig, now: datetime) -> int:
+    """Rebuild the ledger, totals, visit days, badges and trust levels from every stored event
+    under ``config``; returns how many events were applied."""
+    state = _lock_state(session, now)
+    _clear(session, state, config)
+    return _apply(session, config, state, now)
+
+
+def _apply(
+    session: Session, config: EngagementConfig, state: EngagementState, now: datetime
+) -> int:
+    run = _Run(start=state.event_cursor)
+    max_item = session.scalar(select(func.max(Item.id))) or 0
+    attribute_badges = [b for b in config.badges if b.kind == "post_attribute"]
+    if attribute_badges and max_item > state.item_cursor:
+        for low in range(state.item_cursor, max_item, config.batch_size):
+            high = min(low + config.batch_size, max_item)
+            items = select(Item.id).where(Item.id > low, Item.id <= high).order_by(Item.id)
+            _check_attributes(session, attribute_badges, list(session.scalars(items)), run)
+    cursor, applied = state.event_cursor, 0
+    while True:
+        rows = session.execute(
+            select(Event.id, Event.user_id, Event.item_id, Event.type, Event.timestamp)
+            .add_columns(Item.author_id)
+            .join(Item, Item.id == Event.item_id)
+            .where(Event.id > cursor)
+            .order_by(Event.id)
+            .limit(config.batch_size)
+        ).all()
+        if not rows:
+            break
+        events = [_Ev(r[0], r[1], r[2], r[3], as_utc(r[4]), r[5]) for r in rows]
+        _apply_batch(session, config, events, run)
+        if attribute_badges:
+            fresh = sorted({e.item for e in events} - run.checked_items)
+            _check_attributes(session, attribute_badges, fresh, run)
+        cursor, applied = events[-1].id, applied + len(events)
+    if run.touched:
+        _store_trust(session, config, sorted(run.touched), now)
+    state.event_cursor = cursor
+    state.item_cursor = max(max_item, state.item_cursor)
+    state.updated = now
+    session.flush()
+    return applied
+
+
+def _load_awards(session: Session, run: _Run, users: Iterable[int]) -> None:
+    wanted = sorted(set(users) - run.award_users)
+    for part in _chunks(wanted):
+        rows = session.execute(
+            select(BadgeAward.user_id, BadgeAward.badge, BadgeAward.item_id).where(
+                BadgeAward.user_id.in_(part)
+            )
+        )
+        run.awards.update((u, b, i) for u, b, i in rows)
+    run.award_users.update(wanted)
+
+
+def _award(
+    run: _Run, awards: list[dict], user: int, badge: BadgeRule, item: int | None,
+    when: datetime, event: int | None,
+) -> None:  # fmt: skip
+    key = (user, badge.name, item if badge.each_post else None)
+    if key in run.awards:
+        return
+    run.awards.add(key)
+    awards.append(
+        {
+            "user_id": user,
+            "badge": badge.name,
+            "item_id": key[2],
+            "event_id": event,
+            "awarded": when,
+        }
+    )
+
+
+def _load_counts(session: Session, run: _Run, events: list[_Ev], config: EngagementConfig) -> None:
+    """Counts of events applied before this run, for the keys this batch needs."""
+    rules = config.badges
+    item_types = {b.event for b in rules if b.kind == "post_events"}
+    actor_types = {b.event for b in rules if b.kind == "count" and b.who == "actor"}
+    other_types = {b.event for b in rules if b.kind == "count" and b.who == "author"}
+    need_item = {(e.item, e.type) for e in events if e.type in item_types} - run.on_item.keys()
+    need_actor = {(e.user, e.type) for e in events if e.type in actor_types} - run.by_actor.keys()
+    need_other = {
+        (e.author, e.type) for e in events if e.type in other_types and e.author is not None
+    } - run.by_others.keys()
+    for key in need_item:
+        run.on_item[key] = 0
+    for key in need_actor:
+        run.by_actor[key] = 0
+    for key in need_other:
+        run.by_others[key] = 0  # type: ignore[index]
+    if run.start == 0:
+        return
+    others = Event.user_id != func.coalesce(Item.author_id, -1)
+    for keys, target, column, extra in (
+        (need_item, run.on_item, Event.item_id, others),
+        (need_actor, run.by_actor, Event.user_id, None),
+        (need_other, run.by_others, Item.author_id, others),
+    ):
+        for etype in {t for _, t in keys}:
+            ids = sorted({k for k, t in keys if t == etype})
+            for part in _chunks(ids):
+                stmt = (
+                    select(column, func.count())
+                    .select_from(Event)
+                    .join(Item, Item.id == Event.item_id)
+                    .where(Event.type == etype, Event.id <= run.start, column.in_(part))
+                    .group_by(column)
+                )
+                if extra is not None:
+                    stmt = stmt.where(extra)
+                for key, n in session.execute(stmt):
+                    target[(key, etype)] = n
+
+
+def _load_days(session: Session, run: _Run, users: set[int]) -> None:
+    wanted = sorted(users - run.days.keys())
+    for user in wanted:
+        run.days[user] = set()
+    for part in _chunks(wanted):
+        rows = session.execute(
+            select(ActiveDay.user_id, ActiveDay.day).where(ActiveDay.user_id.in_(part))
+        )
+        for user, day in rows:
+            run.days[user].add(day)
+
+
+def _load_caps(
+    session: Session, run: _Run, keys: set[tuple[int, str, date]]
+) -> None:  # fmt: skip
+    wanted = keys - run.capped.keys()
+    for key in wanted:
+        run.capped[key] = 0
+    if run.start == 0 or not wanted:
+        return
+    users = sorted({u for u, _, _ in wanted})
+    days = sorted({d for _, _, d in wanted})
+    rules = sorted({r for _, r, _ in wanted})
+    for part in _chunks(users):
+        rows = session.execute(
+            select(
+                LedgerEntry.user_id, LedgerEntry.rule, LedgerEntry.day, func.sum(LedgerEntry.points)
+            )
+            .where(
+                LedgerEntry.user_id.in_(part),
+                LedgerEntry.rule.in_(rules),
+                LedgerEntry.day.in_(days),
+            )
+            .group_by(LedgerEntry.user_id, LedgerEntry.rule, LedgerEntry.day)
+        )
+        for user, rule, day, total in rows:
+            if (user, rule, day) in wanted:
+                run.capped[(user, rule, day)] = abs(int(total))
+
+
+def _streak(days: set[date], day: date) -> int:
+    """Length of the run of consecutive days in ``days`` that contains ``day``."""
+    n, before, after = 1, day - timedelta(days=1), day + timedelta(days=1)
+    while before in days:
+        n, before = n + 1, before - timedelta(days=1)
+    while after in days:
+        n, after = n + 1, after + timedelta(days=1)
+    return n
+
+
+def _apply_batch(
+    session: Session, config: EngagementConfig, events: list[_Ev], run: _Run
+) -> None:  # fmt: skip
+    rules_by_type: dict[str, list] = defaultdict(list)
+    for rule in config.points:
+        rules_by_type[rule.event].append(rule)
+    badges = config.badges
+    post_badges = [b for b in badges if b.kind == "post_events"]
+    actor_badges = [b for b in badges if b.kind == "count" and b.who == "actor"]
+    other_badges = [b for b in badges if b.kind == "count" and b.who == "author"]
+    streak_badges = [b for b in badges if b.kind == "streak"]
+
+    users = {e.user for e in events} | {e.author for e in events if e.author is not None}
+    run.touched |= users
+    _load_awards(session, run, users)
+    _load_counts(session, run, events, config)
+    _load_days(session, run, {e.user for e in events})
+    cap_keys = set()
+    for e in events:
+        for rule in rules_by_type.get(e.type, ()):
+            if rule.daily_cap is not None:
+                to = e.user if rule.to == "actor" else e.author
+                if to is not None:
+                    cap_keys.add((to, rule.name, e.day))
+    _load_caps(session, run, cap_keys)
+
+    entries: list[dict] = []
+    awards: list[dict] = []
+    new_days: list[dict] = []
+    for e in events:
+        for rule in rules_by_type.get(e.type, ()):
+            to = e.user if rule.to == "actor" else e.author
+            if to is None or (rule.to == "author" and to == e.user and not rule.include_self):
+                continue
+            points, capped = rule.points, False
+            if rule.daily_cap is not None:
+                key = (to, rule.name, e.day)
+                room = rule.daily_cap - run.capped[key]
+                if room <= 0:
+                    continue
+                if abs(points) > room:
+                    points, capped = room if points > 0 else -room, True
+                run.capped[key] += abs(points)
+            entries.append(
+                {
+                    "user_id": to,
+                    "rule": rule.name,
+                    "points": points,
+                    "capped": capped,
+                    "event_id": e.id,
+                    "item_id": e.item,
+                    "day": e.day,
+                    "created": e.ts,
+                }
+            )
+        by_other = e.author is not None and e.author != e.user
+        if by_other and (e.item, e.type) in run.on_item:
+            run.on_item[(e.item, e.type)] += 1
+            for b in post_badges:
+                if b.event == e.type and run.on_item[(e.item, e.type)] >= b.threshold:
+                    _award(run, awards, e.author, b, e.item, e.ts, e.id)  # type: ignore[arg-type]
+        if (e.user, e.type) in run.by_actor:
+            run.by_actor[(e.user, e.type)] += 1
+            for b in actor_badges:
+                if b.event == e.type and run.by_actor[(e.user, e.type)] >= b.threshold:
+                    _award(run, awards, e.user, b, None, e.ts, e.id)
+        if by_other and (e.author, e.type) in run.by_others:
+            run.by_others[(e.author, e.type)] += 1  # type: ignore[index]
+            for b in other_badges:
+                if b.event == e.type and run.by_others[(e.author, e.type)] >= b.threshold:  # type: ignore[index]
+                    _award(run, awards, e.author, b, None, e.ts, e.id)  # type: ignore[arg-type]
+        days = run.days[e.user]
+        if e.day not in days:
+            days.add(e.day)
+            new_days.append({"user_id": e.user, "day": e.day})
+            if streak_badges:
+                length = _streak(days, e.day)
+                for b in streak_badges:
+                    if length >= b.threshold:
+                        _award(run, awards, e.user, b, None, e.ts, e.id)
+
+    if entries:
+        session.execute(insert(LedgerEntry), entries)
+        totals: Counter[int] = Counter()
+        for entry in entries:
+            totals[entry["user_id"]] += entry["points"]
+        _add_totals(session, totals)
+    if new_days:
+        session.execute(insert(ActiveDay), new_days)
+    if awards:
+        session.execute(insert(BadgeAward), awards)
+
+
+def _add_totals(session: Session, deltas: Counter[int]) -> None:
+    users = sorted(deltas)
+    existing: set[int] = set()
+    for part in _chunks(users):
+        existing.update(
+            session.scalars(select(PointsTotal.user_id).where(PointsTotal.user_id.in_(part)))
+        )
+    for user in sorted(existing):
+        session.execute(
+            update(PointsTotal)
+            .where(PointsTotal.user_id == user)
+            .values(points=PointsTotal.points + deltas[user])
+        )
+    fresh = [{"user_id": u, "points": deltas[u]} for u in users if u not in existing]
+    if fresh:
+        session.execute(insert(PointsTotal), fresh)
+
+
+def _meets(attributes: dict[str, Any], badge: BadgeRule) -> bool:
+    if badge.post_type is not None and attributes.get("post_type") != badge.post_type:
+        return False
+    for cond in badge.conditions:
+        value = attributes.get(cond.attribute)
+        if value is None:
+            return False
+        try:
+            if cond.op == "eq" and value != cond.value:
+                return False
+            if cond.op == "ge" and not value >= cond.value:
+                return False
+            if cond.op == "le" and not value <= cond.value:
+                return False
+        except TypeError:  # an attribute of another type than the condition's value
+            return False
+    return True
+
+
+def _check_attributes(
+    session: Session, badges: list[BadgeRule], items: list[int], run: _Run
+) -> None:  # fmt: skip
+    """Award post-attribute badges for these items (in id order) to their authors."""
+    awards: list[dict] = []
+    for part in _chunks(items):
+        rows = session.execute(
+            select(Item.id, Item.author_id, Item.attributes, Item.created)
+            .where(Item.id.in_(part), Item.author_id.is_not(None))
+            .order_by(Item.id)
+        ).all()
+        _load_awards(session, run, {r[1] for r in rows})
+        for item, author, attributes, created in rows:
+            for b in badges:
+                if _meets(attributes or {}, b):
+                    _award(run, awards, author, b, item, as_utc(created), None)
+            run.touched.add(author)
+    run.checked_items.update(items)
+    if awards:
+        session.execute(insert(BadgeAward), awards)
+
+
+# -- trust levels -------------------------------------------------------------------------------
+METRICS = tuple(TrustRequirements.model_fields)
+
+
+def trust_metrics(
+    session: Session, config: EngagementConfig, users: Sequence[int], now: datetime
+) -> dict[int, dict[str, int]]:
+    """Per user: the counts trust levels ask for (see :class:`TrustRequirements`)."""
+    out = {u: dict.fromkeys(METRICS, 0) for u in users}
+    since = now - timedelta(days=config.flag_window_days)
+    others = Event.user_id != func.coalesce(Item.author_id, -1)
+    for part in _chunks(list(users)):
+        queries: list[tuple[str, Any]] = [
+            (
+                "days_visited",
+                select(ActiveDay.user_id, func.count())
+                .where(ActiveDay.user_id.in_(part))
+                .group_by(ActiveDay.user_id),
+            ),
+            (
+                "posts_read",
+                select(Event.user_id, func.count(func.distinct(Event.item_id)))
+                .where(Event.user_id.in_(part), Event.type.in_(config.read_events))
+                .group_by(Event.user_id),
+            ),
+            (
+                "topics_entered",
+                select(Event.user_id, func.count(func.distinct(Event.item_id)))
+                .where(Event.user_id.in_(part))
+                .group_by(Event.user_id),
+            ),
+            (
+                "likes_given",
+                select(Event.user_id, func.count())
+                .where(Event.user_id.in_(part), Event.type.in_(config.like_events))
+                .group_by(Event.user_id),
+            ),
+            (
+                "likes_received",
+                select(Item.author_id, func.count())
+                .select_from(Event)
+                .join(Item, Item.id == Event.item_id)
+                .where(Item.author_id.in_(part), Event.type.in_(config.like_events), others)
+                .group_by(Item.author_id),
+            ),
+            (
+                "replies",
+                select(Event.user_id, func.count())
+                .where(Event.user_id.in_(part), Event.type.in_(config.reply_events))
+                .group_by(Event.user_id),
+            ),
+            (
+                "points",
+                select(PointsTotal.user_id, PointsTotal.points).where(
+                    PointsTotal.user_id.in_(part)
+                ),
+            ),
+            (
+                "max_upheld_flags",
+                select(Event.user_id, func.count())
+                .where(
+                    Event.user_id.in_(part),
+                    Event.type == config.flag_event,
+                    Event.timestamp >= since,
+                )
+                .group_by(Event.user_id),
+            ),
+        ]
+        for metric, stmt in queries:
+            for user, n in session.execute(stmt):
+                out[user][metric] = int(n)
+    return out
+
+
+@dataclass
+class Requirement:
+    metric: str
+    need: int
+    have: int
+    met: bool
+    missing: str | None  # a sentence when not met
+
+
+@dataclass
+class LevelCheck:
+    level: int
+    name: str
+    met: bool
+    requirements: list[Requirement]
+
+
+LABELS = {
+    "days_visited": "days visited",
+    "posts_read": "posts read",
+    "topics_entered": "topics entered",
+    "likes_given": "likes given",
+    "likes_received": "likes received",
+    "replies": "replies",
+    "points": "points",
+}
+
+
+def _check_levels(config: EngagementConfig, metrics: dict[str, int]) -> list[LevelCheck]:
+    checks = []
+    for tl in config.trust_levels:
+        reqs = []
+        for metric, need in tl.requires.model_dump().items():
+            if need is None:
+                continue
+            have = metrics[metric]
+            if metric == "max_upheld_flags":
+                met = have <= need
+                missing = (
+                    None
+                    if met
+                    else (
+                        f"{have} upheld flag{'s' * (have != 1)} in the last "
+                        f"{config.flag_window_days:g} days (at most {need} allowed)"
+                    )
+                )
+            else:
+                met = have >= need
+                missing = None if met else f"{need - have} more {LABELS[metric]} ({have}/{need})"
+            reqs.append(Requirement(metric, need, have, met, missing))
+        checks.append(LevelCheck(tl.level, tl.name, all(r.met for r in reqs), reqs))
+    return checks
+
+
+def _level(checks: list[LevelCheck]) -> int:
+    """The highest level whose requirements, and every lower level's, are met."""
+    level = 0
+    for check in checks:
+        if not check.met:
+            break
+        level = check.level
+    return level
+
+
+def _store_trust(
+    session: Session, config: EngagementConfig, users: list[int], now: datetime
+) -> None:  # fmt: skip
+    metrics = trust_metrics(session, config, users, now)
+    existing: set[int] = set()
+    for part in _chunks(users):
+        existing.update(
+            session.scalars(select(TrustState.user_id).where(TrustState.user_id.in_(part)))
+        )
+    fresh = []
+    for user in users:
+        level = _level(_check_levels(config, metrics[user]))
+        if user in existing:
+            session.execute(
+                update(TrustState)
+                .where(TrustState.user_id == user)
+                .values(level=level, updated=now)
+            )
+        else:
+            fresh.append({"user_id": user, "level": level, "updated": now})
+    if fresh:
+        session.execute(insert(TrustState), fresh)
+
+
+@dataclass
+class TrustReport:
+    user_id: str
+    level: int
+    name: str
+    metrics: dict[str, int]
+    levels: list[LevelCheck]
+    next_level: str | None  # what the next level still needs, in one sentence
+
+
+def trust(session: Session, config: EngagementConfig, user_id: str, now: datetime) -> TrustReport:
+    """The user's trust level at ``now``, every level's requirements, and what is missing."""
+    catch_up(session, config, now)
+    pk = user_pk(session, user_id)
+    metrics = trust_metrics(session, config, [pk], now)[pk]
+    checks = _check_levels(config, metrics)
+    level = _level(checks)
+    names = {c.level: c.name for c in checks}
+    upcoming = next((c for c in checks if c.level > level), None)
+    sentence = None
+    if upcoming is not None:
+        missing = [r.missing for r in upcoming.requirements if r.missing]
+        sentence = f"to reach level {upcoming.level} ({upcoming.name}): " + "; ".join(missing)
+    return TrustReport(user_id, level, names.get(level, "new"), metrics, checks, sentence)
+
+
+# -- points -------------------------------------------------------------------------------------
+@dataclass
+class PointsReport:
+    user_id: str
+    total: int
+    by_rule: dict[str, int]
+    recent: list[dict[str, Any]]
+
+
+def points(
+    session: Session, config: EngagementConfig, user_id: str, now: datetime, n: int = 20
+) -> PointsReport:
+    """A user's total, their points per rule and their ``n`` latest ledger entries."""
+    catch_up(session, config, now)
+    pk = user_pk(session, user_id)
+    total = session.scalar(select(PointsTotal.points).where(PointsTotal.user_id == pk)) or 0
+    by_rule = dict(
+        session.execute(
+            select(LedgerEntry.rule, func.sum(LedgerEntry.points))
+            .where(LedgerEntry.user_id == pk)
+            .group_by(LedgerEntry.rule)
+        ).all()
+    )
+    rows = session.execute(
+        select(LedgerEntry, Item.external_id)
+        .outerjoin(Item, Item.id == LedgerEntry.item_id)
+        .where(LedgerEntry.user_id == pk)
+        .order_by(LedgerEntry.created.desc(), LedgerEntry.id.desc())
+        .limit(n)
+    ).all()
+    recent = [
+        {
+            "rule": entry.rule,
+            "points": entry.points,
+            "capped": entry.capped,
+            "item_id": item,
+            "created": as_utc(entry.created),
+        }
+        for entry, item in rows
+    ]
+    return PointsReport(user_id, int(total), {k: int(v) for k, v in by_rule.items()}, recent)
+
+
+def leaderboard(
+    session: Session,
+    config: EngagementConfig,
+    now: datetime,
+    period: str = "all",
+    tag: str | None = None,
+    n: int = 20,
+) -> list[dict[str, Any]]:
+    """Users ranked by points from the ledger: all time or the last 7 days (``week``),
+    optionally only points earned on items with ``tag``."""
+    catch_up(session, config, now)
+    if period not in ("all", "week"):
+        raise ValueError(f"period must be 'all' or 'week', not {period!r}")
+    since = now - timedelta(days=7) if period == "week" else None
+    scores: Counter[int] = Counter()
+    if tag is None and since is None:
+        rows = session.execute(select(PointsTotal.user_id, PointsTotal.points)).all()
+        scores.update({u: p for u, p in rows})
+    else:
+        stmt = select(LedgerEntry.user_id, LedgerEntry.points)
+        if tag is not None:
+            stmt = stmt.add_columns(Item.tags).join(Item, Item.id == LedgerEntry.item_id)
+        if since is not None:
+            stmt = stmt.where(LedgerEntry.created >= since)
+        for row in session.execute(stmt):
+            if tag is None or tag in (row[2] or ()):
+                scores[row[0]] += row[1]
+    ranked = sorted(scores.items(), key=lambda up: (-up[1], up[0]))[:n]
+    names = _external_users(session, [u for u, _ in ranked])
+    return [
+        {"rank": rank, "user_id": names[u], "points": int(p)}
+        for rank, (u, p) in enumerate(ranked, 1)
+    ]
+
+
+def _external_users(session: Session, pks: Iterable[int]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for part in _chunks(sorted(set(pks))):
+        names.update(
+            session.execute(select(User.id, User.external_id).where(User.id.in_(part))).all()
+        )
+    return names
+
+
+# -- badges -------------------------------------------------------------------------------------
+@dataclass
+class BadgeProgress:
+    badge: str
+    title: str
+    level: str
+    have: int | float | None
+    need: int | float | None
+    message: str
+
+
+@dataclass
+class BadgesReport:
+    user_id: str
+    earned: list[dict[str, Any]]
+    progress: list[BadgeProgress]
+
+
+def badges(session: Session, config: EngagementConfig, user_id: str, now: datetime) -> BadgesReport:
+    """The badges a user earned (per post badges once per post) and how far each one they can
+    still earn is ("12 more likes on 'X' to reach Good Post")."""
+    catch_up(session, config, now)
+    pk = user_pk(session, user_id)
+    rows = session.execute(
+        select(BadgeAward, Item.external_id, Item.title)
+        .outerjoin(Item, Item.id == BadgeAward.item_id)
+        .where(BadgeAward.user_id == pk)
+        .order_by(BadgeAward.awarded, BadgeAward.id)
+    ).all()
+    defs = {b.name: b for b in config.badges}
+    earned = [
+        {
+            "badge": award.badge,
+            "title": defs[award.badge].title if award.badge in defs else award.badge,
+            "level": defs[award.badge].level if award.badge in defs else None,
+            "item_id": item,
+            "item_title": title,
+            "awarded": as_utc(award.awarded),
+        }
+        for award, item, title in rows
+    ]
+    held = {(a.badge, a.item_id) for a, _, _ in rows}
+    progress = [
+        p for b in config.badges if (p := _progress(session, config, pk, b, held, now)) is not None
+    ]
+    return BadgesReport(user_id, earned, progress)
+
+
+def _progress(
+    session: Session, config: EngagementConfig, pk: int, b: BadgeRule,
+    held: set[tuple[str, int | None]], now: datetime,
+) -> BadgeProgress | None:  # fmt: skip
+    """How far the user is from ``b`` (None: earned once and for all)."""
+    if not b.each_post and any(badge == b.name for badge, _ in held):
+        return None
+    noun = b.counted
+    if b.kind == "post_events":
+        rows = session.execute(
+            select(Item.id, Item.title, func.count())
+            .select_from(Event)
+            .join(Item, Item.id == Event.item_id)
+            .where(Item.author_id == pk, Event.type == b.event, Event.user_id != pk)
+            .group_by(Item.id, Item.title)
+        ).all()
+        open_ = [(n, item, title) for item, title, n in rows if (b.name, item) not in held]
+        if not open_:
+            message = f"{b.threshold} {noun} on one post to reach {b.title}"
+            return BadgeProgress(b.name, b.title, b.level, 0, b.threshold, message)
+        n, _, title = max(open_, key=lambda r: (r[0], -r[1]))
+        message = f"{b.threshold - n} more {noun} on {title or 'a post'!r} to reach {b.title}"
+        return BadgeProgress(b.name, b.title, b.level, n, b.threshold, message)
+    if b.kind == "count":
+        stmt = select(func.count()).select_from(Event).where(Event.type == b.event)
+        if b.who == "actor":
+            stmt = stmt.where(Event.user_id == pk)
+        else:
+            stmt = stmt.join(Item, Item.id == Event.item_id).where(
+                Item.author_id == pk, Event.user_id != pk
+            )
+        n = session.scalar(stmt) or 0
+        message = f"{b.threshold - n} more {noun} to reach {b.title}"
+        return BadgeProgress(b.name, b.title, b.level, n, b.threshold, message)
+    if b.kind == "streak":
+        days = set(session.scalars(select(ActiveDay.day).where(ActiveDay.user_id == pk)))
+        today = now.date()
+        last = today if today in days else today - timedelta(days=1)
+        n = _streak(days, last) if last in days else 0
+        message = f"{b.threshold - n} more {noun} to reach {b.title} (current streak {n})"
+        return BadgeProgress(b.name, b.title, b.level, n, b.threshold, message)
+    first = b.conditions[0]
+    what = f"a {b.post_type or 'post'} with " + " and ".join(
+        f"{c.attribute} {'>=' if c.op == 'ge' else '<=' if c.op == 'le' else '='} {c.value}"
+        for c in b.conditions
+    )
+    best = None
+    if (
+        first.op == "ge"
+        and isinstance(first.value, int | float)
+        and not isinstance(first.value, bool)
+    ):
+        for (attributes,) in session.execute(select(Item.attributes).where(Item.author_id == pk)):
+            value = (attributes or {}).get(first.attribute)
+            if (b.post_type is None or (attributes or {}).get("post_type") == b.post_type) and (
+                isinstance(value, int | float) and (best is None or value > best)
+            ):
+                best = value
+    suffix = f" (best so far: {first.attribute} {best})" if best is not None else ""
+    return BadgeProgress(
+        b.name, b.title, b.level, best, first.value if best is not None else None,
+        f"{what} to reach {b.title}{suffix}",
+    )  # fmt: skip
+
+
+def awards_since(
+    session: Session, config: EngagementConfig, pk: int, since: datetime
+) -> list[dict[str, Any]]:
+    """Badges the user was awarded after ``since`` (for the digest)."""
+    defs = {b.name: b for b in config.badges}
+    rows = session.execute(
+        select(BadgeAward.badge, BadgeAward.awarded, Item.external_id, Item.title)
+        .outerjoin(Item, Item.id == BadgeAward.item_id)
+        .where(BadgeAward.user_id == pk, BadgeAward.awarded > since)
+        .order_by(BadgeAward.awarded)
+    )
+    return [
+        {
+            "badge": badge,
+            "title": defs[badge].title if badge in defs else badge,
+            "awarded": as_utc(when),
+            "item_id": item,
+            "item_title": title,
+        }
+        for badge, when, item, title in rows
+    ]
+
+
+def points_since(session: Session, pk: int, since: datetime) -> int:
+    """Points the user earned (or lost) after ``since``."""
+    total = session.scalar(
+        select(func.sum(LedgerEntry.points)).where(
+            LedgerEntry.user_id == pk, LedgerEntry.created > since
+        )
+    )
+    return int(total or 0)
+
+
+# -- tasks and contests -------------------------------------------------------------------------
+@dataclass
+class TaskSpec:
+    task_id: str
+    title: str
+    event_type: str
+    target: int
+    starts: datetime
+    ends: datetime
+    tag: str | None = None
+
+
+def _spec(task: Task) -> TaskSpec:
+    return TaskSpec(
+        task.task_id,
+        task.title,
+        task.event_type,
+        task.target,
+        as_utc(task.starts),  # type: ignore[arg-type]
+        as_utc(task.ends),  # type: ignore[arg-type]
+        task.tag,
+    )
+
+
+def create_task(session: Session, spec: TaskSpec, now: datetime) -> tuple[TaskSpec, bool]:
+    """Store a task; sending the same definition again changes nothing (returns created=False),
+    another definition under the same id is a :class:`TaskConflict`."""
+    found = session.scalar(select(Task).where(Task.task_id == spec.task_id))
+    if found is not None:
+        if _spec(found) != spec:
+            raise TaskConflict(f"task {spec.task_id!r} exists with another definition")
+        return spec, False
+    session.add(Task(**spec.__dict__, created=now))
+    session.flush()
+    return spec, True
+
+
+def list_tasks(session: Session, now: datetime, active: bool = False) -> list[TaskSpec]:
+    """Every task (or only those running at ``now``), newest start first."""
+    stmt = select(Task).order_by(Task.starts.desc(), Task.task_id)
+    if active:
+        stmt = stmt.where(Task.starts <= now, Task.ends > now)
+    return [_spec(t) for t in session.scalars(stmt)]
+
+
+def _task(session: Session, task_id: str) -> TaskSpec:
+    found = session.scalar(select(Task).where(Task.task_id == task_id))
+    if found is None:
+        raise UnknownTask(f"task {task_id!r} not found")
+    return _spec(found)
+
+
+def _task_counts(session: Session, spec: TaskSpec, users: list[int] | None) -> Counter[int]:
+    """Matching events per user inside the task's window (and on its tag)."""
+    stmt = select(Event.user_id).where(
+        Event.type == spec.event_type, Event.timestamp >= spec.starts, Event.timestamp < spec.ends
+    )
+    if users is not None:
+        stmt = stmt.where(Event.user_id.in_(users))
+    if spec.tag is not None:
+        stmt = stmt.add_columns(Item.tags).join(Item, Item.id == Event.item_id)
+    counts: Counter[int] = Counter()
+    for row in session.execute(stmt):
+        if spec.tag is None or spec.tag in (row[1] or ()):
+            counts[row[0]] += 1
+    return counts
+
+
+def _task_status(spec: TaskSpec, have: int, now: datetime) -> dict[str, Any]:
+    done = have >= spec.target
+    if done:
+        message = f"done: {have}/{spec.target}"
+    elif now >= spec.ends:
+        message = f"ended with {have}/{spec.target}"
+    elif now < spec.starts:
+        message = f"starts {spec.starts:%Y-%m-%d %H:%M} UTC"
+    else:
+        message = (
+            f"{spec.target - have} more {spec.event_type} events by {spec.ends:%Y-%m-%d %H:%M} UTC"
+        )
+    return {**spec.__dict__, "progress": min(have, spec.target), "count": have, "done": done,
+            "message": message}  # fmt: skip
+
+
+def user_tasks(
+    session: Session, user_id: str, now: datetime, active: bool = True
+) -> list[dict[str, Any]]:
+    """The user's progress on every running task (every task with ``active=False``)."""
+    pk = user_pk(session, user_id)
+    out = []
+    for spec in list_tasks(session, now, active=active):
+        have = _task_counts(session, spec, [pk]).get(pk, 0)
+        out.append(_task_status(spec, have, now))
+    return out
+
+
+def task_leaderboard(session: Session, task_id: str, now: datetime, n: int = 20) -> dict[str, Any]:
+    """A task (contest) with its users ranked by matching events in its window."""
+    spec = _task(session, task_id)
+    counts = _task_counts(session, spec, None)
+    ranked = sorted(counts.items(), key=lambda uc: (-uc[1], uc[0]))[:n]
+    names = _external_users(session, [u for u, _ in ranked])
+    rows = [
+        {"rank": rank, "user_id": names[u], "count": c, "done": c >= spec.target}
+        for rank, (u, c) in enumerate(ranked, 1)
+    ]
+    return {**_task_status(spec, 0, now), "leaders": rows, "completed": sum(
+        1 for c in counts.values() if c >= spec.target)}  # fmt: skip
