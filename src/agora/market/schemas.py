@@ -1,0 +1,173 @@
+"""The market API's shapes: campaigns in and out, clicks, conversions, the campaign report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from agora.market.models import CAMPAIGN_STATUSES
+
+Id = Field(min_length=1, max_length=255)
+Tag = Field(min_length=1, max_length=255)
+Status = Literal[CAMPAIGN_STATUSES]  # type: ignore[valid-type]
+
+
+def _check_window(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and end <= start:
+        raise ValueError("end_at must be after start_at")
+
+
+class CampaignFields(BaseModel):
+    """What a campaign buys: creatives, audience, price, budget, cap and schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    advertiser: str = Field(min_length=1, max_length=255)
+    name: str = Field("", max_length=1000)
+    items: list[str] = Field(
+        min_length=1, max_length=100, description="Creatives: ids of stored items the ad shows."
+    )
+    target_tags: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Users whose recent activity or current page has one of these tags; "
+        "empty = everyone.",
+    )
+    target_segments: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Group ids; users in one of them are targeted; empty = everyone.",
+    )
+    bid: float = Field(gt=0, le=1e6, description="Most the advertiser pays per click.")
+    daily_budget: float = Field(gt=0, le=1e9, description="Most spent per UTC day.")
+    frequency_cap: int = Field(3, ge=1, le=1000, description="Impressions per user per UTC day.")
+    start_at: AwareDatetime | None = None
+    end_at: AwareDatetime | None = None
+    hours: list[int] = Field(
+        default_factory=list, max_length=24, description="UTC hours it runs in; empty = all."
+    )
+    conversion_event: str = Field(
+        "click",
+        min_length=1,
+        max_length=32,
+        description="Event type on the campaign's items that counts as a conversion.",
+    )
+    conversion_value: float = Field(1.0, ge=0, description="Value of one conversion (for ROI).")
+    status: Status = "active"
+
+    @model_validator(mode="after")
+    def _valid(self) -> CampaignFields:
+        _check_window(self.start_at, self.end_at)
+        if any(not 0 <= h <= 23 for h in self.hours):
+            raise ValueError("hours are UTC hours 0-23")
+        for name in ("items", "target_tags", "target_segments"):
+            if any(not value or len(value) > 255 for value in getattr(self, name)):
+                raise ValueError(f"{name}: every entry is 1-255 characters")
+        return self
+
+
+class CampaignIn(CampaignFields):
+    campaign_id: str = Id
+
+
+class CampaignPatch(BaseModel):
+    """Only the fields given change (the others keep their values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    advertiser: str | None = Field(None, min_length=1, max_length=255)
+    name: str | None = Field(None, max_length=1000)
+    items: list[str] | None = Field(None, min_length=1, max_length=100)
+    target_tags: list[str] | None = Field(None, max_length=100)
+    target_segments: list[str] | None = Field(None, max_length=100)
+    bid: float | None = Field(None, gt=0, le=1e6)
+    daily_budget: float | None = Field(None, gt=0, le=1e9)
+    frequency_cap: int | None = Field(None, ge=1, le=1000)
+    start_at: AwareDatetime | None = None
+    end_at: AwareDatetime | None = None
+    hours: list[int] | None = Field(None, max_length=24)
+    conversion_event: str | None = Field(None, min_length=1, max_length=32)
+    conversion_value: float | None = Field(None, ge=0)
+    status: Status | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> CampaignPatch:
+        _check_window(self.start_at, self.end_at)
+        if self.hours is not None and any(not 0 <= h <= 23 for h in self.hours):
+            raise ValueError("hours are UTC hours 0-23")
+        return self
+
+
+class CampaignOut(CampaignIn):
+    model_config = ConfigDict(extra="ignore")
+
+    spent_today: float = Field(description="Charged today (UTC day), never above daily_budget.")
+    created: datetime
+    updated: datetime
+
+
+class ClickIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    impression_id: int = Field(ge=1, description="The `ad_impression` of the feed item clicked.")
+
+
+class ClickOut(BaseModel):
+    impression_id: int
+    campaign_id: str
+    cost: float = Field(description="Charged: the GSP price, capped at what is left of budget.")
+    duplicate: bool = Field(description="The click was already recorded (charged once).")
+
+
+class ConversionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversion_id: str = Id
+    campaign_id: str = Id
+    user_id: str = Id
+    item_id: str | None = Field(None, min_length=1, max_length=255)
+    value: float | None = Field(None, ge=0, description="Default: the campaign's value.")
+    timestamp: AwareDatetime | None = None
+
+
+class ConversionOut(BaseModel):
+    conversion_id: str
+    campaign_id: str
+    duplicate: bool
+
+
+class Interval(BaseModel):
+    estimate: float | None
+    low: float | None
+    high: float | None
+
+
+class LiftOut(BaseModel):
+    method: str
+    exposed_users: int = Field(description="Eligible users outside the holdout.")
+    exposed_converters: int
+    holdout_users: int = Field(description="Eligible users in the holdout (never shown the ad).")
+    holdout_converters: int
+    exposed_rate: float | None
+    holdout_rate: float | None
+    difference: Interval = Field(description="Conversion-rate difference, exposed - holdout.")
+    relative_lift: float | None = Field(description="difference / holdout rate.")
+    incremental_conversions: float | None
+    p_value: float | None
+
+
+class ReportOut(BaseModel):
+    campaign_id: str
+    impressions: int
+    clicks: int
+    ctr: Interval
+    spend: float
+    cpc: float | None
+    conversions: int = Field(description="Clicks followed by a conversion within the window.")
+    cvr: Interval
+    conversion_value: float
+    roi: float | None = Field(description="(conversion value - spend) / spend.")
+    spent_today: float
+    lift: LiftOut

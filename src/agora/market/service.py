@@ -1,0 +1,723 @@
+"""The ad market: campaigns, serving ads into feed slots, clicks, conversions, measurement.
+
+Serving (:func:`serve_ads`) runs inside the feed request's transaction:
+
+1. active, scheduled campaigns whose targeting matches the user (tags of their recent activity
+   or of the page they are about to see; segments = their groups);
+2. a user in a campaign's holdout (a hash of the campaign's salt and the user id, below
+   ``holdout_share``) never gets its ads; their first eligibility is recorded in both arms;
+3. a campaign at its frequency cap for the user today, or without budget to pay the reserve,
+   does not bid; one ahead of its pacing curve bids with the pacing probability;
+4. the remaining campaigns bid ``min(bid, budget left)`` with their best creative in a GSP
+   auction (:mod:`agora.market.auction`) over the page's ad slots; winners' impressions are
+   stored with a per-day sequence number whose uniqueness enforces the cap in the database.
+
+A click (:func:`record_click`) is charged the impression's price, capped at what is left of the
+day's budget, so spend never exceeds it. :func:`report` measures a campaign, including the lift
+of its conversion rate over its holdout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from agora.db.tables import Event, Group, Item, Membership, User
+from agora.market import pacing
+from agora.market.auction import gsp
+from agora.market.config import MarketConfig
+from agora.market.models import AdClick, AdConversion, AdImpression, Campaign, Eligibility
+from agora.market.schemas import CampaignFields, CampaignIn
+
+#: Events of the user whose items' tags describe their interests (for tag targeting).
+RECENT_EVENTS = 50
+#: Empirical CTRs are counted over this many days of impressions.
+CTR_DAYS = 14
+
+#: Predicted click probabilities for rows of (user, item, campaign, tags, position, hour, ...).
+CTRPredictor = Callable[[list[dict[str, Any]]], np.ndarray]
+
+
+class UnknownCampaign(LookupError):
+    """No campaign with this id."""
+
+
+class UnknownReference(LookupError):
+    """A user, item or impression named by a request is not in the store."""
+
+
+class CampaignConflict(ValueError):
+    """A campaign with this id exists with other settings."""
+
+
+class MissingItems(ValueError):
+    """Creatives that are not stored items (``missing`` lists them with their index)."""
+
+    def __init__(self, missing: list[tuple[int, str]]):
+        self.missing = missing
+        super().__init__(f"unknown items: {', '.join(item for _, item in missing)}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """An ad placed on a feed page: where, which campaign and creative, at what price."""
+
+    position: int
+    campaign_id: str
+    advertiser: str
+    item_id: str
+    impression_id: int
+    price: float
+    ctr: float
+    title: str
+    author_id: str | None
+    tags: list[str]
+    created: datetime
+
+
+# ---------------------------------------------------------------- pure rules (also simulated)
+
+
+def in_holdout(salt: str, user_id: str, share: float) -> bool:
+    """Whether ``user_id`` is in the campaign's holdout: a stable hash of (salt, user) in [0, 1)
+    below ``share``, so the same user is always in the same arm."""
+    digest = hashlib.sha256(f"{salt}\x1f{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < share
+
+
+def targets(
+    tags: Sequence[str], segments: Sequence[str], user_tags: set[str], user_segments: set[str]
+) -> bool:
+    """Whether a campaign's targeting matches a user (an empty list matches everyone)."""
+    return (not tags or not user_tags.isdisjoint(tags)) and (
+        not segments or not user_segments.isdisjoint(segments)
+    )
+
+
+def effective_bid(
+    bid: float,
+    budget: float,
+    spent: float,
+    cap: int,
+    shown: int,
+    share: float,
+    config: MarketConfig,
+    draw: float,
+) -> float | None:
+    """What a (non-held-out, targeted) campaign bids now, or None when it sits out: at its
+    frequency cap, unable to pay the reserve from what is left of its budget, or throttled by
+    pacing (``draw`` uniform in [0, 1) against the pass probability)."""
+    left = budget - spent
+    if shown >= cap or left < config.reserve_price or left <= 0:
+        return None
+    if config.pacing:
+        p = pacing.pass_probability(
+            spent, budget, share, config.pacing_tolerance, config.pacing_floor
+        )
+        if draw >= p:
+            return None
+    return min(bid, left)
+
+
+def usable_slots(positions: Sequence[int], organic: int) -> list[int]:
+    """Slot positions a page of ``organic`` items can carry: the j-th ad (0-based) at position
+    p needs p - 1 items before it, of which j are earlier ads."""
+    return [p for j, p in enumerate(sorted(positions)) if organic > 0 and p - 1 <= organic + j]
+
+
+def wilson(k: int, n: int, confidence: float) -> tuple[float | None, float | None, float | None]:
+    """Proportion k/n with its Wilson score interval (None when n = 0)."""
+    if n <= 0:
+        return None, None, None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def lift(
+    k1: int, n1: int, k0: int, n0: int, confidence: float
+) -> dict[str, float | int | str | dict | None]:
+    """Conversion-rate lift of the exposed arm (k1 of n1) over the holdout (k0 of n0):
+    difference of proportions with a normal-approximation (Wald) interval and two-sided
+    p-value (unpooled standard error)."""
+    out: dict[str, Any] = {
+        "method": "difference of proportions, normal approximation (Wald, unpooled SE)",
+        "exposed_users": n1,
+        "exposed_converters": k1,
+        "holdout_users": n0,
+        "holdout_converters": k0,
+        "exposed_rate": k1 / n1 if n1 else None,
+        "holdout_rate": k0 / n0 if n0 else None,
+        "difference": {"estimate": None, "low": None, "high": None},
+        "relative_lift": None,
+        "incremental_conversions": None,
+        "p_value": None,
+    }
+    if not n1 or not n0:
+        return out
+    p1, p0 = k1 / n1, k0 / n0
+    diff = p1 - p0
+    se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    out["difference"] = {"estimate": diff, "low": diff - z * se, "high": diff + z * se}
+    out["relative_lift"] = diff / p0 if p0 > 0 else None
+    out["incremental_conversions"] = diff * n1
+    if se > 0:
+        out["p_value"] = 2 * (1 - NormalDist().cdf(abs(diff) / se))
+    return out
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+def _aware(t: datetime) -> datetime:
+    """A stored time as UTC (SQLite hands times back without their zone)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _campaign(session: Session, campaign_id: str) -> Campaign:
+    row = session.scalar(select(Campaign).where(Campaign.external_id == campaign_id))
+    if row is None:
+        raise UnknownCampaign(f"campaign {campaign_id!r} not found")
+    return row
+
+
+def _check_items(session: Session, items: list[str]) -> None:
+    found = set(session.scalars(select(Item.external_id).where(Item.external_id.in_(items))))
+    missing = [(i, item) for i, item in enumerate(items) if item not in found]
+    if missing:
+        raise MissingItems(missing)
+
+
+def _fields(spec: CampaignFields) -> dict[str, Any]:
+    return spec.model_dump(exclude={"campaign_id"})
+
+
+def _same(row: Campaign, fields: dict[str, Any]) -> bool:
+    return all(getattr(row, k) == v for k, v in fields.items())
+
+
+def create_campaign(session: Session, spec: CampaignIn, now: datetime) -> tuple[Campaign, bool]:
+    """Store a new campaign; returns (campaign, created). Re-sending the same campaign is a
+    no-op; the same id with other settings raises :class:`CampaignConflict`."""
+    fields = _fields(spec)
+    existing = session.scalar(select(Campaign).where(Campaign.external_id == spec.campaign_id))
+    if existing is not None:
+        if _same(existing, fields):
+            return existing, False
+        raise CampaignConflict(
+            f"campaign {spec.campaign_id!r} exists with other settings; PATCH it instead"
+        )
+    _check_items(session, spec.items)
+    row = Campaign(
+        external_id=spec.campaign_id,
+        holdout_salt=secrets.token_hex(8),
+        created=now,
+        updated=now,
+        **fields,
+    )
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def update_campaign(
+    session: Session, campaign_id: str, changes: dict[str, Any], now: datetime
+) -> Campaign:
+    """Change some fields of a campaign (its holdout salt never changes: arms stay put)."""
+    row = _campaign(session, campaign_id)
+    if "items" in changes:
+        _check_items(session, changes["items"])
+    merged = {**_stored_fields(row), **changes}
+    CampaignFields.model_validate(merged)  # the whole campaign must stay valid
+    for key, value in changes.items():
+        setattr(row, key, value)
+    row.updated = now
+    session.flush()
+    return row
+
+
+def list_campaigns(session: Session) -> list[Campaign]:
+    """Every campaign, oldest first."""
+    return list(session.scalars(select(Campaign).order_by(Campaign.id)))
+
+
+def get_campaign(session: Session, campaign_id: str) -> Campaign:
+    """One campaign by its id."""
+    return _campaign(session, campaign_id)
+
+
+def spent_on(session: Session, campaign_pks: Iterable[int], day: date) -> dict[int, float]:
+    """Charged per campaign on ``day`` (UTC)."""
+    pks = list(campaign_pks)
+    if not pks:
+        return {}
+    rows = session.execute(
+        select(AdClick.campaign_id, func.sum(AdClick.cost))
+        .where(AdClick.campaign_id.in_(pks), AdClick.day == day)
+        .group_by(AdClick.campaign_id)
+    )
+    return {pk: float(total or 0.0) for pk, total in rows}
+
+
+def _stored_fields(row: Campaign) -> dict[str, Any]:
+    """A stored campaign's fields (times in UTC: SQLite returns them without a zone)."""
+    fields = {k: getattr(row, k) for k in CampaignFields.model_fields}
+    for key in ("start_at", "end_at"):
+        if fields[key] is not None:
+            fields[key] = _aware(fields[key])
+    return fields
+
+
+def campaign_out(session: Session, row: Campaign, now: datetime) -> dict[str, Any]:
+    """A campaign as the API shows it, with today's spend."""
+    fields = _stored_fields(row)
+    spent = spent_on(session, [row.id], now.date()).get(row.id, 0.0)
+    return {
+        "campaign_id": row.external_id,
+        **fields,
+        "spent_today": spent,
+        "created": _aware(row.created),
+        "updated": _aware(row.updated),
+    }
+
+
+# ---------------------------------------------------------------- CTR
+
+
+def empirical_ctr(
+    session: Session, campaign_pks: Sequence[int], config: MarketConfig, now: datetime
+) -> dict[int, float]:
+    """Smoothed CTR per campaign over the last days: (clicks + prior x w) / (impressions + w)."""
+    since = now - timedelta(days=CTR_DAYS)
+    shown = dict(
+        session.execute(
+            select(AdImpression.campaign_id, func.count())
+            .where(AdImpression.campaign_id.in_(campaign_pks), AdImpression.served >= since)
+            .group_by(AdImpression.campaign_id)
+        ).all()
+    )
+    clicked = dict(
+        session.execute(
+            select(AdClick.campaign_id, func.count())
+            .where(AdClick.campaign_id.in_(campaign_pks), AdClick.clicked >= since)
+            .group_by(AdClick.campaign_id)
+        ).all()
+    )
+    w, prior = config.ctr_prior_weight, config.ctr_prior
+    return {pk: (clicked.get(pk, 0) + prior * w) / (shown.get(pk, 0) + w) for pk in campaign_pks}
+
+
+_LOADED_CTR: dict[Path, tuple[float, Any]] = {}
+
+
+def ctr_model(config: MarketConfig) -> CTRPredictor | None:
+    """The trained CTR model at ``config.ctr_model_path`` (reloaded when the file changes), or
+    None when none is configured or saved (serving falls back to the empirical CTR)."""
+    path = config.ctr_model_path
+    if path is None or not path.exists():
+        return None
+    from agora.market.ctr import CTRModel  # the model is optional: imported only when saved
+
+    stamp = path.stat().st_mtime
+    cached = _LOADED_CTR.get(path)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, CTRModel.load(path))
+        _LOADED_CTR[path] = cached
+    return cached[1].predict
+
+
+# ---------------------------------------------------------------- serving
+
+
+_PROFILES: dict[tuple[str, date, int], np.ndarray] = {}
+
+
+def _profile(session: Session, config: MarketConfig, today: date) -> np.ndarray:
+    """The hourly traffic forecast, computed once per day per database in this process."""
+    key = (str(session.get_bind().url), today, config.profile_days)
+    if key not in _PROFILES:
+        _PROFILES.clear()
+        _PROFILES[key] = pacing.traffic_profile(session, config.profile_days)
+    return _PROFILES[key]
+
+
+def _running(session: Session, now: datetime) -> list[Campaign]:
+    rows = session.scalars(
+        select(Campaign).where(
+            Campaign.status == "active",
+            or_(Campaign.start_at.is_(None), Campaign.start_at <= now),
+            or_(Campaign.end_at.is_(None), Campaign.end_at > now),
+        )
+    )
+    return [c for c in rows if not c.hours or now.hour in c.hours]
+
+
+def _user_context(session: Session, user_pk: int) -> tuple[set[str], set[str], list[str]]:
+    """The user's interest tags, segments (groups) and recent item ids."""
+    recent = session.execute(
+        select(Item.external_id, Item.tags)
+        .join(Event, Event.item_id == Item.id)
+        .where(Event.user_id == user_pk)
+        .order_by(Event.timestamp.desc())
+        .limit(RECENT_EVENTS)
+    ).all()
+    tags = {t for _, item_tags in recent for t in item_tags or ()}
+    groups = set(
+        session.scalars(
+            select(Group.external_id)
+            .join(Membership, Membership.group_id == Group.id)
+            .where(Membership.user_id == user_pk)
+        )
+    )
+    return tags, groups, [item for item, _ in recent]
+
+
+def _record_eligibility(
+    session: Session, user_pk: int, user_id: str, campaigns: list[Campaign], share: float, now
+) -> dict[int, bool]:
+    """Each campaign's arm for this user (True = holdout), storing first eligibility."""
+    known = dict(
+        session.execute(
+            select(Eligibility.campaign_id, Eligibility.holdout).where(
+                Eligibility.user_id == user_pk,
+                Eligibility.campaign_id.in_([c.id for c in campaigns]),
+            )
+        ).all()
+    )
+    arms: dict[int, bool] = {}
+    for c in campaigns:
+        held = in_holdout(c.holdout_salt, user_id, share)
+        arms[c.id] = held
+        if c.id not in known:
+            try:
+                with session.begin_nested():
+                    session.add(
+                        Eligibility(campaign_id=c.id, user_id=user_pk, holdout=held, first_seen=now)
+                    )
+            except IntegrityError:  # a concurrent request recorded it first
+                pass
+    return arms
+
+
+def serve_ads(
+    session: Session,
+    user_id: str,
+    page: Sequence[tuple[str, Sequence[str]]],
+    config: MarketConfig,
+    now: datetime,
+    rng: np.random.Generator | None = None,
+) -> list[Placement]:
+    """Auction the ad slots of a feed page for ``user_id`` and store the winners' impressions.
+
+    ``page`` is the organic page in order as (item id, tags). Returns the ads with their
+    1-based positions on the final page (organic items shift down by one per earlier ad)."""
+    slots = usable_slots(config.slot_positions, len(page)) if config.enabled else []
+    if not slots:
+        return []
+    campaigns = _running(session, now)
+    if not campaigns:
+        return []
+    user_pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    if user_pk is None:
+        return []
+    tags, segments, recent = _user_context(session, user_pk)
+    tags |= {t for _, item_tags in page for t in item_tags}
+    targeted = [c for c in campaigns if targets(c.target_tags, c.target_segments, tags, segments)]
+    if not targeted:
+        return []
+    arms = _record_eligibility(session, user_pk, user_id, targeted, config.holdout_share, now)
+    exposed = [c for c in targeted if not arms[c.id]]
+    if not exposed:
+        return []
+    today = now.date()
+    pks = [c.id for c in exposed]
+    shown = dict(
+        session.execute(
+            select(AdImpression.campaign_id, func.max(AdImpression.nth))
+            .where(
+                AdImpression.user_id == user_pk,
+                AdImpression.day == today,
+                AdImpression.campaign_id.in_(pks),
+            )
+            .group_by(AdImpression.campaign_id)
+        ).all()
+    )
+    spent = spent_on(session, pks, today)
+    share = pacing.target_share(_profile(session, config, today), now)
+    rng = rng or np.random.default_rng()
+    on_page = {item for item, _ in page}
+    offers: list[tuple[Campaign, float, str]] = []
+    for c in exposed:
+        bid = effective_bid(
+            c.bid,
+            c.daily_budget,
+            spent.get(c.id, 0.0),
+            c.frequency_cap,
+            shown.get(c.id, 0),
+            share,
+            config,
+            float(rng.random()),
+        )
+        creatives = [i for i in c.items if i not in on_page]
+        if bid is not None and creatives:
+            offers.extend((c, bid, item) for item in creatives)
+    if not offers:
+        return []
+    info = {
+        row.external_id: row
+        for row in session.scalars(
+            select(Item).where(Item.external_id.in_({item for _, _, item in offers}))
+        )
+    }
+    offers = [o for o in offers if o[2] in info]
+    ctrs = _predict(session, offers, info, user_id, recent, slots[0], config, now)
+    best: dict[int, int] = {}  # campaign -> its offer with the best predicted CTR
+    for k, (c, _, _) in enumerate(offers):
+        if c.id not in best or ctrs[k] > ctrs[best[c.id]]:
+            best[c.id] = k
+    chosen = list(best.values())
+    wins = gsp(
+        [offers[k][1] for k in chosen],
+        ctrs[chosen],
+        len(slots),
+        config.reserve_price,
+        config.epsilon,
+    )
+    authors = _authors(session, [info[offers[chosen[w.index]][2]] for w in wins])
+    placed: list[Placement] = []
+    for w in wins:
+        c, _, item = offers[chosen[w.index]]
+        row = info[item]
+        impression = AdImpression(
+            campaign_id=c.id,
+            user_id=user_pk,
+            item_id=row.id,
+            day=today,
+            nth=shown.get(c.id, 0) + 1,
+            position=slots[w.slot],
+            price=w.price,
+            ctr=w.ctr,
+            served=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(impression)
+        except IntegrityError:  # a concurrent page took this cap slot: the ad is not shown
+            continue
+        placed.append(
+            Placement(
+                position=slots[w.slot],
+                campaign_id=c.external_id,
+                advertiser=c.advertiser,
+                item_id=item,
+                impression_id=impression.id,
+                price=w.price,
+                ctr=w.ctr,
+                title=row.title,
+                author_id=authors.get(row.author_id),
+                tags=list(row.tags or []),
+                created=row.created,
+            )
+        )
+    return placed
+
+
+def _authors(session: Session, items: list[Item]) -> dict[int | None, str]:
+    pks = {i.author_id for i in items if i.author_id is not None}
+    if not pks:
+        return {}
+    return dict(session.execute(select(User.id, User.external_id).where(User.id.in_(pks))).all())
+
+
+def _predict(
+    session: Session,
+    offers: list[tuple[Campaign, float, str]],
+    info: dict[str, Item],
+    user_id: str,
+    recent: list[str],
+    position: int,
+    config: MarketConfig,
+    now: datetime,
+) -> np.ndarray:
+    model = ctr_model(config)
+    if model is not None:
+        rows = [
+            {
+                "user_id": user_id,
+                "item_id": item,
+                "campaign_id": c.external_id,
+                "tags": list(info[item].tags or []),
+                "position": position,
+                "hour": now.hour,
+                "recent_items": recent,
+            }
+            for c, _, item in offers
+        ]
+        return np.asarray(model(rows), dtype=float)
+    by_campaign = empirical_ctr(session, sorted({c.id for c, _, _ in offers}), config, now)
+    return np.array([by_campaign[c.id] for c, _, _ in offers])
+
+
+# ---------------------------------------------------------------- clicks and conversions
+
+
+def record_click(session: Session, impression_id: int, now: datetime) -> tuple[AdClick, str, bool]:
+    """Charge a click on an ad impression once: (click, campaign id, duplicate). The cost is
+    the impression's GSP price, capped at what is left of today's budget."""
+    impression = session.get(AdImpression, impression_id)
+    if impression is None:
+        raise UnknownReference(f"ad impression {impression_id} not found")
+    campaign = session.scalars(
+        select(Campaign).where(Campaign.id == impression.campaign_id).with_for_update()
+    ).one()
+    existing = session.scalar(select(AdClick).where(AdClick.impression_id == impression_id))
+    if existing is not None:
+        return existing, campaign.external_id, True
+    today = now.date()
+    spent = spent_on(session, [campaign.id], today).get(campaign.id, 0.0)
+    click = AdClick(
+        impression_id=impression_id,
+        campaign_id=campaign.id,
+        user_id=impression.user_id,
+        cost=pacing.charge(impression.price, spent, campaign.daily_budget),
+        day=today,
+        clicked=now,
+    )
+    session.add(click)
+    session.flush()
+    return click, campaign.external_id, False
+
+
+def record_conversion(
+    session: Session,
+    conversion_id: str,
+    campaign_id: str,
+    user_id: str,
+    now: datetime,
+    item_id: str | None = None,
+    value: float | None = None,
+    timestamp: datetime | None = None,
+) -> tuple[AdConversion, bool]:
+    """Store a conversion reported by the platform once: (conversion, duplicate)."""
+    existing = session.scalar(
+        select(AdConversion).where(AdConversion.conversion_id == conversion_id)
+    )
+    if existing is not None:
+        return existing, True
+    campaign = _campaign(session, campaign_id)
+    user_pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    if user_pk is None:
+        raise UnknownReference(f"user {user_id!r} not found")
+    item_pk = None
+    if item_id is not None:
+        item_pk = session.scalar(select(Item.id).where(Item.external_id == item_id))
+        if item_pk is None:
+            raise UnknownReference(f"item {item_id!r} not found")
+    row = AdConversion(
+        conversion_id=conversion_id,
+        campaign_id=campaign.id,
+        user_id=user_pk,
+        item_id=item_pk,
+        value=campaign.conversion_value if value is None else value,
+        timestamp=timestamp or now,
+    )
+    session.add(row)
+    session.flush()
+    return row, False
+
+
+# ---------------------------------------------------------------- measurement
+
+
+def _conversions(session: Session, campaign: Campaign, user_pks: select) -> list[tuple]:
+    """(user pk, time, value) of every conversion of ``campaign`` by the users selected: events
+    of its conversion type on its items, and conversions reported through the API."""
+    item_pks = select(Item.id).where(Item.external_id.in_(campaign.items))
+    events = session.execute(
+        select(Event.user_id, Event.timestamp).where(
+            Event.item_id.in_(item_pks),
+            Event.type == campaign.conversion_event,
+            Event.user_id.in_(user_pks),
+        )
+    ).all()
+    reported = session.execute(
+        select(AdConversion.user_id, AdConversion.timestamp, AdConversion.value).where(
+            AdConversion.campaign_id == campaign.id, AdConversion.user_id.in_(user_pks)
+        )
+    ).all()
+    out = [(u, _aware(t), campaign.conversion_value) for u, t in events]
+    return out + [(u, _aware(t), v) for u, t, v in reported]
+
+
+def report(session: Session, campaign_id: str, config: MarketConfig, now: datetime) -> dict:
+    """A campaign's measurement: impressions, clicks, CTR, spend, CPC, post-click conversions,
+    CVR, value and ROI, and the lift of its conversion rate over its holdout."""
+    c = _campaign(session, campaign_id)
+    impressions = session.scalar(
+        select(func.count()).select_from(AdImpression).where(AdImpression.campaign_id == c.id)
+    )
+    clicks = session.execute(
+        select(AdClick.user_id, AdClick.clicked, AdClick.cost).where(AdClick.campaign_id == c.id)
+    ).all()
+    spend = float(sum(cost for _, _, cost in clicks))
+    window = timedelta(days=config.attribution_days)
+
+    clickers = select(AdClick.user_id).where(AdClick.campaign_id == c.id)
+    by_user: dict[int, list[tuple[datetime, float]]] = {}
+    for u, t, v in _conversions(session, c, clickers):
+        by_user.setdefault(u, []).append((t, v))
+    converted, value = 0, 0.0
+    for u, clicked, _ in clicks:
+        start = _aware(clicked)
+        after = sorted(x for x in by_user.get(u, []) if start <= x[0] <= start + window)
+        if after:
+            converted += 1
+            value += after[0][1]
+
+    arms = session.execute(
+        select(Eligibility.user_id, Eligibility.holdout, Eligibility.first_seen).where(
+            Eligibility.campaign_id == c.id
+        )
+    ).all()
+    eligible = select(Eligibility.user_id).where(Eligibility.campaign_id == c.id)
+    first: dict[int, datetime] = {}
+    for u, t, _ in _conversions(session, c, eligible):
+        first[u] = min(first.get(u, t), t)
+    n = {True: 0, False: 0}
+    k = {True: 0, False: 0}
+    for u, held, seen in arms:
+        n[held] += 1
+        if u in first and first[u] >= _aware(seen):
+            k[held] += 1
+
+    ctr = wilson(len(clicks), impressions, config.confidence)
+    cvr = wilson(converted, len(clicks), config.confidence)
+    return {
+        "campaign_id": c.external_id,
+        "impressions": impressions,
+        "clicks": len(clicks),
+        "ctr": dict(zip(("estimate", "low", "high"), ctr, strict=True)),
+        "spend": spend,
+        "cpc": spend / len(clicks) if clicks else None,
+        "conversions": converted,
+        "cvr": dict(zip(("estimate", "low", "high"), cvr, strict=True)),
+        "conversion_value": value,
+        "roi": (value - spend) / spend if spend > 0 else None,
+        "spent_today": spent_on(session, [c.id], now.date()).get(c.id, 0.0),
+        "lift": lift(k[False], n[False], k[True], n[True], config.confidence),
+    }

@@ -1,0 +1,181 @@
+"""HTTP routes of the ad market: campaigns (admin), their reports (admin), ad clicks and
+conversions (write). Ads themselves reach users inside their feed pages (``source: "ad"``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import Path as PathParam
+from pydantic import ValidationError
+
+from agora.api.auth import AdminScope, WriteScope
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.db.engine import transaction
+from agora.market import service
+from agora.market.config import market_config
+from agora.market.schemas import (
+    CampaignIn,
+    CampaignOut,
+    CampaignPatch,
+    ClickIn,
+    ClickOut,
+    ConversionIn,
+    ConversionOut,
+    ReportOut,
+)
+
+router = APIRouter(tags=["market"])
+
+CampaignId = Annotated[str, PathParam(min_length=1, max_length=255, description="Campaign id.")]
+ERRORS = {
+    401: {"description": "Missing or unknown API key."},
+    403: {"description": "The API key lacks the needed scope."},
+    404: {"description": "The campaign (or user, item, impression named) is not stored."},
+}
+
+
+@contextmanager
+def _as_http_errors() -> Iterator[None]:
+    """The service's errors as 404, 409 and 422 answers that say what and where."""
+    try:
+        yield
+    except (service.UnknownCampaign, service.UnknownReference) as exc:
+        raise NotFound(str(exc)) from None
+    except service.CampaignConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except service.MissingItems as exc:
+        raise InvalidRequest(
+            [
+                problem(("body", "items", i), f"item {item!r} is not stored")
+                for i, item in exc.missing
+            ]
+        ) from None
+    except ValidationError as exc:  # a PATCH that would leave the campaign invalid
+        raise InvalidRequest(
+            [problem(("body", *e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+        ) from None
+
+
+@router.get("/campaigns", summary="Every campaign", dependencies=[AdminScope], responses=ERRORS)
+def get_campaigns(session: SessionDep) -> list[CampaignOut]:
+    now = datetime.now(UTC)
+    return [
+        CampaignOut(**service.campaign_out(session, c, now))
+        for c in service.list_campaigns(session)
+    ]
+
+
+@router.post(
+    "/campaigns",
+    summary="Create a campaign (re-sending the same one changes nothing)",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[AdminScope],
+    responses={
+        **ERRORS,
+        200: {"description": "The same campaign was already stored."},
+        409: {"description": "A campaign with this id exists with other settings."},
+    },
+)
+def post_campaign(body: CampaignIn, sessions: SessionFactoryDep, response: Response) -> CampaignOut:
+    now = datetime.now(UTC)
+    with _as_http_errors(), transaction(sessions) as session:
+        row, created = service.create_campaign(session, body, now)
+        out = CampaignOut(**service.campaign_out(session, row, now))
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return out
+
+
+@router.get(
+    "/campaigns/{campaign_id}",
+    summary="One campaign",
+    dependencies=[AdminScope],
+    responses=ERRORS,
+)
+def get_campaign(campaign_id: CampaignId, session: SessionDep) -> CampaignOut:
+    with _as_http_errors():
+        row = service.get_campaign(session, campaign_id)
+        return CampaignOut(**service.campaign_out(session, row, datetime.now(UTC)))
+
+
+@router.patch(
+    "/campaigns/{campaign_id}",
+    summary="Change some fields of a campaign (pause it with status=paused)",
+    dependencies=[AdminScope],
+    responses=ERRORS,
+)
+def patch_campaign(
+    campaign_id: CampaignId, body: CampaignPatch, sessions: SessionFactoryDep
+) -> CampaignOut:
+    now = datetime.now(UTC)
+    with _as_http_errors(), transaction(sessions) as session:
+        row = service.update_campaign(
+            session, campaign_id, body.model_dump(exclude_unset=True), now
+        )
+        return CampaignOut(**service.campaign_out(session, row, now))
+
+
+@router.get(
+    "/campaigns/{campaign_id}/report",
+    summary="Measurement: impressions, clicks, CTR, spend, CPC, conversions, CVR, ROI, lift",
+    description="Lift compares the conversion rate of eligible users outside the campaign's "
+    "randomised holdout with those inside it (who never saw it), with a confidence interval.",
+    dependencies=[AdminScope],
+    responses=ERRORS,
+)
+def get_report(campaign_id: CampaignId, session: SessionDep, settings: SettingsDep) -> ReportOut:
+    with _as_http_errors():
+        body = service.report(session, campaign_id, market_config(settings), datetime.now(UTC))
+    return ReportOut(**body)
+
+
+@router.post(
+    "/ads/clicks",
+    summary="A click on an ad impression (charged once, never past the daily budget)",
+    dependencies=[WriteScope],
+    responses=ERRORS,
+)
+def post_click(body: ClickIn, sessions: SessionFactoryDep) -> ClickOut:
+    with _as_http_errors(), transaction(sessions) as session:
+        click, campaign_id, duplicate = service.record_click(
+            session, body.impression_id, datetime.now(UTC)
+        )
+        return ClickOut(
+            impression_id=body.impression_id,
+            campaign_id=campaign_id,
+            cost=click.cost,
+            duplicate=duplicate,
+        )
+
+
+@router.post(
+    "/ads/conversions",
+    summary="A conversion for a campaign (stored once per conversion_id)",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[WriteScope],
+    responses={**ERRORS, 200: {"description": "This conversion_id was already stored."}},
+)
+def post_conversion(
+    body: ConversionIn, sessions: SessionFactoryDep, response: Response
+) -> ConversionOut:
+    with _as_http_errors(), transaction(sessions) as session:
+        _, duplicate = service.record_conversion(
+            session,
+            body.conversion_id,
+            body.campaign_id,
+            body.user_id,
+            datetime.now(UTC),
+            item_id=body.item_id,
+            value=body.value,
+            timestamp=body.timestamp,
+        )
+    if duplicate:
+        response.status_code = status.HTTP_200_OK
+    return ConversionOut(
+        conversion_id=body.conversion_id, campaign_id=body.campaign_id, duplicate=duplicate
+    )
