@@ -46,7 +46,7 @@ class Condition(_Rule):
 
     attribute: str = Field(min_length=1, max_length=64)
     op: Literal["ge", "le", "eq"] = "ge"
-    value: float | bool | str
+    value: int | float | bool | str
 
 
 class BadgeRule(_Rule):

@@ -826,27 +826,29 @@ def _progress(
         message = f"{b.threshold - n} more {noun} to reach {b.title} (current streak {n})"
         return BadgeProgress(b.name, b.title, b.level, n, b.threshold, message)
     first = b.conditions[0]
-    what = f"a {b.post_type or 'post'} with " + " and ".join(
+    word = b.post_type or "post"
+    what = f"{'an' if word[0] in 'aeiou' else 'a'} {word} with " + " and ".join(
         f"{c.attribute} {'>=' if c.op == 'ge' else '<=' if c.op == 'le' else '='} {c.value}"
         for c in b.conditions
     )
     best = None
-    if (
-        first.op == "ge"
-        and isinstance(first.value, int | float)
-        and not isinstance(first.value, bool)
-    ):
-        for (attributes,) in session.execute(select(Item.attributes).where(Item.author_id == pk)):
-            value = (attributes or {}).get(first.attribute)
-            if (b.post_type is None or (attributes or {}).get("post_type") == b.post_type) and (
-                isinstance(value, int | float) and (best is None or value > best)
+    numeric = isinstance(first.value, int | float) and not isinstance(first.value, bool)
+    if first.op == "ge" and numeric:
+        rows = session.execute(select(Item.id, Item.attributes).where(Item.author_id == pk))
+        for item, attributes in rows:
+            attributes = attributes or {}
+            value = attributes.get(first.attribute)
+            if (
+                (b.name, item) not in held
+                and (b.post_type is None or attributes.get("post_type") == b.post_type)
+                and isinstance(value, int | float)
+                and (best is None or value > best)
             ):
                 best = value
     suffix = f" (best so far: {first.attribute} {best})" if best is not None else ""
-    return BadgeProgress(
-        b.name, b.title, b.level, best, first.value if best is not None else None,
-        f"{what} to reach {b.title}{suffix}",
-    )  # fmt: skip
+    need = first.value if best is not None else None
+    message = f"{what} to reach {b.title}{suffix}"
+    return BadgeProgress(b.name, b.title, b.level, best, need, message)  # type: ignore[arg-type]
 
 
 def awards_since(

@@ -1,0 +1,237 @@
+"""HTTP routes of engagement: points, badges, trust, leaderboards, tasks, digests, replay.
+
+Reads first apply the events stored since the last read (``service.catch_up``), so they run in
+one transaction and need the ``read`` scope. Creating tasks and replaying need ``admin``.
+The rules are ``settings.engagement``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, PlainTextResponse
+
+from agora.api.auth import AdminScope, ReadScope
+from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
+from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.db.engine import transaction
+from agora.engagement import digest as digests
+from agora.engagement import service
+from agora.engagement.config import EngagementConfig
+from agora.engagement.schemas import (
+    BadgesOut,
+    DigestOut,
+    LeaderboardOut,
+    PointsOut,
+    ReplayOut,
+    TaskIn,
+    TaskLeaderboardOut,
+    TaskOut,
+    TaskProgressOut,
+    TrustOut,
+)
+
+router = APIRouter(tags=["engagement"])
+
+UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
+Tag = Annotated[str | None, Query(min_length=1, max_length=255)]
+ERRORS = {
+    401: {"description": "Missing or unknown API key."},
+    403: {"description": "The API key lacks the needed scope."},
+    404: {"description": "The user (or task) is not in the store."},
+}
+
+
+def get_config(settings: SettingsDep) -> EngagementConfig:
+    """The platform's engagement rules."""
+    return settings.engagement
+
+
+ConfigDep = Annotated[EngagementConfig, Depends(get_config)]
+
+
+@contextmanager
+def _as_http_errors() -> Iterator[None]:
+    try:
+        yield
+    except (service.UnknownUser, service.UnknownTask) as exc:
+        raise NotFound(str(exc)) from None
+    except service.TaskConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+
+
+@router.get(
+    "/users/{user_id}/points",
+    summary="The user's points total, per rule, and latest ledger entries",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_points(
+    user_id: UserId,
+    sessions: SessionFactoryDep,
+    config: ConfigDep,
+    n: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> PointsOut:
+    with _as_http_errors(), transaction(sessions) as session:
+        report = service.points(session, config, user_id, datetime.now(UTC), n)
+    return PointsOut(**asdict(report))
+
+
+@router.get(
+    "/users/{user_id}/badges",
+    summary="Badges the user earned and how far they are from the others",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_badges(user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep) -> BadgesOut:
+    with _as_http_errors(), transaction(sessions) as session:
+        report = service.badges(session, config, user_id, datetime.now(UTC))
+    return BadgesOut(**asdict(report))
+
+
+@router.get(
+    "/users/{user_id}/trust",
+    summary="The user's trust level, each level's requirements and what is missing",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_trust(user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep) -> TrustOut:
+    with _as_http_errors(), transaction(sessions) as session:
+        report = service.trust(session, config, user_id, datetime.now(UTC))
+    return TrustOut(**asdict(report))
+
+
+@router.get(
+    "/leaderboards",
+    summary="Users ranked by points: all time or the last 7 days, optionally on one tag",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_leaderboard(
+    sessions: SessionFactoryDep,
+    config: ConfigDep,
+    period: Literal["all", "week"] = "all",
+    tag: Tag = None,
+    n: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> LeaderboardOut:
+    with transaction(sessions) as session:
+        leaders = service.leaderboard(session, config, datetime.now(UTC), period, tag, n)
+    return LeaderboardOut(period=period, tag=tag, leaders=leaders)
+
+
+@router.get("/tasks", summary="Tasks and contests", dependencies=[ReadScope], responses=ERRORS)
+def get_tasks(
+    sessions: SessionFactoryDep,
+    active: Annotated[bool, Query(description="Only tasks running now.")] = False,
+) -> list[TaskOut]:
+    with sessions() as session:
+        tasks = service.list_tasks(session, datetime.now(UTC), active)
+    return [TaskOut(**t.__dict__) for t in tasks]
+
+
+@router.post(
+    "/tasks",
+    summary="Create a task (a time-boxed goal); the same task again changes nothing",
+    dependencies=[AdminScope],
+    responses={**ERRORS, 409: {"description": "The task id exists with another definition."}},
+)
+def post_task(
+    body: TaskIn,
+    response: Response,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+    config: ConfigDep,
+) -> TaskOut:
+    known = (*settings.event_types, config.flag_event)
+    if body.event_type not in known:
+        message = f"unknown event type {body.event_type!r}; known: {sorted(known)}"
+        raise InvalidRequest([problem(("body", "event_type"), message)])
+    with _as_http_errors(), transaction(sessions) as session:
+        spec, created = service.create_task(
+            session, service.TaskSpec(**body.model_dump()), datetime.now(UTC)
+        )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return TaskOut(**spec.__dict__)
+
+
+@router.get(
+    "/tasks/{task_id}/leaderboard",
+    summary="A task's users ranked by their progress in its window",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_task_leaderboard(
+    task_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+    sessions: SessionFactoryDep,
+    n: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> TaskLeaderboardOut:
+    with _as_http_errors(), sessions() as session:
+        board = service.task_leaderboard(session, task_id, datetime.now(UTC), n)
+    return TaskLeaderboardOut(**board)
+
+
+@router.get(
+    "/users/{user_id}/tasks",
+    summary="The user's progress on the running tasks (all tasks with active=false)",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_user_tasks(
+    user_id: UserId, sessions: SessionFactoryDep, active: bool = True
+) -> list[TaskProgressOut]:
+    with _as_http_errors(), sessions() as session:
+        rows = service.user_tasks(session, user_id, datetime.now(UTC), active)
+    return [TaskProgressOut(**row) for row in rows]
+
+
+@router.get(
+    "/users/{user_id}/digest",
+    summary="What the user missed since their last activity (or `since`): text, HTML or JSON",
+    dependencies=[ReadScope],
+    responses={
+        **ERRORS,
+        200: {"content": {"text/plain": {}, "text/html": {}}, "description": "The digest."},
+    },
+    response_model=DigestOut,
+)
+def get_digest(
+    user_id: UserId,
+    sessions: SessionFactoryDep,
+    models: ModelsDep,
+    settings: SettingsDep,
+    config: ConfigDep,
+    format: Literal["json", "text", "html"] = "json",  # noqa: A002 - the query parameter's name
+    since: datetime | None = None,
+    n: Annotated[int, Query(ge=0, le=50, description="Feed items to suggest.")] = 5,
+) -> DigestOut | Response:
+    now = datetime.now(UTC)
+    with _as_http_errors(), transaction(sessions) as session:
+        report = digests.build_digest(session, config, user_id, now, since)
+        if n:
+            report.picks = digests.feed_picks(
+                session, models, user_id, n, settings.feed, settings.event_weights, now,
+                report.since,
+            )  # fmt: skip
+    if format == "text":
+        return PlainTextResponse(digests.render(report, "text"))
+    if format == "html":
+        return HTMLResponse(digests.render(report, "html"))
+    return DigestOut(**asdict(report), empty=report.empty)
+
+
+@router.post(
+    "/engagement/replay",
+    summary="Rebuild the ledger, badges and trust levels from every event under the rules",
+    dependencies=[AdminScope],
+    responses=ERRORS,
+)
+def post_replay(sessions: SessionFactoryDep, config: ConfigDep) -> ReplayOut:
+    with transaction(sessions) as session:
+        applied = service.replay(session, config, datetime.now(UTC))
+    return ReplayOut(applied=applied)

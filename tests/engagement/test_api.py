@@ -1,0 +1,134 @@
+"""The engagement routes on the real app (create_app), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from engagement_support import EngagementSettings
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from agora.api.app import create_app
+from agora.engagement.views import router
+from agora.feed.models import FeedImpression
+
+ADMIN = {"Authorization": "Bearer test-admin"}
+READ = {"Authorization": "Bearer r"}
+NOW = datetime.now(UTC)
+
+
+def _iso(days_ago: float) -> str:
+    return (NOW - timedelta(days=days_ago)).isoformat()
+
+
+@pytest.fixture
+def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
+    settings = EngagementSettings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        api_key="test-admin",
+        api_keys={"r": ["read"]},
+        custom_event_types=["ask", "answer", "accept", "flag_upheld"],
+    )
+    app = create_app(settings)
+    app.include_router(router)
+    with TestClient(app) as client:
+        for item, author, tags in (("q1", "asker", ["python"]), ("q2", "asker", ["rust"]),
+                                   ("new", "writer", ["python"])):  # fmt: skip
+            body = {"title": f"Post {item}", "author_id": author, "tags": tags,
+                    "created": _iso(1 if item == "new" else 20)}  # fmt: skip
+            assert client.put(f"/items/{item}", json=body, headers=ADMIN).status_code in (200, 201)
+        events = [
+            {"event_id": f"like{i}", "user_id": f"fan{i}", "item_id": "q1", "type": "like",
+             "timestamp": _iso(10)}
+            for i in range(12)
+        ] + [
+            {"event_id": "ans", "user_id": "helper", "item_id": "q1", "type": "answer",
+             "timestamp": _iso(2)},
+            {"event_id": "seen", "user_id": "asker", "item_id": "q2", "type": "view",
+             "timestamp": _iso(3)},
+            {"event_id": "old", "user_id": "fan0", "item_id": "q2", "type": "like",
+             "timestamp": _iso(30)},
+        ]  # fmt: skip
+        assert client.post("/events", json=events, headers=ADMIN).status_code in (200, 201)
+        yield client
+
+
+def test_points_badges_trust_and_leaderboards(client: TestClient) -> None:
+    points = client.get("/users/asker/points", headers=READ).json()
+    assert points["total"] == 120 + 10  # 12 likes on q1 in a day, 1 on q2 (the cap is 200)
+    assert points["by_rule"] == {"like_received": 130}
+    badges = client.get("/users/asker/badges", headers=READ).json()
+    assert [(b["badge"], b["item_id"]) for b in badges["earned"]] == [("nice_post", "q1")]
+    good = next(p for p in badges["progress"] if p["badge"] == "good_post")
+    assert good["message"] == "13 more likes on 'Post q1' to reach Good Post"
+    trust = client.get("/users/asker/trust", headers=READ).json()
+    assert trust["level"] == 0 and trust["next_level"].startswith("to reach level 1 (basic): ")
+
+    # an event posted a moment ago counts at once
+    like = {"event_id": "late", "user_id": "fan99", "item_id": "q2", "type": "like"}
+    assert client.post("/events", json=like, headers=ADMIN).status_code in (200, 201)
+    assert client.get("/users/asker/points", headers=READ).json()["total"] == 140
+
+    board = client.get("/leaderboards", headers=READ).json()
+    top = [(r["user_id"], r["points"]) for r in board["leaders"][:2]]
+    assert top == [("asker", 140), ("helper", 2)]
+    week = client.get("/leaderboards?period=week&tag=rust", headers=READ).json()
+    assert week["leaders"] == [{"rank": 1, "user_id": "asker", "points": 10}]  # not the old like
+    assert client.get("/leaderboards?period=month", headers=READ).status_code == 422
+    assert client.get("/users/nobody/points", headers=READ).status_code == 404
+
+
+def test_tasks_are_idempotent_and_show_progress(client: TestClient) -> None:
+    task = {"task_id": "answer-week", "title": "Answer 5 questions this week",
+            "event_type": "answer", "target": 5, "starts": _iso(7), "ends": _iso(-7)}  # fmt: skip
+    assert client.post("/tasks", json=task, headers=READ).status_code == 403
+    assert client.post("/tasks", json=task, headers=ADMIN).status_code == 201
+    assert client.post("/tasks", json=task, headers=ADMIN).status_code == 200
+    changed = client.post("/tasks", json={**task, "target": 6}, headers=ADMIN)
+    assert changed.status_code == 409 and "another definition" in changed.json()["detail"]
+    bad = client.post("/tasks", json={**task, "task_id": "x", "ends": _iso(8)}, headers=ADMIN)
+    assert bad.status_code == 422 and "ends must lie after starts" in bad.text
+    unknown = client.post("/tasks", json={**task, "task_id": "y", "event_type": "vote"},
+                          headers=ADMIN)  # fmt: skip
+    assert unknown.status_code == 422
+    assert unknown.json()["problems"][0]["location"] == "body.event_type"
+
+    mine = client.get("/users/helper/tasks", headers=READ).json()
+    assert [(t["task_id"], t["progress"], t["done"]) for t in mine] == [("answer-week", 1, False)]
+    assert mine[0]["message"].startswith("4 more answer events by ")
+    board = client.get("/tasks/answer-week/leaderboard", headers=READ).json()
+    assert board["leaders"] == [{"rank": 1, "user_id": "helper", "count": 1, "done": False}]
+    assert [t["task_id"] for t in client.get("/tasks?active=true", headers=READ).json()] == [
+        "answer-week"
+    ]
+    assert client.get("/tasks/none/leaderboard", headers=READ).status_code == 404
+
+
+def test_digest_as_text_html_and_json_without_impressions(client: TestClient) -> None:
+    since = _iso(5)
+    text = client.get(
+        "/users/asker/digest", params={"format": "text", "since": since}, headers=READ
+    )
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    assert 'helper answered on "Post q1"' in text.text
+    assert "Picked for you:" in text.text and "Post new" in text.text  # from the feed
+    html = client.get(
+        "/users/asker/digest", params={"format": "html", "since": since}, headers=READ
+    )
+    assert html.headers["content-type"].startswith("text/html")
+    assert "<q>Post q1</q>" in html.text
+    body = client.get("/users/asker/digest", headers=READ).json()  # since the last activity
+    assert body["since"].startswith(_iso(3)[:16]) and body["replies_total"] == 1
+    assert body["picks"][0]["item_id"] == "new"
+    with client.app.state.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(FeedImpression)) == 0
+
+
+def test_replay_needs_admin(client: TestClient) -> None:
+    assert client.post("/engagement/replay", headers=READ).status_code == 403
+    replay = client.post("/engagement/replay", headers=ADMIN)
+    assert replay.status_code == 200 and replay.json() == {"applied": 15}

@@ -1,0 +1,151 @@
+"""Badges and trust levels: thresholds, explanations, awarded once (or once per post)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engagement_support import NOW, T0, events, items
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.db.engine import transaction
+from agora.engagement import service
+from agora.engagement.config import (
+    BadgeRule,
+    Condition,
+    EngagementConfig,
+    TrustLevel,
+    TrustRequirements,
+)
+from agora.engagement.models import TrustState
+from agora.ingest.schemas import ItemIn
+from agora.ingest.service import upsert_items
+
+
+def _likes(post: str, n: int, start: int = 0) -> list:
+    return [(f"{post}-l{i}", f"fan{i}", post, "like", T0 + timedelta(minutes=i)) for i in
+            range(start, start + n)]  # fmt: skip
+
+
+def _progress(report: service.BadgesReport, badge: str) -> service.BadgeProgress:
+    return next(p for p in report.progress if p.badge == badge)
+
+
+def test_post_badges_at_thresholds_with_explained_progress(
+    sessions: sessionmaker[Session],
+) -> None:
+    config = EngagementConfig()
+    with transaction(sessions) as session:
+        items(session, {"p1": ("writer", []), "p2": ("writer", [])})
+        events(session, _likes("p1", 9) + _likes("p2", 3) + [("own", "writer", "p1", "like", T0)])
+    with transaction(sessions) as session:
+        report = service.badges(session, config, "writer", NOW)
+    assert [b["badge"] for b in report.earned] == ["first_like"]  # liked their own post
+    nice = _progress(report, "nice_post")
+    assert (nice.have, nice.need) == (9, 10)  # the author's own like does not count
+    assert nice.message == "1 more likes on 'post p1' to reach Nice Post"
+
+    with transaction(sessions) as session:
+        events(session, _likes("p1", 4, start=9))  # 13 likes: Nice Post, on p1
+    with transaction(sessions) as session:
+        report = service.badges(session, config, "writer", NOW)
+    assert [(b["badge"], b["item_id"]) for b in report.earned[1:]] == [("nice_post", "p1")]
+    assert _progress(report, "good_post").message == "12 more likes on 'post p1' to reach Good Post"
+    assert _progress(report, "nice_post").message == "7 more likes on 'post p2' to reach Nice Post"
+
+    with transaction(sessions) as session:
+        events(session, _likes("p2", 7, start=3) + _likes("p1", 40, start=13))  # p2: 10, p1: 53
+    with transaction(sessions) as session:
+        earned = service.badges(session, config, "writer", NOW).earned
+    assert sorted((b["badge"], b["item_id"]) for b in earned[1:]) == [
+        ("good_post", "p1"),
+        ("great_post", "p1"),
+        ("nice_post", "p1"),
+        ("nice_post", "p2"),
+    ]
+
+
+def test_count_and_streak_badges_are_awarded_once(sessions: sessionmaker[Session]) -> None:
+    config = EngagementConfig()
+    with transaction(sessions) as session:
+        items(session, {"q": ("asker", []), "a1": ("helper", []), "a2": ("helper", [])})
+        visits = [(f"v{d}", "helper", "q", "view", T0 + timedelta(days=d)) for d in range(8)]
+        events(
+            session,
+            visits
+            + [("ans1", "helper", "q", "answer", T0), ("ans2", "helper", "q", "answer", T0)]
+            + [("acc1", "asker", "a1", "accept", T0), ("acc2", "asker", "a2", "accept", T0)],
+        )
+    with transaction(sessions) as session:
+        helper = service.badges(session, config, "helper", NOW)
+        asker = service.badges(session, config, "asker", NOW)
+    assert sorted(b["badge"] for b in helper.earned) == ["first_answer", "regular", "teacher"]
+    assert [b["badge"] for b in asker.earned] == ["scholar"]
+    enthusiast = _progress(helper, "enthusiast")
+    assert enthusiast.have == 0  # the 8-day run ended long before NOW
+    assert enthusiast.message == "30 more consecutive days to reach Enthusiast (current streak 0)"
+    answerer = _progress(helper, "answerer")
+    assert answerer.message == "23 more answers to reach Answerer"
+    assert all(p.badge != "first_answer" for p in helper.progress)  # earned once and for all
+
+
+def test_attribute_badges_for_stack_exchange_scores(sessions: sessionmaker[Session]) -> None:
+    nice = BadgeRule(
+        name="nice_answer",
+        title="Nice Answer",
+        kind="post_attribute",
+        post_type="answer",
+        conditions=(Condition(attribute="score", value=10),),
+        per_post=True,
+    )
+    config = EngagementConfig(badges=[nice])
+    with transaction(sessions) as session:
+        upsert_items(
+            session,
+            [
+                ItemIn(item_id="a1", author_id="x", created=T0,
+                       attributes={"post_type": "answer", "score": 12}),
+                ItemIn(item_id="a2", author_id="x", created=T0,
+                       attributes={"post_type": "answer", "score": 7}),
+                ItemIn(item_id="q1", author_id="x", created=T0,
+                       attributes={"post_type": "question", "score": 30}),
+            ],
+        )  # fmt: skip
+    with transaction(sessions) as session:
+        report = service.badges(session, config, "x", NOW)
+    assert [(b["badge"], b["item_id"]) for b in report.earned] == [("nice_answer", "a1")]
+    assert report.progress[0].message == (
+        "an answer with score >= 10 to reach Nice Answer (best so far: score 7)"
+    )
+
+
+def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -> None:
+    config = EngagementConfig(
+        trust_levels=[
+            TrustLevel(level=1, name="basic", requires=TrustRequirements(posts_read=3)),
+            TrustLevel(
+                level=2,
+                name="member",
+                requires=TrustRequirements(days_visited=3, likes_received=2, replies=1),
+            ),
+        ]
+    )
+    with transaction(sessions) as session:
+        items(session, {f"p{i}": ("other", []) for i in range(4)} | {"mine": ("reader", [])})
+        reads = [(f"r{i}", "reader", f"p{i}", "view", T0 + timedelta(days=i)) for i in range(4)]
+        events(session, reads + [("like1", "other", "mine", "like", T0)])
+    with transaction(sessions) as session:
+        report = service.trust(session, config, "reader", NOW)
+    assert (report.level, report.name) == (1, "basic")
+    assert (
+        report.next_level
+        == "to reach level 2 (member): 1 more likes received (1/2); 1 more replies (0/1)"
+    )
+    with transaction(sessions) as session:
+        events(
+            session, [("like2", "fan", "mine", "like", T0), ("c", "reader", "p0", "comment", T0)]
+        )
+    with transaction(sessions) as session:
+        report = service.trust(session, config, "reader", NOW)
+        stored = session.get(TrustState, service.user_pk(session, "reader"))
+    assert (report.level, report.next_level) == (2, None)
+    assert stored is not None and stored.level == 2  # the catch-up stored the new level
