@@ -14,13 +14,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api.auth import ReadScope, WriteScope
 from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.config import Settings
 from agora.db.engine import transaction
 from agora.feed import service
 from agora.feed.models import FEEDBACK_KINDS
+from agora.market import service as market
+from agora.market.config import market_config
 
 router = APIRouter(tags=["feed"])
 
@@ -45,6 +49,11 @@ class FeedItemOut(BaseModel):
     new_creator: bool = Field(False, description="The author's first post is recent.")
     because: list[dict] | None = Field(
         None, description="With explain=true: past items that carried the model's score."
+    )
+    ad: bool = Field(False, description="A paid placement (source 'ad').")
+    campaign_id: str | None = Field(None, description="For an ad: its campaign.")
+    ad_impression: int | None = Field(
+        None, description="For an ad: pass to POST /ads/clicks when the user clicks it."
     )
 
 
@@ -122,6 +131,38 @@ def _controls_out(c: service.Controls) -> ControlsOut:
     return ControlsOut(**c.__dict__)
 
 
+def _with_ads(
+    sessions: sessionmaker[Session], settings: Settings, page: service.FeedPage
+) -> tuple[list[FeedItemOut], dict[str, int]]:
+    """The page's items with the ad market's auction winners in their slots (one short
+    transaction: it stores the ad impressions), and the count per source."""
+    organic = [(item.item_id, item.tags) for item in page.items]
+    with transaction(sessions) as session:
+        ads = market.serve_ads(
+            session, page.user_id, organic, market_config(settings), datetime.now(UTC)
+        )
+    items = [FeedItemOut(**item.__dict__) for item in page.items]
+    for ad in ads:
+        items.insert(min(ad.position - 1, len(items)), _ad_out(ad))
+    return items, {**page.sources, **({"ad": len(ads)} if ads else {})}
+
+
+def _ad_out(ad: market.Placement) -> FeedItemOut:
+    return FeedItemOut(
+        item_id=ad.item_id,
+        score=round(ad.ctr, 6),
+        source="ad",
+        reason=f"Sponsored by {ad.advertiser}.",
+        title=ad.title,
+        author_id=ad.author_id,
+        tags=ad.tags,
+        created=ad.created,
+        ad=True,
+        campaign_id=ad.campaign_id,
+        ad_impression=ad.impression_id,
+    )
+
+
 @router.get(
     "/users/{user_id}/feed",
     summary="A page of the user's feed (pass next_cursor for the next page)",
@@ -152,12 +193,13 @@ def get_feed(
             explain=explain,
             cache=cache,
         )
+    items, sources = _with_ads(sessions, settings, page)
     return FeedPageOut(
         user_id=page.user_id,
         page=page.page,
-        items=[FeedItemOut(**item.__dict__) for item in page.items],
+        items=items,
         next_cursor=page.next_cursor,
-        sources=page.sources,
+        sources=sources,
         model=page.model,
     )
 
