@@ -1,0 +1,148 @@
+"""``agora market ...``: list, create and pause campaigns, and print a campaign's report."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.config import Settings, get_settings
+from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.market import service
+from agora.market.config import market_config
+from agora.market.schemas import CampaignIn
+
+app = typer.Typer(help="Ad campaigns, their auction and their measurement.", no_args_is_help=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+CampaignArg = Annotated[str, typer.Argument(help="Campaign id.")]
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+@app.command("campaigns")
+def campaigns() -> None:
+    """Every campaign with its bid, budget and today's spend."""
+    now = datetime.now(UTC)
+    with _sessions(get_settings())() as session:
+        rows = [service.campaign_out(session, c, now) for c in service.list_campaigns(session)]
+    table = Table(title="campaigns")
+    for column in ("id", "advertiser", "status", "bid", "daily budget", "spent today", "cap"):
+        table.add_column(column, justify="left" if column in ("id", "advertiser") else "right")
+    for c in rows:
+        table.add_row(
+            c["campaign_id"],
+            c["advertiser"],
+            c["status"],
+            f"{c['bid']:.2f}",
+            f"{c['daily_budget']:.2f}",
+            f"{c['spent_today']:.2f}",
+            str(c["frequency_cap"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def create(
+    path: Annotated[Path, typer.Argument(help="JSON file: one campaign object or a list.")],
+) -> None:
+    """Create campaigns from a JSON file (fields as POST /campaigns); all or nothing."""
+    try:
+        raw = json.loads(path.read_text())
+        specs = TypeAdapter(list[CampaignIn]).validate_python(
+            raw if isinstance(raw, list) else [raw]
+        )
+    except (OSError, json.JSONDecodeError) as exc:
+        raise _fail(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise _fail(f"{path}: {where}") from exc
+    now = datetime.now(UTC)
+    try:
+        with transaction(_sessions(get_settings())) as session:
+            done = [service.create_campaign(session, spec, now)[1] for spec in specs]
+    except (service.CampaignConflict, service.MissingItems) as exc:
+        raise _fail(f"{path}: {exc}; nothing was written") from exc
+    console.print(f"{sum(done)} campaign(s) created, {len(done) - sum(done)} already stored")
+
+
+@app.command("set-status")
+def set_status(
+    campaign_id: CampaignArg,
+    status: Annotated[str, typer.Argument(help="active | paused")],
+) -> None:
+    """Pause or resume a campaign."""
+    if status not in ("active", "paused"):
+        raise _fail(f"status must be 'active' or 'paused', not {status!r}")
+    try:
+        with transaction(_sessions(get_settings())) as session:
+            service.update_campaign(session, campaign_id, {"status": status}, datetime.now(UTC))
+    except service.UnknownCampaign as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"campaign {campaign_id} is {status}")
+
+
+@app.command()
+def report(
+    campaign_id: CampaignArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Impressions, clicks, CTR, spend, CPC, conversions, CVR, ROI and lift over the holdout."""
+    settings = get_settings()
+    try:
+        with _sessions(settings)() as session:
+            body = service.report(session, campaign_id, market_config(settings), datetime.now(UTC))
+    except service.UnknownCampaign as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps(body))
+        return
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.2f}%"
+
+    def interval(i: dict) -> str:
+        return (
+            "-"
+            if i["estimate"] is None
+            else f"{pct(i['estimate'])} [{pct(i['low'])}, {pct(i['high'])}]"
+        )
+
+    lift = body["lift"]
+    table = Table(title=f"campaign {campaign_id}", show_header=False)
+    for name, value in (
+        ("impressions", f"{body['impressions']:,}"),
+        ("clicks", f"{body['clicks']:,}"),
+        ("CTR", interval(body["ctr"])),
+        ("spend", f"{body['spend']:.2f} (today {body['spent_today']:.2f})"),
+        ("CPC", "-" if body["cpc"] is None else f"{body['cpc']:.3f}"),
+        ("conversions (post-click)", f"{body['conversions']:,}"),
+        ("CVR", interval(body["cvr"])),
+        ("ROI", "-" if body["roi"] is None else f"{body['roi']:.2f}"),
+        ("exposed arm", f"{lift['exposed_converters']:,} / {lift['exposed_users']:,} converted"),
+        ("holdout arm", f"{lift['holdout_converters']:,} / {lift['holdout_users']:,} converted"),
+        ("lift (difference)", interval(lift["difference"])),
+    ):
+        table.add_row(name, value)
+    console.print(table)
+    console.print(f"lift method: {lift['method']}")
