@@ -42,7 +42,7 @@ def test_post_badges_at_thresholds_with_explained_progress(
     assert [b["badge"] for b in report.earned] == ["first_like"]  # liked their own post
     nice = _progress(report, "nice_post")
     assert (nice.have, nice.need) == (9, 10)  # the author's own like does not count
-    assert nice.message == "1 more likes on 'post p1' to reach Nice Post"
+    assert nice.message == "1 more like on 'post p1' to reach Nice Post"
 
     with transaction(sessions) as session:
         events(session, _likes("p1", 4, start=9))  # 13 likes: Nice Post, on p1
@@ -138,7 +138,7 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
     assert (report.level, report.name) == (1, "basic")
     assert (
         report.next_level
-        == "to reach level 2 (member): 1 more likes received (1/2); 1 more replies (0/1)"
+        == "to reach level 2 (member): 1 more like received (1/2); 1 more reply (0/1)"
     )
     with transaction(sessions) as session:
         events(

@@ -563,6 +563,21 @@ LABELS = {
 }
 
 
+def _more(n: int, noun: str) -> str:
+    """ "3 more likes received", "1 more like received": the first plural word made singular."""
+    if n == 1:
+        words = noun.split(" ")
+        for i, word in enumerate(words):
+            if word.endswith("ies"):
+                words[i] = word[:-3] + "y"
+                break
+            if word.endswith("s") and not word.endswith("ss"):
+                words[i] = word[:-1]
+                break
+        noun = " ".join(words)
+    return f"{n} more {noun}"
+
+
 def _check_levels(config: EngagementConfig, metrics: dict[str, int]) -> list[LevelCheck]:
     checks = []
     for tl in config.trust_levels:
@@ -583,7 +598,7 @@ def _check_levels(config: EngagementConfig, metrics: dict[str, int]) -> list[Lev
                 )
             else:
                 met = have >= need
-                missing = None if met else f"{need - have} more {LABELS[metric]} ({have}/{need})"
+                missing = None if met else f"{_more(need - have, LABELS[metric])} ({have}/{need})"
             reqs.append(Requirement(metric, need, have, met, missing))
         checks.append(LevelCheck(tl.level, tl.name, all(r.met for r in reqs), reqs))
     return checks
@@ -805,7 +820,7 @@ def _progress(
             message = f"{b.threshold} {noun} on one post to reach {b.title}"
             return BadgeProgress(b.name, b.title, b.level, 0, b.threshold, message)
         n, _, title = max(open_, key=lambda r: (r[0], -r[1]))
-        message = f"{b.threshold - n} more {noun} on {title or 'a post'!r} to reach {b.title}"
+        message = f"{_more(b.threshold - n, noun)} on {title or 'a post'!r} to reach {b.title}"
         return BadgeProgress(b.name, b.title, b.level, n, b.threshold, message)
     if b.kind == "count":
         stmt = select(func.count()).select_from(Event).where(Event.type == b.event)
@@ -816,14 +831,14 @@ def _progress(
                 Item.author_id == pk, Event.user_id != pk
             )
         n = session.scalar(stmt) or 0
-        message = f"{b.threshold - n} more {noun} to reach {b.title}"
+        message = f"{_more(b.threshold - n, noun)} to reach {b.title}"
         return BadgeProgress(b.name, b.title, b.level, n, b.threshold, message)
     if b.kind == "streak":
         days = set(session.scalars(select(ActiveDay.day).where(ActiveDay.user_id == pk)))
         today = now.date()
         last = today if today in days else today - timedelta(days=1)
         n = _streak(days, last) if last in days else 0
-        message = f"{b.threshold - n} more {noun} to reach {b.title} (current streak {n})"
+        message = f"{_more(b.threshold - n, noun)} to reach {b.title} (current streak {n})"
         return BadgeProgress(b.name, b.title, b.level, n, b.threshold, message)
     first = b.conditions[0]
     word = b.post_type or "post"
@@ -961,9 +976,8 @@ def _task_status(spec: TaskSpec, have: int, now: datetime) -> dict[str, Any]:
     elif now < spec.starts:
         message = f"starts {spec.starts:%Y-%m-%d %H:%M} UTC"
     else:
-        message = (
-            f"{spec.target - have} more {spec.event_type} events by {spec.ends:%Y-%m-%d %H:%M} UTC"
-        )
+        more = _more(spec.target - have, f"{spec.event_type} events")
+        message = f"{more} by {spec.ends:%Y-%m-%d %H:%M} UTC"
     return {**spec.__dict__, "progress": min(have, spec.target), "count": have, "done": done,
             "message": message}  # fmt: skip
 

@@ -1,0 +1,150 @@
+"""``agora engagement ...``: replay the ledger, leaderboards, a user's points, badges, trust level
+and digest. The rules are ``settings.engagement`` (``AGORA_ENGAGEMENT`` as JSON)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.config import Settings, get_settings
+from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.engagement import digest as digests
+from agora.engagement import service
+
+app = typer.Typer(
+    help="Points, badges, trust levels, leaderboards and digests.", no_args_is_help=True
+)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+UserArg = Annotated[str, typer.Argument(help="External user id.")]
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+def _unknown(exc: LookupError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(2)
+
+
+@app.command()
+def replay() -> None:
+    """Rebuild the ledger, badges and trust levels from every stored event under the rules."""
+    settings = get_settings()
+    started = time.perf_counter()
+    with transaction(_sessions(settings)) as session:
+        applied = service.replay(session, settings.engagement, datetime.now(UTC))
+    console.print(f"replayed {applied:,} events in {time.perf_counter() - started:.1f} s")
+
+
+@app.command()
+def leaderboard(
+    period: Annotated[str, typer.Option(help="all | week (the last 7 days)")] = "all",
+    tag: Annotated[
+        str | None, typer.Option(help="Only points earned on items with this tag.")
+    ] = None,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many users.")] = 20,
+) -> None:
+    """Users ranked by points."""
+    settings = get_settings()
+    if period not in ("all", "week"):
+        err.print(f"[red]error:[/red] --period must be 'all' or 'week', not {period!r}")
+        raise typer.Exit(2)
+    with transaction(_sessions(settings)) as session:
+        rows = service.leaderboard(session, settings.engagement, datetime.now(UTC), period, tag, n)
+    table = Table(title=f"leaderboard ({period}{', tag ' + tag if tag else ''})")
+    for column in ("rank", "user", "points"):
+        table.add_column(column, justify="left" if column == "user" else "right")
+    for row in rows:
+        table.add_row(str(row["rank"]), row["user_id"], f"{row['points']:,}")
+    console.print(table)
+
+
+@app.command()
+def points(user: UserArg, n: Annotated[int, typer.Option("-n", min=1)] = 10) -> None:
+    """A user's total, per rule, and latest ledger entries."""
+    settings = get_settings()
+    try:
+        with transaction(_sessions(settings)) as session:
+            report = service.points(session, settings.engagement, user, datetime.now(UTC), n)
+    except service.UnknownUser as exc:
+        raise _unknown(exc) from None
+    console.print(f"[bold]{user}[/bold]: {report.total:,} points")
+    for rule, total in sorted(report.by_rule.items(), key=lambda kv: -abs(kv[1])):
+        console.print(f"  {rule}: {total:+,}")
+
+
+@app.command()
+def badges(user: UserArg) -> None:
+    """The badges a user earned and how far they are from the others."""
+    settings = get_settings()
+    try:
+        with transaction(_sessions(settings)) as session:
+            report = service.badges(session, settings.engagement, user, datetime.now(UTC))
+    except service.UnknownUser as exc:
+        raise _unknown(exc) from None
+    earned = Table(title=f"badges of {user}")
+    for column in ("badge", "level", "post", "awarded"):
+        earned.add_column(column)
+    for b in report.earned:
+        post = b["item_title"] or b["item_id"] or ""
+        earned.add_row(b["title"], b["level"] or "", post, f"{b['awarded']:%Y-%m-%d}")
+    console.print(earned if report.earned else f"{user} has no badges yet")
+    for p in report.progress:
+        console.print(f"  {p.title}: {p.message}")
+
+
+@app.command()
+def trust(user: UserArg) -> None:
+    """A user's trust level and what the next one still needs."""
+    settings = get_settings()
+    try:
+        with transaction(_sessions(settings)) as session:
+            report = service.trust(session, settings.engagement, user, datetime.now(UTC))
+    except service.UnknownUser as exc:
+        raise _unknown(exc) from None
+    console.print(f"[bold]{user}[/bold]: trust level {report.level} ({report.name})")
+    if report.next_level:
+        console.print(f"  {report.next_level}")
+
+
+@app.command()
+def digest(
+    user: UserArg,
+    fmt: Annotated[str, typer.Option("--format", help="text | html")] = "text",
+    since: Annotated[
+        datetime | None, typer.Option(help="Start (default: the user's last activity).")
+    ] = None,
+    picks: Annotated[int, typer.Option(min=0, help="Feed items to suggest.")] = 5,
+) -> None:
+    """What the user missed: replies and likes on their posts, points, badges, feed picks."""
+    from agora.serving.service import ModelStore
+
+    settings = get_settings()
+    if fmt not in ("text", "html"):
+        err.print(f"[red]error:[/red] --format must be 'text' or 'html', not {fmt!r}")
+        raise typer.Exit(2)
+    now = datetime.now(UTC)
+    try:
+        with transaction(_sessions(settings)) as session:
+            report = digests.build_digest(session, settings.engagement, user, now, since)
+            if picks:
+                models = ModelStore(settings.model_dir)
+                models.reload()
+                report.picks = digests.feed_picks(
+                    session, models, user, picks, settings.feed, settings.event_weights, now,
+                    report.since,
+                )  # fmt: skip
+    except service.UnknownUser as exc:
+        raise _unknown(exc) from None
+    print(digests.render(report, fmt))

@@ -1,0 +1,101 @@
+"""`agora engagement ...` on the bundled Stack Exchange dump, and the SE badge rules on it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from engagement_support import EngagementSettings
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.tables import User
+from agora.engagement import cli, service
+from agora.engagement.config import EngagementConfig, stackexchange_badges
+from agora.engagement.models import BadgeAward
+from agora.ingest.service import add_dataset
+from agora.ingest.stackexchange import iter_rows, load_stackexchange, table_path
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def dump_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled Cardano dump imported into a SQLite store (once for this module)."""
+    dump = Path(__file__).resolve().parents[2] / "data" / "cardano-se"
+    data_dir = tmp_path_factory.mktemp("engagement-cli")
+    engine = make_engine(f"sqlite:///{data_dir / 'agora.db'}")
+    migrate(engine)
+    settings = EngagementSettings(data_dir=data_dir)
+    with transaction(session_factory(engine)) as session:
+        add_dataset(session, load_stackexchange(dump).dataset, settings.event_types)
+    engine.dispose()
+    return data_dir
+
+
+@pytest.fixture
+def settings(dump_store: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngagementSettings]:
+    settings = EngagementSettings(data_dir=dump_store)
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    yield settings
+
+
+def test_replay_leaderboard_and_a_users_badges(settings: EngagementSettings) -> None:
+    replayed = runner.invoke(cli.app, ["replay"])
+    assert replayed.exit_code == 0, replayed.output
+    assert replayed.output.startswith("replayed 5,112 events in ")
+    board = runner.invoke(cli.app, ["leaderboard", "-n", "3"])
+    assert board.exit_code == 0, board.output
+    top = next(line for line in board.output.splitlines() if line.strip("│ ").startswith("1 "))
+    leader = top.split("│")[2].strip()
+    points = runner.invoke(cli.app, ["points", leader])
+    assert points.exit_code == 0 and f"{leader}: " in points.output
+    assert top.split("│")[3].strip() in points.output  # the same total in both
+    badges = runner.invoke(cli.app, ["badges", leader])
+    assert badges.exit_code == 0 and "First Answer" in badges.output
+    trust = runner.invoke(cli.app, ["trust", leader])
+    assert trust.exit_code == 0 and "trust level" in trust.output
+    assert runner.invoke(cli.app, ["leaderboard", "--period", "year"]).exit_code == 2
+    unknown = runner.invoke(cli.app, ["badges", "nobody"])
+    assert unknown.exit_code == 2 and "user 'nobody' not found" in unknown.output
+
+
+def test_digest_as_text_and_html(settings: EngagementSettings) -> None:
+    since = "2021-06-01T00:00:00+00:00"
+    leader = runner.invoke(cli.app, ["leaderboard", "-n", "1"]).output
+    user = next(line for line in leader.splitlines() if line.strip("│ ").startswith("1 "))
+    user = user.split("│")[2].strip()
+    text = runner.invoke(cli.app, ["digest", user, "--since", since, "--picks", "3"])
+    assert text.exit_code == 0, text.output
+    assert text.output.startswith("Your digest since 2021-06-01 00:00 UTC")
+    assert "Replies to your posts" in text.output and "Picked for you:" in text.output
+    html = runner.invoke(cli.app, ["digest", user, "--since", since, "--format", "html"])
+    assert html.exit_code == 0 and html.output.startswith("<!doctype html>")
+
+
+def test_stack_exchange_badges_match_the_dumps_own(dump_store: Path) -> None:
+    """Nice Question and Scholar, recomputed from the imported dump, are exactly SE's."""
+    engine = make_engine(f"sqlite:///{dump_store / 'agora.db'}")
+    config = EngagementConfig(badges=stackexchange_badges())
+    with transaction(session_factory(engine)) as session:
+        service.catch_up(session, config, datetime.now(UTC))
+        ours: dict[str, set[str]] = defaultdict(set)
+        rows = session.execute(
+            select(BadgeAward.badge, User.external_id).join(User, User.id == BadgeAward.user_id)
+        )
+        for badge, user in rows:
+            ours[badge].add(user)
+    engine.dispose()
+    theirs: dict[str, set[str]] = defaultdict(set)
+    dump = Path(__file__).resolve().parents[2] / "data" / "cardano-se"
+    for row in iter_rows(table_path(dump, "Badges")):  # type: ignore[arg-type]
+        if row.get("UserId"):
+            theirs[row["Name"]].add(row["UserId"])
+    assert ours["nice_question"] == theirs["Nice Question"] and len(theirs["Nice Question"]) == 48
+    assert ours["popular_question"] == theirs["Popular Question"]
+    assert ours["scholar"] <= theirs["Scholar"]
+    assert len(ours["scholar"]) >= 0.99 * len(theirs["Scholar"])
