@@ -1,7 +1,10 @@
 """The engagement domain's tables: the points ledger, totals, badges, trust levels, tasks.
 
-* ``engagement_state``: one row: the last ``events.id`` and ``items.id`` applied, and the
-  fingerprint of the rules the ledger was built under (other rules -> replay).
+* ``engagement_state``: one row: the last ``events.id`` and ``items.id`` applied, the
+  fingerprint of the rules the ledger was built under (other rules -> replay), and the ids
+  below the cursor that were missing when it moved (``gaps``: on PostgreSQL a transaction
+  can commit an event with a lower id after a later one; such events are applied when they
+  appear, gaps older than ``GAP_SECONDS`` are dropped).
 * ``engagement_ledger``: append-only points entries, one per (event, rule, recipient). Events
   and items are referenced by id without a foreign key: deleting a post does not take back the
   points it earned (a replay, which reads the events still stored, does).
@@ -16,8 +19,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.db.tables import Base, BigId
@@ -30,6 +34,7 @@ class EngagementState(Base):
     event_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     item_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     rules: Mapped[str] = mapped_column(String(64), default="")
+    gaps: Mapped[list[Any]] = mapped_column(JSON, default=list)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -40,6 +40,8 @@ from agora.engagement.models import (
 from agora.ingest.schemas import as_utc
 
 STATE_ID = 1
+GAP_SECONDS = 600.0  # longer than any transaction that writes events
+MAX_GAPS = 1000
 IN_CHUNK = 500  # ids per IN (...) list
 DERIVED = (LedgerEntry, PointsTotal, ActiveDay, BadgeAward, TrustState)
 
@@ -76,19 +78,24 @@ def _lock_state(session: Session, now: datetime) -> EngagementState:
         session.execute(
             update(EngagementState).where(EngagementState.id == STATE_ID).values(updated=now)
         )
-    stmt = select(EngagementState).where(EngagementState.id == STATE_ID).with_for_update()
+    stmt = (
+        select(EngagementState)
+        .where(EngagementState.id == STATE_ID)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     state = session.scalar(stmt)
     if state is None:
         try:
             with session.begin_nested():
                 session.add(
                     EngagementState(
-                        id=STATE_ID, event_cursor=0, item_cursor=0, rules="", updated=now
+                        id=STATE_ID, event_cursor=0, item_cursor=0, rules="", gaps=[], updated=now
                     )
                 )
         except IntegrityError:  # created by a concurrent request meanwhile
             pass
-        state = session.scalar(stmt.execution_options(populate_existing=True))
+        state = session.scalar(stmt)
     assert state is not None
     return state
 
@@ -98,6 +105,7 @@ def _clear(session: Session, state: EngagementState, config: EngagementConfig) -
         session.execute(delete(table))
     state.event_cursor = 0
     state.item_cursor = 0
+    state.gaps = []
     state.rules = config.fingerprint()
 
 
@@ -105,7 +113,8 @@ def _clear(session: Session, state: EngagementState, config: EngagementConfig) -
 class _Run:
     """Counters of one catch-up, loaded from the store on first use and kept in memory."""
 
-    start: int  # events with id <= start were applied before this run
+    start: int  # events with id <= start were applied before this run (but the pending ones)
+    pending: list[int] = field(default_factory=list)
     capped: dict[tuple[int, str, date], int] = field(default_factory=dict)
     on_item: dict[tuple[int, str], int] = field(default_factory=dict)
     by_actor: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -135,10 +144,30 @@ def catch_up(session: Session, config: EngagementConfig, now: datetime) -> int:
     """Apply the events stored since the last call; returns how many were applied.
 
     Replays everything instead when the rules changed since the ledger was built."""
+    if _up_to_date(session, config):
+        return 0  # no write: reads do not queue behind one another
     state = _lock_state(session, now)
     if state.rules != config.fingerprint():
         _clear(session, state, config)
     return _apply(session, config, state, now)
+
+
+def _up_to_date(session: Session, config: EngagementConfig) -> bool:
+    row = session.execute(
+        select(
+            EngagementState.event_cursor,
+            EngagementState.item_cursor,
+            EngagementState.rules,
+            EngagementState.gaps,
+        ).where(EngagementState.id == STATE_ID)
+    ).first()
+    if row is None or row.rules != config.fingerprint() or row.gaps:
+        return False
+    if session.scalar(select(Event.id).where(Event.id > row.event_cursor).limit(1)) is not None:
+        return False
+    if any(b.kind == "post_attribute" for b in config.badges):
+        return (session.scalar(select(func.max(Item.id))) or 0) <= row.item_cursor
+    return True
 
 
 def replay(session: Session, config: EngagementConfig, now: datetime) -> int:
@@ -149,42 +178,65 @@ def replay(session: Session, config: EngagementConfig, now: datetime) -> int:
     return _apply(session, config, state, now)
 
 
+def _event_rows(session: Session, condition: Any, limit: int | None = None) -> list[_Ev]:
+    stmt = (
+        select(Event.id, Event.user_id, Event.item_id, Event.type, Event.timestamp)
+        .add_columns(Item.author_id)
+        .join(Item, Item.id == Event.item_id)
+        .where(condition)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return [_Ev(r[0], r[1], r[2], r[3], as_utc(r[4]), r[5]) for r in session.execute(stmt)]
+
+
 def _apply(
     session: Session, config: EngagementConfig, state: EngagementState, now: datetime
 ) -> int:
-    run = _Run(start=state.event_cursor)
-    max_item = session.scalar(select(func.max(Item.id))) or 0
+    stamp = now.timestamp()
+    gaps = {int(i): seen for i, seen in state.gaps or [] if stamp - seen < GAP_SECONDS}
+    run = _Run(start=state.event_cursor, pending=sorted(gaps))
     attribute_badges = [b for b in config.badges if b.kind == "post_attribute"]
+    applied = 0
+    if gaps:  # events committed after later ones: applied now, out of id order
+        late = _event_rows(session, Event.id.in_(sorted(gaps)))
+        if late:
+            _apply_events(session, config, late, run, attribute_badges)
+            applied += len(late)
+            for e in late:
+                del gaps[e.id]
+        run.pending = sorted(gaps)
+    max_item = session.scalar(select(func.max(Item.id))) or 0
     if attribute_badges and max_item > state.item_cursor:
         for low in range(state.item_cursor, max_item, config.batch_size):
             high = min(low + config.batch_size, max_item)
             items = select(Item.id).where(Item.id > low, Item.id <= high).order_by(Item.id)
             _check_attributes(session, attribute_badges, list(session.scalars(items)), run)
-    cursor, applied = state.event_cursor, 0
-    while True:
-        rows = session.execute(
-            select(Event.id, Event.user_id, Event.item_id, Event.type, Event.timestamp)
-            .add_columns(Item.author_id)
-            .join(Item, Item.id == Event.item_id)
-            .where(Event.id > cursor)
-            .order_by(Event.id)
-            .limit(config.batch_size)
-        ).all()
-        if not rows:
-            break
-        events = [_Ev(r[0], r[1], r[2], r[3], as_utc(r[4]), r[5]) for r in rows]
-        _apply_batch(session, config, events, run)
-        if attribute_badges:
-            fresh = sorted({e.item for e in events} - run.checked_items)
-            _check_attributes(session, attribute_badges, fresh, run)
+    cursor = state.event_cursor
+    while events := _event_rows(session, Event.id > cursor, config.batch_size):
+        _apply_events(session, config, events, run, attribute_badges)
+        seen = {e.id for e in events}
+        low = max(cursor + 1, events[-1].id - MAX_GAPS)
+        gaps.update({i: stamp for i in range(low, events[-1].id) if i not in seen})
         cursor, applied = events[-1].id, applied + len(events)
     if run.touched:
         _store_trust(session, config, sorted(run.touched), now)
     state.event_cursor = cursor
     state.item_cursor = max(max_item, state.item_cursor)
+    state.gaps = [[i, gaps[i]] for i in sorted(gaps)[-MAX_GAPS:]]
     state.updated = now
     session.flush()
     return applied
+
+
+def _apply_events(
+    session: Session, config: EngagementConfig, events: list[_Ev], run: _Run,
+    attribute_badges: list[BadgeRule],
+) -> None:  # fmt: skip
+    _apply_batch(session, config, events, run)
+    if attribute_badges:
+        fresh = sorted({e.item for e in events} - run.checked_items)
+        _check_attributes(session, attribute_badges, fresh, run)
 
 
 def _load_awards(session: Session, run: _Run, users: Iterable[int]) -> None:
@@ -253,6 +305,8 @@ def _load_counts(session: Session, run: _Run, events: list[_Ev], config: Engagem
                     .where(Event.type == etype, Event.id <= run.start, column.in_(part))
                     .group_by(column)
                 )
+                if run.pending:  # not applied yet: counted when they are
+                    stmt = stmt.where(Event.id.not_in(run.pending))
                 if extra is not None:
                     stmt = stmt.where(extra)
                 for key, n in session.execute(stmt):

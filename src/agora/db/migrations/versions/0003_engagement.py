@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("event_cursor", sa.BigInteger(), nullable=False),
         sa.Column("item_cursor", sa.BigInteger(), nullable=False),
         sa.Column("rules", sa.String(length=64), nullable=False),
+        sa.Column("gaps", sa.JSON(), nullable=False),
         sa.Column("updated", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_engagement_state")),
     )
