@@ -37,8 +37,8 @@ class ProgressOut(BaseModel):
     badge: str
     title: str
     level: str
-    have: float | None
-    need: float | None
+    have: int | float | None = Field(description="The count (or best attribute) so far.")
+    need: int | float | str | bool | None
     message: str = Field(description="e.g. \"12 more likes on 'X' to reach Good Post\".")
 
 
