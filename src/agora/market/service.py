@@ -399,19 +399,38 @@ def _record_eligibility(
             )
         ).all()
     )
-    arms: dict[int, bool] = {}
-    for c in campaigns:
-        held = in_holdout(c.holdout_salt, user_id, share)
-        arms[c.id] = held
-        if c.id not in known:
+    arms = {c.id: in_holdout(c.holdout_salt, user_id, share) for c in campaigns}
+    _insert(
+        session,
+        [
+            Eligibility(campaign_id=pk, user_id=user_pk, holdout=held, first_seen=now)
+            for pk, held in arms.items()
+            if pk not in known
+        ],
+    )
+    return arms
+
+
+def _insert(session: Session, rows: list) -> list:
+    """Insert rows, skipping those a concurrent transaction's unique rows already hold (for
+    eligibility: recorded first elsewhere; for impressions: a frequency-cap slot taken).
+    One savepoint for all; row by row only after a conflict. Returns the rows stored."""
+    if not rows:
+        return rows
+    try:
+        with session.begin_nested():
+            session.add_all(rows)
+        return rows
+    except IntegrityError:
+        stored = []
+        for row in rows:
             try:
                 with session.begin_nested():
-                    session.add(
-                        Eligibility(campaign_id=c.id, user_id=user_pk, holdout=held, first_seen=now)
-                    )
-            except IntegrityError:  # a concurrent request recorded it first
-                pass
-    return arms
+                    session.add(row)
+                stored.append(row)
+            except IntegrityError:
+                continue
+        return stored
 
 
 def serve_ads(
@@ -498,15 +517,13 @@ def serve_ads(
         config.reserve_price,
         config.epsilon,
     )
-    authors = _authors(session, [info[offers[chosen[w.index]][2]] for w in wins])
-    placed: list[Placement] = []
+    won = {}
     for w in wins:
         c, _, item = offers[chosen[w.index]]
-        row = info[item]
         impression = AdImpression(
             campaign_id=c.id,
             user_id=user_pk,
-            item_id=row.id,
+            item_id=info[item].id,
             day=today,
             nth=shown.get(c.id, 0) + 1,
             position=slots[w.slot],
@@ -514,27 +531,25 @@ def serve_ads(
             ctr=w.ctr,
             served=now,
         )
-        try:
-            with session.begin_nested():
-                session.add(impression)
-        except IntegrityError:  # a concurrent page took this cap slot: the ad is not shown
-            continue
-        placed.append(
-            Placement(
-                position=slots[w.slot],
-                campaign_id=c.external_id,
-                advertiser=c.advertiser,
-                item_id=item,
-                impression_id=impression.id,
-                price=w.price,
-                ctr=w.ctr,
-                title=row.title,
-                author_id=authors.get(row.author_id),
-                tags=list(row.tags or []),
-                created=row.created,
-            )
+        won[id(impression)] = (impression, c, info[item])
+    stored = _insert(session, [impression for impression, _, _ in won.values()])
+    authors = _authors(session, [row for _, _, row in won.values()])
+    return [
+        Placement(
+            position=impression.position,
+            campaign_id=c.external_id,
+            advertiser=c.advertiser,
+            item_id=row.external_id,
+            impression_id=impression.id,
+            price=impression.price,
+            ctr=impression.ctr,
+            title=row.title,
+            author_id=authors.get(row.author_id),
+            tags=list(row.tags or []),
+            created=row.created,
         )
-    return placed
+        for impression, c, row in (won[id(i)] for i in stored)
+    ]
 
 
 def _authors(session: Session, items: list[Item]) -> dict[int | None, str]:
