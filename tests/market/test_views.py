@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,36 @@ def test_frequency_cap_in_the_feed(client: TestClient) -> None:
         for _ in range(5)
     ]
     assert shown == [1, 1, 1, 0, 0]
+
+
+BAD_BODIES = [
+    b"{",
+    b"null",
+    b"[1, 2]",
+    b'{"unknown_field": 1}',
+    b'{"bid": NaN}',
+    b'{"bid": 1e999}',
+    json.dumps({**CAMPAIGN, "campaign_id": "a\u0000b"}).encode(),
+    b'{"campaign_id": "\\ud800", "advertiser": "\\udfff", "items": ["\\ud800"]}',
+    json.dumps({**CAMPAIGN, "hours": [25], "frequency_cap": 0}).encode(),
+    json.dumps({**CAMPAIGN, "start_at": "2026-01-01T00:00:00"}).encode(),  # no time zone
+    json.dumps({"impression_id": "x", "conversion_id": ["a"], "user_id": {"b": 1}}).encode(),
+    json.dumps({"impression_id": 0, "value": -1}).encode(),
+]
+WRITE_ROUTES = [
+    ("POST", "/campaigns"),
+    ("PATCH", "/campaigns/c1"),
+    ("POST", "/ads/clicks"),
+    ("POST", "/ads/conversions"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), WRITE_ROUTES)
+def test_bad_bodies_get_4xx_and_store_nothing(client: TestClient, method: str, path: str) -> None:
+    for body in BAD_BODIES:
+        answer = client.request(
+            method, path, content=body, headers={**ADMIN, "content-type": "application/json"}
+        )
+        assert 400 <= answer.status_code < 500, (body[:80], answer.status_code, answer.text)
+        assert "detail" in answer.json()
+    assert client.get("/campaigns", headers=ADMIN).json() == []

@@ -8,11 +8,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import ValidationError
 
 from agora.api.auth import AdminScope, WriteScope
+from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.db.engine import transaction
@@ -37,6 +38,23 @@ ERRORS = {
     403: {"description": "The API key lacks the needed scope."},
     404: {"description": "The campaign (or user, item, impression named) is not stored."},
 }
+
+
+# -- bodies (read after the scope check, with every problem located) -------------------------
+async def _campaign_body(request: Request) -> CampaignIn:
+    return validate_one(CampaignIn, await read_json(request))
+
+
+async def _patch_body(request: Request) -> CampaignPatch:
+    return validate_one(CampaignPatch, await read_json(request))
+
+
+async def _click_body(request: Request) -> ClickIn:
+    return validate_one(ClickIn, await read_json(request))
+
+
+async def _conversion_body(request: Request) -> ConversionIn:
+    return validate_one(ConversionIn, await read_json(request))
 
 
 @contextmanager
@@ -75,13 +93,18 @@ def get_campaigns(session: SessionDep) -> list[CampaignOut]:
     summary="Create a campaign (re-sending the same one changes nothing)",
     status_code=status.HTTP_201_CREATED,
     dependencies=[AdminScope],
+    openapi_extra=body_doc(CampaignIn),
     responses={
         **ERRORS,
         200: {"description": "The same campaign was already stored."},
         409: {"description": "A campaign with this id exists with other settings."},
     },
 )
-def post_campaign(body: CampaignIn, sessions: SessionFactoryDep, response: Response) -> CampaignOut:
+def post_campaign(
+    body: Annotated[CampaignIn, Depends(_campaign_body)],
+    sessions: SessionFactoryDep,
+    response: Response,
+) -> CampaignOut:
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
         row, created = service.create_campaign(session, body, now)
@@ -107,10 +130,13 @@ def get_campaign(campaign_id: CampaignId, session: SessionDep) -> CampaignOut:
     "/campaigns/{campaign_id}",
     summary="Change some fields of a campaign (pause it with status=paused)",
     dependencies=[AdminScope],
+    openapi_extra=body_doc(CampaignPatch),
     responses=ERRORS,
 )
 def patch_campaign(
-    campaign_id: CampaignId, body: CampaignPatch, sessions: SessionFactoryDep
+    campaign_id: CampaignId,
+    body: Annotated[CampaignPatch, Depends(_patch_body)],
+    sessions: SessionFactoryDep,
 ) -> CampaignOut:
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
@@ -138,9 +164,12 @@ def get_report(campaign_id: CampaignId, session: SessionDep, settings: SettingsD
     "/ads/clicks",
     summary="A click on an ad impression (charged once, never past the daily budget)",
     dependencies=[WriteScope],
+    openapi_extra=body_doc(ClickIn),
     responses=ERRORS,
 )
-def post_click(body: ClickIn, sessions: SessionFactoryDep) -> ClickOut:
+def post_click(
+    body: Annotated[ClickIn, Depends(_click_body)], sessions: SessionFactoryDep
+) -> ClickOut:
     with _as_http_errors(), transaction(sessions) as session:
         click, campaign_id, duplicate = service.record_click(
             session, body.impression_id, datetime.now(UTC)
@@ -158,10 +187,13 @@ def post_click(body: ClickIn, sessions: SessionFactoryDep) -> ClickOut:
     summary="A conversion for a campaign (stored once per conversion_id)",
     status_code=status.HTTP_201_CREATED,
     dependencies=[WriteScope],
+    openapi_extra=body_doc(ConversionIn),
     responses={**ERRORS, 200: {"description": "This conversion_id was already stored."}},
 )
 def post_conversion(
-    body: ConversionIn, sessions: SessionFactoryDep, response: Response
+    body: Annotated[ConversionIn, Depends(_conversion_body)],
+    sessions: SessionFactoryDep,
+    response: Response,
 ) -> ConversionOut:
     with _as_http_errors(), transaction(sessions) as session:
         _, duplicate = service.record_conversion(
