@@ -146,10 +146,10 @@ def plans(com: Community, budget_scale: float = 1.0) -> list[Plan]:
         return chosen[:3]
 
     shapes = [  # (target tag, bid, daily budget, cap, true CTR, baseline CVR, click CVR)
-        (top[0], 0.60, 6.0, 3, 0.05, 0.02, 0.30),
-        (top[1], 0.40, 4.0, 2, 0.04, 0.03, 0.25),
-        (top[2], 0.90, 5.0, 4, 0.03, 0.02, 0.40),
-        (None, 0.25, 5.0, 3, 0.02, 0.01, 0.20),
+        (top[0], 0.60, 3.0, 3, 0.05, 0.02, 0.30),
+        (top[1], 0.40, 2.0, 2, 0.04, 0.03, 0.25),
+        (top[2], 0.90, 3.0, 4, 0.03, 0.02, 0.40),
+        (None, 0.25, 1.0, 3, 0.02, 0.01, 0.20),
     ]
     out = []
     for k, (tag, bid, budget, cap, ctr, base, lift) in enumerate(shapes):
@@ -488,7 +488,7 @@ def plot(runs: list[Run], default: Run, unpaced: Run, profile: np.ndarray, out: 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=1000, help="Sessions in the day.")
+    parser.add_argument("--sessions", type=int, default=600, help="Sessions in the day.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reserves", default="0,0.05,0.3", help="Reserve prices to sweep.")
     parser.add_argument("--slots", default="3;3,10;2,5,8", help="Slot position sets to sweep.")

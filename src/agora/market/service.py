@@ -30,11 +30,11 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from agora.db.tables import Event, Group, Item, Membership, User
+from agora.ingest.service import _insert as insert_for  # INSERT .. ON CONFLICT per dialect
 from agora.market import pacing
 from agora.market.auction import gsp
 from agora.market.config import MarketConfig
@@ -299,27 +299,47 @@ def campaign_out(session: Session, row: Campaign, now: datetime) -> dict[str, An
 # ---------------------------------------------------------------- CTR
 
 
+def click_stats(
+    session: Session, campaign_pks: Sequence[int], now: datetime
+) -> dict[int, tuple[float, int]]:
+    """Per campaign: (charged today, clicks over the last ``CTR_DAYS``), in one query."""
+    today = now.date()
+    rows = session.execute(
+        select(
+            AdClick.campaign_id,
+            func.sum(case((AdClick.day == today, AdClick.cost), else_=0.0)),
+            func.count(),
+        )
+        .where(
+            AdClick.campaign_id.in_(campaign_pks),
+            AdClick.clicked >= now - timedelta(days=CTR_DAYS),
+        )
+        .group_by(AdClick.campaign_id)
+    )
+    return {pk: (float(spent or 0.0), int(n)) for pk, spent, n in rows}
+
+
 def empirical_ctr(
-    session: Session, campaign_pks: Sequence[int], config: MarketConfig, now: datetime
+    session: Session,
+    campaign_pks: Sequence[int],
+    clicks: dict[int, int],
+    config: MarketConfig,
+    now: datetime,
 ) -> dict[int, float]:
-    """Smoothed CTR per campaign over the last days: (clicks + prior x w) / (impressions + w)."""
-    since = now - timedelta(days=CTR_DAYS)
+    """Smoothed CTR per campaign over the last ``CTR_DAYS``:
+    (clicks + prior x w) / (impressions + w)."""
     shown = dict(
         session.execute(
             select(AdImpression.campaign_id, func.count())
-            .where(AdImpression.campaign_id.in_(campaign_pks), AdImpression.served >= since)
+            .where(
+                AdImpression.campaign_id.in_(campaign_pks),
+                AdImpression.served >= now - timedelta(days=CTR_DAYS),
+            )
             .group_by(AdImpression.campaign_id)
         ).all()
     )
-    clicked = dict(
-        session.execute(
-            select(AdClick.campaign_id, func.count())
-            .where(AdClick.campaign_id.in_(campaign_pks), AdClick.clicked >= since)
-            .group_by(AdClick.campaign_id)
-        ).all()
-    )
     w, prior = config.ctr_prior_weight, config.ctr_prior
-    return {pk: (clicked.get(pk, 0) + prior * w) / (shown.get(pk, 0) + w) for pk in campaign_pks}
+    return {pk: (clicks.get(pk, 0) + prior * w) / (shown.get(pk, 0) + w) for pk in campaign_pks}
 
 
 _LOADED_CTR: dict[Path, tuple[float, Any]] = {}
@@ -367,8 +387,10 @@ def _running(session: Session, now: datetime) -> list[Campaign]:
     return [c for c in rows if not c.hours or now.hour in c.hours]
 
 
-def _user_context(session: Session, user_pk: int) -> tuple[set[str], set[str], list[str]]:
-    """The user's interest tags, segments (groups) and recent item ids."""
+def _user_context(
+    session: Session, user_pk: int, with_groups: bool
+) -> tuple[set[str], set[str], list[str]]:
+    """The user's interest tags, segments (groups, when asked for) and recent item ids."""
     recent = session.execute(
         select(Item.external_id, Item.tags)
         .join(Event, Event.item_id == Item.id)
@@ -377,12 +399,16 @@ def _user_context(session: Session, user_pk: int) -> tuple[set[str], set[str], l
         .limit(RECENT_EVENTS)
     ).all()
     tags = {t for _, item_tags in recent for t in item_tags or ()}
-    groups = set(
-        session.scalars(
-            select(Group.external_id)
-            .join(Membership, Membership.group_id == Group.id)
-            .where(Membership.user_id == user_pk)
+    groups = (
+        set(
+            session.scalars(
+                select(Group.external_id)
+                .join(Membership, Membership.group_id == Group.id)
+                .where(Membership.user_id == user_pk)
+            )
         )
+        if with_groups
+        else set()
     )
     return tags, groups, [item for item, _ in recent]
 
@@ -400,37 +426,18 @@ def _record_eligibility(
         ).all()
     )
     arms = {c.id: in_holdout(c.holdout_salt, user_id, share) for c in campaigns}
-    _insert(
-        session,
-        [
-            Eligibility(campaign_id=pk, user_id=user_pk, holdout=held, first_seen=now)
-            for pk, held in arms.items()
-            if pk not in known
-        ],
-    )
+    new = [
+        {"campaign_id": pk, "user_id": user_pk, "holdout": held, "first_seen": now}
+        for pk, held in arms.items()
+        if pk not in known
+    ]
+    if new:  # a concurrent request may have recorded one first: keep its row
+        session.execute(
+            insert_for(session, Eligibility.__table__)
+            .values(new)
+            .on_conflict_do_nothing(index_elements=["campaign_id", "user_id"])
+        )
     return arms
-
-
-def _insert(session: Session, rows: list) -> list:
-    """Insert rows, skipping those a concurrent transaction's unique rows already hold (for
-    eligibility: recorded first elsewhere; for impressions: a frequency-cap slot taken).
-    One savepoint for all; row by row only after a conflict. Returns the rows stored."""
-    if not rows:
-        return rows
-    try:
-        with session.begin_nested():
-            session.add_all(rows)
-        return rows
-    except IntegrityError:
-        stored = []
-        for row in rows:
-            try:
-                with session.begin_nested():
-                    session.add(row)
-                stored.append(row)
-            except IntegrityError:
-                continue
-        return stored
 
 
 def serve_ads(
@@ -454,7 +461,8 @@ def serve_ads(
     user_pk = session.scalar(select(User.id).where(User.external_id == user_id))
     if user_pk is None:
         return []
-    tags, segments, recent = _user_context(session, user_pk)
+    with_groups = any(c.target_segments for c in campaigns)
+    tags, segments, recent = _user_context(session, user_pk, with_groups)
     tags |= {t for _, item_tags in page for t in item_tags}
     targeted = [c for c in campaigns if targets(c.target_tags, c.target_segments, tags, segments)]
     if not targeted:
@@ -476,7 +484,8 @@ def serve_ads(
             .group_by(AdImpression.campaign_id)
         ).all()
     )
-    spent = spent_on(session, pks, today)
+    stats = click_stats(session, pks, now)
+    spent = {pk: spent for pk, (spent, _) in stats.items()}
     share = pacing.target_share(_profile(session, config, today), now)
     rng = rng or np.random.default_rng()
     on_page = {item for item, _ in page}
@@ -497,14 +506,17 @@ def serve_ads(
             offers.extend((c, bid, item) for item in creatives)
     if not offers:
         return []
-    info = {
-        row.external_id: row
-        for row in session.scalars(
-            select(Item).where(Item.external_id.in_({item for _, _, item in offers}))
-        )
-    }
+    info: dict[str, Item] = {}
+    authors: dict[str, str | None] = {}
+    for row, author in session.execute(
+        select(Item, User.external_id)
+        .outerjoin(User, User.id == Item.author_id)
+        .where(Item.external_id.in_({item for _, _, item in offers}))
+    ):
+        info[row.external_id], authors[row.external_id] = row, author
     offers = [o for o in offers if o[2] in info]
-    ctrs = _predict(session, offers, info, user_id, recent, slots[0], config, now)
+    clicks = {pk: n for pk, (_, n) in stats.items()}
+    ctrs = _predict(session, offers, info, clicks, user_id, recent, slots[0], config, now)
     best: dict[int, int] = {}  # campaign -> its offer with the best predicted CTR
     for k, (c, _, _) in enumerate(offers):
         if c.id not in best or ctrs[k] > ctrs[best[c.id]]:
@@ -517,52 +529,58 @@ def serve_ads(
         config.reserve_price,
         config.epsilon,
     )
-    won = {}
-    for w in wins:
-        c, _, item = offers[chosen[w.index]]
-        impression = AdImpression(
-            campaign_id=c.id,
-            user_id=user_pk,
-            item_id=info[item].id,
-            day=today,
-            nth=shown.get(c.id, 0) + 1,
-            position=slots[w.slot],
-            price=w.price,
-            ctr=w.ctr,
-            served=now,
-        )
-        won[id(impression)] = (impression, c, info[item])
-    stored = _insert(session, [impression for impression, _, _ in won.values()])
-    authors = _authors(session, [row for _, _, row in won.values()])
-    return [
-        Placement(
-            position=impression.position,
-            campaign_id=c.external_id,
-            advertiser=c.advertiser,
-            item_id=row.external_id,
-            impression_id=impression.id,
-            price=impression.price,
-            ctr=impression.ctr,
-            title=row.title,
-            author_id=authors.get(row.author_id),
-            tags=list(row.tags or []),
-            created=row.created,
-        )
-        for impression, c, row in (won[id(i)] for i in stored)
+    if not wins:
+        return []
+    won = {offers[chosen[w.index]][0].id: (w, offers[chosen[w.index]]) for w in wins}
+    rows = [
+        {
+            "campaign_id": c.id,
+            "user_id": user_pk,
+            "item_id": info[item].id,
+            "day": today,
+            "nth": shown.get(c.id, 0) + 1,
+            "position": slots[w.slot],
+            "price": w.price,
+            "ctr": w.ctr,
+            "served": now,
+        }
+        for w, (c, _, item) in won.values()
     ]
-
-
-def _authors(session: Session, items: list[Item]) -> dict[int | None, str]:
-    pks = {i.author_id for i in items if i.author_id is not None}
-    if not pks:
-        return {}
-    return dict(session.execute(select(User.id, User.external_id).where(User.id.in_(pks))).all())
+    # the cap's unique (campaign, user, day, nth): an ad whose slot a concurrent page took
+    # is not stored, and not shown
+    stored = session.execute(
+        insert_for(session, AdImpression.__table__)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["campaign_id", "user_id", "day", "nth"])
+        .returning(AdImpression.id, AdImpression.campaign_id)
+    ).all()
+    placed = []
+    for impression_id, pk in stored:
+        w, (c, _, item) = won[pk]
+        row = info[item]
+        placed.append(
+            Placement(
+                position=slots[w.slot],
+                campaign_id=c.external_id,
+                advertiser=c.advertiser,
+                item_id=item,
+                impression_id=impression_id,
+                price=w.price,
+                ctr=w.ctr,
+                title=row.title,
+                author_id=authors[item],
+                tags=list(row.tags or []),
+                created=row.created,
+            )
+        )
+    return sorted(placed, key=lambda p: p.position)
 
 
 def _predict(
     session: Session,
     offers: list[tuple[Campaign, float, str]],
     info: dict[str, Item],
+    clicks: dict[int, int],
     user_id: str,
     recent: list[str],
     position: int,
@@ -584,7 +602,8 @@ def _predict(
             for c, _, item in offers
         ]
         return np.asarray(model(rows), dtype=float)
-    by_campaign = empirical_ctr(session, sorted({c.id for c, _, _ in offers}), config, now)
+    pks = sorted({c.id for c, _, _ in offers})
+    by_campaign = empirical_ctr(session, pks, clicks, config, now)
     return np.array([by_campaign[c.id] for c, _, _ in offers])
 
 
