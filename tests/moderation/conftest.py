@@ -15,7 +15,7 @@ from agora.api.app import create_app
 from agora.config import Settings
 from agora.ingest.schemas import ItemIn
 from agora.ingest.stackexchange import load_stackexchange
-from agora.moderation.classifier import Post, QualityClassifier
+from agora.moderation.classifier import Post, QualityClassifier, label_from_attributes
 from agora.moderation.views import router
 
 HERE = Path(__file__).parent
@@ -27,7 +27,8 @@ WRITE = {"Authorization": "Bearer w"}
 
 @dataclass
 class Sample:
-    """Real posts (score >= 2, so clearly fine) and hand-written spam (English and Chinese)."""
+    """Real posts (score >= 2 and not closed: clearly fine) and hand-written spam (English and
+    Chinese)."""
 
     ok: list[ItemIn]
     spam: list[ItemIn]
@@ -40,7 +41,11 @@ def as_post(item: ItemIn) -> Post:
 @pytest.fixture(scope="session")
 def sample() -> Sample:
     dataset = load_stackexchange(REPO / "data" / "cardano-se").dataset
-    ok = [i for i in dataset.items if i.attributes["score"] >= 2 and i.body][:160]
+    ok = [
+        i
+        for i in dataset.items
+        if i.attributes["score"] >= 2 and i.body and label_from_attributes(i.attributes) == 0
+    ][:160]
     spam = [
         ItemIn(item_id=f"spam{n}", author_id=f"spammer{n % 4}", **json.loads(line))
         for n, line in enumerate((HERE / "spam_posts.jsonl").read_text().splitlines())

@@ -31,7 +31,7 @@ def _sessions(settings: Settings) -> sessionmaker[Session]:
 
 @app.command()
 def train(
-    c: Annotated[float, typer.Option("--C", help="Inverse regularisation strength.")] = 4.0,
+    c: Annotated[float, typer.Option("--C", help="Inverse regularisation strength.")] = 0.3,
 ) -> None:
     """Fit the classifier on labelled items (imported Stack Exchange evidence and decided
     cases) and save a new version under AGORA_DATA_DIR/moderation/."""

@@ -189,7 +189,7 @@ def labelled_examples(session: Session) -> Examples:
         select(Item.id, Item.external_id, Item.created, Item.attributes).order_by(
             Item.created, Item.id
         )
-    ).tuples()
+    )
     labelled = []
     for item_id, external_id, created, attributes in rows:
         label = decided.get(item_id, label_from_attributes(attributes or {}))
