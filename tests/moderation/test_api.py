@@ -170,3 +170,31 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(client: TestClient, sampl
     assert no_model.status_code == 503 and "agora moderation train" in no_model.json()["detail"]
     status = client.get(f"/moderation/items/{item}", headers=READ).json()
     assert status["status"] == "unscored" and status["flags"] == {}
+
+
+BAD_BODIES = [
+    b"{",
+    b"null",
+    b"[1, 2]",
+    b'{"unknown_field": 1}',
+    b'{"user_id": "u1", "reason": "spam", "note": "' + b"x" * 3000 + b'"}',
+    b'{"user_id": "u\\u0000", "reason": "spam"}',
+    b'{"user_id": "", "reason": "spam"}',
+    b'{"user_id": true, "reason": "spam"}',
+    b'{"outcome": ["uphold"]}',
+    b"\xff\xfe",
+]
+
+
+def test_malformed_bodies_get_4xx_never_500(client: TestClient, sample: Sample) -> None:
+    put_item(client, sample.ok[3])
+    case_id = _flag(client, sample.ok[3].item_id, "u0").json()["case_id"]
+    for path in (f"/items/{sample.ok[3].item_id}/flags", f"/moderation/queue/{case_id}/decision"):
+        for body in BAD_BODIES:
+            answer = client.post(
+                path, content=body, headers={**ADMIN, "Content-Type": "application/json"}
+            )
+            assert answer.status_code in (400, 422), (path, body[:40], answer.text)
+            assert answer.json()["detail"]
+    status = client.get(f"/moderation/items/{sample.ok[3].item_id}", headers=READ).json()
+    assert status["open_flags"] == 1 and status["status"] == "in_review"
