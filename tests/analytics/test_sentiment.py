@@ -35,7 +35,7 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> sa.SentimentClassif
     texts: list[str] = []
     labels: list[int] = []
     langs: list[str] = []
-    for name, cap in (("waimai-10k", 3000), ("tweeteval-sentiment-val", 120)):
+    for name, cap in (("waimai-10k", 1500), ("tweeteval-sentiment-val", 120)):
         ds = sa.load_dataset(name, data)
         train, _ = sa.split_dataset(ds, max_train=cap)
         texts += [ds.texts[i] for i in train]
@@ -196,3 +196,33 @@ def test_store_sentiment_per_tag_author_and_day(
     assert [(g.key, g.n) for g in days] == [("2026-11-02", 2), ("2026-11-03", 2)]
     with pytest.raises(ValueError, match="by must be one of"):
         sa.aggregate(scored, "month")
+
+
+def test_sentiment_route_per_tag_and_503_without_model(
+    database_url: str, small_model: sa.SentimentClassifier, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from agora.analytics.views import router
+    from agora.api.app import create_app
+    from agora.config import Settings
+
+    _seed(database_url)
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, api_key="k", api_keys={}
+    )
+    api = create_app(settings)
+    api.include_router(router)
+    auth = {"Authorization": "Bearer k"}
+    with TestClient(api) as client:
+        missing = client.get("/analytics/sentiment", headers=auth)
+        assert missing.status_code == 503 and "sentiment train" in missing.text
+        sa.save_sentiment(small_model, settings.model_dir)
+        page = client.get("/analytics/sentiment?by=author", headers=auth)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert body["n_texts"] == 4
+        bo = next(g for g in body["groups"] if g["key"] == "bo")
+        assert (bo["n"], bo["negative"]) == (2, 2)
+        assert client.get("/analytics/sentiment?by=month", headers=auth).status_code == 422
+        assert client.get("/analytics/sentiment").status_code == 401

@@ -227,12 +227,14 @@ def _en_analyzer() -> Callable[[str], list[str]]:
     return TfidfVectorizer(lowercase=True, ngram_range=(1, 2)).build_analyzer()
 
 
-def _zh_analyzer(text: str) -> list[str]:
-    """jieba words of a Chinese text (shared tokeniser) plus adjacent-word bigrams."""
+@lru_cache(maxsize=32768)
+def _zh_analyzer(text: str) -> tuple[str, ...]:
+    """jieba words of a Chinese text (shared tokeniser) plus adjacent-word bigrams; memoised
+    because segmentation is the slow part and the same texts are seen in fit and predict."""
     from agora.features.text import tokenize
 
     words = tokenize(text)
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    return tuple(words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)])
 
 
 def _vectorizer(language: str, vocabulary: dict[str, int] | None = None):  # noqa: ANN202
