@@ -67,6 +67,14 @@ def test_points_badges_trust_and_leaderboards(client: TestClient) -> None:
     assert good["message"] == "13 more likes on 'Post q1' to reach Good Post"
     trust = client.get("/users/asker/trust", headers=READ).json()
     assert trust["level"] == 0 and trust["next_level"].startswith("to reach level 1 (basic): ")
+    levels = client.get("/trust/levels", headers=READ).json()
+    assert levels == {
+        "0": 15,
+        "1": 0,
+        "2": 0,
+        "3": 0,
+        "4": 0,
+    }  # 12 fans, asker, helper, writer (never active)
 
     # an event posted a moment ago counts at once
     like = {"event_id": "late", "user_id": "fan99", "item_id": "q2", "type": "like"}

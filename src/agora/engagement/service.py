@@ -718,6 +718,24 @@ def trust(session: Session, config: EngagementConfig, user_id: str, now: datetim
     return TrustReport(user_id, level, names.get(level, "new"), metrics, checks, sentence)
 
 
+def trust_distribution(
+    session: Session, config: EngagementConfig, now: datetime
+) -> dict[int, int]:  # fmt: skip
+    """Users per trust level (0 to the highest configured) as stored at their latest event;
+    users who never had one are at level 0."""
+    catch_up(session, config, now)
+    top = max((t.level for t in config.trust_levels), default=0)
+    counts = dict.fromkeys(range(top + 1), 0)
+    rows = session.execute(
+        select(TrustState.level, func.count())
+        .where(TrustState.level > 0)
+        .group_by(TrustState.level)
+    )
+    counts.update({int(level): int(n) for level, n in rows})
+    counts[0] = (session.scalar(select(func.count()).select_from(User)) or 0) - sum(counts.values())
+    return counts
+
+
 # -- points -------------------------------------------------------------------------------------
 @dataclass
 class PointsReport:

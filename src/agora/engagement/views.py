@@ -108,6 +108,17 @@ def get_trust(user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep) -
 
 
 @router.get(
+    "/trust/levels",
+    summary="How many users hold each trust level (as of their latest activity)",
+    dependencies=[ReadScope],
+    responses=ERRORS,
+)
+def get_trust_levels(sessions: SessionFactoryDep, config: ConfigDep) -> dict[int, int]:
+    with transaction(sessions) as session:
+        return service.trust_distribution(session, config, datetime.now(UTC))
+
+
+@router.get(
     "/leaderboards",
     summary="Users ranked by points: all time or the last 7 days, optionally on one tag",
     dependencies=[ReadScope],
