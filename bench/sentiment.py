@@ -49,7 +49,7 @@ from agora.features.embeddings import embed_passages
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-console = Console()
+console = Console(width=150)
 
 
 def cached_embedder(cache: Path, chunk: int = 512):
@@ -89,7 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--max-test", type=int, default=600)
-    ap.add_argument("--max-embed-train", type=int, default=500, help="per Chinese set")
+    ap.add_argument("--max-embed-train", type=int, default=200, help="per Chinese set")
     ap.add_argument("--max-tfidf-train", type=int, default=4000, help="per set")
     ap.add_argument("--max-embed-train-en", type=int, default=None, help="default: all 1,600")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/agora-sentiment-bench/emb.npz"))

@@ -27,8 +27,8 @@ NEGATIVE_EN = "This is terrible. I hate it, worst service ever."
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> sa.SentimentClassifier:
-    """The shipped configuration trained on small stratified parts of the real sets (all of
-    the Chinese train parts are TF-IDF and cheap; 120 English tweets are embedded)."""
+    """The shipped configuration (``SHIPPED``) trained on small stratified train parts of the
+    real sets: 1,500 waimai reviews and 120 tweets, so only a few texts are embedded."""
     data = sa.DEFAULT_DATA_DIR
     if not data.is_dir():
         pytest.skip(f"labelled sentiment sets not found at {data}")
@@ -226,3 +226,16 @@ def test_sentiment_route_per_tag_and_503_without_model(
         assert (bo["n"], bo["negative"]) == (2, 2)
         assert client.get("/analytics/sentiment?by=month", headers=auth).status_code == 422
         assert client.get("/analytics/sentiment").status_code == 401
+
+
+def test_cli_by_author_prints_the_store_table(model_dir: Path) -> None:
+    _seed(get_settings().resolved_database_url)
+    result = runner.invoke(app, ["sentiment", "by", "author"])
+    assert result.exit_code == 0, result.output
+    assert "Sentiment per author (4 posts and comments)" in result.output
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.output.splitlines()]
+    bo = next(r for r in rows if r and r[0] == "bo")
+    # key, n, mean score, positive, neutral, negative
+    assert (bo[1], bo[3], bo[5]) == ("2", "0", "2") and float(bo[2]) < -0.3
+    bad = runner.invoke(app, ["sentiment", "by", "month"])
+    assert bad.exit_code == 2 and "group by one of tag, author, day" in bad.output
