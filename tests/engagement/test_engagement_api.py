@@ -115,6 +115,17 @@ def test_tasks_are_idempotent_and_show_progress(client: TestClient) -> None:
     ]
     assert client.get("/tasks/none/leaderboard", headers=READ).status_code == 404
 
+    # "answer unanswered questions": only answers that were the first on their question count
+    second = {"event_id": "ans2", "user_id": "second", "item_id": "q1", "type": "answer",
+              "timestamp": _iso(1)}  # fmt: skip
+    assert client.post("/events", json=second, headers=ADMIN).status_code in (200, 201)
+    first = {**task, "task_id": "unanswered", "first_on_item": True}
+    assert client.post("/tasks", json=first, headers=ADMIN).status_code == 201
+    firsts = client.get("/tasks/unanswered/leaderboard", headers=READ).json()["leaders"]
+    assert [(r["user_id"], r["count"]) for r in firsts] == [("helper", 1)]
+    anyone = client.get("/tasks/answer-week/leaderboard", headers=READ).json()["leaders"]
+    assert [(r["user_id"], r["count"]) for r in anyone] == [("helper", 1), ("second", 1)]
+
 
 def test_digest_as_text_html_and_json_without_impressions(client: TestClient) -> None:
     since = _iso(5)

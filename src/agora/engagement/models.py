@@ -13,7 +13,8 @@
 * ``engagement_badges``: awards; ``item_id`` is set for badges earned per post.
 * ``engagement_trust``: each user's trust level as of their latest applied event.
 * ``engagement_tasks``: time-boxed goals (``event_type`` x ``target`` between ``starts`` and
-  ``ends``, optionally on one tag).
+  ``ends``, optionally on one tag, optionally only events that were the first of their type on
+  their item: "answer 5 unanswered questions").
 """
 
 from __future__ import annotations
@@ -107,4 +108,5 @@ class Task(Base):
     starts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ends: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     tag: Mapped[str | None] = mapped_column(String(255))
+    first_on_item: Mapped[bool] = mapped_column(default=False)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))

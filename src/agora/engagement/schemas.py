@@ -86,7 +86,9 @@ class LeaderboardOut(BaseModel):
 
 class TaskIn(BaseModel):
     """A time-boxed goal: ``target`` events of ``event_type`` between ``starts`` and ``ends``
-    (optionally on items tagged ``tag``). Posting the same task again changes nothing."""
+    (optionally on items tagged ``tag``; with ``first_on_item`` only events that were the first
+    of their type on their item, e.g. answers to unanswered questions). Posting the same task
+    again changes nothing."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -97,6 +99,7 @@ class TaskIn(BaseModel):
     starts: datetime
     ends: datetime
     tag: str | None = Field(None, min_length=1, max_length=255)
+    first_on_item: bool = Field(False, description="Count only the first such event per item.")
 
     _utc = field_validator("starts", "ends", mode="after")(as_utc)
 
@@ -115,6 +118,7 @@ class TaskOut(BaseModel):
     starts: datetime
     ends: datetime
     tag: str | None
+    first_on_item: bool
 
 
 class TaskProgressOut(TaskOut):

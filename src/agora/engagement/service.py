@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from agora.db.tables import Event, Item, User
 from agora.engagement.config import BadgeRule, EngagementConfig, TrustRequirements
@@ -981,6 +981,7 @@ class TaskSpec:
     starts: datetime
     ends: datetime
     tag: str | None = None
+    first_on_item: bool = False
 
 
 def _spec(task: Task) -> TaskSpec:
@@ -992,6 +993,7 @@ def _spec(task: Task) -> TaskSpec:
         as_utc(task.starts),  # type: ignore[arg-type]
         as_utc(task.ends),  # type: ignore[arg-type]
         task.tag,
+        task.first_on_item,
     )
 
 
@@ -1024,10 +1026,20 @@ def _task(session: Session, task_id: str) -> TaskSpec:
 
 
 def _task_counts(session: Session, spec: TaskSpec, users: list[int] | None) -> Counter[int]:
-    """Matching events per user inside the task's window (and on its tag)."""
+    """Matching events per user inside the task's window (on its tag; the first on their item)."""
     stmt = select(Event.user_id).where(
         Event.type == spec.event_type, Event.timestamp >= spec.starts, Event.timestamp < spec.ends
     )
+    if spec.first_on_item:
+        earlier = aliased(Event)
+        stmt = stmt.where(
+            ~exists().where(
+                earlier.item_id == Event.item_id,
+                earlier.type == Event.type,
+                (earlier.timestamp < Event.timestamp)
+                | ((earlier.timestamp == Event.timestamp) & (earlier.id < Event.id)),
+            )
+        )
     if users is not None:
         stmt = stmt.where(Event.user_id.in_(users))
     if spec.tag is not None:

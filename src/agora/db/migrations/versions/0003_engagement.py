@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("starts", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ends", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tag", sa.String(length=255), nullable=True),
+        sa.Column("first_on_item", sa.Boolean(), nullable=False),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_engagement_tasks")),
         sa.UniqueConstraint("task_id", name=op.f("uq_engagement_tasks_task_id")),
