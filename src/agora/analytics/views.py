@@ -41,7 +41,7 @@ class SentimentOut(BaseModel):
 @lru_cache(maxsize=2)
 def _loaded(path: Path) -> sa.SentimentClassifier:
     """One loaded model per artefact version (a newer version is picked up on the next call)."""
-    return sa.load_sentiment(path.parents[2])
+    return sa.load_sentiment_version(path)
 
 
 @router.get(
