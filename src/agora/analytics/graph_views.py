@@ -1,0 +1,325 @@
+"""HTTP routes of influence, cascades, trending topics and opinion alerts.
+
+Reads need the ``read`` scope; creating rules and evaluating alerts need ``write`` and run in
+one transaction. A ``sentiment_drop`` rule is evaluated with the newest trained sentiment model
+(``agora analytics sentiment train``); without one, evaluation answers 503 saying so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+
+from agora.analytics import influence, trending
+from agora.analytics import sentiment as sa
+from agora.analytics.models import AlertRule
+from agora.api.auth import ReadScope, WriteScope
+from agora.api.body import body_doc, read_json, validate_one
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.errors import NotFound
+from agora.db.engine import transaction
+from agora.serving.service import ModelUnavailable
+
+router = APIRouter(tags=["analytics"])
+
+Top = Annotated[int, Query(ge=1, le=1000, description="How many rows.")]
+Bucket = Literal["hour", "day", "week"]
+
+
+class UserInfluenceOut(BaseModel):
+    user_id: str
+    pagerank: float = Field(description="Weighted PageRank (sums to 1 over the graph).")
+    eigenvector: float = Field(description="Eigenvector centrality, undirected, max = 1.")
+    in_degree: float = Field(description="Weighted in-degree (attention received).")
+
+
+class InfluenceOut(BaseModel):
+    users: int = Field(description="Users in the attention graph.")
+    edges: int
+    top: list[UserInfluenceOut]
+
+
+class ReachOut(BaseModel):
+    key: str = Field(description="Item or author external id.")
+    users: int = Field(description="Distinct users other than the author with an event.")
+    events: int
+
+
+class CascadeNodeOut(BaseModel):
+    user_id: str
+    parent: str | None
+    depth: int
+    seconds: float = Field(description="Seconds after the item was created.")
+    how: str = Field(description="root, via (named in the event), follow or root fallback.")
+
+
+class CascadeOut(BaseModel):
+    item_id: str
+    root: str
+    size: int
+    depth: int
+    max_breadth: int
+    structural_virality: float
+    seconds_to_10: float | None
+    seconds_to_100: float | None
+    repeated_shares: int
+    nodes: list[CascadeNodeOut]
+
+
+class BurstOut(BaseModel):
+    key: str
+    start: datetime
+    end: datetime
+    peak_count: int
+    baseline: float
+    p_value: float
+    total: int
+
+
+class TrendingOut(BaseModel):
+    now: datetime
+    bucket: str
+    trending: list[BurstOut] = Field(description="Keys bursting in the last bucket.")
+    bursts: list[BurstOut] = Field(description="Every burst in the window, strongest first.")
+
+
+class RuleIn(BaseModel):
+    """An alert rule; posting a rule with an existing name updates that rule."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=255)
+    kind: Literal["volume_spike", "sentiment_drop"]
+    tag: str | None = Field(None, min_length=1, max_length=255, description="None = any tag.")
+    bucket: Bucket = "day"
+    baseline_buckets: int = Field(7, ge=1, le=365)
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        le=2,
+        description="volume_spike: Poisson tail probability (default 0.001); "
+        "sentiment_drop: least drop of the mean score (default 0.3).",
+    )
+    min_count: int = Field(5, ge=1, le=1_000_000)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _threshold(self) -> RuleIn:
+        if self.threshold is None:
+            self.threshold = 1e-3 if self.kind == "volume_spike" else 0.3
+        if self.kind == "volume_spike" and self.threshold >= 1:
+            raise ValueError("a volume_spike threshold is a probability below 1")
+        return self
+
+
+class RuleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    kind: str
+    tag: str | None
+    bucket: str
+    baseline_buckets: int
+    threshold: float
+    min_count: int
+    enabled: bool
+    created: datetime
+    updated: datetime
+
+
+class AlertOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    rule_id: int
+    kind: str
+    key: str = Field(description="The tag the alert is about.")
+    status: str
+    opened: datetime
+    last_seen: datetime
+    closed: datetime | None
+    value: float = Field(description="Count (spike) or mean sentiment (drop) when it fired.")
+    baseline: float
+    peak: float
+    detail: dict[str, Any]
+
+
+class EvaluationOut(BaseModel):
+    now: datetime
+    fired: list[AlertOut]
+    ongoing: list[AlertOut]
+    closed: list[AlertOut]
+
+
+@router.get("/analytics/influence", response_model=InfluenceOut, dependencies=[ReadScope])
+def get_influence(
+    session: SessionDep,
+    settings: SettingsDep,
+    top: Top = 20,
+    events: Annotated[bool, Query(description="Count interactions with authors' posts.")] = True,
+) -> InfluenceOut:
+    """Most influential users by PageRank on the follow/trust/friend/interaction graph."""
+    graph = influence.build_user_graph(
+        session, event_weights=settings.event_weights, include_events=events
+    )
+    rows = influence.centrality(graph, top)
+    return InfluenceOut(
+        users=graph.vcount(),
+        edges=graph.ecount(),
+        top=[UserInfluenceOut(**vars(r)) for r in rows],
+    )
+
+
+@router.get("/analytics/reach", response_model=list[ReachOut], dependencies=[ReadScope])
+def get_reach(
+    session: SessionDep, by: Literal["item", "author"] = "item", top: Top = 20
+) -> list[ReachOut]:
+    """Posts or authors by the number of distinct users who engaged with them."""
+    return [ReachOut(**vars(r)) for r in influence.reach(session, by, top)]
+
+
+@router.get(
+    "/analytics/cascades/{item_id}",
+    response_model=CascadeOut,
+    dependencies=[ReadScope],
+    responses={404: {"description": "The item is not in the store."}},
+)
+def get_cascade(
+    session: SessionDep,
+    item_id: Annotated[str, PathParam(min_length=1, max_length=255)],
+) -> CascadeOut:
+    """The share/repost tree of one item with its size, depth, breadth and virality."""
+    cascade = influence.item_cascade(session, item_id)
+    if cascade is None:
+        raise NotFound(f"item {item_id!r} is not in the store")
+    stats = cascade.stats()
+    depths = cascade.depths()
+    nodes = [
+        CascadeNodeOut(
+            user_id=user,
+            parent=cascade.parent[user],
+            depth=depths[user],
+            seconds=cascade.time[user] - cascade.root_time,
+            how=cascade.how[user],
+        )
+        for user in cascade.parent
+    ]
+    return CascadeOut(
+        item_id=item_id,
+        root=cascade.root,
+        repeated_shares=cascade.duplicates,
+        nodes=nodes,
+        **stats,  # type: ignore[arg-type]
+    )
+
+
+def _burst(b: trending.Burst) -> BurstOut:
+    return BurstOut(**vars(b))
+
+
+@router.get("/analytics/trending", response_model=TrendingOut, dependencies=[ReadScope])
+def get_trending(
+    session: SessionDep,
+    bucket: Bucket = "day",
+    buckets: Annotated[int, Query(ge=2, le=2000, description="Buckets looked at.")] = 60,
+    source: Literal["tags", "keywords"] = "tags",
+    alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
+    min_count: Annotated[int, Query(ge=1)] = 5,
+    now: Annotated[datetime | None, Query(description="End of the window (default: now).")] = None,
+) -> TrendingOut:
+    """Tags (or keywords) whose post volume bursts above their EWMA baseline."""
+    result = trending.trending(
+        session,
+        now or datetime.now(UTC),
+        bucket=bucket,
+        n_buckets=buckets,
+        source=source,
+        alpha=alpha,
+        min_count=min_count,
+    )
+    return TrendingOut(
+        now=result.now,
+        bucket=result.bucket,
+        trending=[_burst(b) for b in result.trending],
+        bursts=[_burst(b) for b in result.bursts],
+    )
+
+
+@router.get("/analytics/alerts", response_model=list[AlertOut], dependencies=[ReadScope])
+def get_alerts(
+    session: SessionDep,
+    status_: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
+    limit: Top = 100,
+) -> list[AlertOut]:
+    """Alert episodes, newest first (``status=open`` for the ones still holding)."""
+    return [AlertOut.model_validate(e) for e in trending.list_alerts(session, status_, limit)]
+
+
+@router.get("/analytics/alerts/rules", response_model=list[RuleOut], dependencies=[ReadScope])
+def get_rules(session: SessionDep) -> list[RuleOut]:
+    """Every alert rule."""
+    return [RuleOut.model_validate(r) for r in session.scalars(select(AlertRule).order_by("id"))]
+
+
+async def rule_body(request: Request) -> RuleIn:
+    return validate_one(RuleIn, await read_json(request))
+
+
+@router.post(
+    "/analytics/alerts/rules",
+    response_model=RuleOut,
+    dependencies=[WriteScope],
+    openapi_extra=body_doc(RuleIn),
+    responses={201: {"description": "Rule created."}, 200: {"description": "Rule updated."}},
+)
+def post_rule(
+    body: Annotated[RuleIn, Depends(rule_body)],
+    sessions: SessionFactoryDep,
+    response: Response,
+) -> RuleOut:
+    """Create an alert rule, or update the rule of the same name (idempotent)."""
+    fields = body.model_dump(exclude={"name"})
+    with transaction(sessions) as session:
+        rule, created = trending.upsert_rule(session, body.name, datetime.now(UTC), **fields)
+        out = RuleOut.model_validate(rule)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return out
+
+
+@router.post(
+    "/analytics/alerts/evaluate",
+    response_model=EvaluationOut,
+    dependencies=[WriteScope],
+    responses={503: {"description": "A sentiment rule exists but no sentiment model."}},
+)
+def post_evaluate(
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+    now: Annotated[datetime | None, Query(description="Evaluate at (default: now).")] = None,
+) -> EvaluationOut:
+    """Evaluate every enabled rule now: fire new episodes, keep or close open ones."""
+
+    def scorer() -> sa.SentimentClassifier:
+        if sa.latest_sentiment_path(settings.model_dir) is None:
+            raise ModelUnavailable(
+                "a sentiment_drop rule needs a sentiment model; "
+                "run `agora analytics sentiment train`"
+            )
+        return sa.load_sentiment(settings.model_dir)
+
+    when = now or datetime.now(UTC)
+    with transaction(sessions) as session:
+        run = trending.evaluate_alerts(session, when, scorer)
+        out = EvaluationOut(
+            now=when,
+            fired=[AlertOut.model_validate(e) for e in run.fired],
+            ongoing=[AlertOut.model_validate(e) for e in run.ongoing],
+            closed=[AlertOut.model_validate(e) for e in run.closed],
+        )
+    return out
