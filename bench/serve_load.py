@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -178,22 +179,53 @@ def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Pop
     raise SystemExit(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection speaking just enough HTTP for this server: a lean
+    client, so the load generator (on the same two cores) takes little of the server's CPU."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(header[9:12])
+        length = CONTENT_LENGTH.search(header)
+        data = await self.reader.readexactly(int(length.group(1))) if length else b""
+        return status, data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
+NEXT_CURSOR = re.compile(rb'"next_cursor":"([^"]+)"')
+
+
 async def run_load(
     base: str, users: int, items: int, seconds: float, concurrency: int, seed: int
 ) -> dict[str, list]:
     """Closed-loop clients; returns per kind the latencies (ms) and the error count."""
-    headers = {"Authorization": f"Bearer {KEY}"}
+    host, port = base.removeprefix("http://").split(":")
     out: dict[str, list] = {"feed": [], "next_page": [], "event": [], "errors": []}
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def client(worker: int) -> None:
         rng = np.random.default_rng(seed + worker)
         cursors: dict[str, str] = {}
-        async with httpx.AsyncClient(
-            base_url=base, headers=headers, limits=limits, timeout=30
-        ) as c:  # noqa: E501
-            n = 0
+        conn = Connection(host, int(port))
+        n = 0
+        try:
             while time.perf_counter() < stop:
                 user = f"u{int(rng.integers(0, users))}"
                 n += 1
@@ -203,22 +235,25 @@ async def run_load(
                     body = {"event_id": f"load-{worker}-{n}-{seed}", "user_id": user,
                             "item_id": item, "type": "like"}  # fmt: skip
                     t0 = time.perf_counter()
-                    r = await c.post("/events", json=body)
+                    status, data = await conn.request("POST", "/events", json.dumps(body).encode())
                 else:
-                    params = {"n": 20}
+                    path = f"/users/{user}/feed?n=20"
                     kind = "feed"
                     if cursors and rng.random() < 0.5:
-                        user, params["cursor"] = cursors.popitem()
+                        user, cursor = cursors.popitem()
+                        path = f"/users/{user}/feed?n=20&cursor={cursor}"
                         kind = "next_page"
                     t0 = time.perf_counter()
-                    r = await c.get(f"/users/{user}/feed", params=params)
-                    if r.status_code == 200:
-                        cursors[user] = r.json()["next_cursor"]
+                    status, data = await conn.request("GET", path)
+                    if status == 200:
+                        cursors[user] = NEXT_CURSOR.search(data).group(1).decode()
                 ms = (time.perf_counter() - t0) * 1000
-                if r.status_code >= 400:
-                    out["errors"].append(f"{kind} {r.status_code} {r.text[:200]}")
+                if status >= 400:
+                    out["errors"].append(f"{kind} {status} {data[:200]!r}")
                 else:
                     out[kind].append(ms)
+        finally:
+            conn.close()
 
     await asyncio.gather(*(client(w) for w in range(concurrency)))
     return out

@@ -3,13 +3,14 @@
 * :class:`Catalogue`: every item's feed metadata (id, title, tags, author, created) and each
   author's first post time, in memory. New items are picked up at most ``refresh_seconds``
   after they are stored (one query for rows with a larger id); edits and deletions at the next
-  full reload (``reload_seconds``). Items deleted in between are dropped when a page is
-  recorded (the impression write checks they still exist).
+  full reload (``reload_seconds``, run in a background thread while requests keep using the
+  last snapshot). Items deleted in between are dropped when a page is recorded (the impression
+  write checks they still exist).
 * Model candidates per user: a model's best items for a user, keyed by the model version and
   the user's event count and latest event time, so a new event (or a new model) recomputes them
   and everything else is served from memory (LRU of ``max_users`` entries).
 * Exposure of new items (impressions and engagements, for the exploration bandit), shared by
-  all users and recomputed at most every ``exposure_seconds``.
+  all users and recomputed in the background at most every ``exposure_seconds``.
 * One item index per factor model version (:mod:`agora.feed.retrieval`).
 * The ranked but unserved items of each browsing session (pages 2 and 3 come from memory while
   the user's events, feedback and controls are unchanged). With ``AGORA_REDIS_URL`` they live in
@@ -80,6 +81,32 @@ class Snapshot:
         return self.newest_first[: min(count, limit)]
 
 
+class Background:
+    """Runs one refresh at a time in a daemon thread with its own session, so a request never
+    waits for a slow recomputation: it keeps using the previous value meanwhile."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._running = threading.Lock()
+
+    def run(self, session: Session, work: Callable[[Session], None]) -> None:
+        """Start ``work`` on a new session on ``session``'s database, unless one is running."""
+        if not self._running.acquire(blocking=False):
+            return
+        bind = session.get_bind()
+
+        def target() -> None:
+            try:
+                with Session(bind) as own:
+                    work(own)
+            except Exception:  # the old value stays; the next due refresh tries again
+                log.exception("feed cache: %s failed", self.name)
+            finally:
+                self._running.release()
+
+        threading.Thread(target=target, name=f"agora-{self.name}", daemon=True).start()
+
+
 def _empty() -> Snapshot:
     nothing = np.empty(0, np.int64)
     return Snapshot(nothing, [], [], [], [], np.empty(0), {}, {}, nothing, [])
@@ -88,28 +115,40 @@ def _empty() -> Snapshot:
 class Catalogue:
     """Every item's feed metadata in memory (see the module docstring)."""
 
-    def __init__(self, refresh_seconds: float = 1.0, reload_seconds: float = 60.0):
+    def __init__(
+        self, refresh_seconds: float = 1.0, reload_seconds: float = 300.0, background: bool = True
+    ):
         self.refresh_seconds = refresh_seconds
         self.reload_seconds = reload_seconds
         self._snapshot = _empty()
         self._loaded_at = float("-inf")
         self._refreshed_at = float("-inf")
         self._lock = threading.Lock()
+        self._reload = Background("catalogue reload") if background else None
 
     def get(self, session: Session) -> Snapshot:
-        """The current snapshot, refreshed from ``session`` first when it is due."""
+        """The current snapshot, refreshed from ``session`` first when it is due. A due full
+        reload runs in the background (when enabled) while requests use the last snapshot."""
         clock = time.monotonic()
         if clock - self._refreshed_at < self.refresh_seconds:
             return self._snapshot
         with self._lock:
             clock = time.monotonic()
             if clock - self._loaded_at >= self.reload_seconds:
-                self._snapshot = self._read(session, _empty())
                 self._loaded_at = clock
-            elif clock - self._refreshed_at >= self.refresh_seconds:
+                if self._reload is None or not len(self._snapshot.pks):
+                    self._snapshot = self._read(session, _empty())
+                else:
+                    self._reload.run(session, self._swap_in_full_read)
+            if clock - self._refreshed_at >= self.refresh_seconds:
                 self._snapshot = self._read(session, self._snapshot)
             self._refreshed_at = clock
             return self._snapshot
+
+    def _swap_in_full_read(self, session: Session) -> None:
+        full = self._read(session, _empty())
+        with self._lock:  # items stored during the read come with the next refresh
+            self._snapshot = full
 
     @staticmethod
     def _read(session: Session, base: Snapshot) -> Snapshot:
@@ -125,7 +164,9 @@ class Catalogue:
             return base
         ids = base.ids + [r[1] for r in rows]
         authors = base.authors + [r[4] for r in rows]
-        created = np.concatenate([base.created, [as_utc(r[5]).timestamp() for r in rows]])
+        new_created = [as_utc(r[5]) for r in rows]
+        created_at = base.created_at + new_created
+        created = np.concatenate([base.created, [c.timestamp() for c in new_created]])
         first = dict(base.author_first)
         for author, stamp in zip(authors[len(base.ids) :], created[len(base.ids) :], strict=True):
             if author is not None and stamp < first.get(author, float("inf")):
@@ -141,7 +182,7 @@ class Catalogue:
             }
         return Snapshot(
             newest_first=np.argsort(-created, kind="stable"),
-            created_at=base.created_at + [as_utc(r[5]) for r in rows],
+            created_at=created_at,
             pks=np.concatenate([base.pks, np.array([r[0] for r in rows], dtype=np.int64)]),
             ids=ids,
             titles=base.titles + [r[2] for r in rows],
@@ -159,13 +200,15 @@ class FeedCache:
     def __init__(
         self,
         refresh_seconds: float = 1.0,
-        reload_seconds: float = 60.0,
+        reload_seconds: float = 300.0,
         exposure_seconds: float = 10.0,
         max_users: int = 20_000,
         redis_url: str | None = None,
         concurrent_builds: int = 1,
+        background: bool = True,
     ):
-        self.catalogue = Catalogue(refresh_seconds, reload_seconds)
+        self.catalogue = Catalogue(refresh_seconds, reload_seconds, background)
+        self._exposure_refresh = Background("exposure") if background else None
         self._builds = threading.BoundedSemaphore(concurrent_builds)
         self._redis = None
         if redis_url:
@@ -238,16 +281,26 @@ class FeedCache:
                 self._per_model[name] = held
             return held[1]
 
-    def exposure(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """Exposure statistics of new items, recomputed when older than ``exposure_seconds``."""
+    def exposure(self, session: Session, key: Hashable, compute: Callable[[Session], Any]) -> Any:
+        """Exposure statistics of new items, recomputed when older than ``exposure_seconds``
+        (in the background when enabled and a value for ``key`` exists: until it is done,
+        requests use the previous one)."""
         stamp, cached_key, value = self._exposure
         if cached_key == key and time.monotonic() - stamp < self.exposure_seconds:
             return value
-        value = compute()
-        self._exposure = (time.monotonic(), key, value)
+        if cached_key == key and self._exposure_refresh is not None:
+            self._exposure_refresh.run(session, lambda own: self._keep_exposure(key, compute(own)))
+            return value
+        value = compute(session)
+        self._keep_exposure(key, value)
         return value
+
+    def _keep_exposure(self, key: Hashable, value: Any) -> None:
+        self._exposure = (time.monotonic(), key, value)
 
 
 #: For callers without a long-lived cache (tests, scripts): nothing is kept between calls.
 def uncached() -> FeedCache:
-    return FeedCache(refresh_seconds=0.0, reload_seconds=0.0, exposure_seconds=0.0, max_users=0)
+    return FeedCache(
+        refresh_seconds=0.0, reload_seconds=0.0, exposure_seconds=0.0, max_users=0, background=False
+    )

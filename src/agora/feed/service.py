@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from agora.config import FeedConfig
@@ -353,7 +353,7 @@ def build_feed(
     cache = cache or uncached()
     browsing, page = decode_cursor(cursor) if cursor else (secrets.token_urlsafe(12), 1)
     if cursor and not explain:
-        served = _serve_prefetched(session, cache, user_id, browsing, page, n, now)
+        served = cached_page(session, cache, user_id, n, cursor, now)
         if served is not None:
             return served
     ctx = _context(session, user_id, browsing, defaults)
@@ -467,8 +467,8 @@ def build_feed(
     model = ranking_name if ranking is not None else None
     items, later = items[:n], items[n:]
     if later:
-        state = _signature(session, ctx.user_pk)
-        cache.keep_pages(browsing, _pack(user_id, state, later, model))
+        _, state = _signature(session, user_id)
+        cache.keep_pages(browsing, _pack(user_id, page + 1, state, later, model))
     items = _record_impressions(session, ctx.user_pk, browsing, page, items, now)
     if explain and ranking is not None and ranking.personal:
         view = sources.model_view(models, ranking.name, user_id, ctx.rows, weights)
@@ -491,10 +491,14 @@ def _page(
     )
 
 
-def _pack(user_id: str, signature: str, items: list[FeedItem], model: str | None) -> dict:
-    """Unserved ranked items of a session as JSON-able data (for a shared cache)."""
+def _pack(
+    user_id: str, page: int, signature: str, items: list[FeedItem], model: str | None
+) -> dict:
+    """Unserved ranked items of a session, to be served from ``page`` on, as JSON-able data
+    (for a shared cache)."""
     return {
         "user_id": user_id,
+        "page": page,
         "signature": signature,
         "model": model,
         "items": [
@@ -510,16 +514,25 @@ def _unpack(items: list[dict]) -> list[FeedItem]:
     ]
 
 
-def _signature(session: Session, user_pk: int) -> str:
-    """What a prefetched page depends on: the user's events, feedback and controls."""
-    events = session.execute(
-        select(func.count(), func.max(Event.timestamp)).where(Event.user_id == user_pk)
-    ).one()
-    feedback = session.scalar(
-        select(func.max(FeedFeedback.id)).where(FeedFeedback.user_id == user_pk)
-    )
-    updated = session.scalar(select(FeedSettings.updated).where(FeedSettings.user_id == user_pk))
-    return json.dumps([str(v) for v in (*events, feedback, updated)])
+_MINE = User.id
+#: A user's primary key and feed state; built once (per-request statement building is a large
+#: share of a cached page's cost).
+_USER_STATE = select(
+    User.id,
+    select(func.count()).where(Event.user_id == _MINE).scalar_subquery(),
+    select(func.max(Event.timestamp)).where(Event.user_id == _MINE).scalar_subquery(),
+    select(func.max(FeedFeedback.id)).where(FeedFeedback.user_id == _MINE).scalar_subquery(),
+    select(FeedSettings.updated).where(FeedSettings.user_id == _MINE).scalar_subquery(),
+).where(User.external_id == bindparam("user_id"))
+
+
+def _signature(session: Session, user_id: str) -> tuple[int, str]:
+    """The user's primary key and what a prefetched page depends on (their events, feedback
+    and controls), in one query."""
+    row = session.execute(_USER_STATE, {"user_id": user_id}).first()
+    if row is None:
+        raise UnknownUser(f"user {user_id!r} not found")
+    return row[0], json.dumps([str(v) for v in row[1:]])
 
 
 def _shown_in_session(session: Session, user_pk: int, browsing: str) -> set[str]:
@@ -532,24 +545,27 @@ def _shown_in_session(session: Session, user_pk: int, browsing: str) -> set[str]
     )
 
 
-def _serve_prefetched(
-    session: Session, cache: FeedCache, user_id: str, browsing: str, page: int, n: int,
-    now: datetime,
-) -> FeedPage | None:  # fmt: skip
-    """The next page from the session's prefetched ranking, if the user's state is unchanged
-    since it was ranked (a new event, feedback or control change ranks afresh)."""
+def cached_page(
+    session: Session, cache: FeedCache, user_id: str, n: int, cursor: str, now: datetime
+) -> FeedPage | None:
+    """The next page of a browsing session from its prefetched ranking, if the user's state is
+    unchanged since it was ranked (a new event, feedback or control change ranks afresh);
+    None when there is nothing to serve from the cache. Stores the page's impressions.
+
+    Cheap (one query plus the impressions), so the API answers it without waiting for page
+    builds. Taking the held items removes them (atomically, also in Redis), so no other
+    request of the session can serve them again; held items meant for another page number
+    are stale (another worker without a shared cache served the pages between)."""
+    browsing, page = decode_cursor(cursor)
     held = cache.take_pages(browsing)
-    if held is None or held["user_id"] != user_id:
+    if held is None or held["user_id"] != user_id or held["page"] != page:
         return None
-    user_pk = _user_pk(session, user_id)
-    if _signature(session, user_pk) != held["signature"]:
+    user_pk, state = _signature(session, user_id)
+    if state != held["signature"]:
         return None
-    # another worker may have served some of them for this session meanwhile
-    shown = _shown_in_session(session, user_pk, browsing)
-    ahead = [item for item in held["items"] if item["item_id"] not in shown]
-    items, later = ahead[:n], ahead[n:]
+    items, later = held["items"][:n], held["items"][n:]
     if later:
-        cache.keep_pages(browsing, {**held, "items": later})
+        cache.keep_pages(browsing, {**held, "page": page + 1, "items": later})
     items = _record_impressions(session, user_pk, browsing, page, _unpack(items), now)
     if not items:
         return None
@@ -674,19 +690,12 @@ def _record_impressions(
     snapshot may hold items deleted since)."""
     if not items:
         return items
-    pks = dict(
-        tuple(row)
-        for row in session.execute(
-            select(Item.external_id, Item.id).where(
-                Item.external_id.in_([i.item_id for i in items])
-            )
-        )
-    )
+    pks = dict(session.execute(_ITEM_PKS, {"ids": [i.item_id for i in items]}).all())
     items = [it for it in items if it.item_id in pks]
     offset = (page - 1) * MAX_PAGE
     if items:
         session.execute(
-            insert(FeedImpression),
+            _INSERT_IMPRESSIONS,
             [
                 {
                     "user_id": user_pk,
@@ -700,6 +709,12 @@ def _record_impressions(
             ],
         )
     return items
+
+
+_ITEM_PKS = select(Item.external_id, Item.id).where(
+    Item.external_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_IMPRESSIONS = FeedImpression.__table__.insert()
 
 
 def prune_impressions(session: Session, before: datetime) -> int:

@@ -269,8 +269,9 @@ def fresh(
         return {}
     pks = snapshot.pks[fresh]
     stats = cache.exposure(
+        session,
         (len(snapshot.pks), int(pks.min()), int(pks.max())),
-        lambda: exposure(session, pks.tolist(), weights),
+        lambda own: exposure(own, pks.tolist(), weights),
     )
     shown = np.array([stats["shown"].get(int(pk), 0) for pk in pks], dtype=np.float64)
     engaged = np.array([stats["engaged"].get(int(pk), 0) for pk in pks], dtype=np.float64)

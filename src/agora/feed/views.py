@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session, sessionmaker
@@ -167,8 +167,8 @@ def _ad_out(ad: market.Placement) -> FeedItemOut:
     "/users/{user_id}/feed",
     summary="A page of the user's feed (pass next_cursor for the next page)",
     dependencies=[ReadScope],
+    response_model=FeedPageOut,
     responses={**ERRORS, 422: {"description": "Bad `n` or a cursor this server did not issue."}},
-    response_model_exclude_none=True,
 )
 def get_feed(
     user_id: UserId,
@@ -179,22 +179,29 @@ def get_feed(
     n: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
-) -> FeedPageOut:
-    with _as_http_errors(), cache.building(), transaction(sessions) as session:
-        page = service.build_feed(
-            session,
-            models,
-            user_id,
-            n,
-            cursor,
-            settings.feed,
-            settings.event_weights,
-            datetime.now(UTC),
-            explain=explain,
-            cache=cache,
-        )
+) -> Response:
+    """Next pages come from the session's prefetched ranking without waiting for page builds
+    (a worker builds ``concurrent_builds`` pages at a time); the rest are built."""
+    page = None
+    if cursor and not explain:
+        with _as_http_errors(), transaction(sessions) as session:
+            page = service.cached_page(session, cache, user_id, n, cursor, datetime.now(UTC))
+    if page is None:
+        with _as_http_errors(), cache.building(), transaction(sessions) as session:
+            page = service.build_feed(
+                session,
+                models,
+                user_id,
+                n,
+                cursor,
+                settings.feed,
+                settings.event_weights,
+                datetime.now(UTC),
+                explain=explain,
+                cache=cache,
+            )
     items, sources = _with_ads(sessions, settings, page)
-    return FeedPageOut(
+    body = FeedPageOut(
         user_id=page.user_id,
         page=page.page,
         items=items,
@@ -202,6 +209,8 @@ def get_feed(
         sources=sources,
         model=page.model,
     )
+    # serialised by pydantic-core directly (the response model above documents the shape)
+    return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
 
 @router.get(
