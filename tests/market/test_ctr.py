@@ -11,6 +11,7 @@ import pytest
 from agora.market.ctr import (
     CTRModel,
     ctr_metrics,
+    hash_token,
     read_avazu,
     read_criteo,
     synthetic_impressions,
@@ -70,6 +71,13 @@ def test_unknown_ids_and_missing_fields_score(rows: list[dict]) -> None:
     p = model.predict(new)
     assert p.shape == (2,) and np.all(np.isfinite(p)) and np.all((p > 0) & (p < 1))
     assert model.predict([]).shape == (0,)
+
+
+def test_hashing_is_stable_across_processes() -> None:
+    """Saved models are read by other processes: a token's bucket may not depend on the run."""
+    assert hash_token("item_id", "42", 2**17) == hash_token("item_id", 42, 2**17) == 78802
+    assert hash_token("position", 1.0, 2**17) == 35675
+    assert hash_token("position", 1, 2**17) == 95207
 
 
 def test_same_seed_same_model(rows: list[dict]) -> None:

@@ -20,10 +20,11 @@ land in an untrained (near-neutral) bucket or share one with another token.
   no softmax), and the pooled interest vector joins the FM's pairwise term as one more feature.
 
 The user's history (``sequence_field``) is used by all three: as a bag of ``recent_items``
-tokens and a bag of the tags (``side_field``) of those items, looked up in the item -> tags
-catalogue the model learns from its training rows (``catalogue_``); DIN also describes every
-history item and the candidate as ``item + mean(tags)`` vectors. Rows without the field (Criteo,
-Avazu) simply have no history.
+tokens, a bag of the tags (``side_field``) of those items, looked up in the item -> tags
+catalogue the model learns from its training rows (``catalogue_``), and a token saying where
+the candidate itself is in the history (-1 = absent, 0 = newest, .. capped at 5); DIN also
+describes every history item and the candidate as ``item + mean(tags)`` vectors. Rows without
+the field (Criteo, Avazu) simply have no history.
 
 Training: mini-batch log loss, sparse Adam on the embedding tables with an L2 penalty on the
 rows a batch touches, plain Adam on the attention MLP; seeded, ``num_threads`` torch threads.
@@ -54,10 +55,15 @@ EPS = 1e-7
 _SCALARS = (str, int, float, bool, np.integer, np.floating)
 
 
-@functools.lru_cache(maxsize=2**20)
 def hash_token(field: str, value: Any, n_buckets: int) -> int:
-    """Bucket of ``field=value`` in ``1 .. n_buckets-1`` (0 is padding); stable across runs."""
-    return zlib.crc32(f"{field}\x1f{value}".encode()) % (n_buckets - 1) + 1
+    """Bucket of ``field=value`` in ``1 .. n_buckets-1`` (0 is padding); stable across runs
+    (``1`` and ``"1"`` are the same token)."""
+    return _bucket(f"{field}\x1f{value}", n_buckets)
+
+
+@functools.lru_cache(maxsize=2**20)
+def _bucket(token: str, n_buckets: int) -> int:
+    return zlib.crc32(token.encode()) % (n_buckets - 1) + 1
 
 
 def _values(row_no: int, field: str, value: Any) -> list:
@@ -209,6 +215,7 @@ class CTRModel:
         n = self.n_buckets
         seq, skip = self.sequence_field, {self.sequence_field, self.label_field}
         hist_tag_field = f"{seq}.{self.side_field}"
+        seen_field = f"{seq}.has_{self.target_field}"  # where the candidate is in the history
         flat: list[list[tuple[int, float]]] = []
         query: list[list[tuple[int, float]]] = []
         hist: list[list[int]] = []
@@ -227,6 +234,9 @@ class CTRModel:
                 feats += [(hash_token(seq, v, n), 1.0 / len(recent)) for v in recent]
                 tags = sorted({t for v in recent for t in self.catalogue_.get(v, [])})
                 feats += [(hash_token(hist_tag_field, t, n), 1.0 / len(tags)) for t in tags]
+                item = row.get(self.target_field)
+                seen = recent.index(str(item)) if str(item) in recent else -1
+                feats.append((hash_token(seen_field, min(seen, 5), n), 1.0))
             flat.append(feats)
             if self.kind == "din":
                 item = row.get(self.target_field)
