@@ -1,14 +1,14 @@
 """Trending topics and opinion alerts.
 
-**Burst detector** (:func:`flag_bursts`, :func:`detect_bursts`). Volumes are counted per key
-(a tag, or a keyword of the title and body: English words and jieba words for Chinese, from
-``agora.features.text.tokenize``) per time bucket (hour, day or week). A key's *baseline* at
-bucket t is an exponentially weighted moving average (EWMA, half-life ``halflife`` buckets) of
-its counts before t, started at the mean of the first ``warmup`` buckets. Bucket t is *bursting*
-when its count c is at least ``min_count``, above the baseline b, and improbable under a Poisson
-law with mean max(b, ``floor``): P(X >= c) < ``alpha``. Consecutive bursting buckets of a key form
-one burst. The baseline keeps adapting during a burst, so a lasting change becomes the new
-normal instead of an endless burst.
+**Burst detector** (:func:`flag_bursts`, :func:`detect_bursts`). Volumes are counted per key (a
+tag, or a keyword of the title and body: English words and jieba words of two or more characters
+for Chinese, from ``agora.features.text.tokenize``) per time bucket (hour, day or week). A key's
+*baseline* at bucket t is an exponentially weighted moving average (EWMA, half-life ``halflife``
+buckets) of its counts before t, started at the mean of the first ``warmup`` buckets. Bucket t
+is *bursting* when its count c is at least ``min_count``, above the baseline b, and improbable
+under a Poisson law with mean max(b, ``floor``): P(X >= c) < ``alpha``. Consecutive bursting
+buckets of a key form one burst. The baseline keeps adapting during a burst, so a lasting change
+becomes the new normal instead of an endless burst.
 
 **Alerts** (:func:`evaluate_alerts`). A rule (``analytics_alert_rules``) watches one tag or any
 tag: ``volume_spike`` fires when the last bucket before ``now`` bursts against the mean of the
@@ -58,7 +58,7 @@ class VolumeSeries:
     counts: np.ndarray
 
     def bucket_start(self, t: int) -> datetime:
-        return self.start + timedelta(seconds=self.width * t)
+        return self.start + timedelta(seconds=self.width * int(t))
 
 
 def _utc(when: datetime) -> datetime:
@@ -107,7 +107,8 @@ def ewma_baseline(counts: np.ndarray, halflife: float = 7.0, warmup: int = 7) ->
 
 @dataclass(frozen=True)
 class Burst:
-    """One burst of a key: buckets ``[start, end)``, its peak and the peak's baseline."""
+    """One burst of a key: buckets ``[start, end)``, its largest count and that bucket's
+    baseline, the smallest tail probability of its buckets and its total count."""
 
     key: str
     start: datetime
@@ -152,7 +153,7 @@ def detect_bursts(
         end = col
         while end < flags.shape[1] and flags[row, end]:
             end += 1
-        peak = col + int(np.argmin(p_value[row, col:end]))
+        peak = col + int(np.argmax(series.counts[row, col:end]))
         bursts.append(
             Burst(
                 key=series.keys[row],
@@ -160,7 +161,7 @@ def detect_bursts(
                 end=series.bucket_start(end),
                 peak_count=int(series.counts[row, peak]),
                 baseline=round(float(baseline[row, peak]), 4),
-                p_value=float(p_value[row, peak]),
+                p_value=float(p_value[row, col:end].min()),
                 total=int(series.counts[row, col:end].sum()),
             )
         )
@@ -168,11 +169,14 @@ def detect_bursts(
 
 
 def item_keys(tags: Sequence[str] | None, title: str, body: str, source: str) -> list[str]:
-    """The keys an item counts for: its tags, or the keywords of its title and body."""
+    """The keys an item counts for: its tags, or the keywords of its title and body (English
+    words and jieba words of two characters or more; one-character Chinese words are mostly
+    particles or fragments of names)."""
     if source == "tags":
         return list(tags or [])
     if source == "keywords":
-        return list(dict.fromkeys(tokenize(f"{title or ''}\n{body or ''}")))
+        words = tokenize(f"{title or ''}\n{body or ''}")
+        return list(dict.fromkeys(w for w in words if len(w) > 1))
     raise ValueError(f"source must be 'tags' or 'keywords', not {source!r}")
 
 
