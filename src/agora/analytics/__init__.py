@@ -1,0 +1,1 @@
+"""Analytics over the store and its text: sentiment, influence, trending."""
