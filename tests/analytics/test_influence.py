@@ -191,3 +191,39 @@ def test_store_graph_reach_and_cascade_through_the_routes(client: TestClient) ->
     assert missing.status_code == 404
     assert client.get("/analytics/influence").status_code == 401
     assert client.get("/analytics/reach?by=tag", headers=READ).status_code == 422
+
+
+def test_cli_cascades_of_the_weibo_file_and_influence_of_the_store(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from agora.analytics.graph_cli import app
+    from agora.config import get_settings
+
+    url = f"sqlite:///{tmp_path / 'agora.db'}"
+    monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AGORA_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        weibo = shared_data / "weibo-cascades-sample" / "dataset.txt"
+        result = runner.invoke(app, ["cascades", "--weibo", str(weibo)], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        assert "14709" in result.output and result.output.count("\n") > 30
+        assert runner.invoke(app, ["cascades"]).exit_code != 0  # neither item nor file
+        engine = make_engine(url)
+        migrate(engine)
+        with transaction(session_factory(engine)) as session:
+            add_dataset(session, _community(), BUILTIN_EVENT_TYPES)
+        engine.dispose()
+        result = runner.invoke(app, ["influence", "--top", "2"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        assert "alice" in result.output and "5 users" in result.output
+        result = runner.invoke(app, ["cascades", "p1"], terminal_width=200)
+        assert result.exit_code == 0 and "p1" in result.output
+        assert runner.invoke(app, ["cascades", "nope"]).exit_code == 1
+        result = runner.invoke(app, ["seeds", "--k", "1", "--p", "1"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+    finally:
+        get_settings.cache_clear()

@@ -111,17 +111,8 @@ def test_migration_creates_exactly_the_analytics_tables(engine: Engine) -> None:
 def test_a_volume_spike_fires_once_per_episode(engine_with_posts: Engine) -> None:
     sessions = session_factory(engine_with_posts)
     with transaction(sessions) as session:
-        tr.upsert_rule(
-            session,
-            "any-tag-spike",
-            START,
-            kind="volume_spike",
-            tag=None,
-            bucket="day",
-            baseline_buckets=7,
-            threshold=1e-3,
-            min_count=5,
-        )
+        spec = tr.RuleSpec(name="any-tag-spike", kind="volume_spike", baseline_buckets=7)
+        tr.upsert_rule(session, spec, START)
 
     def run(day: int) -> tr.AlertRun:
         with transaction(sessions) as session:
@@ -148,17 +139,15 @@ def test_a_volume_spike_fires_once_per_episode(engine_with_posts: Engine) -> Non
 def test_a_sentiment_drop_fires_with_the_given_scorer(engine_with_posts: Engine) -> None:
     sessions = session_factory(engine_with_posts)
     with transaction(sessions) as session:
-        tr.upsert_rule(
-            session,
-            "fees-mood",
-            START,
+        spec = tr.RuleSpec(
+            name="fees-mood",
             kind="sentiment_drop",
             tag="fees",
-            bucket="day",
             baseline_buckets=3,
             threshold=0.5,
             min_count=3,
         )
+        tr.upsert_rule(session, spec, START)
         with pytest.raises(ValueError, match="sentiment scorer"):
             tr.evaluate_alerts(session, START + 12 * DAY)
     with transaction(sessions) as session:
@@ -221,3 +210,34 @@ def test_rules_trending_and_alerts_through_the_routes(client: TestClient) -> Non
     assert missing.status_code == 503 and "sentiment" in missing.text
     with client.app.state.sessions() as session:  # the refused evaluation stored nothing
         assert session.query(AlertEpisode).count() == 1
+
+
+def test_cli_rule_alerts_and_trending(
+    engine_with_posts: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from agora.analytics.graph_cli import app
+    from agora.config import get_settings
+
+    monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AGORA_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        now = (START + 11 * DAY).isoformat()
+        created = runner.invoke(app, ["rule", "spikes"])
+        assert created.exit_code == 0 and "created rule" in created.output
+        assert "updated rule" in runner.invoke(app, ["rule", "spikes"]).output
+        assert runner.invoke(app, ["rule", "x", "--bucket", "month"]).exit_code != 0
+        run = runner.invoke(app, ["alerts", "--evaluate", "--now", now], terminal_width=200)
+        assert run.exit_code == 0, run.output
+        assert "fired 1" in run.output and "staking" in run.output
+        again = runner.invoke(app, ["alerts", "--evaluate", "--now", now], terminal_width=200)
+        assert "fired 0, ongoing 1" in again.output
+        trend = runner.invoke(
+            app, ["trending", "--now", now, "--buckets", "11"], terminal_width=200
+        )
+        assert trend.exit_code == 0 and "staking" in trend.output
+    finally:
+        get_settings.cache_clear()

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from agora.analytics import influence, trending
@@ -28,7 +28,6 @@ from agora.serving.service import ModelUnavailable
 router = APIRouter(tags=["analytics"])
 
 Top = Annotated[int, Query(ge=1, le=1000, description="How many rows.")]
-Bucket = Literal["hour", "day", "week"]
 
 
 class UserInfluenceOut(BaseModel):
@@ -86,35 +85,6 @@ class TrendingOut(BaseModel):
     bucket: str
     trending: list[BurstOut] = Field(description="Keys bursting in the last bucket.")
     bursts: list[BurstOut] = Field(description="Every burst in the window, strongest first.")
-
-
-class RuleIn(BaseModel):
-    """An alert rule; posting a rule with an existing name updates that rule."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: str = Field(min_length=1, max_length=255)
-    kind: Literal["volume_spike", "sentiment_drop"]
-    tag: str | None = Field(None, min_length=1, max_length=255, description="None = any tag.")
-    bucket: Bucket = "day"
-    baseline_buckets: int = Field(7, ge=1, le=365)
-    threshold: float | None = Field(
-        None,
-        gt=0,
-        le=2,
-        description="volume_spike: Poisson tail probability (default 0.001); "
-        "sentiment_drop: least drop of the mean score (default 0.3).",
-    )
-    min_count: int = Field(5, ge=1, le=1_000_000)
-    enabled: bool = True
-
-    @model_validator(mode="after")
-    def _threshold(self) -> RuleIn:
-        if self.threshold is None:
-            self.threshold = 1e-3 if self.kind == "volume_spike" else 0.3
-        if self.kind == "volume_spike" and self.threshold >= 1:
-            raise ValueError("a volume_spike threshold is a probability below 1")
-        return self
 
 
 class RuleOut(BaseModel):
@@ -226,7 +196,7 @@ def _burst(b: trending.Burst) -> BurstOut:
 @router.get("/analytics/trending", response_model=TrendingOut, dependencies=[ReadScope])
 def get_trending(
     session: SessionDep,
-    bucket: Bucket = "day",
+    bucket: trending.Bucket = "day",
     buckets: Annotated[int, Query(ge=2, le=2000, description="Buckets looked at.")] = 60,
     source: Literal["tags", "keywords"] = "tags",
     alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
@@ -267,26 +237,25 @@ def get_rules(session: SessionDep) -> list[RuleOut]:
     return [RuleOut.model_validate(r) for r in session.scalars(select(AlertRule).order_by("id"))]
 
 
-async def rule_body(request: Request) -> RuleIn:
-    return validate_one(RuleIn, await read_json(request))
+async def rule_body(request: Request) -> trending.RuleSpec:
+    return validate_one(trending.RuleSpec, await read_json(request))
 
 
 @router.post(
     "/analytics/alerts/rules",
     response_model=RuleOut,
     dependencies=[WriteScope],
-    openapi_extra=body_doc(RuleIn),
+    openapi_extra=body_doc(trending.RuleSpec),
     responses={201: {"description": "Rule created."}, 200: {"description": "Rule updated."}},
 )
 def post_rule(
-    body: Annotated[RuleIn, Depends(rule_body)],
+    body: Annotated[trending.RuleSpec, Depends(rule_body)],
     sessions: SessionFactoryDep,
     response: Response,
 ) -> RuleOut:
     """Create an alert rule, or update the rule of the same name (idempotent)."""
-    fields = body.model_dump(exclude={"name"})
     with transaction(sessions) as session:
-        rule, created = trending.upsert_rule(session, body.name, datetime.now(UTC), **fields)
+        rule, created = trending.upsert_rule(session, body, datetime.now(UTC))
         out = RuleOut.model_validate(rule)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return out

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.db.tables import Base, BigId
 
-ALERT_KINDS: tuple[str, ...] = ("volume_spike", "sentiment_drop")
 OPEN, CLOSED = "open", "closed"
 
 _OPEN_ONLY = text("status = 'open'")

@@ -26,20 +26,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.stats import poisson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agora.analytics.models import ALERT_KINDS, OPEN, AlertEpisode, AlertRule
+from agora.analytics.models import OPEN, AlertEpisode, AlertRule
 from agora.analytics.sentiment import score_store
 from agora.db.tables import Item
 from agora.features.text import tokenize
 
 #: Bucket widths in seconds.
 BUCKETS: dict[str, int] = {"hour": 3600, "day": 86400, "week": 7 * 86400}
+Bucket = Literal["hour", "day", "week"]
 
 
 class Scorer(Protocol):
@@ -358,19 +360,44 @@ def evaluate_alerts(
     return run
 
 
-def upsert_rule(
-    session: Session, name: str, now: datetime, **fields: Any
-) -> tuple[AlertRule, bool]:
-    """Create the rule ``name`` or update it to ``fields``; returns it and whether it is new.
-    Changing a rule closes nothing: its open episodes continue under the new settings."""
-    if fields.get("kind") not in ALERT_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(ALERT_KINDS)}")
-    rule = session.scalar(select(AlertRule).where(AlertRule.name == name))
+class RuleSpec(BaseModel):
+    """An alert rule; posting a rule with an existing name updates that rule."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=255)
+    kind: Literal["volume_spike", "sentiment_drop"]
+    tag: str | None = Field(None, min_length=1, max_length=255, description="None = any tag.")
+    bucket: Bucket = "day"
+    baseline_buckets: int = Field(7, ge=1, le=365)
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        le=2,
+        description="volume_spike: Poisson tail probability (default 0.001); "
+        "sentiment_drop: least drop of the mean score (default 0.3).",
+    )
+    min_count: int = Field(5, ge=1, le=1_000_000)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _threshold(self) -> RuleSpec:
+        if self.threshold is None:
+            self.threshold = 1e-3 if self.kind == "volume_spike" else 0.3
+        if self.kind == "volume_spike" and self.threshold >= 1:
+            raise ValueError("a volume_spike threshold is a probability below 1")
+        return self
+
+
+def upsert_rule(session: Session, spec: RuleSpec, now: datetime) -> tuple[AlertRule, bool]:
+    """Create the rule ``spec.name`` or update it to ``spec``; returns it and whether it is
+    new. Changing a rule closes nothing: its open episodes continue under the new settings."""
+    rule = session.scalar(select(AlertRule).where(AlertRule.name == spec.name))
     created = rule is None
     if rule is None:
-        rule = AlertRule(name=name, created=_utc(now))
+        rule = AlertRule(name=spec.name, created=_utc(now))
         session.add(rule)
-    for key, value in fields.items():
+    for key, value in spec.model_dump(exclude={"name"}).items():
         setattr(rule, key, value)
     rule.updated = _utc(now)
     session.flush()
