@@ -3,6 +3,7 @@ public Criteo/Avazu samples read and scored."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,21 @@ def test_fit_predict_save_load(kind: str, rows: list[dict], tmp_path: Path) -> N
     loaded = CTRModel.load(tmp_path / "m")
     assert loaded.get_params() == model.get_params()
     assert np.array_equal(loaded.predict(rows[1200:]), p)
+    assert sorted(f.name for f in (tmp_path / "m").iterdir()) == [
+        "catalogue.json",
+        "params.json",
+        "weights.npz",
+    ]
+
+
+def test_saving_again_changes_the_folder_mtime(rows: list[dict], tmp_path: Path) -> None:
+    """The market service reloads a model when its folder's mtime changes."""
+    model = CTRModel(kind="logreg", **FAST).fit(rows[:300])
+    model.save(tmp_path / "m")
+    first = (tmp_path / "m").stat().st_mtime_ns
+    time.sleep(0.01)
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m").stat().st_mtime_ns > first
 
 
 def test_unknown_ids_and_missing_fields_score(rows: list[dict]) -> None:

@@ -41,6 +41,7 @@ import csv
 import functools
 import json
 import math
+import os
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -366,7 +367,10 @@ class CTRModel:
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Write ``params.json``, ``catalogue.json`` and ``weights.npz`` into folder ``path``."""
+        """Write ``weights.npz``, ``catalogue.json`` and ``params.json`` into folder ``path``.
+
+        Each file is written under a temporary name and renamed into place, so a reader never
+        sees a half-written file and the folder's mtime changes (servers reload on it)."""
         if self.weights_ is None:
             raise RuntimeError("CTRModel is not fitted")
         path = Path(path)
@@ -379,9 +383,12 @@ class CTRModel:
             "best_epoch": self.best_epoch_,
             "fit_seconds": self.fit_seconds_,
         }
-        (path / "params.json").write_text(json.dumps(state, indent=1))
-        (path / "catalogue.json").write_text(json.dumps(self.catalogue_))
-        np.savez(path / "weights.npz", **self.weights_)
+        with open(path / ".weights.npz.tmp", "wb") as fh:
+            np.savez(fh, **self.weights_)
+        os.replace(path / ".weights.npz.tmp", path / "weights.npz")
+        for name, obj in (("catalogue.json", self.catalogue_), ("params.json", state)):
+            (path / f".{name}.tmp").write_text(json.dumps(obj, indent=1))
+            os.replace(path / f".{name}.tmp", path / name)
 
     @classmethod
     def load(cls, path: str | Path) -> CTRModel:
