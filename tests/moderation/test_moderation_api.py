@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ADMIN, READ, WRITE, Sample, install_classifier, put_item
 from fastapi.testclient import TestClient
+from moderation_support import ADMIN, READ, WRITE, Sample, install_classifier, put_item
 from sqlalchemy import select
 
 from agora.db.tables import Event, Item

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Sample, as_post
+from moderation_support import Sample, as_post
 from sklearn.metrics import roc_auc_score
 
 from agora.ingest.stackexchange import load_stackexchange

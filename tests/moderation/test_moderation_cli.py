@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import Sample
+from moderation_support import Sample
 from sqlalchemy import select
 from typer.testing import CliRunner
 
