@@ -79,6 +79,7 @@ def seeds_cmd(
     if graph.vcount() == 0:
         err.print("[red]error:[/red] the store has no user graph (no edges or interactions)")
         raise typer.Exit(1)
+    graph = influence.spread_graph(graph)  # influence flows against attention
     chosen = influence.celf_seeds(graph, k, influence.LiveEdgeSamples(graph, p, runs, seed))
     table = Table(title=f"CELF seeds ({runs} samples, p={'1/in-degree' if p is None else p})")
     table.add_column("k", justify="right")

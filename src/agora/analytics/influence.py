@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import heapq
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -122,15 +123,18 @@ def centrality(
     graph: ig.Graph, top: int | None = None, damping: float = 0.85
 ) -> list[UserInfluence]:
     """Users by weighted PageRank (highest first) with eigenvector centrality (undirected
-    projection, scaled so the maximum is 1) and weighted in-degree."""
+    projection, scaled so the maximum is 1; users outside the largest component get values
+    near 0) and weighted in-degree."""
     if graph.vcount() == 0:
         return []
     weights = graph.es["weight"] if graph.ecount() else None
     pagerank = graph.pagerank(weights=weights, damping=damping, directed=True)
     undirected = graph.as_undirected(mode="collapse", combine_edges="sum")
-    eigen = undirected.eigenvector_centrality(
-        scale=True, weights=undirected.es["weight"] if undirected.ecount() else None
-    )
+    with warnings.catch_warnings():  # disconnected graphs: small components get ~0, as documented
+        warnings.filterwarnings("ignore", "Some eigenvector centralities", RuntimeWarning)
+        eigen = undirected.eigenvector_centrality(
+            scale=True, weights=undirected.es["weight"] if undirected.ecount() else None
+        )
     in_degree = graph.strength(mode="in", weights=weights)
     order = np.argsort(-np.asarray(pagerank), kind="stable")[: top if top else None]
     names = graph.vs["name"]
@@ -380,8 +384,16 @@ def read_weibo_cascades(path: str | Path) -> list[WeiboCascade]:
 # --------------------------------------------------------------------------- influence max
 
 
+def spread_graph(attention: ig.Graph) -> ig.Graph:
+    """The attention graph reversed: if u pays attention to v, v can activate u."""
+    spread = attention.copy()
+    spread.reverse_edges()
+    return spread
+
+
 class LiveEdgeSamples:
-    """``runs`` live-edge samples of the independent cascade model on ``graph``: each edge is
+    """``runs`` live-edge samples of the independent cascade model on ``graph`` (an edge u -> v
+    means u can activate v; see :func:`spread_graph`): each edge is
     kept with its probability (``p`` for all edges, or ``1 / in-degree of the target`` when
     ``p`` is None: the weighted cascade model). ``spread(S)`` is the mean number of vertices
     reachable from S over the samples."""
