@@ -27,6 +27,10 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f}%"
 
 
+def _time(t: datetime | None) -> str:
+    return "-" if t is None else t.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def plot_metric(timeline: list[dict[str, Any]], metric: str, control: str, path: Path) -> Path:
     """Two panels over time: the metric per arm, and each arm minus control with its CI."""
     import matplotlib
@@ -74,9 +78,9 @@ def write_report(
     lines = [
         f"# Experiment `{experiment_id}`: {info['name']}",
         "",
-        f"Status **{info['status']}**; started {info['started']}, "
-        f"{'stopped ' + str(info['stopped']) if info['stopped'] else 'still running'}; "
-        f"results as of {body['as_of']}. Planned {info['planned_users']:,} exposed users, "
+        f"Status **{info['status']}**; started {_time(info['started'])}, "
+        f"{'stopped ' + _time(info['stopped']) if info['stopped'] else 'still running'}; "
+        f"results as of {_time(body['as_of'])}. Planned {info['planned_users']:,} exposed users, "
         f"{info['looks']} guardrail looks at alpha {info['alpha']}.",
     ]
     if info["stop_reason"]:
