@@ -1,19 +1,11 @@
-"""A small community in a real store (SQLite and PostgreSQL) for the market tests."""
+"""A small community for the market tests (imported by name: pytest puts this folder on
+sys.path)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from agora.config import Settings
-from agora.db.engine import session_factory, transaction
 from agora.ingest.schemas import Dataset, EventIn, GroupIn, ItemIn, MembershipIn, UserIn
-from agora.ingest.service import add_dataset
-from agora.market.config import MarketConfig
 
 #: A fixed clock: 10:30 UTC on a weekday.
 NOW = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)
@@ -49,18 +41,3 @@ def community() -> Dataset:
         groups=[GroupIn(group_id="pro")],
         memberships=[MembershipIn(group_id="pro", user_id=f"u{i}") for i in range(10)],
     )
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
-    """A migrated store (SQLite and PostgreSQL) holding :func:`community`."""
-    factory = session_factory(engine)
-    with transaction(factory) as session:
-        add_dataset(session, community(), Settings().event_types, max_future_seconds=1e9)
-    yield factory
-
-
-@pytest.fixture
-def config() -> MarketConfig:
-    """No holdout, no pacing: the tests that need them turn them on."""
-    return MarketConfig(holdout_share=0.0, pacing=False, slot_positions=[3, 10])

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import community
+from market_support import community
 from typer.testing import CliRunner
 
 from agora.config import Settings, get_settings

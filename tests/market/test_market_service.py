@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from conftest import NOW, USERS
+from market_support import NOW, USERS
 from sqlalchemy import func, select
 
 from agora.db.engine import transaction

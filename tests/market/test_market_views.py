@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import community
 from fastapi.testclient import TestClient
+from market_support import community
 
 from agora.api.app import create_app
 from agora.config import Settings
