@@ -261,9 +261,11 @@ def reconstruct_cascade(
     the item, else the earliest earlier sharer that the sharer follows (``(sharer, followed)``
     in ``follows``), else the root. A user's second share of the same item is counted in
     ``duplicates`` and does not move them in the tree."""
-    follows = follows or set()
+    followed: dict[str, set[str]] = {}
+    for follower, target in follows or ():
+        followed.setdefault(follower, set()).add(target)
     cascade = Cascade(root, root_time, {root: None}, {root: root_time}, {root: "root"})
-    holders: list[str] = []  # sharers in join order
+    order: dict[str, int] = {}  # sharers in join order
     for share in sorted(shares, key=lambda s: s.time):
         if share.user in cascade.parent:
             cascade.duplicates += 1
@@ -271,13 +273,12 @@ def reconstruct_cascade(
         if share.via is not None and share.via in cascade.parent and share.via != share.user:
             parent, how = share.via, "via"
         else:
-            parent = next((h for h in holders if (share.user, h) in follows), None)
-            how = "follow" if parent is not None else "root"
-            parent = parent if parent is not None else root
+            earlier = [(order[f], f) for f in followed.get(share.user, ()) if f in order]
+            parent, how = (min(earlier)[1], "follow") if earlier else (root, "root")
         cascade.parent[share.user] = parent
         cascade.time[share.user] = share.time
         cascade.how[share.user] = how
-        holders.append(share.user)
+        order[share.user] = len(order)
     return cascade
 
 
