@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agora.engagement.config import EngagementConfig
+from agora.market.config import MarketConfig
+
 #: Event types every deployment understands; add more with AGORA_CUSTOM_EVENT_TYPES.
 BUILTIN_EVENT_TYPES: tuple[str, ...] = (
     "view",
@@ -111,6 +114,13 @@ class Settings(BaseSettings):
         300.0, description="How far past the server clock a timestamp may lie before rejection."
     )
     feed: FeedConfig = Field(default_factory=FeedConfig, description="Feed defaults (JSON).")
+    engagement: EngagementConfig = Field(
+        default_factory=EngagementConfig,
+        description="Points rules, badges and trust levels (JSON; replay after a change).",
+    )
+    market: MarketConfig = Field(
+        default_factory=MarketConfig, description="Ad slots, reserve price, holdout and pacing."
+    )
     redis_url: str | None = Field(
         None, description="Redis shared by API workers for feed pages; unset = in-process."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -277,3 +278,17 @@ def test_pages_alternating_between_two_workers_never_repeat(community: TestClien
         served += [item.item_id for item in feed.items]
         cursor = feed.next_cursor
     assert len(served) == 12 and len(served) == len(set(served))
+
+
+def test_items_moderation_took_down_leave_the_feed(community: TestClient) -> None:
+    top = ids(page(community, n=3))[0]
+    flag = {"user_id": "me", "reason": "spam"}
+    assert community.post(f"/items/{top}/flags", json=flag, headers=ADMIN).status_code == 201
+    case = next(c for c in community.get("/moderation/queue", headers=ADMIN).json()
+                if c["item_id"] == top)  # fmt: skip
+    decided = community.post(
+        f"/moderation/queue/{case['case_id']}/decision", json={"outcome": "uphold"}, headers=ADMIN
+    )
+    assert decided.status_code == 201, decided.text
+    time.sleep(1.1)  # the feed's catalogue picks moderation up within a second
+    assert top not in {i for body in all_pages(community) for i in ids(body)}

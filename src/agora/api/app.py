@@ -25,14 +25,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 import agora
+from agora.analytics.graph_views import router as analytics_graph_router
+from agora.analytics.views import router as analytics_router
 from agora.api import errors
 from agora.api.auth import check_settings
 from agora.api.deps import ModelsDep, SessionDep
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory
+from agora.engagement.views import router as engagement_router
 from agora.feed.cache import FeedCache
 from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
+from agora.market.views import router as market_router
+from agora.moderation.views import router as moderation_router
 from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
 from agora.web.views import router as web_router
@@ -109,6 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(serving_router)
     app.include_router(feed_router)
     app.include_router(ingest_router)
+    app.include_router(engagement_router)
+    app.include_router(moderation_router)
+    app.include_router(market_router)
+    app.include_router(analytics_router)
+    app.include_router(analytics_graph_router)
     app.include_router(health_router)
     app.include_router(web_router)
     return app

@@ -22,7 +22,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from agora.analytics.cli import app as analytics_app
 from agora.config import Settings, get_settings
+from agora.engagement.cli import app as engagement_app
+from agora.market.cli import app as market_app
+from agora.moderation.cli import app as moderation_app
 
 app = typer.Typer(
     help="Agora: a self-hosted attention engine for community platforms.",
@@ -355,6 +359,11 @@ def demo(
     if serve_api:
         _serve(settings, None, port)
 
+
+app.add_typer(engagement_app, name="engagement")
+app.add_typer(moderation_app, name="moderation")
+app.add_typer(market_app, name="market")
+app.add_typer(analytics_app, name="analytics")
 
 if __name__ == "__main__":
     app()

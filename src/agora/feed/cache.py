@@ -1,8 +1,9 @@
 """In-process caches that keep the feed's per-request work small.
 
-* :class:`Catalogue`: every item's feed metadata (id, title, tags, author, created) and each
-  author's first post time, in memory. New items are picked up at most ``refresh_seconds``
-  after they are stored (one query for rows with a larger id); edits and deletions at the next
+* :class:`Catalogue`: every item's feed metadata (id, title, tags, author, created), each
+  author's first post time and the items moderation took down, in memory. New items and
+  take-downs are picked up at most ``refresh_seconds`` after they are stored (one query for
+  item rows with a larger id, one for take-downs); edits and deletions at the next
   full reload (``reload_seconds``, run in a background thread while requests keep using the
   last snapshot). Items deleted in between are dropped when a page is recorded (the impression
   write checks they still exist).
@@ -30,7 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from agora.db.tables import Item, User
 from agora.ingest.schemas import as_utc
+from agora.moderation.service import removed_item_ids
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Snapshot:
     author_first: dict[str, float] = field(repr=False)  # author -> first post, epoch seconds
     newest_first: np.ndarray = field(repr=False)  # positions by created time, newest first
     created_at: list[datetime] = field(repr=False)
+    removed: frozenset[int] = frozenset()  # pks of items moderation took down
 
     def summary(self, item: str) -> dict[str, Any] | None:
         """Title, tags, author and created time of ``item`` (None if unknown)."""
@@ -141,14 +144,15 @@ class Catalogue:
                 else:
                     self._reload.run(session, self._swap_in_full_read)
             if clock - self._refreshed_at >= self.refresh_seconds:
-                self._snapshot = self._read(session, self._snapshot)
+                snapshot = self._read(session, self._snapshot)
+                self._snapshot = replace(snapshot, removed=frozenset(removed_item_ids(session)))
             self._refreshed_at = clock
             return self._snapshot
 
     def _swap_in_full_read(self, session: Session) -> None:
         full = self._read(session, _empty())
         with self._lock:  # items stored during the read come with the next refresh
-            self._snapshot = full
+            self._snapshot = replace(full, removed=self._snapshot.removed)
 
     @staticmethod
     def _read(session: Session, base: Snapshot) -> Snapshot:

@@ -417,6 +417,7 @@ def build_feed(
         item
         for item in nominated
         if item in info
+        and snapshot.pks[snapshot.index[item]] not in snapshot.removed
         and item not in ctx.touched
         and item not in ctx.hidden
         and item not in ctx.shown_in_session
