@@ -302,7 +302,7 @@ def plot(results: dict, models: list[str], path: Path) -> None:
     ax.set_xticks(np.arange(len(names)), names, fontsize=8)
     ax.set_ylabel("macro-F1 (test part)")
     ax.set_ylim(0, 1)
-    ax.set_title("Sentiment: macro-F1 per data set (n/a bars missing: model not for that language)")
+    ax.set_title("Sentiment: macro-F1 per data set (no bar: a baseline for the other language)")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

