@@ -188,7 +188,8 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes, bytes]:
+        """(status, header block, body) of one request on this connection."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = (
@@ -201,7 +202,7 @@ class Connection:
         status = int(header[9:12])
         length = CONTENT_LENGTH.search(header)
         data = await self.reader.readexactly(int(length.group(1))) if length else b""
-        return status, data
+        return status, header, data
 
     def close(self) -> None:
         if self.writer is not None:
@@ -210,6 +211,11 @@ class Connection:
 
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 NEXT_CURSOR = re.compile(rb'"next_cursor":"([^"]+)"')
+CACHE_MISS = b"x-feed-cache: miss"
+#: Request kinds reported: a first page (ranked: the uncached path), a next page served from the
+#: session's prefetched ranking (the cached path), a next page that had to be ranked (its
+#: prefetch ran out or the user's state changed), and an event write.
+KINDS = ("first_page", "next_page_cached", "next_page_ranked", "event")
 
 
 async def run_load(
@@ -217,7 +223,7 @@ async def run_load(
 ) -> dict[str, list]:
     """Closed-loop clients; returns per kind the latencies (ms) and the error count."""
     host, port = base.removeprefix("http://").split(":")
-    out: dict[str, list] = {"feed": [], "next_page": [], "event": [], "errors": []}
+    out: dict[str, list] = {kind: [] for kind in (*KINDS, "errors")}
     stop = time.perf_counter() + seconds
 
     async def client(worker: int) -> None:
@@ -235,18 +241,22 @@ async def run_load(
                     body = {"event_id": f"load-{worker}-{n}-{seed}", "user_id": user,
                             "item_id": item, "type": "like"}  # fmt: skip
                     t0 = time.perf_counter()
-                    status, data = await conn.request("POST", "/events", json.dumps(body).encode())
+                    status, _, data = await conn.request(
+                        "POST", "/events", json.dumps(body).encode()
+                    )
                 else:
                     path = f"/users/{user}/feed?n=20"
-                    kind = "feed"
+                    kind = "first_page"
                     if cursors and rng.random() < 0.5:
                         user, cursor = cursors.popitem()
                         path = f"/users/{user}/feed?n=20&cursor={cursor}"
-                        kind = "next_page"
+                        kind = "next_page_cached"
                     t0 = time.perf_counter()
-                    status, data = await conn.request("GET", path)
+                    status, header, data = await conn.request("GET", path)
                     if status == 200:
                         cursors[user] = NEXT_CURSOR.search(data).group(1).decode()
+                        if kind == "next_page_cached" and CACHE_MISS in header:
+                            kind = "next_page_ranked"
                 ms = (time.perf_counter() - t0) * 1000
                 if status >= 400:
                     out["errors"].append(f"{kind} {status} {data[:200]!r}")
@@ -354,13 +364,13 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    all_ms = result["feed"] + result["next_page"] + result["event"]
+    all_ms = [ms for kind in KINDS for ms in result[kind]]
     report = {
         **summary(all_ms, args.seconds),
         "throughput_rps": round(len(all_ms) / args.seconds, 1),
         "errors": len(result["errors"]),
         "error_examples": result["errors"][:5],
-        "by_kind": {k: summary(result[k], args.seconds) for k in ("feed", "next_page", "event")},
+        "by_kind": {k: summary(result[k], args.seconds) for k in KINDS},
         "seconds": args.seconds,
         "concurrency": args.concurrency,
         "users": args.users,

@@ -181,11 +181,13 @@ def get_feed(
     explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
 ) -> Response:
     """Next pages come from the session's prefetched ranking without waiting for page builds
-    (a worker builds ``concurrent_builds`` pages at a time); the rest are built."""
+    (a worker builds ``concurrent_builds`` pages at a time); the rest are built. The
+    ``X-Feed-Cache`` header says which (``hit`` or ``miss``)."""
     page = None
     if cursor and not explain:
         with _as_http_errors(), transaction(sessions) as session:
             page = service.cached_page(session, cache, user_id, n, cursor, datetime.now(UTC))
+    cached = page is not None
     if page is None:
         with _as_http_errors(), cache.building(), transaction(sessions) as session:
             page = service.build_feed(
@@ -210,7 +212,11 @@ def get_feed(
         model=page.model,
     )
     # serialised by pydantic-core directly (the response model above documents the shape)
-    return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
+    return Response(
+        body.model_dump_json(exclude_none=True),
+        media_type="application/json",
+        headers={"X-Feed-Cache": "hit" if cached else "miss"},
+    )
 
 
 @router.get(
