@@ -411,8 +411,8 @@ def cardano_trending() -> dict:
     table = Table(title=f"Cardano SE posts through trending() ({weeks} weeks, weekly buckets)")
     for column in ("source", "key", "week of", "weeks", "peak", "baseline", "p-value"):
         table.add_column(column)
-    for source, res in out.items():
-        for b in res["strongest"][:6]:
+    for source in ("tags", "keywords"):
+        for b in out[source]["strongest"][:6]:
             table.add_row(
                 source,
                 b["key"],
@@ -423,7 +423,7 @@ def cardano_trending() -> dict:
                 f"{b['p_value']:.1e}",
             )
     console.print(table)
-    console.print({s: (r["bursts"], f"{r['seconds']} s") for s, r in out.items()})
+    console.print({s: (out[s]["bursts"], f"{out[s]['seconds']} s") for s in ("tags", "keywords")})
     return {"weeks": weeks, "params": {"halflife": 4, "alpha": 1e-4, "min_count": 8}, **out}
 
 
