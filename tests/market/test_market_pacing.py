@@ -12,7 +12,7 @@ from agora.ingest.schemas import EventIn
 from agora.ingest.service import add_events
 from agora.market import pacing
 from agora.market.config import MarketConfig
-from agora.market.service import effective_bid, in_holdout, usable_slots
+from agora.market.service import effective_bid, in_holdout, lift, usable_slots, wilson
 
 
 def test_profile_is_uniform_without_traffic_and_normalised_with_it() -> None:
@@ -99,3 +99,23 @@ def test_traffic_profile_from_events(engine) -> None:
     with sessions() as session:
         profile = pacing.traffic_profile(session, 28)
     assert profile[18] == pytest.approx(0.75) and profile[6] == pytest.approx(0.25)
+
+
+def test_lift_interval_matches_newcombe_and_handles_empty_arms() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873, method 10: 56/70 vs 48/80
+    out = lift(56, 70, 48, 80, 0.95)
+    assert out["difference"]["estimate"] == pytest.approx(0.2)
+    assert out["difference"]["low"] == pytest.approx(0.0524, abs=1e-4)
+    assert out["difference"]["high"] == pytest.approx(0.3339, abs=1e-4)
+    assert out["p_value"] == pytest.approx(0.008, abs=1e-3)
+    # no conversion in a small holdout: the interval stays wide (Wald would collapse to a point)
+    few = lift(5, 100, 0, 10, 0.95)["difference"]
+    assert few["low"] < 0 < few["high"]
+    assert lift(3, 10, 0, 0, 0.95)["difference"]["estimate"] is None
+
+
+def test_wilson_interval() -> None:
+    p, low, high = wilson(0, 20, 0.95)
+    assert p == 0 and low == pytest.approx(0, abs=1e-12)
+    assert high == pytest.approx(0.1611, abs=1e-4)
+    assert wilson(0, 0, 0.95) == (None, None, None)

@@ -151,11 +151,13 @@ def wilson(k: int, n: int, confidence: float) -> tuple[float | None, float | Non
 def lift(
     k1: int, n1: int, k0: int, n0: int, confidence: float
 ) -> dict[str, float | int | str | dict | None]:
-    """Conversion-rate lift of the exposed arm (k1 of n1) over the holdout (k0 of n0):
-    difference of proportions with a normal-approximation (Wald) interval and two-sided
-    p-value (unpooled standard error)."""
+    """Conversion-rate lift of the exposed arm (k1 of n1) over the holdout (k0 of n0): the
+    difference of proportions with Newcombe's hybrid score interval (from each arm's Wilson
+    interval: sound with few or no conversions, where the Wald interval collapses) and the
+    two-sided p-value of the pooled two-proportion z-test."""
     out: dict[str, Any] = {
-        "method": "difference of proportions, normal approximation (Wald, unpooled SE)",
+        "method": "difference of proportions: Newcombe hybrid score interval (Wilson per arm); "
+        "p-value from the pooled two-proportion z-test",
         "exposed_users": n1,
         "exposed_converters": k1,
         "holdout_users": n0,
@@ -169,13 +171,18 @@ def lift(
     }
     if not n1 or not n0:
         return out
-    p1, p0 = k1 / n1, k0 / n0
+    p1, l1, u1 = wilson(k1, n1, confidence)
+    p0, l0, u0 = wilson(k0, n0, confidence)
     diff = p1 - p0
-    se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    out["difference"] = {"estimate": diff, "low": diff - z * se, "high": diff + z * se}
+    out["difference"] = {
+        "estimate": diff,
+        "low": diff - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2),
+        "high": diff + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2),
+    }
     out["relative_lift"] = diff / p0 if p0 > 0 else None
     out["incremental_conversions"] = diff * n1
+    pooled = (k1 + k0) / (n1 + n0)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
     if se > 0:
         out["p_value"] = 2 * (1 - NormalDist().cdf(abs(diff) / se))
     return out
