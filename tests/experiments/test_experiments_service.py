@@ -187,3 +187,34 @@ def test_guardrail_holds_when_the_arm_is_no_worse(sessions: sessionmaker[Session
         assert service.get_experiment(session, "diverse").status == "running"
         look = session.scalars(select(Look)).one()
         assert (look.look, look.tripped) == (1, False)
+
+
+def test_the_feed_call_takes_due_looks_by_itself(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no operator action, exposures through arm_overrides reach a look, it trips, and the
+    next pages get the plain feed."""
+    monkeypatch.setattr(service, "CACHE_SECONDS", 0.0)  # every call refreshes (and checks)
+    spec = ExperimentIn.model_validate(
+        experiment(
+            start=True,
+            planned_users=60,
+            looks=1,
+            guardrails=[{"metric": "engagement_per_user"}],
+        )
+    )
+    arms = [("control", 1.0), ("diverse", 1.0)]
+    with transaction(sessions) as session:
+        service.create_experiment(session, spec, NOW)
+        for n, user in enumerate(USERS[:60]):
+            at = NOW + timedelta(minutes=n)
+            service.arm_overrides(session, user, at)
+            if assign("diverse", user, arms) == "control":  # only control users engage
+                _add_events(session, [event(user, f"i{k}", "like", at) for k in range(1 + n % 3)])
+    harmed = next(u for u in USERS[60:] if assign("diverse", u, arms) == "diverse")
+    with transaction(sessions) as session:
+        assert service.arm_overrides(session, harmed, NOW + timedelta(hours=2)) == {}
+    with sessions() as session:
+        row = service.get_experiment(session, "diverse")
+        assert row.status == "stopped" and "engagement_per_user" in row.stop_reason
+        assert session.scalar(select(func.count()).select_from(Exposure)) == 60
