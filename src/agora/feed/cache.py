@@ -12,6 +12,8 @@
   and everything else is served from memory (LRU of ``max_users`` entries).
 * Exposure of new items (impressions and engagements, for the exploration bandit), shared by
   all users and recomputed in the background at most every ``exposure_seconds``.
+* Each tie's recent events and posts (the in-network source), for ``tie_seconds``: a user
+  followed by many is read once for all of them.
 * One item index per factor model version (:mod:`agora.feed.retrieval`).
 * The ranked but unserved items of each browsing session (pages 2 and 3 come from memory while
   the user's events, feedback and controls are unchanged). With ``AGORA_REDIS_URL`` they live in
@@ -206,6 +208,7 @@ class FeedCache:
         refresh_seconds: float = 1.0,
         reload_seconds: float = 300.0,
         exposure_seconds: float = 10.0,
+        tie_seconds: float = 10.0,
         max_users: int = 20_000,
         redis_url: str | None = None,
         concurrent_builds: int = 1,
@@ -220,6 +223,8 @@ class FeedCache:
 
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5)
         self.exposure_seconds = exposure_seconds
+        self.tie_seconds = tie_seconds
+        self._ties: OrderedDict[int, tuple[float, Any]] = OrderedDict()
         self.max_users = max_users
         self._candidates: OrderedDict[Hashable, Any] = OrderedDict()
         self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
@@ -246,6 +251,31 @@ class FeedCache:
             while len(self._candidates) > self.max_users:
                 self._candidates.popitem(last=False)
         return value
+
+    def tie_activity(
+        self, ties: list[int], fetch: Callable[[list[int]], dict[int, Any]]
+    ) -> dict[int, Any]:
+        """Each tie's recent activity, from memory when read less than ``tie_seconds`` ago,
+        else ``fetch(missing ties)`` (one read serves every follower of a tie meanwhile)."""
+        clock = time.monotonic()
+        found, missing = {}, []
+        with self._lock:
+            for tie in ties:
+                held = self._ties.get(tie)
+                if held is not None and clock - held[0] < self.tie_seconds:
+                    found[tie] = held[1]
+                else:
+                    missing.append(tie)
+        if missing:
+            fetched = fetch(missing)
+            found.update(fetched)
+            with self._lock:
+                for tie, value in fetched.items():
+                    self._ties[tie] = (clock, value)
+                    self._ties.move_to_end(tie)
+                while len(self._ties) > self.max_users:
+                    self._ties.popitem(last=False)
+        return found
 
     def keep_pages(self, browsing: str, pages: dict[str, Any]) -> None:
         """Hold a browsing session's ranked but unserved items (JSON-able): in Redis for
@@ -306,5 +336,10 @@ class FeedCache:
 #: For callers without a long-lived cache (tests, scripts): nothing is kept between calls.
 def uncached() -> FeedCache:
     return FeedCache(
-        refresh_seconds=0.0, reload_seconds=0.0, exposure_seconds=0.0, max_users=0, background=False
+        refresh_seconds=0.0,
+        reload_seconds=0.0,
+        exposure_seconds=0.0,
+        tie_seconds=0.0,
+        max_users=0,
+        background=False,
     )

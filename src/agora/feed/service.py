@@ -387,7 +387,7 @@ def build_feed(
             ("popular", minute), lambda: sources.popular(session, now, k)
         )
     by_source["in_network"], tie_who = sources.in_network(
-        session, ctx.ties, weights, now, defaults.in_network_days, k
+        session, cache, ctx.ties, weights, now, defaults.in_network_days, k
     )
     recent = snapshot.created_since(stamp - sources.TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
     unseen = sources.new_content(models, cache, snapshot, recent, ctx.rows, weights, k // 2)

@@ -170,38 +170,79 @@ def top_strengths(scored: Scored, k: int) -> dict[str, float]:
     return {item: 1.0 - r / len(first) for r, item in enumerate(first)}
 
 
+TIE_EVENTS = 50  # latest events per tie that count for in-network
+TIE_POSTS = 20  # latest posts per tie that count
+
+
+def tie_activity(
+    session: Session, ties: list[int], since: datetime
+) -> dict[int, list[tuple[str, str | None, float | None, float]]]:
+    """Per tie (user pk): their latest events and posts since ``since`` as (item, event type or
+    None for a post, value, epoch seconds), in two queries for any number of ties."""
+    activity: dict[int, list] = {tie: [] for tie in ties}
+    latest = (
+        select(
+            Event.user_id,
+            Event.item_id,
+            Event.type,
+            Event.value,
+            Event.timestamp,
+            func.row_number()
+            .over(partition_by=Event.user_id, order_by=Event.timestamp.desc())
+            .label("nth"),
+        )
+        .where(Event.user_id.in_(ties), Event.timestamp >= since)
+        .subquery()
+    )
+    for user, item, etype, value, ts in session.execute(
+        select(
+            latest.c.user_id, Item.external_id, latest.c.type, latest.c.value, latest.c.timestamp
+        )
+        .join(Item, Item.id == latest.c.item_id)
+        .where(latest.c.nth <= TIE_EVENTS)
+    ):
+        activity[user].append((item, etype, value, as_utc(ts).timestamp()))
+    posts = (
+        select(
+            Item.author_id,
+            Item.external_id,
+            Item.created,
+            func.row_number()
+            .over(partition_by=Item.author_id, order_by=Item.created.desc())
+            .label("nth"),
+        )
+        .where(Item.author_id.in_(ties), Item.created >= since)
+        .subquery()
+    )
+    for author, item, created in session.execute(
+        select(posts.c.author_id, posts.c.external_id, posts.c.created).where(
+            posts.c.nth <= TIE_POSTS
+        )
+    ):
+        activity[author].append((item, None, None, as_utc(created).timestamp()))
+    return activity
+
+
 def in_network(
-    session: Session, ties: dict[int, float], weights: Mapping[str, float], now: datetime,
-    days: float, k: int,
+    session: Session, cache: FeedCache, ties: dict[int, float], weights: Mapping[str, float],
+    now: datetime, days: float, k: int,
 ) -> tuple[dict[str, float], dict[str, set[int]]]:  # fmt: skip
-    """Items the user's ties engaged with or posted lately: strength and who."""
+    """Items the user's ties engaged with or posted lately (a post counts twice a like):
+    strength and who. Each tie's activity is shared by everyone who follows them (cached
+    briefly: see :meth:`FeedCache.tie_activity`)."""
     if not ties:
         return {}, {}
     since = now - timedelta(days=days)
+    activity = cache.tie_activity(list(ties), lambda missing: tie_activity(session, missing, since))
     strength: dict[str, float] = defaultdict(float)
     who: dict[str, set[int]] = defaultdict(set)
-    half_life = days / 4 * 86400.0
-    for item, etype, value, ts, user in session.execute(
-        select(Item.external_id, Event.type, Event.value, Event.timestamp, Event.user_id)
-        .join(Item, Event.item_id == Item.id)
-        .where(Event.user_id.in_(list(ties)), Event.timestamp >= since)
-        .order_by(Event.timestamp.desc())
-        .limit(5 * k)
-    ):
-        age = (now - as_utc(ts)).total_seconds()
-        w = event_weight(etype, value, weights)
-        if w > 0:
-            strength[item] += ties[user] * w * 0.5 ** (max(age, 0.0) / half_life)
-            who[item].add(user)
-    for item, author, created in session.execute(
-        select(Item.external_id, Item.author_id, Item.created)
-        .where(Item.author_id.in_(list(ties)), Item.created >= since)
-        .order_by(Item.created.desc())
-        .limit(5 * k)
-    ):
-        age = (now - as_utc(created)).total_seconds()
-        strength[item] += 2.0 * ties[author] * 0.5 ** (max(age, 0.0) / half_life)
-        who[item].add(author)
+    stamp, half_life = now.timestamp(), days / 4 * 86400.0
+    for tie, rows in activity.items():
+        for item, etype, value, ts in rows:
+            w = 2.0 if etype is None else event_weight(etype, value, weights)
+            if w > 0:
+                strength[item] += ties[tie] * w * 0.5 ** (max(stamp - ts, 0.0) / half_life)
+                who[item].add(tie)
     return scaled(strength, k), who
 
 
