@@ -28,14 +28,14 @@ NEGATIVE_EN = "This is terrible. I hate it, worst service ever."
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> sa.SentimentClassifier:
     """The shipped configuration (``SHIPPED``) trained on small stratified train parts of the
-    real sets: 200 waimai reviews and 120 tweets, so only a few texts are embedded."""
+    real sets: 100 waimai reviews and 90 tweets, so only a few texts are embedded."""
     data = sa.DEFAULT_DATA_DIR
     if not data.is_dir():
         pytest.skip(f"labelled sentiment sets not found at {data}")
     texts: list[str] = []
     labels: list[int] = []
     langs: list[str] = []
-    for name, cap in (("waimai-10k", 200), ("tweeteval-sentiment-val", 120)):
+    for name, cap in (("waimai-10k", 100), ("tweeteval-sentiment-val", 90)):
         ds = sa.load_dataset(name, data)
         train, _ = sa.split_dataset(ds, max_train=cap)
         texts += [ds.texts[i] for i in train]
