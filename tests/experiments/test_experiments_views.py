@@ -61,6 +61,8 @@ def test_create_start_assign_stop_and_results(client: TestClient) -> None:
     seen = client.get("/experiments/diverse/assignment/u3", headers=READER)
     assert seen.status_code == 200
     assert seen.json()["arm"] == arm and seen.json()["first_exposed"] is None
+    diverse = {"diversity": 0.6, "exploration": 0.2}
+    assert seen.json()["overrides"] == ({} if arm == "control" else diverse)
     # the feed applies the arm: now the user is exposed
     with transaction(client.app_state.sessions) as session:
         service.arm_overrides(session, "u3", service.get_experiment(session, "diverse").started)
@@ -109,9 +111,14 @@ def test_bad_input_gets_4xx_with_its_location_and_stores_nothing(client: TestCli
     assert client.get("/experiments/nope/results", headers=ADMIN).status_code == 404
     assert client.get("/experiments/nope/assignment/u1", headers=READER).status_code == 404
     assert client.post("/experiments/nope/stop", headers=ADMIN).status_code == 404
+    for path in ("/experiments/a%00b", "/experiments/a%00b/results", "/experiments/a%00b/stop"):
+        response = (client.post if path.endswith("stop") else client.get)(path, headers=ADMIN)
+        assert 400 <= response.status_code < 500, (path, response.text)
     assert client.get("/experiments/nope", headers=READER).status_code == 403
     assert client.get("/experiments").status_code == 401
     client.post("/experiments", json=experiment(), headers=ADMIN)
+    nul = client.get("/experiments/diverse/assignment/u%00", headers=READER)
+    assert nul.status_code == 422 and _locations(nul) == ["path.user_id"]
     low = client.get("/experiments/diverse/results?confidence=0.2", headers=ADMIN)
     assert low.status_code == 422
     bad_stop = client.post("/experiments/diverse/stop", json={"reason": ""}, headers=ADMIN)

@@ -116,7 +116,7 @@ class AssignmentOut(BaseModel):
     experiment_id: str
     user_id: str
     arm: str
-    overrides: FeedOverrides
+    overrides: dict[str, float] = Field(description="The feed controls the arm sets.")
     first_exposed: datetime | None = Field(description="When the user was first exposed, if so.")
 
 

@@ -15,7 +15,7 @@ from fastapi import Path as PathParam
 from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
-from agora.api.errors import NotFound
+from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.db.engine import transaction
 from agora.experiments import service
 from agora.experiments.schemas import (
@@ -25,6 +25,7 @@ from agora.experiments.schemas import (
     ResultsOut,
     StopIn,
 )
+from agora.ingest.schemas import unstorable_text
 
 router = APIRouter(tags=["experiments"])
 
@@ -150,6 +151,9 @@ def stop_experiment(
 def get_assignment(
     experiment_id: ExperimentId, user_id: UserId, session: SessionDep
 ) -> AssignmentOut:
+    faults = unstorable_text(user_id, ("path", "user_id"))
+    if faults:  # no stored user can have this id: refuse rather than assign it an arm
+        raise InvalidRequest([problem(loc, message) for loc, message in faults])
     with _as_http_errors():
         return AssignmentOut(**service.assignment(session, experiment_id, user_id))
 
