@@ -218,3 +218,22 @@ def test_the_feed_call_takes_due_looks_by_itself(
         row = service.get_experiment(session, "diverse")
         assert row.status == "stopped" and "engagement_per_user" in row.stop_reason
         assert session.scalar(select(func.count()).select_from(Exposure)) == 60
+
+
+def test_a_look_waits_until_its_metric_can_be_measured(sessions: sessionmaker[Session]) -> None:
+    spec = ExperimentIn.model_validate(
+        experiment(start=True, planned_users=20, looks=1, guardrails=[{"metric": "retention"}])
+    )
+    with transaction(sessions) as session:
+        service.create_experiment(session, spec, NOW)
+        for n, user in enumerate(USERS[:20]):
+            service.arm_overrides(session, user, NOW)
+            if n % 2 == 0:  # half the users come back on day 1
+                _add_events(session, [event(user, "i0", "view", NOW + timedelta(days=1, hours=1))])
+    with transaction(sessions) as session:  # day 1 is not over: retention is unknown
+        assert service.take_due_looks(session, NOW + timedelta(hours=20)) == []
+        assert session.scalar(select(func.count()).select_from(Look)) == 0
+    with transaction(sessions) as session:
+        assert service.take_due_looks(session, NOW + timedelta(days=3)) == []
+        look = session.scalars(select(Look)).one()
+        assert look.tests[0]["z"] is not None and not look.tripped

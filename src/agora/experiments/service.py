@@ -614,7 +614,9 @@ def guardrail_tests(
 def take_due_looks(session: Session, now: datetime) -> list[str]:
     """Take the guardrail look that is due in each running experiment with guardrails (at most
     one per experiment: skipping a look only makes the bound stricter), store it once, and stop
-    the experiments whose guardrail tripped. Returns the ids of the experiments stopped."""
+    the experiments whose guardrail tripped. A look where no guardrail metric can be measured
+    yet (retention before its day has passed for anyone) waits. Returns the ids of the
+    experiments stopped."""
     stopped = []
     rows = session.scalars(select(Experiment).where(Experiment.status == "running")).all()
     for row in rows:
@@ -629,6 +631,8 @@ def take_due_looks(session: Session, now: datetime) -> list[str]:
             continue
         obs = observations(session, row, now)
         tests = guardrail_tests(row, obs, per_user(obs, obs.end), due)
+        if all(t["z"] is None for t in tests):
+            continue  # nothing measurable yet (e.g. retention before day N): look later
         tripped = [t for t in tests if t["tripped"]]
         inserted = session.execute(
             insert_for(session, Look.__table__)
