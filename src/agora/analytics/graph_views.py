@@ -234,7 +234,9 @@ def get_alerts(
 @router.get("/analytics/alerts/rules", response_model=list[RuleOut], dependencies=[ReadScope])
 def get_rules(session: SessionDep) -> list[RuleOut]:
     """Every alert rule."""
-    return [RuleOut.model_validate(r) for r in session.scalars(select(AlertRule).order_by("id"))]
+    return [
+        RuleOut.model_validate(r) for r in session.scalars(select(AlertRule).order_by(AlertRule.id))
+    ]
 
 
 async def rule_body(request: Request) -> trending.RuleSpec:
