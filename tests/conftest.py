@@ -166,7 +166,7 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
             )
         server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path)
         started.append(server)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # two workers import the whole engine each
         while True:
             assert proc.poll() is None, server.log()
             try:
