@@ -8,8 +8,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from agora.config import Settings
-from agora.engagement.config import EngagementConfig
 from agora.engagement.models import ActiveDay, BadgeAward, LedgerEntry, PointsTotal, TrustState
 from agora.ingest.schemas import EventIn, ItemIn, as_utc
 from agora.ingest.service import add_events, upsert_items
@@ -18,12 +16,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 NOW = T0 + timedelta(days=60)
 TYPES = ("view", "click", "like", "comment", "share", "bookmark", "answer", "ask", "accept",
          "flag_upheld")  # fmt: skip
-
-
-class EngagementSettings(Settings):
-    """Settings with the ``engagement`` field the lead adds to ``agora.config.Settings``."""
-
-    engagement: EngagementConfig = EngagementConfig()
 
 
 def items(session: Session, specs: dict[str, tuple[str, list[str]]]) -> None:

@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from engagement_support import EngagementSettings
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from agora.api.app import create_app
-from agora.engagement.views import router
+from agora.config import Settings
 from agora.feed.models import FeedImpression
 
 ADMIN = {"Authorization": "Bearer test-admin"}
@@ -26,16 +25,14 @@ def _iso(days_ago: float) -> str:
 
 @pytest.fixture
 def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    settings = EngagementSettings(
+    settings = Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
         api_key="test-admin",
         api_keys={"r": ["read"]},
         custom_event_types=["ask", "answer", "accept", "flag_upheld"],
     )
-    app = create_app(settings)
-    app.include_router(router)
-    with TestClient(app) as client:
+    with TestClient(create_app(settings)) as client:
         for item, author, tags in (("q1", "asker", ["python"]), ("q2", "asker", ["rust"]),
                                    ("new", "writer", ["python"])):  # fmt: skip
             body = {"title": f"Post {item}", "author_id": author, "tags": tags,

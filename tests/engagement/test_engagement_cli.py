@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from engagement_support import EngagementSettings
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from agora.cli.main import app as agora
+from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.tables import User
-from agora.engagement import cli, service
+from agora.engagement import service
 from agora.engagement.config import EngagementConfig, stackexchange_badges
 from agora.engagement.models import BadgeAward
 from agora.ingest.service import add_dataset
@@ -30,7 +31,7 @@ def dump_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("engagement-cli")
     engine = make_engine(f"sqlite:///{data_dir / 'agora.db'}")
     migrate(engine)
-    settings = EngagementSettings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir)
     with transaction(session_factory(engine)) as session:
         add_dataset(session, load_stackexchange(dump).dataset, settings.event_types)
     engine.dispose()
@@ -38,42 +39,46 @@ def dump_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(dump_store: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngagementSettings]:
-    settings = EngagementSettings(data_dir=dump_store)
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
-    yield settings
+def settings(dump_store: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """`agora` commands on that store (``AGORA_DATA_DIR``)."""
+    monkeypatch.setenv("AGORA_DATA_DIR", str(dump_store))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
 
 
-def test_replay_leaderboard_and_a_users_badges(settings: EngagementSettings) -> None:
-    replayed = runner.invoke(cli.app, ["replay"])
+def test_replay_leaderboard_and_a_users_badges(settings: Settings) -> None:
+    replayed = runner.invoke(agora, ["engagement", "replay"])
     assert replayed.exit_code == 0, replayed.output
     assert replayed.output.startswith("replayed 5,112 events in ")
-    board = runner.invoke(cli.app, ["leaderboard", "-n", "3"])
+    board = runner.invoke(agora, ["engagement", "leaderboard", "-n", "3"])
     assert board.exit_code == 0, board.output
     top = next(line for line in board.output.splitlines() if line.strip("│ ").startswith("1 "))
     leader = top.split("│")[2].strip()
-    points = runner.invoke(cli.app, ["points", leader])
+    points = runner.invoke(agora, ["engagement", "points", leader])
     assert points.exit_code == 0 and f"{leader}: " in points.output
     assert top.split("│")[3].strip() in points.output  # the same total in both
-    badges = runner.invoke(cli.app, ["badges", leader])
+    badges = runner.invoke(agora, ["engagement", "badges", leader])
     assert badges.exit_code == 0 and "First Answer" in badges.output
-    trust = runner.invoke(cli.app, ["trust", leader])
+    trust = runner.invoke(agora, ["engagement", "trust", leader])
     assert trust.exit_code == 0 and "trust level" in trust.output
-    assert runner.invoke(cli.app, ["leaderboard", "--period", "year"]).exit_code == 2
-    unknown = runner.invoke(cli.app, ["badges", "nobody"])
+    assert runner.invoke(agora, ["engagement", "leaderboard", "--period", "year"]).exit_code == 2
+    unknown = runner.invoke(agora, ["engagement", "badges", "nobody"])
     assert unknown.exit_code == 2 and "user 'nobody' not found" in unknown.output
 
 
-def test_digest_as_text_and_html(settings: EngagementSettings) -> None:
+def test_digest_as_text_and_html(settings: Settings) -> None:
     since = "2021-06-01T00:00:00+00:00"
-    leader = runner.invoke(cli.app, ["leaderboard", "-n", "1"]).output
+    leader = runner.invoke(agora, ["engagement", "leaderboard", "-n", "1"]).output
     user = next(line for line in leader.splitlines() if line.strip("│ ").startswith("1 "))
     user = user.split("│")[2].strip()
-    text = runner.invoke(cli.app, ["digest", user, "--since", since, "--picks", "3"])
+    text = runner.invoke(agora, ["engagement", "digest", user, "--since", since, "--picks", "3"])
     assert text.exit_code == 0, text.output
     assert text.output.startswith("Your digest since 2021-06-01 00:00 UTC")
     assert "Replies to your posts" in text.output and "Picked for you:" in text.output
-    html = runner.invoke(cli.app, ["digest", user, "--since", since, "--format", "html"])
+    html = runner.invoke(
+        agora, ["engagement", "digest", user, "--since", since, "--format", "html"]
+    )
     assert html.exit_code == 0 and html.output.startswith("<!doctype html>")
 
 

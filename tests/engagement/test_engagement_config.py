@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from engagement_support import EngagementSettings
 from pydantic import ValidationError
 
+from agora.config import Settings
 from agora.engagement.config import EngagementConfig
 
 
@@ -18,7 +18,7 @@ def test_rules_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
                     "threshold": 3}],
     }  # fmt: skip
     monkeypatch.setenv("AGORA_ENGAGEMENT", json.dumps(rules))
-    config = EngagementSettings().engagement
+    config = Settings().engagement
     assert [r.name for r in config.points] == ["liked"]
     assert config.badges[0].counted == "likes"
     assert config.trust_levels == EngagementConfig().trust_levels  # untouched: the defaults
