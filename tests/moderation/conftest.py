@@ -11,7 +11,6 @@ from moderation_support import Sample, as_post, load_sample, make_settings
 
 from agora.api.app import create_app
 from agora.moderation.classifier import QualityClassifier
-from agora.moderation.views import router
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +30,6 @@ def trained_root(sample: Sample, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture
 def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    """The real app with the moderation router, on SQLite and on PostgreSQL; no classifier."""
-    app = create_app(make_settings(tmp_path, database_url))
-    app.include_router(router)
-    with TestClient(app) as test_client:
+    """The real app (moderation routes included), on SQLite and on PostgreSQL; no classifier."""
+    with TestClient(create_app(make_settings(tmp_path, database_url))) as test_client:
         yield test_client
