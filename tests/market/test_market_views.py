@@ -15,7 +15,6 @@ from agora.config import Settings
 from agora.db.engine import transaction
 from agora.ingest.service import add_dataset
 from agora.market.config import MarketConfig
-from agora.market.views import router
 
 ADMIN = {"Authorization": "Bearer admin"}
 WRITER = {"Authorization": "Bearer writer"}
@@ -30,22 +29,16 @@ CAMPAIGN = {
 }
 
 
-class MarketSettings(Settings):
-    """Settings with the market field the lead wires into :class:`agora.config.Settings`."""
-
-    market: MarketConfig = MarketConfig(holdout_share=0.0, pacing=False)
-
-
 @pytest.fixture
 def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = MarketSettings(
+    settings = Settings(
         data_dir=tmp_path / "data",
+        market=MarketConfig(holdout_share=0.0, pacing=False),
         database_url=database_url,
         api_key="admin",
         api_keys={"writer": ["write"], "reader": ["read"]},
     )
     app = create_app(settings)
-    app.include_router(router)
     with TestClient(app) as client:
         with transaction(app.state.sessions) as session:
             add_dataset(session, community(), settings.event_types, max_future_seconds=1e9)

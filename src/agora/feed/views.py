@@ -24,7 +24,6 @@ from agora.db.engine import transaction
 from agora.feed import service
 from agora.feed.models import FEEDBACK_KINDS
 from agora.market import service as market
-from agora.market.config import market_config
 
 router = APIRouter(tags=["feed"])
 
@@ -138,9 +137,7 @@ def _with_ads(
     transaction: it stores the ad impressions), and the count per source."""
     organic = [(item.item_id, item.tags) for item in page.items]
     with transaction(sessions) as session:
-        ads = market.serve_ads(
-            session, page.user_id, organic, market_config(settings), datetime.now(UTC)
-        )
+        ads = market.serve_ads(session, page.user_id, organic, settings.market, datetime.now(UTC))
     items = [FeedItemOut(**item.__dict__) for item in page.items]
     for ad in ads:
         items.insert(min(ad.position - 1, len(items)), _ad_out(ad))

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.market import service
-from agora.market.config import market_config
 from agora.market.schemas import CampaignIn
 
 app = typer.Typer(help="Ad campaigns, their auction and their measurement.", no_args_is_help=True)
@@ -111,7 +110,7 @@ def report(
     settings = get_settings()
     try:
         with _sessions(settings)() as session:
-            body = service.report(session, campaign_id, market_config(settings), datetime.now(UTC))
+            body = service.report(session, campaign_id, settings.market, datetime.now(UTC))
     except service.UnknownCampaign as exc:
         raise _fail(str(exc)) from exc
     if as_json:

@@ -52,9 +52,3 @@ class MarketConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("slot positions must be distinct")
         return sorted(value)
-
-
-def market_config(settings: object) -> MarketConfig:
-    """The market settings of the engine's ``Settings`` (its ``market`` field; the defaults
-    when the settings carry none)."""
-    return getattr(settings, "market", None) or MarketConfig()

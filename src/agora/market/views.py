@@ -18,7 +18,6 @@ from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.db.engine import transaction
 from agora.market import service
-from agora.market.config import market_config
 from agora.market.schemas import (
     CampaignIn,
     CampaignOut,
@@ -156,7 +155,7 @@ def patch_campaign(
 )
 def get_report(campaign_id: CampaignId, session: SessionDep, settings: SettingsDep) -> ReportOut:
     with _as_http_errors():
-        body = service.report(session, campaign_id, market_config(settings), datetime.now(UTC))
+        body = service.report(session, campaign_id, settings.market, datetime.now(UTC))
     return ReportOut(**body)
 
 
