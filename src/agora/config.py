@@ -44,6 +44,7 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "answer": 5.0,
     "accept": 5.0,
     "ask": 5.0,
+    "flag_upheld": 0.0,  # moderation's record of a removed post: no interest in it
 }
 
 

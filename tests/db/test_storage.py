@@ -44,6 +44,17 @@ def test_migrations_go_up_and_down(engine) -> None:
     assert feed | {"events"} <= set(inspect(engine).get_table_names())
 
 
+def test_migrations_create_exactly_the_tables_every_domain_declares(engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from agora.db.migrations.domains import METADATA
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, METADATA) == []
+
+
 def test_resent_event_is_stored_once(engine) -> None:
     factory = session_factory(engine)
     with transaction(factory) as s:

@@ -292,3 +292,23 @@ def test_items_moderation_took_down_leave_the_feed(community: TestClient) -> Non
     assert decided.status_code == 201, decided.text
     time.sleep(1.1)  # the feed's catalogue picks moderation up within a second
     assert top not in {i for body in all_pages(community) for i in ids(body)}
+
+
+def test_a_running_experiment_sets_the_arm_controls_and_logs_the_exposure(
+    community: TestClient,
+) -> None:
+    experiment = {
+        "experiment_id": "explore-more",
+        "arms": [{"name": "control"}, {"name": "explore", "overrides": {"exploration": 0.5}}],
+        "planned_users": 100,
+    }
+    assert community.post("/experiments", json=experiment, headers=ADMIN).status_code == 201
+    assert community.post("/experiments/explore-more/start", headers=ADMIN).status_code == 200
+    assert page(community, n=4)["items"]
+    shown = community.get("/experiments/explore-more", headers=ADMIN).json()
+    assert sum(arm["exposed_users"] for arm in shown["arms"]) == 1
+    arm = community.get("/experiments/explore-more/assignment/me", headers=ADMIN).json()
+    feed = community.app.state.settings.feed
+    with transaction(community.app.state.sessions) as session:  # what the next page is built with
+        controls = service._context(session, "me", "s", feed, NOW).controls
+    assert controls.exploration == (0.5 if arm["arm"] == "explore" else feed.exploration)

@@ -33,6 +33,7 @@ from agora.api.deps import ModelsDep, SessionDep
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory
 from agora.engagement.views import router as engagement_router
+from agora.experiments.views import router as experiments_router
 from agora.feed.cache import FeedCache
 from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(market_router)
     app.include_router(analytics_router)
     app.include_router(analytics_graph_router)
+    app.include_router(experiments_router)
     app.include_router(health_router)
     app.include_router(web_router)
     return app

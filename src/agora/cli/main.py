@@ -23,8 +23,10 @@ from rich.progress import (
 from rich.table import Table
 
 from agora.analytics.cli import app as analytics_app
+from agora.analytics.graph_cli import app as analytics_graph_app
 from agora.config import Settings, get_settings
 from agora.engagement.cli import app as engagement_app
+from agora.experiments.cli import app as experiment_app
 from agora.market.cli import app as market_app
 from agora.moderation.cli import app as moderation_app
 
@@ -363,7 +365,9 @@ def demo(
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(market_app, name="market")
+analytics_app.add_typer(analytics_graph_app)  # influence, cascades, trending, alerts
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(experiment_app, name="experiment")
 
 if __name__ == "__main__":
     app()

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from agora.config import FeedConfig
 from agora.db import queries
 from agora.db.tables import Event, Item, SocialEdge, User
+from agora.experiments.service import arm_overrides
 from agora.feed import sources
 from agora.feed.cache import FeedCache, uncached
 from agora.feed.models import FeedFeedback, FeedImpression, FeedSettings
@@ -253,7 +254,9 @@ class _Context:
     controls: Controls
 
 
-def _context(session: Session, user_id: str, browsing: str, defaults: FeedConfig) -> _Context:
+def _context(
+    session: Session, user_id: str, browsing: str, defaults: FeedConfig, now: datetime
+) -> _Context:
     pk = _user_pk(session, user_id)
     rows = user_event_rows(session, user_id)
     ties: dict[int, float] = defaultdict(float)
@@ -285,7 +288,9 @@ def _context(session: Session, user_id: str, browsing: str, defaults: FeedConfig
             )
         )
     settings_row = session.get(FeedSettings, pk)
-    ctl = _controls(settings_row, defaults)
+    # a running A/B test's arm replaces platform defaults; the user's own settings still win
+    variant = arm_overrides(session, user_id, now)
+    ctl = _controls(settings_row, defaults.model_copy(update=variant) if variant else defaults)
     hidden: set[str] = set()
     muted_authors: set[str] = set()
     muted_tags: set[str] = set(ctl.muted_tags)
@@ -356,7 +361,7 @@ def build_feed(
         served = cached_page(session, cache, user_id, n, cursor, now)
         if served is not None:
             return served
-    ctx = _context(session, user_id, browsing, defaults)
+    ctx = _context(session, user_id, browsing, defaults, now)
     ctl = ctx.controls
     k = defaults.candidates_per_source
     snapshot = cache.catalogue.get(session)

@@ -2,11 +2,10 @@
 
 from alembic import context
 
-import agora.feed.models  # noqa: F401  (registers the feed tables)
-from agora.db.tables import Base
+from agora.db.migrations.domains import METADATA
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = METADATA
 
 
 def run_migrations_online() -> None:
