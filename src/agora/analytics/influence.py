@@ -29,8 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import igraph as ig
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -38,6 +38,9 @@ from sqlalchemy.orm import Session, aliased
 from agora.config import DEFAULT_EVENT_WEIGHTS
 from agora.db.tables import Event, Item, SocialEdge, User
 from agora.features.store import event_weight
+
+if TYPE_CHECKING:
+    import igraph as ig
 
 #: Event types that pass an item on to the sharer's audience.
 CASCADE_EVENT_TYPES: tuple[str, ...] = ("share", "repost")
@@ -62,6 +65,8 @@ def graph_from_edges(
             weights[(src, dst)] = weights.get((src, dst), 0.0) + float(w)
     names = sorted({u for pair in weights for u in pair})
     index = {name: i for i, name in enumerate(names)}
+    import igraph as ig  # here, not at module level: it loads matplotlib (seconds at start-up)
+
     graph = ig.Graph(
         n=len(names),
         edges=[(index[s], index[t]) for s, t in weights],
@@ -408,8 +413,9 @@ class LiveEdgeSamples:
         else:
             prob = np.full(len(edges), float(p))
         self.n = graph.vcount()
+        graph_class = type(graph)  # igraph.Graph, without importing it here
         self.samples = [
-            ig.Graph(n=self.n, edges=edges[rng.random(len(edges)) < prob], directed=True)
+            graph_class(n=self.n, edges=edges[rng.random(len(edges)) < prob], directed=True)
             for _ in range(runs)
         ]
 
