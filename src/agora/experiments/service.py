@@ -32,6 +32,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from agora.db.engine import insert_for
 from agora.db.tables import Event, User
 from agora.experiments import stats
 from agora.experiments.assignment import assign
@@ -39,7 +40,6 @@ from agora.experiments.models import Arm, Experiment, Exposure, Look
 from agora.experiments.schemas import ExperimentIn
 from agora.feed.models import FeedImpression
 from agora.ingest.schemas import as_utc
-from agora.ingest.service import _insert as insert_for  # INSERT .. ON CONFLICT per dialect
 
 PASSIVE_TYPES: frozenset[str] = frozenset({"view", "dwell", "dislike"})
 CACHE_SECONDS = 1.0

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agora.config import EDGE_TYPES
+from agora.db.engine import insert_for
 from agora.db.tables import Event, Group, Item, Membership, SocialEdge, User
 from agora.ingest.schemas import (
     Dataset,
@@ -62,13 +62,6 @@ class WriteSummary:
         self.written[kind] = self.written.get(kind, 0) + n
 
 
-def _insert(session: Session, table: Any):  # noqa: ANN202 - dialect-specific Insert
-    """INSERT with ON CONFLICT support for the session's dialect (SQLite or PostgreSQL)."""
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
-
-
 def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
@@ -96,7 +89,7 @@ def ensure_users(session: Session, external_ids: Iterable[str]) -> dict[str, int
         return {}
     now = _now()
     for part in _chunks(wanted):
-        stmt = _insert(session, User).on_conflict_do_nothing(index_elements=["external_id"])
+        stmt = insert_for(session, User).on_conflict_do_nothing(index_elements=["external_id"])
         session.execute(stmt, [{"external_id": u, "created": now, "attributes": {}} for u in part])
     return _ids_by_external(session, User, wanted)
 
@@ -120,7 +113,7 @@ def ensure_items(session: Session, external_ids: Iterable[str]) -> dict[str, int
         for i in wanted
     ]
     for part in _chunks(rows):
-        stmt = _insert(session, Item).on_conflict_do_nothing(index_elements=["external_id"])
+        stmt = insert_for(session, Item).on_conflict_do_nothing(index_elements=["external_id"])
         session.execute(stmt, part)
     return _ids_by_external(session, Item, wanted)
 
@@ -133,7 +126,7 @@ def upsert_users(session: Session, users: Sequence[UserIn]) -> int:
         for u in users
     ]
     for part in _chunks(rows):
-        stmt = _insert(session, User)
+        stmt = insert_for(session, User)
         stmt = stmt.on_conflict_do_update(
             index_elements=["external_id"],
             set_={"created": stmt.excluded.created, "attributes": stmt.excluded.attributes},
@@ -162,7 +155,7 @@ def upsert_items(session: Session, items: Sequence[ItemIn]) -> int:
     ]
     columns = ["author_id", "title", "body", "tags", "language", "created", "media", "attributes"]
     for part in _chunks(rows):
-        stmt = _insert(session, Item)
+        stmt = insert_for(session, Item)
         stmt = stmt.on_conflict_do_update(
             index_elements=["external_id"],
             set_={c: getattr(stmt.excluded, c) for c in columns},
@@ -237,7 +230,7 @@ def add_events(
     ]
     for part in _chunks(rows):
         # a concurrent request may have stored the same event_id meanwhile: still once
-        stmt = _insert(session, Event).on_conflict_do_nothing(index_elements=["event_id"])
+        stmt = insert_for(session, Event).on_conflict_do_nothing(index_elements=["event_id"])
         session.execute(stmt, part)
     summary.add("events", len(rows))
     return summary
@@ -288,7 +281,7 @@ def add_edges(session: Session, edges: Sequence[EdgeIn]) -> int:
             }
     values = list(rows.values())
     for part in _chunks(values):
-        stmt = _insert(session, SocialEdge)
+        stmt = insert_for(session, SocialEdge)
         stmt = stmt.on_conflict_do_update(
             index_elements=["source_id", "target_id", "type"],
             set_={"weight": stmt.excluded.weight},
@@ -310,7 +303,7 @@ def upsert_groups(session: Session, groups: Sequence[GroupIn]) -> int:
         for g in groups
     ]
     for part in _chunks(rows):
-        stmt = _insert(session, Group)
+        stmt = insert_for(session, Group)
         stmt = stmt.on_conflict_do_update(
             index_elements=["external_id"],
             set_={"name": stmt.excluded.name, "attributes": stmt.excluded.attributes},
@@ -341,7 +334,7 @@ def add_memberships(session: Session, memberships: Sequence[MembershipIn]) -> in
         for m in memberships
     ]
     for part in _chunks(rows):
-        stmt = _insert(session, Membership)
+        stmt = insert_for(session, Membership)
         stmt = stmt.on_conflict_do_update(
             index_elements=["group_id", "user_id"], set_={"role": stmt.excluded.role}
         )

@@ -33,8 +33,8 @@ import numpy as np
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
+from agora.db.engine import insert_for
 from agora.db.tables import Event, Group, Item, Membership, User
-from agora.ingest.service import _insert as insert_for  # INSERT .. ON CONFLICT per dialect
 from agora.market import pacing
 from agora.market.auction import gsp
 from agora.market.config import MarketConfig
