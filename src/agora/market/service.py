@@ -19,7 +19,6 @@ of its conversion rate over its holdout.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Group, Item, Membership, User
+from agora.experiments.assignment import unit_draw
 from agora.market import pacing
 from agora.market.auction import gsp
 from agora.market.config import MarketConfig
@@ -93,8 +93,7 @@ class Placement:
 def in_holdout(salt: str, user_id: str, share: float) -> bool:
     """Whether ``user_id`` is in the campaign's holdout: a stable hash of (salt, user) in [0, 1)
     below ``share``, so the same user is always in the same arm."""
-    digest = hashlib.sha256(f"{salt}\x1f{user_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < share
+    return unit_draw(salt, user_id) < share
 
 
 def targets(
