@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agora.analytics import sentiment as sa
+from agora.cli.shell import fail
 from agora.config import get_settings
 
 app = typer.Typer(help="Analytics: sentiment of posts and comments.", no_args_is_help=True)
@@ -49,11 +50,6 @@ def _progress() -> Progress:
     )
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
 def _train(data: Path) -> Path:
     """Train the shipped configuration on ``data`` and save it; returns the artefact path."""
     settings = get_settings()
@@ -69,7 +65,7 @@ def _train(data: Path) -> Path:
         try:
             model, info = sa.train_sentiment(data, embed=embed, **sa.SHIPPED)
         except FileNotFoundError as exc:
-            raise _fail(
+            raise fail(
                 f"{exc}; point `agora analytics sentiment train --data DIR` at the labelled sets",
                 code=1,
             ) from exc
@@ -83,7 +79,7 @@ def _model(data: Path) -> sa.SentimentClassifier:
     model_dir = get_settings().model_dir
     if sa.latest_sentiment_path(model_dir) is None:
         if not data.is_dir():
-            raise _fail(
+            raise fail(
                 f"no trained sentiment model under {sa.sentiment_dir(model_dir)} and no labelled "
                 f"data at {data} to train one: run `agora analytics sentiment train --data DIR`",
                 code=1,
@@ -108,13 +104,13 @@ def sentiment(
     if ctx.invoked_subcommand is not None:
         return
     if in_file is None or out_file is None:
-        raise _fail("give both --in FILE and --out FILE (or a sub-command: train, by)")
+        raise fail("give both --in FILE and --out FILE (or a sub-command: train, by)")
     if not in_file.is_file():
-        raise _fail(f"--in {in_file}: no such file")
+        raise fail(f"--in {in_file}: no such file")
     try:
         lines = sa.read_lines(in_file)
     except UnicodeDecodeError as exc:
-        raise _fail(f"--in {in_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise fail(f"--in {in_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     model = _model(data)
     labels: list[str] = []
     scores: list[float] = []
@@ -138,7 +134,7 @@ def sentiment(
 def train(data: DataOption = sa.DEFAULT_DATA_DIR) -> None:
     """Train the sentiment model on the labelled sets and save a new version."""
     if not data.is_dir():
-        raise _fail(f"--data {data}: no such folder")
+        raise fail(f"--data {data}: no such folder")
     _train(data)
 
 
@@ -150,7 +146,7 @@ def by(
 ) -> None:
     """Mean sentiment and counts of the store's posts and comments per tag, author or day."""
     if key not in sa.GROUP_BY:
-        raise _fail(f"group by one of {', '.join(sa.GROUP_BY)}, not {key!r}")
+        raise fail(f"group by one of {', '.join(sa.GROUP_BY)}, not {key!r}")
     from agora.db.engine import make_engine, migrate, session_factory
 
     model = _model(data)

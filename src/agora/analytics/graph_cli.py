@@ -13,12 +13,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
 
 from agora.analytics import influence, trending
 from agora.analytics import sentiment as sa
-from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.cli.shell import store_sessions
+from agora.config import get_settings
+from agora.db.engine import transaction
 
 app = typer.Typer(help="Influence, cascades, trending topics and alerts.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -27,12 +27,6 @@ err = Console(stderr=True, soft_wrap=True)
 NowOption = Annotated[
     datetime | None, typer.Option("--now", help="End of the window (default: now, UTC).")
 ]
-
-
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -48,7 +42,7 @@ def influence_cmd(
 ) -> None:
     """Most influential users: PageRank, eigenvector centrality and weighted in-degree."""
     settings = get_settings()
-    with _sessions(settings)() as session:
+    with store_sessions(settings)() as session:
         graph = influence.build_user_graph(
             session, event_weights=settings.event_weights, include_events=events
         )
@@ -74,7 +68,7 @@ def seeds_cmd(
 ) -> None:
     """Greedy (CELF) seed users maximising expected spread under independent cascade."""
     settings = get_settings()
-    with _sessions(settings)() as session:
+    with store_sessions(settings)() as session:
         graph = influence.build_user_graph(session, event_weights=settings.event_weights)
     if graph.vcount() == 0:
         err.print("[red]error:[/red] the store has no user graph (no edges or interactions)")
@@ -109,7 +103,7 @@ def cascades_cmd(
             for c in influence.read_weibo_cascades(weibo)
         ]
     else:
-        with _sessions(get_settings())() as session:
+        with store_sessions(get_settings())() as session:
             cascade = influence.item_cascade(session, item_id)  # type: ignore[arg-type]
         if cascade is None:
             err.print(f"[red]error:[/red] item {item_id!r} is not in the store")
@@ -163,7 +157,7 @@ def trending_cmd(
     """Tags or keywords whose post volume bursts above their baseline."""
     if bucket not in trending.BUCKETS or source not in ("tags", "keywords"):
         raise typer.BadParameter("--bucket is hour|day|week and --source is tags|keywords")
-    with _sessions(get_settings())() as session:
+    with store_sessions(get_settings())() as session:
         result = trending.trending(
             session,
             _now(now),
@@ -205,7 +199,7 @@ def rule_cmd(
         )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with transaction(_sessions(get_settings())) as session:
+    with transaction(store_sessions(get_settings())) as session:
         rule, created = trending.upsert_rule(session, spec, datetime.now(UTC))
         console.print(f"{'created' if created else 'updated'} rule {rule.id} {name!r}")
 
@@ -218,7 +212,7 @@ def alerts_cmd(
 ) -> None:
     """List alert episodes; with --evaluate, evaluate every enabled rule at --now first."""
     settings = get_settings()
-    sessions = _sessions(settings)
+    sessions = store_sessions(settings)
     if evaluate:
 
         def scorer() -> sa.SentimentClassifier:

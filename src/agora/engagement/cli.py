@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
 
-from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.cli.shell import fail, store_sessions
+from agora.config import get_settings
+from agora.db.engine import transaction
 from agora.engagement import digest as digests
 from agora.engagement import service
 
@@ -21,20 +21,8 @@ app = typer.Typer(
     help="Points, badges, trust levels, leaderboards and digests.", no_args_is_help=True
 )
 console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 UserArg = Annotated[str, typer.Argument(help="External user id.")]
-
-
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
-def _unknown(exc: LookupError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(2)
 
 
 @app.command()
@@ -42,7 +30,7 @@ def replay() -> None:
     """Rebuild the ledger, badges and trust levels from every stored event under the rules."""
     settings = get_settings()
     started = time.perf_counter()
-    with transaction(_sessions(settings)) as session:
+    with transaction(store_sessions(settings)) as session:
         applied = service.replay(session, settings.engagement, datetime.now(UTC))
     console.print(f"replayed {applied:,} events in {time.perf_counter() - started:.1f} s")
 
@@ -58,9 +46,8 @@ def leaderboard(
     """Users ranked by points."""
     settings = get_settings()
     if period not in ("all", "week"):
-        err.print(f"[red]error:[/red] --period must be 'all' or 'week', not {period!r}")
-        raise typer.Exit(2)
-    with transaction(_sessions(settings)) as session:
+        raise fail(f"--period must be 'all' or 'week', not {period!r}")
+    with transaction(store_sessions(settings)) as session:
         rows = service.leaderboard(session, settings.engagement, datetime.now(UTC), period, tag, n)
     table = Table(title=f"leaderboard ({period}{', tag ' + tag if tag else ''})")
     for column in ("rank", "user", "points"):
@@ -75,10 +62,10 @@ def points(user: UserArg, n: Annotated[int, typer.Option("-n", min=1)] = 10) -> 
     """A user's total, per rule, and latest ledger entries."""
     settings = get_settings()
     try:
-        with transaction(_sessions(settings)) as session:
+        with transaction(store_sessions(settings)) as session:
             report = service.points(session, settings.engagement, user, datetime.now(UTC), n)
     except service.UnknownUser as exc:
-        raise _unknown(exc) from None
+        raise fail(str(exc)) from None
     console.print(f"[bold]{user}[/bold]: {report.total:,} points")
     for rule, total in sorted(report.by_rule.items(), key=lambda kv: -abs(kv[1])):
         console.print(f"  {rule}: {total:+,}")
@@ -89,10 +76,10 @@ def badges(user: UserArg) -> None:
     """The badges a user earned and how far they are from the others."""
     settings = get_settings()
     try:
-        with transaction(_sessions(settings)) as session:
+        with transaction(store_sessions(settings)) as session:
             report = service.badges(session, settings.engagement, user, datetime.now(UTC))
     except service.UnknownUser as exc:
-        raise _unknown(exc) from None
+        raise fail(str(exc)) from None
     earned = Table(title=f"badges of {user}")
     for column in ("badge", "level", "post", "awarded"):
         earned.add_column(column)
@@ -109,10 +96,10 @@ def trust(user: UserArg) -> None:
     """A user's trust level and what the next one still needs."""
     settings = get_settings()
     try:
-        with transaction(_sessions(settings)) as session:
+        with transaction(store_sessions(settings)) as session:
             report = service.trust(session, settings.engagement, user, datetime.now(UTC))
     except service.UnknownUser as exc:
-        raise _unknown(exc) from None
+        raise fail(str(exc)) from None
     console.print(f"[bold]{user}[/bold]: trust level {report.level} ({report.name})")
     if report.next_level:
         console.print(f"  {report.next_level}")
@@ -132,11 +119,10 @@ def digest(
 
     settings = get_settings()
     if fmt not in ("text", "html"):
-        err.print(f"[red]error:[/red] --format must be 'text' or 'html', not {fmt!r}")
-        raise typer.Exit(2)
+        raise fail(f"--format must be 'text' or 'html', not {fmt!r}")
     now = datetime.now(UTC)
     try:
-        with transaction(_sessions(settings)) as session:
+        with transaction(store_sessions(settings)) as session:
             report = digests.build_digest(session, settings.engagement, user, now, since)
             if picks:
                 models = ModelStore(settings.model_dir)
@@ -146,5 +132,5 @@ def digest(
                     report.since,
                 )  # fmt: skip
     except service.UnknownUser as exc:
-        raise _unknown(exc) from None
+        raise fail(str(exc)) from None
     print(digests.render(report, fmt))

@@ -3,39 +3,25 @@ guardrail looks that are due, write a report with plots, and plan a sample size.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
 
-from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.cli.shell import fail, read_specs, store_sessions
+from agora.config import get_settings
+from agora.db.engine import transaction
 from agora.experiments import service, stats
 from agora.experiments.report import write_report
 from agora.experiments.schemas import ExperimentIn
 
 app = typer.Typer(help="A/B tests on feed variants.", no_args_is_help=True)
 console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 ExperimentArg = Annotated[str, typer.Argument(help="Experiment id.")]
-
-
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
 
 
 @app.command()
@@ -44,22 +30,10 @@ def create(
     start: Annotated[bool, typer.Option("--start", help="Start them at once.")] = False,
 ) -> None:
     """Create experiments from a JSON file (fields as POST /experiments); all or nothing."""
-    try:
-        raw = json.loads(path.read_text())
-        specs = TypeAdapter(list[ExperimentIn]).validate_python(
-            raw if isinstance(raw, list) else [raw]
-        )
-    except (OSError, json.JSONDecodeError) as exc:
-        raise _fail(f"{path}: {exc}") from exc
-    except ValidationError as exc:
-        where = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise _fail(f"{path}: {where}") from exc
+    specs = read_specs(path, ExperimentIn)
     now = datetime.now(UTC)
     try:
-        with transaction(_sessions(get_settings())) as session:
+        with transaction(store_sessions(get_settings())) as session:
             done = [
                 service.create_experiment(
                     session, spec.model_copy(update={"start": start or spec.start}), now
@@ -67,14 +41,14 @@ def create(
                 for spec in specs
             ]
     except service.ExperimentConflict as exc:
-        raise _fail(f"{path}: {exc}; nothing was written") from exc
+        raise fail(f"{path}: {exc}; nothing was written") from exc
     console.print(f"{sum(done)} experiment(s) created, {len(done) - sum(done)} already stored")
 
 
 @app.command("list")
 def list_() -> None:
     """Every experiment with its status and exposed users per arm."""
-    with _sessions(get_settings())() as session:
+    with store_sessions(get_settings())() as session:
         rows = [service.experiment_out(session, r) for r in service.list_experiments(session)]
     table = Table(title="experiments")
     for column in ("id", "status", "arms (exposed users)", "planned", "stop reason"):
@@ -91,10 +65,10 @@ def list_() -> None:
 def start(experiment_id: ExperimentArg) -> None:
     """Start a draft experiment: feeds apply its arms from now on."""
     try:
-        with transaction(_sessions(get_settings())) as session:
+        with transaction(store_sessions(get_settings())) as session:
             service.start_experiment(session, experiment_id, datetime.now(UTC))
     except (service.UnknownExperiment, service.ExperimentConflict) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(f"experiment {experiment_id} is running")
 
 
@@ -107,17 +81,17 @@ def stop(
 ) -> None:
     """Stop an experiment: users get the plain feed again."""
     try:
-        with transaction(_sessions(get_settings())) as session:
+        with transaction(store_sessions(get_settings())) as session:
             row = service.stop_experiment(session, experiment_id, datetime.now(UTC), reason)
     except service.UnknownExperiment as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(f"experiment {experiment_id} is stopped: {row.stop_reason}")
 
 
 @app.command()
 def check() -> None:
     """Take the guardrail looks that are due (the feed also does this by itself)."""
-    with transaction(_sessions(get_settings())) as session:
+    with transaction(store_sessions(get_settings())) as session:
         stopped = service.take_due_looks(session, datetime.now(UTC))
     console.print(
         f"stopped by a guardrail: {', '.join(stopped)}" if stopped else "no guardrail tripped"
@@ -132,10 +106,10 @@ def report(
 ) -> None:
     """Write a Markdown report with a plot per metric (per arm, and vs control with CIs)."""
     try:
-        with _sessions(get_settings())() as session:
+        with store_sessions(get_settings())() as session:
             path = write_report(session, experiment_id, out, datetime.now(UTC), confidence)
     except service.UnknownExperiment as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(f"report written to {path}")
 
 
@@ -160,7 +134,7 @@ def power(
             what = f"a change of {mde:g} in a mean with sd {sd:g}"
             method = "two-sample z approximation of the t-test"
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(
         f"{n:,} users per arm ({2 * n:,} for two arms) detect {what} with power {power:g} "
         f"at two-sided alpha {alpha:g} ({method})"

@@ -8,39 +8,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
 
-from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.cli.shell import fail, read_specs, store_sessions
+from agora.config import get_settings
+from agora.db.engine import transaction
 from agora.market import service
 from agora.market.schemas import CampaignIn
 
 app = typer.Typer(help="Ad campaigns, their auction and their measurement.", no_args_is_help=True)
 console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign id.")]
-
-
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
 
 
 @app.command("campaigns")
 def campaigns() -> None:
     """Every campaign with its bid, budget and today's spend."""
     now = datetime.now(UTC)
-    with _sessions(get_settings())() as session:
+    with store_sessions(get_settings())() as session:
         rows = [service.campaign_out(session, c, now) for c in service.list_campaigns(session)]
     table = Table(title="campaigns")
     for column in ("id", "advertiser", "status", "bid", "daily budget", "spent today", "cap"):
@@ -63,25 +50,13 @@ def create(
     path: Annotated[Path, typer.Argument(help="JSON file: one campaign object or a list.")],
 ) -> None:
     """Create campaigns from a JSON file (fields as POST /campaigns); all or nothing."""
-    try:
-        raw = json.loads(path.read_text())
-        specs = TypeAdapter(list[CampaignIn]).validate_python(
-            raw if isinstance(raw, list) else [raw]
-        )
-    except (OSError, json.JSONDecodeError) as exc:
-        raise _fail(f"{path}: {exc}") from exc
-    except ValidationError as exc:
-        where = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise _fail(f"{path}: {where}") from exc
+    specs = read_specs(path, CampaignIn)
     now = datetime.now(UTC)
     try:
-        with transaction(_sessions(get_settings())) as session:
+        with transaction(store_sessions(get_settings())) as session:
             done = [service.create_campaign(session, spec, now)[1] for spec in specs]
     except (service.CampaignConflict, service.MissingItems) as exc:
-        raise _fail(f"{path}: {exc}; nothing was written") from exc
+        raise fail(f"{path}: {exc}; nothing was written") from exc
     console.print(f"{sum(done)} campaign(s) created, {len(done) - sum(done)} already stored")
 
 
@@ -92,12 +67,12 @@ def set_status(
 ) -> None:
     """Pause or resume a campaign."""
     if status not in ("active", "paused"):
-        raise _fail(f"status must be 'active' or 'paused', not {status!r}")
+        raise fail(f"status must be 'active' or 'paused', not {status!r}")
     try:
-        with transaction(_sessions(get_settings())) as session:
+        with transaction(store_sessions(get_settings())) as session:
             service.update_campaign(session, campaign_id, {"status": status}, datetime.now(UTC))
     except service.UnknownCampaign as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(f"campaign {campaign_id} is {status}")
 
 
@@ -109,10 +84,10 @@ def report(
     """Impressions, clicks, CTR, spend, CPC, conversions, CVR, ROI and lift over the holdout."""
     settings = get_settings()
     try:
-        with _sessions(settings)() as session:
+        with store_sessions(settings)() as session:
             body = service.report(session, campaign_id, settings.market, datetime.now(UTC))
     except service.UnknownCampaign as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
         console.print_json(json.dumps(body))
         return

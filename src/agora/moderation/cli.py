@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
 
-from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.cli.shell import store_sessions
+from agora.config import get_settings
+from agora.db.engine import transaction
 from agora.moderation import service
 from agora.moderation.classifier import load_latest
 
@@ -23,12 +23,6 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
 @app.command()
 def train(
     c: Annotated[float, typer.Option("--C", help="Inverse regularisation strength.")] = 0.3,
@@ -36,7 +30,7 @@ def train(
     """Fit the classifier on labelled items (imported Stack Exchange evidence and decided
     cases) and save a new version under AGORA_DATA_DIR/moderation/."""
     settings = get_settings()
-    with _sessions(settings)() as session:
+    with store_sessions(settings)() as session:
         try:
             result = service.train(
                 session,
@@ -72,7 +66,7 @@ def scan(
     if classifier is None:
         err.print("no moderation classifier yet; run `agora moderation train` first")
         raise typer.Exit(2)
-    with transaction(_sessions(settings)) as session:
+    with transaction(store_sessions(settings)) as session:
         summary = service.scan(
             session, classifier, datetime.now(UTC), threshold, limit, rescore=rescore
         )
@@ -89,7 +83,7 @@ def queue(
 ) -> None:
     """List review cases, highest priority first."""
     settings = get_settings()
-    with _sessions(settings)() as session:
+    with store_sessions(settings)() as session:
         try:
             cases = service.review_queue(session, status, limit)
         except service.BadRequest as exc:
@@ -122,7 +116,7 @@ def decide(
     """Uphold (remove from feeds, debit the author) or reject a review case."""
     settings = get_settings()
     try:
-        with transaction(_sessions(settings)) as session:
+        with transaction(store_sessions(settings)) as session:
             result = service.decide(
                 session, case_id, outcome, datetime.now(UTC), decided_by=moderator, note=note
             )
