@@ -1,0 +1,299 @@
+"""Fake-engagement detection: an anomaly score per user and per item, with the reasons.
+
+Five signals per user, each a number in [0, 1]:
+
+``new_account``
+    Share of the user's engagements given within ``new_days`` of their start (the earlier of
+    the account's creation and their first event). Farms use fresh accounts.
+``burst``
+    Share of the user's engagements that fall in an item-level burst: at least ``burst_min``
+    distinct users engaging with one item within ``burst_window`` seconds, a count whose Poisson
+    tail probability under the item's own baseline rate (its engagements spread over its active
+    span, at least ``baseline_days``) is below ``burst_alpha``.
+``reciprocity``
+    Share of the user's engagements with posts of authors who engage with the user's posts
+    back (reciprocal like rings); zero unless the user has ``ring_min`` such partners.
+``synchrony``
+    The largest Jaccard index, over other accounts, of the items both engaged with within
+    ``sync_window`` seconds of each other, among accounts with at least ``min_engagements``
+    engagements and at least two such synchronous items (by chance, two accounts rarely hit
+    the same items minutes apart twice).
+``no_dwell``
+    Share of the user's ``click`` events not followed, within ``dwell_window`` seconds, by a
+    ``dwell`` event of the same user on the same item with a value of at least ``dwell_min``
+    seconds (click-through without reading).
+
+Share signals are shrunk by ``n / (n + 2)`` (n = events they are a share of) so that one or
+two events cannot max a signal out. Signals combine by a noisy-OR with the weights
+:data:`WEIGHTS`: ``score = 1 - prod(1 - w_k * s_k)``; one strong signal alone scores up to its
+weight, several together approach 1. A signal of at least :data:`REASON_AT` is listed as a
+reason. An item's score is the noisy-OR of the share of its engagements given by users scoring
+at least ``flag_at`` (shrunk like the user shares) and half its burstiness (share of its
+engagements inside bursts).
+
+Engagements are events of the types in ``engagement_types`` on items the user did not author.
+Everything is read in two queries and computed with numpy/scipy in memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from scipy.stats import poisson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agora.db.tables import Event, Item, User
+
+#: Event types counted as engagement (positive attention given to someone else's item).
+ENGAGEMENT_TYPES: tuple[str, ...] = ("like", "bookmark", "share", "rating", "comment", "answer")
+#: Noisy-OR weight of each signal (its score when it is the only one, at full strength).
+WEIGHTS: dict[str, float] = {
+    "new_account": 0.4,
+    "burst": 0.6,
+    "reciprocity": 0.6,
+    "synchrony": 0.7,
+    "no_dwell": 0.6,
+}
+#: A signal at least this strong is reported as a reason.
+REASON_AT = 0.5
+REASONS: dict[str, str] = {
+    "new_account": "engages mostly as a new account",
+    "burst": "engagements fall in item-level bursts",
+    "reciprocity": "engages mostly with authors who engage back (ring)",
+    "synchrony": "engages with the same items minutes apart from another account",
+    "no_dwell": "clicks without dwell",
+}
+
+
+@dataclass(frozen=True)
+class AnomalyParams:
+    """Thresholds of the signals (see the module docstring)."""
+
+    engagement_types: tuple[str, ...] = ENGAGEMENT_TYPES
+    new_days: float = 7.0
+    burst_window: float = 3600.0
+    burst_min: int = 5
+    burst_alpha: float = 1e-4
+    baseline_days: float = 30.0
+    ring_min: int = 2
+    min_engagements: int = 3
+    sync_window: float = 600.0
+    dwell_window: float = 1800.0
+    dwell_min: float = 5.0
+    flag_at: float = 0.5
+
+
+@dataclass
+class UserAnomaly:
+    user_id: str
+    score: float
+    signals: dict[str, float]
+    reasons: list[str]
+    engagements: int
+    clicks: int
+
+
+@dataclass
+class ItemAnomaly:
+    item_id: str
+    score: float
+    flagged_share: float
+    burstiness: float
+    engagements: int
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AnomalyReport:
+    users: list[UserAnomaly]
+    items: list[ItemAnomaly]
+    params: AnomalyParams
+
+    def flagged(self) -> list[UserAnomaly]:
+        """Users scoring at least ``params.flag_at``."""
+        return [u for u in self.users if u.score >= self.params.flag_at]
+
+
+def _seconds(when: datetime) -> float:
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _shrunk(part: np.ndarray, total: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, part / np.maximum(total, 1), 0.0)
+    return share * total / (total + 2.0)
+
+
+def _burst_flags(items: np.ndarray, users: np.ndarray, ts: np.ndarray, p: AnomalyParams):
+    """Per engagement: inside an item burst? Rows must be sorted by (item, time)."""
+    flags = np.zeros(len(ts), dtype=bool)
+    bounds = np.flatnonzero(np.diff(items)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
+        n = hi - lo
+        if n < p.burst_min:
+            continue
+        t, u = ts[lo:hi], users[lo:hi]
+        span = max(t[-1] - t[0], p.baseline_days * 86400.0)
+        rate = n * p.burst_window / span
+        ends = np.searchsorted(t, t + p.burst_window, side="right")
+        for i, end in enumerate(ends):
+            if end - i < p.burst_min:
+                continue
+            distinct = len(set(u[i:end].tolist()))
+            if distinct >= p.burst_min and poisson.sf(distinct - 1, rate) < p.burst_alpha:
+                flags[lo + i : lo + end] = True
+    return flags
+
+
+def _synchrony(
+    items: np.ndarray, users: np.ndarray, ts: np.ndarray, eligible: np.ndarray, p: AnomalyParams
+) -> np.ndarray:
+    """Per user: max Jaccard of synchronous co-engaged items with another eligible account."""
+    sync: dict[tuple[int, int], set[int]] = defaultdict(set)
+    bounds = np.flatnonzero(np.diff(items)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
+        t, u = ts[lo:hi], users[lo:hi]
+        ends = np.searchsorted(t, t + p.sync_window, side="right")
+        for i in range(hi - lo):
+            a = int(u[i])
+            if not eligible[a]:
+                continue
+            for j in range(i + 1, int(ends[i])):
+                b = int(u[j])
+                if b != a and eligible[b]:
+                    sync[(min(a, b), max(a, b))].add(int(items[lo]))
+    out = np.zeros(len(eligible))
+    if not sync:
+        return out
+    item_sets: dict[int, set[int]] = defaultdict(set)
+    for it, us in zip(items.tolist(), users.tolist(), strict=True):
+        item_sets[us].add(it)
+    for (a, b), common in sync.items():
+        if len(common) < 2:
+            continue
+        jac = len(common) / len(item_sets[a] | item_sets[b])
+        out[a] = max(out[a], jac)
+        out[b] = max(out[b], jac)
+    return out
+
+
+def detect(session: Session, params: AnomalyParams | None = None) -> AnomalyReport:
+    """Score every user with engagements or clicks, and every engaged item; highest first."""
+    p = params or AnomalyParams()
+    types = set(p.engagement_types) | {"click", "dwell"}
+    rows = session.execute(
+        select(
+            Event.user_id, Event.item_id, Item.author_id, Event.type, Event.value, Event.timestamp
+        )
+        .join(Item, Item.id == Event.item_id)
+        .where(Event.type.in_(types))
+    ).all()
+    user_rows = session.execute(select(User.id, User.external_id, User.created)).all()
+    item_ids = dict(session.execute(select(Item.id, Item.external_id)).all())
+    uindex = {uid: k for k, (uid, _, _) in enumerate(user_rows)}
+    n_users = len(user_rows)
+    created = np.array([_seconds(c) for _, _, c in user_rows]) if user_rows else np.zeros(0)
+
+    eng, clicks, dwells = [], [], defaultdict(list)
+    first = created.copy()
+    for uid, iid, aid, etype, value, when in rows:
+        u, t = uindex[uid], _seconds(when)
+        first[u] = min(first[u], t)
+        if etype == "click":
+            clicks.append((u, iid, t))
+        elif etype == "dwell":
+            dwells[(u, iid)].append((t, value or 0.0))
+        elif aid != uid:
+            eng.append((iid, t, u, -1 if aid is None else uindex[aid]))
+
+    signals = {name: np.zeros(n_users) for name in WEIGHTS}
+    n_eng = np.zeros(n_users)
+    burst_part = np.zeros(n_users)
+    arr = np.array(eng, dtype=float).reshape(-1, 4)
+    arr = arr[np.lexsort((arr[:, 1], arr[:, 0]))]
+    e_item, e_t = arr[:, 0].astype(np.int64), arr[:, 1]
+    e_user, e_author = arr[:, 2].astype(np.int64), arr[:, 3].astype(np.int64)
+    bursts = _burst_flags(e_item, e_user, e_t, p)
+    if len(arr):
+        n_eng = np.bincount(e_user, minlength=n_users).astype(float)
+        young = (e_t - first[e_user]) <= p.new_days * 86400.0
+        signals["new_account"] = _shrunk(np.bincount(e_user, young, n_users), n_eng)
+        burst_part = np.bincount(e_user, bursts, n_users)
+        signals["burst"] = _shrunk(burst_part, n_eng)
+        # reciprocity: u -> v engagements where v also engages with u's posts
+        has_author = e_author >= 0
+        pairs = set(zip(e_user[has_author].tolist(), e_author[has_author].tolist(), strict=True))
+        back = np.array(
+            [
+                (int(a) >= 0 and (int(a), int(u)) in pairs)
+                for u, a in zip(e_user, e_author, strict=True)
+            ],
+            dtype=bool,
+        )
+        partners = defaultdict(set)
+        for u, a in zip(e_user[back].tolist(), e_author[back].tolist(), strict=True):
+            partners[u].add(a)
+        ring = np.array([len(partners.get(k, ())) >= p.ring_min for k in range(n_users)])
+        signals["reciprocity"] = _shrunk(np.bincount(e_user, back, n_users), n_eng) * ring
+        signals["synchrony"] = _synchrony(e_item, e_user, e_t, n_eng >= p.min_engagements, p)
+    n_clicks = np.zeros(n_users)
+    if clicks:
+        c_user = np.array([c[0] for c in clicks])
+        bare = np.array(
+            [
+                not any(
+                    t <= dt <= t + p.dwell_window and dv >= p.dwell_min
+                    for dt, dv in dwells.get((u, i), ())
+                )
+                for u, i, t in clicks
+            ],
+            dtype=float,
+        )
+        n_clicks = np.bincount(c_user, minlength=n_users).astype(float)
+        signals["no_dwell"] = _shrunk(np.bincount(c_user, bare, n_users), n_clicks)
+
+    keep = np.flatnonzero((n_eng > 0) | (n_clicks > 0))
+    score = 1.0 - np.prod([1.0 - WEIGHTS[k] * s for k, s in signals.items()], axis=0)
+    users = [
+        UserAnomaly(
+            user_id=user_rows[k][1],
+            score=float(score[k]),
+            signals={name: round(float(s[k]), 4) for name, s in signals.items()},
+            reasons=[REASONS[name] for name, s in signals.items() if s[k] >= REASON_AT],
+            engagements=int(n_eng[k]),
+            clicks=int(n_clicks[k]),
+        )
+        for k in keep
+    ]
+    users.sort(key=lambda r: (-r.score, r.user_id))
+
+    items: list[ItemAnomaly] = []
+    if len(arr):
+        flagged = score[e_user] >= p.flag_at
+        ucodes, inverse = np.unique(e_item, return_inverse=True)
+        total = np.bincount(inverse).astype(float)
+        fshare = _shrunk(np.bincount(inverse, flagged), total)
+        bshare = np.bincount(inverse, bursts) / total
+        iscore = 1.0 - (1.0 - fshare) * (1.0 - 0.5 * bshare)
+        for k, code in enumerate(ucodes.tolist()):
+            reasons = []
+            if fshare[k] >= REASON_AT:
+                reasons.append("engaged mostly by flagged users")
+            if bshare[k] >= REASON_AT:
+                reasons.append("engagement mostly in bursts")
+            items.append(
+                ItemAnomaly(
+                    item_id=item_ids[code],
+                    score=float(iscore[k]),
+                    flagged_share=float(fshare[k]),
+                    burstiness=float(bshare[k]),
+                    engagements=int(total[k]),
+                    reasons=reasons,
+                )
+            )
+        items.sort(key=lambda r: (-r.score, -r.engagements, r.item_id))
+    return AnomalyReport(users=users, items=items, params=p)
