@@ -1,0 +1,159 @@
+"""HTTP routes of engagement analytics (``read`` scope): active users, interaction rates,
+retention cohorts, time to first response and the concentration of attention."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from agora.analytics import engagement as eg
+from agora.api.auth import ReadScope
+from agora.api.deps import SessionDep
+
+router = APIRouter(tags=["analytics"], dependencies=[ReadScope])
+
+
+class ActiveOut(BaseModel):
+    start: datetime = Field(description="Start of the day or Monday-aligned week (UTC).")
+    users: int = Field(description="Distinct users with any event in the bucket.")
+    events: int
+
+
+class RateOut(BaseModel):
+    key: str = Field(description="The item's or the author's external id.")
+    items: int
+    events: int = Field(description="Events by other users on the item(s).")
+    users: int = Field(description="Distinct other users with an event.")
+    rate: float = Field(description="Events per item-day since the item was created.")
+
+
+class CohortOut(BaseModel):
+    start: datetime = Field(description="The cohort's first week (Monday, UTC).")
+    users: int
+    retention: list[float | None] = Field(
+        description="Share of the cohort active in week N after (null: past the data)."
+    )
+
+
+class RetentionOut(BaseModel):
+    weeks: int
+    cohorts: list[CohortOut]
+    overall: list[float | None] = Field(
+        description="Week-N retention over the cohorts that reached week N, size-weighted."
+    )
+
+
+class ResponseTimesOut(BaseModel):
+    items: int
+    answered: int
+    share_answered: float
+    median_seconds: float | None
+    p90_seconds: float | None
+    mean_seconds: float | None
+
+
+class ConcentrationOut(BaseModel):
+    population: int
+    engaged: int = Field(description="Members with at least one event.")
+    events: int
+    gini: float = Field(description="0 = attention shared equally, towards 1 = concentrated.")
+    top1_share: float = Field(description="Share of events going to the top 1%.")
+    top10_share: float = Field(description="Share of events going to the top 10%.")
+    lorenz: list[list[float]] = Field(description="[population share, attention share] points.")
+
+
+class AttentionOut(BaseModel):
+    event_types: list[str] | None
+    include_zero: bool
+    items: ConcentrationOut
+    creators: ConcentrationOut
+
+
+def _concentration(c: eg.Concentration) -> ConcentrationOut:
+    return ConcentrationOut(
+        population=c.population,
+        engaged=c.engaged,
+        events=c.events,
+        gini=c.gini,
+        top1_share=c.top1_share,
+        top10_share=c.top10_share,
+        lorenz=c.lorenz,
+    )
+
+
+@router.get("/analytics/engagement/active", response_model=list[ActiveOut])
+def active(
+    session: SessionDep,
+    bucket: Annotated[Literal["day", "week"], Query(description="DAU or WAU.")] = "day",
+    since: Annotated[datetime | None, Query(description="Only events from this time.")] = None,
+    until: Annotated[datetime | None, Query(description="Only events before this time.")] = None,
+) -> list[ActiveOut]:
+    """Daily or weekly active users."""
+    points = eg.active_users(session, bucket, since, until)
+    return [ActiveOut(start=p.start, users=p.users, events=p.events) for p in points]
+
+
+@router.get("/analytics/engagement/rates", response_model=list[RateOut])
+def rates(
+    session: SessionDep,
+    by: Annotated[Literal["item", "author"], Query(description="Per post or per author.")] = "item",
+    top: Annotated[int, Query(ge=1, le=1000, description="Rows returned.")] = 20,
+) -> list[RateOut]:
+    """Posts or authors with the highest interaction rate."""
+    return [RateOut(**vars(r)) for r in eg.interaction_rates(session, by, top)]
+
+
+@router.get("/analytics/engagement/retention", response_model=RetentionOut)
+def retention(
+    session: SessionDep,
+    weeks: Annotated[int, Query(ge=0, le=104, description="Weeks after the first.")] = 8,
+) -> RetentionOut:
+    """Weekly cohorts by first event and their week-N retention."""
+    result = eg.retention_cohorts(session, weeks)
+    return RetentionOut(
+        weeks=weeks,
+        cohorts=[CohortOut(**vars(c)) for c in result.cohorts],
+        overall=result.overall,
+    )
+
+
+@router.get("/analytics/engagement/response-times", response_model=ResponseTimesOut)
+def response_times(
+    session: SessionDep,
+    of: Annotated[
+        str | None, Query(description="Only posts with an event of this type (ask = questions).")
+    ] = None,
+) -> ResponseTimesOut:
+    """Time from a post to the first answer or comment by someone else."""
+    r = eg.time_to_first_response(session, of=of)
+    return ResponseTimesOut(
+        items=r.items,
+        answered=r.answered,
+        share_answered=r.share_answered,
+        median_seconds=r.median_seconds,
+        p90_seconds=r.p90_seconds,
+        mean_seconds=r.mean_seconds,
+    )
+
+
+@router.get("/analytics/engagement/attention", response_model=AttentionOut)
+def attention(
+    session: SessionDep,
+    event_type: Annotated[
+        list[str] | None, Query(description="Event types counted (repeat; default all).")
+    ] = None,
+    include_zero: Annotated[
+        bool, Query(description="Count items and creators nobody engaged with.")
+    ] = True,
+) -> AttentionOut:
+    """Gini coefficient and Lorenz curve of engagement across items and creators."""
+    a = eg.attention_gini(session, event_type, include_zero)
+    return AttentionOut(
+        event_types=a.event_types,
+        include_zero=a.include_zero,
+        items=_concentration(a.items),
+        creators=_concentration(a.creators),
+    )
