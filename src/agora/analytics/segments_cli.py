@@ -1,0 +1,69 @@
+"""``agora analytics segments build|show``: cluster users into described segments.
+
+Reads (and with ``--store`` writes) the store named by ``AGORA_DATABASE_URL``. Stored segments are
+groups ``segment:<k>:<n>`` that campaigns can target.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agora.analytics import segments
+from agora.cli.shell import fail, store_sessions
+from agora.config import get_settings
+from agora.db.engine import transaction
+
+app = typer.Typer(help="User segments and personas.", no_args_is_help=True)
+console = Console(soft_wrap=True)
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("segment", "label", "size", "median events", "top tags (lift)", "examples"):
+        table.add_column(column, justify="right" if column in ("size", "median events") else "left")
+    for row in rows:
+        tags = ", ".join(f"{t['tag']} ({t['lift']:.1f})" for t in row["top_tags"])
+        table.add_row(
+            row["group_id"],
+            row["label"],
+            str(row["size"]),
+            f"{row['median_events']:g}",
+            tags,
+            ", ".join(row["examples"]),
+        )
+    return table
+
+
+@app.command("build")
+def build_cmd(
+    k: Annotated[
+        int | None, typer.Option(min=1, help="Number of segments (default: by silhouette).")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    store: Annotated[bool, typer.Option(help="Replace the stored segment groups.")] = False,
+) -> None:
+    """Cluster the users by behaviour and interests and describe each segment."""
+    with transaction(store_sessions(get_settings())) as session:
+        try:
+            result = segments.build_segments(session, k, seed, store=store)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+    rows = [{"group_id": s.group_id, **s.attributes()} for s in result.segments]
+    sil = "n/a" if result.silhouette is None else f"{result.silhouette:.3f}"
+    title = f"{len(result.users)} users, k={result.k}, silhouette {sil}"
+    console.print(_table(title + (" (stored)" if store else ""), rows))
+    console.print("seconds: " + ", ".join(f"{p} {s:.2f}" for p, s in result.seconds.items()))
+
+
+@app.command("show")
+def show_cmd() -> None:
+    """The stored segments with their descriptions."""
+    with store_sessions(get_settings())() as session:
+        rows = segments.stored_segments(session)
+    if not rows:
+        raise fail("no stored segments: run `agora analytics segments build --store`", 1)
+    console.print(_table(f"{len(rows)} stored segments", rows))

@@ -1,0 +1,125 @@
+"""HTTP routes of user segments: build and store them (admin), read them and a user's segment.
+
+A stored segment is the group ``segment:<k>:<n>``: campaigns target it with
+``target_segments: ["segment:<k>:<n>"]``. Building again replaces every stored segment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+from agora.analytics import segments
+from agora.api.auth import AdminScope, ReadScope
+from agora.api.body import body_doc, read_json, validate_one
+from agora.api.deps import SessionDep, SessionFactoryDep
+from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.db.engine import transaction
+
+router = APIRouter(tags=["analytics"])
+
+
+class BuildIn(BaseModel):
+    """How to build segments: ``k`` clusters, or null to pick k by silhouette."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int | None = Field(
+        None, ge=1, le=100, description="Number of segments (null: by silhouette)."
+    )
+    seed: int = Field(0, ge=0, description="Random seed of the clustering.")
+
+
+class TagOut(BaseModel):
+    tag: str
+    lift: float = Field(description="Share of members with the tag over the population's share.")
+    coverage: float = Field(description="Share of members who engaged with the tag.")
+
+
+class EventTypeOut(BaseModel):
+    type: str
+    share: float = Field(description="Mean share of the members' events of this type.")
+
+
+class SegmentOut(BaseModel):
+    group_id: str = Field(description="Group external id, usable in a campaign's target_segments.")
+    label: str
+    size: int
+    top_tags: list[TagOut]
+    median_events: float
+    median_active_days: float
+    top_event_types: list[EventTypeOut]
+    examples: list[str] = Field(description="The most central members.")
+    built: datetime | None = None
+    silhouette: float | None = None
+
+
+class BuildOut(BaseModel):
+    k: int
+    silhouette: float | None
+    silhouettes: dict[int, float] = Field(description="Silhouette of each k tried.")
+    users: int = Field(description="Users segmented (those with events).")
+    seconds: dict[str, float]
+    segments: list[SegmentOut]
+
+
+def _segment_out(stored: dict[str, Any]) -> SegmentOut:
+    return SegmentOut.model_validate({k: v for k, v in stored.items() if k != "kind"})
+
+
+async def build_body(request: Request) -> BuildIn:
+    raw = await read_json(request) if await request.body() else {}
+    return validate_one(BuildIn, raw)
+
+
+@router.post(
+    "/analytics/segments",
+    response_model=BuildOut,
+    dependencies=[AdminScope],
+    openapi_extra=body_doc(BuildIn),
+)
+def post_segments(
+    body: Annotated[BuildIn, Depends(build_body)], sessions: SessionFactoryDep
+) -> BuildOut:
+    """Cluster the users, describe the segments and replace the stored ones in one transaction."""
+    now = datetime.now(UTC)
+    with transaction(sessions) as session:
+        try:
+            result = segments.build_segments(session, body.k, body.seed, store=True, now=now)
+        except ValueError as exc:
+            raise InvalidRequest([problem(("body",), str(exc))]) from exc
+        stored = [_segment_out(s) for s in segments.stored_segments(session)]
+    return BuildOut(
+        k=result.k,
+        silhouette=result.silhouette,
+        silhouettes=result.silhouettes,
+        users=len(result.users),
+        seconds=result.seconds,
+        segments=stored,
+    )
+
+
+@router.get("/analytics/segments", response_model=list[SegmentOut], dependencies=[ReadScope])
+def get_segments(session: SessionDep) -> list[SegmentOut]:
+    """The stored segments with their descriptions (empty before the first build)."""
+    return [_segment_out(s) for s in segments.stored_segments(session)]
+
+
+@router.get(
+    "/users/{user_id}/segment",
+    response_model=SegmentOut,
+    dependencies=[ReadScope],
+    responses={404: {"description": "Unknown user, or the user is in no stored segment."}},
+)
+def get_user_segment(
+    session: SessionDep, user_id: Annotated[str, PathParam(min_length=1, max_length=255)]
+) -> SegmentOut:
+    """The stored segment a user belongs to."""
+    stored = segments.user_segment(session, user_id)
+    if stored is None:
+        raise NotFound(f"user {user_id!r} is in no stored segment")
+    return _segment_out(stored)
