@@ -53,10 +53,10 @@ ENGAGEMENT_TYPES: tuple[str, ...] = ("like", "bookmark", "share", "rating", "com
 #: Noisy-OR weight of each signal (its score when it is the only one, at full strength).
 WEIGHTS: dict[str, float] = {
     "new_account": 0.4,
-    "burst": 0.6,
+    "burst": 0.7,
     "reciprocity": 0.6,
     "synchrony": 0.7,
-    "no_dwell": 0.6,
+    "no_dwell": 0.7,
 }
 #: A signal at least this strong is reported as a reason.
 REASON_AT = 0.5
