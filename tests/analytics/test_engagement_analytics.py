@@ -167,3 +167,45 @@ def test_engagement_routes(client: TestClient) -> None:
     bad = client.get("/analytics/engagement/active?bucket=month", headers=READ)
     assert bad.status_code == 422
     assert client.get("/analytics/engagement/rates?by=tag", headers=READ).status_code == 422
+
+
+def test_cli_writes_the_report_with_its_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from agora.analytics.engagement_cli import app
+    from agora.config import get_settings
+
+    url = f"sqlite:///{tmp_path / 'agora.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with transaction(session_factory(engine)) as s:
+        add_dataset(s, _store(), TYPES)
+    engine.dispose()
+    monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AGORA_DATABASE_URL", url)
+    get_settings.cache_clear()
+    analytics = typer.Typer()  # mounted the way `agora analytics` mounts it
+    analytics.add_typer(app)
+    out = tmp_path / "report"
+    try:
+        result = CliRunner().invoke(
+            analytics,
+            ["engagement-report", "--out", str(out), "--of", "ask", "--weeks", "2"],
+            terminal_width=200,
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "3 weeks, 2 cohorts" in result.output
+    text = (out / "engagement.md").read_text()
+    assert "| share active | 100.0% | 25.0% | 33.3% |" in text
+    assert "2 posts, 2 answered or commented by someone else (100.0%); median 2.50 h" in text
+    assert "| items | 4 | 3 | 5 | 0.350 |" in text
+    for png in ("active_users.png", "retention.png", "lorenz.png", "response_times.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG", png
+        assert f"]({png})" in text
+    missing = CliRunner().invoke(analytics, ["engagement-report"])
+    assert missing.exit_code == 2 and "--out" in missing.output

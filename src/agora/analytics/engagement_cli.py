@@ -1,0 +1,46 @@
+"""``agora analytics engagement-report --out DIR``: the store's engagement report (Markdown and
+PNGs: DAU/WAU, retention cohorts, Lorenz curves of attention, time to first response)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agora.analytics.engagement_report import compute, write_report
+from agora.cli.shell import store_sessions
+from agora.config import get_settings
+
+app = typer.Typer(help="Engagement analytics of the store.")
+console = Console(soft_wrap=True)
+
+
+@app.command("engagement-report")
+def engagement_report(
+    out: Annotated[Path, typer.Option("--out", help="Folder written: engagement.md + PNGs.")],
+    since: Annotated[
+        datetime | None, typer.Option(help="Active users from this time (UTC).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Active users before this time (UTC).")
+    ] = None,
+    weeks: Annotated[int, typer.Option(min=0, help="Retention weeks after the first.")] = 8,
+    of: Annotated[
+        str | None,
+        typer.Option(help="Response times only for posts with this event type (ask = questions)."),
+    ] = None,
+) -> None:
+    """Compute every engagement analytic and write the report with its figures."""
+    factory = store_sessions(get_settings())
+    with factory() as session:
+        result = compute(session, since=since, until=until, weeks=weeks, of=of)
+    path = write_report(result, out)
+    a = result.attention
+    console.print(
+        f"wrote {path}: {len(result.weekly)} weeks, {len(result.retention.cohorts)} cohorts, "
+        f"Gini items {a.items.gini:.3f} creators {a.creators.gini:.3f}, "
+        f"{sum(result.seconds.values()):.2f} s"
+    )
