@@ -36,7 +36,8 @@ SILHOUETTE_SAMPLE = 5_000
 SVD_COMPONENTS = 16
 TOP_TAGS = 5
 EXAMPLES = 5
-#: A tag names a segment only if at least this share of its members engaged with it.
+#: A tag describes a segment only if at least this share of its members engaged with it (and it
+#: is over-represented: lift above 1).
 MIN_TAG_COVERAGE = 0.1
 
 
@@ -240,7 +241,7 @@ def describe(features: UserFeatures, x: np.ndarray, labels: np.ndarray, k: int) 
         coverage = np.asarray(engaged[idx].mean(axis=0)).ravel()
         with np.errstate(divide="ignore", invalid="ignore"):
             lift = np.where(population > 0, coverage / population, 0.0)
-        candidates = [j for j in np.flatnonzero(coverage >= MIN_TAG_COVERAGE)]
+        candidates = list(np.flatnonzero((coverage >= MIN_TAG_COVERAGE) & (lift > 1)))
         candidates.sort(key=lambda j: (-lift[j], -coverage[j], features.tags[j]))
         top_tags = [
             {
