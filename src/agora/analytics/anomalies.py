@@ -11,8 +11,10 @@ Five signals per user, each a number in [0, 1]:
     tail probability under the item's own baseline rate (its engagements spread over its active
     span, at least ``baseline_days``) is below ``burst_alpha``.
 ``reciprocity``
-    Share of the user's engagements with posts of authors who engage with the user's posts
-    back (reciprocal like rings); zero unless the user has ``ring_min`` such partners.
+    Share of the user's engagements with posts of ring partners: authors who engage with the
+    user's posts back and share another such reciprocal partner with the user (a closed
+    triangle, so a question author and the answerer they thank do not count); zero unless
+    the user has ``ring_min`` ring partners.
 ``synchrony``
     The largest Jaccard index, over other accounts, of the items both engaged with within
     ``sync_window`` seconds of each other, among accounts with at least ``min_engagements``
@@ -234,11 +236,20 @@ def detect(session: Session, params: AnomalyParams | None = None) -> AnomalyRepo
             ],
             dtype=bool,
         )
-        partners = defaultdict(set)
+        partners: dict[int, set[int]] = defaultdict(set)
         for u, a in zip(e_user[back].tolist(), e_author[back].tolist(), strict=True):
             partners[u].add(a)
-        ring = np.array([len(partners.get(k, ())) >= p.ring_min for k in range(n_users)])
-        signals["reciprocity"] = _shrunk(np.bincount(e_user, back, n_users), n_eng) * ring
+        # a ring partner shares another reciprocal partner with the user (a closed triangle):
+        # a question author and the answerer they thank form a dyad, a ring is denser
+        ring = {u: {v for v in vs if vs & partners[v]} for u, vs in list(partners.items())}
+        in_ring = np.array(
+            [
+                bool(b) and len(ring.get(u, ())) >= p.ring_min and a in ring[u]
+                for u, a, b in zip(e_user.tolist(), e_author.tolist(), back.tolist(), strict=True)
+            ],
+            dtype=bool,
+        )
+        signals["reciprocity"] = _shrunk(np.bincount(e_user, in_ring, n_users), n_eng)
         signals["synchrony"] = _synchrony(e_item, e_user, e_t, n_eng >= p.min_engagements, p)
     n_clicks = np.zeros(n_users)
     if clicks:
