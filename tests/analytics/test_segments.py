@@ -100,6 +100,22 @@ def test_two_clear_groups_are_recovered_and_described(sessions) -> None:
     assert result.silhouette is not None and result.silhouette > 0.5
 
 
+def test_a_trained_als_models_factors_can_replace_the_tag_profile(sessions, tmp_path) -> None:
+    from agora.features.store import load_training_data
+    from agora.models.artifacts import load_latest
+    from agora.models.training import train_models
+
+    with sessions() as session:
+        interactions, side, _ = load_training_data(session, Settings().event_weights)
+    als = {"als": {"factors": 8, "regularization": 0.1, "num_threads": 1}}
+    train_models(interactions, side, ["als"], tmp_path, params=als, validate=False)
+    with sessions() as session:
+        result = segments.build_segments(session, k=2, factors=load_latest(tmp_path, "als"))
+        assert result.embedding.shape[1] == len(segments.load_features(session).behaviour[0]) + 8
+    found = sorted(sorted(s.members) for s in result.segments)
+    assert found == sorted([sorted(HASKELL), sorted(RUST)])
+
+
 def test_k_is_chosen_by_silhouette_and_seeded(sessions) -> None:
     with sessions() as session:
         first = segments.build_segments(session)

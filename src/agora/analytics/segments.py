@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
@@ -27,6 +27,9 @@ from sqlalchemy.orm import Session
 from agora.db.tables import Event, Group, Item, Membership, User
 from agora.ingest.schemas import GroupIn, MembershipIn
 from agora.ingest.service import add_memberships, upsert_groups
+
+if TYPE_CHECKING:  # the model registry loads heavy libraries: only when a model is used
+    from agora.models.artifacts import LoadedModel
 
 PREFIX = "segment:"
 K_RANGE = (2, 8)
@@ -158,15 +161,39 @@ def load_features(session: Session) -> UserFeatures:
     )
 
 
-def embed(features: UserFeatures, svd_components: int = SVD_COMPONENTS, seed: int = 0):
-    """The standardised behaviour + TF-IDF/SVD tag profile matrix that is clustered."""
+def model_factors(users: list[str], loaded: LoadedModel) -> np.ndarray:
+    """The users' latent factors from a trained factor model (ALS, BPR), in ``users`` order;
+    users the model was not trained on get zeros. Rows are L2-normalised: the direction of a
+    user's factors is their taste, the length mostly their activity (already a feature)."""
+    factors = getattr(loaded.model, "user_factors_", None)
+    if factors is None:
+        raise ValueError(f"model {loaded.meta.get('name')!r} has no user factors (use als or bpr)")
+    out = np.zeros((len(users), factors.shape[1]))
+    for i, user in enumerate(users):
+        j = loaded.user_index.get(user, -1)
+        if 0 <= j < len(factors):
+            out[i] = factors[j]
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+def embed(
+    features: UserFeatures,
+    svd_components: int = SVD_COMPONENTS,
+    seed: int = 0,
+    interests: np.ndarray | None = None,
+) -> np.ndarray:
+    """The standardised behaviour + interest matrix that is clustered; interests are the TF-IDF
+    tag profile reduced by SVD unless ``interests`` (e.g. :func:`model_factors`) is given."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfTransformer
     from sklearn.preprocessing import StandardScaler
 
     blocks = [features.behaviour]
     n_tags = features.tag_counts.shape[1]
-    if features.tag_counts.nnz and n_tags >= 2:
+    if interests is not None:
+        blocks.append(interests)
+    elif features.tag_counts.nnz and n_tags >= 2:
         tfidf = TfidfTransformer(sublinear_tf=True).fit_transform(features.tag_counts)
         dims = min(svd_components, n_tags - 1, len(features.users) - 1)
         if dims >= 1:
@@ -279,13 +306,19 @@ def describe(features: UserFeatures, x: np.ndarray, labels: np.ndarray, k: int) 
 
 
 def segment_users(
-    session: Session, k: int | None = None, seed: int = 0, k_range: tuple[int, int] = K_RANGE
+    session: Session,
+    k: int | None = None,
+    seed: int = 0,
+    k_range: tuple[int, int] = K_RANGE,
+    factors: LoadedModel | None = None,
 ) -> Segmentation:
-    """Load, embed, cluster and describe the store's users (nothing is written)."""
+    """Load, embed, cluster and describe the store's users (nothing is written); with
+    ``factors`` (a trained ALS/BPR model) its user factors replace the tag profile."""
     t0 = time.perf_counter()
     features = load_features(session)
     t1 = time.perf_counter()
-    x = embed(features, seed=seed)
+    interests = None if factors is None else model_factors(features.users, factors)
+    x = embed(features, seed=seed, interests=interests)
     t2 = time.perf_counter()
     chosen, labels, silhouette, silhouettes = cluster(x, k, seed, k_range)
     t3 = time.perf_counter()
@@ -345,9 +378,10 @@ def build_segments(
     seed: int = 0,
     store: bool = False,
     now: datetime | None = None,
+    factors: LoadedModel | None = None,
 ) -> Segmentation:
     """Segment the store's users and, with ``store``, replace the stored segment groups."""
-    segmentation = segment_users(session, k, seed)
+    segmentation = segment_users(session, k, seed, factors=factors)
     if store:
         t = time.perf_counter()
         store_segments(session, segmentation, now or datetime.now(UTC))

@@ -45,11 +45,26 @@ def build_cmd(
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
     store: Annotated[bool, typer.Option(help="Replace the stored segment groups.")] = False,
+    factors: Annotated[
+        str | None,
+        typer.Option(
+            help="Interests from this trained model's user factors (als, bpr).", metavar="MODEL"
+        ),
+    ] = None,
 ) -> None:
-    """Cluster the users by behaviour and interests and describe each segment."""
-    with transaction(store_sessions(get_settings())) as session:
+    """Cluster the users by behaviour and interests (tags, or a model's factors), describe each."""
+    settings = get_settings()
+    loaded = None
+    if factors is not None:
+        from agora.models.artifacts import load_latest
+
         try:
-            result = segments.build_segments(session, k, seed, store=store)
+            loaded = load_latest(settings.model_dir, factors)
+        except (FileNotFoundError, KeyError) as exc:
+            raise fail(f"{exc}; train it with `agora train --models {factors}`", 1) from exc
+    with transaction(store_sessions(settings)) as session:
+        try:
+            result = segments.build_segments(session, k, seed, store=store, factors=loaded)
         except ValueError as exc:
             raise fail(str(exc)) from exc
     rows = [{"group_id": s.group_id, **s.attributes()} for s in result.segments]
