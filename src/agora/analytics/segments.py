@@ -5,7 +5,8 @@ each event type, the share of their activity that is authoring posts, log days s
 event) and interest features (the TF-IDF-weighted tags of the items they engaged with, reduced
 with TruncatedSVD). The standardised features are clustered with KMeans (MiniBatchKMeans on large
 stores); without a given ``k`` the silhouette picks it from a small range. A segment is described
-by its size, the tags over-represented in it (lift over the population), median activity, top
+by its size, the tags over-represented in it (lift: the tag's share of the members' tag
+engagements over its share in the population), median activity, top
 event types and its most central members, and named from those ("active · rust, cargo").
 
 Stored segments are groups ``segment:<k>:<n>`` with ``attributes["kind"] == "segment"`` and their
@@ -256,18 +257,26 @@ def _activity_level(median: float, population: np.ndarray) -> str:
     return "regular"
 
 
+def _tag_shares(counts: sparse.csr_matrix) -> np.ndarray:
+    """Each tag's share of all the tag engagements of these users."""
+    totals = np.asarray(counts.sum(axis=0)).ravel()
+    return totals / totals.sum() if totals.sum() else totals
+
+
 def describe(features: UserFeatures, x: np.ndarray, labels: np.ndarray, k: int) -> list[Segment]:
     """Each cluster as a :class:`Segment`, largest first (numbered ``segment:<k>:<n>``)."""
-    engaged = (features.tag_counts > 0).astype(float).tocsc()
-    population = np.asarray(engaged.mean(axis=0)).ravel()
+    counts = features.tag_counts.tocsr()
+    engaged = (counts > 0).astype(float)
+    population = _tag_shares(counts)
     order = sorted(set(labels.tolist()), key=lambda c: (-int((labels == c).sum()), c))
     segments = []
     for n, c in enumerate(order):
         mask = labels == c
         idx = np.flatnonzero(mask)
         coverage = np.asarray(engaged[idx].mean(axis=0)).ravel()
+        shares_here = _tag_shares(counts[idx])
         with np.errstate(divide="ignore", invalid="ignore"):
-            lift = np.where(population > 0, coverage / population, 0.0)
+            lift = np.where(population > 0, shares_here / population, 0.0)
         candidates = list(np.flatnonzero((coverage >= MIN_TAG_COVERAGE) & (lift > 1)))
         candidates.sort(key=lambda j: (-lift[j], -coverage[j], features.tags[j]))
         top_tags = [
@@ -288,7 +297,9 @@ def describe(features: UserFeatures, x: np.ndarray, labels: np.ndarray, k: int) 
         central = idx[np.argsort(((x[idx] - centre) ** 2).sum(axis=1), kind="stable")]
         median_events = float(np.median(features.events[idx]))
         level = _activity_level(median_events, features.events)
-        named = ", ".join(t["tag"] for t in top_tags[:2]) or "no tags"  # type: ignore[misc]
+        named = ", ".join(t["tag"] for t in top_tags[:2]) or (  # type: ignore[misc]
+            f"mostly {top_types[0]['type']}" if top_types else "no tags"
+        )
         segments.append(
             Segment(
                 group_id=f"{PREFIX}{k}:{n}",

@@ -36,7 +36,9 @@ class BuildIn(BaseModel):
 
 class TagOut(BaseModel):
     tag: str
-    lift: float = Field(description="Share of members with the tag over the population's share.")
+    lift: float = Field(
+        description="The tag's share of the members' tag engagements over the population's."
+    )
     coverage: float = Field(description="Share of members who engaged with the tag.")
 
 
