@@ -96,7 +96,7 @@ def _plot_retention(ax: Any, e: Engagement) -> None:
     ax.plot(np.arange(overall.size), overall, "k-o", lw=2, ms=3, label="all cohorts")
     ax.set_xlabel("weeks after the first")
     ax.set_ylabel("share active")
-    ax.set_yscale("log")
+    ax.set_ylim(0, 1)
     ax.set_title(f"Weekly retention ({PLOTTED_COHORTS} largest cohorts)")
     ax.legend(fontsize=6, ncol=2)
 
