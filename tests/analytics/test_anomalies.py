@@ -178,7 +178,7 @@ def test_routes_rank_users_and_items(client: TestClient) -> None:
 def test_cli_prints_the_table_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from agora.analytics.anomalies_cli import app
+    from agora.cli.main import app
     from agora.config import get_settings
 
     url = f"sqlite:///{tmp_path / 'agora.db'}"
@@ -188,10 +188,10 @@ def test_cli_prints_the_table_and_json(tmp_path: Path, monkeypatch: pytest.Monke
     try:
         _store(url)
         runner = CliRunner()
-        result = runner.invoke(app, ["anomalies", "--top", "5"], terminal_width=250)
+        result = runner.invoke(app, ["analytics", "anomalies", "--top", "5"], terminal_width=250)
         assert result.exit_code == 0, result.output
         assert "r0" in result.output and "6 of 27" in result.output
-        result = runner.invoke(app, ["anomalies", "--top", "3", "--json"])
+        result = runner.invoke(app, ["analytics", "anomalies", "--top", "3", "--json"])
         assert result.exit_code == 0, result.output
         out = json.loads(result.output)
         assert out["flagged_users"] == 6 and len(out["users"]) == 3

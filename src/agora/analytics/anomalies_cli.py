@@ -17,11 +17,6 @@ app = typer.Typer(help="Fake-engagement detection.", no_args_is_help=True)
 console = Console(soft_wrap=True)
 
 
-@app.callback()
-def main() -> None:
-    """Fake-engagement detection on the store named by ``AGORA_DATABASE_URL``."""
-
-
 @app.command("anomalies")
 def anomalies_cmd(
     top: Annotated[int, typer.Option(min=1, help="Users and items listed.")] = 20,

@@ -25,7 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 import agora
+from agora.analytics.anomalies_views import router as analytics_anomalies_router
+from agora.analytics.engagement_views import router as analytics_engagement_router
 from agora.analytics.graph_views import router as analytics_graph_router
+from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
 from agora.api import errors
 from agora.api.auth import check_settings
@@ -120,6 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(market_router)
     app.include_router(analytics_router)
     app.include_router(analytics_graph_router)
+    app.include_router(analytics_engagement_router)
+    app.include_router(analytics_segments_router)
+    app.include_router(analytics_anomalies_router)
     app.include_router(experiments_router)
     app.include_router(health_router)
     app.include_router(web_router)

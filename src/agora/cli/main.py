@@ -22,8 +22,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from agora.analytics.anomalies_cli import app as analytics_anomalies_app
 from agora.analytics.cli import app as analytics_app
+from agora.analytics.engagement_cli import app as analytics_engagement_app
 from agora.analytics.graph_cli import app as analytics_graph_app
+from agora.analytics.segments_cli import app as analytics_segments_app
 from agora.config import Settings, get_settings
 from agora.engagement.cli import app as engagement_app
 from agora.experiments.cli import app as experiment_app
@@ -366,6 +369,9 @@ app.add_typer(engagement_app, name="engagement")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(market_app, name="market")
 analytics_app.add_typer(analytics_graph_app)  # influence, cascades, trending, alerts
+analytics_app.add_typer(analytics_engagement_app)  # engagement-report
+analytics_app.add_typer(analytics_segments_app, name="segments")
+analytics_app.add_typer(analytics_anomalies_app)  # anomalies
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(experiment_app, name="experiment")
 
