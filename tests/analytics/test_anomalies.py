@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agora.analytics import anomalies
-from agora.analytics.anomalies_views import router
 from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
@@ -157,9 +156,7 @@ def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
         api_keys={"r": ["read"], "w": ["write"]},
     )
     _store(database_url)
-    app = create_app(settings)
-    app.include_router(router)
-    with TestClient(app) as test_client:
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
 
 

@@ -12,9 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from agora.analytics import engagement as eg
-from agora.analytics.engagement_views import router
-from agora.api.app import create_app
-from agora.config import BUILTIN_EVENT_TYPES, Settings
+from agora.config import BUILTIN_EVENT_TYPES
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.ingest.schemas import Dataset, EventIn, ItemIn, UserIn
 from agora.ingest.service import add_dataset
@@ -131,22 +129,8 @@ def test_engagement_on_the_hand_built_store(session: Session) -> None:
 
 
 @pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        api_key="test-admin",
-        api_keys={"r": ["read"], "w": ["write"]},
-    )
-    engine = make_engine(database_url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as s:
-        add_dataset(s, _store(), TYPES)
-    engine.dispose()
-    app = create_app(settings)
-    app.include_router(router)
-    with TestClient(app) as test_client:
-        yield test_client
+def client(seeded_client) -> TestClient:  # noqa: ANN001
+    return seeded_client(_store(), TYPES)
 
 
 def test_engagement_routes(client: TestClient) -> None:

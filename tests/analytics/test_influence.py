@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,9 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agora.analytics import influence as inf
-from agora.analytics.graph_views import router
-from agora.api.app import create_app
-from agora.config import BUILTIN_EVENT_TYPES, Settings
+from agora.config import BUILTIN_EVENT_TYPES
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.ingest.schemas import Dataset, EdgeIn, EventIn, ItemIn, UserIn
 from agora.ingest.service import add_dataset
@@ -149,22 +146,8 @@ def _community() -> Dataset:
 
 
 @pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        api_key="test-admin",
-        api_keys={"r": ["read"], "w": ["write"]},
-    )
-    engine = make_engine(database_url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as session:
-        add_dataset(session, _community(), BUILTIN_EVENT_TYPES)
-    engine.dispose()
-    app = create_app(settings)
-    app.include_router(router)
-    with TestClient(app) as test_client:
-        yield test_client
+def client(seeded_client) -> TestClient:  # noqa: ANN001
+    return seeded_client(_community())
 
 
 def test_store_graph_reach_and_cascade_through_the_routes(client: TestClient) -> None:

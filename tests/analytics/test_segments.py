@@ -15,8 +15,6 @@ from typer.testing import CliRunner
 
 from agora.analytics import segments
 from agora.analytics.segments_cli import app as cli_app
-from agora.analytics.segments_views import router
-from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.tables import Group, Membership
@@ -175,22 +173,8 @@ def test_a_campaign_targeting_a_segment_reaches_only_its_members(sessions) -> No
 
 
 @pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        api_key="test-admin",
-        api_keys={"r": ["read"], "w": ["write"]},
-    )
-    engine = make_engine(database_url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as session:
-        add_dataset(session, community(), BUILTIN_EVENT_TYPES, max_future_seconds=1e9)
-    engine.dispose()
-    app = create_app(settings)
-    app.include_router(router)
-    with TestClient(app) as test_client:
-        yield test_client
+def client(seeded_client) -> TestClient:  # noqa: ANN001
+    return seeded_client(community(), max_future_seconds=1e9)
 
 
 def test_routes_build_list_and_user_segment(client: TestClient) -> None:

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from agora.analytics import trending as tr
-from agora.analytics.graph_views import router
 from agora.analytics.models import AlertEpisode
 from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings
@@ -169,9 +168,7 @@ def client(tmp_path: Path, engine_with_posts: Engine, database_url: str) -> Iter
         api_key="test-admin",
         api_keys={"r": ["read"], "w": ["write"]},
     )
-    app = create_app(settings)
-    app.include_router(router)
-    with TestClient(app) as test_client:
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
 
 

@@ -1,0 +1,45 @@
+"""A client of the whole API on a seeded store, for the analytics route tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from agora.api.app import create_app
+from agora.config import BUILTIN_EVENT_TYPES, Settings
+from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.ingest.schemas import Dataset
+from agora.ingest.service import add_dataset
+
+
+@pytest.fixture
+def seeded_client(tmp_path: Path, database_url: str) -> Iterator[Callable[..., TestClient]]:
+    """``seeded_client(dataset, event_types=..., **add_dataset options)``: a client of the app on
+    a store holding ``dataset`` (keys: ``test-admin`` admin, ``r`` read, ``w`` write)."""
+    with ExitStack() as stack:
+
+        def make(
+            dataset: Dataset | None,
+            event_types: tuple[str, ...] = BUILTIN_EVENT_TYPES,
+            **options: Any,
+        ) -> TestClient:
+            engine = make_engine(database_url)
+            migrate(engine)
+            if dataset is not None:
+                with transaction(session_factory(engine)) as session:
+                    add_dataset(session, dataset, event_types, **options)
+            engine.dispose()
+            settings = Settings(
+                data_dir=tmp_path / "data",
+                database_url=database_url,
+                api_key="test-admin",
+                api_keys={"r": ["read"], "w": ["write"]},
+            )
+            return stack.enter_context(TestClient(create_app(settings)))
+
+        yield make
