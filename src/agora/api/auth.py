@@ -62,6 +62,13 @@ class Principal:
         return scope in self.scopes
 
 
+#: OpenAPI descriptions of the answers every keyed route can give; routers add their own.
+AUTH_ERRORS: dict[int | str, dict[str, str]] = {
+    401: {"description": "Missing or unknown API key."},
+    403: {"description": "The API key lacks the needed scope."},
+}
+
+
 def expand(scopes: list[str] | tuple[str, ...]) -> frozenset[str]:
     """The scopes granted by a configured list (implied ones added, unknown ones dropped)."""
     granted: set[str] = set()

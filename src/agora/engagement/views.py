@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from agora.api.auth import AdminScope, ReadScope
+from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.db.engine import transaction
@@ -42,8 +42,7 @@ router = APIRouter(tags=["engagement"])
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 Tag = Annotated[str | None, Query(min_length=1, max_length=255)]
 ERRORS = {
-    401: {"description": "Missing or unknown API key."},
-    403: {"description": "The API key lacks the needed scope."},
+    **AUTH_ERRORS,
     404: {"description": "The user (or task) is not in the store."},
 }
 

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 
-from agora.api.auth import AdminScope, ReadScope
+from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
@@ -32,8 +32,7 @@ router = APIRouter(tags=["experiments"])
 ExperimentId = Annotated[str, PathParam(min_length=1, max_length=255, description="Experiment id.")]
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="User id.")]
 ERRORS = {
-    401: {"description": "Missing or unknown API key."},
-    403: {"description": "The API key lacks the needed scope."},
+    **AUTH_ERRORS,
     404: {"description": "The experiment is not stored."},
 }
 

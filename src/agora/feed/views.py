@@ -16,7 +16,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session, sessionmaker
 
-from agora.api.auth import ReadScope, WriteScope
+from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
 from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.config import Settings
@@ -30,8 +30,7 @@ router = APIRouter(tags=["feed"])
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 Tag = Annotated[str, Field(min_length=1, max_length=255)]
 ERRORS = {
-    401: {"description": "Missing or unknown API key."},
-    403: {"description": "The API key lacks the needed scope."},
+    **AUTH_ERRORS,
     404: {"description": "The user (or the item or author named) is not in the store."},
 }
 

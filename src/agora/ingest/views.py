@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from agora.api.auth import ReadScope, WriteScope
+from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
 from agora.api.body import Batch, body_doc, read_json, validate_batch, validate_one, with_path_id
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import BodyRejected, NotFound
@@ -30,10 +30,6 @@ UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="Ext
 ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]
 GroupId = Annotated[str, PathParam(min_length=1, max_length=255, description="External group id.")]
 
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or unknown API key."},
-    403: {"description": "The API key lacks the scope this route needs."},
-}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
     400: {"description": "Malformed JSON (the answer gives line and column)."},

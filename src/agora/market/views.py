@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import ValidationError
 
-from agora.api.auth import AdminScope, WriteScope
+from agora.api.auth import AUTH_ERRORS, AdminScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
@@ -33,8 +33,7 @@ router = APIRouter(tags=["market"])
 
 CampaignId = Annotated[str, PathParam(min_length=1, max_length=255, description="Campaign id.")]
 ERRORS = {
-    401: {"description": "Missing or unknown API key."},
-    403: {"description": "The API key lacks the needed scope."},
+    **AUTH_ERRORS,
     404: {"description": "The campaign (or user, item, impression named) is not stored."},
 }
 

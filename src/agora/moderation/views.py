@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 
-from agora.api.auth import AdminScope, ReadScope, WriteScope
+from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
@@ -39,8 +39,7 @@ router = APIRouter(tags=["moderation"])
 ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]
 CaseId = Annotated[int, PathParam(ge=1, description="Review case id (from the queue).")]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or unknown API key."},
-    403: {"description": "The API key lacks the needed scope."},
+    **AUTH_ERRORS,
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,

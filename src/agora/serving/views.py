@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from agora.api.auth import AdminScope, ReadScope
+from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import ModelsDep, SessionDep, SettingsDep
 from agora.api.errors import InvalidRequest, problem
 from agora.db import queries
@@ -35,7 +35,7 @@ ModelName = Annotated[
 ]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or unknown API key."},
+    **AUTH_ERRORS,
     403: {"description": "The API key lacks the `read` scope."},
     422: {"description": "Invalid `n` or unknown model name."},
     503: {"description": "The model is not trained yet: run `agora train`."},
