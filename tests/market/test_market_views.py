@@ -88,12 +88,12 @@ def test_ads_in_the_feed_clicks_conversions_and_report(client: TestClient) -> No
     assert page.json()["sources"]["ad"] == 1
     assert all("campaign_id" not in i for pos, i in enumerate(items, 1) if pos != 3)
 
-    click = {"impression_id": ad["ad_impression"]}
+    click = {"impression_id": ad["impression_id"]}
     assert client.post("/ads/clicks", json=click, headers=READER).status_code == 403
     charged = client.post("/ads/clicks", json=click, headers=WRITER)
     assert charged.status_code == 200, charged.text
     assert charged.json() == {
-        "impression_id": ad["ad_impression"],
+        "impression_id": ad["impression_id"],
         "campaign_id": "c1",
         "cost": MarketConfig().reserve_price,  # alone in the auction: pays the reserve
         "duplicate": False,

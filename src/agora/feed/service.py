@@ -15,7 +15,8 @@ the next page: everything is read at request time).
   "not interested" feedback (same item 1, same author 0.6, else tag Jaccard, halving every
   ``feedback_half_life_hours``).
 * **Filters**: items the user touched (any event), hid, authored, or was shown earlier in the
-  same browsing session; authors they muted or blocked; muted topics.
+  same browsing session; authors they muted or blocked; muted topics (:func:`exclusions`, which
+  the ads obey too); creatives of running ad campaigns (they are shown as ads only).
 * **Re-ranking** (:mod:`agora.feed.rerank`): greedy MMR on tags with ``diversity``, same-author
   decay, every ``1 / exploration``-th slot to the best Thompson draw among fresh items, and at
   least ``new_creator_share`` of the page to new creators when there are candidates from them.
@@ -35,7 +36,7 @@ import json
 import math
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -239,16 +240,65 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
 
 
 # -- what the request needs from the store ---------------------------------------------------
+@dataclass(frozen=True)
+class Exclusions:
+    """What a user is never shown, organic or paid: authors they blocked or muted, topics they
+    muted, items they hid (items moderation took down are checked against the catalogue)."""
+
+    authors: frozenset[str]
+    tags: frozenset[str]
+    items: frozenset[str]
+
+    def allows(self, item_id: str, author_id: str | None, tags: Iterable[str]) -> bool:
+        """Whether an item with this author and tags may be shown to the user."""
+        return (
+            item_id not in self.items
+            and author_id not in self.authors
+            and self.tags.isdisjoint(tags or ())
+        )
+
+
+def exclusions(session: Session, user_pk: int) -> Exclusions:
+    """The user's blocks (social edges), their hide and (un)mute feedback in order, and the
+    muted topics of their settings: the one filter the feed and its ads apply."""
+    blocked = set(
+        session.scalars(
+            select(User.external_id)
+            .join(SocialEdge, SocialEdge.target_id == User.id)
+            .where(SocialEdge.source_id == user_pk, SocialEdge.type == "block")
+        )
+    )
+    settings_row = session.get(FeedSettings, user_pk)
+    muted_tags: set[str] = set(settings_row.muted_tags) if settings_row is not None else set()
+    muted_authors: set[str] = set()
+    hidden: set[str] = set()
+    for kind, item, author, tag in session.execute(
+        select(FeedFeedback.kind, Item.external_id, User.external_id, FeedFeedback.tag)
+        .outerjoin(Item, FeedFeedback.item_id == Item.id)
+        .outerjoin(User, FeedFeedback.author_id == User.id)
+        .where(FeedFeedback.user_id == user_pk, FeedFeedback.kind != "not_interested")
+        .order_by(FeedFeedback.created, FeedFeedback.id)
+    ):
+        if kind == "hide" and item:
+            hidden.add(item)
+        elif kind == "mute_author" and author is not None:
+            muted_authors.add(author)
+        elif kind == "unmute_author" and author is not None:
+            muted_authors.discard(author)
+        elif kind == "mute_tag" and tag:
+            muted_tags.add(tag)
+        elif kind == "unmute_tag" and tag:
+            muted_tags.discard(tag)
+    return Exclusions(frozenset(blocked | muted_authors), frozenset(muted_tags), frozenset(hidden))
+
+
 @dataclass
 class _Context:
     user_pk: int
     rows: list  # the user's events (item, type, value, time)
     touched: set[str]
     ties: dict[int, float]  # followed/befriended/trusted user pk -> summed edge weight
-    blocked_authors: set[str]
-    hidden: set[str]
-    muted_authors: set[str]
-    muted_tags: set[str]
+    excluded: Exclusions
     not_interested: list[tuple[str, datetime]]
     shown_in_session: set[str]
     controls: Controls
@@ -260,64 +310,33 @@ def _context(
     pk = _user_pk(session, user_id)
     rows = user_event_rows(session, user_id)
     ties: dict[int, float] = defaultdict(float)
-    blocked_pks = set()
-    for target, etype, weight in session.execute(
-        select(SocialEdge.target_id, SocialEdge.type, SocialEdge.weight).where(
-            SocialEdge.source_id == pk
+    for target, weight in session.execute(
+        select(SocialEdge.target_id, SocialEdge.weight).where(
+            SocialEdge.source_id == pk, SocialEdge.type.in_(queries.CHOSEN_TIES)
         )
     ):
-        if etype == "block":
-            blocked_pks.add(target)
-        elif etype in queries.CHOSEN_TIES:
-            ties[target] += float(weight or 1.0)
-    user_ext = {}
-    author_pks = set(blocked_pks)
-    feedback = session.execute(
-        select(FeedFeedback.kind, Item.external_id, FeedFeedback.author_id, FeedFeedback.tag)
-        .add_columns(FeedFeedback.created)
-        .outerjoin(Item, FeedFeedback.item_id == Item.id)
-        .where(FeedFeedback.user_id == pk)
-        .order_by(FeedFeedback.created, FeedFeedback.id)
-    ).all()
-    author_pks |= {a for _, _, a, _, _ in feedback if a is not None}
-    if author_pks:
-        user_ext = dict(
-            tuple(row)
-            for row in session.execute(
-                select(User.id, User.external_id).where(User.id.in_(author_pks))
-            )
+        ties[target] += float(weight or 1.0)
+    not_interested = [
+        (item, as_utc(created))
+        for item, created in session.execute(
+            select(Item.external_id, FeedFeedback.created)
+            .join(Item, FeedFeedback.item_id == Item.id)
+            .where(FeedFeedback.user_id == pk, FeedFeedback.kind == "not_interested")
+            .order_by(FeedFeedback.created, FeedFeedback.id)
         )
+    ]
     settings_row = session.get(FeedSettings, pk)
     # a running A/B test's arm replaces platform defaults; the user's own settings still win
     variant = arm_overrides(session, user_id, now)
     ctl = _controls(settings_row, defaults.model_copy(update=variant) if variant else defaults)
-    hidden: set[str] = set()
-    muted_authors: set[str] = set()
-    muted_tags: set[str] = set(ctl.muted_tags)
-    not_interested: list[tuple[str, datetime]] = []
-    for kind, item, author, tag, created in feedback:
-        if kind == "hide" and item:
-            hidden.add(item)
-        elif kind == "not_interested" and item:
-            not_interested.append((item, as_utc(created)))
-        elif kind == "mute_author" and author is not None:
-            muted_authors.add(user_ext[author])
-        elif kind == "unmute_author" and author is not None:
-            muted_authors.discard(user_ext[author])
-        elif kind == "mute_tag" and tag:
-            muted_tags.add(tag)
-        elif kind == "unmute_tag" and tag:
-            muted_tags.discard(tag)
+    excluded = exclusions(session, pk)
     shown = _shown_in_session(session, pk, browsing)
     return _Context(
         user_pk=pk,
         rows=rows,
         touched={item for item, *_ in rows},
         ties=dict(ties),
-        blocked_authors={user_ext[a] for a in blocked_pks},
-        hidden=hidden,
-        muted_authors=muted_authors,
-        muted_tags=muted_tags,
+        excluded=excluded,
         not_interested=not_interested,
         shown_in_session=shown,
         controls=ctl,
@@ -349,16 +368,18 @@ def build_feed(
     rng: np.random.Generator | None = None,
     explain: bool = False,
     cache: FeedCache | None = None,
+    promoted: Collection[str] = frozenset(),
 ) -> FeedPage:
     """One page of ``user_id``'s feed; stores its impressions (the caller commits).
 
     ``cache`` (one per serving process) keeps the catalogue, per-user model candidates and
-    new-item exposure between requests; without it nothing is kept."""
+    new-item exposure between requests; without it nothing is kept. ``promoted`` items (the
+    creatives of running ad campaigns) are never organic: they reach users as ads."""
     rng = rng or np.random.default_rng()
     cache = cache or uncached()
     browsing, page = decode_cursor(cursor) if cursor else (secrets.token_urlsafe(12), 1)
     if cursor and not explain:
-        served = cached_page(session, cache, user_id, n, cursor, now)
+        served = cached_page(session, cache, user_id, n, cursor, now, promoted)
         if served is not None:
             return served
     ctx = _context(session, user_id, browsing, defaults, now)
@@ -417,18 +438,16 @@ def build_feed(
             if strength > strongest.get(item, -1.0):
                 nominated[item], strongest[item] = source, strength
     info = {item: meta for item in nominated if (meta := snapshot.summary(item)) is not None}
-    blocked = ctx.blocked_authors | ctx.muted_authors
     keep = [
         item
         for item in nominated
         if item in info
         and snapshot.pks[snapshot.index[item]] not in snapshot.removed
         and item not in ctx.touched
-        and item not in ctx.hidden
         and item not in ctx.shown_in_session
+        and item not in promoted
         and info[item]["author_id"] != user_id
-        and info[item]["author_id"] not in blocked
-        and not ctx.muted_tags.intersection(info[item]["tags"])
+        and ctx.excluded.allows(item, info[item]["author_id"], info[item]["tags"])
     ]
     new_since = stamp - defaults.new_creator_days * 86400.0
     new_creators = {
@@ -552,7 +571,13 @@ def _shown_in_session(session: Session, user_pk: int, browsing: str) -> set[str]
 
 
 def cached_page(
-    session: Session, cache: FeedCache, user_id: str, n: int, cursor: str, now: datetime
+    session: Session,
+    cache: FeedCache,
+    user_id: str,
+    n: int,
+    cursor: str,
+    now: datetime,
+    promoted: Collection[str] = frozenset(),
 ) -> FeedPage | None:
     """The next page of a browsing session from its prefetched ranking, if the user's state is
     unchanged since it was ranked (a new event, feedback or control change ranks afresh);
@@ -572,7 +597,8 @@ def cached_page(
     items, later = held["items"][:n], held["items"][n:]
     if later:
         cache.keep_pages(browsing, {**held, "page": page + 1, "items": later})
-    items = _record_impressions(session, user_pk, browsing, page, _unpack(items), now)
+    items = [it for it in _unpack(items) if it.item_id not in promoted]  # a campaign started
+    items = _record_impressions(session, user_pk, browsing, page, items, now)
     if not items:
         return None
     return _page(user_id, browsing, page, items, held["model"])

@@ -1,11 +1,13 @@
 """HTTP routes of the feed: pages with cursors, the user's controls, onboarding, feedback.
 
-Reading a feed stores its impressions, so ``GET /users/{id}/feed`` runs in one transaction; it
-needs the ``read`` scope. Changing controls, interests and feedback needs ``write``.
+Reading a feed stores its impressions, organic and paid, so ``GET /users/{id}/feed`` runs in
+one transaction (the ad step in a savepoint: its failure costs only the ads); it needs the
+``read`` scope. Changing controls, interests and feedback needs ``write``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,7 +16,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
 from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
@@ -25,6 +27,7 @@ from agora.feed import service
 from agora.feed.models import FEEDBACK_KINDS
 from agora.market import service as market
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["feed"])
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
@@ -50,8 +53,8 @@ class FeedItemOut(BaseModel):
     )
     ad: bool = Field(False, description="A paid placement (source 'ad').")
     campaign_id: str | None = Field(None, description="For an ad: its campaign.")
-    ad_impression: int | None = Field(
-        None, description="For an ad: pass to POST /ads/clicks when the user clicks it."
+    impression_id: int | None = Field(
+        None, description="For an ad: send as `impression_id` to POST /ads/clicks on a click."
     )
 
 
@@ -130,13 +133,19 @@ def _controls_out(c: service.Controls) -> ControlsOut:
 
 
 def _with_ads(
-    sessions: sessionmaker[Session], settings: Settings, page: service.FeedPage
+    session: Session, settings: Settings, page: service.FeedPage, now: datetime
 ) -> tuple[list[FeedItemOut], dict[str, int]]:
-    """The page's items with the ad market's auction winners in their slots (one short
-    transaction: it stores the ad impressions), and the count per source."""
+    """The page's items with the ad market's auction winners in their slots, and the count
+    per source. The ad impressions commit with the page's own (one transaction); the ad step
+    runs in a savepoint, so when it fails the page is served without ads (logged) and its
+    items are recorded once, never lost to an error the user cannot act on."""
     organic = [(item.item_id, item.tags) for item in page.items]
-    with transaction(sessions) as session:
-        ads = market.serve_ads(session, page.user_id, organic, settings.market, datetime.now(UTC))
+    try:
+        with session.begin_nested():
+            ads = market.serve_ads(session, page.user_id, organic, settings.market, now)
+    except Exception as exc:  # noqa: BLE001 - ads are optional: any failure costs only the ads
+        log.error("feed page served without ads: the ad step failed (%s)", type(exc).__name__)
+        ads = []
     items = [FeedItemOut(**item.__dict__) for item in page.items]
     for ad in ads:
         items.insert(min(ad.position - 1, len(items)), _ad_out(ad))
@@ -155,7 +164,7 @@ def _ad_out(ad: market.Placement) -> FeedItemOut:
         created=ad.created,
         ad=True,
         campaign_id=ad.campaign_id,
-        ad_impression=ad.impression_id,
+        impression_id=ad.impression_id,
     )
 
 
@@ -182,10 +191,15 @@ def get_feed(
     page = None
     if cursor and not explain:
         with _as_http_errors(), transaction(sessions) as session:
-            page = service.cached_page(session, cache, user_id, n, cursor, datetime.now(UTC))
+            now = datetime.now(UTC)
+            ads = market.running_creatives(session, now)
+            page = service.cached_page(session, cache, user_id, n, cursor, now, ads)
+            if page is not None:
+                items, sources = _with_ads(session, settings, page, now)
     cached = page is not None
     if page is None:
         with _as_http_errors(), cache.building(), transaction(sessions) as session:
+            now = datetime.now(UTC)
             page = service.build_feed(
                 session,
                 models,
@@ -194,11 +208,12 @@ def get_feed(
                 cursor,
                 settings.feed,
                 settings.event_weights,
-                datetime.now(UTC),
+                now,
                 explain=explain,
                 cache=cache,
+                promoted=market.running_creatives(session, now),
             )
-    items, sources = _with_ads(sessions, settings, page)
+            items, sources = _with_ads(session, settings, page, now)
     body = FeedPageOut(
         user_id=page.user_id,
         page=page.page,

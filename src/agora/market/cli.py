@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agora.cli.shell import fail, read_specs, store_sessions
@@ -25,18 +26,24 @@ CampaignArg = Annotated[str, typer.Argument(help="Campaign id.")]
 
 @app.command("campaigns")
 def campaigns() -> None:
-    """Every campaign with its bid, budget and today's spend."""
+    """Every campaign with whether it can serve now, its bid, budget and today's spend."""
     now = datetime.now(UTC)
-    with store_sessions(get_settings())() as session:
-        rows = [service.campaign_out(session, c, now) for c in service.list_campaigns(session)]
+    settings = get_settings()
+    with store_sessions(settings)() as session:
+        rows = [
+            service.campaign_out(session, c, settings.market, now)
+            for c in service.list_campaigns(session)
+        ]
     table = Table(title="campaigns")
-    for column in ("id", "advertiser", "status", "bid", "daily budget", "spent today", "cap"):
+    columns = ("id", "advertiser", "status", "serving", "bid", "daily budget", "spent today", "cap")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("id", "advertiser") else "right")
     for c in rows:
         table.add_row(
             c["campaign_id"],
             c["advertiser"],
             c["status"],
+            ", ".join(r["code"] for r in c["serving"]["reasons"]) or "serving",
             f"{c['bid']:.2f}",
             f"{c['daily_budget']:.2f}",
             f"{c['spent_today']:.2f}",
@@ -120,3 +127,8 @@ def report(
         table.add_row(name, value)
     console.print(table)
     console.print(f"lift method: {lift['method']}")
+    serving = body["serving"]
+    console.print(f"serving now: {'yes' if serving['status'] == 'serving' else 'no'}")
+    for label, entries in (("why not", serving["reasons"]), ("note", serving["notes"])):
+        for entry in entries:
+            console.print(f"  {label}: {escape(entry['code'])}: {escape(entry['detail'])}")

@@ -100,18 +100,36 @@ class CampaignPatch(BaseModel):
         return self
 
 
+class ServingReason(BaseModel):
+    code: str = Field(
+        description="invalid_settings, ads_disabled, paused, not_started, ended, outside_hours, "
+        "bid_below_reserve, budget_spent, no_creatives, no_audience (reasons); "
+        "creatives_unavailable, frequency_capped (notes)."
+    )
+    detail: str = Field(description="What was found, in one sentence.")
+
+
+class ServingOut(BaseModel):
+    """Whether a campaign can win an ad slot now, computed from the store and its settings."""
+
+    status: Literal["serving", "not_serving"]
+    reasons: list[ServingReason] = Field(description="What stops it (empty when serving).")
+    notes: list[ServingReason] = Field(description="Problems that do not stop it.")
+
+
 class CampaignOut(CampaignIn):
     model_config = ConfigDict(extra="ignore")
 
     spent_today: float = Field(description="Charged today (UTC day), never above daily_budget.")
     created: datetime
     updated: datetime
+    serving: ServingOut
 
 
 class ClickIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    impression_id: int = Field(ge=1, description="The `ad_impression` of the feed item clicked.")
+    impression_id: int = Field(ge=1, description="The `impression_id` of the feed ad clicked.")
 
 
 class ClickOut(BaseModel):
@@ -171,3 +189,4 @@ class ReportOut(BaseModel):
     roi: float | None = Field(description="(conversion value - spend) / spend.")
     spent_today: float
     lift: LiftOut
+    serving: ServingOut

@@ -1,9 +1,13 @@
 """The ad market: campaigns, serving ads into feed slots, clicks, conversions, measurement.
 
-Serving (:func:`serve_ads`) runs inside the feed request's transaction:
+Serving (:func:`serve_ads`) runs inside the feed request's transaction, in a savepoint (a failed
+ad step leaves the organic page whole):
 
-1. active, scheduled campaigns whose targeting matches the user (tags of their recent activity
-   or of the page they are about to see; segments = their groups);
+1. active, scheduled campaigns with valid stored settings whose targeting matches the user
+   (tags of their recent activity or of the page they are about to see; segments = their
+   groups), with a creative the user may see: the feed's own filters hold (no take-down, no
+   hidden item, no blocked or muted author, no muted topic); the creatives of running campaigns
+   are never organic items (:func:`running_creatives`);
 2. a user in a campaign's holdout (a hash of the campaign's salt and the user id, below
    ``holdout_share``) never gets its ads; their first eligibility is recorded in both arms;
 3. a campaign at its frequency cap for the user today, or without budget to pay the reserve,
@@ -14,14 +18,15 @@ Serving (:func:`serve_ads`) runs inside the feed request's transaction:
 
 A click (:func:`record_click`) is charged the impression's price, capped at what is left of the
 day's budget, so spend never exceeds it. :func:`report` measures a campaign, including the lift
-of its conversion rate over its holdout.
+of its conversion rate over its holdout; :func:`serving_status` says whether it can serve now
+and, if not, why.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,17 +34,20 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Group, Item, Membership, User
 from agora.experiments.assignment import unit_draw
+from agora.feed.service import exclusions
 from agora.market import pacing
 from agora.market.auction import gsp
 from agora.market.config import MarketConfig
 from agora.market.models import AdClick, AdConversion, AdImpression, Campaign, Eligibility
 from agora.market.schemas import CampaignFields, CampaignIn
+from agora.moderation.service import removed_item_ids
 
 #: Events of the user whose items' tags describe their interests (for tag targeting).
 RECENT_EVENTS = 50
@@ -289,9 +297,21 @@ def _stored_fields(row: Campaign) -> dict[str, Any]:
     return fields
 
 
-def campaign_out(session: Session, row: Campaign, now: datetime) -> dict[str, Any]:
-    """A campaign as the API shows it, with today's spend."""
+def _entries(value: Any, kind: type) -> list:
+    """The entries of type ``kind`` of a stored list (a row written around the API may hold
+    anything in its JSON columns)."""
+    return [v for v in value if isinstance(v, kind)] if isinstance(value, list) else []
+
+
+def campaign_out(
+    session: Session, row: Campaign, config: MarketConfig, now: datetime
+) -> dict[str, Any]:
+    """A campaign as the API shows it, with today's spend and whether it can serve now (its
+    lists as far as they are lists: ``serving`` says what is wrong with an odd row)."""
     fields = _stored_fields(row)
+    for key, kind in (("items", str), ("target_tags", str), ("target_segments", str)):
+        fields[key] = _entries(fields[key], kind)
+    fields["hours"] = _entries(fields["hours"], int)
     spent = spent_on(session, [row.id], now.date()).get(row.id, 0.0)
     return {
         "campaign_id": row.external_id,
@@ -299,7 +319,113 @@ def campaign_out(session: Session, row: Campaign, now: datetime) -> dict[str, An
         "spent_today": spent,
         "created": _aware(row.created),
         "updated": _aware(row.updated),
+        "serving": serving_status(session, row, config, now),
     }
+
+
+def _why(code: str, detail: str) -> dict[str, str]:
+    return {"code": code, "detail": detail}
+
+
+def _audience(session: Session, c: Campaign) -> str | None:
+    """Why no user can match the campaign's targeting, or None when some can: nobody is in its
+    segments, or no item carries one of its tags (so no user's activity or page can)."""
+    if c.target_segments:
+        members = session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .join(Group, Group.id == Membership.group_id)
+            .where(Group.external_id.in_(c.target_segments))
+        )
+        if not members:
+            return f"no user is in its target segments ({', '.join(sorted(c.target_segments))})"
+    if c.target_tags:
+        wanted = set(c.target_tags)
+        tagged = session.scalars(select(Item.tags).execution_options(yield_per=2000))
+        if not any(wanted.intersection(tags or ()) for tags in tagged):
+            return (
+                f"no item carries one of its target tags ({', '.join(sorted(wanted))}), so no "
+                "user's activity or page can match them"
+            )
+    return None
+
+
+def serving_status(
+    session: Session, c: Campaign, config: MarketConfig, now: datetime
+) -> dict[str, Any]:
+    """Whether the campaign can win an ad slot now (``serving``/``not_serving``), with every
+    reason against it found in the store and the settings (``reasons``), and problems that do
+    not stop it (``notes``: some creatives unusable, every eligible user capped today)."""
+    reasons: list[dict[str, str]] = []
+    notes: list[dict[str, str]] = []
+    invalid = _invalid(c)
+    if invalid is not None:
+        reasons.append(
+            _why("invalid_settings", f"its stored settings are invalid ({invalid}); PATCH it")
+        )
+        return {"status": "not_serving", "reasons": reasons, "notes": notes}
+    if not config.enabled or not config.slot_positions:
+        reasons.append(_why("ads_disabled", "the platform has no ad slots (market settings)"))
+    if c.status != "active":
+        reasons.append(_why("paused", f"its status is {c.status}; PATCH status=active"))
+    start = None if c.start_at is None else _aware(c.start_at)
+    end = None if c.end_at is None else _aware(c.end_at)
+    if start is not None and start > now:
+        reasons.append(_why("not_started", f"it starts at {start.isoformat()}"))
+    if end is not None and end <= now:
+        reasons.append(_why("ended", f"it ended at {end.isoformat()}"))
+    if c.hours and now.hour not in c.hours:
+        hours = ", ".join(str(h) for h in sorted(c.hours))
+        reasons.append(_why("outside_hours", f"it runs in UTC hours {hours}; now is {now.hour}"))
+    if c.bid < config.reserve_price:
+        reasons.append(
+            _why(
+                "bid_below_reserve",
+                f"its bid {c.bid:g} is below the reserve price {config.reserve_price:g}",
+            )
+        )
+    today = now.date()
+    spent = spent_on(session, [c.id], today).get(c.id, 0.0)
+    if c.daily_budget - spent < config.reserve_price or c.daily_budget <= spent:
+        reasons.append(
+            _why(
+                "budget_spent",
+                f"{spent:g} of today's budget {c.daily_budget:g} is spent (less than the "
+                f"reserve price {config.reserve_price:g} is left); it serves again tomorrow (UTC)",
+            )
+        )
+    info, _ = _creatives(session, c.items)
+    removed = removed_item_ids(session, [row.id for row in info.values()])
+    gone = [f"{item} (not stored)" for item in c.items if item not in info]
+    gone += [
+        f"{item} (taken down)" for item in c.items if item in info and info[item].id in removed
+    ]
+    if len(gone) == len(c.items):
+        reasons.append(_why("no_creatives", f"no creative can be shown: {', '.join(gone)}"))
+    elif gone:
+        notes.append(_why("creatives_unavailable", f"not shown: {', '.join(gone)}"))
+    nobody = _audience(session, c)
+    if nobody is not None:
+        reasons.append(_why("no_audience", nobody))
+    exposed = session.scalar(
+        select(func.count()).where(Eligibility.campaign_id == c.id, Eligibility.holdout.is_(False))
+    )
+    capped = session.scalar(
+        select(func.count(func.distinct(AdImpression.user_id))).where(
+            AdImpression.campaign_id == c.id,
+            AdImpression.day == today,
+            AdImpression.nth >= c.frequency_cap,
+        )
+    )
+    if exposed and capped >= exposed:
+        notes.append(
+            _why(
+                "frequency_capped",
+                f"every user eligible so far ({exposed}) saw it {c.frequency_cap} times today "
+                "(its frequency cap); only other users can see it until tomorrow (UTC)",
+            )
+        )
+    return {"status": "not_serving" if reasons else "serving", "reasons": reasons, "notes": notes}
 
 
 # ---------------------------------------------------------------- CTR
@@ -382,7 +508,20 @@ def _profile(session: Session, config: MarketConfig, today: date) -> np.ndarray:
     return _PROFILES[key]
 
 
+def _invalid(row: Campaign) -> str | None:
+    """Why a stored campaign's settings are unusable (a row written around the API, or by an
+    older version), or None when they are valid: such a campaign never enters the auction."""
+    try:
+        CampaignFields.model_validate(_stored_fields(row))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "campaign"
+        return f"{where}: {first['msg']}"
+    return None
+
+
 def _running(session: Session, now: datetime) -> list[Campaign]:
+    """Active campaigns in their schedule now, with valid stored settings."""
     rows = session.scalars(
         select(Campaign).where(
             Campaign.status == "active",
@@ -390,7 +529,13 @@ def _running(session: Session, now: datetime) -> list[Campaign]:
             or_(Campaign.end_at.is_(None), Campaign.end_at > now),
         )
     )
-    return [c for c in rows if not c.hours or now.hour in c.hours]
+    return [c for c in rows if _invalid(c) is None and (not c.hours or now.hour in c.hours)]
+
+
+def running_creatives(session: Session, now: datetime) -> frozenset[str]:
+    """Items that are creatives of a campaign running now: the feed never shows them as
+    organic content (the auction would then skip them: they are on the page already)."""
+    return frozenset(item for c in _running(session, now) for item in c.items)
 
 
 def _user_context(
@@ -446,6 +591,21 @@ def _record_eligibility(
     return arms
 
 
+def _creatives(
+    session: Session, items: Collection[str]
+) -> tuple[dict[str, Item], dict[str, str | None]]:
+    """The stored ones among ``items``: their rows and their authors' ids."""
+    info: dict[str, Item] = {}
+    authors: dict[str, str | None] = {}
+    for row, author in session.execute(
+        select(Item, User.external_id)
+        .outerjoin(User, User.id == Item.author_id)
+        .where(Item.external_id.in_(list(items)))
+    ):
+        info[row.external_id], authors[row.external_id] = row, author
+    return info, authors
+
+
 def serve_ads(
     session: Session,
     user_id: str,
@@ -473,6 +633,24 @@ def serve_ads(
     targeted = [c for c in campaigns if targets(c.target_tags, c.target_segments, tags, segments)]
     if not targeted:
         return []
+    info, authors = _creatives(session, {item for c in targeted for item in c.items})
+    # the feed's filters hold for ads: no taken-down creative, nothing the user hid, no author
+    # they blocked or muted, no muted topic (and nothing already on the page); a campaign with
+    # nothing left to show is not eligible for this user, in either arm
+    excluded = exclusions(session, user_pk)
+    removed = removed_item_ids(session, [row.id for row in info.values()])
+    on_page = {item for item, _ in page}
+    showable = {
+        item
+        for item, row in info.items()
+        if row.id not in removed
+        and item not in on_page
+        and excluded.allows(item, authors[item], row.tags or [])
+    }
+    creatives = {c.id: [item for item in c.items if item in showable] for c in targeted}
+    targeted = [c for c in targeted if creatives[c.id]]
+    if not targeted:
+        return []
     arms = _record_eligibility(session, user_pk, user_id, targeted, config.holdout_share, now)
     exposed = [c for c in targeted if not arms[c.id]]
     if not exposed:
@@ -494,7 +672,6 @@ def serve_ads(
     spent = {pk: spent for pk, (spent, _) in stats.items()}
     share = pacing.target_share(_profile(session, config, today), now)
     rng = rng or np.random.default_rng()
-    on_page = {item for item, _ in page}
     offers: list[tuple[Campaign, float, str]] = []
     for c in exposed:
         bid = effective_bid(
@@ -507,20 +684,10 @@ def serve_ads(
             config,
             float(rng.random()),
         )
-        creatives = [i for i in c.items if i not in on_page]
-        if bid is not None and creatives:
-            offers.extend((c, bid, item) for item in creatives)
+        if bid is not None:
+            offers.extend((c, bid, item) for item in creatives[c.id])
     if not offers:
         return []
-    info: dict[str, Item] = {}
-    authors: dict[str, str | None] = {}
-    for row, author in session.execute(
-        select(Item, User.external_id)
-        .outerjoin(User, User.id == Item.author_id)
-        .where(Item.external_id.in_({item for _, _, item in offers}))
-    ):
-        info[row.external_id], authors[row.external_id] = row, author
-    offers = [o for o in offers if o[2] in info]
     clicks = {pk: n for pk, (_, n) in stats.items()}
     ctrs = _predict(session, offers, info, clicks, user_id, recent, slots[0], config, now)
     best: dict[int, int] = {}  # campaign -> its offer with the best predicted CTR
@@ -687,7 +854,7 @@ def record_conversion(
 def _conversions(session: Session, campaign: Campaign, user_pks: select) -> list[tuple]:
     """(user pk, time, value) of every conversion of ``campaign`` by the users selected: events
     of its conversion type on its items, and conversions reported through the API."""
-    item_pks = select(Item.id).where(Item.external_id.in_(campaign.items))
+    item_pks = select(Item.id).where(Item.external_id.in_(_entries(campaign.items, str)))
     events = session.execute(
         select(Event.user_id, Event.timestamp).where(
             Event.item_id.in_(item_pks),
@@ -760,4 +927,5 @@ def report(session: Session, campaign_id: str, config: MarketConfig, now: dateti
         "roi": (value - spend) / spend if spend > 0 else None,
         "spent_today": spent_on(session, [c.id], now.date()).get(c.id, 0.0),
         "lift": lift(k[False], n[False], k[True], n[True], config.confidence),
+        "serving": serving_status(session, c, config, now),
     }

@@ -78,10 +78,10 @@ def _as_http_errors() -> Iterator[None]:
 
 
 @router.get("/campaigns", summary="Every campaign", dependencies=[AdminScope], responses=ERRORS)
-def get_campaigns(session: SessionDep) -> list[CampaignOut]:
+def get_campaigns(session: SessionDep, settings: SettingsDep) -> list[CampaignOut]:
     now = datetime.now(UTC)
     return [
-        CampaignOut(**service.campaign_out(session, c, now))
+        CampaignOut(**service.campaign_out(session, c, settings.market, now))
         for c in service.list_campaigns(session)
     ]
 
@@ -101,12 +101,13 @@ def get_campaigns(session: SessionDep) -> list[CampaignOut]:
 def post_campaign(
     body: Annotated[CampaignIn, Depends(_campaign_body)],
     sessions: SessionFactoryDep,
+    settings: SettingsDep,
     response: Response,
 ) -> CampaignOut:
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
         row, created = service.create_campaign(session, body, now)
-        out = CampaignOut(**service.campaign_out(session, row, now))
+        out = CampaignOut(**service.campaign_out(session, row, settings.market, now))
     if not created:
         response.status_code = status.HTTP_200_OK
     return out
@@ -118,10 +119,12 @@ def post_campaign(
     dependencies=[AdminScope],
     responses=ERRORS,
 )
-def get_campaign(campaign_id: CampaignId, session: SessionDep) -> CampaignOut:
+def get_campaign(
+    campaign_id: CampaignId, session: SessionDep, settings: SettingsDep
+) -> CampaignOut:
     with _as_http_errors():
         row = service.get_campaign(session, campaign_id)
-        return CampaignOut(**service.campaign_out(session, row, datetime.now(UTC)))
+        return CampaignOut(**service.campaign_out(session, row, settings.market, datetime.now(UTC)))
 
 
 @router.patch(
@@ -135,13 +138,14 @@ def patch_campaign(
     campaign_id: CampaignId,
     body: Annotated[CampaignPatch, Depends(_patch_body)],
     sessions: SessionFactoryDep,
+    settings: SettingsDep,
 ) -> CampaignOut:
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
         row = service.update_campaign(
             session, campaign_id, body.model_dump(exclude_unset=True), now
         )
-        return CampaignOut(**service.campaign_out(session, row, now))
+        return CampaignOut(**service.campaign_out(session, row, settings.market, now))
 
 
 @router.get(

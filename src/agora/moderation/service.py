@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -569,13 +569,13 @@ def _write_upheld_event(
     return event.event_id
 
 
-def removed_item_ids(session: Session) -> set[int]:
-    """Internal ids of items with an upheld decision: the feed leaves them out."""
-    return set(
-        session.scalars(
-            select(ModerationDecision.item_id).where(ModerationDecision.outcome == "uphold")
-        )
-    )
+def removed_item_ids(session: Session, among: Collection[int] | None = None) -> set[int]:
+    """Internal ids of items with an upheld decision (only those ``among`` the given ones, when
+    given): the feed and its ads leave them out."""
+    query = select(ModerationDecision.item_id).where(ModerationDecision.outcome == "uphold")
+    if among is not None:
+        query = query.where(ModerationDecision.item_id.in_(list(among)))
+    return set(session.scalars(query))
 
 
 # -- one item's moderation state -------------------------------------------------------------
