@@ -49,7 +49,10 @@ def test_create_list_pause_and_report(store: Path) -> None:
     report = runner.invoke(app, ["report", "c1", "--json"])
     assert report.exit_code == 0, report.output
     assert json.loads(report.output)["impressions"] == 0
-    assert "lift method" in runner.invoke(app, ["report", "c1"]).output
+    assert json.loads(report.output)["serving"]["status"] == "not_serving"
+    printed = runner.invoke(app, ["report", "c1"]).output
+    assert "lift method" in printed and "serving now: no" in printed
+    assert "why not: paused: its status is paused; PATCH status=active" in printed
 
 
 def test_bad_input_exits_2_with_where(store: Path) -> None:
