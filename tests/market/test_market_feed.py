@@ -4,21 +4,18 @@ failing ad step costs the page nothing, and a click round-trips with the id the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from market_support import NOW, community
+from market_support import NOW
 from sqlalchemy import text
 
-from agora.api.app import create_app
 from agora.config import Settings
 from agora.db.engine import transaction
 from agora.ingest.schemas import Dataset, ItemIn, UserIn
 from agora.ingest.service import add_dataset
-from agora.market.config import MarketConfig
 
 ADMIN = {"Authorization": "Bearer admin"}
 WRITER = {"Authorization": "Bearer writer"}
@@ -45,20 +42,11 @@ def extra() -> Dataset:
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        market=MarketConfig(holdout_share=0.0, pacing=False),
-        database_url=database_url,
-        api_key="admin",
-        api_keys={"writer": ["write"], "reader": ["read"]},
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        with transaction(app.state.sessions) as session:
-            add_dataset(session, community(), settings.event_types, max_future_seconds=1e9)
-            add_dataset(session, extra(), settings.event_types, max_future_seconds=1e9)
-        yield client
+def client(client: TestClient) -> TestClient:
+    """The market's app and community, with :func:`extra`."""
+    with transaction(client.app.state.sessions) as session:
+        add_dataset(session, extra(), Settings().event_types, max_future_seconds=1e9)
+    return client
 
 
 def launch(client: TestClient, spec: dict, **fields) -> None:
@@ -177,6 +165,8 @@ def test_a_campaign_that_cannot_serve_says_why(client: TestClient) -> None:
     assert codes(client, "nobody") == ["no_audience"]
     launch(client, BRAND, campaign_id="notag", target_tags=["no-item-has-this"])
     assert codes(client, "notag") == ["no_audience"]
+    launch(client, BRAND, campaign_id="tagged", target_tags=["python"], target_segments=["pro"])
+    assert codes(client, "tagged") == []
     launch(client, ACME, campaign_id="gone")
     take_down(client, "g0")
     assert codes(client, "gone") == ["no_creatives"]

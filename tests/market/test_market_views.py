@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from market_support import community
 
-from agora.api.app import create_app
-from agora.config import Settings
-from agora.db.engine import transaction
-from agora.ingest.service import add_dataset
 from agora.market.config import MarketConfig
 
 ADMIN = {"Authorization": "Bearer admin"}
@@ -27,22 +20,6 @@ CAMPAIGN = {
     "daily_budget": 0.5,
     "frequency_cap": 3,
 }
-
-
-@pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        market=MarketConfig(holdout_share=0.0, pacing=False),
-        database_url=database_url,
-        api_key="admin",
-        api_keys={"writer": ["write"], "reader": ["read"]},
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        with transaction(app.state.sessions) as session:
-            add_dataset(session, community(), settings.event_types, max_future_seconds=1e9)
-        yield client
 
 
 def test_campaign_crud_with_scopes_and_clear_errors(client: TestClient) -> None:

@@ -342,7 +342,11 @@ def _audience(session: Session, c: Campaign) -> str | None:
     if c.target_tags:
         wanted = set(c.target_tags)
         tagged = session.scalars(select(Item.tags).execution_options(yield_per=2000))
-        if not any(wanted.intersection(tags or ()) for tags in tagged):
+        try:  # streamed, and stopped at the first item that matches
+            matched = any(wanted.intersection(tags or ()) for tags in tagged)
+        finally:
+            tagged.close()
+        if not matched:
             return (
                 f"no item carries one of its target tags ({', '.join(sorted(wanted))}), so no "
                 "user's activity or page can match them"
