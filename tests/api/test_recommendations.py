@@ -166,7 +166,7 @@ def test_trending_and_deleted_items(trained: TestClient) -> None:
     assert answer.json()["model"] == "trending"
     items = _ids(answer)
     assert "p9" in items  # trending ranks every stored item
-    assert trained.delete("/items/p9", headers=WRITE).status_code == 204
+    assert trained.delete("/items/p9", headers=ADMIN).status_code == 204
     assert "p9" not in _ids(trained.get("/items/trending?n=20", headers=READ))
     assert "p9" not in _ids(trained.get("/users/stranger/recommendations?n=20", headers=READ))
 

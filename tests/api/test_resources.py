@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api_support import READ, WRITE, counts, event
+from api_support import ADMIN, READ, WRITE, counts, event
 from fastapi.testclient import TestClient
 
 
@@ -30,16 +30,16 @@ def test_user_crud(client: TestClient) -> None:
     assert mismatch.json()["problems"][0]["location"] == "body.user_id"
     assert client.get("/users/bob", headers=READ).status_code == 404
 
-    assert client.delete("/users/alice", headers=WRITE).status_code == 204
+    assert client.delete("/users/alice", headers=ADMIN).status_code == 204
     assert client.get("/users/alice", headers=READ).status_code == 404
-    assert client.delete("/users/alice", headers=WRITE).status_code == 404
+    assert client.delete("/users/alice", headers=ADMIN).status_code == 404
 
 
 def test_deleting_a_user_removes_their_events_not_their_items(client: TestClient) -> None:
     client.put("/items/post1", json={"author_id": "carol", "title": "Hello"}, headers=WRITE)
     client.post("/events", json=[event(1, user="carol"), event(2, user="dave")], headers=WRITE)
     assert counts(client)["events"] == 2
-    assert client.delete("/users/carol", headers=WRITE).status_code == 204
+    assert client.delete("/users/carol", headers=ADMIN).status_code == 204
     assert counts(client)["events"] == 1
     item = client.get("/items/post1", headers=READ).json()
     assert item["title"] == "Hello" and item["author_id"] is None
@@ -61,10 +61,10 @@ def test_item_crud(client: TestClient) -> None:
     bad = client.put("/items/q1", json={"tags": "staking"}, headers=WRITE)
     assert bad.status_code == 422 and bad.json()["problems"][0]["location"] == "body.tags"
     client.post("/events", json=event(1, item="q1"), headers=WRITE)
-    assert client.delete("/items/q1", headers=WRITE).status_code == 204
+    assert client.delete("/items/q1", headers=ADMIN).status_code == 204
     assert client.get("/items/q1", headers=READ).status_code == 404
     assert counts(client)["events"] == 0
-    assert client.delete("/items/q1", headers=WRITE).status_code == 404
+    assert client.delete("/items/q1", headers=ADMIN).status_code == 404
 
 
 def test_edges(sqlite_client: TestClient) -> None:
