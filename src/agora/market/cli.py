@@ -8,17 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from agora.cli.shell import fail, read_specs, store_sessions
+from agora.cli.shell import console, fail, read_specs, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 from agora.market import service
 from agora.market.schemas import CampaignIn
 
 app = typer.Typer(help="Ad campaigns, their auction and their measurement.", no_args_is_help=True)
-console = Console(soft_wrap=True)
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign id.")]
 

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from agora.cli.shell import store_sessions
+from agora.cli.shell import console, err, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 from agora.moderation import service
@@ -19,8 +18,6 @@ app = typer.Typer(
     help="Quality filtering: spam / low-quality classifier, review queue, decisions.",
     no_args_is_help=True,
 )
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()
