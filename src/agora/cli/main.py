@@ -281,10 +281,22 @@ def eval_(
     console.print(f"wrote {out / 'recommendations.tsv'}, {out / 'metrics.json'}")
 
 
+HostOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Address to listen on (default 127.0.0.1, or AGORA_HOST); 0.0.0.0 for every interface."
+    ),
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option(min=1, max=65535, help="TCP port to listen on (default 8000, or AGORA_PORT)."),
+]
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    host: HostOption = None,
+    port: PortOption = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -335,7 +347,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
 @app.command()
 def demo(
-    port: Annotated[int | None, typer.Option()] = None,
+    host: HostOption = None,
+    port: PortOption = None,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Import the bundled community, train the default models, show recommendations, serve."""
@@ -361,7 +374,7 @@ def demo(
     for user in ("28", "17"):
         recommend(user, 5, None)
     if serve_api:
-        _serve(settings, None, port)
+        _serve(settings, host, port)
 
 
 app.add_typer(engagement_app, name="engagement")
