@@ -197,3 +197,29 @@ def test_home_page_docs_and_openapi(sqlite_client: TestClient) -> None:
     assert events["security"] == [{"ApiKey": []}]
     assert "requestBody" in events
     assert "/items/trending" in spec["paths"] and "/health" in spec["paths"]
+
+
+def test_home_page_links_only_what_a_browser_can_open(sqlite_client: TestClient) -> None:
+    """Every link on the home page opens without a key; keyed JSON routes are shown as needing
+    one, with a curl line carrying the server's own address."""
+    from html.parser import HTMLParser
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hrefs: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            self.hrefs += [value for name, value in attrs if tag == "a" and name == "href"]
+
+    page = sqlite_client.get("/")
+    parser = Links()
+    parser.feed(page.text)
+    assert {"/docs", "/redoc", "/health"} <= set(parser.hrefs), parser.hrefs
+    for href in parser.hrefs:
+        opened = sqlite_client.get(href)
+        assert opened.status_code == 200, (href, opened.status_code)
+    text = " ".join(page.text.split())
+    for path in ("/items/trending", "/items/latest"):
+        assert f'curl -H "Authorization: Bearer $AGORA_API_KEY" http://testserver{path}' in text
+    assert "needs key" in text
