@@ -209,18 +209,12 @@ def recommend(
     model: Annotated[str | None, typer.Option(help="Model name (default: settings).")] = None,
 ) -> None:
     """Print recommendations for one user from the newest trained model."""
-    from agora.serving.service import ModelStore, ModelUnavailable
-    from agora.serving.service import recommend as recommend_items
+    from agora.client import Agora
+    from agora.serving.service import ModelUnavailable
 
-    settings = get_settings()
-    _, factory = _store(settings)
-    models = ModelStore(settings.model_dir)
-    models.reload()
     try:
-        with factory() as session:
-            recs = recommend_items(
-                session, models, user_id, n, model or settings.default_model, settings.event_weights
-            )
+        with Agora(get_settings()) as agora:
+            recs = agora.recommend(user_id, n, model)
     except ModelUnavailable as exc:
         error(str(exc))
         raise typer.Exit(2) from exc
