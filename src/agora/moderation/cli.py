@@ -43,8 +43,12 @@ def train(
     console.print(
         f"trained moderation {result.version} in {result.seconds:.1f} s on "
         f"{result.labels['low_quality']} low-quality and {result.labels['ok']} ok items; "
-        f"out-of-fold PR-AUC {oof['pr_auc']:.3f}, F1 {oof['best_f1']:.3f} at threshold "
-        f"{oof['threshold']:.3f}"
+        f"out-of-fold PR-AUC {oof['pr_auc']:.3f}"
+    )
+    console.print(
+        f"default scan threshold {oof['threshold']:.3f} ({oof['threshold_rule']}): "
+        f"out-of-fold precision {oof['precision']:.2f}, recall {oof['recall']:.2f}, "
+        f"{oof['queued_share']:.1%} of labelled posts queued"
     )
     console.print(f"saved to {result.path}")
 
@@ -52,7 +56,12 @@ def train(
 @app.command()
 def scan(
     threshold: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Default: the model's F1-best.")
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Default: the model's F1-best, raised to out-of-fold precision >= 0.25.",
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Score at most this many.")] = None,
     rescore: Annotated[bool, typer.Option(help="Score every item again.")] = False,
