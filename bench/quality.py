@@ -37,6 +37,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from _record import run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -305,7 +306,8 @@ def main() -> None:
     console.print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = merge_runs(out, rows, k)
+    run = run_record(vars(args))
+    rows = merge_runs(out, [{**r, "run": run} for r in rows], k)
     out.write_text(json.dumps({"k": k, "published": PUBLISHED, "runs": rows}, indent=1))
     console.print(f"wrote {out}")
     if not args.no_readme and update_readme(readme_table(rows)):
