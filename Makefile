@@ -5,12 +5,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.agora-installed
+# where `make demo` serves: `make demo PORT=8010 HOST=0.0.0.0`, or AGORA_PORT / AGORA_HOST
+HOST   ?= $(or $(AGORA_HOST),127.0.0.1)
+PORT   ?= $(or $(AGORA_PORT),8000)
 
 .PHONY: demo test lint bench-quality clean-data
 
 demo: $(STAMP)
-	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on 127.0.0.1:8000"
-	OPENBLAS_NUM_THREADS=1 $(BIN)/agora demo
+	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on $(HOST):$(PORT) (another port: make demo PORT=8010)"
+	OPENBLAS_NUM_THREADS=1 $(BIN)/agora demo --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	@echo ">> checking that the code is ruff-formatted and lint-clean"

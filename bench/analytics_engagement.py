@@ -19,11 +19,11 @@ Each store's engagement report (Markdown + PNGs) goes to
 from __future__ import annotations
 
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from _record import run_record
 from rich.console import Console
 from rich.table import Table
 
@@ -146,7 +146,7 @@ def main() -> None:
     console.print(figures)
     path = RESULTS / "analytics_engagement.json"
     path.write_text(
-        json.dumps({"machine": platform.platform(), "results": out}, indent=2) + "\n",
+        json.dumps({"run": run_record(), "results": out}, indent=2) + "\n",
         encoding="utf-8",
     )
     console.print(f"wrote {path} and the reports under {RESULTS / 'analytics_engagement'}")

@@ -43,6 +43,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _record import run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -524,6 +525,7 @@ def main() -> None:
     results["influence_max"] = influence_max(social, graphs[social], args.k, args.runs)
     results["bursts_lastfm"] = lastfm_bursts()
     results["trending_cardano"] = cardano_trending()
+    results = {"run": run_record(vars(args)), **results}
     (RESULTS / "analytics_graph.json").write_text(json.dumps(results, indent=2, default=str))
     console.print(f"wrote {RESULTS / 'analytics_graph.json'}")
 

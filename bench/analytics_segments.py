@@ -27,6 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _record import run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sklearn.decomposition import TruncatedSVD  # noqa: E402
@@ -142,7 +143,10 @@ def main() -> None:
             results.append((out, seg))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "analytics_segments.json").write_text(
-        json.dumps([out for out, _ in results], indent=2) + "\n"
+        json.dumps(
+            {"run": run_record(vars(args)), "results": [out for out, _ in results]}, indent=2
+        )
+        + "\n"
     )
     plot(results, RESULTS / "analytics_segments.png")
     console.print(f"wrote {RESULTS / 'analytics_segments.json'} and analytics_segments.png")

@@ -26,6 +26,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _record import run_record
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -254,7 +255,9 @@ def main() -> None:
     results = [run(folder.resolve(), console) for folder in args.dumps]
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "badge_agreement.json"
-    out.write_text(json.dumps({"command": "bench/badge_agreement.py", "dumps": results}, indent=2))
+    out.write_text(
+        json.dumps({"run": run_record(vars(args)), "dumps": results}, indent=2, default=str)
+    )
     console.print(f"wrote {out.relative_to(REPO)}")
 
 

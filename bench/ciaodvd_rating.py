@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from _record import run_record
 from rich.console import Console
 from rich.table import Table
 
@@ -141,7 +142,9 @@ def main() -> None:
         )
     console.print(table)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "tried": tried}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"run": run_record(vars(args)), "rows": rows, "tried": tried}, indent=2)
+        )
 
 
 if __name__ == "__main__":

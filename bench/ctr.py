@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -48,6 +47,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _record import run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
@@ -143,7 +143,7 @@ def main() -> None:
     args = ap.parse_args()
     console = Console(width=130)
     results: dict = {
-        "command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/ctr.py " + " ".join(sys.argv[1:]),
+        "run": run_record(vars(args)),
         "split": "first 80% train / last 20% test by row order (criteo->deepctr: all 1,000 "
         "criteo rows / the 200 DeepCTR rows); fit() holds out its last 10% for early stopping",
         "model_params": CTRModel().get_params(),

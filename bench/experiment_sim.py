@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -42,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from _record import run_record
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -384,7 +384,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     users, engagement, active = community()
-    result: dict = {"command": "bench/experiment_sim.py " + " ".join(sys.argv[1:])}
+    result: dict = {"run": run_record(vars(args))}
     result["aa"] = aa(args.reps, users, engagement, active)
     result["power"] = power(args.reps, engagement)
     result["sequential"] = sequential(args.reps, engagement)

@@ -41,6 +41,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _record import run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve  # noqa: E402
@@ -281,8 +282,7 @@ def main() -> None:
     fig.savefig(RESULTS / "fake_engagement.png", dpi=120)
 
     out = {
-        "command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/fake_engagement.py"
-        + (f" --seed {args.seed}" if args.seed else ""),
+        "run": run_record(vars(args)),
         "seed": args.seed,
         "weights": anomalies.WEIGHTS,
         "threshold": attacked.params.flag_at,

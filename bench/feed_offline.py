@@ -38,6 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from _record import run_record  # noqa: E402
 from quality import BENCHMARKS, RESULTS, lastfm_side, ml1m_movies  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import track  # noqa: E402
@@ -206,7 +207,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
     fig.savefig(png, dpi=120)
-    out.write_text(json.dumps(results, indent=1))
+    out.write_text(json.dumps({"run": run_record(vars(args)), **results}, indent=1))
     console.print(f"wrote {out} and {png}")
 
 

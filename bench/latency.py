@@ -29,6 +29,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from _record import run_record  # noqa: E402
 from quality import AUTO, BENCHMARKS, MODEL_ORDER, RESULTS, ml1m_side  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -154,8 +155,9 @@ def main() -> None:
     console.print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    run, fresh = run_record(vars(args)), {r["model"] for r in rows}
+    rows = [{**r, "run": run} for r in rows]
     if out.is_file():  # a run of some models replaces their rows and keeps the others
-        fresh = {r["model"] for r in rows}
         kept = [r for r in json.loads(out.read_text())["runs"] if r["model"] not in fresh]
         rows = sorted(kept + rows, key=lambda r: MODELS.index(r["model"]))
     out.write_text(json.dumps({"users": args.users, "runs": rows}, indent=1))

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -37,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from _record import run_record
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -559,8 +559,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     plots = [] if args.no_plots else plot(runs, default, unpaced, com.profile, args.out)
     body = {
-        "command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/market_sim.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "run": run_record(vars(args), argv),
         "community": DUMP.name,
         "day": DAY.date().isoformat(),
         "sessions": len(day),

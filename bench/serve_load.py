@@ -44,6 +44,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from _record import environment, run_record  # noqa: E402
 from quality import BENCHMARKS, RESULTS, ml1m_movies  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -160,10 +161,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_command(port: int, workers: int) -> list[str]:
+    return ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+
+
 def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
-    command = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(
-        [str(BIN / "agora"), *command],
+        [str(BIN / "agora"), *server_command(port, workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -375,7 +379,14 @@ def main() -> None:
         "concurrency": args.concurrency,
         "users": args.users,
         "items": args.items,
-        "server": f"{args.workers} uvicorn worker(s), SQLite (WAL), models trending + als",
+        "run": run_record(
+            {
+                **vars(args),
+                "server_command": ["agora", *server_command(port, args.workers)],
+                "server_env": environment(env),
+                "database": "SQLite (WAL)",
+            }
+        ),
     }
     table = Table(
         title=f"{args.seconds:.0f} s, {args.concurrency} clients, {args.workers} worker(s)"

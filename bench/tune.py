@@ -16,6 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from _record import run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -52,7 +53,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"tuning-{split.name}-{args.model}.json"
     previous = json.loads(out.read_text()) if out.exists() else []
-    out.write_text(json.dumps(previous + rows, indent=1))
+    run = run_record(vars(args))
+    out.write_text(json.dumps(previous + [{**row, "run": run} for row in rows], indent=1))
 
 
 if __name__ == "__main__":

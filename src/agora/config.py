@@ -125,8 +125,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis shared by API workers for feed pages; unset = in-process."
     )
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="Address `agora serve` and `agora demo` listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `agora serve`/`agora demo` use.")
 
     @property
     def event_types(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from agora.ingest.schemas import Dataset, EventIn, ItemIn, UserIn
 from agora.ingest.service import add_dataset
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ADMIN = {"Authorization": "Bearer test-admin"}
 READ = {"Authorization": "Bearer r"}
 NORMAL = [f"n{i}" for i in range(20)]
 RING = [f"r{i}" for i in range(4)]
@@ -161,15 +162,16 @@ def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
 
 
 def test_routes_rank_users_and_items(client: TestClient) -> None:
-    body = client.get("/analytics/anomalies/users?top=4", headers=READ).json()
+    assert client.get("/analytics/anomalies/users", headers=READ).status_code == 403
+    body = client.get("/analytics/anomalies/users?top=4", headers=ADMIN).json()
     assert {u["user_id"] for u in body["top"]} == set(RING)
     assert body["flagged"] == 6 and body["scored"] == 27
     assert all(u["flagged"] and u["reasons"] for u in body["top"])
     assert set(body["weights"]) == set(anomalies.WEIGHTS)
-    items = client.get("/analytics/anomalies/items?top=2", headers=READ).json()
+    items = client.get("/analytics/anomalies/items?top=2", headers=ADMIN).json()
     assert len(items["top"]) == 2 and items["top"][0]["item_id"].startswith("p-r")
     assert client.get("/analytics/anomalies/users").status_code == 401
-    assert client.get("/analytics/anomalies/users?top=0", headers=READ).status_code == 422
+    assert client.get("/analytics/anomalies/users?top=0", headers=ADMIN).status_code == 422
 
 
 def test_cli_prints_the_table_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

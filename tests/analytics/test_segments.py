@@ -178,7 +178,8 @@ def client(seeded_client) -> TestClient:  # noqa: ANN001
 
 
 def test_routes_build_list_and_user_segment(client: TestClient) -> None:
-    assert client.get("/analytics/segments", headers=READ).json() == []
+    assert client.get("/analytics/segments", headers=READ).status_code == 403
+    assert client.get("/analytics/segments", headers=ADMIN).json() == []
     assert client.post("/analytics/segments", json={"k": 2}, headers=READ).status_code == 403
     bad = client.post("/analytics/segments", json={"k": 0}, headers=ADMIN)
     assert bad.status_code == 422 and "k" in bad.text
@@ -187,13 +188,14 @@ def test_routes_build_list_and_user_segment(client: TestClient) -> None:
     body = built.json()
     assert (body["k"], body["users"]) == (2, 20)
     assert sorted(s["size"] for s in body["segments"]) == [10, 10]
-    listed = client.get("/analytics/segments", headers=READ).json()
+    listed = client.get("/analytics/segments", headers=ADMIN).json()
     assert [s["group_id"] for s in listed] == ["segment:2:0", "segment:2:1"]
-    mine = client.get("/users/h4/segment", headers=READ).json()
+    assert client.get("/users/h4/segment", headers=READ).status_code == 403
+    mine = client.get("/users/h4/segment", headers=ADMIN).json()
     assert {t["tag"] for t in mine["top_tags"]} == {"haskell", "ghc"}
     assert set(mine["examples"]) <= set(HASKELL) and mine["size"] == 10
-    assert client.get("/users/brand/segment", headers=READ).status_code == 404
-    assert client.get("/users/nobody/segment", headers=READ).status_code == 404
+    assert client.get("/users/brand/segment", headers=ADMIN).status_code == 404
+    assert client.get("/users/nobody/segment", headers=ADMIN).status_code == 404
 
 
 def test_cli_build_store_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

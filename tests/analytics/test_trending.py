@@ -24,6 +24,7 @@ from agora.ingest.service import add_dataset
 
 DAY = timedelta(days=1)
 START = datetime(2026, 3, 1, tzinfo=UTC)
+ADMIN = {"Authorization": "Bearer test-admin"}
 READ = {"Authorization": "Bearer r"}
 WRITE = {"Authorization": "Bearer w"}
 
@@ -174,17 +175,17 @@ def client(tmp_path: Path, engine_with_posts: Engine, database_url: str) -> Iter
 
 def test_rules_trending_and_alerts_through_the_routes(client: TestClient) -> None:
     rule = {"name": "spikes", "kind": "volume_spike", "min_count": 5}
-    created = client.post("/analytics/alerts/rules", json=rule, headers=WRITE)
+    created = client.post("/analytics/alerts/rules", json=rule, headers=ADMIN)
     assert created.status_code == 201, created.text
     assert created.json()["threshold"] == 1e-3 and created.json()["tag"] is None
-    same = client.post("/analytics/alerts/rules", json=rule, headers=WRITE)
+    same = client.post("/analytics/alerts/rules", json=rule, headers=ADMIN)
     assert same.status_code == 200 and same.json()["id"] == created.json()["id"]
-    bad = client.post("/analytics/alerts/rules", json={**rule, "bucket": "month"}, headers=WRITE)
+    bad = client.post("/analytics/alerts/rules", json={**rule, "bucket": "month"}, headers=ADMIN)
     assert bad.status_code == 422
     assert [p["location"] for p in bad.json()["problems"]] == ["body.bucket"]
-    no_name = client.post("/analytics/alerts/rules", json={"kind": "x"}, headers=WRITE).json()
+    no_name = client.post("/analytics/alerts/rules", json={"kind": "x"}, headers=ADMIN).json()
     assert {p["location"] for p in no_name["problems"]} == {"body.name", "body.kind"}
-    assert client.post("/analytics/alerts/rules", json=rule, headers=READ).status_code == 403
+    assert client.post("/analytics/alerts/rules", json=rule, headers=WRITE).status_code == 403
     assert len(client.get("/analytics/alerts/rules", headers=READ).json()) == 1
 
     now = (START + 11 * DAY).isoformat()
@@ -194,16 +195,16 @@ def test_rules_trending_and_alerts_through_the_routes(client: TestClient) -> Non
     assert [b["key"] for b in trend["trending"]] == ["staking"]
     assert trend["trending"][0]["peak_count"] == 12
 
-    fired = client.post("/analytics/alerts/evaluate", params={"now": now}, headers=WRITE).json()
+    fired = client.post("/analytics/alerts/evaluate", params={"now": now}, headers=ADMIN).json()
     assert [a["key"] for a in fired["fired"]] == ["staking"]
-    again = client.post("/analytics/alerts/evaluate", params={"now": now}, headers=WRITE).json()
+    again = client.post("/analytics/alerts/evaluate", params={"now": now}, headers=ADMIN).json()
     assert again["fired"] == []
     listed = client.get("/analytics/alerts?status=open", headers=READ).json()
     assert [(a["key"], a["status"], a["value"]) for a in listed] == [("staking", "open", 12.0)]
 
     mood = {"name": "mood", "kind": "sentiment_drop", "tag": "fees"}
-    assert client.post("/analytics/alerts/rules", json=mood, headers=WRITE).status_code == 201
-    missing = client.post("/analytics/alerts/evaluate", params={"now": now}, headers=WRITE)
+    assert client.post("/analytics/alerts/rules", json=mood, headers=ADMIN).status_code == 201
+    missing = client.post("/analytics/alerts/evaluate", params={"now": now}, headers=ADMIN)
     assert missing.status_code == 503 and "sentiment" in missing.text
     with client.app.state.sessions() as session:  # the refused evaluation stored nothing
         assert session.query(AlertEpisode).count() == 1

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from api_support import ADMIN, READ, WRITE, event, make_settings
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from agora.api.app import create_app
+from agora.cli.main import app as cli
+from agora.config import get_settings
 from agora.features.store import load_training_data
+from agora.models.registry import MODELS
 from agora.models.training import train_models
 
 CLUSTER_A = ["p0", "p1", "p2", "p3"]
@@ -166,7 +172,7 @@ def test_trending_and_deleted_items(trained: TestClient) -> None:
     assert answer.json()["model"] == "trending"
     items = _ids(answer)
     assert "p9" in items  # trending ranks every stored item
-    assert trained.delete("/items/p9", headers=WRITE).status_code == 204
+    assert trained.delete("/items/p9", headers=ADMIN).status_code == 204
     assert "p9" not in _ids(trained.get("/items/trending?n=20", headers=READ))
     assert "p9" not in _ids(trained.get("/users/stranger/recommendations?n=20", headers=READ))
 
@@ -187,3 +193,31 @@ def test_explanations_name_past_items_and_people_followed(trained: TestClient) -
         assert item["because"][0]["title"] and item["reason"].startswith("because you engaged")
         if item["item_id"] in CLUSTER_A:
             assert item["ties_engaged"] == ["u0"] and "1 person you follow" in item["reason"]
+
+
+def test_each_untrained_models_503_names_the_command_that_trains_it(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url)
+    with TestClient(create_app(settings)) as client:
+        _seed(client)
+        for name in MODELS:
+            answer = client.get(f"/users/u1/recommendations?model={name}", headers=READ)
+            assert answer.status_code == 503, (name, answer.text)
+            assert f"`agora train --models {name}`" in answer.json()["detail"], answer.text
+        auto = client.get("/users/u1/recommendations", headers=READ).json()["detail"]
+        assert "`agora train`" in auto, auto
+        # the command the answer names trains the model: run it as given, reload, served
+        detail = client.get("/users/u1/recommendations?model=sasrec", headers=READ).json()
+        command = re.search(r"`(agora train --models sasrec)`", detail["detail"]).group(1)
+        monkeypatch.setenv("AGORA_DATA_DIR", str(settings.data_dir))
+        monkeypatch.setenv("AGORA_DATABASE_URL", sqlite_url)
+        get_settings.cache_clear()
+        try:
+            ran = CliRunner().invoke(cli, shlex.split(command)[1:])
+        finally:
+            get_settings.cache_clear()
+        assert ran.exit_code == 0, ran.output
+        assert client.post("/admin/reload", headers=ADMIN).status_code == 200
+        served = client.get("/users/u1/recommendations?model=sasrec", headers=READ)
+        assert served.status_code == 200, served.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api_support import READ, WRITE, counts, event
+from api_support import ADMIN, READ, WRITE, counts, event
 from fastapi.testclient import TestClient
 
 
@@ -30,16 +30,16 @@ def test_user_crud(client: TestClient) -> None:
     assert mismatch.json()["problems"][0]["location"] == "body.user_id"
     assert client.get("/users/bob", headers=READ).status_code == 404
 
-    assert client.delete("/users/alice", headers=WRITE).status_code == 204
+    assert client.delete("/users/alice", headers=ADMIN).status_code == 204
     assert client.get("/users/alice", headers=READ).status_code == 404
-    assert client.delete("/users/alice", headers=WRITE).status_code == 404
+    assert client.delete("/users/alice", headers=ADMIN).status_code == 404
 
 
 def test_deleting_a_user_removes_their_events_not_their_items(client: TestClient) -> None:
     client.put("/items/post1", json={"author_id": "carol", "title": "Hello"}, headers=WRITE)
     client.post("/events", json=[event(1, user="carol"), event(2, user="dave")], headers=WRITE)
     assert counts(client)["events"] == 2
-    assert client.delete("/users/carol", headers=WRITE).status_code == 204
+    assert client.delete("/users/carol", headers=ADMIN).status_code == 204
     assert counts(client)["events"] == 1
     item = client.get("/items/post1", headers=READ).json()
     assert item["title"] == "Hello" and item["author_id"] is None
@@ -61,10 +61,10 @@ def test_item_crud(client: TestClient) -> None:
     bad = client.put("/items/q1", json={"tags": "staking"}, headers=WRITE)
     assert bad.status_code == 422 and bad.json()["problems"][0]["location"] == "body.tags"
     client.post("/events", json=event(1, item="q1"), headers=WRITE)
-    assert client.delete("/items/q1", headers=WRITE).status_code == 204
+    assert client.delete("/items/q1", headers=ADMIN).status_code == 204
     assert client.get("/items/q1", headers=READ).status_code == 404
     assert counts(client)["events"] == 0
-    assert client.delete("/items/q1", headers=WRITE).status_code == 404
+    assert client.delete("/items/q1", headers=ADMIN).status_code == 404
 
 
 def test_edges(sqlite_client: TestClient) -> None:
@@ -197,3 +197,29 @@ def test_home_page_docs_and_openapi(sqlite_client: TestClient) -> None:
     assert events["security"] == [{"ApiKey": []}]
     assert "requestBody" in events
     assert "/items/trending" in spec["paths"] and "/health" in spec["paths"]
+
+
+def test_home_page_links_only_what_a_browser_can_open(sqlite_client: TestClient) -> None:
+    """Every link on the home page opens without a key; keyed JSON routes are shown as needing
+    one, with a curl line carrying the server's own address."""
+    from html.parser import HTMLParser
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hrefs: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            self.hrefs += [value for name, value in attrs if tag == "a" and name == "href"]
+
+    page = sqlite_client.get("/")
+    parser = Links()
+    parser.feed(page.text)
+    assert {"/docs", "/redoc", "/health"} <= set(parser.hrefs), parser.hrefs
+    for href in parser.hrefs:
+        opened = sqlite_client.get(href)
+        assert opened.status_code == 200, (href, opened.status_code)
+    text = " ".join(page.text.split())
+    for path in ("/items/trending", "/items/latest"):
+        assert f'curl -H "Authorization: Bearer $AGORA_API_KEY" http://testserver{path}' in text
+    assert "needs key" in text

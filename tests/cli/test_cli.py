@@ -140,3 +140,13 @@ def test_prune_impressions_keeps_the_recent_ones() -> None:
     assert "deleted 2 impressions" in result.output
     with session_factory(engine)() as session:
         assert session.query(FeedImpression).count() == 2
+
+
+def test_serve_and_demo_explain_host_and_port() -> None:
+    for command in ("serve", "demo"):
+        result = runner.invoke(cli, [command, "--help"], terminal_width=200, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert "--host" in text and "--port" in text, text
+        assert "AGORA_HOST" in text and "AGORA_PORT" in text, text
+        assert "default 127.0.0.1" in text and "default 8000" in text, text

@@ -6,15 +6,13 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from agora.analytics import anomalies
-from agora.cli.shell import store_sessions
+from agora.cli.shell import console, store_sessions
 from agora.config import get_settings
 
 app = typer.Typer(help="Fake-engagement detection.", no_args_is_help=True)
-console = Console(soft_wrap=True)
 
 
 @app.command("anomalies")

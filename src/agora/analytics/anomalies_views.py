@@ -1,4 +1,5 @@
-"""HTTP routes of fake-engagement detection: anomalous users and items (``read`` scope)."""
+"""HTTP routes of fake-engagement detection: anomalous users and items
+(``admin`` scope: who is suspected of fraud is not for every reader)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from agora.analytics import anomalies
-from agora.api.auth import ReadScope
+from agora.api.auth import AdminScope
 from agora.api.deps import SessionDep
 
 router = APIRouter(tags=["analytics"])
@@ -48,7 +49,9 @@ class ItemAnomaliesOut(BaseModel):
     top: list[ItemAnomalyOut]
 
 
-@router.get("/analytics/anomalies/users", response_model=UserAnomaliesOut, dependencies=[ReadScope])
+@router.get(
+    "/analytics/anomalies/users", response_model=UserAnomaliesOut, dependencies=[AdminScope]
+)
 def get_user_anomalies(session: SessionDep, top: Top = 20) -> UserAnomaliesOut:
     """Users most likely to give fake engagement, highest score first, with the reasons."""
     report = anomalies.detect(session)
@@ -62,7 +65,9 @@ def get_user_anomalies(session: SessionDep, top: Top = 20) -> UserAnomaliesOut:
     )
 
 
-@router.get("/analytics/anomalies/items", response_model=ItemAnomaliesOut, dependencies=[ReadScope])
+@router.get(
+    "/analytics/anomalies/items", response_model=ItemAnomaliesOut, dependencies=[AdminScope]
+)
 def get_item_anomalies(session: SessionDep, top: Top = 20) -> ItemAnomaliesOut:
     """Items whose engagement looks most manufactured (flagged engagers, bursts)."""
     report = anomalies.detect(session)

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agora.analytics import sentiment as sa
-from agora.cli.shell import fail
+from agora.cli.shell import console, err, fail
 from agora.config import get_settings
 
 app = typer.Typer(help="Analytics: sentiment of posts and comments.", no_args_is_help=True)
@@ -24,8 +23,6 @@ sentiment_app = typer.Typer(
     help="Sentiment (Chinese and English) of a text file, or of the store's posts and comments."
 )
 app.add_typer(sentiment_app, name="sentiment")
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 #: Texts scored per step (one progress tick).
 BATCH = 256

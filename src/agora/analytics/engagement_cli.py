@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from agora.analytics.engagement_report import compute, write_report
-from agora.cli.shell import store_sessions
+from agora.cli.shell import console, store_sessions
 from agora.config import get_settings
 
 app = typer.Typer(help="Engagement analytics of the store.")
-console = Console(soft_wrap=True)
 
 
 @app.command("engagement-report")

@@ -11,18 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from agora.analytics import influence, trending
 from agora.analytics import sentiment as sa
-from agora.cli.shell import store_sessions
+from agora.cli.shell import console, error, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 
 app = typer.Typer(help="Influence, cascades, trending topics and alerts.", no_args_is_help=True)
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 NowOption = Annotated[
     datetime | None, typer.Option("--now", help="End of the window (default: now, UTC).")
@@ -71,7 +68,7 @@ def seeds_cmd(
     with store_sessions(settings)() as session:
         graph = influence.build_user_graph(session, event_weights=settings.event_weights)
     if graph.vcount() == 0:
-        err.print("[red]error:[/red] the store has no user graph (no edges or interactions)")
+        error("the store has no user graph (no edges or interactions)")
         raise typer.Exit(1)
     graph = influence.spread_graph(graph)  # influence flows against attention
     chosen = influence.celf_seeds(graph, k, influence.LiveEdgeSamples(graph, p, runs, seed))
@@ -106,7 +103,7 @@ def cascades_cmd(
         with store_sessions(get_settings())() as session:
             cascade = influence.item_cascade(session, item_id)  # type: ignore[arg-type]
         if cascade is None:
-            err.print(f"[red]error:[/red] item {item_id!r} is not in the store")
+            error(f"item {item_id!r} is not in the store")
             raise typer.Exit(1)
         trees = [(item_id, cascade)]
     for name, tree in trees:
@@ -217,7 +214,7 @@ def alerts_cmd(
 
         def scorer() -> sa.SentimentClassifier:
             if sa.latest_sentiment_path(settings.model_dir) is None:
-                err.print("[red]error:[/red] run `agora analytics sentiment train` first")
+                error("run `agora analytics sentiment train` first")
                 raise typer.Exit(1)
             return sa.load_sentiment(settings.model_dir)
 

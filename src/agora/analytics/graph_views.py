@@ -1,8 +1,9 @@
 """HTTP routes of influence, cascades, trending topics and opinion alerts.
 
-Reads need the ``read`` scope; creating rules and evaluating alerts need ``write`` and run in
-one transaction. A ``sentiment_drop`` rule is evaluated with the newest trained sentiment model
-(``agora analytics sentiment train``); without one, evaluation answers 503 saying so.
+Reads need the ``read`` scope; creating rules and evaluating alerts are operator work
+(``admin``) and run in one transaction. A ``sentiment_drop`` rule is evaluated with the newest
+trained sentiment model (``agora analytics sentiment train``); without one, evaluation answers
+503 saying so.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from agora.analytics import influence, trending
 from agora.analytics import sentiment as sa
 from agora.analytics.models import AlertRule
-from agora.api.auth import ReadScope, WriteScope
+from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
@@ -246,7 +247,7 @@ async def rule_body(request: Request) -> trending.RuleSpec:
 @router.post(
     "/analytics/alerts/rules",
     response_model=RuleOut,
-    dependencies=[WriteScope],
+    dependencies=[AdminScope],
     openapi_extra=body_doc(trending.RuleSpec),
     responses={201: {"description": "Rule created."}, 200: {"description": "Rule updated."}},
 )
@@ -266,7 +267,7 @@ def post_rule(
 @router.post(
     "/analytics/alerts/evaluate",
     response_model=EvaluationOut,
-    dependencies=[WriteScope],
+    dependencies=[AdminScope],
     responses={503: {"description": "A sentiment rule exists but no sentiment model."}},
 )
 def post_evaluate(

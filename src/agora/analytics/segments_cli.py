@@ -9,16 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from agora.analytics import segments
-from agora.cli.shell import fail, store_sessions
+from agora.cli.shell import console, fail, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 
 app = typer.Typer(help="User segments and personas.", no_args_is_help=True)
-console = Console(soft_wrap=True)
 
 
 def _table(title: str, rows: list[dict[str, Any]]) -> Table:

@@ -1,4 +1,5 @@
-"""HTTP routes of user segments: build and store them (admin), read them and a user's segment.
+"""HTTP routes of user segments: build and store them, read them and a user's segment (admin:
+behavioural profiles of people).
 
 A stored segment is the group ``segment:<k>:<n>``: campaigns target it with
 ``target_segments: ["segment:<k>:<n>"]``. Building again replaces every stored segment.
@@ -14,7 +15,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from agora.analytics import segments
-from agora.api.auth import AdminScope, ReadScope
+from agora.api.auth import AdminScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
@@ -105,7 +106,7 @@ def post_segments(
     )
 
 
-@router.get("/analytics/segments", response_model=list[SegmentOut], dependencies=[ReadScope])
+@router.get("/analytics/segments", response_model=list[SegmentOut], dependencies=[AdminScope])
 def get_segments(session: SessionDep) -> list[SegmentOut]:
     """The stored segments with their descriptions (empty before the first build)."""
     return [_segment_out(s) for s in segments.stored_segments(session)]
@@ -114,7 +115,7 @@ def get_segments(session: SessionDep) -> list[SegmentOut]:
 @router.get(
     "/users/{user_id}/segment",
     response_model=SegmentOut,
-    dependencies=[ReadScope],
+    dependencies=[AdminScope],
     responses={404: {"description": "Unknown user, or the user is in no stored segment."}},
 )
 def get_user_segment(

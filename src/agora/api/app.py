@@ -34,10 +34,8 @@ from agora.api import errors
 from agora.api.auth import check_settings
 from agora.api.deps import ModelsDep, SessionDep
 from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory
 from agora.engagement.views import router as engagement_router
 from agora.experiments.views import router as experiments_router
-from agora.feed.cache import FeedCache
 from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
 from agora.market.views import router as market_router
@@ -45,6 +43,7 @@ from agora.moderation.views import router as moderation_router
 from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
 from agora.web.views import router as web_router
+from agora.wiring import wire
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A ready-to-serve API for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     check_settings(settings)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    models = ModelStore(settings.model_dir)
+    wiring = wire(settings)
+    engine, models = wiring.engine, wiring.models
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -108,11 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = session_factory(engine)
+    app.state.sessions = wiring.sessions
     app.state.models = models
-    app.state.feed_cache = FeedCache(
-        redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
-    )
+    app.state.feed_cache = wiring.feed_cache
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)

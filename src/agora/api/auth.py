@@ -150,6 +150,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_{scope}"
+    dependency.scope = scope  # type: ignore[attr-defined]  # read by api.scopes_doc
     return dependency
 
 

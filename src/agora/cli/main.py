@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,12 +20,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from agora.analytics.anomalies_cli import app as analytics_anomalies_app
 from agora.analytics.cli import app as analytics_app
 from agora.analytics.engagement_cli import app as analytics_engagement_app
 from agora.analytics.graph_cli import app as analytics_graph_app
 from agora.analytics.segments_cli import app as analytics_segments_app
+from agora.cli.shell import console, err, error
 from agora.config import Settings, get_settings
 from agora.engagement.cli import app as engagement_app
 from agora.experiments.cli import app as experiment_app
@@ -38,8 +39,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)  # long paths and messages stay on one line
-err = Console(stderr=True, soft_wrap=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUNDLED_COMMUNITY = REPO_ROOT / "data" / "cardano-se"
@@ -95,7 +94,7 @@ def import_(
 
     settings = get_settings()
     if not path.exists():
-        err.print(f"[red]error:[/red] {path}: no such file or folder")
+        error(f"{path}: no such file or folder")
         raise typer.Exit(2)
     options = {
         "event_types": settings.event_types,
@@ -106,7 +105,7 @@ def import_(
         with console.status(f"reading {path}"):
             dataset = load_any(path, fmt, **options)
     except (ImportFailed, UnknownFormat, TypeError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        error(str(exc))
         raise typer.Exit(2) from exc
     counts = dataset.counts()
     _, factory = _store(settings)
@@ -122,7 +121,7 @@ def import_(
                     progress=lambda k, n: progress.advance(tasks[k], n),
                 )
     except Rejected as exc:
-        err.print(f"[red]error:[/red] {path}: {exc}; nothing was written")
+        error(f"{path}: {exc}; nothing was written")
         raise typer.Exit(2) from exc
     written = ", ".join(f"{n:,} {k}" for k, n in summary.written.items())
     console.print(f"imported {path}: {written}; {summary.duplicate_events:,} events already stored")
@@ -151,14 +150,14 @@ def train(
         f"{interactions.matrix.nnz:,} interactions"
     )
     if interactions.matrix.nnz == 0:
-        err.print("[red]error:[/red] no events in the store; run `agora import` first")
+        error("no events in the store; run `agora import` first")
         raise typer.Exit(2)
     with _progress() as progress:
         task = progress.add_task("training", total=len(names))
 
         def step(name: str, stage: str) -> None:
             if stage.startswith("skipped"):
-                err.print(f"[yellow]{name} {stage}[/yellow]")
+                err.print(f"{name} {stage}", style="yellow")
                 progress.advance(task)
                 return
             progress.update(task, description=f"{name}: {stage}")
@@ -210,20 +209,14 @@ def recommend(
     model: Annotated[str | None, typer.Option(help="Model name (default: settings).")] = None,
 ) -> None:
     """Print recommendations for one user from the newest trained model."""
-    from agora.serving.service import ModelStore, ModelUnavailable
-    from agora.serving.service import recommend as recommend_items
+    from agora.client import Agora
+    from agora.serving.service import ModelUnavailable
 
-    settings = get_settings()
-    _, factory = _store(settings)
-    models = ModelStore(settings.model_dir)
-    models.reload()
     try:
-        with factory() as session:
-            recs = recommend_items(
-                session, models, user_id, n, model or settings.default_model, settings.event_weights
-            )
+        with Agora(get_settings()) as agora:
+            recs = agora.recommend(user_id, n, model)
     except ModelUnavailable as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        error(str(exc))
         raise typer.Exit(2) from exc
     _print_recommendations(user_id, recs)
 
@@ -259,7 +252,7 @@ def eval_(
     try:
         parsed = json.loads(params) if params else {}
     except json.JSONDecodeError as exc:
-        err.print(f"[red]error:[/red] --params is not valid JSON: {exc}")
+        error(f"--params is not valid JSON: {exc}")
         raise typer.Exit(2) from exc
     names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
     metrics = evaluate(split, model, parsed, k, out, tune_params=tune, candidates=names)
@@ -282,10 +275,22 @@ def eval_(
     console.print(f"wrote {out / 'recommendations.tsv'}, {out / 'metrics.json'}")
 
 
+HostOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Address to listen on (default 127.0.0.1, or AGORA_HOST); 0.0.0.0 for every interface."
+    ),
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option(min=1, max=65535, help="TCP port to listen on (default 8000, or AGORA_PORT)."),
+]
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    host: HostOption = None,
+    port: PortOption = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -336,7 +341,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
 @app.command()
 def demo(
-    port: Annotated[int | None, typer.Option()] = None,
+    host: HostOption = None,
+    port: PortOption = None,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Import the bundled community, train the default models, show recommendations, serve."""
@@ -345,7 +351,7 @@ def demo(
     settings = get_settings()
     if not settings.api_key:
         settings.api_key = os.environ.get("AGORA_API_KEY") or secrets.token_urlsafe(24)
-        console.print(f"[bold]generated admin API key:[/bold] {settings.api_key}")
+        console.print(Text.assemble(("generated admin API key:", "bold"), f" {settings.api_key}"))
     else:
         console.print("using the admin API key from AGORA_API_KEY")
     console.print(f"data folder: {settings.data_dir.resolve()}")
@@ -362,7 +368,7 @@ def demo(
     for user in ("28", "17"):
         recommend(user, 5, None)
     if serve_api:
-        _serve(settings, None, port)
+        _serve(settings, host, port)
 
 
 app.add_typer(engagement_app, name="engagement")

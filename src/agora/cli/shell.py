@@ -9,12 +9,17 @@ from typing import TypeVar
 import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory
 
-err = Console(stderr=True, soft_wrap=True)
+#: Every command prints through these two consoles. Markup and emoji codes are off, so titles,
+#: tags and ids from the store print as they are ("How do I [staking] pools?" keeps its tag);
+#: styles are given as ``style=`` or :class:`rich.text.Text` instead. Long lines stay whole.
+console = Console(soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 Spec = TypeVar("Spec")
 
 
@@ -25,9 +30,14 @@ def store_sessions(settings: Settings) -> sessionmaker[Session]:
     return session_factory(engine)
 
 
+def error(message: str) -> None:
+    """Print ``error: message`` on stderr (``error:`` in red, the message as it is)."""
+    err.print(Text.assemble(("error:", "red"), " ", message))
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr; the caller raises the returned exit."""
-    err.print(f"[red]error:[/red] {message}")
+    error(message)
     return typer.Exit(code)
 
 

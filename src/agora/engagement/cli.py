@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from agora.cli.shell import fail, store_sessions
+from agora.cli.shell import console, fail, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 from agora.engagement import digest as digests
@@ -20,7 +20,6 @@ from agora.engagement import service
 app = typer.Typer(
     help="Points, badges, trust levels, leaderboards and digests.", no_args_is_help=True
 )
-console = Console(soft_wrap=True)
 
 UserArg = Annotated[str, typer.Argument(help="External user id.")]
 
@@ -66,7 +65,7 @@ def points(user: UserArg, n: Annotated[int, typer.Option("-n", min=1)] = 10) -> 
             report = service.points(session, settings.engagement, user, datetime.now(UTC), n)
     except service.UnknownUser as exc:
         raise fail(str(exc)) from None
-    console.print(f"[bold]{user}[/bold]: {report.total:,} points")
+    console.print(Text.assemble((user, "bold"), f": {report.total:,} points"))
     for rule, total in sorted(report.by_rule.items(), key=lambda kv: -abs(kv[1])):
         console.print(f"  {rule}: {total:+,}")
 
@@ -100,7 +99,7 @@ def trust(user: UserArg) -> None:
             report = service.trust(session, settings.engagement, user, datetime.now(UTC))
     except service.UnknownUser as exc:
         raise fail(str(exc)) from None
-    console.print(f"[bold]{user}[/bold]: trust level {report.level} ({report.name})")
+    console.print(Text.assemble((user, "bold"), f": trust level {report.level} ({report.name})"))
     if report.next_level:
         console.print(f"  {report.next_level}")
 

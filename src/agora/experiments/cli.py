@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from agora.cli.shell import fail, read_specs, store_sessions
+from agora.cli.shell import console, fail, read_specs, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 from agora.experiments import service, stats
@@ -19,7 +18,6 @@ from agora.experiments.report import write_report
 from agora.experiments.schemas import ExperimentIn
 
 app = typer.Typer(help="A/B tests on feed variants.", no_args_is_help=True)
-console = Console(soft_wrap=True)
 
 ExperimentArg = Annotated[str, typer.Argument(help="Experiment id.")]
 

@@ -1,8 +1,9 @@
 """HTTP routes for writing and reading users, items, social edges, groups and events.
 
 Each route only translates HTTP to :mod:`agora.ingest.service` / :mod:`agora.db.queries` calls.
-Write routes need the ``write`` scope and run in ONE transaction (``db.engine.transaction``), so
-a refused request stores nothing; read routes need ``read``. Bodies are read after the scope
+Write routes need the ``write`` scope (deleting a user or an item, which erases data of many
+people, needs ``admin``) and run in ONE transaction (``db.engine.transaction``), so a refused
+request stores nothing; read routes need ``read``. Bodies are read after the scope
 check (see :mod:`agora.api.body`).
 """
 
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
+from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import Batch, body_doc, read_json, validate_batch, validate_one, with_path_id
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import BodyRejected, NotFound
@@ -182,7 +183,7 @@ def get_user(user_id: UserId, session: SessionDep) -> UserOut:
     tags=["users"],
     summary="Delete a user with their events, edges and memberships (their items stay)",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[WriteScope],
+    dependencies=[AdminScope],
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 def delete_user(user_id: UserId, sessions: SessionFactoryDep) -> Response:
@@ -245,7 +246,7 @@ def get_item(item_id: ItemId, session: SessionDep) -> ItemOut:
     tags=["items"],
     summary="Delete an item with every event on it",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[WriteScope],
+    dependencies=[AdminScope],
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 def delete_item(item_id: ItemId, sessions: SessionFactoryDep) -> Response:

@@ -8,18 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from agora.cli.shell import fail, read_specs, store_sessions
+from agora.cli.shell import console, fail, read_specs, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 from agora.market import service
 from agora.market.schemas import CampaignIn
 
 app = typer.Typer(help="Ad campaigns, their auction and their measurement.", no_args_is_help=True)
-console = Console(soft_wrap=True)
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign id.")]
 
@@ -131,4 +128,4 @@ def report(
     console.print(f"serving now: {'yes' if serving['status'] == 'serving' else 'no'}")
     for label, entries in (("why not", serving["reasons"]), ("note", serving["notes"])):
         for entry in entries:
-            console.print(f"  {label}: {escape(entry['code'])}: {escape(entry['detail'])}")
+            console.print(f"  {label}: {entry['code']}: {entry['detail']}")

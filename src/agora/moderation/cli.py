@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from agora.cli.shell import store_sessions
+from agora.cli.shell import console, err, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 from agora.moderation import service
@@ -19,8 +18,6 @@ app = typer.Typer(
     help="Quality filtering: spam / low-quality classifier, review queue, decisions.",
     no_args_is_help=True,
 )
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()
@@ -46,8 +43,12 @@ def train(
     console.print(
         f"trained moderation {result.version} in {result.seconds:.1f} s on "
         f"{result.labels['low_quality']} low-quality and {result.labels['ok']} ok items; "
-        f"out-of-fold PR-AUC {oof['pr_auc']:.3f}, F1 {oof['best_f1']:.3f} at threshold "
-        f"{oof['threshold']:.3f}"
+        f"out-of-fold PR-AUC {oof['pr_auc']:.3f}"
+    )
+    console.print(
+        f"default scan threshold {oof['threshold']:.3f} ({oof['threshold_rule']}): "
+        f"out-of-fold precision {oof['precision']:.2f}, recall {oof['recall']:.2f}, "
+        f"{oof['queued_share']:.1%} of labelled posts queued"
     )
     console.print(f"saved to {result.path}")
 
@@ -55,7 +56,12 @@ def train(
 @app.command()
 def scan(
     threshold: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Default: the model's F1-best.")
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Default: the model's F1-best, raised to out-of-fold precision >= 0.25.",
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Score at most this many.")] = None,
     rescore: Annotated[bool, typer.Option(help="Score every item again.")] = False,

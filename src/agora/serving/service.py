@@ -105,7 +105,10 @@ class ModelStore:
                 if name not in NON_PERSONAL
             ]
         if not scored:
-            raise ModelUnavailable("no personal model is trained; run `agora train`")
+            raise ModelUnavailable(
+                "no personal model is trained; run `agora train` (its default models include "
+                "personal ones) or `agora train --models itemknn`"
+            )
         return max(scored)[1]
 
     def get(self, name: str) -> LoadedModel:
@@ -144,9 +147,12 @@ class ModelStore:
         return seconds
 
     def _unavailable(self, name: str) -> ModelUnavailable:
+        """The error for an untrained model, naming the command that trains it (plain `agora
+        train` fits only ``settings.models``, which need not include ``name``)."""
         known = ", ".join(sorted(self.versions())) or "none"
         return ModelUnavailable(
-            f"model {name!r} is not trained (trained: {known}); run `agora train`"
+            f"model {name!r} is not trained (trained: {known}); "
+            f"run `agora train --models {name}` (a running server loads it on POST /admin/reload)"
         )
 
 

@@ -1,0 +1,42 @@
+"""What serving needs, connected once: the store (schema brought up to date), its sessions, the
+trained models and the feed caches. The API (``api.app.create_app``) and the in-process facade
+(``agora.client.Agora``) both start from :func:`wire`, so Python callers get exactly what the
+API serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.config import Settings
+from agora.db.engine import make_engine, migrate, session_factory
+from agora.feed.cache import FeedCache
+from agora.serving.service import ModelStore
+
+
+@dataclass
+class Wiring:
+    """The parts a request uses. ``models`` knows no model until ``models.reload()``."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    models: ModelStore
+    feed_cache: FeedCache
+
+
+def wire(settings: Settings) -> Wiring:
+    """Connect to ``settings``' store (migrating it) and set up models and feed caches."""
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return Wiring(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        models=ModelStore(settings.model_dir),
+        feed_cache=FeedCache(
+            redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
+        ),
+    )

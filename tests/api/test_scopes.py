@@ -1,0 +1,149 @@
+"""Every route states its scope, sensitive ones need admin, docs/scopes.md matches the app."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from api_support import ADMIN, READ, WRITE, event
+from fastapi.testclient import TestClient
+
+from agora.api import scopes_doc
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: The only routes served without a key: liveness, the home page and the API documentation.
+OPEN = {
+    ("GET", "/"),
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+}
+
+#: Routes reviewed for issue 11 (item 14) and the scope each must need.
+REVIEWED = {
+    # erasing data: a person (with their events) or an item (with everyone's events on it)
+    ("DELETE", "/users/{user_id}"): "admin",
+    ("DELETE", "/items/{item_id}"): "admin",
+    # an unfollow or unblock undoes one write of one member: a platform sends it as it happens
+    ("DELETE", "/edges"): "write",
+    # who is suspected of fraud, and behavioural profiles of people
+    ("GET", "/analytics/anomalies/users"): "admin",
+    ("GET", "/analytics/anomalies/items"): "admin",
+    ("GET", "/analytics/segments"): "admin",
+    ("GET", "/users/{user_id}/segment"): "admin",
+    ("POST", "/analytics/segments"): "admin",
+    # operator configuration and jobs
+    ("POST", "/analytics/alerts/rules"): "admin",
+    ("POST", "/analytics/alerts/evaluate"): "admin",
+    ("POST", "/admin/reload"): "admin",
+    ("POST", "/engagement/replay"): "admin",
+    ("POST", "/tasks"): "admin",
+    # moderation decisions
+    ("GET", "/moderation/queue"): "admin",
+    ("POST", "/moderation/queue/{case_id}/decision"): "admin",
+    ("POST", "/moderation/scan"): "admin",
+    # campaign money
+    ("GET", "/campaigns"): "admin",
+    ("POST", "/campaigns"): "admin",
+    ("PATCH", "/campaigns/{campaign_id}"): "admin",
+    ("GET", "/campaigns/{campaign_id}/report"): "admin",
+    # experiment control and results
+    ("POST", "/experiments"): "admin",
+    ("POST", "/experiments/{experiment_id}/start"): "admin",
+    ("POST", "/experiments/{experiment_id}/stop"): "admin",
+    ("GET", "/experiments/{experiment_id}/results"): "admin",
+    # what members do, relayed by the platform
+    ("POST", "/events"): "write",
+    ("POST", "/items/{item_id}/flags"): "write",
+    ("POST", "/ads/clicks"): "write",
+    # what a platform shows its members
+    ("GET", "/users/{user_id}/feed"): "read",
+    ("GET", "/users/{user_id}/recommendations"): "read",
+}
+
+
+@pytest.fixture
+def app(sqlite_client: TestClient):
+    return sqlite_client.app
+
+
+def test_every_route_but_the_open_ones_declares_one_scope(app) -> None:
+    rows = scopes_doc.route_scopes(app)
+    assert rows, "no routes found"
+    open_routes = {(row.method, row.path) for row in rows if row.scope is None}
+    assert open_routes == OPEN
+    for row in rows:
+        assert row.scope in (None, "read", "write", "admin"), row
+
+
+def test_reviewed_routes_need_their_scope(app) -> None:
+    declared = {(row.method, row.path): row.scope for row in scopes_doc.route_scopes(app)}
+    wrong = {route: (declared.get(route), scope) for route, scope in REVIEWED.items()}
+    wrong = {route: pair for route, pair in wrong.items() if pair[0] != pair[1]}
+    assert wrong == {}, "route: (declared, expected)"
+
+
+def test_every_keyed_route_answers_401_without_a_key(sqlite_client: TestClient) -> None:
+    for row in scopes_doc.route_scopes(sqlite_client.app):
+        if row.scope is None:
+            continue
+        path = re.sub(r"\{[^}]+\}", "x", row.path)
+        answer = sqlite_client.request(row.method, path)
+        assert answer.status_code == 401, (row.method, row.path, answer.status_code)
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_write_key_cannot_erase_a_person_or_an_item(sqlite_client: TestClient) -> None:
+    c = sqlite_client
+    assert (
+        c.post("/events", json=event(1, user="alice", item="p1"), headers=WRITE).status_code == 201
+    )
+    refused = c.delete("/users/alice", headers=WRITE)
+    assert refused.status_code == 403 and "admin" in refused.json()["detail"]
+    assert c.delete("/items/p1", headers=WRITE).status_code == 403
+    assert c.get("/users/alice", headers=READ).json()["n_events"] == 1
+    assert c.delete("/users/alice", headers=ADMIN).status_code == 204
+    assert c.get("/users/alice", headers=READ).status_code == 404
+    assert c.delete("/items/p1", headers=ADMIN).status_code == 204
+
+
+def test_fraud_suspects_and_segments_are_admin_only(sqlite_client: TestClient) -> None:
+    c = sqlite_client
+    for path in ("/analytics/anomalies/users", "/analytics/anomalies/items", "/analytics/segments"):
+        for key in (READ, WRITE):
+            answer = c.get(path, headers=key)
+            assert answer.status_code == 403, (path, answer.text)
+        assert c.get(path, headers=ADMIN).status_code == 200, path
+
+
+def test_docs_scopes_md_is_up_to_date_with_the_app(app) -> None:
+    committed = (REPO / "docs" / "scopes.md").read_text(encoding="utf-8")
+    assert committed == scopes_doc.render(scopes_doc.route_scopes(app)), (
+        "docs/scopes.md is out of date: run `python -m agora.api.scopes_doc`"
+    )
+
+
+def test_the_generator_writes_the_table_and_checks_it(tmp_path: Path) -> None:
+    out = tmp_path / "scopes.md"
+    env_cmd = [sys.executable, "-m", "agora.api.scopes_doc"]
+    written = subprocess.run(
+        [*env_cmd, "--output", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert written.returncode == 0, written.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "| DELETE | `/users/{user_id}` | admin |" in text
+    assert "| GET | `/health` | none |" in text
+    assert f"wrote {out}" in written.stdout
+
+    out.write_text(text.replace("| DELETE | `/users/{user_id}` | admin |", "| DELETE | x |"))
+    stale = subprocess.run(
+        [*env_cmd, "--check", "--output", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert stale.returncode == 1
+    assert "out of date" in stale.stderr
