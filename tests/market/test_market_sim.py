@@ -12,6 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _sim():
+    # bench scripts import their sibling ``_record`` as they do when run as scripts
+    if str(REPO / "bench") not in sys.path:
+        sys.path.insert(0, str(REPO / "bench"))
     spec = importlib.util.spec_from_file_location("market_sim", REPO / "bench" / "market_sim.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["market_sim"] = module  # its dataclasses look their module up
