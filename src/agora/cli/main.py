@@ -220,7 +220,13 @@ def recommend(
     try:
         with factory() as session:
             recs = recommend_items(
-                session, models, user_id, n, model or settings.default_model, settings.event_weights
+                session,
+                models,
+                user_id,
+                n,
+                model or settings.default_model,
+                settings.event_weights,
+                max_per_thread=settings.feed.max_per_thread,
             )
     except ModelUnavailable as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -41,6 +41,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from agora.db.queries import THREAD_COLUMNS, thread_key
 from agora.db.tables import Item, User
 from agora.ingest.schemas import as_utc
 from agora.moderation.service import removed_item_ids
@@ -65,6 +66,7 @@ class Snapshot:
     author_first: dict[str, float] = field(repr=False)  # author -> first post, epoch seconds
     newest_first: np.ndarray = field(repr=False)  # positions by created time, newest first
     created_at: list[datetime] = field(repr=False)
+    threads: list[str] = field(repr=False)  # each item's thread (queries.thread_key)
     removed: frozenset[int] = frozenset()  # pks of items moderation took down
 
     def summary(self, item: str) -> dict[str, Any] | None:
@@ -78,6 +80,11 @@ class Snapshot:
             "author_id": self.authors[pos],
             "created": self.created_at[pos],
         }
+
+    def thread(self, item: str) -> str:
+        """The thread ``item`` belongs to (itself for an item the snapshot does not hold)."""
+        pos = self.index.get(item)
+        return self.threads[pos] if pos is not None else f"id:{item}"
 
     def created_since(self, since: float, limit: int) -> np.ndarray:
         """Positions of items created at or after ``since``, newest first, at most ``limit``."""
@@ -114,7 +121,7 @@ class Background:
 
 def _empty() -> Snapshot:
     nothing = np.empty(0, np.int64)
-    return Snapshot(nothing, [], [], [], [], np.empty(0), {}, {}, nothing, [])
+    return Snapshot(nothing, [], [], [], [], np.empty(0), {}, {}, nothing, [], [])
 
 
 class Catalogue:
@@ -161,7 +168,15 @@ class Catalogue:
         """``base`` plus the items stored after its newest one."""
         after = int(base.pks.max()) if len(base.pks) else 0
         rows = session.execute(
-            select(Item.id, Item.external_id, Item.title, Item.tags, User.external_id, Item.created)
+            select(
+                Item.id,
+                Item.external_id,
+                Item.title,
+                Item.tags,
+                User.external_id,
+                Item.created,
+                *THREAD_COLUMNS,
+            )
             .outerjoin(User, Item.author_id == User.id)
             .where(Item.id > after)
             .order_by(Item.id)
@@ -197,6 +212,7 @@ class Catalogue:
             created=created,
             index={item: pos for pos, item in enumerate(ids)},
             author_first=first,
+            threads=base.threads + [thread_key(r[1], r[2], *r[6:]) for r in rows],
         )
 
 
