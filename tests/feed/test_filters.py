@@ -69,8 +69,8 @@ def test_blocks_and_take_downs_apply_to_prefetched_pages(shared: TestClient) -> 
     assert pages and pages[0][1] == "hit"  # still served from the prefetched ranking
     served = [i for body, _ in pages for i in body["items"]]
     assert served, "later pages still have items"
-    assert removed not in {i["item_id"] for i in served}
     assert blocked not in {i["author_id"] for i in served}
+    assert removed not in {i["item_id"] for i in served}
 
 
 def test_mutes_and_hides_apply_to_prefetched_pages(shared: TestClient) -> None:
