@@ -111,7 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.models = models
     app.state.feed_cache = FeedCache(
-        redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
+        redis_url=settings.redis_url,
+        concurrent_builds=settings.feed.concurrent_builds,
+        ttl_seconds=settings.feed.cache_ttl_seconds,
+        max_users=settings.feed.cache_max_users,
+        max_sessions=settings.feed.cache_max_sessions,
+        max_page_bytes=settings.feed.cache_max_page_bytes,
     )
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
