@@ -228,6 +228,13 @@ def main() -> None:
             raise SystemExit(trained.stderr.decode()[-2000:])
         marker.write_text(json.dumps({"events": events}))
 
+    revision = subprocess.run(  # the code measured: read before the runs
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
     rng = np.random.default_rng(1)
     order = [f"u{u}" for u in rng.permutation(args.users)]
     users, warm = order[: args.requests], order[-100:]
@@ -258,13 +265,6 @@ def main() -> None:
                       f"{per_request:.2f}")  # fmt: skip
     console.print(table)
 
-    revision = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=REPO, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/feed_memory.py "

@@ -171,7 +171,10 @@ def _ad_out(ad: market.Placement) -> FeedItemOut:
     summary="A page of the user's feed (pass next_cursor for the next page)",
     dependencies=[ReadScope],
     response_model=FeedPageOut,
-    responses={**ERRORS, 422: {"description": "Bad `n` or a cursor this server did not issue."}},
+    responses={
+        **AUTH_ERRORS,
+        422: {"description": "Bad `n` or a cursor this server did not issue."},
+    },
 )
 def get_feed(
     user_id: UserId,
