@@ -209,7 +209,8 @@ def recommend(
     n: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     model: Annotated[str | None, typer.Option(help="Model name (default: settings).")] = None,
 ) -> None:
-    """Print recommendations for one user from the newest trained model."""
+    """Print recommendations for one user from the newest trained model (never their own
+    posts; at most ``max_per_thread`` items of one thread, see AGORA_FEED)."""
     from agora.serving.service import ModelStore, ModelUnavailable
     from agora.serving.service import recommend as recommend_items
 
