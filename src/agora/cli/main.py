@@ -210,7 +210,7 @@ def recommend(
     model: Annotated[str | None, typer.Option(help="Model name (default: settings).")] = None,
 ) -> None:
     """Print recommendations for one user from the newest trained model (never their own
-    posts; at most ``max_per_thread`` items of one thread, see AGORA_FEED)."""
+    posts; at most max_per_thread items of one thread, see AGORA_FEED)."""
     from agora.serving.service import ModelStore, ModelUnavailable
     from agora.serving.service import recommend as recommend_items
 
