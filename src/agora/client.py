@@ -61,6 +61,7 @@ class Agora:
                 model or self.settings.default_model,
                 self.settings.event_weights,
                 explain=explain,
+                max_per_thread=self.settings.feed.max_per_thread,
             )
 
     def similar(

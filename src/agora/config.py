@@ -76,6 +76,27 @@ class FeedConfig(BaseModel):
         72.0, gt=0, description="How fast a 'not interested' stops suppressing similar items."
     )
     candidates_per_source: int = Field(200, ge=10, le=5000)
+    max_per_thread: int = Field(
+        1,
+        ge=0,
+        description="Most items of one thread (a question and its answers) per page and per "
+        "recommendation list, the thread's best first; 0 = no limit.",
+    )
+    cache_ttl_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How long a worker keeps a browsing session's prefetched pages and a user's "
+        "model candidates (also the prefetched pages' lifetime in Redis).",
+    )
+    cache_max_users: int = Field(
+        5000, ge=0, description="Most users whose model candidates a worker keeps (LRU)."
+    )
+    cache_max_sessions: int = Field(
+        5000, ge=0, description="Most browsing sessions whose prefetched pages a worker keeps."
+    )
+    cache_max_page_bytes: int = Field(
+        32 * 2**20, ge=0, description="Most bytes of prefetched pages a worker keeps (as JSON)."
+    )
     concurrent_builds: int = Field(
         1, ge=1, le=64, description="Feed pages one worker builds at once (CPU-bound work)."
     )

@@ -37,6 +37,11 @@ def wire(settings: Settings) -> Wiring:
         sessions=session_factory(engine),
         models=ModelStore(settings.model_dir),
         feed_cache=FeedCache(
-            redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
+            redis_url=settings.redis_url,
+            concurrent_builds=settings.feed.concurrent_builds,
+            ttl_seconds=settings.feed.cache_ttl_seconds,
+            max_users=settings.feed.cache_max_users,
+            max_sessions=settings.feed.cache_max_sessions,
+            max_page_bytes=settings.feed.cache_max_page_bytes,
         ),
     )

@@ -208,7 +208,8 @@ def recommend(
     n: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     model: Annotated[str | None, typer.Option(help="Model name (default: settings).")] = None,
 ) -> None:
-    """Print recommendations for one user from the newest trained model."""
+    """Print recommendations for one user from the newest trained model (never their own
+    posts; at most max_per_thread items of one thread, see AGORA_FEED)."""
     from agora.client import Agora
     from agora.serving.service import ModelUnavailable
 

@@ -54,23 +54,51 @@ def _item_dict(item: Item, author: str | None) -> dict[str, Any]:
     }
 
 
+#: The item attributes that say which thread (conversation) an item belongs to, read in SQL:
+#: an explicit ``thread_id``, else ``parent_id`` (a Stack Exchange answer's question), and
+#: ``post_type`` (an item with a kind but no parent starts its own thread).
+THREAD_COLUMNS = (
+    Item.attributes["thread_id"].as_string(),
+    Item.attributes["parent_id"].as_string(),
+    Item.attributes["post_type"].as_string(),
+)
+
+
+def thread_key(item_id: str, title: str | None, thread: Any, parent: Any, kind: Any) -> str:
+    """The thread an item belongs to (from :data:`THREAD_COLUMNS`): the thread or parent it
+    names, itself when it has a kind but no parent (a question), else its title (items of
+    stores without a thread relation group by title), else itself."""
+    if thread not in (None, ""):
+        return f"id:{thread}"
+    if parent not in (None, ""):
+        return f"id:{parent}"
+    if kind in (None, "") and title and title.strip():
+        return "title:" + " ".join(title.casefold().split())
+    return f"id:{item_id}"
+
+
 def item_summaries(session: Session, external_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Title, author, tags and created time of several items, for decorating recommendations."""
+    """Title, author, tags, created time and thread (:func:`thread_key`) of several items, for
+    decorating recommendations."""
     wanted = list(dict.fromkeys(external_ids))
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), 900):
         part = wanted[start : start + 900]
         rows = session.execute(
-            select(Item.external_id, Item.title, Item.tags, Item.created, User.external_id)
+            select(
+                Item.external_id, Item.title, Item.tags, Item.created, User.external_id,
+                *THREAD_COLUMNS,
+            )
             .outerjoin(User, Item.author_id == User.id)
             .where(Item.external_id.in_(part))
-        )
-        for ext, title, tags, created, author in rows:
+        )  # fmt: skip
+        for ext, title, tags, created, author, *thread in rows:
             out[ext] = {
                 "title": title,
                 "tags": tags,
                 "created": as_utc(created),
                 "author_id": author,
+                "thread": thread_key(ext, title, *thread),
             }
     return out
 

@@ -9,16 +9,21 @@
   write checks they still exist).
 * Model candidates per user: a model's best items for a user, keyed by the model version and
   the user's event count and latest event time, so a new event (or a new model) recomputes them
-  and everything else is served from memory (LRU of ``max_users`` entries).
+  and everything else is served from memory (LRU of ``max_users`` entries, each dropped
+  ``ttl_seconds`` after it was stored).
 * Exposure of new items (impressions and engagements, for the exploration bandit), shared by
   all users and recomputed in the background at most every ``exposure_seconds``.
 * Each tie's recent events and posts (the in-network source), for ``tie_seconds``: a user
   followed by many is read once for all of them.
 * One item index per factor model version (:mod:`agora.feed.retrieval`).
 * The ranked but unserved items of each browsing session (pages 2 and 3 come from memory while
-  the user's events, feedback and controls are unchanged). With ``AGORA_REDIS_URL`` they live in
-  Redis, so with several workers any of them serves the next page; Redis errors only cost a
-  fresh ranking.
+  the user's events, feedback and controls are unchanged), as JSON, for ``ttl_seconds``: at most
+  ``max_sessions`` sessions and ``max_page_bytes`` bytes per process (the least recently kept
+  go first). With ``AGORA_REDIS_URL`` they live in Redis (with the same lifetime), so with
+  several workers any of them serves the next page; Redis errors only cost a fresh ranking.
+
+Per-user and per-session state is bounded by count, by age and (pages) by bytes, so a worker's
+memory levels off however many users it serves (bench/feed_memory.py measures where).
 
 One :class:`FeedCache` lives on the API app (``app.state.feed_cache``); each worker process has
 its own (except the Redis part). Everything cached can be rebuilt from the store, so losing it
@@ -41,14 +46,15 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from agora.db.queries import THREAD_COLUMNS, thread_key
 from agora.db.tables import Item, User
 from agora.ingest.schemas import as_utc
 from agora.moderation.service import removed_item_ids
 
 log = logging.getLogger(__name__)
+_MISSING = object()
 
 PAGES_KEY = "agora:feed:pages:"
-PAGES_TTL_SECONDS = 1800
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class Snapshot:
     author_first: dict[str, float] = field(repr=False)  # author -> first post, epoch seconds
     newest_first: np.ndarray = field(repr=False)  # positions by created time, newest first
     created_at: list[datetime] = field(repr=False)
+    threads: list[str] = field(repr=False)  # each item's thread (queries.thread_key)
     removed: frozenset[int] = frozenset()  # pks of items moderation took down
 
     def summary(self, item: str) -> dict[str, Any] | None:
@@ -79,11 +86,80 @@ class Snapshot:
             "created": self.created_at[pos],
         }
 
+    def thread(self, item: str) -> str:
+        """The thread ``item`` belongs to (itself for an item the snapshot does not hold)."""
+        pos = self.index.get(item)
+        return self.threads[pos] if pos is not None else f"id:{item}"
+
     def created_since(self, since: float, limit: int) -> np.ndarray:
         """Positions of items created at or after ``since``, newest first, at most ``limit``."""
         newest = -self.created[self.newest_first]  # ascending
         count = int(np.searchsorted(newest, -since, side="right"))
         return self.newest_first[: min(count, limit)]
+
+
+class Bounded:
+    """A map that holds each entry for ``ttl_seconds`` after it was stored, and at most
+    ``max_entries`` entries and ``max_bytes`` bytes (sizes as given to :meth:`put`): the
+    oldest-stored go first. Entries stay in the order they were stored, so expired ones are
+    always at the front and every bound costs O(1) per entry. Not thread-safe (callers hold
+    their lock)."""
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        max_entries: int,
+        max_bytes: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, tuple[float, int, Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        self._evict(self._clock())
+        return len(self._entries)
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        """The value for ``key`` if it is held and younger than ``ttl_seconds``, else
+        ``default``."""
+        self._evict(self._clock())
+        held = self._entries.get(key)
+        return held[2] if held is not None else default
+
+    def pop(self, key: Hashable) -> Any | None:
+        """Remove and return the value for ``key`` (None if absent or expired)."""
+        self._evict(self._clock())
+        return self._remove(key)
+
+    def put(self, key: Hashable, value: Any, size: int = 0) -> None:
+        """Hold ``value`` (replacing an earlier one), then drop what is past the bounds."""
+        self._remove(key)
+        if self.max_entries <= 0 or (self.max_bytes is not None and size > self.max_bytes):
+            return
+        self._entries[key] = (self._clock(), size, value)
+        self.nbytes += size
+        self._evict(self._clock())
+
+    def _remove(self, key: Hashable) -> Any | None:
+        held = self._entries.pop(key, None)
+        if held is None:
+            return None
+        self.nbytes -= held[1]
+        return held[2]
+
+    def _evict(self, now: float) -> None:
+        while self._entries:
+            key, (stored, _, _) = next(iter(self._entries.items()))
+            over = len(self._entries) > self.max_entries or (
+                self.max_bytes is not None and self.nbytes > self.max_bytes
+            )
+            if not over and now - stored < self.ttl_seconds:
+                return
+            self._remove(key)
 
 
 class Background:
@@ -114,7 +190,7 @@ class Background:
 
 def _empty() -> Snapshot:
     nothing = np.empty(0, np.int64)
-    return Snapshot(nothing, [], [], [], [], np.empty(0), {}, {}, nothing, [])
+    return Snapshot(nothing, [], [], [], [], np.empty(0), {}, {}, nothing, [], [])
 
 
 class Catalogue:
@@ -161,7 +237,15 @@ class Catalogue:
         """``base`` plus the items stored after its newest one."""
         after = int(base.pks.max()) if len(base.pks) else 0
         rows = session.execute(
-            select(Item.id, Item.external_id, Item.title, Item.tags, User.external_id, Item.created)
+            select(
+                Item.id,
+                Item.external_id,
+                Item.title,
+                Item.tags,
+                User.external_id,
+                Item.created,
+                *THREAD_COLUMNS,
+            )
             .outerjoin(User, Item.author_id == User.id)
             .where(Item.id > after)
             .order_by(Item.id)
@@ -197,6 +281,7 @@ class Catalogue:
             created=created,
             index={item: pos for pos, item in enumerate(ids)},
             author_first=first,
+            threads=base.threads + [thread_key(r[1], r[2], *r[6:]) for r in rows],
         )
 
 
@@ -209,10 +294,13 @@ class FeedCache:
         reload_seconds: float = 300.0,
         exposure_seconds: float = 10.0,
         tie_seconds: float = 10.0,
-        max_users: int = 20_000,
+        max_users: int = 5000,
         redis_url: str | None = None,
         concurrent_builds: int = 1,
         background: bool = True,
+        ttl_seconds: float = 600.0,
+        max_sessions: int = 5000,
+        max_page_bytes: int = 32 * 2**20,
     ):
         self.catalogue = Catalogue(refresh_seconds, reload_seconds, background)
         self._exposure_refresh = Background("exposure") if background else None
@@ -224,12 +312,12 @@ class FeedCache:
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5)
         self.exposure_seconds = exposure_seconds
         self.tie_seconds = tie_seconds
-        self._ties: OrderedDict[int, tuple[float, Any]] = OrderedDict()
-        self.max_users = max_users
-        self._candidates: OrderedDict[Hashable, Any] = OrderedDict()
+        self.ttl_seconds = ttl_seconds
+        self._ties = Bounded(tie_seconds, max_users)
+        self._candidates = Bounded(ttl_seconds, max_users)
         self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
         self._per_model: dict[str, tuple[str, Any]] = {}
-        self._pages: OrderedDict[str, Any] = OrderedDict()
+        self._pages = Bounded(ttl_seconds, max_sessions, max_page_bytes)
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
 
@@ -242,14 +330,12 @@ class FeedCache:
     def candidates(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The cached value for ``key`` (a model version and user state), else ``compute()``."""
         with self._lock:
-            if key in self._candidates:
-                self._candidates.move_to_end(key)
-                return self._candidates[key]
+            held = self._candidates.get(key, _MISSING)
+        if held is not _MISSING:
+            return held
         value = compute()
         with self._lock:
-            self._candidates[key] = value
-            while len(self._candidates) > self.max_users:
-                self._candidates.popitem(last=False)
+            self._candidates.put(key, value)
         return value
 
     def tie_activity(
@@ -257,42 +343,36 @@ class FeedCache:
     ) -> dict[int, Any]:
         """Each tie's recent activity, from memory when read less than ``tie_seconds`` ago,
         else ``fetch(missing ties)`` (one read serves every follower of a tie meanwhile)."""
-        clock = time.monotonic()
         found, missing = {}, []
         with self._lock:
             for tie in ties:
-                held = self._ties.get(tie)
-                if held is not None and clock - held[0] < self.tie_seconds:
-                    found[tie] = held[1]
-                else:
+                held = self._ties.get(tie, _MISSING)
+                if held is _MISSING:
                     missing.append(tie)
+                else:
+                    found[tie] = held
         if missing:
             fetched = fetch(missing)
             found.update(fetched)
             with self._lock:
                 for tie, value in fetched.items():
-                    self._ties[tie] = (clock, value)
-                    self._ties.move_to_end(tie)
-                while len(self._ties) > self.max_users:
-                    self._ties.popitem(last=False)
+                    self._ties.put(tie, value)
         return found
 
     def keep_pages(self, browsing: str, pages: dict[str, Any]) -> None:
-        """Hold a browsing session's ranked but unserved items (JSON-able): in Redis for
-        ``PAGES_TTL_SECONDS`` when configured (any worker can serve the next page), else in
-        this process (LRU, ``max_users`` sessions)."""
+        """Hold a browsing session's ranked but unserved items (JSON-able) for ``ttl_seconds``:
+        in Redis when configured (any worker can serve the next page), else in this process
+        (within ``max_sessions`` and ``max_page_bytes``)."""
+        raw = json.dumps(pages, separators=(",", ":"))
         if self._redis is not None:
             try:
-                self._redis.set(PAGES_KEY + browsing, json.dumps(pages), ex=PAGES_TTL_SECONDS)
+                self._redis.set(PAGES_KEY + browsing, raw, ex=max(1, round(self.ttl_seconds)))
                 return
             except Exception as exc:  # redis.RedisError; the next page is ranked afresh
                 log.warning("feed page cache: redis write failed: %s", exc)
                 return
         with self._lock:
-            self._pages[browsing] = pages
-            self._pages.move_to_end(browsing)
-            while len(self._pages) > self.max_users:
-                self._pages.popitem(last=False)
+            self._pages.put(browsing, raw, size=len(raw))
 
     def take_pages(self, browsing: str) -> dict[str, Any] | None:
         """Remove and return what :meth:`keep_pages` holds for a session (None if nothing)."""
@@ -304,7 +384,8 @@ class FeedCache:
                 return None
             return json.loads(raw) if raw is not None else None
         with self._lock:
-            return self._pages.pop(browsing, None)
+            raw = self._pages.pop(browsing)
+        return json.loads(raw) if raw is not None else None
 
     def per_model(self, name: str, version: str, build: Callable[[], Any]) -> Any:
         """An object built once per model version (an item index); older versions' dropped."""
@@ -341,5 +422,6 @@ def uncached() -> FeedCache:
         exposure_seconds=0.0,
         tie_seconds=0.0,
         max_users=0,
+        max_sessions=0,
         background=False,
     )

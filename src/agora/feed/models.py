@@ -1,9 +1,10 @@
 """The feed's own tables: each user's feed controls, their negative feedback and what was served.
 
 * ``feed_settings``: one row per user who changed a control (diversity, social weight,
-  freshness, exploration, followed and muted topics); users without a row get the defaults.
-* ``feed_feedback``: "not interested" in an item, "hide" an item, "mute" an author or a tag,
-  "unmute" to lift a mute. Rows are kept (the feed reads their age: suppression fades).
+  freshness, exploration, followed and muted topics, muted authors); users without a row get
+  the defaults. It is the one place mutes live: mute and unmute feedback change it.
+* ``feed_feedback``: "not interested" in an item and "hide" an item. Rows are kept (the feed
+  reads their age: suppression fades).
 * ``feed_impressions``: every item a feed page showed, with its browsing session, position and
   candidate source: pages of one session never repeat an item, and new items' exposure and
   engagement feed the exploration bandit.
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.db.tables import Base, BigId
 
+#: Feedback that changes the user's mutes in ``feed_settings`` (stored there, not as feedback).
+MUTE_KINDS: tuple[str, ...] = ("mute_author", "mute_tag", "unmute_author", "unmute_tag")
 FEEDBACK_KINDS: tuple[str, ...] = (
     "not_interested",
     "hide",
@@ -40,6 +43,8 @@ class FeedSettings(Base):
     exploration: Mapped[float | None] = mapped_column(Float)
     followed_tags: Mapped[list[str]] = mapped_column(default=list)
     muted_tags: Mapped[list[str]] = mapped_column(default=list)
+    #: primary keys of muted users (not external ids: erasing a user leaves no trace of them)
+    muted_authors: Mapped[list[int]] = mapped_column(JSON, default=list)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

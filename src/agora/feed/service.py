@@ -15,8 +15,12 @@ the next page: everything is read at request time).
   "not interested" feedback (same item 1, same author 0.6, else tag Jaccard, halving every
   ``feedback_half_life_hours``).
 * **Filters**: items the user touched (any event), hid, authored, or was shown earlier in the
-  same browsing session; authors they muted or blocked; muted topics (:func:`exclusions`, which
-  the ads obey too); creatives of running ad campaigns (they are shown as ads only).
+  same browsing session; items moderation took down; authors they muted or blocked; muted
+  topics (:func:`exclusions`, which the ads obey too); creatives of running ad campaigns (they
+  are shown as ads only). Every page, ranked afresh or served from a prefetched ranking, passes
+  them as the store stands when it is served (:func:`_still_allowed`).
+* **Threads**: at most ``max_per_thread`` items of one thread (a question and its answers) in a
+  ranking, the thread's best first (:func:`agora.db.queries.thread_key`).
 * **Re-ranking** (:mod:`agora.feed.rerank`): greedy MMR on tags with ``diversity``, same-author
   decay, every ``1 / exploration``-th slot to the best Thompson draw among fresh items, and at
   least ``new_creator_share`` of the page to new creators when there are candidates from them.
@@ -25,6 +29,9 @@ the next page: everything is read at request time).
   of a session free of repeats and feeds the exploration bandit. Each ranking places
   ``PREFETCH_PAGES`` pages; the next ones are served from the cache while the user's events,
   feedback and controls are unchanged (:mod:`agora.feed.cache`).
+* **Mutes** live in the user's settings only: mute and unmute feedback change them there.
+* **New users**: a feed asked for a user the store does not know creates them (sign-up) and
+  serves a cold-start page.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select, union
 from sqlalchemy.orm import Session
 
 from agora.config import FeedConfig
@@ -52,10 +59,11 @@ from agora.db import queries
 from agora.db.tables import Event, Item, SocialEdge, User
 from agora.experiments.service import arm_overrides
 from agora.feed import sources
-from agora.feed.cache import FeedCache, uncached
-from agora.feed.models import FeedFeedback, FeedImpression, FeedSettings
+from agora.feed.cache import FeedCache, Snapshot, uncached
+from agora.feed.models import MUTE_KINDS, FeedFeedback, FeedImpression, FeedSettings
 from agora.feed.rerank import rerank
 from agora.ingest.schemas import as_utc
+from agora.moderation.models import ModerationDecision
 from agora.serving.service import (
     ModelStore,
     ModelUnavailable,
@@ -104,6 +112,7 @@ class Controls:
     exploration: float
     followed_tags: list[str] = field(default_factory=list)
     muted_tags: list[str] = field(default_factory=list)
+    muted_authors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -139,13 +148,24 @@ def _user_pk(session: Session, user_id: str) -> int:
     return pk
 
 
+def _user_pk_or_new(session: Session, user_id: str, now: datetime) -> int:
+    """The user's primary key; a user the store does not know yet is created (sign-up)."""
+    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    if pk is None:
+        user = User(external_id=user_id, created=now, attributes={})
+        session.add(user)
+        session.flush()
+        pk = user.id
+    return pk
+
+
 def controls(session: Session, user_id: str, defaults: FeedConfig) -> Controls:
     """The controls in force for ``user_id`` (defaults where the user set nothing)."""
     row = session.get(FeedSettings, _user_pk(session, user_id))
-    return _controls(row, defaults)
+    return _controls(session, row, defaults)
 
 
-def _controls(row: FeedSettings | None, defaults: FeedConfig) -> Controls:
+def _controls(session: Session, row: FeedSettings | None, defaults: FeedConfig) -> Controls:
     def pick(name: str) -> float:
         own = getattr(row, name) if row is not None else None
         return float(getattr(defaults, name) if own is None else own)
@@ -157,34 +177,65 @@ def _controls(row: FeedSettings | None, defaults: FeedConfig) -> Controls:
         exploration=pick("exploration"),
         followed_tags=list(row.followed_tags) if row is not None else [],
         muted_tags=list(row.muted_tags) if row is not None else [],
+        muted_authors=_external_ids(session, row.muted_authors if row is not None else []),
     )
+
+
+def _external_ids(session: Session, user_pks: list[int]) -> list[str]:
+    """The external ids of users given by primary key, in order (users erased since: left out)."""
+    if not user_pks:
+        return []
+    found = dict(
+        session.execute(select(User.id, User.external_id).where(User.id.in_(user_pks))).all()
+    )
+    return [found[pk] for pk in user_pks if pk in found]
+
+
+def _author_pks(session: Session, authors: list[str]) -> list[int]:
+    """Primary keys of users given by external id, in order; UnknownTarget names a missing one."""
+    found = dict(
+        session.execute(
+            select(User.external_id, User.id).where(User.external_id.in_(authors))
+        ).all()
+    ) if authors else {}  # fmt: skip
+    missing = [a for a in authors if a not in found]
+    if missing:
+        raise UnknownTarget(f"author {missing[0]!r} not found")
+    return [found[a] for a in authors]
+
+
+def _settings_row(session: Session, user_pk: int, now: datetime) -> FeedSettings:
+    row = session.get(FeedSettings, user_pk)
+    if row is None:
+        row = FeedSettings(
+            user_id=user_pk, followed_tags=[], muted_tags=[], muted_authors=[], updated=now
+        )
+        session.add(row)
+    return row
 
 
 def update_controls(
     session: Session, user_id: str, changes: Mapping[str, Any], defaults: FeedConfig, now: datetime
 ) -> Controls:
-    """Store the given controls (None resets one to the platform default); others unchanged."""
-    pk = _user_pk(session, user_id)
-    row = session.get(FeedSettings, pk)
-    if row is None:
-        row = FeedSettings(user_id=pk, followed_tags=[], muted_tags=[], updated=now)
-        session.add(row)
+    """Store the given controls (None resets one to the platform default); others unchanged.
+    ``muted_authors`` are external user ids (UnknownTarget names one not in the store)."""
+    row = _settings_row(session, _user_pk(session, user_id), now)
     for name, value in changes.items():
-        if name in ("followed_tags", "muted_tags"):
+        if name in ("followed_tags", "muted_tags", "muted_authors"):
             value = list(dict.fromkeys(value or []))
+        if name == "muted_authors":
+            value = _author_pks(session, value)
         setattr(row, name, value)
     row.updated = now
     session.flush()
-    return _controls(row, defaults)
+    return _controls(session, row, defaults)
 
 
 def add_interests(
     session: Session, user_id: str, tags: list[str], defaults: FeedConfig, now: datetime
 ) -> Controls:
     """Onboarding: follow ``tags``. A user not in the store yet is created (sign-up)."""
-    if session.scalar(select(User.id).where(User.external_id == user_id)) is None:
-        session.add(User(external_id=user_id, created=now, attributes={}))
-        session.flush()
+    _user_pk_or_new(session, user_id, now)
     current = controls(session, user_id, defaults)
     followed = [*current.followed_tags, *tags]
     muted = [t for t in current.muted_tags if t not in tags]
@@ -202,8 +253,13 @@ def add_feedback(
     author_id: str | None = None,
     tag: str | None = None,
 ) -> None:
-    """Record one piece of negative feedback (or an unmute); the next feed applies it."""
-    row = FeedFeedback(user_id=_user_pk(session, user_id), kind=kind, tag=tag, created=now)
+    """Record one piece of negative feedback (or an unmute); the next feed applies it. Mutes
+    and unmutes change the user's settings (the one place mutes live)."""
+    pk = _user_pk(session, user_id)
+    if kind in MUTE_KINDS:
+        _change_mute(session, pk, kind, author_id, tag, now)
+        return
+    row = FeedFeedback(user_id=pk, kind=kind, tag=tag, created=now)
     if item_id is not None:
         row.item_id = session.scalar(select(Item.id).where(Item.external_id == item_id))
         if row.item_id is None:
@@ -213,6 +269,26 @@ def add_feedback(
         if row.author_id is None:
             raise UnknownTarget(f"author {author_id!r} not found")
     session.add(row)
+    session.flush()
+
+
+def _change_mute(
+    session: Session, user_pk: int, kind: str, author_id: str | None, tag: str | None,
+    now: datetime,
+) -> None:  # fmt: skip
+    """Add to or remove from the settings' muted authors or tags."""
+    row = _settings_row(session, user_pk, now)
+    if kind.endswith("_author"):
+        name, value = "muted_authors", _author_pks(session, [author_id or ""])[0]
+    else:
+        name, value = "muted_tags", tag
+    current = list(getattr(row, name) or [])
+    if kind.startswith("mute_") and value not in current:
+        current.append(value)
+    elif kind.startswith("unmute_") and value in current:
+        current.remove(value)
+    setattr(row, name, current)  # a new list: the JSON column sees the change
+    row.updated = now
     session.flush()
 
 
@@ -259,8 +335,8 @@ class Exclusions:
 
 
 def exclusions(session: Session, user_pk: int) -> Exclusions:
-    """The user's blocks (social edges), their hide and (un)mute feedback in order, and the
-    muted topics of their settings: the one filter the feed and its ads apply."""
+    """The user's blocks (social edges), hidden items (feedback) and the authors and topics muted
+    in their settings (the one place mutes live): the one filter the feed and its ads apply."""
     blocked = set(
         session.scalars(
             select(User.external_id)
@@ -268,28 +344,19 @@ def exclusions(session: Session, user_pk: int) -> Exclusions:
             .where(SocialEdge.source_id == user_pk, SocialEdge.type == "block")
         )
     )
+    hidden = set(
+        session.scalars(
+            select(Item.external_id)
+            .join(FeedFeedback, FeedFeedback.item_id == Item.id)
+            .where(FeedFeedback.user_id == user_pk, FeedFeedback.kind == "hide")
+        )
+    )
     settings_row = session.get(FeedSettings, user_pk)
-    muted_tags: set[str] = set(settings_row.muted_tags) if settings_row is not None else set()
-    muted_authors: set[str] = set()
-    hidden: set[str] = set()
-    for kind, item, author, tag in session.execute(
-        select(FeedFeedback.kind, Item.external_id, User.external_id, FeedFeedback.tag)
-        .outerjoin(Item, FeedFeedback.item_id == Item.id)
-        .outerjoin(User, FeedFeedback.author_id == User.id)
-        .where(FeedFeedback.user_id == user_pk, FeedFeedback.kind != "not_interested")
-        .order_by(FeedFeedback.created, FeedFeedback.id)
-    ):
-        if kind == "hide" and item:
-            hidden.add(item)
-        elif kind == "mute_author" and author is not None:
-            muted_authors.add(author)
-        elif kind == "unmute_author" and author is not None:
-            muted_authors.discard(author)
-        elif kind == "mute_tag" and tag:
-            muted_tags.add(tag)
-        elif kind == "unmute_tag" and tag:
-            muted_tags.discard(tag)
-    return Exclusions(frozenset(blocked | muted_authors), frozenset(muted_tags), frozenset(hidden))
+    muted_tags: set[str] = set()
+    if settings_row is not None:
+        muted_tags = set(settings_row.muted_tags or [])
+        blocked.update(_external_ids(session, list(settings_row.muted_authors or [])))
+    return Exclusions(frozenset(blocked), frozenset(muted_tags), frozenset(hidden))
 
 
 @dataclass
@@ -307,7 +374,7 @@ class _Context:
 def _context(
     session: Session, user_id: str, browsing: str, defaults: FeedConfig, now: datetime
 ) -> _Context:
-    pk = _user_pk(session, user_id)
+    pk = _user_pk_or_new(session, user_id, now)
     rows = user_event_rows(session, user_id)
     ties: dict[int, float] = defaultdict(float)
     for target, weight in session.execute(
@@ -328,7 +395,9 @@ def _context(
     settings_row = session.get(FeedSettings, pk)
     # a running A/B test's arm replaces platform defaults; the user's own settings still win
     variant = arm_overrides(session, user_id, now)
-    ctl = _controls(settings_row, defaults.model_copy(update=variant) if variant else defaults)
+    ctl = _controls(
+        session, settings_row, defaults.model_copy(update=variant) if variant else defaults
+    )
     excluded = exclusions(session, pk)
     shown = _shown_in_session(session, pk, browsing)
     return _Context(
@@ -470,6 +539,7 @@ def build_feed(
         score += TOPIC_BOOST * (len(tags & followed) / len(followed) if followed else 0.0)
         score -= _suppression(item, meta, tags, not_interested, now, defaults)
         relevance[item] = score
+    keep = _best_per_thread(keep, relevance, snapshot, defaults.max_per_thread)
 
     ahead = n * PREFETCH_PAGES
     chosen = _place(
@@ -490,6 +560,7 @@ def build_feed(
         for item, explored in chosen
     ]
     model = ranking_name if ranking is not None else None
+    items = _still_allowed(session, ctx.user_pk, user_id, browsing, items)
     items, later = items[:n], items[n:]
     if later:
         _, state = _signature(session, user_id)
@@ -526,10 +597,12 @@ def _pack(
         "page": page,
         "signature": signature,
         "model": model,
-        "items": [
-            {**vars(i), "created": i.created.isoformat() if i.created else None} for i in items
-        ],
+        "items": _pack_items(items),
     }
+
+
+def _pack_items(items: list[FeedItem]) -> list[dict]:
+    return [{**vars(i), "created": i.created.isoformat() if i.created else None} for i in items]
 
 
 def _unpack(items: list[dict]) -> list[FeedItem]:
@@ -594,14 +667,79 @@ def cached_page(
     user_pk, state = _signature(session, user_id)
     if state != held["signature"]:
         return None
-    items, later = held["items"][:n], held["items"][n:]
+    items = _still_allowed(session, user_pk, user_id, browsing, _unpack(held["items"]))
+    items, later = items[:n], items[n:]
     if later:
-        cache.keep_pages(browsing, {**held, "page": page + 1, "items": later})
-    items = [it for it in _unpack(items) if it.item_id not in promoted]  # a campaign started
+        cache.keep_pages(browsing, {**held, "page": page + 1, "items": _pack_items(later)})
+    items = [it for it in items if it.item_id not in promoted]  # a campaign started since
     items = _record_impressions(session, user_pk, browsing, page, items, now)
     if not items:
         return None
     return _page(user_id, browsing, page, items, held["model"])
+
+
+#: Which of some items (``ids``) a user may no longer be shown: touched, hidden, shown earlier in
+#: the browsing session or taken down by moderation (built once, like ``_USER_STATE``).
+_ITEM_IN = Item.external_id.in_(bindparam("ids", expanding=True))
+_EXCLUDED_ITEMS = union(
+    select(Item.external_id)
+    .join(Event, Event.item_id == Item.id)
+    .where(Event.user_id == bindparam("user_pk"), _ITEM_IN),
+    select(Item.external_id)
+    .join(FeedFeedback, FeedFeedback.item_id == Item.id)
+    .where(FeedFeedback.user_id == bindparam("user_pk"), FeedFeedback.kind == "hide", _ITEM_IN),
+    select(Item.external_id)
+    .join(FeedImpression, FeedImpression.item_id == Item.id)
+    .where(
+        FeedImpression.user_id == bindparam("user_pk"),
+        FeedImpression.session == bindparam("browsing"),
+        _ITEM_IN,
+    ),
+    select(Item.external_id)
+    .join(ModerationDecision, ModerationDecision.item_id == Item.id)
+    .where(ModerationDecision.outcome == "uphold", _ITEM_IN),
+)
+
+
+def _still_allowed(
+    session: Session, user_pk: int, user_id: str, browsing: str, items: list[FeedItem]
+) -> list[FeedItem]:
+    """``items`` less those the user's filters exclude as the store stands now: touched, hidden,
+    shown earlier in the session, taken down, their own posts, by an author they blocked or
+    muted, on a muted topic. Every page passes here, ranked afresh or prefetched (a block or a
+    take-down made after the ranking applies to its next pages)."""
+    if not items:
+        return items
+    gone = set(
+        session.scalars(
+            _EXCLUDED_ITEMS,
+            {"ids": [i.item_id for i in items], "user_pk": user_pk, "browsing": browsing},
+        )
+    )
+    rules = exclusions(session, user_pk)
+    return [
+        i
+        for i in items
+        if i.item_id not in gone
+        and i.author_id != user_id
+        and rules.allows(i.item_id, i.author_id, i.tags)
+    ]
+
+
+def _best_per_thread(
+    keep: list[str], relevance: dict[str, float], snapshot: Snapshot, limit: int
+) -> list[str]:
+    """At most ``limit`` items of each thread (0: no limit), each thread's most relevant first."""
+    if limit <= 0:
+        return keep
+    taken: Counter[str] = Counter()
+    best = set()
+    for item in sorted(keep, key=lambda i: -relevance[i]):
+        thread = snapshot.thread(item)
+        if taken[thread] < limit:
+            taken[thread] += 1
+            best.add(item)
+    return [item for item in keep if item in best]
 
 
 def _primary_scores(

@@ -74,6 +74,9 @@ class ControlsOut(BaseModel):
     exploration: float
     followed_tags: list[str]
     muted_tags: list[str]
+    muted_authors: list[str] = Field(
+        description="Authors whose posts the feed leaves out (mute_author feedback adds here)."
+    )
 
 
 class ControlsIn(BaseModel):
@@ -87,6 +90,9 @@ class ControlsIn(BaseModel):
     exploration: float | None = Field(None, ge=0, le=0.5)
     followed_tags: list[Tag] | None = Field(None, max_length=500)
     muted_tags: list[Tag] | None = Field(None, max_length=500)
+    muted_authors: list[Annotated[str, Field(min_length=1, max_length=255)]] | None = Field(
+        None, max_length=500, description="External user ids; each must be in the store."
+    )
 
 
 class InterestsIn(BaseModel):
@@ -97,7 +103,8 @@ class InterestsIn(BaseModel):
 
 class FeedbackIn(BaseModel):
     """``not_interested`` and ``hide`` name an item; ``(un)mute_author`` an author;
-    ``(un)mute_tag`` a tag."""
+    ``(un)mute_tag`` a tag. Mutes and unmutes change the user's feed settings (``muted_tags``,
+    ``muted_authors``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -173,7 +180,10 @@ def _ad_out(ad: market.Placement) -> FeedItemOut:
     summary="A page of the user's feed (pass next_cursor for the next page)",
     dependencies=[ReadScope],
     response_model=FeedPageOut,
-    responses={**ERRORS, 422: {"description": "Bad `n` or a cursor this server did not issue."}},
+    responses={
+        **AUTH_ERRORS,
+        422: {"description": "Bad `n` or a cursor this server did not issue."},
+    },
 )
 def get_feed(
     user_id: UserId,
@@ -187,7 +197,9 @@ def get_feed(
 ) -> Response:
     """Next pages come from the session's prefetched ranking without waiting for page builds
     (a worker builds ``concurrent_builds`` pages at a time); the rest are built. The
-    ``X-Feed-Cache`` header says which (``hit`` or ``miss``)."""
+    ``X-Feed-Cache`` header says which (``hit`` or ``miss``). Every page, prefetched or not,
+    leaves out what the user's current blocks, mutes and hides exclude and what moderation took
+    down. A user the store does not know yet is created and gets a cold-start page."""
     page = None
     if cursor and not explain:
         with _as_http_errors(), transaction(sessions) as session:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -218,15 +219,28 @@ def user_history(
 
 
 def _decorate(
-    session: Session, pairs: list[tuple[str, float]], model: str, n: int
+    session: Session,
+    pairs: list[tuple[str, float]],
+    model: str,
+    n: int,
+    for_user: str | None = None,
+    max_per_thread: int = 0,
 ) -> list[Recommendation]:
-    """Attach titles and authors; items deleted since training are dropped here."""
+    """Attach titles and authors; items deleted since training are dropped here, and so are
+    ``for_user``'s own posts and items past ``max_per_thread`` of one thread (0: no limit)."""
     info = queries.item_summaries(session, [item for item, _ in pairs])
     out = []
+    per_thread: Counter[str] = Counter()
     for item, score in pairs:
         if item not in info:
             continue
         meta = info[item]
+        if for_user is not None and meta["author_id"] == for_user:
+            continue
+        if max_per_thread > 0:
+            if per_thread[meta["thread"]] >= max_per_thread:
+                continue
+            per_thread[meta["thread"]] += 1
         out.append(
             Recommendation(
                 item_id=item,
@@ -251,9 +265,12 @@ def recommend(
     model_name: str,
     weights: Mapping[str, float],
     explain: bool = False,
+    max_per_thread: int = 1,
 ) -> list[Recommendation]:
-    """Top ``n`` items for a user from ``model_name``, never an item they already touched.
-    With ``explain``, each item says which past items and which of the user's ties led to it.
+    """Top ``n`` items for a user from ``model_name``, never an item they already touched nor
+    one they posted, and at most ``max_per_thread`` items of one thread (the best first; 0: no
+    limit). With ``explain``, each item says which past items and which of the user's ties led
+    to it.
 
     Users the model cannot personalise for (no stored event, or only events on items newer
     than the model) get the trending list, labelled with model ``trending``.
@@ -269,12 +286,16 @@ def recommend(
         loaded = models.get(model_name)
         history = user_history(loaded, rows, weights)
         user_index = loaded.user_index.get(user_id, -1)
-    slack = n + 20  # room for items deleted since training
-    items, scores = loaded.model.recommend(
-        user_index, history.strength, slack, exclude=history.touched, times=history.times
-    )
-    pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
-    recs = _decorate(session, pairs, model_name, n)
+    slack = n + 20  # room for items deleted since training, own posts and thread duplicates
+    while True:
+        items, scores = loaded.model.recommend(
+            user_index, history.strength, slack, exclude=history.touched, times=history.times
+        )
+        pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
+        recs = _decorate(session, pairs, model_name, n, user_id, max_per_thread)
+        if len(recs) == n or len(pairs) < slack:  # enough, or the model has no more
+            break
+        slack *= 4
     if explain and recs:
         _explain(session, loaded, user_id, history, recs)
     return recs

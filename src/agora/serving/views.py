@@ -125,9 +125,11 @@ def _known_model(name: str, models: ModelStore) -> str:
     summary="Top items for a user (new users get trending)",
     description=(
         "Items the user already has an event on are never returned, including events posted "
-        "after the model was trained. Users without any event get the trending list (each "
-        "item's `model` says `trending`). With `explain=true` each item also names the past "
-        "items that carried its score and the people the user follows or trusts who engaged."
+        "after the model was trained, nor the user's own posts; at most `max_per_thread` "
+        "items of one thread (feed settings, default 1). Users without any event get the "
+        "trending list (each item's `model` says `trending`). With `explain=true` each item "
+        "also names the past items that carried its score and the people the user follows or "
+        "trusts who engaged."
     ),
     dependencies=[ReadScope],
     responses=ERRORS,
@@ -144,7 +146,14 @@ def get_recommendations(
 ) -> Recommendations:
     name = service.resolve_model(models, _known_model(model or settings.default_model, models))
     recs = service.recommend(
-        session, models, user_id, n, name, settings.event_weights, explain=explain
+        session,
+        models,
+        user_id,
+        n,
+        name,
+        settings.event_weights,
+        explain=explain,
+        max_per_thread=settings.feed.max_per_thread,
     )
     return Recommendations(user_id=user_id, model=name, items=_items(recs))
 
