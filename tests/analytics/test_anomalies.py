@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from analytics_support import computed
 from fastapi.testclient import TestClient
 
 from agora.analytics import anomalies
@@ -20,6 +22,7 @@ from agora.ingest.service import add_dataset
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 READ = {"Authorization": "Bearer r"}
+WRITE = {"Authorization": "Bearer w"}
 NORMAL = [f"n{i}" for i in range(20)]
 RING = [f"r{i}" for i in range(4)]
 BOTS = ["bot0", "bot1"]
@@ -161,7 +164,7 @@ def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
 
 
 def test_routes_rank_users_and_items(client: TestClient) -> None:
-    body = client.get("/analytics/anomalies/users?top=4", headers=READ).json()
+    body = computed(client, "/analytics/anomalies/users?top=4", READ).json()
     assert {u["user_id"] for u in body["top"]} == set(RING)
     assert body["flagged"] == 6 and body["scored"] == 27
     assert all(u["flagged"] and u["reasons"] for u in body["top"])
@@ -195,3 +198,31 @@ def test_cli_prints_the_table_and_json(tmp_path: Path, monkeypatch: pytest.Monke
         assert {u["user_id"] for u in out["users"]} <= set(RING)
     finally:
         get_settings.cache_clear()
+
+
+def test_anomalies_are_read_from_the_stored_result_with_its_age(client: TestClient) -> None:
+    """A GET never recomputes over the store: the first answers 202 at once and starts the
+    background job; later ones read the stored result and show its age; a refresh (write
+    scope) schedules a new computation."""
+    first = client.get("/analytics/anomalies/items", headers=READ)
+    assert first.status_code == 202, first.text
+    assert first.json()["status"] == "pending" and first.json()["job"] == "anomalies"
+    body = computed(client, "/analytics/anomalies/users?top=2", READ).json()
+    computed_at = datetime.fromisoformat(body["computed_at"])
+    assert 0 <= body["age_seconds"] < 120 and body["compute_seconds"] >= 0
+    assert body["refresh"].startswith("POST /analytics/refresh?job=anomalies")
+    assert len(body["top"]) == 2
+    again = client.get("/analytics/anomalies/users?top=2", headers=READ).json()
+    assert again["computed_at"] == body["computed_at"]  # read, not recomputed
+    assert client.post("/analytics/refresh?job=anomalies", headers=READ).status_code == 403
+    refresh = client.post("/analytics/refresh?job=anomalies", headers=WRITE)
+    assert refresh.status_code == 202 and refresh.json()["scheduled"] == ["anomalies"]
+    deadline = time.monotonic() + 60
+    while True:
+        latest = client.get("/analytics/anomalies/users?top=2", headers=READ).json()
+        if datetime.fromisoformat(latest["computed_at"]) > computed_at:
+            break
+        assert time.monotonic() < deadline, "the refresh was not computed"
+        time.sleep(0.2)
+    assert latest["refresh_requested"] is None
+    assert client.post("/analytics/refresh?job=nope", headers=WRITE).status_code == 422

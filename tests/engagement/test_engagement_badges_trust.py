@@ -38,6 +38,7 @@ def test_post_badges_at_thresholds_with_explained_progress(
         items(session, {"p1": ("writer", []), "p2": ("writer", [])})
         events(session, _likes("p1", 9) + _likes("p2", 3) + [("own", "writer", "p1", "like", T0)])
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.badges(session, config, "writer", NOW)
     assert [b["badge"] for b in report.earned] == ["first_like"]  # liked their own post
     nice = _progress(report, "nice_post")
@@ -47,6 +48,7 @@ def test_post_badges_at_thresholds_with_explained_progress(
     with transaction(sessions) as session:
         events(session, _likes("p1", 4, start=9))  # 13 likes: Nice Post, on p1
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.badges(session, config, "writer", NOW)
     assert [(b["badge"], b["item_id"]) for b in report.earned[1:]] == [("nice_post", "p1")]
     assert _progress(report, "good_post").message == "12 more likes on 'post p1' to reach Good Post"
@@ -55,6 +57,7 @@ def test_post_badges_at_thresholds_with_explained_progress(
     with transaction(sessions) as session:
         events(session, _likes("p2", 7, start=3) + _likes("p1", 40, start=13))  # p2: 10, p1: 53
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         earned = service.badges(session, config, "writer", NOW).earned
     assert sorted((b["badge"], b["item_id"]) for b in earned[1:]) == [
         ("good_post", "p1"),
@@ -76,6 +79,7 @@ def test_count_and_streak_badges_are_awarded_once(sessions: sessionmaker[Session
             + [("acc1", "asker", "a1", "accept", T0), ("acc2", "asker", "a2", "accept", T0)],
         )
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         helper = service.badges(session, config, "helper", NOW)
         asker = service.badges(session, config, "asker", NOW)
     assert sorted(b["badge"] for b in helper.earned) == ["first_answer", "regular", "teacher"]
@@ -111,6 +115,7 @@ def test_attribute_badges_for_stack_exchange_scores(sessions: sessionmaker[Sessi
             ],
         )  # fmt: skip
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.badges(session, config, "x", NOW)
     assert [(b["badge"], b["item_id"]) for b in report.earned] == [("nice_answer", "a1")]
     assert report.progress[0].message == (
@@ -134,6 +139,7 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
         reads = [(f"r{i}", "reader", f"p{i}", "view", T0 + timedelta(days=i)) for i in range(4)]
         events(session, reads + [("like1", "other", "mine", "like", T0)])
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.trust(session, config, "reader", NOW)
     assert (report.level, report.name) == (1, "basic")
     assert (
@@ -145,6 +151,7 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
             session, [("like2", "fan", "mine", "like", T0), ("c", "reader", "p0", "comment", T0)]
         )
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.trust(session, config, "reader", NOW)
         stored = session.get(TrustState, service.user_pk(session, "reader"))
     assert (report.level, report.next_level) == (2, None)

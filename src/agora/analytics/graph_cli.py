@@ -216,10 +216,7 @@ def alerts_cmd(
     if evaluate:
 
         def scorer() -> sa.SentimentClassifier:
-            if sa.latest_sentiment_path(settings.model_dir) is None:
-                err.print("[red]error:[/red] run `agora analytics sentiment train` first")
-                raise typer.Exit(1)
-            return sa.load_sentiment(settings.model_dir)
+            return sa.load_sentiment(settings.model_dir)  # the shipped one unless trained here
 
         with transaction(sessions) as session:
             run = trending.evaluate_alerts(session, _now(now), scorer)

@@ -12,18 +12,19 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from agora.analytics import influence, trending
+from agora.analytics import influence, results, trending
 from agora.analytics import sentiment as sa
 from agora.analytics.models import AlertRule
+from agora.analytics.results_views import Freshness, freshness, pending, pending_doc
 from agora.api.auth import ReadScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
 from agora.db.engine import transaction
-from agora.serving.service import ModelUnavailable
 
 router = APIRouter(tags=["analytics"])
 
@@ -37,7 +38,7 @@ class UserInfluenceOut(BaseModel):
     in_degree: float = Field(description="Weighted in-degree (attention received).")
 
 
-class InfluenceOut(BaseModel):
+class InfluenceOut(Freshness):
     users: int = Field(description="Users in the attention graph.")
     edges: int
     top: list[UserInfluenceOut]
@@ -127,22 +128,29 @@ class EvaluationOut(BaseModel):
     closed: list[AlertOut]
 
 
-@router.get("/analytics/influence", response_model=InfluenceOut, dependencies=[ReadScope])
+@router.get(
+    "/analytics/influence",
+    response_model=InfluenceOut,
+    dependencies=[ReadScope],
+    responses=pending_doc("influence"),
+)
 def get_influence(
+    request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     top: Top = 20,
     events: Annotated[bool, Query(description="Count interactions with authors' posts.")] = True,
-) -> InfluenceOut:
-    """Most influential users by PageRank on the follow/trust/friend/interaction graph."""
-    graph = influence.build_user_graph(
-        session, event_weights=settings.event_weights, include_events=events
-    )
-    rows = influence.centrality(graph, top)
+) -> InfluenceOut | JSONResponse:
+    """Most influential users by PageRank on the follow/trust/friend/interaction graph, as the
+    background job last computed it (202 before the first run)."""
+    stored = results.read(session, "influence")
+    if stored is None:
+        return pending(request, "influence")
+    graph = stored.payload["with_events" if events else "without_events"]
     return InfluenceOut(
-        users=graph.vcount(),
-        edges=graph.ecount(),
-        top=[UserInfluenceOut(**vars(r)) for r in rows],
+        users=graph["users"],
+        edges=graph["edges"],
+        top=graph["top"][:top],
+        **freshness(stored).model_dump(),
     )
 
 
@@ -267,7 +275,6 @@ def post_rule(
     "/analytics/alerts/evaluate",
     response_model=EvaluationOut,
     dependencies=[WriteScope],
-    responses={503: {"description": "A sentiment rule exists but no sentiment model."}},
 )
 def post_evaluate(
     sessions: SessionFactoryDep,
@@ -277,12 +284,7 @@ def post_evaluate(
     """Evaluate every enabled rule now: fire new episodes, keep or close open ones."""
 
     def scorer() -> sa.SentimentClassifier:
-        if sa.latest_sentiment_path(settings.model_dir) is None:
-            raise ModelUnavailable(
-                "a sentiment_drop rule needs a sentiment model; "
-                "run `agora analytics sentiment train`"
-            )
-        return sa.load_sentiment(settings.model_dir)
+        return sa.load_sentiment(settings.model_dir)  # the shipped one unless trained here
 
     when = now or datetime.now(UTC)
     with transaction(sessions) as session:

@@ -1,9 +1,12 @@
 """Points, badges and trust levels from the event log; tasks and leaderboards.
 
-Nothing hooks into ingestion: the ``engagement_state`` row keeps the last ``events.id`` applied,
-and :func:`catch_up` applies newer events in id order (points with daily caps to the
-append-only ledger, visit days, badge awards, then the trust level of every user they touched).
-Every read calls it first, so an event posted a moment ago counts. :func:`replay` clears the
+The ``engagement_state`` row keeps the last ``events.id`` applied, and :func:`catch_up` applies
+newer events in id order (points with daily caps to the append-only ledger, visit days, badge
+awards, then the trust level of every user they touched). Reads never write: ``POST /events``
+catches up right after its commit (a small backlog; :func:`apply_after_write`), and the
+background job of ``agora serve`` catches up every few seconds (events written by other
+routes and imports); :func:`pending_events` says how many stored events reads do not count
+yet. :func:`replay` clears the
 derived tables and applies every stored event again under the current rules; applying in id
 order makes a replay give the same ledger and awards as the increments did. When the rules'
 fingerprint differs from the one the ledger was built under, :func:`catch_up` replays.
@@ -150,6 +153,32 @@ def catch_up(session: Session, config: EngagementConfig, now: datetime) -> int:
     if state.rules != config.fingerprint():
         _clear(session, state, config)
     return _apply(session, config, state, now)
+
+
+#: ``apply_after_write`` applies at most this many new events inline; more are left to the
+#: background job (a write must never turn into a minutes-long catch-up).
+AFTER_WRITE_MAX = 2000
+
+
+def pending_events(session: Session, config: EngagementConfig) -> int:
+    """Stored events the derived tables do not count yet (all of them when the rules changed
+    since the ledger was built: the next catch-up replays)."""
+    row = session.execute(
+        select(EngagementState.event_cursor, EngagementState.rules).where(
+            EngagementState.id == STATE_ID
+        )
+    ).first()
+    cursor = 0 if row is None or row.rules != config.fingerprint() else row.event_cursor
+    return int(session.scalar(select(func.count()).where(Event.id > cursor)) or 0)
+
+
+def apply_after_write(session: Session, config: EngagementConfig, now: datetime) -> bool:
+    """Catch up now when few events are pending (so an event counts as soon as it is
+    stored); returns False, applying nothing, when the backlog is for the background job."""
+    if pending_events(session, config) > AFTER_WRITE_MAX:
+        return False
+    catch_up(session, config, now)
+    return True
 
 
 def _up_to_date(session: Session, config: EngagementConfig) -> bool:
@@ -704,7 +733,6 @@ class TrustReport:
 
 def trust(session: Session, config: EngagementConfig, user_id: str, now: datetime) -> TrustReport:
     """The user's trust level at ``now``, every level's requirements, and what is missing."""
-    catch_up(session, config, now)
     pk = user_pk(session, user_id)
     metrics = trust_metrics(session, config, [pk], now)[pk]
     checks = _check_levels(config, metrics)
@@ -723,7 +751,6 @@ def trust_distribution(
 ) -> dict[int, int]:  # fmt: skip
     """Users per trust level (0 to the highest configured) as stored at their latest event;
     users who never had one are at level 0."""
-    catch_up(session, config, now)
     top = max((t.level for t in config.trust_levels), default=0)
     counts = dict.fromkeys(range(top + 1), 0)
     rows = session.execute(
@@ -749,7 +776,6 @@ def points(
     session: Session, config: EngagementConfig, user_id: str, now: datetime, n: int = 20
 ) -> PointsReport:
     """A user's total, their points per rule and their ``n`` latest ledger entries."""
-    catch_up(session, config, now)
     pk = user_pk(session, user_id)
     total = session.scalar(select(PointsTotal.points).where(PointsTotal.user_id == pk)) or 0
     by_rule = dict(
@@ -789,7 +815,6 @@ def leaderboard(
 ) -> list[dict[str, Any]]:
     """Users ranked by points from the ledger: all time or the last 7 days (``week``),
     optionally only points earned on items with ``tag``."""
-    catch_up(session, config, now)
     if period not in ("all", "week"):
         raise ValueError(f"period must be 'all' or 'week', not {period!r}")
     since = now - timedelta(days=7) if period == "week" else None
@@ -844,7 +869,6 @@ class BadgesReport:
 def badges(session: Session, config: EngagementConfig, user_id: str, now: datetime) -> BadgesReport:
     """The badges a user earned (per post badges once per post) and how far each one they can
     still earn is ("12 more likes on 'X' to reach Good Post")."""
-    catch_up(session, config, now)
     pk = user_pk(session, user_id)
     rows = session.execute(
         select(BadgeAward, Item.external_id, Item.title)

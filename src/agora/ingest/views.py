@@ -366,6 +366,7 @@ def post_members(
     responses={**WRITE_ERRORS, 201: {"description": "Stored.", "model": EventsAccepted}},
 )
 def post_events(
+    request: Request,
     events: Annotated[Batch[EventIn], Depends(events_body)],
     sessions: SessionFactoryDep,
     settings: SettingsDep,
@@ -379,5 +380,8 @@ def post_events(
     except service.Rejected as exc:
         raise BodyRejected(exc, events.single) from exc
     accepted = summary.written.get("events", 0)
+    if accepted:  # what the app derives from events at once (engagement points, ...)
+        for derive in getattr(request.app.state, "after_event_writes", ()):
+            derive()
     response.status_code = status.HTTP_201_CREATED if accepted else status.HTTP_200_OK
     return EventsAccepted(accepted=accepted, duplicates=summary.duplicate_events)
