@@ -49,9 +49,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=sa.DEFAULT_DATA_DIR, help="labelled sets")
     parser.add_argument("--out", type=Path, default=sa.SHIPPED_MODEL_DIR, help="artefact folder")
+    parser.add_argument(
+        "--datasets", nargs="+", choices=list(sa.DATASETS), default=list(sa.DATASETS)
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    model, info = sa.train_sentiment(args.data, **sa.SHIPPED)
+    model, info = sa.train_sentiment(args.data, datasets=args.datasets, **sa.SHIPPED)
     seconds = time.perf_counter() - started
     files = {
         name: {
@@ -60,6 +63,7 @@ def main() -> None:
             if p.is_file() and p.name != "PROVENANCE.md"
         }
         for name, (folder, _) in sa.DATASETS.items()
+        if name in args.datasets
     }
     created = datetime.now(UTC)
     record = {
