@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from engagement_support import NOW, T0, events, items
 from sqlalchemy.orm import Session, sessionmaker
 
+from agora.config import Settings
 from agora.db.engine import transaction
 from agora.engagement import service
 from agora.engagement.config import (
@@ -17,8 +19,9 @@ from agora.engagement.config import (
     TrustRequirements,
 )
 from agora.engagement.models import TrustState
+from agora.ingest.registry import load_any
 from agora.ingest.schemas import ItemIn
-from agora.ingest.service import upsert_items
+from agora.ingest.service import add_dataset, upsert_items
 
 
 def _likes(post: str, n: int, start: int = 0) -> list:
@@ -156,3 +159,36 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
         stored = session.get(TrustState, service.user_pk(session, "reader"))
     assert (report.level, report.next_level) == (2, None)
     assert stored is not None and stored.level == 2  # the catch-up stored the new level
+
+
+def test_imported_stack_exchange_users_reach_trust_levels_with_substitutes(
+    sessions: sessionmaker[Session], bundled_dump: Path
+) -> None:
+    """A Stack Exchange dump has no view and no like events: trust counts what the dump has
+    instead (posts engaged with; bookmarks and accepted answers as approvals) and says so."""
+    config = EngagementConfig()
+    with transaction(sessions) as session:
+        add_dataset(session, load_any(bundled_dump), Settings().event_types, max_future_seconds=1e9)
+    with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
+        levels = service.trust_distribution(session, config, NOW)
+        report = service.trust(session, config, "28", NOW)
+    assert levels[1] > 0 and levels[2] > 0, levels
+    assert report.level >= 1
+    assert set(report.substituted) == {"posts_read", "likes_given", "likes_received"}
+    assert "no read events (view, click, dwell)" in report.substituted["posts_read"]
+    assert report.metrics["posts_read"] == report.metrics["topics_entered"] > 30
+    assert report.next_level is not None and "posts engaged with" in report.next_level
+
+
+def test_a_store_with_read_and_like_events_substitutes_nothing(
+    sessions: sessionmaker[Session],
+) -> None:
+    config = EngagementConfig()
+    with transaction(sessions) as session:
+        items(session, {"p": ("author", [])})
+        events(session, [("v", "reader", "p", "view", T0), ("l", "reader", "p", "like", T0)])
+    with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
+        report = service.trust(session, config, "reader", NOW)
+    assert report.substituted == {} and report.metrics["posts_read"] == 1

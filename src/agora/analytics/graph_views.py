@@ -81,8 +81,17 @@ class BurstOut(BaseModel):
     total: int
 
 
+NowSource = Literal["query", "clock", "store"]
+NOW_SOURCE_DOC = (
+    "Where `now` came from: `query` (given), `clock` (the wall clock), or `store`: the store's "
+    "newest post or event, used when that is more than a bucket old (a historic store, such as "
+    "an imported dump), so the window holds the store's data."
+)
+
+
 class TrendingOut(BaseModel):
-    now: datetime
+    now: datetime = Field(description="End of the window analysed.")
+    now_source: NowSource = Field(description=NOW_SOURCE_DOC)
     bucket: str
     trending: list[BurstOut] = Field(description="Keys bursting in the last bucket.")
     bursts: list[BurstOut] = Field(description="Every burst in the window, strongest first.")
@@ -123,6 +132,7 @@ class AlertOut(BaseModel):
 
 class EvaluationOut(BaseModel):
     now: datetime
+    now_source: NowSource = Field(description=NOW_SOURCE_DOC)
     fired: list[AlertOut]
     ongoing: list[AlertOut]
     closed: list[AlertOut]
@@ -209,12 +219,19 @@ def get_trending(
     source: Literal["tags", "keywords"] = "tags",
     alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
     min_count: Annotated[int, Query(ge=1)] = 5,
-    now: Annotated[datetime | None, Query(description="End of the window (default: now).")] = None,
+    now: Annotated[
+        datetime | None,
+        Query(
+            description="End of the window (default: now, or the store's newest activity "
+            "when the store is historic; see `now_source`)."
+        ),
+    ] = None,
 ) -> TrendingOut:
     """Tags (or keywords) whose post volume bursts above their EWMA baseline."""
+    when, origin = (now, "query") if now else trending.store_now(session, datetime.now(UTC), bucket)
     result = trending.trending(
         session,
-        now or datetime.now(UTC),
+        when,
         bucket=bucket,
         n_buckets=buckets,
         source=source,
@@ -223,6 +240,7 @@ def get_trending(
     )
     return TrendingOut(
         now=result.now,
+        now_source=origin,
         bucket=result.bucket,
         trending=[_burst(b) for b in result.trending],
         bursts=[_burst(b) for b in result.bursts],
@@ -279,18 +297,25 @@ def post_rule(
 def post_evaluate(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
-    now: Annotated[datetime | None, Query(description="Evaluate at (default: now).")] = None,
+    now: Annotated[
+        datetime | None,
+        Query(
+            description="Evaluate at (default: now, or the store's newest activity when the "
+            "store is historic; see `now_source`)."
+        ),
+    ] = None,
 ) -> EvaluationOut:
     """Evaluate every enabled rule now: fire new episodes, keep or close open ones."""
 
     def scorer() -> sa.SentimentClassifier:
         return sa.load_sentiment(settings.model_dir)  # the shipped one unless trained here
 
-    when = now or datetime.now(UTC)
     with transaction(sessions) as session:
+        when, origin = (now, "query") if now else trending.store_now(session, datetime.now(UTC))
         run = trending.evaluate_alerts(session, when, scorer)
         out = EvaluationOut(
             now=when,
+            now_source=origin,
             fired=[AlertOut.model_validate(e) for e in run.fired],
             ongoing=[AlertOut.model_validate(e) for e in run.ongoing],
             closed=[AlertOut.model_validate(e) for e in run.closed],
