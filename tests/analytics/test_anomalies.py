@@ -23,6 +23,7 @@ from agora.ingest.service import add_dataset
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 READ = {"Authorization": "Bearer r"}
 WRITE = {"Authorization": "Bearer w"}
+ADMIN_KEY = {"Authorization": "Bearer test-admin"}
 NORMAL = [f"n{i}" for i in range(20)]
 RING = [f"r{i}" for i in range(4)]
 BOTS = ["bot0", "bot1"]
@@ -196,6 +197,16 @@ def test_cli_prints_the_table_and_json(tmp_path: Path, monkeypatch: pytest.Monke
         out = json.loads(result.output)
         assert out["flagged_users"] == 6 and len(out["users"]) == 3
         assert {u["user_id"] for u in out["users"]} <= set(RING)
+        # what the API serves from storage, computed now (as the served app does periodically)
+        result = runner.invoke(app, ["analytics", "refresh", "anomalies"])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("anomalies: computed in ")
+        settings = Settings(data_dir=tmp_path / "data", database_url=url, api_key="test-admin")
+        with TestClient(create_app(settings)) as test_client:
+            body = test_client.get("/analytics/anomalies/users", headers=ADMIN_KEY)
+            assert body.status_code == 200 and body.json()["flagged"] == 6
+        bad = runner.invoke(app, ["analytics", "refresh", "everything"])
+        assert bad.exit_code != 0 and "refresh one of anomalies, influence" in bad.output
     finally:
         get_settings.cache_clear()
 
@@ -226,3 +237,32 @@ def test_anomalies_are_read_from_the_stored_result_with_its_age(client: TestClie
         time.sleep(0.2)
     assert latest["refresh_requested"] is None
     assert client.post("/analytics/refresh?job=nope", headers=WRITE).status_code == 422
+
+
+def test_the_served_app_refreshes_heavy_results_periodically(
+    tmp_path: Path, database_url: str
+) -> None:
+    """With no request at all, the app's background jobs compute and then recompute the heavy
+    results every ``analytics_refresh_seconds``."""
+    from sqlalchemy import select
+
+    from agora.analytics.models import ComputedResult
+
+    _store(database_url)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        api_key="test-admin",
+        analytics_refresh_seconds=0.5,
+    )
+    seen: dict[str, set] = {"anomalies": set(), "influence": set()}
+    with TestClient(create_app(settings)) as test_client:
+        deadline = time.monotonic() + 60
+        while min(len(times) for times in seen.values()) < 2:
+            assert time.monotonic() < deadline, f"not refreshed periodically: {seen}"
+            with test_client.app.state.sessions() as session:
+                for key, when in session.execute(
+                    select(ComputedResult.key, ComputedResult.computed_at)
+                ):
+                    seen[key].add(when)
+            time.sleep(0.2)
