@@ -15,7 +15,7 @@ exposure, measure each arm from the store, and stop an experiment whose guardrai
   ``planned_users``, with the O'Brien-Fleming-shaped bound of :mod:`agora.experiments.stats`;
   a tripped look stops the experiment and stores the reason. Looks are taken by
   :func:`take_due_looks`, run by the background job of ``agora serve`` (every
-  ``background_seconds``) and by ``agora experiments check``, never inside a feed request: a
+  ``background_seconds``) and by ``agora experiment check``, never inside a feed request: a
   look measures every arm over the store.
 """
 
