@@ -146,6 +146,18 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis shared by API workers for feed pages; unset = in-process."
     )
+    background_seconds: float = Field(
+        15.0,
+        ge=0,
+        description="How often `agora serve` applies new events to engagement, scores new "
+        "posts' sentiment (x4) and takes due experiment guardrail looks (0: only on request).",
+    )
+    analytics_refresh_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="How often `agora serve` recomputes heavy analytics (fake-engagement "
+        "anomalies, influence) in the background (0: only on POST /analytics/refresh).",
+    )
     host: str = Field("127.0.0.1", description="Address `agora serve` and `agora demo` listen on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `agora serve`/`agora demo` use.")
 

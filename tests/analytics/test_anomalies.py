@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from analytics_support import computed
 from fastapi.testclient import TestClient
 
 from agora.analytics import anomalies
@@ -21,6 +23,7 @@ from agora.ingest.service import add_dataset
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ADMIN = {"Authorization": "Bearer test-admin"}
 READ = {"Authorization": "Bearer r"}
+WRITE = {"Authorization": "Bearer w"}
 NORMAL = [f"n{i}" for i in range(20)]
 RING = [f"r{i}" for i in range(4)]
 BOTS = ["bot0", "bot1"]
@@ -163,7 +166,7 @@ def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
 
 def test_routes_rank_users_and_items(client: TestClient) -> None:
     assert client.get("/analytics/anomalies/users", headers=READ).status_code == 403
-    body = client.get("/analytics/anomalies/users?top=4", headers=ADMIN).json()
+    body = computed(client, "/analytics/anomalies/users?top=4", ADMIN).json()
     assert {u["user_id"] for u in body["top"]} == set(RING)
     assert body["flagged"] == 6 and body["scored"] == 27
     assert all(u["flagged"] and u["reasons"] for u in body["top"])
@@ -195,5 +198,72 @@ def test_cli_prints_the_table_and_json(tmp_path: Path, monkeypatch: pytest.Monke
         out = json.loads(result.output)
         assert out["flagged_users"] == 6 and len(out["users"]) == 3
         assert {u["user_id"] for u in out["users"]} <= set(RING)
+        # what the API serves from storage, computed now (as the served app does periodically)
+        result = runner.invoke(app, ["analytics", "refresh", "anomalies"])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("anomalies: computed in ")
+        settings = Settings(data_dir=tmp_path / "data", database_url=url, api_key="test-admin")
+        with TestClient(create_app(settings)) as test_client:
+            body = test_client.get("/analytics/anomalies/users", headers=ADMIN)
+            assert body.status_code == 200 and body.json()["flagged"] == 6
+        bad = runner.invoke(app, ["analytics", "refresh", "everything"])
+        assert bad.exit_code != 0 and "refresh one of anomalies, influence" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+def test_anomalies_are_read_from_the_stored_result_with_its_age(client: TestClient) -> None:
+    """A GET never recomputes over the store: the first answers 202 at once and starts the
+    background job; later ones read the stored result and show its age; a refresh (admin
+    scope) schedules a new computation."""
+    first = client.get("/analytics/anomalies/items", headers=ADMIN)
+    assert first.status_code == 202, first.text
+    assert first.json()["status"] == "pending" and first.json()["job"] == "anomalies"
+    body = computed(client, "/analytics/anomalies/users?top=2", ADMIN).json()
+    computed_at = datetime.fromisoformat(body["computed_at"])
+    assert 0 <= body["age_seconds"] < 120 and body["compute_seconds"] >= 0
+    assert body["refresh"].startswith("POST /analytics/refresh?job=anomalies")
+    assert len(body["top"]) == 2
+    again = client.get("/analytics/anomalies/users?top=2", headers=ADMIN).json()
+    assert again["computed_at"] == body["computed_at"]  # read, not recomputed
+    assert client.post("/analytics/refresh?job=anomalies", headers=WRITE).status_code == 403
+    refresh = client.post("/analytics/refresh?job=anomalies", headers=ADMIN)
+    assert refresh.status_code == 202 and refresh.json()["scheduled"] == ["anomalies"]
+    deadline = time.monotonic() + 60
+    while True:
+        latest = client.get("/analytics/anomalies/users?top=2", headers=ADMIN).json()
+        if datetime.fromisoformat(latest["computed_at"]) > computed_at:
+            break
+        assert time.monotonic() < deadline, "the refresh was not computed"
+        time.sleep(0.2)
+    assert latest["refresh_requested"] is None
+    assert client.post("/analytics/refresh?job=nope", headers=ADMIN).status_code == 422
+
+
+def test_the_served_app_refreshes_heavy_results_periodically(
+    tmp_path: Path, database_url: str
+) -> None:
+    """With no request at all, the app's background jobs compute and then recompute the heavy
+    results every ``analytics_refresh_seconds``."""
+    from sqlalchemy import select
+
+    from agora.analytics.models import ComputedResult
+
+    _store(database_url)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        api_key="test-admin",
+        analytics_refresh_seconds=0.5,
+    )
+    seen: dict[str, set] = {"anomalies": set(), "influence": set()}
+    with TestClient(create_app(settings)) as test_client:
+        deadline = time.monotonic() + 60
+        while min(len(times) for times in seen.values()) < 2:
+            assert time.monotonic() < deadline, f"not refreshed periodically: {seen}"
+            with test_client.app.state.sessions() as session:
+                for key, when in session.execute(
+                    select(ComputedResult.key, ComputedResult.computed_at)
+                ):
+                    seen[key].add(when)
+            time.sleep(0.2)

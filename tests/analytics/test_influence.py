@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from analytics_support import computed
 from fastapi.testclient import TestClient
 
 from agora.analytics import influence as inf
@@ -151,7 +152,7 @@ def client(seeded_client) -> TestClient:  # noqa: ANN001
 
 
 def test_store_graph_reach_and_cascade_through_the_routes(client: TestClient) -> None:
-    body = client.get("/analytics/influence?top=3", headers=READ).json()
+    body = computed(client, "/analytics/influence?top=3", READ).json()
     assert body["top"][0]["user_id"] == "alice"  # everyone's events point at her posts
     assert len(body["top"]) == 3
     # block edges and the author's own view do not count; friend counts both ways
@@ -210,3 +211,12 @@ def test_cli_cascades_of_the_weibo_file_and_influence_of_the_store(
         assert result.exit_code == 0, result.output
     finally:
         get_settings.cache_clear()
+
+
+def test_influence_is_read_from_the_stored_result(client: TestClient) -> None:
+    first = client.get("/analytics/influence", headers=READ)
+    assert first.status_code == 202 and first.json()["job"] == "influence"
+    body = computed(client, "/analytics/influence?events=false", READ).json()
+    assert (
+        body["edges"] == 3 and body["computed_at"]
+    )  # follow, friend both ways and body["age_seconds"] >= 0

@@ -19,7 +19,7 @@ from agora.config import BUILTIN_EVENT_TYPES, Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.tables import Group, Membership
 from agora.ingest.schemas import Dataset, EventIn, GroupIn, ItemIn, MembershipIn, UserIn
-from agora.ingest.service import add_dataset
+from agora.ingest.service import add_dataset, upsert_groups
 from agora.market import service as market
 from agora.market.config import MarketConfig
 from agora.market.schemas import CampaignIn
@@ -143,9 +143,9 @@ def test_storing_twice_replaces_and_keeps_other_groups(sessions) -> None:
         )
         assert members == 20  # each user in exactly one segment, old memberships gone
         assert session.scalar(select(Group.id).where(Group.external_id == "pro")) is not None
-        rust = segments.user_segment(session, "r3")
-        assert rust is not None and rust["top_tags"][0]["tag"] in {"rust", "cargo"}
-        assert segments.user_segment(session, "brand") is None  # no events: not segmented
+        [rust] = segments.user_segments(session, "r3")
+        assert rust["top_tags"][0]["tag"] in {"rust", "cargo"}
+        assert segments.user_segments(session, "brand") == []  # no events: not segmented
 
 
 def test_a_campaign_targeting_a_segment_reaches_only_its_members(sessions) -> None:
@@ -218,3 +218,45 @@ def test_cli_build_store_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     shown = runner.invoke(cli_app, ["show"])
     assert shown.exit_code == 0 and "segment:2:1" in shown.output and "haskell" in shown.output
     get_settings.cache_clear()
+
+
+WRITE = {"Authorization": "Bearer w"}
+
+
+def test_a_write_key_cannot_overwrite_or_join_a_stored_segment(client: TestClient) -> None:
+    assert client.post("/analytics/segments", json={"k": 2}, headers=ADMIN).status_code == 200
+    before = client.get("/analytics/segments", headers=READ).json()
+    hostile = {"name": "x", "attributes": {"kind": "segment", "size": "lots", "top_tags": 7}}
+    for group in ("segment:2:0", "segment:9:9"):
+        put = client.put(f"/groups/{group}", json=hostile, headers=WRITE)
+        assert put.status_code == 422, put.text
+        assert "system-owned" in put.json()["detail"]
+        assert put.json()["problems"][0]["location"] == "path.group_id"
+    joined = client.post("/groups/segment:2:0/members", json={"user_id": "r1"}, headers=WRITE)
+    assert joined.status_code == 422 and "system-owned" in joined.json()["detail"]
+    assert client.get("/analytics/segments", headers=READ).json() == before
+    assert client.get("/users/h4/segment", headers=READ).status_code == 200
+    # other groups stay writable
+    assert client.put("/groups/pro", json={"name": "Pro"}, headers=WRITE).status_code == 200
+
+
+def test_segment_routes_survive_any_stored_group_row(client: TestClient) -> None:
+    """Rows written behind the API's back (an import, an old version) never take a route down:
+    a group that is not a valid segment is left out and named in the log, not a 500."""
+    assert client.post("/analytics/segments", json={"k": 2}, headers=ADMIN).status_code == 200
+    member = client.get("/users/h4/segment", headers=READ).json()["group_id"]
+    odd = [
+        GroupIn(group_id=member, attributes={"kind": "segment", "size": "lots", "top_tags": 7}),
+        GroupIn(group_id="segment:²:x", attributes={"label": None}),
+        GroupIn(group_id="segment:", attributes={}),
+    ]
+    engine = make_engine(str(client.app.state.settings.resolved_database_url))
+    with transaction(session_factory(engine)) as session:
+        upsert_groups(session, odd)
+    engine.dispose()
+    listed = client.get("/analytics/segments", headers=READ)
+    assert listed.status_code == 200, listed.text
+    assert member not in [s["group_id"] for s in listed.json()]
+    assert len(listed.json()) == 1  # the other, intact segment
+    mine = client.get("/users/h4/segment", headers=READ)
+    assert mine.status_code == 404 and "not a valid segment" in mine.json()["detail"]

@@ -3,6 +3,8 @@ configuration on clear Chinese and English sentences, and aggregation over a rea
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,18 +120,23 @@ def test_cli_missing_input_is_a_clear_error(model_dir: Path, tmp_path: Path) -> 
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_without_model_or_data_says_how_to_train(
+def test_cli_without_a_trained_model_or_data_scores_with_the_shipped_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No model trained here and no labelled sets: the model shipped in the package scores
+    (nothing is trained per data folder)."""
     monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("AGORA_SENTIMENT_DATA", str(tmp_path / "no-shared-data"))
     get_settings.cache_clear()
     src = tmp_path / "t.txt"
-    src.write_text("hello\n")
-    args = ["sentiment", "--in", str(src), "--out", str(tmp_path / "o"), "--data", str(tmp_path)]
-    result = runner.invoke(app, args)
+    src.write_text(f"{POSITIVE_EN}\n{NEGATIVE_ZH}\n", encoding="utf-8")
+    out = tmp_path / "o.tsv"
+    result = runner.invoke(app, ["sentiment", "--in", str(src), "--out", str(out)])
     get_settings.cache_clear()
-    assert result.exit_code == 1
-    assert "agora analytics sentiment train" in result.output
+    assert result.exit_code == 0, result.output
+    labels = [line.split("\t")[0] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert labels == ["positive", "negative"]
+    assert not (tmp_path / "empty" / "models").exists()  # nothing trained
 
 
 def _seed(database_url: str) -> None:
@@ -198,34 +205,76 @@ def test_store_sentiment_per_tag_author_and_day(
         sa.aggregate(scored, "month")
 
 
-def test_sentiment_route_per_tag_and_503_without_model(
-    database_url: str, small_model: sa.SentimentClassifier, tmp_path: Path
+def _sentiment(client, auth: dict[str, str], path: str = "/analytics/sentiment?by=author"):
+    started = time.monotonic()
+    page = client.get(path, headers=auth)
+    assert time.monotonic() - started < 5, "the sentiment route must answer within seconds"
+    assert page.status_code == 200, page.text
+    return page.json()
+
+
+def _scored(client, auth: dict[str, str], n_texts: int) -> dict:
+    """Wait (polling) until the background scorer left nothing pending."""
+    deadline = time.monotonic() + 120
+    while (body := _sentiment(client, auth))["pending"]:
+        assert time.monotonic() < deadline, f"still pending: {body}"
+        time.sleep(0.2)
+    assert body["n_texts"] == n_texts
+    return body
+
+
+def test_a_new_store_answers_at_once_and_scores_new_items_in_the_background(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No model trained, no labelled sets (``../shared``): the route answers within seconds with
+    what is scored and how much is pending; the shipped model scores the store's posts and
+    comments in the background, and posts written later once they arrive."""
     from fastapi.testclient import TestClient
 
-    from agora.analytics.views import router
     from agora.api.app import create_app
     from agora.config import Settings
 
+    monkeypatch.setenv("AGORA_SENTIMENT_DATA", str(tmp_path / "no-shared-data"))
     _seed(database_url)
     settings = Settings(
         data_dir=tmp_path / "data", database_url=database_url, api_key="k", api_keys={}
     )
-    api = create_app(settings)
-    api.include_router(router)
     auth = {"Authorization": "Bearer k"}
-    with TestClient(api) as client:
-        missing = client.get("/analytics/sentiment", headers=auth)
-        assert missing.status_code == 503 and "sentiment train" in missing.text
-        sa.save_sentiment(small_model, settings.model_dir)
-        page = client.get("/analytics/sentiment?by=author", headers=auth)
-        assert page.status_code == 200, page.text
-        body = page.json()
-        assert body["n_texts"] == 4
+    with TestClient(create_app(settings)) as client:
+        first = _sentiment(client, auth)
+        assert first["pending"] == 5  # 3 posts, 2 comments (one without text)
+        assert first["model_version"].startswith("shipped-")
+        body = _scored(client, auth, n_texts=4)
         bo = next(g for g in body["groups"] if g["key"] == "bo")
         assert (bo["n"], bo["negative"]) == (2, 2)
+        post = {"title": NEGATIVE_EN, "author_id": "dee", "tags": ["food"]}
+        assert client.put("/items/p4", json=post, headers=auth).status_code in (200, 201)
+        assert _sentiment(client, auth)["pending"] == 1
+        body = _scored(client, auth, n_texts=5)
+        dee = next(g for g in body["groups"] if g["key"] == "dee")
+        assert (dee["n"], dee["negative"]) == (1, 1)
         assert client.get("/analytics/sentiment?by=month", headers=auth).status_code == 422
         assert client.get("/analytics/sentiment").status_code == 401
+    assert not (settings.model_dir / "analytics").exists()  # nothing trained
+
+
+def test_the_shipped_artefact_is_package_data_with_its_provenance() -> None:
+    """The heads ship inside the package (a few KB), with the data provenance and licences."""
+    folder = sa.SHIPPED_MODEL_DIR
+    assert {"heads.npz", "params.json", "meta.json", "PROVENANCE.md"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert (folder / "heads.npz").stat().st_size < 100_000
+    provenance = (folder / "PROVENANCE.md").read_text(encoding="utf-8")
+    for name in sa.DATASETS:
+        assert name.split("-sample")[0].split("-val")[0] in provenance
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    assert meta["version"].startswith("shipped-") and meta["train_rows"]
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
+    assert "analytics/sentiment_model/*" in package_data["agora"]
 
 
 def test_cli_by_author_prints_the_store_table(model_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,11 @@ from sqlalchemy import func, select
 
 from agora.api.app import create_app
 from agora.config import Settings
+from agora.db.engine import transaction
+from agora.engagement.models import EngagementState, LedgerEntry
 from agora.feed.models import FeedImpression
+from agora.ingest.schemas import EventIn
+from agora.ingest.service import add_events
 
 ADMIN = {"Authorization": "Bearer test-admin"}
 READ = {"Authorization": "Bearer r"}
@@ -148,3 +153,41 @@ def test_replay_needs_admin(client: TestClient) -> None:
     assert client.post("/engagement/replay", headers=READ).status_code == 403
     replay = client.post("/engagement/replay", headers=ADMIN)
     assert replay.status_code == 200 and replay.json() == {"applied": 15}
+
+
+def test_reads_never_write_and_the_background_job_applies_imported_events(
+    client: TestClient,
+) -> None:
+    """Events stored by other means than POST /events (an import) are not counted by a read,
+    which writes nothing and says how many are pending; the served app's background job
+    applies them."""
+    imported = [
+        EventIn(event_id=f"imp{i}", user_id=f"reader{i}", item_id="q2", type="like",
+                timestamp=NOW - timedelta(days=1))
+        for i in range(3)
+    ]  # fmt: skip
+    with transaction(client.app.state.sessions) as session:
+        add_events(session, imported, client.app.state.settings.event_types)
+
+    def state() -> tuple:
+        with client.app.state.sessions() as session:
+            row = session.execute(select(EngagementState.event_cursor, EngagementState.updated))
+            return tuple(row.one()), session.scalar(select(func.count()).select_from(LedgerEntry))
+
+    before = state()
+    for path in ("/users/asker/points", "/users/asker/badges", "/users/asker/trust",
+                 "/trust/levels", "/leaderboards"):  # fmt: skip
+        answer = client.get(path, headers=READ)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["X-Engagement-Pending-Events"] == "3"
+    assert client.get("/users/asker/points", headers=READ).json()["total"] == 130
+    assert state() == before  # nothing written by the reads
+    client.app.state.jobs.wake("engagement")
+    deadline = time.monotonic() + 30
+    while (
+        client.get("/users/asker/points", headers=READ).headers["X-Engagement-Pending-Events"]
+        != "0"
+    ):
+        assert time.monotonic() < deadline, "the background job did not catch up"
+        time.sleep(0.1)
+    assert client.get("/users/asker/points", headers=READ).json()["total"] == 160

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from engagement_support import NOW, T0, events, items
 from sqlalchemy.orm import Session, sessionmaker
 
+from agora.config import Settings
 from agora.db.engine import transaction
 from agora.engagement import service
 from agora.engagement.config import (
@@ -17,8 +19,9 @@ from agora.engagement.config import (
     TrustRequirements,
 )
 from agora.engagement.models import TrustState
+from agora.ingest.registry import load_any
 from agora.ingest.schemas import ItemIn
-from agora.ingest.service import upsert_items
+from agora.ingest.service import add_dataset, upsert_items
 
 
 def _likes(post: str, n: int, start: int = 0) -> list:
@@ -38,6 +41,7 @@ def test_post_badges_at_thresholds_with_explained_progress(
         items(session, {"p1": ("writer", []), "p2": ("writer", [])})
         events(session, _likes("p1", 9) + _likes("p2", 3) + [("own", "writer", "p1", "like", T0)])
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.badges(session, config, "writer", NOW)
     assert [b["badge"] for b in report.earned] == ["first_like"]  # liked their own post
     nice = _progress(report, "nice_post")
@@ -47,6 +51,7 @@ def test_post_badges_at_thresholds_with_explained_progress(
     with transaction(sessions) as session:
         events(session, _likes("p1", 4, start=9))  # 13 likes: Nice Post, on p1
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.badges(session, config, "writer", NOW)
     assert [(b["badge"], b["item_id"]) for b in report.earned[1:]] == [("nice_post", "p1")]
     assert _progress(report, "good_post").message == "12 more likes on 'post p1' to reach Good Post"
@@ -55,6 +60,7 @@ def test_post_badges_at_thresholds_with_explained_progress(
     with transaction(sessions) as session:
         events(session, _likes("p2", 7, start=3) + _likes("p1", 40, start=13))  # p2: 10, p1: 53
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         earned = service.badges(session, config, "writer", NOW).earned
     assert sorted((b["badge"], b["item_id"]) for b in earned[1:]) == [
         ("good_post", "p1"),
@@ -76,6 +82,7 @@ def test_count_and_streak_badges_are_awarded_once(sessions: sessionmaker[Session
             + [("acc1", "asker", "a1", "accept", T0), ("acc2", "asker", "a2", "accept", T0)],
         )
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         helper = service.badges(session, config, "helper", NOW)
         asker = service.badges(session, config, "asker", NOW)
     assert sorted(b["badge"] for b in helper.earned) == ["first_answer", "regular", "teacher"]
@@ -111,6 +118,7 @@ def test_attribute_badges_for_stack_exchange_scores(sessions: sessionmaker[Sessi
             ],
         )  # fmt: skip
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.badges(session, config, "x", NOW)
     assert [(b["badge"], b["item_id"]) for b in report.earned] == [("nice_answer", "a1")]
     assert report.progress[0].message == (
@@ -134,6 +142,7 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
         reads = [(f"r{i}", "reader", f"p{i}", "view", T0 + timedelta(days=i)) for i in range(4)]
         events(session, reads + [("like1", "other", "mine", "like", T0)])
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.trust(session, config, "reader", NOW)
     assert (report.level, report.name) == (1, "basic")
     assert (
@@ -145,7 +154,41 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
             session, [("like2", "fan", "mine", "like", T0), ("c", "reader", "p0", "comment", T0)]
         )
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.trust(session, config, "reader", NOW)
         stored = session.get(TrustState, service.user_pk(session, "reader"))
     assert (report.level, report.next_level) == (2, None)
     assert stored is not None and stored.level == 2  # the catch-up stored the new level
+
+
+def test_imported_stack_exchange_users_reach_trust_levels_with_substitutes(
+    sessions: sessionmaker[Session], bundled_dump: Path
+) -> None:
+    """A Stack Exchange dump has no view and no like events: trust counts what the dump has
+    instead (posts engaged with; bookmarks and accepted answers as approvals) and says so."""
+    config = EngagementConfig()
+    with transaction(sessions) as session:
+        add_dataset(session, load_any(bundled_dump), Settings().event_types, max_future_seconds=1e9)
+    with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
+        levels = service.trust_distribution(session, config, NOW)
+        report = service.trust(session, config, "28", NOW)
+    assert levels[1] > 0 and levels[2] > 0, levels
+    assert report.level >= 1
+    assert set(report.substituted) == {"posts_read", "likes_given", "likes_received"}
+    assert "no read events (view, click, dwell)" in report.substituted["posts_read"]
+    assert report.metrics["posts_read"] == report.metrics["topics_entered"] > 30
+    assert report.next_level is not None and "posts engaged with" in report.next_level
+
+
+def test_a_store_with_read_and_like_events_substitutes_nothing(
+    sessions: sessionmaker[Session],
+) -> None:
+    config = EngagementConfig()
+    with transaction(sessions) as session:
+        items(session, {"p": ("author", [])})
+        events(session, [("v", "reader", "p", "view", T0), ("l", "reader", "p", "like", T0)])
+    with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
+        report = service.trust(session, config, "reader", NOW)
+    assert report.substituted == {} and report.metrics["posts_read"] == 1

@@ -73,12 +73,14 @@ def test_daily_cap_limits_points_per_user_rule_and_day(sessions: sessionmaker[Se
         day2 = [(f"m{i}", f"fan{i}", "p1", "like", T0 + timedelta(days=1)) for i in range(3)]
         events(session, day1 + day2 + [("self", "author", "p1", "like", T0)])
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         report = service.points(session, config, "author", NOW, n=50)
     assert report.total == 200 + 30  # the cap on day 1, three likes on day 2; own like: nothing
     assert report.by_rule == {"like_received": 230}
     assert sum(e["points"] for e in report.recent) == 230
     assert [e["points"] for e in report.recent if e["created"].date() == T0.date()].count(10) == 20
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         fan = service.points(session, config, "fan0", NOW)
     assert fan.total == 0 and fan.recent == []  # giving a like earns nothing by default
 
@@ -95,16 +97,18 @@ def test_partial_entry_when_a_cap_is_reached_mid_event(sessions: sessionmaker[Se
     assert sorted(tuple(r) for r in rows) == [(20, True), (30, False)]
 
 
-def test_changed_rules_are_replayed_on_the_next_read(sessions: sessionmaker[Session]) -> None:
+def test_changed_rules_are_replayed_on_the_next_catch_up(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as session:
         items(session, {"q": ("asker", []), "a": ("answerer", [])})
         events(session, [("acc", "asker", "a", "accept", T0)])
     with transaction(sessions) as session:
+        service.catch_up(session, EngagementConfig(), NOW)
         assert service.points(session, EngagementConfig(), "answerer", NOW).total == 15
     richer = EngagementConfig(
         points=[PointRule(name="answer_accepted", event="accept", to="author", points=25)]
     )
     with transaction(sessions) as session:
+        service.catch_up(session, richer, NOW)
         assert service.points(session, richer, "answerer", NOW).total == 25
         assert service.points(session, richer, "asker", NOW).total == 0  # rule removed
         assert ledger_sums(session) == snapshot(session)["totals"]
@@ -118,6 +122,7 @@ def test_upheld_flag_takes_points_and_counts_against_trust(
         items(session, {"spam": ("spammer", [])})
         events(session, [("f1", "spammer", "spam", "flag_upheld", NOW - timedelta(days=1))])
     with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
         assert service.points(session, config, "spammer", NOW).total == -100
         report = service.trust(session, config, "spammer", NOW)
     assert report.metrics["max_upheld_flags"] == 1

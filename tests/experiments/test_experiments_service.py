@@ -12,6 +12,7 @@ from experiments_support import NOW, USERS, event, experiment, impressions
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from agora.api.app import background_jobs
 from agora.config import Settings
 from agora.db.engine import downgrade, migrate, transaction
 from agora.db.tables import Base
@@ -189,12 +190,13 @@ def test_guardrail_holds_when_the_arm_is_no_worse(sessions: sessionmaker[Session
         assert (look.look, look.tripped) == (1, False)
 
 
-def test_the_feed_call_takes_due_looks_by_itself(
-    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+def test_due_looks_are_taken_by_the_background_job_never_by_a_feed_call(
+    sessions: sessionmaker[Session], database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With no operator action, exposures through arm_overrides reach a look, it trips, and the
+    """Exposures through arm_overrides reach a look: the feed call does not measure the arms
+    (that is heavy work), the served app's background job does, trips the guardrail, and the
     next pages get the plain feed."""
-    monkeypatch.setattr(service, "CACHE_SECONDS", 0.0)  # every call refreshes (and checks)
+    monkeypatch.setattr(service, "CACHE_SECONDS", 0.0)  # every call re-reads the experiments
     spec = ExperimentIn.model_validate(
         experiment(
             start=True,
@@ -213,11 +215,18 @@ def test_the_feed_call_takes_due_looks_by_itself(
                 _add_events(session, [event(user, f"i{k}", "like", at) for k in range(1 + n % 3)])
     harmed = next(u for u in USERS[60:] if assign("diverse", u, arms) == "diverse")
     with transaction(sessions) as session:
-        assert service.arm_overrides(session, harmed, NOW + timedelta(hours=2)) == {}
+        assert service.arm_overrides(session, harmed, NOW + timedelta(hours=2)) != {}
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Look)) == 0
+        assert service.get_experiment(session, "diverse").status == "running"
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    background_jobs(settings, sessions).jobs["guardrails"].run()
+    with transaction(sessions) as session:
+        assert service.arm_overrides(session, USERS[61], NOW + timedelta(hours=3)) == {}
     with sessions() as session:
         row = service.get_experiment(session, "diverse")
         assert row.status == "stopped" and "engagement_per_user" in row.stop_reason
-        assert session.scalar(select(func.count()).select_from(Exposure)) == 60
+        assert session.scalar(select(func.count()).select_from(Exposure)) == 61
 
 
 def test_a_look_waits_until_its_metric_can_be_measured(sessions: sessionmaker[Session]) -> None:

@@ -1,14 +1,19 @@
-"""HTTP routes of fake-engagement detection: anomalous users and items
-(``admin`` scope: who is suspected of fraud is not for every reader)."""
+"""HTTP routes of fake-engagement detection: anomalous users and items (``admin`` scope: who is
+suspected of fraud is not for every reader).
+
+They read the report the background job stored (``analytics_results``, key ``anomalies``) with
+its age; before the first one exists they answer 202 and start the job."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from agora.analytics import anomalies
+from agora.analytics import results
+from agora.analytics.results_views import Freshness, freshness, pending, pending_doc
 from agora.api.auth import AdminScope
 from agora.api.deps import SessionDep
 
@@ -36,7 +41,7 @@ class ItemAnomalyOut(BaseModel):
     reasons: list[str]
 
 
-class UserAnomaliesOut(BaseModel):
+class UserAnomaliesOut(Freshness):
     scored: int = Field(description="Users with engagements or clicks.")
     flagged: int
     threshold: float
@@ -44,33 +49,49 @@ class UserAnomaliesOut(BaseModel):
     top: list[UserAnomalyOut]
 
 
-class ItemAnomaliesOut(BaseModel):
+class ItemAnomaliesOut(Freshness):
     scored: int
     top: list[ItemAnomalyOut]
 
 
 @router.get(
-    "/analytics/anomalies/users", response_model=UserAnomaliesOut, dependencies=[AdminScope]
+    "/analytics/anomalies/users",
+    response_model=UserAnomaliesOut,
+    dependencies=[AdminScope],
+    responses=pending_doc("anomalies"),
 )
-def get_user_anomalies(session: SessionDep, top: Top = 20) -> UserAnomaliesOut:
+def get_user_anomalies(
+    request: Request, session: SessionDep, top: Top = 20
+) -> UserAnomaliesOut | JSONResponse:
     """Users most likely to give fake engagement, highest score first, with the reasons."""
-    report = anomalies.detect(session)
-    threshold = report.params.flag_at
+    stored = results.read(session, "anomalies")
+    if stored is None:
+        return pending(request, "anomalies")
+    report = stored.payload
     return UserAnomaliesOut(
-        scored=len(report.users),
-        flagged=len(report.flagged()),
-        threshold=threshold,
-        weights=anomalies.WEIGHTS,
-        top=[UserAnomalyOut(flagged=u.score >= threshold, **vars(u)) for u in report.users[:top]],
+        scored=report["scored_users"],
+        flagged=report["flagged"],
+        threshold=report["threshold"],
+        weights=report["weights"],
+        top=report["users"][:top],
+        **freshness(stored).model_dump(),
     )
 
 
 @router.get(
-    "/analytics/anomalies/items", response_model=ItemAnomaliesOut, dependencies=[AdminScope]
+    "/analytics/anomalies/items",
+    response_model=ItemAnomaliesOut,
+    dependencies=[AdminScope],
+    responses=pending_doc("anomalies"),
 )
-def get_item_anomalies(session: SessionDep, top: Top = 20) -> ItemAnomaliesOut:
+def get_item_anomalies(
+    request: Request, session: SessionDep, top: Top = 20
+) -> ItemAnomaliesOut | JSONResponse:
     """Items whose engagement looks most manufactured (flagged engagers, bursts)."""
-    report = anomalies.detect(session)
+    stored = results.read(session, "anomalies")
+    if stored is None:
+        return pending(request, "anomalies")
+    report = stored.payload
     return ItemAnomaliesOut(
-        scored=len(report.items), top=[ItemAnomalyOut(**vars(i)) for i in report.items[:top]]
+        scored=report["scored_items"], top=report["items"][:top], **freshness(stored).model_dump()
     )

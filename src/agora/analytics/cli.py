@@ -71,21 +71,6 @@ def _train(data: Path) -> Path:
     return path
 
 
-def _model(data: Path) -> sa.SentimentClassifier:
-    """The newest trained model; trained first from ``data`` when there is none."""
-    model_dir = get_settings().model_dir
-    if sa.latest_sentiment_path(model_dir) is None:
-        if not data.is_dir():
-            raise fail(
-                f"no trained sentiment model under {sa.sentiment_dir(model_dir)} and no labelled "
-                f"data at {data} to train one: run `agora analytics sentiment train --data DIR`",
-                code=1,
-            )
-        err.print(f"no trained sentiment model yet: training one from {data} first")
-        _train(data)
-    return sa.load_sentiment(model_dir)
-
-
 @sentiment_app.callback(invoke_without_command=True)
 def sentiment(
     ctx: typer.Context,
@@ -95,7 +80,6 @@ def sentiment(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Written: label<TAB>score per input line.")
     ] = None,
-    data: DataOption = sa.DEFAULT_DATA_DIR,
 ) -> None:
     """Score a file: one ``label<TAB>score`` line per input line (score in [-1, 1])."""
     if ctx.invoked_subcommand is not None:
@@ -108,7 +92,7 @@ def sentiment(
         lines = sa.read_lines(in_file)
     except UnicodeDecodeError as exc:
         raise fail(f"--in {in_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    model = _model(data)
+    model = sa.load_sentiment(get_settings().model_dir)
     labels: list[str] = []
     scores: list[float] = []
     with _progress() as bar:
@@ -139,18 +123,21 @@ def train(data: DataOption = sa.DEFAULT_DATA_DIR) -> None:
 def by(
     key: Annotated[str, typer.Argument(help="tag, author or day")] = "tag",
     limit: Annotated[int, typer.Option(min=1, help="Rows shown.")] = 20,
-    data: DataOption = sa.DEFAULT_DATA_DIR,
 ) -> None:
-    """Mean sentiment and counts of the store's posts and comments per tag, author or day."""
+    """Mean sentiment and counts of the store's posts and comments per tag, author or day
+    (scores the posts and comments not scored yet first, and stores their scores)."""
     if key not in sa.GROUP_BY:
         raise fail(f"group by one of {', '.join(sa.GROUP_BY)}, not {key!r}")
+    from agora.analytics.jobs import score_sentiment
     from agora.db.engine import make_engine, migrate, session_factory
 
-    model = _model(data)
-    engine = make_engine(get_settings().resolved_database_url)
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    with session_factory(engine)() as session:
-        scored = sa.score_store(session, model)
+    sessions = session_factory(engine)
+    score_sentiment(sessions, settings.model_dir, budget_seconds=None)
+    with sessions() as session:
+        scored = sa.stored_scores(session)
     engine.dispose()
     table = Table(title=f"Sentiment per {key} ({len(scored)} posts and comments)")
     for column in (key, "n", "mean score", "positive", "neutral", "negative"):
@@ -165,3 +152,29 @@ def by(
             str(g.negative),
         )
     console.print(table)
+
+
+@app.command()
+def refresh(
+    job: Annotated[str, typer.Argument(help="anomalies, influence, sentiment or all.")] = "all",
+) -> None:
+    """Compute now what the API serves from storage (what `agora serve` refreshes in the
+    background): fake-engagement anomalies, influence, the sentiment of unscored posts."""
+    from agora.analytics import jobs, results
+    from agora.db.engine import make_engine, migrate, session_factory
+
+    known = [*results.KEYS, "sentiment"]
+    if job not in (*known, "all"):
+        raise fail(f"refresh one of {', '.join(known)} or all, not {job!r}")
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    for key in known if job == "all" else [job]:
+        if key == "sentiment":
+            scored = jobs.score_sentiment(sessions, settings.model_dir, budget_seconds=None)
+            console.print(f"sentiment: scored {scored:,} posts and comments")
+        else:
+            seconds = jobs.refresh_result(sessions, key, settings.event_weights)
+            console.print(f"{key}: computed in {seconds:.1f} s")
+    engine.dispose()

@@ -155,9 +155,14 @@ def trending_cmd(
     if bucket not in trending.BUCKETS or source not in ("tags", "keywords"):
         raise typer.BadParameter("--bucket is hour|day|week and --source is tags|keywords")
     with store_sessions(get_settings())() as session:
+        when, origin = (
+            (_now(now), "given") if now else trending.store_now(session, _now(None), bucket)
+        )
+        if origin == "store":
+            console.print(f"now = {when:%Y-%m-%d %H:%M} UTC, the store's newest activity")
         result = trending.trending(
             session,
-            _now(now),
+            when,
             bucket=bucket,
             n_buckets=buckets,
             source=source,
@@ -213,10 +218,7 @@ def alerts_cmd(
     if evaluate:
 
         def scorer() -> sa.SentimentClassifier:
-            if sa.latest_sentiment_path(settings.model_dir) is None:
-                error("run `agora analytics sentiment train` first")
-                raise typer.Exit(1)
-            return sa.load_sentiment(settings.model_dir)
+            return sa.load_sentiment(settings.model_dir)  # the shipped one unless trained here
 
         with transaction(sessions) as session:
             run = trending.evaluate_alerts(session, _now(now), scorer)

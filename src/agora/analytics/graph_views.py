@@ -13,18 +13,19 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from agora.analytics import influence, trending
+from agora.analytics import influence, results, trending
 from agora.analytics import sentiment as sa
 from agora.analytics.models import AlertRule
+from agora.analytics.results_views import Freshness, freshness, pending, pending_doc
 from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
 from agora.db.engine import transaction
-from agora.serving.service import ModelUnavailable
 
 router = APIRouter(tags=["analytics"])
 
@@ -38,7 +39,7 @@ class UserInfluenceOut(BaseModel):
     in_degree: float = Field(description="Weighted in-degree (attention received).")
 
 
-class InfluenceOut(BaseModel):
+class InfluenceOut(Freshness):
     users: int = Field(description="Users in the attention graph.")
     edges: int
     top: list[UserInfluenceOut]
@@ -81,8 +82,17 @@ class BurstOut(BaseModel):
     total: int
 
 
+NowSource = Literal["query", "clock", "store"]
+NOW_SOURCE_DOC = (
+    "Where `now` came from: `query` (given), `clock` (the wall clock), or `store`: the store's "
+    "newest post or event, used when that is more than a bucket old (a historic store, such as "
+    "an imported dump), so the window holds the store's data."
+)
+
+
 class TrendingOut(BaseModel):
-    now: datetime
+    now: datetime = Field(description="End of the window analysed.")
+    now_source: NowSource = Field(description=NOW_SOURCE_DOC)
     bucket: str
     trending: list[BurstOut] = Field(description="Keys bursting in the last bucket.")
     bursts: list[BurstOut] = Field(description="Every burst in the window, strongest first.")
@@ -123,27 +133,35 @@ class AlertOut(BaseModel):
 
 class EvaluationOut(BaseModel):
     now: datetime
+    now_source: NowSource = Field(description=NOW_SOURCE_DOC)
     fired: list[AlertOut]
     ongoing: list[AlertOut]
     closed: list[AlertOut]
 
 
-@router.get("/analytics/influence", response_model=InfluenceOut, dependencies=[ReadScope])
+@router.get(
+    "/analytics/influence",
+    response_model=InfluenceOut,
+    dependencies=[ReadScope],
+    responses=pending_doc("influence"),
+)
 def get_influence(
+    request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     top: Top = 20,
     events: Annotated[bool, Query(description="Count interactions with authors' posts.")] = True,
-) -> InfluenceOut:
-    """Most influential users by PageRank on the follow/trust/friend/interaction graph."""
-    graph = influence.build_user_graph(
-        session, event_weights=settings.event_weights, include_events=events
-    )
-    rows = influence.centrality(graph, top)
+) -> InfluenceOut | JSONResponse:
+    """Most influential users by PageRank on the follow/trust/friend/interaction graph, as the
+    background job last computed it (202 before the first run)."""
+    stored = results.read(session, "influence")
+    if stored is None:
+        return pending(request, "influence")
+    graph = stored.payload["with_events" if events else "without_events"]
     return InfluenceOut(
-        users=graph.vcount(),
-        edges=graph.ecount(),
-        top=[UserInfluenceOut(**vars(r)) for r in rows],
+        users=graph["users"],
+        edges=graph["edges"],
+        top=graph["top"][:top],
+        **freshness(stored).model_dump(),
     )
 
 
@@ -202,12 +220,19 @@ def get_trending(
     source: Literal["tags", "keywords"] = "tags",
     alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
     min_count: Annotated[int, Query(ge=1)] = 5,
-    now: Annotated[datetime | None, Query(description="End of the window (default: now).")] = None,
+    now: Annotated[
+        datetime | None,
+        Query(
+            description="End of the window (default: now, or the store's newest activity "
+            "when the store is historic; see `now_source`)."
+        ),
+    ] = None,
 ) -> TrendingOut:
     """Tags (or keywords) whose post volume bursts above their EWMA baseline."""
+    when, origin = (now, "query") if now else trending.store_now(session, datetime.now(UTC), bucket)
     result = trending.trending(
         session,
-        now or datetime.now(UTC),
+        when,
         bucket=bucket,
         n_buckets=buckets,
         source=source,
@@ -216,6 +241,7 @@ def get_trending(
     )
     return TrendingOut(
         now=result.now,
+        now_source=origin,
         bucket=result.bucket,
         trending=[_burst(b) for b in result.trending],
         bursts=[_burst(b) for b in result.bursts],
@@ -268,28 +294,29 @@ def post_rule(
     "/analytics/alerts/evaluate",
     response_model=EvaluationOut,
     dependencies=[AdminScope],
-    responses={503: {"description": "A sentiment rule exists but no sentiment model."}},
 )
 def post_evaluate(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
-    now: Annotated[datetime | None, Query(description="Evaluate at (default: now).")] = None,
+    now: Annotated[
+        datetime | None,
+        Query(
+            description="Evaluate at (default: now, or the store's newest activity when the "
+            "store is historic; see `now_source`)."
+        ),
+    ] = None,
 ) -> EvaluationOut:
     """Evaluate every enabled rule now: fire new episodes, keep or close open ones."""
 
     def scorer() -> sa.SentimentClassifier:
-        if sa.latest_sentiment_path(settings.model_dir) is None:
-            raise ModelUnavailable(
-                "a sentiment_drop rule needs a sentiment model; "
-                "run `agora analytics sentiment train`"
-            )
-        return sa.load_sentiment(settings.model_dir)
+        return sa.load_sentiment(settings.model_dir)  # the shipped one unless trained here
 
-    when = now or datetime.now(UTC)
     with transaction(sessions) as session:
+        when, origin = (now, "query") if now else trending.store_now(session, datetime.now(UTC))
         run = trending.evaluate_alerts(session, when, scorer)
         out = EvaluationOut(
             now=when,
+            now_source=origin,
             fired=[AlertOut.model_validate(e) for e in run.fired],
             ongoing=[AlertOut.model_validate(e) for e in run.ongoing],
             closed=[AlertOut.model_validate(e) for e in run.closed],

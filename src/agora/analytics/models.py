@@ -1,4 +1,5 @@
-"""Analytics' own tables: alert rules and the alert episodes they open.
+"""Analytics' own tables: alert rules and the alert episodes they open, heavy results stored by
+background jobs, and the sentiment of each post and comment.
 
 * ``analytics_alert_rules``: what to watch. ``kind`` is ``volume_spike`` (a tag's post count in
   the last ``bucket`` bursts above the mean of the ``baseline_buckets`` before it, Poisson tail
@@ -8,6 +9,12 @@
   episode: it is created when the condition starts to hold (the alert fires once), its
   ``last_seen`` and ``peak`` follow the evaluations that still see it, and it is ``closed`` at the
   first evaluation that does not.
+* ``analytics_results``: one row per heavy analysis (``anomalies``, ``influence``, ...): the
+  JSON result a background job computed, when (``computed_at``) and in how many ``seconds``;
+  ``requested`` is set by a refresh request and cleared by the job that serves it.
+* ``analytics_item_sentiment`` / ``analytics_comment_sentiment``: the score and label of each
+  post (item) and each comment event, and the model version that scored it; written by the
+  background scorer as items and comments arrive, read by ``GET /analytics/sentiment``.
 """
 
 from __future__ import annotations
@@ -67,3 +74,37 @@ class AlertEpisode(Base):
     baseline: Mapped[float] = mapped_column(Float)
     peak: Mapped[float] = mapped_column(Float)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ComputedResult(Base):
+    __tablename__ = "analytics_results"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float | None] = mapped_column(Float)
+    payload: Mapped[dict[str, Any] | None] = mapped_column()
+    requested: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ItemSentiment(Base):
+    __tablename__ = "analytics_item_sentiment"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    score: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[str] = mapped_column(String(64))
+    scored: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommentSentiment(Base):
+    __tablename__ = "analytics_comment_sentiment"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    score: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[str] = mapped_column(String(64))
+    scored: Mapped[datetime] = mapped_column(DateTime(timezone=True))

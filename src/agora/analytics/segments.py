@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from agora.db.tables import Event, Group, Item, Membership, User
 from agora.ingest.schemas import GroupIn, MembershipIn
-from agora.ingest.service import add_memberships, upsert_groups
+from agora.ingest.service import SYSTEM_GROUP_PREFIX, add_memberships, upsert_groups
 
 if TYPE_CHECKING:  # the model registry loads heavy libraries: only when a model is used
     from agora.models.artifacts import LoadedModel
 
-PREFIX = "segment:"
+PREFIX = SYSTEM_GROUP_PREFIX
 K_RANGE = (2, 8)
 #: Above this many users the clustering uses MiniBatchKMeans and a sampled silhouette.
 LARGE = 20_000
@@ -401,11 +401,15 @@ def build_segments(
 
 
 def _stored(group: Group) -> dict[str, Any]:
-    return {"group_id": group.external_id, **group.attributes}
+    """The group's attributes as a segment description (whatever the row holds: callers
+    validate it, since a row written behind the API's back may hold anything)."""
+    attributes = group.attributes if isinstance(group.attributes, dict) else {}
+    return {**attributes, "group_id": group.external_id}
 
 
-def _segment_order(group: Group) -> tuple[int, ...]:
-    return tuple(int(p) for p in group.external_id[len(PREFIX) :].split(":") if p.isdigit())
+def _segment_order(group: Group) -> tuple[tuple[int, ...], str]:
+    numbers = tuple(int(p) for p in group.external_id[len(PREFIX) :].split(":") if p.isdecimal())
+    return numbers, group.external_id
 
 
 def stored_segments(session: Session) -> list[dict[str, Any]]:
@@ -416,9 +420,10 @@ def stored_segments(session: Session) -> list[dict[str, Any]]:
     return [_stored(g) for g in sorted(groups, key=_segment_order)]
 
 
-def user_segment(session: Session, user_id: str) -> dict[str, Any] | None:
-    """The stored segment ``user_id`` belongs to, or None (unknown user or not segmented)."""
-    group = session.scalars(
+def user_segments(session: Session, user_id: str) -> list[dict[str, Any]]:
+    """The stored segment groups ``user_id`` belongs to, in segment order (empty for an unknown
+    or unsegmented user; one after a build, more only if rows were written by other means)."""
+    groups = session.scalars(
         select(Group)
         .join(Membership, Membership.group_id == Group.id)
         .join(User, User.id == Membership.user_id)
@@ -426,6 +431,5 @@ def user_segment(session: Session, user_id: str) -> dict[str, Any] | None:
             User.external_id == user_id,
             Group.external_id.startswith(PREFIX, autoescape=True),
         )
-        .limit(1)
-    ).first()
-    return None if group is None else _stored(group)
+    ).all()
+    return [_stored(g) for g in sorted(groups, key=_segment_order)]

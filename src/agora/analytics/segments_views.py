@@ -7,12 +7,13 @@ A stored segment is the group ``segment:<k>:<n>``: campaigns target it with
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agora.analytics import segments
 from agora.api.auth import AdminScope
@@ -20,6 +21,8 @@ from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.db.engine import transaction
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["analytics"])
 
@@ -70,8 +73,22 @@ class BuildOut(BaseModel):
     segments: list[SegmentOut]
 
 
-def _segment_out(stored: dict[str, Any]) -> SegmentOut:
-    return SegmentOut.model_validate({k: v for k, v in stored.items() if k != "kind"})
+def _segment_out(stored: dict[str, Any]) -> SegmentOut | None:
+    """The stored segment as served, or None (logged) when its group row is not a valid
+    segment: a row written by other means than a build must not take the route down."""
+    try:
+        return SegmentOut.model_validate({k: v for k, v in stored.items() if k != "kind"})
+    except ValidationError as exc:
+        log.warning(
+            "group %r is not a valid segment (%d problem(s)); left out, rebuild the segments",
+            stored["group_id"],
+            exc.error_count(),
+        )
+        return None
+
+
+def _valid(stored: list[dict[str, Any]]) -> list[SegmentOut]:
+    return [out for out in map(_segment_out, stored) if out is not None]
 
 
 async def build_body(request: Request) -> BuildIn:
@@ -95,7 +112,7 @@ def post_segments(
             result = segments.build_segments(session, body.k, body.seed, store=True, now=now)
         except ValueError as exc:
             raise InvalidRequest([problem(("body",), str(exc))]) from exc
-        stored = [_segment_out(s) for s in segments.stored_segments(session)]
+        stored = _valid(segments.stored_segments(session))
     return BuildOut(
         k=result.k,
         silhouette=result.silhouette,
@@ -108,8 +125,9 @@ def post_segments(
 
 @router.get("/analytics/segments", response_model=list[SegmentOut], dependencies=[AdminScope])
 def get_segments(session: SessionDep) -> list[SegmentOut]:
-    """The stored segments with their descriptions (empty before the first build)."""
-    return [_segment_out(s) for s in segments.stored_segments(session)]
+    """The stored segments with their descriptions (empty before the first build); a group
+    row that is not a valid segment is left out."""
+    return _valid(segments.stored_segments(session))
 
 
 @router.get(
@@ -122,7 +140,14 @@ def get_user_segment(
     session: SessionDep, user_id: Annotated[str, PathParam(min_length=1, max_length=255)]
 ) -> SegmentOut:
     """The stored segment a user belongs to."""
-    stored = segments.user_segment(session, user_id)
-    if stored is None:
-        raise NotFound(f"user {user_id!r} is in no stored segment")
-    return _segment_out(stored)
+    stored = segments.user_segments(session, user_id)
+    valid = _valid(stored)
+    if valid:
+        return valid[0]
+    if stored:
+        names = ", ".join(repr(s["group_id"]) for s in stored)
+        raise NotFound(
+            f"user {user_id!r} is in group {names}, which is not a valid segment; "
+            "rebuild the segments with POST /analytics/segments"
+        )
+    raise NotFound(f"user {user_id!r} is in no stored segment")

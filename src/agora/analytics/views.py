@@ -1,25 +1,27 @@
 """HTTP routes of analytics: sentiment of the store's posts and comments per tag, author or day.
 
-``GET /analytics/sentiment`` needs the ``read`` scope and a trained sentiment model
-(``agora analytics sentiment train``); without one it answers 503 saying so.
+``GET /analytics/sentiment`` (``read`` scope) reads the scores stored per post and comment: the
+background scorer of ``agora serve`` (:func:`agora.analytics.jobs.score_sentiment`) scores new
+ones as they arrive with the model shipped in the package (or a newer one trained here), so the
+route answers at once and says how many texts are still ``pending``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from agora.analytics import sentiment as sa
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
-from agora.serving.service import ModelUnavailable
 
 router = APIRouter(tags=["analytics"])
+
+#: The background job that scores new posts and comments (see agora.api.app).
+SENTIMENT_JOB = "sentiment"
 
 
 class SentimentGroupOut(BaseModel):
@@ -33,24 +35,25 @@ class SentimentGroupOut(BaseModel):
 
 class SentimentOut(BaseModel):
     by: str
-    n_texts: int = Field(description="Posts and comments with text that were scored.")
+    n_texts: int = Field(description="Posts and comments with text that are scored.")
+    pending: int = Field(
+        description="Posts and comments not scored by the current model yet (the background "
+        "scorer is on them; they are counted once scored)."
+    )
     model_version: str
     groups: list[SentimentGroupOut]
 
 
-@lru_cache(maxsize=2)
-def _loaded(path: Path) -> sa.SentimentClassifier:
-    """One loaded model per artefact version (a newer version is picked up on the next call)."""
-    return sa.load_sentiment_version(path)
+def wake(request: Request, job: str) -> None:
+    """Ask the app's background jobs to run ``job`` soon (when the app runs them)."""
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is not None:
+        jobs.wake(job)
 
 
-@router.get(
-    "/analytics/sentiment",
-    response_model=SentimentOut,
-    dependencies=[ReadScope],
-    responses={503: {"description": "No sentiment model is trained yet."}},
-)
+@router.get("/analytics/sentiment", response_model=SentimentOut, dependencies=[ReadScope])
 def sentiment_by(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     by: Annotated[Literal["tag", "author", "day"], Query(description="Group by.")] = "tag",
@@ -59,16 +62,16 @@ def sentiment_by(
     until: Annotated[datetime | None, Query(description="Only texts before this time.")] = None,
 ) -> SentimentOut:
     """Mean sentiment and label counts of posts (title + body) and commented text, per group."""
-    path = sa.latest_sentiment_path(settings.model_dir)
-    if path is None:
-        raise ModelUnavailable(
-            "no sentiment model is trained; run `agora analytics sentiment train`"
-        )
-    scored = sa.score_store(session, _loaded(path), since=since, until=until)
+    version = sa.model_version(sa.scorer_path(settings.model_dir))
+    pending = sa.pending_count(session, version)
+    if pending:
+        wake(request, SENTIMENT_JOB)
+    scored = sa.stored_scores(session, since=since, until=until)
     groups = sa.aggregate(scored, by)[:limit]
     return SentimentOut(
         by=by,
         n_texts=len(scored),
-        model_version=path.name,
+        pending=pending,
+        model_version=version,
         groups=[SentimentGroupOut(**vars(g)) for g in groups],
     )

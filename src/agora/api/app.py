@@ -14,27 +14,35 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 import agora
+from agora.analytics import jobs as analytics_jobs
 from agora.analytics.anomalies_views import router as analytics_anomalies_router
 from agora.analytics.engagement_views import router as analytics_engagement_router
 from agora.analytics.graph_views import router as analytics_graph_router
+from agora.analytics.results_views import router as analytics_results_router
 from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
 from agora.api import errors
 from agora.api.auth import check_settings
+from agora.api.background import Job, Jobs
 from agora.api.deps import ModelsDep, SessionDep
 from agora.config import Settings, get_settings
+from agora.db.engine import transaction
+from agora.engagement import service as engagement
 from agora.engagement.views import router as engagement_router
+from agora.experiments import service as experiments
 from agora.experiments.views import router as experiments_router
 from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
@@ -77,6 +85,48 @@ def _warm(models: ModelStore) -> None:
     log.info("models loaded (seconds): %s", models.warm())
 
 
+def background_jobs(settings: Settings, sessions: sessionmaker[Session]) -> Jobs:
+    """The work a served app does behind its requests, so that no GET computes it: engagement
+    applies new events, new posts and comments get their sentiment, due guardrail looks are
+    taken (every ``background_seconds``), heavy analytics are recomputed (every
+    ``analytics_refresh_seconds``). Each also runs when a request wakes it."""
+    light, heavy = settings.background_seconds, settings.analytics_refresh_seconds
+
+    def catch_up() -> None:
+        with transaction(sessions) as session:
+            engagement.catch_up(session, settings.engagement, datetime.now(UTC))
+
+    def guardrails() -> None:
+        with transaction(sessions) as session:
+            experiments.take_due_looks(session, datetime.now(UTC))
+
+    def result(key: str) -> Callable[[], object]:
+        return lambda: analytics_jobs.refresh_result(sessions, key, settings.event_weights)
+
+    return Jobs(
+        [
+            Job("engagement", catch_up, light),
+            Job("guardrails", guardrails, light),
+            Job("sentiment", lambda: analytics_jobs.score_sentiment(sessions, settings.model_dir),
+                light * 4),
+            Job("anomalies", result("anomalies"), heavy),
+            Job("influence", result("influence"), heavy),
+        ]
+    )  # fmt: skip
+
+
+def after_event_writes(settings: Settings, sessions: sessionmaker[Session], jobs: Jobs):
+    """What ``POST /events`` runs after its commit: engagement counts the new events at once
+    (a large backlog is left to the background job, which is woken)."""
+
+    def engagement_now() -> None:
+        with transaction(sessions) as session:
+            if not engagement.apply_after_write(session, settings.engagement, datetime.now(UTC)):
+                jobs.wake("engagement")
+
+    return [engagement_now]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A ready-to-serve API for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -93,9 +143,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.exception("could not read the trained models; serving without them")
         # requests are answered at once; the models' arrays load behind them (or on first use)
         threading.Thread(target=_warm, args=(models,), name="agora-warm", daemon=True).start()
+        app.state.jobs.start()
         try:
             yield
         finally:
+            app.state.jobs.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -109,6 +161,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = wiring.sessions
     app.state.models = models
     app.state.feed_cache = wiring.feed_cache
+    app.state.jobs = background_jobs(settings, app.state.sessions)
+    app.state.after_event_writes = after_event_writes(settings, app.state.sessions, app.state.jobs)
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
@@ -122,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_engagement_router)
     app.include_router(analytics_segments_router)
     app.include_router(analytics_anomalies_router)
+    app.include_router(analytics_results_router)
     app.include_router(experiments_router)
     app.include_router(health_router)
     app.include_router(web_router)

@@ -1,5 +1,6 @@
 """``agora engagement ...``: replay the ledger, leaderboards, a user's points, badges, trust level
-and digest. The rules are ``settings.engagement`` (``AGORA_ENGAGEMENT`` as JSON)."""
+and digest (each applies the newly stored events first). The rules are ``settings.engagement``
+(``AGORA_ENGAGEMENT`` as JSON)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def leaderboard(
     if period not in ("all", "week"):
         raise fail(f"--period must be 'all' or 'week', not {period!r}")
     with transaction(store_sessions(settings)) as session:
+        service.catch_up(session, settings.engagement, datetime.now(UTC))
         rows = service.leaderboard(session, settings.engagement, datetime.now(UTC), period, tag, n)
     table = Table(title=f"leaderboard ({period}{', tag ' + tag if tag else ''})")
     for column in ("rank", "user", "points"):
@@ -62,6 +64,7 @@ def points(user: UserArg, n: Annotated[int, typer.Option("-n", min=1)] = 10) -> 
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
+            service.catch_up(session, settings.engagement, datetime.now(UTC))
             report = service.points(session, settings.engagement, user, datetime.now(UTC), n)
     except service.UnknownUser as exc:
         raise fail(str(exc)) from None
@@ -76,6 +79,7 @@ def badges(user: UserArg) -> None:
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
+            service.catch_up(session, settings.engagement, datetime.now(UTC))
             report = service.badges(session, settings.engagement, user, datetime.now(UTC))
     except service.UnknownUser as exc:
         raise fail(str(exc)) from None
@@ -96,6 +100,7 @@ def trust(user: UserArg) -> None:
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
+            service.catch_up(session, settings.engagement, datetime.now(UTC))
             report = service.trust(session, settings.engagement, user, datetime.now(UTC))
     except service.UnknownUser as exc:
         raise fail(str(exc)) from None
@@ -122,6 +127,7 @@ def digest(
     now = datetime.now(UTC)
     try:
         with transaction(store_sessions(settings)) as session:
+            service.catch_up(session, settings.engagement, now)
             report = digests.build_digest(session, settings.engagement, user, now, since)
             if picks:
                 models = ModelStore(settings.model_dir)

@@ -94,7 +94,6 @@ def build_digest(
 ) -> Digest:
     """The user's digest for ``(since, now]``; ``since`` defaults to their last activity (or
     their sign-up when they never were active). ``picks`` come from :func:`feed_picks`."""
-    service.catch_up(session, config, now)
     pk = service.user_pk(session, user_id)
     if since is None:
         created = as_utc(session.scalar(select(User.created).where(User.id == pk)))

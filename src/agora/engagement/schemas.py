@@ -70,6 +70,11 @@ class TrustOut(BaseModel):
     metrics: dict[str, int]
     levels: list[LevelOut]
     next_level: str | None = Field(description="What the next level still needs.")
+    substituted: dict[str, str] = Field(
+        default_factory=dict,
+        description="Requirements the store has no data for (e.g. no view events in an "
+        "imported dump) and what is counted in their place.",
+    )
 
 
 class LeaderOut(BaseModel):

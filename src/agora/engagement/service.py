@@ -1,9 +1,12 @@
 """Points, badges and trust levels from the event log; tasks and leaderboards.
 
-Nothing hooks into ingestion: the ``engagement_state`` row keeps the last ``events.id`` applied,
-and :func:`catch_up` applies newer events in id order (points with daily caps to the
-append-only ledger, visit days, badge awards, then the trust level of every user they touched).
-Every read calls it first, so an event posted a moment ago counts. :func:`replay` clears the
+The ``engagement_state`` row keeps the last ``events.id`` applied, and :func:`catch_up` applies
+newer events in id order (points with daily caps to the append-only ledger, visit days, badge
+awards, then the trust level of every user they touched). Reads never write: ``POST /events``
+catches up right after its commit (a small backlog; :func:`apply_after_write`), and the
+background job of ``agora serve`` catches up every few seconds (events written by other
+routes and imports); :func:`pending_events` says how many stored events reads do not count
+yet. :func:`replay` clears the
 derived tables and applies every stored event again under the current rules; applying in id
 order makes a replay give the same ledger and awards as the increments did. When the rules'
 fingerprint differs from the one the ledger was built under, :func:`catch_up` replays.
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -150,6 +153,32 @@ def catch_up(session: Session, config: EngagementConfig, now: datetime) -> int:
     if state.rules != config.fingerprint():
         _clear(session, state, config)
     return _apply(session, config, state, now)
+
+
+#: ``apply_after_write`` applies at most this many new events inline; more are left to the
+#: background job (a write must never turn into a minutes-long catch-up).
+AFTER_WRITE_MAX = 2000
+
+
+def pending_events(session: Session, config: EngagementConfig) -> int:
+    """Stored events the derived tables do not count yet (all of them when the rules changed
+    since the ledger was built: the next catch-up replays)."""
+    row = session.execute(
+        select(EngagementState.event_cursor, EngagementState.rules).where(
+            EngagementState.id == STATE_ID
+        )
+    ).first()
+    cursor = 0 if row is None or row.rules != config.fingerprint() else row.event_cursor
+    return int(session.scalar(select(func.count()).where(Event.id > cursor)) or 0)
+
+
+def apply_after_write(session: Session, config: EngagementConfig, now: datetime) -> bool:
+    """Catch up now when few events are pending (so an event counts as soon as it is
+    stored); returns False, applying nothing, when the backlog is for the background job."""
+    if pending_events(session, config) > AFTER_WRITE_MAX:
+        return False
+    catch_up(session, config, now)
+    return True
 
 
 def _up_to_date(session: Session, config: EngagementConfig) -> bool:
@@ -519,13 +548,68 @@ def _check_attributes(
 METRICS = tuple(TrustRequirements.model_fields)
 
 
+#: Events that stand in for likes in a store without any like event (a Stack Exchange dump
+#: has no voter ids, but favourites and accepted answers): approval given and received.
+LIKE_SUBSTITUTES = ("bookmark", "accept", "share")
+
+
+@dataclass
+class Substitutions:
+    """Requirements the store's data cannot support, each with what is counted instead."""
+
+    read_events: tuple[str, ...] | None = None  # None: read events as configured
+    like_events: tuple[str, ...] = ()
+    reasons: dict[str, str] = field(default_factory=dict)  # metric -> what is counted instead
+
+
+def _stored_types(session: Session, types: Iterable[str]) -> set[str]:
+    found = set()
+    for kind in types:
+        if session.scalar(select(Event.id).where(Event.type == kind).limit(1)) is not None:
+            found.add(kind)
+    return found
+
+
+def substitutions(session: Session, config: EngagementConfig) -> Substitutions:
+    """What trust counts instead of requirements the store has no data for: with no read event
+    at all (an imported dump has no views), ``posts_read`` counts the posts the user engaged
+    with by any event; with no like event at all, the like counts use bookmarks, accepted
+    answers and shares (the approvals a dump does record)."""
+    out = Substitutions(like_events=tuple(config.like_events))
+    if not _stored_types(session, config.read_events):
+        out.read_events = ()
+        out.reasons["posts_read"] = (
+            "posts engaged with (any event), because the store has no read events "
+            f"({', '.join(config.read_events)})"
+        )
+    if not _stored_types(session, config.like_events):
+        stand_ins = tuple(sorted(_stored_types(session, LIKE_SUBSTITUTES)))
+        if stand_ins:
+            out.like_events = stand_ins
+            why = (
+                f"{' / '.join(stand_ins)} events, because the store has no like events "
+                f"({', '.join(config.like_events)})"
+            )
+            out.reasons["likes_given"] = f"{why}: given"
+            out.reasons["likes_received"] = f"{why}: received on the user's posts"
+    return out
+
+
 def trust_metrics(
-    session: Session, config: EngagementConfig, users: Sequence[int], now: datetime
+    session: Session,
+    config: EngagementConfig,
+    users: Sequence[int],
+    now: datetime,
+    stand_ins: Substitutions | None = None,
 ) -> dict[int, dict[str, int]]:
-    """Per user: the counts trust levels ask for (see :class:`TrustRequirements`)."""
+    """Per user: the counts trust levels ask for (see :class:`TrustRequirements`), with the
+    requirements the store has no data for counted as :func:`substitutions` says."""
+    stand_ins = stand_ins or substitutions(session, config)
     out = {u: dict.fromkeys(METRICS, 0) for u in users}
     since = now - timedelta(days=config.flag_window_days)
     others = Event.user_id != func.coalesce(Item.author_id, -1)
+    read = Event.type.in_(config.read_events) if stand_ins.read_events is None else true()
+    liked = Event.type.in_(stand_ins.like_events)
     for part in _chunks(list(users)):
         queries: list[tuple[str, Any]] = [
             (
@@ -537,7 +621,7 @@ def trust_metrics(
             (
                 "posts_read",
                 select(Event.user_id, func.count(func.distinct(Event.item_id)))
-                .where(Event.user_id.in_(part), Event.type.in_(config.read_events))
+                .where(Event.user_id.in_(part), read)
                 .group_by(Event.user_id),
             ),
             (
@@ -549,7 +633,7 @@ def trust_metrics(
             (
                 "likes_given",
                 select(Event.user_id, func.count())
-                .where(Event.user_id.in_(part), Event.type.in_(config.like_events))
+                .where(Event.user_id.in_(part), liked)
                 .group_by(Event.user_id),
             ),
             (
@@ -557,7 +641,7 @@ def trust_metrics(
                 select(Item.author_id, func.count())
                 .select_from(Event)
                 .join(Item, Item.id == Event.item_id)
-                .where(Item.author_id.in_(part), Event.type.in_(config.like_events), others)
+                .where(Item.author_id.in_(part), liked, others)
                 .group_by(Item.author_id),
             ),
             (
@@ -632,7 +716,17 @@ def _more(n: int, noun: str) -> str:
     return f"{n} more {noun}"
 
 
-def _check_levels(config: EngagementConfig, metrics: dict[str, int]) -> list[LevelCheck]:
+SUBSTITUTE_LABELS = {
+    "posts_read": "posts engaged with",
+    "likes_given": "approvals given",
+    "likes_received": "approvals received",
+}
+
+
+def _check_levels(
+    config: EngagementConfig, metrics: dict[str, int], substituted: Iterable[str] = ()
+) -> list[LevelCheck]:
+    labels = {**LABELS, **{m: SUBSTITUTE_LABELS[m] for m in substituted}}
     checks = []
     for tl in config.trust_levels:
         reqs = []
@@ -652,7 +746,7 @@ def _check_levels(config: EngagementConfig, metrics: dict[str, int]) -> list[Lev
                 )
             else:
                 met = have >= need
-                missing = None if met else f"{_more(need - have, LABELS[metric])} ({have}/{need})"
+                missing = None if met else f"{_more(need - have, labels[metric])} ({have}/{need})"
             reqs.append(Requirement(metric, need, have, met, missing))
         checks.append(LevelCheck(tl.level, tl.name, all(r.met for r in reqs), reqs))
     return checks
@@ -671,7 +765,8 @@ def _level(checks: list[LevelCheck]) -> int:
 def _store_trust(
     session: Session, config: EngagementConfig, users: list[int], now: datetime
 ) -> None:  # fmt: skip
-    metrics = trust_metrics(session, config, users, now)
+    stand_ins = substitutions(session, config)
+    metrics = trust_metrics(session, config, users, now, stand_ins)
     existing: set[int] = set()
     for part in _chunks(users):
         existing.update(
@@ -679,7 +774,7 @@ def _store_trust(
         )
     fresh = []
     for user in users:
-        level = _level(_check_levels(config, metrics[user]))
+        level = _level(_check_levels(config, metrics[user], stand_ins.reasons))
         if user in existing:
             session.execute(
                 update(TrustState)
@@ -700,14 +795,15 @@ class TrustReport:
     metrics: dict[str, int]
     levels: list[LevelCheck]
     next_level: str | None  # what the next level still needs, in one sentence
+    substituted: dict[str, str] = field(default_factory=dict)  # metric -> counted instead
 
 
 def trust(session: Session, config: EngagementConfig, user_id: str, now: datetime) -> TrustReport:
     """The user's trust level at ``now``, every level's requirements, and what is missing."""
-    catch_up(session, config, now)
     pk = user_pk(session, user_id)
-    metrics = trust_metrics(session, config, [pk], now)[pk]
-    checks = _check_levels(config, metrics)
+    stand_ins = substitutions(session, config)
+    metrics = trust_metrics(session, config, [pk], now, stand_ins)[pk]
+    checks = _check_levels(config, metrics, stand_ins.reasons)
     level = _level(checks)
     names = {c.level: c.name for c in checks}
     upcoming = next((c for c in checks if c.level > level), None)
@@ -715,7 +811,9 @@ def trust(session: Session, config: EngagementConfig, user_id: str, now: datetim
     if upcoming is not None:
         missing = [r.missing for r in upcoming.requirements if r.missing]
         sentence = f"to reach level {upcoming.level} ({upcoming.name}): " + "; ".join(missing)
-    return TrustReport(user_id, level, names.get(level, "new"), metrics, checks, sentence)
+    return TrustReport(
+        user_id, level, names.get(level, "new"), metrics, checks, sentence, stand_ins.reasons
+    )
 
 
 def trust_distribution(
@@ -723,7 +821,6 @@ def trust_distribution(
 ) -> dict[int, int]:  # fmt: skip
     """Users per trust level (0 to the highest configured) as stored at their latest event;
     users who never had one are at level 0."""
-    catch_up(session, config, now)
     top = max((t.level for t in config.trust_levels), default=0)
     counts = dict.fromkeys(range(top + 1), 0)
     rows = session.execute(
@@ -749,7 +846,6 @@ def points(
     session: Session, config: EngagementConfig, user_id: str, now: datetime, n: int = 20
 ) -> PointsReport:
     """A user's total, their points per rule and their ``n`` latest ledger entries."""
-    catch_up(session, config, now)
     pk = user_pk(session, user_id)
     total = session.scalar(select(PointsTotal.points).where(PointsTotal.user_id == pk)) or 0
     by_rule = dict(
@@ -789,7 +885,6 @@ def leaderboard(
 ) -> list[dict[str, Any]]:
     """Users ranked by points from the ledger: all time or the last 7 days (``week``),
     optionally only points earned on items with ``tag``."""
-    catch_up(session, config, now)
     if period not in ("all", "week"):
         raise ValueError(f"period must be 'all' or 'week', not {period!r}")
     since = now - timedelta(days=7) if period == "week" else None
@@ -844,7 +939,6 @@ class BadgesReport:
 def badges(session: Session, config: EngagementConfig, user_id: str, now: datetime) -> BadgesReport:
     """The badges a user earned (per post badges once per post) and how far each one they can
     still earn is ("12 more likes on 'X' to reach Good Post")."""
-    catch_up(session, config, now)
     pk = user_pk(session, user_id)
     rows = session.execute(
         select(BadgeAward, Item.external_id, Item.title)

@@ -1,7 +1,9 @@
 """HTTP routes of engagement: points, badges, trust, leaderboards, tasks, digests, replay.
 
-Reads first apply the events stored since the last read (``service.catch_up``), so they run in
-one transaction and need the ``read`` scope. Creating tasks and replaying need ``admin``.
+Reads never write: they show the derived tables as the last catch-up left them (``POST /events``
+catches up after its commit, the background job of ``agora serve`` every few seconds) and say
+in ``X-Engagement-Pending-Events`` how many stored events they do not count yet; they need the
+``read`` scope. Creating tasks and replaying need ``admin``.
 The rules are ``settings.engagement``.
 """
 
@@ -16,6 +18,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse
+from sqlalchemy.orm import Session
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
@@ -54,6 +57,13 @@ def get_config(settings: SettingsDep) -> EngagementConfig:
 
 ConfigDep = Annotated[EngagementConfig, Depends(get_config)]
 
+#: The header of every engagement read: stored events not counted yet.
+PENDING_HEADER = "X-Engagement-Pending-Events"
+
+
+def _pending(response: Response, session: Session, config: EngagementConfig) -> None:
+    response.headers[PENDING_HEADER] = str(service.pending_events(session, config))
+
 
 @contextmanager
 def _as_http_errors() -> Iterator[None]:
@@ -75,10 +85,12 @@ def get_points(
     user_id: UserId,
     sessions: SessionFactoryDep,
     config: ConfigDep,
+    response: Response,
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> PointsOut:
     with _as_http_errors(), transaction(sessions) as session:
         report = service.points(session, config, user_id, datetime.now(UTC), n)
+        _pending(response, session, config)
     return PointsOut(**asdict(report))
 
 
@@ -88,9 +100,12 @@ def get_points(
     dependencies=[ReadScope],
     responses=ERRORS,
 )
-def get_badges(user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep) -> BadgesOut:
+def get_badges(
+    user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep, response: Response
+) -> BadgesOut:
     with _as_http_errors(), transaction(sessions) as session:
         report = service.badges(session, config, user_id, datetime.now(UTC))
+        _pending(response, session, config)
     return BadgesOut(**asdict(report))
 
 
@@ -100,9 +115,12 @@ def get_badges(user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep) 
     dependencies=[ReadScope],
     responses=ERRORS,
 )
-def get_trust(user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep) -> TrustOut:
+def get_trust(
+    user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep, response: Response
+) -> TrustOut:
     with _as_http_errors(), transaction(sessions) as session:
         report = service.trust(session, config, user_id, datetime.now(UTC))
+        _pending(response, session, config)
     return TrustOut(**asdict(report))
 
 
@@ -112,8 +130,11 @@ def get_trust(user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep) -
     dependencies=[ReadScope],
     responses=ERRORS,
 )
-def get_trust_levels(sessions: SessionFactoryDep, config: ConfigDep) -> dict[int, int]:
+def get_trust_levels(
+    sessions: SessionFactoryDep, config: ConfigDep, response: Response
+) -> dict[int, int]:
     with transaction(sessions) as session:
+        _pending(response, session, config)
         return service.trust_distribution(session, config, datetime.now(UTC))
 
 
@@ -126,12 +147,14 @@ def get_trust_levels(sessions: SessionFactoryDep, config: ConfigDep) -> dict[int
 def get_leaderboard(
     sessions: SessionFactoryDep,
     config: ConfigDep,
+    response: Response,
     period: Literal["all", "week"] = "all",
     tag: Tag = None,
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> LeaderboardOut:
     with transaction(sessions) as session:
         leaders = service.leaderboard(session, config, datetime.now(UTC), period, tag, n)
+        _pending(response, session, config)
     return LeaderboardOut(period=period, tag=tag, leaders=leaders)
 
 

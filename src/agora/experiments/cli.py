@@ -88,7 +88,7 @@ def stop(
 
 @app.command()
 def check() -> None:
-    """Take the guardrail looks that are due (the feed also does this by itself)."""
+    """Take the guardrail looks that are due (`agora serve` also does this in the background)."""
     with transaction(store_sessions(get_settings())) as session:
         stopped = service.take_due_looks(session, datetime.now(UTC))
     console.print(

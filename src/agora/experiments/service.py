@@ -14,8 +14,9 @@ exposure, measure each arm from the store, and stop an experiment whose guardrai
 * **Guardrails** are checked at ``looks`` planned looks, when the exposed users reach k/looks of
   ``planned_users``, with the O'Brien-Fleming-shaped bound of :mod:`agora.experiments.stats`;
   a tripped look stops the experiment and stores the reason. Looks are taken by
-  :func:`take_due_looks`, which :func:`arm_overrides` calls when it refreshes its cache (about
-  once a second per process), so a running feed checks its experiments by itself.
+  :func:`take_due_looks`, run by the background job of ``agora serve`` (every
+  ``background_seconds``) and by ``agora experiment check``, never inside a feed request: a
+  look measures every arm over the store.
 """
 
 from __future__ import annotations
@@ -227,13 +228,11 @@ _RUNNING: dict[str, tuple[float, list[_Running]]] = {}
 
 
 def _running(session: Session, now: datetime) -> list[_Running]:
-    """Running experiments, oldest first, cached per database for ``CACHE_SECONDS``; a cache
-    refresh also takes the guardrail looks that are due."""
+    """Running experiments, oldest first, cached per database for ``CACHE_SECONDS``."""
     key = str(session.get_bind().url)
     hit = _RUNNING.get(key)
     if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
-    take_due_looks(session, now)
     rows = session.scalars(
         select(Experiment)
         .where(Experiment.status == "running")

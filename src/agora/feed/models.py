@@ -66,6 +66,8 @@ class FeedImpression(Base):
     __table_args__ = (
         Index("ix_feed_impressions_user_session", "user_id", "session"),
         Index("ix_feed_impressions_item", "item_id"),
+        # the home page and /feed/sources count the impressions of the last hours
+        Index("ix_feed_impressions_served", "served"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

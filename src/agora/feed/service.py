@@ -484,7 +484,11 @@ def build_feed(
     by_source["in_network"], tie_who = sources.in_network(
         session, cache, ctx.ties, weights, now, defaults.in_network_days, k
     )
-    recent = snapshot.created_since(stamp - sources.TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
+    # "recent" ends at the newest post when the store is historic (an imported dump), so
+    # followed topics (onboarding) and new content are not empty there
+    newest = float(snapshot.created[snapshot.newest_first[0]]) if len(snapshot.ids) else stamp
+    recent_end = min(stamp, newest)
+    recent = snapshot.created_since(recent_end - sources.TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
     unseen = sources.new_content(models, cache, snapshot, recent, ctx.rows, weights, k // 2)
     by_source["content"] = {**unseen, **by_source.get("content", {})}
     by_source["topics"] = sources.topics(snapshot, recent, ctl.followed_tags, k)

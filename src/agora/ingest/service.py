@@ -51,6 +51,16 @@ class Rejected(ValueError):
         super().__init__(f"{len(problems)} record(s) rejected: {shown}{more}")
 
 
+#: Groups whose external id starts with this are owned by the system (the stored user segments,
+#: see ``agora.analytics.segments``): the API does not let clients write them.
+SYSTEM_GROUP_PREFIX = "segment:"
+
+
+def is_system_group(group_id: str) -> bool:
+    """Whether ``group_id`` names a system-owned group."""
+    return group_id.startswith(SYSTEM_GROUP_PREFIX)
+
+
 @dataclass
 class WriteSummary:
     """What a write did: rows inserted or updated per kind, and re-sent events skipped."""

@@ -19,7 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import Batch, body_doc, read_json, validate_batch, validate_one, with_path_id
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
-from agora.api.errors import BodyRejected, NotFound
+from agora.api.errors import BodyRejected, InvalidRequest, NotFound, problem
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.ingest import service
@@ -107,7 +107,22 @@ async def item_body(request: Request, item_id: ItemId) -> ItemIn:
     return validate_one(ItemIn, with_path_id(await read_json(request), "item_id", item_id))
 
 
-async def group_body(request: Request, group_id: GroupId) -> GroupIn:
+def writable_group(group_id: GroupId) -> str:
+    """The path's group id, refused (422) when the system owns that group."""
+    if service.is_system_group(group_id):
+        message = (
+            f"group {group_id!r} is system-owned: ids starting with "
+            f"{service.SYSTEM_GROUP_PREFIX!r} are the stored user segments, built and replaced "
+            "by POST /analytics/segments (admin); choose another group id"
+        )
+        raise InvalidRequest([problem(("path", "group_id"), message)])
+    return group_id
+
+
+WritableGroupId = Annotated[str, Depends(writable_group)]
+
+
+async def group_body(request: Request, group_id: WritableGroupId) -> GroupIn:
     return validate_one(GroupIn, with_path_id(await read_json(request), "group_id", group_id))
 
 
@@ -120,7 +135,7 @@ async def edges_body(request: Request, settings: SettingsDep) -> Batch[EdgeIn]:
 
 
 async def members_body(
-    request: Request, group_id: GroupId, settings: SettingsDep
+    request: Request, group_id: WritableGroupId, settings: SettingsDep
 ) -> Batch[MembershipIn]:
     data = await read_json(request)
     if isinstance(data, dict):
@@ -352,6 +367,7 @@ def post_members(
     responses={**WRITE_ERRORS, 201: {"description": "Stored.", "model": EventsAccepted}},
 )
 def post_events(
+    request: Request,
     events: Annotated[Batch[EventIn], Depends(events_body)],
     sessions: SessionFactoryDep,
     settings: SettingsDep,
@@ -365,5 +381,8 @@ def post_events(
     except service.Rejected as exc:
         raise BodyRejected(exc, events.single) from exc
     accepted = summary.written.get("events", 0)
+    if accepted:  # what the app derives from events at once (engagement points, ...)
+        for derive in getattr(request.app.state, "after_event_writes", ()):
+            derive()
     response.status_code = status.HTTP_201_CREATED if accepted else status.HTTP_200_OK
     return EventsAccepted(accepted=accepted, duplicates=summary.duplicate_events)

@@ -6,8 +6,8 @@ settings' ``muted_tags`` at every page, so the settings route did not show it. T
 feed applied (their ``muted_tags``, then each mute/unmute feedback row in order) and deletes
 those feedback rows. Downgrade drops the column (muted authors are lost; muted tags stay).
 
-Revision ID: 0011
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04 15:20:00
 """
 
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
