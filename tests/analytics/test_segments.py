@@ -225,7 +225,7 @@ WRITE = {"Authorization": "Bearer w"}
 
 def test_a_write_key_cannot_overwrite_or_join_a_stored_segment(client: TestClient) -> None:
     assert client.post("/analytics/segments", json={"k": 2}, headers=ADMIN).status_code == 200
-    before = client.get("/analytics/segments", headers=READ).json()
+    before = client.get("/analytics/segments", headers=ADMIN).json()
     hostile = {"name": "x", "attributes": {"kind": "segment", "size": "lots", "top_tags": 7}}
     for group in ("segment:2:0", "segment:9:9"):
         put = client.put(f"/groups/{group}", json=hostile, headers=WRITE)
@@ -234,8 +234,8 @@ def test_a_write_key_cannot_overwrite_or_join_a_stored_segment(client: TestClien
         assert put.json()["problems"][0]["location"] == "path.group_id"
     joined = client.post("/groups/segment:2:0/members", json={"user_id": "r1"}, headers=WRITE)
     assert joined.status_code == 422 and "system-owned" in joined.json()["detail"]
-    assert client.get("/analytics/segments", headers=READ).json() == before
-    assert client.get("/users/h4/segment", headers=READ).status_code == 200
+    assert client.get("/analytics/segments", headers=ADMIN).json() == before
+    assert client.get("/users/h4/segment", headers=ADMIN).status_code == 200
     # other groups stay writable
     assert client.put("/groups/pro", json={"name": "Pro"}, headers=WRITE).status_code == 200
 
@@ -244,7 +244,7 @@ def test_segment_routes_survive_any_stored_group_row(client: TestClient) -> None
     """Rows written behind the API's back (an import, an old version) never take a route down:
     a group that is not a valid segment is left out and named in the log, not a 500."""
     assert client.post("/analytics/segments", json={"k": 2}, headers=ADMIN).status_code == 200
-    member = client.get("/users/h4/segment", headers=READ).json()["group_id"]
+    member = client.get("/users/h4/segment", headers=ADMIN).json()["group_id"]
     odd = [
         GroupIn(group_id=member, attributes={"kind": "segment", "size": "lots", "top_tags": 7}),
         GroupIn(group_id="segment:²:x", attributes={"label": None}),
@@ -254,9 +254,9 @@ def test_segment_routes_survive_any_stored_group_row(client: TestClient) -> None
     with transaction(session_factory(engine)) as session:
         upsert_groups(session, odd)
     engine.dispose()
-    listed = client.get("/analytics/segments", headers=READ)
+    listed = client.get("/analytics/segments", headers=ADMIN)
     assert listed.status_code == 200, listed.text
     assert member not in [s["group_id"] for s in listed.json()]
     assert len(listed.json()) == 1  # the other, intact segment
-    mine = client.get("/users/h4/segment", headers=READ)
+    mine = client.get("/users/h4/segment", headers=ADMIN)
     assert mine.status_code == 404 and "not a valid segment" in mine.json()["detail"]

@@ -119,7 +119,7 @@ def test_fraud_suspects_and_segments_are_admin_only(sqlite_client: TestClient) -
         for key in (READ, WRITE):
             answer = c.get(path, headers=key)
             assert answer.status_code == 403, (path, answer.text)
-        assert c.get(path, headers=ADMIN).status_code == 200, path
+        assert c.get(path, headers=ADMIN).status_code in (200, 202), path  # 202: first computation
 
 
 def test_docs_scopes_md_is_up_to_date_with_the_app(app) -> None:
