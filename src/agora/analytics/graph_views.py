@@ -23,6 +23,7 @@ from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
 from agora.db.engine import transaction
+from agora.ingest.schemas import Timestamp
 from agora.serving.service import ModelUnavailable
 
 router = APIRouter(tags=["analytics"])
@@ -148,10 +149,11 @@ def get_influence(
 
 @router.get("/analytics/reach", response_model=list[ReachOut], dependencies=[ReadScope])
 def get_reach(
-    session: SessionDep, by: Literal["item", "author"] = "item", top: Top = 20
+    session: SessionDep, by: Literal["item", "author"] = "item", n: Top = 20
 ) -> list[ReachOut]:
-    """Posts or authors by the number of distinct users who engaged with them."""
-    return [ReachOut(**vars(r)) for r in influence.reach(session, by, top)]
+    """Posts or authors by the number of distinct users who engaged with them (``n`` rows, the
+    name every list route uses)."""
+    return [ReachOut(**vars(r)) for r in influence.reach(session, by, n)]
 
 
 @router.get(
@@ -201,7 +203,7 @@ def get_trending(
     source: Literal["tags", "keywords"] = "tags",
     alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
     min_count: Annotated[int, Query(ge=1)] = 5,
-    now: Annotated[datetime | None, Query(description="End of the window (default: now).")] = None,
+    now: Annotated[Timestamp | None, Query(description="End of the window (default: now).")] = None,
 ) -> TrendingOut:
     """Tags (or keywords) whose post volume bursts above their EWMA baseline."""
     result = trending.trending(
@@ -272,7 +274,7 @@ def post_rule(
 def post_evaluate(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
-    now: Annotated[datetime | None, Query(description="Evaluate at (default: now).")] = None,
+    now: Annotated[Timestamp | None, Query(description="Evaluate at (default: now).")] = None,
 ) -> EvaluationOut:
     """Evaluate every enabled rule now: fire new episodes, keep or close open ones."""
 
