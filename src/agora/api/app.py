@@ -30,7 +30,7 @@ from agora.analytics.engagement_views import router as analytics_engagement_rout
 from agora.analytics.graph_views import router as analytics_graph_router
 from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
-from agora.api import errors
+from agora.api import errors, query
 from agora.api.auth import check_settings
 from agora.api.deps import ModelsDep, SessionDep
 from agora.config import Settings, get_settings
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.feed_cache = FeedCache(
         redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
     )
+    query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
