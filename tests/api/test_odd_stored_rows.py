@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 from agora.api.app import create_app
 from agora.db.tables import Event, Group, Item, Membership, SocialEdge, User
 
-ANCIENT = datetime(1, 1, 1, tzinfo=UTC)
+ANCIENT = datetime(1, 1, 2, 3, 4, 5, tzinfo=UTC)  # logged once per process: a value of its own
 FAR = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
 PATH_VALUES = {"user_id": "ancient", "item_id": "old-post"}
 
