@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agora.db.tables import TIME_FLOOR
 from agora.engagement.config import EngagementConfig
 from agora.market.config import MarketConfig
 
@@ -135,6 +137,12 @@ class Settings(BaseSettings):
     max_future_seconds: float = Field(
         300.0, description="How far past the server clock a timestamp may lie before rejection."
     )
+    earliest_timestamp: datetime = Field(
+        TIME_FLOOR,
+        description="Earliest time a record may carry (ISO 8601; not before 1970-01-01, the "
+        "default: MovieLens 100K starts in 1997, Stack Exchange in 2008). Raise it to your "
+        "platform's start to refuse mistyped years.",
+    )
     feed: FeedConfig = Field(default_factory=FeedConfig, description="Feed defaults (JSON).")
     engagement: EngagementConfig = Field(
         default_factory=EngagementConfig,
@@ -160,6 +168,14 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `agora serve` and `agora demo` listen on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `agora serve`/`agora demo` use.")
+
+    @field_validator("earliest_timestamp", mode="after")
+    @classmethod
+    def _not_before_the_floor(cls, value: datetime) -> datetime:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if value < TIME_FLOOR:
+            raise ValueError(f"earliest_timestamp must not be before {TIME_FLOOR.isoformat()}")
+        return value
 
     @property
     def event_types(self) -> tuple[str, ...]:

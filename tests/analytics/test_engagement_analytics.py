@@ -136,7 +136,7 @@ def client(seeded_client) -> TestClient:  # noqa: ANN001
 def test_engagement_routes(client: TestClient) -> None:
     weekly = client.get("/analytics/engagement/active?bucket=week", headers=READ).json()
     assert [w["users"] for w in weekly] == [3, 2, 1]
-    rates = client.get("/analytics/engagement/rates?by=author&top=2", headers=READ).json()
+    rates = client.get("/analytics/engagement/rates?by=author&n=2", headers=READ).json()
     assert [r["key"] for r in rates] == ["alice", "bob"]
     retention = client.get("/analytics/engagement/retention?weeks=2", headers=READ).json()
     assert retention["cohorts"][1]["retention"] == [1.0, 0.0, None]

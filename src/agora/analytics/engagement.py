@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import ColumnElement, Float, Select, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from agora.db.tables import Event, Item, User
+from agora.db.tables import TIME_CEILING, TIME_FLOOR, Event, Item, User
 
 DAY = 86_400
 WEEK = 7 * DAY
@@ -32,10 +32,13 @@ LORENZ_POINTS = 101
 
 
 def _epoch(session: Session, column: ColumnElement) -> ColumnElement:
-    """``column`` (a timestamp) as epoch seconds, in the session's SQL dialect."""
+    """``column`` (a timestamp) as epoch seconds, in the session's SQL dialect, clamped to the
+    engine's time span as the ORM reads it (an odd stored time cannot make a span of millennia)."""
+    low, high = TIME_FLOOR.timestamp(), TIME_CEILING.timestamp()
     if session.get_bind().dialect.name == "sqlite":
-        return cast(func.strftime("%s", column), Float)
-    return func.extract("epoch", column)
+        return func.max(func.min(cast(func.strftime("%s", column), Float), high), low)
+    clamped = func.greatest(func.least(func.extract("epoch", column), high), low)
+    return case((column.is_(None), None), else_=clamped)  # PostgreSQL's least() skips NULLs
 
 
 def _bucket_index(seconds: np.ndarray, width: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from agora.analytics import engagement as eg
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep
+from agora.ingest.schemas import Timestamp
 
 router = APIRouter(tags=["analytics"], dependencies=[ReadScope])
 
@@ -88,8 +89,8 @@ def _concentration(c: eg.Concentration) -> ConcentrationOut:
 def active(
     session: SessionDep,
     bucket: Annotated[Literal["day", "week"], Query(description="DAU or WAU.")] = "day",
-    since: Annotated[datetime | None, Query(description="Only events from this time.")] = None,
-    until: Annotated[datetime | None, Query(description="Only events before this time.")] = None,
+    since: Annotated[Timestamp | None, Query(description="Only events from this time.")] = None,
+    until: Annotated[Timestamp | None, Query(description="Only events before this time.")] = None,
 ) -> list[ActiveOut]:
     """Daily or weekly active users."""
     points = eg.active_users(session, bucket, since, until)
@@ -100,10 +101,10 @@ def active(
 def rates(
     session: SessionDep,
     by: Annotated[Literal["item", "author"], Query(description="Per post or per author.")] = "item",
-    top: Annotated[int, Query(ge=1, le=1000, description="Rows returned.")] = 20,
+    n: Annotated[int, Query(ge=1, le=1000, description="Rows returned.")] = 20,
 ) -> list[RateOut]:
     """Posts or authors with the highest interaction rate."""
-    return [RateOut(**vars(r)) for r in eg.interaction_rates(session, by, top)]
+    return [RateOut(**vars(r)) for r in eg.interaction_rates(session, by, n)]
 
 
 @router.get("/analytics/engagement/retention", response_model=RetentionOut)

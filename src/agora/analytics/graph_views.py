@@ -26,6 +26,7 @@ from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
 from agora.db.engine import transaction
+from agora.ingest.schemas import Timestamp
 
 router = APIRouter(tags=["analytics"])
 
@@ -167,10 +168,11 @@ def get_influence(
 
 @router.get("/analytics/reach", response_model=list[ReachOut], dependencies=[ReadScope])
 def get_reach(
-    session: SessionDep, by: Literal["item", "author"] = "item", top: Top = 20
+    session: SessionDep, by: Literal["item", "author"] = "item", n: Top = 20
 ) -> list[ReachOut]:
-    """Posts or authors by the number of distinct users who engaged with them."""
-    return [ReachOut(**vars(r)) for r in influence.reach(session, by, top)]
+    """Posts or authors by the number of distinct users who engaged with them (``n`` rows, the
+    name every list route uses)."""
+    return [ReachOut(**vars(r)) for r in influence.reach(session, by, n)]
 
 
 @router.get(
@@ -221,7 +223,7 @@ def get_trending(
     alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
     min_count: Annotated[int, Query(ge=1)] = 5,
     now: Annotated[
-        datetime | None,
+        Timestamp | None,
         Query(
             description="End of the window (default: now, or the store's newest activity "
             "when the store is historic; see `now_source`)."
@@ -299,7 +301,7 @@ def post_evaluate(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
     now: Annotated[
-        datetime | None,
+        Timestamp | None,
         Query(
             description="Evaluate at (default: now, or the store's newest activity when the "
             "store is historic; see `now_source`)."

@@ -34,7 +34,7 @@ from agora.analytics.graph_views import router as analytics_graph_router
 from agora.analytics.results_views import router as analytics_results_router
 from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
-from agora.api import errors
+from agora.api import errors, query
 from agora.api.auth import check_settings
 from agora.api.background import Job, Jobs
 from agora.api.deps import ModelsDep, SessionDep
@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.feed_cache = wiring.feed_cache
     app.state.jobs = background_jobs(settings, app.state.sessions)
     app.state.after_event_writes = after_event_writes(settings, app.state.sessions, app.state.jobs)
+    query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)

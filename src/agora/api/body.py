@@ -18,7 +18,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from agora.api.errors import InvalidRequest, MalformedJson, TooLarge, problem
-from agora.ingest.schemas import unstorable_text
+from agora.ingest.schemas import id_problem, unstorable_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,7 +111,10 @@ def validate_batch(model: type[M], data: Any, limit: int, what: str = "records")
 
 
 def with_path_id(data: Any, field: str, value: str, prefix: tuple = ("body",)) -> Any:
-    """``data`` with ``field`` set from the path; a different value in the body is a problem."""
+    """``data`` with ``field`` set from the path; a different value in the body is a problem,
+    and so is a path id that breaks the id rule (at ``path.<field>``)."""
+    if fault := id_problem(value):
+        raise InvalidRequest([problem(("path", field), fault)])
     if not isinstance(data, dict):
         return data  # validation reports that it is not an object
     given = data.get(field)

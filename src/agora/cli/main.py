@@ -99,6 +99,7 @@ def import_(
     options = {
         "event_types": settings.event_types,
         "max_future_seconds": settings.max_future_seconds,
+        "earliest": settings.earliest_timestamp,
         **({"kind": kind} if kind else {}),
     }
     try:
@@ -119,6 +120,7 @@ def import_(
                     settings.event_types,
                     settings.max_future_seconds,
                     progress=lambda k, n: progress.advance(tasks[k], n),
+                    earliest=settings.earliest_timestamp,
                 )
     except Rejected as exc:
         error(f"{path}: {exc}; nothing was written")
@@ -200,6 +202,39 @@ def prune_impressions(
     with transaction(factory) as session:
         deleted = prune(session, before)
     console.print(f"deleted {deleted:,} impressions served before {before:%Y-%m-%d %H:%M} UTC")
+
+
+erase_app = typer.Typer(
+    help="Erase a user or an item by id: any stored id, also one no route can address "
+    "(e.g. containing '/' or a newline, stored before ids were checked).",
+    no_args_is_help=True,
+)
+
+
+def _erase(kind: str, external_id: str) -> None:
+    from agora.db.engine import transaction
+    from agora.ingest.service import delete_item, delete_user
+
+    delete = delete_user if kind == "user" else delete_item
+    _, factory = _store(get_settings())
+    with transaction(factory) as session:
+        found = delete(session, external_id)
+    if not found:
+        err.print(f"no {kind} {external_id!r} is stored")
+        raise typer.Exit(1)
+    console.print(f"erased {kind} {external_id!r}", markup=False)
+
+
+@erase_app.command("user")
+def erase_user(user_id: Annotated[str, typer.Argument(help="The user's external id.")]) -> None:
+    """Delete a user with their events, edges and memberships (their items stay, authorless)."""
+    _erase("user", user_id)
+
+
+@erase_app.command("item")
+def erase_item(item_id: Annotated[str, typer.Argument(help="The item's external id.")]) -> None:
+    """Delete an item with every event on it."""
+    _erase("item", item_id)
 
 
 @app.command()
@@ -372,6 +407,7 @@ def demo(
         _serve(settings, host, port)
 
 
+app.add_typer(erase_app, name="erase")
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(market_app, name="market")

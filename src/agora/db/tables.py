@@ -7,7 +7,8 @@ its events and edges in the same transaction (an author's items stay, with the a
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,9 +22,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING = {
@@ -37,6 +42,38 @@ NAMING = {
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+#: The span of times the engine computes with. Ingestion accepts nothing outside it (see
+#: ``agora.ingest.schemas.Timestamp``); a stored time outside it (old data, another writer) is
+#: read as the nearest end, so date arithmetic on it (streaks, windows, buckets) cannot overflow.
+TIME_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_CEILING = datetime(2100, 1, 1, tzinfo=UTC)
+#: Out-of-range values already logged by this process (bounded: one line per value, not per read).
+_LOGGED_ODD_TIMES: set[datetime] = set()
+
+
+class StoredTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp column whose reads are clamped to [TIME_FLOOR, TIME_CEILING]."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        floor, ceiling = TIME_FLOOR, TIME_CEILING
+        if value.tzinfo is None:  # SQLite gives naive UTC values back
+            floor, ceiling = floor.replace(tzinfo=None), ceiling.replace(tzinfo=None)
+        if floor <= value <= ceiling:
+            return value
+        clamped = floor if value < floor else ceiling
+        if value not in _LOGGED_ODD_TIMES and len(_LOGGED_ODD_TIMES) < 1000:
+            _LOGGED_ODD_TIMES.add(value)
+            log.warning(
+                "a stored time (%s) is out of range; read as %s", value.isoformat(), clamped
+            )
+        return clamped
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
@@ -47,7 +84,7 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     external_id: Mapped[str] = mapped_column(String(255), unique=True)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created: Mapped[datetime] = mapped_column(StoredTime())
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
@@ -63,7 +100,7 @@ class Item(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[list[str]] = mapped_column(default=list)
     language: Mapped[str | None] = mapped_column(String(16))
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created: Mapped[datetime] = mapped_column(StoredTime(), index=True)
     media: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -81,7 +118,7 @@ class Event(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(32))
     value: Mapped[float | None] = mapped_column(Float)
-    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    timestamp: Mapped[datetime] = mapped_column(StoredTime())
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
@@ -97,7 +134,7 @@ class SocialEdge(Base):
     target_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(32))
     weight: Mapped[float] = mapped_column(Float, default=1.0)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created: Mapped[datetime] = mapped_column(StoredTime())
 
 
 class Group(Base):
@@ -106,7 +143,7 @@ class Group(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     external_id: Mapped[str] = mapped_column(String(255), unique=True)
     name: Mapped[str] = mapped_column(Text, default="")
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created: Mapped[datetime] = mapped_column(StoredTime())
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
@@ -121,4 +158,4 @@ class Membership(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(32), default="member")
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created: Mapped[datetime] = mapped_column(StoredTime())

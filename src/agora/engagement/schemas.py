@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agora.ingest.schemas import as_utc
+from agora.ingest.schemas import Timestamp
 
 
 class LedgerEntryOut(BaseModel):
@@ -101,12 +101,10 @@ class TaskIn(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     event_type: str = Field(min_length=1, max_length=32)
     target: int = Field(ge=1, le=1_000_000)
-    starts: datetime
-    ends: datetime
+    starts: Timestamp
+    ends: Timestamp
     tag: str | None = Field(None, min_length=1, max_length=255)
     first_on_item: bool = Field(False, description="Count only the first such event per item.")
-
-    _utc = field_validator("starts", "ends", mode="after")(as_utc)
 
     @model_validator(mode="after")
     def _window(self) -> TaskIn:
@@ -120,8 +118,8 @@ class TaskOut(BaseModel):
     title: str
     event_type: str
     target: int
-    starts: datetime
-    ends: datetime
+    starts: Timestamp
+    ends: Timestamp
     tag: str | None
     first_on_item: bool
 

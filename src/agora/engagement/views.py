@@ -39,6 +39,7 @@ from agora.engagement.schemas import (
     TaskProgressOut,
     TrustOut,
 )
+from agora.ingest.schemas import Timestamp
 
 router = APIRouter(tags=["engagement"])
 
@@ -240,7 +241,7 @@ def get_digest(
     settings: SettingsDep,
     config: ConfigDep,
     format: Literal["json", "text", "html"] = "json",  # noqa: A002 - the query parameter's name
-    since: datetime | None = None,
+    since: Timestamp | None = None,
     n: Annotated[int, Query(ge=0, le=50, description="Feed items to suggest.")] = 5,
 ) -> DigestOut | Response:
     now = datetime.now(UTC)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agora.experiments.models import EXPERIMENT_STATUSES
+from agora.ingest.schemas import ExternalId
 
 METRICS: tuple[str, ...] = ("ctr", "engagement_per_user", "retention")
 Metric = Literal[METRICS]  # type: ignore[valid-type]
@@ -49,7 +50,7 @@ class GuardrailIn(BaseModel):
 class ExperimentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    experiment_id: str = Field(min_length=1, max_length=255)
+    experiment_id: ExternalId
     name: str = Field("", max_length=1000)
     description: str = Field("", max_length=10000)
     salt: str | None = Field(

@@ -25,6 +25,7 @@ from agora.config import Settings
 from agora.db.engine import transaction
 from agora.feed import service
 from agora.feed.models import FEEDBACK_KINDS
+from agora.ingest.schemas import ExternalId
 from agora.market import service as market
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,8 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal[FEEDBACK_KINDS]  # type: ignore[valid-type]
-    item_id: str | None = Field(None, min_length=1, max_length=255)
-    author_id: str | None = Field(None, min_length=1, max_length=255)
+    item_id: ExternalId | None = None
+    author_id: ExternalId | None = None
     tag: Tag | None = None
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agora.config import BUILTIN_EVENT_TYPES, EDGE_TYPES
+from agora.db.tables import TIME_FLOOR
 from agora.ingest.errors import ProblemCollector
 from agora.ingest.schemas import (
     Dataset,
@@ -29,6 +30,7 @@ from agora.ingest.schemas import (
     ItemIn,
     MembershipIn,
     UserIn,
+    record_time_problems,
     unstorable_text,
 )
 
@@ -58,8 +60,6 @@ DEFAULT_MAX_FUTURE_SECONDS = 300.0
 LIST_FIELDS = frozenset({"tags"})
 #: CSV columns holding a JSON object as text.
 JSON_FIELDS = frozenset({"attributes", "context", "media"})
-#: Fields holding datetimes (checked against ``max_future_seconds``).
-_DATETIME_FIELDS = ("timestamp", "created")
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)
@@ -78,6 +78,7 @@ class _Checker:
     edge_types: frozenset[str]
     max_future_seconds: float | None
     now: datetime
+    earliest: datetime = TIME_FLOOR
     seen_event_ids: dict[str, int] = field(default_factory=dict)
 
     def record(self, kind: str, data: dict[str, Any], line: int) -> BaseModel | None:
@@ -102,20 +103,11 @@ class _Checker:
             for err in exc.errors():
                 self.problems.add(line, _describe_error(err, kind), field=_loc(err["loc"]))
             return None
-        if self.max_future_seconds is not None:
-            for name in _DATETIME_FIELDS:
-                value = getattr(model, name, None)
-                if value is None:
-                    continue
-                ahead = (value - self.now).total_seconds()
-                if ahead > self.max_future_seconds:
-                    self.problems.add(
-                        line,
-                        f"{value.isoformat()} lies {ahead:,.0f} s in the future (limit "
-                        f"{self.max_future_seconds:g} s after {self.now.isoformat()})",
-                        field=name,
-                    )
-                    ok = False
+        for name, message in record_time_problems(
+            model, self.earliest, self.max_future_seconds, self.now
+        ):
+            self.problems.add(line, message, field=name)
+            ok = False
         return model if ok else None
 
     def _event(self, data: dict[str, Any], line: int) -> bool:
@@ -179,6 +171,7 @@ def _make_checker(
     edge_types: Iterable[str] | None,
     max_future_seconds: float | None,
     now: datetime | None,
+    earliest: datetime | None = None,
 ) -> _Checker:
     if now is None:
         now = datetime.now(UTC)
@@ -190,6 +183,7 @@ def _make_checker(
         edge_types=frozenset(EDGE_TYPES if edge_types is None else edge_types),
         max_future_seconds=max_future_seconds,
         now=now,
+        earliest=earliest or TIME_FLOOR,
     )
 
 
@@ -469,17 +463,19 @@ def load_agora(
     max_future_seconds: float | None = DEFAULT_MAX_FUTURE_SECONDS,
     now: datetime | None = None,
     delimiter: str = ",",
+    earliest: datetime | None = None,
 ) -> Dataset:
     """Read one Agora-format file (``.jsonl``/``.ndjson`` or ``.csv``) into a Dataset.
 
     ``kind`` names the record kind of a CSV file without a ``kind`` column. ``event_types`` are
     the allowed event types (default: built-in + ask/answer/accept); ``max_future_seconds``
     (``None`` turns the check off) bounds how far timestamps may lie past ``now`` (default: the
-    current UTC time). Raises :class:`~agora.ingest.errors.ImportFailed` listing every problem.
+    current UTC time); no time may lie before ``earliest`` (default and floor: 1970-01-01).
+    Raises :class:`~agora.ingest.errors.ImportFailed` listing every problem.
     """
     path = Path(path)
     problems = ProblemCollector(path)
-    checker = _make_checker(problems, event_types, edge_types, max_future_seconds, now)
+    checker = _make_checker(problems, event_types, edge_types, max_future_seconds, now, earliest)
     lists: dict[str, list[BaseModel]] = {name: [] for name in KIND_LISTS.values()}
     for record_kind, model in _scan(path, checker, kind, delimiter):
         lists[KIND_LISTS[record_kind]].append(model)
@@ -509,6 +505,7 @@ def validate_agora(path: str | Path, **opts: Any) -> dict[str, int]:
         opts.pop("edge_types", None),
         opts.pop("max_future_seconds", DEFAULT_MAX_FUTURE_SECONDS),
         opts.pop("now", None),
+        opts.pop("earliest", None),
     )
     if opts:
         raise TypeError(f"unexpected options: {', '.join(opts)}")

@@ -14,14 +14,15 @@ import inspect
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agora.db.tables import TIME_FLOOR
 from agora.ingest import benchmark_tsv, ciaodvd, lastfm, movielens, stackexchange
 from agora.ingest.agora_format import CSV_SUFFIXES, JSONL_SUFFIXES, iter_agora, load_agora
-from agora.ingest.errors import MAX_SHOWN, ProblemCollector, UnknownFormat
-from agora.ingest.schemas import Dataset
+from agora.ingest.errors import ProblemCollector, UnknownFormat
+from agora.ingest.schemas import Dataset, record_time_problems
 
 __all__ = [
     "FORMATS",
@@ -149,9 +150,9 @@ def _format(path: Path, fmt: str | None) -> Format:
     return FORMATS[fmt]
 
 
-#: Options every format takes: the allowed event types and the future-time limit. The Agora
+#: Options every format takes: the allowed event types and the time bounds. The Agora
 #: format checks them line by line; for the others they are checked on the loaded records.
-COMMON_OPTIONS = ("event_types", "max_future_seconds", "now")
+COMMON_OPTIONS = ("event_types", "max_future_seconds", "now", "earliest")
 
 
 def _check_options(fmt: Format, opts: dict[str, Any]) -> None:
@@ -170,8 +171,9 @@ def _check_loaded(
     event_types: Iterable[str] | None,
     max_future_seconds: float | None,
     now: datetime | None,
+    earliest: datetime | None = None,
 ) -> None:
-    """Event types and future times of a non-Agora import, all problems reported at once."""
+    """Event types and times of a non-Agora import, all problems reported at once."""
     problems = ProblemCollector(path)
     if event_types is not None:
         allowed = set(event_types)
@@ -183,22 +185,24 @@ def _check_loaded(
                 f"(allowed: {', '.join(sorted(allowed))}; add it to AGORA_CUSTOM_EVENT_TYPES)",
                 field="type",
             )
-    if max_future_seconds is not None:
-        now = now or datetime.now(UTC)
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
-        limit = now + timedelta(seconds=max_future_seconds)
-        late = [e for e in dataset.events if e.timestamp is not None and e.timestamp > limit]
-        for e in late[:MAX_SHOWN]:
-            problems.add(
-                None,
-                f"event {e.event_id!r}: {e.timestamp.isoformat()} lies more than "
-                f"{max_future_seconds:g} s in the future",
-                field="timestamp",
-            )
-        if len(late) > MAX_SHOWN:
-            problems.total += len(late) - MAX_SHOWN
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    for kind in ("users", "groups", "items", "events", "edges", "memberships"):
+        for record in getattr(dataset, kind):
+            for name, message in record_time_problems(
+                record, earliest or TIME_FLOOR, max_future_seconds, now
+            ):
+                problems.add(None, f"{kind[:-1]} {_key(record)!r}: {message}", field=name)
     problems.raise_if_any()
+
+
+def _key(record: Any) -> str:
+    """The id that names a record in a message (events by event_id, edges by their ends)."""
+    for name in ("event_id", "user_id", "item_id", "group_id"):
+        if (value := getattr(record, name, None)) is not None:
+            return value
+    return f"{record.source_id}->{record.target_id}"
 
 
 def _load(chosen: Format, path: Path, opts: dict[str, Any]) -> ImportResult:
@@ -213,6 +217,7 @@ def _load(chosen: Format, path: Path, opts: dict[str, Any]) -> ImportResult:
         common.get("event_types"),
         common.get("max_future_seconds"),
         common.get("now"),
+        common.get("earliest"),
     )
     return result
 

@@ -2,21 +2,66 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-ExternalId = str
+from agora.db.tables import TIME_CEILING, TIME_FLOOR
+
+#: Fields of incoming records that hold a time.
+TIME_FIELDS = ("timestamp", "created")
 
 
-def _id_text(value: Any) -> Any:
-    """External ids are strings; integers are accepted and turned into their decimal text."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
+#: Longest id accepted (the ``external_id`` columns hold 255 characters).
+ID_MAX_LENGTH = 255
+#: Unicode categories an id may not contain: control characters (newlines, tabs, DEL...) and
+#: line/paragraph separators. Format characters stay (emoji sequences need the zero-width joiner).
+_ID_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an id, or None: the one id rule of every write route and importer.
+
+    An id must be addressable as one path segment by every route (``/users/{id}``) and printable
+    on one line: 1-255 characters, no ``/``, no control characters or line breaks, not ``.`` or
+    ``..``, no whitespace at either end. Anything else goes: digits, spaces inside, ``%?#+&``,
+    any script, emoji (percent-encode them in paths).
+    """
+    if not text:
+        return "an id must not be empty"
+    if len(text) > ID_MAX_LENGTH:
+        return f"an id has at most {ID_MAX_LENGTH} characters (this one has {len(text)})"
+    if "/" in text:
+        return "an id must not contain '/' (no route could address it)"
+    if any(unicodedata.category(c) in _ID_FORBIDDEN_CATEGORIES for c in text):
+        return "an id must not contain control characters or line breaks"
+    if text in (".", ".."):
+        return "an id must not be '.' or '..' (no route could address it)"
+    if text != text.strip():
+        return "an id must not start or end with whitespace"
+    return None
+
+
+def _checked_id(value: Any) -> Any:
+    """Integers become their decimal text; text must pass :func:`id_problem`."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return value
+    if isinstance(value, str) and (fault := id_problem(value)):
+        raise ValueError(fault)
+    return value  # not text: the str validation reports it
+
+
+#: :func:`id_problem` as a JSON Schema pattern (ECMAScript), so the API documents the rule.
+ID_PATTERN = r"^(?!\.\.?$)(?!\s)(?!.*\s$)[^/\u0000-\u001f\u007f-\u009f\u2028\u2029]{1,255}$"
+
+#: An external id (user, item, event, group, campaign...): see :func:`id_problem`.
+ExternalId = Annotated[
+    str,
+    BeforeValidator(_checked_id),
+    Field(min_length=1, max_length=ID_MAX_LENGTH, json_schema_extra={"pattern": ID_PATTERN}),
+]
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -29,6 +74,62 @@ def as_utc(value: datetime | None) -> datetime | None:
         return value.astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 lies before year 1 in UTC
         raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from exc
+
+
+def time_problem(
+    value: datetime,
+    earliest: datetime = TIME_FLOOR,
+    max_future_seconds: float | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """Why ``value`` (aware) is not an acceptable time, or None: the one rule every write route
+    and importer applies. Not before ``earliest`` (``AGORA_EARLIEST_TIMESTAMP``, never before
+    1970), not more than ``max_future_seconds`` past ``now``, never past the engine's span."""
+    if value < earliest:
+        return (
+            f"{value.isoformat()} is before {earliest.isoformat()}, the earliest accepted time "
+            "(AGORA_EARLIEST_TIMESTAMP)"
+        )
+    if max_future_seconds is not None:
+        now = now or datetime.now(UTC)
+        if value > now + timedelta(seconds=max_future_seconds):
+            ahead = (value - now).total_seconds()
+            return (
+                f"{value.isoformat()} lies {ahead:,.0f} s in the future (limit "
+                f"{max_future_seconds:g} s after {now.isoformat()}; AGORA_MAX_FUTURE_SECONDS)"
+            )
+    if value >= TIME_CEILING:
+        return (
+            f"{value.isoformat()} is not before {TIME_CEILING.isoformat()}, the latest time stored"
+        )
+    return None
+
+
+def record_time_problems(
+    record: BaseModel,
+    earliest: datetime = TIME_FLOOR,
+    max_future_seconds: float | None = None,
+    now: datetime | None = None,
+) -> list[tuple[str, str]]:
+    """(field, message) for each time of an incoming record that :func:`time_problem` refuses."""
+    found = []
+    for name in TIME_FIELDS:
+        value = getattr(record, name, None)
+        if value is not None and (fault := time_problem(value, earliest, max_future_seconds, now)):
+            found.append((name, fault))
+    return found
+
+
+def in_span(value: datetime) -> datetime:
+    """A UTC time within the engine's span (the policy bounds are checked by the services)."""
+    value = as_utc(value)  # type: ignore[assignment]
+    if fault := time_problem(value):
+        raise ValueError(fault)
+    return value
+
+
+#: A time a client sends: made UTC, and refused before 1970 or from 2100 on.
+Timestamp = Annotated[datetime, AfterValidator(in_span)]
 
 
 def _text_fault(text: str) -> str | None:
@@ -69,81 +170,63 @@ class _Strict(BaseModel):
 class UserIn(_Strict):
     """A community member, keyed by the platform's own id."""
 
-    user_id: ExternalId = Field(min_length=1, max_length=255)
-    created: datetime | None = None
+    user_id: ExternalId
+    created: Timestamp | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
-
-    _ids = field_validator("user_id", mode="before")(_id_text)
-    _utc = field_validator("created", mode="after")(as_utc)
 
 
 class ItemIn(_Strict):
     """A piece of content: a post, question, answer, track, movie."""
 
-    item_id: ExternalId = Field(min_length=1, max_length=255)
-    author_id: ExternalId | None = Field(None, min_length=1, max_length=255)
+    item_id: ExternalId
+    author_id: ExternalId | None = None
     title: str = ""
     body: str = ""
     tags: list[str] = Field(default_factory=list)
     language: str | None = Field(None, max_length=16)
-    created: datetime | None = None
+    created: Timestamp | None = None
     media: dict[str, Any] = Field(default_factory=dict)
     attributes: dict[str, Any] = Field(default_factory=dict)
-
-    _ids = field_validator("item_id", "author_id", mode="before")(_id_text)
-    _utc = field_validator("created", mode="after")(as_utc)
 
 
 class EventIn(_Strict):
     """One behaviour event; re-sending the same event_id stores it once."""
 
-    event_id: ExternalId = Field(min_length=1, max_length=255)
-    user_id: ExternalId = Field(min_length=1, max_length=255)
-    item_id: ExternalId = Field(min_length=1, max_length=255)
+    event_id: ExternalId
+    user_id: ExternalId
+    item_id: ExternalId
     type: str = Field(min_length=1, max_length=32)
     value: float | None = Field(None, allow_inf_nan=False)
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
     context: dict[str, Any] = Field(default_factory=dict)
-
-    _ids = field_validator("event_id", "user_id", "item_id", mode="before")(_id_text)
-    _utc = field_validator("timestamp", mode="after")(as_utc)
 
 
 class EdgeIn(_Strict):
     """A directed social relation between two users (friend edges are stored both ways)."""
 
-    source_id: ExternalId = Field(min_length=1, max_length=255)
-    target_id: ExternalId = Field(min_length=1, max_length=255)
+    source_id: ExternalId
+    target_id: ExternalId
     type: str = Field(min_length=1, max_length=32)
     weight: float = Field(1.0, allow_inf_nan=False)
-    created: datetime | None = None
-
-    _ids = field_validator("source_id", "target_id", mode="before")(_id_text)
-    _utc = field_validator("created", mode="after")(as_utc)
+    created: Timestamp | None = None
 
 
 class GroupIn(_Strict):
     """A group, circle or sub-community users can be members of."""
 
-    group_id: ExternalId = Field(min_length=1, max_length=255)
+    group_id: ExternalId
     name: str = ""
-    created: datetime | None = None
+    created: Timestamp | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
-
-    _ids = field_validator("group_id", mode="before")(_id_text)
-    _utc = field_validator("created", mode="after")(as_utc)
 
 
 class MembershipIn(_Strict):
     """A user's membership of a group."""
 
-    group_id: ExternalId = Field(min_length=1, max_length=255)
-    user_id: ExternalId = Field(min_length=1, max_length=255)
+    group_id: ExternalId
+    user_id: ExternalId
     role: str = Field("member", max_length=32)
-    created: datetime | None = None
-
-    _ids = field_validator("group_id", "user_id", mode="before")(_id_text)
-    _utc = field_validator("created", mode="after")(as_utc)
+    created: Timestamp | None = None
 
 
 class Dataset(BaseModel):

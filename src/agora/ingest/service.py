@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from agora.config import EDGE_TYPES
 from agora.db.engine import insert_for
-from agora.db.tables import Event, Group, Item, Membership, SocialEdge, User
+from agora.db.tables import TIME_FLOOR, Event, Group, Item, Membership, SocialEdge, User
 from agora.ingest.schemas import (
     Dataset,
     EdgeIn,
@@ -27,6 +27,7 @@ from agora.ingest.schemas import (
     ItemIn,
     MembershipIn,
     UserIn,
+    record_time_problems,
 )
 
 CHUNK = 2000  # rows per INSERT statement; also keeps SQLite under its bound-parameter limit
@@ -174,31 +175,37 @@ def upsert_items(session: Session, items: Sequence[ItemIn]) -> int:
     return len(rows)
 
 
+def check_times(
+    records: Sequence[Any],
+    earliest: datetime = TIME_FLOOR,
+    max_future_seconds: float | None = None,
+    now: datetime | None = None,
+) -> list[Problem]:
+    """Problems with the times of any records (events, users, items...): too early or too late."""
+    now = now or _now()
+    return [
+        Problem(index, name, message)
+        for index, record in enumerate(records)
+        for name, message in record_time_problems(record, earliest, max_future_seconds, now)
+    ]
+
+
 def check_events(
     events: Sequence[EventIn],
     allowed_types: Iterable[str],
     max_future_seconds: float,
     now: datetime | None = None,
+    earliest: datetime = TIME_FLOOR,
 ) -> list[Problem]:
-    """Problems that make events unacceptable: unknown type, a timestamp too far in the future."""
+    """Problems that make events unacceptable: unknown type, a time out of bounds."""
     allowed = set(allowed_types)
-    limit = (now or _now()) + timedelta(seconds=max_future_seconds)
-    problems = []
-    for index, ev in enumerate(events):
-        if ev.type not in allowed:
-            problems.append(
-                Problem(index, "type", f"unknown event type {ev.type!r}; known: {sorted(allowed)}")
-            )
-        if ev.timestamp is not None and ev.timestamp > limit:
-            problems.append(
-                Problem(
-                    index,
-                    "timestamp",
-                    f"{ev.timestamp.isoformat()} lies more than {max_future_seconds:g} s "
-                    "in the future",
-                )
-            )
-    return problems
+    problems = [
+        Problem(index, "type", f"unknown event type {ev.type!r}; known: {sorted(allowed)}")
+        for index, ev in enumerate(events)
+        if ev.type not in allowed
+    ]
+    problems += check_times(events, earliest, max_future_seconds, now)
+    return sorted(problems, key=lambda p: p.index)
 
 
 def add_events(
@@ -206,13 +213,14 @@ def add_events(
     events: Sequence[EventIn],
     allowed_types: Iterable[str],
     max_future_seconds: float = 300.0,
+    earliest: datetime = TIME_FLOOR,
 ) -> WriteSummary:
     """Store events once each: an event_id already stored (or repeated in the batch) is skipped.
 
     Raises ``Rejected`` (and writes nothing) if any event is unacceptable.
     """
     now = _now()
-    problems = check_events(events, allowed_types, max_future_seconds, now)
+    problems = check_events(events, allowed_types, max_future_seconds, now, earliest)
     if problems:
         raise Rejected(problems)
     summary = WriteSummary()
@@ -358,6 +366,7 @@ def add_dataset(
     allowed_types: Iterable[str],
     max_future_seconds: float = 300.0,
     progress: Callable[[str, int], None] | None = None,
+    earliest: datetime = TIME_FLOOR,
 ) -> WriteSummary:
     """Write a whole import (users, groups, items, events, edges, memberships) in one session."""
     allowed_types = tuple(allowed_types)
@@ -375,7 +384,7 @@ def add_dataset(
             if progress:
                 progress(kind, len(part))
     for part in _chunks(dataset.events, 20 * CHUNK):
-        result = add_events(session, part, allowed_types, max_future_seconds)
+        result = add_events(session, part, allowed_types, max_future_seconds, earliest)
         summary.add("events", result.written.get("events", 0))
         summary.duplicate_events += result.duplicate_events
         if progress:

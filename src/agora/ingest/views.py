@@ -10,7 +10,7 @@ check (see :mod:`agora.api.body`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
@@ -20,6 +20,7 @@ from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import Batch, body_doc, read_json, validate_batch, validate_one, with_path_id
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import BodyRejected, InvalidRequest, NotFound, problem
+from agora.config import Settings
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.ingest import service
@@ -99,12 +100,17 @@ class EdgeKey(BaseModel):
 
 
 # -- bodies (read after the scope check) -----------------------------------------------------
-async def user_body(request: Request, user_id: UserId) -> UserIn:
-    return validate_one(UserIn, with_path_id(await read_json(request), "user_id", user_id))
+M = TypeVar("M", bound=BaseModel)
 
 
-async def item_body(request: Request, item_id: ItemId) -> ItemIn:
-    return validate_one(ItemIn, with_path_id(await read_json(request), "item_id", item_id))
+def _timely(records: Batch[M], settings: Settings) -> Batch[M]:
+    """``records`` when all their times are within the configured bounds; else a 422 at each."""
+    problems = service.check_times(
+        records.items, settings.earliest_timestamp, settings.max_future_seconds
+    )
+    if problems:
+        raise BodyRejected(service.Rejected(problems), records.single)
+    return records
 
 
 def writable_group(group_id: GroupId) -> str:
@@ -122,8 +128,19 @@ def writable_group(group_id: GroupId) -> str:
 WritableGroupId = Annotated[str, Depends(writable_group)]
 
 
-async def group_body(request: Request, group_id: WritableGroupId) -> GroupIn:
-    return validate_one(GroupIn, with_path_id(await read_json(request), "group_id", group_id))
+async def user_body(request: Request, user_id: UserId, settings: SettingsDep) -> UserIn:
+    user = validate_one(UserIn, with_path_id(await read_json(request), "user_id", user_id))
+    return _timely(Batch([user], single=True), settings).items[0]
+
+
+async def item_body(request: Request, item_id: ItemId, settings: SettingsDep) -> ItemIn:
+    item = validate_one(ItemIn, with_path_id(await read_json(request), "item_id", item_id))
+    return _timely(Batch([item], single=True), settings).items[0]
+
+
+async def group_body(request: Request, group_id: WritableGroupId, settings: SettingsDep) -> GroupIn:
+    group = validate_one(GroupIn, with_path_id(await read_json(request), "group_id", group_id))
+    return _timely(Batch([group], single=True), settings).items[0]
 
 
 async def events_body(request: Request, settings: SettingsDep) -> Batch[EventIn]:
@@ -131,7 +148,8 @@ async def events_body(request: Request, settings: SettingsDep) -> Batch[EventIn]
 
 
 async def edges_body(request: Request, settings: SettingsDep) -> Batch[EdgeIn]:
-    return validate_batch(EdgeIn, await read_json(request), settings.max_batch_events, "edges")
+    edges = validate_batch(EdgeIn, await read_json(request), settings.max_batch_events, "edges")
+    return _timely(edges, settings)
 
 
 async def members_body(
@@ -142,7 +160,8 @@ async def members_body(
         data = with_path_id(data, "group_id", group_id)
     elif isinstance(data, list) and len(data) <= settings.max_batch_events:
         data = [with_path_id(d, "group_id", group_id, ("body", i)) for i, d in enumerate(data)]
-    return validate_batch(MembershipIn, data, settings.max_batch_events, "memberships")
+    members = validate_batch(MembershipIn, data, settings.max_batch_events, "memberships")
+    return _timely(members, settings)
 
 
 async def edge_key(
@@ -376,7 +395,11 @@ def post_events(
     try:
         with transaction(sessions) as session:
             summary = service.add_events(
-                session, events.items, settings.event_types, settings.max_future_seconds
+                session,
+                events.items,
+                settings.event_types,
+                settings.max_future_seconds,
+                settings.earliest_timestamp,
             )
     except service.Rejected as exc:
         raise BodyRejected(exc, events.single) from exc

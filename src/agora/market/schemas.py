@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from agora.ingest.schemas import ExternalId, in_span
 from agora.market.models import CAMPAIGN_STATUSES
 
-Id = Field(min_length=1, max_length=255)
+#: A time a client sends with its zone, within the engine's span (see ``ingest.schemas``).
+AwareTimestamp = Annotated[AwareDatetime, AfterValidator(in_span)]
+
 Tag = Field(min_length=1, max_length=255)
 Status = Literal[CAMPAIGN_STATUSES]  # type: ignore[valid-type]
 
@@ -26,7 +29,7 @@ class CampaignFields(BaseModel):
 
     advertiser: str = Field(min_length=1, max_length=255)
     name: str = Field("", max_length=1000)
-    items: list[str] = Field(
+    items: list[ExternalId] = Field(
         min_length=1, max_length=100, description="Creatives: ids of stored items the ad shows."
     )
     target_tags: list[str] = Field(
@@ -35,7 +38,7 @@ class CampaignFields(BaseModel):
         description="Users whose recent activity or current page has one of these tags; "
         "empty = everyone.",
     )
-    target_segments: list[str] = Field(
+    target_segments: list[ExternalId] = Field(
         default_factory=list,
         max_length=100,
         description="Group ids; users in one of them are targeted; empty = everyone.",
@@ -43,8 +46,8 @@ class CampaignFields(BaseModel):
     bid: float = Field(gt=0, le=1e6, description="Most the advertiser pays per click.")
     daily_budget: float = Field(gt=0, le=1e9, description="Most spent per UTC day.")
     frequency_cap: int = Field(3, ge=1, le=1000, description="Impressions per user per UTC day.")
-    start_at: AwareDatetime | None = None
-    end_at: AwareDatetime | None = None
+    start_at: AwareTimestamp | None = None
+    end_at: AwareTimestamp | None = None
     hours: list[int] = Field(
         default_factory=list, max_length=24, description="UTC hours it runs in; empty = all."
     )
@@ -69,7 +72,7 @@ class CampaignFields(BaseModel):
 
 
 class CampaignIn(CampaignFields):
-    campaign_id: str = Id
+    campaign_id: ExternalId
 
 
 class CampaignPatch(BaseModel):
@@ -79,14 +82,14 @@ class CampaignPatch(BaseModel):
 
     advertiser: str | None = Field(None, min_length=1, max_length=255)
     name: str | None = Field(None, max_length=1000)
-    items: list[str] | None = Field(None, min_length=1, max_length=100)
+    items: list[ExternalId] | None = Field(None, min_length=1, max_length=100)
     target_tags: list[str] | None = Field(None, max_length=100)
-    target_segments: list[str] | None = Field(None, max_length=100)
+    target_segments: list[ExternalId] | None = Field(None, max_length=100)
     bid: float | None = Field(None, gt=0, le=1e6)
     daily_budget: float | None = Field(None, gt=0, le=1e9)
     frequency_cap: int | None = Field(None, ge=1, le=1000)
-    start_at: AwareDatetime | None = None
-    end_at: AwareDatetime | None = None
+    start_at: AwareTimestamp | None = None
+    end_at: AwareTimestamp | None = None
     hours: list[int] | None = Field(None, max_length=24)
     conversion_event: str | None = Field(None, min_length=1, max_length=32)
     conversion_value: float | None = Field(None, ge=0)
@@ -142,12 +145,12 @@ class ClickOut(BaseModel):
 class ConversionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    conversion_id: str = Id
-    campaign_id: str = Id
-    user_id: str = Id
-    item_id: str | None = Field(None, min_length=1, max_length=255)
+    conversion_id: ExternalId
+    campaign_id: ExternalId
+    user_id: ExternalId
+    item_id: ExternalId | None = None
     value: float | None = Field(None, ge=0, description="Default: the campaign's value.")
-    timestamp: AwareDatetime | None = None
+    timestamp: AwareTimestamp | None = None
 
 
 class ConversionOut(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from agora.ingest.schemas import _id_text
+from agora.ingest.schemas import ExternalId
 from agora.moderation.models import FLAG_REASONS, OUTCOMES
 
 
@@ -16,11 +16,9 @@ class FlagIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    user_id: str = Field(min_length=1, max_length=255, description="External id of the flagger.")
+    user_id: ExternalId = Field(description="External id of the flagger.")
     reason: Literal[FLAG_REASONS]  # type: ignore[valid-type]
     note: str = Field("", max_length=2000, description="Optional words from the flagger.")
-
-    _ids = field_validator("user_id", mode="before")(_id_text)
 
 
 class FlagOut(BaseModel):

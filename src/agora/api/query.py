@@ -1,0 +1,71 @@
+"""Refusing query parameters a route does not take, on every route at once.
+
+A misspelt or outdated name (``?top=`` where the route takes ``n``) would otherwise be ignored
+silently and the client would get an answer to a question it did not ask. :func:`check_query`
+is installed as an app-wide dependency by :func:`install`: each route's accepted names are read
+from its own declared parameters (its dependencies' included), so nothing is listed by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from agora.api.errors import InvalidRequest, problem
+
+
+def _query_names(dependant: Dependant) -> list[str]:
+    """The query parameter names ``dependant`` and its sub-dependencies read, in order."""
+    names = [field.alias for field in dependant.query_params]
+    for sub in dependant.dependencies:
+        names += _query_names(sub)
+    return list(dict.fromkeys(names))
+
+
+def check_query(request: Request) -> None:
+    """Raise InvalidRequest (422, ``query.<name>``) for each query parameter the route ignores."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    accepted = getattr(route, "_agora_query_names", None)
+    if accepted is None:
+        accepted = _query_names(route.dependant)
+        route._agora_query_names = accepted  # type: ignore[attr-defined]  # computed once
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in accepted]
+    if unknown:
+        takes = (
+            f"accepted: {', '.join(accepted)}"
+            if accepted
+            else "this route takes no query parameters"
+        )
+        raise InvalidRequest(
+            [
+                problem(
+                    ("query", name), f"unknown query parameter {name!r}; {takes}", "extra_forbidden"
+                )
+                for name in unknown
+            ]
+        )
+
+
+def install(app: FastAPI) -> None:
+    """Check every route's query string (routes included after this call are covered too), and
+    document the 422 on every operation (call before ``errors.install``, which gives every error
+    answer its ``ErrorOut`` body in the schema)."""
+    app.router.dependencies.append(Depends(check_query))
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                answers = operation.setdefault("responses", {})
+                answers.setdefault("422", {"description": "Validation Error"})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
