@@ -44,6 +44,7 @@ from agora.market.views import router as market_router
 from agora.moderation.views import router as moderation_router
 from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
+from agora.web import docs
 from agora.web.views import router as web_router
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=agora.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by agora.web.docs from vendored assets (offline)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -129,4 +132,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiments_router)
     app.include_router(health_router)
     app.include_router(web_router)
+    docs.install(app)
     return app
