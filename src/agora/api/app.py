@@ -13,6 +13,7 @@ recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/relo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,9 +31,10 @@ from agora.analytics.engagement_views import router as analytics_engagement_rout
 from agora.analytics.graph_views import router as analytics_graph_router
 from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
-from agora.api import errors
+from agora.api import errors, metrics
 from agora.api.auth import check_settings
 from agora.api.deps import ModelsDep, SessionDep
+from agora.api.middleware import RequestContext
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory
 from agora.engagement.views import router as engagement_router
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             engine.dispose()
+            metrics.worker_stopped(os.getpid())
 
     app = FastAPI(
         title="Agora",
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
     )
     errors.install(app)
+    app.add_middleware(RequestContext)  # outside the body cap: ids, access log, a clean 500
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
     app.include_router(feed_router)
@@ -131,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_anomalies_router)
     app.include_router(experiments_router)
     app.include_router(health_router)
+    app.include_router(metrics.router)
     app.include_router(web_router)
     docs.install(app)
     return app

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging.config
 import os
 import secrets
 import signal
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -298,7 +300,14 @@ def serve(
     if workers > 1:
         import uvicorn
 
+        from agora.api.logs import logging_config
+        from agora.api.metrics import MULTIPROCESS_ENV
+
         host, port = host or settings.host, port or settings.port
+        # the workers share their metrics through files here (prometheus_client's
+        # multiprocess mode); a fresh folder per start, as that mode requires
+        if not os.environ.get(MULTIPROCESS_ENV):
+            os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="agora-metrics-")
         console.print(f"serving on http://{host}:{port} with {workers} workers (Ctrl-C stops)")
         # each worker builds its app from the environment; SIGHUP restarts them (new models)
         uvicorn.run(
@@ -307,7 +316,8 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level="warning",
+            log_config=logging_config(settings.log_level),
+            access_log=False,
         )
         console.print("stopped")
         return
@@ -318,7 +328,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from agora.api.app import create_app
+    from agora.api.logs import logging_config
 
+    logging.config.dictConfig(logging_config(settings.log_level))
     api = create_app(settings)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: api.state.models.reload())
@@ -330,7 +342,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     console.print(
         f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs; Ctrl-C stops)"
     )
-    uvicorn.run(api, host=host, port=port, log_level="warning")
+    uvicorn.run(
+        api,
+        host=host,
+        port=port,
+        log_config=logging_config(settings.log_level),
+        access_log=False,
+    )
     console.print("stopped")
 
 
