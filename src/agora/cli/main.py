@@ -69,9 +69,11 @@ def _store(settings: Settings):  # noqa: ANN202 - (engine, session factory)
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
+    from agora.db.engine import display_url
+
     settings = get_settings()
     _store(settings)
-    console.print(f"schema is up to date at {settings.resolved_database_url}")
+    console.print(f"schema is up to date at {display_url(settings.resolved_database_url)}")
 
 
 @app.command("import")
