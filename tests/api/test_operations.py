@@ -138,3 +138,35 @@ def test_serve_logs_json_with_request_ids_and_exposes_metrics(tmp_path: Path, sp
     assert any(line["level"] == "info" and line["logger"] != "agora.access" for line in lines)
     for secret in (ADMIN_KEY, READ_KEY, SCRAPER_KEY, PERSON, QUERY_SECRET, "wrong-key-value"):
         assert secret not in log, secret
+
+
+def test_metrics_sum_over_workers_on_a_fresh_postgres(
+    postgres_url: str, tmp_path: Path, spawn_server
+):
+    """Two workers start on an empty PostgreSQL schema (each migrates, in turn), and every
+    scrape counts the requests of both, whichever worker answers it."""
+    env = {
+        "AGORA_DATA_DIR": str(tmp_path / "data"),
+        "AGORA_DATABASE_URL": postgres_url,
+        "AGORA_API_KEY": ADMIN_KEY,
+    }
+    command = [sys.executable, "-m", "agora.cli.main", "serve", "--workers", "2"]
+    server = spawn_server(command, env)
+    scraper = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        for _ in range(20):
+            # a new connection each time, so that both workers get requests
+            answer = httpx.get(f"{server.base_url}/health", timeout=30)
+            assert answer.status_code == 200
+        for _ in range(6):
+            with httpx.Client(base_url=server.base_url, timeout=30) as fresh:
+                scrape = fresh.get("/metrics", headers=scraper)
+            assert scrape.status_code == 200
+            health = {"method": "GET", "route": "/health", "status": "200"}
+            # the start-up probe and the twenty calls, summed over both workers
+            assert _sample(scrape.text, "agora_http_requests_total", **health) == 21
+        assert http.get("/health").json()["database"] == "ok"
+    server.stop(signal.SIGTERM)
+    lines = _json_lines(server.log())
+    workers = {line.get("pid") for line in lines if line["logger"] == "agora.access"}
+    assert len(workers) == 2, workers  # both workers answered

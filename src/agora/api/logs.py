@@ -31,13 +31,14 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message", "request_id", ...fields, "exception"}`` per line."""
+    """``{"time", "level", "logger", "pid", "message", "request_id", ...fields, "exception"}``."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or request_id.get(),
         }
@@ -72,5 +73,6 @@ def logging_config(level: str = "info") -> dict[str, Any]:
             "uvicorn": {"handlers": [], "propagate": True, "level": level},
             "uvicorn.error": {"handlers": [], "propagate": True, "level": level},
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            "alembic": {"level": "WARNING"},  # one line per migration plugin at each start
         },
     }

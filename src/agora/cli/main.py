@@ -45,6 +45,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUNDLED_COMMUNITY = REPO_ROOT / "data" / "cardano-se"
+#: How long ``serve --workers N`` gives a worker to start answering before replacing it.
+WORKER_START_SECONDS = 60
 
 
 def _progress() -> Progress:
@@ -320,6 +322,9 @@ def serve(
             workers=workers,
             log_config=logging_config(settings.log_level),
             access_log=False,
+            # a worker imports the whole engine before it answers uvicorn's health pings:
+            # at the default 5 s, a busy machine saw workers killed and restarted in a loop
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
         )
         console.print("stopped")
         return
