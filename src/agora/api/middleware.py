@@ -93,7 +93,8 @@ class RequestContext:
                 headers.append((b"x-request-id", rid.encode()))
                 message = {**message, "headers": headers}
                 content_type = dict(headers).get(b"content-type", b"")
-                if status >= 400 and content_type.startswith(b"application/json"):
+                json_error = status >= 400 and content_type.startswith(b"application/json")
+                if json_error and scope.get("method") != "HEAD":  # HEAD answers carry no body
                     held_start = message
                     return
                 sent_start = True
