@@ -6,6 +6,7 @@ import json
 import logging.config
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -310,8 +311,10 @@ def serve(
         host, port = host or settings.host, port or settings.port
         # the workers share their metrics through files here (prometheus_client's
         # multiprocess mode); a fresh folder per start, as that mode requires
+        own_metrics_dir = None
         if not os.environ.get(MULTIPROCESS_ENV):
-            os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="agora-metrics-")
+            own_metrics_dir = tempfile.mkdtemp(prefix="agora-metrics-")
+            os.environ[MULTIPROCESS_ENV] = own_metrics_dir
         console.print(f"serving on http://{host}:{port} with {workers} workers (Ctrl-C stops)")
         # each worker builds its app from the environment; SIGHUP restarts them (new models)
         uvicorn.run(
@@ -326,6 +329,8 @@ def serve(
             # at the default 5 s, a busy machine saw workers killed and restarted in a loop
             timeout_worker_healthcheck=WORKER_START_SECONDS,
         )
+        if own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
         console.print("stopped")
         return
     _serve(settings, host, port)
