@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -82,10 +83,16 @@ def tracked(gauge: Gauge) -> Iterator[None]:
         gauge.dec()
 
 
-class ModelVersions(Collector):
-    """``agora_model_loaded{model,version} 1`` for each model the app's ModelStore serves."""
+class Versioned(Protocol):
+    """What the model gauge reads (a :class:`agora.serving.service.ModelStore`)."""
 
-    def __init__(self, models: object):
+    def versions(self) -> dict[str, str]: ...
+
+
+class ModelVersions(Collector):
+    """``agora_model_loaded{model,version} 1`` for each model the app serves."""
+
+    def __init__(self, models: Versioned):
         self.models = models
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
@@ -94,7 +101,7 @@ class ModelVersions(Collector):
             "Trained model versions served (1 each).",
             labels=["model", "version"],
         )
-        for name, version in sorted(self.models.versions().items()):  # type: ignore[attr-defined]
+        for name, version in sorted(self.models.versions().items()):
             family.add_metric([name, version], 1)
         yield family
 
@@ -103,7 +110,7 @@ def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROCESS_ENV))
 
 
-def exposition(models: object) -> bytes:
+def exposition(models: Versioned) -> bytes:
     """The text exposition of every metric: this process's (or, in multiprocess mode, every
     worker's) plus the model versions."""
     if multiprocess_enabled():
