@@ -40,4 +40,12 @@ def test_next_request_on_the_connection_after_a_500_succeeds(tmp_path: Path, spa
         assert conn.sock is socket_before
     finally:
         conn.close()
-    assert "a bug the test planted" in server.log()  # the traceback is logged, not answered
+    # the traceback is logged (not answered), on a JSON line with the request's id
+    logged = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    errors = [line for line in logged if line["level"] == "error"]
+    assert len(errors) == 1 and errors[0]["request_id"] == "boom-req-1", errors
+    assert "a bug the test planted" in errors[0]["exception"]
+    access = [line for line in logged if line["logger"] == "agora.access"]
+    assert {"route": "/test-only/boom", "status": 500} in [
+        {"route": line["route"], "status": line["status"]} for line in access
+    ]
