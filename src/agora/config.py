@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -168,6 +169,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `agora serve` and `agora demo` listen on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `agora serve`/`agora demo` use.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Level of the JSON log lines `agora serve` writes to stderr."
+    )
 
     @field_validator("earliest_timestamp", mode="after")
     @classmethod

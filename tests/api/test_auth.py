@@ -86,7 +86,7 @@ def test_scopes_nest_admin_write_read(client: TestClient) -> None:
 
 def test_keys_are_matched_exactly(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path, api_key="adm", api_keys={"k": ["READ", "bogus"]})
-    assert authenticate(settings, "adm").scopes == frozenset({"admin", "write", "read"})
+    assert authenticate(settings, "adm").scopes == frozenset({"admin", "write", "read", "metrics"})
     assert authenticate(settings, "k").scopes == frozenset({"read"})
     for wrong in ["", "ad", "adm ", "admin", "K", "é"]:
         assert authenticate(settings, wrong) is None

@@ -13,6 +13,7 @@ recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/relo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,10 +35,11 @@ from agora.analytics.graph_views import router as analytics_graph_router
 from agora.analytics.results_views import router as analytics_results_router
 from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
-from agora.api import errors, query
+from agora.api import errors, metrics, query
 from agora.api.auth import check_settings
 from agora.api.background import Job, Jobs
 from agora.api.deps import ModelsDep, SessionDep
+from agora.api.middleware import RequestContext
 from agora.config import Settings, get_settings
 from agora.db.engine import transaction
 from agora.engagement import service as engagement
@@ -50,6 +52,7 @@ from agora.market.views import router as market_router
 from agora.moderation.views import router as moderation_router
 from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
+from agora.web import docs
 from agora.web.views import router as web_router
 from agora.wiring import wire
 
@@ -149,12 +152,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.jobs.stop()
             engine.dispose()
+            metrics.worker_stopped(os.getpid())
 
     app = FastAPI(
         title="Agora",
         version=agora.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by agora.web.docs from vendored assets (offline)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -165,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.after_event_writes = after_event_writes(settings, app.state.sessions, app.state.jobs)
     query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)
+    app.add_middleware(RequestContext)  # outside the body cap: ids, access log, a clean 500
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
     app.include_router(feed_router)
@@ -180,5 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_results_router)
     app.include_router(experiments_router)
     app.include_router(health_router)
+    app.include_router(metrics.router)
     app.include_router(web_router)
+    docs.install(app)
     return app

@@ -34,13 +34,15 @@ from agora.config import Settings
 
 log = logging.getLogger(__name__)
 
-SCOPES: tuple[str, ...] = ("read", "write", "admin")
+SCOPES: tuple[str, ...] = ("read", "write", "admin", "metrics")
 
-#: What holding a scope grants: admin ⊇ write ⊇ read.
+#: What holding a scope grants: admin ⊇ write ⊇ read; ``metrics`` (scraping ``/metrics``) is
+#: held by admin keys and by keys given only that scope (a Prometheus scraper's key).
 IMPLIED: dict[str, frozenset[str]] = {
     "read": frozenset({"read"}),
     "write": frozenset({"write", "read"}),
-    "admin": frozenset({"admin", "write", "read"}),
+    "admin": frozenset({"admin", "write", "read", "metrics"}),
+    "metrics": frozenset({"metrics"}),
 }
 
 #: The OpenAPI security scheme ("Authorize" in /docs); errors are raised by :func:`require`.
@@ -158,3 +160,4 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
 ReadScope = Depends(require("read"))
 WriteScope = Depends(require("write"))
 AdminScope = Depends(require("admin"))
+MetricsScope = Depends(require("metrics"))

@@ -100,6 +100,9 @@ class ErrorOut(BaseModel):
         default_factory=list, description="Every problem found (validation failures)."
     )
     total_problems: int | None = Field(None, description="Set when `problems` was cut short.")
+    request_id: str | None = Field(
+        None, description="The request's id (also in the `X-Request-ID` header and the logs)."
+    )
 
 
 def document_errors(app: FastAPI) -> None:

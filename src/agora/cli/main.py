@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging.config
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -42,6 +45,8 @@ app = typer.Typer(
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUNDLED_COMMUNITY = REPO_ROOT / "data" / "cardano-se"
+#: How long ``serve --workers N`` gives a worker to start answering before replacing it.
+WORKER_START_SECONDS = 60
 
 
 def _progress() -> Progress:
@@ -66,9 +71,11 @@ def _store(settings: Settings):  # noqa: ANN202 - (engine, session factory)
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
+    from agora.db.engine import display_url
+
     settings = get_settings()
     _store(settings)
-    console.print(f"schema is up to date at {settings.resolved_database_url}")
+    console.print(f"schema is up to date at {display_url(settings.resolved_database_url)}")
 
 
 @app.command("import")
@@ -339,7 +346,16 @@ def serve(
     if workers > 1:
         import uvicorn
 
+        from agora.api.logs import logging_config
+        from agora.api.metrics import MULTIPROCESS_ENV
+
         host, port = host or settings.host, port or settings.port
+        # the workers share their metrics through files here (prometheus_client's
+        # multiprocess mode); a fresh folder per start, as that mode requires
+        own_metrics_dir = None
+        if not os.environ.get(MULTIPROCESS_ENV):
+            own_metrics_dir = tempfile.mkdtemp(prefix="agora-metrics-")
+            os.environ[MULTIPROCESS_ENV] = own_metrics_dir
         console.print(f"serving on http://{host}:{port} with {workers} workers (Ctrl-C stops)")
         # each worker builds its app from the environment; SIGHUP restarts them (new models)
         uvicorn.run(
@@ -348,8 +364,14 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level="warning",
+            log_config=logging_config(settings.log_level),
+            access_log=False,
+            # a worker imports the whole engine before it answers uvicorn's health pings:
+            # at the default 5 s, a busy machine saw workers killed and restarted in a loop
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
         )
+        if own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
         console.print("stopped")
         return
     _serve(settings, host, port)
@@ -359,7 +381,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from agora.api.app import create_app
+    from agora.api.logs import logging_config
 
+    logging.config.dictConfig(logging_config(settings.log_level))
     api = create_app(settings)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: api.state.models.reload())
@@ -371,7 +395,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     console.print(
         f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs; Ctrl-C stops)"
     )
-    uvicorn.run(api, host=host, port=port, log_level="warning")
+    uvicorn.run(
+        api,
+        host=host,
+        port=port,
+        log_config=logging_config(settings.log_level),
+        access_log=False,
+    )
     console.print("stopped")
 
 

@@ -9,11 +9,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: How long a process waits for another one's migration before giving up.
+MIGRATION_LOCK_SECONDS = 600.0
 
 
 def make_engine(url: str) -> Engine:
@@ -36,6 +40,14 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def display_url(url: str) -> str:
+    """``url`` safe to print or log: its password masked (``postgresql://user:***@host/db``)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can parse: show nothing of it
+        return "<database URL>"
+
+
 def alembic_config(engine: Engine) -> Config:
     """Alembic configuration pointing at the packaged migrations and this engine."""
     cfg = Config()
@@ -45,8 +57,35 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to ``revision`` (Alembic upgrade)."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema up to ``revision`` (Alembic upgrade), one process at a time: every
+    worker of ``agora serve --workers N`` migrates at start, and the later ones find it done."""
+    with migration_lock(engine):
+        command.upgrade(alembic_config(engine), revision)
+
+
+@contextmanager
+def migration_lock(engine: Engine, timeout: float = MIGRATION_LOCK_SECONDS) -> Iterator[None]:
+    """Held while one process migrates the store: a PostgreSQL advisory lock per schema (on its
+    own connection, released at the end or when the process dies), a lock file beside a SQLite
+    file (``<file>.migrate.lock``); an in-memory SQLite has nothing to share."""
+    if engine.dialect.name == "postgresql":
+        key = text("SELECT hashtext('agora.migrate:' || current_schema())")
+        with engine.connect() as conn:
+            conn.execute(text(f"SET lock_timeout = '{int(timeout)}s'"))
+            lock_id = conn.execute(key).scalar_one()
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                conn.rollback()
+        return
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        with FileLock(f"{database}.migrate.lock", timeout=timeout):
+            yield
+        return
+    yield
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:

@@ -37,7 +37,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from agora.api import metrics
 from agora.db.queries import THREAD_COLUMNS, thread_key
 from agora.db.tables import Item, User
 from agora.ingest.schemas import as_utc
@@ -178,7 +180,7 @@ class Background:
 
         def target() -> None:
             try:
-                with Session(bind) as own:
+                with Session(bind) as own, metrics.tracked(metrics.FEED_REFRESHES_RUNNING):
                     work(own)
             except Exception:  # the old value stays; the next due refresh tries again
                 log.exception("feed cache: %s failed", self.name)
@@ -321,11 +323,18 @@ class FeedCache:
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
 
-    def building(self) -> threading.BoundedSemaphore:
+    @contextmanager
+    def building(self) -> Iterator[None]:
         """Held while a page is built: a page is CPU work under the GIL, so a worker builds
         ``concurrent_builds`` at a time and lets the rest wait (bench/serve_load.py, 32
-        clients: 82 pages/s with one at a time, 45 with no limit)."""
-        return self._builds
+        clients: 82 pages/s with one at a time, 45 with no limit). Both counts are metrics."""
+        with metrics.tracked(metrics.FEED_PAGE_BUILDS.labels("waiting")):
+            self._builds.acquire()
+        try:
+            with metrics.tracked(metrics.FEED_PAGE_BUILDS.labels("building")):
+                yield
+        finally:
+            self._builds.release()
 
     def candidates(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The cached value for ``key`` (a model version and user state), else ``compute()``."""
@@ -373,6 +382,7 @@ class FeedCache:
                 return
         with self._lock:
             self._pages.put(browsing, raw, size=len(raw))
+            metrics.FEED_SESSIONS_HELD.set(len(self._pages))
 
     def take_pages(self, browsing: str) -> dict[str, Any] | None:
         """Remove and return what :meth:`keep_pages` holds for a session (None if nothing)."""
@@ -385,6 +395,7 @@ class FeedCache:
             return json.loads(raw) if raw is not None else None
         with self._lock:
             raw = self._pages.pop(browsing)
+            metrics.FEED_SESSIONS_HELD.set(len(self._pages))
         return json.loads(raw) if raw is not None else None
 
     def per_model(self, name: str, version: str, build: Callable[[], Any]) -> Any:

@@ -18,6 +18,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
+from agora.api import metrics
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
 from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
@@ -227,6 +228,8 @@ def get_feed(
                 promoted=market.running_creatives(session, now),
             )
             items, sources = _with_ads(session, settings, page, now)
+    for source, count in sources.items():
+        metrics.FEED_ITEMS_SERVED.labels(source).inc(count)
     body = FeedPageOut(
         user_id=page.user_id,
         page=page.page,

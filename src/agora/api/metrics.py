@@ -1,0 +1,151 @@
+"""Prometheus metrics (``prometheus_client``) and the ``GET /metrics`` route.
+
+What is measured:
+
+* ``agora_http_requests_total{method,route,status}`` and
+  ``agora_http_request_duration_seconds{method,route}``: every request, labelled by its route
+  *template* (``/users/{user_id}/feed``), never the raw path (one series per route, and no user
+  id in a label); unmatched paths count as ``route="unmatched"``.
+* ``agora_feed_items_served_total{source}``: items put on feed pages per candidate source.
+* ``agora_feed_page_builds{state}``: feed pages being built (``building``) or waiting for a
+  build slot (``waiting``); ``agora_feed_refreshes_running``: background cache refreshes;
+  ``agora_feed_sessions_held``: browsing sessions whose next pages are held in memory.
+* ``agora_model_loaded{model,version}``: 1 per model version the answering worker serves.
+
+Several workers (``agora serve --workers N``): the CLI points ``PROMETHEUS_MULTIPROC_DIR`` at a
+fresh folder before the workers start, so counters, histograms and gauges are summed over all
+workers whichever one answers the scrape (prometheus_client's multiprocess mode); the model
+gauge is the answering worker's view (all workers read the same model folder).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from agora.api.auth import AUTH_ERRORS, MetricsScope
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+HTTP_REQUESTS = Counter(
+    "agora_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "agora_http_request_duration_seconds",
+    "Time to answer a request, by route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+FEED_ITEMS_SERVED = Counter(
+    "agora_feed_items_served_total", "Items put on feed pages, by candidate source.", ["source"]
+)
+FEED_PAGE_BUILDS = Gauge(
+    "agora_feed_page_builds",
+    "Feed pages being built or waiting for a build slot.",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+FEED_REFRESHES_RUNNING = Gauge(
+    "agora_feed_refreshes_running",
+    "Background feed-cache refreshes running.",
+    multiprocess_mode="livesum",
+)
+FEED_SESSIONS_HELD = Gauge(
+    "agora_feed_sessions_held",
+    "Browsing sessions whose next pages are held in this process's memory.",
+    multiprocess_mode="livesum",
+)
+
+
+@contextmanager
+def tracked(gauge: Gauge) -> Iterator[None]:
+    """Count one unit on ``gauge`` while the block runs."""
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
+
+
+class Versioned(Protocol):
+    """What the model gauge reads (a :class:`agora.serving.service.ModelStore`)."""
+
+    def versions(self) -> dict[str, str]: ...
+
+
+class ModelVersions(Collector):
+    """``agora_model_loaded{model,version} 1`` for each model the app serves."""
+
+    def __init__(self, models: Versioned):
+        self.models = models
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "agora_model_loaded",
+            "Trained model versions served (1 each).",
+            labels=["model", "version"],
+        )
+        for name, version in sorted(self.models.versions().items()):
+            family.add_metric([name, version], 1)
+        yield family
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get(MULTIPROCESS_ENV))
+
+
+def exposition(models: Versioned) -> bytes:
+    """The text exposition of every metric: this process's (or, in multiprocess mode, every
+    worker's) plus the model versions."""
+    if multiprocess_enabled():
+        shared = CollectorRegistry()
+        multiprocess.MultiProcessCollector(shared)
+        base = generate_latest(shared)
+    else:
+        base = generate_latest(REGISTRY)
+    own = CollectorRegistry()
+    own.register(ModelVersions(models))
+    return base + generate_latest(own)
+
+
+def worker_stopped(pid: int) -> None:
+    """Drop a stopped worker's live gauges (multiprocess mode only)."""
+    if multiprocess_enabled():
+        multiprocess.mark_process_dead(pid)
+
+
+router = APIRouter()
+
+
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics (text exposition format)",
+    dependencies=[MetricsScope],
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+        **AUTH_ERRORS,
+    },
+)
+def get_metrics(request: Request) -> Response:
+    """Needs a key with the ``metrics`` scope (the admin key has it; a scraper gets its own key
+    with only this scope). Prometheus sends it as a bearer token (``authorization`` in the
+    scrape config)."""
+    return Response(exposition(request.app.state.models), media_type=CONTENT_TYPE_LATEST)
