@@ -200,7 +200,7 @@ def get_trending(
     buckets: Annotated[int, Query(ge=2, le=2000, description="Buckets looked at.")] = 60,
     source: Literal["tags", "keywords"] = "tags",
     alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
-    min_count: Annotated[int, Query(ge=1)] = 5,
+    min_count: Annotated[int, Query(ge=1, le=1_000_000)] = 5,
     now: Annotated[datetime | None, Query(description="End of the window (default: now).")] = None,
 ) -> TrendingOut:
     """Tags (or keywords) whose post volume bursts above their EWMA baseline."""

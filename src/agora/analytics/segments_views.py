@@ -18,6 +18,7 @@ from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.types import Seed
 from agora.db.engine import transaction
 
 router = APIRouter(tags=["analytics"])
@@ -31,7 +32,7 @@ class BuildIn(BaseModel):
     k: int | None = Field(
         None, ge=1, le=100, description="Number of segments (null: by silhouette)."
     )
-    seed: int = Field(0, ge=0, description="Random seed of the clustering.")
+    seed: Seed = Field(0, description="Random seed of the clustering.")
 
 
 class TagOut(BaseModel):

@@ -30,7 +30,7 @@ from agora.analytics.engagement_views import router as analytics_engagement_rout
 from agora.analytics.graph_views import router as analytics_graph_router
 from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
-from agora.api import errors
+from agora.api import errors, openapi
 from agora.api.auth import check_settings
 from agora.api.deps import ModelsDep, SessionDep
 from agora.config import Settings, get_settings
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
     )
     errors.install(app)
+    openapi.install(app)
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
     app.include_router(feed_router)

@@ -102,33 +102,6 @@ class ErrorOut(BaseModel):
     total_problems: int | None = Field(None, description="Set when `problems` was cut short.")
 
 
-def document_errors(app: FastAPI) -> None:
-    """Make the OpenAPI schema show the real error body (``ErrorOut``) on every 4xx/5xx answer,
-    in place of FastAPI's default validation-error shape, which this API never sends."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.pop("HTTPValidationError", None)
-        components.pop("ValidationError", None)
-        error = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(error.pop("$defs", {}))
-        components["ErrorOut"] = error
-        body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                for code, answer in operation.get("responses", {}).items():
-                    if code[:1] in ("4", "5"):
-                        answer["content"] = body
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def location(loc: Iterable[str | int]) -> str:
     """``("body", 3, "timestamp")`` → ``"body.3.timestamp"``."""
     return ".".join(str(part) for part in loc)
@@ -304,8 +277,8 @@ class BodyLimit:
 
 
 def install(app: FastAPI) -> None:
-    """Register every handler on ``app``, the body-size cap, and the documented error shape."""
-    document_errors(app)
+    """Register every handler on ``app`` and the body-size cap (the OpenAPI side of these
+    answers is :func:`agora.api.openapi.install`)."""
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(MalformedJson, _malformed)
