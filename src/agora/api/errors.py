@@ -9,6 +9,7 @@ rejections also give ``index`` and ``field``). Status codes:
 401    missing or unknown API key (raised by :mod:`agora.api.auth`)
 403    key without the needed scope
 404    unknown user, item, group (reads, deletes), ``UnknownItem`` from serving
+405    a method the path does not serve; ``Allow`` lists every method it does serve
 409    a database integrity conflict (``IntegrityError``)
 413    a list longer than ``settings.max_batch_events`` or a body over ``MAX_BODY_BYTES``
 422    request validation (types, lengths, query values) and service ``Rejected`` problems
@@ -20,14 +21,18 @@ rejections also give ``index`` and ``field``). Status codes:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.ingest.service import Rejected
@@ -234,6 +239,40 @@ async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
     )
 
 
+#: The methods a 405 answer's ``Allow`` header may name.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource at the request's path: those the OpenAPI document gives the
+    first path template that matches (the router's order, so ``/items/trending`` is the
+    trending list, not item "trending"); for undocumented paths, every method a route serves.
+    The router's own 405 names only the first route it met (routes are one per method)."""
+    path = request.scope["path"]
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _template_regex(template).match(path):
+            return [m for m in HTTP_METHODS if m.lower() in operations]
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return await http_exception_handler(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
@@ -281,6 +320,7 @@ def install(app: FastAPI) -> None:
     answers is :func:`agora.api.openapi.install`)."""
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(MalformedJson, _malformed)
     app.add_exception_handler(InvalidRequest, _invalid)
     app.add_exception_handler(TooLarge, _too_large)
