@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from agora.analytics import engagement as eg
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep
+from agora.api.types import QueryTime
 
 router = APIRouter(tags=["analytics"], dependencies=[ReadScope])
 
@@ -88,8 +89,8 @@ def _concentration(c: eg.Concentration) -> ConcentrationOut:
 def active(
     session: SessionDep,
     bucket: Annotated[Literal["day", "week"], Query(description="DAU or WAU.")] = "day",
-    since: Annotated[datetime | None, Query(description="Only events from this time.")] = None,
-    until: Annotated[datetime | None, Query(description="Only events before this time.")] = None,
+    since: Annotated[QueryTime | None, Query(description="Only events from this time.")] = None,
+    until: Annotated[QueryTime | None, Query(description="Only events before this time.")] = None,
 ) -> list[ActiveOut]:
     """Daily or weekly active users."""
     points = eg.active_users(session, bucket, since, until)
@@ -124,7 +125,12 @@ def retention(
 def response_times(
     session: SessionDep,
     of: Annotated[
-        str | None, Query(description="Only posts with an event of this type (ask = questions).")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Only posts with an event of this type (ask = questions).",
+        ),
     ] = None,
 ) -> ResponseTimesOut:
     """Time from a post to the first answer or comment by someone else."""
@@ -143,7 +149,8 @@ def response_times(
 def attention(
     session: SessionDep,
     event_type: Annotated[
-        list[str] | None, Query(description="Event types counted (repeat; default all).")
+        list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
+        Query(description="Event types counted (repeat; default all)."),
     ] = None,
     include_zero: Annotated[
         bool, Query(description="Count items and creators nobody engaged with.")

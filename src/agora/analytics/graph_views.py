@@ -22,6 +22,7 @@ from agora.api.auth import ReadScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
+from agora.api.types import QueryTime
 from agora.db.engine import transaction
 from agora.serving.service import ModelUnavailable
 
@@ -201,7 +202,7 @@ def get_trending(
     source: Literal["tags", "keywords"] = "tags",
     alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
     min_count: Annotated[int, Query(ge=1, le=1_000_000)] = 5,
-    now: Annotated[datetime | None, Query(description="End of the window (default: now).")] = None,
+    now: Annotated[QueryTime | None, Query(description="End of the window (default: now).")] = None,
 ) -> TrendingOut:
     """Tags (or keywords) whose post volume bursts above their EWMA baseline."""
     result = trending.trending(
@@ -272,7 +273,7 @@ def post_rule(
 def post_evaluate(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
-    now: Annotated[datetime | None, Query(description="Evaluate at (default: now).")] = None,
+    now: Annotated[QueryTime | None, Query(description="Evaluate at (default: now).")] = None,
 ) -> EvaluationOut:
     """Evaluate every enabled rule now: fire new episodes, keep or close open ones."""
 

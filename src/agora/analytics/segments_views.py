@@ -83,7 +83,7 @@ async def build_body(request: Request) -> BuildIn:
     "/analytics/segments",
     response_model=BuildOut,
     dependencies=[AdminScope],
-    openapi_extra=body_doc(BuildIn),
+    openapi_extra=body_doc(BuildIn, required=False),
 )
 def post_segments(
     body: Annotated[BuildIn, Depends(build_body)], sessions: SessionFactoryDep

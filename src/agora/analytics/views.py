@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field
 from agora.analytics import sentiment as sa
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
+from agora.api.types import QueryTime
 from agora.serving.service import ModelUnavailable
 
 router = APIRouter(tags=["analytics"])
@@ -55,8 +55,8 @@ def sentiment_by(
     settings: SettingsDep,
     by: Annotated[Literal["tag", "author", "day"], Query(description="Group by.")] = "tag",
     limit: Annotated[int, Query(ge=1, le=1000, description="Groups returned.")] = 50,
-    since: Annotated[datetime | None, Query(description="Only texts from this time.")] = None,
-    until: Annotated[datetime | None, Query(description="Only texts before this time.")] = None,
+    since: Annotated[QueryTime | None, Query(description="Only texts from this time.")] = None,
+    until: Annotated[QueryTime | None, Query(description="Only texts before this time.")] = None,
 ) -> SentimentOut:
     """Mean sentiment and label counts of posts (title + body) and commented text, per group."""
     path = sa.latest_sentiment_path(settings.model_dir)

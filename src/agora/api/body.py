@@ -123,16 +123,25 @@ def with_path_id(data: Any, field: str, value: str, prefix: tuple = ("body",)) -
 
 
 def body_doc(
-    model: type[BaseModel], many: bool = False, optional: tuple[str, ...] = ()
+    model: type[BaseModel],
+    many: bool = False,
+    from_path: tuple[str, ...] = (),
+    required: bool = True,
 ) -> dict[str, Any]:
-    """``openapi_extra`` describing a JSON body of ``model`` (or a list of them, if ``many``);
-    fields in ``optional`` (filled from the path) are shown as not required."""
+    """``openapi_extra`` describing a JSON body of ``model`` (or a list of them, if ``many``).
+
+    Fields in ``from_path`` are filled from the path and left out of the document (a body may
+    still repeat them, with the path's value); ``required=False`` documents a body that may be
+    left out (its fields' defaults apply)."""
     schema = model.model_json_schema()
-    if optional:
-        schema["required"] = [f for f in schema.get("required", []) if f not in optional]
+    for name in from_path:
+        schema.get("properties", {}).pop(name, None)
+    if from_path:
+        schema["required"] = [f for f in schema.get("required", []) if f not in from_path]
     if many:
         schema = {
             "anyOf": [schema, {"type": "array", "items": schema}],
             "description": f"One {model.__name__} object or a list of them.",
         }
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}

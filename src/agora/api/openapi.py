@@ -17,6 +17,7 @@ are moved to ``components/schemas`` so that every ``$ref`` resolves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -110,8 +111,9 @@ def _hoist_defs(operation: dict[str, Any], components: dict[str, Any]) -> None:
             components.setdefault(name, definition)
 
 
-def install(app: FastAPI) -> None:
-    """Make ``app.openapi()`` document the kit's answers on every operation (see module doc)."""
+def install(app: FastAPI, *refine: Callable[[dict[str, Any]], None]) -> None:
+    """Make ``app.openapi()`` document the kit's answers on every operation (see module doc);
+    each ``refine`` then adds what only this app's settings know (e.g. its event types)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -129,6 +131,8 @@ def install(app: FastAPI) -> None:
                 _hoist_defs(operation, components)
                 _complete(operation)
         _exact_integers(schema)
+        for step in refine:
+            step(schema)
         app.openapi_schema = schema
         return schema
 

@@ -1,5 +1,6 @@
 """Value types for what requests carry, bounded so that the OpenAPI schema states the bounds and a
-value out of them is a 422 naming its place, before it reaches a database or a library.
+value out of them is a 422 naming its place, before it reaches a database or a library (or, for
+query times, held to a window where every answer is the same).
 
 Integers: a 64-bit database column holds at most 2⁶³-1 (SQLite raises OverflowError past it,
 PostgreSQL a DataError), so every integer taken from a request has bounds; ids and offsets use
@@ -8,9 +9,11 @@ the column's, counts and page sizes a real maximum of their own (given where the
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 #: The largest value a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT) holds.
 MAX_INT64 = 2**63 - 1
@@ -21,3 +24,34 @@ RowId = Annotated[int, Field(ge=1, le=MAX_INT64)]
 Offset = Annotated[int, Field(ge=0, le=MAX_INT64)]
 #: A random seed numpy and scikit-learn accept: 0 .. 2³²-1.
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+#: The window query times are held to: before it or after it, every store answers the same.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(
+            "expected an RFC 3339 date-time with its offset, e.g. 2024-05-01T12:00:00Z"
+        )
+    return value
+
+
+def _clamped_utc(value: datetime) -> datetime:
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # a year-1 time east of UTC, or year 9999 west of it
+        return EARLIEST if value.year < 2000 else LATEST
+    return min(max(value, EARLIEST), LATEST)
+
+
+#: A time given in a query (``since``, ``until``, ``now``): an RFC 3339 date-time with its offset
+#: (as the OpenAPI ``date-time`` format says; a bare number is refused), in UTC, held to
+#: 1970-01-01 .. 2200-01-01 (any date-time is accepted; one outside means the same as the edge).
+QueryTime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_clamped_utc)]

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.types import QueryTime
 from agora.db.engine import transaction
 from agora.engagement import digest as digests
 from agora.engagement import service
@@ -217,7 +218,7 @@ def get_digest(
     settings: SettingsDep,
     config: ConfigDep,
     format: Literal["json", "text", "html"] = "json",  # noqa: A002 - the query parameter's name
-    since: datetime | None = None,
+    since: Annotated[QueryTime | None, Query(description="Replies from this time.")] = None,
     n: Annotated[int, Query(ge=0, le=50, description="Feed items to suggest.")] = 5,
 ) -> DigestOut | Response:
     now = datetime.now(UTC)

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agora.config import EDGE_TYPES
+
 ExternalId = str
 
 
@@ -114,7 +116,7 @@ class EdgeIn(_Strict):
 
     source_id: ExternalId = Field(min_length=1, max_length=255)
     target_id: ExternalId = Field(min_length=1, max_length=255)
-    type: str = Field(min_length=1, max_length=32)
+    type: str = Field(min_length=1, max_length=32, json_schema_extra={"enum": list(EDGE_TYPES)})
     weight: float = Field(1.0, allow_inf_nan=False)
     created: datetime | None = None
 

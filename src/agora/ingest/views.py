@@ -8,6 +8,7 @@ check (see :mod:`agora.api.body`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
 from agora.api.body import Batch, body_doc, read_json, validate_batch, validate_one, with_path_id
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import BodyRejected, NotFound
+from agora.config import EDGE_TYPES
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.ingest import service
@@ -94,7 +96,7 @@ class EdgeKey(BaseModel):
     target_id: str = Field(
         min_length=1, max_length=255, validation_alias=AliasChoices("target_id", "target")
     )
-    type: str = Field(min_length=1, max_length=32)
+    type: str = Field(min_length=1, max_length=32, json_schema_extra={"enum": list(EDGE_TYPES)})
 
 
 # -- bodies (read after the scope check) -----------------------------------------------------
@@ -143,13 +145,26 @@ async def edge_key(
     )
 
 
+def document_event_types(event_types: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
+    """An OpenAPI refinement: the event types this deployment accepts, as an enum of
+    ``POST /events`` (they come from the settings, so the schema is completed per app)."""
+
+    def refine(document: dict[str, Any]) -> None:
+        body = document["paths"]["/events"]["post"]["requestBody"]["content"]
+        schema = body["application/json"]["schema"]
+        for record in (schema["anyOf"][0], schema["anyOf"][1]["items"]):
+            record["properties"]["type"]["enum"] = list(event_types)
+
+    return refine
+
+
 # -- users -----------------------------------------------------------------------------------
 @router.put(
     "/users/{user_id}",
     tags=["users"],
     summary="Create or replace a user",
     dependencies=[WriteScope],
-    openapi_extra=body_doc(UserIn, optional=("user_id",)),
+    openapi_extra=body_doc(UserIn, from_path=("user_id",)),
     responses={**WRITE_ERRORS, 201: {"description": "Created.", "model": UserOut}},
 )
 def put_user(
@@ -212,7 +227,7 @@ def get_user_edges(user_id: UserId, session: SessionDep) -> list[EdgeOut]:
     tags=["items"],
     summary="Create or replace an item (post, question, track...)",
     dependencies=[WriteScope],
-    openapi_extra=body_doc(ItemIn, optional=("item_id",)),
+    openapi_extra=body_doc(ItemIn, from_path=("item_id",)),
     responses={**WRITE_ERRORS, 201: {"description": "Created.", "model": ItemOut}},
 )
 def put_item(
@@ -283,6 +298,13 @@ def post_edges(
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[WriteScope],
     responses={**WRITE_ERRORS, **NOT_FOUND},
+    # documented: the query form, where all three are needed (a JSON body may carry them instead)
+    openapi_extra={
+        "parameters": [
+            {"name": name, "in": "query", "required": True, "schema": schema}
+            for name, schema in EdgeKey.model_json_schema()["properties"].items()
+        ]
+    },
 )
 def delete_edge(
     key: Annotated[EdgeKey, Depends(edge_key)], sessions: SessionFactoryDep
@@ -300,7 +322,7 @@ def delete_edge(
     tags=["groups"],
     summary="Create or replace a group",
     dependencies=[WriteScope],
-    openapi_extra=body_doc(GroupIn, optional=("group_id",)),
+    openapi_extra=body_doc(GroupIn, from_path=("group_id",)),
     responses=WRITE_ERRORS,
 )
 def put_group(
@@ -316,7 +338,7 @@ def put_group(
     tags=["groups"],
     summary="Add users to a group (one object or a list; group_id comes from the path)",
     dependencies=[WriteScope],
-    openapi_extra=body_doc(MembershipIn, many=True, optional=("group_id",)),
+    openapi_extra=body_doc(MembershipIn, many=True, from_path=("group_id",)),
     responses={**WRITE_ERRORS, **NOT_FOUND},
 )
 def post_members(
