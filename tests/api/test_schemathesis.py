@@ -85,6 +85,8 @@ def test_schemathesis_finds_nothing_with_all_checks(
         "--workers",
         "1",
         "--request-timeout",
+        "120",
+        "--max-response-time",
         "60",
         "--no-color",
     ]

@@ -33,13 +33,13 @@ from agora.analytics.views import router as analytics_router
 from agora.api import errors, openapi
 from agora.api.auth import check_settings
 from agora.api.deps import ModelsDep, SessionDep
+from agora.api.types import EVENT_TYPE_MARK
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory
 from agora.engagement.views import router as engagement_router
 from agora.experiments.views import router as experiments_router
 from agora.feed.cache import FeedCache
 from agora.feed.views import router as feed_router
-from agora.ingest.views import document_event_types
 from agora.ingest.views import router as ingest_router
 from agora.market.views import router as market_router
 from agora.moderation.views import router as moderation_router
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
     )
     errors.install(app)
-    openapi.install(app, document_event_types(settings.event_types))
+    openapi.install(app, openapi.fill_enum(EVENT_TYPE_MARK, settings.event_types))
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
     app.include_router(feed_router)

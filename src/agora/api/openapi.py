@@ -17,7 +17,7 @@ are moved to ``components/schemas`` so that every ``$ref`` resolves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -109,6 +109,23 @@ def _hoist_defs(operation: dict[str, Any], components: dict[str, Any]) -> None:
         _rewrite_refs(found)
         for name, definition in found.items():
             components.setdefault(name, definition)
+
+
+def fill_enum(mark: str, values: Sequence[str]) -> Callable[[dict[str, Any]], None]:
+    """A refinement for :func:`install`: every schema carrying ``mark`` gets ``values`` as its
+    enum (values only the app's settings know, such as its event types)."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.pop(mark, False):
+                node["enum"] = list(values)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    return walk
 
 
 def install(app: FastAPI, *refine: Callable[[dict[str, Any]], None]) -> None:

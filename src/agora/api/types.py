@@ -26,6 +26,12 @@ Offset = Annotated[int, Field(ge=0, le=MAX_INT64)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
+#: Marks a schema whose values are this deployment's event types (the settings': the document is
+#: completed per app by :func:`agora.api.openapi.fill_enum`).
+EVENT_TYPE_MARK = "x-agora-event-type"
+EVENT_TYPE = {EVENT_TYPE_MARK: True}
+
+
 #: The window query times are held to: before it or after it, every store answers the same.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)

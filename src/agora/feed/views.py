@@ -198,7 +198,14 @@ def get_feed(
     settings: SettingsDep,
     cache: FeedCacheDep,
     n: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            pattern=service.CURSOR_PATTERN,
+            description="The `next_cursor` of the previous page (omit for the first page).",
+        ),
+    ] = None,
     explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
 ) -> Response:
     """Next pages come from the session's prefetched ranking without waiting for page builds

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agora.api.types import EVENT_TYPE
 from agora.config import EDGE_TYPES
 
 ExternalId = str
@@ -102,7 +103,7 @@ class EventIn(_Strict):
     event_id: ExternalId = Field(min_length=1, max_length=255)
     user_id: ExternalId = Field(min_length=1, max_length=255)
     item_id: ExternalId = Field(min_length=1, max_length=255)
-    type: str = Field(min_length=1, max_length=32)
+    type: str = Field(min_length=1, max_length=32, json_schema_extra=EVENT_TYPE)
     value: float | None = Field(None, allow_inf_nan=False)
     timestamp: datetime | None = None
     context: dict[str, Any] = Field(default_factory=dict)

@@ -8,7 +8,6 @@ check (see :mod:`agora.api.body`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -133,9 +132,10 @@ async def members_body(
 
 async def edge_key(
     request: Request,
-    source_id: Annotated[str | None, Query(max_length=255)] = None,
-    target_id: Annotated[str | None, Query(max_length=255)] = None,
-    type: Annotated[str | None, Query(max_length=32)] = None,  # noqa: A002 - the field's name
+    # documented on the route (``openapi_extra``): all three, as the query form needs them
+    source_id: Annotated[str | None, Query(max_length=255, include_in_schema=False)] = None,
+    target_id: Annotated[str | None, Query(max_length=255, include_in_schema=False)] = None,
+    type: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,  # noqa: A002
 ) -> EdgeKey:
     if (await request.body()).strip():
         return validate_one(EdgeKey, await read_json(request))
@@ -143,19 +143,6 @@ async def edge_key(
     return validate_one(
         EdgeKey, {k: v for k, v in given.items() if v is not None}, prefix=("query",)
     )
-
-
-def document_event_types(event_types: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
-    """An OpenAPI refinement: the event types this deployment accepts, as an enum of
-    ``POST /events`` (they come from the settings, so the schema is completed per app)."""
-
-    def refine(document: dict[str, Any]) -> None:
-        body = document["paths"]["/events"]["post"]["requestBody"]["content"]
-        schema = body["application/json"]["schema"]
-        for record in (schema["anyOf"][0], schema["anyOf"][1]["items"]):
-            record["properties"]["type"]["enum"] = list(event_types)
-
-    return refine
 
 
 # -- users -----------------------------------------------------------------------------------
