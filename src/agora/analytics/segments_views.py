@@ -27,7 +27,7 @@ router = APIRouter(tags=["analytics"])
 class BuildIn(BaseModel):
     """How to build segments: ``k`` clusters, or null to pick k by silhouette."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     k: int | None = Field(
         None, ge=1, le=100, description="Number of segments (null: by silhouette)."

@@ -36,6 +36,7 @@ from agora.api.deps import ModelsDep, SessionDep
 from agora.api.types import EVENT_TYPE_MARK
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory
+from agora.engagement.schemas import TASK_EVENT_TYPE_MARK
 from agora.engagement.views import router as engagement_router
 from agora.experiments.views import router as experiments_router
 from agora.feed.cache import FeedCache
@@ -115,7 +116,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis_url=settings.redis_url, concurrent_builds=settings.feed.concurrent_builds
     )
     errors.install(app)
-    openapi.install(app, openapi.fill_enum(EVENT_TYPE_MARK, settings.event_types))
+    task_event_types = (*settings.event_types, settings.engagement.flag_event)
+    openapi.install(
+        app,
+        openapi.fill_enum(EVENT_TYPE_MARK, settings.event_types),
+        openapi.fill_enum(TASK_EVENT_TYPE_MARK, task_event_types),
+    )
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
     app.include_router(feed_router)

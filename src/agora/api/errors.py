@@ -71,7 +71,12 @@ class TooLarge(ValueError):
 
 
 class NotFound(LookupError):
-    """A user, item or group named in the path does not exist."""
+    """A user, item or group named in the path (or, with ``problems``, in the body) does not
+    exist."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]] | None = None):
+        self.problems = problems or []
+        super().__init__(message)
 
 
 class BodyRejected(ValueError):
@@ -203,7 +208,9 @@ async def _body_rejected(_: Request, exc: BodyRejected) -> JSONResponse:
 
 async def _not_found(_: Request, exc: LookupError) -> JSONResponse:
     message = exc.args[0] if exc.args else "not found"
-    return JSONResponse({"detail": str(message)}, status.HTTP_404_NOT_FOUND)
+    problems = getattr(exc, "problems", [])
+    body = _problems_body(str(message), problems) if problems else {"detail": str(message)}
+    return JSONResponse(body, status.HTTP_404_NOT_FOUND)
 
 
 async def _model_unavailable(_: Request, exc: ModelUnavailable) -> JSONResponse:

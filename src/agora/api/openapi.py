@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from agora.api.auth import AUTH_ERRORS
+from agora.api.body import STORABLE_JSON
 from agora.api.errors import MAX_BODY_BYTES, ErrorOut
 from agora.api.types import MAX_INT64
 
@@ -143,6 +144,7 @@ def install(app: FastAPI, *refine: Callable[[dict[str, Any]], None]) -> None:
         error = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(error.pop("$defs", {}))
         components["ErrorOut"] = error
+        components["StorableJson"] = STORABLE_JSON
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 _hoist_defs(operation, components)

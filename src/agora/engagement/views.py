@@ -150,7 +150,11 @@ def get_tasks(
     "/tasks",
     summary="Create a task (a time-boxed goal); the same task again changes nothing",
     dependencies=[AdminScope],
-    responses={**ERRORS, 409: {"description": "The task id exists with another definition."}},
+    responses={
+        **ERRORS,
+        201: {"description": "Created.", "model": TaskOut},
+        409: {"description": "The task id exists with another definition."},
+    },
 )
 def post_task(
     body: TaskIn,
