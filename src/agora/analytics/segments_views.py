@@ -18,7 +18,7 @@ from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
-from agora.api.types import Seed
+from agora.api.types import JsonInt, Seed
 from agora.db.engine import transaction
 
 router = APIRouter(tags=["analytics"])
@@ -27,9 +27,9 @@ router = APIRouter(tags=["analytics"])
 class BuildIn(BaseModel):
     """How to build segments: ``k`` clusters, or null to pick k by silhouette."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
-    k: int | None = Field(
+    k: JsonInt | None = Field(
         None, ge=1, le=100, description="Number of segments (null: by silhouette)."
     )
     seed: Seed = Field(0, description="Random seed of the clustering.")

@@ -22,8 +22,19 @@ MAX_INT64 = 2**63 - 1
 RowId = Annotated[int, Field(ge=1, le=MAX_INT64)]
 #: How many rows to skip in a listing: 0 .. 2⁶³-1.
 Offset = Annotated[int, Field(ge=0, le=MAX_INT64)]
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true or false")
+    return value
+
+
+#: A JSON integer (``3`` or ``3.0``, as JSON Schema counts them), never ``true``/``false``
+#: (pydantic would take those as 1 and 0).
+JsonInt = Annotated[int, BeforeValidator(_not_bool)]
 #: A random seed numpy and scikit-learn accept: 0 .. 2³²-1.
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Seed = Annotated[JsonInt, Field(ge=0, le=2**32 - 1)]
 
 
 #: Marks a schema whose values are this deployment's event types (the settings': the document is
@@ -55,6 +66,17 @@ def _clamped_utc(value: datetime) -> datetime:
     except OverflowError:  # a year-1 time east of UTC, or year 9999 west of it
         return EARLIEST if value.year < 2000 else LATEST
     return min(max(value, EARLIEST), LATEST)
+
+
+def _text_time(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("expected a date-time string, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+#: A date-time in a JSON body: a string (as the OpenAPI ``date-time`` format says), never a
+#: number (pydantic would read one as seconds since 1970).
+BodyTime = Annotated[datetime, BeforeValidator(_text_time)]
 
 
 #: A time given in a query (``since``, ``until``, ``now``): an RFC 3339 date-time with its offset

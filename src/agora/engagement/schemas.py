@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agora.api.types import BodyTime
 from agora.ingest.schemas import as_utc
 
 #: Marks the task event type, whose values are the deployment's event types and the moderation
@@ -101,8 +102,8 @@ class TaskIn(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     event_type: str = Field(min_length=1, max_length=32, json_schema_extra=TASK_EVENT_TYPE)
     target: int = Field(ge=1, le=1_000_000)
-    starts: datetime
-    ends: datetime
+    starts: BodyTime
+    ends: BodyTime
     tag: str | None = Field(None, min_length=1, max_length=255)
     first_on_item: bool = Field(False, description="Count only the first such event per item.")
 
@@ -120,8 +121,8 @@ class TaskOut(BaseModel):
     title: str
     event_type: str
     target: int
-    starts: datetime
-    ends: datetime
+    starts: BodyTime
+    ends: BodyTime
     tag: str | None
     first_on_item: bool
 
