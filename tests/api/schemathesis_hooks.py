@@ -8,18 +8,22 @@ Loaded with ``SCHEMATHESIS_HOOKS``.
 * a time window ends after it starts (campaigns ``start_at``/``end_at``, tasks ``starts``/``ends``);
 * an edge joins two different users;
 * an experiment's arm names are unique, its ``control`` is one of them, one guardrail per metric;
-* a ``volume_spike`` alert threshold is a probability below 1.
+* a ``volume_spike`` alert threshold is a probability below 1;
+* a record's time (``timestamp``, ``created``) is not in the future (``AGORA_MAX_FUTURE_SECONDS``)
+  nor before the platform could exist: times outside 2000..now are moved to 2024-01-01.
 """
 
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import schemathesis
 
 WINDOWS = (("start_at", "end_at"), ("starts", "ends"))
+RECORD_TIMES = ("timestamp", "created")
+SAFE_TIME = "2024-01-01T00:00:00+00:00"
 
 
 def _time(value: Any) -> datetime | None:
@@ -43,6 +47,11 @@ def _mend_window(record: dict[str, Any], start_name: str, end_name: str) -> None
 
 
 def _mend(record: dict[str, Any]) -> None:
+    for name in RECORD_TIMES:
+        when = _time(record.get(name))
+        aware = when is not None and when.tzinfo is not None
+        if aware and not datetime(2000, 1, 1, tzinfo=UTC) <= when <= datetime.now(UTC):
+            record[name] = SAFE_TIME
     for start_name, end_name in WINDOWS:
         _mend_window(record, start_name, end_name)
     source, target = record.get("source_id"), record.get("target_id")
