@@ -34,3 +34,21 @@ def test_every_path_answers_405_with_the_methods_it_documents(sqlite_client: Tes
         allowed = {m.strip() for m in answer.headers["allow"].split(",")}
         assert allowed - {"HEAD"} == documented, (path, allowed, documented)
         assert answer.json()["detail"]
+
+
+def test_bounds_use_json_schema_keywords(sqlite_client: TestClient) -> None:
+    """Bounds show as ``minimum``/``maximum`` (pydantic writes ``ge``/``le``, which no client
+    reads, when a constraint lands on a validated type)."""
+    found: list[str] = []
+
+    def walk(node: object, at: str) -> None:
+        if isinstance(node, dict):
+            found.extend(f"{at}.{k}" for k in ("ge", "le", "gt", "lt") if k in node)
+            for key, value in node.items():
+                walk(value, f"{at}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{at}.{index}")
+
+    walk(sqlite_client.get("/openapi.json").json(), "")
+    assert found == []

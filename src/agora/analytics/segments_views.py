@@ -18,7 +18,7 @@ from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
-from agora.api.types import JsonInt, Seed
+from agora.api.types import Seed, json_int
 from agora.db.engine import transaction
 
 router = APIRouter(tags=["analytics"])
@@ -29,8 +29,8 @@ class BuildIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    k: JsonInt | None = Field(
-        None, ge=1, le=100, description="Number of segments (null: by silhouette)."
+    k: json_int(1, 100) | None = Field(  # type: ignore[valid-type]
+        None, description="Number of segments (null: by silhouette)."
     )
     seed: Seed = Field(0, description="Random seed of the clustering.")
 

@@ -30,11 +30,15 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
-#: A JSON integer (``3`` or ``3.0``, as JSON Schema counts them), never ``true``/``false``
-#: (pydantic would take those as 1 and 0).
-JsonInt = Annotated[int, BeforeValidator(_not_bool)]
+def json_int(ge: int, le: int) -> Any:
+    """A JSON integer in ``ge .. le`` (``3`` or ``3.0``, as JSON Schema counts them), never
+    ``true``/``false`` (pydantic would take those as 1 and 0). The bounds come before the check
+    so that the schema shows them as ``minimum``/``maximum``."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_not_bool)]
+
+
 #: A random seed numpy and scikit-learn accept: 0 .. 2³²-1.
-Seed = Annotated[JsonInt, Field(ge=0, le=2**32 - 1)]
+Seed = json_int(0, 2**32 - 1)
 
 
 #: Marks a schema whose values are this deployment's event types (the settings': the document is
