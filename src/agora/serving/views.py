@@ -189,7 +189,7 @@ def get_similar(
     n: N = 10,
     model: ModelName = None,
 ) -> SimilarItems:
-    name = model or "itemknn"
+    name = "itemknn" if model in (None, service.AUTO_MODEL) else model
     recs = service.similar_items(session, models, item_id, n, name)
     return SimilarItems(item_id=item_id, model=name, items=_items(recs))
 
