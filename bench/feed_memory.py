@@ -32,6 +32,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
+from _record import run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
@@ -228,13 +229,6 @@ def main() -> None:
             raise SystemExit(trained.stderr.decode()[-2000:])
         marker.write_text(json.dumps({"events": events}))
 
-    revision = subprocess.run(  # the code measured: read before the runs
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=REPO, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
     rng = np.random.default_rng(1)
     order = [f"u{u}" for u in rng.permutation(args.users)]
     users, warm = order[: args.requests], order[-100:]
@@ -267,19 +261,18 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
-        "command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/feed_memory.py "
-        + " ".join(sys.argv[1:]),
-        "git_revision": revision + (" (with uncommitted changes)" if dirty else ""),
-        "settings": {
-            "users": args.users,
-            "items": 3000,
-            "models": json.loads(env["AGORA_MODELS"]),
-            "requests_per_run": args.requests,
-            "sample_every": args.every,
-            "connections": CONNECTIONS,
-            "page_size": 20,
-            "server": "agora serve --workers 1, SQLite, no Redis",
-        },
+        "run": run_record(
+            {
+                "users": args.users,
+                "items": 3000,
+                "models": json.loads(env["AGORA_MODELS"]),
+                "requests_per_run": args.requests,
+                "sample_every": args.every,
+                "connections": CONNECTIONS,
+                "page_size": 20,
+                "server": "agora serve --workers 1, SQLite, no Redis",
+            }
+        ),
         "runs": results,
     }
     (RESULTS / "feed_memory.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -16,12 +16,11 @@ import argparse
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _record import run_record
 from rich.console import Console
 from rich.table import Table
 
@@ -33,16 +32,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "sentiment_shipped.json"
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> None:
@@ -68,8 +57,7 @@ def main() -> None:
     created = datetime.now(UTC)
     record = {
         "version": f"shipped-{created.strftime('%Y%m%dT%H%M%SZ')}",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_revision": _revision(),
+        "run": run_record(sa.SHIPPED),
         "agora_version": agora.__version__,
         "created": created.isoformat(),
         "configuration": sa.SHIPPED,

@@ -70,9 +70,10 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'agora.db'}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL to a fresh, empty schema on the real PostgreSQL server, dropped afterwards."""
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL to a fresh, empty schema on the real PostgreSQL server, dropped afterwards
+    (skipped, or failed under CI=true, when the server cannot be reached)."""
     _postgres_or_skip()
     schema = f"agora_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
@@ -84,6 +85,19 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_schemas() -> Callable[[], contextlib.AbstractContextManager[str]]:
+    """:func:`postgres_schema` for fixtures of a wider scope than one test."""
+    return postgres_schema
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to a fresh, empty schema on the real PostgreSQL server, dropped afterwards."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

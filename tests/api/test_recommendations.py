@@ -165,6 +165,9 @@ def test_similar_items(trained: TestClient) -> None:
     newer = trained.get("/items/brand-new/similar", headers=READ)
     assert newer.status_code == 404 and "retrain" in newer.json()["detail"]
     assert trained.get("/items/p4/similar?model=nosuch", headers=READ).status_code == 422
+    # "auto", which the document lists for every model parameter, is the default here too
+    auto = trained.get("/items/p4/similar?n=3&model=auto", headers=READ)
+    assert auto.status_code == 200 and auto.json()["model"] == "itemknn"
 
 
 def test_trending_and_deleted_items(trained: TestClient) -> None:

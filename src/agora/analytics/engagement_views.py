@@ -11,8 +11,10 @@ from pydantic import BaseModel, Field
 
 from agora.analytics import engagement as eg
 from agora.api.auth import ReadScope
-from agora.api.deps import SessionDep
-from agora.ingest.schemas import Timestamp
+from agora.api.deps import SessionDep, SettingsDep
+from agora.api.errors import InvalidRequest, problem
+from agora.api.types import EVENT_TYPE, QueryTime
+from agora.config import Settings
 
 router = APIRouter(tags=["analytics"], dependencies=[ReadScope])
 
@@ -89,8 +91,8 @@ def _concentration(c: eg.Concentration) -> ConcentrationOut:
 def active(
     session: SessionDep,
     bucket: Annotated[Literal["day", "week"], Query(description="DAU or WAU.")] = "day",
-    since: Annotated[Timestamp | None, Query(description="Only events from this time.")] = None,
-    until: Annotated[Timestamp | None, Query(description="Only events before this time.")] = None,
+    since: Annotated[QueryTime | None, Query(description="Only events from this time.")] = None,
+    until: Annotated[QueryTime | None, Query(description="Only events before this time.")] = None,
 ) -> list[ActiveOut]:
     """Daily or weekly active users."""
     points = eg.active_users(session, bucket, since, until)
@@ -121,14 +123,32 @@ def retention(
     )
 
 
+def _known_event_types(values: list[str], settings: Settings, name: str) -> None:
+    """422 for event types this deployment does not know (the enum the schema shows)."""
+    unknown = [v for v in values if v not in settings.event_types]
+    if unknown:
+        raise InvalidRequest(
+            [
+                problem(("query", name), f"unknown event type {v!r}; known: {settings.event_types}")
+                for v in unknown
+            ]
+        )
+
+
 @router.get("/analytics/engagement/response-times", response_model=ResponseTimesOut)
 def response_times(
     session: SessionDep,
+    settings: SettingsDep,
     of: Annotated[
-        str | None, Query(description="Only posts with an event of this type (ask = questions).")
+        str | None,
+        Query(
+            description="Only posts with an event of this type (ask = questions).",
+            json_schema_extra=EVENT_TYPE,
+        ),
     ] = None,
 ) -> ResponseTimesOut:
     """Time from a post to the first answer or comment by someone else."""
+    _known_event_types([of] if of is not None else [], settings, "of")
     r = eg.time_to_first_response(session, of=of)
     return ResponseTimesOut(
         items=r.items,
@@ -143,14 +163,17 @@ def response_times(
 @router.get("/analytics/engagement/attention", response_model=AttentionOut)
 def attention(
     session: SessionDep,
+    settings: SettingsDep,
     event_type: Annotated[
-        list[str] | None, Query(description="Event types counted (repeat; default all).")
+        list[Annotated[str, Field(json_schema_extra=EVENT_TYPE)]] | None,
+        Query(description="Event types counted (repeat; default all)."),
     ] = None,
     include_zero: Annotated[
         bool, Query(description="Count items and creators nobody engaged with.")
     ] = True,
 ) -> AttentionOut:
     """Gini coefficient and Lorenz curve of engagement across items and creators."""
+    _known_event_types(event_type or [], settings, "event_type")
     a = eg.attention_gini(session, event_type, include_zero)
     return AttentionOut(
         event_types=a.event_types,

@@ -25,8 +25,8 @@ from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
+from agora.api.types import QueryTime
 from agora.db.engine import transaction
-from agora.ingest.schemas import Timestamp
 
 router = APIRouter(tags=["analytics"])
 
@@ -221,9 +221,9 @@ def get_trending(
     buckets: Annotated[int, Query(ge=2, le=2000, description="Buckets looked at.")] = 60,
     source: Literal["tags", "keywords"] = "tags",
     alpha: Annotated[float, Query(gt=0, lt=1, description="Poisson tail threshold.")] = 1e-3,
-    min_count: Annotated[int, Query(ge=1)] = 5,
+    min_count: Annotated[int, Query(ge=1, le=1_000_000)] = 5,
     now: Annotated[
-        Timestamp | None,
+        QueryTime | None,
         Query(
             description="End of the window (default: now, or the store's newest activity "
             "when the store is historic; see `now_source`)."
@@ -301,7 +301,7 @@ def post_evaluate(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
     now: Annotated[
-        Timestamp | None,
+        QueryTime | None,
         Query(
             description="Evaluate at (default: now, or the store's newest activity when the "
             "store is historic; see `now_source`)."

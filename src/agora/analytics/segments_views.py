@@ -20,6 +20,7 @@ from agora.api.auth import AdminScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.types import Seed, json_int
 from agora.db.engine import transaction
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,10 @@ class BuildIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int | None = Field(
-        None, ge=1, le=100, description="Number of segments (null: by silhouette)."
+    k: json_int(1, 100) | None = Field(  # type: ignore[valid-type]
+        None, description="Number of segments (null: by silhouette)."
     )
-    seed: int = Field(0, ge=0, description="Random seed of the clustering.")
+    seed: Seed = Field(0, description="Random seed of the clustering.")
 
 
 class TagOut(BaseModel):
@@ -100,7 +101,7 @@ async def build_body(request: Request) -> BuildIn:
     "/analytics/segments",
     response_model=BuildOut,
     dependencies=[AdminScope],
-    openapi_extra=body_doc(BuildIn),
+    openapi_extra=body_doc(BuildIn, required=False),
 )
 def post_segments(
     body: Annotated[BuildIn, Depends(build_body)], sessions: SessionFactoryDep

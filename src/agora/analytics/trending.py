@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from scipy.stats import poisson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -399,7 +399,7 @@ class RuleSpec(BaseModel):
         "sentiment_drop: least drop of the mean score (default 0.3).",
     )
     min_count: int = Field(5, ge=1, le=1_000_000)
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @model_validator(mode="after")
     def _threshold(self) -> RuleSpec:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from agora.analytics import sentiment as sa
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
-from agora.ingest.schemas import Timestamp
+from agora.api.types import QueryTime
 
 router = APIRouter(tags=["analytics"])
 
@@ -58,8 +58,8 @@ def sentiment_by(
     settings: SettingsDep,
     by: Annotated[Literal["tag", "author", "day"], Query(description="Group by.")] = "tag",
     limit: Annotated[int, Query(ge=1, le=1000, description="Groups returned.")] = 50,
-    since: Annotated[Timestamp | None, Query(description="Only texts from this time.")] = None,
-    until: Annotated[Timestamp | None, Query(description="Only texts before this time.")] = None,
+    since: Annotated[QueryTime | None, Query(description="Only texts from this time.")] = None,
+    until: Annotated[QueryTime | None, Query(description="Only texts before this time.")] = None,
 ) -> SentimentOut:
     """Mean sentiment and label counts of posts (title + body) and commented text, per group."""
     version = sa.model_version(sa.scorer_path(settings.model_dir))

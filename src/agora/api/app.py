@@ -35,14 +35,16 @@ from agora.analytics.graph_views import router as analytics_graph_router
 from agora.analytics.results_views import router as analytics_results_router
 from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
-from agora.api import errors, metrics, query
+from agora.api import errors, metrics, openapi, query
 from agora.api.auth import check_settings
 from agora.api.background import Job, Jobs
 from agora.api.deps import ModelsDep, SessionDep
 from agora.api.middleware import RequestContext
+from agora.api.types import EVENT_TYPE_MARK
 from agora.config import Settings, get_settings
 from agora.db.engine import transaction
 from agora.engagement import service as engagement
+from agora.engagement.schemas import TASK_EVENT_TYPE_MARK
 from agora.engagement.views import router as engagement_router
 from agora.experiments import service as experiments
 from agora.experiments.views import router as experiments_router
@@ -172,6 +174,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)
     app.add_middleware(RequestContext)  # outside the body cap: ids, access log, a clean 500
+    task_event_types = (*settings.event_types, settings.engagement.flag_event)
+    openapi.install(
+        app,
+        openapi.fill_enum(EVENT_TYPE_MARK, settings.event_types),
+        openapi.fill_enum(TASK_EVENT_TYPE_MARK, task_event_types),
+    )
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
     app.include_router(feed_router)

@@ -125,17 +125,61 @@ def with_path_id(data: Any, field: str, value: str, prefix: tuple = ("body",)) -
     return {**data, field: value}
 
 
+#: What :func:`read_json` refuses in any string of a body, keys included: NUL characters.
+NO_NUL = "^[^\\u0000]*$"
+#: Any JSON value whose strings and keys hold no NUL (free-form fields: attributes, context...).
+STORABLE_JSON: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": "#/components/schemas/StorableJson"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {"$ref": "#/components/schemas/StorableJson"},
+        },
+    ]
+}
+
+
+def storable(node: Any) -> Any:
+    """``node`` (a JSON schema) saying what :func:`read_json` checks: no string, key or nested
+    free-form value holds a NUL (the document defines ``StorableJson``)."""
+    if isinstance(node, list):
+        return [storable(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: storable(value) for key, value in node.items()}
+    if node.get("type") == "string" and not {"enum", "const", "pattern", "format"} & set(node):
+        node["pattern"] = NO_NUL
+    if node.get("type") == "object" and node.get("additionalProperties") is True:
+        node["propertyNames"] = {"pattern": NO_NUL}
+        node["additionalProperties"] = {"$ref": "#/components/schemas/StorableJson"}
+    if node.get("type") == "array" and node.get("items") == {}:
+        node["items"] = {"$ref": "#/components/schemas/StorableJson"}
+    return node
+
+
 def body_doc(
-    model: type[BaseModel], many: bool = False, optional: tuple[str, ...] = ()
+    model: type[BaseModel],
+    many: bool = False,
+    from_path: tuple[str, ...] = (),
+    required: bool = True,
 ) -> dict[str, Any]:
-    """``openapi_extra`` describing a JSON body of ``model`` (or a list of them, if ``many``);
-    fields in ``optional`` (filled from the path) are shown as not required."""
-    schema = model.model_json_schema()
-    if optional:
-        schema["required"] = [f for f in schema.get("required", []) if f not in optional]
+    """``openapi_extra`` describing a JSON body of ``model`` (or a list of them, if ``many``).
+
+    Fields in ``from_path`` are filled from the path and left out of the document (a body may
+    still repeat them, with the path's value); ``required=False`` documents a body that may be
+    left out (its fields' defaults apply)."""
+    schema = storable(model.model_json_schema())
+    for name in from_path:
+        schema.get("properties", {}).pop(name, None)
+    if from_path:
+        schema["required"] = [f for f in schema.get("required", []) if f not in from_path]
     if many:
         schema = {
             "anyOf": [schema, {"type": "array", "items": schema}],
             "description": f"One {model.__name__} object or a list of them.",
         }
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}

@@ -9,6 +9,7 @@ rejections also give ``index`` and ``field``). Status codes:
 401    missing or unknown API key (raised by :mod:`agora.api.auth`)
 403    key without the needed scope
 404    unknown user, item, group (reads, deletes), ``UnknownItem`` from serving
+405    a method the path does not serve; ``Allow`` lists every method it does serve
 409    a database integrity conflict (``IntegrityError``)
 413    a list longer than ``settings.max_batch_events`` or a body over ``MAX_BODY_BYTES``
 422    request validation (types, lengths, query values) and service ``Rejected`` problems
@@ -20,14 +21,18 @@ rejections also give ``index`` and ``field``). Status codes:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.ingest.service import Rejected
@@ -66,7 +71,12 @@ class TooLarge(ValueError):
 
 
 class NotFound(LookupError):
-    """A user, item or group named in the path does not exist."""
+    """A user, item or group named in the path (or, with ``problems``, in the body) does not
+    exist."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]] | None = None):
+        self.problems = problems or []
+        super().__init__(message)
 
 
 class BodyRejected(ValueError):
@@ -103,33 +113,6 @@ class ErrorOut(BaseModel):
     request_id: str | None = Field(
         None, description="The request's id (also in the `X-Request-ID` header and the logs)."
     )
-
-
-def document_errors(app: FastAPI) -> None:
-    """Make the OpenAPI schema show the real error body (``ErrorOut``) on every 4xx/5xx answer,
-    in place of FastAPI's default validation-error shape, which this API never sends."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.pop("HTTPValidationError", None)
-        components.pop("ValidationError", None)
-        error = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(error.pop("$defs", {}))
-        components["ErrorOut"] = error
-        body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                for code, answer in operation.get("responses", {}).items():
-                    if code[:1] in ("4", "5"):
-                        answer["content"] = body
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def location(loc: Iterable[str | int]) -> str:
@@ -228,7 +211,9 @@ async def _body_rejected(_: Request, exc: BodyRejected) -> JSONResponse:
 
 async def _not_found(_: Request, exc: LookupError) -> JSONResponse:
     message = exc.args[0] if exc.args else "not found"
-    return JSONResponse({"detail": str(message)}, status.HTTP_404_NOT_FOUND)
+    problems = getattr(exc, "problems", [])
+    body = _problems_body(str(message), problems) if problems else {"detail": str(message)}
+    return JSONResponse(body, status.HTTP_404_NOT_FOUND)
 
 
 async def _model_unavailable(_: Request, exc: ModelUnavailable) -> JSONResponse:
@@ -262,6 +247,40 @@ async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
         status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
     )
+
+
+#: The methods a 405 answer's ``Allow`` header may name.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource at the request's path: those the OpenAPI document gives the
+    first path template that matches (the router's order, so ``/items/trending`` is the
+    trending list, not item "trending"); for undocumented paths, every method a route serves.
+    The router's own 405 names only the first route it met (routes are one per method)."""
+    path = request.scope["path"]
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _template_regex(template).match(path):
+            return [m for m in HTTP_METHODS if m.lower() in operations]
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return await http_exception_handler(request, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -307,10 +326,11 @@ class BodyLimit:
 
 
 def install(app: FastAPI) -> None:
-    """Register every handler on ``app``, the body-size cap, and the documented error shape."""
-    document_errors(app)
+    """Register every handler on ``app`` and the body-size cap (the OpenAPI side of these
+    answers is :func:`agora.api.openapi.install`)."""
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(MalformedJson, _malformed)
     app.add_exception_handler(InvalidRequest, _invalid)
     app.add_exception_handler(TooLarge, _too_large)

@@ -8,6 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agora.ingest.schemas import Timestamp
 
+#: Marks the task event type, whose values are the deployment's event types and the moderation
+#: event (filled in per app by :func:`agora.api.openapi.fill_enum`).
+TASK_EVENT_TYPE_MARK = "x-agora-task-event-type"
+TASK_EVENT_TYPE = {TASK_EVENT_TYPE_MARK: True}
+
 
 class LedgerEntryOut(BaseModel):
     rule: str
@@ -99,7 +104,7 @@ class TaskIn(BaseModel):
 
     task_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     title: str = Field(min_length=1, max_length=200)
-    event_type: str = Field(min_length=1, max_length=32)
+    event_type: str = Field(min_length=1, max_length=32, json_schema_extra=TASK_EVENT_TYPE)
     target: int = Field(ge=1, le=1_000_000)
     starts: Timestamp
     ends: Timestamp

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.types import QueryTime
 from agora.db.engine import transaction
 from agora.engagement import digest as digests
 from agora.engagement import service
@@ -39,7 +40,6 @@ from agora.engagement.schemas import (
     TaskProgressOut,
     TrustOut,
 )
-from agora.ingest.schemas import Timestamp
 
 router = APIRouter(tags=["engagement"])
 
@@ -173,7 +173,11 @@ def get_tasks(
     "/tasks",
     summary="Create a task (a time-boxed goal); the same task again changes nothing",
     dependencies=[AdminScope],
-    responses={**ERRORS, 409: {"description": "The task id exists with another definition."}},
+    responses={
+        **ERRORS,
+        201: {"description": "Created.", "model": TaskOut},
+        409: {"description": "The task id exists with another definition."},
+    },
 )
 def post_task(
     body: TaskIn,
@@ -241,7 +245,7 @@ def get_digest(
     settings: SettingsDep,
     config: ConfigDep,
     format: Literal["json", "text", "html"] = "json",  # noqa: A002 - the query parameter's name
-    since: Timestamp | None = None,
+    since: Annotated[QueryTime | None, Query(description="Replies from this time.")] = None,
     n: Annotated[int, Query(ge=0, le=50, description="Feed items to suggest.")] = 5,
 ) -> DigestOut | Response:
     now = datetime.now(UTC)

@@ -121,12 +121,7 @@ def start_experiment(experiment_id: ExperimentId, sessions: SessionFactoryDep) -
     "/experiments/{experiment_id}/stop",
     summary="Stop an experiment (users get the plain feed again); the reason is kept",
     dependencies=[AdminScope],
-    openapi_extra={
-        "requestBody": {
-            "required": False,
-            "content": {"application/json": {"schema": StopIn.model_json_schema()}},
-        }
-    },
+    openapi_extra=body_doc(StopIn, required=False),
     responses=ERRORS,
 )
 def stop_experiment(

@@ -66,7 +66,9 @@ class FeedPageOut(BaseModel):
     items: list[FeedItemOut]
     next_cursor: str = Field(description="Pass as `cursor` for the next page of this session.")
     sources: dict[str, int] = Field(description="Items on this page per candidate source.")
-    model: str | None = Field(description="The ranking model (None: no personal model yet).")
+    model: str | None = Field(
+        None, description="The ranking model (absent: no personal model yet)."
+    )
 
 
 class ControlsOut(BaseModel):
@@ -84,7 +86,7 @@ class ControlsOut(BaseModel):
 class ControlsIn(BaseModel):
     """Only the fields given change; null resets a number to the platform default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     diversity: float | None = Field(None, ge=0, le=1)
     social_weight: float | None = Field(None, ge=0, le=5)
@@ -103,12 +105,37 @@ class InterestsIn(BaseModel):
     tags: list[Tag] = Field(min_length=1, max_length=100, description="Topics to follow.")
 
 
+TARGETS = ("item_id", "author_id", "tag")
+
+
+def _feedback_target(kind: str) -> str:
+    """The one field a feedback kind names."""
+    if kind in ("not_interested", "hide"):
+        return "item_id"
+    return "author_id" if kind.endswith("_author") else "tag"
+
+
+def _one_target_per_kind(schema: dict) -> None:
+    """The schema says what the validator checks: each kind with its one target, no other."""
+    branches = []
+    for target in TARGETS:
+        kinds = [k for k in FEEDBACK_KINDS if _feedback_target(k) == target]
+        others = {f: {"type": "null"} for f in TARGETS if f != target}
+        branches.append(
+            {
+                "properties": {"kind": {"enum": kinds}, target: {"type": "string"}, **others},
+                "required": ["kind", target],
+            }
+        )
+    schema["oneOf"] = branches
+
+
 class FeedbackIn(BaseModel):
     """``not_interested`` and ``hide`` name an item; ``(un)mute_author`` an author;
     ``(un)mute_tag`` a tag. Mutes and unmutes change the user's feed settings (``muted_tags``,
     ``muted_authors``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_target_per_kind)
 
     kind: Literal[FEEDBACK_KINDS]  # type: ignore[valid-type]
     item_id: ExternalId | None = None
@@ -117,10 +144,8 @@ class FeedbackIn(BaseModel):
 
     @model_validator(mode="after")
     def _target_matches_kind(self) -> FeedbackIn:
-        needed = {"not_interested": "item_id", "hide": "item_id"}.get(
-            self.kind, "author_id" if self.kind.endswith("_author") else "tag"
-        )
-        given = [f for f in ("item_id", "author_id", "tag") if getattr(self, f) is not None]
+        needed = _feedback_target(self.kind)
+        given = [f for f in TARGETS if getattr(self, f) is not None]
         if given != [needed]:
             raise ValueError(f"kind {self.kind!r} takes exactly one target: {needed}")
         return self
@@ -194,7 +219,14 @@ def get_feed(
     settings: SettingsDep,
     cache: FeedCacheDep,
     n: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            pattern=service.CURSOR_PATTERN,
+            description="The `next_cursor` of the previous page (omit for the first page).",
+        ),
+    ] = None,
     explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
 ) -> Response:
     """Next pages come from the session's prefetched ranking without waiting for page builds

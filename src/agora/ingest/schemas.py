@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from agora.api.types import EVENT_TYPE
+from agora.config import EDGE_TYPES
 from agora.db.tables import TIME_CEILING, TIME_FLOOR
 
 #: Fields of incoming records that hold a time.
@@ -195,7 +197,7 @@ class EventIn(_Strict):
     event_id: ExternalId
     user_id: ExternalId
     item_id: ExternalId
-    type: str = Field(min_length=1, max_length=32)
+    type: str = Field(min_length=1, max_length=32, json_schema_extra=EVENT_TYPE)
     value: float | None = Field(None, allow_inf_nan=False)
     timestamp: Timestamp | None = None
     context: dict[str, Any] = Field(default_factory=dict)
@@ -206,7 +208,7 @@ class EdgeIn(_Strict):
 
     source_id: ExternalId
     target_id: ExternalId
-    type: str = Field(min_length=1, max_length=32)
+    type: str = Field(min_length=1, max_length=32, json_schema_extra={"enum": list(EDGE_TYPES)})
     weight: float = Field(1.0, allow_inf_nan=False)
     created: Timestamp | None = None
 

@@ -20,7 +20,7 @@ from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import Batch, body_doc, read_json, validate_batch, validate_one, with_path_id
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import BodyRejected, InvalidRequest, NotFound, problem
-from agora.config import Settings
+from agora.config import EDGE_TYPES, Settings
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.ingest import service
@@ -96,7 +96,7 @@ class EdgeKey(BaseModel):
     target_id: str = Field(
         min_length=1, max_length=255, validation_alias=AliasChoices("target_id", "target")
     )
-    type: str = Field(min_length=1, max_length=32)
+    type: str = Field(min_length=1, max_length=32, json_schema_extra={"enum": list(EDGE_TYPES)})
 
 
 # -- bodies (read after the scope check) -----------------------------------------------------
@@ -166,9 +166,10 @@ async def members_body(
 
 async def edge_key(
     request: Request,
-    source_id: Annotated[str | None, Query(max_length=255)] = None,
-    target_id: Annotated[str | None, Query(max_length=255)] = None,
-    type: Annotated[str | None, Query(max_length=32)] = None,  # noqa: A002 - the field's name
+    # documented on the route (``openapi_extra``): all three, as the query form needs them
+    source_id: Annotated[str | None, Query(max_length=255, include_in_schema=False)] = None,
+    target_id: Annotated[str | None, Query(max_length=255, include_in_schema=False)] = None,
+    type: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,  # noqa: A002
 ) -> EdgeKey:
     if (await request.body()).strip():
         return validate_one(EdgeKey, await read_json(request))
@@ -184,7 +185,7 @@ async def edge_key(
     tags=["users"],
     summary="Create or replace a user",
     dependencies=[WriteScope],
-    openapi_extra=body_doc(UserIn, optional=("user_id",)),
+    openapi_extra=body_doc(UserIn, from_path=("user_id",)),
     responses={**WRITE_ERRORS, 201: {"description": "Created.", "model": UserOut}},
 )
 def put_user(
@@ -247,7 +248,7 @@ def get_user_edges(user_id: UserId, session: SessionDep) -> list[EdgeOut]:
     tags=["items"],
     summary="Create or replace an item (post, question, track...)",
     dependencies=[WriteScope],
-    openapi_extra=body_doc(ItemIn, optional=("item_id",)),
+    openapi_extra=body_doc(ItemIn, from_path=("item_id",)),
     responses={**WRITE_ERRORS, 201: {"description": "Created.", "model": ItemOut}},
 )
 def put_item(
@@ -318,6 +319,13 @@ def post_edges(
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[WriteScope],
     responses={**WRITE_ERRORS, **NOT_FOUND},
+    # documented: the query form, where all three are needed (a JSON body may carry them instead)
+    openapi_extra={
+        "parameters": [
+            {"name": name, "in": "query", "required": True, "schema": schema}
+            for name, schema in EdgeKey.model_json_schema()["properties"].items()
+        ]
+    },
 )
 def delete_edge(
     key: Annotated[EdgeKey, Depends(edge_key)], sessions: SessionFactoryDep
@@ -335,7 +343,7 @@ def delete_edge(
     tags=["groups"],
     summary="Create or replace a group",
     dependencies=[WriteScope],
-    openapi_extra=body_doc(GroupIn, optional=("group_id",)),
+    openapi_extra=body_doc(GroupIn, from_path=("group_id",)),
     responses=WRITE_ERRORS,
 )
 def put_group(
@@ -351,7 +359,7 @@ def put_group(
     tags=["groups"],
     summary="Add users to a group (one object or a list; group_id comes from the path)",
     dependencies=[WriteScope],
-    openapi_extra=body_doc(MembershipIn, many=True, optional=("group_id",)),
+    openapi_extra=body_doc(MembershipIn, many=True, from_path=("group_id",)),
     responses={**WRITE_ERRORS, **NOT_FOUND},
 )
 def post_members(

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from agora.api.types import RowId
 from agora.ingest.schemas import ExternalId, in_span
 from agora.market.models import CAMPAIGN_STATUSES
 
@@ -15,6 +16,10 @@ AwareTimestamp = Annotated[AwareDatetime, AfterValidator(in_span)]
 
 Tag = Field(min_length=1, max_length=255)
 Status = Literal[CAMPAIGN_STATUSES]  # type: ignore[valid-type]
+#: One entry of a list of ids or tags.
+Entry = Annotated[str, Field(min_length=1, max_length=255)]
+#: A UTC hour of the day.
+Hour = Annotated[int, Field(ge=0, le=23)]
 
 
 def _check_window(start: datetime | None, end: datetime | None) -> None:
@@ -32,7 +37,7 @@ class CampaignFields(BaseModel):
     items: list[ExternalId] = Field(
         min_length=1, max_length=100, description="Creatives: ids of stored items the ad shows."
     )
-    target_tags: list[str] = Field(
+    target_tags: list[Entry] = Field(
         default_factory=list,
         max_length=100,
         description="Users whose recent activity or current page has one of these tags; "
@@ -48,7 +53,7 @@ class CampaignFields(BaseModel):
     frequency_cap: int = Field(3, ge=1, le=1000, description="Impressions per user per UTC day.")
     start_at: AwareTimestamp | None = None
     end_at: AwareTimestamp | None = None
-    hours: list[int] = Field(
+    hours: list[Hour] = Field(
         default_factory=list, max_length=24, description="UTC hours it runs in; empty = all."
     )
     conversion_event: str = Field(
@@ -63,11 +68,6 @@ class CampaignFields(BaseModel):
     @model_validator(mode="after")
     def _valid(self) -> CampaignFields:
         _check_window(self.start_at, self.end_at)
-        if any(not 0 <= h <= 23 for h in self.hours):
-            raise ValueError("hours are UTC hours 0-23")
-        for name in ("items", "target_tags", "target_segments"):
-            if any(not value or len(value) > 255 for value in getattr(self, name)):
-                raise ValueError(f"{name}: every entry is 1-255 characters")
         return self
 
 
@@ -83,14 +83,14 @@ class CampaignPatch(BaseModel):
     advertiser: str | None = Field(None, min_length=1, max_length=255)
     name: str | None = Field(None, max_length=1000)
     items: list[ExternalId] | None = Field(None, min_length=1, max_length=100)
-    target_tags: list[str] | None = Field(None, max_length=100)
+    target_tags: list[Entry] | None = Field(None, max_length=100)
     target_segments: list[ExternalId] | None = Field(None, max_length=100)
     bid: float | None = Field(None, gt=0, le=1e6)
     daily_budget: float | None = Field(None, gt=0, le=1e9)
     frequency_cap: int | None = Field(None, ge=1, le=1000)
     start_at: AwareTimestamp | None = None
     end_at: AwareTimestamp | None = None
-    hours: list[int] | None = Field(None, max_length=24)
+    hours: list[Hour] | None = Field(None, max_length=24)
     conversion_event: str | None = Field(None, min_length=1, max_length=32)
     conversion_value: float | None = Field(None, ge=0)
     status: Status | None = None
@@ -98,8 +98,6 @@ class CampaignPatch(BaseModel):
     @model_validator(mode="after")
     def _valid(self) -> CampaignPatch:
         _check_window(self.start_at, self.end_at)
-        if self.hours is not None and any(not 0 <= h <= 23 for h in self.hours):
-            raise ValueError("hours are UTC hours 0-23")
         return self
 
 
@@ -132,7 +130,7 @@ class CampaignOut(CampaignIn):
 class ClickIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    impression_id: int = Field(ge=1, description="The `impression_id` of the feed ad clicked.")
+    impression_id: RowId = Field(description="The `impression_id` of the feed ad clicked.")
 
 
 class ClickOut(BaseModel):

@@ -65,12 +65,12 @@ def _as_http_errors() -> Iterator[None]:
     except service.CampaignConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     except service.MissingItems as exc:
-        raise InvalidRequest(
-            [
-                problem(("body", "items", i), f"item {item!r} is not stored")
-                for i, item in exc.missing
-            ]
-        ) from None
+        problems = [
+            problem(("body", "items", i), f"item {item!r} is not stored", "not_found")
+            for i, item in exc.missing
+        ]
+        missing = ", ".join(repr(item) for _, item in exc.missing)
+        raise NotFound(f"creatives not stored: {missing}", problems) from None
     except ValidationError as exc:  # a PATCH that would leave the campaign invalid
         raise InvalidRequest(
             [problem(("body", *e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]

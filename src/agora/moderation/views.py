@@ -19,6 +19,7 @@ from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.types import Offset, RowId
 from agora.db.engine import transaction
 from agora.ingest.schemas import as_utc
 from agora.moderation import service
@@ -37,7 +38,7 @@ from agora.serving.service import ModelUnavailable
 router = APIRouter(tags=["moderation"])
 
 ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]
-CaseId = Annotated[int, PathParam(ge=1, description="Review case id (from the queue).")]
+CaseId = Annotated[RowId, PathParam(description="Review case id (from the queue).")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
 }
@@ -65,7 +66,8 @@ async def flag_body(request: Request) -> FlagIn:
     return validate_one(FlagIn, await read_json(request))
 
 
-async def decision_body(request: Request) -> DecisionIn:
+async def decision_body(request: Request, case_id: CaseId) -> DecisionIn:
+    """The decision; ``case_id`` is taken here so a bad one is reported before the body."""
     return validate_one(DecisionIn, await read_json(request))
 
 
@@ -132,7 +134,7 @@ def get_queue(
     session: SessionDep,
     case_status: Annotated[Literal["open", "upheld", "rejected"], Query(alias="status")] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query(description="Cases to skip.")] = 0,
 ) -> list[CaseOut]:
     return [_case_out(v) for v in service.review_queue(session, case_status, limit, offset)]
 

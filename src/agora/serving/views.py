@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi import Path as PathParam
@@ -17,11 +17,10 @@ from pydantic import BaseModel, Field
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import ModelsDep, SessionDep, SettingsDep
-from agora.api.errors import InvalidRequest, problem
 from agora.db import queries
 from agora.models.registry import MODELS
 from agora.serving import service
-from agora.serving.service import ModelStore, Recommendation
+from agora.serving.service import Recommendation
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +29,9 @@ router = APIRouter()
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]
 N = Annotated[int, Query(ge=1, le=1000, description="How many items (1..1000).")]
-ModelName = Annotated[
-    str | None, Query(min_length=1, max_length=64, description="Model name (see GET /models).")
-]
+#: Every model name Agora knows, trained or not (an untrained one answers 503).
+KnownModel = Literal[(service.AUTO_MODEL, *sorted(MODELS))]  # type: ignore[valid-type]
+ModelName = Annotated[KnownModel | None, Query(description="Model name (see GET /models).")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
@@ -109,16 +108,6 @@ def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
     ]
 
 
-def _known_model(name: str, models: ModelStore) -> str:
-    """``name`` if it is a model Agora knows (trained or not); 422 naming the known ones."""
-    if name in MODELS or name in models.versions() or name == service.AUTO_MODEL:
-        return name
-    known = ", ".join([service.AUTO_MODEL, *sorted(MODELS)])
-    raise InvalidRequest(
-        [problem(("query", "model"), f"unknown model {name!r}; known models: {known}")]
-    )
-
-
 @router.get(
     "/users/{user_id}/recommendations",
     tags=["recommendations"],
@@ -144,7 +133,7 @@ def get_recommendations(
     model: ModelName = None,
     explain: Annotated[bool, Query(description="Say why each item is recommended.")] = False,
 ) -> Recommendations:
-    name = service.resolve_model(models, _known_model(model or settings.default_model, models))
+    name = service.resolve_model(models, model or settings.default_model)
     recs = service.recommend(
         session,
         models,
@@ -209,7 +198,7 @@ def get_similar(
     n: N = 10,
     model: ModelName = None,
 ) -> SimilarItems:
-    name = _known_model(model or "itemknn", models)
+    name = "itemknn" if model in (None, service.AUTO_MODEL) else model
     recs = service.similar_items(session, models, item_id, n, name)
     return SimilarItems(item_id=item_id, model=name, items=_items(recs))
 
