@@ -220,3 +220,20 @@ def test_influence_is_read_from_the_stored_result(client: TestClient) -> None:
     assert (
         body["edges"] == 3 and body["computed_at"]
     )  # follow, friend both ways and body["age_seconds"] >= 0
+
+
+def test_overflowing_stored_weights_cannot_abort_the_process() -> None:
+    """A weight of 1e308 (stored before weights were bounded) made igraph's LAPACK code abort
+    the whole server from the background influence job; it is capped, and junk is dropped."""
+    edges = {("a", "b"): 1.7e308, ("b", "a"): 1.7e308, ("a", "c"): float("nan"), ("c", "b"): 2.0}
+    edges |= {("c", "a"): -5.0, ("b", "c"): float("inf")}
+    graph = inf.graph_from_edges(edges)
+    assert max(graph.es["weight"]) == inf.MAX_EDGE_WEIGHT and graph.ecount() == 3
+    ranked = inf.centrality(graph)
+    assert {u.user_id for u in ranked} == {"a", "b", "c"}
+    assert all(0 <= u.pagerank <= 1 and u.eigenvector >= 0 for u in ranked)
+
+
+def test_edge_weights_are_bounded_at_the_edge() -> None:
+    with pytest.raises(ValueError, match="less than or equal to 1000000"):
+        EdgeIn(source_id="a", target_id="b", type="trust", weight=1e308)

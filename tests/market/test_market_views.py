@@ -43,6 +43,11 @@ def test_campaign_crud_with_scopes_and_clear_errors(client: TestClient) -> None:
     patched = client.patch("/campaigns/c1", json={"status": "paused", "bid": 0.7}, headers=ADMIN)
     assert patched.status_code == 200 and patched.json()["bid"] == 0.7
     assert client.patch("/campaigns/nope", json={"bid": 1}, headers=ADMIN).status_code == 404
+    # null leaves a field a campaign needs as it is, and clears an optional one
+    nulls = {"bid": None, "target_segments": None, "end_at": None, "daily_budget": 12.0}
+    kept = client.patch("/campaigns/c1", json=nulls, headers=ADMIN)
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["bid"] == 0.7 and kept.json()["end_at"] is None
     window = client.patch(
         "/campaigns/c1",
         json={"start_at": "2026-01-02T00:00:00Z", "end_at": "2026-01-01T00:00:00Z"},

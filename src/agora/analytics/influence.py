@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,16 +54,24 @@ FOLLOW_EDGE_TYPES: tuple[str, ...] = ("follow", "friend", "trust")
 # --------------------------------------------------------------------------- user graph
 
 
+#: The largest weight one pair of users carries in a graph (a stored weight of 1e308 would
+#: overflow igraph's sums).
+MAX_EDGE_WEIGHT = 1e6
+
+
 def graph_from_edges(
     edges: Mapping[tuple[str, str], float] | Iterable[tuple[str, str]],
 ) -> ig.Graph:
     """A directed igraph graph over named vertices from ``(source, target) -> weight`` (or
-    unweighted pairs, weight 1); self-loops are dropped."""
+    unweighted pairs, weight 1); self-loops, and weights that are not positive finite numbers,
+    are dropped, and a pair's weight is capped at :data:`MAX_EDGE_WEIGHT` (igraph's ARPACK and
+    LAPACK code aborts the whole process on an overflowing weight)."""
     weights: dict[tuple[str, str], float] = {}
     pairs = edges.items() if isinstance(edges, Mapping) else ((pair, 1.0) for pair in edges)
     for (src, dst), w in pairs:
-        if src != dst:
-            weights[(src, dst)] = weights.get((src, dst), 0.0) + float(w)
+        w = float(w)
+        if src != dst and math.isfinite(w) and w > 0:
+            weights[(src, dst)] = min(weights.get((src, dst), 0.0) + w, MAX_EDGE_WEIGHT)
     names = sorted({u for pair in weights for u in pair})
     index = {name: i for i, name in enumerate(names)}
     import igraph as ig  # here, not at module level: it loads matplotlib (seconds at start-up)

@@ -744,12 +744,14 @@ def score_pending(
     session: Any, scorer: SentimentClassifier, version: str, now: datetime, batch: int = 256
 ) -> int:
     """Score up to ``batch`` posts and ``batch`` comments not scored by ``version`` yet and store
-    their scores (in the caller's transaction); returns how many were stored."""
+    their scores (in the caller's transaction); returns how many were stored. Every text is
+    scored before the first write, so the store's write lock (SQLite has one) is held only for
+    the inserts, never while the model runs."""
     from agora.analytics.models import CommentSentiment, ItemSentiment
     from agora.db.engine import insert_for
 
     item_rows, comment_rows = _unscored(session, version, batch)
-    stored = 0
+    writes = []
     for table, key, rows in (
         (ItemSentiment, "item_id", item_rows),
         (CommentSentiment, "event_id", comment_rows),
@@ -768,14 +770,15 @@ def score_pending(
             {key: pk, "score": score, "label": label, "model_version": version, "scored": now}
             for (pk, _), label, score in zip(rows, labels, scores, strict=True)
         ]
+        writes.append((table, key, values_))
+    for table, key, values_ in writes:
         stmt = insert_for(session, table)
         update = {c: getattr(stmt.excluded, c) for c in ("score", "label", "model_version")}
         session.execute(
             stmt.on_conflict_do_update(index_elements=[key], set_={**update, "scored": now}),
             values_,
         )
-        stored += len(rows)
-    return stored
+    return sum(len(values_) for _, _, values_ in writes)
 
 
 def stored_scores(

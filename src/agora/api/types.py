@@ -37,6 +37,10 @@ def json_int(ge: int, le: int) -> Any:
     return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_not_bool)]
 
 
+#: A JSON number, never ``true``/``false`` (pydantic would take those as 1.0 and 0.0).
+JsonNumber = Annotated[float, BeforeValidator(_not_bool)]
+
+
 #: A random seed numpy and scikit-learn accept: 0 .. 2³²-1.
 Seed = json_int(0, 2**32 - 1)
 
@@ -70,17 +74,6 @@ def _clamped_utc(value: datetime) -> datetime:
     except OverflowError:  # a year-1 time east of UTC, or year 9999 west of it
         return EARLIEST if value.year < 2000 else LATEST
     return min(max(value, EARLIEST), LATEST)
-
-
-def _text_time(value: Any) -> Any:
-    if not isinstance(value, str | datetime):
-        raise ValueError("expected a date-time string, e.g. 2024-05-01T12:00:00Z")
-    return value
-
-
-#: A date-time in a JSON body: a string (as the OpenAPI ``date-time`` format says), never a
-#: number (pydantic would read one as seconds since 1970).
-BodyTime = Annotated[datetime, BeforeValidator(_text_time)]
 
 
 #: A time given in a query (``since``, ``until``, ``now``): an RFC 3339 date-time with its offset

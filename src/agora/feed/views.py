@@ -123,7 +123,11 @@ def _one_target_per_kind(schema: dict) -> None:
         others = {f: {"type": "null"} for f in TARGETS if f != target}
         branches.append(
             {
-                "properties": {"kind": {"enum": kinds}, target: {"type": "string"}, **others},
+                "properties": {
+                    "kind": {"enum": kinds},
+                    target: {"not": {"type": "null"}},
+                    **others,
+                },
                 "required": ["kind", target],
             }
         )

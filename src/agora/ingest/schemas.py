@@ -6,9 +6,9 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from agora.api.types import EVENT_TYPE
+from agora.api.types import EVENT_TYPE, JsonNumber
 from agora.config import EDGE_TYPES
 from agora.db.tables import TIME_CEILING, TIME_FLOOR
 
@@ -47,8 +47,13 @@ def id_problem(text: str) -> str | None:
 
 
 def _checked_id(value: Any) -> Any:
-    """Integers become their decimal text; text must pass :func:`id_problem`."""
+    """Integers (64-bit; JSON's ``3.0`` is the integer 3) become their decimal text; text must
+    pass :func:`id_problem`."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError("an integer id must fit in 64 bits (or send it as text)")
         return str(value)
     if isinstance(value, str) and (fault := id_problem(value)):
         raise ValueError(fault)
@@ -62,7 +67,22 @@ ID_PATTERN = r"^(?!\.\.?$)(?!\s)(?!.*\s$)[^/\u0000-\u001f\u007f-\u009f\u2028\u20
 ExternalId = Annotated[
     str,
     BeforeValidator(_checked_id),
-    Field(min_length=1, max_length=ID_MAX_LENGTH, json_schema_extra={"pattern": ID_PATTERN}),
+    Field(min_length=1, max_length=ID_MAX_LENGTH),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": ID_MAX_LENGTH,
+                    "pattern": ID_PATTERN,
+                },
+                {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+            ],
+            "description": "An id: text (no '/', control characters or outer spaces, not '.' "
+            "or '..'), or an integer, stored as its decimal text.",
+        }
+    ),
 ]
 
 
@@ -130,8 +150,22 @@ def in_span(value: datetime) -> datetime:
     return value
 
 
-#: A time a client sends: made UTC, and refused before 1970 or from 2100 on.
-Timestamp = Annotated[datetime, AfterValidator(in_span)]
+#: A time a client sends: an RFC 3339 date-time (without an offset: UTC) or unix seconds, made
+#: UTC, and refused before 1970 or from 2100 on (the configured bounds are checked by services).
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(in_span),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number", "minimum": 0, "maximum": TIME_CEILING.timestamp() - 1},
+            ],
+            "description": "An RFC 3339 date-time or unix seconds, from 1970 (or "
+            "AGORA_EARLIEST_TIMESTAMP) to AGORA_MAX_FUTURE_SECONDS past the server clock.",
+        }
+    ),
+]
 
 
 def _text_fault(text: str) -> str | None:
@@ -198,7 +232,7 @@ class EventIn(_Strict):
     user_id: ExternalId
     item_id: ExternalId
     type: str = Field(min_length=1, max_length=32, json_schema_extra=EVENT_TYPE)
-    value: float | None = Field(None, allow_inf_nan=False)
+    value: JsonNumber | None = Field(None, allow_inf_nan=False)
     timestamp: Timestamp | None = None
     context: dict[str, Any] = Field(default_factory=dict)
 
@@ -209,7 +243,7 @@ class EdgeIn(_Strict):
     source_id: ExternalId
     target_id: ExternalId
     type: str = Field(min_length=1, max_length=32, json_schema_extra={"enum": list(EDGE_TYPES)})
-    weight: float = Field(1.0, allow_inf_nan=False)
+    weight: float = Field(1.0, ge=0, le=1e6, allow_inf_nan=False)
     created: Timestamp | None = None
 
 

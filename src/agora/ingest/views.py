@@ -24,13 +24,45 @@ from agora.config import EDGE_TYPES, Settings
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.ingest import service
-from agora.ingest.schemas import EdgeIn, EventIn, GroupIn, ItemIn, MembershipIn, UserIn
+from agora.ingest.schemas import (
+    ID_PATTERN,
+    EdgeIn,
+    EventIn,
+    GroupIn,
+    ItemIn,
+    MembershipIn,
+    UserIn,
+)
 
 router = APIRouter()
 
-UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
-ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]
-GroupId = Annotated[str, PathParam(min_length=1, max_length=255, description="External group id.")]
+UserId = Annotated[
+    str,
+    PathParam(
+        min_length=1,
+        max_length=255,
+        description="External user id.",
+        json_schema_extra={"pattern": ID_PATTERN},
+    ),
+]
+ItemId = Annotated[
+    str,
+    PathParam(
+        min_length=1,
+        max_length=255,
+        description="External item id.",
+        json_schema_extra={"pattern": ID_PATTERN},
+    ),
+]
+GroupId = Annotated[
+    str,
+    PathParam(
+        min_length=1,
+        max_length=255,
+        description="External group id.",
+        json_schema_extra={"pattern": ID_PATTERN},
+    ),
+]
 
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
@@ -113,7 +145,17 @@ def _timely(records: Batch[M], settings: Settings) -> Batch[M]:
     return records
 
 
-def writable_group(group_id: GroupId) -> str:
+def writable_group(
+    group_id: Annotated[
+        str,
+        PathParam(
+            min_length=1,
+            max_length=255,
+            description="External group id (not a system-owned `segment:` one).",
+            json_schema_extra={"pattern": "^(?!segment:)" + ID_PATTERN[1:]},
+        ),
+    ],
+) -> str:
     """The path's group id, refused (422) when the system owns that group."""
     if service.is_system_group(group_id):
         message = (

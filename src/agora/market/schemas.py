@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -76,9 +76,16 @@ class CampaignIn(CampaignFields):
 
 
 class CampaignPatch(BaseModel):
-    """Only the fields given change (the others keep their values)."""
+    """Only the fields given change (the others keep their values); ``null`` clears
+    ``start_at``/``end_at`` and leaves any other field as it is."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def changes(self) -> dict[str, Any]:
+        """The fields to change: those given, less a ``null`` for a field a campaign needs."""
+        clearable = {n for n, f in CampaignIn.model_fields.items() if f.default is None}
+        given = self.model_dump(exclude_unset=True)
+        return {name: v for name, v in given.items() if v is not None or name in clearable}
 
     advertiser: str | None = Field(None, min_length=1, max_length=255)
     name: str | None = Field(None, max_length=1000)

@@ -142,9 +142,7 @@ def patch_campaign(
 ) -> CampaignOut:
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
-        row = service.update_campaign(
-            session, campaign_id, body.model_dump(exclude_unset=True), now
-        )
+        row = service.update_campaign(session, campaign_id, body.changes(), now)
         return CampaignOut(**service.campaign_out(session, row, settings.market, now))
 
 
