@@ -19,8 +19,9 @@ from agora.analytics import results
 from agora.analytics import sentiment as sa
 from agora.db.engine import transaction
 
-#: Texts scored per transaction by the background scorer.
-SENTIMENT_BATCH = 256
+#: Texts scored per transaction by the background scorer: small, so that a run stops close to
+#: its time budget (the background jobs share one thread; under load a text takes ~50 ms).
+SENTIMENT_BATCH = 64
 
 
 @lru_cache(maxsize=2)
@@ -36,7 +37,7 @@ def refresh_result(sessions: sessionmaker[Session], key: str, event_weights: dic
 
 
 def score_sentiment(
-    sessions: sessionmaker[Session], model_dir: Path, budget_seconds: float | None = 60.0
+    sessions: sessionmaker[Session], model_dir: Path, budget_seconds: float | None = 20.0
 ) -> int:
     """Score the posts and comments not scored by the current model yet, a batch per
     transaction, until none is left or ``budget_seconds`` passed (the next run goes on);

@@ -59,8 +59,10 @@ class Jobs:
                 job.run()
             except Exception:  # a failing job must not stop the others
                 log.exception("background job %s failed", job.name)
-            else:
-                log.info("background job %s took %.2f s", job.name, time.perf_counter() - started)
+            else:  # every 15 s: worth an info line only when it did real work
+                seconds = time.perf_counter() - started
+                level = logging.INFO if seconds >= 1.0 else logging.DEBUG
+                log.log(level, "background job %s took %.2f s", job.name, seconds)
             ran.append(job.name)
         return ran
 
