@@ -72,3 +72,19 @@ def test_every_operation_documents_the_422(sqlite_client: TestClient) -> None:
         if "422" not in operation["responses"]
     ]
     assert missing == []
+
+
+def test_a_caller_without_the_scope_gets_401_or_403_before_any_word_on_parameters(
+    sqlite_client: TestClient,
+) -> None:
+    """Authentication answers first: the accepted names are for callers the route serves."""
+    keyless = sqlite_client.get("/analytics/reach?top=3")
+    assert keyless.status_code == 401, keyless.text
+    wrong_key = sqlite_client.get(
+        "/analytics/reach?top=3", headers={"Authorization": "Bearer not-a-key"}
+    )
+    assert wrong_key.status_code == 401
+    no_scope = sqlite_client.get("/analytics/segments?top=3", headers=READ)
+    assert no_scope.status_code == 403 and "accepted" not in no_scope.text
+    assert sqlite_client.get("/analytics/reach?top=3", headers=READ).status_code == 422
+    assert sqlite_client.get("/health?x=1").status_code == 422  # open routes check at once

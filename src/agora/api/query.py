@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from agora.api.auth import authenticate
 from agora.api.errors import InvalidRequest, problem
 
 
@@ -25,8 +26,29 @@ def _query_names(dependant: Dependant) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _route_scope(dependant: Dependant) -> str | None:
+    """The scope the route's auth dependency requires (``api.auth.require`` tags it), if any."""
+    for sub in dependant.dependencies:
+        scope = getattr(sub.call, "scope", None) or _route_scope(sub)
+        if scope:
+            return scope
+    return None
+
+
+def _refused(request: Request, route: APIRoute) -> bool:
+    """Whether the route's auth will refuse this request (it answers 401/403 first, so that a
+    caller without the scope learns nothing about the route's parameters)."""
+    scope = _route_scope(route.dependant)
+    if scope is None:
+        return False
+    kind, _, token = request.headers.get("authorization", "").partition(" ")
+    principal = authenticate(request.app.state.settings, token.strip())
+    return kind.lower() != "bearer" or principal is None or not principal.allows(scope)
+
+
 def check_query(request: Request) -> None:
-    """Raise InvalidRequest (422, ``query.<name>``) for each query parameter the route ignores."""
+    """Raise InvalidRequest (422, ``query.<name>``) for each query parameter the route ignores
+    (after authentication: a refused caller gets the route's 401 or 403)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -35,7 +57,7 @@ def check_query(request: Request) -> None:
         accepted = _query_names(route.dependant)
         route._agora_query_names = accepted  # type: ignore[attr-defined]  # computed once
     unknown = [name for name in dict.fromkeys(request.query_params) if name not in accepted]
-    if unknown:
+    if unknown and not _refused(request, route):
         takes = (
             f"accepted: {', '.join(accepted)}"
             if accepted
