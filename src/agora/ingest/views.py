@@ -36,33 +36,20 @@ from agora.ingest.schemas import (
 
 router = APIRouter()
 
-UserId = Annotated[
-    str,
-    PathParam(
+
+def _path_id(description: str, pattern: str = ID_PATTERN) -> Any:
+    """A path id, with the id rule documented as its pattern (checked by ``with_path_id``)."""
+    return PathParam(
         min_length=1,
         max_length=255,
-        description="External user id.",
-        json_schema_extra={"pattern": ID_PATTERN},
-    ),
-]
-ItemId = Annotated[
-    str,
-    PathParam(
-        min_length=1,
-        max_length=255,
-        description="External item id.",
-        json_schema_extra={"pattern": ID_PATTERN},
-    ),
-]
-GroupId = Annotated[
-    str,
-    PathParam(
-        min_length=1,
-        max_length=255,
-        description="External group id.",
-        json_schema_extra={"pattern": ID_PATTERN},
-    ),
-]
+        description=description,
+        json_schema_extra={"pattern": pattern},
+    )
+
+
+UserId = Annotated[str, _path_id("External user id.")]
+ItemId = Annotated[str, _path_id("External item id.")]
+GroupId = Annotated[str, _path_id("External group id.")]
 
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
@@ -148,11 +135,9 @@ def _timely(records: Batch[M], settings: Settings) -> Batch[M]:
 def writable_group(
     group_id: Annotated[
         str,
-        PathParam(
-            min_length=1,
-            max_length=255,
-            description="External group id (not a system-owned `segment:` one).",
-            json_schema_extra={"pattern": "^(?!segment:)" + ID_PATTERN[1:]},
+        _path_id(
+            "External group id (not a system-owned `segment:` one).",
+            "^(?!segment:)" + ID_PATTERN[1:],
         ),
     ],
 ) -> str:
