@@ -125,13 +125,13 @@ def test_fraud_suspects_and_segments_are_admin_only(sqlite_client: TestClient) -
 def test_docs_scopes_md_is_up_to_date_with_the_app(app) -> None:
     committed = (REPO / "docs" / "scopes.md").read_text(encoding="utf-8")
     assert committed == scopes_doc.render(scopes_doc.route_scopes(app)), (
-        "docs/scopes.md is out of date: run `python -m agora.api.scopes_doc`"
+        "docs/scopes.md is out of date: run `python -m agora.cli.scopes_doc`"
     )
 
 
 def test_the_generator_writes_the_table_and_checks_it(tmp_path: Path) -> None:
     out = tmp_path / "scopes.md"
-    env_cmd = [sys.executable, "-m", "agora.api.scopes_doc"]
+    env_cmd = [sys.executable, "-m", "agora.cli.scopes_doc"]
     written = subprocess.run(
         [*env_cmd, "--output", str(out)], capture_output=True, text=True, timeout=120
     )

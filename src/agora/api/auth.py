@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agora.config import Settings
@@ -152,8 +153,27 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_{scope}"
-    dependency.scope = scope  # type: ignore[attr-defined]  # read by api.scopes_doc
+    dependency.scope = scope  # type: ignore[attr-defined]  # read by declared_scopes
     return dependency
+
+
+def declared_scopes(dependant: Dependant | None) -> set[str]:
+    """The scopes named by :func:`require` dependencies anywhere under ``dependant``."""
+    found: set[str] = set()
+    if dependant is None:
+        return found
+    for sub in dependant.dependencies:
+        scope = getattr(sub.call, "scope", None)
+        if scope in IMPLIED:
+            found.add(scope)
+        found |= declared_scopes(sub)
+    return found
+
+
+def route_scope(dependant: Dependant | None) -> str | None:
+    """The scope a route needs (the widest its dependencies name), None for an open route."""
+    scopes = declared_scopes(dependant)
+    return max(scopes, key=lambda s: len(IMPLIED[s])) if scopes else None
 
 
 #: Ready-made dependencies for route decorators: ``dependencies=[ReadScope]``.

@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from agora.api.auth import authenticate
+from agora.api.auth import authenticate, route_scope
 from agora.api.errors import InvalidRequest, problem
 
 
@@ -26,19 +26,10 @@ def _query_names(dependant: Dependant) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _route_scope(dependant: Dependant) -> str | None:
-    """The scope the route's auth dependency requires (``api.auth.require`` tags it), if any."""
-    for sub in dependant.dependencies:
-        scope = getattr(sub.call, "scope", None) or _route_scope(sub)
-        if scope:
-            return scope
-    return None
-
-
 def _refused(request: Request, route: APIRoute) -> bool:
     """Whether the route's auth will refuse this request (it answers 401/403 first, so that a
     caller without the scope learns nothing about the route's parameters)."""
-    scope = _route_scope(route.dependant)
+    scope = route_scope(route.dependant)
     if scope is None:
         return False
     kind, _, token = request.headers.get("authorization", "").partition(" ")

@@ -1,21 +1,17 @@
-"""The scope every route needs, read from the app itself, and docs/scopes.md generated from it.
+"""The scope every route needs, read from the app itself, and docs/scopes.md rendered from it.
 
-``python -m agora.api.scopes_doc`` rewrites ``docs/scopes.md``; ``--check`` only compares and
-exits 1 when the file is out of date (a test does the same). The scope of a route is the one its
-:func:`agora.api.auth.require` dependency names; a route without one is served to anybody, and
-the tests allow that only for the home page, ``/health`` and the API documentation.
+``python -m agora.cli.scopes_doc`` (the shell that builds the app) rewrites ``docs/scopes.md``;
+``--check`` only compares and exits 1 when the file is out of date (a test does the same). The
+scope of a route is the one its :func:`agora.api.auth.require` dependency names; a route
+without one is served to anybody, and the tests allow that only for the home page, ``/health``
+and the API documentation.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 
 try:  # FastAPI >= 0.16x keeps included routers nested; this walks them
     from fastapi.routing import iter_route_contexts
@@ -25,9 +21,7 @@ except ImportError:  # older FastAPI: app.routes is already flat
         return routes
 
 
-from agora.api.auth import IMPLIED
-
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "scopes.md"
+from agora.api.auth import route_scope
 
 #: Why a route gets the scope it has (the rules the table applies).
 POLICY = """\
@@ -58,19 +52,6 @@ class RouteScope:
     summary: str
 
 
-def declared_scopes(dependant: Dependant | None) -> set[str]:
-    """The scopes named by ``require`` dependencies anywhere under ``dependant``."""
-    found: set[str] = set()
-    if dependant is None:
-        return found
-    for sub in dependant.dependencies:
-        scope = getattr(sub.call, "scope", None)
-        if scope in IMPLIED:
-            found.add(scope)
-        found |= declared_scopes(sub)
-    return found
-
-
 def _summary(route) -> str:
     summary = getattr(route, "summary", None)
     if summary:
@@ -87,8 +68,7 @@ def route_scopes(app: FastAPI) -> list[RouteScope]:
     """
     rows: set[RouteScope] = set()
     for route in iter_route_contexts(app.routes):
-        scopes = declared_scopes(getattr(route, "dependant", None))
-        scope = max(scopes, key=lambda s: len(IMPLIED[s])) if scopes else None
+        scope = route_scope(getattr(route, "dependant", None))
         for method in sorted(route.methods or {"*"}):
             if method == "HEAD" and "GET" in (route.methods or ()):
                 continue
@@ -101,7 +81,7 @@ def render(rows: list[RouteScope]) -> str:
     lines = [
         "# API scopes",
         "",
-        "Generated from the app by `python -m agora.api.scopes_doc`; do not edit by hand (a test",
+        "Generated from the app by `python -m agora.cli.scopes_doc`; do not edit by hand (a test",
         "fails when this file and the app disagree).",
         "",
         POLICY,
@@ -112,43 +92,3 @@ def render(rows: list[RouteScope]) -> str:
         summary = row.summary.replace("|", "\\|")
         lines.append(f"| {row.method} | `{row.path}` | {row.scope or 'none'} | {summary} |")
     return "\n".join(lines) + "\n"
-
-
-def current() -> str:
-    """The table for the app as the code builds it (on a throw-away SQLite store)."""
-    from agora.api.app import create_app  # the shell; imported here to keep this module light
-    from agora.config import Settings
-
-    with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Settings(data_dir=Path(tmp), database_url=None, redis_url=None))
-        try:
-            return render(route_scopes(app))
-        finally:
-            app.state.engine.dispose()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the Markdown file")
-    parser.add_argument(
-        "--check", action="store_true", help="only compare; exit 1 when the file is out of date"
-    )
-    args = parser.parse_args(argv)
-    text = current()
-    if args.check:
-        existing = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if existing != text:
-            print(
-                f"{args.output} is out of date: run `python -m agora.api.scopes_doc`",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{args.output} is up to date")
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
