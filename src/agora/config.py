@@ -97,11 +97,19 @@ class FeedConfig(BaseModel):
     cache_max_sessions: int = Field(
         5000, ge=0, description="Most browsing sessions whose prefetched pages a worker keeps."
     )
-    cache_max_page_bytes: int = Field(
-        32 * 2**20, ge=0, description="Most bytes of prefetched pages a worker keeps (as JSON)."
+    refresh_in_serve: bool = Field(
+        True,
+        description="Run the candidate refresher inside `agora serve` (turn off where "
+        "`agora worker` processes refresh candidates).",
     )
-    concurrent_builds: int = Field(
-        1, ge=1, le=64, description="Feed pages one worker builds at once (CPU-bound work)."
+    full_refresh_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="How often the refresher recomputes every user's candidates (in-network "
+        "activity of ties; new models are picked up at once).",
+    )
+    max_states: int = Field(
+        50_000, ge=0, description="Most users whose feed state and candidates a worker holds."
     )
 
 

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory
 from agora.feed.cache import FeedCache
+from agora.feed.refresher import Leadership, Refresher, RefresherThread
+from agora.feed.store import CandidateStore, candidate_store, namespace
 from agora.serving.service import ModelStore
 
 
@@ -25,23 +27,51 @@ class Wiring:
     sessions: sessionmaker[Session]
     models: ModelStore
     feed_cache: FeedCache
+    candidates: CandidateStore
+
+    def refresher(self, reload_models: bool = False) -> Refresher:
+        """A candidate refresher on this store (``reload_models``: it reloads the models from
+        disk every round, as a separate ``agora worker`` must)."""
+        return Refresher(
+            self.sessions,
+            self.models,
+            self.candidates,
+            self.settings.feed,
+            self.settings.event_weights,
+            full_refresh_seconds=self.settings.feed.full_refresh_seconds,
+            reload_models=reload_models,
+        )
+
+    def leadership(self) -> Leadership:
+        """The lock that lets one refresher per store work at a time."""
+        return Leadership(self.settings.redis_url, self.settings.data_dir, namespace(self.sessions))
+
+    def refresher_thread(self) -> RefresherThread:
+        """A refresher for a served app; the feed's online path queues users with it."""
+        thread = RefresherThread(self.refresher(), self.leadership())
+        self.feed_cache.ready.on_want = thread.want
+        return thread
 
 
 def wire(settings: Settings) -> Wiring:
     """Connect to ``settings``' store (migrating it) and set up models and feed caches."""
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
+    sessions = session_factory(engine)
+    candidates = candidate_store(settings.redis_url, sessions)
     return Wiring(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         models=ModelStore(settings.model_dir),
+        candidates=candidates,
         feed_cache=FeedCache(
             redis_url=settings.redis_url,
-            concurrent_builds=settings.feed.concurrent_builds,
             ttl_seconds=settings.feed.cache_ttl_seconds,
             max_users=settings.feed.cache_max_users,
             max_sessions=settings.feed.cache_max_sessions,
-            max_page_bytes=settings.feed.cache_max_page_bytes,
+            store=candidates,
+            sessions=sessions,
+            max_states=settings.feed.max_states,
         ),
     )

@@ -13,6 +13,8 @@ from feed_support import ADMIN, ITEMS, NOW, iso, make_client, seed, train
 from agora.db.engine import transaction
 from agora.feed import service, sources
 from agora.feed.cache import FeedCache
+from agora.feed.online import effective_controls
+from agora.feed.state import load_state
 
 
 def page(client: TestClient, user: str = "me", **params) -> dict:  # noqa: ANN003
@@ -195,22 +197,31 @@ def test_feed_without_any_trained_model_still_serves(sqlite_url: str, tmp_path: 
         assert page(client, n=5).get("model") is not None
 
 
-def test_next_pages_come_from_memory_until_the_user_acts(community: TestClient) -> None:
-    cache = community.app.state.feed_cache
+def test_next_pages_follow_the_users_events_at_once(community: TestClient) -> None:
     first = page(community, n=2)
-    browsing, _ = service.decode_cursor(first["next_cursor"])
-    ahead = cache.take_pages(browsing)
-    cache.keep_pages(browsing, ahead)
-    planned = [item["item_id"] for item in ahead["items"]]
-    assert len(planned) == 4 and not set(planned) & set(ids(first))
     second = page(community, n=2, cursor=first["next_cursor"])
-    assert ids(second) == planned[:2]  # served from the prefetched ranking
-
-    event = {"event_id": "me-acts", "user_id": "me", "item_id": planned[2], "type": "like"}
+    coming = [i for i in ids(page(community, n=10)) if i not in ids(first) + ids(second)]
+    event = {"event_id": "me-acts", "user_id": "me", "item_id": coming[0], "type": "like"}
     assert community.post("/events", json=event, headers=ADMIN).status_code == 201
     third = page(community, n=2, cursor=second["next_cursor"])
-    assert planned[2] not in ids(third)  # the new event made it rank afresh
+    assert coming[0] not in ids(third)  # the liked item left at once
     assert not set(ids(third)) & set(ids(first) + ids(second))
+
+
+def test_the_refresher_takes_a_new_event_into_the_candidates_within_a_second(
+    community: TestClient,
+) -> None:
+    answer = community.get("/users/me/feed", params={"n": 3}, headers=ADMIN)
+    assert answer.headers["X-Feed-Candidates"] in ("ready", "built")
+    event = {"event_id": "me-likes-c0", "user_id": "me", "item_id": "c0", "type": "like"}
+    assert community.post("/events", json=event, headers=ADMIN).status_code == 201
+    deadline, how = time.monotonic() + 1.0, "stale"
+    while how != "ready" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        how = community.get("/users/me/feed", params={"n": 3}, headers=ADMIN).headers[
+            "X-Feed-Candidates"
+        ]
+    assert how == "ready"
 
 
 def test_a_new_user_is_personalised_after_a_few_events(community: TestClient) -> None:
@@ -308,6 +319,7 @@ def test_a_running_experiment_sets_the_arm_controls_and_logs_the_exposure(
     assert sum(arm["exposed_users"] for arm in shown["arms"]) == 1
     arm = community.get("/experiments/explore-more/assignment/me", headers=ADMIN).json()
     feed = community.app.state.settings.feed
-    with transaction(community.app.state.sessions) as session:  # what the next page is built with
-        controls = service._context(session, "me", "s", feed, NOW).controls
+    with community.app.state.sessions() as session:  # what the next page is built with
+        state = load_state(session, "me", NOW)
+    controls = effective_controls(state, feed)
     assert controls.exploration == (0.5 if arm["arm"] == "explore" else feed.exploration)

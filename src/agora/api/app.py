@@ -132,6 +132,12 @@ def after_event_writes(settings: Settings, sessions: sessionmaker[Session], jobs
     return [engagement_now]
 
 
+def _feed_catch_up(app: FastAPI) -> None:
+    """The feed's held user states take in events this process just stored."""
+    with app.state.sessions() as session:
+        app.state.feed_cache.states.catch_up(session)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A ready-to-serve API for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -149,9 +155,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # requests are answered at once; the models' arrays load behind them (or on first use)
         threading.Thread(target=_warm, args=(models,), name="agora-warm", daemon=True).start()
         app.state.jobs.start()
+        feed_cache = app.state.feed_cache
+        feed_cache.states.start()
+        refresher = wiring.refresher_thread() if settings.feed.refresh_in_serve else None
+        if refresher is not None:
+            refresher.start()
         try:
             yield
         finally:
+            if refresher is not None:
+                refresher.stop()
+            feed_cache.states.stop()
             app.state.jobs.stop()
             engine.dispose()
             metrics.worker_stopped(os.getpid())
@@ -170,7 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models = models
     app.state.feed_cache = wiring.feed_cache
     app.state.jobs = background_jobs(settings, app.state.sessions)
-    app.state.after_event_writes = after_event_writes(settings, app.state.sessions, app.state.jobs)
+    app.state.after_event_writes = [
+        *after_event_writes(settings, app.state.sessions, app.state.jobs),
+        lambda: _feed_catch_up(app),
+    ]
+    app.state.after_edge_writes = [lambda users: app.state.feed_cache.states.forget_ids(users)]
     query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)
     app.add_middleware(RequestContext)  # outside the body cap: ids, access log, a clean 500

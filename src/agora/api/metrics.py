@@ -55,12 +55,6 @@ HTTP_DURATION = Histogram(
 FEED_ITEMS_SERVED = Counter(
     "agora_feed_items_served_total", "Items put on feed pages, by candidate source.", ["source"]
 )
-FEED_PAGE_BUILDS = Gauge(
-    "agora_feed_page_builds",
-    "Feed pages being built or waiting for a build slot.",
-    ["state"],
-    multiprocess_mode="livesum",
-)
 FEED_REFRESHES_RUNNING = Gauge(
     "agora_feed_refreshes_running",
     "Background feed-cache refreshes running.",

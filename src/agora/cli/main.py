@@ -9,6 +9,7 @@ import secrets
 import shutil
 import signal
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -402,6 +403,42 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         log_config=logging_config(settings.log_level),
         access_log=False,
     )
+    console.print("stopped")
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Refresh every user's candidates once, then exit.")
+    ] = False,
+) -> None:
+    """Keep every user's feed candidates ready (the refresher; `agora serve` runs one too).
+
+    Several may run against one store: one works at a time (a Redis lock with AGORA_REDIS_URL,
+    else a file lock in the data folder), the others take over when it stops or dies."""
+    import threading
+
+    from agora.feed.refresher import run_led
+    from agora.wiring import wire
+
+    settings = get_settings()
+    wiring = wire(settings)
+    wiring.models.reload()
+    refresher = wiring.refresher(reload_models=True)
+    if once:
+        with _progress() as progress:
+            task = progress.add_task("refreshing feed candidates", total=None)
+            t0 = time.perf_counter()
+            stored = refresher.refresh_all(
+                lambda done, total: progress.update(task, completed=done, total=total)
+            )
+        console.print(f"{stored:,} users' candidates refreshed in {time.perf_counter() - t0:.1f} s")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print("feed refresher: waiting for its turn, then refreshing (Ctrl-C stops)")
+    run_led(refresher, wiring.leadership(), stop)
     console.print("stopped")
 
 

@@ -32,31 +32,34 @@ loses nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api import metrics
 from agora.db.queries import THREAD_COLUMNS, thread_key
 from agora.db.tables import Item, User
+from agora.feed.bounded import Bounded
+from agora.feed.models import FeedImpression
+from agora.feed.ready import KnownItems, Ready
+from agora.feed.state import UserStates
+from agora.feed.store import CandidateStore
 from agora.ingest.schemas import as_utc
 from agora.moderation.service import removed_item_ids
 
 log = logging.getLogger(__name__)
 _MISSING = object()
 
-PAGES_KEY = "agora:feed:pages:"
+SHOWN_KEY = "agora:feed:shown:"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,27 @@ class Snapshot:
     created_at: list[datetime] = field(repr=False)
     threads: list[str] = field(repr=False)  # each item's thread (queries.thread_key)
     removed: frozenset[int] = frozenset()  # pks of items moderation took down
+    # the same items as arrays, for the online path's vectorised filters and re-ranking
+    author_pks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
+    thread_codes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
+    tag_matrix: sp.csr_matrix = field(
+        default_factory=lambda: sp.csr_matrix((0, 1), dtype=np.float64), repr=False
+    )  # items x tag vocabulary, 1 where the item carries the tag
+    vocab: Vocabulary = field(default_factory=lambda: Vocabulary(), repr=False)
+
+    def positions(self, pks: np.ndarray) -> np.ndarray:
+        """Catalogue positions of item ``pks`` (``pks`` are ascending); -1 where not held."""
+        pks = np.asarray(pks, dtype=np.int64)
+        at = np.searchsorted(self.pks, pks)
+        at[at >= len(self.pks)] = 0
+        found = len(self.pks) > 0
+        return np.where(found & (self.pks[at] == pks) if found else False, at, -1)
+
+    def removed_mask(self, positions: np.ndarray) -> np.ndarray:
+        """Which of the items at ``positions`` moderation took down."""
+        if not self.removed:
+            return np.zeros(len(positions), dtype=bool)
+        return np.isin(self.pks[positions], np.fromiter(self.removed, np.int64))
 
     def summary(self, item: str) -> dict[str, Any] | None:
         """Title, tags, author and created time of ``item`` (None if unknown)."""
@@ -100,68 +124,19 @@ class Snapshot:
         return self.newest_first[: min(count, limit)]
 
 
-class Bounded:
-    """A map that holds each entry for ``ttl_seconds`` after it was stored, and at most
-    ``max_entries`` entries and ``max_bytes`` bytes (sizes as given to :meth:`put`): the
-    oldest-stored go first. Entries stay in the order they were stored, so expired ones are
-    always at the front and every bound costs O(1) per entry. Not thread-safe (callers hold
-    their lock)."""
+@dataclass
+class Vocabulary:
+    """Integer codes for tags and threads, shared by successive snapshots (codes are only ever
+    added, so an older snapshot's codes stay valid)."""
 
-    def __init__(
-        self,
-        ttl_seconds: float,
-        max_entries: int,
-        max_bytes: int | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.nbytes = 0
-        self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, int, Any]] = OrderedDict()
+    tags: dict[str, int] = field(default_factory=dict)
+    threads: dict[str, int] = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        self._evict(self._clock())
-        return len(self._entries)
+    def tag_codes(self, tags: list[str]) -> list[int]:
+        return sorted({self.tags.setdefault(t, len(self.tags)) for t in tags})
 
-    def get(self, key: Hashable, default: Any = None) -> Any:
-        """The value for ``key`` if it is held and younger than ``ttl_seconds``, else
-        ``default``."""
-        self._evict(self._clock())
-        held = self._entries.get(key)
-        return held[2] if held is not None else default
-
-    def pop(self, key: Hashable) -> Any | None:
-        """Remove and return the value for ``key`` (None if absent or expired)."""
-        self._evict(self._clock())
-        return self._remove(key)
-
-    def put(self, key: Hashable, value: Any, size: int = 0) -> None:
-        """Hold ``value`` (replacing an earlier one), then drop what is past the bounds."""
-        self._remove(key)
-        if self.max_entries <= 0 or (self.max_bytes is not None and size > self.max_bytes):
-            return
-        self._entries[key] = (self._clock(), size, value)
-        self.nbytes += size
-        self._evict(self._clock())
-
-    def _remove(self, key: Hashable) -> Any | None:
-        held = self._entries.pop(key, None)
-        if held is None:
-            return None
-        self.nbytes -= held[1]
-        return held[2]
-
-    def _evict(self, now: float) -> None:
-        while self._entries:
-            key, (stored, _, _) = next(iter(self._entries.items()))
-            over = len(self._entries) > self.max_entries or (
-                self.max_bytes is not None and self.nbytes > self.max_bytes
-            )
-            if not over and now - stored < self.ttl_seconds:
-                return
-            self._remove(key)
+    def thread_code(self, thread: str) -> int:
+        return self.threads.setdefault(thread, len(self.threads))
 
 
 class Background:
@@ -193,6 +168,21 @@ class Background:
 def _empty() -> Snapshot:
     nothing = np.empty(0, np.int64)
     return Snapshot(nothing, [], [], [], [], np.empty(0), {}, {}, nothing, [], [])
+
+
+def _tag_rows(base: sp.csr_matrix, new_tags: list[list[str]], vocab: Vocabulary) -> sp.csr_matrix:
+    """``base`` with one row per new item appended, widened to the vocabulary's size."""
+    codes = [vocab.tag_codes(tags) for tags in new_tags]
+    indptr = np.concatenate(
+        [base.indptr, base.indptr[-1] + np.cumsum([len(c) for c in codes], dtype=np.int64)]
+    )
+    indices = np.concatenate(
+        [base.indices, np.fromiter((c for row in codes for c in row), np.int64)]
+    )
+    return sp.csr_matrix(
+        (np.ones(len(indices)), indices, indptr),
+        shape=(base.shape[0] + len(codes), max(len(vocab.tags), 1)),
+    )
 
 
 class Catalogue:
@@ -246,6 +236,7 @@ class Catalogue:
                 Item.tags,
                 User.external_id,
                 Item.created,
+                Item.author_id,
                 *THREAD_COLUMNS,
             )
             .outerjoin(User, Item.author_id == User.id)
@@ -272,6 +263,8 @@ class Catalogue:
                     .group_by(User.external_id)
                 )
             }
+        vocab = base.vocab
+        threads = [thread_key(r[1], r[2], *r[7:]) for r in rows]
         return Snapshot(
             newest_first=np.argsort(-created, kind="stable"),
             created_at=created_at,
@@ -283,7 +276,18 @@ class Catalogue:
             created=created,
             index={item: pos for pos, item in enumerate(ids)},
             author_first=first,
-            threads=base.threads + [thread_key(r[1], r[2], *r[6:]) for r in rows],
+            threads=base.threads + threads,
+            author_pks=np.concatenate(
+                [
+                    base.author_pks,
+                    np.array([r[6] if r[6] is not None else -1 for r in rows], np.int64),
+                ]
+            ),
+            thread_codes=np.concatenate(
+                [base.thread_codes, np.array([vocab.thread_code(t) for t in threads], np.int64)]
+            ),
+            tag_matrix=_tag_rows(base.tag_matrix, [list(r[3] or []) for r in rows], vocab),
+            vocab=vocab,
         )
 
 
@@ -298,15 +302,19 @@ class FeedCache:
         tie_seconds: float = 10.0,
         max_users: int = 5000,
         redis_url: str | None = None,
-        concurrent_builds: int = 1,
         background: bool = True,
         ttl_seconds: float = 600.0,
         max_sessions: int = 5000,
-        max_page_bytes: int = 32 * 2**20,
+        store: CandidateStore | None = None,
+        sessions: sessionmaker[Session] | None = None,
+        max_states: int = 50_000,
     ):
         self.catalogue = Catalogue(refresh_seconds, reload_seconds, background)
+        self.states = UserStates(sessions, max_users=max_states)
+        self.ready = Ready(store, max_users=max_states)
+        self.known = KnownItems()
+        self.impressions = DirectImpressions()
         self._exposure_refresh = Background("exposure") if background else None
-        self._builds = threading.BoundedSemaphore(concurrent_builds)
         self._redis = None
         if redis_url:
             import redis
@@ -319,22 +327,9 @@ class FeedCache:
         self._candidates = Bounded(ttl_seconds, max_users)
         self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
         self._per_model: dict[str, tuple[str, Any]] = {}
-        self._pages = Bounded(ttl_seconds, max_sessions, max_page_bytes)
+        self.shown = SessionShown(self._redis, ttl_seconds, max_sessions, self.impressions)
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
-
-    @contextmanager
-    def building(self) -> Iterator[None]:
-        """Held while a page is built: a page is CPU work under the GIL, so a worker builds
-        ``concurrent_builds`` at a time and lets the rest wait (bench/serve_load.py, 32
-        clients: 82 pages/s with one at a time, 45 with no limit). Both counts are metrics."""
-        with metrics.tracked(metrics.FEED_PAGE_BUILDS.labels("waiting")):
-            self._builds.acquire()
-        try:
-            with metrics.tracked(metrics.FEED_PAGE_BUILDS.labels("building")):
-                yield
-        finally:
-            self._builds.release()
 
     def candidates(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The cached value for ``key`` (a model version and user state), else ``compute()``."""
@@ -367,36 +362,6 @@ class FeedCache:
                 for tie, value in fetched.items():
                     self._ties.put(tie, value)
         return found
-
-    def keep_pages(self, browsing: str, pages: dict[str, Any]) -> None:
-        """Hold a browsing session's ranked but unserved items (JSON-able) for ``ttl_seconds``:
-        in Redis when configured (any worker can serve the next page), else in this process
-        (within ``max_sessions`` and ``max_page_bytes``)."""
-        raw = json.dumps(pages, separators=(",", ":"))
-        if self._redis is not None:
-            try:
-                self._redis.set(PAGES_KEY + browsing, raw, ex=max(1, round(self.ttl_seconds)))
-                return
-            except Exception as exc:  # redis.RedisError; the next page is ranked afresh
-                log.warning("feed page cache: redis write failed: %s", exc)
-                return
-        with self._lock:
-            self._pages.put(browsing, raw, size=len(raw))
-            metrics.FEED_SESSIONS_HELD.set(len(self._pages))
-
-    def take_pages(self, browsing: str) -> dict[str, Any] | None:
-        """Remove and return what :meth:`keep_pages` holds for a session (None if nothing)."""
-        if self._redis is not None:
-            try:
-                raw = self._redis.getdel(PAGES_KEY + browsing)
-            except Exception as exc:  # redis.RedisError: rank afresh
-                log.warning("feed page cache: redis read failed: %s", exc)
-                return None
-            return json.loads(raw) if raw is not None else None
-        with self._lock:
-            raw = self._pages.pop(browsing)
-            metrics.FEED_SESSIONS_HELD.set(len(self._pages))
-        return json.loads(raw) if raw is not None else None
 
     def per_model(self, name: str, version: str, build: Callable[[], Any]) -> Any:
         """An object built once per model version (an item index); older versions' dropped."""
@@ -435,4 +400,80 @@ def uncached() -> FeedCache:
         max_users=0,
         max_sessions=0,
         background=False,
+        max_states=0,
     )
+
+
+class DirectImpressions:
+    """Writes a page's impressions in the request's own transaction (scripts and tests; a
+    served app buffers them instead)."""
+
+    def add(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            session.execute(FeedImpression.__table__.insert(), rows)
+
+    def pending(self, user_pk: int, browsing: str) -> set[int]:
+        """Item pks of impressions not written yet (none: they are written at once)."""
+        return set()
+
+
+class SessionShown:
+    """The items each browsing session has shown, so its pages never repeat one: in Redis when
+    configured (any worker serves the next page), else this process's pages (at most
+    ``max_sessions`` sessions for ``ttl_seconds``) and the stored impressions (pages another
+    worker served), one single-table read per next page."""
+
+    def __init__(self, redis: Any, ttl_seconds: float, max_sessions: int, impressions: Any):
+        self._redis = redis
+        self.ttl_seconds = ttl_seconds
+        self.impressions = impressions
+        self._held = Bounded(ttl_seconds, max_sessions)
+        self._lock = threading.Lock()
+
+    def pks(self, session: Session, user_pk: int, browsing: str) -> set[int]:
+        """Item pks the session has shown so far."""
+        if self._redis is not None:
+            try:
+                return {int(pk) for pk in self._redis.smembers(SHOWN_KEY + browsing)}
+            except Exception as exc:  # redis.RedisError: read what is stored instead
+                log.warning("feed sessions: redis read failed: %s", exc)
+        with self._lock:  # this worker's pages; another worker's are in the stored impressions
+            held = set(self._held.get(browsing) or ())
+        stored = set(
+            session.scalars(
+                select(FeedImpression.item_id).where(
+                    FeedImpression.user_id == user_pk, FeedImpression.session == browsing
+                )
+            )
+        )
+        return held | stored | self.impressions.pending(user_pk, browsing)
+
+    def positions(
+        self, session: Session, snapshot: Snapshot, user_pk: int, browsing: str, page: int
+    ) -> np.ndarray:
+        """Catalogue positions of the items shown in the session before ``page``."""
+        if page <= 1:
+            return np.empty(0, np.int64)
+        shown = self.pks(session, user_pk, browsing)
+        at = snapshot.positions(np.fromiter(shown, np.int64, len(shown)))
+        return at[at >= 0]
+
+    def add(self, browsing: str, pks: np.ndarray) -> None:
+        """Note items a page of the session showed."""
+        values = [int(pk) for pk in pks]
+        if not values:
+            return
+        if self._redis is not None:
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.sadd(SHOWN_KEY + browsing, *values)
+                pipe.expire(SHOWN_KEY + browsing, max(1, round(self.ttl_seconds)))
+                pipe.execute()
+                return
+            except Exception as exc:  # redis.RedisError: the stored impressions still say it
+                log.warning("feed sessions: redis write failed: %s", exc)
+                return
+        with self._lock:
+            held = self._held.get(browsing) or ()
+            self._held.put(browsing, (*held, *values))
+            metrics.FEED_SESSIONS_HELD.set(len(self._held))

@@ -8,13 +8,27 @@
 * ``feed_impressions``: every item a feed page showed, with its browsing session, position and
   candidate source: pages of one session never repeat an item, and new items' exposure and
   engagement feed the exploration bandit.
+* ``feed_candidates``: each user's ready candidates as the refresher stored them (bytes of
+  :class:`agora.feed.candidates.Candidates`; user 0 is the record everybody shares), when no
+  Redis is configured. ``feed_refresh_marks`` holds the refresher's progress (the last event
+  it has seen) and ``feed_refresh_wanted`` the users the online path asked it to refresh.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.db.tables import Base, BigId
@@ -77,3 +91,24 @@ class FeedImpression(Base):
     position: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(32))
     served: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeedCandidates(Base):
+    __tablename__ = "feed_candidates"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    computed: Mapped[float] = mapped_column(Float)  # epoch seconds
+
+
+class FeedRefreshMark(Base):
+    __tablename__ = "feed_refresh_marks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(4000))
+
+
+class FeedRefreshWanted(Base):
+    __tablename__ = "feed_refresh_wanted"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

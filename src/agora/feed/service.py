@@ -36,57 +36,30 @@ the next page: everything is read at request time).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import re
 import secrets
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.stats import rankdata
-from sqlalchemy import bindparam, delete, func, select, union
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from agora.config import FeedConfig
-from agora.db import queries
-from agora.db.tables import Event, Item, SocialEdge, User
-from agora.experiments.service import arm_overrides
-from agora.feed import sources
-from agora.feed.cache import FeedCache, Snapshot, uncached
+from agora.db.tables import Item, SocialEdge, User
+from agora.feed import online, sources
+from agora.feed.cache import FeedCache, uncached
 from agora.feed.models import MUTE_KINDS, FeedFeedback, FeedImpression, FeedSettings
-from agora.feed.rerank import rerank
-from agora.ingest.schemas import as_utc
-from agora.moderation.models import ModerationDecision
+from agora.feed.online import Controls
+from agora.feed.state import user_pk_or_new
 from agora.serving.service import (
     ModelStore,
-    ModelUnavailable,
     past_items_behind,
-    resolve_model,
     user_event_rows,
 )
-
-SEQUENTIAL_MODEL = "sasrec"
-FRESHNESS_HOURS = 48.0
-TOPIC_BOOST = 1.0
-#: Sources from the most to the least specific: names an item nominated as strongly by two.
-ATTRIBUTION = (
-    "in_network",
-    "topics",
-    "sequential",
-    "collaborative",
-    "content",
-    "fresh",
-    "trending",
-)
-UNKNOWN_RELEVANCE = 0.3  # items the ranking model has not seen (posted after training)
-PREFETCH_PAGES = 3  # pages ranked at once; the next ones are served from memory
-MAX_PAGE = 100
 
 
 class UnknownUser(LookupError):
@@ -99,19 +72,6 @@ class UnknownTarget(LookupError):
 
 class BadCursor(ValueError):
     """A cursor that this server did not issue."""
-
-
-@dataclass
-class Controls:
-    """A user's effective feed controls: their own settings over the platform defaults."""
-
-    diversity: float
-    social_weight: float
-    freshness: float
-    exploration: float
-    followed_tags: list[str] = field(default_factory=list)
-    muted_tags: list[str] = field(default_factory=list)
-    muted_authors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -137,6 +97,7 @@ class FeedPage:
     next_cursor: str
     sources: dict[str, int]
     model: str | None
+    candidates: str = "built"  # ready, stale or built (agora.feed.ready.Ready.get)
 
 
 # -- controls, interests and feedback --------------------------------------------------------
@@ -144,17 +105,6 @@ def _user_pk(session: Session, user_id: str) -> int:
     pk = session.scalar(select(User.id).where(User.external_id == user_id))
     if pk is None:
         raise UnknownUser(f"user {user_id!r} not found")
-    return pk
-
-
-def _user_pk_or_new(session: Session, user_id: str, now: datetime) -> int:
-    """The user's primary key; a user the store does not know yet is created (sign-up)."""
-    pk = session.scalar(select(User.id).where(User.external_id == user_id))
-    if pk is None:
-        user = User(external_id=user_id, created=now, attributes={})
-        session.add(user)
-        session.flush()
-        pk = user.id
     return pk
 
 
@@ -234,7 +184,7 @@ def add_interests(
     session: Session, user_id: str, tags: list[str], defaults: FeedConfig, now: datetime
 ) -> Controls:
     """Onboarding: follow ``tags``. A user not in the store yet is created (sign-up)."""
-    _user_pk_or_new(session, user_id, now)
+    user_pk_or_new(session, user_id, now)
     current = controls(session, user_id, defaults)
     followed = [*current.followed_tags, *tags]
     muted = [t for t in current.muted_tags if t not in tags]
@@ -354,72 +304,6 @@ def exclusions(session: Session, user_pk: int) -> Exclusions:
     return Exclusions(frozenset(blocked), frozenset(muted_tags), frozenset(hidden))
 
 
-@dataclass
-class _Context:
-    user_pk: int
-    rows: list  # the user's events (item, type, value, time)
-    touched: set[str]
-    ties: dict[int, float]  # followed/befriended/trusted user pk -> summed edge weight
-    excluded: Exclusions
-    not_interested: list[tuple[str, datetime]]
-    shown_in_session: set[str]
-    controls: Controls
-
-
-def _context(
-    session: Session, user_id: str, browsing: str, defaults: FeedConfig, now: datetime
-) -> _Context:
-    pk = _user_pk_or_new(session, user_id, now)
-    rows = user_event_rows(session, user_id)
-    ties: dict[int, float] = defaultdict(float)
-    for target, weight in session.execute(
-        select(SocialEdge.target_id, SocialEdge.weight).where(
-            SocialEdge.source_id == pk, SocialEdge.type.in_(queries.CHOSEN_TIES)
-        )
-    ):
-        ties[target] += float(weight or 1.0)
-    not_interested = [
-        (item, as_utc(created))
-        for item, created in session.execute(
-            select(Item.external_id, FeedFeedback.created)
-            .join(Item, FeedFeedback.item_id == Item.id)
-            .where(FeedFeedback.user_id == pk, FeedFeedback.kind == "not_interested")
-            .order_by(FeedFeedback.created, FeedFeedback.id)
-        )
-    ]
-    settings_row = session.get(FeedSettings, pk)
-    # a running A/B test's arm replaces platform defaults; the user's own settings still win
-    variant = arm_overrides(session, user_id, now)
-    ctl = _controls(
-        session, settings_row, defaults.model_copy(update=variant) if variant else defaults
-    )
-    excluded = exclusions(session, pk)
-    shown = _shown_in_session(session, pk, browsing)
-    return _Context(
-        user_pk=pk,
-        rows=rows,
-        touched={item for item, *_ in rows},
-        ties=dict(ties),
-        excluded=excluded,
-        not_interested=not_interested,
-        shown_in_session=shown,
-        controls=ctl,
-    )
-
-
-# -- ranking and mixing ----------------------------------------------------------------------
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
-
-
-def _percentiles(values: dict[str, float]) -> dict[str, float]:
-    """Each value's rank among them in (0, 1] (ties share their average rank)."""
-    if not values:
-        return {}
-    ranks = rankdata(list(values.values()), method="average") / len(values)
-    return dict(zip(values, ranks.tolist(), strict=True))
-
-
 def build_feed(
     session: Session,
     models: ModelStore,
@@ -434,147 +318,24 @@ def build_feed(
     cache: FeedCache | None = None,
     promoted: Collection[str] = frozenset(),
 ) -> FeedPage:
-    """One page of ``user_id``'s feed; stores its impressions (the caller commits).
+    """One page of ``user_id``'s feed (:func:`agora.feed.online.serve`); stores its
+    impressions (the caller commits).
 
-    ``cache`` (one per serving process) keeps the catalogue, per-user model candidates and
-    new-item exposure between requests; without it nothing is kept. ``promoted`` items (the
-    creatives of running ad campaigns) are never organic: they reach users as ads."""
+    ``cache`` (one per serving process) holds the catalogue, users' states and ready
+    candidates; without it everything is read and computed for this page. ``promoted`` items
+    (the creatives of running ad campaigns) are never organic: they reach users as ads."""
     rng = rng or np.random.default_rng()
     cache = cache or uncached()
     browsing, page = decode_cursor(cursor) if cursor else (secrets.token_urlsafe(12), 1)
-    if cursor and not explain:
-        served = cached_page(session, cache, user_id, n, cursor, now, promoted)
-        if served is not None:
-            return served
-    ctx = _context(session, user_id, browsing, defaults, now)
-    ctl = ctx.controls
-    k = defaults.candidates_per_source
-    snapshot = cache.catalogue.get(session)
-    stamp = now.timestamp()
-
-    by_source: dict[str, dict[str, float]] = {}
-    ranking_name = None
-    with contextlib.suppress(ModelUnavailable):
-        ranking_name = resolve_model(models, defaults.ranking_model)
-    ranking = None
-    if ranking_name is not None:
-        ranking = sources.scored_items(models, cache, ranking_name, user_id, ctx.rows, weights)
-        if ranking is not None:
-            by_source["collaborative"] = sources.top_strengths(ranking, k)
-    for source, name in (("sequential", SEQUENTIAL_MODEL), ("content", sources.CONTENT_MODEL)):
-        if name != ranking_name and ctx.rows:
-            scored = sources.scored_items(models, cache, name, user_id, ctx.rows, weights)
-            if scored is not None:
-                by_source[source] = sources.top_strengths(scored, k // 2)
-    trending = sources.scored_items(
-        models, cache, sources.TRENDING_MODEL, user_id, ctx.rows, weights
+    served = online.serve(
+        session, models, cache, user_id, n, browsing, page, defaults, weights, now, rng, promoted
     )
-    if trending is not None:
-        by_source["trending"] = sources.top_strengths(trending, k)
-    else:
-        minute = int(stamp // 60)
-        by_source["trending"] = cache.candidates(
-            ("popular", minute), lambda: sources.popular(session, now, k)
-        )
-    by_source["in_network"], tie_who = sources.in_network(
-        session, cache, ctx.ties, weights, now, defaults.in_network_days, k
-    )
-    # "recent" ends at the newest post when the store is historic (an imported dump), so
-    # followed topics (onboarding) and new content are not empty there
-    newest = float(snapshot.created[snapshot.newest_first[0]]) if len(snapshot.ids) else stamp
-    recent_end = min(stamp, newest)
-    recent = snapshot.created_since(recent_end - sources.TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
-    unseen = sources.new_content(models, cache, snapshot, recent, ctx.rows, weights, k // 2)
-    by_source["content"] = {**unseen, **by_source.get("content", {})}
-    by_source["topics"] = sources.topics(snapshot, recent, ctl.followed_tags, k)
-    by_source["fresh"] = sources.fresh(
-        session,
-        cache,
-        snapshot,
-        recent,
-        stamp - defaults.fresh_days * 86400.0,
-        defaults.exploration_budget,
-        weights,
-        rng,
-        k,
-    )
-
-    nominated: dict[str, str] = {}  # item -> the source that nominated it most strongly
-    strongest: dict[str, float] = {}
-    for source in ATTRIBUTION:  # on equal strength the more specific source names the item
-        for item, strength in by_source.get(source, {}).items():
-            if strength > strongest.get(item, -1.0):
-                nominated[item], strongest[item] = source, strength
-    info = {item: meta for item in nominated if (meta := snapshot.summary(item)) is not None}
-    keep = [
-        item
-        for item in nominated
-        if item in info
-        and snapshot.pks[snapshot.index[item]] not in snapshot.removed
-        and item not in ctx.touched
-        and item not in ctx.shown_in_session
-        and item not in promoted
-        and info[item]["author_id"] != user_id
-        and ctx.excluded.allows(item, info[item]["author_id"], info[item]["tags"])
-    ]
-    new_since = stamp - defaults.new_creator_days * 86400.0
-    new_creators = {
-        a
-        for a in {info[i]["author_id"] for i in keep}
-        if a is not None and snapshot.author_first.get(a, float("-inf")) >= new_since
-    }
-
-    pct = _percentiles(_primary_scores(ranking, trending, by_source["trending"], keep))
-    not_interested = [(snapshot.summary(item), when) for item, when in ctx.not_interested]
-    followed = set(ctl.followed_tags)
-    relevance: dict[str, float] = {}
-    for item in keep:
-        meta = info[item]
-        tags = set(meta["tags"])
-        age_h = max((now - meta["created"]).total_seconds() / 3600.0, 0.0)
-        score = pct.get(item, UNKNOWN_RELEVANCE)
-        score += ctl.social_weight * by_source["in_network"].get(item, 0.0)
-        score += ctl.freshness * math.exp(-age_h / FRESHNESS_HOURS)
-        score += TOPIC_BOOST * (len(tags & followed) / len(followed) if followed else 0.0)
-        score -= _suppression(item, meta, tags, not_interested, now, defaults)
-        relevance[item] = score
-    keep = _best_per_thread(keep, relevance, snapshot, defaults.max_per_thread)
-
-    ahead = n * PREFETCH_PAGES
-    chosen = _place(
-        keep, relevance, info, by_source["fresh"], new_creators, ctl, defaults, ahead, n
-    )
-    items = [
-        FeedItem(
-            item_id=item,
-            score=round(relevance[item], 6),
-            source=(source := "exploration" if explored else nominated[item]),
-            reason=_reason(source, item, tie_who, info[item], followed),
-            title=info[item]["title"],
-            author_id=info[item]["author_id"],
-            tags=list(info[item]["tags"]),
-            created=info[item]["created"],
-            new_creator=info[item]["author_id"] in new_creators,
-        )
-        for item, explored in chosen
-    ]
-    model = ranking_name if ranking is not None else None
-    items = _still_allowed(session, ctx.user_pk, user_id, browsing, items)
-    items, later = items[:n], items[n:]
-    if later:
-        _, state = _signature(session, user_id)
-        cache.keep_pages(browsing, _pack(user_id, page + 1, state, later, model))
-    items = _record_impressions(session, ctx.user_pk, browsing, page, items, now)
-    if explain and ranking is not None and ranking.personal:
-        view = sources.model_view(models, ranking.name, user_id, ctx.rows, weights)
+    items = [FeedItem(**item) for item in served.items]
+    if explain and served.personal and served.model is not None:
+        rows = user_event_rows(session, user_id)
+        view = sources.model_view(models, served.model, user_id, rows, weights)
         if view is not None:
             _explain(session, view, items)
-    return _page(user_id, browsing, page, items, model)
-
-
-def _page(
-    user_id: str, browsing: str, page: int, items: list[FeedItem], model: str | None
-) -> FeedPage:
     return FeedPage(
         user_id=user_id,
         session=browsing,
@@ -582,261 +343,9 @@ def _page(
         items=items,
         next_cursor=encode_cursor(browsing, page + 1),
         sources=dict(Counter(i.source for i in items)),
-        model=model,
+        model=served.model,
+        candidates=served.candidates,
     )
-
-
-def _pack(
-    user_id: str, page: int, signature: str, items: list[FeedItem], model: str | None
-) -> dict:
-    """Unserved ranked items of a session, to be served from ``page`` on, as JSON-able data
-    (for a shared cache)."""
-    return {
-        "user_id": user_id,
-        "page": page,
-        "signature": signature,
-        "model": model,
-        "items": _pack_items(items),
-    }
-
-
-def _pack_items(items: list[FeedItem]) -> list[dict]:
-    return [{**vars(i), "created": i.created.isoformat() if i.created else None} for i in items]
-
-
-def _unpack(items: list[dict]) -> list[FeedItem]:
-    return [
-        FeedItem(**{**i, "created": datetime.fromisoformat(i["created"]) if i["created"] else None})
-        for i in items
-    ]
-
-
-_MINE = User.id
-#: A user's primary key and feed state; built once (per-request statement building is a large
-#: share of a cached page's cost).
-_USER_STATE = select(
-    User.id,
-    select(func.count()).where(Event.user_id == _MINE).scalar_subquery(),
-    select(func.max(Event.timestamp)).where(Event.user_id == _MINE).scalar_subquery(),
-    select(func.max(FeedFeedback.id)).where(FeedFeedback.user_id == _MINE).scalar_subquery(),
-    select(FeedSettings.updated).where(FeedSettings.user_id == _MINE).scalar_subquery(),
-).where(User.external_id == bindparam("user_id"))
-
-
-def _signature(session: Session, user_id: str) -> tuple[int, str]:
-    """The user's primary key and what a prefetched page depends on (their events, feedback
-    and controls), in one query."""
-    row = session.execute(_USER_STATE, {"user_id": user_id}).first()
-    if row is None:
-        raise UnknownUser(f"user {user_id!r} not found")
-    return row[0], json.dumps([str(v) for v in row[1:]])
-
-
-def _shown_in_session(session: Session, user_pk: int, browsing: str) -> set[str]:
-    return set(
-        session.scalars(
-            select(Item.external_id)
-            .join(FeedImpression, FeedImpression.item_id == Item.id)
-            .where(FeedImpression.user_id == user_pk, FeedImpression.session == browsing)
-        )
-    )
-
-
-def cached_page(
-    session: Session,
-    cache: FeedCache,
-    user_id: str,
-    n: int,
-    cursor: str,
-    now: datetime,
-    promoted: Collection[str] = frozenset(),
-) -> FeedPage | None:
-    """The next page of a browsing session from its prefetched ranking, if the user's state is
-    unchanged since it was ranked (a new event, feedback or control change ranks afresh);
-    None when there is nothing to serve from the cache. Stores the page's impressions.
-
-    Cheap (one query plus the impressions), so the API answers it without waiting for page
-    builds. Taking the held items removes them (atomically, also in Redis), so no other
-    request of the session can serve them again; held items meant for another page number
-    are stale (another worker without a shared cache served the pages between)."""
-    browsing, page = decode_cursor(cursor)
-    held = cache.take_pages(browsing)
-    if held is None or held["user_id"] != user_id or held["page"] != page:
-        return None
-    user_pk, state = _signature(session, user_id)
-    if state != held["signature"]:
-        return None
-    items = _still_allowed(session, user_pk, user_id, browsing, _unpack(held["items"]))
-    items, later = items[:n], items[n:]
-    if later:
-        cache.keep_pages(browsing, {**held, "page": page + 1, "items": _pack_items(later)})
-    items = [it for it in items if it.item_id not in promoted]  # a campaign started since
-    items = _record_impressions(session, user_pk, browsing, page, items, now)
-    if not items:
-        return None
-    return _page(user_id, browsing, page, items, held["model"])
-
-
-#: Which of some items (``ids``) a user may no longer be shown: touched, hidden, shown earlier in
-#: the browsing session or taken down by moderation (built once, like ``_USER_STATE``).
-_ITEM_IN = Item.external_id.in_(bindparam("ids", expanding=True))
-_EXCLUDED_ITEMS = union(
-    select(Item.external_id)
-    .join(Event, Event.item_id == Item.id)
-    .where(Event.user_id == bindparam("user_pk"), _ITEM_IN),
-    select(Item.external_id)
-    .join(FeedFeedback, FeedFeedback.item_id == Item.id)
-    .where(FeedFeedback.user_id == bindparam("user_pk"), FeedFeedback.kind == "hide", _ITEM_IN),
-    select(Item.external_id)
-    .join(FeedImpression, FeedImpression.item_id == Item.id)
-    .where(
-        FeedImpression.user_id == bindparam("user_pk"),
-        FeedImpression.session == bindparam("browsing"),
-        _ITEM_IN,
-    ),
-    select(Item.external_id)
-    .join(ModerationDecision, ModerationDecision.item_id == Item.id)
-    .where(ModerationDecision.outcome == "uphold", _ITEM_IN),
-)
-
-
-def _still_allowed(
-    session: Session, user_pk: int, user_id: str, browsing: str, items: list[FeedItem]
-) -> list[FeedItem]:
-    """``items`` less those the user's filters exclude as the store stands now: touched, hidden,
-    shown earlier in the session, taken down, their own posts, by an author they blocked or
-    muted, on a muted topic. Every page passes here, ranked afresh or prefetched (a block or a
-    take-down made after the ranking applies to its next pages)."""
-    if not items:
-        return items
-    gone = set(
-        session.scalars(
-            _EXCLUDED_ITEMS,
-            {"ids": [i.item_id for i in items], "user_pk": user_pk, "browsing": browsing},
-        )
-    )
-    rules = exclusions(session, user_pk)
-    return [
-        i
-        for i in items
-        if i.item_id not in gone
-        and i.author_id != user_id
-        and rules.allows(i.item_id, i.author_id, i.tags)
-    ]
-
-
-def _best_per_thread(
-    keep: list[str], relevance: dict[str, float], snapshot: Snapshot, limit: int
-) -> list[str]:
-    """At most ``limit`` items of each thread (0: no limit), each thread's most relevant first."""
-    if limit <= 0:
-        return keep
-    taken: Counter[str] = Counter()
-    best = set()
-    for item in sorted(keep, key=lambda i: -relevance[i]):
-        thread = snapshot.thread(item)
-        if taken[thread] < limit:
-            taken[thread] += 1
-            best.add(item)
-    return [item for item in keep if item in best]
-
-
-def _primary_scores(
-    ranking: sources.Scored | None,
-    trending: sources.Scored | None,
-    popular: dict[str, float],
-    keep: list,
-) -> dict[str, float]:
-    """The score each candidate is ranked by before boosts: the personal model's (items it
-    knows but did not list rank below its list), else trending's, else store popularity.
-    Items the model has never seen (posted after training) are left out."""
-    primary = ranking if ranking is not None and ranking.personal else trending
-    if primary is None:
-        return {i: popular[i] for i in keep if i in popular}
-    listed = primary.scores_of(keep)
-    floor = float(primary.scores.min()) - 1.0 if len(primary.scores) else 0.0
-    return {i: listed.get(i, floor) for i in keep if i in primary.index}
-
-
-def _suppression(
-    item: str, meta: dict, tags: set[str], not_interested: list, now: datetime, cfg: FeedConfig
-) -> float:
-    total = 0.0
-    for other, when in not_interested:
-        if other is None:
-            continue
-        fade = 0.5 ** ((now - when).total_seconds() / 3600.0 / cfg.feedback_half_life_hours)
-        if other["author_id"] and other["author_id"] == meta["author_id"]:
-            similarity = 0.6
-        else:
-            similarity = _jaccard(tags, set(other["tags"] or []))
-        total += fade * similarity
-    return min(total, 2.0)
-
-
-def _place(
-    keep: list[str],
-    relevance: dict[str, float],
-    info: dict[str, dict[str, Any]],
-    fresh: dict[str, float],
-    new_creators: set[str],
-    ctl: Controls,
-    cfg: FeedConfig,
-    n: int,
-    page_size: int,
-) -> list[tuple[str, bool]]:
-    """The page: (item, filled an exploration slot) in order (see :mod:`agora.feed.rerank`)."""
-    if not keep:
-        return []
-    tag_codes: dict[str, int] = {}
-    author_codes: dict[str, int] = {}
-    rows, cols = [], []
-    for r, item in enumerate(keep):
-        for tag in set(info[item]["tags"] or []):
-            rows.append(r)
-            cols.append(tag_codes.setdefault(tag, len(tag_codes)))
-    tags = sp.csr_matrix(
-        (np.ones(len(rows)), (rows, cols)), shape=(len(keep), max(len(tag_codes), 1))
-    )
-    authors = np.array(
-        [
-            author_codes.setdefault(a, len(author_codes)) if a else -1
-            for a in (info[i]["author_id"] for i in keep)
-        ]
-    )
-    placement = rerank(
-        np.array([relevance[i] for i in keep]),
-        tags,
-        n,
-        diversity=ctl.diversity,
-        authors=authors,
-        author_decay=cfg.author_decay,
-        explore=np.array([fresh.get(i, np.nan) for i in keep]),
-        exploration=ctl.exploration,
-        new_creator=np.array([info[i]["author_id"] in new_creators for i in keep]),
-        new_creator_share=cfg.new_creator_share,
-        page_size=page_size,
-    )
-    return [(keep[r], bool(e)) for r, e in zip(placement.order, placement.explored, strict=True)]
-
-
-def _reason(source: str, item: str, who: dict, meta: dict, followed: set[str]) -> str:
-    if source == "in_network":
-        count = len(who.get(item, ()))
-        return (
-            f"{count} {'person' if count == 1 else 'people'} you follow or trust engaged or posted"  # noqa: E501
-        )
-    if source == "topics":
-        hit = sorted(followed & set(meta["tags"] or []))
-        return f"on a topic you follow: {', '.join(hit)}"
-    return {
-        "collaborative": "picked for you from what you engaged with",
-        "sequential": "follows on from what you engaged with recently",
-        "content": "similar in content to what you engaged with",
-        "trending": "popular in the community now",
-        "fresh": "new in the community",
-        "exploration": "new post we are giving a first audience",
-    }.get(source, "recommended for you")
 
 
 def _explain(session: Session, view: sources.ModelView, items: list[FeedItem]) -> None:
@@ -849,41 +358,6 @@ def _explain(session: Session, view: sources.ModelView, items: list[FeedItem]) -
         it.because = past
         if past and it.source in ("collaborative", "sequential", "content"):
             it.reason = f"because you engaged with {past[0]['title'] or past[0]['item_id']!r}"
-
-
-def _record_impressions(
-    session: Session, user_pk: int, browsing: str, page: int, items: list[FeedItem],
-    now: datetime,
-) -> list[FeedItem]:  # fmt: skip
-    """Store the page's impressions; returns the items still in the store (a catalogue
-    snapshot may hold items deleted since)."""
-    if not items:
-        return items
-    pks = dict(session.execute(_ITEM_PKS, {"ids": [i.item_id for i in items]}).all())
-    items = [it for it in items if it.item_id in pks]
-    offset = (page - 1) * MAX_PAGE
-    if items:
-        session.execute(
-            _INSERT_IMPRESSIONS,
-            [
-                {
-                    "user_id": user_pk,
-                    "item_id": pks[it.item_id],
-                    "session": browsing,
-                    "position": offset + pos,
-                    "source": it.source,
-                    "served": now,
-                }
-                for pos, it in enumerate(items)
-            ],
-        )
-    return items
-
-
-_ITEM_PKS = select(Item.external_id, Item.id).where(
-    Item.external_id.in_(bindparam("ids", expanding=True))
-)
-_INSERT_IMPRESSIONS = FeedImpression.__table__.insert()
 
 
 def prune_impressions(session: Session, before: datetime) -> int:

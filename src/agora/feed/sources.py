@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,11 +23,13 @@ from sqlalchemy.orm import Session
 
 from agora.db.tables import Event, Item
 from agora.features.store import event_weight
-from agora.feed.cache import FeedCache, Snapshot
 from agora.feed.models import FeedImpression
 from agora.feed.retrieval import ItemIndex
 from agora.ingest.schemas import as_utc
 from agora.serving.service import ModelStore, ModelUnavailable, user_history
+
+if TYPE_CHECKING:
+    from agora.feed.cache import FeedCache, Snapshot
 
 TRENDING_MODEL = "trending"
 CONTENT_MODEL = "content"
@@ -59,14 +61,6 @@ class Scored:
     item_ids: np.ndarray  # the model's item ids (shared, not copied)
     index: dict[str, int]  # every item the model knows (shared)
     personal: bool
-
-    def top_ids(self, k: int) -> list[str]:
-        return [str(i) for i in self.item_ids[self.items[:k]]]
-
-    def scores_of(self, wanted: list[str]) -> dict[str, float]:
-        """Raw scores of the ``wanted`` items the model listed."""
-        at = {int(i): float(v) for i, v in zip(self.items, self.scores, strict=True)}
-        return {w: at[self.index[w]] for w in wanted if self.index.get(w, -1) in at}
 
 
 def _scored(
@@ -162,12 +156,6 @@ def factor_candidates(
     items, scores = index.search(vector, RANK_DEPTH + len(history.touched))
     fresh = ~np.isin(items, history.touched)
     return _scored(name, items[fresh], scores[fresh], loaded, True)
-
-
-def top_strengths(scored: Scored, k: int) -> dict[str, float]:
-    """The first ``k`` items of a model's list with strengths in (0, 1] by rank."""
-    first = scored.top_ids(k)
-    return {item: 1.0 - r / len(first) for r, item in enumerate(first)}
 
 
 TIE_EVENTS = 50  # latest events per tie that count for in-network
@@ -268,17 +256,13 @@ def popular(session: Session, now: datetime, k: int) -> dict[str, float]:
     return {}
 
 
-def topics(snapshot: Snapshot, recent: np.ndarray, followed: list[str], k: int) -> dict[str, float]:
-    """Recent items on followed topics, by the share of followed topics they carry."""
-    if not followed:
-        return {}
-    wanted = set(followed)
-    raw = {}
-    for pos in recent:
-        hit = wanted.intersection(snapshot.tags[pos])
-        if hit:
-            raw[snapshot.ids[pos]] = len(hit) / len(wanted)
-    return scaled(raw, k)
+def recent_items(snapshot: Snapshot, stamp: float, k: int) -> np.ndarray:
+    """Catalogue positions of the newest items (at most ``20 k``) within ``TOPIC_WINDOW_DAYS``
+    of ``stamp``. "Recent" ends at the newest post when the store is historic (an imported
+    dump), so followed topics (onboarding) and new content are not empty there."""
+    newest = float(snapshot.created[snapshot.newest_first[0]]) if len(snapshot.ids) else stamp
+    end = min(stamp, newest)
+    return snapshot.created_since(end - TOPIC_WINDOW_DAYS * 86400.0, 20 * k)
 
 
 def exposure(session: Session, pks: list[int], weights: Mapping[str, float]) -> dict:
@@ -298,30 +282,6 @@ def exposure(session: Session, pks: list[int], weights: Mapping[str, float]) -> 
         if event_weight(etype, value, weights) > 0 and etype not in ("view", "click"):
             engaged[item] += 1
     return {"shown": shown, "engaged": engaged}
-
-
-def fresh(
-    session: Session, cache: FeedCache, snapshot: Snapshot, recent: np.ndarray, since: float,
-    budget: int, weights: Mapping[str, float], rng: np.random.Generator, k: int,
-) -> dict[str, float]:  # fmt: skip
-    """Thompson draws ``Beta(1 + engaged, 1 + shown - engaged)`` for new items under budget."""
-    fresh = recent[snapshot.created[recent] >= since]
-    if not len(fresh):
-        return {}
-    pks = snapshot.pks[fresh]
-    stats = cache.exposure(
-        session,
-        (len(snapshot.pks), int(pks.min()), int(pks.max())),
-        lambda own: exposure(own, pks.tolist(), weights),
-    )
-    shown = np.array([stats["shown"].get(int(pk), 0) for pk in pks], dtype=np.float64)
-    engaged = np.array([stats["engaged"].get(int(pk), 0) for pk in pks], dtype=np.float64)
-    open_ = shown < budget
-    hits = np.where(shown > 0, np.minimum(engaged, shown), engaged)[open_]
-    draws = rng.beta(1.0 + hits, 1.0 + np.maximum(shown[open_] - hits, 0.0))
-    positions = fresh[open_]
-    best = np.argsort(-draws, kind="stable")[:k]
-    return {snapshot.ids[positions[b]]: float(draws[b]) for b in best}
 
 
 def new_content(

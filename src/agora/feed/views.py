@@ -26,6 +26,7 @@ from agora.config import Settings
 from agora.db.engine import transaction
 from agora.feed import service
 from agora.feed.models import FEEDBACK_KINDS
+from agora.feed.online import MAX_PAGE
 from agora.ingest.schemas import ExternalId
 from agora.market import service as market
 
@@ -184,7 +185,8 @@ def _with_ads(
     except Exception as exc:  # noqa: BLE001 - ads are optional: any failure costs only the ads
         log.error("feed page served without ads: the ad step failed (%s)", type(exc).__name__)
         ads = []
-    items = [FeedItemOut(**item.__dict__) for item in page.items]
+    # built without validation: the online path made these fields (the model documents them)
+    items = [FeedItemOut.model_construct(**item.__dict__) for item in page.items]
     for ad in ads:
         items.insert(min(ad.position - 1, len(items)), _ad_out(ad))
     return items, {**page.sources, **({"ad": len(ads)} if ads else {})}
@@ -222,7 +224,7 @@ def get_feed(
     models: ModelsDep,
     settings: SettingsDep,
     cache: FeedCacheDep,
-    n: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
+    n: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     cursor: Annotated[
         str | None,
         Query(
@@ -233,37 +235,27 @@ def get_feed(
     ] = None,
     explain: Annotated[bool, Query(description="Name the past items behind each score.")] = False,
 ) -> Response:
-    """Next pages come from the session's prefetched ranking without waiting for page builds
-    (a worker builds ``concurrent_builds`` pages at a time); the rest are built. The
-    ``X-Feed-Cache`` header says which (``hit`` or ``miss``). Every page, prefetched or not,
-    leaves out what the user's current blocks, mutes and hides exclude and what moderation took
-    down. A user the store does not know yet is created and gets a cold-start page."""
-    page = None
-    if cursor and not explain:
-        with _as_http_errors(), transaction(sessions) as session:
-            now = datetime.now(UTC)
-            ads = market.running_creatives(session, now)
-            page = service.cached_page(session, cache, user_id, n, cursor, now, ads)
-            if page is not None:
-                items, sources = _with_ads(session, settings, page, now)
-    cached = page is not None
-    if page is None:
-        with _as_http_errors(), cache.building(), transaction(sessions) as session:
-            now = datetime.now(UTC)
-            page = service.build_feed(
-                session,
-                models,
-                user_id,
-                n,
-                cursor,
-                settings.feed,
-                settings.event_weights,
-                now,
-                explain=explain,
-                cache=cache,
-                promoted=market.running_creatives(session, now),
-            )
-            items, sources = _with_ads(session, settings, page, now)
+    """Every page is ranked from the user's ready candidates (kept current by the refresher)
+    under their current blocks, mutes, hides and what moderation took down; the
+    ``X-Feed-Candidates`` header says whether they were ``ready``, ``stale`` (the user's newest
+    events are not in them yet: the refresher is on it) or ``built`` for this page. A user the
+    store does not know yet is created and gets a cold-start page."""
+    with _as_http_errors(), transaction(sessions) as session:
+        now = datetime.now(UTC)
+        page = service.build_feed(
+            session,
+            models,
+            user_id,
+            n,
+            cursor,
+            settings.feed,
+            settings.event_weights,
+            now,
+            explain=explain,
+            cache=cache,
+            promoted=market.running_creatives(session, now),
+        )
+        items, sources = _with_ads(session, settings, page, now)
     for source, count in sources.items():
         metrics.FEED_ITEMS_SERVED.labels(source).inc(count)
     body = FeedPageOut(
@@ -278,7 +270,7 @@ def get_feed(
     return Response(
         body.model_dump_json(exclude_none=True),
         media_type="application/json",
-        headers={"X-Feed-Cache": "hit" if cached else "miss"},
+        headers={"X-Feed-Candidates": page.candidates},
     )
 
 
@@ -300,7 +292,11 @@ def get_controls(user_id: UserId, session: SessionDep, settings: SettingsDep) ->
     responses=ERRORS,
 )
 def patch_controls(
-    user_id: UserId, body: ControlsIn, sessions: SessionFactoryDep, settings: SettingsDep
+    user_id: UserId,
+    body: ControlsIn,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+    cache: FeedCacheDep,
 ) -> ControlsOut:
     with _as_http_errors(), transaction(sessions) as session:
         changed = service.update_controls(
@@ -310,6 +306,7 @@ def patch_controls(
             settings.feed,
             datetime.now(UTC),
         )
+    cache.states.forget_ids({user_id})
     return _controls_out(changed)
 
 
@@ -321,12 +318,17 @@ def patch_controls(
     responses=ERRORS,
 )
 def post_interests(
-    user_id: UserId, body: InterestsIn, sessions: SessionFactoryDep, settings: SettingsDep
+    user_id: UserId,
+    body: InterestsIn,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+    cache: FeedCacheDep,
 ) -> ControlsOut:
     with transaction(sessions) as session:
         changed = service.add_interests(
             session, user_id, body.tags, settings.feed, datetime.now(UTC)
         )
+    cache.states.forget_ids({user_id})
     return _controls_out(changed)
 
 
@@ -337,7 +339,9 @@ def post_interests(
     dependencies=[WriteScope],
     responses=ERRORS,
 )
-def post_feedback(user_id: UserId, body: FeedbackIn, sessions: SessionFactoryDep) -> None:
+def post_feedback(
+    user_id: UserId, body: FeedbackIn, sessions: SessionFactoryDep, cache: FeedCacheDep
+) -> None:
     with _as_http_errors(), transaction(sessions) as session:
         service.add_feedback(
             session,
@@ -348,6 +352,7 @@ def post_feedback(user_id: UserId, body: FeedbackIn, sessions: SessionFactoryDep
             author_id=body.author_id,
             tag=body.tag,
         )
+    cache.states.forget_ids({user_id})
 
 
 @router.get(

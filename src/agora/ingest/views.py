@@ -329,14 +329,24 @@ def delete_item(item_id: ItemId, sessions: SessionFactoryDep) -> Response:
     responses=WRITE_ERRORS,
 )
 def post_edges(
-    edges: Annotated[Batch[EdgeIn], Depends(edges_body)], sessions: SessionFactoryDep
+    request: Request,
+    edges: Annotated[Batch[EdgeIn], Depends(edges_body)],
+    sessions: SessionFactoryDep,
 ) -> Written:
     try:
         with transaction(sessions) as session:
             written = service.add_edges(session, edges.items)
     except service.Rejected as exc:
         raise BodyRejected(exc, edges.single) from exc
+    _after_edge_writes(request, {edge.source_id for edge in edges.items})
     return Written(written=written)
+
+
+def _after_edge_writes(request: Request, sources: set[str]) -> None:
+    """What the app derives at once from changed social edges of ``sources`` (the feed's
+    held states of those users)."""
+    for derive in getattr(request.app.state, "after_edge_writes", ()):
+        derive(sources)
 
 
 @router.delete(
@@ -355,12 +365,13 @@ def post_edges(
     },
 )
 def delete_edge(
-    key: Annotated[EdgeKey, Depends(edge_key)], sessions: SessionFactoryDep
+    request: Request, key: Annotated[EdgeKey, Depends(edge_key)], sessions: SessionFactoryDep
 ) -> Response:
     with transaction(sessions) as session:
         found = service.delete_edge(session, key.source_id, key.target_id, key.type)
     if not found:
         raise NotFound(f"no {key.type!r} edge from {key.source_id!r} to {key.target_id!r}")
+    _after_edge_writes(request, {key.source_id})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

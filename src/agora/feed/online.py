@@ -1,0 +1,507 @@
+"""The online path of the feed, in one straight line:
+
+    ready candidates -> filters -> re-rank -> page -> impressions
+
+* **Ready candidates** (:class:`Ready`): the user's record from the candidate store (kept in
+  memory a short while, re-read as soon as the user's event count differs from the record's),
+  the record everybody shares (``trending``) and two sources built here from the in-memory
+  catalogue: ``topics`` (recent items on followed tags) and ``fresh`` (Thompson draws on new
+  items' exposure). A user without a record gets one computed now (the way every page was built
+  before the refresher existed) and stored; a stale record is served and the user is queued.
+* **Filters** from the user's in-memory state (:mod:`agora.feed.state`): touched, hidden,
+  authored, blocked or muted authors, muted topics, shown earlier in the browsing session,
+  taken down by moderation, creatives of running campaigns.
+* **Re-rank** in numpy: relevance (ranking model percentile + social, freshness and topic
+  boosts - "not interested" suppression), best item per thread, then
+  :func:`agora.feed.rerank.rerank` (diversity, author decay, exploration, new creators).
+* **Page** as plain dicts; **impressions** handed to the writer (a buffer in a served app).
+
+No model is scored and no multi-table query runs here once a user's record and state are held.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+from sqlalchemy.orm import Session
+
+from agora.config import FeedConfig
+from agora.feed import sources
+from agora.feed.cache import FeedCache, Snapshot
+from agora.feed.candidates import (
+    EVERYONE,
+    Candidates,
+    compute_candidates,
+    compute_global,
+    model_stamp,
+)
+from agora.feed.ready import Held
+from agora.feed.rerank import rerank
+from agora.feed.state import UserState
+from agora.serving.service import ModelStore, user_event_rows
+
+FRESHNESS_HOURS = 48.0
+TOPIC_BOOST = 1.0
+MAX_PAGE = 100
+UNKNOWN_RELEVANCE = 0.3  # items the ranking model has not seen (posted after training)
+#: Sources from the most to the least specific: names an item nominated as strongly by two.
+ATTRIBUTION = (
+    "in_network",
+    "topics",
+    "sequential",
+    "collaborative",
+    "content",
+    "fresh",
+    "trending",
+)
+REASONS = {
+    "collaborative": "picked for you from what you engaged with",
+    "sequential": "follows on from what you engaged with recently",
+    "content": "similar in content to what you engaged with",
+    "trending": "popular in the community now",
+    "fresh": "new in the community",
+    "exploration": "new post we are giving a first audience",
+}
+
+
+@dataclass
+class Controls:
+    """A user's effective feed controls: their own settings over the platform defaults."""
+
+    diversity: float
+    social_weight: float
+    freshness: float
+    exploration: float
+    followed_tags: list[str] = field(default_factory=list)
+    muted_tags: list[str] = field(default_factory=list)
+    muted_authors: list[str] = field(default_factory=list)
+
+
+def effective_controls(state: UserState, defaults: FeedConfig) -> Controls:
+    """The user's own settings over the A/B arm's over the platform defaults."""
+
+    def pick(name: str) -> float:
+        if name in state.own:
+            return state.own[name]
+        return float(state.variant.get(name, getattr(defaults, name)))
+
+    return Controls(
+        diversity=pick("diversity"),
+        social_weight=pick("social_weight"),
+        freshness=pick("freshness"),
+        exploration=pick("exploration"),
+        followed_tags=list(state.followed_tags),
+        muted_tags=sorted(state.muted_tags),
+    )
+
+
+# -- sources built online --------------------------------------------------------------------
+def topic_candidates(
+    snapshot: Snapshot, recent: np.ndarray, followed: list[str], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recent items on followed topics, by the share of followed topics they carry."""
+    codes = [snapshot.vocab.tags[t] for t in set(followed) if t in snapshot.vocab.tags]
+    if not codes or not len(recent):
+        return np.empty(0, np.int64), np.empty(0)
+    rows = snapshot.tag_matrix[recent]
+    hits = np.asarray(rows[:, codes].sum(axis=1)).ravel() / len(set(followed))
+    best = np.argsort(-hits, kind="stable")[:k]
+    best = best[hits[best] > 0]
+    if not len(best):
+        return np.empty(0, np.int64), np.empty(0)
+    return recent[best], hits[best] / hits[best[0]]
+
+
+def fresh_candidates(
+    snapshot: Snapshot, fresh: np.ndarray, stats: dict, budget: int, rng: np.random.Generator,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Thompson draws ``Beta(1 + engaged, 1 + shown - engaged)`` for new items (catalogue
+    positions ``fresh``) still under their impression budget."""
+    if not len(fresh):
+        return np.empty(0, np.int64), np.empty(0)
+    pks = snapshot.pks[fresh]
+    shown = np.fromiter((stats["shown"].get(int(p), 0) for p in pks), np.float64, len(pks))
+    engaged = np.fromiter((stats["engaged"].get(int(p), 0) for p in pks), np.float64, len(pks))
+    open_ = shown < budget
+    hits = np.where(shown > 0, np.minimum(engaged, shown), engaged)[open_]
+    draws = rng.beta(1.0 + hits, 1.0 + np.maximum(shown[open_] - hits, 0.0))
+    best = np.argsort(-draws, kind="stable")[:k]
+    return fresh[open_][best], draws[best]
+
+
+# -- ranking ---------------------------------------------------------------------------------
+def nominate(by_source: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """Every candidate once: (positions, the source naming it, its strength there, the order
+    of first nomination). On equal strength the more specific source (:data:`ATTRIBUTION`)
+    names the item."""
+    parts = [
+        (pos, strength, np.full(len(pos), rank))
+        for rank, name in enumerate(ATTRIBUTION)
+        if (pair := by_source.get(name)) is not None and len(pos := pair[0])
+        for strength in [np.asarray(pair[1], dtype=np.float64)]
+    ]
+    if not parts:
+        empty = np.empty(0, np.int64)
+        return empty, empty, np.empty(0), empty
+    pos = np.concatenate([p for p, _, _ in parts])
+    strength = np.concatenate([s for _, s, _ in parts])
+    rank = np.concatenate([r for _, _, r in parts])
+    arrival = np.arange(len(pos))
+    order = np.lexsort((rank, -strength, pos))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = pos[order][1:] != pos[order][:-1]
+    chosen = order[first]
+    # keep the order in which items were first nominated (the earlier feed's iteration order)
+    entered = np.full(int(pos.max()) + 1, len(pos), dtype=np.int64)
+    np.minimum.at(entered, pos, arrival)
+    by_entry = np.argsort(entered[pos[chosen]], kind="stable")
+    chosen = chosen[by_entry]
+    return pos[chosen], rank[chosen], strength[chosen], entered[pos[chosen]]
+
+
+def percentiles(values: np.ndarray) -> np.ndarray:
+    """Each value's rank among them in (0, 1] (ties share their average rank)."""
+    if not len(values):
+        return values
+    return rankdata(values, method="average") / len(values)
+
+
+def jaccard_rows(snapshot: Snapshot, positions: np.ndarray, other: int) -> np.ndarray:
+    """Jaccard similarity of the tags of the items at ``positions`` to item ``other``'s."""
+    tags = snapshot.tag_matrix[positions]
+    mine = snapshot.tag_matrix[other]
+    inter = np.asarray((tags @ mine.T).todense()).ravel()
+    sizes = np.diff(tags.indptr)
+    union = sizes + mine.nnz - inter
+    return np.divide(inter, union, out=np.zeros(len(positions)), where=union > 0)
+
+
+@dataclass
+class Ranked:
+    """The chosen page: catalogue positions in order, with what the response says of each."""
+
+    positions: np.ndarray
+    sources: list[str]
+    scores: np.ndarray
+    tie_counts: np.ndarray
+    new_creator: np.ndarray
+    followed: set[str]
+
+
+def rank_page(
+    snapshot: Snapshot,
+    user: UserState,
+    held: Held,
+    everyone: Held,
+    extra: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    known: Callable[[str | None], np.ndarray | None],
+    ctl: Controls,
+    cfg: FeedConfig,
+    shown: np.ndarray,
+    promoted: np.ndarray,
+    n: int,
+    now: float,
+) -> Ranked:
+    """Filters and re-ranking over ready candidates (see the module docstring)."""
+    by_source = dict(held.sources)
+    by_source["trending"] = everyone.sources.get("trending", (np.empty(0, np.int64), np.empty(0)))
+    by_source.update(extra)
+    pos, src, strength, _ = nominate(by_source)
+    network_pos, network_strength = by_source.get("in_network", (np.empty(0, np.int64),) * 2)
+
+    # filters
+    author = snapshot.author_pks[pos]
+    keep = ~np.isin(pos, snapshot.positions(user.touched_array()))
+    if user.hidden:
+        keep &= ~np.isin(snapshot.pks[pos], np.fromiter(user.hidden, np.int64))
+    keep &= author != user.pk
+    if user.excluded_authors:
+        keep &= ~np.isin(author, np.fromiter(user.excluded_authors, np.int64))
+    if user.muted_tags:
+        codes = [snapshot.vocab.tags[t] for t in user.muted_tags if t in snapshot.vocab.tags]
+        if codes:
+            keep &= np.asarray(snapshot.tag_matrix[pos][:, codes].sum(axis=1)).ravel() == 0
+    if len(shown):
+        keep &= ~np.isin(pos, shown)
+    if len(promoted):
+        keep &= ~np.isin(pos, promoted)
+    keep &= ~snapshot.removed_mask(pos)
+    pos, src, strength, author = pos[keep], src[keep], strength[keep], author[keep]
+    if not len(pos):
+        return Ranked(pos, [], np.empty(0), np.empty(0, np.int16), np.empty(0, bool), set())
+
+    # relevance
+    primary = held if held.record.personal else everyone
+    p_pos, p_scores = primary.primary
+    raw = np.full(len(pos), np.nan)
+    mask = known(primary.record.primary_model)
+    if mask is not None:
+        floor = float(p_scores.min()) - 1.0 if len(p_scores) else 0.0
+        inside = pos < len(mask)
+        raw[inside & mask[np.minimum(pos, len(mask) - 1)]] = floor
+    order = np.argsort(p_pos)
+    at = np.searchsorted(p_pos[order], pos)
+    at[at >= len(p_pos)] = 0
+    listed = (p_pos[order][at] == pos) if len(p_pos) else np.zeros(len(pos), bool)
+    raw[listed] = p_scores[order][at[listed]]
+    relevance = np.full(len(pos), UNKNOWN_RELEVANCE)
+    ranked = ~np.isnan(raw)
+    relevance[ranked] = percentiles(raw[ranked])
+    if len(network_pos):
+        n_order = np.argsort(network_pos)
+        n_at = np.searchsorted(network_pos[n_order], pos)
+        n_at[n_at >= len(network_pos)] = 0
+        hit = network_pos[n_order][n_at] == pos
+        relevance[hit] += ctl.social_weight * np.asarray(network_strength)[n_order][n_at[hit]]
+    age_h = np.maximum((now - snapshot.created[pos]) / 3600.0, 0.0)
+    relevance += ctl.freshness * np.exp(-age_h / FRESHNESS_HOURS)
+    followed = set(ctl.followed_tags)
+    tags = snapshot.tag_matrix[pos]
+    if followed:
+        codes = [snapshot.vocab.tags[t] for t in followed if t in snapshot.vocab.tags]
+        if codes:
+            relevance += (
+                TOPIC_BOOST * np.asarray(tags[:, codes].sum(axis=1)).ravel() / len(followed)
+            )
+    if user.not_interested:
+        relevance -= suppression(snapshot, pos, author, user.not_interested, now, cfg)
+
+    # one item per thread (the most relevant), then the re-ranker
+    if cfg.max_per_thread > 0:
+        best = np.argsort(-relevance, kind="stable")
+        threads = snapshot.thread_codes[pos[best]]
+        _, inverse = np.unique(threads, return_inverse=True)
+        seen = np.zeros(inverse.max() + 1, dtype=np.int64)
+        take = np.zeros(len(best), dtype=bool)
+        for i, t in enumerate(inverse):  # a few hundred candidates
+            if seen[t] < cfg.max_per_thread:
+                seen[t] += 1
+                take[i] = True
+        chosen = np.sort(best[take])
+        pos, src, relevance, author, tags = (
+            pos[chosen], src[chosen], relevance[chosen], author[chosen], tags[chosen],
+        )  # fmt: skip
+    new_since = now - cfg.new_creator_days * 86400.0
+    first_post = np.array(
+        [snapshot.author_first.get(snapshot.authors[p], -math.inf) for p in pos.tolist()]
+    )
+    new_creator = (author >= 0) & (first_post >= new_since)
+    fresh_pos, fresh_draws = by_source.get("fresh", (np.empty(0, np.int64), np.empty(0)))
+    explore = np.full(len(pos), np.nan)
+    if len(fresh_pos):
+        f_order = np.argsort(fresh_pos)
+        f_at = np.searchsorted(fresh_pos[f_order], pos)
+        f_at[f_at >= len(fresh_pos)] = 0
+        hit = fresh_pos[f_order][f_at] == pos
+        explore[hit] = np.asarray(fresh_draws)[f_order][f_at[hit]]
+    placement = rerank(
+        relevance,
+        tags,
+        n,
+        diversity=ctl.diversity,
+        authors=author,
+        author_decay=cfg.author_decay,
+        explore=explore,
+        exploration=ctl.exploration,
+        new_creator=new_creator,
+        new_creator_share=cfg.new_creator_share,
+        page_size=n,
+    )
+    rows = placement.order
+    names = [
+        "exploration" if explored else ATTRIBUTION[src[r]]
+        for r, explored in zip(rows.tolist(), placement.explored.tolist(), strict=True)
+    ]
+    counts = np.zeros(len(rows), np.int16)
+    if len(network_pos):
+        page_pos = pos[rows]
+        n_order = np.argsort(network_pos)
+        n_at = np.searchsorted(network_pos[n_order], page_pos)
+        n_at[n_at >= len(network_pos)] = 0
+        hit = network_pos[n_order][n_at] == page_pos
+        counts[hit] = held.tie_counts[n_order][n_at[hit]] if len(held.tie_counts) else 0
+    return Ranked(pos[rows], names, relevance[rows], counts, new_creator[rows], followed)
+
+
+def suppression(
+    snapshot: Snapshot, pos: np.ndarray, author: np.ndarray, not_interested: list,
+    now: float, cfg: FeedConfig,
+) -> np.ndarray:  # fmt: skip
+    """How much recent "not interested" feedback pushes each candidate down: same author 0.6,
+    else the Jaccard of their tags, halving every ``feedback_half_life_hours`` (at most 2)."""
+    total = np.zeros(len(pos))
+    others = snapshot.positions(np.array([pk for pk, _ in not_interested], np.int64))
+    for other, (_, when) in zip(others.tolist(), not_interested, strict=True):
+        if other < 0:
+            continue
+        fade = 0.5 ** ((now - when) / 3600.0 / cfg.feedback_half_life_hours)
+        same = (author == snapshot.author_pks[other]) & (author >= 0)
+        total += fade * np.where(same, 0.6, jaccard_rows(snapshot, pos, other))
+    return np.minimum(total, 2.0)
+
+
+def reason(source: str, ties: int, tags: list[str], followed: set[str]) -> str:
+    if source == "in_network":
+        return f"{ties} {'person' if ties == 1 else 'people'} you follow or trust engaged or posted"
+    if source == "topics":
+        return f"on a topic you follow: {', '.join(sorted(followed & set(tags)))}"
+    return REASONS.get(source, "recommended for you")
+
+
+def page_items(snapshot: Snapshot, ranked: Ranked) -> list[dict[str, Any]]:
+    """The page's items as the API answers them."""
+    out = []
+    for i, p in enumerate(ranked.positions.tolist()):
+        created = snapshot.created_at[p]
+        out.append(
+            {
+                "item_id": snapshot.ids[p],
+                "score": round(float(ranked.scores[i]), 6),
+                "source": ranked.sources[i],
+                "reason": reason(
+                    ranked.sources[i], int(ranked.tie_counts[i]), snapshot.tags[p], ranked.followed
+                ),
+                "title": snapshot.titles[p],
+                "author_id": snapshot.authors[p],
+                "tags": list(snapshot.tags[p]),
+                "created": created,
+                "new_creator": bool(ranked.new_creator[i]),
+            }
+        )
+    return out
+
+
+def positions_of(snapshot: Snapshot, item_ids: Collection[str]) -> np.ndarray:
+    """Catalogue positions of external item ids (ids the catalogue lacks are left out)."""
+    return np.array(
+        [p for i in item_ids if (p := snapshot.index.get(i)) is not None], dtype=np.int64
+    )
+
+
+def fresh_stats(
+    session: Session, cache: FeedCache, snapshot: Snapshot, fresh: np.ndarray,
+    weights: Mapping[str, float],
+) -> dict:  # fmt: skip
+    """Exposure of the new items (impressions, engagements), shared by every request and
+    recomputed in the background every ``exposure_seconds``."""
+    if not len(fresh):
+        return {"shown": {}, "engaged": {}}
+    pks = snapshot.pks[fresh]
+    return cache.exposure(
+        session,
+        (len(snapshot.pks), int(pks.min()), int(pks.max())),
+        lambda own: sources.exposure(own, pks.tolist(), weights),
+    )
+
+
+@dataclass
+class Served:
+    """What one page of the online path produced."""
+
+    user: UserState
+    items: list[dict[str, Any]]
+    model: str | None
+    candidates: str  # ready, stale or built (see :meth:`agora.feed.ready.Ready.get`)
+    personal: bool
+
+
+def serve(
+    session: Session,
+    models: ModelStore,
+    cache: FeedCache,
+    user_id: str,
+    n: int,
+    browsing: str,
+    page: int,
+    defaults: FeedConfig,
+    weights: Mapping[str, float],
+    now: datetime,
+    rng: np.random.Generator,
+    promoted: Collection[str] = frozenset(),
+) -> Served:
+    """One page: ready candidates -> filters -> re-rank -> page -> impressions."""
+    stamp = now.timestamp()
+    snapshot = cache.catalogue.get(session)
+    user = cache.states.get(session, user_id, now)
+    models_now = model_stamp(models)
+
+    def own() -> Candidates:
+        rows = user_event_rows(session, user_id)
+        return compute_candidates(
+            session, models, cache, user.pk, user_id, rows, defaults, weights, now
+        )
+
+    def shared() -> Candidates:
+        return compute_global(session, models, cache, defaults, weights, now)
+
+    # a cold-start user who has just acted gets personal candidates now, not at the next round
+    def cold(record: Candidates) -> bool:
+        return not record.personal and record.events < user.events
+
+    # the store's own popularity (before a trending model is trained) is redone while empty
+    def empty(record: Candidates) -> bool:
+        return record.primary_model is None and not len(record.primary[0])
+
+    held, status = cache.ready.get(user.pk, user.events, models_now, snapshot, own, cold)
+    everyone, _ = cache.ready.get(EVERYONE, -1, models_now, snapshot, shared, empty)
+
+    ctl = effective_controls(user, defaults)
+    k = defaults.candidates_per_source
+    recent = sources.recent_items(snapshot, stamp, k)
+    fresh = recent[snapshot.created[recent] >= stamp - defaults.fresh_days * 86400.0]
+    extra = {
+        "topics": topic_candidates(snapshot, recent, ctl.followed_tags, k),
+        "fresh": fresh_candidates(
+            snapshot,
+            fresh,
+            fresh_stats(session, cache, snapshot, fresh, weights),
+            defaults.exploration_budget,
+            rng,
+            k,
+        ),
+    }
+    ranked = rank_page(
+        snapshot,
+        user,
+        held,
+        everyone,
+        extra,
+        lambda name: cache.known.mask(models, name, snapshot),
+        ctl,
+        defaults,
+        cache.shown.positions(session, snapshot, user.pk, browsing, page),
+        positions_of(snapshot, promoted),
+        n,
+        stamp,
+    )
+    cache.impressions.add(
+        session,
+        [
+            {
+                "user_id": user.pk,
+                "item_id": int(snapshot.pks[p]),
+                "session": browsing,
+                "position": (page - 1) * MAX_PAGE + i,
+                "source": source,
+                "served": now,
+            }
+            for i, (p, source) in enumerate(
+                zip(ranked.positions.tolist(), ranked.sources, strict=True)
+            )
+        ],
+    )
+    cache.shown.add(browsing, snapshot.pks[ranked.positions])
+    return Served(
+        user=user,
+        items=page_items(snapshot, ranked),
+        model=held.record.ranking,
+        candidates=status,
+        personal=held.record.personal,
+    )

@@ -1,0 +1,170 @@
+"""Ready candidates as a worker holds them: records from the candidate store in memory, with
+catalogue positions in place of item pks, re-read when they fall behind the user's events."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agora.feed.bounded import Bounded
+from agora.feed.candidates import EVERYONE, Candidates
+from agora.serving.service import ModelStore, ModelUnavailable
+
+if TYPE_CHECKING:
+    from agora.feed.cache import Snapshot
+
+
+@dataclass
+class Held:
+    """A record as the online path uses it: catalogue positions instead of pks."""
+
+    record: Candidates
+    catalogue_size: int  # positions are valid for snapshots this long or longer
+    primary: tuple[np.ndarray, np.ndarray]  # positions, scores
+    sources: dict[str, tuple[np.ndarray, np.ndarray]]
+    tie_counts: np.ndarray
+    fetched: float = field(default_factory=time.monotonic)
+
+
+def hold(record: Candidates, snapshot: Snapshot) -> Held:
+    def place(pks: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        at = snapshot.positions(pks)
+        ok = at >= 0
+        return at[ok], np.asarray(values)[ok]
+
+    network = record.sources.get("in_network")
+    counts = record.tie_counts
+    if network is not None:
+        counts = counts[snapshot.positions(network[0]) >= 0]
+    return Held(
+        record=record,
+        catalogue_size=len(snapshot.pks),
+        primary=place(*record.primary),
+        sources={name: place(*pair) for name, pair in record.sources.items()},
+        tie_counts=counts,
+    )
+
+
+class Ready:
+    """Records of the users a worker serves, read from the candidate store (None: computed on
+    every request, as scripts and tests without a store do).
+
+    A held record is used while the user's event count matches it and it is younger than
+    ``ttl_seconds``; otherwise the store is read again (at most every ``recheck_seconds`` per
+    user), and if the store's record is behind the user's events the user is queued for the
+    refresher (``want``) and the record served meanwhile."""
+
+    def __init__(
+        self,
+        store: Any = None,
+        max_users: int = 50_000,
+        ttl_seconds: float = 30.0,
+        recheck_seconds: float = 0.1,
+        on_want: Callable[[int], None] | None = None,
+    ):
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self.recheck_seconds = recheck_seconds
+        self.on_want = on_want
+        self._held = Bounded(ttl_seconds, max_users if store is not None else 0)
+        self._wanted = Bounded(1.0, 100_000)
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        user_pk: int,
+        events: int,
+        stamp: str,
+        snapshot: Snapshot,
+        compute: Callable[[], Candidates],
+        unusable: Callable[[Candidates], bool] = lambda record: False,
+    ) -> tuple[Held, str]:
+        """The user's record as held, and how it was found: ``ready`` (current), ``stale``
+        (behind the user's ``events`` or computed with other model versions than ``stamp``:
+        served, and the user queued) or ``built`` (computed now by ``compute``, and stored:
+        there was none, only one from before any model was trained, or one the caller finds
+        ``unusable``).
+        ``events`` < 0: the record does not follow anyone's events (the shared one)."""
+
+        def current(record: Candidates) -> bool:
+            return record.stamp == stamp and (events < 0 or record.events == events)
+
+        with self._lock:
+            held = self._held.get(user_pk)
+        if held is not None and unusable(held.record):
+            held = None
+        recheck = held is not None and time.monotonic() - held.fetched >= self.recheck_seconds
+        if held is not None and recheck and not current(held.record):
+            held = None  # look in the store: the refresher may have caught up
+        if held is None:
+            record = self.store.get(user_pk) if self.store is not None else None
+            if record is None or (stamp and not record.stamp) or unusable(record):
+                record = compute()
+                if self.store is not None:
+                    self.store.put([record])
+                held = hold(record, snapshot)
+                self._keep(user_pk, held)
+                return held, "built"
+            held = hold(record, snapshot)
+            self._keep(user_pk, held)
+        elif held.catalogue_size > len(snapshot.pks):  # a full catalogue reload since
+            held = hold(held.record, snapshot)
+            self._keep(user_pk, held)
+        if not current(held.record):
+            if user_pk != EVERYONE:  # the refresher redoes the shared record on new models
+                self._want(user_pk)
+            return held, "stale"
+        return held, "ready"
+
+    def _keep(self, user_pk: int, held: Held) -> None:
+        with self._lock:
+            self._held.put(user_pk, held)
+
+    def _want(self, user_pk: int) -> None:
+        with self._lock:
+            if self._wanted.get(user_pk) is not None:
+                return
+            self._wanted.put(user_pk, True)
+        if self.on_want is not None:
+            self.on_want(user_pk)
+        elif self.store is not None:
+            self.store.want(user_pk)
+
+
+class KnownItems:
+    """Per model version, which catalogue positions the model knows (items posted after it was
+    trained are ranked as unknown)."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[str, int, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def mask(self, models: ModelStore, name: str | None, snapshot: Snapshot) -> np.ndarray | None:
+        if name is None:
+            return None
+        version = models.versions().get(name)
+        if version is None:
+            return None
+        with self._lock:
+            held = self._held.get(name)
+        if held is not None and held[0] == version and held[1] == id(snapshot.vocab):
+            mask = held[2]
+        else:
+            try:
+                loaded = models.get(name)
+            except ModelUnavailable:
+                return None
+            mask = np.zeros(len(snapshot.pks), dtype=bool)
+            at = [snapshot.index.get(str(i), -1) for i in loaded.item_ids]
+            at = np.array([a for a in at if a >= 0], dtype=np.int64)
+            mask[at] = True
+            with self._lock:
+                self._held[name] = (version, id(snapshot.vocab), mask)
+        if len(mask) < len(snapshot.pks):  # items stored since: unknown to the model
+            mask = np.concatenate([mask, np.zeros(len(snapshot.pks) - len(mask), dtype=bool)])
+        return mask

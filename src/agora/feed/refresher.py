@@ -1,0 +1,322 @@
+"""The refresher: keeps every user's ready candidates current, off the request path.
+
+It runs as ``agora worker`` (its own process, for set-ups with several nodes) and as a thread
+of ``agora serve`` (so the two README commands need nothing else); a lock lets one refresher
+work at a time per store (Redis lock with ``AGORA_REDIS_URL``, else a file lock beside the
+models), the others wait and take over when it stops or dies.
+
+Each round (:meth:`Refresher.step`):
+
+* the served model versions changed (``agora train`` then a reload), or the last full refresh
+  is older than ``full_refresh_seconds``: recompute the shared record and every user who has
+  events or ties (the in-network source changes when ties act, so it is redone on this cadence);
+* users with events or new ties since the last round (read from the event log past the
+  refresher's mark, kept in the store, so a restarted refresher catches up where it stopped);
+* users the online path asked for (no record yet, or a record older than their events).
+
+Per-user work is :func:`agora.feed.candidates.compute_candidates`; users are read and written
+in chunks (one query for a chunk's events, one write for its records).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, union
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.config import FeedConfig
+from agora.db import queries
+from agora.db.tables import Event, Item, SocialEdge, User
+from agora.feed.cache import FeedCache
+from agora.feed.candidates import compute_candidates, compute_global, model_stamp, user_ties
+from agora.feed.store import CandidateStore
+from agora.ingest.schemas import as_utc
+from agora.serving.service import ModelStore
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256  # users read and written together
+EVENTS_MARK = "events"
+EDGES_MARK = "edges"
+STAMP_MARK = "stamp"
+FULL_MARK = "full"
+
+
+def refresher_cache() -> FeedCache:
+    """The caches a refresher keeps: the catalogue, item indexes and ties' activity (shared by
+    everyone following a tie during a full refresh); no per-user or per-session state."""
+    return FeedCache(
+        refresh_seconds=1.0,
+        reload_seconds=300.0,
+        tie_seconds=60.0,
+        max_users=1_000,
+        max_sessions=0,
+        background=False,
+        ttl_seconds=60.0,
+    )
+
+
+def event_rows(session: Session, user_pks: list[int]) -> dict[int, list]:
+    """Every event of each user as (item id, type, value, time), one query for all of them."""
+    rows: dict[int, list] = {pk: [] for pk in user_pks}
+    for user, item, etype, value, ts in session.execute(
+        select(Event.user_id, Item.external_id, Event.type, Event.value, Event.timestamp)
+        .join(Item, Event.item_id == Item.id)
+        .where(Event.user_id.in_(user_pks))
+    ):
+        rows[user].append((item, etype, value, as_utc(ts)))
+    return rows
+
+
+def active_users(session: Session) -> list[int]:
+    """Users with any event or any chosen tie: everybody who gets a record of their own."""
+    stmt = union(
+        select(Event.user_id).distinct(),
+        select(SocialEdge.source_id).where(SocialEdge.type.in_(queries.CHOSEN_TIES)).distinct(),
+    )
+    return sorted(int(pk) for pk in session.scalars(stmt))
+
+
+class Refresher:
+    """See the module docstring. ``models`` is the store it computes with (``agora worker``
+    reloads it every round; inside ``agora serve`` the API's own, reloaded by the API)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        models: ModelStore,
+        store: CandidateStore,
+        feed: FeedConfig,
+        weights: Mapping[str, float],
+        full_refresh_seconds: float = 900.0,
+        reload_models: bool = False,
+    ):
+        self.sessions = sessions
+        self.models = models
+        self.store = store
+        self.feed = feed
+        self.weights = weights
+        self.full_refresh_seconds = full_refresh_seconds
+        self.reload_models = reload_models
+        self.cache = refresher_cache()
+        self.wake = threading.Event()
+
+    # -- the work ----------------------------------------------------------------------------
+    def refresh_users(
+        self, user_pks: Iterable[int], progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Recompute and store the records of ``user_pks`` (users no longer stored are
+        skipped); returns how many were stored."""
+        pks = list(dict.fromkeys(user_pks))
+        done = 0
+        for start in range(0, len(pks), CHUNK):
+            chunk = pks[start : start + CHUNK]
+            now = datetime.now(UTC)
+            with self.sessions() as session:
+                ids = dict(
+                    session.execute(
+                        select(User.id, User.external_id).where(User.id.in_(chunk))
+                    ).all()
+                )
+                rows = event_rows(session, list(ids))
+                ties = user_ties(session, list(ids))
+                records = [
+                    compute_candidates(
+                        session, self.models, self.cache, pk, ids[pk], rows[pk], self.feed,
+                        self.weights, now, ties[pk],
+                    )
+                    for pk in chunk
+                    if pk in ids
+                ]  # fmt: skip
+            self.store.put(records)
+            done += len(records)
+            if progress is not None:
+                progress(len(chunk))
+        return done
+
+    def refresh_global(self) -> None:
+        with self.sessions() as session:
+            record = compute_global(
+                session, self.models, self.cache, self.feed, self.weights, datetime.now(UTC)
+            )
+        self.store.put([record])
+
+    def refresh_all(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """The shared record and every active user's (``progress(done, total)`` as it goes)."""
+        stamp = model_stamp(self.models)
+        with self.sessions() as session:
+            marks = self._log_heads(session)
+            users = active_users(session)
+        self.refresh_global()
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(done, len(users))
+
+        stored = self.refresh_users(users, advance)
+        for name, value in marks.items():  # events up to here are in the records
+            self._advance(name, value)
+        self.store.set_mark(STAMP_MARK, stamp)
+        self.store.set_mark(FULL_MARK, str(time.time()))
+        return stored
+
+    def refresh_dirty(self, limit: int = 10_000) -> int:
+        """Users with events or new ties past the refresher's marks, and wanted users."""
+        dirty: set[int] = set(self.store.take_wanted(limit))
+        with self.sessions() as session:
+            heads: dict[str, int] = {}
+            for name, column, user in (
+                (EVENTS_MARK, Event.id, Event.user_id),
+                (EDGES_MARK, SocialEdge.id, SocialEdge.source_id),
+            ):
+                since = int(self.store.mark(name) or 0)
+                found = session.execute(
+                    select(column, user).where(column > since).order_by(column).limit(limit)
+                ).all()
+                if found:
+                    heads[name] = int(found[-1][0])
+                    dirty.update(int(u) for _, u in found)
+        stored = self.refresh_users(sorted(dirty)) if dirty else 0
+        for name, value in heads.items():
+            self._advance(name, value)
+        return stored
+
+    def step(self) -> dict[str, int]:
+        """One round (see the module docstring); returns what it refreshed."""
+        if self.reload_models:
+            self.models.reload()
+        stamp = model_stamp(self.models)
+        last_full = float(self.store.mark(FULL_MARK) or 0.0)
+        if (
+            self.store.mark(STAMP_MARK) != stamp
+            or time.time() - last_full > self.full_refresh_seconds
+        ):
+            return {"all": self.refresh_all()}
+        return {"dirty": self.refresh_dirty()}
+
+    def _log_heads(self, session: Session) -> dict[str, int]:
+        return {
+            EVENTS_MARK: int(session.scalar(select(func.max(Event.id))) or 0),
+            EDGES_MARK: int(session.scalar(select(func.max(SocialEdge.id))) or 0),
+        }
+
+    def _advance(self, name: str, value: int) -> None:
+        if value > int(self.store.mark(name) or 0):
+            self.store.set_mark(name, str(value))
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
+        """Rounds until ``stop`` is set, one every ``interval`` seconds or when woken; a failed
+        round is logged and retried (the previous records keep serving)."""
+        while not stop.is_set():
+            try:
+                did = self.step()
+                if did.get("all"):
+                    log.info("feed refresher: refreshed all %d users", did["all"])
+            except Exception:
+                log.exception("feed refresher: round failed; retrying")
+                stop.wait(5.0)
+            self.wake.wait(interval)
+            self.wake.clear()
+
+
+class Leadership:
+    """One refresher per store at a time: a Redis lock (with ``redis_url``) renewed while held,
+    else a file lock in ``lock_dir`` (released by the OS when its process dies)."""
+
+    def __init__(self, redis_url: str | None, lock_dir: Path, namespace: str = "default"):
+        self.redis_url = redis_url
+        self.lock_dir = Path(lock_dir)
+        self.namespace = namespace
+        self._lock = None
+
+    def acquire(self, timeout: float) -> bool:
+        if self.redis_url:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url, socket_timeout=2.0)
+            self._lock = client.lock(f"agora:feed:{self.namespace}:refresher", timeout=30)
+            return bool(self._lock.acquire(blocking=True, blocking_timeout=timeout))
+        from filelock import FileLock, Timeout
+
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.lock_dir / "feed-refresher.lock"))
+        try:
+            self._lock.acquire(timeout=timeout)
+        except Timeout:
+            return False
+        return True
+
+    def renew(self) -> None:
+        if self.redis_url and self._lock is not None:
+            self._lock.reacquire()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            try:
+                self._lock.release()
+            except Exception:  # an expired Redis lock: nothing to release
+                log.debug("feed refresher: lock already released")
+            self._lock = None
+
+
+def run_led(refresher: Refresher, leadership: Leadership, stop: threading.Event) -> None:
+    """Wait to be the one refresher of the store, then run rounds until ``stop``."""
+    while not stop.is_set():
+        if not leadership.acquire(timeout=5.0):
+            continue
+        try:
+            renewer = threading.Thread(
+                target=_renew, args=(leadership, stop), name="agora-refresher-lock", daemon=True
+            )
+            renewer.start()
+            refresher.run(stop)
+        finally:
+            leadership.release()
+
+
+def _renew(leadership: Leadership, stop: threading.Event) -> None:
+    while not stop.wait(10.0):
+        try:
+            leadership.renew()
+        except Exception:
+            log.exception("feed refresher: could not renew its lock")
+
+
+class RefresherThread:
+    """A refresher running in a daemon thread of a served app (``refresh_in_serve``)."""
+
+    def __init__(self, refresher: Refresher, leadership: Leadership):
+        self.refresher = refresher
+        self.leadership = leadership
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=run_led,
+            args=(self.refresher, self.leadership, self._stop),
+            name="agora-feed-refresher",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def want(self, user_pk: int) -> None:
+        """Queue a user (the online path found no current record) and wake the refresher."""
+        self.refresher.store.want(user_pk)
+        self.refresher.wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.refresher.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,283 @@
+"""Per-user feed state in memory: what the online path filters and boosts with.
+
+A :class:`UserState` holds what a user's page depends on besides their ready candidates: items
+they touched (any event), hid or marked "not interested", authors they blocked or muted, topics
+they muted or follow, their own control settings, and the feed controls of the A/B arms they are
+in. :class:`UserStates` loads a user's state on first use (a few single-user queries), keeps at
+most ``max_users`` of them, and tails the store (:meth:`UserStates.tail`, every
+``tail_seconds`` in a background thread): new events are added to the holder's state, and a user
+with new feedback, settings or social edges is dropped and loaded afresh on their next page. So
+an event or a block stored by any process reaches every worker's next page within about
+``tail_seconds``; an unfollow or unblock (a deleted edge) within ``ttl_seconds``, when a held
+state is reloaded anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.db.tables import Event, SocialEdge, User
+from agora.experiments.service import arm_overrides
+from agora.feed.models import FeedFeedback, FeedSettings
+from agora.ingest.schemas import as_utc
+
+log = logging.getLogger(__name__)
+
+#: Settings a user can override (None in their row: the platform default).
+OWN_CONTROLS = ("diversity", "social_weight", "freshness", "exploration")
+
+
+@dataclass
+class UserState:
+    """One user's filters and preferences as of the last load plus the events tailed since."""
+
+    pk: int
+    user_id: str
+    touched: set[int]  # item pks with any event of the user
+    events: int  # how many events the user has
+    last_event: int  # the largest event id included
+    hidden: set[int]
+    not_interested: list[tuple[int, float]]  # (item pk, epoch seconds), oldest first
+    excluded_authors: set[int]  # blocked or muted author pks
+    muted_tags: frozenset[str]
+    followed_tags: list[str]
+    own: dict[str, float]  # the user's own control settings
+    variant: dict[str, float]  # what running A/B arms set (under the user's own settings)
+    loaded: float = field(default_factory=time.monotonic)
+    _touched_array: np.ndarray | None = field(default=None, repr=False)
+
+    def touched_array(self) -> np.ndarray:
+        """``touched`` as a sorted array (kept until the next event)."""
+        if self._touched_array is None or len(self._touched_array) != len(self.touched):
+            self._touched_array = np.fromiter(self.touched, np.int64, len(self.touched))
+            self._touched_array.sort()
+        return self._touched_array
+
+
+def user_pk_or_new(session: Session, user_id: str, now: datetime) -> int:
+    """The user's primary key; a user the store does not know yet is created (sign-up)."""
+    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    if pk is None:
+        user = User(external_id=user_id, created=now, attributes={})
+        session.add(user)
+        session.flush()
+        pk = user.id
+    return pk
+
+
+def load_state(session: Session, user_id: str, now: datetime) -> UserState:
+    """Read one user's state from the store (creating the user if new, logging their first
+    exposure to running experiments). :meth:`UserStates.get` runs it in a transaction of its
+    own, committed before the page goes on: on SQLite a page's transaction that wrote the
+    user would otherwise hold the write lock while other connections (the candidate store)
+    wait for it."""
+    pk = user_pk_or_new(session, user_id, now)
+    touched: set[int] = set()
+    events, last = 0, 0
+    for event_id, item in session.execute(
+        select(Event.id, Event.item_id).where(Event.user_id == pk)
+    ):
+        touched.add(int(item))
+        events += 1
+        last = max(last, int(event_id))
+    hidden: set[int] = set()
+    not_interested: list[tuple[int, float]] = []
+    for item, kind, created in session.execute(
+        select(FeedFeedback.item_id, FeedFeedback.kind, FeedFeedback.created)
+        .where(FeedFeedback.user_id == pk, FeedFeedback.item_id.is_not(None))
+        .order_by(FeedFeedback.created, FeedFeedback.id)
+    ):
+        if kind == "hide":
+            hidden.add(int(item))
+        elif kind == "not_interested":
+            not_interested.append((int(item), as_utc(created).timestamp()))
+    excluded = {
+        int(t)
+        for t in session.scalars(
+            select(SocialEdge.target_id).where(
+                SocialEdge.source_id == pk, SocialEdge.type == "block"
+            )
+        )
+    }
+    row = session.get(FeedSettings, pk)
+    own: dict[str, float] = {}
+    muted: frozenset[str] = frozenset()
+    followed: list[str] = []
+    if row is not None:
+        own = {n: float(v) for n in OWN_CONTROLS if (v := getattr(row, n)) is not None}
+        muted = frozenset(row.muted_tags or [])
+        followed = list(row.followed_tags or [])
+        excluded.update(int(a) for a in row.muted_authors or [])
+    return UserState(
+        pk=pk,
+        user_id=user_id,
+        touched=touched,
+        events=events,
+        last_event=last,
+        hidden=hidden,
+        not_interested=not_interested,
+        excluded_authors=excluded,
+        muted_tags=muted,
+        followed_tags=followed,
+        own=own,
+        variant=arm_overrides(session, user_id, now),
+    )
+
+
+class UserStates:
+    """The states of the users a worker serves (see the module docstring)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session] | None = None,
+        max_users: int = 50_000,
+        ttl_seconds: float = 60.0,
+        tail_seconds: float = 0.25,
+    ):
+        self.sessions = sessions
+        self.max_users = max_users
+        self.ttl_seconds = ttl_seconds
+        self.tail_seconds = tail_seconds
+        self._held: OrderedDict[str, UserState] = OrderedDict()
+        self._by_pk: dict[int, UserState] = {}
+        self._lock = threading.Lock()
+        self._tail_lock = threading.Lock()
+        self._marks: dict[str, object] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def get(self, session: Session, user_id: str, now: datetime) -> UserState:
+        """The user's state, loaded (on a new session on ``session``'s database) when not held
+        or older than the TTL."""
+        with self._lock:
+            state = self._held.get(user_id)
+            if state is not None and time.monotonic() - state.loaded < self.ttl_seconds:
+                self._held.move_to_end(user_id)
+                return state
+        with Session(session.get_bind()) as own:  # committed at once: see load_state
+            state = load_state(own, user_id, now)
+            own.commit()
+        if self.max_users > 0 and self._thread is not None:  # held only while tailing
+            with self._lock:
+                self._held[user_id] = state
+                self._by_pk[state.pk] = state
+                while len(self._held) > self.max_users:
+                    _, old = self._held.popitem(last=False)
+                    self._by_pk.pop(old.pk, None)
+        return state
+
+    def catch_up(self, session: Session) -> None:
+        """Tail now (a write route of this process calls it after its commit, so the writer's
+        own next page sees the change at once)."""
+        if self._thread is not None:
+            with self._tail_lock:
+                self.tail(session)
+
+    def forget_ids(self, user_ids: set[str]) -> None:
+        """Drop the states of the users with these external ids."""
+        with self._lock:
+            for user_id in user_ids:
+                state = self._held.pop(user_id, None)
+                if state is not None:
+                    self._by_pk.pop(state.pk, None)
+
+    def forget(self, user_pks: set[int]) -> None:
+        """Drop the states of ``user_pks`` (their next page loads them afresh)."""
+        with self._lock:
+            for pk in user_pks:
+                state = self._by_pk.pop(pk, None)
+                if state is not None:
+                    self._held.pop(state.user_id, None)
+
+    # -- tailing the store -------------------------------------------------------------------
+    def tail(self, session: Session) -> int:
+        """Apply what was stored since the last call; returns how many rows it read."""
+        if self._marks is None:  # the first call only notes where the log ends
+            self._marks = self._heads(session)
+            return 0
+        marks = self._marks
+        read = 0
+        events = session.execute(
+            select(Event.id, Event.user_id, Event.item_id)
+            .where(Event.id > marks["events"])
+            .order_by(Event.id)
+            .limit(50_000)
+        ).all()
+        stale: set[int] = set()
+        if events:
+            read += len(events)
+            marks["events"] = int(events[-1][0])
+            with self._lock:
+                for event_id, user, item in events:
+                    state = self._by_pk.get(int(user))
+                    if state is not None and event_id > state.last_event:
+                        state.touched.add(int(item))
+                        state.events += 1
+                        state.last_event = int(event_id)
+        for name, column, user in (
+            ("feedback", FeedFeedback.id, FeedFeedback.user_id),
+            ("edges", SocialEdge.id, SocialEdge.source_id),
+        ):
+            rows = session.execute(
+                select(column, user).where(column > marks[name]).order_by(column).limit(50_000)
+            ).all()
+            if rows:
+                read += len(rows)
+                marks[name] = int(rows[-1][0])
+                stale.update(int(u) for _, u in rows)
+        changed = session.execute(
+            select(FeedSettings.user_id, FeedSettings.updated).where(
+                FeedSettings.updated > marks["settings"]
+            )
+        ).all()
+        for user, updated in changed:
+            read += 1
+            stale.add(int(user))
+            marks["settings"] = max(marks["settings"], as_utc(updated))
+        if stale:
+            self.forget(stale)
+        return read
+
+    @staticmethod
+    def _heads(session: Session) -> dict[str, object]:
+        def top(column) -> int:  # noqa: ANN001 - a column
+            return int(session.scalar(select(func.max(column))) or 0)
+
+        newest = session.scalar(select(func.max(FeedSettings.updated)))
+        return {
+            "events": top(Event.id),
+            "feedback": top(FeedFeedback.id),
+            "edges": top(SocialEdge.id),
+            "settings": as_utc(newest) if newest is not None else datetime(1970, 1, 1, tzinfo=UTC),
+        }
+
+    def start(self) -> None:
+        """Tail the store every ``tail_seconds`` in a daemon thread (needs ``sessions``)."""
+        if self.sessions is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="agora-feed-tail", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        assert self.sessions is not None
+        while not self._stop.wait(self.tail_seconds):
+            try:
+                with self.sessions() as session, self._tail_lock:
+                    self.tail(session)
+            except Exception:
+                log.exception("feed state: tailing the store failed; retrying")

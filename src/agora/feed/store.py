@@ -1,0 +1,156 @@
+"""Where ready candidates live between the refresher and the online path.
+
+:class:`RedisCandidates` when ``AGORA_REDIS_URL`` is set (several API nodes and ``agora worker``
+nodes share it), :class:`TableCandidates` otherwise (the ``feed_candidates`` table of the
+store: nothing else to run). Both hold one record per user (bytes of
+:class:`~agora.feed.candidates.Candidates`), the refresher's marks (how far it has read the
+event log, which model versions it last refreshed everybody for) and the set of users the online
+path wants refreshed. :func:`candidate_store` picks one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Protocol
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.db.engine import insert_for, transaction
+from agora.feed.candidates import Candidates
+from agora.feed.models import FeedCandidates, FeedRefreshMark, FeedRefreshWanted
+
+PREFIX = "agora:feed:"
+
+
+class CandidateStore(Protocol):
+    """What the refresher writes and the online path reads."""
+
+    def get(self, user_pk: int) -> Candidates | None: ...
+
+    def put(self, records: Iterable[Candidates]) -> None: ...
+
+    def drop(self, user_pks: Iterable[int]) -> None: ...
+
+    def mark(self, name: str) -> str | None: ...
+
+    def set_mark(self, name: str, value: str) -> None: ...
+
+    def want(self, user_pk: int) -> None: ...
+
+    def take_wanted(self, limit: int) -> list[int]: ...
+
+
+class RedisCandidates:
+    """Records as Redis strings (``agora:feed:cand:<user pk>``), marks as strings, wanted users
+    as a set. A record is about 12 bytes per candidate (a few KB per user)."""
+
+    def __init__(self, redis_url: str, namespace: str):
+        import redis
+
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=2.0)
+        self.prefix = f"{PREFIX}{namespace}:"
+
+    def get(self, user_pk: int) -> Candidates | None:
+        raw = self.redis.get(f"{self.prefix}cand:{user_pk}")
+        return Candidates.from_bytes(raw) if raw is not None else None
+
+    def put(self, records: Iterable[Candidates]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for record in records:
+            pipe.set(f"{self.prefix}cand:{record.user_pk}", record.to_bytes())
+        pipe.execute()
+
+    def drop(self, user_pks: Iterable[int]) -> None:
+        keys = [f"{self.prefix}cand:{pk}" for pk in user_pks]
+        if keys:
+            self.redis.delete(*keys)
+
+    def mark(self, name: str) -> str | None:
+        raw = self.redis.get(f"{self.prefix}mark:{name}")
+        return raw.decode() if raw is not None else None
+
+    def set_mark(self, name: str, value: str) -> None:
+        self.redis.set(f"{self.prefix}mark:{name}", value)
+
+    def want(self, user_pk: int) -> None:
+        self.redis.sadd(f"{self.prefix}wanted", user_pk)
+
+    def take_wanted(self, limit: int) -> list[int]:
+        return [int(pk) for pk in self.redis.spop(f"{self.prefix}wanted", limit) or []]
+
+
+class TableCandidates:
+    """Records in the store's ``feed_candidates`` table (one primary-key read per record)."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self.sessions = sessions
+
+    def get(self, user_pk: int) -> Candidates | None:
+        with self.sessions() as session:
+            raw = session.scalar(
+                select(FeedCandidates.payload).where(FeedCandidates.user_id == user_pk)
+            )
+        return Candidates.from_bytes(raw) if raw is not None else None
+
+    def put(self, records: Iterable[Candidates]) -> None:
+        rows = [
+            {"user_id": r.user_pk, "payload": r.to_bytes(), "computed": r.computed} for r in records
+        ]
+        if not rows:
+            return
+        with transaction(self.sessions) as session:
+            stmt = insert_for(session, FeedCandidates.__table__)
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["user_id"],
+                    set_={"payload": stmt.excluded.payload, "computed": stmt.excluded.computed},
+                ),
+                rows,
+            )
+
+    def drop(self, user_pks: Iterable[int]) -> None:
+        pks = list(user_pks)
+        if pks:
+            with transaction(self.sessions) as session:
+                session.execute(delete(FeedCandidates).where(FeedCandidates.user_id.in_(pks)))
+
+    def mark(self, name: str) -> str | None:
+        with self.sessions() as session:
+            return session.scalar(select(FeedRefreshMark.value).where(FeedRefreshMark.name == name))
+
+    def set_mark(self, name: str, value: str) -> None:
+        with transaction(self.sessions) as session:
+            stmt = insert_for(session, FeedRefreshMark.__table__)
+            session.execute(
+                stmt.values(name=name, value=value).on_conflict_do_update(
+                    index_elements=["name"], set_={"value": value}
+                )
+            )
+
+    def want(self, user_pk: int) -> None:
+        with transaction(self.sessions) as session:
+            stmt = insert_for(session, FeedRefreshWanted.__table__)
+            session.execute(stmt.values(user_id=user_pk).on_conflict_do_nothing())
+
+    def take_wanted(self, limit: int) -> list[int]:
+        with transaction(self.sessions) as session:
+            pks = list(session.scalars(select(FeedRefreshWanted.user_id).limit(limit)))
+            if pks:
+                session.execute(delete(FeedRefreshWanted).where(FeedRefreshWanted.user_id.in_(pks)))
+        return pks
+
+
+def candidate_store(redis_url: str | None, sessions: sessionmaker[Session]) -> CandidateStore:
+    """Redis when configured (keys named after the database, so stores sharing one Redis stay
+    apart), else the store's own table."""
+    return (
+        RedisCandidates(redis_url, namespace(sessions)) if redis_url else TableCandidates(sessions)
+    )
+
+
+def namespace(sessions: sessionmaker[Session]) -> str:
+    """A short name for the database ``sessions`` reach (Redis keys of different stores)."""
+    url = sessions.kw["bind"].url.render_as_string(hide_password=True)
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
