@@ -1,21 +1,44 @@
-"""Load test of a real ``agora serve``: feed reads mixed with event writes, 100k items, 10k users.
+"""Load test of a real ``agora serve`` with wrk: feed pages mixed with event writes, 100k items,
+15k users, 1.05M events, beside the ceiling of the same serving stack.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/serve_load.py [--seconds 30] [--workers 1]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/serve_load.py [--seconds 30] \
+        [--workers 1 2] [--db sqlite postgresql] [--threads 2] [-c 32]
 
-With no arguments it builds (once, cached under ``--workdir``) a synthetic community scaled from
-real statistics, trains ``trending`` and ``als`` with ``agora train``, starts ``agora serve`` on a
-free 127.0.0.1 port, warms it up, then runs ``--concurrency`` clients for ``--seconds``: each
-request is a feed page (``GET /users/{u}/feed?n=20``, 90%; the next page of the same session
-half of the time) or one event (``POST /events``, 10%). Prints throughput and p50/p95/p99 and
-writes bench/results/serve_load.json (``throughput_rps``, ``p50_ms``, ``p95_ms``, ``p99_ms``,
-``errors``, and the same per request kind). ``--profile`` also profiles ``build_feed`` in this
-process on the same store (where the time goes) into bench/results/serve_profile.txt.
+Needs wrk (Debian package ``wrk``; without it the script says so and exits 2). For each cell of
+``--workers`` x ``--db`` it:
+
+1. uses the community of that database, built once and cached under ``--workdir`` with a
+   marker naming its sizes: a SQLite file, or the PostgreSQL database of ``--pg-url`` (dropped
+   and rebuilt when the marker or its events are missing; it never touches another database).
+   After the bulk insert, ``agora train`` (``trending`` and ``als``), ``agora engagement replay``
+   and ``agora analytics refresh`` bring it to a live platform's state (see ``PREPARE``);
+2. starts ``agora serve --workers N`` of this checkout on a free 127.0.0.1 port, warms it with
+   a first page per worker and ``--warmup`` seconds of load, then runs wrk (``--threads``,
+   ``-c``, ``--seconds``) with bench/serve_load.lua: 90% feed pages
+   (``GET /users/{u}/feed?n=20``, random users; half of them, when the wrk thread holds a
+   cursor from an earlier answer, that session's next page) and 10% single events
+   (``POST /events``); then the same wrk on ``GET /users/{u}/recommendations`` alone; then
+   reads the VmRSS of each worker process and stops the server;
+3. starts the stack's ceiling, bench/_ceiling_app.py (FastAPI answering a real feed page fetched
+   from that server, prebuilt), on uvicorn with the same worker count and the same event loop
+   and HTTP implementation (uvicorn's ``auto``, as ``agora serve``), and runs the same wrk mix.
+
+The Lua script times each kind itself (the request id carries kind and send time, echoed by the
+server) and reads first pages' ``Server-Timing`` header (the server's own time). Prints one
+table (rows: workers x database) and writes bench/results/serve_load.json, a cell per row with
+``throughput_rps`` (2xx answers/s), ``p50_ms``/``p95_ms``/``p99_ms`` (wrk's, every kind),
+``errors`` (non-2xx answers, socket errors and timeouts), ``ceiling_rps``, ``ratio``
+(throughput / ceiling), ``by_kind`` (first_page, next_page, event: rps, percentiles, errors),
+``first_page_server_p50_ms``, ``recommendations`` (rps, percentiles, errors) and ``rss_mb`` (one
+figure per worker). Server logs go to ``--workdir``. Events the runs post stay in the cached
+stores (a few thousand a run, beside 1.05M).
 
 How the community is scaled from ml1m-general's train split (6,033 users x 3,123 items):
 * item popularity: each of the 100,000 items draws its weight from the empirical ML-1M item
   popularity distribution (with multiplicative jitter), so the long tail keeps its shape;
-* user activity: each of the 10,000 users draws an event count from the empirical ML-1M user
-  activity distribution (capped at 400) and picks items by the item weights;
+* user activity: each of the 10,000 active users draws an event count from the empirical ML-1M
+  user activity distribution (capped at 400) and picks items by the item weights (1.05M
+  events); 5,000 more users are the creators;
 * tags: 1-3 ML-1M genres per item, drawn by genre frequency; authors: 5,000 creators with
   Zipf(1.3) sized catalogues; item dates spread over 60 days (2% in the last 3 days);
 * follows: each user follows a number of users drawn from the LastFM friends degree
@@ -27,15 +50,18 @@ not what is measured); everything after that goes through the real CLI and HTTP 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import importlib.util
 import json
 import os
-import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,19 +70,37 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+import uvicorn  # noqa: E402
 from _record import environment, run_record  # noqa: E402
 from quality import BENCHMARKS, RESULTS, ml1m_movies  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
 from agora.db.engine import make_engine, migrate  # noqa: E402
 from agora.db.tables import Event, Item, SocialEdge, User  # noqa: E402
 from agora.evaluation.splits import load_split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+BENCH = REPO / "bench"
+LUA = BENCH / "serve_load.lua"
 KEY = "load-test-key"
+MODELS = '["trending", "als"]'
+WRK_MISSING = "wrk not found: apt-get install wrk"
+#: Databases this script never drops, whatever --pg-url says (the test suite's and the default).
+SHARED_DATABASES = {"test", "postgres", "template0", "template1"}
+#: After the bulk insert, the commands that bring the store where a live platform's is: models
+#: trained, engagement (points, badges) counted, background analytics computed. Without them
+#: ``agora serve`` starts by catching up on 1.05M events behind the requests.
+PREPARE = (
+    ["train", "--no-validate"],
+    ["engagement", "replay"],
+    ["analytics", "refresh", "all"],
+)
+CEILING_WARMUP_SECONDS = 3
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 console = Console()
 
 
@@ -155,258 +199,337 @@ def build_community(db_url: str, n_users: int, n_items: int, seed: int = 0) -> d
     }  # noqa: E501
 
 
+def stored_events(url: str) -> int | None:
+    """Events in the store at ``url``, or None when it cannot be read (absent, not migrated)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(Event)).scalar_one()
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the PostgreSQL database named by ``url`` (never a shared one)."""
+    target = make_url(url)
+    name = target.database or ""
+    if name in SHARED_DATABASES:
+        raise SystemExit(f"refusing to drop the database {name!r}: give --pg-url its own one")
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+def agora_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
+    """The environment of the bench's ``agora`` commands: this checkout's code, the bench key
+    and models, one BLAS thread, the cell's data folder and database."""
+    env = dict(os.environ)
+    env.pop("AGORA_DATABASE_URL", None)
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")])),
+        AGORA_DATA_DIR=str(data_dir),
+        AGORA_API_KEY=KEY,
+        AGORA_MODELS=MODELS,
+        OPENBLAS_NUM_THREADS="1",
+    )
+    if database_url:
+        env["AGORA_DATABASE_URL"] = database_url
+    return env
+
+
+def prepare(db: str, args: argparse.Namespace) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment of ``db``'s cells and the community's sizes; builds and trains the
+    community first unless the cache (marker and store) already holds it."""
+    data = Path(args.workdir) / db
+    url = args.pg_url if db == "postgresql" else f"sqlite:///{data / 'agora.db'}"
+    env = agora_env(data, url if db == "postgresql" else None)
+    marker = data / "community.json"
+    wanted = {"users": args.users, "items": args.items, "database": url}
+    if marker.exists():
+        held = json.loads(marker.read_text())
+        events = stored_events(url)
+        if {k: held.get(k) for k in wanted} == wanted and (events or 0) >= held["sizes"]["events"]:
+            return env, held["sizes"]
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    if db == "postgresql":
+        recreate_database(url)
+    t0 = time.perf_counter()
+    sizes = build_community(url, args.users, args.items)
+    if db == "postgresql":  # planner statistics, as autovacuum would have them on a live store
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+        engine.dispose()
+    console.print(f"{db}: built {sizes} in {time.perf_counter() - t0:.0f} s")
+    for step in PREPARE:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "agora.cli.main", *step], env=env, check=True)
+        console.print(f"{db}: agora {' '.join(step)} in {time.perf_counter() - t0:.0f} s")
+    marker.write_text(json.dumps({**wanted, "sizes": sizes}))
+    return env, sizes
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def server_command(port: int, workers: int) -> list[str]:
+def serve_args(port: int, workers: int) -> list[str]:
     return ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
-def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [str(BIN / "agora"), *server_command(port, workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code in (200, 503):
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
+def ceiling_command(port: int, workers: int) -> list[str]:
+    """uvicorn on the ceiling app, with ``agora serve``'s loop and HTTP implementation."""
+    return [sys.executable, "-m", "uvicorn", "_ceiling_app:app", "--app-dir", str(BENCH),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--loop", "auto", "--http", "auto",
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection speaking just enough HTTP for this server: a lean
-    client, so the load generator (on the same two cores) takes little of the server's CPU."""
-
-    def __init__(self, host: str, port: int):
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes, bytes]:
-        """(status, header block, body) of one request on this connection."""
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-            f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+def start(command: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """Start a server (its own process group, output to ``log``); wait until /health answers."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self.writer.write(head.encode() + body)
-        header = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(header[9:12])
-        length = CONTENT_LENGTH.search(header)
-        data = await self.reader.readexactly(int(length.group(1))) if length else b""
-        return status, header, data
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
-NEXT_CURSOR = re.compile(rb'"next_cursor":"([^"]+)"')
-CACHE_MISS = b"x-feed-cache: miss"
-#: Request kinds reported: a first page (ranked: the uncached path), a next page served from the
-#: session's prefetched ranking (the cached path), a next page that had to be ranked (its
-#: prefetch ran out or the user's state changed), and an event write.
-KINDS = ("first_page", "next_page_cached", "next_page_ranked", "event")
-
-
-async def run_load(
-    base: str, users: int, items: int, seconds: float, concurrency: int, seed: int
-) -> dict[str, list]:
-    """Closed-loop clients; returns per kind the latencies (ms) and the error count."""
-    host, port = base.removeprefix("http://").split(":")
-    out: dict[str, list] = {kind: [] for kind in (*KINDS, "errors")}
-    stop = time.perf_counter() + seconds
-
-    async def client(worker: int) -> None:
-        rng = np.random.default_rng(seed + worker)
-        cursors: dict[str, str] = {}
-        conn = Connection(host, int(port))
-        n = 0
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
-            while time.perf_counter() < stop:
-                user = f"u{int(rng.integers(0, users))}"
-                n += 1
-                if rng.random() < 0.1:
-                    kind = "event"
-                    item = f"i{int(rng.integers(0, items))}"
-                    body = {"event_id": f"load-{worker}-{n}-{seed}", "user_id": user,
-                            "item_id": item, "type": "like"}  # fmt: skip
-                    t0 = time.perf_counter()
-                    status, _, data = await conn.request(
-                        "POST", "/events", json.dumps(body).encode()
-                    )
-                else:
-                    path = f"/users/{user}/feed?n=20"
-                    kind = "first_page"
-                    if cursors and rng.random() < 0.5:
-                        user, cursor = cursors.popitem()
-                        path = f"/users/{user}/feed?n=20&cursor={cursor}"
-                        kind = "next_page_cached"
-                    t0 = time.perf_counter()
-                    status, header, data = await conn.request("GET", path)
-                    if status == 200:
-                        cursors[user] = NEXT_CURSOR.search(data).group(1).decode()
-                        if kind == "next_page_cached" and CACHE_MISS in header:
-                            kind = "next_page_ranked"
-                ms = (time.perf_counter() - t0) * 1000
-                if status >= 400:
-                    out["errors"].append(f"{kind} {status} {data[:200]!r}")
-                else:
-                    out[kind].append(ms)
-        finally:
-            conn.close()
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code in (200, 503):
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    stop(proc)
+    raise SystemExit(f"server did not start ({' '.join(command[:4])}): {log.read_text()[-2000:]}")
 
-    await asyncio.gather(*(client(w) for w in range(concurrency)))
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (graceful), then SIGKILL to the process group if it lingers."""
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # workers left behind
+    proc.wait()
+
+
+def worker_rss_mb(pid: int, workers: int) -> list[float]:
+    """VmRSS (MiB) of each uvicorn worker of the server ``pid``: the process itself with one
+    worker, its spawned children with several."""
+    pids = [pid]
+    if workers > 1:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        spawned = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        pids = [int(c) for c in spawned]
+    out = []
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                out.append(round(int(line.split()[1]) / 1024, 1))
     return out
 
 
-def summary(ms: list[float], seconds: float) -> dict[str, float]:
-    if not ms:
-        return {"count": 0}
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+def wrk_command(url: str, mode: str, seconds: int, args: argparse.Namespace) -> list[str]:
+    """wrk with the bench's script; ``mode`` is ``mixed`` or ``recs`` (see serve_load.lua)."""
+    run_id = str(time.time_ns() // 1_000_000)  # event ids of this run: unique across runs
+    return ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{seconds}s",
+            "--timeout", f"{args.timeout}s", "-H", f"Authorization: Bearer {KEY}",
+            "-s", str(LUA), url, "--", mode, str(args.users), str(args.items), run_id,
+            f"{time.time():.3f}"]  # fmt: skip
+
+
+def run_wrk(url: str, mode: str, seconds: int, args: argparse.Namespace) -> dict:
+    """The JSON object serve_load.lua's done() prints for one wrk run."""
+    command = wrk_command(url, mode, seconds, args)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + args.timeout + 60
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("serve_load_json "):
+            return json.loads(line.partition(" ")[2])
+    raise SystemExit(f"wrk gave no result (exit {done.returncode}): {done.stderr[-2000:]}")
+
+
+def figures(result: dict) -> dict:
+    """A wrk run's report: 2xx throughput, wrk's percentiles, errors, per-kind figures."""
+    seconds = result["duration_s"]
+    failed = sum(result["non_2xx"].values())
+    by_kind = {
+        kind: {
+            "rps": round((s["count"] - s["errors"]) / seconds, 1),
+            "count": s["count"],
+            **{p: round(s[p], 2) for p in PERCENTILES},
+            "errors": s["errors"],
+        }
+        for kind, s in result["kinds"].items()
+    }
+    server = result["first_page_server_ms"]
     return {
-        "count": len(ms),
-        "rps": round(len(ms) / seconds, 1),
-        "p50_ms": round(float(p50), 2),
-        "p95_ms": round(float(p95), 2),
-        "p99_ms": round(float(p99), 2),
+        "throughput_rps": round((result["requests"] - failed) / seconds, 1),
+        **{p: round(result["latency_ms"][p], 2) for p in PERCENTILES},
+        "errors": failed + sum(result["socket_errors"].values()),
+        "requests": result["requests"],
+        "seconds": round(seconds, 2),
+        "non_2xx": result["non_2xx"],
+        "socket_errors": result["socket_errors"],
+        "unmatched": result["unmatched"],
+        "by_kind": by_kind,
+        "first_page_server_p50_ms": round(server["p50_ms"], 2) if server["count"] else None,
     }
 
 
-def profile_feed(work: Path, users: int, requests: int = 200) -> str:
-    """cProfile of ``build_feed`` in this process against the same store and models: where a
-    feed request's time goes, without HTTP (top functions by cumulative time)."""
-    import cProfile
-    import io
-    import pstats
-
-    from agora.config import Settings
-    from agora.db.engine import session_factory
-    from agora.feed.cache import FeedCache
-    from agora.feed.service import build_feed
-    from agora.serving.service import ModelStore
-
-    settings = Settings(data_dir=work)
-    engine = make_engine(settings.resolved_database_url)
-    sessions = session_factory(engine)
-    models = ModelStore(settings.model_dir)
-    models.reload()
-    models.warm()
-    cache = FeedCache()
-    rng = np.random.default_rng(3)
-
-    def one() -> None:
-        with sessions() as session:
-            user = f"u{int(rng.integers(0, users))}"
-            now = datetime.now(UTC)
-            build_feed(session, models, user, 20, None, settings.feed, settings.event_weights,
-                       now, cache=cache)  # fmt: skip
-            session.rollback()
-
-    for _ in range(20):
-        one()  # catalogue, item index
-    profiler = cProfile.Profile()
-    t0 = time.perf_counter()
-    profiler.enable()
-    for _ in range(requests):
-        one()
-    profiler.disable()
-    per = (time.perf_counter() - t0) / requests * 1000
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
-    engine.dispose()
-    return (
-        f"first feed pages, {requests} random users, {per:.1f} ms each under cProfile\n"
-        + out.getvalue()
+def feed_page(url: str, user: str = "u0") -> bytes:
+    """A real 20-item first page from the server at ``url`` (the ceiling app's answer)."""
+    page = httpx.get(
+        f"{url}/users/{user}/feed",
+        params={"n": 20},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=120,
     )
+    if page.status_code != 200:
+        raise SystemExit(f"feed page: {page.status_code} {page.text[:500]}")
+    return page.content
+
+
+def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespace) -> dict:
+    """One row of the table: ``agora serve`` under the mix and on recommendations, then the
+    ceiling app under the same mix."""
+    work = Path(args.workdir)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"{db}, {workers} worker(s): agora serve on {url}")
+    command = [sys.executable, "-m", "agora.cli.main", *serve_args(port, workers)]
+    server = start(command, env, port, work / f"serve-{db}-{workers}w.log")
+    try:
+        with ThreadPoolExecutor(workers) as pool:  # a first page per worker, alone: cold start
+            page = next(pool.map(lambda n: feed_page(url, f"u{n}"), range(workers)))
+        run_wrk(url, "mixed", args.warmup, args)
+        mixed = figures(run_wrk(url, "mixed", args.seconds, args))
+        recs = figures(run_wrk(url, "recs", args.seconds, args))
+        rss = worker_rss_mb(server.pid, workers)
+    finally:
+        stop(server)
+    page_file = work / "ceiling_page.json"
+    page_file.write_bytes(page)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"{db}, {workers} worker(s): ceiling app on {url}")
+    ceiling_env = {**env, "SERVE_LOAD_PAGE": str(page_file)}
+    server = start(
+        ceiling_command(port, workers), ceiling_env, port, work / f"ceiling-{workers}w.log"
+    )
+    try:
+        run_wrk(url, "mixed", CEILING_WARMUP_SECONDS, args)
+        ceiling = figures(run_wrk(url, "mixed", args.seconds, args))
+    finally:
+        stop(server)
+    recommendations = recs["by_kind"].get("recommendations", {})
+    return {
+        "db": db,
+        "workers": workers,
+        **mixed,
+        "ceiling_rps": ceiling["throughput_rps"],
+        "ratio": round(mixed["throughput_rps"] / ceiling["throughput_rps"], 4)
+        if ceiling["throughput_rps"]
+        else None,
+        "ceiling": {k: ceiling[k] for k in ("throughput_rps", *PERCENTILES, "errors")},
+        "recommendations": {
+            "rps": recs["throughput_rps"],
+            **{p: recommendations.get(p) for p in PERCENTILES},
+            "errors": recs["errors"],
+        },
+        "rss_mb": rss,
+    }
+
+
+def _pair(figs: dict, a: str = "p50_ms", b: str = "p99_ms") -> str:
+    return f"{figs.get(a, '-')} / {figs.get(b, '-')}" if figs else "-"
+
+
+def table(cells: list[dict], args: argparse.Namespace) -> Table:
+    out = Table(
+        title=f"agora serve under wrk: {args.seconds} s, {args.threads} threads, "
+        f"{args.connections} connections (ms: p50 / p99)"
+    )
+    columns = ["db", "workers", "rps", "ms", "errors", "ceiling rps", "ratio", "first page",
+               "next page", "event", "first page server p50", "recs rps", "recs ms",
+               "RSS MiB / worker"]  # fmt: skip
+    for column in columns:
+        out.add_column(column)
+    for c in cells:
+        kinds = c["by_kind"]
+        out.add_row(
+            c["db"],
+            str(c["workers"]),
+            str(c["throughput_rps"]),
+            _pair(c),
+            str(c["errors"]),
+            str(c["ceiling_rps"]),
+            f"{c['ratio']:.2%}" if c["ratio"] is not None else "-",
+            _pair(kinds.get("first_page", {})),
+            _pair(kinds.get("next_page", {})),
+            _pair(kinds.get("event", {})),
+            str(c["first_page_server_p50_ms"]),
+            str(c["recommendations"]["rps"]),
+            _pair(c["recommendations"]),
+            " ".join(str(r) for r in c["rss_mb"]),
+        )
+    return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="Mixed feed/event load against agora serve.")
-    ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=1, help="agora serve --workers")
-    ap.add_argument("--profile", action="store_true", help="also profile build_feed in-process")
-    ap.add_argument("--users", type=int, default=10_000)
+    ap = argparse.ArgumentParser(description="agora serve under wrk, beside its stack's ceiling.")
+    ap.add_argument("--seconds", type=int, default=30, help="each measured wrk run")
+    ap.add_argument("--warmup", type=int, default=10, help="wrk load before measuring")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="agora serve --workers")
+    ap.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"],
+                    default=["sqlite", "postgresql"])  # fmt: skip
+    ap.add_argument("--threads", type=int, default=2, help="wrk -t")
+    ap.add_argument("-c", "--connections", type=int, default=32, help="wrk -c")
+    ap.add_argument("--timeout", type=int, default=30, help="wrk --timeout (seconds)")
+    ap.add_argument("--users", type=int, default=10_000, help="active users (plus 5,000 creators)")
     ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/agora_bench")
     ap.add_argument("--workdir", default="/tmp/agora-serve-load")
     ap.add_argument("--out", default=str(RESULTS / "serve_load.json"))
     args = ap.parse_args()
-    work = Path(args.workdir)
-    db = work / "agora.db"
-    env = {**os.environ, "AGORA_DATA_DIR": str(work), "AGORA_API_KEY": KEY,
-           "AGORA_MODELS": '["trending", "als"]', "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
-    if not db.exists():
-        work.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        sizes = build_community(f"sqlite:///{db}", args.users, args.items)
-        console.print(f"built {sizes} in {time.perf_counter() - t0:.0f} s")
-        t0 = time.perf_counter()
-        subprocess.run([str(BIN / "agora"), "train", "--no-validate"], env=env, check=True)
-        console.print(f"trained in {time.perf_counter() - t0:.0f} s")
-    port = free_port()
-    server = start_server(env, port, args.workers)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        asyncio.run(run_load(base, args.users, args.items, 5.0, 8, seed=1))  # warm-up: models load
-        result = asyncio.run(
-            run_load(base, args.users, args.items, args.seconds, args.concurrency, seed=2)
-        )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    all_ms = [ms for kind in KINDS for ms in result[kind]]
+    if shutil.which("wrk") is None:
+        print(WRK_MISSING, file=sys.stderr)
+        sys.exit(2)
+    cells, community, envs = [], {}, {}
+    for db in args.db:
+        envs[db], community[db] = prepare(db, args)
+        for workers in args.workers:
+            cells.append(run_cell(db, workers, envs[db], args))
+    console.print(table(cells, args))
     report = {
-        **summary(all_ms, args.seconds),
-        "throughput_rps": round(len(all_ms) / args.seconds, 1),
-        "errors": len(result["errors"]),
-        "error_examples": result["errors"][:5],
-        "by_kind": {k: summary(result[k], args.seconds) for k in KINDS},
-        "seconds": args.seconds,
-        "concurrency": args.concurrency,
-        "users": args.users,
-        "items": args.items,
+        "cells": cells,
+        "community": community,
         "run": run_record(
             {
                 **vars(args),
-                "server_command": ["agora", *server_command(port, args.workers)],
-                "server_env": environment(env),
-                "database": "SQLite (WAL)",
+                "server_command": ["agora", *serve_args(0, 0)],
+                "ceiling_command": ["uvicorn", *ceiling_command(0, 0)[3:]],
+                "wrk_command": wrk_command("URL", "mixed|recs", args.seconds, args),
+                "server_env": {db: environment(env) for db, env in envs.items()},
+                "uvicorn": {
+                    "version": uvicorn.__version__,
+                    "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+                    "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+                },
             }
         ),
     }
-    table = Table(
-        title=f"{args.seconds:.0f} s, {args.concurrency} clients, {args.workers} worker(s)"
-    )
-    for col in ["kind", "count", "rps", "p50 ms", "p95 ms", "p99 ms"]:
-        table.add_column(col)
-    for kind, s in [("all", report), *report["by_kind"].items()]:
-        table.add_row(
-            kind, *(str(s.get(c, "")) for c in ("count", "rps", "p50_ms", "p95_ms", "p99_ms"))
-        )  # noqa: E501
-    console.print(table)
-    console.print(f"errors: {report['errors']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     console.print(f"wrote {out}")
-    if args.profile:
-        text = profile_feed(work, args.users)
-        out.with_name("serve_profile.txt").write_text(text)
-        console.print(text[:3000])
 
 
 if __name__ == "__main__":

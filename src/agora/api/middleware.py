@@ -9,6 +9,8 @@
 * one ``agora.access`` line per request: method, route template, status, duration (ms), the
   API key's fingerprint when one was accepted. Never the raw path (it may hold a user id), the
   query string (it may hold personal data) or the key itself;
+* a ``Server-Timing: app;dur=<ms>`` response header: the server's own time from receiving the
+  request to starting the answer, so a client can tell it from network and queueing time;
 * ``agora_http_requests_total`` and ``agora_http_request_duration_seconds``, by route template;
 * an exception no handler took becomes a complete JSON 500 here. Starlette's own last resort
   answers and then re-raises, and uvicorn then drops the kept-alive connection, so the client's
@@ -91,6 +93,9 @@ class RequestContext:
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
                 headers.append((b"x-request-id", rid.encode()))
+                headers.append(
+                    (b"server-timing", b"app;dur=%.2f" % ((time.perf_counter() - started) * 1000))
+                )
                 message = {**message, "headers": headers}
                 content_type = dict(headers).get(b"content-type", b"")
                 json_error = status >= 400 and content_type.startswith(b"application/json")
