@@ -308,6 +308,7 @@ class FeedCache:
         store: CandidateStore | None = None,
         sessions: sessionmaker[Session] | None = None,
         max_states: int = 50_000,
+        max_ties: int | None = None,
     ):
         self.catalogue = Catalogue(refresh_seconds, reload_seconds, background)
         self.states = UserStates(sessions, max_users=max_states)
@@ -323,7 +324,7 @@ class FeedCache:
         self.exposure_seconds = exposure_seconds
         self.tie_seconds = tie_seconds
         self.ttl_seconds = ttl_seconds
-        self._ties = Bounded(tie_seconds, max_users)
+        self._ties = Bounded(tie_seconds, max_users if max_ties is None else max_ties)
         self._candidates = Bounded(ttl_seconds, max_users)
         self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
         self._per_model: dict[str, tuple[str, Any]] = {}

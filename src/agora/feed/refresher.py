@@ -33,11 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.config import FeedConfig
 from agora.db import queries
 from agora.db.tables import Event, Item, SocialEdge, User
+from agora.feed import sources
 from agora.feed.cache import FeedCache
 from agora.feed.candidates import compute_candidates, compute_global, model_stamp, user_ties
 from agora.feed.store import CandidateStore
 from agora.ingest.schemas import as_utc
-from agora.serving.service import ModelStore
+from agora.serving.service import ModelStore, ModelUnavailable, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def refresher_cache() -> FeedCache:
         reload_seconds=300.0,
         tie_seconds=60.0,
         max_users=1_000,
+        max_ties=100_000,
         max_sessions=0,
         background=False,
         ttl_seconds=60.0,
@@ -126,6 +128,16 @@ class Refresher:
                 )
                 rows = event_rows(session, list(ids))
                 ties = user_ties(session, list(ids))
+                everyone_followed = list({tie for mine in ties.values() for tie in mine})
+                sources.recent_tie_activity(  # one read for the chunk; users then hit the cache
+                    session, self.cache, everyone_followed, now, self.feed.in_network_days
+                )
+                ranking = self._ranking_model()
+                if ranking is not None:  # factor models score the chunk in one go
+                    sources.factor_candidates_many(
+                        self.models, self.cache, ranking, [(ids[pk], rows[pk]) for pk in ids],
+                        self.weights,
+                    )  # fmt: skip
                 records = [
                     compute_candidates(
                         session, self.models, self.cache, pk, ids[pk], rows[pk], self.feed,
@@ -139,6 +151,12 @@ class Refresher:
             if progress is not None:
                 progress(len(chunk))
         return done
+
+    def _ranking_model(self) -> str | None:
+        try:
+            return resolve_model(self.models, self.feed.ranking_model)
+        except ModelUnavailable:
+            return None
 
     def refresh_global(self) -> None:
         with self.sessions() as session:

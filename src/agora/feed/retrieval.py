@@ -42,13 +42,28 @@ class ItemIndex:
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items with the largest inner product (indices, scores), best first."""
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        return self.search_many(np.asarray(vector).reshape(1, -1), k)[0]
+
+    def search_many(self, vectors: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`search` for each row of ``vectors``, in one product or one faiss call (the
+        refresher scores a chunk of users at once)."""
+        queries = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.vectors.shape[1])
         k = min(k, len(self.vectors))
+        if not k or not len(queries):
+            return [(np.empty(0, np.int64), np.empty(0)) for _ in range(len(queries))]
         if self.exact:
-            scores = self.vectors @ query[0]
-            top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, np.int64)
-            top = top[np.argsort(-scores[top], kind="stable")]
-            return top.astype(np.int64), scores[top].astype(np.float64)
-        scores, items = self._index.search(query, k)
-        found = items[0] >= 0
-        return items[0][found].astype(np.int64), scores[0][found].astype(np.float64)
+            scores = queries @ self.vectors.T
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            picked = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-picked, axis=1, kind="stable")
+            items = np.take_along_axis(top, order, axis=1)
+            values = np.take_along_axis(picked, order, axis=1)
+            return [
+                (row.astype(np.int64), vals.astype(np.float64))
+                for row, vals in zip(items, values, strict=True)
+            ]
+        scores, items = self._index.search(queries, k)
+        return [
+            (row[row >= 0].astype(np.int64), vals[row >= 0].astype(np.float64))
+            for row, vals in zip(items, scores, strict=True)
+        ]

@@ -115,8 +115,7 @@ def scored_items(
         key: tuple = (name, version)
         user_id, rows = "", []
     else:
-        latest = max((r[3] for r in rows), default=None)
-        key = (name, version, user_id, len(rows), latest)
+        key = candidates_key(name, version, user_id, rows)
 
     def compute() -> Scored | None:
         factor = factor_candidates(models, cache, name, version, user_id, rows, weights)
@@ -132,6 +131,48 @@ def scored_items(
         return _scored(name, top, view.scores[top], view.loaded, view.personal)
 
     return cache.candidates(key, compute)
+
+
+def candidates_key(name: str, version: str, user_id: str, rows: list) -> tuple:
+    """What a user's model candidates depend on: the model version and the user's events."""
+    return (name, version, user_id, len(rows), max((r[3] for r in rows), default=None))
+
+
+def factor_candidates_many(
+    models: ModelStore, cache: FeedCache, name: str, users: list[tuple[str, list]],
+    weights: Mapping[str, float],
+) -> None:  # fmt: skip
+    """:func:`factor_candidates` of many users at once (one fold-in and one index search for
+    all), into the cache where :func:`scored_items` finds them; nothing for other models."""
+    version = models.versions().get(name)
+    try:
+        loaded = models.get(name)
+    except ModelUnavailable:
+        return
+    model = loaded.model
+    if version is None or not (hasattr(model, "user_vectors") and hasattr(model, "item_factors_")):
+        return
+    histories = [user_history(loaded, rows, weights) for _, rows in users]
+    indices = np.array([loaded.user_index.get(user, -1) for user, _ in users], dtype=np.int64)
+    personal = np.array(
+        [h.strength.nnz > 0 or i >= 0 for h, i in zip(histories, indices, strict=True)], bool
+    )
+    if not personal.any():
+        return
+    chosen = np.flatnonzero(personal)
+    strength = sp.vstack([histories[c].strength for c in chosen]).tocsr()
+    vectors = model.user_vectors(indices[chosen], strength)
+    index = cache.per_model(name, version, lambda: ItemIndex(model.item_factors_))
+    depth = RANK_DEPTH + max(len(histories[c].touched) for c in chosen)
+    for c, (items, scores) in zip(chosen, index.search_many(vectors, depth), strict=True):
+        fresh = ~np.isin(items, histories[c].touched)
+        user, rows = users[c]
+        cache.candidates(
+            candidates_key(name, version, user, rows),
+            lambda items=items[fresh], scores=scores[fresh]: _scored(
+                name, items, scores, loaded, True
+            ),
+        )
 
 
 def factor_candidates(
@@ -211,6 +252,15 @@ def tie_activity(
     return activity
 
 
+def recent_tie_activity(
+    session: Session, cache: FeedCache, ties: list[int], now: datetime, days: float
+) -> dict[int, list]:
+    """:func:`tie_activity` of ``ties`` over the last ``days``, through the cache (the
+    refresher reads a whole chunk's ties with one call, then each user's from memory)."""
+    since = now - timedelta(days=days)
+    return cache.tie_activity(ties, lambda missing: tie_activity(session, missing, since))
+
+
 def in_network(
     session: Session, cache: FeedCache, ties: dict[int, float], weights: Mapping[str, float],
     now: datetime, days: float, k: int,
@@ -220,8 +270,7 @@ def in_network(
     briefly: see :meth:`FeedCache.tie_activity`)."""
     if not ties:
         return {}, {}
-    since = now - timedelta(days=days)
-    activity = cache.tie_activity(list(ties), lambda missing: tie_activity(session, missing, since))
+    activity = recent_tie_activity(session, cache, list(ties), now, days)
     strength: dict[str, float] = defaultdict(float)
     who: dict[str, set[int]] = defaultdict(set)
     stamp, half_life = now.timestamp(), days / 4 * 86400.0
