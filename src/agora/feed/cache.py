@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,8 @@ class Snapshot:
     removed: frozenset[int] = frozenset()  # pks of items moderation took down
     # the same items as arrays, for the online path's vectorised filters and re-ranking
     author_pks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
+    # per item, when its author first posted (epoch seconds; -inf without an author)
+    first_post: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     thread_codes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
     tag_matrix: sp.csr_matrix = field(
         default_factory=lambda: sp.csr_matrix((0, 1), dtype=np.float64), repr=False
@@ -119,9 +122,13 @@ class Snapshot:
 
     def created_since(self, since: float, limit: int) -> np.ndarray:
         """Positions of items created at or after ``since``, newest first, at most ``limit``."""
-        newest = -self.created[self.newest_first]  # ascending
-        count = int(np.searchsorted(newest, -since, side="right"))
+        count = int(np.searchsorted(self.ages, -since, side="right"))
         return self.newest_first[: min(count, limit)]
+
+    @cached_property
+    def ages(self) -> np.ndarray:
+        """Minus the creation times in ``newest_first`` order (ascending: searchable)."""
+        return -self.created[self.newest_first]
 
 
 @dataclass
@@ -215,7 +222,9 @@ class Catalogue:
                     self._reload.run(session, self._swap_in_full_read)
             if clock - self._refreshed_at >= self.refresh_seconds:
                 snapshot = self._read(session, self._snapshot)
-                self._snapshot = replace(snapshot, removed=frozenset(removed_item_ids(session)))
+                removed = frozenset(removed_item_ids(session))
+                if snapshot is not self._snapshot or removed != snapshot.removed:
+                    self._snapshot = replace(snapshot, removed=removed)  # else: kept as it is
             self._refreshed_at = clock
             return self._snapshot
 
@@ -264,6 +273,7 @@ class Catalogue:
                 )
             }
         vocab = base.vocab
+        start = len(base.ids)
         threads = [thread_key(r[1], r[2], *r[7:]) for r in rows]
         return Snapshot(
             newest_first=np.argsort(-created, kind="stable"),
@@ -276,6 +286,19 @@ class Catalogue:
             created=created,
             index={item: pos for pos, item in enumerate(ids)},
             author_first=first,
+            first_post=np.concatenate(
+                [
+                    base.first_post if base.pks.size else np.empty(0),
+                    np.fromiter(
+                        (
+                            first.get(a, -np.inf) if a is not None else -np.inf
+                            for a in authors[start:]
+                        ),
+                        np.float64,
+                        len(authors) - start,
+                    ),
+                ]
+            ),
             threads=base.threads + threads,
             author_pks=np.concatenate(
                 [

@@ -21,7 +21,6 @@ No model is scored and no multi-table query runs here once a user's record and s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,16 +118,13 @@ def topic_candidates(
 
 
 def fresh_candidates(
-    snapshot: Snapshot, fresh: np.ndarray, stats: dict, budget: int, rng: np.random.Generator,
-    k: int,
+    fresh: np.ndarray, shown: np.ndarray, engaged: np.ndarray, budget: int,
+    rng: np.random.Generator, k: int,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Thompson draws ``Beta(1 + engaged, 1 + shown - engaged)`` for new items (catalogue
-    positions ``fresh``) still under their impression budget."""
+    positions ``fresh``, with their impressions and engagements) under their budget."""
     if not len(fresh):
         return np.empty(0, np.int64), np.empty(0)
-    pks = snapshot.pks[fresh]
-    shown = np.fromiter((stats["shown"].get(int(p), 0) for p in pks), np.float64, len(pks))
-    engaged = np.fromiter((stats["engaged"].get(int(p), 0) for p in pks), np.float64, len(pks))
     open_ = shown < budget
     hits = np.where(shown > 0, np.minimum(engaged, shown), engaged)[open_]
     draws = rng.beta(1.0 + hits, 1.0 + np.maximum(shown[open_] - hits, 0.0))
@@ -218,6 +214,7 @@ def rank_page(
 
     # filters
     author = snapshot.author_pks[pos]
+    tags = snapshot.tag_matrix[pos]
     keep = ~np.isin(pos, snapshot.positions(user.touched_array()))
     if user.hidden:
         keep &= ~np.isin(snapshot.pks[pos], np.fromiter(user.hidden, np.int64))
@@ -227,13 +224,19 @@ def rank_page(
     if user.muted_tags:
         codes = [snapshot.vocab.tags[t] for t in user.muted_tags if t in snapshot.vocab.tags]
         if codes:
-            keep &= np.asarray(snapshot.tag_matrix[pos][:, codes].sum(axis=1)).ravel() == 0
+            keep &= np.asarray(tags[:, codes].sum(axis=1)).ravel() == 0
     if len(shown):
         keep &= ~np.isin(pos, shown)
     if len(promoted):
         keep &= ~np.isin(pos, promoted)
     keep &= ~snapshot.removed_mask(pos)
-    pos, src, strength, author = pos[keep], src[keep], strength[keep], author[keep]
+    pos, src, strength, author, tags = (
+        pos[keep],
+        src[keep],
+        strength[keep],
+        author[keep],
+        tags[keep],
+    )
     if not len(pos):
         return Ranked(pos, [], np.empty(0), np.empty(0, np.int16), np.empty(0, bool), set())
 
@@ -263,7 +266,6 @@ def rank_page(
     age_h = np.maximum((now - snapshot.created[pos]) / 3600.0, 0.0)
     relevance += ctl.freshness * np.exp(-age_h / FRESHNESS_HOURS)
     followed = set(ctl.followed_tags)
-    tags = snapshot.tag_matrix[pos]
     if followed:
         codes = [snapshot.vocab.tags[t] for t in followed if t in snapshot.vocab.tags]
         if codes:
@@ -277,22 +279,16 @@ def rank_page(
     if cfg.max_per_thread > 0:
         best = np.argsort(-relevance, kind="stable")
         threads = snapshot.thread_codes[pos[best]]
-        _, inverse = np.unique(threads, return_inverse=True)
-        seen = np.zeros(inverse.max() + 1, dtype=np.int64)
-        take = np.zeros(len(best), dtype=bool)
-        for i, t in enumerate(inverse):  # a few hundred candidates
-            if seen[t] < cfg.max_per_thread:
-                seen[t] += 1
-                take[i] = True
-        chosen = np.sort(best[take])
+        by_thread = np.lexsort((np.arange(len(best)), threads))  # each thread's best first
+        sorted_threads = threads[by_thread]
+        starts = np.flatnonzero(np.r_[True, sorted_threads[1:] != sorted_threads[:-1]])
+        rank_in_thread = np.arange(len(best)) - np.repeat(starts, np.diff(np.r_[starts, len(best)]))
+        chosen = np.sort(best[by_thread[rank_in_thread < cfg.max_per_thread]])
         pos, src, relevance, author, tags = (
             pos[chosen], src[chosen], relevance[chosen], author[chosen], tags[chosen],
         )  # fmt: skip
     new_since = now - cfg.new_creator_days * 86400.0
-    first_post = np.array(
-        [snapshot.author_first.get(snapshot.authors[p], -math.inf) for p in pos.tolist()]
-    )
-    new_creator = (author >= 0) & (first_post >= new_since)
+    new_creator = (author >= 0) & (snapshot.first_post[pos] >= new_since)
     fresh_pos, fresh_draws = by_source.get("fresh", (np.empty(0, np.int64), np.empty(0)))
     explore = np.full(len(pos), np.nan)
     if len(fresh_pos):
@@ -388,17 +384,26 @@ def positions_of(snapshot: Snapshot, item_ids: Collection[str]) -> np.ndarray:
 def fresh_stats(
     session: Session, cache: FeedCache, snapshot: Snapshot, fresh: np.ndarray,
     weights: Mapping[str, float],
-) -> dict:  # fmt: skip
-    """Exposure of the new items (impressions, engagements), shared by every request and
-    recomputed in the background every ``exposure_seconds``."""
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Impressions and engagements of the new items at ``fresh``, as arrays: shared by every
+    request, recomputed in the background every ``exposure_seconds``."""
     if not len(fresh):
-        return {"shown": {}, "engaged": {}}
+        return np.empty(0), np.empty(0)
     pks = snapshot.pks[fresh]
-    return cache.exposure(
+    stats = cache.exposure(
         session,
         (len(snapshot.pks), int(pks.min()), int(pks.max())),
         lambda own: sources.exposure(own, pks.tolist(), weights),
     )
+
+    def arrays() -> tuple[np.ndarray, np.ndarray]:
+        def of(counts: Mapping[int, int]) -> np.ndarray:
+            return np.fromiter((counts.get(int(p), 0) for p in pks), np.float64, len(pks))
+
+        return of(stats["shown"]), of(stats["engaged"])
+
+    # once per exposure refresh and set of new items, not per page
+    return cache.per_model("fresh:exposure", f"{id(stats)}:{fresh[0]}:{len(fresh)}", arrays)
 
 
 @dataclass
@@ -459,9 +464,8 @@ def serve(
     extra = {
         "topics": topic_candidates(snapshot, recent, ctl.followed_tags, k),
         "fresh": fresh_candidates(
-            snapshot,
             fresh,
-            fresh_stats(session, cache, snapshot, fresh, weights),
+            *fresh_stats(session, cache, snapshot, fresh, weights),
             defaults.exploration_budget,
             rng,
             k,
