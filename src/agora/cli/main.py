@@ -436,7 +436,7 @@ def worker(
         return
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: (stop.set(), refresher.stopping.set()))
     console.print("feed refresher: waiting for its turn, then refreshing (Ctrl-C stops)")
     run_led(refresher, wiring.leadership(), stop)
     console.print("stopped")

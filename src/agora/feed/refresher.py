@@ -108,6 +108,7 @@ class Refresher:
         self.reload_models = reload_models
         self.cache = refresher_cache()
         self.wake = threading.Event()
+        self.stopping = threading.Event()
 
     # -- the work ----------------------------------------------------------------------------
     def refresh_users(
@@ -118,6 +119,8 @@ class Refresher:
         pks = list(dict.fromkeys(user_pks))
         done = 0
         for start in range(0, len(pks), CHUNK):
+            if self.stopping.is_set():  # a stopping refresher leaves the rest to the next one
+                break
             chunk = pks[start : start + CHUNK]
             now = datetime.now(UTC)
             with self.sessions() as session:
@@ -181,6 +184,8 @@ class Refresher:
                 progress(done, len(users))
 
         stored = self.refresh_users(users, advance)
+        if self.stopping.is_set():  # cut short: the next refresher starts this over
+            return stored
         for name, value in marks.items():  # events up to here are in the records
             self._advance(name, value)
         self.store.set_mark(STAMP_MARK, stamp)
@@ -290,7 +295,7 @@ class Leadership:
 def run_led(refresher: Refresher, leadership: Leadership, stop: threading.Event) -> None:
     """Wait to be the one refresher of the store, then run rounds until ``stop``."""
     while not stop.is_set():
-        if not leadership.acquire(timeout=5.0):
+        if not leadership.acquire(timeout=0.5):
             continue
         try:
             renewer = threading.Thread(
@@ -335,6 +340,7 @@ class RefresherThread:
 
     def stop(self) -> None:
         self._stop.set()
+        self.refresher.stopping.set()
         self.refresher.wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
