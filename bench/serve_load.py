@@ -283,11 +283,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_args(port: int, workers: int) -> list[str]:
+def serve_args(port: int | str, workers: int | str) -> list[str]:
     return ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
-def ceiling_command(port: int, workers: int) -> list[str]:
+def ceiling_command(port: int | str, workers: int | str) -> list[str]:
     """uvicorn on the ceiling app, with ``agora serve``'s loop and HTTP implementation."""
     return [sys.executable, "-m", "uvicorn", "_ceiling_app:app", "--app-dir", str(BENCH),
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
@@ -338,18 +338,21 @@ def worker_rss_mb(pid: int, workers: int) -> list[float]:
     return out
 
 
-def wrk_command(url: str, mode: str, seconds: int, args: argparse.Namespace) -> list[str]:
-    """wrk with the bench's script; ``mode`` is ``mixed`` or ``recs`` (see serve_load.lua)."""
-    run_id = str(time.time_ns() // 1_000_000)  # event ids of this run: unique across runs
+def wrk_command(
+    url: str, mode: str, seconds: int, args: argparse.Namespace, run_id: str, epoch: str
+) -> list[str]:
+    """wrk with the bench's script; ``mode`` is ``mixed`` or ``recs`` (see serve_load.lua),
+    ``run_id`` makes event ids unique across runs, ``epoch`` is the events' first time."""
     return ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{seconds}s",
             "--timeout", f"{args.timeout}s", "-H", f"Authorization: Bearer {KEY}",
             "-s", str(LUA), url, "--", mode, str(args.users), str(args.items), run_id,
-            f"{time.time():.3f}"]  # fmt: skip
+            epoch]  # fmt: skip
 
 
 def run_wrk(url: str, mode: str, seconds: int, args: argparse.Namespace) -> dict:
     """The JSON object serve_load.lua's done() prints for one wrk run."""
-    command = wrk_command(url, mode, seconds, args)
+    now = time.time()
+    command = wrk_command(url, mode, seconds, args, str(int(now * 1000)), f"{now:.3f}")
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + args.timeout + 60
     )
@@ -529,9 +532,11 @@ def main() -> None:
         "run": run_record(
             {
                 **vars(args),
-                "server_command": ["agora", *serve_args(0, 0)],
-                "ceiling_command": ["uvicorn", *ceiling_command(0, 0)[3:]],
-                "wrk_command": wrk_command("URL", "mixed|recs", args.seconds, args),
+                "server_command": ["agora", *serve_args("PORT", "N")],
+                "ceiling_command": ["uvicorn", *ceiling_command("PORT", "N")[3:]],
+                "wrk_command": wrk_command(
+                    "URL", "mixed|recs", args.seconds, args, "RUN_ID", "EPOCH"
+                ),
                 "server_env": {db: environment(env) for db, env in envs.items()},
                 "uvicorn": {
                     "version": uvicorn.__version__,
