@@ -10,8 +10,8 @@ Needs wrk (Debian package ``wrk``; without it the script says so and exits 2). F
 1. uses the community of that database, built once and cached under ``--workdir`` with a
    marker naming its sizes: a SQLite file, or the PostgreSQL database of ``--pg-url`` (dropped
    and rebuilt when the marker or its events are missing; it never touches another database).
-   After the bulk insert, ``agora train`` (``trending`` and ``als``), ``agora engagement replay``
-   and ``agora analytics refresh`` bring it to a live platform's state (see ``PREPARE``);
+   After the bulk insert, ``agora train`` (``trending`` and ``als``) and ``agora engagement
+   replay`` bring it to a live platform's state (see ``PREPARE``);
 2. starts ``agora serve --workers N`` of this checkout on a free 127.0.0.1 port, warms it with
    a first page per worker and ``--warmup`` seconds of load, then runs wrk (``--threads``,
    ``-c``, ``--seconds``) with bench/serve_load.lua: 90% feed pages
@@ -32,6 +32,12 @@ table (rows: workers x database) and writes bench/results/serve_load.json, a cel
 ``first_page_server_p50_ms``, ``recommendations`` (rps, percentiles, errors) and ``rss_mb`` (one
 figure per worker). Server logs go to ``--workdir``. Events the runs post stay in the cached
 stores (a few thousand a run, beside 1.05M).
+
+The servers run with ``AGORA_BACKGROUND_SECONDS=--background-seconds`` (0 by default: the
+periodic background jobs run only when a request wakes them; engagement still counts each
+posted event after its write). The bulk-inserted community has 100k posts whose sentiment was
+never scored, a backlog a live platform never has (it scores posts as they arrive); at the
+default 15 s every worker would spend 20 s of each minute scoring it (8 posts/s here).
 
 How the community is scaled from ml1m-general's train split (6,033 users x 3,123 items):
 * item popularity: each of the 100,000 items draws its weight from the empirical ML-1M item
@@ -92,13 +98,9 @@ WRK_MISSING = "wrk not found: apt-get install wrk"
 #: Databases this script never drops, whatever --pg-url says (the test suite's and the default).
 SHARED_DATABASES = {"test", "postgres", "template0", "template1"}
 #: After the bulk insert, the commands that bring the store where a live platform's is: models
-#: trained, engagement (points, badges) counted, background analytics computed. Without them
-#: ``agora serve`` starts by catching up on 1.05M events behind the requests.
-PREPARE = (
-    ["train", "--no-validate"],
-    ["engagement", "replay"],
-    ["analytics", "refresh", "all"],
-)
+#: trained, engagement (points, badges) counted. Without the replay, ``agora serve``'s first
+#: event write starts a catch-up on 1.05M events that holds SQLite's write lock for minutes.
+PREPARE = (["train", "--no-validate"], ["engagement", "replay"])
 CEILING_WARMUP_SECONDS = 3
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 console = Console()
@@ -224,9 +226,9 @@ def recreate_database(url: str) -> None:
     admin.dispose()
 
 
-def agora_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
+def agora_env(data_dir: Path, database_url: str | None, background: float) -> dict[str, str]:
     """The environment of the bench's ``agora`` commands: this checkout's code, the bench key
-    and models, one BLAS thread, the cell's data folder and database."""
+    and models, one BLAS thread, the background period, the data folder and database."""
     env = dict(os.environ)
     env.pop("AGORA_DATABASE_URL", None)
     env.update(
@@ -234,6 +236,7 @@ def agora_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
         AGORA_DATA_DIR=str(data_dir),
         AGORA_API_KEY=KEY,
         AGORA_MODELS=MODELS,
+        AGORA_BACKGROUND_SECONDS=f"{background:g}",
         OPENBLAS_NUM_THREADS="1",
     )
     if database_url:
@@ -246,7 +249,7 @@ def prepare(db: str, args: argparse.Namespace) -> tuple[dict[str, str], dict[str
     community first unless the cache (marker and store) already holds it."""
     data = Path(args.workdir) / db
     url = args.pg_url if db == "postgresql" else f"sqlite:///{data / 'agora.db'}"
-    env = agora_env(data, url if db == "postgresql" else None)
+    env = agora_env(data, url if db == "postgresql" else None, args.background_seconds)
     marker = data / "community.json"
     wanted = {"users": args.users, "items": args.items, "database": url}
     if marker.exists():
@@ -280,11 +283,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_args(port: int, workers: int) -> list[str]:
+def serve_args(port: int | str, workers: int | str) -> list[str]:
     return ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
-def ceiling_command(port: int, workers: int) -> list[str]:
+def ceiling_command(port: int | str, workers: int | str) -> list[str]:
     """uvicorn on the ceiling app, with ``agora serve``'s loop and HTTP implementation."""
     return [sys.executable, "-m", "uvicorn", "_ceiling_app:app", "--app-dir", str(BENCH),
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
@@ -335,18 +338,21 @@ def worker_rss_mb(pid: int, workers: int) -> list[float]:
     return out
 
 
-def wrk_command(url: str, mode: str, seconds: int, args: argparse.Namespace) -> list[str]:
-    """wrk with the bench's script; ``mode`` is ``mixed`` or ``recs`` (see serve_load.lua)."""
-    run_id = str(time.time_ns() // 1_000_000)  # event ids of this run: unique across runs
+def wrk_command(
+    url: str, mode: str, seconds: int, args: argparse.Namespace, run_id: str, epoch: str
+) -> list[str]:
+    """wrk with the bench's script; ``mode`` is ``mixed`` or ``recs`` (see serve_load.lua),
+    ``run_id`` makes event ids unique across runs, ``epoch`` is the events' first time."""
     return ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{seconds}s",
             "--timeout", f"{args.timeout}s", "-H", f"Authorization: Bearer {KEY}",
             "-s", str(LUA), url, "--", mode, str(args.users), str(args.items), run_id,
-            f"{time.time():.3f}"]  # fmt: skip
+            epoch]  # fmt: skip
 
 
 def run_wrk(url: str, mode: str, seconds: int, args: argparse.Namespace) -> dict:
     """The JSON object serve_load.lua's done() prints for one wrk run."""
-    command = wrk_command(url, mode, seconds, args)
+    now = time.time()
+    command = wrk_command(url, mode, seconds, args, str(int(now * 1000)), f"{now:.3f}")
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + args.timeout + 60
     )
@@ -435,7 +441,7 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
         "workers": workers,
         **mixed,
         "ceiling_rps": ceiling["throughput_rps"],
-        "ratio": round(mixed["throughput_rps"] / ceiling["throughput_rps"], 4)
+        "ratio": round(mixed["throughput_rps"] / ceiling["throughput_rps"], 5)
         if ceiling["throughput_rps"]
         else None,
         "ceiling": {k: ceiling[k] for k in ("throughput_rps", *PERCENTILES, "errors")},
@@ -448,37 +454,43 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
     }
 
 
-def _pair(figs: dict, a: str = "p50_ms", b: str = "p99_ms") -> str:
-    return f"{figs.get(a, '-')} / {figs.get(b, '-')}" if figs else "-"
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _pair(figs: dict) -> str:
+    return f"{_ms(figs.get('p50_ms'))}/{_ms(figs.get('p99_ms'))}" if figs else "-"
 
 
 def table(cells: list[dict], args: argparse.Namespace) -> Table:
     out = Table(
-        title=f"agora serve under wrk: {args.seconds} s, {args.threads} threads, "
-        f"{args.connections} connections (ms: p50 / p99)"
+        title=f"agora serve under wrk: {args.seconds} s runs, {args.threads} threads, "
+        f"{args.connections} connections; latencies in ms (p50/p99)"
     )
-    columns = ["db", "workers", "rps", "ms", "errors", "ceiling rps", "ratio", "first page",
-               "next page", "event", "first page server p50", "recs rps", "recs ms",
-               "RSS MiB / worker"]  # fmt: skip
+    columns = ["db", "workers", "rps", "p50/p95/p99", "errors", "ceiling rps", "ratio",
+               "first page", "next page", "event", "first page server p50", "recs rps",
+               "recs", "RSS MiB"]  # fmt: skip
     for column in columns:
-        out.add_column(column)
+        out.add_column(column, no_wrap=True)
     for c in cells:
         kinds = c["by_kind"]
         out.add_row(
             c["db"],
             str(c["workers"]),
-            str(c["throughput_rps"]),
-            _pair(c),
+            f"{c['throughput_rps']:.1f}",
+            "/".join(_ms(c[p]) for p in PERCENTILES),
             str(c["errors"]),
-            str(c["ceiling_rps"]),
+            f"{c['ceiling_rps']:.0f}",
             f"{c['ratio']:.2%}" if c["ratio"] is not None else "-",
             _pair(kinds.get("first_page", {})),
             _pair(kinds.get("next_page", {})),
             _pair(kinds.get("event", {})),
-            str(c["first_page_server_p50_ms"]),
-            str(c["recommendations"]["rps"]),
+            _ms(c["first_page_server_p50_ms"]),
+            f"{c['recommendations']['rps']:.1f}",
             _pair(c["recommendations"]),
-            " ".join(str(r) for r in c["rss_mb"]),
+            " ".join(f"{r:.0f}" for r in c["rss_mb"]),
         )
     return out
 
@@ -493,6 +505,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="wrk -t")
     ap.add_argument("-c", "--connections", type=int, default=32, help="wrk -c")
     ap.add_argument("--timeout", type=int, default=30, help="wrk --timeout (seconds)")
+    ap.add_argument(
+        "--background-seconds",
+        type=float,
+        default=0.0,
+        help="AGORA_BACKGROUND_SECONDS of the servers (see the module docstring)",
+    )
     ap.add_argument("--users", type=int, default=10_000, help="active users (plus 5,000 creators)")
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/agora_bench")
@@ -507,16 +525,18 @@ def main() -> None:
         envs[db], community[db] = prepare(db, args)
         for workers in args.workers:
             cells.append(run_cell(db, workers, envs[db], args))
-    console.print(table(cells, args))
+    Console(width=max(console.width, 200)).print(table(cells, args))  # one line per row
     report = {
         "cells": cells,
         "community": community,
         "run": run_record(
             {
                 **vars(args),
-                "server_command": ["agora", *serve_args(0, 0)],
-                "ceiling_command": ["uvicorn", *ceiling_command(0, 0)[3:]],
-                "wrk_command": wrk_command("URL", "mixed|recs", args.seconds, args),
+                "server_command": ["agora", *serve_args("PORT", "N")],
+                "ceiling_command": ["uvicorn", *ceiling_command("PORT", "N")[3:]],
+                "wrk_command": wrk_command(
+                    "URL", "mixed|recs", args.seconds, args, "RUN_ID", "EPOCH"
+                ),
                 "server_env": {db: environment(env) for db, env in envs.items()},
                 "uvicorn": {
                     "version": uvicorn.__version__,
