@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from api_support import ADMIN, WRITE, counts, event
 from fastapi.testclient import TestClient
+
+from agora.api.app import create_app
+from agora.config import Settings
 
 
 def test_single_event_and_list(client: TestClient) -> None:
@@ -52,6 +61,61 @@ def test_one_bad_event_in_a_list_stores_none(client: TestClient) -> None:
     assert unknown_type.status_code == 422
     assert unknown_type.json()["problems"][0]["location"] == "body.1.type"
     assert counts(client)["events"] == 0
+
+
+def test_a_full_batch_with_bad_rows_names_each_and_stores_nothing(client: TestClient) -> None:
+    batch = [event(i, user=f"reader{i}", item=f"post{i}") for i in range(100)]
+    bad = [*batch]
+    bad[57] = {**batch[57], "timestamp": "yesterday"}
+    bad[83] = {**batch[83], "item_id": ""}
+    answer = client.post("/events", json=bad, headers=WRITE)
+    assert answer.status_code == 422, answer.text
+    problems = answer.json()["problems"]
+    assert [p["location"] for p in problems] == ["body.57.timestamp", "body.83.item_id"]
+    assert counts(client) == {k: 0 for k in counts(client)}  # no event, user or item
+    stored = client.post("/events", json=batch, headers=WRITE)
+    assert stored.status_code == 201 and stored.json() == {"accepted": 100, "duplicates": 0}
+    assert {k: counts(client)[k] for k in ("events", "users", "items")} == {
+        "events": 100,
+        "users": 100,
+        "items": 100,
+    }
+
+
+def test_the_answer_does_not_wait_for_what_is_derived_from_the_events(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """What the app derives from new events (engagement points...) runs once the answer is
+    sent, over real HTTP: a slow derivation never holds the writer who sent them."""
+    app = create_app(Settings(data_dir=tmp_path / "data", database_url=sqlite_url,
+                              api_key="test-admin"))  # fmt: skip
+    answered, derived = threading.Event(), threading.Event()
+
+    def slow_derivation() -> None:  # waits for the client to have its answer
+        if answered.wait(20):
+            derived.set()
+
+    app.state.after_event_writes = [slow_derivation]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        posted = httpx.post(f"http://127.0.0.1:{port}/events", json=[event(1)],
+                            headers=ADMIN, timeout=10)  # fmt: skip
+        assert posted.status_code == 201 and posted.json()["accepted"] == 1
+        answered.set()
+        assert derived.wait(10), "the derivation did not run after the answer"
+    finally:
+        answered.set()
+        server.should_exit = True
+        thread.join(30)
 
 
 def test_far_future_single_event_is_422_at_its_field(client: TestClient) -> None:

@@ -68,6 +68,7 @@ def _arguments(path: list[str], tmp_path: Path) -> list[str] | None:
         "import": [str(events)],
         "recommend": ["u1"],
         "demo": ["--no-serve"],
+        "worker": ["--once"],  # without --once it refreshes until stopped
         # both fit the sentiment model on its bundled labelled corpus whatever the store holds
         # (over 10 minutes on this machine): issue 11 item 8 moves that work out of the way
         "analytics sentiment train": ["--help"],

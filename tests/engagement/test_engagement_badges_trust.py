@@ -161,6 +161,38 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
     assert stored is not None and stored.level == 2  # the catch-up stored the new level
 
 
+def test_stored_levels_equal_live_ones_where_likes_received_decide_or_not(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A catch-up counts an author's likes received only where they can change the level (a
+    prolific author costs the most to count): the stored levels still equal ``trust``'s."""
+    config = EngagementConfig(
+        trust_levels=[
+            TrustLevel(level=1, name="basic", requires=TrustRequirements(topics_entered=1)),
+            TrustLevel(
+                level=2,
+                name="member",
+                requires=TrustRequirements(topics_entered=1, likes_received=2),
+            ),
+        ]
+    )
+    with transaction(sessions) as session:
+        items(session, {"mine": ("writer", []), "theirs": ("silent", []), "other": ("x", [])})
+        events(session, [("w", "writer", "other", "view", T0), *_likes("theirs", 5)])
+    with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
+    with transaction(sessions) as session:
+        events(session, _likes("mine", 2))
+    with transaction(sessions) as session:
+        service.catch_up(session, config, NOW)
+        stored = {
+            user: session.get(TrustState, service.user_pk(session, user)).level  # type: ignore[union-attr]
+            for user in ("writer", "silent", "fan0", "fan4")
+        }
+        live = {user: service.trust(session, config, user, NOW).level for user in stored}
+    assert stored == live == {"writer": 2, "silent": 0, "fan0": 1, "fan4": 1}
+
+
 def test_imported_stack_exchange_users_reach_trust_levels_with_substitutes(
     sessions: sessionmaker[Session], bundled_dump: Path
 ) -> None:

@@ -90,15 +90,21 @@ def _warm(models: ModelStore) -> None:
     log.info("models loaded (seconds): %s", models.warm())
 
 
-def background_jobs(settings: Settings, sessions: sessionmaker[Session]) -> Jobs:
+def background_jobs(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    engagement_lock: threading.Lock | None = None,
+) -> Jobs:
     """The work a served app does behind its requests, so that no GET computes it: engagement
     applies new events, new posts and comments get their sentiment, due guardrail looks are
     taken (every ``background_seconds``), heavy analytics are recomputed (every
-    ``analytics_refresh_seconds``). Each also runs when a request wakes it."""
+    ``analytics_refresh_seconds``). Each also runs when a request wakes it; the engagement
+    catch-up holds ``engagement_lock`` (see :func:`after_event_writes`)."""
     light, heavy = settings.background_seconds, settings.analytics_refresh_seconds
+    one_at_a_time = engagement_lock or threading.Lock()
 
     def catch_up() -> None:
-        with transaction(sessions) as session:
+        with one_at_a_time, transaction(sessions) as session:
             engagement.catch_up(session, settings.engagement, datetime.now(UTC))
 
     def guardrails() -> None:
@@ -120,14 +126,30 @@ def background_jobs(settings: Settings, sessions: sessionmaker[Session]) -> Jobs
     )  # fmt: skip
 
 
-def after_event_writes(settings: Settings, sessions: sessionmaker[Session], jobs: Jobs):
-    """What ``POST /events`` runs after its commit: engagement counts the new events at once
-    (a large backlog is left to the background job, which is woken)."""
+def after_event_writes(
+    settings: Settings, sessions: sessionmaker[Session], engagement_lock: threading.Lock
+) -> list[Callable[[], None]]:
+    """What ``POST /events`` runs once its answer is sent: engagement counts the new events,
+    and any that arrive meanwhile, until none is pending. One catch-up runs at a time in a
+    process (``engagement_lock``, shared with the background job): a write that finds one
+    running leaves its events to it. A backlog larger than ``AFTER_WRITE_MAX`` (a stream of
+    writes, an import) waits for the background job's next turn, so that counting does not
+    take the CPU the writes need; engagement reads say how many events are pending."""
+    config = settings.engagement
 
     def engagement_now() -> None:
-        with transaction(sessions) as session:
-            if not engagement.apply_after_write(session, settings.engagement, datetime.now(UTC)):
-                jobs.wake("engagement")
+        if not engagement_lock.acquire(blocking=False):
+            return
+        try:
+            while True:
+                with transaction(sessions) as session:
+                    if not engagement.apply_after_write(session, config, datetime.now(UTC)):
+                        return
+                with sessions() as session:
+                    if not engagement.pending_events(session, config):
+                        return
+        finally:
+            engagement_lock.release()
 
     return [engagement_now]
 
@@ -183,9 +205,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = wiring.sessions
     app.state.models = models
     app.state.feed_cache = wiring.feed_cache
-    app.state.jobs = background_jobs(settings, app.state.sessions)
+    engagement_lock = threading.Lock()
+    app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock)
     app.state.after_event_writes = [
-        *after_event_writes(settings, app.state.sessions, app.state.jobs),
+        *after_event_writes(settings, app.state.sessions, engagement_lock),
         lambda: _feed_catch_up(app),
     ]
     app.state.after_edge_writes = [lambda users: app.state.feed_cache.states.forget_ids(users)]

@@ -3,13 +3,18 @@
 The ``engagement_state`` row keeps the last ``events.id`` applied, and :func:`catch_up` applies
 newer events in id order (points with daily caps to the append-only ledger, visit days, badge
 awards, then the trust level of every user they touched). Reads never write: ``POST /events``
-catches up right after its commit (a small backlog; :func:`apply_after_write`), and the
+catches up right after its answer (a small backlog; :func:`apply_after_write`), and the
 background job of ``agora serve`` catches up every few seconds (events written by other
 routes and imports); :func:`pending_events` says how many stored events reads do not count
 yet. :func:`replay` clears the
 derived tables and applies every stored event again under the current rules; applying in id
 order makes a replay give the same ledger and awards as the increments did. When the rules'
 fingerprint differs from the one the ledger was built under, :func:`catch_up` replays.
+
+A catch-up reads the trust counts of the users its pending events touch before it locks the
+state row (on SQLite that lock is the database's write lock, which event writes queue behind),
+and counts an author's likes received only where they can change the level; under the lock it
+applies those events and stores the levels.
 
 Post-attribute badges (e.g. a Stack Exchange score, an item attribute rather than events) are
 checked when an item is new and when it gets an event; a replay checks every item.
@@ -19,8 +24,9 @@ user's latest applied event, :func:`trust` computes it at request time.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -29,6 +35,7 @@ from sqlalchemy import delete, exists, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from agora.db.engine import insert_for
 from agora.db.tables import Event, Item, User
 from agora.engagement.config import BadgeRule, EngagementConfig, TrustRequirements
 from agora.engagement.models import (
@@ -127,6 +134,8 @@ class _Run:
     award_users: set[int] = field(default_factory=set)
     checked_items: set[int] = field(default_factory=set)
     touched: set[int] = field(default_factory=set)
+    seen: set[int] | None = None  # pending events the early trust counts saw (None: none)
+    unseen: set[int] = field(default_factory=set)  # users of events applied but not seen
 
 
 @dataclass
@@ -143,16 +152,68 @@ class _Ev:
         return self.ts.date()
 
 
+#: Pending events up to which a catch-up reads the trust counts before taking the lock.
+EARLY_MAX = 100_000
+
+
+@dataclass
+class _Early:
+    """Trust counts read from the events alone before the state row is locked (the slow part
+    of a catch-up: on SQLite, the lock is the database's write lock, which event writes wait
+    for), the pending events they saw, and the last of them: the catch-up applies up to it."""
+
+    events: set[int] = field(default_factory=set)
+    counts: dict[int, dict[str, int | None]] = field(default_factory=dict)
+    upto: int | None = None
+
+
+def _early_counts(session: Session, config: EngagementConfig, now: datetime) -> _Early:
+    """:data:`EVENT_METRICS` of the actors and authors of the events pending now. Likes
+    received (costly for prolific authors) are counted only where they can change the level."""
+    row = session.execute(
+        select(EngagementState.event_cursor, EngagementState.gaps).where(
+            EngagementState.id == STATE_ID
+        )
+    ).first()
+    cursor, gaps = (row.event_cursor, [int(i) for i, _ in row.gaps or []]) if row else (0, [])
+    pending = Event.id > cursor
+    if gaps:
+        pending = pending | Event.id.in_(gaps[-IN_CHUNK:])
+    rows = session.execute(
+        select(Event.id, Event.user_id, Item.author_id)
+        .join(Item, Item.id == Event.item_id)
+        .where(pending)
+        .limit(EARLY_MAX + 1)
+    ).all()
+    if not rows or len(rows) > EARLY_MAX:  # a replay-sized backlog: counted under the lock
+        return _Early()
+    users = sorted({r[1] for r in rows} | {r[2] for r in rows if r[2] is not None})
+    stand_ins = substitutions(session, config)
+    cheap = [m for m in EVENT_METRICS if m != "likes_received"]
+    counts: dict[int, dict[str, int | None]] = trust_metrics(  # type: ignore[assignment]
+        session, config, users, now, stand_ins, which=cheap
+    )
+    requirements = _requirements(config)
+    wanted = [u for u in users if _decides(requirements, counts[u], "likes_received")]
+    received = trust_metrics(session, config, wanted, now, stand_ins, which=["likes_received"])
+    for user in users:
+        counts[user].update(received.get(user, {"likes_received": None}))
+    return _Early({r[0] for r in rows}, counts, max(r[0] for r in rows))
+
+
 def catch_up(session: Session, config: EngagementConfig, now: datetime) -> int:
-    """Apply the events stored since the last call; returns how many were applied.
+    """Apply the events stored since the last call (those stored when it starts: later ones are
+    the next call's); returns how many were applied.
 
     Replays everything instead when the rules changed since the ledger was built."""
     if _up_to_date(session, config):
         return 0  # no write: reads do not queue behind one another
+    early: _Early | None = _early_counts(session, config, now)
     state = _lock_state(session, now)
     if state.rules != config.fingerprint():
         _clear(session, state, config)
-    return _apply(session, config, state, now)
+        early = None
+    return _apply(session, config, state, now, early)
 
 
 #: ``apply_after_write`` applies at most this many new events inline; more are left to the
@@ -220,11 +281,15 @@ def _event_rows(session: Session, condition: Any, limit: int | None = None) -> l
 
 
 def _apply(
-    session: Session, config: EngagementConfig, state: EngagementState, now: datetime
+    session: Session,
+    config: EngagementConfig,
+    state: EngagementState,
+    now: datetime,
+    early: _Early | None = None,
 ) -> int:
     stamp = now.timestamp()
     gaps = {int(i): seen for i, seen in state.gaps or [] if stamp - seen < GAP_SECONDS}
-    run = _Run(start=state.event_cursor, pending=sorted(gaps))
+    run = _Run(start=state.event_cursor, pending=sorted(gaps), seen=early.events if early else None)
     attribute_badges = [b for b in config.badges if b.kind == "post_attribute"]
     applied = 0
     if gaps:  # events committed after later ones: applied now, out of id order
@@ -242,14 +307,19 @@ def _apply(
             items = select(Item.id).where(Item.id > low, Item.id <= high).order_by(Item.id)
             _check_attributes(session, attribute_badges, list(session.scalars(items)), run)
     cursor = state.event_cursor
-    while events := _event_rows(session, Event.id > cursor, config.batch_size):
+    upto = early.upto if early else None  # later events: the next catch-up
+    while events := _event_rows(
+        session,
+        (Event.id > cursor) & (Event.id <= upto) if upto else Event.id > cursor,
+        config.batch_size,
+    ):
         _apply_events(session, config, events, run, attribute_badges)
         seen = {e.id for e in events}
         low = max(cursor + 1, events[-1].id - MAX_GAPS)
         gaps.update({i: stamp for i in range(low, events[-1].id) if i not in seen})
         cursor, applied = events[-1].id, applied + len(events)
     if run.touched:
-        _store_trust(session, config, sorted(run.touched), now)
+        _store_trust(session, config, sorted(run.touched), now, early, run.unseen)
     state.event_cursor = cursor
     state.item_cursor = max(max_item, state.item_cursor)
     state.gaps = [[i, gaps[i]] for i in sorted(gaps)[-MAX_GAPS:]]
@@ -406,6 +476,9 @@ def _apply_batch(
 
     users = {e.user for e in events} | {e.author for e in events if e.author is not None}
     run.touched |= users
+    for e in events:
+        if run.seen is None or e.id not in run.seen:
+            run.unseen.update(u for u in (e.user, e.author) if u is not None)
     _load_awards(session, run, users)
     _load_counts(session, run, events, config)
     _load_days(session, run, {e.user for e in events})
@@ -486,21 +559,13 @@ def _apply_batch(
 
 
 def _add_totals(session: Session, deltas: Counter[int]) -> None:
-    users = sorted(deltas)
-    existing: set[int] = set()
-    for part in _chunks(users):
-        existing.update(
-            session.scalars(select(PointsTotal.user_id).where(PointsTotal.user_id.in_(part)))
-        )
-    for user in sorted(existing):
-        session.execute(
-            update(PointsTotal)
-            .where(PointsTotal.user_id == user)
-            .values(points=PointsTotal.points + deltas[user])
-        )
-    fresh = [{"user_id": u, "points": deltas[u]} for u in users if u not in existing]
-    if fresh:
-        session.execute(insert(PointsTotal), fresh)
+    """Add ``deltas`` to the users' totals: one upsert for the whole batch."""
+    table = PointsTotal.__table__
+    stmt = insert_for(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id"], set_={"points": table.c.points + stmt.excluded.points}
+    )
+    session.execute(stmt, [{"user_id": u, "points": deltas[u]} for u in sorted(deltas)])
 
 
 def _meets(attributes: dict[str, Any], badge: BadgeRule) -> bool:
@@ -546,6 +611,8 @@ def _check_attributes(
 
 # -- trust levels -------------------------------------------------------------------------------
 METRICS = tuple(TrustRequirements.model_fields)
+#: The metrics read from the events table alone (the others from the derived tables).
+EVENT_METRICS = tuple(m for m in METRICS if m not in ("days_visited", "points"))
 
 
 #: Events that stand in for likes in a store without any like event (a Stack Exchange dump
@@ -562,6 +629,12 @@ class Substitutions:
     reasons: dict[str, str] = field(default_factory=dict)  # metric -> what is counted instead
 
 
+def _any_stored(session: Session, types: Iterable[str]) -> bool:
+    """Whether any event of these types is stored (one query that stops at the first)."""
+    stmt = select(Event.id).where(Event.type.in_(tuple(types))).limit(1)
+    return session.scalar(stmt) is not None
+
+
 def _stored_types(session: Session, types: Iterable[str]) -> set[str]:
     found = set()
     for kind in types:
@@ -576,13 +649,13 @@ def substitutions(session: Session, config: EngagementConfig) -> Substitutions:
     with by any event; with no like event at all, the like counts use bookmarks, accepted
     answers and shares (the approvals a dump does record)."""
     out = Substitutions(like_events=tuple(config.like_events))
-    if not _stored_types(session, config.read_events):
+    if not _any_stored(session, config.read_events):
         out.read_events = ()
         out.reasons["posts_read"] = (
             "posts engaged with (any event), because the store has no read events "
             f"({', '.join(config.read_events)})"
         )
-    if not _stored_types(session, config.like_events):
+    if not _any_stored(session, config.like_events):
         stand_ins = tuple(sorted(_stored_types(session, LIKE_SUBSTITUTES)))
         if stand_ins:
             out.like_events = stand_ins
@@ -601,11 +674,14 @@ def trust_metrics(
     users: Sequence[int],
     now: datetime,
     stand_ins: Substitutions | None = None,
+    which: Iterable[str] = METRICS,
 ) -> dict[int, dict[str, int]]:
-    """Per user: the counts trust levels ask for (see :class:`TrustRequirements`), with the
-    requirements the store has no data for counted as :func:`substitutions` says."""
+    """Per user: the counts trust levels ask for (see :class:`TrustRequirements`; ``which``
+    of them), with the requirements the store has no data for counted as
+    :func:`substitutions` says."""
     stand_ins = stand_ins or substitutions(session, config)
-    out = {u: dict.fromkeys(METRICS, 0) for u in users}
+    which = set(which)
+    out = {u: dict.fromkeys(which, 0) for u in users}
     since = now - timedelta(days=config.flag_window_days)
     others = Event.user_id != func.coalesce(Item.author_id, -1)
     read = Event.type.in_(config.read_events) if stand_ins.read_events is None else true()
@@ -668,6 +744,8 @@ def trust_metrics(
             ),
         ]
         for metric, stmt in queries:
+            if metric not in which:
+                continue
             for user, n in session.execute(stmt):
                 out[user][metric] = int(n)
     return out
@@ -723,68 +801,100 @@ SUBSTITUTE_LABELS = {
 }
 
 
+def _met(metric: str, have: float | None, need: int) -> bool:
+    """Whether ``have`` meets the requirement; None: not counted, as it cannot change the
+    level (see :func:`_decides`)."""
+    if have is None:
+        return True
+    return have <= need if metric == "max_upheld_flags" else have >= need
+
+
+def _requirements(config: EngagementConfig) -> list[tuple[int, str, dict[str, int]]]:
+    """(level, name, {metric: need}) of each trust level, the unset requirements left out."""
+    return [
+        (tl.level, tl.name, {m: n for m, n in tl.requires.model_dump().items() if n is not None})
+        for tl in config.trust_levels
+    ]
+
+
 def _check_levels(
     config: EngagementConfig, metrics: dict[str, int], substituted: Iterable[str] = ()
 ) -> list[LevelCheck]:
     labels = {**LABELS, **{m: SUBSTITUTE_LABELS[m] for m in substituted}}
     checks = []
-    for tl in config.trust_levels:
+    for level, name, requires in _requirements(config):
         reqs = []
-        for metric, need in tl.requires.model_dump().items():
-            if need is None:
-                continue
+        for metric, need in requires.items():
             have = metrics[metric]
-            if metric == "max_upheld_flags":
-                met = have <= need
+            met = _met(metric, have, need)
+            if met:
+                missing = None
+            elif metric == "max_upheld_flags":
                 missing = (
-                    None
-                    if met
-                    else (
-                        f"{have} upheld flag{'s' * (have != 1)} in the last "
-                        f"{config.flag_window_days:g} days (at most {need} allowed)"
-                    )
+                    f"{have} upheld flag{'s' * (have != 1)} in the last "
+                    f"{config.flag_window_days:g} days (at most {need} allowed)"
                 )
             else:
-                met = have >= need
-                missing = None if met else f"{_more(need - have, labels[metric])} ({have}/{need})"
+                missing = f"{_more(need - have, labels[metric])} ({have}/{need})"
             reqs.append(Requirement(metric, need, have, met, missing))
-        checks.append(LevelCheck(tl.level, tl.name, all(r.met for r in reqs), reqs))
+        checks.append(LevelCheck(level, name, all(r.met for r in reqs), reqs))
     return checks
 
 
-def _level(checks: list[LevelCheck]) -> int:
-    """The highest level whose requirements, and every lower level's, are met."""
-    level = 0
-    for check in checks:
-        if not check.met:
+def _level(
+    requirements: list[tuple[int, str, dict[str, int]]], metrics: Mapping[str, float | None]
+) -> int:
+    """The highest level whose requirements, and every lower level's, are met (a metric not
+    in ``metrics`` counts as met)."""
+    reached = 0
+    for level, _, requires in requirements:
+        if not all(_met(m, metrics.get(m), need) for m, need in requires.items()):
             break
-        level = check.level
-    return level
+        reached = level
+    return reached
+
+
+def _decides(
+    requirements: list[tuple[int, str, dict[str, int]]],
+    metrics: Mapping[str, float | None],
+    metric: str,
+) -> bool:
+    """Whether ``metric`` can change the level of a user with ``metrics`` (those not counted
+    yet taken as met): the level with none of it and with any amount of it differ."""
+    return _level(requirements, {**metrics, metric: 0}) != _level(
+        requirements, {**metrics, metric: math.inf}
+    )
 
 
 def _store_trust(
-    session: Session, config: EngagementConfig, users: list[int], now: datetime
+    session: Session, config: EngagementConfig, users: list[int], now: datetime,
+    early: _Early | None = None, unseen: set[int] | None = None,
 ) -> None:  # fmt: skip
+    """The trust level of each of ``users`` at ``now``: one upsert for all of them. The early
+    event counts are used for the users no unseen event touched (the derived-table counts
+    are read now)."""
+    ready = early.counts if early else {}
+    known = [u for u in users if u in ready and u not in (unseen or ())]
     stand_ins = substitutions(session, config)
-    metrics = trust_metrics(session, config, users, now, stand_ins)
-    existing: set[int] = set()
-    for part in _chunks(users):
-        existing.update(
-            session.scalars(select(TrustState.user_id).where(TrustState.user_id.in_(part)))
-        )
-    fresh = []
-    for user in users:
-        level = _level(_check_levels(config, metrics[user], stand_ins.reasons))
-        if user in existing:
-            session.execute(
-                update(TrustState)
-                .where(TrustState.user_id == user)
-                .values(level=level, updated=now)
-            )
-        else:
-            fresh.append({"user_id": user, "level": level, "updated": now})
-    if fresh:
-        session.execute(insert(TrustState), fresh)
+    derived = [m for m in METRICS if m not in EVENT_METRICS]
+    metrics = trust_metrics(session, config, known, now, stand_ins, which=derived)
+    for user in known:
+        metrics[user].update(ready[user])
+    rest = [u for u in users if u not in metrics]
+    metrics.update(trust_metrics(session, config, rest, now, stand_ins))
+    requirements = _requirements(config)
+    table = TrustState.__table__
+    stmt = insert_for(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={"level": stmt.excluded.level, "updated": stmt.excluded.updated},
+    )
+    rows = [
+        {"user_id": user, "level": _level(requirements, metrics[user]), "updated": now}
+        for user in users
+    ]
+    for part in _chunks(rows):
+        session.execute(stmt, part)
 
 
 @dataclass
@@ -804,7 +914,7 @@ def trust(session: Session, config: EngagementConfig, user_id: str, now: datetim
     stand_ins = substitutions(session, config)
     metrics = trust_metrics(session, config, [pk], now, stand_ins)[pk]
     checks = _check_levels(config, metrics, stand_ins.reasons)
-    level = _level(checks)
+    level = _level(_requirements(config), metrics)
     names = {c.level: c.name for c in checks}
     upcoming = next((c for c in checks if c.level > level), None)
     sentence = None

@@ -93,40 +93,32 @@ def _ids_by_external(session: Session, table: Any, external_ids: Iterable[str]) 
     return found
 
 
+def _ensure(
+    session: Session, table: Any, external_ids: Iterable[str], blank: dict[str, Any]
+) -> dict[str, int]:
+    """Internal ids for these external ids of ``table``: one look-up, then bare rows (``blank``)
+    for the ones not seen before (a concurrent writer may create them meanwhile: kept once)."""
+    wanted = list(dict.fromkeys(external_ids))
+    found = _ids_by_external(session, table, wanted)
+    missing = [ext for ext in wanted if ext not in found]
+    for part in _chunks(missing):
+        stmt = insert_for(session, table.__table__)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["external_id"])
+        session.execute(stmt, [{"external_id": ext, **blank} for ext in part])
+    if missing:
+        found.update(_ids_by_external(session, table, missing))
+    return found
+
+
 def ensure_users(session: Session, external_ids: Iterable[str]) -> dict[str, int]:
     """Internal ids for these users, creating bare rows for the ones not seen before."""
-    wanted = list(dict.fromkeys(external_ids))
-    if not wanted:
-        return {}
-    now = _now()
-    for part in _chunks(wanted):
-        stmt = insert_for(session, User).on_conflict_do_nothing(index_elements=["external_id"])
-        session.execute(stmt, [{"external_id": u, "created": now, "attributes": {}} for u in part])
-    return _ids_by_external(session, User, wanted)
+    return _ensure(session, User, external_ids, {"created": _now(), "attributes": {}})
 
 
 def ensure_items(session: Session, external_ids: Iterable[str]) -> dict[str, int]:
     """Internal ids for these items, creating bare rows for the ones not seen before."""
-    wanted = list(dict.fromkeys(external_ids))
-    if not wanted:
-        return {}
-    now = _now()
-    rows = [
-        {
-            "external_id": i,
-            "created": now,
-            "title": "",
-            "body": "",
-            "tags": [],
-            "media": {},
-            "attributes": {},
-        }
-        for i in wanted
-    ]
-    for part in _chunks(rows):
-        stmt = insert_for(session, Item).on_conflict_do_nothing(index_elements=["external_id"])
-        session.execute(stmt, part)
-    return _ids_by_external(session, Item, wanted)
+    blank = {"created": _now(), "title": "", "body": "", "tags": [], "media": {}, "attributes": {}}
+    return _ensure(session, Item, external_ids, blank)
 
 
 def upsert_users(session: Session, users: Sequence[UserIn]) -> int:
@@ -248,8 +240,8 @@ def add_events(
     ]
     for part in _chunks(rows):
         # a concurrent request may have stored the same event_id meanwhile: still once
-        stmt = insert_for(session, Event).on_conflict_do_nothing(index_elements=["event_id"])
-        session.execute(stmt, part)
+        stmt = insert_for(session, Event.__table__)
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"]), part)
     summary.add("events", len(rows))
     return summary
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -437,6 +437,7 @@ def post_events(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
     response: Response,
+    after: BackgroundTasks,
 ) -> EventsAccepted:
     try:
         with transaction(sessions) as session:
@@ -450,8 +451,8 @@ def post_events(
     except service.Rejected as exc:
         raise BodyRejected(exc, events.single) from exc
     accepted = summary.written.get("events", 0)
-    if accepted:  # what the app derives from events at once (engagement points, ...)
+    if accepted:  # what the app derives from events (engagement points...), once answered
         for derive in getattr(request.app.state, "after_event_writes", ()):
-            derive()
+            after.add_task(derive)
     response.status_code = status.HTTP_201_CREATED if accepted else status.HTTP_200_OK
     return EventsAccepted(accepted=accepted, duplicates=summary.duplicate_events)
