@@ -69,7 +69,7 @@ class Agora:
     ) -> list[serving.Recommendation]:
         """Items similar to ``item_id``, as ``GET /items/{id}/similar`` answers them."""
         with self._wiring.sessions() as session:
-            return serving.similar_items(session, self._wiring.models, item_id, n, model)
+            return serving.similar_items(session, self._wiring.models, item_id, n, model).items
 
     def feed(self, user_id: str, n: int = 20, cursor: str | None = None) -> feed_service.FeedPage:
         """A page of the user's organic feed (pass ``page.next_cursor`` for the next one); its
