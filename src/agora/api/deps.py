@@ -1,9 +1,10 @@
 """Dependencies the routers use to reach what ``create_app`` put on ``app.state``.
 
 ``app.state`` holds ``settings`` (Settings), ``engine`` (Engine), ``sessions`` (sessionmaker),
-``models`` (ModelStore) and ``feed_cache`` (FeedCache). Reads use :func:`get_session` (one
-session per request); writes take the factory (:func:`get_session_factory`) and run their whole
-request in one ``db.engine.transaction`` so a refused request stores nothing.
+``models`` (ModelStore), ``feed_cache`` (FeedCache) and ``impressions`` (ImpressionBuffer).
+Reads use :func:`get_session` (one session per request); writes take the factory
+(:func:`get_session_factory`) and run their whole request in one ``db.engine.transaction`` so a
+refused request stores nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
 from agora.feed.cache import FeedCache
+from agora.feed.impressions import ImpressionBuffer
 from agora.serving.service import ModelStore
 
 
@@ -31,6 +33,10 @@ def get_feed_cache(request: Request) -> FeedCache:
     return request.app.state.feed_cache
 
 
+def get_impressions(request: Request) -> ImpressionBuffer:
+    return request.app.state.impressions
+
+
 def get_session_factory(request: Request) -> sessionmaker[Session]:
     return request.app.state.sessions
 
@@ -44,5 +50,6 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelsDep = Annotated[ModelStore, Depends(get_models)]
 FeedCacheDep = Annotated[FeedCache, Depends(get_feed_cache)]
+ImpressionsDep = Annotated[ImpressionBuffer, Depends(get_impressions)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session)]

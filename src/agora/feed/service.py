@@ -41,6 +41,7 @@ import json
 import math
 import re
 import secrets
+import time
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ from agora.db.tables import Event, Item, SocialEdge, User
 from agora.experiments.service import arm_overrides
 from agora.feed import sources
 from agora.feed.cache import FeedCache, Snapshot, uncached
+from agora.feed.impressions import ImpressionBuffer
 from agora.feed.models import MUTE_KINDS, FeedFeedback, FeedImpression, FeedSettings
 from agora.feed.rerank import rerank
 from agora.ingest.schemas import as_utc
@@ -367,9 +369,13 @@ class _Context:
 
 
 def _context(
-    session: Session, user_id: str, browsing: str, defaults: FeedConfig, now: datetime
-) -> _Context:
+    session: Session, user_id: str, browsing: str, page: int, defaults: FeedConfig,
+    now: datetime, impressions: ImpressionBuffer | None = None,
+) -> _Context:  # fmt: skip
     pk = _user_pk_or_new(session, user_id, now)
+    # before any write of this transaction (an experiment's exposure): it may wait for another
+    # worker's impression write, which SQLite's write lock would hold up
+    shown = _shown_in_session(session, pk, browsing, page, impressions)
     rows = user_event_rows(session, user_id)
     ties: dict[int, float] = defaultdict(float)
     for target, weight in session.execute(
@@ -394,7 +400,6 @@ def _context(
         session, settings_row, defaults.model_copy(update=variant) if variant else defaults
     )
     excluded = exclusions(session, pk)
-    shown = _shown_in_session(session, pk, browsing)
     return _Context(
         user_pk=pk,
         rows=rows,
@@ -433,20 +438,23 @@ def build_feed(
     explain: bool = False,
     cache: FeedCache | None = None,
     promoted: Collection[str] = frozenset(),
+    impressions: ImpressionBuffer | None = None,
 ) -> FeedPage:
     """One page of ``user_id``'s feed; stores its impressions (the caller commits).
 
     ``cache`` (one per serving process) keeps the catalogue, per-user model candidates and
     new-item exposure between requests; without it nothing is kept. ``promoted`` items (the
-    creatives of running ad campaigns) are never organic: they reach users as ads."""
+    creatives of running ad campaigns) are never organic: they reach users as ads.
+    ``impressions`` (one per serving process) writes the impressions after the commit, in
+    batches; without it they are written in the caller's transaction."""
     rng = rng or np.random.default_rng()
     cache = cache or uncached()
     browsing, page = decode_cursor(cursor) if cursor else (secrets.token_urlsafe(12), 1)
     if cursor and not explain:
-        served = cached_page(session, cache, user_id, n, cursor, now, promoted)
+        served = cached_page(session, cache, user_id, n, cursor, now, promoted, impressions)
         if served is not None:
             return served
-    ctx = _context(session, user_id, browsing, defaults, now)
+    ctx = _context(session, user_id, browsing, page, defaults, now, impressions)
     ctl = ctx.controls
     k = defaults.candidates_per_source
     snapshot = cache.catalogue.get(session)
@@ -559,12 +567,12 @@ def build_feed(
         for item, explored in chosen
     ]
     model = ranking_name if ranking is not None else None
-    items = _still_allowed(session, ctx.user_pk, user_id, browsing, items)
+    items = _still_allowed(session, ctx.user_pk, user_id, browsing, items, impressions)
     items, later = items[:n], items[n:]
     if later:
         _, state = _signature(session, user_id)
         cache.keep_pages(browsing, _pack(user_id, page + 1, state, later, model))
-    items = _record_impressions(session, ctx.user_pk, browsing, page, items, now)
+    items = _record_impressions(session, ctx.user_pk, browsing, page, items, now, impressions)
     if explain and ranking is not None and ranking.personal:
         view = sources.model_view(models, ranking.name, user_id, ctx.rows, weights)
         if view is not None:
@@ -632,14 +640,43 @@ def _signature(session: Session, user_id: str) -> tuple[int, str]:
     return row[0], json.dumps([str(v) for v in row[1:]])
 
 
-def _shown_in_session(session: Session, user_pk: int, browsing: str) -> set[str]:
-    return set(
-        session.scalars(
-            select(Item.external_id)
-            .join(FeedImpression, FeedImpression.item_id == Item.id)
-            .where(FeedImpression.user_id == user_pk, FeedImpression.session == browsing)
-        )
+def _shown_in_session(
+    session: Session, user_pk: int, browsing: str, page: int,
+    impressions: ImpressionBuffer | None,
+) -> set[str]:  # fmt: skip
+    """Items shown on the earlier pages of the browsing session: stored impressions and, from
+    ``impressions``, those this process has not written yet.
+
+    Another worker writes its pages' impressions within its flush period: for page ``page``
+    asked sooner, this waits (at most that period and a second) until the previous page's are
+    stored, so a session never repeats an item whichever worker served its pages."""
+    wait_until = time.monotonic() + (
+        impressions.flush_seconds + 1.0 if impressions is not None else 0.0
     )
+    while True:
+        pending = impressions.pending(user_pk, browsing) if impressions is not None else {}
+        stored = session.execute(_SHOWN, {"user_pk": user_pk, "browsing": browsing}).all()
+        positions = [position for _, position in stored] + list(pending.values())
+        previous = page - 2  # the previous page's positions, divided by MAX_PAGE
+        if page == 1 or any(p // MAX_PAGE == previous for p in positions):
+            break
+        if time.monotonic() >= wait_until:
+            break
+        time.sleep(0.05)
+    shown = {item for item, _ in stored}
+    if pending:
+        shown |= set(session.scalars(select(Item.external_id).where(Item.id.in_(pending))))
+    return shown
+
+
+_SHOWN = (
+    select(Item.external_id, FeedImpression.position)
+    .join(FeedImpression, FeedImpression.item_id == Item.id)
+    .where(
+        FeedImpression.user_id == bindparam("user_pk"),
+        FeedImpression.session == bindparam("browsing"),
+    )
+)
 
 
 def cached_page(
@@ -650,6 +687,7 @@ def cached_page(
     cursor: str,
     now: datetime,
     promoted: Collection[str] = frozenset(),
+    impressions: ImpressionBuffer | None = None,
 ) -> FeedPage | None:
     """The next page of a browsing session from its prefetched ranking, if the user's state is
     unchanged since it was ranked (a new event, feedback or control change ranks afresh);
@@ -666,19 +704,20 @@ def cached_page(
     user_pk, state = _signature(session, user_id)
     if state != held["signature"]:
         return None
-    items = _still_allowed(session, user_pk, user_id, browsing, _unpack(held["items"]))
+    items = _still_allowed(session, user_pk, user_id, browsing, _unpack(held["items"]), impressions)
     items, later = items[:n], items[n:]
     if later:
         cache.keep_pages(browsing, {**held, "page": page + 1, "items": _pack_items(later)})
     items = [it for it in items if it.item_id not in promoted]  # a campaign started since
-    items = _record_impressions(session, user_pk, browsing, page, items, now)
+    items = _record_impressions(session, user_pk, browsing, page, items, now, impressions)
     if not items:
         return None
     return _page(user_id, browsing, page, items, held["model"])
 
 
 #: Which of some items (``ids``) a user may no longer be shown: touched, hidden, shown earlier in
-#: the browsing session or taken down by moderation (built once, like ``_USER_STATE``).
+#: the browsing session (stored, or ``pending`` in the impression buffer) or taken down by
+#: moderation (built once, like ``_USER_STATE``).
 _ITEM_IN = Item.external_id.in_(bindparam("ids", expanding=True))
 _EXCLUDED_ITEMS = union(
     select(Item.external_id)
@@ -694,6 +733,7 @@ _EXCLUDED_ITEMS = union(
         FeedImpression.session == bindparam("browsing"),
         _ITEM_IN,
     ),
+    select(Item.external_id).where(Item.id.in_(bindparam("pending", expanding=True)), _ITEM_IN),
     select(Item.external_id)
     .join(ModerationDecision, ModerationDecision.item_id == Item.id)
     .where(ModerationDecision.outcome == "uphold", _ITEM_IN),
@@ -701,18 +741,25 @@ _EXCLUDED_ITEMS = union(
 
 
 def _still_allowed(
-    session: Session, user_pk: int, user_id: str, browsing: str, items: list[FeedItem]
-) -> list[FeedItem]:
+    session: Session, user_pk: int, user_id: str, browsing: str, items: list[FeedItem],
+    impressions: ImpressionBuffer | None = None,
+) -> list[FeedItem]:  # fmt: skip
     """``items`` less those the user's filters exclude as the store stands now: touched, hidden,
     shown earlier in the session, taken down, their own posts, by an author they blocked or
     muted, on a muted topic. Every page passes here, ranked afresh or prefetched (a block or a
     take-down made after the ranking applies to its next pages)."""
     if not items:
         return items
+    pending = impressions.pending(user_pk, browsing) if impressions is not None else {}
     gone = set(
         session.scalars(
             _EXCLUDED_ITEMS,
-            {"ids": [i.item_id for i in items], "user_pk": user_pk, "browsing": browsing},
+            {
+                "ids": [i.item_id for i in items],
+                "user_pk": user_pk,
+                "browsing": browsing,
+                "pending": list(pending),
+            },
         )
     )
     rules = exclusions(session, user_pk)
@@ -853,30 +900,31 @@ def _explain(session: Session, view: sources.ModelView, items: list[FeedItem]) -
 
 def _record_impressions(
     session: Session, user_pk: int, browsing: str, page: int, items: list[FeedItem],
-    now: datetime,
+    now: datetime, impressions: ImpressionBuffer | None = None,
 ) -> list[FeedItem]:  # fmt: skip
-    """Store the page's impressions; returns the items still in the store (a catalogue
-    snapshot may hold items deleted since)."""
+    """Store the page's impressions: through ``impressions`` once the transaction commits, or
+    in it when there is no buffer (scripts, tests). Returns the items still in the store (a
+    catalogue snapshot may hold items deleted since)."""
     if not items:
         return items
     pks = dict(session.execute(_ITEM_PKS, {"ids": [i.item_id for i in items]}).all())
     items = [it for it in items if it.item_id in pks]
     offset = (page - 1) * MAX_PAGE
-    if items:
-        session.execute(
-            _INSERT_IMPRESSIONS,
-            [
-                {
-                    "user_id": user_pk,
-                    "item_id": pks[it.item_id],
-                    "session": browsing,
-                    "position": offset + pos,
-                    "source": it.source,
-                    "served": now,
-                }
-                for pos, it in enumerate(items)
-            ],
-        )
+    rows = [
+        {
+            "user_id": user_pk,
+            "item_id": pks[it.item_id],
+            "session": browsing,
+            "position": offset + pos,
+            "source": it.source,
+            "served": now,
+        }
+        for pos, it in enumerate(items)
+    ]
+    if impressions is not None:
+        impressions.add_after_commit(session, rows)
+    elif rows:
+        session.execute(_INSERT_IMPRESSIONS, rows)
     return items
 
 

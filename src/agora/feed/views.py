@@ -1,8 +1,10 @@
 """HTTP routes of the feed: pages with cursors, the user's controls, onboarding, feedback.
 
 Reading a feed stores its impressions, organic and paid, so ``GET /users/{id}/feed`` runs in
-one transaction (the ad step in a savepoint: its failure costs only the ads); it needs the
-``read`` scope. Changing controls, interests and feedback needs ``write``.
+one transaction (the ad step in a savepoint: its failure costs only the ads); the organic ones
+join the process's impression buffer when it commits, which writes them in batches (at least
+every ``impression_flush_seconds``). It needs the ``read`` scope. Changing controls,
+interests and feedback needs ``write``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from sqlalchemy.orm import Session
 
 from agora.api import metrics
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
-from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import (
+    FeedCacheDep,
+    ImpressionsDep,
+    ModelsDep,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+)
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.config import Settings
 from agora.db.engine import transaction
@@ -222,6 +231,7 @@ def get_feed(
     models: ModelsDep,
     settings: SettingsDep,
     cache: FeedCacheDep,
+    impressions: ImpressionsDep,
     n: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
     cursor: Annotated[
         str | None,
@@ -243,7 +253,7 @@ def get_feed(
         with _as_http_errors(), transaction(sessions) as session:
             now = datetime.now(UTC)
             ads = market.running_creatives(session, now)
-            page = service.cached_page(session, cache, user_id, n, cursor, now, ads)
+            page = service.cached_page(session, cache, user_id, n, cursor, now, ads, impressions)
             if page is not None:
                 items, sources = _with_ads(session, settings, page, now)
     cached = page is not None
@@ -262,6 +272,7 @@ def get_feed(
                 explain=explain,
                 cache=cache,
                 promoted=market.running_creatives(session, now),
+                impressions=impressions,
             )
             items, sources = _with_ads(session, settings, page, now)
     for source, count in sources.items():
