@@ -69,14 +69,14 @@ class Agora:
     ) -> list[serving.Recommendation]:
         """Items similar to ``item_id``, as ``GET /items/{id}/similar`` answers them."""
         with self._wiring.sessions() as session:
-            return serving.similar_items(session, self._wiring.models, item_id, n, model)
+            return serving.similar_items(session, self._wiring.models, item_id, n, model).items
 
     def feed(self, user_id: str, n: int = 20, cursor: str | None = None) -> feed_service.FeedPage:
         """A page of the user's organic feed (pass ``page.next_cursor`` for the next one); its
         impressions are stored, as the API's are. Ads are placed by the API only."""
         now = datetime.now(UTC)
         with transaction(self._wiring.sessions) as session:
-            return feed_service.build_feed(
+            page = feed_service.build_feed(
                 session,
                 self._wiring.models,
                 user_id,
@@ -87,6 +87,8 @@ class Agora:
                 now,
                 cache=self._wiring.feed_cache,
             )
+        self._wiring.impressions.flush()  # no flusher thread runs in-process: write them now
+        return page
 
     def ingest(self, events: Iterable[Mapping[str, Any] | EventIn]) -> ingest_service.WriteSummary:
         """Store behaviour events as ``POST /events`` does: all of them or, when one is invalid,

@@ -111,6 +111,20 @@ class FeedConfig(BaseModel):
     max_states: int = Field(
         50_000, ge=0, description="Most users whose feed state and candidates a worker holds."
     )
+    impression_flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Longest a served page's impressions wait in a worker's buffer before they "
+        "are written (a kill -9 loses at most this much).",
+    )
+    impression_buffer_rows: int = Field(
+        10_000,
+        ge=1,
+        description="Most impressions a worker buffers; reaching it writes them at once (a "
+        "request waits for that write), and while the database fails, older rows past it are "
+        "dropped.",
+    )
 
 
 class Settings(BaseSettings):

@@ -1,7 +1,8 @@
 """What serving needs, connected once: the store (schema brought up to date), its sessions, the
-trained models and the feed caches. The API (``api.app.create_app``) and the in-process facade
-(``agora.client.Agora``) both start from :func:`wire`, so Python callers get exactly what the
-API serves."""
+trained models, the feed caches and the impression buffer. The API (``api.app.create_app``) and
+the in-process facade (``agora.client.Agora``) both start from :func:`wire`, so Python callers
+get exactly what the API serves (the facade writes a page's impressions in its own transaction
+instead of buffering them: a script may end without a shutdown)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory
 from agora.feed.cache import FeedCache
+from agora.feed.impressions import ImpressionBuffer
 from agora.feed.refresher import Leadership, Refresher, RefresherThread
 from agora.feed.store import CandidateStore, candidate_store, namespace
 from agora.serving.service import ModelStore
@@ -20,13 +22,16 @@ from agora.serving.service import ModelStore
 
 @dataclass
 class Wiring:
-    """The parts a request uses. ``models`` knows no model until ``models.reload()``."""
+    """The parts a request uses. ``models`` knows no model until ``models.reload()``;
+    ``impressions`` writes nothing in the background until ``impressions.start()`` (the API's
+    lifespan starts and stops it)."""
 
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
     models: ModelStore
     feed_cache: FeedCache
+    impressions: ImpressionBuffer
     candidates: CandidateStore
 
     def refresher(self, reload_models: bool = False) -> Refresher:
@@ -54,11 +59,17 @@ class Wiring:
 
 
 def wire(settings: Settings) -> Wiring:
-    """Connect to ``settings``' store (migrating it) and set up models and feed caches."""
+    """Connect to ``settings``' store (migrating it) and set up models, feed caches and the
+    impression buffer."""
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     sessions = session_factory(engine)
     candidates = candidate_store(settings.redis_url, sessions)
+    impressions = ImpressionBuffer(
+        sessions,
+        flush_seconds=settings.feed.impression_flush_seconds,
+        max_rows=settings.feed.impression_buffer_rows,
+    )
     return Wiring(
         settings=settings,
         engine=engine,
@@ -73,5 +84,7 @@ def wire(settings: Settings) -> Wiring:
             store=candidates,
             sessions=sessions,
             max_states=settings.feed.max_states,
+            impressions=impressions,
         ),
+        impressions=impressions,
     )

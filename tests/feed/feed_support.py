@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -65,9 +66,13 @@ def seed(client: TestClient) -> None:
     assert client.post("/edges", json=[edge], headers=ADMIN).status_code in (200, 201)
 
 
-def make_client(tmp: Path, database_url: str) -> TestClient:
+def make_client(tmp: Path, database_url: str, **overrides: Any) -> TestClient:
     settings = Settings(
-        data_dir=tmp / "data", database_url=database_url, api_key="test-admin", api_keys={}
+        data_dir=tmp / "data",
+        database_url=database_url,
+        api_key="test-admin",
+        api_keys={},
+        **overrides,
     )
     return TestClient(create_app(settings))
 

@@ -61,9 +61,9 @@ def test_an_unreachable_redis_falls_back_to_the_stored_impressions(
 def test_browsing_sessions_are_dropped_by_age_and_count() -> None:
     cache = FeedCache(ttl_seconds=0.3, max_sessions=2)
     for session in ("s1", "s2", "s3"):
-        cache.shown.add(session, np.array([7]))
+        cache.shown.add(session, 1, np.array([7]))
     with_pages = cache.shown._held  # what this worker remembers without Redis
-    assert with_pages.get("s1") is None and with_pages.get("s2") == (7,)
+    assert with_pages.get("s1") is None and with_pages.get("s2") == (1, (7,))
     time.sleep(0.35)
     assert with_pages.get("s3") is None  # past its lifetime
 

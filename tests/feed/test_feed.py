@@ -37,6 +37,16 @@ def all_pages(client: TestClient, n: int = 5, user: str = "me") -> list[dict]:
         cursor = body["next_cursor"]
 
 
+def impressions_written(client: TestClient, at_least: int) -> int:
+    """The impressions ``/feed/sources`` counts, once there are ``at_least`` (they are written
+    in batches behind the pages, at least every second)."""
+    deadline = time.monotonic() + 10
+    while (count := sum(client.get("/feed/sources", headers=ADMIN).json().values())) < at_least:
+        assert time.monotonic() < deadline, f"{count} impressions written after 10 s"
+        time.sleep(0.1)
+    return count
+
+
 def test_pages_never_repeat_and_say_where_items_come_from(community: TestClient) -> None:
     pages = all_pages(community)
     served = [i for body in pages for i in ids(body)]
@@ -52,8 +62,7 @@ def test_pages_never_repeat_and_say_where_items_come_from(community: TestClient)
     # the followed user's fresh like is attributed to the social source, with its reason
     b5 = next(i for body in pages for i in body["items"] if i["item_id"] == "b5")
     assert b5["source"] == "in_network" and b5["reason"].startswith("1 person you follow")
-    shares = community.get("/feed/sources", headers=ADMIN).json()
-    assert sum(shares.values()) == len(served)
+    assert impressions_written(community, len(served)) == len(served)
 
 
 def test_a_posted_event_changes_the_next_page(community: TestClient) -> None:
@@ -242,6 +251,7 @@ def test_a_new_user_is_personalised_after_a_few_events(community: TestClient) ->
 def test_home_page_charts_what_feeds_were_made_of(community: TestClient) -> None:
     assert "No feed page has been served yet" in community.get("/").text
     served = page(community, n=5)
+    impressions_written(community, 5)
     home = community.get("/").text
     assert "5 items shown, by candidate source" in home and "<svg" in home
     for source in served["sources"]:

@@ -5,8 +5,10 @@ Run it with ``agora serve`` or ``uvicorn --factory agora.api.app:create_app`` (s
 schema up to date; the trained models are loaded at startup (no models yet is fine: the
 recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/reload``).
 
-``app.state`` holds ``settings``, ``engine``, ``sessions`` (session factory) and ``models``
-(:class:`~agora.serving.service.ModelStore`); routers reach them through
+``app.state`` holds ``settings``, ``engine``, ``sessions`` (session factory), ``models``
+(:class:`~agora.serving.service.ModelStore`), ``feed_cache`` and ``impressions`` (the
+:class:`~agora.feed.impressions.ImpressionBuffer`, started and stopped with the app: uvicorn's
+shutdown on SIGTERM or SIGINT writes what it holds); routers reach them through
 :mod:`agora.api.deps`.
 """
 
@@ -177,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # requests are answered at once; the models' arrays load behind them (or on first use)
         threading.Thread(target=_warm, args=(models,), name="agora-warm", daemon=True).start()
         app.state.jobs.start()
+        wiring.impressions.start()
         feed_cache = app.state.feed_cache
         feed_cache.states.start()
         refresher = wiring.refresher_thread() if settings.feed.refresh_in_serve else None
@@ -189,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 refresher.stop()
             feed_cache.states.stop()
             app.state.jobs.stop()
+            wiring.impressions.stop()  # after the last request: nothing is added any more
             engine.dispose()
             metrics.worker_stopped(os.getpid())
 
@@ -205,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = wiring.sessions
     app.state.models = models
     app.state.feed_cache = wiring.feed_cache
+    app.state.impressions = wiring.impressions
     engagement_lock = threading.Lock()
     app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock)
     app.state.after_event_writes = [

@@ -1,9 +1,11 @@
 """Dependencies the routers use to reach what ``create_app`` put on ``app.state``.
 
 ``app.state`` holds ``settings`` (Settings), ``engine`` (Engine), ``sessions`` (sessionmaker),
-``models`` (ModelStore) and ``feed_cache`` (FeedCache). Reads use :func:`get_session` (one
-session per request); writes take the factory (:func:`get_session_factory`) and run their whole
-request in one ``db.engine.transaction`` so a refused request stores nothing.
+``models`` (ModelStore), ``feed_cache`` (FeedCache, with the impression buffer) and
+``impressions`` (the same ImpressionBuffer).
+Reads use :func:`get_session` (one session per request); writes take the factory
+(:func:`get_session_factory`) and run their whole request in one ``db.engine.transaction`` so a
+refused request stores nothing.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ What is measured:
 * ``agora_feed_page_builds{state}``: feed pages being built (``building``) or waiting for a
   build slot (``waiting``); ``agora_feed_refreshes_running``: background cache refreshes;
   ``agora_feed_sessions_held``: browsing sessions whose next pages are held in memory.
+* ``agora_feed_impressions_buffered``: served impressions waiting in the workers' buffers;
+  ``agora_feed_impressions_written_total``; ``agora_feed_impression_flushes_total{outcome}``
+  (``ok``, ``failed``: the rows stay for the next flush); ``agora_feed_impressions_dropped_total
+  {reason}`` (``bound``: past the buffer's bound while the database failed; ``gone``: their user
+  or item was erased before they were written).
 * ``agora_model_loaded{model,version}``: 1 per model version the answering worker serves.
 
 Several workers (``agora serve --workers N``): the CLI points ``PROMETHEUS_MULTIPROC_DIR`` at a
@@ -64,6 +69,25 @@ FEED_SESSIONS_HELD = Gauge(
     "agora_feed_sessions_held",
     "Browsing sessions whose next pages are held in this process's memory.",
     multiprocess_mode="livesum",
+)
+IMPRESSIONS_BUFFERED = Gauge(
+    "agora_feed_impressions_buffered",
+    "Served feed impressions waiting in this process's buffer to be written.",
+    multiprocess_mode="livesum",
+)
+IMPRESSIONS_WRITTEN = Counter(
+    "agora_feed_impressions_written_total", "Feed impressions written from the buffer."
+)
+IMPRESSION_FLUSHES = Counter(
+    "agora_feed_impression_flushes_total",
+    "Writes of buffered feed impressions, by outcome (failed ones are retried).",
+    ["outcome"],
+)
+IMPRESSIONS_DROPPED = Counter(
+    "agora_feed_impressions_dropped_total",
+    "Buffered feed impressions never written: past the bound while the database failed "
+    "(bound) or of a user or item erased meanwhile (gone).",
+    ["reason"],
 )
 
 

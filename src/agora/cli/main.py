@@ -358,7 +358,10 @@ def serve(
             own_metrics_dir = tempfile.mkdtemp(prefix="agora-metrics-")
             os.environ[MULTIPROCESS_ENV] = own_metrics_dir
         console.print(f"serving on http://{host}:{port} with {workers} workers (Ctrl-C stops)")
-        # each worker builds its app from the environment; SIGHUP restarts them (new models)
+        # each worker builds its app from the environment; SIGHUP restarts them (new models).
+        # On SIGTERM or SIGINT uvicorn's supervisor sends SIGTERM to every worker and waits for
+        # it: each shuts down cleanly, writing its buffered feed impressions (a real-process
+        # test, tests/feed/test_impressions_serve.py, holds this)
         uvicorn.run(
             "agora.api.app:create_app",
             factory=True,

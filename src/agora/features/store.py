@@ -28,6 +28,11 @@ def event_weight(event_type: str, value: float | None, weights: Mapping[str, flo
     return max(base, 0.0)
 
 
+def item_text(title: str, body: str) -> str:
+    """An item's text as the models read it (title, then body)."""
+    return f"{title}\n{body}"
+
+
 def load_training_data(
     session: Session, weights: Mapping[str, float]
 ) -> tuple[Interactions, SideData, int]:
@@ -40,7 +45,7 @@ def load_training_data(
     ).all()
     item_ids = [r[0] for r in item_rows]
     side = SideData(
-        texts=[f"{r[1]}\n{r[2]}" for r in item_rows],
+        texts=[item_text(r[1], r[2]) for r in item_rows],
         tags=[list(r[3] or []) for r in item_rows],
         created=np.array([as_utc(r[4]).timestamp() for r in item_rows], dtype=np.float64),
         authors=[r[5] for r in item_rows],

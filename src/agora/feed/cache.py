@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api import metrics
@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 _MISSING = object()
 
 SHOWN_KEY = "agora:feed:shown:"
+MAX_PAGE = 100  # positions of page p are (p - 1) * MAX_PAGE onwards
+_SHOWN = select(FeedImpression.item_id, FeedImpression.position).where(
+    FeedImpression.user_id == bindparam("user_pk"), FeedImpression.session == bindparam("browsing")
+)
 
 
 @dataclass(frozen=True)
@@ -332,12 +336,14 @@ class FeedCache:
         sessions: sessionmaker[Session] | None = None,
         max_states: int = 50_000,
         max_ties: int | None = None,
+        impressions: Any = None,
     ):
         self.catalogue = Catalogue(refresh_seconds, reload_seconds, background)
         self.states = UserStates(sessions, max_users=max_states)
         self.ready = Ready(store, max_users=max_states)
         self.known = KnownItems()
-        self.impressions = DirectImpressions()
+        # a served app's ImpressionBuffer; scripts and tests write in the page's transaction
+        self.impressions = impressions if impressions is not None else DirectImpressions()
         self._exposure_refresh = Background("exposure") if background else None
         self._redis = None
         if redis_url:
@@ -429,16 +435,18 @@ def uncached() -> FeedCache:
 
 
 class DirectImpressions:
-    """Writes a page's impressions in the request's own transaction (scripts and tests; a
-    served app buffers them instead)."""
+    """Writes a page's impressions in the page's own transaction (scripts and tests; a served
+    app buffers them: :class:`agora.feed.impressions.ImpressionBuffer`, same interface)."""
 
-    def add(self, session: Session, rows: list[dict[str, Any]]) -> None:
+    flush_seconds = 0.0
+
+    def add_after_commit(self, session: Session, rows: list[dict[str, Any]]) -> None:
         if rows:
             session.execute(FeedImpression.__table__.insert(), rows)
 
-    def pending(self, user_pk: int, browsing: str) -> set[int]:
-        """Item pks of impressions not written yet (none: they are written at once)."""
-        return set()
+    def pending(self, user_pk: int, browsing: str) -> dict[int, int]:
+        """Impressions not written yet (none: they are written at once)."""
+        return {}
 
 
 class SessionShown:
@@ -454,23 +462,37 @@ class SessionShown:
         self._held = Bounded(ttl_seconds, max_sessions)
         self._lock = threading.Lock()
 
-    def pks(self, session: Session, user_pk: int, browsing: str) -> set[int]:
-        """Item pks the session has shown so far."""
+    def pks(self, session: Session, user_pk: int, browsing: str, page: int) -> set[int]:
+        """Item pks the session has shown before ``page``."""
         if self._redis is not None:
             try:
                 return {int(pk) for pk in self._redis.smembers(SHOWN_KEY + browsing)}
             except Exception as exc:  # redis.RedisError: read what is stored instead
                 log.warning("feed sessions: redis read failed: %s", exc)
         with self._lock:  # this worker's pages; another worker's are in the stored impressions
-            held = set(self._held.get(browsing) or ())
-        stored = set(
-            session.scalars(
-                select(FeedImpression.item_id).where(
-                    FeedImpression.user_id == user_pk, FeedImpression.session == browsing
-                )
-            )
-        )
-        return held | stored | self.impressions.pending(user_pk, browsing)
+            last, held = self._held.get(browsing) or (0, ())
+        if last == page - 1:  # this worker served the previous page: nothing to wait for
+            stored = session.execute(_SHOWN, {"user_pk": user_pk, "browsing": browsing}).all()
+        else:
+            stored = self._stored_through(session, user_pk, browsing, page)
+        pending = self.impressions.pending(user_pk, browsing)
+        return set(held) | {item for item, _ in stored} | set(pending)
+
+    def _stored_through(
+        self, session: Session, user_pk: int, browsing: str, page: int
+    ) -> list[tuple[int, int]]:
+        """The session's stored impressions (item pk, position), once the previous page's are
+        among them: another worker writes its pages' impressions within its flush period, so a
+        next page asked sooner waits (at most that period and a second) and never repeats."""
+        wait_until = time.monotonic() + self.impressions.flush_seconds + 1.0
+        previous = page - 2  # the previous page's positions, divided by MAX_PAGE
+        while True:
+            stored = session.execute(_SHOWN, {"user_pk": user_pk, "browsing": browsing}).all()
+            if any(position // MAX_PAGE == previous for _, position in stored):
+                return stored
+            if self.impressions.flush_seconds <= 0 or time.monotonic() >= wait_until:
+                return stored
+            time.sleep(0.05)
 
     def positions(
         self, session: Session, snapshot: Snapshot, user_pk: int, browsing: str, page: int
@@ -478,12 +500,12 @@ class SessionShown:
         """Catalogue positions of the items shown in the session before ``page``."""
         if page <= 1:
             return np.empty(0, np.int64)
-        shown = self.pks(session, user_pk, browsing)
+        shown = self.pks(session, user_pk, browsing, page)
         at = snapshot.positions(np.fromiter(shown, np.int64, len(shown)))
         return at[at >= 0]
 
-    def add(self, browsing: str, pks: np.ndarray) -> None:
-        """Note items a page of the session showed."""
+    def add(self, browsing: str, page: int, pks: np.ndarray) -> None:
+        """Note the items page ``page`` of the session showed."""
         values = [int(pk) for pk in pks]
         if not values:
             return
@@ -498,6 +520,6 @@ class SessionShown:
                 log.warning("feed sessions: redis write failed: %s", exc)
                 return
         with self._lock:
-            held = self._held.get(browsing) or ()
-            self._held.put(browsing, (*held, *values))
+            _, held = self._held.get(browsing) or (0, ())
+            self._held.put(browsing, (page, (*held, *values)))
             metrics.FEED_SESSIONS_HELD.set(len(self._held))

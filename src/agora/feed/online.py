@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from agora.config import FeedConfig
 from agora.feed import sources
-from agora.feed.cache import FeedCache, Snapshot
+from agora.feed.cache import MAX_PAGE, FeedCache, Snapshot
 from agora.feed.candidates import (
     EVERYONE,
     Candidates,
@@ -47,7 +47,6 @@ from agora.serving.service import ModelStore, user_event_rows
 
 FRESHNESS_HOURS = 48.0
 TOPIC_BOOST = 1.0
-MAX_PAGE = 100
 UNKNOWN_RELEVANCE = 0.3  # items the ranking model has not seen (posted after training)
 #: Sources from the most to the least specific: names an item nominated as strongly by two.
 ATTRIBUTION = (
@@ -485,7 +484,7 @@ def serve(
         n,
         stamp,
     )
-    cache.impressions.add(
+    cache.impressions.add_after_commit(
         session,
         [
             {
@@ -501,7 +500,7 @@ def serve(
             )
         ],
     )
-    cache.shown.add(browsing, snapshot.pks[ranked.positions])
+    cache.shown.add(browsing, page, snapshot.pks[ranked.positions])
     return Served(
         user=user,
         items=page_items(snapshot, ranked),

@@ -1,8 +1,10 @@
 """HTTP routes of the feed: pages with cursors, the user's controls, onboarding, feedback.
 
 Reading a feed stores its impressions, organic and paid, so ``GET /users/{id}/feed`` runs in
-one transaction (the ad step in a savepoint: its failure costs only the ads); it needs the
-``read`` scope. Changing controls, interests and feedback needs ``write``.
+one transaction (the ad step in a savepoint: its failure costs only the ads); the organic ones
+join the process's impression buffer when it commits, which writes them in batches (at least
+every ``impression_flush_seconds``). It needs the ``read`` scope. Changing controls,
+interests and feedback needs ``write``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from sqlalchemy.orm import Session
 
 from agora.api import metrics
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
-from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import (
+    FeedCacheDep,
+    ModelsDep,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+)
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.config import Settings
 from agora.db.engine import transaction

@@ -135,8 +135,11 @@ class ContentModel(Recommender):
 
     def score_text(self, query: str) -> np.ndarray:
         """Cosine of free text against every item (e.g. search); zeros when nothing matches."""
-        q = self.transform([query])
-        return np.asarray((q @ self.item_matrix_.T).toarray()).ravel()
+        return self.cosine(self.transform([query]))
+
+    def cosine(self, row: sp.csr_matrix) -> np.ndarray:
+        """Cosine of one TF-IDF row (from :meth:`transform`) against every item."""
+        return np.asarray((row @ self.item_matrix_.T).toarray()).ravel()
 
     def profiles(self, history: sp.csr_matrix) -> sp.csr_matrix:
         """Each history row's interaction-weighted mean of item vectors, L2-normalised."""
@@ -167,9 +170,15 @@ class ContentModel(Recommender):
         return order.astype(np.int64), sims[order]
 
 
-def search(model: ContentModel, query: str, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``n`` items for a free-text query (items with zero similarity are left out)."""
-    scores = model.score_text(query)
+def nearest(model: ContentModel, row: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` items closest (cosine) to one TF-IDF row, e.g. new text through
+    :meth:`ContentModel.transform`; items with zero similarity are left out."""
+    scores = model.cosine(row)
     order = np.argsort(-scores, kind="stable")[:n]
     keep = scores[order] > 0
     return order[keep].astype(np.int64), scores[order][keep]
+
+
+def search(model: ContentModel, query: str, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``n`` items for a free-text query (items with zero similarity are left out)."""
+    return nearest(model, model.transform([query]), n)

@@ -2,7 +2,8 @@
 
 A user's history (with event times) is read from the store at request time, so events that
 arrived after training are excluded from the answer and history-aware models use them. Users the
-model cannot personalise for get the trending list. Explanations are computed on request only.
+model cannot personalise for get the trending list; items it has not seen get their content
+neighbours. Explanations are computed on request only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,14 +25,17 @@ from sqlalchemy.orm import Session
 
 from agora.db import queries
 from agora.db.tables import Event, Item, User
-from agora.features.store import event_weight
+from agora.features.store import event_weight, item_text
 from agora.ingest.schemas import as_utc
 from agora.models.artifacts import LoadedModel, list_artifacts, load_artifact, read_meta
+from agora.models.content import ContentModel, nearest
 from agora.models.explain import top_reasons
 
 log = logging.getLogger(__name__)
 
 FALLBACK_MODEL = "trending"
+#: The model that finds similar items for items other models have not seen (by their text).
+CONTENT_MODEL = ContentModel.name
 #: Model name that means "the trained personal model with the best holdout NDCG@10".
 AUTO_MODEL = "auto"
 NON_PERSONAL = ("trending", "latest")
@@ -348,22 +352,57 @@ def _sentence(rec: Recommendation) -> str:
     return "; ".join(parts)
 
 
+class Similar(NamedTuple):
+    """Items similar to an item, and the model that found them."""
+
+    model: str
+    items: list[Recommendation]
+
+
 def similar_items(
     session: Session, models: ModelStore, item_id: str, n: int, model_name: str
-) -> list[Recommendation]:
-    """Items most similar to ``item_id`` according to ``model_name``."""
+) -> Similar:
+    """Items most similar to ``item_id`` according to ``model_name``.
+
+    An item that arrived after ``model_name`` was trained gets its content neighbours instead
+    (model ``content``): the items whose text and tags are closest to its own (cosine of
+    TF-IDF vectors). Without a trained content model that is :class:`UnknownItem`."""
     if queries.item_summaries(session, [item_id]) == {}:
         raise UnknownItem(f"item {item_id!r} not found")
     loaded = models.get(model_name)
     index = loaded.item_index.get(item_id)
     if index is None:
-        raise UnknownItem(
-            f"item {item_id!r} arrived after model {model_name!r} was trained; "
-            "retrain to include it"
-        )
+        return Similar(CONTENT_MODEL, _content_neighbours(session, models, item_id, n, model_name))
     items, scores = loaded.model.similar_items(index, n + 20)
     pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
-    return _decorate(session, pairs, model_name, n)
+    return Similar(model_name, _decorate(session, pairs, model_name, n))
+
+
+def _content_neighbours(
+    session: Session, models: ModelStore, item_id: str, n: int, unaware: str
+) -> list[Recommendation]:
+    """The items closest in content to ``item_id``, which model ``unaware`` has not seen: the
+    content model's own neighbours if it has seen the item, else those of the item's title,
+    body and tags vectorised as at training."""
+    try:
+        content = models.get(CONTENT_MODEL)
+    except ModelUnavailable:
+        raise UnknownItem(
+            f"item {item_id!r} arrived after model {unaware!r} was trained, and no content "
+            "model is trained to find its neighbours by text; retrain to include it "
+            f"(`agora train`), or train one: `agora train --models {CONTENT_MODEL}`"
+        ) from None
+    index = content.item_index.get(item_id)
+    if index is not None:
+        items, scores = content.model.similar_items(index, n + 20)
+    else:
+        title, body, tags = session.execute(
+            select(Item.title, Item.body, Item.tags).where(Item.external_id == item_id)
+        ).one()
+        row = content.model.transform([item_text(title, body)], [list(tags or [])])
+        items, scores = nearest(content.model, row, n + 20)
+    pairs = [(content.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
+    return _decorate(session, pairs, CONTENT_MODEL, n)
 
 
 def global_list(

@@ -189,7 +189,13 @@ def get_latest(session: SessionDep, n: N = 10) -> ItemList:
     tags=["recommendations"],
     summary="Items similar to an item",
     dependencies=[ReadScope],
-    responses={**ERRORS, 404: {"description": "Unknown item (or newer than the model)."}},
+    responses={
+        **ERRORS,
+        404: {
+            "description": "Unknown item, or an item newer than the model while no content "
+            "model is trained."
+        },
+    },
 )
 def get_similar(
     item_id: ItemId,
@@ -198,9 +204,11 @@ def get_similar(
     n: N = 10,
     model: ModelName = None,
 ) -> SimilarItems:
+    """An item posted after the model was trained gets its content neighbours (the items
+    closest in text and tags), labelled with model `content`."""
     name = "itemknn" if model in (None, service.AUTO_MODEL) else model
-    recs = service.similar_items(session, models, item_id, n, name)
-    return SimilarItems(item_id=item_id, model=name, items=_items(recs))
+    found = service.similar_items(session, models, item_id, n, name)
+    return SimilarItems(item_id=item_id, model=found.model, items=_items(found.items))
 
 
 @router.get(
