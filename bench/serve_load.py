@@ -18,7 +18,9 @@ Needs wrk (Debian package ``wrk``; without it the script says so and exits 2). F
    (``GET /users/{u}/feed?n=20``, random users; half of them, when the wrk thread holds a
    cursor from an earlier answer, that session's next page) and 10% single events
    (``POST /events``); then the same wrk on ``GET /users/{u}/recommendations`` alone; then
-   reads the VmRSS of each worker process and stops the server;
+   reads the VmRSS of each worker process and stops the server. Before each measured run it
+   waits until the server builds no feed page (``agora_feed_page_builds`` on /metrics), so
+   pages wrk gave up on at the end of the previous run do not run into it;
 3. starts the stack's ceiling, bench/_ceiling_app.py (FastAPI answering a real feed page fetched
    from that server, prebuilt), on uvicorn with the same worker count and the same event loop
    and HTTP implementation (uvicorn's ``auto``, as ``agora serve``), and runs the same wrk mix.
@@ -403,6 +405,20 @@ def feed_page(url: str, user: str = "u0") -> bytes:
     return page.content
 
 
+def drain(url: str, timeout: float = 120.0) -> None:
+    """Wait until the server builds no feed page (``agora_feed_page_builds`` on /metrics, 0 or
+    absent): pages wrk stopped waiting for at the end of a run would run into the next one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = httpx.get(
+            f"{url}/metrics", headers={"Authorization": f"Bearer {KEY}"}, timeout=30
+        ).text
+        builds = [line for line in text.splitlines() if line.startswith("agora_feed_page_builds{")]
+        if sum(float(line.rsplit(" ", 1)[1]) for line in builds) == 0:
+            return
+        time.sleep(0.5)
+
+
 def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespace) -> dict:
     """One row of the table: ``agora serve`` under the mix and on recommendations, then the
     ceiling app under the same mix."""
@@ -416,7 +432,9 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
         with ThreadPoolExecutor(workers) as pool:  # a first page per worker, alone: cold start
             page = next(pool.map(lambda n: feed_page(url, f"u{n}"), range(workers)))
         run_wrk(url, "mixed", args.warmup, args)
+        drain(url)
         mixed = figures(run_wrk(url, "mixed", args.seconds, args))
+        drain(url)
         recs = figures(run_wrk(url, "recs", args.seconds, args))
         rss = worker_rss_mb(server.pid, workers)
     finally:
