@@ -18,9 +18,8 @@ Needs wrk (Debian package ``wrk``; without it the script says so and exits 2). F
    (``GET /users/{u}/feed?n=20``, random users; half of them, when the wrk thread holds a
    cursor from an earlier answer, that session's next page) and 10% single events
    (``POST /events``); then the same wrk on ``GET /users/{u}/recommendations`` alone; then
-   reads the VmRSS of each worker process and stops the server. Before each measured run it
-   waits until the server builds no feed page (``agora_feed_page_builds`` on /metrics), so
-   pages wrk gave up on at the end of the previous run do not run into it;
+   reads the VmRSS of each worker process and stops the server. Before the server starts,
+   ``agora worker --once`` makes every user's feed candidates ready (timed);
 3. starts the stack's ceiling, bench/_ceiling_app.py (FastAPI answering a real feed page fetched
    from that server, prebuilt), on uvicorn with the same worker count and the same event loop
    and HTTP implementation (uvicorn's ``auto``, as ``agora serve``), and runs the same wrk mix.
@@ -31,8 +30,9 @@ table (rows: workers x database) and writes bench/results/serve_load.json, a cel
 ``throughput_rps`` (2xx answers/s), ``p50_ms``/``p95_ms``/``p99_ms`` (wrk's, every kind),
 ``errors`` (non-2xx answers, socket errors and timeouts), ``ceiling_rps``, ``ratio``
 (throughput / ceiling), ``by_kind`` (first_page, next_page, event: rps, percentiles, errors),
-``first_page_server_p50_ms``, ``recommendations`` (rps, percentiles, errors) and ``rss_mb`` (one
-figure per worker). Server logs go to ``--workdir``. Events the runs post stay in the cached
+``first_page_server_p50_ms``, ``recommendations`` (rps, percentiles, errors),
+``refresh_all_seconds`` (``agora worker --once`` before the cell: every user's candidates made
+ready) and ``rss_mb`` (one figure per worker). Server logs go to ``--workdir``. Events the runs post stay in the cached
 stores (a few thousand a run, beside 1.05M).
 
 The servers run with ``AGORA_BACKGROUND_SECONDS=--background-seconds`` (0 by default: the
@@ -405,24 +405,25 @@ def feed_page(url: str, user: str = "u0") -> bytes:
     return page.content
 
 
-def drain(url: str, timeout: float = 120.0) -> None:
-    """Wait until the server builds no feed page (``agora_feed_page_builds`` on /metrics, 0 or
-    absent): pages wrk stopped waiting for at the end of a run would run into the next one."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = httpx.get(
-            f"{url}/metrics", headers={"Authorization": f"Bearer {KEY}"}, timeout=30
-        ).text
-        builds = [line for line in text.splitlines() if line.startswith("agora_feed_page_builds{")]
-        if sum(float(line.rsplit(" ", 1)[1]) for line in builds) == 0:
-            return
-        time.sleep(0.5)
+def refresh_all(env: dict[str, str]) -> float:
+    """``agora worker --once``: every user's feed candidates made ready (seconds it took), so
+    the measured runs serve ready candidates, as a platform does after its refresher ran."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "agora.cli.main", "worker", "--once"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - t0
 
 
 def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespace) -> dict:
     """One row of the table: ``agora serve`` under the mix and on recommendations, then the
     ceiling app under the same mix."""
     work = Path(args.workdir)
+    refresh_seconds = refresh_all(env)
+    console.print(f"{db}: every user's candidates refreshed in {refresh_seconds:.1f} s")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     console.print(f"{db}, {workers} worker(s): agora serve on {url}")
@@ -432,9 +433,7 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
         with ThreadPoolExecutor(workers) as pool:  # a first page per worker, alone: cold start
             page = next(pool.map(lambda n: feed_page(url, f"u{n}"), range(workers)))
         run_wrk(url, "mixed", args.warmup, args)
-        drain(url)
         mixed = figures(run_wrk(url, "mixed", args.seconds, args))
-        drain(url)
         recs = figures(run_wrk(url, "recs", args.seconds, args))
         rss = worker_rss_mb(server.pid, workers)
     finally:
@@ -469,6 +468,7 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
             "errors": recs["errors"],
         },
         "rss_mb": rss,
+        "refresh_all_seconds": round(refresh_seconds, 1),
     }
 
 
