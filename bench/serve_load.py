@@ -32,8 +32,8 @@ table (rows: workers x database) and writes bench/results/serve_load.json, a cel
 (throughput / ceiling), ``by_kind`` (first_page, next_page, event: rps, percentiles, errors),
 ``first_page_server_p50_ms``, ``recommendations`` (rps, percentiles, errors),
 ``refresh_all_seconds`` (``agora worker --once`` before the cell: every user's candidates made
-ready) and ``rss_mb`` (one figure per worker). Server logs go to ``--workdir``. Events the runs post stay in the cached
-stores (a few thousand a run, beside 1.05M).
+ready) and ``rss_mb`` (one figure per worker). Server logs go to ``--workdir``. Events the runs
+post stay in the cached stores (a few thousand a run, beside 1.05M).
 
 The servers run with ``AGORA_BACKGROUND_SECONDS=--background-seconds`` (0 by default: the
 periodic background jobs run only when a request wakes them; engagement still counts each
