@@ -9,13 +9,13 @@ STAMP  := $(VENV)/.agora-installed
 HOST   ?= $(or $(AGORA_HOST),127.0.0.1)
 PORT   ?= $(or $(AGORA_PORT),8000)
 
-.PHONY: demo test lint bench-quality clean-data
+.PHONY: demo test lint bench-quality clean-data wrk
 
 demo: $(STAMP)
 	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on $(HOST):$(PORT) (another port: make demo PORT=8010)"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/agora demo --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) wrk
 	@echo ">> checking that the code is ruff-formatted and lint-clean"
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
@@ -31,6 +31,13 @@ bench-quality: $(STAMP)
 
 clean-data:
 	rm -rf agora-data
+
+# the HTTP load generator of bench/serve_load.py and bench/ingest_load.py (their tests run it)
+wrk:
+	@command -v wrk >/dev/null || { \
+		echo ">> wrk (a C HTTP load generator) is missing: installing it with apt-get"; \
+		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
 
 $(BIN)/python:
 	@if ! $(PYTHON) -c "import venv, ensurepip" 2>/dev/null; then \
