@@ -369,8 +369,8 @@ class _Context:
 
 
 def _context(
-    session: Session, user_id: str, browsing: str, page: int, defaults: FeedConfig,
-    now: datetime, impressions: ImpressionBuffer | None = None,
+    session: Session, user_id: str, browsing: str, defaults: FeedConfig, now: datetime,
+    impressions: ImpressionBuffer | None = None, page: int = 1,
 ) -> _Context:  # fmt: skip
     pk = _user_pk_or_new(session, user_id, now)
     # before any write of this transaction (an experiment's exposure): it may wait for another
@@ -454,7 +454,7 @@ def build_feed(
         served = cached_page(session, cache, user_id, n, cursor, now, promoted, impressions)
         if served is not None:
             return served
-    ctx = _context(session, user_id, browsing, page, defaults, now, impressions)
+    ctx = _context(session, user_id, browsing, defaults, now, impressions, page)
     ctl = ctx.controls
     k = defaults.candidates_per_source
     snapshot = cache.catalogue.get(session)
