@@ -97,6 +97,13 @@ class FeedConfig(BaseModel):
     cache_max_sessions: int = Field(
         5000, ge=0, description="Most browsing sessions whose prefetched pages a worker keeps."
     )
+    concurrent_pages: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Feed pages one worker ranks at once (CPU work under one interpreter lock; "
+        "more would only hold more database connections).",
+    )
     refresh_in_serve: bool = Field(
         True,
         description="Run the candidate refresher inside `agora serve` (turn off where "

@@ -85,6 +85,7 @@ def wire(settings: Settings) -> Wiring:
             sessions=sessions,
             max_states=settings.feed.max_states,
             impressions=impressions,
+            concurrent_pages=settings.feed.concurrent_pages,
         ),
         impressions=impressions,
     )

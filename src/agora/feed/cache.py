@@ -35,7 +35,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
@@ -337,8 +338,10 @@ class FeedCache:
         max_states: int = 50_000,
         max_ties: int | None = None,
         impressions: Any = None,
+        concurrent_pages: int = 4,
     ):
         self.catalogue = Catalogue(refresh_seconds, reload_seconds, background)
+        self._pages_at_once = threading.BoundedSemaphore(concurrent_pages)
         self.states = UserStates(sessions, max_users=max_states)
         self.ready = Ready(store, max_users=max_states)
         self.known = KnownItems()
@@ -360,6 +363,14 @@ class FeedCache:
         self.shown = SessionShown(self._redis, ttl_seconds, max_sessions, self.impressions)
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Held while a page is ranked: at most ``concurrent_pages`` at once per worker (the
+        work is CPU under the interpreter lock; every page in flight holds a database
+        connection, and one built from scratch a second one)."""
+        with self._pages_at_once:
+            yield
 
     def candidates(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The cached value for ``key`` (a model version and user state), else ``compute()``."""

@@ -248,7 +248,7 @@ def get_feed(
     ``X-Feed-Candidates`` header says whether they were ``ready``, ``stale`` (the user's newest
     events are not in them yet: the refresher is on it) or ``built`` for this page. A user the
     store does not know yet is created and gets a cold-start page."""
-    with _as_http_errors(), transaction(sessions) as session:
+    with _as_http_errors(), cache.serving(), transaction(sessions) as session:
         now = datetime.now(UTC)
         page = service.build_feed(
             session,
