@@ -47,7 +47,7 @@ def test_the_wrk_script_measures_each_kind_on_a_real_server(tmp_path: Path, spaw
     page = serve_load.feed_page(server.base_url)  # the first page builds what pages need
     assert b'"next_cursor"' in page
 
-    mixed = serve_load.run_wrk(server.base_url, "mixed", 2, ARGS)
+    mixed = serve_load.run_wrk(server.base_url, "mixed", 5, ARGS)
     assert mixed["non_2xx"] == {} and mixed["unmatched"] == 0, mixed
     kinds = mixed["kinds"]
     for kind in ("first_page", "next_page", "event"):  # next pages follow parsed cursors

@@ -116,6 +116,7 @@ def test_serving_goes_on_while_the_refresher_is_killed_and_it_catches_up_after_r
             event = {"event_id": "me-x", "user_id": "me", "item_id": liked, "type": "like"}
             assert http.post("/events", json=event).status_code == 201
 
+            _until(lambda: liked not in _page(http)[0], 1.0)  # the event reached the state
             items, how = _page(http)  # serving goes on from the last candidates
             assert items and liked not in items and how == "stale"
             worker = start_worker()  # it resumes from its mark in the store

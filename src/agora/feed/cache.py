@@ -494,8 +494,8 @@ class SessionShown:
     ) -> list[tuple[int, int]]:
         """The session's stored impressions (item pk, position), once the previous page's are
         among them: another worker writes its pages' impressions within its flush period, so a
-        next page asked sooner waits (at most that period and a second) and never repeats."""
-        wait_until = time.monotonic() + self.impressions.flush_seconds + 1.0
+        next page asked sooner waits (at most that period and two seconds) and never repeats."""
+        wait_until = time.monotonic() + self.impressions.flush_seconds + 2.0
         previous = page - 2  # the previous page's positions, divided by MAX_PAGE
         while True:
             stored = session.execute(_SHOWN, {"user_pk": user_pk, "browsing": browsing}).all()

@@ -261,9 +261,13 @@ class UserStates:
         }
 
     def start(self) -> None:
-        """Tail the store every ``tail_seconds`` in a daemon thread (needs ``sessions``)."""
+        """Tail the store every ``tail_seconds`` in a daemon thread (needs ``sessions``). Where
+        the store's logs end is noted first, here: a state loaded from now on holds everything
+        before it, and the tail applies everything after."""
         if self.sessions is None or self._thread is not None:
             return
+        with self.sessions() as session, self._tail_lock:
+            self._marks = self._heads(session)
         self._thread = threading.Thread(target=self._run, name="agora-feed-tail", daemon=True)
         self._thread.start()
 
