@@ -204,6 +204,7 @@ def compute_candidates(
     """The user's ready candidates from the served models, their events (``rows``, as
     :func:`agora.serving.service.user_event_rows` reads them) and their ties' activity
     (``ties``: :func:`user_ties` of the user, read here when not given)."""
+    stamp = model_stamp(models)  # first: a record computed across a reload says the older
     snapshot = cache.catalogue.get(session)
     k = defaults.candidates_per_source
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -251,7 +252,7 @@ def compute_candidates(
     }
     return Candidates(
         user_pk=user_pk,
-        stamp=model_stamp(models),
+        stamp=stamp,
         events=len(rows),
         computed=now.timestamp(),
         ranking=ranking_name if ranking is not None else None,
@@ -274,6 +275,7 @@ def compute_global(
     """The record everybody shares: ``trending`` (the trending model's list, or the store's
     own popularity of the last 30 days before any training), also the primary list of users
     the ranking model cannot personalise for."""
+    stamp = model_stamp(models)
     snapshot = cache.catalogue.get(session)
     k = defaults.candidates_per_source
     trending = sources.scored_items(models, cache, sources.TRENDING_MODEL, "", [], weights)
@@ -286,7 +288,7 @@ def compute_global(
         primary_model = None
     return Candidates(
         user_pk=EVERYONE,
-        stamp=model_stamp(models),
+        stamp=stamp,
         events=0,
         computed=now.timestamp(),
         ranking=None,
