@@ -1,9 +1,9 @@
 """HTTP routes of the feed: pages with cursors, the user's controls, onboarding, feedback.
 
-Reading a feed stores its impressions, organic and paid, so ``GET /users/{id}/feed`` runs in
-one transaction (the ad step in a savepoint: its failure costs only the ads); the organic ones
-join the process's impression buffer when it commits, which writes them in batches (at least
-every ``impression_flush_seconds``). It needs the ``read`` scope. Changing controls,
+Reading a feed stores its impressions, organic and paid: ``GET /users/{id}/feed`` ranks the
+page in one transaction, whose organic impressions join the process's impression buffer when
+it commits (written in batches at least every ``impression_flush_seconds``), then places the
+ads in a second one (a savepoint: its failure costs only the ads). It needs the ``read`` scope. Changing controls,
 interests and feedback needs ``write``.
 """
 
@@ -183,9 +183,9 @@ def _with_ads(
     session: Session, settings: Settings, page: service.FeedPage, now: datetime
 ) -> tuple[list[FeedItemOut], dict[str, int]]:
     """The page's items with the ad market's auction winners in their slots, and the count
-    per source. The ad impressions commit with the page's own (one transaction); the ad step
-    runs in a savepoint, so when it fails the page is served without ads (logged) and its
-    items are recorded once, never lost to an error the user cannot act on."""
+    per source. The ad step runs in a savepoint of its own transaction (after the page's), so
+    when it fails the page is served without ads (logged) and its items are recorded once,
+    never lost to an error the user cannot act on."""
     organic = [(item.item_id, item.tags) for item in page.items]
     try:
         with session.begin_nested():
@@ -263,6 +263,10 @@ def get_feed(
             cache=cache,
             promoted=market.running_creatives(session, now),
         )
+    # the ads in a transaction of their own, begun after the page's ended: on SQLite a read
+    # transaction that then writes fails if another connection (the impression buffer, the
+    # refresher) committed meanwhile
+    with transaction(sessions) as session:
         items, sources = _with_ads(session, settings, page, now)
     for source, count in sources.items():
         metrics.FEED_ITEMS_SERVED.labels(source).inc(count)
