@@ -3,7 +3,8 @@
 Reading a feed stores its impressions, organic and paid: ``GET /users/{id}/feed`` ranks the
 page in one transaction, whose organic impressions join the process's impression buffer when
 it commits (written in batches at least every ``impression_flush_seconds``), then places the
-ads in a second one (a savepoint: its failure costs only the ads). It needs the ``read`` scope. Changing controls,
+ads in a second one (a savepoint: its failure costs only the ads). It needs the ``read``
+scope. Changing controls,
 interests and feedback needs ``write``.
 """
 
