@@ -4,8 +4,7 @@ Reading a feed stores its impressions, organic and paid: ``GET /users/{id}/feed`
 page in one transaction, whose organic impressions join the process's impression buffer when
 it commits (written in batches at least every ``impression_flush_seconds``), then places the
 ads in a second one (a savepoint: its failure costs only the ads). It needs the ``read``
-scope. Changing controls,
-interests and feedback needs ``write``.
+scope. Changing controls, interests and feedback needs ``write``.
 """
 
 from __future__ import annotations
