@@ -55,9 +55,8 @@ RUNS = {
         "cache_max_users": 20_000,
         "cache_max_sessions": 20_000,
         "cache_ttl_seconds": 1e9,
-        "cache_max_page_bytes": 2**40,
     },
-    "defaults (5,000, TTL 600 s, 32 MiB pages)": {},
+    "defaults (5,000, TTL 600 s)": {},
     "defaults with TTL 30 s": {"cache_ttl_seconds": 30.0},
 }
 

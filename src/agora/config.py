@@ -88,14 +88,14 @@ class FeedConfig(BaseModel):
     cache_ttl_seconds: float = Field(
         600.0,
         gt=0,
-        description="How long a worker keeps a browsing session's prefetched pages and a user's "
-        "model candidates (also the prefetched pages' lifetime in Redis).",
+        description="How long a worker keeps a browsing session's shown items and a user's "
+        "model candidates (also the sessions' lifetime in Redis).",
     )
     cache_max_users: int = Field(
         5000, ge=0, description="Most users whose model candidates a worker keeps (LRU)."
     )
     cache_max_sessions: int = Field(
-        5000, ge=0, description="Most browsing sessions whose prefetched pages a worker keeps."
+        5000, ge=0, description="Most browsing sessions whose shown items a worker keeps."
     )
     concurrent_pages: int = Field(
         4,

@@ -289,7 +289,7 @@ def test_pages_alternating_between_two_workers_never_repeat(community: TestClien
     settings = community.app.state.settings
     workers = [FeedCache(), FeedCache()]  # two processes without a shared Redis
     served, cursor = [], None
-    for turn in range(6):  # A ranks 3 pages and keeps 2; B ranks afresh; A's prefetch is stale
+    for turn in range(6):  # A and B take turns; each reads what the other showed
         with transaction(factory) as session:
             feed = service.build_feed(
                 session, models, "me", 2, cursor, settings.feed, settings.event_weights,

@@ -1,34 +1,25 @@
-"""The feed: candidate sources -> ranking -> filters and re-ranking -> mixing.
+"""The feed's service: pages, controls, interests, feedback, cursors and impressions.
 
-The shape of X's open-sourced home timeline, on the store's current state (a new event changes
-the next page: everything is read at request time).
+A page is ranked by :func:`agora.feed.online.serve` (ready candidates -> filters -> re-rank ->
+page -> impressions); the candidates come from the refresher (:mod:`agora.feed.refresher`,
+:mod:`agora.feed.candidates`), the filters from the user's in-memory state
+(:mod:`agora.feed.state`). docs/feed-serving.md describes the split.
 
-* **Sources** (:mod:`agora.feed.sources`) nominate items, each with a strength in [0, 1]:
-  ``collaborative`` (the ranking model, the learned hybrid when trained), ``sequential`` (sasrec
-  on the latest events), ``in_network`` (what people the user follows, befriended or trusts
-  posted or engaged with), ``topics`` (new items on followed topics: onboarding interests),
-  ``content`` (the content model), ``trending`` and ``fresh`` (new items, explored by Thompson
-  sampling on engagement per impression, within an impression budget).
-* **Ranking**: ``relevance`` = the ranking model's score as a percentile among the candidates
-  (trending's for users it cannot personalise) + ``social_weight`` x in-network strength +
-  ``freshness`` x ``exp(-age / 48 h)`` + 1.0 x followed-topic overlap - suppression by recent
-  "not interested" feedback (same item 1, same author 0.6, else tag Jaccard, halving every
-  ``feedback_half_life_hours``).
-* **Filters**: items the user touched (any event), hid, authored, or was shown earlier in the
-  same browsing session; items moderation took down; authors they muted or blocked; muted
-  topics (:func:`exclusions`, which the ads obey too); creatives of running ad campaigns (they
-  are shown as ads only). Every page, ranked afresh or served from a prefetched ranking, passes
-  them as the store stands when it is served (:func:`_still_allowed`).
-* **Threads**: at most ``max_per_thread`` items of one thread (a question and its answers) in a
-  ranking, the thread's best first (:func:`agora.db.queries.thread_key`).
-* **Re-ranking** (:mod:`agora.feed.rerank`): greedy MMR on tags with ``diversity``, same-author
-  decay, every ``1 / exploration``-th slot to the best Thompson draw among fresh items, and at
-  least ``new_creator_share`` of the page to new creators when there are candidates from them.
-* **Pages**: the first page opens a browsing session; ``next_cursor`` names it and the next page
-  number. Served items are stored as impressions (session, position, source), which keeps pages
-  of a session free of repeats and feeds the exploration bandit. Each ranking places
-  ``PREFETCH_PAGES`` pages; the next ones are served from the cache while the user's events,
-  feedback and controls are unchanged (:mod:`agora.feed.cache`).
+* **Sources**: ``collaborative`` (the ranking model), ``sequential`` (sasrec), ``in_network``
+  (what people the user follows, befriended or trusts posted or engaged with), ``content``
+  (with items posted after the content model), ``trending``; online, ``topics`` (recent items
+  on followed tags) and ``fresh`` (Thompson sampling on new items' exposure).
+* **Ranking**: the ranking model's score as a percentile among the candidates (trending's for
+  users it cannot personalise) + ``social_weight`` x in-network strength + ``freshness`` x
+  ``exp(-age / 48 h)`` + followed-topic overlap - suppression by recent "not interested"
+  feedback; then at most ``max_per_thread`` items of one thread and the re-ranker
+  (:mod:`agora.feed.rerank`).
+* **Filters**: touched, hidden, authored, shown earlier in the browsing session, taken down,
+  blocked or muted authors, muted topics (:func:`exclusions`, which the ads obey too), creatives
+  of running campaigns.
+* **Pages**: the first page opens a browsing session; ``next_cursor`` names it and the next
+  page number. Impressions (session, position, source) keep a session's pages free of repeats
+  and feed the exploration bandit.
 * **Mutes** live in the user's settings only: mute and unmute feedback change them there.
 * **New users**: a feed asked for a user the store does not know creates them (sign-up) and
   serves a cold-start page.
