@@ -133,9 +133,16 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work commits on success and rolls back entirely on any error."""
+def transaction(factory: sessionmaker[Session], *, writes: bool = False) -> Iterator[Session]:
+    """A session whose work commits on success and rolls back entirely on any error.
+
+    ``writes``: on SQLite, take the write lock first (``BEGIN IMMEDIATE``, waiting up to the
+    busy timeout for another writer). A transaction that reads and then writes, such as one
+    opened by a savepoint, otherwise fails at its first write ("database is locked", at once,
+    no waiting) whenever another connection committed since its first read."""
     with factory() as session, session.begin():
+        if writes and session.get_bind().dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield session
 
 

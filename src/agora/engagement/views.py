@@ -249,7 +249,8 @@ def get_digest(
     n: Annotated[int, Query(ge=0, le=50, description="Feed items to suggest.")] = 5,
 ) -> DigestOut | Response:
     now = datetime.now(UTC)
-    with _as_http_errors(), transaction(sessions) as session:
+    # writes: the feed picks build a page in a savepoint (rolled back), which may write
+    with _as_http_errors(), transaction(sessions, writes=True) as session:
         report = digests.build_digest(session, config, user_id, now, since)
         if n:
             report.picks = digests.feed_picks(

@@ -32,6 +32,7 @@ loses nothing.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -60,6 +61,7 @@ from agora.moderation.service import removed_item_ids
 
 log = logging.getLogger(__name__)
 _MISSING = object()
+_GENERATIONS = itertools.count(1)
 
 SHOWN_KEY = "agora:feed:shown:"
 MAX_PAGE = 100  # positions of page p are (p - 1) * MAX_PAGE onwards
@@ -93,6 +95,9 @@ class Snapshot:
         default_factory=lambda: sp.csr_matrix((0, 1), dtype=np.float64), repr=False
     )  # items x tag vocabulary, 1 where the item carries the tag
     vocab: Vocabulary = field(default_factory=lambda: Vocabulary(), repr=False)
+    # which set of items this is: a new number whenever items are added or reloaded (the key
+    # of whatever is derived from the positions, such as a model's item -> pk map)
+    generation: int = field(default_factory=lambda: next(_GENERATIONS))
 
     def positions(self, pks: np.ndarray) -> np.ndarray:
         """Catalogue positions of item ``pks`` (``pks`` are ascending); -1 where not held."""
@@ -211,14 +216,17 @@ class Catalogue:
         self._lock = threading.Lock()
         self._reload = Background("catalogue reload") if background else None
 
-    def get(self, session: Session) -> Snapshot:
-        """The current snapshot, refreshed from ``session`` first when it is due. A due full
-        reload runs in the background (when enabled) while requests use the last snapshot."""
+    def get(self, session: Session, fresh: bool = False) -> Snapshot:
+        """The current snapshot, refreshed from ``session`` first when it is due (``fresh``:
+        now, so that it holds every item stored before the call). A due full reload runs in
+        the background (when enabled) while requests use the last snapshot."""
         clock = time.monotonic()
-        if clock - self._refreshed_at < self.refresh_seconds:
+        if clock - self._refreshed_at < self.refresh_seconds and not fresh:
             return self._snapshot
         with self._lock:
             clock = time.monotonic()
+            if fresh:
+                self._refreshed_at = float("-inf")
             if clock - self._loaded_at >= self.reload_seconds:
                 self._loaded_at = clock
                 if self._reload is None or not len(self._snapshot.pks):

@@ -154,7 +154,7 @@ def model_pks(
         )
         return np.where(at >= 0, snapshot.pks[np.maximum(at, 0)] if len(snapshot.pks) else -1, -1)
 
-    version = f"{models.versions().get(scored.name)}@{id(snapshot.vocab)}"
+    version = f"{models.versions().get(scored.name)}@{snapshot.generation}"
     return cache.per_model(f"{scored.name}:pks", version, build)
 
 

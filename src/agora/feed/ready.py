@@ -85,25 +85,29 @@ class Ready:
         unusable: Callable[[Candidates], bool] = lambda record: False,
     ) -> tuple[Held, str]:
         """The user's record as held, and how it was found: ``ready`` (current), ``stale``
-        (behind the user's ``events`` or computed with other model versions than ``stamp``:
-        served, and the user queued) or ``built`` (computed now by ``compute``, and stored:
-        there was none, only one from before any model was trained, or one the caller finds
-        ``unusable``).
+        (behind the user's ``events`` or computed with older versions of the models in
+        ``stamp``: served, and the user queued) or ``built`` (computed now by ``compute``, and
+        stored: there was none, only one computed with another set of models, such as one from
+        before the ranking model was trained, or one the caller finds ``unusable``).
         ``events`` < 0: the record does not follow anyone's events (the shared one)."""
 
         def current(record: Candidates) -> bool:
             return record.stamp == stamp and (events < 0 or record.events == events)
 
+        def usable(record: Candidates) -> bool:
+            return _model_names(record.stamp) == names and not unusable(record)
+
+        names = _model_names(stamp)
         with self._lock:
             held = self._held.get(user_pk)
-        if held is not None and unusable(held.record):
+        if held is not None and not usable(held.record):
             held = None
         recheck = held is not None and time.monotonic() - held.fetched >= self.recheck_seconds
         if held is not None and recheck and not current(held.record):
             held = None  # look in the store: the refresher may have caught up
         if held is None:
             record = self.store.get(user_pk) if self.store is not None else None
-            if record is None or (stamp and not record.stamp) or unusable(record):
+            if record is None or not usable(record):
                 record = compute()
                 if self.store is not None:
                     self.store.put([record])
@@ -136,6 +140,11 @@ class Ready:
             self.store.want(user_pk)
 
 
+def _model_names(stamp: str) -> frozenset[str]:
+    """The names of the models in a :func:`~agora.feed.candidates.model_stamp`."""
+    return frozenset(part.split("=", 1)[0] for part in stamp.split(";") if part)
+
+
 class KnownItems:
     """Per model version, which catalogue positions the model knows (items posted after it was
     trained are ranked as unknown)."""
@@ -152,7 +161,7 @@ class KnownItems:
             return None
         with self._lock:
             held = self._held.get(name)
-        if held is not None and held[0] == version and held[1] == id(snapshot.vocab):
+        if held is not None and held[0] == version and held[1] == snapshot.generation:
             mask = held[2]
         else:
             try:
@@ -164,7 +173,7 @@ class KnownItems:
             at = np.array([a for a in at if a >= 0], dtype=np.int64)
             mask[at] = True
             with self._lock:
-                self._held[name] = (version, id(snapshot.vocab), mask)
+                self._held[name] = (version, snapshot.generation, mask)
         if len(mask) < len(snapshot.pks):  # items stored since: unknown to the model
             mask = np.concatenate([mask, np.zeros(len(snapshot.pks) - len(mask), dtype=bool)])
         return mask

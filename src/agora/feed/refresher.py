@@ -174,6 +174,9 @@ class Refresher:
         with self.sessions() as session:
             marks = self._log_heads(session)
             users = active_users(session)
+            # every item stored before the models were trained (the catalogue is re-read
+            # once a second: a model trained within that second would miss the newest items)
+            self.cache.catalogue.get(session, fresh=True)
         self.refresh_global()
         done = 0
 

@@ -193,11 +193,15 @@ def _with_ads(
     except Exception as exc:  # noqa: BLE001 - ads are optional: any failure costs only the ads
         log.error("feed page served without ads: the ad step failed (%s)", type(exc).__name__)
         ads = []
-    # built without validation: the online path made these fields (the model documents them)
-    items = [FeedItemOut.model_construct(**item.__dict__) for item in page.items]
+    items = _organic(page)
     for ad in ads:
         items.insert(min(ad.position - 1, len(items)), _ad_out(ad))
     return items, {**page.sources, **({"ad": len(ads)} if ads else {})}
+
+
+def _organic(page: service.FeedPage) -> list[FeedItemOut]:
+    # built without validation: the online path made these fields (the model documents them)
+    return [FeedItemOut.model_construct(**item.__dict__) for item in page.items]
 
 
 def _ad_out(ad: market.Placement) -> FeedItemOut:
@@ -261,13 +265,13 @@ def get_feed(
             now,
             explain=explain,
             cache=cache,
-            promoted=market.running_creatives(session, now),
+            promoted=(running := market.running_creatives(session, now)),
         )
-    # the ads in a transaction of their own, begun after the page's ended: on SQLite a read
-    # transaction that then writes fails if another connection (the impression buffer, the
-    # refresher) committed meanwhile
-    with transaction(sessions) as session:
-        items, sources = _with_ads(session, settings, page, now)
+    if running:  # the ads in a transaction of their own, after the page's: it writes
+        with transaction(sessions, writes=True) as session:
+            items, sources = _with_ads(session, settings, page, now)
+    else:  # no campaign runs: nothing to auction
+        items, sources = _organic(page), page.sources
     for source, count in sources.items():
         metrics.FEED_ITEMS_SERVED.labels(source).inc(count)
     body = FeedPageOut(
