@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import OperationalError
 
 from agora.config import Settings
 from agora.db import queries
@@ -155,3 +157,40 @@ def test_edges_validate_and_delete(engine) -> None:
         assert service.delete_edge(s, "a", "b", "trust")
     with factory() as s:
         assert s.scalars(select(SocialEdge)).all() == []
+
+
+@pytest.mark.parametrize("writes", [False, True])
+def test_a_read_then_write_transaction_on_sqlite_waits_its_turn_when_it_says_it_writes(
+    sqlite_url: str, writes: bool
+) -> None:
+    """A savepoint opens SQLite's read transaction; another connection's commit in between
+    makes its first write fail at once. ``transaction(writes=True)`` takes the write lock
+    first, so the other writer waits instead."""
+    from agora.db.engine import make_engine
+
+    eng = make_engine(sqlite_url)
+    migrate(eng)
+    factory = session_factory(eng)
+    with transaction(factory) as session:
+        service.upsert_users(session, [UserIn(user_id="u0")])
+
+    def other_writer() -> None:
+        with transaction(factory) as session:
+            service.upsert_users(session, [UserIn(user_id="u1")])
+
+    def read_then_write() -> None:
+        with transaction(factory, writes=writes) as session, session.begin_nested():
+            session.scalars(select(User)).all()
+            writer = threading.Thread(target=other_writer)
+            writer.start()
+            writer.join(timeout=0.5 if writes else 30)  # waits for our lock when we hold it
+            service.upsert_users(session, [UserIn(user_id="u2")])
+        writer.join()
+
+    if writes:
+        read_then_write()
+        with factory() as session:
+            assert set(session.scalars(select(User.external_id))) == {"u0", "u1", "u2"}
+    else:
+        with pytest.raises(OperationalError, match="database is locked"):
+            read_then_write()
