@@ -19,7 +19,10 @@ Needs wrk (Debian package ``wrk``; without it the script says so and exits 2). F
    cursor from an earlier answer, that session's next page) and 10% single events
    (``POST /events``); then the same wrk on ``GET /users/{u}/recommendations`` alone; then
    reads the VmRSS of each worker process and stops the server. Before the server starts,
-   ``agora worker --once`` makes every user's feed candidates ready (timed);
+   ``agora worker --once`` makes every user's feed candidates ready (timed); during the runs a
+   separate ``agora worker`` keeps them ready (``--refresher worker``, the default: the servers
+   run with ``refresh_in_serve`` false) or the servers' own refresher threads do
+   (``--refresher serve``, what ``agora serve`` does alone);
 3. starts the stack's ceiling, bench/_ceiling_app.py (FastAPI answering a real feed page fetched
    from that server, prebuilt), on uvicorn with the same worker count and the same event loop
    and HTTP implementation (uvicorn's ``auto``, as ``agora serve``), and runs the same wrk mix.
@@ -428,6 +431,16 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
     url = f"http://127.0.0.1:{port}"
     console.print(f"{db}, {workers} worker(s): agora serve on {url}")
     command = [sys.executable, "-m", "agora.cli.main", *serve_args(port, workers)]
+    refresher = None
+    if args.refresher == "worker":  # the servers only serve; one agora worker refreshes
+        env = {**env, "AGORA_FEED": json.dumps({"refresh_in_serve": False})}
+        refresher = subprocess.Popen(
+            [sys.executable, "-m", "agora.cli.main", "worker"],
+            env=env,
+            stdout=(work / f"worker-{db}-{workers}w.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = start(command, env, port, work / f"serve-{db}-{workers}w.log")
     try:
         with ThreadPoolExecutor(workers) as pool:  # a first page per worker, alone: cold start
@@ -438,6 +451,8 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
         rss = worker_rss_mb(server.pid, workers)
     finally:
         stop(server)
+        if refresher is not None:
+            stop(refresher)
     page_file = work / "ceiling_page.json"
     page_file.write_bytes(page)
     port = free_port()
@@ -468,6 +483,7 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
             "errors": recs["errors"],
         },
         "rss_mb": rss,
+        "refresher": args.refresher,
         "refresh_all_seconds": round(refresh_seconds, 1),
     }
 
@@ -528,6 +544,13 @@ def main() -> None:
         type=float,
         default=0.0,
         help="AGORA_BACKGROUND_SECONDS of the servers (see the module docstring)",
+    )
+    ap.add_argument(
+        "--refresher",
+        choices=["worker", "serve"],
+        default="worker",
+        help="who keeps candidates ready during the runs: a separate `agora worker` process "
+        "(the servers run with refresh_in_serve false), or the servers' own thread",
     )
     ap.add_argument("--users", type=int, default=10_000, help="active users (plus 5,000 creators)")
     ap.add_argument("--items", type=int, default=100_000)
