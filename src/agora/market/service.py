@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import bindparam, case, func, or_, select
+from sqlalchemy import bindparam, case, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from agora.db.engine import insert_for
@@ -565,9 +565,9 @@ class Bidder:
 @dataclass
 class Book:
     """Everything the auction reads besides the page and its user (:func:`read_book`): the
-    active campaigns with their creatives, targeting and segments' members, what each spent
-    today, the predicted CTR of each (campaign, creative) per UTC hour and the traffic forecast
-    (pacing on). A serving process keeps one in memory
+    active campaigns with their creatives (those not taken down), targeting and segments'
+    members, what each spent today, the predicted CTR of each (campaign, creative) per UTC hour
+    and the traffic forecast (pacing on). A serving process keeps one in memory
     (:class:`agora.market.serving.MarketCache`), so a page only does arithmetic on it."""
 
     day: date
@@ -576,6 +576,7 @@ class Book:
     spent: dict[int, float]  # campaign pk -> charged on ``day``
     ctrs: dict[tuple[int, str], tuple[float, ...]]  # (campaign pk, item) -> CTR per UTC hour
     profile: np.ndarray | None
+    decided: int = 0  # the newest moderation decision when read (pages check later take-downs)
 
     def running(self, now: datetime) -> list[Bidder]:
         """The campaigns whose schedule holds ``now``."""
@@ -684,7 +685,10 @@ def read_book(
         )
         for c in valid
     ]
+    decided = session.scalar(select(func.max(ModerationDecision.id))) or 0
     creatives = _creatives(session, {item for b in bidders for item in b.items})
+    removed = removed_item_ids(session, [c.pk for c in creatives.values()])
+    creatives = {item: c for item, c in creatives.items() if c.pk not in removed}
     kept = previous.ctrs if previous is not None else {}
     pairs = [(b, item) for b in bidders for item in b.items if item in creatives]
     ctrs = {(b.pk, item): kept[b.pk, item] for b, item in pairs if (b.pk, item) in kept}
@@ -698,6 +702,7 @@ def read_book(
         spent=spent_on(session, [b.pk for b in bidders], today),
         ctrs=ctrs,
         profile=_profile(session, config, today) if config.pacing else None,
+        decided=decided,
     )
 
 
@@ -745,13 +750,42 @@ def _targeted(bidders: list[Bidder], viewer: Viewer, page_tags: set[str]) -> lis
     return out
 
 
-#: :func:`agora.moderation.service.removed_item_ids` among a page's creatives, built once (built
-#: per call, the statement costs a page about 0.2 ms)
-_TAKEN_DOWN = select(ModerationDecision.item_id).where(
-    ModerationDecision.outcome == "uphold",
-    ModerationDecision.item_id.in_(bindparam("items", expanding=True)),
+#: What a page reads of the store, in one round trip, as (kind, key, value) rows: the campaigns
+#: with the user's arm recorded (kind 0), the user's ad impressions today per campaign (kind 1,
+#: the highest ``nth``) and the items taken down after the book was read (kind 2: an upheld
+#: decision, as :func:`agora.moderation.service.removed_item_ids` says, newer than its mark)
+_PAGE_STATE = union_all(
+    select(literal_column("0"), Eligibility.campaign_id, literal_column("0")).where(
+        Eligibility.user_id == bindparam("user")
+    ),
+    select(literal_column("1"), AdImpression.campaign_id, func.max(AdImpression.nth))
+    .where(AdImpression.user_id == bindparam("user"), AdImpression.day == bindparam("day"))
+    .group_by(AdImpression.campaign_id),
+    select(literal_column("2"), ModerationDecision.item_id, literal_column("0")).where(
+        ModerationDecision.id > bindparam("mark"), ModerationDecision.outcome == "uphold"
+    ),
 )
-_KNOWN_ARMS = select(Eligibility.campaign_id).where(Eligibility.user_id == bindparam("user"))
+
+
+def _page_state(
+    session: Session, user_pk: int, day: date, mark: int
+) -> tuple[set[int], dict[int, int], set[int]]:
+    """(campaigns with the user's arm recorded, their ad impressions on ``day`` per campaign,
+    item pks taken down after decision ``mark``): see ``_PAGE_STATE``."""
+    known: set[int] = set()
+    shown: dict[int, int] = {}
+    taken_down: set[int] = set()
+    params = {"user": user_pk, "day": day, "mark": mark}
+    for kind, key, value in session.connection().execute(_PAGE_STATE, params):
+        if kind == 0:
+            known.add(key)
+        elif kind == 1:
+            shown[key] = value
+        else:
+            taken_down.add(key)
+    return known, shown, taken_down
+
+
 _INSERTS: dict[str, tuple[Any, Any]] = {}
 
 
@@ -771,19 +805,16 @@ def _inserts(session: Session) -> tuple[Any, Any]:
     return _INSERTS[dialect]
 
 
-_SHOWN_TODAY = (
-    select(AdImpression.campaign_id, func.max(AdImpression.nth))
-    .where(AdImpression.user_id == bindparam("user"), AdImpression.day == bindparam("day"))
-    .group_by(AdImpression.campaign_id)
-)
-
-
 def _record_eligibility(
-    session: Session, viewer: Viewer, bidders: list[Bidder], share: float, now: datetime
+    session: Session,
+    viewer: Viewer,
+    bidders: list[Bidder],
+    known: set[int],
+    share: float,
+    now: datetime,
 ) -> dict[int, bool]:
-    """Each campaign's arm for this user (True = holdout), storing first eligibility."""
-    db = session.connection()
-    known = set(db.execute(_KNOWN_ARMS, {"user": viewer.pk}).scalars())
+    """Each campaign's arm for this user (True = holdout), storing first eligibility (unless
+    ``known``: recorded already)."""
     arms = {b.pk: in_holdout(b.holdout_salt, viewer.user_id, share) for b in bidders}
     new = [
         {"campaign_id": pk, "user_id": viewer.pk, "holdout": held, "first_seen": now}
@@ -791,7 +822,7 @@ def _record_eligibility(
         if pk not in known
     ]
     if new:  # a concurrent request may have recorded one first: keep its row
-        db.execute(_inserts(session)[0], new)
+        session.connection().execute(_inserts(session)[0], new)
     return arms
 
 
@@ -832,9 +863,10 @@ def serve_ads(
     1-based positions on the final page (organic items shift down by one per earlier ad).
 
     A serving process passes its ``book`` (:class:`agora.market.serving.MarketCache`) and the
-    ``viewer`` from the feed's in-memory state: the page then reads only its creatives'
-    take-downs, the user's arms and their ad impressions of the day, each one indexed query.
-    Without them both are read from the store for this page."""
+    ``viewer`` from the feed's in-memory state: the page then reads, in one round trip, the
+    user's recorded arms and ad impressions of the day and the take-downs newer than the book,
+    and writes the eligibility and impression rows. Without them both are read from the store
+    for this page."""
     slots = usable_slots(config.slot_positions, len(page)) if config.enabled else []
     if not slots:
         return []
@@ -851,31 +883,26 @@ def serve_ads(
     # the feed's filters hold for ads: no taken-down creative, nothing the user hid, no author
     # they blocked or muted, no muted topic (and nothing already on the page); a campaign with
     # nothing left to show is not eligible for this user, in either arm
+    today = now.date()
+    known, shown, taken_down = _page_state(session, viewer.pk, today, book.decided)
     on_page = {item for item, _ in page}
-    offered = {
-        item: book.creatives[item]
+    showable = {
+        item
         for b in targeted
         for item in b.items
-        if item in book.creatives and item not in on_page
+        if item in book.creatives
+        and item not in on_page
+        and book.creatives[item].pk not in taken_down
+        and viewer.allows(book.creatives[item])
     }
-    removed = (
-        set(session.connection().scalars(_TAKEN_DOWN, {"items": [c.pk for c in offered.values()]}))
-        if offered
-        else set()
-    )
-    showable = {item for item, c in offered.items() if c.pk not in removed and viewer.allows(c)}
     creatives = {b.pk: [item for item in b.items if item in showable] for b in targeted}
     targeted = [b for b in targeted if creatives[b.pk]]
     if not targeted:
         return []
-    arms = _record_eligibility(session, viewer, targeted, config.holdout_share, now)
+    arms = _record_eligibility(session, viewer, targeted, known, config.holdout_share, now)
     exposed = [b for b in targeted if not arms[b.pk]]
     if not exposed:
         return []
-    today = now.date()
-    shown = dict(
-        session.connection().execute(_SHOWN_TODAY, {"user": viewer.pk, "day": today}).all()
-    )
     spent = book.spent if book.day == today else {}  # a new day: nothing spent yet
     share = pacing.target_share(book.profile, now) if book.profile is not None else 0.0
     rng = rng or np.random.default_rng()
