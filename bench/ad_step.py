@@ -392,7 +392,7 @@ def main() -> None:
             f"{f['cpu_p99_ms']:.3f}",
             f"{f['ads_per_page']:.2f}",
         )
-    Console().print(table)
+    Console(width=150).print(table)
     new = arms[-1]["figures"]
     met = new["p50_ms"] <= TARGET_MS and new["p99_ms"] <= TARGET_MS
     print(f"target p50 and p99 <= {TARGET_MS} ms: {'met' if met else 'NOT met'}")
