@@ -1,8 +1,9 @@
 """What serving needs, connected once: the store (schema brought up to date), its sessions, the
-trained models, the feed caches and the impression buffer. The API (``api.app.create_app``) and
-the in-process facade (``agora.client.Agora``) both start from :func:`wire`, so Python callers
-get exactly what the API serves (the facade writes a page's impressions in its own transaction
-instead of buffering them: a script may end without a shutdown)."""
+trained models, the feed caches, the impression buffer and the ad book. The API
+(``api.app.create_app``) and the in-process facade (``agora.client.Agora``) both start from
+:func:`wire`, so Python callers get exactly what the API serves (the facade writes a page's
+impressions in its own transaction instead of buffering them: a script may end without a
+shutdown)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,16 @@ from agora.feed.cache import FeedCache
 from agora.feed.impressions import ImpressionBuffer
 from agora.feed.refresher import Leadership, Refresher, RefresherThread
 from agora.feed.store import CandidateStore, candidate_store, namespace
+from agora.market.serving import MarketCache
 from agora.serving.service import ModelStore
 
 
 @dataclass
 class Wiring:
     """The parts a request uses. ``models`` knows no model until ``models.reload()``;
-    ``impressions`` writes nothing in the background until ``impressions.start()`` (the API's
-    lifespan starts and stops it)."""
+    ``impressions`` writes nothing in the background until ``impressions.start()``, and
+    ``market`` reads its ad book only when a page needs it until ``market.start()`` (the API's
+    lifespan starts and stops both)."""
 
     settings: Settings
     engine: Engine
@@ -33,6 +36,7 @@ class Wiring:
     feed_cache: FeedCache
     impressions: ImpressionBuffer
     candidates: CandidateStore
+    market: MarketCache
 
     def refresher(self, reload_models: bool = False) -> Refresher:
         """A candidate refresher on this store (``reload_models``: it reloads the models from
@@ -59,8 +63,8 @@ class Wiring:
 
 
 def wire(settings: Settings) -> Wiring:
-    """Connect to ``settings``' store (migrating it) and set up models, feed caches and the
-    impression buffer."""
+    """Connect to ``settings``' store (migrating it) and set up models, feed caches, the
+    impression buffer and the ad book."""
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     sessions = session_factory(engine)
@@ -88,4 +92,5 @@ def wire(settings: Settings) -> Wiring:
             concurrent_pages=settings.feed.concurrent_pages,
         ),
         impressions=impressions,
+        market=MarketCache(sessions, settings.market),
     )

@@ -6,10 +6,11 @@ schema up to date; the trained models are loaded at startup (no models yet is fi
 recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/reload``).
 
 ``app.state`` holds ``settings``, ``engine``, ``sessions`` (session factory), ``models``
-(:class:`~agora.serving.service.ModelStore`), ``feed_cache`` and ``impressions`` (the
+(:class:`~agora.serving.service.ModelStore`), ``feed_cache``, ``impressions`` (the
 :class:`~agora.feed.impressions.ImpressionBuffer`, started and stopped with the app: uvicorn's
-shutdown on SIGTERM or SIGINT writes what it holds); routers reach them through
-:mod:`agora.api.deps`.
+shutdown on SIGTERM or SIGINT writes what it holds) and ``market_cache`` (the ad book,
+:class:`~agora.market.serving.MarketCache`, read by a thread while the app runs); routers reach
+them through :mod:`agora.api.deps`.
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wiring.impressions.start()
         feed_cache = app.state.feed_cache
         feed_cache.states.start()
+        wiring.market.start()
         refresher = wiring.refresher_thread() if settings.feed.refresh_in_serve else None
         if refresher is not None:
             refresher.start()
@@ -191,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if refresher is not None:
                 refresher.stop()
             feed_cache.states.stop()
+            wiring.market.stop()
             app.state.jobs.stop()
             wiring.impressions.stop()  # after the last request: nothing is added any more
             engine.dispose()
@@ -210,6 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models = models
     app.state.feed_cache = wiring.feed_cache
     app.state.impressions = wiring.impressions
+    app.state.market_cache = wiring.market
     engagement_lock = threading.Lock()
     app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock)
     app.state.after_event_writes = [

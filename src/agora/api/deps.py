@@ -1,8 +1,8 @@
 """Dependencies the routers use to reach what ``create_app`` put on ``app.state``.
 
 ``app.state`` holds ``settings`` (Settings), ``engine`` (Engine), ``sessions`` (sessionmaker),
-``models`` (ModelStore), ``feed_cache`` (FeedCache, with the impression buffer) and
-``impressions`` (the same ImpressionBuffer).
+``models`` (ModelStore), ``feed_cache`` (FeedCache, with the impression buffer),
+``impressions`` (the same ImpressionBuffer) and ``market_cache`` (the ad book, MarketCache).
 Reads use :func:`get_session` (one session per request); writes take the factory
 (:func:`get_session_factory`) and run their whole request in one ``db.engine.transaction`` so a
 refused request stores nothing.
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
 from agora.feed.cache import FeedCache
+from agora.market.serving import MarketCache
 from agora.serving.service import ModelStore
 
 
@@ -33,6 +34,10 @@ def get_feed_cache(request: Request) -> FeedCache:
     return request.app.state.feed_cache
 
 
+def get_market_cache(request: Request) -> MarketCache:
+    return request.app.state.market_cache
+
+
 def get_session_factory(request: Request) -> sessionmaker[Session]:
     return request.app.state.sessions
 
@@ -46,5 +51,6 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelsDep = Annotated[ModelStore, Depends(get_models)]
 FeedCacheDep = Annotated[FeedCache, Depends(get_feed_cache)]
+MarketCacheDep = Annotated[MarketCache, Depends(get_market_cache)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session)]

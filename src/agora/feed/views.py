@@ -3,8 +3,9 @@
 Reading a feed stores its impressions, organic and paid: ``GET /users/{id}/feed`` ranks the
 page in one transaction, whose organic impressions join the process's impression buffer when
 it commits (written in batches at least every ``impression_flush_seconds``), then places the
-ads in a second one (a savepoint: its failure costs only the ads). It needs the ``read``
-scope. Changing controls, interests and feedback needs ``write``.
+ads in a second one (its failure costs only the ads), from the process's ad book
+(:class:`agora.market.serving.MarketCache`) and the user's in-memory feed state. It needs the
+``read`` scope. Changing controls, interests and feedback needs ``write``.
 """
 
 from __future__ import annotations
@@ -18,25 +19,28 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api import metrics
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
 from agora.api.deps import (
     FeedCacheDep,
+    MarketCacheDep,
     ModelsDep,
     SessionDep,
     SessionFactoryDep,
     SettingsDep,
 )
 from agora.api.errors import InvalidRequest, NotFound, problem
-from agora.config import Settings
 from agora.db.engine import transaction
 from agora.feed import service
+from agora.feed.cache import FeedCache
 from agora.feed.models import FEEDBACK_KINDS
 from agora.feed.online import MAX_PAGE
+from agora.feed.state import UserState
 from agora.ingest.schemas import ExternalId
 from agora.market import service as market
+from agora.market.serving import MarketCache
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["feed"])
@@ -180,23 +184,62 @@ def _controls_out(c: service.Controls) -> ControlsOut:
 
 
 def _with_ads(
-    session: Session, settings: Settings, page: service.FeedPage, now: datetime
+    sessions: sessionmaker[Session],
+    market_cache: MarketCache,
+    cache: FeedCache,
+    page: service.FeedPage,
+    now: datetime,
 ) -> tuple[list[FeedItemOut], dict[str, int]]:
     """The page's items with the ad market's auction winners in their slots, and the count
-    per source. The ad step runs in a savepoint of its own transaction (after the page's), so
-    when it fails the page is served without ads (logged) and its items are recorded once,
-    never lost to an error the user cannot act on."""
-    organic = [(item.item_id, item.tags) for item in page.items]
-    try:
-        with session.begin_nested():
-            ads = market.serve_ads(session, page.user_id, organic, settings.market, now)
-    except Exception as exc:  # noqa: BLE001 - ads are optional: any failure costs only the ads
-        log.error("feed page served without ads: the ad step failed (%s)", type(exc).__name__)
-        ads = []
+    per source."""
+    ads = _ads(sessions, market_cache, cache, page, now)
     items = _organic(page)
     for ad in ads:
         items.insert(min(ad.position - 1, len(items)), _ad_out(ad))
     return items, {**page.sources, **({"ad": len(ads)} if ads else {})}
+
+
+def _ads(
+    sessions: sessionmaker[Session],
+    market_cache: MarketCache,
+    cache: FeedCache,
+    page: service.FeedPage,
+    now: datetime,
+) -> list[market.Placement]:
+    """The page's ads. The ad step runs in a transaction of its own (after the page's), so
+    when it fails the page is served without ads (logged) and its items are recorded once,
+    never lost to an error the user cannot act on."""
+    organic = [(item.item_id, item.tags) for item in page.items]
+    try:
+        with sessions() as read:  # the user's state as the page left it (held in memory)
+            state = cache.states.get(read, page.user_id, now)
+        with transaction(sessions, writes=True) as session:
+            return market_cache.serve(session, _viewer(session, cache, state), organic, now)
+    except Exception as exc:  # noqa: BLE001 - ads are optional: any failure costs only the ads
+        log.error("feed page served without ads: the ad step failed (%s)", type(exc).__name__)
+        return []
+
+
+def _viewer(session: Session, cache: FeedCache, state: UserState) -> market.Viewer:
+    """The page's user as the ads see them, from the feed's in-memory state: its filters (no
+    hidden item, no blocked or muted author, no muted topic) and, as interests, the tags of
+    the items they touched (from the catalogue, when a campaign's tag targeting asks)."""
+
+    def interests() -> set[str]:
+        snapshot = cache.catalogue.get(session)
+        at = snapshot.positions(state.touched_array())
+        return {tag for p in at[at >= 0] for tag in snapshot.tags[p]}
+
+    return market.Viewer(
+        pk=state.pk,
+        user_id=state.user_id,
+        allows=lambda c: (
+            c.pk not in state.hidden
+            and c.author_pk not in state.excluded_authors
+            and state.muted_tags.isdisjoint(c.tags)
+        ),
+        interests=interests,
+    )
 
 
 def _organic(page: service.FeedPage) -> list[FeedItemOut]:
@@ -236,6 +279,7 @@ def get_feed(
     models: ModelsDep,
     settings: SettingsDep,
     cache: FeedCacheDep,
+    market_cache: MarketCacheDep,
     n: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     cursor: Annotated[
         str | None,
@@ -265,11 +309,10 @@ def get_feed(
             now,
             explain=explain,
             cache=cache,
-            promoted=(running := market.running_creatives(session, now)),
+            promoted=(running := market_cache.running_creatives(session, now)),
         )
     if running:  # the ads in a transaction of their own, after the page's: it writes
-        with transaction(sessions, writes=True) as session:
-            items, sources = _with_ads(session, settings, page, now)
+        items, sources = _with_ads(sessions, market_cache, cache, page, now)
     else:  # no campaign runs: nothing to auction
         items, sources = _organic(page), page.sources
     for source, count in sources.items():

@@ -39,6 +39,19 @@ class MarketConfig(BaseModel):
     ctr_model_path: Path | None = Field(
         None, description="A saved agora.market.ctr.CTRModel; unset or missing = empirical CTR."
     )
+    book_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often a serving process re-reads the campaigns, their creatives, "
+        "segments and today's spend: a change made through another process reaches its pages "
+        "within this (the process that made it: at once).",
+    )
+    ctr_refresh_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often a serving process recomputes every predicted CTR (a new "
+        "campaign or creative gets its own at once).",
+    )
     attribution_days: float = Field(
         7.0, gt=0, description="How long after a click (or eligibility) a conversion counts."
     )

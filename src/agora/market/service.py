@@ -1,20 +1,26 @@
 """The ad market: campaigns, serving ads into feed slots, clicks, conversions, measurement.
 
-Serving (:func:`serve_ads`) runs inside the feed request's transaction, in a savepoint (a failed
-ad step leaves the organic page whole):
+Serving (:func:`serve_ads`) runs after the feed page's transaction, in a savepoint of its own (a
+failed ad step leaves the organic page whole). It reads a :class:`Book` (the active campaigns
+with their creatives, targeting, today's spend and predicted CTRs: a serving process keeps one
+in memory, :class:`agora.market.serving.MarketCache`) and a :class:`Viewer` (the user's filters
+and interests: the feed's in-memory state when served), so a page does arithmetic and a few
+indexed reads and writes:
 
 1. active, scheduled campaigns with valid stored settings whose targeting matches the user
-   (tags of their recent activity or of the page they are about to see; segments = their
-   groups), with a creative the user may see: the feed's own filters hold (no take-down, no
-   hidden item, no blocked or muted author, no muted topic); the creatives of running campaigns
-   are never organic items (:func:`running_creatives`);
+   (tags of the page they are about to see or of their activity; segments = their groups),
+   with a creative the user may see: the feed's own filters hold (no take-down, no hidden
+   item, no blocked or muted author, no muted topic); the creatives of running campaigns are
+   never organic items (:meth:`Book.running_creatives`);
 2. a user in a campaign's holdout (a hash of the campaign's salt and the user id, below
    ``holdout_share``) never gets its ads; their first eligibility is recorded in both arms;
 3. a campaign at its frequency cap for the user today, or without budget to pay the reserve,
    does not bid; one ahead of its pacing curve bids with the pacing probability;
-4. the remaining campaigns bid ``min(bid, budget left)`` with their best creative in a GSP
-   auction (:mod:`agora.market.auction`) over the page's ad slots; winners' impressions are
-   stored with a per-day sequence number whose uniqueness enforces the cap in the database.
+4. the remaining campaigns bid ``min(bid, budget left)`` with their best creative (by its
+   predicted CTR: the CTR model's baseline for the pair, or the campaign's smoothed empirical
+   CTR) in a GSP auction (:mod:`agora.market.auction`) over the page's ad slots; winners'
+   impressions are stored with a per-day sequence number whose uniqueness enforces the cap in
+   the database.
 
 A click (:func:`record_click`) is charged the impression's price, capped at what is left of the
 day's budget, so spend never exceeds it. :func:`report` measures a campaign, including the lift
@@ -35,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import bindparam, case, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from agora.db.engine import insert_for
@@ -47,6 +53,7 @@ from agora.market.auction import gsp
 from agora.market.config import MarketConfig
 from agora.market.models import AdClick, AdConversion, AdImpression, Campaign, Eligibility
 from agora.market.schemas import CampaignFields, CampaignIn
+from agora.moderation.models import ModerationDecision
 from agora.moderation.service import removed_item_ids
 
 #: Events of the user whose items' tags describe their interests (for tag targeting).
@@ -102,15 +109,6 @@ def in_holdout(salt: str, user_id: str, share: float) -> bool:
     """Whether ``user_id`` is in the campaign's holdout: a stable hash of (salt, user) in [0, 1)
     below ``share``, so the same user is always in the same arm."""
     return unit_draw(salt, user_id) < share
-
-
-def targets(
-    tags: Sequence[str], segments: Sequence[str], user_tags: set[str], user_segments: set[str]
-) -> bool:
-    """Whether a campaign's targeting matches a user (an empty list matches everyone)."""
-    return (not tags or not user_tags.isdisjoint(tags)) and (
-        not segments or not user_segments.isdisjoint(segments)
-    )
 
 
 def effective_bid(
@@ -398,11 +396,11 @@ def serving_status(
                 f"reserve price {config.reserve_price:g} is left); it serves again tomorrow (UTC)",
             )
         )
-    info, _ = _creatives(session, c.items)
-    removed = removed_item_ids(session, [row.id for row in info.values()])
+    info = _creatives(session, c.items)
+    removed = removed_item_ids(session, [row.pk for row in info.values()])
     gone = [f"{item} (not stored)" for item in c.items if item not in info]
     gone += [
-        f"{item} (taken down)" for item in c.items if item in info and info[item].id in removed
+        f"{item} (taken down)" for item in c.items if item in info and info[item].pk in removed
     ]
     if len(gone) == len(c.items):
         reasons.append(_why("no_creatives", f"no creative can be shown: {', '.join(gone)}"))
@@ -524,90 +522,328 @@ def _invalid(row: Campaign) -> str | None:
     return None
 
 
-def _running(session: Session, now: datetime) -> list[Campaign]:
-    """Active campaigns in their schedule now, with valid stored settings."""
-    rows = session.scalars(
-        select(Campaign).where(
-            Campaign.status == "active",
-            or_(Campaign.start_at.is_(None), Campaign.start_at <= now),
-            or_(Campaign.end_at.is_(None), Campaign.end_at > now),
+@dataclass(frozen=True)
+class Creative:
+    """A stored creative of an active campaign, as its ad shows it."""
+
+    pk: int
+    item_id: str
+    title: str
+    tags: tuple[str, ...]
+    author_pk: int | None
+    author_id: str | None
+    created: datetime
+
+
+@dataclass(frozen=True)
+class Bidder:
+    """An active campaign with valid stored settings, as the auction reads it."""
+
+    pk: int
+    campaign_id: str
+    advertiser: str
+    items: tuple[str, ...]
+    target_tags: frozenset[str]
+    members: frozenset[int] | None  # user pks in its target segments (None: not targeted)
+    bid: float
+    daily_budget: float
+    frequency_cap: int
+    start_at: datetime | None
+    end_at: datetime | None
+    hours: frozenset[int]
+    holdout_salt: str
+
+    def runs(self, now: datetime) -> bool:
+        """Whether its schedule (window and UTC hours) holds ``now``."""
+        return (
+            (self.start_at is None or self.start_at <= now)
+            and (self.end_at is None or self.end_at > now)
+            and (not self.hours or now.hour in self.hours)
         )
+
+
+@dataclass
+class Book:
+    """Everything the auction reads besides the page and its user (:func:`read_book`): the
+    active campaigns with their creatives (those not taken down), targeting and segments'
+    members, what each spent today, the predicted CTR of each (campaign, creative) per UTC hour
+    and the traffic forecast (pacing on). A serving process keeps one in memory
+    (:class:`agora.market.serving.MarketCache`), so a page only does arithmetic on it."""
+
+    day: date
+    bidders: list[Bidder]
+    creatives: dict[str, Creative]
+    spent: dict[int, float]  # campaign pk -> charged on ``day``
+    ctrs: dict[tuple[int, str], tuple[float, ...]]  # (campaign pk, item) -> CTR per UTC hour
+    profile: np.ndarray | None
+    decided: int = 0  # the newest moderation decision when read (pages check later take-downs)
+
+    def running(self, now: datetime) -> list[Bidder]:
+        """The campaigns whose schedule holds ``now``."""
+        return [b for b in self.bidders if b.runs(now)]
+
+    def running_creatives(self, now: datetime) -> frozenset[str]:
+        """Items that are creatives of a campaign running now: the feed never shows them as
+        organic content (the auction would then skip them: they are on the page already)."""
+        return frozenset(item for b in self.running(now) for item in b.items)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The user a page is for, as the ads need them: ``allows`` applies the feed's filters to
+    a creative (blocked or muted authors, muted topics, hidden items); ``interests`` gives the
+    tags of the user's activity, asked for only when the page's own tags leave a campaign's
+    tag targeting open."""
+
+    pk: int
+    user_id: str
+    allows: Callable[[Creative], bool]
+    interests: Callable[[], Collection[str]]
+
+
+def _members(session: Session, segments: Collection[str]) -> dict[str, set[int]]:
+    """The user pks of each segment (group) named."""
+    out: dict[str, set[int]] = {}
+    if segments:
+        for group, user in session.execute(
+            select(Group.external_id, Membership.user_id)
+            .join(Membership, Membership.group_id == Group.id)
+            .where(Group.external_id.in_(list(segments)))
+        ):
+            out.setdefault(group, set()).add(user)
+    return out
+
+
+def _baseline_ctrs(
+    session: Session,
+    pairs: list[tuple[Bidder, str]],
+    creatives: dict[str, Creative],
+    config: MarketConfig,
+    now: datetime,
+) -> dict[tuple[int, str], tuple[float, ...]]:
+    """Predicted CTR of each (campaign, creative) per UTC hour: the CTR model's for the pair in
+    the page's first ad slot, without the user's own fields (so it is computed once for every
+    user), or else the campaign's smoothed empirical CTR of the last ``CTR_DAYS``."""
+    if not pairs:
+        return {}
+    model = ctr_model(config)
+    if model is not None:
+        position = min(config.slot_positions, default=1)
+        rows = [
+            {
+                "item_id": item,
+                "campaign_id": b.campaign_id,
+                "tags": list(creatives[item].tags),
+                "position": position,
+                "hour": hour,
+            }
+            for b, item in pairs
+            for hour in range(pacing.HOURS)
+        ]
+        p = np.asarray(model(rows), dtype=float).reshape(len(pairs), pacing.HOURS)
+        return {
+            (b.pk, item): tuple(map(float, row)) for (b, item), row in zip(pairs, p, strict=True)
+        }
+    pks = sorted({b.pk for b, _ in pairs})
+    clicks = {pk: n for pk, (_, n) in click_stats(session, pks, now).items()}
+    rates = empirical_ctr(session, pks, clicks, config, now)
+    return {(b.pk, item): (rates[b.pk],) * pacing.HOURS for b, item in pairs}
+
+
+def read_book(
+    session: Session, config: MarketConfig, now: datetime, previous: Book | None = None
+) -> Book:
+    """The :class:`Book` as the store holds it at ``now``. The CTRs of pairs that ``previous``
+    holds are kept from it (a serving process recomputes them all less often than it reads the
+    rest); the other pairs' are predicted now."""
+    rows = session.scalars(
+        select(Campaign)
+        .where(Campaign.status == "active", or_(Campaign.end_at.is_(None), Campaign.end_at > now))
+        .order_by(Campaign.id)
     )
-    return [c for c in rows if _invalid(c) is None and (not c.hours or now.hour in c.hours)]
+    valid = [c for c in rows if _invalid(c) is None]
+    members = _members(session, {s for c in valid for s in c.target_segments})
+    bidders = [
+        Bidder(
+            pk=c.id,
+            campaign_id=c.external_id,
+            advertiser=c.advertiser,
+            items=tuple(c.items),
+            target_tags=frozenset(c.target_tags),
+            members=(
+                frozenset(u for s in c.target_segments for u in members.get(s, ()))
+                if c.target_segments
+                else None
+            ),
+            bid=c.bid,
+            daily_budget=c.daily_budget,
+            frequency_cap=c.frequency_cap,
+            start_at=None if c.start_at is None else _aware(c.start_at),
+            end_at=None if c.end_at is None else _aware(c.end_at),
+            hours=frozenset(c.hours),
+            holdout_salt=c.holdout_salt,
+        )
+        for c in valid
+    ]
+    decided = session.scalar(select(func.max(ModerationDecision.id))) or 0
+    creatives = _creatives(session, {item for b in bidders for item in b.items})
+    removed = removed_item_ids(session, [c.pk for c in creatives.values()])
+    creatives = {item: c for item, c in creatives.items() if c.pk not in removed}
+    kept = previous.ctrs if previous is not None else {}
+    pairs = [(b, item) for b in bidders for item in b.items if item in creatives]
+    ctrs = {(b.pk, item): kept[b.pk, item] for b, item in pairs if (b.pk, item) in kept}
+    missing = [(b, item) for b, item in pairs if (b.pk, item) not in ctrs]
+    ctrs.update(_baseline_ctrs(session, missing, creatives, config, now))
+    today = now.date()
+    return Book(
+        day=today,
+        bidders=bidders,
+        creatives=creatives,
+        spent=spent_on(session, [b.pk for b in bidders], today),
+        ctrs=ctrs,
+        profile=_profile(session, config, today) if config.pacing else None,
+        decided=decided,
+    )
 
 
-def running_creatives(session: Session, now: datetime) -> frozenset[str]:
-    """Items that are creatives of a campaign running now: the feed never shows them as
-    organic content (the auction would then skip them: they are on the page already)."""
-    return frozenset(item for c in _running(session, now) for item in c.items)
-
-
-def _user_context(
-    session: Session, user_pk: int, with_groups: bool
-) -> tuple[set[str], set[str], list[str]]:
-    """The user's interest tags, segments (groups, when asked for) and recent item ids."""
-    recent = session.execute(
-        select(Item.external_id, Item.tags)
+def _recent_tags(session: Session, user_pk: int) -> set[str]:
+    """Tags of the items of the user's latest ``RECENT_EVENTS`` events."""
+    rows = session.scalars(
+        select(Item.tags)
         .join(Event, Event.item_id == Item.id)
         .where(Event.user_id == user_pk)
         .order_by(Event.timestamp.desc())
         .limit(RECENT_EVENTS)
-    ).all()
-    tags = {t for _, item_tags in recent for t in item_tags or ()}
-    groups = (
-        set(
-            session.scalars(
-                select(Group.external_id)
-                .join(Membership, Membership.group_id == Group.id)
-                .where(Membership.user_id == user_pk)
-            )
-        )
-        if with_groups
-        else set()
     )
-    return tags, groups, [item for item, _ in recent]
+    return {t for tags in rows for t in tags or ()}
+
+
+def stored_viewer(session: Session, user_id: str) -> Viewer | None:
+    """The user as the store holds them (None when unknown): the feed's exclusions, and the tags
+    of their latest events as interests."""
+    user_pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    if user_pk is None:
+        return None
+    excluded = exclusions(session, user_pk)
+    return Viewer(
+        pk=user_pk,
+        user_id=user_id,
+        allows=lambda c: excluded.allows(c.item_id, c.author_id, c.tags),
+        interests=lambda: _recent_tags(session, user_pk),
+    )
+
+
+def _targeted(bidders: list[Bidder], viewer: Viewer, page_tags: set[str]) -> list[Bidder]:
+    """The campaigns whose targeting matches the user (an empty list matches everyone): one of
+    its segments holds them, and one of its tags is on the page or in their interests."""
+    interests: set[str] | None = None
+    out = []
+    for b in bidders:
+        if b.members is not None and viewer.pk not in b.members:
+            continue
+        if b.target_tags and b.target_tags.isdisjoint(page_tags):
+            if interests is None:
+                interests = set(viewer.interests())
+            if b.target_tags.isdisjoint(interests):
+                continue
+        out.append(b)
+    return out
+
+
+#: What a page reads of the store, in one round trip, as (kind, key, value) rows: the campaigns
+#: with the user's arm recorded (kind 0), the user's ad impressions today per campaign (kind 1,
+#: the highest ``nth``) and the items taken down after the book was read (kind 2: an upheld
+#: decision, as :func:`agora.moderation.service.removed_item_ids` says, newer than its mark)
+_PAGE_STATE = union_all(
+    select(literal_column("0"), Eligibility.campaign_id, literal_column("0")).where(
+        Eligibility.user_id == bindparam("user")
+    ),
+    select(literal_column("1"), AdImpression.campaign_id, func.max(AdImpression.nth))
+    .where(AdImpression.user_id == bindparam("user"), AdImpression.day == bindparam("day"))
+    .group_by(AdImpression.campaign_id),
+    select(literal_column("2"), ModerationDecision.item_id, literal_column("0")).where(
+        ModerationDecision.id > bindparam("mark"), ModerationDecision.outcome == "uphold"
+    ),
+)
+
+
+def _page_state(
+    session: Session, user_pk: int, day: date, mark: int
+) -> tuple[set[int], dict[int, int], set[int]]:
+    """(campaigns with the user's arm recorded, their ad impressions on ``day`` per campaign,
+    item pks taken down after decision ``mark``): see ``_PAGE_STATE``."""
+    known: set[int] = set()
+    shown: dict[int, int] = {}
+    taken_down: set[int] = set()
+    params = {"user": user_pk, "day": day, "mark": mark}
+    for kind, key, value in session.connection().execute(_PAGE_STATE, params):
+        if kind == 0:
+            known.add(key)
+        elif kind == 1:
+            shown[key] = value
+        else:
+            taken_down.add(key)
+    return known, shown, taken_down
+
+
+_INSERTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _inserts(session: Session) -> tuple[Any, Any]:
+    """The ad step's two inserts (first eligibility; impressions, returning their ids) for the
+    session's dialect, built once: a page only binds its rows."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERTS:
+        _INSERTS[dialect] = (
+            insert_for(session, Eligibility.__table__).on_conflict_do_nothing(
+                index_elements=["campaign_id", "user_id"]
+            ),
+            insert_for(session, AdImpression.__table__)
+            .on_conflict_do_nothing(index_elements=["campaign_id", "user_id", "day", "nth"])
+            .returning(AdImpression.id, AdImpression.campaign_id),
+        )
+    return _INSERTS[dialect]
 
 
 def _record_eligibility(
-    session: Session, user_pk: int, user_id: str, campaigns: list[Campaign], share: float, now
+    session: Session,
+    viewer: Viewer,
+    bidders: list[Bidder],
+    known: set[int],
+    share: float,
+    now: datetime,
 ) -> dict[int, bool]:
-    """Each campaign's arm for this user (True = holdout), storing first eligibility."""
-    known = dict(
-        session.execute(
-            select(Eligibility.campaign_id, Eligibility.holdout).where(
-                Eligibility.user_id == user_pk,
-                Eligibility.campaign_id.in_([c.id for c in campaigns]),
-            )
-        ).all()
-    )
-    arms = {c.id: in_holdout(c.holdout_salt, user_id, share) for c in campaigns}
+    """Each campaign's arm for this user (True = holdout), storing first eligibility (unless
+    ``known``: recorded already)."""
+    arms = {b.pk: in_holdout(b.holdout_salt, viewer.user_id, share) for b in bidders}
     new = [
-        {"campaign_id": pk, "user_id": user_pk, "holdout": held, "first_seen": now}
+        {"campaign_id": pk, "user_id": viewer.pk, "holdout": held, "first_seen": now}
         for pk, held in arms.items()
         if pk not in known
     ]
     if new:  # a concurrent request may have recorded one first: keep its row
-        session.execute(
-            insert_for(session, Eligibility.__table__)
-            .values(new)
-            .on_conflict_do_nothing(index_elements=["campaign_id", "user_id"])
-        )
+        session.connection().execute(_inserts(session)[0], new)
     return arms
 
 
-def _creatives(
-    session: Session, items: Collection[str]
-) -> tuple[dict[str, Item], dict[str, str | None]]:
-    """The stored ones among ``items``: their rows and their authors' ids."""
-    info: dict[str, Item] = {}
-    authors: dict[str, str | None] = {}
-    for row, author in session.execute(
-        select(Item, User.external_id)
-        .outerjoin(User, User.id == Item.author_id)
-        .where(Item.external_id.in_(list(items)))
-    ):
-        info[row.external_id], authors[row.external_id] = row, author
-    return info, authors
+def _creatives(session: Session, items: Collection[str]) -> dict[str, Creative]:
+    """The stored ones among ``items``."""
+    return {
+        row.external_id: Creative(
+            pk=row.id,
+            item_id=row.external_id,
+            title=row.title,
+            tags=tuple(row.tags or ()),
+            author_pk=row.author_id,
+            author_id=author,
+            created=row.created,
+        )
+        for row, author in session.execute(
+            select(Item, User.external_id)
+            .outerjoin(User, User.id == Item.author_id)
+            .where(Item.external_id.in_(list(items)))
+        )
+    }
 
 
 def serve_ads(
@@ -617,87 +853,80 @@ def serve_ads(
     config: MarketConfig,
     now: datetime,
     rng: np.random.Generator | None = None,
+    *,
+    book: Book | None = None,
+    viewer: Viewer | None = None,
 ) -> list[Placement]:
     """Auction the ad slots of a feed page for ``user_id`` and store the winners' impressions.
 
     ``page`` is the organic page in order as (item id, tags). Returns the ads with their
-    1-based positions on the final page (organic items shift down by one per earlier ad)."""
+    1-based positions on the final page (organic items shift down by one per earlier ad).
+
+    A serving process passes its ``book`` (:class:`agora.market.serving.MarketCache`) and the
+    ``viewer`` from the feed's in-memory state: the page then reads, in one round trip, the
+    user's recorded arms and ad impressions of the day and the take-downs newer than the book,
+    and writes the eligibility and impression rows. Without them both are read from the store
+    for this page."""
     slots = usable_slots(config.slot_positions, len(page)) if config.enabled else []
     if not slots:
         return []
-    campaigns = _running(session, now)
-    if not campaigns:
+    book = book if book is not None else read_book(session, config, now)
+    running = book.running(now)
+    if not running:
         return []
-    user_pk = session.scalar(select(User.id).where(User.external_id == user_id))
-    if user_pk is None:
+    viewer = viewer if viewer is not None else stored_viewer(session, user_id)
+    if viewer is None:
         return []
-    with_groups = any(c.target_segments for c in campaigns)
-    tags, segments, recent = _user_context(session, user_pk, with_groups)
-    tags |= {t for _, item_tags in page for t in item_tags}
-    targeted = [c for c in campaigns if targets(c.target_tags, c.target_segments, tags, segments)]
+    targeted = _targeted(running, viewer, {t for _, tags in page for t in tags})
     if not targeted:
         return []
-    info, authors = _creatives(session, {item for c in targeted for item in c.items})
     # the feed's filters hold for ads: no taken-down creative, nothing the user hid, no author
     # they blocked or muted, no muted topic (and nothing already on the page); a campaign with
     # nothing left to show is not eligible for this user, in either arm
-    excluded = exclusions(session, user_pk)
-    removed = removed_item_ids(session, [row.id for row in info.values()])
+    today = now.date()
+    known, shown, taken_down = _page_state(session, viewer.pk, today, book.decided)
     on_page = {item for item, _ in page}
     showable = {
         item
-        for item, row in info.items()
-        if row.id not in removed
+        for b in targeted
+        for item in b.items
+        if item in book.creatives
         and item not in on_page
-        and excluded.allows(item, authors[item], row.tags or [])
+        and book.creatives[item].pk not in taken_down
+        and viewer.allows(book.creatives[item])
     }
-    creatives = {c.id: [item for item in c.items if item in showable] for c in targeted}
-    targeted = [c for c in targeted if creatives[c.id]]
+    creatives = {b.pk: [item for item in b.items if item in showable] for b in targeted}
+    targeted = [b for b in targeted if creatives[b.pk]]
     if not targeted:
         return []
-    arms = _record_eligibility(session, user_pk, user_id, targeted, config.holdout_share, now)
-    exposed = [c for c in targeted if not arms[c.id]]
+    arms = _record_eligibility(session, viewer, targeted, known, config.holdout_share, now)
+    exposed = [b for b in targeted if not arms[b.pk]]
     if not exposed:
         return []
-    today = now.date()
-    pks = [c.id for c in exposed]
-    shown = dict(
-        session.execute(
-            select(AdImpression.campaign_id, func.max(AdImpression.nth))
-            .where(
-                AdImpression.user_id == user_pk,
-                AdImpression.day == today,
-                AdImpression.campaign_id.in_(pks),
-            )
-            .group_by(AdImpression.campaign_id)
-        ).all()
-    )
-    stats = click_stats(session, pks, now)
-    spent = {pk: spent for pk, (spent, _) in stats.items()}
-    share = pacing.target_share(_profile(session, config, today), now)
+    spent = book.spent if book.day == today else {}  # a new day: nothing spent yet
+    share = pacing.target_share(book.profile, now) if book.profile is not None else 0.0
     rng = rng or np.random.default_rng()
-    offers: list[tuple[Campaign, float, str]] = []
-    for c in exposed:
+    offers: list[tuple[Bidder, float, str]] = []
+    for b in exposed:
         bid = effective_bid(
-            c.bid,
-            c.daily_budget,
-            spent.get(c.id, 0.0),
-            c.frequency_cap,
-            shown.get(c.id, 0),
+            b.bid,
+            b.daily_budget,
+            spent.get(b.pk, 0.0),
+            b.frequency_cap,
+            shown.get(b.pk, 0),
             share,
             config,
             float(rng.random()),
         )
         if bid is not None:
-            offers.extend((c, bid, item) for item in creatives[c.id])
+            offers.extend((b, bid, item) for item in creatives[b.pk])
     if not offers:
         return []
-    clicks = {pk: n for pk, (_, n) in stats.items()}
-    ctrs = _predict(session, offers, info, clicks, user_id, recent, slots[0], config, now)
+    ctrs = np.array([book.ctrs[b.pk, item][now.hour] for b, _, item in offers])
     best: dict[int, int] = {}  # campaign -> its offer with the best predicted CTR
-    for k, (c, _, _) in enumerate(offers):
-        if c.id not in best or ctrs[k] > ctrs[best[c.id]]:
-            best[c.id] = k
+    for k, (b, _, _) in enumerate(offers):
+        if b.pk not in best or ctrs[k] > ctrs[best[b.pk]]:
+            best[b.pk] = k
     chosen = list(best.values())
     wins = gsp(
         [offers[k][1] for k in chosen],
@@ -708,80 +937,44 @@ def serve_ads(
     )
     if not wins:
         return []
-    won = {offers[chosen[w.index]][0].id: (w, offers[chosen[w.index]]) for w in wins}
+    won = {offers[chosen[w.index]][0].pk: (w, offers[chosen[w.index]]) for w in wins}
     rows = [
         {
-            "campaign_id": c.id,
-            "user_id": user_pk,
-            "item_id": info[item].id,
+            "campaign_id": b.pk,
+            "user_id": viewer.pk,
+            "item_id": book.creatives[item].pk,
             "day": today,
-            "nth": shown.get(c.id, 0) + 1,
+            "nth": shown.get(b.pk, 0) + 1,
             "position": slots[w.slot],
             "price": w.price,
             "ctr": w.ctr,
             "served": now,
         }
-        for w, (c, _, item) in won.values()
+        for w, (b, _, item) in won.values()
     ]
     # the cap's unique (campaign, user, day, nth): an ad whose slot a concurrent page took
     # is not stored, and not shown
-    stored = session.execute(
-        insert_for(session, AdImpression.__table__)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["campaign_id", "user_id", "day", "nth"])
-        .returning(AdImpression.id, AdImpression.campaign_id)
-    ).all()
+    stored = session.connection().execute(_inserts(session)[1], rows).all()
     placed = []
     for impression_id, pk in stored:
-        w, (c, _, item) = won[pk]
-        row = info[item]
+        w, (b, _, item) = won[pk]
+        creative = book.creatives[item]
         placed.append(
             Placement(
                 position=slots[w.slot],
-                campaign_id=c.external_id,
-                advertiser=c.advertiser,
+                campaign_id=b.campaign_id,
+                advertiser=b.advertiser,
                 item_id=item,
                 impression_id=impression_id,
                 price=w.price,
                 ctr=w.ctr,
-                title=row.title,
-                author_id=authors[item],
-                tags=list(row.tags or []),
-                created=row.created,
+                title=creative.title,
+                author_id=creative.author_id,
+                tags=list(creative.tags),
+                created=creative.created,
             )
         )
     return sorted(placed, key=lambda p: p.position)
-
-
-def _predict(
-    session: Session,
-    offers: list[tuple[Campaign, float, str]],
-    info: dict[str, Item],
-    clicks: dict[int, int],
-    user_id: str,
-    recent: list[str],
-    position: int,
-    config: MarketConfig,
-    now: datetime,
-) -> np.ndarray:
-    model = ctr_model(config)
-    if model is not None:
-        rows = [
-            {
-                "user_id": user_id,
-                "item_id": item,
-                "campaign_id": c.external_id,
-                "tags": list(info[item].tags or []),
-                "position": position,
-                "hour": now.hour,
-                "recent_items": recent,
-            }
-            for c, _, item in offers
-        ]
-        return np.asarray(model(rows), dtype=float)
-    pks = sorted({c.id for c, _, _ in offers})
-    by_campaign = empirical_ctr(session, pks, clicks, config, now)
-    return np.array([by_campaign[c.id] for c, _, _ in offers])
 
 
 # ---------------------------------------------------------------- clicks and conversions

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
-from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import MarketCacheDep, SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.db.engine import transaction
 from agora.market import service
@@ -102,12 +102,14 @@ def post_campaign(
     body: Annotated[CampaignIn, Depends(_campaign_body)],
     sessions: SessionFactoryDep,
     settings: SettingsDep,
+    market_cache: MarketCacheDep,
     response: Response,
 ) -> CampaignOut:
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
         row, created = service.create_campaign(session, body, now)
         out = CampaignOut(**service.campaign_out(session, row, settings.market, now))
+    market_cache.changed()  # this process's next page serves it
     if not created:
         response.status_code = status.HTTP_200_OK
     return out
@@ -139,11 +141,14 @@ def patch_campaign(
     body: Annotated[CampaignPatch, Depends(_patch_body)],
     sessions: SessionFactoryDep,
     settings: SettingsDep,
+    market_cache: MarketCacheDep,
 ) -> CampaignOut:
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
         row = service.update_campaign(session, campaign_id, body.changes(), now)
-        return CampaignOut(**service.campaign_out(session, row, settings.market, now))
+        out = CampaignOut(**service.campaign_out(session, row, settings.market, now))
+    market_cache.changed()  # this process's next page serves the change
+    return out
 
 
 @router.get(
@@ -168,18 +173,24 @@ def get_report(campaign_id: CampaignId, session: SessionDep, settings: SettingsD
     responses=ERRORS,
 )
 def post_click(
-    body: Annotated[ClickIn, Depends(_click_body)], sessions: SessionFactoryDep
+    body: Annotated[ClickIn, Depends(_click_body)],
+    sessions: SessionFactoryDep,
+    market_cache: MarketCacheDep,
 ) -> ClickOut:
     with _as_http_errors(), transaction(sessions) as session:
         click, campaign_id, duplicate = service.record_click(
             session, body.impression_id, datetime.now(UTC)
         )
-        return ClickOut(
+        out = ClickOut(
             impression_id=body.impression_id,
             campaign_id=campaign_id,
             cost=click.cost,
             duplicate=duplicate,
         )
+        charge = (click.campaign_id, click.cost, click.day)
+    if not duplicate:  # this process's next page bids with what is left
+        market_cache.charged(*charge)
+    return out
 
 
 @router.post(
