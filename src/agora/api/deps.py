@@ -1,8 +1,9 @@
 """Dependencies the routers use to reach what ``create_app`` put on ``app.state``.
 
 ``app.state`` holds ``settings`` (Settings), ``engine`` (Engine), ``sessions`` (sessionmaker),
-``models`` (ModelStore), ``feed_cache`` (FeedCache, with the impression buffer) and
-``impressions`` (the same ImpressionBuffer).
+``models`` (ModelStore), ``feed_cache`` (FeedCache, with the impression buffer),
+``impressions`` (the same ImpressionBuffer) and ``ready_answers`` (the feed's precomputed
+recommendations, :class:`~agora.serving.service.ReadyAnswers`).
 Reads use :func:`get_session` (one session per request); writes take the factory
 (:func:`get_session_factory`) and run their whole request in one ``db.engine.transaction`` so a
 refused request stores nothing.
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
 from agora.feed.cache import FeedCache
-from agora.serving.service import ModelStore
+from agora.serving.service import ModelStore, ReadyAnswers
 
 
 def get_settings(request: Request) -> Settings:
@@ -31,6 +32,10 @@ def get_models(request: Request) -> ModelStore:
 
 def get_feed_cache(request: Request) -> FeedCache:
     return request.app.state.feed_cache
+
+
+def get_ready_answers(request: Request) -> ReadyAnswers | None:
+    return request.app.state.ready_answers
 
 
 def get_session_factory(request: Request) -> sessionmaker[Session]:
@@ -46,5 +51,6 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelsDep = Annotated[ModelStore, Depends(get_models)]
 FeedCacheDep = Annotated[FeedCache, Depends(get_feed_cache)]
+ReadyAnswersDep = Annotated[ReadyAnswers | None, Depends(get_ready_answers)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session)]

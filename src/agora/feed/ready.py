@@ -90,6 +90,26 @@ class Ready:
         stored: there was none, only one computed with another set of models, such as one from
         before the ranking model was trained, or one the caller finds ``unusable``).
         ``events`` < 0: the record does not follow anyone's events (the shared one)."""
+        held, status = self.find(user_pk, events, stamp, snapshot, unusable)
+        if held is None:
+            record = compute()
+            if self.store is not None:
+                self.store.put([record])
+            held = hold(record, snapshot)
+            self._keep(user_pk, held)
+            return held, "built"
+        return held, status
+
+    def find(
+        self,
+        user_pk: int,
+        events: int,
+        stamp: str,
+        snapshot: Snapshot,
+        unusable: Callable[[Candidates], bool] = lambda record: False,
+    ) -> tuple[Held | None, str]:
+        """:meth:`get` without computing: ``(None, "missing")`` where :meth:`get` would build
+        the record (the recommendations route computes its answer instead)."""
 
         def current(record: Candidates) -> bool:
             return record.stamp == stamp and (events < 0 or record.events == events)
@@ -108,12 +128,7 @@ class Ready:
         if held is None:
             record = self.store.get(user_pk) if self.store is not None else None
             if record is None or not usable(record):
-                record = compute()
-                if self.store is not None:
-                    self.store.put([record])
-                held = hold(record, snapshot)
-                self._keep(user_pk, held)
-                return held, "built"
+                return None, "missing"
             held = hold(record, snapshot)
             self._keep(user_pk, held)
         elif held.catalogue_size > len(snapshot.pks):  # a full catalogue reload since
