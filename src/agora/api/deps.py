@@ -6,7 +6,8 @@
 recommendations, :class:`~agora.serving.service.ReadyAnswers`).
 Reads use :func:`get_session` (one session per request); writes take the factory
 (:func:`get_session_factory`) and run their whole request in one ``db.engine.transaction`` so a
-refused request stores nothing.
+refused request stores nothing. The getters of ``app.state`` are coroutines: FastAPI runs a
+plain function dependency in its thread pool, a hop that costs more than the lookup itself.
 """
 
 from __future__ import annotations
@@ -22,23 +23,23 @@ from agora.feed.cache import FeedCache
 from agora.serving.service import ModelStore, ReadyAnswers
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_models(request: Request) -> ModelStore:
+async def get_models(request: Request) -> ModelStore:
     return request.app.state.models
 
 
-def get_feed_cache(request: Request) -> FeedCache:
+async def get_feed_cache(request: Request) -> FeedCache:
     return request.app.state.feed_cache
 
 
-def get_ready_answers(request: Request) -> ReadyAnswers | None:
+async def get_ready_answers(request: Request) -> ReadyAnswers | None:
     return request.app.state.ready_answers
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
     return request.app.state.sessions
 
 

@@ -95,24 +95,32 @@ class ReadyRecommendations:
 
     def items(self, user_id: str, model: str, n: int) -> list[Recommendation] | None:
         """The user's top ``n`` from their ready list (None: the route computes them)."""
-        found = self._find(user_id, model)
+        with self.sessions() as session:  # connects only to read what memory lacks
+            found = self._find(session, user_id, model)
         return ready_list(*found, model, n, self.max_per_thread) if found is not None else None
+
+    def kept(self, user_id: str, model: str, n: int) -> bytes | None:
+        """The answer :meth:`answer` gave last, if it still holds, from memory alone (None:
+        ask :meth:`answer`): the route calls it on its event loop."""
+        found = self._find(None, user_id, model)
+        if found is None:
+            return None
+        with self._lock:
+            return self._answers.get(_key(user_id, model, n, *found))
 
     def answer(
         self, user_id: str, model: str, n: int, render: Callable[[list[Recommendation]], bytes]
     ) -> bytes | None:
         """``render`` of :meth:`items`, kept (see the module docstring)."""
-        found = self._find(user_id, model)
+        with self.sessions() as session:
+            found = self._find(session, user_id, model)
         if found is None:
             return None
-        snapshot, held, user = found
-        record = held.record
-        key = (user_id, model, n, record.stamp, record.computed, user.events,
-               snapshot.generation, snapshot.removed)  # fmt: skip
+        key = _key(user_id, model, n, *found)
         with self._lock:
             body = self._answers.get(key)
         if body is None:
-            recs = ready_list(snapshot, held, user, model, n, self.max_per_thread)
+            recs = ready_list(*found, model, n, self.max_per_thread)
             if recs is None:
                 return None
             body = render(recs)
@@ -120,17 +128,34 @@ class ReadyRecommendations:
                 self._answers.put(key, body)
         return body
 
-    def _find(self, user_id: str, model: str) -> tuple[Snapshot, Held, UserState] | None:
-        """The catalogue, the user's current personal record from ``model`` and their state."""
-        with self.sessions() as session:  # connects only to read what memory lacks
+    def _find(
+        self, session: Session | None, user_id: str, model: str
+    ) -> tuple[Snapshot, Held, UserState] | None:
+        """The catalogue, the user's current personal record from ``model`` and their state;
+        without a ``session``, from memory alone (None where the store must be read)."""
+        if session is None:
+            snapshot = self.cache.catalogue.held()
+            user = self.cache.states.held(user_id)
+        else:
             snapshot = self.cache.catalogue.get(session)
             user = self.cache.states.known(session, user_id)
-            if user is None:
-                return None
-            stamp = model_stamp(self.models)
-            held, status = self.cache.ready.find(user.pk, user.events, stamp, snapshot)
+        if snapshot is None or user is None:
+            return None
+        stamp = model_stamp(self.models)
+        held, status = self.cache.ready.find(
+            user.pk, user.events, stamp, snapshot, read_store=session is not None
+        )
         if held is None or status != "ready" or not held.record.personal:
             return None
         if held.record.primary_model != model:
             return None
         return snapshot, held, user
+
+
+def _key(
+    user_id: str, model: str, n: int, snapshot: Snapshot, held: Held, user: UserState
+) -> tuple:
+    """What a kept answer depends on: the request, the record, the user's events, the items."""
+    record = held.record
+    return (user_id, model, n, record.stamp, record.computed, user.events,
+            snapshot.generation, snapshot.removed)  # fmt: skip

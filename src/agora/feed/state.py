@@ -188,10 +188,11 @@ class UserStates:
         return state
 
     def known(self, session: Session, user_id: str) -> UserState | None:
-        """The user's state as :meth:`get` holds it, for routes that must not write (None for
-        a user the store does not know): one loaded here (:func:`read_state`) lacks the
-        experiments' arms, and :meth:`get` loads it again before a feed page uses it."""
-        state = self._fresh(user_id)
+        """The user's state as :meth:`get` holds it, for routes that must not write and read
+        only the user's events (None for a user the store does not know). A held state serves
+        however old (the tail keeps its events current); one loaded here (:func:`read_state`)
+        lacks the experiments' arms, and :meth:`get` loads it again before a feed page."""
+        state = self.held(user_id)
         if state is not None:
             return state
         with Session(session.get_bind()) as own:
@@ -199,6 +200,11 @@ class UserStates:
         if state is not None:
             self._hold(state)
         return state
+
+    def held(self, user_id: str) -> UserState | None:
+        """The user's state if held, however old (:meth:`known` without reading the store)."""
+        with self._lock:
+            return self._held.get(user_id)
 
     def _fresh(self, user_id: str) -> UserState | None:
         with self._lock:

@@ -78,6 +78,11 @@ class ReadyAnswers(Protocol):
         """``render`` of the user's top ``n``, kept while they do not change."""
         ...
 
+    def kept(self, user_id: str, model: str, n: int) -> bytes | None:
+        """The kept :meth:`answer`, from memory alone (None: ask :meth:`answer`); it never
+        blocks, so an event loop may call it."""
+        ...
+
 
 class ModelStore:
     """The newest artefact of each trained model: found on ``reload`` (reading only its

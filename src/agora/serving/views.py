@@ -18,6 +18,8 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import (
@@ -27,6 +29,7 @@ from agora.api.deps import (
     SessionFactoryDep,
     SettingsDep,
 )
+from agora.config import Settings
 from agora.db import queries
 from agora.models.registry import MODELS
 from agora.serving import service
@@ -162,7 +165,7 @@ def _body(user_id: str, model: str, recs: list[Recommendation]) -> bytes:
     },
     response_model_exclude_none=True,
 )
-def get_recommendations(
+async def get_recommendations(
     user_id: UserId,
     sessions: SessionFactoryDep,
     models: ModelsDep,
@@ -172,7 +175,28 @@ def get_recommendations(
     model: ModelName = None,
     explain: Annotated[bool, Query(description="Say why each item is recommended.")] = False,
 ) -> Response:
+    # a coroutine: an answer kept in memory costs no thread-pool hop; the rest may block
     name = service.resolve_model(models, model or settings.default_model)
+    kept = ready.kept(user_id, name, n) if ready is not None and not explain else None
+    if kept is not None:
+        return _answer(kept, "ready")
+    body, source = await run_in_threadpool(
+        _recommendations, user_id, name, n, explain, sessions, models, settings, ready
+    )
+    return _answer(body, source)
+
+
+def _recommendations(
+    user_id: str,
+    name: str,
+    n: int,
+    explain: bool,
+    sessions: sessionmaker[Session],
+    models: service.ModelStore,
+    settings: Settings,
+    ready: service.ReadyAnswers | None,
+) -> tuple[bytes, str]:
+    """The answer's body and where it came from: ``ready`` or ``computed``."""
 
     def render(recs: list[Recommendation]) -> bytes:
         return _body(user_id, name, recs)
@@ -180,12 +204,12 @@ def get_recommendations(
     if ready is not None and not explain:
         found = ready.answer(user_id, name, n, render)
         if found is not None:
-            return _answer(found, "ready")
+            return found, "ready"
     listed = ready.items(user_id, name, n) if ready is not None and explain else None
     with sessions() as session:
         if listed is not None:  # the list the user gets without explain=true, explained
             service.explain(session, models, user_id, listed, settings.event_weights)
-            return _answer(render(listed), "ready")
+            return render(listed), "ready"
         recs = service.recommend(
             session,
             models,
@@ -196,7 +220,7 @@ def get_recommendations(
             explain=explain,
             max_per_thread=settings.feed.max_per_thread,
         )
-    return _answer(render(recs), "computed")
+    return render(recs), "computed"
 
 
 def _answer(body: bytes, source: str) -> Response:
