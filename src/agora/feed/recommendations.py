@@ -12,10 +12,11 @@ model, a user the store does not know or without a current personal record, a li
 filters leave shorter than ``n``) is left to the route's computed path; a user whose record is
 behind their events is queued for the refresher meanwhile.
 
-Answers are kept serialized per process, keyed by the user, the model, ``n``, the record, the
-user's event count and the catalogue snapshot: a repeated request is one lookup, and a new
-event (this process's write routes tail it at once, the others within ``tail_seconds``), a
-refreshed record or a catalogue change makes a new key.
+Answers are kept serialized per process, keyed by the user, the model, ``n``, the served model
+versions, the user's event count and the catalogue snapshot (a current record is a function of
+the versions and the events): a repeated request is one lookup in memory, without the record,
+and a new event (this process's write routes tail it at once, the others within
+``tail_seconds``), a new model or a catalogue change makes a new key.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class ReadyRecommendations:
         sessions: sessionmaker[Session],
         max_per_thread: int,
         max_answers: int = 20_000,
-        ttl_seconds: float = 60.0,
+        ttl_seconds: float = 600.0,
     ):
         self.cache = cache
         self.models = models
@@ -102,11 +103,12 @@ class ReadyRecommendations:
     def kept(self, user_id: str, model: str, n: int) -> bytes | None:
         """The answer :meth:`answer` gave last, if it still holds, from memory alone (None:
         ask :meth:`answer`): the route calls it on its event loop."""
-        found = self._find(None, user_id, model)
-        if found is None:
+        snapshot = self.cache.catalogue.held()
+        user = self.cache.states.held(user_id)
+        if snapshot is None or user is None:
             return None
         with self._lock:
-            return self._answers.get(_key(user_id, model, n, *found))
+            return self._answers.get(_key(user_id, model, n, self.models, snapshot, user))
 
     def answer(
         self, user_id: str, model: str, n: int, render: Callable[[list[Recommendation]], bytes]
@@ -116,7 +118,8 @@ class ReadyRecommendations:
             found = self._find(session, user_id, model)
         if found is None:
             return None
-        key = _key(user_id, model, n, *found)
+        snapshot, _, user = found
+        key = _key(user_id, model, n, self.models, snapshot, user)
         with self._lock:
             body = self._answers.get(key)
         if body is None:
@@ -129,22 +132,15 @@ class ReadyRecommendations:
         return body
 
     def _find(
-        self, session: Session | None, user_id: str, model: str
+        self, session: Session, user_id: str, model: str
     ) -> tuple[Snapshot, Held, UserState] | None:
-        """The catalogue, the user's current personal record from ``model`` and their state;
-        without a ``session``, from memory alone (None where the store must be read)."""
-        if session is None:
-            snapshot = self.cache.catalogue.held()
-            user = self.cache.states.held(user_id)
-        else:
-            snapshot = self.cache.catalogue.get(session)
-            user = self.cache.states.known(session, user_id)
-        if snapshot is None or user is None:
+        """The catalogue, the user's current personal record from ``model`` and their state."""
+        snapshot = self.cache.catalogue.get(session)
+        user = self.cache.states.known(session, user_id)
+        if user is None:
             return None
         stamp = model_stamp(self.models)
-        held, status = self.cache.ready.find(
-            user.pk, user.events, stamp, snapshot, read_store=session is not None
-        )
+        held, status = self.cache.ready.find(user.pk, user.events, stamp, snapshot)
         if held is None or status != "ready" or not held.record.personal:
             return None
         if held.record.primary_model != model:
@@ -153,9 +149,9 @@ class ReadyRecommendations:
 
 
 def _key(
-    user_id: str, model: str, n: int, snapshot: Snapshot, held: Held, user: UserState
+    user_id: str, model: str, n: int, models: ModelStore, snapshot: Snapshot, user: UserState
 ) -> tuple:
-    """What a kept answer depends on: the request, the record, the user's events, the items."""
-    record = held.record
-    return (user_id, model, n, record.stamp, record.computed, user.events,
-            snapshot.generation, snapshot.removed)  # fmt: skip
+    """What a kept answer depends on: the request, the served model versions, the user's
+    events (a current record is a function of these two) and the catalogue."""
+    return (user_id, model, n, model_stamp(models), user.events, snapshot.generation,
+            snapshot.removed)  # fmt: skip
