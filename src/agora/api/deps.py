@@ -35,7 +35,7 @@ async def get_feed_cache(request: Request) -> FeedCache:
     return request.app.state.feed_cache
 
 
-async def get_ready_answers(request: Request) -> ReadyAnswers | None:
+async def get_ready_answers(request: Request) -> ReadyAnswers:
     return request.app.state.ready_answers
 
 
@@ -52,6 +52,6 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelsDep = Annotated[ModelStore, Depends(get_models)]
 FeedCacheDep = Annotated[FeedCache, Depends(get_feed_cache)]
-ReadyAnswersDep = Annotated[ReadyAnswers | None, Depends(get_ready_answers)]
+ReadyAnswersDep = Annotated[ReadyAnswers, Depends(get_ready_answers)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -10,7 +10,9 @@ down, at most ``max_per_thread`` items of one thread. That is what
 :func:`agora.serving.service.recommend` computes, without scoring. Everything else (another
 model, a user the store does not know or without a current personal record, a list the
 filters leave shorter than ``n``) is left to the route's computed path; a user whose record is
-behind their events is queued for the refresher meanwhile.
+behind their events is queued for the refresher meanwhile. Titles, tags and authors come from
+the catalogue, so an item deleted or edited since its last full reload (``reload_seconds``)
+is answered as it was until then; scores are the record's (float32).
 
 Answers are kept serialized per process, keyed by the user, the model, ``n``, the served model
 versions, the user's event count and the catalogue snapshot (a current record is a function of

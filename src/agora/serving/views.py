@@ -177,7 +177,7 @@ async def get_recommendations(
 ) -> Response:
     # a coroutine: an answer kept in memory costs no thread-pool hop; the rest may block
     name = service.resolve_model(models, model or settings.default_model)
-    kept = ready.kept(user_id, name, n) if ready is not None and not explain else None
+    kept = None if explain else ready.kept(user_id, name, n)
     if kept is not None:
         return _answer(kept, "ready")
     body, source = await run_in_threadpool(
@@ -194,18 +194,18 @@ def _recommendations(
     sessions: sessionmaker[Session],
     models: service.ModelStore,
     settings: Settings,
-    ready: service.ReadyAnswers | None,
+    ready: service.ReadyAnswers,
 ) -> tuple[bytes, str]:
     """The answer's body and where it came from: ``ready`` or ``computed``."""
 
     def render(recs: list[Recommendation]) -> bytes:
         return _body(user_id, name, recs)
 
-    if ready is not None and not explain:
+    if not explain:
         found = ready.answer(user_id, name, n, render)
         if found is not None:
             return found, "ready"
-    listed = ready.items(user_id, name, n) if ready is not None and explain else None
+    listed = ready.items(user_id, name, n) if explain else None
     with sessions() as session:
         if listed is not None:  # the list the user gets without explain=true, explained
             service.explain(session, models, user_id, listed, settings.event_weights)
