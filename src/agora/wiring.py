@@ -1,7 +1,9 @@
 """What serving needs, connected once: the store (schema brought up to date), its sessions, the
-trained models, the feed caches, the impression buffer and the ad book. The API
-(``api.app.create_app``) and the in-process facade (``agora.client.Agora``) both start from
-:func:`wire`, so Python callers get exactly what the API serves (the facade writes a page's
+trained models, the feed caches, the impression buffer, the ad book and the recommendations
+answered from the feed's ready records (handed here to the serving layer's route, which cannot
+import the feed). The API (``api.app.create_app``) and the in-process facade
+(``agora.client.Agora``) both start from :func:`wire`, so Python callers get exactly what the API
+serves (the facade writes a page's
 impressions in its own transaction instead of buffering them: a script may end without a
 shutdown)."""
 
@@ -16,6 +18,7 @@ from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory
 from agora.feed.cache import FeedCache
 from agora.feed.impressions import ImpressionBuffer
+from agora.feed.recommendations import ReadyRecommendations
 from agora.feed.refresher import Leadership, Refresher, RefresherThread
 from agora.feed.store import CandidateStore, candidate_store, namespace
 from agora.market.serving import MarketCache
@@ -37,6 +40,7 @@ class Wiring:
     impressions: ImpressionBuffer
     candidates: CandidateStore
     market: MarketCache
+    ready_answers: ReadyRecommendations
 
     def refresher(self, reload_models: bool = False) -> Refresher:
         """A candidate refresher on this store (``reload_models``: it reloads the models from
@@ -74,23 +78,28 @@ def wire(settings: Settings) -> Wiring:
         flush_seconds=settings.feed.impression_flush_seconds,
         max_rows=settings.feed.impression_buffer_rows,
     )
+    models = ModelStore(settings.model_dir)
+    feed_cache = FeedCache(
+        redis_url=settings.redis_url,
+        ttl_seconds=settings.feed.cache_ttl_seconds,
+        max_users=settings.feed.cache_max_users,
+        max_sessions=settings.feed.cache_max_sessions,
+        store=candidates,
+        sessions=sessions,
+        max_states=settings.feed.max_states,
+        impressions=impressions,
+        concurrent_pages=settings.feed.concurrent_pages,
+    )
     return Wiring(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        models=ModelStore(settings.model_dir),
+        models=models,
         candidates=candidates,
-        feed_cache=FeedCache(
-            redis_url=settings.redis_url,
-            ttl_seconds=settings.feed.cache_ttl_seconds,
-            max_users=settings.feed.cache_max_users,
-            max_sessions=settings.feed.cache_max_sessions,
-            store=candidates,
-            sessions=sessions,
-            max_states=settings.feed.max_states,
-            impressions=impressions,
-            concurrent_pages=settings.feed.concurrent_pages,
-        ),
+        feed_cache=feed_cache,
         impressions=impressions,
         market=MarketCache(sessions, settings.market),
+        ready_answers=ReadyRecommendations(
+            feed_cache, models, sessions, settings.feed.max_per_thread
+        ),
     )

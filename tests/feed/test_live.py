@@ -71,6 +71,35 @@ def test_an_event_on_one_worker_changes_the_next_page_of_another_within_a_second
         _until(lambda: _page(on_b)[1] == "ready", 5.0)
 
 
+def _recommended(http: httpx.Client) -> tuple[list[str], str]:
+    answer = http.get("/users/me/recommendations", params={"n": 3})
+    assert answer.status_code == 200, answer.text
+    return [i["item_id"] for i in answer.json()["items"]], answer.headers["X-Recommendations"]
+
+
+def test_an_event_on_one_worker_leaves_the_recommendations_of_another_within_a_second(
+    tmp_path: Path, spawn_server
+) -> None:
+    env = {"AGORA_DATA_DIR": str(tmp_path / "data"), "AGORA_API_KEY": "test-admin"}
+    a, b = spawn_server(SERVE, env), spawn_server(SERVE, env)
+    with (
+        httpx.Client(base_url=a.base_url, headers=ADMIN, timeout=30) as on_a,
+        httpx.Client(base_url=b.base_url, headers=ADMIN, timeout=30) as on_b,
+    ):
+        seed(on_a)
+        _train(tmp_path / "data")
+        for http in (on_a, on_b):
+            assert http.post("/admin/reload").status_code == 200
+        _until(lambda: _recommended(on_b)[1] == "ready", 30.0)  # the refresher made records
+        top = _recommended(on_b)[0][0]
+        event = {"event_id": "me-likes-top", "user_id": "me", "item_id": top, "type": "like"}
+        assert on_a.post("/events", json=event).status_code == 201
+        gone = _until(lambda: top not in _recommended(on_b)[0], 1.0)
+        assert gone < 1.0
+        _until(lambda: _recommended(on_b)[1] == "ready", 5.0)  # refreshed: ready again
+        assert top not in _recommended(on_b)[0]
+
+
 def test_serving_goes_on_while_the_refresher_is_killed_and_it_catches_up_after_restart(
     tmp_path: Path, spawn_server
 ) -> None:

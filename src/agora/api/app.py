@@ -6,7 +6,8 @@ schema up to date; the trained models are loaded at startup (no models yet is fi
 recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/reload``).
 
 ``app.state`` holds ``settings``, ``engine``, ``sessions`` (session factory), ``models``
-(:class:`~agora.serving.service.ModelStore`), ``feed_cache``, ``impressions`` (the
+(:class:`~agora.serving.service.ModelStore`), ``feed_cache``, ``ready_answers`` (the feed's
+precomputed recommendations), ``impressions`` (the
 :class:`~agora.feed.impressions.ImpressionBuffer`, started and stopped with the app: uvicorn's
 shutdown on SIGTERM or SIGINT writes what it holds) and ``market_cache`` (the ad book,
 :class:`~agora.market.serving.MarketCache`, read by a thread while the app runs); routers reach
@@ -214,6 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.feed_cache = wiring.feed_cache
     app.state.impressions = wiring.impressions
     app.state.market_cache = wiring.market
+    app.state.ready_answers = wiring.ready_answers
     engagement_lock = threading.Lock()
     app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock)
     app.state.after_event_writes = [

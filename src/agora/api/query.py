@@ -37,9 +37,10 @@ def _refused(request: Request, route: APIRoute) -> bool:
     return kind.lower() != "bearer" or principal is None or not principal.allows(scope)
 
 
-def check_query(request: Request) -> None:
+async def check_query(request: Request) -> None:
     """Raise InvalidRequest (422, ``query.<name>``) for each query parameter the route ignores
-    (after authentication: a refused caller gets the route's 401 or 403)."""
+    (after authentication: a refused caller gets the route's 401 or 403). A coroutine that
+    never awaits: it runs on the event loop, not in a thread-pool hop, before every route."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return

@@ -216,6 +216,12 @@ class Catalogue:
         self._lock = threading.Lock()
         self._reload = Background("catalogue reload") if background else None
 
+    def held(self) -> Snapshot | None:
+        """The snapshot while no refresh is due (None: :meth:`get` must read the store)."""
+        if time.monotonic() - self._refreshed_at < self.refresh_seconds:
+            return self._snapshot
+        return None
+
     def get(self, session: Session, fresh: bool = False) -> Snapshot:
         """The current snapshot, refreshed from ``session`` first when it is due (``fresh``:
         now, so that it holds every item stored before the call). A due full reload runs in

@@ -90,6 +90,29 @@ class Ready:
         stored: there was none, only one computed with another set of models, such as one from
         before the ranking model was trained, or one the caller finds ``unusable``).
         ``events`` < 0: the record does not follow anyone's events (the shared one)."""
+        held, status = self.find(user_pk, events, stamp, snapshot, unusable)
+        if held is None:
+            record = compute()
+            if self.store is not None:
+                self.store.put([record])
+            held = hold(record, snapshot)
+            self._keep(user_pk, held)
+            return held, "built"
+        return held, status
+
+    def find(
+        self,
+        user_pk: int,
+        events: int,
+        stamp: str,
+        snapshot: Snapshot,
+        unusable: Callable[[Candidates], bool] = lambda record: False,
+        read_store: bool = True,
+    ) -> tuple[Held | None, str]:
+        """:meth:`get` without computing: ``(None, "missing")`` where :meth:`get` would build
+        the record (the recommendations route computes its answer instead), or, without
+        ``read_store``, where it would read or write the store (a record that is not current
+        included: the caller's event loop must not wait)."""
 
         def current(record: Candidates) -> bool:
             return record.stamp == stamp and (events < 0 or record.events == events)
@@ -106,20 +129,17 @@ class Ready:
         if held is not None and recheck and not current(held.record):
             held = None  # look in the store: the refresher may have caught up
         if held is None:
-            record = self.store.get(user_pk) if self.store is not None else None
+            record = self.store.get(user_pk) if self.store is not None and read_store else None
             if record is None or not usable(record):
-                record = compute()
-                if self.store is not None:
-                    self.store.put([record])
-                held = hold(record, snapshot)
-                self._keep(user_pk, held)
-                return held, "built"
+                return None, "missing"
             held = hold(record, snapshot)
             self._keep(user_pk, held)
         elif held.catalogue_size > len(snapshot.pks):  # a full catalogue reload since
             held = hold(held.record, snapshot)
             self._keep(user_pk, held)
         if not current(held.record):
+            if not read_store:  # queueing the user writes to the store too
+                return None, "missing"
             if user_pk != EVERYONE:  # the refresher redoes the shared record on new models
                 self._want(user_pk)
             return held, "stale"

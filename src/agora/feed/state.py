@@ -9,7 +9,9 @@ most ``max_users`` of them, and tails the store (:meth:`UserStates.tail`, every
 with new feedback, settings or social edges is dropped and loaded afresh on their next page. So
 an event or a block stored by any process reaches every worker's next page within about
 ``tail_seconds``; an unfollow or unblock (a deleted edge) within ``ttl_seconds``, when a held
-state is reloaded anyway.
+state is reloaded anyway. The recommendations route reads the same states
+(:meth:`UserStates.known`) without writing anything: it creates no user and logs no exposure to
+experiments, so a state it loaded is loaded again, with both, for the user's next feed page.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class UserState:
     followed_tags: list[str]
     own: dict[str, float]  # the user's own control settings
     variant: dict[str, float]  # what running A/B arms set (under the user's own settings)
+    exposed: bool = True  # the arms were read and the exposure logged (False: variant unread)
     loaded: float = field(default_factory=time.monotonic)
     _touched_array: np.ndarray | None = field(default=None, repr=False)
 
@@ -80,7 +83,23 @@ def load_state(session: Session, user_id: str, now: datetime) -> UserState:
     own, committed before the page goes on: on SQLite a page's transaction that wrote the
     user would otherwise hold the write lock while other connections (the candidate store)
     wait for it."""
-    pk = user_pk_or_new(session, user_id, now)
+    state = _read_state(session, user_pk_or_new(session, user_id, now), user_id)
+    state.variant = arm_overrides(session, user_id, now)
+    state.exposed = True
+    return state
+
+
+def read_state(session: Session, user_id: str) -> UserState | None:
+    """Read one user's state without writing anything (None for a user the store does not
+    know): the running experiments' arms are not read, since that logs an exposure."""
+    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    if pk is None:
+        return None
+    return _read_state(session, pk, user_id)
+
+
+def _read_state(session: Session, pk: int, user_id: str) -> UserState:
+    """The state's stored parts, without the experiments' arms (``exposed`` false)."""
     touched: set[int] = set()
     events, last = 0, 0
     for event_id, item in session.execute(
@@ -129,7 +148,8 @@ def load_state(session: Session, user_id: str, now: datetime) -> UserState:
         muted_tags=muted,
         followed_tags=followed,
         own=own,
-        variant=arm_overrides(session, user_id, now),
+        variant={},
+        exposed=False,
     )
 
 
@@ -157,23 +177,51 @@ class UserStates:
 
     def get(self, session: Session, user_id: str, now: datetime) -> UserState:
         """The user's state, loaded (on a new session on ``session``'s database) when not held
-        or older than the TTL."""
+        or older than the TTL, or held without the experiments' arms (see :meth:`known`)."""
+        state = self._fresh(user_id)
+        if state is not None and state.exposed:
+            return state
+        with Session(session.get_bind()) as own:  # committed at once: see load_state
+            state = load_state(own, user_id, now)
+            own.commit()
+        self._hold(state)
+        return state
+
+    def known(self, session: Session, user_id: str) -> UserState | None:
+        """The user's state as :meth:`get` holds it, for routes that must not write and read
+        only the user's events (None for a user the store does not know). A held state serves
+        however old (the tail keeps its events current); one loaded here (:func:`read_state`)
+        lacks the experiments' arms, and :meth:`get` loads it again before a feed page."""
+        state = self.held(user_id)
+        if state is not None:
+            return state
+        with Session(session.get_bind()) as own:
+            state = read_state(own, user_id)
+        if state is not None:
+            self._hold(state)
+        return state
+
+    def held(self, user_id: str) -> UserState | None:
+        """The user's state if held, however old (:meth:`known` without reading the store)."""
+        with self._lock:
+            return self._held.get(user_id)
+
+    def _fresh(self, user_id: str) -> UserState | None:
         with self._lock:
             state = self._held.get(user_id)
             if state is not None and time.monotonic() - state.loaded < self.ttl_seconds:
                 self._held.move_to_end(user_id)
                 return state
-        with Session(session.get_bind()) as own:  # committed at once: see load_state
-            state = load_state(own, user_id, now)
-            own.commit()
+        return None
+
+    def _hold(self, state: UserState) -> None:
         if self.max_users > 0 and self._thread is not None:  # held only while tailing
             with self._lock:
-                self._held[user_id] = state
+                self._held[state.user_id] = state
                 self._by_pk[state.pk] = state
                 while len(self._held) > self.max_users:
                     _, old = self._held.popitem(last=False)
                     self._by_pk.pop(old.pk, None)
-        return state
 
     def catch_up(self, session: Session) -> None:
         """Tail now (a write route of this process calls it after its commit, so the writer's

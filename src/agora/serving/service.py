@@ -12,11 +12,11 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,6 +61,27 @@ class Recommendation:
     because: list[dict[str, Any]] | None = None  # past items that carried the score
     ties_engaged: list[str] | None = None  # people the user follows/trusts who engaged
     reason: str | None = None
+
+
+class ReadyAnswers(Protocol):
+    """Recommendations computed ahead of the request, which the app hands to the route (the
+    feed's ready records: :mod:`agora.feed.recommendations`). Both methods answer None where
+    the route must compute the user's top ``n`` from ``model`` itself."""
+
+    def items(self, user_id: str, model: str, n: int) -> list[Recommendation] | None:
+        """The user's top ``n``."""
+        ...
+
+    def answer(
+        self, user_id: str, model: str, n: int, render: Callable[[list[Recommendation]], bytes]
+    ) -> bytes | None:
+        """``render`` of the user's top ``n``, kept while they do not change."""
+        ...
+
+    def kept(self, user_id: str, model: str, n: int) -> bytes | None:
+        """The kept :meth:`answer`, from memory alone (None: ask :meth:`answer`); it never
+        blocks, so an event loop may call it."""
+        ...
 
 
 class ModelStore:
@@ -303,6 +324,22 @@ def recommend(
     if explain and recs:
         _explain(session, loaded, user_id, history, recs)
     return recs
+
+
+def explain(
+    session: Session,
+    models: ModelStore,
+    user_id: str,
+    recs: list[Recommendation],
+    weights: Mapping[str, float],
+) -> None:
+    """Fill in ``because``, ``ties_engaged`` and ``reason`` of a user's ``recs`` (as
+    :func:`recommend` with ``explain`` does), which their ``model`` ranked ahead of time."""
+    if not recs:
+        return
+    loaded = models.get(recs[0].model)
+    history = user_history(loaded, user_event_rows(session, user_id), weights)
+    _explain(session, loaded, user_id, history, recs)
 
 
 def _explain(

@@ -1,8 +1,11 @@
 """HTTP routes for recommendations, similar items, trending and latest lists, and models.
 
 Each route only translates HTTP to :mod:`agora.serving.service` calls. Reads need the ``read``
-scope, ``POST /admin/reload`` needs ``admin``. The app includes this router before the ingest
-one, so ``/items/trending`` and ``/items/latest`` are not taken for ``/items/{item_id}``.
+scope, ``POST /admin/reload`` needs ``admin``. A user's recommendations come from the
+precomputed answers the app wires in (:class:`~agora.serving.service.ReadyAnswers`: the feed's
+ready records, a layer above this one) when there is one, else they are computed here. The app
+includes this router before the ingest one, so ``/items/trending`` and ``/items/latest`` are
+not taken for ``/items/{item_id}``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,22 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
-from agora.api.deps import ModelsDep, SessionDep, SettingsDep
+from agora.api.deps import (
+    ModelsDep,
+    ReadyAnswersDep,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+)
+from agora.config import Settings
 from agora.db import queries
 from agora.models.registry import MODELS
 from agora.serving import service
@@ -108,6 +121,16 @@ def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
     ]
 
 
+def _body(user_id: str, model: str, recs: list[Recommendation]) -> bytes:
+    """A :class:`Recommendations` answer as JSON, fields without a value left out."""
+    items = [
+        {k: v for k, v in vars(r).items() if v is not None} | {"tags": r.tags or []} for r in recs
+    ]
+    return orjson.dumps(
+        {"user_id": user_id, "model": model, "items": items}, option=orjson.OPT_UTC_Z
+    )
+
+
 @router.get(
     "/users/{user_id}/recommendations",
     tags=["recommendations"],
@@ -118,33 +141,90 @@ def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
         "items of one thread (feed settings, default 1). Users without any event get the "
         "trending list (each item's `model` says `trending`). With `explain=true` each item "
         "also names the past items that carried its score and the people the user follows or "
-        "trusts who engaged."
+        "trusts who engaged.\n\n"
+        "When the model asked for is the one the feed ranks with (`feed.ranking_model`; the "
+        "default `auto` names the same one) and the user's ready feed candidates are current "
+        "(computed with the served models and all of the user's events), the answer is their "
+        "precomputed list, without scoring: the `X-Recommendations` header says `ready`. "
+        "With `explain=true` the same list is explained. Otherwise (another model, a user "
+        "without current candidates: they are queued for the refresher) the model scores the "
+        "user now: `computed`."
     ),
     dependencies=[ReadScope],
-    responses=ERRORS,
+    response_model=Recommendations,
+    responses={
+        **ERRORS,
+        200: {
+            "headers": {
+                "X-Recommendations": {
+                    "description": "`ready` (precomputed) or `computed` (scored now).",
+                    "schema": {"type": "string", "enum": ["ready", "computed"]},
+                }
+            }
+        },
+    },
     response_model_exclude_none=True,
 )
-def get_recommendations(
+async def get_recommendations(
     user_id: UserId,
-    session: SessionDep,
+    sessions: SessionFactoryDep,
     models: ModelsDep,
     settings: SettingsDep,
+    ready: ReadyAnswersDep,
     n: N = 10,
     model: ModelName = None,
     explain: Annotated[bool, Query(description="Say why each item is recommended.")] = False,
-) -> Recommendations:
+) -> Response:
+    # a coroutine: an answer kept in memory costs no thread-pool hop; the rest may block
     name = service.resolve_model(models, model or settings.default_model)
-    recs = service.recommend(
-        session,
-        models,
-        user_id,
-        n,
-        name,
-        settings.event_weights,
-        explain=explain,
-        max_per_thread=settings.feed.max_per_thread,
+    kept = None if explain else ready.kept(user_id, name, n)
+    if kept is not None:
+        return _answer(kept, "ready")
+    body, source = await run_in_threadpool(
+        _recommendations, user_id, name, n, explain, sessions, models, settings, ready
     )
-    return Recommendations(user_id=user_id, model=name, items=_items(recs))
+    return _answer(body, source)
+
+
+def _recommendations(
+    user_id: str,
+    name: str,
+    n: int,
+    explain: bool,
+    sessions: sessionmaker[Session],
+    models: service.ModelStore,
+    settings: Settings,
+    ready: service.ReadyAnswers,
+) -> tuple[bytes, str]:
+    """The answer's body and where it came from: ``ready`` or ``computed``."""
+
+    def render(recs: list[Recommendation]) -> bytes:
+        return _body(user_id, name, recs)
+
+    if not explain:
+        found = ready.answer(user_id, name, n, render)
+        if found is not None:
+            return found, "ready"
+    listed = ready.items(user_id, name, n) if explain else None
+    with sessions() as session:
+        if listed is not None:  # the list the user gets without explain=true, explained
+            service.explain(session, models, user_id, listed, settings.event_weights)
+            return render(listed), "ready"
+        recs = service.recommend(
+            session,
+            models,
+            user_id,
+            n,
+            name,
+            settings.event_weights,
+            explain=explain,
+            max_per_thread=settings.feed.max_per_thread,
+        )
+    return render(recs), "computed"
+
+
+def _answer(body: bytes, source: str) -> Response:
+    return Response(body, media_type="application/json", headers={"X-Recommendations": source})
 
 
 @router.get(
