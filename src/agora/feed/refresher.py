@@ -9,7 +9,8 @@ Each round (:meth:`Refresher.step`):
 
 * the served model versions changed (``agora train`` then a reload), or the last full refresh
   is older than ``full_refresh_seconds``: recompute the shared record and every user who has
-  events or ties (the in-network source changes when ties act, so it is redone on this cadence);
+  events or ties (the in-network source changes when ties act, so it is redone on this cadence),
+  with the users below served between its chunks (so they never wait for the whole pass);
 * users with events or new ties since the last round (read from the event log past the
   refresher's mark, kept in the store, so a restarted refresher catches up where it stopped);
 * users the online path asked for (no record yet, or a record older than their events).
