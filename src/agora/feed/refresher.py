@@ -43,7 +43,7 @@ from agora.serving.service import ModelStore, ModelUnavailable, resolve_model
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256  # users read and written together
+CHUNK = 128  # users read and written together (dirty users wait for one chunk at most)
 EVENTS_MARK = "events"
 EDGES_MARK = "edges"
 STAMP_MARK = "stamp"
