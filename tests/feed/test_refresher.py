@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feed_support import ITEMS, make_client, seed, train
+import pytest
+from feed_support import ADMIN, ITEMS, make_client, seed, train
+from sqlalchemy import func, select
 
 from agora.config import FeedConfig
-from agora.feed.candidates import EVERYONE
-from agora.feed.refresher import Refresher
+from agora.db.tables import Event, User
+from agora.feed import refresher as refresher_module
+from agora.feed.candidates import EVERYONE, Candidates
+from agora.feed.refresher import Refresher, active_users
 from agora.feed.store import TableCandidates
 
 
@@ -36,3 +40,38 @@ def test_a_full_refresh_right_after_training_holds_every_item(
 
         trending = store.get(EVERYONE).sources["trending"][0]
         assert len(trending) == len(ITEMS)  # the trending model ranks every item
+
+
+def test_a_user_with_a_new_event_is_refreshed_during_a_full_refresh(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full refresh of a large community takes a while: a user who acts meanwhile gets a
+    fresh record between its chunks, long before the pass reaches them."""
+    monkeypatch.setattr(refresher_module, "CHUNK", 1)
+    feed = FeedConfig(refresh_in_serve=False)
+    with make_client(tmp_path, database_url, feed=feed) as client:
+        state = client.app.state
+        seed(client)
+        train(client)
+        store = TableCandidates(state.sessions)
+        refresher = Refresher(
+            state.sessions, state.models, store, feed, state.settings.event_weights
+        )
+        with state.sessions() as session:
+            last = active_users(session)[-1]  # the pass's last user
+            last_id = session.get(User, last).external_id
+        seen: list[tuple[Candidates | None, int]] = []
+
+        def progress(done: int, total: int) -> None:
+            if done == 1:
+                event = {"event_id": "late", "user_id": last_id, "item_id": "c0", "type": "like"}
+                assert client.post("/events", json=event, headers=ADMIN).status_code == 201
+            elif done == 2:
+                with state.sessions() as session:
+                    events = session.scalar(select(func.count()).where(Event.user_id == last))
+                seen.append((store.get(last), events))
+
+        refresher.refresh_all(progress)
+
+        (record, events), *_ = seen
+        assert record is not None and record.events == events

@@ -223,10 +223,9 @@ def compute_candidates(
                 arrays[source] = _top(model_pks(models, cache, snapshot, scored), scored, k // 2)
     if ties is None:
         ties = user_ties(session, [user_pk])[user_pk]
-    in_network, who = sources.in_network(
-        session, cache, ties, weights, now, defaults.in_network_days, k
-    )
-    arrays["in_network"] = _as_pks(snapshot, in_network)
+    network = sources.in_network(session, cache, ties, weights, now, defaults.in_network_days, k)
+    held = snapshot.positions(network.items) >= 0  # items stored since the catalogue was read
+    arrays["in_network"] = (network.items[held], network.strengths[held])
     recent = sources.recent_items(snapshot, now.timestamp(), k)
     unseen = sources.new_content(models, cache, snapshot, recent, rows, weights, k // 2)
     if unseen:  # posted after the content model was trained: ahead of its own list
@@ -244,12 +243,6 @@ def compute_candidates(
         if personal
         else (np.empty(0, np.int64), np.empty(0, np.float32))
     )
-    network = arrays["in_network"][0]
-    ties_of = {
-        int(snapshot.pks[snapshot.index[item]]): len(who_)
-        for item, who_ in who.items()
-        if item in snapshot.index
-    }
     return Candidates(
         user_pk=user_pk,
         stamp=stamp,
@@ -260,7 +253,7 @@ def compute_candidates(
         primary=primary,
         primary_model=ranking_name if personal else None,
         sources={name: pair for name, pair in arrays.items() if len(pair[0])},
-        tie_counts=np.fromiter((ties_of.get(int(p), 0) for p in network), np.int16, len(network)),
+        tie_counts=network.ties[held],
     )
 
 

@@ -9,7 +9,8 @@ Each round (:meth:`Refresher.step`):
 
 * the served model versions changed (``agora train`` then a reload), or the last full refresh
   is older than ``full_refresh_seconds``: recompute the shared record and every user who has
-  events or ties (the in-network source changes when ties act, so it is redone on this cadence);
+  events or ties (the in-network source changes when ties act, so it is redone on this cadence),
+  with the users below served between its chunks (so they never wait for the whole pass);
 * users with events or new ties since the last round (read from the event log past the
   refresher's mark, kept in the store, so a restarted refresher catches up where it stopped);
 * users the online path asked for (no record yet, or a record older than their events).
@@ -42,7 +43,7 @@ from agora.serving.service import ModelStore, ModelUnavailable, resolve_model
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256  # users read and written together
+CHUNK = 128  # users read and written together (dirty users wait for one chunk at most)
 EVENTS_MARK = "events"
 EDGES_MARK = "edges"
 STAMP_MARK = "stamp"
@@ -112,10 +113,14 @@ class Refresher:
 
     # -- the work ----------------------------------------------------------------------------
     def refresh_users(
-        self, user_pks: Iterable[int], progress: Callable[[int], None] | None = None
+        self,
+        user_pks: Iterable[int],
+        progress: Callable[[int], None] | None = None,
+        between: Callable[[], None] | None = None,
     ) -> int:
         """Recompute and store the records of ``user_pks`` (users no longer stored are
-        skipped); returns how many were stored."""
+        skipped); returns how many were stored. ``between`` runs after each chunk (a full
+        refresh serves dirty users there, so their records never wait for the whole pass)."""
         pks = list(dict.fromkeys(user_pks))
         done = 0
         for start in range(0, len(pks), CHUNK):
@@ -133,8 +138,9 @@ class Refresher:
                 ties = user_ties(session, list(ids))
                 everyone_followed = list({tie for mine in ties.values() for tie in mine})
                 sources.recent_tie_activity(  # one read for the chunk; users then hit the cache
-                    session, self.cache, everyone_followed, now, self.feed.in_network_days
-                )
+                    session, self.cache, everyone_followed, now, self.feed.in_network_days,
+                    self.weights,
+                )  # fmt: skip
                 ranking = self._ranking_model()
                 if ranking is not None:  # factor models score the chunk in one go
                     sources.factor_candidates_many(
@@ -153,6 +159,8 @@ class Refresher:
             done += len(records)
             if progress is not None:
                 progress(len(chunk))
+            if between is not None:
+                between()
         return done
 
     def _ranking_model(self) -> str | None:
@@ -169,10 +177,12 @@ class Refresher:
         self.store.put([record])
 
     def refresh_all(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """The shared record and every active user's (``progress(done, total)`` as it goes)."""
+        """The shared record and every active user's (``progress(done, total)`` as it goes);
+        users with events or ties past the pass's start, and wanted users, are refreshed
+        between its chunks."""
         stamp = model_stamp(self.models)
         with self.sessions() as session:
-            marks = self._log_heads(session)
+            heads = self._log_heads(session)
             users = active_users(session)
             # every item stored before the models were trained (the catalogue is re-read
             # once a second: a model trained within that second would miss the newest items)
@@ -186,10 +196,10 @@ class Refresher:
             if progress is not None:
                 progress(done, len(users))
 
-        stored = self.refresh_users(users, advance)
+        stored = self.refresh_users(users, advance, between=lambda: self._dirty(heads))
         if self.stopping.is_set():  # cut short: the next refresher starts this over
             return stored
-        for name, value in marks.items():  # events up to here are in the records
+        for name, value in heads.items():  # events up to here are in the records
             self._advance(name, value)
         self.store.set_mark(STAMP_MARK, stamp)
         self.store.set_mark(FULL_MARK, str(time.time()))
@@ -197,24 +207,28 @@ class Refresher:
 
     def refresh_dirty(self, limit: int = 10_000) -> int:
         """Users with events or new ties past the refresher's marks, and wanted users."""
+        heads = {name: int(self.store.mark(name) or 0) for name in (EVENTS_MARK, EDGES_MARK)}
+        stored = self._dirty(heads, limit)
+        for name, value in heads.items():
+            self._advance(name, value)
+        return stored
+
+    def _dirty(self, heads: dict[str, int], limit: int = 10_000) -> int:
+        """Refresh wanted users and those with events or ties past ``heads`` (log ids, moved
+        on to the newest read)."""
         dirty: set[int] = set(self.store.take_wanted(limit))
         with self.sessions() as session:
-            heads: dict[str, int] = {}
             for name, column, user in (
                 (EVENTS_MARK, Event.id, Event.user_id),
                 (EDGES_MARK, SocialEdge.id, SocialEdge.source_id),
             ):
-                since = int(self.store.mark(name) or 0)
                 found = session.execute(
-                    select(column, user).where(column > since).order_by(column).limit(limit)
+                    select(column, user).where(column > heads[name]).order_by(column).limit(limit)
                 ).all()
                 if found:
                     heads[name] = int(found[-1][0])
                     dirty.update(int(u) for _, u in found)
-        stored = self.refresh_users(sorted(dirty)) if dirty else 0
-        for name, value in heads.items():
-            self._advance(name, value)
-        return stored
+        return self.refresh_users(sorted(dirty)) if dirty else 0
 
     def step(self) -> dict[str, int]:
         """One round (see the module docstring); returns what it refreshed."""

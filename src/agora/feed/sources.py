@@ -10,7 +10,7 @@ model was trained join ``content`` through their title and tags (:func:`new_cont
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -142,8 +142,9 @@ def factor_candidates_many(
     models: ModelStore, cache: FeedCache, name: str, users: list[tuple[str, list]],
     weights: Mapping[str, float],
 ) -> None:  # fmt: skip
-    """:func:`factor_candidates` of many users at once (one fold-in and one index search for
-    all), into the cache where :func:`scored_items` finds them; nothing for other models."""
+    """:func:`factor_candidates` of many users at once (one history matrix, one fold-in and one
+    index search for all), into the cache where :func:`scored_items` finds them; nothing for
+    other models."""
     version = models.versions().get(name)
     try:
         loaded = models.get(name)
@@ -152,20 +153,16 @@ def factor_candidates_many(
     model = loaded.model
     if version is None or not (hasattr(model, "user_vectors") and hasattr(model, "item_factors_")):
         return
-    histories = [user_history(loaded, rows, weights) for _, rows in users]
+    strength, touched = histories(loaded, [rows for _, rows in users], weights)
     indices = np.array([loaded.user_index.get(user, -1) for user, _ in users], dtype=np.int64)
-    personal = np.array(
-        [h.strength.nnz > 0 or i >= 0 for h, i in zip(histories, indices, strict=True)], bool
-    )
-    if not personal.any():
+    chosen = np.flatnonzero((np.diff(strength.indptr) > 0) | (indices >= 0))
+    if not len(chosen):
         return
-    chosen = np.flatnonzero(personal)
-    strength = sp.vstack([histories[c].strength for c in chosen]).tocsr()
-    vectors = model.user_vectors(indices[chosen], strength)
+    vectors = model.user_vectors(indices[chosen], strength[chosen])
     index = cache.per_model(name, version, lambda: ItemIndex(model.item_factors_))
-    depth = RANK_DEPTH + max(len(histories[c].touched) for c in chosen)
+    depth = RANK_DEPTH + max(len(touched[c]) for c in chosen)
     for c, (items, scores) in zip(chosen, index.search_many(vectors, depth), strict=True):
-        fresh = ~np.isin(items, histories[c].touched)
+        fresh = ~np.isin(items, touched[c])
         user, rows = users[c]
         cache.candidates(
             candidates_key(name, version, user, rows),
@@ -173,6 +170,36 @@ def factor_candidates_many(
                 name, items, scores, loaded, True
             ),
         )
+
+
+def histories(
+    loaded: Any, users: list[list], weights: Mapping[str, float]
+) -> tuple[sp.csr_matrix, list[np.ndarray]]:
+    """Many users' events in ``loaded``'s item space: their summed positive event weights, one
+    row each (the ``strength`` of :func:`~agora.serving.service.user_history`, built as one
+    matrix), and each one's touched items (any event)."""
+    owners: list[int] = []
+    cols: list[int] = []
+    values: list[float] = []
+    touched: list[np.ndarray] = []
+    index = loaded.item_index
+    for row, rows in enumerate(users):
+        seen: set[int] = set()
+        for item_id, etype, value, _ in rows:
+            at = index.get(item_id)
+            if at is None:
+                continue
+            seen.add(at)
+            if (w := event_weight(etype, value, weights)) > 0:
+                owners.append(row)
+                cols.append(at)
+                values.append(w)
+        touched.append(np.fromiter(seen, np.int64, len(seen)))
+    strength = sp.coo_matrix(
+        (np.array(values, np.float64), (np.array(owners, np.int64), np.array(cols, np.int64))),
+        shape=(len(users), len(loaded.item_ids)),
+    ).tocsr()  # duplicates summed
+    return strength.astype(np.float32), touched
 
 
 def factor_candidates(
@@ -201,14 +228,25 @@ def factor_candidates(
 
 TIE_EVENTS = 50  # latest events per tie that count for in-network
 TIE_POSTS = 20  # latest posts per tie that count
+POST_WEIGHT = 2.0  # a tie's post counts twice a like
+
+
+@dataclass(frozen=True)
+class TieActivity:
+    """One tie's latest events and posts: item pks, each row's weight (its event's weight, or
+    ``POST_WEIGHT`` for a post) and epoch seconds; rows of no weight left out."""
+
+    items: np.ndarray  # int64 item pks
+    weights: np.ndarray  # float64
+    stamps: np.ndarray  # float64 epoch seconds
 
 
 def tie_activity(
-    session: Session, ties: list[int], since: datetime
-) -> dict[int, list[tuple[str, str | None, float | None, float]]]:
-    """Per tie (user pk): their latest events and posts since ``since`` as (item, event type or
-    None for a post, value, epoch seconds), in two queries for any number of ties."""
-    activity: dict[int, list] = {tie: [] for tie in ties}
+    session: Session, ties: list[int], since: datetime, weights: Mapping[str, float]
+) -> dict[int, TieActivity]:
+    """Per tie (user pk): their latest events and posts since ``since`` (see
+    :class:`TieActivity`), in two queries for any number of ties."""
+    rows: dict[int, list[tuple[int, float, float]]] = {tie: [] for tie in ties}
     latest = (
         select(
             Event.user_id,
@@ -225,16 +263,15 @@ def tie_activity(
     )
     for user, item, etype, value, ts in session.execute(
         select(
-            latest.c.user_id, Item.external_id, latest.c.type, latest.c.value, latest.c.timestamp
-        )
-        .join(Item, Item.id == latest.c.item_id)
-        .where(latest.c.nth <= TIE_EVENTS)
+            latest.c.user_id, latest.c.item_id, latest.c.type, latest.c.value, latest.c.timestamp
+        ).where(latest.c.nth <= TIE_EVENTS)
     ):
-        activity[user].append((item, etype, value, as_utc(ts).timestamp()))
+        if (w := event_weight(etype, value, weights)) > 0:
+            rows[user].append((item, w, as_utc(ts).timestamp()))
     posts = (
         select(
             Item.author_id,
-            Item.external_id,
+            Item.id,
             Item.created,
             func.row_number()
             .over(partition_by=Item.author_id, order_by=Item.created.desc())
@@ -244,43 +281,68 @@ def tie_activity(
         .subquery()
     )
     for author, item, created in session.execute(
-        select(posts.c.author_id, posts.c.external_id, posts.c.created).where(
-            posts.c.nth <= TIE_POSTS
-        )
+        select(posts.c.author_id, posts.c.id, posts.c.created).where(posts.c.nth <= TIE_POSTS)
     ):
-        activity[author].append((item, None, None, as_utc(created).timestamp()))
-    return activity
+        rows[author].append((item, POST_WEIGHT, as_utc(created).timestamp()))
+    return {
+        tie: TieActivity(
+            np.fromiter((r[0] for r in mine), np.int64, len(mine)),
+            np.fromiter((r[1] for r in mine), np.float64, len(mine)),
+            np.fromiter((r[2] for r in mine), np.float64, len(mine)),
+        )
+        for tie, mine in rows.items()
+    }
 
 
 def recent_tie_activity(
-    session: Session, cache: FeedCache, ties: list[int], now: datetime, days: float
-) -> dict[int, list]:
+    session: Session, cache: FeedCache, ties: list[int], now: datetime, days: float,
+    weights: Mapping[str, float],
+) -> dict[int, TieActivity]:  # fmt: skip
     """:func:`tie_activity` of ``ties`` over the last ``days``, through the cache (the
     refresher reads a whole chunk's ties with one call, then each user's from memory)."""
     since = now - timedelta(days=days)
-    return cache.tie_activity(ties, lambda missing: tie_activity(session, missing, since))
+    return cache.tie_activity(ties, lambda missing: tie_activity(session, missing, since, weights))
+
+
+@dataclass(frozen=True)
+class InNetwork:
+    """The in-network source of one user: item pks, strongest first, their strengths in
+    (0, 1] and how many of the user's ties engaged with or posted each."""
+
+    items: np.ndarray  # int64 item pks
+    strengths: np.ndarray  # float32
+    ties: np.ndarray  # int16
 
 
 def in_network(
     session: Session, cache: FeedCache, ties: dict[int, float], weights: Mapping[str, float],
     now: datetime, days: float, k: int,
-) -> tuple[dict[str, float], dict[str, set[int]]]:  # fmt: skip
-    """Items the user's ties engaged with or posted lately (a post counts twice a like):
-    strength and who. Each tie's activity is shared by everyone who follows them (cached
-    briefly: see :meth:`FeedCache.tie_activity`)."""
-    if not ties:
-        return {}, {}
-    activity = recent_tie_activity(session, cache, list(ties), now, days)
-    strength: dict[str, float] = defaultdict(float)
-    who: dict[str, set[int]] = defaultdict(set)
-    stamp, half_life = now.timestamp(), days / 4 * 86400.0
-    for tie, rows in activity.items():
-        for item, etype, value, ts in rows:
-            w = 2.0 if etype is None else event_weight(etype, value, weights)
-            if w > 0:
-                strength[item] += ties[tie] * w * 0.5 ** (max(stamp - ts, 0.0) / half_life)
-                who[item].add(tie)
-    return scaled(strength, k), who
+) -> InNetwork:  # fmt: skip
+    """The ``k`` items the user's ties engaged with or posted lately, by the ties' summed
+    weights (a post counts twice a like) halving every ``days / 4``, divided by the strongest.
+    Each tie's activity is shared by everyone who follows them (cached briefly: see
+    :meth:`FeedCache.tie_activity`); one user's sum is a few array operations."""
+    activity = recent_tie_activity(session, cache, list(ties), now, days, weights) if ties else {}
+    held = [(tie, activity[tie]) for tie in ties if len(activity[tie].items)]
+    if not held:
+        return InNetwork(np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.int16))
+    items = np.concatenate([a.items for _, a in held])
+    half_life = days / 4 * 86400.0
+    value = np.concatenate([ties[tie] * a.weights for tie, a in held]) * 0.5 ** (
+        np.maximum(now.timestamp() - np.concatenate([a.stamps for _, a in held]), 0.0) / half_life
+    )
+    who = np.repeat(np.arange(len(held)), [len(a.items) for _, a in held])
+    unique, at = np.unique(items, return_inverse=True)
+    strength = np.bincount(at, weights=value, minlength=len(unique))
+    counts = np.bincount(np.unique(at * len(held) + who) // len(held), minlength=len(unique))
+    best = np.argsort(-strength, kind="stable")[:k]
+    best = best[strength[best] > 0]
+    top = strength[best[0]] if len(best) else 1.0
+    return InNetwork(
+        unique[best],
+        (strength[best] / top).astype(np.float32),
+        counts[best].astype(np.int16),
+    )
 
 
 def scaled(raw: Mapping[str, float], k: int) -> dict[str, float]:
