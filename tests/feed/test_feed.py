@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
 from feed_support import ADMIN, ITEMS, NOW, iso, make_client, seed, train
+from sqlalchemy import func, select
 
 from agora.db.engine import transaction
+from agora.db.tables import User
 from agora.feed import service, sources
 from agora.feed.cache import FeedCache
 from agora.feed.online import effective_controls
@@ -333,3 +336,20 @@ def test_a_running_experiment_sets_the_arm_controls_and_logs_the_exposure(
         state = load_state(session, "me", NOW)
     controls = effective_controls(state, feed)
     assert controls.exploration == (0.5 if arm["arm"] == "explore" else feed.exploration)
+
+
+def test_first_pages_of_a_new_user_asked_at_once_all_answer(community: TestClient) -> None:
+    """A platform's first page for a new user often comes twice at once (two tabs, a retry):
+    both create the user; one row is kept and neither answer fails."""
+    users = [f"twice-{i}" for i in range(6) for _ in range(2)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda u: community.get(f"/users/{u}/feed?n=3", headers=ADMIN), users)
+        )
+    assert [a.status_code for a in answers] == [200] * len(users), [a.text for a in answers]
+    with community.app.state.sessions() as session:
+        stored = session.execute(
+            select(User.external_id, func.count()).where(User.external_id.like("twice-%"))
+            .group_by(User.external_id)
+        ).all()  # fmt: skip
+    assert sorted(stored) == [(f"twice-{i}", 1) for i in range(6)]

@@ -175,7 +175,7 @@ def add_interests(
     session: Session, user_id: str, tags: list[str], defaults: FeedConfig, now: datetime
 ) -> Controls:
     """Onboarding: follow ``tags``. A user not in the store yet is created (sign-up)."""
-    user_pk_or_new(session, user_id, now)
+    user_pk_or_new(session, user_id)
     current = controls(session, user_id, defaults)
     followed = [*current.followed_tags, *tags]
     muted = [t for t in current.muted_tags if t not in tags]

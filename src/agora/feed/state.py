@@ -31,6 +31,7 @@ from agora.db.tables import Event, SocialEdge, User
 from agora.experiments.service import arm_overrides
 from agora.feed.models import FeedFeedback, FeedSettings
 from agora.ingest.schemas import as_utc
+from agora.ingest.service import ensure_users
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +67,12 @@ class UserState:
         return self._touched_array
 
 
-def user_pk_or_new(session: Session, user_id: str, now: datetime) -> int:
-    """The user's primary key; a user the store does not know yet is created (sign-up)."""
+def user_pk_or_new(session: Session, user_id: str) -> int:
+    """The user's primary key; a user the store does not know yet is created (sign-up; two
+    requests for the same new user at once create one row, neither fails)."""
     pk = session.scalar(select(User.id).where(User.external_id == user_id))
     if pk is None:
-        user = User(external_id=user_id, created=now, attributes={})
-        session.add(user)
-        session.flush()
-        pk = user.id
+        pk = ensure_users(session, [user_id])[user_id]
     return pk
 
 
@@ -83,7 +82,7 @@ def load_state(session: Session, user_id: str, now: datetime) -> UserState:
     own, committed before the page goes on: on SQLite a page's transaction that wrote the
     user would otherwise hold the write lock while other connections (the candidate store)
     wait for it."""
-    state = _read_state(session, user_pk_or_new(session, user_id, now), user_id)
+    state = _read_state(session, user_pk_or_new(session, user_id), user_id)
     state.variant = arm_overrides(session, user_id, now)
     state.exposed = True
     return state
