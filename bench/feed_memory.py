@@ -8,8 +8,10 @@ likes each on 3,000 items (Zipf popularity, 1-3 of 12 tags, 400 authors), trains
 starts ``agora serve`` (one worker, SQLite) with that configuration in ``AGORA_FEED``, asks
 ``--requests`` first pages (``GET /users/{u}/feed?n=20``) of distinct users over 4 keep-alive
 connections, and samples the server's resident memory (``VmRSS`` of the process and its
-children, from /proc) every ``--every`` requests. Each first page ranks 3 pages and keeps the
-2 unserved ones, plus the user's model candidates: the per-user state the cache bounds.
+children, from /proc) every ``--every`` requests. The results in bench/results/feed_memory.json
+were measured before the offline/online split (then each first page ranked 3 pages and kept 2);
+a worker now holds each user's state and ready record (``max_states``) and each browsing
+session's shown items (``cache_max_sessions``).
 
 Prints a table, writes bench/results/feed_memory.json (command, git revision, settings and
 every sample per run) and bench/results/feed_memory.png (RSS over requests, one line per run).
