@@ -98,6 +98,9 @@ class Snapshot:
     # which set of items this is: a new number whenever items are added or reloaded (the key
     # of whatever is derived from the positions, such as a model's item -> pk map)
     generation: int = field(default_factory=lambda: next(_GENERATIONS))
+    # which full read this snapshot extends: positions stay valid within one lineage (items are
+    # only appended); a full reload (deleted items gone) starts a new one
+    lineage: int = field(default_factory=lambda: next(_GENERATIONS))
 
     def positions(self, pks: np.ndarray) -> np.ndarray:
         """Catalogue positions of item ``pks`` (``pks`` are ascending); -1 where not held."""
@@ -330,6 +333,7 @@ class Catalogue:
             ),
             tag_matrix=_tag_rows(base.tag_matrix, [list(r[3] or []) for r in rows], vocab),
             vocab=vocab,
+            lineage=base.lineage,
         )
 
 

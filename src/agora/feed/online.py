@@ -402,7 +402,8 @@ def fresh_stats(
         return of(stats["shown"]), of(stats["engaged"])
 
     # once per exposure refresh and set of new items, not per page
-    return cache.per_model("fresh:exposure", f"{id(stats)}:{fresh[0]}:{len(fresh)}", arrays)
+    key = f"{id(stats)}:{snapshot.generation}:{fresh[0]}:{len(fresh)}"
+    return cache.per_model("fresh:exposure", key, arrays)
 
 
 @dataclass

@@ -25,6 +25,7 @@ class Held:
 
     record: Candidates
     catalogue_size: int  # positions are valid for snapshots this long or longer
+    lineage: int  # ... of the same lineage (a full reload may drop items: positions move)
     primary: tuple[np.ndarray, np.ndarray]  # positions, scores
     sources: dict[str, tuple[np.ndarray, np.ndarray]]
     tie_counts: np.ndarray
@@ -44,6 +45,7 @@ def hold(record: Candidates, snapshot: Snapshot) -> Held:
     return Held(
         record=record,
         catalogue_size=len(snapshot.pks),
+        lineage=snapshot.lineage,
         primary=place(*record.primary),
         sources={name: place(*pair) for name, pair in record.sources.items()},
         tie_counts=counts,
@@ -134,7 +136,8 @@ class Ready:
                 return None, "missing"
             held = hold(record, snapshot)
             self._keep(user_pk, held)
-        elif held.catalogue_size > len(snapshot.pks):  # a full catalogue reload since
+        elif held.lineage != snapshot.lineage or held.catalogue_size > len(snapshot.pks):
+            # a full catalogue reload since: the record's items may sit at other positions
             held = hold(held.record, snapshot)
             self._keep(user_pk, held)
         if not current(held.record):
