@@ -8,13 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from feed_support import ADMIN, ITEMS, NOW, iso, make_client, seed, train
 from sqlalchemy import func, select
 
 from agora.db.engine import transaction
 from agora.db.tables import User
-from agora.feed import service, sources
+from agora.feed import online, service, sources
 from agora.feed.cache import FeedCache
 from agora.feed.online import effective_controls
 from agora.feed.state import load_state
@@ -73,6 +74,35 @@ def test_a_posted_event_changes_the_next_page(community: TestClient) -> None:
     event = {"event_id": "me-now", "user_id": "me", "item_id": top, "type": "like"}
     assert community.post("/events", json=event, headers=ADMIN).status_code == 201
     assert top not in {i for body in all_pages(community) for i in ids(body)}
+
+
+def test_next_pages_come_from_the_first_ranking_and_still_follow_new_events(
+    community: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker ranks a page and the two after it at once; the session's next pages take them
+    while nothing changed, an event still removes its item from the next page, and a change
+    of controls ranks afresh."""
+    ranked = []
+    real = online.rank_page
+    monkeypatch.setattr(online, "rank_page", lambda *a, **k: ranked.append(1) or real(*a, **k))
+    cache = community.app.state.feed_cache
+    first = page(community, n=2)
+    second = page(community, n=2, cursor=first["next_cursor"])
+    assert len(ranked) == 1  # the second page was taken from the first ranking
+    browsing, _ = service.decode_cursor(second["next_cursor"])
+    with community.app.state.sessions() as session:
+        snapshot = cache.catalogue.get(session)
+    liked = snapshot.ids[int(cache.ahead(browsing).ranked.positions[0])]  # would open page 3
+    event = {"event_id": "me-ahead", "user_id": "me", "item_id": liked, "type": "like"}
+    assert community.post("/events", json=event, headers=ADMIN).status_code == 201
+    third = page(community, n=2, cursor=second["next_cursor"])
+    assert liked not in ids(third) and len(ids(third)) == 2
+    community.patch("/users/me/feed/settings", json={"diversity": 0.9}, headers=ADMIN)
+    before = len(ranked)
+    fourth = page(community, n=2, cursor=third["next_cursor"])
+    assert len(ranked) == before + 1  # new controls: ranked again
+    shown = [i for body in (first, second, third, fourth) for i in ids(body)]
+    assert len(shown) == len(set(shown)) == 8 and liked not in shown
 
 
 def test_hidden_muted_and_blocked_content_never_returns(community: TestClient) -> None:

@@ -379,8 +379,22 @@ class FeedCache:
         self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
         self._per_model: dict[str, tuple[str, Any]] = {}
         self.shown = SessionShown(self._redis, ttl_seconds, max_sessions, self.impressions)
+        self._ahead = Bounded(ttl_seconds, max_sessions)  # browsing session -> online.Ahead
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
+
+    def ahead(self, browsing: str) -> Any:
+        """The rest of the browsing session's last ranking in this worker (None: none kept)."""
+        with self._lock:
+            return self._ahead.get(browsing)
+
+    def keep_ahead(self, browsing: str, ahead: Any) -> None:
+        """Keep (or, given None, drop) the rest of the session's ranking for its next page."""
+        with self._lock:
+            if ahead is None:
+                self._ahead.pop(browsing)
+            else:
+                self._ahead.put(browsing, ahead)
 
     @contextmanager
     def serving(self) -> Iterator[None]:

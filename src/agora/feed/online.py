@@ -48,6 +48,9 @@ from agora.serving.service import ModelStore, user_event_rows
 FRESHNESS_HOURS = 48.0
 TOPIC_BOOST = 1.0
 UNKNOWN_RELEVANCE = 0.3  # items the ranking model has not seen (posted after training)
+#: pages ranked after the one asked for: a session's next pages in the same worker take them
+#: (re-filtered) instead of ranking again, while nothing they were ranked from changed
+PAGES_AHEAD = 2
 #: Sources from the most to the least specific: names an item nominated as strongly by two.
 ATTRIBUTION = (
     "in_network",
@@ -189,6 +192,66 @@ class Ranked:
     new_creator: np.ndarray
     followed: set[str]
 
+    def part(self, rows: np.ndarray | slice) -> Ranked:
+        """The items at ``rows`` (a slice or a mask), in order."""
+        picked = np.arange(len(self.positions))[rows]
+        return Ranked(
+            self.positions[picked],
+            [self.sources[i] for i in picked.tolist()],
+            self.scores[picked],
+            self.tie_counts[picked],
+            self.new_creator[picked],
+            self.followed,
+        )
+
+
+@dataclass
+class Ahead:
+    """The rest of a session's ranking, kept by the worker that ranked it: its next pages come
+    from it while nothing it was ranked from changed (the same user state, records, catalogue
+    lineage, controls and page size); what changed inside those (new events, take-downs,
+    running creatives) is filtered out again at each page."""
+
+    page: int  # the page it serves next
+    n: int
+    user: UserState
+    held: Held
+    everyone: Held
+    lineage: int
+    controls: Controls
+    ranked: Ranked
+
+    def serves(
+        self, page: int, n: int, user: UserState, held: Held, everyone: Held,
+        snapshot: Snapshot, controls: Controls,
+    ) -> bool:  # fmt: skip
+        return (
+            self.page == page
+            and self.n == n
+            and self.user is user
+            and self.held is held
+            and self.everyone is everyone
+            and self.lineage == snapshot.lineage
+            and self.controls == controls
+        )
+
+
+def next_from(
+    ahead: Ahead, snapshot: Snapshot, user: UserState, promoted: np.ndarray
+) -> tuple[Ranked, Ranked] | None:
+    """The next page of ``ahead`` and what is left after it, without the items the user has
+    touched since, moderation took down or a campaign now promotes; None when fewer than a
+    page remain."""
+    pos = ahead.ranked.positions
+    keep = ~np.isin(pos, snapshot.positions(user.touched_array()))
+    keep &= ~snapshot.removed_mask(pos)
+    if len(promoted):
+        keep &= ~np.isin(pos, promoted)
+    rest = ahead.ranked.part(keep)
+    if len(rest.positions) < ahead.n:
+        return None
+    return rest.part(slice(0, ahead.n)), rest.part(slice(ahead.n, None))
+
 
 def rank_page(
     snapshot: Snapshot,
@@ -203,8 +266,10 @@ def rank_page(
     promoted: np.ndarray,
     n: int,
     now: float,
+    ahead: int = 1,
 ) -> Ranked:
-    """Filters and re-ranking over ready candidates (see the module docstring)."""
+    """Filters and re-ranking over ready candidates (see the module docstring): ``ahead``
+    pages of ``n`` in order (each page holds its share of new creators)."""
     by_source = dict(held.sources)
     by_source["trending"] = everyone.sources.get("trending", (np.empty(0, np.int64), np.empty(0)))
     by_source.update(extra)
@@ -299,7 +364,7 @@ def rank_page(
     placement = rerank(
         relevance,
         tags,
-        n,
+        n * ahead,
         diversity=ctl.diversity,
         authors=author,
         author_decay=cfg.author_decay,
@@ -458,32 +523,23 @@ def serve(
     everyone, _ = cache.ready.get(EVERYONE, -1, models_now, snapshot, shared, empty)
 
     ctl = effective_controls(user, defaults)
-    k = defaults.candidates_per_source
-    recent = sources.recent_items(snapshot, stamp, k)
-    fresh = recent[snapshot.created[recent] >= stamp - defaults.fresh_days * 86400.0]
-    extra = {
-        "topics": topic_candidates(snapshot, recent, ctl.followed_tags, k),
-        "fresh": fresh_candidates(
-            fresh,
-            *fresh_stats(session, cache, snapshot, fresh, weights),
-            defaults.exploration_budget,
-            rng,
-            k,
-        ),
-    }
-    ranked = rank_page(
-        snapshot,
-        user,
-        held,
-        everyone,
-        extra,
-        lambda name: cache.known.mask(models, name, snapshot),
-        ctl,
-        defaults,
-        cache.shown.positions(session, snapshot, user.pk, browsing, page),
-        positions_of(snapshot, promoted),
-        n,
-        stamp,
+    promoted_at = positions_of(snapshot, promoted)
+    ahead = cache.ahead(browsing)
+    taken = None
+    if ahead is not None and ahead.serves(page, n, user, held, everyone, snapshot, ctl):
+        taken = next_from(ahead, snapshot, user, promoted_at)
+    if taken is not None:
+        ranked, rest = taken
+    else:
+        ranked, rest = _rank(
+            session, models, cache, snapshot, user, held, everyone, ctl, browsing, page, n,
+            defaults, weights, rng, promoted_at, stamp,
+        )  # fmt: skip
+    cache.keep_ahead(
+        browsing,
+        Ahead(page + 1, n, user, held, everyone, snapshot.lineage, ctl, rest)
+        if len(rest.positions)
+        else None,
     )
     cache.impressions.add_after_commit(
         session,
@@ -509,3 +565,41 @@ def serve(
         candidates=status,
         personal=held.record.personal,
     )
+
+
+def _rank(
+    session: Session, models: ModelStore, cache: FeedCache, snapshot: Snapshot,
+    user: UserState, held: Held, everyone: Held, ctl: Controls, browsing: str, page: int,
+    n: int, defaults: FeedConfig, weights: Mapping[str, float], rng: np.random.Generator,
+    promoted_at: np.ndarray, stamp: float,
+) -> tuple[Ranked, Ranked]:  # fmt: skip
+    """This page, ranked with the :data:`PAGES_AHEAD` after it: (this page, the rest)."""
+    k = defaults.candidates_per_source
+    recent = sources.recent_items(snapshot, stamp, k)
+    fresh = recent[snapshot.created[recent] >= stamp - defaults.fresh_days * 86400.0]
+    extra = {
+        "topics": topic_candidates(snapshot, recent, ctl.followed_tags, k),
+        "fresh": fresh_candidates(
+            fresh,
+            *fresh_stats(session, cache, snapshot, fresh, weights),
+            defaults.exploration_budget,
+            rng,
+            k,
+        ),
+    }
+    ranked = rank_page(
+        snapshot,
+        user,
+        held,
+        everyone,
+        extra,
+        lambda name: cache.known.mask(models, name, snapshot),
+        ctl,
+        defaults,
+        cache.shown.positions(session, snapshot, user.pk, browsing, page),
+        promoted_at,
+        n,
+        stamp,
+        ahead=1 + PAGES_AHEAD,
+    )
+    return ranked.part(slice(0, n)), ranked.part(slice(n, None))
