@@ -5,7 +5,8 @@
 --
 -- MODE "mixed": 90% feed pages (GET /users/u<k>/feed?n=20, random users; half of them, when the
 -- thread holds one, the next page of a cursor parsed from an earlier response on the same wrk
--- thread) and 10% event writes (POST /events, one event, unique id and time). MODE "recs":
+-- thread) and 10% event writes (POST /events, one event, unique id and time: every tenth
+-- request of a thread, from its second). MODE "recs":
 -- GET /users/u<k>/recommendations only.
 --
 -- wrk's own latency histogram mixes every kind, and its response() callback does not say which
@@ -57,6 +58,7 @@ errors = { first_page = 0, next_page = 0, event = 0, recommendations = 0 }
 statuses = {} -- non-2xx status -> count
 server_ms = {} -- Server-Timing of first pages
 unmatched = 0 -- answers without a request id this script sent (their status still counts)
+requests_made = 0 -- requests this thread has made
 
 function init(args)
   mode = args[1] or "mixed"
@@ -103,7 +105,8 @@ function request()
   if mode == "recs" then
     return wrk.format("GET", "/users/" .. user .. "/recommendations", headers_with_id("r", user))
   end
-  if math.random() < 0.1 then
+  requests_made = requests_made + 1
+  if requests_made % 10 == 2 then -- every tenth request, from the second: short runs post too
     return event(user)
   end
   if #cursors > 0 and math.random() < 0.5 then
