@@ -84,3 +84,27 @@ def run_record(
         },
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def baseline_tree(rev: str, workdir: Path) -> Path:
+    """A detached git worktree of ``rev`` under ``workdir``, made once per commit and reused:
+    the old source tree a ``--baseline REV`` bench runs beside this checkout."""
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    tree = Path(workdir) / f"baseline-{commit[:12]}"
+    if not tree.exists():
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return tree
+
+
+def write_report(out: Path | str, report: Mapping[str, Any]) -> Path:
+    """Write a bench's JSON (its folder made if needed); returns the path."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    return path

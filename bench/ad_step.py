@@ -322,19 +322,6 @@ def run_arm(arm: str, src: Path, store: Path, work_path: Path, args: argparse.Na
     return figures(result["seconds"], result["ads"], args.warmup)
 
 
-def worktree(rev: str, workdir: Path) -> tuple[Path, str]:
-    """A git worktree of ``rev`` under workdir (made once per commit): its src and commit."""
-    commit = subprocess.run(
-        ["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    tree = workdir / f"base-{commit[:12]}"
-    if not tree.exists():
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(tree), commit], cwd=REPO, check=True
-        )
-    return tree / "src", commit
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=2000)
@@ -357,7 +344,7 @@ def main() -> None:
         arm_main(args.arm, args.url, args.work, args.out)
         return
 
-    from _record import run_record
+    from _record import baseline_tree, run_record
     from rich.console import Console
     from rich.table import Table
 
@@ -365,12 +352,17 @@ def main() -> None:
     store = prepared_store(args)
     work_path = args.workdir / "pages.json"
     work_path.write_text(json.dumps(pages(store, args.pages + args.warmup, args.seed)))
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
+
+    def commit_of(tree: Path) -> str:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    head = commit_of(REPO)
     arms = []
     if args.baseline:
-        src, commit = worktree(args.baseline, args.workdir)
+        tree = baseline_tree(args.baseline, args.workdir)
+        src, commit = tree / "src", commit_of(tree)
         arms.append({"name": f"baseline {args.baseline}", "revision": commit, "src": src})
     arms.append({"name": "this checkout", "revision": head, "src": REPO / "src"})
     for arm in arms:

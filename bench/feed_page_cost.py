@@ -28,7 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from _record import run_record  # noqa: E402
+from _record import run_record, write_report  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -105,9 +105,8 @@ def main() -> None:
                 str(figs["server_p95_ms"]), str(figs["cpu_mean_ms"]), str(figs["candidates"]),
             )  # fmt: skip
     console.print(table)
-    out = Path(args.out)
-    out.write_text(json.dumps({"cells": cells, "run": run_record(vars(args))}, indent=1))
-    console.print(f"wrote {out}")
+    report = {"cells": cells, "run": run_record(vars(args))}
+    console.print(f"wrote {write_report(args.out, report)}")
 
 
 if __name__ == "__main__":

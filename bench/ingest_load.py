@@ -31,19 +31,17 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import time
-from collections import deque
 from io import BytesIO
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from _record import environment, run_record  # noqa: E402
+from _record import environment, run_record, write_report  # noqa: E402
 from quality import RESULTS  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-from serve_load import build_community, free_port, server_command, start_server  # noqa: E402
+from serve_load import build_community, free_port, serve_args, start, stop  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from agora.db.tables import Event  # noqa: E402
@@ -149,30 +147,26 @@ def measure(db: str, workers: int, src: Path, url: str, args: argparse.Namespace
            "AGORA_DATABASE_URL": url, "AGORA_API_KEY": KEY,
            "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
     port = free_port()
-    server = start_server(env, port, workers)
-    log: deque[bytes] = deque(maxlen=20)  # drained: a full stderr pipe would stall the server
-    threading.Thread(target=log.extend, args=(server.stderr,), daemon=True).start()
+    command = [sys.executable, "-m", "agora.cli.main", *serve_args(port, workers)]
+    server_log = work / f"ingest-{db}-{workers}w.log"
+    server = start(command, env, port, server_log)
     base = f"http://127.0.0.1:{port}"
     tag = f"load{int(time.time())}"
     try:
         wrk(base, 3, args.connections, f"warm{tag}", args)
         result = wrk(base, args.seconds, args.connections, tag, args)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:  # still finishing work behind its answers
-            server.kill()
-            server.wait()
+        stop(server)  # SIGTERM: the work behind its answers finishes first
     result["stored"] = stored_events(url, tag)  # >= accepted: wrk stops counting in-flight ones
     result["all_kept"] = result["stored"] >= result["accepted"]
     result["events_per_s"] = round(result["accepted"] / result["seconds"], 1)
     result["requests_per_s"] = round(result["requests"] / result["seconds"], 1)
     result["errors"] = result["failed"] + result["socket_errors"] + result["timeouts"]
-    result["server_command"] = ["agora", *server_command(port, workers)]
+    result["server_command"] = ["agora", *serve_args(port, workers)]
     result["server_env"] = environment(env)
     if result["errors"]:
-        result["server_log_tail"] = [ln.decode(errors="replace")[:300] for ln in log]
+        tail = server_log.read_text(errors="replace").splitlines()[-20:]
+        result["server_log_tail"] = [line[:300] for line in tail]
     return result
 
 
@@ -227,9 +221,7 @@ def main() -> None:
             {**vars(args), "database_sqlite": "SQLite (WAL)", "lua": str(LUA.relative_to(REPO))}
         ),  # fmt: skip
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    out = write_report(args.out, report)
     console.print(f"wrote {out}")
 
 

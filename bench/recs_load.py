@@ -30,11 +30,9 @@ not figures from different times.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -42,13 +40,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from _record import environment, run_record
+from _record import baseline_tree, environment, run_record, write_report
 from quality import RESULTS
 from rich.console import Console
 from rich.table import Table
 from serve_load import (
     KEY,
-    REPO,
     WRK_MISSING,
     agora_env,
     figures,
@@ -75,21 +72,6 @@ def copy_community(source: Path, data: Path) -> None:
         src.backup(dst)
     shutil.copytree(source / "models", data / "models")
     shutil.copy(source / "community.json", data / "community.json")
-
-
-def baseline_tree(rev: str, work: Path) -> Path:
-    """A detached git worktree of ``rev`` under ``work`` (reused while it is at ``rev``)."""
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    tree = work / f"baseline-{commit[:12]}"
-    if not tree.exists():
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit],
-            check=True, capture_output=True,
-        )  # fmt: skip
-    return tree
 
 
 def client(url: str) -> httpx.Client:
@@ -225,10 +207,7 @@ def main() -> None:
             }
         ),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    console.print(f"wrote {out}")
+    console.print(f"wrote {write_report(args.out, report)}")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import redis  # noqa: E402
-from _record import REPO, run_record  # noqa: E402
+from _record import REPO, baseline_tree, run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from serve_load import KEY, MODELS, agora_env, free_port, start, stop  # noqa: E402
@@ -107,20 +107,6 @@ def run_full(database_url: str, models_dir: str, redis_url: str, namespace: str 
 
 
 # -- the parent: trees, stores, servers ---------------------------------------------------------
-def tree_of(rev: str, workdir: Path) -> Path:
-    """A checkout of ``rev`` under ``workdir`` (``git worktree add``, reused when there)."""
-    commit = subprocess.run(
-        ["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    path = workdir / f"tree-{commit[:10]}"
-    if not path.exists():
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(path), commit], cwd=REPO, check=True,
-            capture_output=True,
-        )  # fmt: skip
-    return path
-
-
 def copy_sqlite(source: Path, target: Path) -> None:
     """The bench SQLite store and its models, copied (SQLite's backup API: a consistent copy
     even while serve_load writes to it)."""
@@ -239,7 +225,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     trees = {"current": REPO}
     if args.baseline:
-        trees = {f"baseline {args.baseline}": tree_of(args.baseline, args.workdir), **trees}
+        trees = {f"baseline {args.baseline}": baseline_tree(args.baseline, args.workdir), **trees}
     results: dict[str, dict] = {}
     for db in args.db:
         source = args.source / db

@@ -82,7 +82,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import uvicorn  # noqa: E402
-from _record import environment, run_record  # noqa: E402
+from _record import environment, run_record, write_report  # noqa: E402
 from quality import BENCHMARKS, RESULTS, ml1m_movies  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -587,10 +587,7 @@ def main() -> None:
             }
         ),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    console.print(f"wrote {out}")
+    console.print(f"wrote {write_report(args.out, report)}")
 
 
 if __name__ == "__main__":
