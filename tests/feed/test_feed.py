@@ -82,9 +82,9 @@ def test_next_pages_come_from_the_first_ranking_and_still_follow_new_events(
     """A worker ranks a page and the two after it at once; the session's next pages take them
     while nothing changed, an event still removes its item from the next page, and a change
     of controls ranks afresh."""
-    ranked = []
-    real = online.rank_page
-    monkeypatch.setattr(online, "rank_page", lambda *a, **k: ranked.append(1) or real(*a, **k))
+    ranked = []  # pages ranked by the worker (the refresher ranks first pages ahead too)
+    real = online._rank
+    monkeypatch.setattr(online, "_rank", lambda *a, **k: ranked.append(1) or real(*a, **k))
     cache = community.app.state.feed_cache
     first = page(community, n=2)
     second = page(community, n=2, cursor=first["next_cursor"])

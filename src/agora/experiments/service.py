@@ -274,25 +274,30 @@ def arm_overrides(session: Session, user_id: str, now: datetime) -> dict[str, fl
     if not running:
         return {}
     user_pk = _user_pk(session, user_id)
-    merged: dict[str, float] = {}
-    rows = []
-    for exp in running:
-        arm = assign(exp.salt, user_id, exp.arms)
-        rows.append(
-            {
-                "experiment_id": exp.pk,
-                "arm_id": exp.arm_pks[arm],
-                "user_id": user_pk,
-                "first_exposed": now,
-            }
-        )
-        for name, value in exp.overrides[arm].items():
-            merged.setdefault(name, value)
+    rows = [
+        {
+            "experiment_id": exp.pk,
+            "arm_id": exp.arm_pks[assign(exp.salt, user_id, exp.arms)],
+            "user_id": user_pk,
+            "first_exposed": now,
+        }
+        for exp in running
+    ]
     session.execute(
         insert_for(session, Exposure.__table__)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["experiment_id", "user_id"])
     )
+    return planned_overrides(session, user_id, now)
+
+
+def planned_overrides(session: Session, user_id: str, now: datetime) -> dict[str, float]:
+    """What :func:`arm_overrides` returns for ``user_id``, without logging an exposure (the
+    feed's refresher ranks pages ahead with it; the page served logs the exposure)."""
+    merged: dict[str, float] = {}
+    for exp in _running(session, now):
+        for name, value in exp.overrides[assign(exp.salt, user_id, exp.arms)].items():
+            merged.setdefault(name, value)
     return merged
 
 

@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -48,6 +48,64 @@ PRIMARY_DEPTH = 1000
 
 
 @dataclass
+class Prepared:
+    """A user's first pages as the refresher ranked them ahead (:func:`agora.feed.online.prepare`),
+    with the state they were ranked under, so that a worker serves a first page with neither
+    its state queries nor its ranking: it drops what the user touched since and places the
+    exploration slots (drawn per page, never stored)."""
+
+    n: int  # the page size they were ranked for
+    controls: dict[str, Any]  # the effective controls they were ranked under
+    state: dict[str, Any]  # the user's filter state (agora.feed.state.stored_form)
+    marks: dict[str, float]  # feedback and edge ids, settings time: the logs read up to there
+    touched: np.ndarray  # item pks with an event of the user (the state's)
+    pks: np.ndarray  # the ranked items, in page order
+    sources: list[str]
+    scores: np.ndarray
+    ties: np.ndarray  # int16, per item: ties behind an in-network item
+    new_creator: np.ndarray  # bool
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "controls": self.controls,
+            "state": self.state,
+            "marks": self.marks,
+            "sources": self.sources,
+            "lengths": {"touched": len(self.touched), "ranked": len(self.pks)},
+        }
+
+    def body(self) -> bytes:
+        return b"".join(
+            np.ascontiguousarray(array, dtype=dtype).tobytes()
+            for array, dtype in (
+                (self.touched, np.int64),
+                (self.pks, np.int64),
+                (self.scores, np.float64),
+                (self.ties, np.int16),
+                (self.new_creator, np.bool_),
+            )
+        )
+
+    @classmethod
+    def read(cls, header: dict[str, Any], take: Any) -> Prepared:
+        lengths = header["lengths"]
+        ranked = lengths["ranked"]
+        return cls(
+            n=header["n"],
+            controls=header["controls"],
+            state=header["state"],
+            marks=header["marks"],
+            sources=header["sources"],
+            touched=take(lengths["touched"], np.int64),
+            pks=take(ranked, np.int64),
+            scores=take(ranked, np.float64),
+            ties=take(ranked, np.int16),
+            new_creator=take(ranked, np.bool_),
+        )
+
+
+@dataclass
 class Candidates:
     """One user's ready candidates (see the module docstring)."""
 
@@ -62,6 +120,7 @@ class Candidates:
     sources: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     tie_counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int16))
     # ^ per in_network item: how many of the user's ties engaged with or posted it
+    prepared: Prepared | None = None  # the first pages ranked ahead (None: ranked per page)
 
     def to_bytes(self) -> bytes:
         """A compact binary form: a JSON header line, then the arrays' raw bytes."""
@@ -81,12 +140,15 @@ class Candidates:
             "primary_model": self.primary_model,
             "lengths": lengths,
         }
+        if self.prepared is not None:
+            header["prepared"] = self.prepared.header()
         body = b"".join(
             np.ascontiguousarray(a, dtype=np.int64 if i % 2 == 0 else np.float32).tobytes()
             for i, a in enumerate(arrays)
         )
         counts = np.ascontiguousarray(self.tie_counts, dtype=np.int16).tobytes()
-        return orjson.dumps(header) + b"\n" + body + counts
+        tail = self.prepared.body() if self.prepared is not None else b""
+        return orjson.dumps(header) + b"\n" + body + counts + tail
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Candidates:
@@ -107,6 +169,7 @@ class Candidates:
         primary = pair(lengths["primary"])
         found = {name: pair(lengths[name]) for name in MODEL_SOURCES}
         counts = take(lengths["in_network"], np.int16)
+        prepared = header.get("prepared")
         return cls(
             user_pk=header["user_pk"],
             stamp=header["stamp"],
@@ -118,6 +181,7 @@ class Candidates:
             primary_model=header["primary_model"],
             sources={name: arrays for name, arrays in found.items() if len(arrays[0])},
             tie_counts=counts,
+            prepared=Prepared.read(prepared, take) if prepared is not None else None,
         )
 
 

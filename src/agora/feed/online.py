@@ -22,7 +22,7 @@ No model is scored and no multi-table query runs here once a user's record and s
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,13 +36,14 @@ from agora.feed.cache import MAX_PAGE, FeedCache, Snapshot
 from agora.feed.candidates import (
     EVERYONE,
     Candidates,
+    Prepared,
     compute_candidates,
     compute_global,
     model_stamp,
 )
 from agora.feed.ready import Held
 from agora.feed.rerank import rerank
-from agora.feed.state import UserState
+from agora.feed.state import UserState, events_since, from_stored, same_filters, stored_form
 from agora.serving.service import ModelStore, user_event_rows
 
 FRESHNESS_HOURS = 48.0
@@ -51,6 +52,8 @@ UNKNOWN_RELEVANCE = 0.3  # items the ranking model has not seen (posted after tr
 #: pages ranked after the one asked for: a session's next pages in the same worker take them
 #: (re-filtered) instead of ranking again, while nothing they were ranked from changed
 PAGES_AHEAD = 2
+#: The page size the refresher ranks first pages for (the feed route's default).
+FIRST_PAGE = 20
 #: Sources from the most to the least specific: names an item nominated as strongly by two.
 ATTRIBUTION = (
     "in_network",
@@ -390,6 +393,157 @@ def rank_page(
     return Ranked(pos[rows], names, relevance[rows], counts, new_creator[rows], followed)
 
 
+# -- first pages ranked ahead by the refresher -------------------------------------------------
+def prepare(
+    snapshot: Snapshot,
+    user: UserState,
+    held: Held,
+    everyone: Held,
+    known: Callable[[str | None], np.ndarray | None],
+    cfg: FeedConfig,
+    marks: dict[str, float],
+    now: float,
+) -> Prepared:
+    """The user's first :data:`FIRST_PAGE`-item pages, ranked now as :func:`serve` would
+    (without exploration, drawn per page), with the state they were ranked under."""
+    ctl = effective_controls(user, cfg)
+    recent = sources.recent_items(snapshot, now, cfg.candidates_per_source)
+    extra = {
+        "topics": topic_candidates(snapshot, recent, ctl.followed_tags, cfg.candidates_per_source)
+    }
+    none = np.empty(0, np.int64)
+    ranked = rank_page(
+        snapshot, user, held, everyone, extra, known, ctl, cfg, none, none, FIRST_PAGE, now,
+        ahead=1 + PAGES_AHEAD,
+    )  # fmt: skip
+    return Prepared(
+        n=FIRST_PAGE,
+        controls=asdict(ctl),
+        state=stored_form(user),
+        marks=marks,
+        touched=user.touched_array(),
+        pks=snapshot.pks[ranked.positions],
+        sources=ranked.sources,
+        scores=ranked.scores,
+        ties=ranked.tie_counts,
+        new_creator=ranked.new_creator,
+    )
+
+
+def takes_prepared(prepared: Prepared | None, user: UserState, ctl: Controls, n: int) -> bool:
+    """Whether a first page of ``n`` for ``user`` under ``ctl`` may come from ``prepared``:
+    ranked for that size, under the same controls and filters (events aside: what the user
+    touched since is dropped)."""
+    return (
+        prepared is not None
+        and prepared.n == n
+        and prepared.controls == asdict(ctl)
+        and same_filters(user, prepared.state)
+    )
+
+
+def from_prepared(
+    snapshot: Snapshot,
+    user: UserState,
+    prepared: Prepared,
+    fresh: tuple[np.ndarray, np.ndarray],
+    ctl: Controls,
+    cfg: FeedConfig,
+    promoted: np.ndarray,
+    now: float,
+) -> Ranked:
+    """The prepared pages without what the user touched since, moderation took down or a
+    campaign promotes, and with their exploration slots: every ``round(1 / exploration)``-th
+    slot takes the best of this page's Thompson draws (``fresh``) the user's filters allow,
+    as :func:`agora.feed.rerank.rerank` places them."""
+    pos = snapshot.positions(prepared.pks)
+    gone = snapshot.positions(user.touched_array())
+    keep = (pos >= 0) & ~np.isin(pos, gone)
+    keep[keep] &= ~snapshot.removed_mask(pos[keep])
+    if len(promoted):
+        keep &= ~np.isin(pos, promoted)
+    rows = np.flatnonzero(keep)
+    organic = Ranked(
+        pos[rows],
+        [prepared.sources[r] for r in rows.tolist()],
+        np.asarray(prepared.scores)[rows],
+        np.asarray(prepared.ties)[rows],
+        np.asarray(prepared.new_creator)[rows],
+        set(ctl.followed_tags),
+    )
+    spacing = round(1.0 / ctl.exploration) if ctl.exploration > 0 else 0
+    f_pos, draws = fresh
+    if not spacing or not len(f_pos):
+        return organic
+    author = snapshot.author_pks[f_pos]
+    allowed = ~np.isin(f_pos, gone) & ~snapshot.removed_mask(f_pos) & (author != user.pk)
+    if user.hidden:
+        allowed &= ~np.isin(snapshot.pks[f_pos], np.fromiter(user.hidden, np.int64))
+    if user.excluded_authors:
+        allowed &= ~np.isin(author, np.fromiter(user.excluded_authors, np.int64))
+    if user.muted_tags:
+        codes = [snapshot.vocab.tags[t] for t in user.muted_tags if t in snapshot.vocab.tags]
+        if codes:
+            allowed &= np.asarray(snapshot.tag_matrix[f_pos][:, codes].sum(axis=1)).ravel() == 0
+    if len(promoted):
+        allowed &= ~np.isin(f_pos, promoted)
+    explorers = f_pos[allowed][np.argsort(-np.asarray(draws)[allowed], kind="stable")].tolist()
+    return _with_exploration(snapshot, organic, explorers, spacing, ctl, cfg, now)
+
+
+def _with_exploration(
+    snapshot: Snapshot, organic: Ranked, explorers: list[int], spacing: int, ctl: Controls,
+    cfg: FeedConfig, now: float,
+) -> Ranked:  # fmt: skip
+    """``organic`` with ``explorers`` (positions, best first) in every ``spacing``-th slot; an
+    explored item leaves its organic place."""
+    at = {p: i for i, p in enumerate(organic.positions.tolist())}
+    placed: set[int] = set()
+    order: list[tuple[int, int | None]] = []  # (position, organic row or None)
+    organic_rows = iter(range(len(organic.positions)))
+    total = len(organic.positions)
+    while len(order) < total:
+        if (len(order) + 1) % spacing == 0 and explorers:
+            p = explorers.pop(0)
+            if p in placed:
+                continue
+            placed.add(p)
+            order.append((p, None))
+            continue
+        row = next(organic_rows, None)
+        if row is None:
+            break
+        p = int(organic.positions[row])
+        if p not in placed:
+            placed.add(p)
+            order.append((p, row))
+    positions = np.array([p for p, _ in order], np.int64)
+    new_since = now - cfg.new_creator_days * 86400.0
+    scores, ties, new_creator, names = [], [], [], []
+    for p, row in order:
+        if row is None:  # an exploration slot: its organic score, if it had one
+            known = at.get(p)
+            age_h = max((now - float(snapshot.created[p])) / 3600.0, 0.0)
+            scores.append(
+                float(organic.scores[known])
+                if known is not None
+                else UNKNOWN_RELEVANCE + ctl.freshness * float(np.exp(-age_h / FRESHNESS_HOURS))
+            )
+            ties.append(0)
+            author = int(snapshot.author_pks[p])
+            new_creator.append(author >= 0 and float(snapshot.first_post[p]) >= new_since)
+            names.append("exploration")
+        else:
+            scores.append(float(organic.scores[row]))
+            ties.append(int(organic.tie_counts[row]))
+            new_creator.append(bool(organic.new_creator[row]))
+            names.append(organic.sources[row])
+    return Ranked(
+        positions, names, np.array(scores), np.array(ties, np.int16),
+        np.array(new_creator, bool), organic.followed,
+    )  # fmt: skip
+
+
 def suppression(
     snapshot: Snapshot, pos: np.ndarray, author: np.ndarray, not_interested: list,
     now: float, cfg: FeedConfig,
@@ -479,6 +633,7 @@ class Served:
     items: list[dict[str, Any]]
     model: str | None
     candidates: str  # ready, stale or built (see :meth:`agora.feed.ready.Ready.get`)
+    ranking: str  # prepared (by the refresher), ahead (with an earlier page) or now
     personal: bool
 
 
@@ -499,7 +654,24 @@ def serve(
     """One page: ready candidates -> filters -> re-rank -> page -> impressions."""
     stamp = now.timestamp()
     snapshot = cache.catalogue.get(session)
-    user = cache.states.get(session, user_id, now)
+
+    def stored(own: Session, pk: int) -> UserState | None:
+        """The state the user's ready record carries, with the events stored since."""
+        found = cache.ready.stored(pk, snapshot)
+        prepared = found.record.prepared if found is not None else None
+        if prepared is None:
+            return None
+        new = events_since(own, pk, prepared.state["last_event"], prepared.marks)
+        if new is None:
+            return None
+        state = from_stored(pk, prepared.state, prepared.touched)
+        for event_id, item in new:
+            state.touched.add(item)
+            state.events += 1
+            state.last_event = event_id
+        return state
+
+    user = cache.states.get(session, user_id, now, stored)
     models_now = model_stamp(models)
 
     def own() -> Candidates:
@@ -528,13 +700,22 @@ def serve(
     taken = None
     if ahead is not None and ahead.serves(page, n, user, held, everyone, snapshot, ctl):
         taken = next_from(ahead, snapshot, user, promoted_at)
+    prepared = held.record.prepared
     if taken is not None:
         ranked, rest = taken
+        ranking = "ahead"
+    elif page == 1 and takes_prepared(prepared, user, ctl, n):
+        recent = sources.recent_items(snapshot, stamp, defaults.candidates_per_source)
+        fresh = _fresh(session, cache, snapshot, recent, defaults, weights, rng, stamp)
+        pages = from_prepared(snapshot, user, prepared, fresh, ctl, defaults, promoted_at, stamp)
+        ranked, rest = pages.part(slice(0, n)), pages.part(slice(n, None))
+        ranking = "prepared"
     else:
         ranked, rest = _rank(
             session, models, cache, snapshot, user, held, everyone, ctl, browsing, page, n,
             defaults, weights, rng, promoted_at, stamp,
         )  # fmt: skip
+        ranking = "now"
     cache.keep_ahead(
         browsing,
         Ahead(page + 1, n, user, held, everyone, snapshot.lineage, ctl, rest)
@@ -563,6 +744,7 @@ def serve(
         items=page_items(snapshot, ranked),
         model=held.record.ranking,
         candidates=status,
+        ranking=ranking,
         personal=held.record.personal,
     )
 
@@ -576,16 +758,9 @@ def _rank(
     """This page, ranked with the :data:`PAGES_AHEAD` after it: (this page, the rest)."""
     k = defaults.candidates_per_source
     recent = sources.recent_items(snapshot, stamp, k)
-    fresh = recent[snapshot.created[recent] >= stamp - defaults.fresh_days * 86400.0]
     extra = {
         "topics": topic_candidates(snapshot, recent, ctl.followed_tags, k),
-        "fresh": fresh_candidates(
-            fresh,
-            *fresh_stats(session, cache, snapshot, fresh, weights),
-            defaults.exploration_budget,
-            rng,
-            k,
-        ),
+        "fresh": _fresh(session, cache, snapshot, recent, defaults, weights, rng, stamp),
     }
     ranked = rank_page(
         snapshot,
@@ -603,3 +778,18 @@ def _rank(
         ahead=1 + PAGES_AHEAD,
     )
     return ranked.part(slice(0, n)), ranked.part(slice(n, None))
+
+
+def _fresh(
+    session: Session, cache: FeedCache, snapshot: Snapshot, recent: np.ndarray,
+    defaults: FeedConfig, weights: Mapping[str, float], rng: np.random.Generator, stamp: float,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """This page's Thompson draws on the new items among ``recent`` (the ``fresh`` source)."""
+    fresh = recent[snapshot.created[recent] >= stamp - defaults.fresh_days * 86400.0]
+    return fresh_candidates(
+        fresh,
+        *fresh_stats(session, cache, snapshot, fresh, weights),
+        defaults.exploration_budget,
+        rng,
+        defaults.candidates_per_source,
+    )

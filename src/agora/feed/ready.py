@@ -102,6 +102,18 @@ class Ready:
             return held, "built"
         return held, status
 
+    def stored(self, user_pk: int, snapshot: Snapshot) -> Held | None:
+        """The user's record as held, or read from the store (and held), however current."""
+        with self._lock:
+            held = self._held.get(user_pk)
+        if held is None and self.store is not None:
+            record = self.store.get(user_pk)
+            if record is None:
+                return None
+            held = hold(record, snapshot)
+            self._keep(user_pk, held)
+        return held
+
     def find(
         self,
         user_pk: int,

@@ -15,8 +15,11 @@ Each round (:meth:`Refresher.step`):
   refresher's mark, kept in the store, so a restarted refresher catches up where it stopped);
 * users the online path asked for (no record yet, or a record older than their events).
 
-Per-user work is :func:`agora.feed.candidates.compute_candidates`; users are read and written
-in chunks (one query for a chunk's events, one write for its records).
+Per-user work is :func:`agora.feed.candidates.compute_candidates`, then
+:func:`agora.feed.online.prepare`: the user's first pages ranked ahead, with the filter state
+they were ranked under, so that a worker serves a first page without reading the user's state
+or ranking. Users with new feedback or settings are refreshed too (their pages change). Users
+are read and written in chunks (a few queries for a chunk, one write for its records).
 """
 
 from __future__ import annotations
@@ -34,9 +37,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.config import FeedConfig
 from agora.db import queries
 from agora.db.tables import Event, Item, SocialEdge, User
-from agora.feed import sources
+from agora.experiments.service import planned_overrides
+from agora.feed import online, sources
 from agora.feed.cache import FeedCache
-from agora.feed.candidates import compute_candidates, compute_global, model_stamp, user_ties
+from agora.feed.candidates import (
+    EVERYONE,
+    Candidates,
+    compute_candidates,
+    compute_global,
+    model_stamp,
+    user_ties,
+)
+from agora.feed.models import FeedFeedback, FeedSettings
+from agora.feed.ready import hold
+from agora.feed.state import UserState, log_marks, read_states
 from agora.feed.store import CandidateStore
 from agora.ingest.schemas import as_utc
 from agora.serving.service import ModelStore, ModelUnavailable, resolve_model
@@ -46,6 +60,8 @@ log = logging.getLogger(__name__)
 CHUNK = 128  # users read and written together (dirty users wait for one chunk at most)
 EVENTS_MARK = "events"
 EDGES_MARK = "edges"
+FEEDBACK_MARK = "feedback"
+SETTINGS_MARK = "settings"  # epoch seconds of the newest settings change seen
 STAMP_MARK = "stamp"
 FULL_MARK = "full"
 
@@ -129,12 +145,14 @@ class Refresher:
             chunk = pks[start : start + CHUNK]
             now = datetime.now(UTC)
             with self.sessions() as session:
+                marks = log_marks(session)  # first: whatever is stored later is newer
                 ids = dict(
                     session.execute(
                         select(User.id, User.external_id).where(User.id.in_(chunk))
                     ).all()
                 )
                 rows = event_rows(session, list(ids))
+                states = read_states(session, ids)
                 ties = user_ties(session, list(ids))
                 everyone_followed = list({tie for mine in ties.values() for tie in mine})
                 sources.recent_tie_activity(  # one read for the chunk; users then hit the cache
@@ -155,6 +173,7 @@ class Refresher:
                     for pk in chunk
                     if pk in ids
                 ]  # fmt: skip
+                self._prepare(session, records, states, marks, now)
             self.store.put(records)
             done += len(records)
             if progress is not None:
@@ -162,6 +181,30 @@ class Refresher:
             if between is not None:
                 between()
         return done
+
+    def _prepare(
+        self, session: Session, records: list[Candidates], states: dict[int, UserState],
+        marks: dict[str, float], now: datetime,
+    ) -> None:  # fmt: skip
+        """Rank each record's first pages ahead (:func:`agora.feed.online.prepare`), under the
+        arms the running experiments give its user (their exposure is logged when a page is
+        served); none before the shared record exists."""
+        shared = self.store.get(EVERYONE)
+        if shared is None:
+            return
+        snapshot = self.cache.catalogue.get(session)
+        everyone = hold(shared, snapshot)
+
+        def known(name: str | None) -> object:
+            return self.cache.known.mask(self.models, name, snapshot)
+
+        for record in records:
+            state = states[record.user_pk]
+            state.variant = planned_overrides(session, state.user_id, now)
+            record.prepared = online.prepare(
+                snapshot, state, hold(record, snapshot), everyone, known, self.feed, marks,
+                now.timestamp(),
+            )  # fmt: skip
 
     def _ranking_model(self) -> str | None:
         try:
@@ -207,20 +250,25 @@ class Refresher:
 
     def refresh_dirty(self, limit: int = 10_000) -> int:
         """Users with events or new ties past the refresher's marks, and wanted users."""
-        heads = {name: int(self.store.mark(name) or 0) for name in (EVENTS_MARK, EDGES_MARK)}
+        heads = {
+            name: int(self.store.mark(name) or 0)
+            for name in (EVENTS_MARK, EDGES_MARK, FEEDBACK_MARK)
+        }
+        heads[SETTINGS_MARK] = float(self.store.mark(SETTINGS_MARK) or 0.0)
         stored = self._dirty(heads, limit)
         for name, value in heads.items():
             self._advance(name, value)
         return stored
 
-    def _dirty(self, heads: dict[str, int], limit: int = 10_000) -> int:
-        """Refresh wanted users and those with events or ties past ``heads`` (log ids, moved
-        on to the newest read)."""
+    def _dirty(self, heads: dict[str, float], limit: int = 10_000) -> int:
+        """Refresh wanted users and those with events, ties, feedback or settings past
+        ``heads`` (log ids and the settings' time, moved on to the newest read)."""
         dirty: set[int] = set(self.store.take_wanted(limit))
         with self.sessions() as session:
             for name, column, user in (
                 (EVENTS_MARK, Event.id, Event.user_id),
                 (EDGES_MARK, SocialEdge.id, SocialEdge.source_id),
+                (FEEDBACK_MARK, FeedFeedback.id, FeedFeedback.user_id),
             ):
                 found = session.execute(
                     select(column, user).where(column > heads[name]).order_by(column).limit(limit)
@@ -228,6 +276,14 @@ class Refresher:
                 if found:
                     heads[name] = int(found[-1][0])
                     dirty.update(int(u) for _, u in found)
+            since = datetime.fromtimestamp(heads[SETTINGS_MARK], UTC)
+            for user, updated in session.execute(
+                select(FeedSettings.user_id, FeedSettings.updated)
+                .where(FeedSettings.updated > since)
+                .limit(limit)
+            ):
+                heads[SETTINGS_MARK] = max(heads[SETTINGS_MARK], as_utc(updated).timestamp())
+                dirty.add(int(user))
         return self.refresh_users(sorted(dirty)) if dirty else 0
 
     def step(self) -> dict[str, int]:
@@ -243,14 +299,17 @@ class Refresher:
             return {"all": self.refresh_all()}
         return {"dirty": self.refresh_dirty()}
 
-    def _log_heads(self, session: Session) -> dict[str, int]:
+    def _log_heads(self, session: Session) -> dict[str, float]:
+        marks = log_marks(session)
         return {
             EVENTS_MARK: int(session.scalar(select(func.max(Event.id))) or 0),
-            EDGES_MARK: int(session.scalar(select(func.max(SocialEdge.id))) or 0),
+            EDGES_MARK: int(marks["edges"]),
+            FEEDBACK_MARK: int(marks["feedback"]),
+            SETTINGS_MARK: marks["settings"],
         }
 
-    def _advance(self, name: str, value: int) -> None:
-        if value > int(self.store.mark(name) or 0):
+    def _advance(self, name: str, value: float) -> None:
+        if value > float(self.store.mark(name) or 0):
             self.store.set_mark(name, str(value))
 
     # -- running -------------------------------------------------------------------------------

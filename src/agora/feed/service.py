@@ -89,6 +89,7 @@ class FeedPage:
     sources: dict[str, int]
     model: str | None
     candidates: str = "built"  # ready, stale or built (agora.feed.ready.Ready.get)
+    ranking: str = "now"  # prepared, ahead or now (agora.feed.online.Served)
 
 
 # -- controls, interests and feedback --------------------------------------------------------
@@ -336,6 +337,7 @@ def build_feed(
         sources=dict(Counter(i.source for i in items)),
         model=served.model,
         candidates=served.candidates,
+        ranking=served.ranking,
     )
 
 

@@ -20,11 +20,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.tables import Event, SocialEdge, User
@@ -99,57 +101,149 @@ def read_state(session: Session, user_id: str) -> UserState | None:
 
 def _read_state(session: Session, pk: int, user_id: str) -> UserState:
     """The state's stored parts, without the experiments' arms (``exposed`` false)."""
-    touched: set[int] = set()
-    events, last = 0, 0
-    for event_id, item in session.execute(
-        select(Event.id, Event.item_id).where(Event.user_id == pk)
+    return read_states(session, {pk: user_id})[pk]
+
+
+def read_states(session: Session, users: dict[int, str]) -> dict[int, UserState]:
+    """The stored parts of the states of ``users`` (pk -> external id), a few queries for all
+    of them, without the experiments' arms (``exposed`` false)."""
+    pks = list(users)
+    states = {
+        pk: UserState(
+            pk=pk,
+            user_id=user_id,
+            touched=set(),
+            events=0,
+            last_event=0,
+            hidden=set(),
+            not_interested=[],
+            excluded_authors=set(),
+            muted_tags=frozenset(),
+            followed_tags=[],
+            own={},
+            variant={},
+            exposed=False,
+        )  # fmt: skip
+        for pk, user_id in users.items()
+    }
+    for event_id, user, item in session.execute(
+        select(Event.id, Event.user_id, Event.item_id).where(Event.user_id.in_(pks))
     ):
-        touched.add(int(item))
-        events += 1
-        last = max(last, int(event_id))
-    hidden: set[int] = set()
-    not_interested: list[tuple[int, float]] = []
-    for item, kind, created in session.execute(
-        select(FeedFeedback.item_id, FeedFeedback.kind, FeedFeedback.created)
-        .where(FeedFeedback.user_id == pk, FeedFeedback.item_id.is_not(None))
+        state = states[user]
+        state.touched.add(int(item))
+        state.events += 1
+        state.last_event = max(state.last_event, int(event_id))
+    for user, item, kind, created in session.execute(
+        select(FeedFeedback.user_id, FeedFeedback.item_id, FeedFeedback.kind, FeedFeedback.created)
+        .where(FeedFeedback.user_id.in_(pks), FeedFeedback.item_id.is_not(None))
         .order_by(FeedFeedback.created, FeedFeedback.id)
     ):
         if kind == "hide":
-            hidden.add(int(item))
+            states[user].hidden.add(int(item))
         elif kind == "not_interested":
-            not_interested.append((int(item), as_utc(created).timestamp()))
-    excluded = {
-        int(t)
-        for t in session.scalars(
-            select(SocialEdge.target_id).where(
-                SocialEdge.source_id == pk, SocialEdge.type == "block"
-            )
+            states[user].not_interested.append((int(item), as_utc(created).timestamp()))
+    for user, target in session.execute(
+        select(SocialEdge.source_id, SocialEdge.target_id).where(
+            SocialEdge.source_id.in_(pks), SocialEdge.type == "block"
         )
+    ):
+        states[user].excluded_authors.add(int(target))
+    for row in session.scalars(select(FeedSettings).where(FeedSettings.user_id.in_(pks))):
+        state = states[row.user_id]
+        state.own = {n: float(v) for n in OWN_CONTROLS if (v := getattr(row, n)) is not None}
+        state.muted_tags = frozenset(row.muted_tags or [])
+        state.followed_tags = list(row.followed_tags or [])
+        state.excluded_authors.update(int(a) for a in row.muted_authors or [])
+    return states
+
+
+# -- a state carried in a user's ready record ------------------------------------------------
+def log_marks(session: Session) -> dict[str, float]:
+    """Where the logs a state is read from end now (read before the states: whatever is
+    stored later is newer than the state)."""
+    newest = session.scalar(select(func.max(FeedSettings.updated)))
+    return {
+        "feedback": float(session.scalar(select(func.max(FeedFeedback.id))) or 0),
+        "edges": float(session.scalar(select(func.max(SocialEdge.id))) or 0),
+        "settings": as_utc(newest).timestamp() if newest is not None else 0.0,
     }
-    row = session.get(FeedSettings, pk)
-    own: dict[str, float] = {}
-    muted: frozenset[str] = frozenset()
-    followed: list[str] = []
-    if row is not None:
-        own = {n: float(v) for n in OWN_CONTROLS if (v := getattr(row, n)) is not None}
-        muted = frozenset(row.muted_tags or [])
-        followed = list(row.followed_tags or [])
-        excluded.update(int(a) for a in row.muted_authors or [])
+
+
+def stored_form(state: UserState) -> dict[str, Any]:
+    """The parts of a state a ready record carries as JSON (the touched items travel as an
+    array beside it)."""
+    return {
+        "user_id": state.user_id,
+        "events": state.events,
+        "last_event": state.last_event,
+        "hidden": sorted(state.hidden),
+        "not_interested": [list(pair) for pair in state.not_interested],
+        "excluded_authors": sorted(state.excluded_authors),
+        "muted_tags": sorted(state.muted_tags),
+        "followed_tags": state.followed_tags,
+        "own": state.own,
+        "variant": state.variant,
+    }
+
+
+def from_stored(pk: int, stored: dict[str, Any], touched: np.ndarray) -> UserState:
+    """A state from :func:`stored_form` (its experiments' arms not logged: ``exposed`` false)."""
     return UserState(
         pk=pk,
-        user_id=user_id,
-        touched=touched,
-        events=events,
-        last_event=last,
-        hidden=hidden,
-        not_interested=not_interested,
-        excluded_authors=excluded,
-        muted_tags=muted,
-        followed_tags=followed,
-        own=own,
-        variant={},
+        user_id=stored["user_id"],
+        touched=set(touched.tolist()),
+        events=stored["events"],
+        last_event=stored["last_event"],
+        hidden=set(stored["hidden"]),
+        not_interested=[(int(i), float(t)) for i, t in stored["not_interested"]],
+        excluded_authors=set(stored["excluded_authors"]),
+        muted_tags=frozenset(stored["muted_tags"]),
+        followed_tags=list(stored["followed_tags"]),
+        own=dict(stored["own"]),
+        variant=dict(stored["variant"]),
         exposed=False,
     )
+
+
+def same_filters(state: UserState, stored: dict[str, Any]) -> bool:
+    """Whether ``state`` filters and ranks as the stored one did, apart from its events."""
+    return (
+        state.hidden == set(stored["hidden"])
+        and state.excluded_authors == set(stored["excluded_authors"])
+        and state.muted_tags == frozenset(stored["muted_tags"])
+        and state.followed_tags == stored["followed_tags"]
+        and state.own == stored["own"]
+        and state.variant == stored["variant"]
+        and [list(pair) for pair in state.not_interested] == stored["not_interested"]
+    )
+
+
+def events_since(
+    session: Session, pk: int, last_event: int, marks: dict[str, float]
+) -> list[tuple[int, int]] | None:
+    """The user's events stored after ``last_event`` as (event id, item pk), in one query;
+    None when their feedback, social edges or settings changed after ``marks`` too (the
+    state is then read afresh)."""
+    settings_since = datetime.fromtimestamp(marks["settings"], UTC)
+    rows = session.execute(
+        union_all(
+            select(literal(0), Event.id, Event.item_id).where(
+                Event.user_id == pk, Event.id > last_event
+            ),
+            select(literal(1), FeedFeedback.id, FeedFeedback.id).where(
+                FeedFeedback.user_id == pk, FeedFeedback.id > int(marks["feedback"])
+            ),
+            select(literal(1), SocialEdge.id, SocialEdge.id).where(
+                SocialEdge.source_id == pk, SocialEdge.id > int(marks["edges"])
+            ),
+            select(literal(1), FeedSettings.user_id, FeedSettings.user_id).where(
+                FeedSettings.user_id == pk, FeedSettings.updated > settings_since
+            ),
+        )
+    ).all()
+    if any(kind for kind, _, _ in rows):
+        return None
+    return sorted((int(event_id), int(item)) for _, event_id, item in rows)
 
 
 class UserStates:
@@ -174,14 +268,30 @@ class UserStates:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def get(self, session: Session, user_id: str, now: datetime) -> UserState:
+    def get(
+        self,
+        session: Session,
+        user_id: str,
+        now: datetime,
+        stored: Callable[[Session, int], UserState | None] | None = None,
+    ) -> UserState:
         """The user's state, loaded (on a new session on ``session``'s database) when not held
-        or older than the TTL, or held without the experiments' arms (see :meth:`known`)."""
+        or older than the TTL, or held without the experiments' arms (see :meth:`known`).
+        ``stored(session, pk)`` gives the state a user's ready record carries, brought up to
+        date, or None: a known user's state is then read from the store."""
         state = self._fresh(user_id)
         if state is not None and state.exposed:
             return state
         with Session(session.get_bind()) as own:  # committed at once: see load_state
-            state = load_state(own, user_id, now)
+            state = None
+            if stored is not None:
+                pk = own.scalar(select(User.id).where(User.external_id == user_id))
+                state = stored(own, pk) if pk is not None else None
+            if state is None:
+                state = load_state(own, user_id, now)
+            else:
+                state.variant = arm_overrides(own, user_id, now)
+                state.exposed = True
             own.commit()
         self._hold(state)
         return state

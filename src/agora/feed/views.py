@@ -36,7 +36,7 @@ from agora.db.engine import transaction
 from agora.feed import service
 from agora.feed.cache import FeedCache
 from agora.feed.models import FEEDBACK_KINDS
-from agora.feed.online import MAX_PAGE
+from agora.feed.online import FIRST_PAGE, MAX_PAGE
 from agora.feed.state import UserState
 from agora.ingest.schemas import ExternalId
 from agora.market import service as market
@@ -280,7 +280,7 @@ def get_feed(
     settings: SettingsDep,
     cache: FeedCacheDep,
     market_cache: MarketCacheDep,
-    n: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    n: Annotated[int, Query(ge=1, le=MAX_PAGE)] = FIRST_PAGE,
     cursor: Annotated[
         str | None,
         Query(
@@ -294,8 +294,11 @@ def get_feed(
     """Every page is ranked from the user's ready candidates (kept current by the refresher)
     under their current blocks, mutes, hides and what moderation took down; the
     ``X-Feed-Candidates`` header says whether they were ``ready``, ``stale`` (the user's newest
-    events are not in them yet: the refresher is on it) or ``built`` for this page. A user the
-    store does not know yet is created and gets a cold-start page."""
+    events are not in them yet: the refresher is on it) or ``built`` for this page; the
+    ``X-Feed-Ranking`` header whether the page was ranked ``now``, with an earlier page of the
+    session (``ahead``) or by the refresher (``prepared``: a first page of the default size,
+    minus what the user touched since, with exploration drawn now). A user the store does
+    not know yet is created and gets a cold-start page."""
     with _as_http_errors(), cache.serving(), transaction(sessions) as session:
         now = datetime.now(UTC)
         page = service.build_feed(
@@ -329,7 +332,7 @@ def get_feed(
     return Response(
         body.model_dump_json(exclude_none=True),
         media_type="application/json",
-        headers={"X-Feed-Candidates": page.candidates},
+        headers={"X-Feed-Candidates": page.candidates, "X-Feed-Ranking": page.ranking},
     )
 
 

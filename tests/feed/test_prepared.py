@@ -1,0 +1,154 @@
+"""First pages the refresher ranked ahead, as the online path serves them (SQLite and
+PostgreSQL): the same page as ranked now, what changed since filtered or ranked afresh, and no
+state query for a user the worker has not seen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from feed_support import ADMIN, NOW, make_client, seed, train
+from sqlalchemy import event, select
+
+from agora.config import FeedConfig
+from agora.db.tables import Item, User
+from agora.feed.refresher import Refresher
+from agora.feed.store import TableCandidates
+
+#: no exploration (drawn per page) and no campaigns: a page depends on the ranking only
+FEED = FeedConfig(refresh_in_serve=False, exploration=0.0)
+
+
+def refresh(client: TestClient, feed: FeedConfig = FEED) -> TableCandidates:
+    """Every user's record, pages included, as ``agora worker`` stores them."""
+    state = client.app.state
+    store = TableCandidates(state.sessions)
+    Refresher(state.sessions, state.models, store, feed, state.settings.event_weights).refresh_all()
+    return store
+
+
+def first_page(client: TestClient, user: str = "me") -> tuple[list[str], str]:
+    answer = client.get(f"/users/{user}/feed?n=20", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    return [i["item_id"] for i in answer.json()["items"]], answer.headers["x-feed-ranking"]
+
+
+@pytest.fixture
+def prepared(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    with make_client(tmp_path, database_url, feed=FEED) as client:
+        seed(client)
+        train(client)
+        refresh(client)
+        yield client
+
+
+def user_pk(client: TestClient, user: str) -> int:
+    with client.app.state.sessions() as session:
+        return session.scalar(select(User.id).where(User.external_id == user))
+
+
+def test_a_prepared_first_page_is_the_page_ranked_now(
+    prepared: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    store = TableCandidates(prepared.app.state.sessions)
+    record = store.get(user_pk(prepared, "me"))
+    assert record.prepared is not None and record.prepared.n == 20
+
+    items, ranking = first_page(prepared)
+    assert ranking == "prepared"
+    assert items == [str(i) for i in ids_of(prepared, record.prepared.pks[:20])]
+
+    record.prepared = None  # the same record without its pages: ranked per page
+    store.put([record])
+    with make_client(tmp_path, database_url, feed=FEED) as other:
+        again, ranking = first_page(other)
+    assert ranking == "now"
+    assert again == items
+
+
+def ids_of(client: TestClient, pks) -> list[str]:  # noqa: ANN001 - an array of item pks
+    with client.app.state.sessions() as session:
+        names = dict(session.execute(select(Item.id, Item.external_id)).all())
+    return [names[int(pk)] for pk in pks]
+
+
+def test_an_item_touched_after_preparing_leaves_the_prepared_page(prepared: TestClient) -> None:
+    items, _ = first_page(prepared)
+    liked = items[0]
+    body = {"event_id": "me-late", "user_id": "me", "item_id": liked, "type": "like",
+            "timestamp": NOW.isoformat()}  # fmt: skip
+    assert prepared.post("/events", json=[body], headers=ADMIN).status_code == 201
+
+    after, ranking = first_page(prepared)
+    assert ranking == "prepared"  # the refresher has not run: its pages, minus the like
+    assert liked not in after
+    assert after[: len(items) - 1] == [i for i in items if i != liked][: len(after)]
+
+
+@pytest.mark.parametrize("change", ["hide", "block"])
+def test_a_new_filter_ranks_the_page_afresh(
+    prepared: TestClient, change: str, database_url: str, tmp_path: Path
+) -> None:
+    items, _ = first_page(prepared)
+    target = items[0]
+    item = prepared.get(f"/items/{target}", headers=ADMIN).json()
+    if change == "hide":
+        body = {"kind": "hide", "item_id": target}
+        answer = prepared.post("/users/me/feedback", json=body, headers=ADMIN)
+    else:
+        edge = {"source_id": "me", "target_id": item["author_id"], "type": "block"}
+        answer = prepared.post("/edges", json=[edge], headers=ADMIN)
+    assert answer.status_code in (200, 201, 204), answer.text
+
+    after, ranking = first_page(prepared)
+    assert ranking == "now"
+    assert target not in after
+    if change == "block":
+        authors = {prepared.get(f"/items/{i}", headers=ADMIN).json()["author_id"] for i in after}
+        assert item["author_id"] not in authors
+
+    refresh(prepared)  # the refresher ranks the pages again under the new filter
+    with make_client(tmp_path, database_url, feed=FEED) as worker:  # one that held nothing
+        again, ranking = first_page(worker)
+    assert ranking == "prepared"
+    assert target not in again
+
+
+def test_a_user_the_worker_has_not_seen_costs_no_state_queries(
+    prepared: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    """A worker that never served the user reads who they are, their record and what they
+    did since it was ranked: three statements, not the state's five and the ranking."""
+    with make_client(tmp_path, database_url, feed=FEED) as other:
+        first_page(other, "u0")  # the catalogue, models and the shared record read first
+        statements: list[str] = []
+        engine = other.app.state.sessions.kw["bind"]
+
+        def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            _, ranking = first_page(other, "me")
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert ranking == "prepared"
+    reads = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(reads) <= 3, reads
+    assert not any("feed_settings.muted_tags" in s for s in reads), reads
+
+
+def test_exploration_slots_are_drawn_per_page(database_url: str, tmp_path: Path) -> None:
+    feed = FeedConfig(refresh_in_serve=False, exploration=0.25)
+    with make_client(tmp_path, database_url, feed=feed) as client:
+        seed(client)
+        train(client)
+        refresh(client, feed)
+        answer = client.get("/users/me/feed?n=20", headers=ADMIN)
+        assert answer.headers["x-feed-ranking"] == "prepared"
+        sources = [i["source"] for i in answer.json()["items"]]
+    explored = [at for at, source in enumerate(sources, 1) if source == "exploration"]
+    assert explored, sources
+    assert all(at % 4 == 0 for at in explored), sources
