@@ -152,3 +152,24 @@ def test_exploration_slots_are_drawn_per_page(database_url: str, tmp_path: Path)
     explored = [at for at, source in enumerate(sources, 1) if source == "exploration"]
     assert explored, sources
     assert all(at % 4 == 0 for at in explored), sources
+
+
+def test_feedback_and_settings_make_a_user_dirty(prepared: TestClient) -> None:
+    """Their prepared pages change: the refresher's next round ranks them again."""
+    state = prepared.app.state
+    store = TableCandidates(state.sessions)
+    refresher = Refresher(state.sessions, state.models, store, FEED, state.settings.event_weights)
+    me = user_pk(prepared, "me")
+    items, _ = first_page(prepared)
+
+    body = {"kind": "hide", "item_id": items[0]}
+    assert prepared.post("/users/me/feedback", json=body, headers=ADMIN).status_code == 204
+    assert refresher.refresh_dirty() == 1
+    stored = store.get(me).prepared
+    assert stored.state["hidden"] and items[0] not in ids_of(prepared, stored.pks)
+
+    body = {"followed_tags": ["music"]}
+    assert prepared.patch("/users/me/feed/settings", json=body, headers=ADMIN).status_code == 200
+    assert refresher.refresh_dirty() == 1
+    assert store.get(me).prepared.state["followed_tags"] == ["music"]
+    assert refresher.refresh_dirty() == 0  # nothing new since
