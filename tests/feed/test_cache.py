@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 from feed_support import ADMIN, make_client, seed, train
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
 from agora.api.app import create_app
 from agora.config import FeedConfig, Settings
@@ -104,3 +106,32 @@ def test_a_session_idle_past_the_cache_lifetime_still_never_repeats(
         time.sleep(0.6)  # the worker forgot the session: the stored impressions remember it
         second, _ = _items(client, n=2, cursor=cursor)
         assert second and not set(first) & set(second)
+
+
+def test_new_items_exposure_follows_the_window_without_recomputing_per_page(
+    sqlite_url: str,
+) -> None:
+    """The window of new items slides every second: items leaving it need no recomputation,
+    and new items arriving are counted in the background while pages go on with the previous
+    statistics (the newer items count as never shown meanwhile)."""
+    cache = FeedCache(exposure_seconds=60.0)
+    calls: list[list[int]] = []
+
+    def compute(session: Session, pks: list[int]) -> dict:
+        calls.append(pks)
+        return {"shown": {pk: 1 for pk in pks}, "engaged": {}}
+
+    with Session(create_engine(sqlite_url)) as session:
+        first = cache.exposure(session, np.array([3, 1, 2]), compute)
+        assert calls == [[1, 2, 3]] and first["shown"] == {1: 1, 2: 1, 3: 1}
+        assert cache.exposure(session, np.array([2, 3]), compute) is first  # 1 aged out
+        assert calls == [[1, 2, 3]]
+
+        served = cache.exposure(session, np.array([2, 3, 4]), compute)  # 4 is new
+        assert served is first  # not waited for
+        deadline = time.monotonic() + 5
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls[1] == [2, 3, 4]
+        time.sleep(0.05)
+        assert cache.exposure(session, np.array([2, 3, 4]), compute)["shown"][4] == 1

@@ -376,7 +376,7 @@ class FeedCache:
         self.ttl_seconds = ttl_seconds
         self._ties = Bounded(tie_seconds, max_users if max_ties is None else max_ties)
         self._candidates = Bounded(ttl_seconds, max_users)
-        self._exposure: tuple[float, Hashable, Any] = (float("-inf"), None, None)
+        self._exposure: tuple[float, np.ndarray, Any] = (float("-inf"), np.empty(0, np.int64), None)
         self._per_model: dict[str, tuple[str, Any]] = {}
         self.shown = SessionShown(self._redis, ttl_seconds, max_sessions, self.impressions)
         self._ahead = Bounded(ttl_seconds, max_sessions)  # browsing session -> online.Ahead
@@ -445,22 +445,41 @@ class FeedCache:
                 self._per_model[name] = held
             return held[1]
 
-    def exposure(self, session: Session, key: Hashable, compute: Callable[[Session], Any]) -> Any:
-        """Exposure statistics of new items, recomputed when older than ``exposure_seconds``
-        (in the background when enabled and a value for ``key`` exists: until it is done,
-        requests use the previous one)."""
-        stamp, cached_key, value = self._exposure
-        if cached_key == key and time.monotonic() - stamp < self.exposure_seconds:
-            return value
-        if cached_key == key and self._exposure_refresh is not None:
-            self._exposure_refresh.run(session, lambda own: self._keep_exposure(key, compute(own)))
-            return value
-        value = compute(session)
-        self._keep_exposure(key, value)
+    def exposure(
+        self, session: Session, pks: np.ndarray, compute: Callable[[Session, list[int]], Any]
+    ) -> Any:
+        """Exposure statistics of the new items ``pks`` (``compute(session, pks)``), recomputed
+        when older than ``exposure_seconds`` or when new items arrived, in the background when
+        enabled and a value exists: until it lands, requests use the previous one, in which
+        the newer items count as never shown. Items leaving the window of new items need no
+        recomputation (the window slides every second)."""
+        stamp, covered, value = self._exposure
+        if value is not None:
+            if among(pks, covered).all() and time.monotonic() - stamp < self.exposure_seconds:
+                return value
+            if self._exposure_refresh is not None:
+                wanted = np.sort(pks)
+                self._exposure_refresh.run(
+                    session, lambda own: self._keep_exposure(wanted, compute(own, wanted.tolist()))
+                )
+                return value
+        wanted = np.sort(pks)
+        value = compute(session, wanted.tolist())
+        self._keep_exposure(wanted, value)
         return value
 
-    def _keep_exposure(self, key: Hashable, value: Any) -> None:
-        self._exposure = (time.monotonic(), key, value)
+    def _keep_exposure(self, covered: np.ndarray, value: Any) -> None:
+        self._exposure = (time.monotonic(), covered, value)
+
+
+def among(values: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Which of the integers ``values`` are in ``others`` (a binary search: ``np.isin`` builds a
+    table as long as the catalogue)."""
+    if not len(others):
+        return np.zeros(len(values), dtype=bool)
+    ordered = np.sort(others)
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return ordered[at] == values
 
 
 #: For callers without a long-lived cache (tests, scripts): nothing is kept between calls.

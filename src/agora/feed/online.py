@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from agora.config import FeedConfig
 from agora.feed import sources
-from agora.feed.cache import MAX_PAGE, FeedCache, Snapshot
+from agora.feed.cache import MAX_PAGE, FeedCache, Snapshot, among
 from agora.feed.candidates import (
     EVERYONE,
     Candidates,
@@ -177,16 +177,6 @@ def percentiles(values: np.ndarray) -> np.ndarray:
     ranks = np.empty(count)
     ranks[order] = np.repeat(starts + (ties + 1) / 2, ties)  # ranks from 1: a tie's mean
     return ranks / count
-
-
-def among(values: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Which of the integers ``values`` are in ``others`` (a binary search: ``np.isin`` builds a
-    table as long as the catalogue)."""
-    if not len(others):
-        return np.zeros(len(values), dtype=bool)
-    ordered = np.sort(others)
-    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
-    return ordered[at] == values
 
 
 def looked_up(
@@ -613,15 +603,12 @@ def fresh_stats(
     weights: Mapping[str, float],
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Impressions and engagements of the new items at ``fresh``, as arrays: shared by every
-    request, recomputed in the background every ``exposure_seconds``."""
+    request, recomputed in the background every ``exposure_seconds`` and when new items
+    arrive (see :meth:`FeedCache.exposure`)."""
     if not len(fresh):
         return np.empty(0), np.empty(0)
     pks = snapshot.pks[fresh]
-    stats = cache.exposure(
-        session,
-        (len(snapshot.pks), int(pks.min()), int(pks.max())),
-        lambda own: sources.exposure(own, pks.tolist(), weights),
-    )
+    stats = cache.exposure(session, pks, lambda own, wanted: sources.exposure(own, wanted, weights))
 
     def arrays() -> tuple[np.ndarray, np.ndarray]:
         def of(counts: Mapping[int, int]) -> np.ndarray:
