@@ -50,8 +50,8 @@ def test_held_positions_follow_a_full_reload_that_moved_items(community: TestCli
         held, status = ready.get(me, 0, "", snapshot, compute=lambda: None)
         assert status == "ready"
         return (
-            snapshot.pks[held.primary[0]].tolist(),
-            snapshot.pks[held.sources["collaborative"][0]].tolist(),
+            snapshot.pks[held.placed(snapshot).primary[0]].tolist(),
+            snapshot.pks[held.placed(snapshot).sources["collaborative"][0]].tolist(),
         )
 
     assert held_pks(before) == ([30, 50], [30, 50])

@@ -296,8 +296,9 @@ def rank_page(
 ) -> Ranked:
     """Filters and re-ranking over ready candidates (see the module docstring): ``ahead``
     pages of ``n`` in order (each page holds its share of new creators)."""
-    by_source = dict(held.sources)
-    by_source["trending"] = everyone.sources.get("trending", (np.empty(0, np.int64), np.empty(0)))
+    mine, shared = held.placed(snapshot), everyone.placed(snapshot)
+    by_source = dict(mine.sources)
+    by_source["trending"] = shared.sources.get("trending", (np.empty(0, np.int64), np.empty(0)))
     by_source.update(extra)
     pos, src, strength, _ = nominate(by_source)
     network_pos, network_strength = by_source.get("in_network", (np.empty(0, np.int64),) * 2)
@@ -325,7 +326,7 @@ def rank_page(
 
     # relevance
     primary = held if held.record.personal else everyone
-    p_pos, p_scores = primary.primary
+    p_pos, p_scores = primary.placed(snapshot).primary
     raw = np.full(len(pos), np.nan)
     mask = known(primary.record.primary_model)
     if mask is not None:
@@ -386,8 +387,8 @@ def rank_page(
         for r, explored in zip(rows.tolist(), placement.explored.tolist(), strict=True)
     ]
     counts = np.zeros(len(rows), np.int16)
-    if len(network_pos) and len(held.tie_counts):
-        hit, ties = looked_up(network_pos, held.tie_counts, pos[rows])
+    if len(network_pos) and len(mine.tie_counts):
+        hit, ties = looked_up(network_pos, mine.tie_counts, pos[rows])
         counts[hit] = ties
     return Ranked(pos[rows], names, relevance[rows], counts, new_creator[rows], followed)
 

@@ -20,19 +20,38 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Placed:
+    """A record's lists at catalogue positions instead of pks (items the catalogue lacks
+    left out)."""
+
+    primary: tuple[np.ndarray, np.ndarray]  # positions, scores
+    sources: dict[str, tuple[np.ndarray, np.ndarray]]
+    tie_counts: np.ndarray
+
+
+@dataclass
 class Held:
-    """A record as the online path uses it: catalogue positions instead of pks."""
+    """A record as the online path uses it: its lists are placed in the catalogue on first
+    use (a first page served from the record's prepared pages never needs them)."""
 
     record: Candidates
     catalogue_size: int  # positions are valid for snapshots this long or longer
     lineage: int  # ... of the same lineage (a full reload may drop items: positions move)
-    primary: tuple[np.ndarray, np.ndarray]  # positions, scores
-    sources: dict[str, tuple[np.ndarray, np.ndarray]]
-    tie_counts: np.ndarray
     fetched: float = field(default_factory=time.monotonic)
+    _placed: Placed | None = field(default=None, repr=False)
+
+    def placed(self, snapshot: Snapshot) -> Placed:
+        """The record's lists at ``snapshot``'s positions (of this record's lineage)."""
+        if self._placed is None:
+            self._placed = _place(self.record, snapshot)
+        return self._placed
 
 
 def hold(record: Candidates, snapshot: Snapshot) -> Held:
+    return Held(record=record, catalogue_size=len(snapshot.pks), lineage=snapshot.lineage)
+
+
+def _place(record: Candidates, snapshot: Snapshot) -> Placed:
     def place(pks: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         at = snapshot.positions(pks)
         ok = at >= 0
@@ -42,10 +61,7 @@ def hold(record: Candidates, snapshot: Snapshot) -> Held:
     counts = record.tie_counts
     if network is not None:
         counts = counts[snapshot.positions(network[0]) >= 0]
-    return Held(
-        record=record,
-        catalogue_size=len(snapshot.pks),
-        lineage=snapshot.lineage,
+    return Placed(
         primary=place(*record.primary),
         sources={name: place(*pair) for name, pair in record.sources.items()},
         tie_counts=counts,

@@ -52,7 +52,7 @@ def ready_list(
 ) -> list[Recommendation] | None:
     """The user's top ``n`` from their record's primary list (see the module docstring); None
     when the filters leave fewer than ``n`` of a list the record cut at ``PRIMARY_DEPTH``."""
-    positions, scores = held.primary
+    positions, scores = held.placed(snapshot).primary
     keep = ~np.isin(positions, snapshot.positions(user.touched_array()))
     keep &= snapshot.author_pks[positions] != user.pk
     keep &= ~snapshot.removed_mask(positions)
