@@ -134,9 +134,9 @@ def engagement_after_writes(
     settings: Settings, sessions: sessionmaker[Session], engagement_lock: threading.Lock
 ) -> Coalesced:
     """What ``POST /events`` asks for once its answer is sent: engagement counts the new
-    events. A write at a quiet moment is counted at once (before the next request of its
-    connection); the writes that follow within ``engagement_after_write_seconds`` of that
-    catch-up's start are counted together by one catch-up when that time is over, so a
+    events. A write at a quiet moment is counted at once (in its background task, right
+    after its answer); the writes that follow within ``engagement_after_write_seconds`` of
+    that catch-up's start are counted together by one catch-up when that time is over, so a
     stream of writes pays a catch-up's fixed cost a few times a second, not once per write.
     A catch-up waits for a running one (``engagement_lock``, shared with the background job).
     A backlog larger than ``AFTER_WRITE_MAX`` (an import) waits for the background job's next
