@@ -190,6 +190,13 @@ class Settings(BaseSettings):
         description="How often `agora serve` applies new events to engagement, scores new "
         "posts' sentiment (x4) and takes due experiment guardrail looks (0: only on request).",
     )
+    engagement_after_write_seconds: float = Field(
+        0.5,
+        ge=0,
+        description="After `POST /events`, engagement counts the new events at once when it "
+        "did not start counting in the last this many seconds, else together with the other "
+        "writes of that time once they are over (0: after every write).",
+    )
     analytics_refresh_seconds: float = Field(
         3600.0,
         ge=0,

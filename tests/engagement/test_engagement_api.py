@@ -8,12 +8,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from engagement_support import snapshot
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from agora.api.app import create_app
 from agora.config import Settings
 from agora.db.engine import transaction
+from agora.db.tables import Event
+from agora.engagement import service
+from agora.engagement.config import EngagementConfig
 from agora.engagement.models import EngagementState, LedgerEntry
 from agora.feed.models import FeedImpression
 from agora.ingest.schemas import EventIn
@@ -24,8 +29,22 @@ READ = {"Authorization": "Bearer r"}
 NOW = datetime.now(UTC)
 
 
+#: What the README promises: a write's events count within ``engagement_after_write_seconds``
+#: (0.5) plus a catch-up's time (here 2 s for that: a loaded CI machine).
+AFTER_WRITE_BOUND = Settings.model_fields["engagement_after_write_seconds"].default + 2.0
+
+
 def _iso(days_ago: float) -> str:
     return (NOW - timedelta(days=days_ago)).isoformat()
+
+
+def _seconds_until_counted(client: TestClient) -> float:
+    """Seconds until engagement reads count every stored event (fails after 30 s)."""
+    started = time.monotonic()
+    while client.get("/trust/levels", headers=READ).headers["X-Engagement-Pending-Events"] != "0":
+        assert time.monotonic() < started + 30, "the events were not counted"
+        time.sleep(0.02)
+    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -78,9 +97,10 @@ def test_points_badges_trust_and_leaderboards(client: TestClient) -> None:
         "4": 0,
     }  # 12 fans, asker, helper, writer (never active)
 
-    # an event posted a moment ago counts at once
+    # an event posted a moment after another write counts once the interval is over
     like = {"event_id": "late", "user_id": "fan99", "item_id": "q2", "type": "like"}
     assert client.post("/events", json=like, headers=ADMIN).status_code in (200, 201)
+    assert _seconds_until_counted(client) <= AFTER_WRITE_BOUND
     assert client.get("/users/asker/points", headers=READ).json()["total"] == 140
 
     board = client.get("/leaderboards", headers=READ).json()
@@ -191,3 +211,59 @@ def test_reads_never_write_and_the_background_job_applies_imported_events(
         assert time.monotonic() < deadline, "the background job did not catch up"
         time.sleep(0.1)
     assert client.get("/users/asker/points", headers=READ).json()["total"] == 160
+
+
+def test_a_burst_of_single_writes_is_counted_in_few_catch_ups_each_within_the_interval(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single-event writes that follow one another closely share catch-ups (at most one per
+    ``engagement_after_write_seconds``, not one per write), a write at a quiet moment counts
+    before its answer is read, every event counts within the interval plus a catch-up's time,
+    and the result is the same as a replay of every event."""
+    interval = 0.3
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url,
+                        api_key="test-admin", api_keys={"r": ["read"]},
+                        engagement_after_write_seconds=interval)  # fmt: skip
+    counted: list[tuple[float, int]] = []  # (when a catch-up after writes ended, its cursor)
+    apply_after_write = service.apply_after_write
+
+    def recorded(session: Session, config: EngagementConfig, now: datetime) -> bool:
+        done = apply_after_write(session, config, now)
+        cursor = session.scalar(select(EngagementState.event_cursor)) or 0
+        counted.append((time.monotonic(), cursor))
+        return done
+
+    monkeypatch.setattr(service, "apply_after_write", recorded)
+    with TestClient(create_app(settings)) as client:
+        for item, author in (("p1", "author1"), ("p2", "author2")):
+            body = {"title": item, "author_id": author, "created": _iso(5)}
+            assert client.put(f"/items/{item}", json=body, headers=ADMIN).status_code == 201
+
+        def post(i: int) -> float:
+            like = {"event_id": f"e{i}", "user_id": f"fan{i % 7}", "item_id": f"p{i % 2 + 1}",
+                    "type": "like" if i % 3 else "view", "timestamp": _iso(i / 100)}  # fmt: skip
+            sent = time.monotonic()
+            assert client.post("/events", json=like, headers=ADMIN).status_code == 201
+            return sent
+
+        post(0)  # a quiet moment: counted before the answer is read
+        pending = client.get("/trust/levels", headers=READ).headers["X-Engagement-Pending-Events"]
+        assert pending == "0" and len(counted) == 1
+        counted.clear()
+        time.sleep(interval)
+        started = time.monotonic()
+        sent = [post(i) for i in range(1, 41)]
+        burst = time.monotonic() - started
+        assert _seconds_until_counted(client) <= AFTER_WRITE_BOUND
+        assert len(counted) <= 2 + burst / interval < 40
+        with client.app.state.sessions() as session:
+            ids = dict(session.execute(select(Event.event_id, Event.id)).all())
+        for i, at in enumerate(sent, 1):
+            done = next(when for when, cursor in counted if cursor >= ids[f"e{i}"])
+            assert done - at <= interval + 2.0, (i, done - at)
+        with transaction(client.app.state.sessions) as session:
+            incremental = snapshot(session)
+            service.replay(session, settings.engagement, datetime.now(UTC))
+        with client.app.state.sessions() as session:
+            assert snapshot(session) == incremental
+            assert incremental["ledger"]  # likes were counted

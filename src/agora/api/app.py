@@ -41,7 +41,7 @@ from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
 from agora.api import errors, metrics, openapi, query
 from agora.api.auth import check_settings
-from agora.api.background import Job, Jobs
+from agora.api.background import Coalesced, Job, Jobs
 from agora.api.deps import ModelsDep, SessionDep
 from agora.api.middleware import RequestContext
 from agora.api.types import EVENT_TYPE_MARK
@@ -103,7 +103,7 @@ def background_jobs(
     applies new events, new posts and comments get their sentiment, due guardrail looks are
     taken (every ``background_seconds``), heavy analytics are recomputed (every
     ``analytics_refresh_seconds``). Each also runs when a request wakes it; the engagement
-    catch-up holds ``engagement_lock`` (see :func:`after_event_writes`)."""
+    catch-up holds ``engagement_lock`` (see :func:`engagement_after_writes`)."""
     light, heavy = settings.background_seconds, settings.analytics_refresh_seconds
     one_at_a_time = engagement_lock or threading.Lock()
 
@@ -130,32 +130,27 @@ def background_jobs(
     )  # fmt: skip
 
 
-def after_event_writes(
+def engagement_after_writes(
     settings: Settings, sessions: sessionmaker[Session], engagement_lock: threading.Lock
-) -> list[Callable[[], None]]:
-    """What ``POST /events`` runs once its answer is sent: engagement counts the new events,
-    and any that arrive meanwhile, until none is pending. One catch-up runs at a time in a
-    process (``engagement_lock``, shared with the background job): a write that finds one
-    running leaves its events to it. A backlog larger than ``AFTER_WRITE_MAX`` (a stream of
-    writes, an import) waits for the background job's next turn, so that counting does not
-    take the CPU the writes need; engagement reads say how many events are pending."""
+) -> Coalesced:
+    """What ``POST /events`` asks for once its answer is sent: engagement counts the new
+    events. A write at a quiet moment is counted at once (in its background task, right
+    after its answer); the writes that follow within ``engagement_after_write_seconds`` of
+    that catch-up's start are counted together by one catch-up when that time is over, so a
+    stream of writes pays a catch-up's fixed cost a few times a second, not once per write.
+    A catch-up waits for a running one (``engagement_lock``, shared with the background job).
+    A backlog larger than ``AFTER_WRITE_MAX`` (an import) waits for the background job's next
+    turn, so that counting does not take the CPU the writes need; engagement reads say how
+    many events are pending."""
     config = settings.engagement
 
     def engagement_now() -> None:
-        if not engagement_lock.acquire(blocking=False):
-            return
-        try:
-            while True:
-                with transaction(sessions) as session:
-                    if not engagement.apply_after_write(session, config, datetime.now(UTC)):
-                        return
-                with sessions() as session:
-                    if not engagement.pending_events(session, config):
-                        return
-        finally:
-            engagement_lock.release()
+        with engagement_lock, transaction(sessions) as session:
+            engagement.apply_after_write(session, config, datetime.now(UTC))
 
-    return [engagement_now]
+    return Coalesced(
+        "engagement catch-up after writes", engagement_now, settings.engagement_after_write_seconds
+    )
 
 
 def _feed_catch_up(app: FastAPI) -> None:
@@ -195,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 refresher.stop()
             feed_cache.states.stop()
             wiring.market.stop()
+            counting.stop()  # the writes answered so far are counted
             app.state.jobs.stop()
             wiring.impressions.stop()  # after the last request: nothing is added any more
             engine.dispose()
@@ -218,10 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready_answers = wiring.ready_answers
     engagement_lock = threading.Lock()
     app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock)
-    app.state.after_event_writes = [
-        *after_event_writes(settings, app.state.sessions, engagement_lock),
-        lambda: _feed_catch_up(app),
-    ]
+    counting = engagement_after_writes(settings, app.state.sessions, engagement_lock)
+    app.state.after_event_writes = [counting.request, lambda: _feed_catch_up(app)]
     app.state.after_edge_writes = [lambda users: app.state.feed_cache.states.forget_ids(users)]
     query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)

@@ -2,6 +2,7 @@
 and soon after a request asks for one (``wake``). A kit: it knows no domain; the app factory
 registers each domain's jobs (heavy analytics, sentiment scoring, engagement catch-up,
 experiment guardrails). A job that fails is logged and tried again at its next turn.
+:class:`Coalesced` runs work asked for by many requests once for those of a short interval.
 """
 
 from __future__ import annotations
@@ -88,3 +89,77 @@ class Jobs:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+class Coalesced:
+    """``run`` after each ``request()``, at most once every ``interval`` seconds: a request at a
+    quiet moment (no run started in the last ``interval``) runs it at once, in the caller's
+    thread; the requests that come sooner are served together by one run ``interval`` after
+    the last one started (in a timer thread). Every request is followed by a run that starts
+    after it; one run at a time. ``stop`` (the app's shutdown) runs what is still asked for."""
+
+    def __init__(self, name: str, run: Callable[[], object], interval: float):
+        self.name = name
+        self.run = run
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._wanted = False  # a request no run has started after yet
+        self._busy = False  # a run is going on or armed
+        self._running = False
+        self._stopped = False
+        self._started = float("-inf")  # when the latest run started (monotonic)
+        self._timer: threading.Timer | None = None
+
+    def request(self) -> None:
+        """Ask for a run: now when quiet, else once the interval since the last one is over."""
+        with self._lock:
+            self._wanted = True
+            if self._busy or self._stopped:
+                return
+            self._busy = True
+            wait = self._started + self.interval - time.monotonic()
+            if wait > 0:
+                self._arm(wait)
+                return
+        self._drain()
+
+    def _arm(self, wait: float) -> None:
+        """A timer thread runs ``_drain`` in ``wait`` seconds (called holding ``_lock``)."""
+        self._timer = threading.Timer(wait, self._drain)
+        self._timer.name = f"agora-{self.name}"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._timer = None
+            if not self._wanted:
+                self._busy = False
+                return
+            self._wanted, self._running = False, True
+            self._started = time.monotonic()
+        try:
+            self.run()
+        except Exception:  # logged; the next request runs it again
+            log.exception("%s failed", self.name)
+        with self._lock:
+            self._running = False
+            self._idle.notify_all()
+            if self._wanted and not self._stopped:
+                self._arm(max(0.0, self._started + self.interval - time.monotonic()))
+            else:
+                self._busy = False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """No more timed runs: waits for a running one, then runs once more if asked for."""
+        with self._lock:
+            self._stopped = True
+            if self._timer is not None:
+                self._timer.cancel()
+            self._idle.wait_for(lambda: not self._running, timeout)
+            if not self._wanted:
+                return
+        self._drain()
+        with self._lock:  # a timer that fired meanwhile may have taken the request
+            self._idle.wait_for(lambda: not self._running, timeout)

@@ -3,11 +3,11 @@
 The ``engagement_state`` row keeps the last ``events.id`` applied, and :func:`catch_up` applies
 newer events in id order (points with daily caps to the append-only ledger, visit days, badge
 awards, then the trust level of every user they touched). Reads never write: ``POST /events``
-catches up right after its answer (a small backlog; :func:`apply_after_write`), and the
-background job of ``agora serve`` catches up every few seconds (events written by other
-routes and imports); :func:`pending_events` says how many stored events reads do not count
-yet. :func:`replay` clears the
-derived tables and applies every stored event again under the current rules; applying in id
+catches up after its answer (a small backlog; :func:`apply_after_write`), the writes of
+``engagement_after_write_seconds`` together, and the background job of ``agora serve`` catches
+up every few seconds (events written by other routes and imports); :func:`pending_events` says
+how many stored events reads do not count yet. :func:`replay` clears the derived tables and
+applies every stored event again under the current rules; applying in id
 order makes a replay give the same ledger and awards as the increments did. When the rules'
 fingerprint differs from the one the ledger was built under, :func:`catch_up` replays.
 
@@ -28,10 +28,10 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, true, update
+from sqlalchemy import case, delete, exists, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -131,7 +131,8 @@ class _Run:
     by_others: dict[tuple[int, str], int] = field(default_factory=dict)
     days: dict[int, set[date]] = field(default_factory=dict)
     awards: set[tuple[int, str, int | None]] = field(default_factory=set)
-    award_users: set[int] = field(default_factory=set)
+    award_users: set[int] = field(default_factory=set)  # their per-user awards are loaded
+    award_posts: set[tuple[int, int]] = field(default_factory=set)  # (author, item): loaded
     checked_items: set[int] = field(default_factory=set)
     touched: set[int] = field(default_factory=set)
     seen: set[int] | None = None  # pending events the early trust counts saw (None: none)
@@ -165,16 +166,27 @@ class _Early:
     events: set[int] = field(default_factory=set)
     counts: dict[int, dict[str, int | None]] = field(default_factory=dict)
     upto: int | None = None
+    stand_ins: Substitutions | None = None
 
 
-def _early_counts(session: Session, config: EngagementConfig, now: datetime) -> _Early:
-    """:data:`EVENT_METRICS` of the actors and authors of the events pending now. Likes
-    received (costly for prolific authors) are counted only where they can change the level."""
-    row = session.execute(
-        select(EngagementState.event_cursor, EngagementState.gaps).where(
-            EngagementState.id == STATE_ID
-        )
+def _state_row(session: Session) -> Any:
+    """The state row's cursors, rules and gaps, read without a lock (None: no catch-up yet)."""
+    return session.execute(
+        select(
+            EngagementState.event_cursor,
+            EngagementState.item_cursor,
+            EngagementState.rules,
+            EngagementState.gaps,
+        ).where(EngagementState.id == STATE_ID)
     ).first()
+
+
+def _early_counts(
+    session: Session, config: EngagementConfig, now: datetime, row: Any
+) -> _Early | None:  # fmt: skip
+    """:data:`EVENT_METRICS` of the actors and authors of the events pending after the state
+    ``row``'s cursor and gaps; None when there is none. Likes received (costly for prolific
+    authors) are counted only where they can change the level."""
     cursor, gaps = (row.event_cursor, [int(i) for i, _ in row.gaps or []]) if row else (0, [])
     pending = Event.id > cursor
     if gaps:
@@ -185,7 +197,9 @@ def _early_counts(session: Session, config: EngagementConfig, now: datetime) -> 
         .where(pending)
         .limit(EARLY_MAX + 1)
     ).all()
-    if not rows or len(rows) > EARLY_MAX:  # a replay-sized backlog: counted under the lock
+    if not rows:
+        return None
+    if len(rows) > EARLY_MAX:  # a replay-sized backlog: counted under the lock
         return _Early()
     users = sorted({r[1] for r in rows} | {r[2] for r in rows if r[2] is not None})
     stand_ins = substitutions(session, config)
@@ -198,7 +212,7 @@ def _early_counts(session: Session, config: EngagementConfig, now: datetime) -> 
     received = trust_metrics(session, config, wanted, now, stand_ins, which=["likes_received"])
     for user in users:
         counts[user].update(received.get(user, {"likes_received": None}))
-    return _Early({r[0] for r in rows}, counts, max(r[0] for r in rows))
+    return _Early({r[0] for r in rows}, counts, max(r[0] for r in rows), stand_ins)
 
 
 def catch_up(session: Session, config: EngagementConfig, now: datetime) -> int:
@@ -206,9 +220,14 @@ def catch_up(session: Session, config: EngagementConfig, now: datetime) -> int:
     the next call's); returns how many were applied.
 
     Replays everything instead when the rules changed since the ledger was built."""
-    if _up_to_date(session, config):
+    return _catch_up(session, config, now, _state_row(session))
+
+
+def _catch_up(session: Session, config: EngagementConfig, now: datetime, row: Any) -> int:
+    """:func:`catch_up` from the state ``row`` read already."""
+    early = _early_counts(session, config, now, row)
+    if early is None and _up_to_date(session, config, row):
         return 0  # no write: reads do not queue behind one another
-    early: _Early | None = _early_counts(session, config, now)
     state = _lock_state(session, now)
     if state.rules != config.fingerprint():
         _clear(session, state, config)
@@ -221,39 +240,40 @@ def catch_up(session: Session, config: EngagementConfig, now: datetime) -> int:
 AFTER_WRITE_MAX = 2000
 
 
+def _cursor(row: Any, config: EngagementConfig) -> int:
+    """The last event id counted (0 when the rules changed: the next catch-up replays)."""
+    return 0 if row is None or row.rules != config.fingerprint() else row.event_cursor
+
+
 def pending_events(session: Session, config: EngagementConfig) -> int:
     """Stored events the derived tables do not count yet (all of them when the rules changed
     since the ledger was built: the next catch-up replays)."""
-    row = session.execute(
-        select(EngagementState.event_cursor, EngagementState.rules).where(
-            EngagementState.id == STATE_ID
-        )
-    ).first()
-    cursor = 0 if row is None or row.rules != config.fingerprint() else row.event_cursor
+    cursor = _cursor(_state_row(session), config)
     return int(session.scalar(select(func.count()).where(Event.id > cursor)) or 0)
 
 
 def apply_after_write(session: Session, config: EngagementConfig, now: datetime) -> bool:
-    """Catch up now when few events are pending (so an event counts as soon as it is
-    stored); returns False, applying nothing, when the backlog is for the background job."""
-    if pending_events(session, config) > AFTER_WRITE_MAX:
+    """Catch up now when at most :data:`AFTER_WRITE_MAX` events are pending (so that new
+    events count within moments of being stored); returns False, applying nothing, when the
+    backlog is for the background job."""
+    row = _state_row(session)
+    beyond = (
+        select(Event.id)
+        .where(Event.id > _cursor(row, config))
+        .order_by(Event.id)
+        .offset(AFTER_WRITE_MAX)
+        .limit(1)
+    )
+    if session.scalar(beyond) is not None:
         return False
-    catch_up(session, config, now)
+    _catch_up(session, config, now, row)
     return True
 
 
-def _up_to_date(session: Session, config: EngagementConfig) -> bool:
-    row = session.execute(
-        select(
-            EngagementState.event_cursor,
-            EngagementState.item_cursor,
-            EngagementState.rules,
-            EngagementState.gaps,
-        ).where(EngagementState.id == STATE_ID)
-    ).first()
+def _up_to_date(session: Session, config: EngagementConfig, row: Any) -> bool:
+    """Whether the state ``row`` counts everything, given that no event is pending after its
+    cursor: same rules, no gap left, and no new item for post-attribute badges."""
     if row is None or row.rules != config.fingerprint() or row.gaps:
-        return False
-    if session.scalar(select(Event.id).where(Event.id > row.event_cursor).limit(1)) is not None:
         return False
     if any(b.kind == "post_attribute" for b in config.badges):
         return (session.scalar(select(func.max(Item.id))) or 0) <= row.item_cursor
@@ -300,28 +320,33 @@ def _apply(
             for e in late:
                 del gaps[e.id]
         run.pending = sorted(gaps)
-    max_item = session.scalar(select(func.max(Item.id))) or 0
-    if attribute_badges and max_item > state.item_cursor:
+    if attribute_badges:  # the item cursor only matters to them
+        max_item = session.scalar(select(func.max(Item.id))) or 0
         for low in range(state.item_cursor, max_item, config.batch_size):
             high = min(low + config.batch_size, max_item)
             items = select(Item.id).where(Item.id > low, Item.id <= high).order_by(Item.id)
             _check_attributes(session, attribute_badges, list(session.scalars(items)), run)
+        state.item_cursor = max(max_item, state.item_cursor)
     cursor = state.event_cursor
     upto = early.upto if early else None  # later events: the next catch-up
-    while events := _event_rows(
-        session,
-        (Event.id > cursor) & (Event.id <= upto) if upto else Event.id > cursor,
-        config.batch_size,
-    ):
+    while True:
+        events = _event_rows(
+            session,
+            (Event.id > cursor) & (Event.id <= upto) if upto else Event.id > cursor,
+            config.batch_size,
+        )
+        if not events:
+            break
         _apply_events(session, config, events, run, attribute_badges)
         seen = {e.id for e in events}
         low = max(cursor + 1, events[-1].id - MAX_GAPS)
         gaps.update({i: stamp for i in range(low, events[-1].id) if i not in seen})
         cursor, applied = events[-1].id, applied + len(events)
+        if len(events) < config.batch_size:  # the last batch
+            break
     if run.touched:
         _store_trust(session, config, sorted(run.touched), now, early, run.unseen)
     state.event_cursor = cursor
-    state.item_cursor = max(max_item, state.item_cursor)
     state.gaps = [[i, gaps[i]] for i in sorted(gaps)[-MAX_GAPS:]]
     state.updated = now
     session.flush()
@@ -338,16 +363,27 @@ def _apply_events(
         _check_attributes(session, attribute_badges, fresh, run)
 
 
-def _load_awards(session: Session, run: _Run, users: Iterable[int]) -> None:
-    wanted = sorted(set(users) - run.award_users)
+def _load_awards(
+    session: Session, run: _Run, users: Iterable[int], posts: Iterable[tuple[int, int]]
+) -> None:  # fmt: skip
+    """The stored awards this run could give again: the per-user badges of ``users`` and the
+    per-post badges of ``posts`` (author, item), not those on the authors' other posts."""
+    wanted: list[tuple[int, int | None]] = [(u, None) for u in sorted(set(users) - run.award_users)]
+    wanted += sorted(set(posts) - run.award_posts)
     for part in _chunks(wanted):
+        owners = sorted({u for u, _ in part})
+        on_posts = sorted({i for _, i in part if i is not None})
+        on = BadgeAward.item_id.is_(None)
+        if on_posts:
+            on = on | BadgeAward.item_id.in_(on_posts)
         rows = session.execute(
             select(BadgeAward.user_id, BadgeAward.badge, BadgeAward.item_id).where(
-                BadgeAward.user_id.in_(part)
+                BadgeAward.user_id.in_(owners), on
             )
         )
         run.awards.update((u, b, i) for u, b, i in rows)
-    run.award_users.update(wanted)
+        run.award_users.update(owners)
+        run.award_posts.update((u, i) for u, i in part if i is not None)
 
 
 def _award(
@@ -435,6 +471,10 @@ def _load_caps(
     users = sorted({u for u, _, _ in wanted})
     days = sorted({d for _, _, d in wanted})
     rules = sorted({r for _, r, _ in wanted})
+    # ``day`` is the UTC date of ``created``: a range on the (user, created) index, a day wider
+    # either way, spares reading the users' whole ledgers
+    since = datetime.combine(days[0] - timedelta(days=1), datetime.min.time(), UTC)
+    until = datetime.combine(days[-1] + timedelta(days=2), datetime.min.time(), UTC)
     for part in _chunks(users):
         rows = session.execute(
             select(
@@ -442,6 +482,8 @@ def _load_caps(
             )
             .where(
                 LedgerEntry.user_id.in_(part),
+                LedgerEntry.created >= since,
+                LedgerEntry.created < until,
                 LedgerEntry.rule.in_(rules),
                 LedgerEntry.day.in_(days),
             )
@@ -479,7 +521,7 @@ def _apply_batch(
     for e in events:
         if run.seen is None or e.id not in run.seen:
             run.unseen.update(u for u in (e.user, e.author) if u is not None)
-    _load_awards(session, run, users)
+    _load_awards(session, run, users, {(e.author, e.item) for e in events if e.author is not None})
     _load_counts(session, run, events, config)
     _load_days(session, run, {e.user for e in events})
     cap_keys = set()
@@ -598,7 +640,7 @@ def _check_attributes(
             .where(Item.id.in_(part), Item.author_id.is_not(None))
             .order_by(Item.id)
         ).all()
-        _load_awards(session, run, {r[1] for r in rows})
+        _load_awards(session, run, {r[1] for r in rows}, {(r[1], r[0]) for r in rows})
         for item, author, attributes, created in rows:
             for b in badges:
                 if _meets(attributes or {}, b):
@@ -678,77 +720,78 @@ def trust_metrics(
 ) -> dict[int, dict[str, int]]:
     """Per user: the counts trust levels ask for (see :class:`TrustRequirements`; ``which``
     of them), with the requirements the store has no data for counted as
-    :func:`substitutions` says."""
-    stand_ins = stand_ins or substitutions(session, config)
+    :func:`substitutions` says. The counts over the user's own events come from one query."""
     which = set(which)
     out = {u: dict.fromkeys(which, 0) for u in users}
-    since = now - timedelta(days=config.flag_window_days)
-    others = Event.user_id != func.coalesce(Item.author_id, -1)
-    read = Event.type.in_(config.read_events) if stand_ins.read_events is None else true()
+    if not out:
+        return out
+    stand_ins = stand_ins or substitutions(session, config)
     liked = Event.type.in_(stand_ins.like_events)
+    others = Event.user_id != func.coalesce(Item.author_id, -1)
+    own = _own_event_counts(config, stand_ins, liked, now, which)
     for part in _chunks(list(users)):
-        queries: list[tuple[str, Any]] = [
-            (
-                "days_visited",
-                select(ActiveDay.user_id, func.count())
-                .where(ActiveDay.user_id.in_(part))
-                .group_by(ActiveDay.user_id),
-            ),
-            (
-                "posts_read",
-                select(Event.user_id, func.count(func.distinct(Event.item_id)))
-                .where(Event.user_id.in_(part), read)
-                .group_by(Event.user_id),
-            ),
-            (
-                "topics_entered",
-                select(Event.user_id, func.count(func.distinct(Event.item_id)))
-                .where(Event.user_id.in_(part))
-                .group_by(Event.user_id),
-            ),
-            (
-                "likes_given",
-                select(Event.user_id, func.count())
-                .where(Event.user_id.in_(part), liked)
-                .group_by(Event.user_id),
-            ),
-            (
-                "likes_received",
-                select(Item.author_id, func.count())
-                .select_from(Event)
-                .join(Item, Item.id == Event.item_id)
-                .where(Item.author_id.in_(part), liked, others)
-                .group_by(Item.author_id),
-            ),
-            (
-                "replies",
-                select(Event.user_id, func.count())
-                .where(Event.user_id.in_(part), Event.type.in_(config.reply_events))
-                .group_by(Event.user_id),
-            ),
-            (
-                "points",
-                select(PointsTotal.user_id, PointsTotal.points).where(
-                    PointsTotal.user_id.in_(part)
-                ),
-            ),
-            (
-                "max_upheld_flags",
-                select(Event.user_id, func.count())
-                .where(
-                    Event.user_id.in_(part),
-                    Event.type == config.flag_event,
-                    Event.timestamp >= since,
+        queries: list[tuple[list[str], Any]] = []
+        if "days_visited" in which:
+            queries.append(
+                (
+                    ["days_visited"],
+                    select(ActiveDay.user_id, func.count())
+                    .where(ActiveDay.user_id.in_(part))
+                    .group_by(ActiveDay.user_id),
                 )
-                .group_by(Event.user_id),
-            ),
-        ]
-        for metric, stmt in queries:
-            if metric not in which:
-                continue
-            for user, n in session.execute(stmt):
-                out[user][metric] = int(n)
+            )
+        if own:
+            queries.append(
+                (
+                    list(own),
+                    select(Event.user_id, *own.values())
+                    .where(Event.user_id.in_(part))
+                    .group_by(Event.user_id),
+                )
+            )
+        if "likes_received" in which:
+            queries.append(
+                (
+                    ["likes_received"],
+                    select(Item.author_id, func.count())
+                    .select_from(Event)
+                    .join(Item, Item.id == Event.item_id)
+                    .where(Item.author_id.in_(part), liked, others)
+                    .group_by(Item.author_id),
+                )
+            )
+        if "points" in which:
+            queries.append(
+                (
+                    ["points"],
+                    select(PointsTotal.user_id, PointsTotal.points).where(
+                        PointsTotal.user_id.in_(part)
+                    ),
+                )
+            )
+        for metrics, stmt in queries:
+            for user, *counts in session.execute(stmt):
+                out[user].update(zip(metrics, map(int, counts), strict=True))
     return out
+
+
+def _own_event_counts(
+    config: EngagementConfig, stand_ins: Substitutions, liked: Any, now: datetime,
+    which: set[str],
+) -> dict[str, Any]:  # fmt: skip
+    """The aggregates over a user's own events for the metrics in ``which``."""
+    read = Event.type.in_(config.read_events) if stand_ins.read_events is None else true()
+    flagged = (Event.type == config.flag_event) & (
+        Event.timestamp >= now - timedelta(days=config.flag_window_days)
+    )
+    aggregates = {
+        "posts_read": func.count(func.distinct(case((read, Event.item_id)))),
+        "topics_entered": func.count(func.distinct(Event.item_id)),
+        "likes_given": func.count(case((liked, 1))),
+        "replies": func.count(case((Event.type.in_(config.reply_events), 1))),
+        "max_upheld_flags": func.count(case((flagged, 1))),
+    }
+    return {m: aggregate for m, aggregate in aggregates.items() if m in which}
 
 
 @dataclass
@@ -875,7 +918,7 @@ def _store_trust(
     are read now)."""
     ready = early.counts if early else {}
     known = [u for u in users if u in ready and u not in (unseen or ())]
-    stand_ins = substitutions(session, config)
+    stand_ins = early.stand_ins if early and early.stand_ins else substitutions(session, config)
     derived = [m for m in METRICS if m not in EVENT_METRICS]
     metrics = trust_metrics(session, config, known, now, stand_ins, which=derived)
     for user in known:

@@ -1,8 +1,9 @@
 """HTTP routes of engagement: points, badges, trust, leaderboards, tasks, digests, replay.
 
 Reads never write: they show the derived tables as the last catch-up left them (``POST /events``
-catches up after its commit, the background job of ``agora serve`` every few seconds) and say
-in ``X-Engagement-Pending-Events`` how many stored events they do not count yet; they need the
+catches up after its commit, within ``engagement_after_write_seconds``; the background job of
+``agora serve`` every few seconds) and say in ``X-Engagement-Pending-Events`` how many stored
+events they do not count yet; they need the
 ``read`` scope. Creating tasks and replaying need ``admin``.
 The rules are ``settings.engagement``.
 """
