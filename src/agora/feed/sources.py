@@ -21,11 +21,10 @@ import scipy.sparse as sp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from agora.db.tables import Event, Item
+from agora.db.tables import Event, Item, epoch_seconds
 from agora.features.store import event_weight
 from agora.feed.models import FeedImpression
 from agora.feed.retrieval import ItemIndex
-from agora.ingest.schemas import as_utc
 from agora.serving.service import ModelStore, ModelUnavailable, user_history
 
 if TYPE_CHECKING:
@@ -261,13 +260,17 @@ def tie_activity(
         .where(Event.user_id.in_(ties), Event.timestamp >= since)
         .subquery()
     )
-    for user, item, etype, value, ts in session.execute(
+    for user, item, etype, value, stamp in session.execute(
         select(
-            latest.c.user_id, latest.c.item_id, latest.c.type, latest.c.value, latest.c.timestamp
+            latest.c.user_id,
+            latest.c.item_id,
+            latest.c.type,
+            latest.c.value,
+            epoch_seconds(latest.c.timestamp),
         ).where(latest.c.nth <= TIE_EVENTS)
     ):
         if (w := event_weight(etype, value, weights)) > 0:
-            rows[user].append((item, w, as_utc(ts).timestamp()))
+            rows[user].append((item, w, stamp))
     posts = (
         select(
             Item.author_id,
@@ -280,10 +283,12 @@ def tie_activity(
         .where(Item.author_id.in_(ties), Item.created >= since)
         .subquery()
     )
-    for author, item, created in session.execute(
-        select(posts.c.author_id, posts.c.id, posts.c.created).where(posts.c.nth <= TIE_POSTS)
+    for author, item, stamp in session.execute(
+        select(posts.c.author_id, posts.c.id, epoch_seconds(posts.c.created)).where(
+            posts.c.nth <= TIE_POSTS
+        )
     ):
-        rows[author].append((item, POST_WEIGHT, as_utc(created).timestamp()))
+        rows[author].append((item, POST_WEIGHT, stamp))
     return {
         tie: TieActivity(
             np.fromiter((r[0] for r in mine), np.int64, len(mine)),
