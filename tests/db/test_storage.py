@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.exc import OperationalError
 
 from agora.config import Settings
@@ -79,6 +79,52 @@ def test_unknown_ids_in_events_are_created(engine) -> None:
         assert queries.user_record(s, "newbie")["n_events"] == 1
         assert queries.item_record(s, "fresh")["item_id"] == "fresh"
         assert queries.user_events(s, "newbie")[0][3] == ts
+
+
+def test_a_one_event_write_of_a_known_user_and_item_is_two_statements(engine) -> None:
+    """The stored-event check and the user and item look-ups are one statement; the insert
+    the other."""
+    factory = session_factory(engine)
+    with transaction(factory) as s:
+        service.add_events(s, [_event(1)], TYPES)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, params, context, many) -> None:  # noqa: ANN001, ARG001
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with transaction(factory) as s:
+            summary = service.add_events(s, [_event(2, item="p1")], TYPES)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert summary.written == {"events": 1} and len(statements) == 2
+
+
+def test_a_batch_past_one_look_up_stores_each_new_event_once_with_its_user_and_item(
+    engine,
+) -> None:
+    """700 events (three look-up statements): stored ones and repeats skipped, known and new
+    users and items on both sides of each look-up's bound, every row with its own ids."""
+    factory = session_factory(engine)
+    with transaction(factory) as s:
+        service.add_events(s, [_event(n, user=f"u{n}", item=f"p{n}") for n in range(0, 700, 7)],
+                           TYPES)  # fmt: skip
+    batch = [_event(n, user=f"u{n % 350}", item=f"p{n}") for n in range(700)]
+    with transaction(factory) as s:
+        summary = service.add_events(s, [*batch, batch[3], batch[650]], TYPES)
+    assert summary.written == {"events": 600} and summary.duplicate_events == 102
+    with factory() as s:
+        stored = s.execute(
+            select(Event.event_id, User.external_id, Item.external_id)
+            .join(User, User.id == Event.user_id)
+            .join(Item, Item.id == Event.item_id)
+        ).all()
+    owners = {eid: (user, item) for eid, user, item in stored}
+    first = {f"e{n}": (f"u{n}", f"p{n}") for n in range(0, 700, 7)}
+    assert owners == {f"e{n}": (f"u{n % 350}", f"p{n}") for n in range(700)} | first
+    with factory() as s:
+        assert queries.counts(s)["users"] == 350 + len([n for n in range(0, 700, 7) if n >= 350])
 
 
 def test_rejected_batch_writes_nothing(engine) -> None:

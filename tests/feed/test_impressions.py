@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from feed_support import ADMIN, make_client, seed, train
 from prometheus_client import REGISTRY
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.config import FeedConfig
 from agora.db.engine import session_factory, transaction
 from agora.db.tables import Item, User
-from agora.feed.impressions import ImpressionBuffer
+from agora.feed.impressions import ImpressionBuffer, insert_rows
 from agora.feed.models import FeedImpression
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
@@ -78,7 +80,10 @@ def metric(name: str, **labels: str) -> float:
 
 
 def test_rows_wait_until_a_flush_writes_them_in_one_statement(
-    sessions: sessionmaker[Session], pks: dict[str, int], engine: Engine
+    sessions: sessionmaker[Session],
+    pks: dict[str, int],
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     buffer = ImpressionBuffer(sessions, flush_seconds=60, max_rows=100)
     buffer.add(rows(pks, "u0", "s1", range(5)))
@@ -90,12 +95,19 @@ def test_rows_wait_until_a_flush_writes_them_in_one_statement(
         if statement.lstrip().upper().startswith("INSERT INTO FEED_IMPRESSIONS"):
             inserts.append(statement)
 
+    copy = psycopg.Cursor.copy
+
+    def counted_copy(cursor: psycopg.Cursor, statement: str, *args: Any, **kwargs: Any) -> Any:
+        inserts.append(statement)  # PostgreSQL: a COPY, which SQLAlchemy does not see
+        return copy(cursor, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", counted_copy)
     event.listen(engine, "before_cursor_execute", count)
     try:
         assert buffer.flush() == 8
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert len(inserts) == 1  # one executemany for both pages
+    assert len(inserts) == 1  # one executemany (one COPY) for both pages
     assert len(stored(sessions)) == 8 and buffer.waiting == 0
     assert buffer.flush() == 0  # nothing left
 
@@ -192,6 +204,29 @@ def test_rows_of_a_user_erased_before_the_write_are_dropped_and_the_rest_written
         session.execute(delete(User).where(User.id == pks["u1"]))
     assert buffer.flush() == 3
     assert {u for u, *_ in stored(sessions)} == {pks["u0"]} and buffer.waiting == 0
+
+
+def test_rows_are_stored_as_sqlalchemys_insert_stores_them(
+    sessions: sessionmaker[Session], pks: dict[str, int]
+) -> None:
+    """The buffer's writes (a COPY on PostgreSQL, driver values on SQLite) store the very
+    values a Core insert of the same rows does: times in UTC, text with odd characters."""
+    served = [NOW, NOW.astimezone(timezone(timedelta(hours=-5))) + timedelta(microseconds=123)]
+    page = [
+        {**row, "session": "tab\tnew\nline \\ é ☃", "served": served[i % 2]}
+        for i, row in enumerate(rows(pks, "u0", "s1", range(6)))
+    ]
+    written = "SELECT user_id, item_id, session, position, source, served FROM feed_impressions"
+    with sessions.begin() as session:
+        session.execute(FeedImpression.__table__.insert(), page)
+    with sessions.begin() as session:
+        expected = session.execute(text(written + " ORDER BY id")).all()
+        session.execute(delete(FeedImpression))
+    with sessions.begin() as session:
+        insert_rows(session, page)
+    with sessions() as session:
+        assert session.execute(text(written + " ORDER BY id")).all() == expected
+    assert len(expected) == 6
 
 
 def test_stop_writes_what_is_left(sessions: sessionmaker[Session], pks: dict[str, int]) -> None:

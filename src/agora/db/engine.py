@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from filelock import FileLock
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy import DateTime, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -150,3 +151,16 @@ def insert_for(session: Session, table: Any) -> Any:
     """INSERT with ON CONFLICT support for the session's dialect (SQLite or PostgreSQL)."""
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return module.insert(table)
+
+
+def insert_new(session: Session, table: Table, key: tuple[str, ...]) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` into ``table`` for the session's dialect,
+    built once per dialect and table: a statement built afresh costs more to build and to key
+    for the compiled cache than a small insert costs to run (hot write paths use this)."""
+    return _insert_new(session.get_bind().dialect.name, table, key)
+
+
+@cache
+def _insert_new(dialect: str, table: Table, key: tuple[str, ...]) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing(index_elements=list(key))

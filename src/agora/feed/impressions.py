@@ -4,9 +4,10 @@ One :class:`ImpressionBuffer` per serving process (:func:`agora.wiring.wire`; th
 and stops it in its lifespan). A page's impression rows join the buffer when the page's
 transaction commits (never when it rolls back, never before the page's own writes, such as a new
 user's row); a daemon thread writes everything waiting at least every ``flush_seconds``, in one
-executemany on its own session. A page's impressions are therefore in the store within about
-``flush_seconds``; until then :meth:`ImpressionBuffer.pending` shows them to the reads that must
-see them at once (a browsing session never repeats an item). Counts that tolerate a second's lag
+statement on its own session (:func:`insert_rows`: a ``COPY`` on PostgreSQL). A page's
+impressions are therefore in the store within about ``flush_seconds``; until then
+:meth:`ImpressionBuffer.pending` shows them to the reads that must see them at once (a browsing
+session never repeats an item). Counts that tolerate a second's lag
 (exposure of new items, ``/feed/sources``, experiment metrics) read the table alone.
 
 What can be lost: a clean stop (SIGTERM, SIGINT: uvicorn runs the lifespan's shutdown) writes
@@ -27,10 +28,11 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Dialect, Table, event, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from agora.api import metrics
@@ -40,7 +42,9 @@ from agora.feed.models import FeedImpression
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
-_INSERT = FeedImpression.__table__.insert()
+#: the columns of a row, in the order the writes send them
+COLUMNS = ("user_id", "item_id", "session", "position", "source", "served")
+_TABLE: Table = FeedImpression.__table__
 #: ``Session.info`` key of the rows a transaction adds when it commits
 _ON_COMMIT = "agora.feed.impressions"
 
@@ -120,7 +124,7 @@ class ImpressionBuffer:
             return {item: position for item, position in self._index.get((user_pk, session), ())}
 
     def flush(self) -> int:
-        """Write every waiting row now, in one executemany; returns how many were written.
+        """Write every waiting row now, in one statement; returns how many were written.
         A failure is logged and its rows kept for the next flush (up to ``max_rows``)."""
         with self._writing:
             with self._lock:
@@ -161,7 +165,7 @@ class ImpressionBuffer:
             return batch, []
         try:
             with self._sessions.begin() as session:
-                session.execute(_INSERT, batch)
+                insert_rows(session, batch)
             return batch, []
         except IntegrityError:  # a foreign key: look which rows lost their user or item
             kept: list[Row] = []
@@ -172,7 +176,7 @@ class ImpressionBuffer:
                     stored = row["user_id"] in users and row["item_id"] in items
                     (kept if stored else gone).append(row)
                 if kept:
-                    session.execute(_INSERT, kept)
+                    insert_rows(session, kept)
             return kept, gone
 
     def _keep(self, batch: list[Row]) -> None:
@@ -214,6 +218,54 @@ class ImpressionBuffer:
     def _ended(self, session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is None:  # rolled back (a commit took its rows already)
             session.info.pop(_ON_COMMIT, None)
+
+
+def insert_rows(session: Session, rows: Sequence[Row]) -> None:
+    """Insert impression rows as one statement, past SQLAlchemy's binding of each row (most of
+    what a row cost): a ``COPY`` on PostgreSQL through psycopg; on SQLite one executemany of
+    driver values, each column's bind processor run once per distinct value (the pages of a
+    flush share a few ``served`` times). The rows stored are those ``table.insert()`` stores
+    (it writes them on other drivers); a refused foreign key raises SQLAlchemy's
+    ``IntegrityError`` as a statement would."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        copy = f"COPY {_TABLE.name} ({', '.join(COLUMNS)}) FROM STDIN"
+        try:
+            with connection.connection.cursor() as cursor, cursor.copy(copy) as writing:
+                for row in rows:
+                    writing.write_row([row[name] for name in COLUMNS])
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(copy, None, exc, dialect.loaded_dbapi.Error) from exc
+    elif dialect.name == "sqlite":
+        insert = _TABLE.insert().compile(dialect=dialect, column_keys=list(COLUMNS))
+        order = insert.positiontup or ()
+        connection.exec_driver_sql(str(insert), _driver_values(rows, order, dialect))
+    else:
+        session.execute(_TABLE.insert(), rows)
+
+
+def _driver_values(rows: Sequence[Row], order: Sequence[str], dialect: Dialect) -> list[tuple]:
+    """``rows`` as the driver's tuples of the columns in ``order``, through the columns' bind
+    processors (each once per distinct value)."""
+    pick = itemgetter(*order)
+    processed = [
+        (index, process, {})
+        for index, name in enumerate(order)
+        if (process := _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    if not processed:
+        return [pick(row) for row in rows]
+    values = []
+    for row in rows:
+        row_values = list(pick(row))
+        for index, process, done in processed:
+            value = row_values[index]
+            if value not in done:
+                done[value] = process(value)
+            row_values[index] = done[value]
+        values.append(tuple(row_values))
+    return values
 
 
 def _stored(session: Session, rows: list[Row]) -> tuple[set[int], set[int]]:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import Select, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.tables import Event, SocialEdge, User
@@ -39,6 +39,23 @@ log = logging.getLogger(__name__)
 
 #: Settings a user can override (None in their row: the platform default).
 OWN_CONTROLS = ("diversity", "social_weight", "freshness", "exploration")
+
+
+def _after(key: Any, *columns: Any) -> Select[Any]:
+    """Rows of a log whose ``key`` is past the one bound as ``after``, oldest first (at most
+    50,000 a call). The tail's queries are Core statements built once: the ORM's, built per
+    call, cost several times what reading a few new rows does."""
+    return select(key, *columns).where(key > bindparam("after")).order_by(key).limit(50_000)
+
+
+_EVENTS = Event.__table__.c
+_NEW_EVENTS = _after(_EVENTS.id, _EVENTS.user_id, _EVENTS.item_id)
+_NEW_FEEDBACK = _after(FeedFeedback.__table__.c.id, FeedFeedback.__table__.c.user_id)
+_NEW_EDGES = _after(SocialEdge.__table__.c.id, SocialEdge.__table__.c.source_id)
+_SETTINGS = FeedSettings.__table__.c
+_CHANGED_SETTINGS = select(_SETTINGS.user_id, _SETTINGS.updated).where(
+    _SETTINGS.updated > bindparam("after")
+)
 
 
 @dataclass
@@ -333,11 +350,13 @@ class UserStates:
                     self._by_pk.pop(old.pk, None)
 
     def catch_up(self, session: Session) -> None:
-        """Tail now (a write route of this process calls it after its commit, so the writer's
-        own next page sees the change at once)."""
+        """Apply the events stored since the last tail now: ``POST /events`` calls it after its
+        commit, so that the writer's own next page sees them at once. The other logs, which
+        writing events leaves alone, wait for the thread's next turn (one query here)."""
         if self._thread is not None:
             with self._tail_lock:
-                self.tail(session)
+                if self._marks is not None:
+                    self._tail_events(session, self._marks)
 
     def forget_ids(self, user_ids: set[str]) -> None:
         """Drop the states of the users with these external ids."""
@@ -362,16 +381,28 @@ class UserStates:
             self._marks = self._heads(session)
             return 0
         marks = self._marks
-        read = 0
-        events = session.execute(
-            select(Event.id, Event.user_id, Event.item_id)
-            .where(Event.id > marks["events"])
-            .order_by(Event.id)
-            .limit(50_000)
-        ).all()
+        read = self._tail_events(session, marks)
         stale: set[int] = set()
+        for name, query in (("feedback", _NEW_FEEDBACK), ("edges", _NEW_EDGES)):
+            rows = session.execute(query, {"after": marks[name]}).all()
+            if rows:
+                read += len(rows)
+                marks[name] = int(rows[-1][0])
+                stale.update(int(u) for _, u in rows)
+        changed = session.execute(_CHANGED_SETTINGS, {"after": marks["settings"]}).all()
+        for user, updated in changed:
+            read += 1
+            stale.add(int(user))
+            marks["settings"] = max(marks["settings"], as_utc(updated))
+        if stale:
+            self.forget(stale)
+        return read
+
+    def _tail_events(self, session: Session, marks: dict[str, Any]) -> int:
+        """Add the events stored after ``marks["events"]`` to their holders' states; returns
+        how many it read."""
+        events = session.execute(_NEW_EVENTS, {"after": marks["events"]}).all()
         if events:
-            read += len(events)
             marks["events"] = int(events[-1][0])
             with self._lock:
                 for event_id, user, item in events:
@@ -380,29 +411,7 @@ class UserStates:
                         state.touched.add(int(item))
                         state.events += 1
                         state.last_event = int(event_id)
-        for name, column, user in (
-            ("feedback", FeedFeedback.id, FeedFeedback.user_id),
-            ("edges", SocialEdge.id, SocialEdge.source_id),
-        ):
-            rows = session.execute(
-                select(column, user).where(column > marks[name]).order_by(column).limit(50_000)
-            ).all()
-            if rows:
-                read += len(rows)
-                marks[name] = int(rows[-1][0])
-                stale.update(int(u) for _, u in rows)
-        changed = session.execute(
-            select(FeedSettings.user_id, FeedSettings.updated).where(
-                FeedSettings.updated > marks["settings"]
-            )
-        ).all()
-        for user, updated in changed:
-            read += 1
-            stale.add(int(user))
-            marks["settings"] = max(marks["settings"], as_utc(updated))
-        if stale:
-            self.forget(stale)
-        return read
+        return len(events)
 
     @staticmethod
     def _heads(session: Session) -> dict[str, object]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, Table, bindparam, delete, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from agora.config import EDGE_TYPES
-from agora.db.engine import insert_for
+from agora.db.engine import insert_for, insert_new
 from agora.db.tables import TIME_FLOOR, Event, Group, Item, Membership, SocialEdge, User
 from agora.ingest.schemas import (
     Dataset,
@@ -31,6 +32,7 @@ from agora.ingest.schemas import (
 )
 
 CHUNK = 2000  # rows per INSERT statement; also keeps SQLite under its bound-parameter limit
+_EVENTS: Table = Event.__table__
 
 
 @dataclass
@@ -84,41 +86,58 @@ def _now() -> datetime:
 
 def _ids_by_external(session: Session, table: Any, external_ids: Iterable[str]) -> dict[str, int]:
     wanted = list(dict.fromkeys(external_ids))
+    query = _ids_query(table.__table__)
     found: dict[str, int] = {}
     for part in _chunks(wanted, 900):
-        rows = session.execute(
-            select(table.external_id, table.id).where(table.external_id.in_(part))
-        )
-        found.update({ext: pk for ext, pk in rows})
+        found.update({ext: pk for ext, pk in session.execute(query, {"ids": part})})
     return found
 
 
+@cache
+def _ids_query(table: Table) -> Select[Any]:
+    """``external_id, id`` of the rows of ``table`` whose external id is in ``ids``: a Core
+    statement built once (the ORM's, built per call, costs several times the look-up)."""
+    return select(table.c.external_id, table.c.id).where(
+        table.c.external_id.in_(bindparam("ids", expanding=True))
+    )
+
+
 def _ensure(
-    session: Session, table: Any, external_ids: Iterable[str], blank: dict[str, Any]
+    session: Session,
+    table: Any,
+    external_ids: Iterable[str],
+    blank: dict[str, Any],
+    found: dict[str, int] | None = None,
 ) -> dict[str, int]:
-    """Internal ids for these external ids of ``table``: one look-up, then bare rows (``blank``)
-    for the ones not seen before (a concurrent writer may create them meanwhile: kept once)."""
+    """Internal ids for these external ids of ``table``: one look-up (or ``found``, what a
+    look-up of all of them gave), then bare rows (``blank``) for the ones not seen before (a
+    concurrent writer may create them meanwhile: kept once)."""
     wanted = list(dict.fromkeys(external_ids))
-    found = _ids_by_external(session, table, wanted)
+    found = _ids_by_external(session, table, wanted) if found is None else dict(found)
     missing = [ext for ext in wanted if ext not in found]
-    for part in _chunks(missing):
-        stmt = insert_for(session, table.__table__)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["external_id"])
-        session.execute(stmt, [{"external_id": ext, **blank} for ext in part])
     if missing:
+        stmt = insert_new(session, table.__table__, ("external_id",))
+        for part in _chunks(missing):
+            session.execute(stmt, [{"external_id": ext, **blank} for ext in part])
         found.update(_ids_by_external(session, table, missing))
     return found
 
 
-def ensure_users(session: Session, external_ids: Iterable[str]) -> dict[str, int]:
-    """Internal ids for these users, creating bare rows for the ones not seen before."""
-    return _ensure(session, User, external_ids, {"created": _now(), "attributes": {}})
+def ensure_users(
+    session: Session, external_ids: Iterable[str], found: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Internal ids for these users, creating bare rows for the ones not seen before
+    (``found``: what a look-up of all of them gave, if one was made)."""
+    return _ensure(session, User, external_ids, {"created": _now(), "attributes": {}}, found)
 
 
-def ensure_items(session: Session, external_ids: Iterable[str]) -> dict[str, int]:
-    """Internal ids for these items, creating bare rows for the ones not seen before."""
+def ensure_items(
+    session: Session, external_ids: Iterable[str], found: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Internal ids for these items, creating bare rows for the ones not seen before
+    (``found``: what a look-up of all of them gave, if one was made)."""
     blank = {"created": _now(), "title": "", "body": "", "tags": [], "media": {}, "attributes": {}}
-    return _ensure(session, Item, external_ids, blank)
+    return _ensure(session, Item, external_ids, blank, found)
 
 
 def upsert_users(session: Session, users: Sequence[UserIn]) -> int:
@@ -219,13 +238,13 @@ def add_events(
     unique: dict[str, EventIn] = {}
     for ev in events:
         unique.setdefault(ev.event_id, ev)
-    stored = _existing_event_ids(session, list(unique))
+    stored, known_users, known_items = _look_up(session, unique.values())
     fresh = [ev for eid, ev in unique.items() if eid not in stored]
     summary.duplicate_events = len(events) - len(fresh)
     if not fresh:
         return summary
-    users = ensure_users(session, (ev.user_id for ev in fresh))
-    items = ensure_items(session, (ev.item_id for ev in fresh))
+    users = ensure_users(session, (ev.user_id for ev in fresh), known_users)
+    items = ensure_items(session, (ev.item_id for ev in fresh), known_items)
     rows = [
         {
             "event_id": ev.event_id,
@@ -238,19 +257,53 @@ def add_events(
         }
         for ev in fresh
     ]
+    # a concurrent request may have stored the same event_id meanwhile: still once
+    stmt = insert_new(session, _EVENTS, ("event_id",))
     for part in _chunks(rows):
-        # a concurrent request may have stored the same event_id meanwhile: still once
-        stmt = insert_for(session, Event.__table__)
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"]), part)
+        session.execute(stmt, part)
     summary.add("events", len(rows))
     return summary
 
 
-def _existing_event_ids(session: Session, event_ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for part in _chunks(event_ids, 900):
-        found.update(session.scalars(select(Event.event_id).where(Event.event_id.in_(part))))
-    return found
+def _look_up(
+    session: Session, events: Iterable[EventIn]
+) -> tuple[set[str], dict[str, int], dict[str, int]]:
+    """Which of the events' ids are stored, and the internal ids of their users and items that
+    exist, in one statement per 300 events (a one-event write's three look-ups in one)."""
+    event_ids: list[str] = []
+    users: dict[str, None] = {}  # the distinct ids, in order
+    items: dict[str, None] = {}
+    for ev in events:
+        event_ids.append(ev.event_id)
+        users[ev.user_id] = items[ev.item_id] = None
+    user_ids, item_ids = list(users), list(items)
+    stored: set[str] = set()
+    found: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    for start in range(0, len(event_ids), 300):  # 900 parameters at most (see CHUNK)
+        part = slice(start, start + 300)
+        ids = {"events": event_ids[part], "users": user_ids[part], "items": item_ids[part]}
+        for kind, key, pk in session.execute(_LOOK_UP, ids):
+            if kind == 0:
+                stored.add(key)
+            else:
+                found[kind - 1][key] = pk
+    return stored, *found
+
+
+def _key_query(kind: int, key: Any, pk: Any, name: str) -> Select[Any]:
+    return select(literal_column(str(kind)), key, pk).where(
+        key.in_(bindparam(name, expanding=True))
+    )
+
+
+#: (0, event_id, id) of the stored events among those bound as ``events``, (1, external id,
+#: id) of the known ``users``, (2, ...) of the known ``items`` (Core, built once: see
+#: ``_ids_query``)
+_LOOK_UP = union_all(
+    _key_query(0, _EVENTS.c.event_id, _EVENTS.c.id, "events"),
+    _key_query(1, User.__table__.c.external_id, User.__table__.c.id, "users"),
+    _key_query(2, Item.__table__.c.external_id, Item.__table__.c.id, "items"),
+)
 
 
 def check_edges(edges: Sequence[EdgeIn]) -> list[Problem]:
