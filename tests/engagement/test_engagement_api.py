@@ -29,9 +29,12 @@ READ = {"Authorization": "Bearer r"}
 NOW = datetime.now(UTC)
 
 
+#: A catch-up's time on a loaded CI machine (2 cores shared with other jobs): well under the
+#: 15 s of the background job that a write's events would otherwise wait for.
+CATCH_UP_SLACK = 5.0
 #: What the README promises: a write's events count within ``engagement_after_write_seconds``
-#: (0.5) plus a catch-up's time (here 2 s for that: a loaded CI machine).
-AFTER_WRITE_BOUND = Settings.model_fields["engagement_after_write_seconds"].default + 2.0
+#: (0.5) plus a catch-up's time.
+AFTER_WRITE_BOUND = Settings.model_fields["engagement_after_write_seconds"].default + CATCH_UP_SLACK
 
 
 def _iso(days_ago: float) -> str:
@@ -260,7 +263,7 @@ def test_a_burst_of_single_writes_is_counted_in_few_catch_ups_each_within_the_in
             ids = dict(session.execute(select(Event.event_id, Event.id)).all())
         for i, at in enumerate(sent, 1):
             done = next(when for when, cursor in counted if cursor >= ids[f"e{i}"])
-            assert done - at <= interval + 2.0, (i, done - at)
+            assert done - at <= interval + CATCH_UP_SLACK, (i, done - at)
         with transaction(client.app.state.sessions) as session:
             incremental = snapshot(session)
             service.replay(session, settings.engagement, datetime.now(UTC))
