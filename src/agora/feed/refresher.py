@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -195,7 +196,7 @@ class Refresher:
         snapshot = self.cache.catalogue.get(session)
         everyone = hold(shared, snapshot)
 
-        def known(name: str | None) -> object:
+        def known(name: str | None) -> np.ndarray | None:
             return self.cache.known.mask(self.models, name, snapshot)
 
         for record in records:
@@ -249,7 +250,8 @@ class Refresher:
         return stored
 
     def refresh_dirty(self, limit: int = 10_000) -> int:
-        """Users with events or new ties past the refresher's marks, and wanted users."""
+        """Users with events, new ties, feedback or settings past the refresher's marks, and
+        wanted users."""
         heads = {
             name: int(self.store.mark(name) or 0)
             for name in (EVENTS_MARK, EDGES_MARK, FEEDBACK_MARK)
