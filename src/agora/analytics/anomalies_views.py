@@ -16,8 +16,9 @@ from agora.analytics import results
 from agora.analytics.results_views import Freshness, freshness, pending, pending_doc
 from agora.api.auth import AdminScope
 from agora.api.deps import SessionDep
+from agora.api.routing import OneHopRoute
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
 Top = Annotated[int, Query(ge=1, le=1000, description="How many rows.")]
 

@@ -13,10 +13,11 @@ from agora.analytics import engagement as eg
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
 from agora.api.errors import InvalidRequest, problem
+from agora.api.routing import OneHopRoute
 from agora.api.types import EVENT_TYPE, QueryTime
 from agora.config import Settings
 
-router = APIRouter(tags=["analytics"], dependencies=[ReadScope])
+router = APIRouter(route_class=OneHopRoute, tags=["analytics"], dependencies=[ReadScope])
 
 
 class ActiveOut(BaseModel):

@@ -25,10 +25,11 @@ from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
+from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 from agora.db.engine import transaction
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
 Top = Annotated[int, Query(ge=1, le=1000, description="How many rows.")]
 

@@ -15,9 +15,10 @@ from agora.analytics import results
 from agora.analytics.views import SENTIMENT_JOB, wake
 from agora.api.auth import AdminScope
 from agora.api.deps import SessionFactoryDep
+from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
 Job = Literal["anomalies", "influence", "sentiment", "all"]
 

@@ -20,12 +20,13 @@ from agora.api.auth import AdminScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.routing import OneHopRoute
 from agora.api.types import Seed, json_int
 from agora.db.engine import transaction
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
 
 class BuildIn(BaseModel):

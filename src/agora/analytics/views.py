@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 from agora.analytics import sentiment as sa
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
+from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
 #: The background job that scores new posts and comments (see agora.api.app).
 SENTIMENT_JOB = "sentiment"

@@ -16,16 +16,19 @@ them through :mod:`agora.api.deps`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+import orjson
+from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,8 +45,9 @@ from agora.analytics.views import router as analytics_router
 from agora.api import errors, metrics, openapi, query
 from agora.api.auth import check_settings
 from agora.api.background import Coalesced, Job, Jobs
-from agora.api.deps import ModelsDep, SessionDep
+from agora.api.deps import ModelsDep
 from agora.api.middleware import RequestContext
+from agora.api.routing import OneHopRoute
 from agora.api.types import EVENT_TYPE_MARK
 from agora.config import Settings, get_settings
 from agora.db.engine import transaction
@@ -73,21 +77,52 @@ Scopes nest: `admin` ⊇ `write` ⊇ `read`. Errors answer `{"detail": ..., "pro
 with the location of each problem (`body.3.timestamp`).
 """
 
-health_router = APIRouter()
+health_router = APIRouter(route_class=OneHopRoute)
+
+
+class DatabaseCheck:
+    """The database's answer to ``SELECT 1``, asked at most once per ``max_age`` seconds (in a
+    pool thread, one asker at a time): a load balancer polling ``/health`` many times a second
+    costs the database one query a second, and the event loop none."""
+
+    def __init__(self, sessions: sessionmaker[Session], max_age: float = 1.0):
+        self._sessions = sessions
+        self._max_age = max_age
+        self._asked = -math.inf
+        self._error: str | None = None
+        self._asking = asyncio.Lock()
+
+    async def error(self) -> str | None:
+        """None while the database answers, else the error's class name."""
+        if time.monotonic() - self._asked > self._max_age:
+            async with self._asking:
+                if time.monotonic() - self._asked > self._max_age:
+                    self._error = await run_in_threadpool(self._ask)
+                    self._asked = time.monotonic()
+        return self._error
+
+    def _ask(self) -> str | None:
+        try:
+            with self._sessions() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            log.warning("health: database check failed: %s", type(exc).__name__)
+            return exc.__class__.__name__
+        return None
 
 
 @health_router.get("/health", tags=["health"], summary="Liveness and readiness (no key needed)")
-def health(session: SessionDep, models: ModelsDep) -> JSONResponse:
-    body: dict[str, Any] = {"status": "ok", "version": agora.__version__, "database": "ok"}
-    code = 200
-    try:
-        session.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        log.warning("health: database check failed: %s", exc)
-        body.update(status="degraded", database=f"error: {exc.__class__.__name__}")
-        code = 503
-    body["models"] = models.versions()
-    return JSONResponse(body, status_code=code)
+async def health(request: Request, models: ModelsDep) -> Response:
+    """200 while the database answers (checked at most once a second), 503 when it does not;
+    the served model versions either way."""
+    error = await request.app.state.database_check.error()
+    body: dict[str, Any] = {
+        "status": "degraded" if error else "ok",
+        "version": agora.__version__,
+        "database": f"error: {error}" if error else "ok",
+        "models": models.versions(),
+    }
+    return Response(orjson.dumps(body), 503 if error else 200, media_type="application/json")
 
 
 def _warm(models: ModelStore) -> None:
@@ -204,9 +239,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by agora.web.docs from vendored assets (offline)
         redoc_url=None,
     )
+    app.router.route_class = OneHopRoute  # the routes the app itself adds (docs)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = wiring.sessions
+    app.state.database_check = DatabaseCheck(wiring.sessions)
     app.state.models = models
     app.state.feed_cache = wiring.feed_cache
     app.state.impressions = wiring.impressions

@@ -5,7 +5,7 @@
 ``impressions`` (the same ImpressionBuffer), ``market_cache`` (the ad book, MarketCache) and
 ``ready_answers`` (the feed's precomputed recommendations,
 :class:`~agora.serving.service.ReadyAnswers`).
-Reads use :func:`get_session` (one session per request); writes take the factory
+Reads use :data:`~agora.api.routing.SessionDep` (one session per request); writes take the factory
 (:func:`get_session_factory`) and run their whole request in one ``db.engine.transaction`` so a
 refused request stores nothing. The getters of ``app.state`` are coroutines: FastAPI runs a
 plain function dependency in its thread pool, a hop that costs more than the lookup itself.
@@ -13,12 +13,12 @@ plain function dependency in its thread pool, a hop that costs more than the loo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from agora.api.routing import SessionDep as SessionDep
 from agora.config import Settings
 from agora.feed.cache import FeedCache
 from agora.market.serving import MarketCache
@@ -49,16 +49,9 @@ async def get_session_factory(request: Request) -> sessionmaker[Session]:
     return request.app.state.sessions
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A read session for one request, closed afterwards (nothing is committed)."""
-    with request.app.state.sessions() as session:
-        yield session
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelsDep = Annotated[ModelStore, Depends(get_models)]
 FeedCacheDep = Annotated[FeedCache, Depends(get_feed_cache)]
 MarketCacheDep = Annotated[MarketCache, Depends(get_market_cache)]
 ReadyAnswersDep = Annotated[ReadyAnswers, Depends(get_ready_answers)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
-SessionDep = Annotated[Session, Depends(get_session)]

@@ -45,6 +45,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agora.api.auth import AUTH_ERRORS, MetricsScope
+from agora.api.routing import OneHopRoute
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -148,7 +149,7 @@ def worker_stopped(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-router = APIRouter()
+router = APIRouter(route_class=OneHopRoute)
 
 
 @router.get(

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 from agora.db.engine import transaction
 from agora.engagement import digest as digests
@@ -42,7 +43,7 @@ from agora.engagement.schemas import (
     TrustOut,
 )
 
-router = APIRouter(tags=["engagement"])
+router = APIRouter(route_class=OneHopRoute, tags=["engagement"])
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 Tag = Annotated[str | None, Query(min_length=1, max_length=255)]

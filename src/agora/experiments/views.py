@@ -16,6 +16,7 @@ from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.experiments import service
 from agora.experiments.schemas import (
@@ -27,7 +28,7 @@ from agora.experiments.schemas import (
 )
 from agora.ingest.schemas import unstorable_text
 
-router = APIRouter(tags=["experiments"])
+router = APIRouter(route_class=OneHopRoute, tags=["experiments"])
 
 ExperimentId = Annotated[str, PathParam(min_length=1, max_length=255, description="Experiment id.")]
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="User id.")]

@@ -32,6 +32,7 @@ from agora.api.deps import (
     SettingsDep,
 )
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.feed import service
 from agora.feed.cache import FeedCache
@@ -43,7 +44,7 @@ from agora.market import service as market
 from agora.market.serving import MarketCache
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["feed"])
+router = APIRouter(route_class=OneHopRoute, tags=["feed"])
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 Tag = Annotated[str, Field(min_length=1, max_length=255)]

@@ -20,6 +20,7 @@ from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import Batch, body_doc, read_json, validate_batch, validate_one, with_path_id
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import BodyRejected, InvalidRequest, NotFound, problem
+from agora.api.routing import OneHopRoute
 from agora.config import EDGE_TYPES, Settings
 from agora.db import queries
 from agora.db.engine import transaction
@@ -34,7 +35,7 @@ from agora.ingest.schemas import (
     UserIn,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=OneHopRoute)
 
 
 def _path_id(description: str, pattern: str = ID_PATTERN) -> Any:

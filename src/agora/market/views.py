@@ -16,6 +16,7 @@ from agora.api.auth import AUTH_ERRORS, AdminScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import MarketCacheDep, SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.market import service
 from agora.market.schemas import (
@@ -29,7 +30,7 @@ from agora.market.schemas import (
     ReportOut,
 )
 
-router = APIRouter(tags=["market"])
+router = APIRouter(route_class=OneHopRoute, tags=["market"])
 
 CampaignId = Annotated[str, PathParam(min_length=1, max_length=255, description="Campaign id.")]
 ERRORS = {

@@ -19,6 +19,7 @@ from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.routing import OneHopRoute
 from agora.api.types import Offset, RowId
 from agora.db.engine import transaction
 from agora.ingest.schemas import as_utc
@@ -35,7 +36,7 @@ from agora.moderation.schemas import (
 )
 from agora.serving.service import ModelUnavailable
 
-router = APIRouter(tags=["moderation"])
+router = APIRouter(route_class=OneHopRoute, tags=["moderation"])
 
 ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]
 CaseId = Annotated[RowId, PathParam(description="Review case id (from the queue).")]

@@ -29,6 +29,7 @@ from agora.api.deps import (
     SessionFactoryDep,
     SettingsDep,
 )
+from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db import queries
 from agora.models.registry import MODELS
@@ -37,7 +38,7 @@ from agora.serving.service import Recommendation
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+router = APIRouter(route_class=OneHopRoute)
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]

@@ -14,12 +14,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import agora
 from agora.api.deps import ModelsDep, SessionDep, SettingsDep
+from agora.api.routing import OneHopRoute
 from agora.db import queries
 from agora.feed import service as feed_service
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+router = APIRouter(route_class=OneHopRoute)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
