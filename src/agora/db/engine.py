@@ -20,9 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: How long a process waits for another one's migration before giving up.
 MIGRATION_LOCK_SECONDS = 600.0
-#: A SQLite connection per request thread (the API's thread pool has 40): opening one is
-#: cheap, and a request that has to wait for another's connection is not.
-SQLITE_POOL_SIZE = 40
 
 
 class UtcSqliteDateTime(sqlite.DATETIME):
@@ -58,17 +55,12 @@ class UtcSqliteDateTime(sqlite.DATETIME):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout, its folder and a
-    pool of :data:`SQLITE_POOL_SIZE` connections."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout, and its folder."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=SQLITE_POOL_SIZE,
-        )
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         engine.dialect.colspecs = {**engine.dialect.colspecs, DateTime: UtcSqliteDateTime}
 
         @event.listens_for(engine, "connect")
