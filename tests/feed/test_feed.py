@@ -19,6 +19,7 @@ from agora.feed import online, service, sources
 from agora.feed.cache import FeedCache
 from agora.feed.online import effective_controls
 from agora.feed.state import load_state
+from agora.feed.views import FeedPageOut
 
 
 def page(client: TestClient, user: str = "me", **params) -> dict:  # noqa: ANN003
@@ -67,6 +68,18 @@ def test_pages_never_repeat_and_say_where_items_come_from(community: TestClient)
     b5 = next(i for body in pages for i in body["items"] if i["item_id"] == "b5")
     assert b5["source"] == "in_network" and b5["reason"].startswith("1 person you follow")
     assert impressions_written(community, len(served)) == len(served)
+
+
+def test_a_page_body_is_what_its_documented_model_writes(community: TestClient) -> None:
+    """The route writes its JSON itself (orjson): byte for byte what the documented response
+    model writes, None fields left out, with and without explanations."""
+    for params in ({"n": 8}, {"n": 8, "explain": "true"}):
+        answer = community.get("/users/me/feed", params=params, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        documented = FeedPageOut.model_validate_json(answer.content)
+        assert documented.model_dump_json(exclude_none=True).encode() == answer.content
+        assert all(item.created is not None and not item.ad for item in documented.items)
+    assert any(item.because for item in documented.items)  # explained: the past items named
 
 
 def test_a_posted_event_changes_the_next_page(community: TestClient) -> None:

