@@ -10,11 +10,12 @@ every line logged while a request is answered carries it. Extra fields go in ``e
 
 from __future__ import annotations
 
-import json
 import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 #: The id of the request being answered in this context (None outside a request).
 request_id: ContextVar[str | None] = ContextVar("agora_request_id", default=None)
@@ -47,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return orjson.dumps(line, default=str).decode()
 
 
 def logging_config(level: str = "info") -> dict[str, Any]:
