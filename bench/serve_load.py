@@ -19,7 +19,9 @@ Needs wrk (Debian package ``wrk``; without it the script says so and exits 2). F
    cursor from an earlier answer, that session's next page) and 10% single events
    (``POST /events``); then the same wrk on ``GET /users/{u}/recommendations`` alone; then
    reads the VmRSS of each worker process and stops the server. Before the server starts,
-   ``agora worker --once`` makes every user's feed candidates ready (timed); during the runs a
+   ``agora prune-impressions --older-than-days 0`` removes what earlier runs added to the
+   impressions table (the store as built has none) and ``agora worker --once`` makes every
+   user's feed candidates ready (timed); during the runs a
    separate ``agora worker`` keeps them ready (``--refresher worker``, the default: the servers
    run with ``refresh_in_serve`` false) or the servers' own refresher threads do
    (``--refresher serve``, what ``agora serve`` does alone);
@@ -408,6 +410,18 @@ def feed_page(url: str, user: str = "u0") -> bytes:
     return page.content
 
 
+def forget_impressions(env: dict[str, str]) -> None:
+    """``agora prune-impressions --older-than-days 0``: the impressions of earlier runs go, so
+    every cell starts from the store as built (a run adds about a million rows, and refreshes
+    and writes slow down as the table grows)."""
+    subprocess.run(
+        [sys.executable, "-m", "agora.cli.main", "prune-impressions", "--older-than-days", "0"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def refresh_all(env: dict[str, str]) -> float:
     """``agora worker --once``: every user's feed candidates made ready (seconds it took), so
     the measured runs serve ready candidates, as a platform does after its refresher ran."""
@@ -425,6 +439,7 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
     """One row of the table: ``agora serve`` under the mix and on recommendations, then the
     ceiling app under the same mix."""
     work = Path(args.workdir)
+    forget_impressions(env)
     refresh_seconds = refresh_all(env)
     console.print(f"{db}: every user's candidates refreshed in {refresh_seconds:.1f} s")
     port = free_port()
