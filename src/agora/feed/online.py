@@ -654,7 +654,7 @@ def serve(
 
     def stored(own: Session, pk: int) -> UserState | None:
         """The state the user's ready record carries, with the events stored since."""
-        found = cache.ready.stored(pk, snapshot, own)
+        found = cache.ready.stored(pk, snapshot)
         prepared = found.record.prepared if found is not None else None
         if prepared is None:
             return None

@@ -16,8 +16,6 @@ from agora.feed.candidates import EVERYONE, Candidates
 from agora.serving.service import ModelStore, ModelUnavailable
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from agora.feed.cache import Snapshot
 
 
@@ -120,15 +118,12 @@ class Ready:
             return held, "built"
         return held, status
 
-    def stored(
-        self, user_pk: int, snapshot: Snapshot, session: Session | None = None
-    ) -> Held | None:
-        """The user's record as held, or read from the store (on ``session`` when given) and
-        held, however current."""
+    def stored(self, user_pk: int, snapshot: Snapshot) -> Held | None:
+        """The user's record as held, or read from the store (and held), however current."""
         with self._lock:
             held = self._held.get(user_pk)
         if held is None and self.store is not None:
-            record = self.store.get(user_pk, session)
+            record = self.store.get(user_pk)
             if record is None:
                 return None
             held = hold(record, snapshot)

@@ -308,19 +308,18 @@ class UserStates:
         now: datetime,
         stored: Callable[[Session, int], UserState | None] | None = None,
     ) -> UserState:
-        """The user's state, loaded when not held or older than the TTL, or held without the
-        experiments' arms (see :meth:`known`). ``stored(session, pk)`` gives the state a
-        user's ready record carries, brought up to date (read on ``session``), or None: the
-        state is then read from the store on a new session on ``session``'s database, which
-        commits at once (a new user, their first exposures)."""
+        """The user's state, loaded (on a new session on ``session``'s database) when not held
+        or older than the TTL, or held without the experiments' arms (see :meth:`known`).
+        ``stored(session, pk)`` gives the state a user's ready record carries, brought up to
+        date, or None: a known user's state is then read from the store."""
         state = self._fresh(user_id)
         if state is not None and state.exposed:
             return state
-        state = None
-        if stored is not None:  # read on the page's own session: no second connection
-            pk = session.connection().execute(_USER_PK, {"user_id": user_id}).scalar()
-            state = stored(session, pk) if pk is not None else None
         with Session(session.get_bind()) as own:  # committed at once: see load_state
+            state = None
+            if stored is not None:
+                pk = own.connection().execute(_USER_PK, {"user_id": user_id}).scalar()
+                state = stored(own, pk) if pk is not None else None
             if state is None:
                 state = load_state(own, user_id, now)
             else:

@@ -27,9 +27,7 @@ PREFIX = "agora:feed:"
 class CandidateStore(Protocol):
     """What the refresher writes and the online path reads."""
 
-    def get(self, user_pk: int, session: Session | None = None) -> Candidates | None:
-        """The user's record; ``session``, the caller's, saves the table store a connection."""
-        ...
+    def get(self, user_pk: int) -> Candidates | None: ...
 
     def put(self, records: Iterable[Candidates]) -> None: ...
 
@@ -54,7 +52,7 @@ class RedisCandidates:
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=2.0)
         self.prefix = f"{PREFIX}{namespace}:"
 
-    def get(self, user_pk: int, session: Session | None = None) -> Candidates | None:
+    def get(self, user_pk: int) -> Candidates | None:
         raw = self.redis.get(f"{self.prefix}cand:{user_pk}")
         return Candidates.from_bytes(raw) if raw is not None else None
 
@@ -92,12 +90,9 @@ class TableCandidates:
     def __init__(self, sessions: sessionmaker[Session]):
         self.sessions = sessions
 
-    def get(self, user_pk: int, session: Session | None = None) -> Candidates | None:
-        if session is not None:
+    def get(self, user_pk: int) -> Candidates | None:
+        with self.sessions() as session:
             raw = session.connection().execute(_PAYLOAD, {"pk": user_pk}).scalar()
-        else:
-            with self.sessions() as own:
-                raw = own.connection().execute(_PAYLOAD, {"pk": user_pk}).scalar()
         return Candidates.from_bytes(raw) if raw is not None else None
 
     def put(self, records: Iterable[Candidates]) -> None:
