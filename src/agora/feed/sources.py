@@ -126,7 +126,7 @@ def scored_items(
         finite = np.flatnonzero(np.isfinite(view.scores))
         depth = min(RANK_DEPTH, len(finite))
         top = finite[np.argpartition(-view.scores[finite], depth - 1)[:depth]] if depth else finite
-        top = top[np.argsort(-view.scores[top], kind="stable")]
+        top = top[np.lexsort((top, -view.scores[top]))]  # equal scores by index, as top_n
         return _scored(name, top, view.scores[top], view.loaded, view.personal)
 
     return cache.candidates(key, compute)

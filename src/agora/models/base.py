@@ -159,13 +159,15 @@ class Recommender(ABC):
 
 
 def top_n(scores: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per row, the indices of the ``n`` highest finite scores, best first, and those scores."""
+    """Per row, the indices of the ``n`` highest finite scores, best first (equal scores by
+    index, so every path that ranks the same scores lists them in the same order), and those
+    scores."""
     n = min(n, scores.shape[1])
     if n <= 0:
         return [np.empty(0, np.int64)] * len(scores), [np.empty(0)] * len(scores)
     part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+    order = np.lexsort((part, -part_scores), axis=1)
     idx = np.take_along_axis(part, order, axis=1)
     sc = np.take_along_axis(part_scores, order, axis=1)
     items, values = [], []
