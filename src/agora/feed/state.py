@@ -56,6 +56,28 @@ _SETTINGS = FeedSettings.__table__.c
 _CHANGED_SETTINGS = select(_SETTINGS.user_id, _SETTINGS.updated).where(
     _SETTINGS.updated > bindparam("after")
 )
+_USER_PK = select(User.id).where(User.external_id == bindparam("user_id"))
+# what read_states reads of the users bound as ``pks``
+_FEEDBACK = FeedFeedback.__table__.c
+_EDGES = SocialEdge.__table__.c
+_STATE_EVENTS = select(_EVENTS.id, _EVENTS.user_id, _EVENTS.item_id).where(
+    _EVENTS.user_id.in_(bindparam("pks", expanding=True))
+)
+_STATE_FEEDBACK = (
+    select(_FEEDBACK.user_id, _FEEDBACK.item_id, _FEEDBACK.kind, _FEEDBACK.created)
+    .where(_FEEDBACK.user_id.in_(bindparam("pks", expanding=True)), _FEEDBACK.item_id.is_not(None))
+    .order_by(_FEEDBACK.created, _FEEDBACK.id)
+)
+_STATE_BLOCKS = select(_EDGES.source_id, _EDGES.target_id).where(
+    _EDGES.source_id.in_(bindparam("pks", expanding=True)), _EDGES.type == "block"
+)
+_STATE_SETTINGS = select(
+    _SETTINGS.user_id,
+    _SETTINGS.muted_tags,
+    _SETTINGS.followed_tags,
+    _SETTINGS.muted_authors,
+    *(_SETTINGS[name] for name in OWN_CONTROLS),
+).where(_SETTINGS.user_id.in_(bindparam("pks", expanding=True)))
 
 
 @dataclass
@@ -110,7 +132,7 @@ def load_state(session: Session, user_id: str, now: datetime) -> UserState:
 def read_state(session: Session, user_id: str) -> UserState | None:
     """Read one user's state without writing anything (None for a user the store does not
     know): the running experiments' arms are not read, since that logs an exposure."""
-    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    pk = session.connection().execute(_USER_PK, {"user_id": user_id}).scalar()
     if pk is None:
         return None
     return _read_state(session, pk, user_id)
@@ -143,34 +165,27 @@ def read_states(session: Session, users: dict[int, str]) -> dict[int, UserState]
         )  # fmt: skip
         for pk, user_id in users.items()
     }
-    for event_id, user, item in session.execute(
-        select(Event.id, Event.user_id, Event.item_id).where(Event.user_id.in_(pks))
-    ):
+    conn, bound = session.connection(), {"pks": pks}  # Core statements built once
+    for event_id, user, item in conn.execute(_STATE_EVENTS, bound):
         state = states[user]
         state.touched.add(int(item))
         state.events += 1
         state.last_event = max(state.last_event, int(event_id))
-    for user, item, kind, created in session.execute(
-        select(FeedFeedback.user_id, FeedFeedback.item_id, FeedFeedback.kind, FeedFeedback.created)
-        .where(FeedFeedback.user_id.in_(pks), FeedFeedback.item_id.is_not(None))
-        .order_by(FeedFeedback.created, FeedFeedback.id)
-    ):
+    for user, item, kind, created in conn.execute(_STATE_FEEDBACK, bound):
         if kind == "hide":
             states[user].hidden.add(int(item))
         elif kind == "not_interested":
             states[user].not_interested.append((int(item), as_utc(created).timestamp()))
-    for user, target in session.execute(
-        select(SocialEdge.source_id, SocialEdge.target_id).where(
-            SocialEdge.source_id.in_(pks), SocialEdge.type == "block"
-        )
-    ):
+    for user, target in conn.execute(_STATE_BLOCKS, bound):
         states[user].excluded_authors.add(int(target))
-    for row in session.scalars(select(FeedSettings).where(FeedSettings.user_id.in_(pks))):
-        state = states[row.user_id]
-        state.own = {n: float(v) for n in OWN_CONTROLS if (v := getattr(row, n)) is not None}
-        state.muted_tags = frozenset(row.muted_tags or [])
-        state.followed_tags = list(row.followed_tags or [])
-        state.excluded_authors.update(int(a) for a in row.muted_authors or [])
+    for user, muted_tags, followed_tags, muted_authors, *own in conn.execute(
+        _STATE_SETTINGS, bound
+    ):
+        state = states[user]
+        state.own = {n: float(v) for n, v in zip(OWN_CONTROLS, own, strict=True) if v is not None}
+        state.muted_tags = frozenset(muted_tags or [])
+        state.followed_tags = list(followed_tags or [])
+        state.excluded_authors.update(int(a) for a in muted_authors or [])
     return states
 
 
@@ -251,7 +266,6 @@ _SINCE = union_all(
         FeedSettings.user_id == bindparam("pk"), FeedSettings.updated > bindparam("settings")
     ),
 )
-_USER_PK = select(User.id).where(User.external_id == bindparam("user_id"))
 
 
 def events_since(
