@@ -56,3 +56,19 @@ def test_held_positions_follow_a_full_reload_that_moved_items(community: TestCli
 
     assert held_pks(before) == ([30, 50], [30, 50])
     assert held_pks(after) == ([30, 50], [30, 50])
+
+
+def test_positions_by_table_and_by_binary_search_agree() -> None:
+    """Dense pks are looked up in a table, sparse ones by binary search: the same answers,
+    -1 for pks the catalogue does not hold (gaps, beyond either end, negative)."""
+    rng = np.random.default_rng(3)
+    dense = catalogue(sorted(rng.choice(np.arange(1, 5000), 3000, replace=False).tolist()))
+    sparse = catalogue([*dense.pks.tolist(), 10**12])  # too far apart for a table
+    asked = np.concatenate([rng.integers(-5, 5200, 4000), [0, 10**12, 10**13]])
+    assert dense._position_of is not None and sparse._position_of is None
+    by_table, by_search = dense.positions(asked), sparse.positions(asked)
+    assert by_table.dtype == np.int64
+    held = np.isin(asked, dense.pks)
+    assert (by_table[held] == by_search[held]).all() and (by_table[~held] == -1).all()
+    assert (dense.pks[by_table[held]] == asked[held]).all()
+    assert (by_search[~held & (asked != 10**12)] == -1).all()
