@@ -111,7 +111,7 @@ class UserState:
 def user_pk_or_new(session: Session, user_id: str) -> int:
     """The user's primary key; a user the store does not know yet is created (sign-up; two
     requests for the same new user at once create one row, neither fails)."""
-    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    pk = session.connection().execute(_USER_PK, {"user_id": user_id}).scalar()
     if pk is None:
         pk = ensure_users(session, [user_id])[user_id]
     return pk
