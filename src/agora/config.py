@@ -203,6 +203,13 @@ class Settings(BaseSettings):
         description="How often `agora serve` recomputes heavy analytics (fake-engagement "
         "anomalies, influence) in the background (0: only on POST /analytics/refresh).",
     )
+    erasure_retrain_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="After erasing a user, `agora serve` fits the trained models again without "
+        "them once this many seconds passed (erasures meanwhile share the fit; 0: never, "
+        "their traces in item-side state stay until the next `agora train`).",
+    )
     host: str = Field("127.0.0.1", description="Address `agora serve` and `agora demo` listen on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `agora serve`/`agora demo` use.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(

@@ -15,6 +15,7 @@ from agora.db.engine import downgrade, migrate, session_factory, transaction
 from agora.db.tables import Event, Item, SocialEdge, User
 from agora.ingest import service
 from agora.ingest.schemas import Dataset, EdgeIn, EventIn, GroupIn, ItemIn, MembershipIn, UserIn
+from agora.privacy import service as privacy
 
 TYPES = Settings().event_types
 
@@ -162,8 +163,8 @@ def test_deleting_a_user_removes_their_rows_and_keeps_their_posts(engine) -> Non
         summary = service.add_dataset(s, data, TYPES)
     assert summary.written["edges"] == 2  # friend edges go both ways
     with transaction(factory) as s:
-        assert service.delete_user(s, "alice")
-        assert not service.delete_user(s, "alice")
+        assert privacy.erase_user(s, "alice", requested_by="test") is not None
+        assert privacy.erase_user(s, "alice", requested_by="test") is None
     with factory() as s:
         c = queries.counts(s)
         assert (c["users"], c["events"], c["edges"], c["memberships"]) == (1, 1, 0, 0)

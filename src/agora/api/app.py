@@ -60,6 +60,8 @@ from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
 from agora.market.views import router as market_router
 from agora.moderation.views import router as moderation_router
+from agora.privacy import service as privacy
+from agora.privacy.views import router as privacy_router
 from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
 from agora.web import docs
@@ -133,12 +135,15 @@ def background_jobs(
     settings: Settings,
     sessions: sessionmaker[Session],
     engagement_lock: threading.Lock | None = None,
+    models: ModelStore | None = None,
 ) -> Jobs:
     """The work a served app does behind its requests, so that no GET computes it: engagement
     applies new events, new posts and comments get their sentiment, due guardrail looks are
     taken (every ``background_seconds``), heavy analytics are recomputed (every
-    ``analytics_refresh_seconds``). Each also runs when a request wakes it; the engagement
-    catch-up holds ``engagement_lock`` (see :func:`engagement_after_writes`)."""
+    ``analytics_refresh_seconds``), the models are fitted again without erased users
+    (``erasure_retrain_seconds`` after an erasure; then ``models`` is reloaded). Each also runs
+    when a request wakes it; the engagement catch-up holds ``engagement_lock`` (see
+    :func:`engagement_after_writes`)."""
     light, heavy = settings.background_seconds, settings.analytics_refresh_seconds
     one_at_a_time = engagement_lock or threading.Lock()
 
@@ -149,6 +154,12 @@ def background_jobs(
     def guardrails() -> None:
         with transaction(sessions) as session:
             experiments.take_due_looks(session, datetime.now(UTC))
+
+    retrain_after = settings.erasure_retrain_seconds
+
+    def retrain() -> None:
+        if privacy.retrain_after_erasures(sessions, settings, retrain_after) and models:
+            _reload_models(models)  # this process serves the fits without the erased at once
 
     def result(key: str) -> Callable[[], object]:
         return lambda: analytics_jobs.refresh_result(sessions, key, settings.event_weights)
@@ -161,6 +172,7 @@ def background_jobs(
                 light * 4),
             Job("anomalies", result("anomalies"), heavy),
             Job("influence", result("influence"), heavy),
+            *([Job("erasure retrain", retrain, min(retrain_after, 60.0))] if retrain_after else []),
         ]
     )  # fmt: skip
 
@@ -192,6 +204,19 @@ def _feed_catch_up(app: FastAPI) -> None:
     """The feed's held user states take in events this process just stored."""
     with app.state.sessions() as session:
         app.state.feed_cache.states.catch_up(session)
+
+
+def _reload_models(models: ModelStore) -> None:
+    """Read the models on disk again (an erasure rewrote versions this process may hold)."""
+    try:
+        models.reload()
+    except Exception:  # a broken artefact: the previous models stay, as on POST /admin/reload
+        log.exception("model reload after an erasure failed")
+
+
+def _after_erasure(app: FastAPI, user_pks: set[int]) -> None:
+    app.state.feed_cache.states.forget(user_pks)
+    _reload_models(app.state.models)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -250,10 +275,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.market_cache = wiring.market
     app.state.ready_answers = wiring.ready_answers
     engagement_lock = threading.Lock()
-    app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock)
+    app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock, models)
     counting = engagement_after_writes(settings, app.state.sessions, engagement_lock)
     app.state.after_event_writes = [counting.request, lambda: _feed_catch_up(app)]
     app.state.after_edge_writes = [lambda users: app.state.feed_cache.states.forget_ids(users)]
+    # an erasure in this process drops what it holds at once; the feed's tail tells the others
+    app.state.after_erasures = [lambda pk: _after_erasure(app, {pk})]
+    app.state.feed_cache.states.erasure_listeners.append(lambda pks: _reload_models(models))
     query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)
     app.add_middleware(RequestContext)  # outside the body cap: ids, access log, a clean 500
@@ -277,6 +305,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_anomalies_router)
     app.include_router(analytics_results_router)
     app.include_router(experiments_router)
+    app.include_router(privacy_router)
     app.include_router(health_router)
     app.include_router(metrics.router)
     app.include_router(web_router)

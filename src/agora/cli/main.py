@@ -12,7 +12,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -37,6 +37,10 @@ from agora.engagement.cli import app as engagement_app
 from agora.experiments.cli import app as experiment_app
 from agora.market.cli import app as market_app
 from agora.moderation.cli import app as moderation_app
+from agora.privacy.cli import app as users_app
+
+if TYPE_CHECKING:
+    from agora.features.interactions import Interactions
 
 app = typer.Typer(
     help="Agora: a self-hosted attention engine for community platforms.",
@@ -147,23 +151,20 @@ def train(
     ] = True,
 ) -> None:
     """Fit the configured models on the store's events and save new versions."""
-    from agora.features.store import load_training_data
-    from agora.models.training import train_models
+    from agora.models.training import train_from_store
 
     settings = get_settings()
     names = [m.strip() for m in models.split(",")] if models else settings.models
     _, factory = _store(settings)
-    with console.status("reading events from the store"), factory() as session:
-        interactions, side, last_event = load_training_data(session, settings.event_weights)
-    console.print(
-        f"training on {interactions.n_users:,} users x {interactions.n_items:,} items, "
-        f"{interactions.matrix.nnz:,} interactions"
-    )
-    if interactions.matrix.nnz == 0:
-        error("no events in the store; run `agora import` first")
-        raise typer.Exit(2)
-    with _progress() as progress:
-        task = progress.add_task("training", total=len(names))
+
+    def loaded(interactions: Interactions) -> None:
+        console.print(
+            f"training on {interactions.n_users:,} users x {interactions.n_items:,} items, "
+            f"{interactions.matrix.nnz:,} interactions"
+        )
+
+    with _progress() as progress, factory() as session:
+        task = progress.add_task("reading events from the store", total=len(names))
 
         def step(name: str, stage: str) -> None:
             if stage.startswith("skipped"):
@@ -174,17 +175,21 @@ def train(
             if stage == "saved":
                 progress.advance(task)
 
-        results = train_models(
-            interactions,
-            side,
-            names,
-            settings.model_dir,
-            params=settings.model_params,
-            validate=validate,
-            keep_versions=settings.keep_versions,
-            extra_meta={"last_event_row": last_event},
-            on_step=step,
-        )
+        try:
+            results = train_from_store(
+                session,
+                names,
+                settings.model_dir,
+                settings.event_weights,
+                params=settings.model_params,
+                validate=validate,
+                keep_versions=settings.keep_versions,
+                on_loaded=loaded,
+                on_step=step,
+            )
+        except ValueError as exc:
+            error(str(exc))
+            raise typer.Exit(2) from exc
     table = Table("model", "version", "fit s", "holdout NDCG@10", "holdout Recall@10")
     for r in results:
         table.add_row(
@@ -219,30 +224,28 @@ erase_app = typer.Typer(
 )
 
 
-def _erase(kind: str, external_id: str) -> None:
-    from agora.db.engine import transaction
-    from agora.ingest.service import delete_item, delete_user
-
-    delete = delete_user if kind == "user" else delete_item
-    _, factory = _store(get_settings())
-    with transaction(factory) as session:
-        found = delete(session, external_id)
-    if not found:
-        err.print(f"no {kind} {external_id!r} is stored")
-        raise typer.Exit(1)
-    console.print(f"erased {kind} {external_id!r}", markup=False)
-
-
 @erase_app.command("user")
 def erase_user(user_id: Annotated[str, typer.Argument(help="The user's external id.")]) -> None:
-    """Delete a user with their events, edges and memberships (their items stay, authorless)."""
-    _erase("user", user_id)
+    """Erase a user from the tables and the models (as `agora users erase`; their items stay,
+    authorless)."""
+    from agora.privacy.cli import erase_everywhere
+
+    erase_everywhere(user_id, "keep")
 
 
 @erase_app.command("item")
 def erase_item(item_id: Annotated[str, typer.Argument(help="The item's external id.")]) -> None:
     """Delete an item with every event on it."""
-    _erase("item", item_id)
+    from agora.db.engine import transaction
+    from agora.ingest.service import delete_item
+
+    _, factory = _store(get_settings())
+    with transaction(factory) as session:
+        found = delete_item(session, item_id)
+    if not found:
+        err.print(f"no item {item_id!r} is stored")
+        raise typer.Exit(1)
+    console.print(f"erased item {item_id!r}", markup=False)
 
 
 @app.command()
@@ -478,6 +481,7 @@ def demo(
 
 
 app.add_typer(erase_app, name="erase")
+app.add_typer(users_app, name="users")
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(market_app, name="market")

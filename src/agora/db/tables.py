@@ -189,3 +189,25 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(32), default="member")
     created: Mapped[datetime] = mapped_column(StoredTime())
+
+
+class UserErasure(Base):
+    """The audit trail of erasures (``DELETE /users/{id}``, ``agora users erase``): who asked,
+    when, and how many rows and model artefacts were removed or scrubbed, never what they held.
+
+    The erased person's external id is not kept (it would be their data); ``user_pk`` is the
+    internal row number the store had given them, which no other row refers to any more, so
+    serving processes can drop what they hold in memory for that row."""
+
+    __tablename__ = "user_erasures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_pk: Mapped[int] = mapped_column(BigInteger)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested: Mapped[datetime] = mapped_column(StoredTime())
+    content: Mapped[str] = mapped_column(String(16))
+    removed: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    retrain: Mapped[str] = mapped_column(String(16))
+    retrained: Mapped[datetime | None] = mapped_column(StoredTime())
+    retrained_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import FeedConfig
 from agora.db import queries
-from agora.db.tables import Event, Item, SocialEdge, User
+from agora.db.tables import Event, Item, SocialEdge, User, UserErasure
 from agora.experiments.service import planned_overrides
 from agora.feed import online, sources
 from agora.feed.cache import FeedCache
@@ -127,8 +127,25 @@ class Refresher:
         self.cache = refresher_cache()
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        self._erasures_seen: int | None = None  # the newest erasure :meth:`_drop_erased` saw
 
     # -- the work ----------------------------------------------------------------------------
+    def _drop_erased(self) -> None:
+        """Drop the records of users erased since the last look. An erasure drops its user's
+        record itself, but a chunk that read the user just before may store one just after."""
+        with self.sessions() as session:
+            if self._erasures_seen is None:
+                self._erasures_seen = int(session.scalar(select(func.max(UserErasure.id))) or 0)
+                return
+            found = session.execute(
+                select(UserErasure.id, UserErasure.user_pk)
+                .where(UserErasure.id > self._erasures_seen)
+                .order_by(UserErasure.id)
+            ).all()
+        if found:
+            self._erasures_seen = int(found[-1][0])
+            self.store.drop([int(pk) for _, pk in found])
+
     def refresh_users(
         self,
         user_pks: Iterable[int],
@@ -140,6 +157,7 @@ class Refresher:
         refresh serves dirty users there, so their records never wait for the whole pass)."""
         pks = list(dict.fromkeys(user_pks))
         done = 0
+        self._drop_erased()  # notes where the erasures' log ends, the first time
         for start in range(0, len(pks), CHUNK):
             if self.stopping.is_set():  # a stopping refresher leaves the rest to the next one
                 break
@@ -176,6 +194,7 @@ class Refresher:
                 ]  # fmt: skip
                 self._prepare(session, records, states, marks, now)
             self.store.put(records)
+            self._drop_erased()
             done += len(records)
             if progress is not None:
                 progress(len(chunk))

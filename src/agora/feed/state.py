@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import Select, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
-from agora.db.tables import Event, SocialEdge, User
+from agora.db.tables import Event, SocialEdge, User, UserErasure
 from agora.experiments.service import arm_overrides
 from agora.feed.models import FeedFeedback, FeedSettings
 from agora.ingest.schemas import as_utc
@@ -57,6 +57,7 @@ _CHANGED_SETTINGS = select(_SETTINGS.user_id, _SETTINGS.updated).where(
     _SETTINGS.updated > bindparam("after")
 )
 _USER_PK = select(User.id).where(User.external_id == bindparam("user_id"))
+_NEW_ERASURES = _after(UserErasure.__table__.c.id, UserErasure.__table__.c.user_pk)
 # what read_states reads of the users bound as ``pks``
 _FEEDBACK = FeedFeedback.__table__.c
 _EDGES = SocialEdge.__table__.c
@@ -314,6 +315,9 @@ class UserStates:
         self._marks: dict[str, object] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: called by the tail with the row numbers of users erased since its last turn (by
+        #: any process), after their states are dropped: the app reloads its models then
+        self.erasure_listeners: list[Callable[[set[int]], None]] = []
 
     def get(
         self,
@@ -426,6 +430,14 @@ class UserStates:
             marks["settings"] = max(marks["settings"], as_utc(updated))
         if stale:
             self.forget(stale)
+        erased = session.execute(_NEW_ERASURES, {"after": marks["erasures"]}).all()
+        if erased:
+            read += len(erased)
+            marks["erasures"] = int(erased[-1][0])
+            pks = {int(pk) for _, pk in erased}
+            self.forget(pks)
+            for listener in self.erasure_listeners:
+                listener(pks)
         return read
 
     def _tail_events(self, session: Session, marks: dict[str, Any]) -> int:
@@ -453,6 +465,7 @@ class UserStates:
             "events": top(Event.id),
             "feedback": top(FeedFeedback.id),
             "edges": top(SocialEdge.id),
+            "erasures": top(UserErasure.id),
             "settings": as_utc(newest) if newest is not None else datetime(1970, 1, 1, tzinfo=UTC),
         }
 

@@ -437,12 +437,6 @@ def add_dataset(
     return summary
 
 
-def delete_user(session: Session, external_id: str) -> bool:
-    """Delete a user with their events, edges and memberships; their items stay, authorless."""
-    result = session.execute(delete(User).where(User.external_id == external_id))
-    return result.rowcount > 0
-
-
 def delete_item(session: Session, external_id: str) -> bool:
     """Delete an item with every event on it."""
     result = session.execute(delete(Item).where(Item.external_id == external_id))

@@ -241,22 +241,6 @@ def get_user(user_id: UserId, session: SessionDep) -> UserOut:
     return UserOut.model_validate(record)
 
 
-@router.delete(
-    "/users/{user_id}",
-    tags=["users"],
-    summary="Delete a user with their events, edges and memberships (their items stay)",
-    status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[AdminScope],
-    responses={**AUTH_ERRORS, **NOT_FOUND},
-)
-def delete_user(user_id: UserId, sessions: SessionFactoryDep) -> Response:
-    with transaction(sessions) as session:
-        found = service.delete_user(session, user_id)
-    if not found:
-        raise NotFound(f"user {user_id!r} not found")
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
 @router.get(
     "/users/{user_id}/edges",
     tags=["users"],

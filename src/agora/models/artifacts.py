@@ -159,3 +159,50 @@ def load_latest(root_dir: str | Path, name: str) -> LoadedModel:
     if not found:
         raise FileNotFoundError(f"no saved artefact for model {name!r} under {root_dir}")
     return load_artifact(found[-1])
+
+
+def forget_user(path: str | Path, user_id: str) -> bool:
+    """Erase one user from the artefact version at ``path``; returns whether it held them.
+
+    Their entry in ``ids.npz`` is left empty (so every other user keeps their row; an empty id
+    is never asked for) and the model forgets their rows (:meth:`Recommender.forget_users`).
+    The version is written again under a temporary name and its files replace the old ones one
+    by one, ``meta.json`` last (with ``erasures`` counting the erasures it went through): a
+    reader meanwhile sees the folder at every moment, with the user either still there or gone.
+    """
+    path = Path(path)
+    with np.load(path / "ids.npz", allow_pickle=False) as ids:
+        user_ids, item_ids = ids["user_ids"], ids["item_ids"]
+    rows = np.flatnonzero(user_ids == user_id)
+    if not len(rows):
+        return False
+    loaded = load_artifact(path)
+    loaded.model.forget_users(rows)
+    user_ids = user_ids.copy()
+    user_ids[rows] = ""
+    meta = dict(loaded.meta)
+    meta["erasures"] = int(meta.get("erasures", 0)) + 1
+    tmp = path.with_name(f".erasing-{path.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    loaded.model.save(tmp)
+    np.savez(tmp / "ids.npz", user_ids=user_ids, item_ids=item_ids)
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+    written = sorted(
+        (p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file()),
+        key=lambda p: p.name == "meta.json",
+    )
+    for relative in written:
+        (path / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / relative, path / relative)
+    shutil.rmtree(tmp)
+    return True
+
+
+def forget_user_everywhere(root_dir: str | Path, user_id: str) -> dict[str, list[str]]:
+    """:func:`forget_user` on every version of every model under ``root_dir`` (the older
+    versions kept for rollback included); returns model name -> the versions that held them."""
+    erased: dict[str, list[str]] = {}
+    for path in list_artifacts(root_dir):
+        if forget_user(path, user_id):
+            erased.setdefault(path.parent.name, []).append(path.name)
+    return erased

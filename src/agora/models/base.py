@@ -42,6 +42,9 @@ class Recommender(ABC):
     #: True for models that read the order of a user's events (``times``): the evaluation
     #: protocol then gives them train + valid as test-time history (RecBole's leave-one-out).
     sequential: ClassVar[bool] = False
+    #: Learned arrays with one entry per training user, by attribute name, and the axis the
+    #: users run along (see :meth:`forget_users`). Item-side state is not listed.
+    user_arrays: ClassVar[dict[str, int]] = {}
 
     # -- parameters -----------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -119,6 +122,23 @@ class Recommender(ABC):
             else:
                 scores[:, np.asarray(exclude, dtype=np.int64)] = -np.inf
         return top_n(scores, n)
+
+    # -- erasure ----------------------------------------------------------------------------
+    def forget_users(self, rows: np.ndarray) -> None:
+        """Erase what the model learned for each of these training users (row indices): their
+        entries in :attr:`user_arrays` become zeros. Shapes stay, so every other user keeps
+        their row. What the users did still shapes item-side state (item factors, similarities)
+        until the model is fitted again without them: :mod:`agora.privacy` does both."""
+        rows = np.asarray(rows, dtype=np.int64)
+        for name, axis in self.user_arrays.items():
+            value = getattr(self, name, None)
+            if not isinstance(value, np.ndarray) or not len(rows):
+                continue
+            value = value.copy()
+            index: list[Any] = [slice(None)] * value.ndim
+            index[axis] = rows
+            value[tuple(index)] = 0
+            setattr(self, name, value)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

@@ -403,6 +403,12 @@ class HybridModel(Recommender):
             "weights_source": getattr(self, "weights_source_", "valid"),
         }
 
+    # -- erasure --------------------------------------------------------------------------
+    def forget_users(self, rows: np.ndarray) -> None:
+        """Each member forgets the users (the fusion weights are per bucket, not per user)."""
+        for model in self._models:
+            model.forget_users(rows)
+
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Own state via the base class, each member into ``members/<i>-<key>/``."""

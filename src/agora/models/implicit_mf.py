@@ -80,6 +80,11 @@ def fold_in_users(
 class _FactorModel(Recommender):
     """Shared scoring, fold-in and neighbour search for factor models."""
 
+    user_arrays: ClassVar[dict[str, int]] = {
+        "user_factors_": 0,
+        "user_signature_": 0,
+        "user_nnz_": 0,
+    }
     user_factors_: np.ndarray
     item_factors_: np.ndarray
     user_signature_: np.ndarray

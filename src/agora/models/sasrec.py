@@ -438,6 +438,15 @@ class SASRecModel(Recommender):
             raise RuntimeError("sasrec model is not fitted")
         return self._weights["item.weight"][1:]
 
+    # -- erasure --------------------------------------------------------------------------
+    def forget_users(self, rows: np.ndarray) -> None:
+        """Drop the fitted sequences of these users (their rows stay, empty)."""
+        lengths = np.diff(self.seq_indptr_)
+        keep = np.repeat(~np.isin(np.arange(len(lengths)), rows), lengths)
+        lengths[np.asarray(rows, dtype=np.int64)] = 0
+        self.seq_items_ = self.seq_items_[keep]
+        self.seq_indptr_ = np.concatenate([[0], np.cumsum(lengths)]).astype(self.seq_indptr_.dtype)
+
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Base state + ``weights.npz`` (network tensors as arrays) + ``training_curve.png``."""

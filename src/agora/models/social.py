@@ -379,6 +379,26 @@ class LightGCNModel(Recommender):
             "mean_gate": round(float(self.gate_.mean()), 4),
         }
 
+    # -- erasure --------------------------------------------------------------------------
+    user_arrays: ClassVar[dict[str, int]] = {
+        "user_embeddings_": 0,
+        "w_user_weight_": 0,
+        "user_layers_": 1,
+        "gate_": 0,
+        "user_signature_": 0,
+        "user_nnz_": 0,
+    }
+
+    def forget_users(self, rows: np.ndarray) -> None:
+        """Zero the users' rows (see :meth:`Recommender.forget_users`) and drop every social
+        edge from or to them, with its attention weights."""
+        super().forget_users(rows)
+        gone = np.isin(self.social_src_, rows) | np.isin(self.social_dst_, rows)
+        if gone.any():
+            self.social_src_ = self.social_src_[~gone]
+            self.social_dst_ = self.social_dst_[~gone]
+            self.social_alpha_ = self.social_alpha_[:, ~gone]
+
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Arrays and parameters (no pickle) plus ``training_curve.png``."""

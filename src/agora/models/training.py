@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sqlalchemy.orm import Session
 
 from agora.evaluation.metrics import hits_matrix, ranking_metrics
 from agora.evaluation.protocol import rank_users
 from agora.features.interactions import Interactions, SideData, hold_out_one
+from agora.features.store import load_training_data
 from agora.models.artifacts import prune_artifacts, save_artifact
 from agora.models.base import CatalogueTooLarge, Recommender
 from agora.models.registry import create_model
@@ -86,3 +88,35 @@ def train_models(
         if on_step:
             on_step(name, "saved")
     return results
+
+
+def train_from_store(
+    session: Session,
+    names: Sequence[str],
+    model_dir: Path,
+    event_weights: Mapping[str, float],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    validate: bool = True,
+    keep_versions: int = 3,
+    on_loaded: Callable[[Interactions], None] | None = None,
+    on_step: Callable[[str, str], None] | None = None,
+) -> list[TrainedModel]:
+    """:func:`train_models` on the store's events as they are now (what ``agora train`` does;
+    an erasure's retrain too). ``on_loaded`` sees the interactions before any fit; a store
+    without events raises ValueError."""
+    interactions, side, last_event = load_training_data(session, event_weights)
+    if on_loaded:
+        on_loaded(interactions)
+    if interactions.matrix.nnz == 0:
+        raise ValueError("no events in the store; run `agora import` first")
+    return train_models(
+        interactions,
+        side,
+        names,
+        model_dir,
+        params=params,
+        validate=validate,
+        keep_versions=keep_versions,
+        extra_meta={"last_event_row": last_event},
+        on_step=on_step,
+    )

@@ -101,12 +101,14 @@ class ModelStore:
         """Point every model at its newest version on disk; returns name -> version.
 
         Reads each newest ``meta.json`` (an unreadable one raises and keeps the previous
-        state); arrays already loaded for a version that is still the newest are kept."""
+        state); arrays already loaded for a version that is still the newest are kept, unless
+        its ``meta.json`` changed (an erasure rewrote the version: see
+        :func:`agora.models.artifacts.forget_user`)."""
         newest = {path.parent.name: path for path in list_artifacts(self.model_dir)}
         metas = {name: read_meta(path) for name, path in newest.items()}
         with self._lock:
+            kept = {path for name, path in newest.items() if self._meta.get(name) == metas[name]}
             self._paths, self._meta = newest, metas
-            kept = set(newest.values())
             self._loaded = {p: m for p, m in self._loaded.items() if p in kept}
         return self.versions()
 
