@@ -14,6 +14,7 @@ rejections also give ``index`` and ``field``). Status codes:
 413    a list longer than ``settings.max_batch_events`` or a body over ``MAX_BODY_BYTES``
 422    request validation (types, lengths, query values) and service ``Rejected`` problems
 503    ``ModelUnavailable`` (the message says to run ``agora train``), database unreachable
+507    the database's disk is full (nothing of the request was stored)
 500    anything else: logged with its traceback, answered with a generic message
 =====  ==============================================================================
 """
@@ -240,7 +241,21 @@ async def _data_error(request: Request, exc: DataError) -> JSONResponse:
     )
 
 
+def disk_full(exc: OperationalError) -> bool:
+    """Whether the database refused a write for lack of disk space (SQLite's SQLITE_FULL,
+    PostgreSQL's SQLSTATE 53100)."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "53100" or "disk is full" in str(orig)
+
+
 async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+    if disk_full(exc):
+        log.error("%s %s: the database's disk is full", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "the database's disk is full: nothing of this request was stored"},
+            status.HTTP_507_INSUFFICIENT_STORAGE,
+            headers={"Retry-After": "60"},
+        )
     log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
         {"detail": "the database is unavailable or busy; try again"},

@@ -8,10 +8,10 @@ erased without a change here. Three kinds of reference have no foreign key and a
 number), other users' muted authors (a JSON list of row numbers) and the stored heavy analytics
 results (JSON naming users by external id), which are dropped and recomputed.
 
-Erasure (:func:`erase_user`) removes those rows in one transaction and records it in
-``user_erasures`` (who asked, when, what was removed: counts, never the data). Then
-:func:`forget_in_models` rewrites every version of every model on disk that knew the user
-(their id and their per-user rows are removed at once, :mod:`agora.models.artifacts`), and
+Erasure (:func:`erase`) rewrites every version of every model on disk that knew the user
+(their id and their per-user rows are removed at once, :mod:`agora.models.artifacts`), removes
+those rows in one transaction (:func:`erase_user`) and records it in ``user_erasures`` (who
+asked, when, what was removed: counts, never the data). Later,
 :func:`retrain_after_erasures` fits the models again without their events, for what item-side
 state (item factors, item-item similarities, sequences' statistics) learned from them.
 """
@@ -221,7 +221,7 @@ def erase_user(
     """Remove every row about ``user_id`` (None for an unknown user) in the caller's
     transaction and record the erasure. ``content="delete"`` removes the items they wrote (with
     every event on them); ``"keep"`` leaves them on the platform without an author. The models
-    are not touched here: :func:`forget_in_models` after the commit."""
+    are not touched here (:func:`erase` does both)."""
     pk = _user_pk(session, user_id)
     if pk is None:
         return None
@@ -272,18 +272,6 @@ def erase_user(
     return record
 
 
-def forget_in_models(
-    session: Session, erasure_id: int, user_id: str, model_dir: Path
-) -> dict[str, list[str]]:
-    """Remove ``user_id`` from every version of every model under ``model_dir`` and note in
-    erasure ``erasure_id`` which versions held them; returns model -> versions."""
-    erased = forget_user_everywhere(model_dir, user_id)
-    session.execute(
-        update(UserErasure).where(UserErasure.id == erasure_id).values(artifacts=erased)
-    )
-    return erased
-
-
 def erase(
     sessions: sessionmaker[Session],
     model_dir: Path,
@@ -293,10 +281,15 @@ def erase(
     content: Content = "keep",
     retrain: bool = True,
 ) -> ErasureRecord | None:
-    """The whole erasure of ``user_id`` (None for an unknown user): the rows
-    (:func:`erase_user`, one transaction), the feed's ready candidates wherever they are kept
-    (Redis included), then every model version on disk (:func:`forget_in_models`). A fit
-    without them follows later when ``retrain`` (:func:`retrain_after_erasures`)."""
+    """The whole erasure of ``user_id`` (None for an unknown user; an artefact that still
+    lists them loses them all the same).
+
+    Every model version on disk forgets them first, so that when the other serving processes
+    learn of the erasure from the store they reload versions already rewritten. Then the rows
+    go (:func:`erase_user`, one transaction), with the feed's ready candidates wherever they are
+    kept (Redis included), and versions saved meanwhile (a training run) are rewritten too.
+    A fit without them follows later when ``retrain`` (:func:`retrain_after_erasures`)."""
+    artifacts = forget_user_everywhere(model_dir, user_id)
     with transaction(sessions, writes=True) as session:
         record = erase_user(session, user_id, requested_by, content, retrain)
     if record is None:
@@ -304,8 +297,13 @@ def erase(
     candidates.drop([record.user_pk])
     for tie in sorted(record.ties):
         candidates.want(tie)
+    for name, versions in forget_user_everywhere(model_dir, user_id).items():
+        artifacts.setdefault(name, []).extend(versions)
     with transaction(sessions) as session:
-        record.artifacts = forget_in_models(session, record.id, user_id, model_dir)
+        session.execute(
+            update(UserErasure).where(UserErasure.id == record.id).values(artifacts=artifacts)
+        )
+    record.artifacts = artifacts
     log.info(
         "erasure %d: %d rows removed, %d model versions rewritten",
         record.id,
