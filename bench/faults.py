@@ -6,15 +6,17 @@ is killed, when PostgreSQL restarts under it, or when the disk fills?
 
 Each run posts ``--events`` events (unique ids, batches of 100) from ``--clients`` client
 threads to a real ``agora serve --workers 2`` on a fresh store, injects its fault about a third
-of the way in, and keeps going: a batch that got no 201 is sent again (after a pause) until it
+of the way in, and keeps going: a batch that got no 2xx is sent again (after a pause) until it
 does. Then every batch is sent once more (a client that never heard an answer does that), and
 the store is read:
 
-* **lost**: events whose batch was acknowledged (201) but that are not stored (must be 0);
+* **lost**: events whose batch was acknowledged (201, or 200 when all of it was stored before)
+  but that are not stored (must be 0);
 * **duplicated**: stored rows beyond one per event id (must be 0);
 * **clean errors**: answers during the fault that were a 503/507 with a JSON ``detail`` (what a
   client can act on), against **unclean** ones (any other 5xx, an answer slower than 30 s);
-  refused or reset connections while no server listens are counted apart.
+  connections refused (no server listens) and dropped without an answer (expected only when
+  the server is killed) are counted apart.
 
 The faults:
 
@@ -28,7 +30,8 @@ The faults:
   root) whose free space a filler file eats; writes must fail cleanly, the file must pass
   ``PRAGMA integrity_check``, and writing must work again once space is freed.
 
-Prints a table and writes ``bench/results/faults.json``. Not a test: it restarts things and
+Prints a table and writes ``bench/results/faults.json``; the stores and server logs stay in
+``--workdir``. Not a test: it restarts things and
 takes a few minutes.
 """
 
@@ -74,7 +77,7 @@ console = Console(width=120)
 class Tally:
     """What the clients saw, shared by their threads."""
 
-    acknowledged: set[int] = field(default_factory=set)  # batch numbers answered 201
+    acknowledged: set[int] = field(default_factory=set)  # batch numbers answered 2xx
     answers: Counter = field(default_factory=Counter)  # "201", "503 clean", "500"...
     slowest: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -108,12 +111,15 @@ def post(client: httpx.Client, batch: int, tally: Tally) -> bool:
     except httpx.TimeoutException:
         tally.note("timeout (unclean)", time.monotonic() - started)
         return False
-    except httpx.TransportError:
-        tally.note("no server", time.monotonic() - started)
+    except httpx.ConnectError:  # nothing listens (killed, restarting)
+        tally.note("refused", time.monotonic() - started)
+        return False
+    except httpx.TransportError:  # a connection closed without an answer
+        tally.note("dropped", time.monotonic() - started)
         return False
     seconds = time.monotonic() - started
-    if answer.status_code == 201:
-        tally.note("201", seconds, batch)
+    if answer.status_code in (200, 201):  # 200: every event of the batch was stored before
+        tally.note(str(answer.status_code), seconds, batch)
         return True
     try:
         detail = bool(answer.json().get("detail"))
@@ -227,7 +233,8 @@ def run(
         "answers": dict(tally.answers),
         "clean_errors": sum(v for k, v in tally.answers.items() if k.endswith(" clean")),
         "unclean_errors": sum(v for k, v in tally.answers.items() if k.endswith("unclean")),
-        "no_server": tally.answers.get("no server", 0),
+        "refused": tally.answers.get("refused", 0),
+        "dropped": tally.answers.get("dropped", 0),
         "slowest_answer_s": round(tally.slowest, 2),
         "seconds": round(elapsed, 1),
         "resend_answers": dict(resend.answers),
@@ -280,8 +287,10 @@ def own_cluster(work: Path, port: int) -> Iterator[Callable[[list[str]], None]]:
 
     as_postgres([pg_bin("initdb"), "-D", str(folder / "data"), "-U", "postgres",
                  "--auth=trust", "--no-sync"])  # fmt: skip
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=on"
-    pg_ctl(["-o", options, "start"])
+    with (folder / "data" / "postgresql.conf").open("a") as conf:  # every start, restarts too
+        conf.write(f"port = {port}\nunix_socket_directories = '{folder}'\n"
+                   "listen_addresses = '127.0.0.1'\nfsync = on\n")  # fmt: skip
+    pg_ctl(["start"])
     try:
         yield pg_ctl
     finally:
@@ -317,9 +326,11 @@ def disk_full(db: str, work: Path, args: argparse.Namespace) -> dict:
         filler = mount / "filler"
 
         def fill(_: Callable[[], None]) -> None:
-            free = shutil.disk_usage(mount).free
-            with filler.open("wb") as out:  # leave about 256 kB: the next batches cannot fit
-                out.write(b"\0" * max(0, free - 256 * 1024))
+            # 1 MB at a time until the disk refuses (ENOSPC: full)
+            with filler.open("wb") as out, contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * (1 << 20))
+                    out.flush()
             time.sleep(5)  # the clients meet the full disk
             filler.unlink()  # space again: the clients' retries must now succeed
 
@@ -346,29 +357,33 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432")
     parser.add_argument("--pg-port", type=int, default=55432, help="the own cluster's port")
     parser.add_argument("--disk-mb", type=int, default=48, help="the small disk's size")
+    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "agora-faults"),
+                        help="stores and server logs (emptied first)")  # fmt: skip
     parser.add_argument("--out", default=str(RESULTS / "faults.json"))
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="agora-faults-") as tmp:
-        args.workdir = tmp
-        for name in args.faults:
-            for db in WHERE[name]:
-                if db not in args.db:
-                    continue
-                console.print(f"{name} on {db}...")
-                rows.append(FAULTS[name](db, Path(tmp), args))
-                console.print(rows[-1])
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)  # the stores and server logs of the last run
+    work.mkdir(parents=True)
+    for name in args.faults:
+        for db in WHERE[name]:
+            if db not in args.db:
+                continue
+            console.print(f"{name} on {db}...")
+            rows.append(FAULTS[name](db, work, args))
+            console.print(rows[-1])
     table = Table(title=f"faults: {args.events:,} events in batches of {BATCH}, "
                         f"{args.clients} clients, agora serve --workers 2")  # fmt: skip
     for column in ("fault", "db", "lost", "duplicated", "clean errors", "unclean errors",
-                   "no server", "slowest s", "stored"):  # fmt: skip
+                   "refused", "dropped", "slowest s", "stored"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("fault", "db") else "right")
     for r in rows:
         if "skipped" in r:
-            table.add_row(r["fault"], r["db"], f"skipped: {r['skipped']}", *[""] * 6)
+            table.add_row(r["fault"], r["db"], f"skipped: {r['skipped']}", *[""] * 7)
             continue
         table.add_row(r["fault"], r["db"], str(r["lost"]), str(r["duplicated"]),
-                      str(r["clean_errors"]), str(r["unclean_errors"]), str(r["no_server"]),
+                      str(r["clean_errors"]), str(r["unclean_errors"]), str(r["refused"]),
+                      str(r["dropped"]),
                       f"{r['slowest_answer_s']:.1f}", f"{r['stored']:,}")  # fmt: skip
     console.print(table)
     report = {"run": run_record(vars(args)), "rows": rows}
