@@ -50,7 +50,12 @@ def get_audit(
     since: Annotated[QueryTime | None, Query(description="Only entries from this time.")] = None,
     route: Annotated[
         str | None,
-        Query(min_length=1, max_length=255, description="Only this route template."),
+        Query(
+            min_length=1,
+            max_length=255,
+            pattern=r"^/[A-Za-z0-9_.{}/-]*$",
+            description="Only this route template, e.g. `/users/{user_id}`.",
+        ),
     ] = None,
     key_id: Annotated[
         str | None,
