@@ -10,6 +10,8 @@ Loaded with ``SCHEMATHESIS_HOOKS``.
 * an edge joins two different users;
 * an experiment's arm names are unique, its ``control`` is one of them, one guardrail per metric;
 * a ``volume_spike`` alert threshold is a probability below 1;
+* a text field is not whitespace alone (the server strips text by Python's rule of whitespace,
+  which no JSON Schema pattern states exactly);
 * a record's time (``timestamp``, ``created``) is not in the future (``AGORA_MAX_FUTURE_SECONDS``)
   nor before the platform could exist: times outside 2000..now are moved to 2024-01-01.
 """
@@ -50,12 +52,19 @@ def _mend_window(record: dict[str, Any], start_name: str, end_name: str) -> None
         return
     if end <= start:
         try:
-            record[end_name] = (start + timedelta(days=1)).isoformat()
-        except OverflowError:  # year 9999: move the start back instead
+            later = start + timedelta(days=1)
+        except OverflowError:  # year 9999
+            later = None
+        if later is not None and later.year < 2100:
+            record[end_name] = later.isoformat()
+        else:  # past the engine's span: move the start back instead
             record[start_name] = (end - timedelta(days=1)).isoformat()
 
 
 def _mend(record: dict[str, Any]) -> None:
+    for name, value in record.items():
+        if isinstance(value, str) and value and not value.strip():
+            record[name] = "x"  # stripped (Python's whitespace), it would be empty
     for name in RECORD_TIMES:
         when = _time(record.get(name))
         aware = when is not None and when.tzinfo is not None
