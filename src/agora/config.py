@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agora.db.tables import TIME_FLOOR
@@ -134,6 +134,66 @@ class FeedConfig(BaseModel):
     )
 
 
+class RateLimit(BaseModel):
+    """One token bucket: ``rate`` requests a second on average, up to ``burst`` at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(gt=0, le=1_000_000, description="Tokens added per second.")
+    burst: int = Field(ge=1, le=10_000_000, description="Bucket size: requests at once.")
+
+
+def _default_classes() -> dict[str, RateLimit]:
+    # far above what one key does in bench/serve_load.py, bench/recs_load.py (2,024 reads/s on
+    # one worker), bench/ingest_load.py (about 45 POST /events a second) and the test suite
+    return {
+        "read": RateLimit(rate=5000, burst=10000),
+        "write": RateLimit(rate=1000, burst=2000),
+        "events": RateLimit(rate=200, burst=400),
+        "admin": RateLimit(rate=100, burst=300),
+        "metrics": RateLimit(rate=10, burst=30),
+    }
+
+
+class LimitsConfig(BaseModel):
+    """Per-key rate limits (``AGORA_LIMITS`` as JSON). Each API key has one token bucket per
+    route class; a route's class is the scope it needs (``read``, ``write``, ``admin``,
+    ``metrics``) unless ``routes`` names another for it (``POST /events`` is ``events``: platforms
+    batch into it). With ``AGORA_REDIS_URL`` the buckets are shared by every worker; without,
+    each worker has its own (N workers let a key through up to N times the rate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="false: no rate limits at all.")
+    classes: dict[str, RateLimit | None] = Field(
+        default_factory=_default_classes,
+        description="Bucket per route class; the ones given replace their defaults, the others "
+        "keep them; null (or a class with no entry) is not limited.",
+    )
+    routes: dict[str, str] = Field(
+        default_factory=lambda: {"POST /events": "events"},
+        description='Route class of a route other than its scope\'s: {"METHOD /template": class}.',
+    )
+    keys: dict[str, dict[str, RateLimit | None]] = Field(
+        default_factory=dict,
+        description="Buckets of one key by its fingerprint (as the access log shows it), per "
+        'class, over the classes\' own: {"3f2a9c1b": {"read": {"rate": 10, "burst": 20}}}.',
+    )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _keep_other_defaults(cls, value: object) -> object:
+        """``classes`` given in part keep the other classes' defaults."""
+        return {**_default_classes(), **value} if isinstance(value, dict) else value
+
+    def bucket(self, key_id: str, route_class: str) -> RateLimit | None:
+        """The bucket of ``key_id`` for ``route_class``; None: not limited."""
+        own = self.keys.get(key_id)
+        if own is not None and route_class in own:
+            return own[route_class]
+        return self.classes.get(route_class)
+
+
 class Settings(BaseSettings):
     """Engine configuration; every field can be set as ``AGORA_<FIELD>`` in the environment."""
 
@@ -163,7 +223,9 @@ class Settings(BaseSettings):
         default_factory=dict, description='Per-model constructor params, JSON: {"als": {...}}.'
     )
     keep_versions: int = Field(3, ge=1, description="Trained versions kept per model.")
-    max_batch_events: int = Field(1000, description="Largest list POST /events accepts (413 past).")
+    max_batch_events: int = Field(
+        1000, ge=1, le=100_000, description="Largest list POST /events accepts (413 past)."
+    )
     max_future_seconds: float = Field(
         300.0, description="How far past the server clock a timestamp may lie before rejection."
     )
@@ -183,6 +245,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None, description="Redis shared by API workers for feed pages; unset = in-process."
+    )
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig, description="Per-key rate limits (JSON, see LimitsConfig)."
     )
     background_seconds: float = Field(
         15.0,

@@ -16,13 +16,8 @@ WRITE = {"Authorization": "Bearer w"}
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        api_key="test-admin",
-        api_keys={"r": ["read"], "w": ["write"]},
-        **overrides,
-    )
+    keys = {"api_key": "test-admin", "api_keys": {"r": ["read"], "w": ["write"]}}
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, **(keys | overrides))
 
 
 def counts(client: TestClient) -> dict[str, int]:

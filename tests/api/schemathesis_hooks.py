@@ -10,8 +10,11 @@ Loaded with ``SCHEMATHESIS_HOOKS``.
 * an edge joins two different users;
 * an experiment's arm names are unique, its ``control`` is one of them, one guardrail per metric;
 * a ``volume_spike`` alert threshold is a probability below 1;
+* a text field is not whitespace alone (the server strips text by Python's rule of whitespace,
+  which no JSON Schema pattern states exactly);
 * a record's time (``timestamp``, ``created``) is not in the future (``AGORA_MAX_FUTURE_SECONDS``)
-  nor before the platform could exist: times outside 2000..now are moved to 2024-01-01.
+  nor before the platform could exist: times outside 2000..now are moved to 2024-01-01 (unix
+  seconds only when they lie in the schema's range: a negative case must stay negative).
 """
 
 from __future__ import annotations
@@ -28,6 +31,18 @@ from agora.ingest.schemas import ID_PATTERN
 WINDOWS = (("start_at", "end_at"), ("starts", "ends"))
 RECORD_TIMES = ("timestamp", "created")
 SAFE_TIME = "2024-01-01T00:00:00+00:00"
+SAFE_SECONDS = 1_704_067_200  # the same time as unix seconds
+#: Unix seconds a record's time may be at all (the schema's range): others are left for the
+#: server to refuse (a negative case stays negative).
+SECONDS_SPAN = (0, 4_102_444_800)
+
+
+def _safe_like(value: Any) -> Any:
+    """SAFE_TIME in the form ``value`` has (text or unix seconds); a number outside the
+    schema's range is kept as it is."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return SAFE_SECONDS if SECONDS_SPAN[0] <= value < SECONDS_SPAN[1] else value
+    return SAFE_TIME
 
 
 def _time(value: Any) -> datetime | None:
@@ -50,21 +65,28 @@ def _mend_window(record: dict[str, Any], start_name: str, end_name: str) -> None
         return
     if end <= start:
         try:
-            record[end_name] = (start + timedelta(days=1)).isoformat()
-        except OverflowError:  # year 9999: move the start back instead
+            later = start + timedelta(days=1)
+        except OverflowError:  # year 9999
+            later = None
+        if later is not None and later.year < 2100:
+            record[end_name] = later.isoformat()
+        else:  # past the engine's span: move the start back instead
             record[start_name] = (end - timedelta(days=1)).isoformat()
 
 
 def _mend(record: dict[str, Any]) -> None:
+    for name, value in record.items():
+        if isinstance(value, str) and value and not value.strip():
+            record[name] = "x"  # stripped (Python's whitespace), it would be empty
     for name in RECORD_TIMES:
         when = _time(record.get(name))
         aware = when is not None and when.tzinfo is not None
         if aware and not datetime(2000, 1, 1, tzinfo=UTC) <= when <= datetime.now(UTC):
-            record[name] = SAFE_TIME
+            record[name] = _safe_like(record[name])
     for name in (n for window in WINDOWS for n in window):
         when = _time(record.get(name))
         if when is not None and when.tzinfo is not None and not 1970 < when.year < 2100:
-            record[name] = SAFE_TIME  # the engine's span (1970..2100): outside it, a 422
+            record[name] = _safe_like(record[name])  # the engine's span (1970..2100)
     for start_name, end_name in WINDOWS:
         _mend_window(record, start_name, end_name)
     source, target = record.get("source_id"), record.get("target_id")

@@ -87,6 +87,12 @@ def test_bad_bodies_get_4xx_on_every_write_route(
         "/users/%ED%A0%80/edges",
         "/items/latest?n=%ff",
         "/users/u1/recommendations?model=%ED%A0%80",
+        "/admin/audit?limit=-1",
+        "/admin/audit?cursor=abc",
+        "/admin/audit?since=%ff",
+        "/admin/audit?route=%ED%A0%80",
+        "/admin/audit?key_id=%00",
+        "/admin/audit?route=%00",
     ],
 )
 def test_bad_queries_get_4xx(sqlite_client: TestClient, path: str) -> None:

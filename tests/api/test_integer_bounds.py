@@ -1,9 +1,13 @@
-"""Every integer the API takes is bounded at the edge: too large (2⁶³, past a 64-bit column) or
-negative where the schema says it cannot be, it gets a 422 naming its place, on SQLite and
-PostgreSQL alike (SQLite used to raise OverflowError: a 500).
+"""Every integer and every list the API takes is bounded at the edge. An integer too large (2⁶³,
+past a 64-bit column) or negative where the schema says it cannot be gets a 422 naming its
+place, on SQLite and PostgreSQL alike (SQLite used to raise OverflowError: a 500). A list (a
+repeated query parameter, a list in a body, a body that is a list) declares ``maxItems``, and
+one item more is refused: a 422 naming its place, or a 413 for a whole batch body.
 
-The cases are read from ``app.openapi()``: query, path and body integers of every operation, so a
-new route or field is covered without editing this file.
+The cases are read from ``app.openapi()``: query, path and body values of every operation, so a
+new route or field is covered without editing this file. Free-form JSON values (``StorableJson``:
+a user's ``attributes``, an event's ``context``) are the one kind of list left without a count:
+the body's byte cap (10 MB, a 413) bounds them.
 """
 
 from __future__ import annotations
@@ -170,3 +174,138 @@ def test_integers_out_of_bounds_get_422_with_their_location(
         assert answer.status_code == 422, (case, value, answer.status_code, answer.text)
         locations = {p["location"] for p in answer.json()["problems"]}
         assert case.location in locations, (case, value, answer.text)
+
+
+# -- lists -----------------------------------------------------------------------------------
+FREE_FORM = "#/components/schemas/StorableJson"
+
+
+@dataclass(frozen=True)
+class ListInput:
+    """One list a request can carry (``query``: a repeated parameter; ``body``: a list in the
+    body, ``name`` empty for a body that is itself a list) and its schema."""
+
+    method: str
+    path: str
+    where: str
+    name: tuple[str | int, ...]
+    schema: dict[str, Any]
+
+    @property
+    def location(self) -> str:
+        return ".".join(str(part) for part in (self.where, *self.name))
+
+    def __str__(self) -> str:
+        return f"{self.method.upper()} {self.path} {self.location}"
+
+
+def _array_branch(schema: dict[str, Any]) -> dict[str, Any] | None:
+    if schema.get("type") == "array":
+        return schema
+    for branch in schema.get("anyOf", []) + schema.get("oneOf", []):
+        if branch.get("type") == "array":
+            return branch
+    return None
+
+
+def _body_lists(
+    schema: dict[str, Any], document: dict[str, Any], at: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """(place in the body, array schema) for every list a JSON body may hold (free-form JSON
+    values left out), the lists inside a list's items at item 0."""
+    if schema.get("$ref") == FREE_FORM:
+        return
+    schema = _resolve(schema, document)
+    found = _array_branch(schema)
+    if found is not None:
+        yield at, found
+        yield from _body_lists(found.get("items", {}), document, (*at, 0))
+    for branch in schema.get("anyOf", []) + schema.get("oneOf", []):
+        branch = _resolve(branch, document)
+        if branch.get("type") == "object" or "properties" in branch:
+            yield from _body_lists(branch, document, at)
+            return
+    for name, field in schema.get("properties", {}).items():
+        yield from _body_lists(field, document, (*at, name))
+
+
+def list_inputs(document: dict[str, Any]) -> list[ListInput]:
+    out: list[ListInput] = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                found = _array_branch(_resolve(parameter["schema"], document))
+                if found is not None:
+                    out.append(
+                        ListInput(method, path, parameter["in"], (parameter["name"],), found)
+                    )
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                for at, found in _body_lists(body["schema"], document):
+                    out.append(ListInput(method, path, "body", at, found))
+    return out
+
+
+LISTS = list_inputs(_document())
+
+
+def _an_item(schema: dict[str, Any]) -> Any:
+    """A valid item of a list's ``items`` schema (the lists' own rules are the test's topic)."""
+    schema = _resolve(schema, _document_once())
+    if "enum" in schema:
+        return schema["enum"][0]
+    kinds = {"string": "t", "integer": schema.get("minimum", 1), "number": 1.0, "boolean": True}
+    if schema.get("type") in kinds:
+        return kinds[schema["type"]]
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") != "null":
+            return _an_item(branch)
+    return {}
+
+
+_DOCUMENT: list[dict[str, Any]] = []
+
+
+def _document_once() -> dict[str, Any]:
+    if not _DOCUMENT:
+        _DOCUMENT.append(_document())
+    return _DOCUMENT[0]
+
+
+def test_the_openapi_document_has_list_inputs() -> None:
+    """The walk sees lists of each kind (so an empty walk cannot pass)."""
+    names = {str(case) for case in LISTS}
+    assert "POST /events body" in names  # a batch
+    assert "PUT /items/{item_id} body.tags" in names  # a list field
+    assert "GET /analytics/engagement/attention query.event_type" in names  # a repeated parameter
+    assert not any("attributes" in name or "context" in name for name in names)  # free-form
+
+
+@pytest.mark.parametrize("case", LISTS, ids=str)
+def test_every_list_declares_its_most_items(case: ListInput) -> None:
+    assert isinstance(case.schema.get("maxItems"), int), f"{case}: no maxItems"
+
+
+@pytest.mark.parametrize("case", LISTS, ids=str)
+def test_a_list_one_past_its_bound_is_refused_at_its_place(
+    app_client: TestClient, case: ListInput
+) -> None:
+    items = [_an_item(case.schema.get("items", {}))] * (case.schema["maxItems"] + 1)
+    path = case.path
+    for segment in [s for s in case.path.split("/") if s.startswith("{")]:
+        path = path.replace(segment, "1")
+    if case.where == "query":
+        answer = app_client.request(
+            case.method, path, params={str(case.name[0]): items}, headers=ADMIN
+        )
+    else:
+        body: Any = items
+        for part in reversed(case.name):
+            body = [body] if isinstance(part, int) else {part: body}
+        answer = app_client.request(case.method, path, json=body, headers=ADMIN)
+    if case.where == "body" and not case.name:  # a whole batch: refused before it is read
+        assert answer.status_code == 413, (case, answer.status_code, answer.text)
+        return
+    assert answer.status_code == 422, (case, answer.status_code, answer.text)
+    locations = {p["location"] for p in answer.json()["problems"]}
+    assert case.location in locations, (case, answer.text)

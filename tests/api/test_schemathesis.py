@@ -8,7 +8,8 @@ idle machine. Rules JSON Schema cannot state (a window ends after it starts...) 
 hooks in ``schemathesis_hooks.py``. A 503 is the documented "not ready" answer (a model that
 is not trained: ``sasrec`` and the other models ``agora train`` leaves out by default), so the
 server-error check is told to accept it; that it is documented is still checked like every
-other status.
+other status. A batch body one item past its ``maxItems`` (the batch limit) is refused with 413
+(Content Too Large), which the negative-data check is told to count as a rejection.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ KEY = "schemathesis-admin-key"
 CONFIG = """\
 [checks.not_a_server_error]
 expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
+[checks.negative_data_rejection]
+expected-statuses = [
+  "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429",
+]
 """
 
 

@@ -4,6 +4,7 @@ them is left in any table, any model version on disk (older ones included) or an
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,17 @@ def _id_bytes(user_id: str) -> list[bytes]:
     return [user_id.encode(), user_id.encode("utf-32-le")]
 
 
+def _audited_until(client: TestClient, action: tuple[str, str]) -> list[dict]:
+    """The audit log's entries once it holds ``(method, route)`` (written after the answer)."""
+    deadline = time.monotonic() + 10
+    while True:
+        entries = client.get("/admin/audit", headers=ADMIN).json()["entries"]
+        if action in {(e["method"], e["route"]) for e in entries}:
+            return entries
+        assert time.monotonic() < deadline, f"{action} was not audited"
+        time.sleep(0.05)
+
+
 def test_export_holds_every_row_that_refers_to_the_user(community: TestClient) -> None:
     with community.app.state.sessions() as session:
         pk = session.scalar(select(User.id).where(User.external_id == ZED))
@@ -91,6 +103,9 @@ def test_erasure_leaves_no_trace_in_tables_models_or_answers(community: TestClie
         factor_rows.append(loaded.model.user_factors_[loaded.user_index[ZED]].tobytes())
     assert community.app.state.models.get("als").user_index.get(ZED) is not None
     assert _files_holding(root, _id_bytes(ZED))  # the check finds it while it is there
+    # an operator exported their data first: the audit log names them (written after the answer)
+    assert community.get(f"/users/{ZED}/export", headers=ADMIN).status_code == 200
+    _audited_until(community, ("GET", "/users/{user_id}/export"))
 
     answer = community.delete(f"/users/{ZED}", headers=ADMIN)
     assert answer.status_code == 204
@@ -129,6 +144,10 @@ def test_erasure_leaves_no_trace_in_tables_models_or_answers(community: TestClie
         "trending": 2,
     }
     assert record["retrain"] == "off"  # erasure_retrain_seconds=0 in these tests
+    assert record["removed"]["admin_audit.path_params"] == 1
+    audited = _audited_until(community, ("DELETE", "/users/{user_id}"))
+    assert ("GET", "/users/{user_id}/export") in {(e["method"], e["route"]) for e in audited}
+    assert ZED not in str(audited)
     listed = community.get("/admin/erasures", headers=ADMIN).json()
     assert [e["erasure_id"] for e in listed["erasures"]] == [record["erasure_id"]]
     assert ZED not in str(listed)

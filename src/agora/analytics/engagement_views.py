@@ -167,7 +167,7 @@ def attention(
     settings: SettingsDep,
     event_type: Annotated[
         list[Annotated[str, Field(json_schema_extra=EVENT_TYPE)]] | None,
-        Query(description="Event types counted (repeat; default all)."),
+        Query(max_length=64, description="Event types counted (repeat; default all; at most 64)."),
     ] = None,
     include_zero: Annotated[
         bool, Query(description="Count items and creators nobody engaged with.")

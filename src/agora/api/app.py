@@ -42,13 +42,16 @@ from agora.analytics.graph_views import router as analytics_graph_router
 from agora.analytics.results_views import router as analytics_results_router
 from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
-from agora.api import errors, metrics, openapi, query
+from agora.api import errors, limits, metrics, openapi, query
 from agora.api.auth import check_settings
 from agora.api.background import Coalesced, Job, Jobs
+from agora.api.body import BATCH_LIMIT_MARK
 from agora.api.deps import ModelsDep
 from agora.api.middleware import RequestContext
 from agora.api.routing import OneHopRoute
 from agora.api.types import EVENT_TYPE_MARK
+from agora.audit.recorder import recorder
+from agora.audit.views import router as audit_router
 from agora.config import Settings, get_settings
 from agora.db.engine import transaction
 from agora.engagement import service as engagement
@@ -56,6 +59,7 @@ from agora.engagement.schemas import TASK_EVENT_TYPE_MARK
 from agora.engagement.views import router as engagement_router
 from agora.experiments import service as experiments
 from agora.experiments.views import router as experiments_router
+from agora.feed.store import namespace
 from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
 from agora.market.views import router as market_router
@@ -200,6 +204,15 @@ def engagement_after_writes(
     )
 
 
+def rate_limiter(settings: Settings, sessions: sessionmaker[Session]) -> limits.RateLimiter | None:
+    """The per-key rate limits of ``AGORA_LIMITS`` (None when switched off): buckets in Redis
+    when ``AGORA_REDIS_URL`` is set (named after the database, as the feed's keys are)."""
+    if not settings.limits.enabled:
+        return None
+    prefix = f"agora:{namespace(sessions)}:ratelimit:"
+    return limits.RateLimiter(settings.limits, settings.redis_url, prefix)
+
+
 def _feed_catch_up(app: FastAPI) -> None:
     """The feed's held user states take in events this process just stored."""
     with app.state.sessions() as session:
@@ -284,13 +297,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.feed_cache.states.erasure_listeners.append(lambda pks: _reload_models(models))
     query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)
-    app.add_middleware(RequestContext)  # outside the body cap: ids, access log, a clean 500
+    # outside the body cap: ids, access log, a clean 500; admin actions audited once answered
+    app.add_middleware(RequestContext, after_answer=recorder(wiring.sessions))
     task_event_types = (*settings.event_types, settings.engagement.flag_event)
     openapi.install(
         app,
         openapi.fill_enum(EVENT_TYPE_MARK, settings.event_types),
         openapi.fill_enum(TASK_EVENT_TYPE_MARK, task_event_types),
+        openapi.fill_max_items(BATCH_LIMIT_MARK, settings.max_batch_events),
     )
+    limits.install(app, rate_limiter(settings, wiring.sessions))  # after openapi: adds its 429
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
     app.include_router(feed_router)
@@ -306,6 +322,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_results_router)
     app.include_router(experiments_router)
     app.include_router(privacy_router)
+    app.include_router(audit_router)
     app.include_router(health_router)
     app.include_router(metrics.router)
     app.include_router(web_router)

@@ -10,7 +10,9 @@ everything. Unknown scope names in the configuration are ignored with a warning.
 
 * no ``Authorization`` header, a scheme other than Bearer, or an unknown key → **401** with
   ``WWW-Authenticate: Bearer``;
-* a valid key without the scope the route needs → **403**.
+* a valid key without the scope the route needs → **403**;
+* a key past its rate limit for the route's class → **429** (:mod:`agora.api.limits`; a refused
+  key is not charged).
 
 Auth is a FastAPI dependency (:func:`require`) that routes declare before anything else, and
 write routes read their body only after it, so a refused request is never parsed or written.
@@ -150,6 +152,9 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
                 headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
             )
         request.state.principal = principal
+        limiter = getattr(request.app.state, "limiter", None)  # agora.api.limits: a 429
+        if limiter is not None:
+            limiter.charge(request, principal)
         return principal
 
     dependency.__name__ = f"require_{scope}"

@@ -126,6 +126,10 @@ def with_path_id(data: Any, field: str, value: str, prefix: tuple = ("body",)) -
     return {**data, field: value}
 
 
+#: Marks a list body whose most items is the app's ``max_batch_events`` (filled in per app by
+#: :func:`agora.api.openapi.fill_max_items`; a longer list is a 413).
+BATCH_LIMIT_MARK = "x-agora-batch-limit"
+
 #: What :func:`read_json` refuses in any string of a body, keys included: NUL characters.
 NO_NUL = "^[^\\u0000]*$"
 #: Any JSON value whose strings and keys hold no NUL (free-form fields: attributes, context...).
@@ -178,8 +182,9 @@ def body_doc(
     if from_path:
         schema["required"] = [f for f in schema.get("required", []) if f not in from_path]
     if many:
+        batch = {"type": "array", "items": schema, BATCH_LIMIT_MARK: True}
         schema = {
-            "anyOf": [schema, {"type": "array", "items": schema}],
+            "anyOf": [schema, batch],
             "description": f"One {model.__name__} object or a list of them.",
         }
     content = {"application/json": {"schema": schema}}

@@ -13,6 +13,7 @@ rejections also give ``index`` and ``field``). Status codes:
 409    a database integrity conflict (``IntegrityError``)
 413    a list longer than ``settings.max_batch_events`` or a body over ``MAX_BODY_BYTES``
 422    request validation (types, lengths, query values) and service ``Rejected`` problems
+429    an API key past its rate limit (raised by :mod:`agora.api.limits`, with ``Retry-After``)
 503    ``ModelUnavailable`` (the message says to run ``agora train``), database unreachable
 507    the database's disk is full (nothing of the request was stored)
 500    anything else: logged with its traceback, answered with a generic message

@@ -6,6 +6,7 @@ What is measured:
   ``agora_http_request_duration_seconds{method,route}``: every request, labelled by its route
   *template* (``/users/{user_id}/feed``), never the raw path (one series per route, and no user
   id in a label); unmatched paths count as ``route="unmatched"``.
+* ``agora_http_rate_limited_total{route_class}``: requests answered 429 by the rate limits.
 * ``agora_feed_items_served_total{source}``: items put on feed pages per candidate source.
 * ``agora_feed_page_builds{state}``: feed pages being built (``building``) or waiting for a
   build slot (``waiting``); ``agora_feed_refreshes_running``: background cache refreshes;
@@ -57,6 +58,11 @@ HTTP_DURATION = Histogram(
     "Time to answer a request, by route template.",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RATE_LIMITED = Counter(
+    "agora_http_rate_limited_total",
+    "Requests answered 429: an API key past its rate limit, by route class.",
+    ["route_class"],
 )
 FEED_ITEMS_SERVED = Counter(
     "agora_feed_items_served_total", "Items put on feed pages, by candidate source.", ["source"]

@@ -9,9 +9,12 @@
 * one ``agora.access`` line per request: method, route template, status, duration (ms), the
   API key's fingerprint when one was accepted. Never the raw path (it may hold a user id), the
   query string (it may hold personal data) or the key itself;
+* the ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset`` headers of the API key's
+  bucket when :mod:`agora.api.limits` charged the request;
 * a ``Server-Timing: app;dur=<ms>`` response header: the server's own time from receiving the
   request to starting the answer, so a client can tell it from network and queueing time;
 * ``agora_http_requests_total`` and ``agora_http_request_duration_seconds``, by route template;
+* ``after_answer`` (when given) runs once the answer is sent, with the status it had;
 * an exception no handler took becomes a complete JSON 500 here. Starlette's own last resort
   answers and then re-raises, and uvicorn then drops the kept-alive connection, so the client's
   next request on it failed too; answered here, the connection stays usable.
@@ -24,6 +27,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -68,11 +72,17 @@ def _with_request_id(body: bytes, rid: str) -> bytes:
     return json.dumps(parsed, ensure_ascii=False).encode()
 
 
+#: What runs once a request is answered, with its scope, status and request id (the audit log
+#: of admin actions): awaited after the answer's last byte is sent, under the request's id.
+AfterAnswer = Callable[[Scope, int, str], Awaitable[None]]
+
+
 class RequestContext:
     """ASGI middleware: see the module docstring."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, after_answer: AfterAnswer | None = None):
         self.app = app
+        self.after_answer = after_answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +103,9 @@ class RequestContext:
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
                 headers.append((b"x-request-id", rid.encode()))
+                rate_limit = (scope.get("state") or {}).get("rate_limit")
+                if rate_limit:  # agora.api.limits: the key's bucket for this route
+                    headers += rate_limit
                 headers.append(
                     (b"server-timing", b"app;dur=%.2f" % ((time.perf_counter() - started) * 1000))
                 )
@@ -167,4 +180,8 @@ class RequestContext:
                     }
                 },
             )
-            logs.request_id.reset(token)
+            try:
+                if self.after_answer is not None:
+                    await self.after_answer(scope, status, rid)
+            finally:
+                logs.request_id.reset(token)

@@ -129,6 +129,23 @@ def fill_enum(mark: str, values: Sequence[str]) -> Callable[[dict[str, Any]], No
     return walk
 
 
+def fill_max_items(mark: str, value: int) -> Callable[[dict[str, Any]], None]:
+    """A refinement for :func:`install`: every schema carrying ``mark`` gets ``maxItems``
+    ``value`` (a bound only the app's settings know, such as the batch limit)."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.pop(mark, False):
+                node["maxItems"] = value
+            for item in node.values():
+                walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    return walk
+
+
 def install(app: FastAPI, *refine: Callable[[dict[str, Any]], None]) -> None:
     """Make ``app.openapi()`` document the kit's answers on every operation (see module doc);
     each ``refine`` then adds what only this app's settings know (e.g. its event types)."""

@@ -28,13 +28,20 @@ def _query_names(dependant: Dependant) -> list[str]:
 
 def _refused(request: Request, route: APIRoute) -> bool:
     """Whether the route's auth will refuse this request (it answers 401/403 first, so that a
-    caller without the scope learns nothing about the route's parameters)."""
+    caller without the scope learns nothing about the route's parameters). An accepted key is
+    charged its rate limit here (a 429 before the 422), as the route's auth would have."""
     scope = route_scope(route.dependant)
     if scope is None:
         return False
     kind, _, token = request.headers.get("authorization", "").partition(" ")
     principal = authenticate(request.app.state.settings, token.strip())
-    return kind.lower() != "bearer" or principal is None or not principal.allows(scope)
+    if kind.lower() != "bearer" or principal is None or not principal.allows(scope):
+        return True
+    request.state.principal = principal  # as the route's auth would (access log, audit)
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is not None:
+        limiter.charge(request, principal)
+    return False
 
 
 async def check_query(request: Request) -> None:

@@ -38,7 +38,11 @@ their scopes come from `AGORA_API_KEYS='{"key": ["read"]}'`. A request without a
 * **admin**: the operator's decisions and what is not for members' eyes: erasing a person or an
   item with everyone's events on it, moderation queue and decisions, campaigns (money),
   experiment control and results, model reload, replays, tasks, alert rules, fraud suspicion
-  (`/analytics/anomalies/*`) and behavioural segments of people.
+  (`/analytics/anomalies/*`), behavioural segments of people and the audit log of admin actions
+  (`/admin/audit`: every admin request that changed something is recorded there).
+
+Each key also has a rate limit per route class (the scope a route needs; `POST /events` is a
+class of its own): past it, 429 with `Retry-After` (`AGORA_LIMITS`, see the README).
 """
 
 

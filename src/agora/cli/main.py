@@ -31,6 +31,7 @@ from agora.analytics.cli import app as analytics_app
 from agora.analytics.engagement_cli import app as analytics_engagement_app
 from agora.analytics.graph_cli import app as analytics_graph_app
 from agora.analytics.segments_cli import app as analytics_segments_app
+from agora.audit.cli import app as admin_app
 from agora.cli.shell import console, err, error
 from agora.config import Settings, get_settings
 from agora.engagement.cli import app as engagement_app
@@ -491,6 +492,7 @@ analytics_app.add_typer(analytics_segments_app, name="segments")
 analytics_app.add_typer(analytics_anomalies_app)  # anomalies
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(admin_app, name="admin")
 
 if __name__ == "__main__":
     app()

@@ -200,6 +200,10 @@ def unstorable_text(data: Any, root: tuple[str | int, ...] = ()) -> list[tuple[t
     return sorted(found, key=lambda found_at: [str(part) for part in found_at[0]])
 
 
+#: Most tags one item carries (Stack Exchange allows 5, MovieLens films have up to 10 genres).
+MAX_TAGS = 100
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -219,7 +223,7 @@ class ItemIn(_Strict):
     author_id: ExternalId | None = None
     title: str = ""
     body: str = ""
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
     language: str | None = Field(None, max_length=16)
     created: Timestamp | None = None
     media: dict[str, Any] = Field(default_factory=dict)

@@ -18,6 +18,7 @@ state (item factors, item-item similarities, sequences' statistics) learned from
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,10 +26,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Column, Table, and_, delete, or_, select, update
+from sqlalchemy import Column, String, Table, and_, cast, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.analytics.models import ComputedResult
+from agora.audit.models import AdminAudit
 from agora.config import Settings
 from agora.db.engine import transaction
 from agora.db.migrations.domains import METADATA
@@ -47,6 +49,7 @@ UNKEYED = {
     "feed_refresh_wanted": "the feed refresher's queue (by row number)",
     "feed_settings.muted_authors": "other users' mutes of them (row numbers in a JSON list)",
     "analytics_results": "stored heavy analytics naming them (dropped, recomputed later)",
+    "admin_audit.path_params": "admin actions on their paths (the id left out, the rest kept)",
 }
 Content = Literal["keep", "delete"]
 #: How long a claimed retrain may run before another process may claim it again.
@@ -207,6 +210,13 @@ def _erase_unkeyed(session: Session, pk: int, user_id: str) -> dict[str, int]:
             result.requested = datetime.now(UTC)
             results += 1
     removed["analytics_results"] = results
+    audited = 0
+    mentioning = cast(AdminAudit.path_params, String).contains(json.dumps(user_id))
+    for action in session.scalars(select(AdminAudit).where(mentioning)):
+        params = action.path_params if isinstance(action.path_params, dict) else {}
+        action.path_params = {k: (None if v == user_id else v) for k, v in params.items()}
+        audited += 1
+    removed["admin_audit.path_params"] = audited
     return removed
 
 

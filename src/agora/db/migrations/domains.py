@@ -2,6 +2,7 @@
 autogenerate and the storage tests compare against it)."""
 
 import agora.analytics.models  # noqa: F401
+import agora.audit.models  # noqa: F401
 import agora.engagement.models  # noqa: F401
 import agora.experiments.models  # noqa: F401
 import agora.feed.models  # noqa: F401
