@@ -87,6 +87,10 @@ def test_bad_bodies_get_4xx_on_every_write_route(
         "/users/%ED%A0%80/edges",
         "/items/latest?n=%ff",
         "/users/u1/recommendations?model=%ED%A0%80",
+        "/admin/privacy/budget?day=garbage",
+        "/admin/privacy/budget?day=2026-13-01",
+        "/admin/privacy/budget?day=99999-01-01",
+        "/admin/privacy/budget?day=%ff",
     ],
 )
 def test_bad_queries_get_4xx(sqlite_client: TestClient, path: str) -> None:
