@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import ADMIN, HEAVY_DAY, READ, START, WRITE, community
+from privacy_support import ADMIN, HEAVY_DAY, READ, START, WRITE, community
 
 from agora.privacy import dp
 

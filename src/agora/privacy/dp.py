@@ -88,7 +88,7 @@ class FigureSpec:
 #: measures the error they give; README "Differential privacy" says how they were chosen).
 FIGURES: dict[str, FigureSpec] = {
     "trending_topics": FigureSpec(
-        "GET /analytics/trending: posts per tag (or keyword) per bucket, then bursts", 16, 1
+        "GET /analytics/trending: posts per tag (or keyword) per bucket, then bursts", 4, 1
     ),
     "trending_items": FigureSpec(
         "GET /items/trending: noisy top-k over the trending model's decayed distinct-user "
@@ -100,12 +100,12 @@ FIGURES: dict[str, FigureSpec] = {
         "GET /analytics/sentiment: label counts and score sums per tag, author or day", 4, 2
     ),
     "active_users": FigureSpec(
-        "GET /analytics/engagement/active: distinct users and events per day or week", 16, 8
+        "GET /analytics/engagement/active: distinct users and events per day or week", 4, 4
     ),
     "interaction_rates": FigureSpec(
         "GET /analytics/engagement/rates: other users' events and distinct users per item or "
         "author",
-        16,
+        4,
         2,
     ),
     "retention": FigureSpec(
@@ -113,7 +113,7 @@ FIGURES: dict[str, FigureSpec] = {
     ),
     "attention": FigureSpec(
         "GET /analytics/engagement/attention: events per item and per creator (Gini, Lorenz)",
-        16,
+        8,
         2,
     ),
     "response_times": FigureSpec(
@@ -122,7 +122,7 @@ FIGURES: dict[str, FigureSpec] = {
         1,
     ),
     "reach": FigureSpec(
-        "GET /analytics/reach: distinct other users and events per item or author", 16, 2
+        "GET /analytics/reach: distinct other users and events per item or author", 4, 2
     ),
     "trust_levels": FigureSpec("GET /trust/levels: users per trust level", 1, 1),
     "feed_sources": FigureSpec("GET /feed/sources: impressions per candidate source", 8, 20),
