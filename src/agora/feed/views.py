@@ -467,7 +467,7 @@ def get_source_shares(
     hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0,
 ) -> dict[str, int]:
     now = datetime.now(UTC)
-    if dp.enabled(request.app.state.settings):
+    if dp.applies(request):  # released figures cover whole hours
         now = now.replace(minute=0, second=0, microsecond=0)
     since = now - timedelta(hours=hours)
     released = dp.answer(

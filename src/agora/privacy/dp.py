@@ -390,6 +390,11 @@ def _principal_is_admin(request: Request) -> bool:
     return principal is not None and principal.allows("admin")
 
 
+def applies(request: Request) -> bool:
+    """Whether this request gets released (differentially private) figures."""
+    return enabled(request.app.state.settings) and not _principal_is_admin(request)
+
+
 def period_start(now: datetime, hours: float) -> datetime:
     width = hours * 3600.0
     return datetime.fromtimestamp(math.floor(now.timestamp() / width) * width, UTC)

@@ -245,7 +245,7 @@ def _answer(body: bytes, source: str) -> Response:
 def get_trending(
     request: Request, response: Response, session: SessionDep, models: ModelsDep, n: N = 10
 ) -> ItemList:
-    if dp.enabled(request.app.state.settings):
+    if dp.applies(request):
         loaded = models.get(service.FALLBACK_MODEL)  # 503 before training, as without DP
         size = next(k for k in TOP_K_SIZES if k >= min(n + 20, TOP_K_SIZES[-1]))
         released = dp.answer(
@@ -261,6 +261,7 @@ def get_trending(
             return ItemList(
                 model=service.FALLBACK_MODEL, items=_items(recs), privacy=released.privacy
             )
+    dp.mark(response, request.app.state.settings, None)
     recs = service.global_list(session, models, service.FALLBACK_MODEL, n)
     return ItemList(model=service.FALLBACK_MODEL, items=_items(recs))
 
