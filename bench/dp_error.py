@@ -41,7 +41,7 @@ from _record import run_record
 from rich.console import Console
 from rich.table import Table
 
-from agora.analytics.dp_figures import LABELS, person_ids
+from agora.analytics.dp_figures import LABELS, person_ids, trending_arrays
 from agora.privacy import dp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,8 +186,8 @@ def figure_runs(
 
     def topics(eps: float, rng: np.random.Generator) -> float:
         grant = dp.Grant(eps, b["trending_topics"], rng)
-        noisy = grant.histogram(d["post_people"], cells, n_tags * n_weeks, eps)
-        return _rel_mae(dp.clamp_counts(noisy), exact_cells)
+        noisy = trending_arrays(d["post_people"], d["post_tag"], week0, n_tags, n_weeks, grant)
+        return _rel_mae(noisy.ravel(), exact_cells)
 
     newest = d["seconds"].max()
     ui = np.unique(np.stack([d["users"], d["items"]], 1), axis=0, return_index=True)[1]

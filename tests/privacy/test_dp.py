@@ -26,6 +26,13 @@ RELEASED = [
     "/feed/sources?hours=48",
 ]
 
+CAMPAIGN = {
+    "campaign_id": "c1",
+    "advertiser": "Acme",
+    "items": ["p0", "p1"],
+    "bid": 1.0,
+    "daily_budget": 1000.0,
+}
 #: Tight bounds and a large epsilon: noise far below the margins the tests allow.
 SHARP = {
     "dp_epsilon": 100.0,
@@ -204,3 +211,43 @@ def test_the_budget_route_says_off_when_off(dp_client) -> None:
     body = dp_client().get("/admin/privacy/budget", headers=ADMIN).json()
     assert body["enabled"] is False and body["budget"] is None and body["remaining"] is None
     assert all(f["epsilon"] is None for f in body["figures"])
+
+
+def test_a_campaign_report_for_the_advertiser_is_released_with_dp(dp_client) -> None:
+    from agora.market.config import MarketConfig
+
+    market = MarketConfig(holdout_share=0.0, pacing=False)
+    campaign = {**CAMPAIGN, "frequency_cap": 100}
+    off = dp_client(market=market)
+    assert off.post("/campaigns", json=campaign, headers=ADMIN).status_code == 201
+    refused = off.get("/campaigns/c1/report?release=advertiser", headers=ADMIN)
+    assert refused.status_code == 409 and "AGORA_DP_EPSILON" in refused.json()["detail"]
+
+
+def test_the_advertiser_report_bounds_each_person(dp_client) -> None:
+    from agora.market.config import MarketConfig
+
+    market = MarketConfig(holdout_share=0.0, pacing=False)
+    campaign = {**CAMPAIGN, "frequency_cap": 100}
+    client = dp_client(market=market, dp_epsilon=100.0, dp_daily_budget=1000.0)
+    assert client.post("/campaigns", json=campaign, headers=ADMIN).status_code == 201
+    for user in ("u2", "u3", "u4"):
+        page = client.get(f"/users/{user}/feed?n=4", headers=READ)
+        assert page.status_code == 200, page.text
+    for _ in range(30):  # one person sees the ad 30 times
+        client.get("/users/u5/feed?n=4", headers=READ)
+    exact = client.get("/campaigns/c1/report", headers=ADMIN)
+    assert exact.headers[dp.HEADER] == "exact" and "privacy" not in exact.json()
+    shown = exact.json()["impressions"]
+    assert shown >= 20
+    released = client.get("/campaigns/c1/report?release=advertiser", headers=ADMIN)
+    assert released.status_code == 200, released.text
+    body = released.json()
+    assert body["privacy"]["epsilon"] == 100.0 and released.headers[dp.HEADER].startswith("dp;")
+    # u5 counts 10 impressions at most; noise of scale 10 / 20 stays far below 15
+    assert body["impressions"] <= (shown - 30) + 10 + 15 and body["impressions"] >= 3
+    assert body["spend"] == exact.json()["spend"]  # the bill stays exact
+    again = client.get("/campaigns/c1/report?release=advertiser", headers=ADMIN)
+    assert again.json() == body
+    assert client.get("/campaigns/c1/report?release=advertiser", headers=READ).status_code == 403
+    assert client.get("/campaigns/c9/report?release=advertiser", headers=ADMIN).status_code == 404

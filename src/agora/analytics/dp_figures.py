@@ -23,7 +23,7 @@ from agora.analytics import engagement as eg
 from agora.analytics import sentiment as sa
 from agora.analytics import trending as tr
 from agora.db.tables import Event, Item, User
-from agora.privacy.dp import Bounds, Grant, clamp_counts, dense_ids
+from agora.privacy.dp import Bounds, Grant, clamp_counts, dense_ids, drop_noise_floor
 
 #: Most rows a released ranked list keeps (the routes' largest ``n``).
 MAX_ROWS = 1000
@@ -46,10 +46,13 @@ def trending_arrays(
     grant: Grant,
 ) -> np.ndarray:
     """Noisy posts per key per bucket (``n_keys x n_buckets``, >= 0): one record per post and
-    key, each person in at most ``max_partitions`` key-buckets, ``max_per_partition`` each."""
+    key, each person in at most ``max_partitions`` key-buckets, ``max_per_partition`` each.
+    The table is sparse (most tags have no post most days): counts the noise alone reaches
+    with probability 5% are set to 0, so noise does not pile up into baselines and bursts."""
     cells = np.asarray(key_ids, dtype=np.int64) * n_buckets + np.asarray(buckets, dtype=np.int64)
     noisy = grant.histogram(people, cells, n_keys * n_buckets, grant.epsilon)
-    return clamp_counts(noisy).reshape(n_keys, n_buckets)
+    kept = drop_noise_floor(noisy, grant.bounds.l1, grant.epsilon)
+    return kept.reshape(n_keys, n_buckets)
 
 
 def trending_payload(

@@ -125,6 +125,12 @@ FIGURES: dict[str, FigureSpec] = {
         "GET /analytics/reach: distinct other users and events per item or author", 4, 2
     ),
     "trust_levels": FigureSpec("GET /trust/levels: users per trust level", 1, 1),
+    "campaign_report": FigureSpec(
+        "GET /campaigns/{id}/report?release=advertiser: impressions, clicks, conversions and "
+        "their value (at most max_per_partition of each per person), holdout arms",
+        1,
+        10,
+    ),
     "feed_sources": FigureSpec("GET /feed/sources: impressions per candidate source", 8, 20),
 }
 
@@ -432,15 +438,17 @@ def release(
     params: dict[str, Any],
     compute: Callable[[Grant], dict[str, Any]],
     now: datetime | None = None,
+    for_admin: bool = False,
 ) -> Release | None:
     """The released figure for this request, or None when the exact figure is to be answered
-    (differential privacy off, or an admin key). ``compute(grant)`` builds the noisy payload
-    (a JSON object) within the grant; it runs only when the figure is not released yet for the
-    current period and the day's budget allows it."""
+    (differential privacy off, or an admin key unless ``for_admin``: an admin asking for the
+    release to hand on, such as a campaign report for its advertiser). ``compute(grant)``
+    builds the noisy payload (a JSON object) within the grant; it runs only when the figure is
+    not released yet for the current period and the day's budget allows it."""
     from agora.privacy import dp_budget
 
     settings: Settings = request.app.state.settings
-    if not enabled(settings) or _principal_is_admin(request):
+    if not enabled(settings) or (_principal_is_admin(request) and not for_admin):
         return None
     now = now or datetime.now(UTC)
     params = json.loads(json.dumps(params, sort_keys=True, default=str))
@@ -524,11 +532,23 @@ def answer(
     figure: str,
     params: dict[str, Any],
     compute: Callable[[Grant], dict[str, Any]],
+    for_admin: bool = False,
 ) -> Release | None:
     """:func:`release` and :func:`mark` in one call."""
-    released = release(request, figure, params, compute)
+    released = release(request, figure, params, compute, for_admin=for_admin)
     mark(response, request.app.state.settings, released)
     return released
+
+
+def drop_noise_floor(
+    counts: np.ndarray, sensitivity: float, epsilon: float, tail: float = 0.05
+) -> np.ndarray:
+    """Noisy counts with every value the noise alone reaches with probability ``tail`` or more
+    set to 0 (post-processing: for sparse tables, where most cells are 0 and clamped noise
+    would otherwise add up to more than the data). The cut is ``scale x ln(1 / (2 tail))``."""
+    cut = float(sensitivity) / float(epsilon) * math.log(1.0 / (2.0 * tail))
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.where(counts >= cut, counts, 0)
 
 
 def clamp_counts(values: np.ndarray) -> np.ndarray:
