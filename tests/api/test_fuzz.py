@@ -91,6 +91,7 @@ def test_bad_bodies_get_4xx_on_every_write_route(
         "/admin/privacy/budget?day=2026-13-01",
         "/admin/privacy/budget?day=99999-01-01",
         "/admin/privacy/budget?day=%ff",
+        "/admin/privacy/budget?day=0",
     ],
 )
 def test_bad_queries_get_4xx(sqlite_client: TestClient, path: str) -> None:

@@ -202,7 +202,9 @@ def test_the_budget_route_is_for_admins(dp_client) -> None:
     body = client.get("/admin/privacy/budget", headers=ADMIN).json()
     assert body["enabled"] is True and body["budget"] == 40.0 and body["spent"] == 0.0
     assert {f["figure"] for f in body["figures"]} == set(dp.FIGURES)
-    assert client.get("/admin/privacy/budget?day=2020-02-30", headers=ADMIN).status_code == 422
+    for bad in ("2020-02-30", "0", "20200101", "2020-01-01T00:00:00Z"):
+        answer = client.get(f"/admin/privacy/budget?day={bad}", headers=ADMIN)
+        assert answer.status_code == 422, bad
     past = client.get("/admin/privacy/budget?day=2020-01-01", headers=ADMIN).json()
     assert past["releases"] == [] and past["day"] == "2020-01-01"
 

@@ -3,11 +3,12 @@ it spent and every figure it released (see :mod:`agora.privacy.dp`)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from agora.api.auth import AUTH_ERRORS, AdminScope
 from agora.api.deps import SessionFactoryDep, SettingsDep
@@ -15,6 +16,18 @@ from agora.api.routing import OneHopRoute
 from agora.privacy import dp, dp_budget
 
 router = APIRouter(route_class=OneHopRoute, tags=["privacy"])
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+
+
+def _iso_date(value: Any) -> Any:
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError("expected a date YYYY-MM-DD, e.g. 2026-12-05")
+    return value
+
+
+#: A UTC day in a query: YYYY-MM-DD only (a bare number is refused, as the schema says).
+QueryDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 class ReleaseOut(BaseModel):
@@ -56,7 +69,7 @@ def get_budget(
     sessions: SessionFactoryDep,
     settings: SettingsDep,
     day: Annotated[
-        date | None, Query(description="The UTC day, YYYY-MM-DD (default: today).")
+        QueryDate | None, Query(description="The UTC day, YYYY-MM-DD (default: today).")
     ] = None,
 ) -> BudgetOut:
     """Privacy accounting for admins: epsilon spent on ``day`` out of the daily budget, and
