@@ -194,6 +194,24 @@ class LimitsConfig(BaseModel):
         return self.classes.get(route_class)
 
 
+class DPFigure(BaseModel):
+    """How one kind of released figure spends epsilon and bounds each person's contribution
+    (``AGORA_DP_FIGURES``; unset fields keep the figure's defaults, agora.privacy.dp.FIGURES)."""
+
+    weight: float | None = Field(
+        None, gt=0, le=100, description="Multiplies dp_epsilon for this figure."
+    )
+    max_partitions: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Most cells (tag-day, item, day...) one person counts in.",
+    )
+    max_per_partition: int | None = Field(
+        None, ge=1, le=100_000, description="Most records one person counts in one cell."
+    )
+
+
 class Settings(BaseSettings):
     """Engine configuration; every field can be set as ``AGORA_<FIELD>`` in the environment."""
 
@@ -280,6 +298,33 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Level of the JSON log lines `agora serve` writes to stderr."
     )
+    dp_epsilon: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="Differential privacy of the aggregates non-admin keys read (trending, "
+        "engagement analytics, sentiment, trust levels...): the epsilon each released figure "
+        "spends (times its weight in dp_figures). Unset: off, exact figures for every key.",
+    )
+    dp_daily_budget: float | None = Field(
+        None,
+        gt=0,
+        description="Epsilon all releases of one UTC day may spend together (default: 20 x "
+        "dp_epsilon). Once spent, routes answer the figure they released last, marked stale, "
+        "or 429 until midnight UTC when there is none.",
+    )
+    dp_period_hours: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 366,
+        description="How long a released figure is answered again, unchanged and at no cost, "
+        "before a new one is released.",
+    )
+    dp_figures: dict[str, DPFigure] = Field(
+        default_factory=dict,
+        description="Per figure: its share of epsilon and contribution bounds, JSON: "
+        '{"trending_topics": {"weight": 2, "max_partitions": 8, "max_per_partition": 1}}.',
+    )
 
     @field_validator("earliest_timestamp", mode="after")
     @classmethod
@@ -288,6 +333,13 @@ class Settings(BaseSettings):
         if value < TIME_FLOOR:
             raise ValueError(f"earliest_timestamp must not be before {TIME_FLOOR.isoformat()}")
         return value
+
+    @property
+    def dp_budget(self) -> float | None:
+        """The epsilon one UTC day may spend (None when differential privacy is off)."""
+        if self.dp_epsilon is None:
+            return None
+        return self.dp_daily_budget if self.dp_daily_budget is not None else 20 * self.dp_epsilon
 
     @property
     def event_types(self) -> tuple[str, ...]:

@@ -93,6 +93,11 @@ def test_bad_bodies_get_4xx_on_every_write_route(
         "/admin/audit?route=%ED%A0%80",
         "/admin/audit?key_id=%00",
         "/admin/audit?route=%00",
+        "/admin/privacy/budget?day=garbage",
+        "/admin/privacy/budget?day=2026-13-01",
+        "/admin/privacy/budget?day=99999-01-01",
+        "/admin/privacy/budget?day=%ff",
+        "/admin/privacy/budget?day=0",
     ],
 )
 def test_bad_queries_get_4xx(sqlite_client: TestClient, path: str) -> None:

@@ -1,14 +1,24 @@
-"""Privacy fixtures: the seeded community with trained models (two versions of each), on SQLite
-and on PostgreSQL."""
+"""Privacy fixtures: the seeded community with trained models (two versions of each), and a
+client of the whole API on a small community with differential privacy on or off; on SQLite and
+on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
+from dp_support import community as dp_community
 from fastapi.testclient import TestClient
 from privacy_support import make_client, seed, train
+
+from agora.api.app import create_app
+from agora.config import BUILTIN_EVENT_TYPES, Settings
+from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.ingest.schemas import Dataset
+from agora.ingest.service import add_dataset
 
 
 @pytest.fixture
@@ -18,3 +28,27 @@ def community(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
         train(client)
         train(client)  # an older version on disk that knew zed too
         yield client
+
+
+@pytest.fixture
+def dp_client(tmp_path: Path, database_url: str) -> Iterator[Callable[..., TestClient]]:
+    """``dp_client(dataset=None, **settings)``: the app on a store holding the community
+    (keys: ``test-admin`` admin, ``r`` read, ``w`` write); settings such as ``dp_epsilon``."""
+    with ExitStack() as stack:
+
+        def make(dataset: Dataset | None = None, **overrides: Any) -> TestClient:
+            engine = make_engine(database_url)
+            migrate(engine)
+            with transaction(session_factory(engine)) as session:
+                add_dataset(session, dataset or dp_community(), BUILTIN_EVENT_TYPES)
+            engine.dispose()
+            settings = Settings(
+                data_dir=tmp_path / "data",
+                database_url=database_url,
+                api_key="test-admin",
+                api_keys={"r": ["read"], "w": ["write"]},
+                **overrides,
+            )
+            return stack.enter_context(TestClient(create_app(settings)))
+
+        yield make

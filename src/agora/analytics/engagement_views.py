@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from agora.analytics import dp_figures
 from agora.analytics import engagement as eg
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
@@ -16,8 +17,14 @@ from agora.api.errors import InvalidRequest, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import EVENT_TYPE, QueryTime
 from agora.config import Settings
+from agora.privacy import dp
 
-router = APIRouter(route_class=OneHopRoute, tags=["analytics"], dependencies=[ReadScope])
+router = APIRouter(
+    route_class=OneHopRoute,
+    tags=["analytics"],
+    dependencies=[ReadScope],
+    responses={**dp.RESPONSES, 200: {"headers": dp.HEADER_DOC}},
+)
 
 
 class ActiveOut(BaseModel):
@@ -42,7 +49,7 @@ class CohortOut(BaseModel):
     )
 
 
-class RetentionOut(BaseModel):
+class RetentionOut(dp.Marked):
     weeks: int
     cohorts: list[CohortOut]
     overall: list[float | None] = Field(
@@ -50,7 +57,7 @@ class RetentionOut(BaseModel):
     )
 
 
-class ResponseTimesOut(BaseModel):
+class ResponseTimesOut(dp.Marked):
     items: int
     answered: int
     share_answered: float
@@ -69,7 +76,7 @@ class ConcentrationOut(BaseModel):
     lorenz: list[list[float]] = Field(description="[population share, attention share] points.")
 
 
-class AttentionOut(BaseModel):
+class AttentionOut(dp.Marked):
     event_types: list[str] | None
     include_zero: bool
     items: ConcentrationOut
@@ -90,32 +97,66 @@ def _concentration(c: eg.Concentration) -> ConcentrationOut:
 
 @router.get("/analytics/engagement/active", response_model=list[ActiveOut])
 def active(
+    request: Request,
+    response: Response,
     session: SessionDep,
     bucket: Annotated[Literal["day", "week"], Query(description="DAU or WAU.")] = "day",
     since: Annotated[QueryTime | None, Query(description="Only events from this time.")] = None,
     until: Annotated[QueryTime | None, Query(description="Only events before this time.")] = None,
 ) -> list[ActiveOut]:
-    """Daily or weekly active users."""
+    """Daily or weekly active users (noisy under differential privacy: header `X-Privacy`)."""
+    released = dp.answer(
+        request,
+        response,
+        "active_users",
+        {"bucket": bucket, "since": since, "until": until},
+        lambda grant: dp_figures.active_payload(session, grant, bucket, since, until),
+    )
+    if released is not None:
+        return [ActiveOut(**p) for p in released.payload["points"]]
     points = eg.active_users(session, bucket, since, until)
     return [ActiveOut(start=p.start, users=p.users, events=p.events) for p in points]
 
 
 @router.get("/analytics/engagement/rates", response_model=list[RateOut])
 def rates(
+    request: Request,
+    response: Response,
     session: SessionDep,
     by: Annotated[Literal["item", "author"], Query(description="Per post or per author.")] = "item",
     n: Annotated[int, Query(ge=1, le=1000, description="Rows returned.")] = 20,
 ) -> list[RateOut]:
-    """Posts or authors with the highest interaction rate."""
+    """Posts or authors with the highest interaction rate (ranked by noisy counts under
+    differential privacy: header `X-Privacy`)."""
+    released = dp.answer(
+        request,
+        response,
+        "interaction_rates",
+        {"by": by},
+        lambda grant: dp_figures.rates_payload(session, grant, by),
+    )
+    if released is not None:
+        return [RateOut(**r) for r in released.payload["rows"][:n]]
     return [RateOut(**vars(r)) for r in eg.interaction_rates(session, by, n)]
 
 
 @router.get("/analytics/engagement/retention", response_model=RetentionOut)
 def retention(
+    request: Request,
+    response: Response,
     session: SessionDep,
     weeks: Annotated[int, Query(ge=0, le=104, description="Weeks after the first.")] = 8,
 ) -> RetentionOut:
     """Weekly cohorts by first event and their week-N retention."""
+    released = dp.answer(
+        request,
+        response,
+        "retention",
+        {"weeks": weeks},
+        lambda grant: dp_figures.retention_payload(session, grant, weeks),
+    )
+    if released is not None:
+        return RetentionOut(weeks=weeks, **released.payload, privacy=released.privacy)
     result = eg.retention_cohorts(session, weeks)
     return RetentionOut(
         weeks=weeks,
@@ -138,6 +179,8 @@ def _known_event_types(values: list[str], settings: Settings, name: str) -> None
 
 @router.get("/analytics/engagement/response-times", response_model=ResponseTimesOut)
 def response_times(
+    request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     of: Annotated[
@@ -150,6 +193,15 @@ def response_times(
 ) -> ResponseTimesOut:
     """Time from a post to the first answer or comment by someone else."""
     _known_event_types([of] if of is not None else [], settings, "of")
+    released = dp.answer(
+        request,
+        response,
+        "response_times",
+        {"of": of},
+        lambda grant: dp_figures.response_times_payload(session, grant, of),
+    )
+    if released is not None:
+        return ResponseTimesOut(**released.payload, privacy=released.privacy)
     r = eg.time_to_first_response(session, of=of)
     return ResponseTimesOut(
         items=r.items,
@@ -163,6 +215,8 @@ def response_times(
 
 @router.get("/analytics/engagement/attention", response_model=AttentionOut)
 def attention(
+    request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     event_type: Annotated[
@@ -175,6 +229,22 @@ def attention(
 ) -> AttentionOut:
     """Gini coefficient and Lorenz curve of engagement across items and creators."""
     _known_event_types(event_type or [], settings, "event_type")
+    types = sorted(set(event_type)) if event_type is not None else None
+    released = dp.answer(
+        request,
+        response,
+        "attention",
+        {"event_type": types, "include_zero": include_zero},
+        lambda grant: dp_figures.attention_payload(session, grant, types, include_zero),
+    )
+    if released is not None:
+        return AttentionOut(
+            event_types=event_type,
+            include_zero=include_zero,
+            items=ConcentrationOut(**released.payload["items"]),
+            creators=ConcentrationOut(**released.payload["creators"]),
+            privacy=released.privacy,
+        )
     a = eg.attention_gini(session, event_type, include_zero)
     return AttentionOut(
         event_types=a.event_types,

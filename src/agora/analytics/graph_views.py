@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from agora.analytics import influence, results, trending
+from agora.analytics import dp_figures, influence, results, trending
 from agora.analytics import sentiment as sa
 from agora.analytics.models import AlertRule
 from agora.analytics.results_views import Freshness, freshness, pending, pending_doc
@@ -28,6 +28,7 @@ from agora.api.errors import NotFound
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 from agora.db.engine import transaction
+from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
@@ -92,7 +93,7 @@ NOW_SOURCE_DOC = (
 )
 
 
-class TrendingOut(BaseModel):
+class TrendingOut(dp.Marked):
     now: datetime = Field(description="End of the window analysed.")
     now_source: NowSource = Field(description=NOW_SOURCE_DOC)
     bucket: str
@@ -167,12 +168,34 @@ def get_influence(
     )
 
 
-@router.get("/analytics/reach", response_model=list[ReachOut], dependencies=[ReadScope])
+DP_ANSWER = {**dp.RESPONSES, 200: {"headers": dp.HEADER_DOC}}
+
+
+@router.get(
+    "/analytics/reach",
+    response_model=list[ReachOut],
+    dependencies=[ReadScope],
+    responses=DP_ANSWER,
+)
 def get_reach(
-    session: SessionDep, by: Literal["item", "author"] = "item", n: Top = 20
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    by: Literal["item", "author"] = "item",
+    n: Top = 20,
 ) -> list[ReachOut]:
     """Posts or authors by the number of distinct users who engaged with them (``n`` rows, the
-    name every list route uses)."""
+    name every list route uses). With differential privacy on (non-admin keys): ranked by
+    noisy counts (header `X-Privacy`)."""
+    released = dp.answer(
+        request,
+        response,
+        "reach",
+        {"by": by},
+        lambda grant: dp_figures.reach_payload(session, grant, by),
+    )
+    if released is not None:
+        return [ReachOut(**r) for r in released.payload["rows"][:n]]
     return [ReachOut(**vars(r)) for r in influence.reach(session, by, n)]
 
 
@@ -215,8 +238,12 @@ def _burst(b: trending.Burst) -> BurstOut:
     return BurstOut(**vars(b))
 
 
-@router.get("/analytics/trending", response_model=TrendingOut, dependencies=[ReadScope])
+@router.get(
+    "/analytics/trending", response_model=TrendingOut, dependencies=[ReadScope], responses=DP_ANSWER
+)
 def get_trending(
+    request: Request,
+    response: Response,
     session: SessionDep,
     bucket: trending.Bucket = "day",
     buckets: Annotated[int, Query(ge=2, le=2000, description="Buckets looked at.")] = 60,
@@ -231,8 +258,33 @@ def get_trending(
         ),
     ] = None,
 ) -> TrendingOut:
-    """Tags (or keywords) whose post volume bursts above their EWMA baseline."""
+    """Tags (or keywords) whose post volume bursts above their EWMA baseline. With
+    differential privacy on (non-admin keys), bursts are found in noisy counts of posts per key
+    and bucket (each author bounded), over whole buckets: `now` is rounded down to a bucket."""
     when, origin = (now, "query") if now else trending.store_now(session, datetime.now(UTC), bucket)
+    if dp.applies(request):  # released figures cover whole buckets
+        width = trending.BUCKETS[bucket]
+        when = datetime.fromtimestamp(when.timestamp() // width * width, UTC)
+    released = dp.answer(
+        request,
+        response,
+        "trending_topics",
+        {"now": when, "bucket": bucket, "buckets": buckets, "source": source, "alpha": alpha,
+         "min_count": min_count},
+        lambda grant: dp_figures.trending_payload(
+            session, grant, when, bucket, buckets, source, alpha, min_count
+        ),
+    )  # fmt: skip
+    if released is not None:
+        p = released.payload
+        return TrendingOut(
+            now=when,
+            now_source=origin,
+            bucket=bucket,
+            trending=[BurstOut(**b) for b in p["trending"]],
+            bursts=[BurstOut(**b) for b in p["bursts"]],
+            privacy=released.privacy,
+        )
     result = trending.trending(
         session,
         when,

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from agora.analytics import dp_figures
 from agora.analytics import sentiment as sa
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
+from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
@@ -34,7 +36,7 @@ class SentimentGroupOut(BaseModel):
     negative: int
 
 
-class SentimentOut(BaseModel):
+class SentimentOut(dp.Marked):
     by: str
     n_texts: int = Field(description="Posts and comments with text that are scored.")
     pending: int = Field(
@@ -52,9 +54,15 @@ def wake(request: Request, job: str) -> None:
         jobs.wake(job)
 
 
-@router.get("/analytics/sentiment", response_model=SentimentOut, dependencies=[ReadScope])
+@router.get(
+    "/analytics/sentiment",
+    response_model=SentimentOut,
+    dependencies=[ReadScope],
+    responses={**dp.RESPONSES, 200: {"headers": dp.HEADER_DOC}},
+)
 def sentiment_by(
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     by: Annotated[Literal["tag", "author", "day"], Query(description="Group by.")] = "tag",
@@ -62,11 +70,29 @@ def sentiment_by(
     since: Annotated[QueryTime | None, Query(description="Only texts from this time.")] = None,
     until: Annotated[QueryTime | None, Query(description="Only texts before this time.")] = None,
 ) -> SentimentOut:
-    """Mean sentiment and label counts of posts (title + body) and commented text, per group."""
+    """Mean sentiment and label counts of posts (title + body) and commented text, per group.
+    With differential privacy on (non-admin keys), the counts and means are released noisy
+    (``privacy``), each author's texts bounded per group."""
     version = sa.model_version(sa.scorer_path(settings.model_dir))
     pending = sa.pending_count(session, version)
     if pending:
         wake(request, SENTIMENT_JOB)
+    released = dp.answer(
+        request,
+        response,
+        "sentiment",
+        {"by": by, "since": since, "until": until, "model_version": version},
+        lambda grant: dp_figures.sentiment_payload(session, grant, by, since, until),
+    )
+    if released is not None:
+        return SentimentOut(
+            by=by,
+            n_texts=released.payload["n_texts"],
+            pending=pending,
+            model_version=version,
+            groups=[SentimentGroupOut(**g) for g in released.payload["groups"][:limit]],
+            privacy=released.privacy,
+        )
     scored = sa.stored_scores(session, since=since, until=until)
     groups = sa.aggregate(scored, by)[:limit]
     return SentimentOut(

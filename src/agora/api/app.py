@@ -65,6 +65,7 @@ from agora.ingest.views import router as ingest_router
 from agora.market.views import router as market_router
 from agora.moderation.views import router as moderation_router
 from agora.privacy import service as privacy
+from agora.privacy.dp_views import router as privacy_dp_router
 from agora.privacy.views import router as privacy_router
 from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
@@ -319,6 +320,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_engagement_router)
     app.include_router(analytics_segments_router)
     app.include_router(analytics_anomalies_router)
+    app.include_router(privacy_dp_router)
     app.include_router(analytics_results_router)
     app.include_router(experiments_router)
     app.include_router(privacy_router)

@@ -31,15 +31,16 @@ their scopes come from `AGORA_API_KEYS='{"key": ["read"]}'`. A request without a
 
 * **read**: what a platform shows its members: recommendations, feeds, items, profiles as the
   platform sent them, public engagement (points, badges, leaderboards, digests), aggregate
-  analytics, a user's experiment arm.
+  analytics (differentially private when `AGORA_DP_EPSILON` is set), a user's experiment arm.
 * **write**: what members do, relayed by the platform as it happens: users, items, events,
   edges (and removing one edge: an unfollow or unblock), groups, flags, feedback and feed
   settings, ad clicks and conversions.
 * **admin**: the operator's decisions and what is not for members' eyes: erasing a person or an
   item with everyone's events on it, moderation queue and decisions, campaigns (money),
   experiment control and results, model reload, replays, tasks, alert rules, fraud suspicion
-  (`/analytics/anomalies/*`), behavioural segments of people and the audit log of admin actions
-  (`/admin/audit`: every admin request that changed something is recorded there).
+  (`/analytics/anomalies/*`), behavioural segments of people, exact figures and the privacy
+  budget (`/admin/privacy/budget`) while differential privacy is on, and the audit log of admin
+  actions (`/admin/audit`: every admin request that changed something is recorded there).
 
 Each key also has a rate limit per route class (the scope a route needs; `POST /events` is a
 class of its own): past it, 429 with `Retry-After` (`AGORA_LIMITS`, see the README).

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session
@@ -42,6 +42,7 @@ from agora.engagement.schemas import (
     TaskProgressOut,
     TrustOut,
 )
+from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["engagement"])
 
@@ -130,15 +131,46 @@ def get_trust(
 @router.get(
     "/trust/levels",
     summary="How many users hold each trust level (as of their latest activity)",
+    description="With differential privacy on (`AGORA_DP_EPSILON`), non-admin keys get noisy "
+    "counts (each user is in one level), marked by the `X-Privacy` header.",
     dependencies=[ReadScope],
-    responses=ERRORS,
+    responses={**ERRORS, **dp.RESPONSES, 200: {"headers": dp.HEADER_DOC}},
 )
 def get_trust_levels(
-    sessions: SessionFactoryDep, config: ConfigDep, response: Response
+    request: Request, sessions: SessionFactoryDep, config: ConfigDep, response: Response
 ) -> dict[int, int]:
     with transaction(sessions) as session:
         _pending(response, session, config)
-        return service.trust_distribution(session, config, datetime.now(UTC))
+        exact = service.trust_distribution(session, config, datetime.now(UTC))
+    released = dp.answer(
+        request,
+        response,
+        "trust_levels",
+        {"levels": sorted(exact)},
+        lambda grant: _noisy_levels(sessions, config, grant, sorted(exact)),
+    )
+    if released is not None:
+        return {int(k): v for k, v in released.payload["counts"].items()}
+    return exact
+
+
+def _noisy_levels(sessions: Any, config: EngagementConfig, grant: dp.Grant, levels: list[int]):
+    """Users per trust level, each user once (level 0 for users without a trust row)."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from agora.db.tables import User
+    from agora.engagement.models import TrustState
+
+    with sessions() as session:
+        rows = session.execute(
+            select(User.id, TrustState.level).outerjoin(TrustState, TrustState.user_id == User.id)
+        ).all()
+    users = np.asarray([r[0] for r in rows], dtype=np.int64)
+    index = {level: i for i, level in enumerate(levels)}
+    cells = np.asarray([index.get(int(r[1] or 0), 0) for r in rows], dtype=np.int64)
+    noisy = dp.clamp_counts(grant.histogram(users, cells, len(levels), grant.epsilon))
+    return {"counts": {str(level): int(noisy[i]) for level, i in index.items()}}
 
 
 @router.get(

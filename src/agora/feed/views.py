@@ -21,6 +21,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api import metrics
@@ -43,6 +44,7 @@ from agora.feed.state import UserState
 from agora.ingest.schemas import ExternalId
 from agora.market import service as market
 from agora.market.serving import MarketCache
+from agora.privacy import dp
 from agora.serving.service import ModelStore
 
 log = logging.getLogger(__name__)
@@ -452,11 +454,46 @@ def post_feedback(
 @router.get(
     "/feed/sources",
     summary="Impressions per candidate source over the last hours",
+    description="With differential privacy on (`AGORA_DP_EPSILON`), non-admin keys get noisy "
+    "counts (each user's impressions bounded per source), marked by the `X-Privacy` header; "
+    "`hours` then counts back from the start of the current hour.",
     dependencies=[ReadScope],
-    responses=ERRORS,
+    responses={**ERRORS, **dp.RESPONSES, 200: {"headers": dp.HEADER_DOC}},
 )
 def get_source_shares(
-    session: SessionDep, hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0,
 ) -> dict[str, int]:
-    since = datetime.now(UTC) - timedelta(hours=hours)
+    now = datetime.now(UTC)
+    if dp.applies(request):  # released figures cover whole hours
+        now = now.replace(minute=0, second=0, microsecond=0)
+    since = now - timedelta(hours=hours)
+    released = dp.answer(
+        request,
+        response,
+        "feed_sources",
+        {"since": since, "until": now},
+        lambda grant: _noisy_sources(session, grant, since, now),
+    )
+    if released is not None:
+        return released.payload["counts"]
     return service.source_shares(session, since)
+
+
+def _noisy_sources(session: Session, grant: dp.Grant, since: datetime, until: datetime):
+    """Impressions per source in ``[since, until)``, each user bounded per source."""
+    import numpy as np
+
+    from agora.feed.models import FeedImpression
+
+    rows = session.execute(
+        select(FeedImpression.user_id, FeedImpression.source).where(
+            FeedImpression.served >= since, FeedImpression.served < until
+        )
+    ).all()
+    ids, names = dp.dense_ids([r[1] for r in rows])
+    users = np.asarray([r[0] for r in rows], dtype=np.int64)
+    noisy = dp.clamp_counts(grant.histogram(users, ids, len(names), grant.epsilon))
+    return {"counts": {name: int(noisy[i]) for i, name in enumerate(names)}}

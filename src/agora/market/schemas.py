@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from agora.api.types import RowId
 from agora.ingest.schemas import ExternalId, in_span
 from agora.market.models import CAMPAIGN_STATUSES
+from agora.privacy.dp import Marked
 
 #: A time a client sends with its zone, within the engine's span (see ``ingest.schemas``).
 AwareTimestamp = Annotated[AwareDatetime, AfterValidator(in_span)]
@@ -184,7 +185,7 @@ class LiftOut(BaseModel):
     p_value: float | None
 
 
-class ReportOut(BaseModel):
+class ReportOut(Marked):
     campaign_id: str
     impressions: int
     clicks: int

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import ValidationError
 
@@ -19,6 +19,7 @@ from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.market import service
+from agora.market.dp_report import private_report
 from agora.market.schemas import (
     CampaignIn,
     CampaignOut,
@@ -29,6 +30,7 @@ from agora.market.schemas import (
     ConversionOut,
     ReportOut,
 )
+from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["market"])
 
@@ -156,13 +158,52 @@ def patch_campaign(
     "/campaigns/{campaign_id}/report",
     summary="Measurement: impressions, clicks, CTR, spend, CPC, conversions, CVR, ROI, lift",
     description="Lift compares the conversion rate of eligible users outside the campaign's "
-    "randomised holdout with those inside it (who never saw it), with a confidence interval.",
+    "randomised holdout with those inside it (who never saw it), with a confidence interval.\n\n"
+    "`release=advertiser` answers the report to hand to the advertiser: released with "
+    "differential privacy (`AGORA_DP_EPSILON`; 409 while it is off), each person's "
+    "impressions, clicks and conversions bounded, marked by `privacy` and `X-Privacy`, "
+    "spending the day's privacy budget once per period. Spend stays exact (the bill).",
     dependencies=[AdminScope],
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        **dp.RESPONSES,
+        409: {"description": "`release=advertiser` while differential privacy is off."},
+        200: {"headers": dp.HEADER_DOC},
+    },
 )
-def get_report(campaign_id: CampaignId, session: SessionDep, settings: SettingsDep) -> ReportOut:
+def get_report(
+    request: Request,
+    response: Response,
+    campaign_id: CampaignId,
+    session: SessionDep,
+    settings: SettingsDep,
+    release: Annotated[
+        Literal["exact", "advertiser"],
+        Query(description="`advertiser`: the differentially private report to hand on."),
+    ] = "exact",
+) -> ReportOut:
+    now = datetime.now(UTC)
+    if release == "advertiser":
+        if not dp.enabled(settings):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail="release=advertiser needs differential privacy: set AGORA_DP_EPSILON",
+            )
+        with _as_http_errors():
+            service.report(session, campaign_id, settings.market, now)  # 404 before spending
+            released = dp.answer(
+                request,
+                response,
+                "campaign_report",
+                {"campaign_id": campaign_id},
+                lambda grant: private_report(session, campaign_id, settings.market, now, grant),
+                for_admin=True,
+            )
+        assert released is not None
+        return ReportOut(**released.payload, privacy=released.privacy)
     with _as_http_errors():
-        body = service.report(session, campaign_id, settings.market, datetime.now(UTC))
+        body = service.report(session, campaign_id, settings.market, now)
+    dp.mark(response, settings, None)
     return ReportOut(**body)
 
 

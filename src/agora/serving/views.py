@@ -14,8 +14,10 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Response, status
+import scipy.sparse as sp
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +35,7 @@ from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db import queries
 from agora.models.registry import MODELS
+from agora.privacy import dp
 from agora.serving import service
 from agora.serving.service import Recommendation
 
@@ -90,7 +93,7 @@ class SimilarItems(BaseModel):
     items: list[RecommendedItem]
 
 
-class ItemList(BaseModel):
+class ItemList(dp.Marked):
     model: str
     items: list[RecommendedItem]
 
@@ -232,12 +235,51 @@ def _answer(body: bytes, source: str) -> Response:
     "/items/trending",
     tags=["recommendations"],
     summary="Trending items (the trained trending model)",
+    description="With differential privacy on (`AGORA_DP_EPSILON`), non-admin keys get the "
+    "list picked by noisy top-k over the model's scores (each person adds at most 1 to an "
+    "item's score), marked by `privacy` and `X-Privacy`; `score` is then 1 / rank, not the "
+    "model's score.",
     dependencies=[ReadScope],
-    responses=ERRORS,
+    responses={**ERRORS, **dp.RESPONSES, 200: {"headers": dp.HEADER_DOC}},
 )
-def get_trending(session: SessionDep, models: ModelsDep, n: N = 10) -> ItemList:
+def get_trending(
+    request: Request, response: Response, session: SessionDep, models: ModelsDep, n: N = 10
+) -> ItemList:
+    if dp.applies(request):
+        loaded = models.get(service.FALLBACK_MODEL)  # 503 before training, as without DP
+        size = next(k for k in TOP_K_SIZES if k >= min(n + 20, TOP_K_SIZES[-1]))
+        released = dp.answer(
+            request,
+            response,
+            "trending_items",
+            {"version": models.versions().get(service.FALLBACK_MODEL), "k": size},
+            lambda grant: _noisy_trending(loaded, grant, size),
+        )
+        if released is not None:
+            pairs = [(item, 1.0 / (r + 1)) for r, item in enumerate(released.payload["items"])]
+            recs = service._decorate(session, pairs, service.FALLBACK_MODEL, n)
+            return ItemList(
+                model=service.FALLBACK_MODEL, items=_items(recs), privacy=released.privacy
+            )
+    dp.mark(response, request.app.state.settings, None)
     recs = service.global_list(session, models, service.FALLBACK_MODEL, n)
     return ItemList(model=service.FALLBACK_MODEL, items=_items(recs))
+
+
+#: Lengths of the released trending lists: a request for ``n`` gets the shortest one that
+#: holds ``n + 20`` (items deleted since training are dropped from it), so asking for 10 or 15
+#: items is one release, not two.
+TOP_K_SIZES = (30, 100, 300, 1020)
+
+
+def _noisy_trending(loaded: Any, grant: dp.Grant, k: int) -> dict[str, Any]:
+    """The trending model's top ``k`` items picked by noisy top-k: an item's score is its
+    decayed count of distinct users (each at most 1, plus a 1e-9 tie-breaker)."""
+    scores = getattr(loaded.model, "item_scores_", None)
+    if scores is None:
+        scores = loaded.model.score(np.asarray([-1]), sp.csr_matrix((1, len(loaded.item_ids))))[0]
+    picked = grant.top_k(np.asarray(scores, dtype=np.float64), k, 1.0 + 1e-6, grant.epsilon)
+    return {"items": [loaded.item_ids[int(i)] for i in picked]}
 
 
 @router.get(

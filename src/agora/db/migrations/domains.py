@@ -8,6 +8,7 @@ import agora.experiments.models  # noqa: F401
 import agora.feed.models  # noqa: F401
 import agora.market.models  # noqa: F401
 import agora.moderation.models  # noqa: F401
+import agora.privacy.dp_models  # noqa: F401
 from agora.db.tables import Base
 
 METADATA = Base.metadata
