@@ -258,7 +258,14 @@ def install(app: FastAPI, limiter: RateLimiter | None) -> None:
             operation = schema["paths"].get(path, {}).get(method.lower())
             if operation is None or route_class is None or not limiter.limited(route_class):
                 continue
-            responses = {**operation.get("responses", {}), "429": TOO_MANY}
+            responses = dict(operation.get("responses", {}))
+            other = responses.get("429")  # the route's own 429 (a spent privacy budget)
+            responses["429"] = (
+                TOO_MANY
+                if other is None
+                else {**TOO_MANY, "description": f"{TOO_MANY['description']} Or: "
+                      f"{other.get('description', '')}"}
+            )  # fmt: skip
             operation["responses"] = dict(sorted(responses.items()))
         return schema
 
