@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-MAX_EXAMPLES = 30
+#: 30 took 654 s for 81 operations (6,612 cases) at a6cd452, over half of the suite's 20-minute
+#: budget; 20 keeps every operation and phase, with fewer random cases each
+MAX_EXAMPLES = 20
 SEED = 11
 KEY = "schemathesis-admin-key"
 
@@ -102,6 +104,7 @@ def test_schemathesis_finds_nothing_with_all_checks(
     )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-30000:]
+    print(report[report.rfind("SUMMARY") :] if "SUMMARY" in report else report[-3000:])  # -s
     selected = re.search(r"Selected: (\d+)/(\d+)", report)
     tested = re.search(r"Tested: (\d+)", report)
     assert selected and tested, report[-3000:]
