@@ -253,3 +253,21 @@ def test_the_advertiser_report_bounds_each_person(dp_client) -> None:
     assert again.json() == body
     assert client.get("/campaigns/c1/report?release=advertiser", headers=READ).status_code == 403
     assert client.get("/campaigns/c9/report?release=advertiser", headers=ADMIN).status_code == 404
+
+
+def test_an_erased_author_leaves_the_stored_releases(dp_client) -> None:
+    """A release naming people (reach per author) keeps its other entries after one of them is
+    erased; asking again answers that release, without them."""
+    from sqlalchemy import select
+
+    from agora.privacy.dp_models import DPRelease
+
+    client = dp_client(dp_epsilon=5.0, dp_daily_budget=1000.0)
+    first = client.get("/analytics/reach?by=author&n=20", headers=READ)
+    assert first.status_code == 200 and "u0" in first.text
+    assert client.delete("/users/u0", headers=ADMIN).status_code == 204
+    with client.app.state.sessions() as session:
+        stored = [(r.payload, r.params) for r in session.scalars(select(DPRelease))]
+    assert stored and '"u0"' not in repr(stored).replace("'", '"')
+    again = client.get("/analytics/reach?by=author&n=20", headers=READ)
+    assert again.status_code == 200 and '"u0"' not in again.text

@@ -39,6 +39,7 @@ from agora.feed.models import FeedCandidates, FeedRefreshWanted, FeedSettings
 from agora.feed.store import CandidateStore
 from agora.models.artifacts import forget_user_everywhere, list_artifacts
 from agora.models.training import train_from_store
+from agora.privacy.dp_models import DPRelease
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ UNKEYED = {
     "feed_settings.muted_authors": "other users' mutes of them (row numbers in a JSON list)",
     "analytics_results": "stored heavy analytics naming them (dropped, recomputed later)",
     "admin_audit.path_params": "admin actions on their paths (the id left out, the rest kept)",
+    "privacy_dp_releases": "released private figures naming them (their entries left out)",
 }
 Content = Literal["keep", "delete"]
 #: How long a claimed retrain may run before another process may claim it again.
@@ -187,6 +189,28 @@ def _mentions(value: Any, user_id: str) -> bool:
     return False
 
 
+def _without(value: Any, user_id: str) -> Any:
+    """A JSON value with ``user_id`` left out: as a value it becomes null, as a key its entry
+    goes."""
+    if isinstance(value, str):
+        return None if value == user_id else value
+    if isinstance(value, dict):
+        return {k: _without(v, user_id) for k, v in value.items() if k != user_id}
+    if isinstance(value, list):
+        return [_without(v, user_id) for v in value]
+    return value
+
+
+def _rows_without(value: Any, user_id: str) -> Any:
+    """A JSON value whose lists lose the entries that name ``user_id`` (a ranked list keeps
+    the others, each still valid)."""
+    if isinstance(value, dict):
+        return {k: _rows_without(v, user_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rows_without(v, user_id) for v in value if not _mentions(v, user_id)]
+    return value
+
+
 def _erase_unkeyed(session: Session, pk: int, user_id: str) -> dict[str, int]:
     removed = {
         "feed_candidates": session.execute(
@@ -210,13 +234,26 @@ def _erase_unkeyed(session: Session, pk: int, user_id: str) -> dict[str, int]:
             result.requested = datetime.now(UTC)
             results += 1
     removed["analytics_results"] = results
+    as_json = json.dumps(user_id)
     audited = 0
-    mentioning = cast(AdminAudit.path_params, String).contains(json.dumps(user_id))
+    mentioning = cast(AdminAudit.path_params, String).contains(as_json)
     for action in session.scalars(select(AdminAudit).where(mentioning)):
-        params = action.path_params if isinstance(action.path_params, dict) else {}
-        action.path_params = {k: (None if v == user_id else v) for k, v in params.items()}
+        action.path_params = _without(action.path_params, user_id)
         audited += 1
     removed["admin_audit.path_params"] = audited
+    released = 0
+    naming = or_(
+        cast(DPRelease.payload, String).contains(as_json),
+        cast(DPRelease.params, String).contains(as_json),
+    )
+    for release in session.scalars(select(DPRelease).where(naming)):
+        payload = _rows_without(release.payload, user_id)
+        if _mentions(payload, user_id) or _mentions(release.params, user_id):
+            session.delete(release)  # named elsewhere than in a row: released afresh when asked
+        else:
+            release.payload = payload
+        released += 1
+    removed["privacy_dp_releases"] = released
     return removed
 
 
