@@ -37,6 +37,17 @@ SAFE_SECONDS = 1_704_067_200  # the same time as unix seconds
 SECONDS_SPAN = (0, 4_102_444_800)
 
 
+def _as_id(value: object) -> str | None:
+    """An id as the API reads it (integral numbers as their decimal text), None if not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return str(value)
+    return value if isinstance(value, str) else None
+
+
 def _safe_like(value: Any) -> Any:
     """SAFE_TIME in the form ``value`` has (text or unix seconds); a number outside the
     schema's range is kept as it is."""
@@ -89,8 +100,8 @@ def _mend(record: dict[str, Any]) -> None:
             record[name] = _safe_like(record[name])  # the engine's span (1970..2100)
     for start_name, end_name in WINDOWS:
         _mend_window(record, start_name, end_name)
-    source, target = record.get("source_id"), record.get("target_id")
-    if isinstance(source, str) and source == target:
+    source, target = _as_id(record.get("source_id")), _as_id(record.get("target_id"))
+    if source is not None and source == target:  # "0" and 0.0 are one id: a self-edge
         record["target_id"] = (target[:250] + "-peer") if target.strip() else "peer"
     arms = record.get("arms")
     if isinstance(arms, list) and all(isinstance(a, dict) for a in arms):

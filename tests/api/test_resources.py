@@ -101,6 +101,13 @@ def test_edges(sqlite_client: TestClient) -> None:
     assert bad.status_code == 422
     assert {p["location"] for p in bad.json()["problems"]} == {"body.1.type", "body.1.target_id"}
     assert c.get("/users/e", headers=READ).status_code == 404  # nothing stored
+    boolean = c.post(  # JSON false is not a number (found by schemathesis, ST201)
+        "/edges",
+        json={"source_id": "a", "target_id": "f", "type": "follow", "weight": False},
+        headers=WRITE,
+    )
+    assert boolean.status_code == 422
+    assert [p["location"] for p in boolean.json()["problems"]] == ["body.weight"]
 
     by_query = c.delete("/edges?source_id=a&target_id=b&type=follow", headers=WRITE)
     assert by_query.status_code == 204

@@ -248,7 +248,7 @@ class EdgeIn(_Strict):
     source_id: ExternalId
     target_id: ExternalId
     type: str = Field(min_length=1, max_length=32, json_schema_extra={"enum": list(EDGE_TYPES)})
-    weight: float = Field(1.0, ge=0, le=1e6, allow_inf_nan=False)
+    weight: JsonNumber = Field(1.0, ge=0, le=1e6, allow_inf_nan=False)
     created: Timestamp | None = None
 
 
