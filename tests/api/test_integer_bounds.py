@@ -29,9 +29,10 @@ TOO_LARGE = 2**63
 
 
 @dataclass(frozen=True)
-class IntegerInput:
-    """One integer a request can carry: where it goes (``query``/``path``/``body``) and its
-    schema (bounds included)."""
+class RequestInput:
+    """One integer or list a request can carry: where it goes (``query``/``path``/``body``;
+    a list's ``name`` is empty for a body that is itself a list, and a query list is a repeated
+    parameter) and its schema (bounds included)."""
 
     method: str
     path: str
@@ -84,20 +85,20 @@ def _body_integers(
         yield from _body_integers(schema["items"], document, (*at, 0))
 
 
-def integer_inputs(document: dict[str, Any]) -> list[IntegerInput]:
-    out: list[IntegerInput] = []
+def integer_inputs(document: dict[str, Any]) -> list[RequestInput]:
+    out: list[RequestInput] = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
                 found = _integer_branch(_resolve(parameter["schema"], document))
                 if found is not None:
                     out.append(
-                        IntegerInput(method, path, parameter["in"], (parameter["name"],), found)
+                        RequestInput(method, path, parameter["in"], (parameter["name"],), found)
                     )
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body:
                 for at, found in _body_integers(body["schema"], document):
-                    out.append(IntegerInput(method, path, "body", at, found))
+                    out.append(RequestInput(method, path, "body", at, found))
     return out
 
 
@@ -132,7 +133,7 @@ def _place(value: int, name: tuple[str | int, ...]) -> Any:
     return value
 
 
-def _send(client: TestClient, case: IntegerInput, value: int) -> Any:
+def _send(client: TestClient, case: RequestInput, value: int) -> Any:
     path = case.path
     params: dict[str, Any] = {}
     body = None
@@ -157,14 +158,14 @@ def test_the_openapi_document_has_integer_inputs() -> None:
 
 
 @pytest.mark.parametrize("case", INPUTS, ids=str)
-def test_every_integer_declares_its_bounds(case: IntegerInput) -> None:
+def test_every_integer_declares_its_bounds(case: RequestInput) -> None:
     assert "minimum" in case.schema, f"{case}: no lower bound in the OpenAPI schema"
     assert case.schema.get("maximum", TOO_LARGE) < TOO_LARGE, f"{case}: no upper bound below 2^63"
 
 
 @pytest.mark.parametrize("case", INPUTS, ids=str)
 def test_integers_out_of_bounds_get_422_with_their_location(
-    app_client: TestClient, case: IntegerInput
+    app_client: TestClient, case: RequestInput
 ) -> None:
     values = [TOO_LARGE]
     if case.schema.get("minimum", -1) >= 0:
@@ -178,25 +179,6 @@ def test_integers_out_of_bounds_get_422_with_their_location(
 
 # -- lists -----------------------------------------------------------------------------------
 FREE_FORM = "#/components/schemas/StorableJson"
-
-
-@dataclass(frozen=True)
-class ListInput:
-    """One list a request can carry (``query``: a repeated parameter; ``body``: a list in the
-    body, ``name`` empty for a body that is itself a list) and its schema."""
-
-    method: str
-    path: str
-    where: str
-    name: tuple[str | int, ...]
-    schema: dict[str, Any]
-
-    @property
-    def location(self) -> str:
-        return ".".join(str(part) for part in (self.where, *self.name))
-
-    def __str__(self) -> str:
-        return f"{self.method.upper()} {self.path} {self.location}"
 
 
 def _array_branch(schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -229,20 +211,20 @@ def _body_lists(
         yield from _body_lists(field, document, (*at, name))
 
 
-def list_inputs(document: dict[str, Any]) -> list[ListInput]:
-    out: list[ListInput] = []
+def list_inputs(document: dict[str, Any]) -> list[RequestInput]:
+    out: list[RequestInput] = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
                 found = _array_branch(_resolve(parameter["schema"], document))
                 if found is not None:
                     out.append(
-                        ListInput(method, path, parameter["in"], (parameter["name"],), found)
+                        RequestInput(method, path, parameter["in"], (parameter["name"],), found)
                     )
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body:
                 for at, found in _body_lists(body["schema"], document):
-                    out.append(ListInput(method, path, "body", at, found))
+                    out.append(RequestInput(method, path, "body", at, found))
     return out
 
 
@@ -282,13 +264,13 @@ def test_the_openapi_document_has_list_inputs() -> None:
 
 
 @pytest.mark.parametrize("case", LISTS, ids=str)
-def test_every_list_declares_its_most_items(case: ListInput) -> None:
+def test_every_list_declares_its_most_items(case: RequestInput) -> None:
     assert isinstance(case.schema.get("maxItems"), int), f"{case}: no maxItems"
 
 
 @pytest.mark.parametrize("case", LISTS, ids=str)
 def test_a_list_one_past_its_bound_is_refused_at_its_place(
-    app_client: TestClient, case: ListInput
+    app_client: TestClient, case: RequestInput
 ) -> None:
     items = [_an_item(case.schema.get("items", {}))] * (case.schema["maxItems"] + 1)
     path = case.path
