@@ -363,17 +363,9 @@ def retention_payload(session: Session, grant: Grant, weeks: int) -> dict[str, A
     users, seconds = eg._user_times(session)
     if users.size == 0:
         return {"cohorts": [], "overall": [None] * (weeks + 1)}
-    week = eg._bucket_index(seconds, eg.WEEK)
-    last_week = int(week.max())
-    first = int(week.min())
-    pair_user, pair_week = eg._distinct_pairs(users, week - first)
-    pair_week += first
-    _, first_at = np.unique(pair_user, return_index=True)
-    first_week = pair_week[first_at]
-    cohort_of_pair = np.repeat(first_week, np.diff(np.append(first_at, pair_user.size)))
-    n_after = pair_week - cohort_of_pair
-    cohorts = np.unique(first_week)
-    c_index = np.searchsorted(cohorts, cohort_of_pair)
+    pairs = eg.cohort_pairs(users, seconds)
+    cohorts, first_week, n_after = pairs.cohorts, pairs.first_week, pairs.n_after
+    pair_user, c_index, last_week = pairs.pair_user, pairs.c_index, pairs.last_week
     eps = grant.split(2)
     sizes = clamp_counts(
         grant.histogram(

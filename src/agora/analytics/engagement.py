@@ -218,6 +218,39 @@ class Retention:
     overall: list[float | None]
 
 
+@dataclass(frozen=True)
+class CohortPairs:
+    """Each user's distinct active weeks against their first week (their cohort): what the
+    retention figures count, exact or released with differential privacy."""
+
+    pair_user: np.ndarray  # per (user, active week) pair, sorted by user then week
+    n_after: np.ndarray  # per pair: weeks since the user's first week
+    c_index: np.ndarray  # per pair: index of the user's cohort in ``cohorts``
+    first_week: np.ndarray  # per user: their first week
+    cohorts: np.ndarray  # the distinct first weeks, ascending
+    last_week: int  # the newest week with an event
+
+
+def cohort_pairs(users: np.ndarray, seconds: np.ndarray) -> CohortPairs:
+    """:class:`CohortPairs` of events given as user and epoch seconds (at least one)."""
+    week = _bucket_index(seconds, WEEK)
+    first = int(week.min())
+    pair_user, pair_week = _distinct_pairs(users, week - first)  # sorted by user, then week
+    pair_week += first
+    _, first_at = np.unique(pair_user, return_index=True)
+    first_week = pair_week[first_at]
+    cohort_of_pair = np.repeat(first_week, np.diff(np.append(first_at, pair_user.size)))
+    cohorts = np.unique(first_week)
+    return CohortPairs(
+        pair_user,
+        pair_week - cohort_of_pair,
+        np.searchsorted(cohorts, cohort_of_pair),
+        first_week,
+        cohorts,
+        int(week.max()),
+    )
+
+
 def retention_cohorts(session: Session, weeks: int = 8) -> Retention:
     """Weekly cohorts by first event and their week-0..``weeks`` retention: a user counts in
     week N if they have any event in the N-th week after their first week (weeks between do
@@ -227,22 +260,13 @@ def retention_cohorts(session: Session, weeks: int = 8) -> Retention:
     users, seconds = _user_times(session)
     if users.size == 0:
         return Retention([], [None] * (weeks + 1))
-    week = _bucket_index(seconds, WEEK)
-    last_week = int(week.max())
-    first = int(week.min())
-    pair_user, pair_week = _distinct_pairs(users, week - first)  # sorted by user, then week
-    pair_week += first
-    _, first_at = np.unique(pair_user, return_index=True)
-    first_week = pair_week[first_at]
-    cohort_of_pair = np.repeat(first_week, np.diff(np.append(first_at, pair_user.size)))
-    n_after = pair_week - cohort_of_pair
-    cohorts = np.unique(first_week)
-    c_index = np.searchsorted(cohorts, cohort_of_pair)
+    pairs = cohort_pairs(users, seconds)
+    cohorts, n_after = pairs.cohorts, pairs.n_after
     keep = n_after <= weeks
     active = np.zeros((len(cohorts), weeks + 1), dtype=np.int64)
-    np.add.at(active, (c_index[keep], n_after[keep]), 1)
+    np.add.at(active, (pairs.c_index[keep], n_after[keep]), 1)
     sizes = active[:, 0]
-    reached = (last_week - cohorts)[:, None] >= np.arange(weeks + 1)[None, :]
+    reached = (pairs.last_week - cohorts)[:, None] >= np.arange(weeks + 1)[None, :]
     out: list[Cohort] = []
     for c, start in enumerate(cohorts):
         shares = active[c] / sizes[c]
