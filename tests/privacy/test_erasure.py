@@ -8,12 +8,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from privacy_support import ADMIN, ZED, make_client, seed, train
 from sqlalchemy import func, select
 
 from agora.db.migrations.domains import METADATA
 from agora.db.tables import User
+from agora.feed.candidates import Candidates
+from agora.feed.store import CandidateStore, RedisCandidates, TableCandidates
 from agora.models.artifacts import list_artifacts, load_artifact, load_latest
 from agora.privacy import service
 
@@ -157,6 +160,36 @@ def test_erasure_leaves_no_trace_in_tables_models_or_answers(community: TestClie
     listed = community.get("/admin/erasures", headers=ADMIN).json()
     assert [e["erasure_id"] for e in listed["erasures"]] == [record["erasure_id"]]
     assert ZED not in str(listed)
+
+
+def _record(user_pk: int) -> Candidates:
+    none = (np.empty(0, np.int64), np.empty(0, np.float32))
+    return Candidates(user_pk, "als=1", 3, time.time(), "als", True, none, "als")
+
+
+@pytest.mark.parametrize("kept_in", ["table", "redis"])
+def test_a_record_computed_before_the_erasure_is_not_stored_after_it(
+    community: TestClient, kept_in: str, request: pytest.FixtureRequest
+) -> None:
+    """A feed refresher that read the user just before the erasure stores their candidates
+    just after it: the store refuses them (the table: the user is gone; Redis: they were
+    dropped lately), and keeps everybody else's."""
+    sessions = community.app.state.sessions
+    if kept_in == "table":
+        store: CandidateStore = TableCandidates(sessions)
+    else:
+        store = RedisCandidates(request.getfixturevalue("redis_url"), namespace="erasure-race")
+    with sessions() as session:
+        pks = dict(session.execute(select(User.external_id, User.id)).all())
+    read_before = [_record(pks[ZED]), _record(pks["u1"])]
+    answer = community.delete(f"/users/{ZED}", headers=ADMIN)
+    assert answer.status_code == 204
+    if kept_in == "redis":  # the API drops from the store it serves with; this one is ours
+        store.drop([pks[ZED]])
+    store.put(read_before)
+    assert store.get(pks[ZED]) is None
+    assert store.get(pks["u1"]) is not None
+    assert _tables_mentioning(community, ZED) == []
 
 
 def test_models_fitted_after_erasure_equal_a_store_that_never_had_them(

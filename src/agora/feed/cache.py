@@ -234,6 +234,7 @@ class Catalogue:
         self._snapshot = _empty()
         self._loaded_at = float("-inf")
         self._refreshed_at = float("-inf")
+        self._models = ""  # the models' stamp the last read was made under
         self._lock = threading.Lock()
         self._reload = Background("catalogue reload") if background else None
 
@@ -243,17 +244,25 @@ class Catalogue:
             return self._snapshot
         return None
 
-    def get(self, session: Session, fresh: bool = False) -> Snapshot:
+    def get(self, session: Session, fresh: bool = False, models: str | None = None) -> Snapshot:
         """The current snapshot, refreshed from ``session`` first when it is due (``fresh``:
-        now, so that it holds every item stored before the call). A due full reload runs in
-        the background (when enabled) while requests use the last snapshot."""
+        now, so that it holds every item stored before the call). ``models``, the served
+        models' stamp read before the call, makes it fresh when the models changed since the
+        last read: every item a model lists was stored before it was trained, and a snapshot
+        up to a second old would lack the newest (records computed on it would miss them
+        until the next full refresh). A due full reload runs in the background (when enabled)
+        while requests use the last snapshot."""
         clock = time.monotonic()
+        if models is not None and models != self._models:
+            fresh = True
         if clock - self._refreshed_at < self.refresh_seconds and not fresh:
             return self._snapshot
         with self._lock:
             clock = time.monotonic()
             if fresh:
                 self._refreshed_at = float("-inf")
+                if models is not None:
+                    self._models = models
             if clock - self._loaded_at >= self.reload_seconds:
                 self._loaded_at = clock
                 if self._reload is None or not len(self._snapshot.pks):

@@ -269,7 +269,7 @@ def compute_candidates(
     :func:`agora.serving.service.user_event_rows` reads them) and their ties' activity
     (``ties``: :func:`user_ties` of the user, read here when not given)."""
     stamp = model_stamp(models)  # first: a record computed across a reload says the older
-    snapshot = cache.catalogue.get(session)
+    snapshot = cache.catalogue.get(session, models=stamp)
     k = defaults.candidates_per_source
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     ranking_name = None
@@ -333,7 +333,7 @@ def compute_global(
     own popularity of the last 30 days before any training), also the primary list of users
     the ranking model cannot personalise for."""
     stamp = model_stamp(models)
-    snapshot = cache.catalogue.get(session)
+    snapshot = cache.catalogue.get(session, models=stamp)
     k = defaults.candidates_per_source
     trending = sources.scored_items(models, cache, sources.TRENDING_MODEL, "", [], weights)
     if trending is not None:

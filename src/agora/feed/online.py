@@ -650,7 +650,8 @@ def serve(
 ) -> Served:
     """One page: ready candidates -> filters -> re-rank -> page -> impressions."""
     stamp = now.timestamp()
-    snapshot = cache.catalogue.get(session)
+    models_now = model_stamp(models)
+    snapshot = cache.catalogue.get(session, models=models_now)
 
     def stored(own: Session, pk: int) -> UserState | None:
         """The state the user's ready record carries, with the events stored since."""
@@ -669,7 +670,6 @@ def serve(
         return state
 
     user = cache.states.get(session, user_id, now, stored)
-    models_now = model_stamp(models)
 
     def own() -> Candidates:
         rows = user_event_rows(session, user_id)

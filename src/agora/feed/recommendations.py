@@ -137,11 +137,11 @@ class ReadyRecommendations:
         self, session: Session, user_id: str, model: str
     ) -> tuple[Snapshot, Held, UserState] | None:
         """The catalogue, the user's current personal record from ``model`` and their state."""
-        snapshot = self.cache.catalogue.get(session)
+        stamp = model_stamp(self.models)
+        snapshot = self.cache.catalogue.get(session, models=stamp)
         user = self.cache.states.known(session, user_id)
         if user is None:
             return None
-        stamp = model_stamp(self.models)
         held, status = self.cache.ready.find(user.pk, user.events, stamp, snapshot)
         if held is None or status != "ready" or not held.record.personal:
             return None

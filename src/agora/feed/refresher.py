@@ -212,7 +212,7 @@ class Refresher:
         shared = self.store.get(EVERYONE)
         if shared is None:
             return
-        snapshot = self.cache.catalogue.get(session)
+        snapshot = self.cache.catalogue.get(session, models=shared.stamp)
         everyone = hold(shared, snapshot)
 
         def known(name: str | None) -> np.ndarray | None:

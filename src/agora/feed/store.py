@@ -18,7 +18,8 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.engine import insert_for, transaction
-from agora.feed.candidates import Candidates
+from agora.db.tables import User
+from agora.feed.candidates import EVERYONE, Candidates
 from agora.feed.models import FeedCandidates, FeedRefreshMark, FeedRefreshWanted
 
 PREFIX = "agora:feed:"
@@ -42,6 +43,18 @@ class CandidateStore(Protocol):
     def take_wanted(self, limit: int) -> list[int]: ...
 
 
+#: How long a dropped user's records are refused (far longer than a refresher's chunk takes).
+GONE_SECONDS = 3600
+#: KEYS: (record key, its user's "gone" key) pairs; ARGV: the records.
+_PUT_UNLESS_GONE = """
+for i = 1, #ARGV do
+  if redis.call('EXISTS', KEYS[2 * i]) == 0 then
+    redis.call('SET', KEYS[2 * i - 1], ARGV[i])
+  end
+end
+"""
+
+
 class RedisCandidates:
     """Records as Redis strings (``agora:feed:cand:<user pk>``), marks as strings, wanted users
     as a set. A record is about 12 bytes per candidate (a few KB per user)."""
@@ -51,21 +64,31 @@ class RedisCandidates:
 
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=2.0)
         self.prefix = f"{PREFIX}{namespace}:"
+        self._put = self.redis.register_script(_PUT_UNLESS_GONE)
 
     def get(self, user_pk: int) -> Candidates | None:
         raw = self.redis.get(f"{self.prefix}cand:{user_pk}")
         return Candidates.from_bytes(raw) if raw is not None else None
 
     def put(self, records: Iterable[Candidates]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        """Store ``records``, except those of users dropped lately (a refresher that read an
+        erased user just before the erasure must not bring their record back)."""
+        keys, payloads = [], []
         for record in records:
-            pipe.set(f"{self.prefix}cand:{record.user_pk}", record.to_bytes())
-        pipe.execute()
+            keys += [f"{self.prefix}cand:{record.user_pk}", f"{self.prefix}gone:{record.user_pk}"]
+            payloads.append(record.to_bytes())
+        if keys:
+            self._put(keys=keys, args=payloads)
 
     def drop(self, user_pks: Iterable[int]) -> None:
-        keys = [f"{self.prefix}cand:{pk}" for pk in user_pks]
-        if keys:
-            self.redis.delete(*keys)
+        """Remove the users' records, and refuse new ones for a while (:data:`GONE_SECONDS`)."""
+        pks = list(user_pks)
+        if pks:
+            pipe = self.redis.pipeline(transaction=True)
+            for pk in pks:
+                pipe.set(f"{self.prefix}gone:{pk}", 1, ex=GONE_SECONDS)
+            pipe.delete(*[f"{self.prefix}cand:{pk}" for pk in pks])
+            pipe.execute()
 
     def mark(self, name: str) -> str | None:
         raw = self.redis.get(f"{self.prefix}mark:{name}")
@@ -96,12 +119,26 @@ class TableCandidates:
         return Candidates.from_bytes(raw) if raw is not None else None
 
     def put(self, records: Iterable[Candidates]) -> None:
-        rows = [
-            {"user_id": r.user_pk, "payload": r.to_bytes(), "computed": r.computed} for r in records
-        ]
-        if not rows:
+        """Store ``records``, but only for users still in the store: their rows are held
+        shared meanwhile, so an erasure (which locks the row first) either comes after and
+        removes the record, or came before and the record is not stored."""
+        records = sorted(records, key=lambda r: r.user_pk)  # one lock order for every writer
+        if not records:
             return
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, writes=True) as session:
+            people = [r.user_pk for r in records if r.user_pk != EVERYONE]
+            present = set(
+                session.scalars(
+                    select(User.id).where(User.id.in_(people)).with_for_update(read=True)
+                )
+            ) if people else set()  # fmt: skip
+            rows = [
+                {"user_id": r.user_pk, "payload": r.to_bytes(), "computed": r.computed}
+                for r in records
+                if r.user_pk == EVERYONE or r.user_pk in present
+            ]
+            if not rows:
+                return
             stmt = insert_for(session, FeedCandidates.__table__)
             session.execute(
                 stmt.on_conflict_do_update(

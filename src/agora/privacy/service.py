@@ -268,8 +268,12 @@ def erase_user(
     """Remove every row about ``user_id`` (None for an unknown user) in the caller's
     transaction and record the erasure. ``content="delete"`` removes the items they wrote (with
     every event on them); ``"keep"`` leaves them on the platform without an author. The models
-    are not touched here (:func:`erase` does both)."""
-    pk = _user_pk(session, user_id)
+    are not touched here (:func:`erase` does both).
+
+    The user's row is locked first: a feed refresher storing their ready candidates meanwhile
+    holds it shared (:meth:`agora.feed.store.TableCandidates.put`), so its record is either
+    stored before and removed here, or finds the user gone."""
+    pk = session.scalar(select(User.id).where(User.external_id == user_id).with_for_update(of=User))
     if pk is None:
         return None
     now = now or datetime.now(UTC)
