@@ -23,7 +23,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-SECRET_VARS = ("AGORA_API_KEY", "AGORA_API_KEYS")
+SECRET_VARS = ("AGORA_API_KEY", "AGORA_API_KEYS", "AGORA_ID_SECRET")
 
 
 def _git(*args: str) -> str | None:

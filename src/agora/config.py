@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agora.db.tables import TIME_FLOOR
@@ -298,6 +298,19 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Level of the JSON log lines `agora serve` writes to stderr."
     )
+    pseudonymize_ids: bool = Field(
+        False,
+        description="Store platform user ids sealed under id_secret (their keyed HMAC-SHA256 "
+        "pseudonym and the id encrypted), in the database and in model artefacts; the API "
+        "still takes and gives the platform's ids. Turning it on or off, or changing the "
+        "secret, of a store that holds users: `agora users rekey`.",
+    )
+    id_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="The secret user ids are sealed under (pseudonymize_ids); keep it out of "
+        "the store's backups. Losing it loses which row is whom.",
+    )
     dp_epsilon: float | None = Field(
         None,
         gt=0,
@@ -325,6 +338,12 @@ class Settings(BaseSettings):
         description="Per figure: its share of epsilon and contribution bounds, JSON: "
         '{"trending_topics": {"weight": 2, "max_partitions": 8, "max_per_partition": 1}}.',
     )
+
+    @model_validator(mode="after")
+    def _a_secret_to_seal_with(self) -> Settings:
+        if self.pseudonymize_ids and self.id_secret is None:
+            raise ValueError("pseudonymize_ids needs id_secret (AGORA_ID_SECRET)")
+        return self
 
     @field_validator("earliest_timestamp", mode="after")
     @classmethod

@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
-from agora.db.engine import make_engine, migrate, session_factory
+from agora.db.engine import open_store, session_factory
+from agora.db.pseudonyms import sealer_of
 from agora.feed.cache import FeedCache
 from agora.feed.impressions import ImpressionBuffer
 from agora.feed.recommendations import ReadyRecommendations
@@ -69,8 +70,7 @@ class Wiring:
 def wire(settings: Settings) -> Wiring:
     """Connect to ``settings``' store (migrating it) and set up models, feed caches, the
     impression buffer and the ad book."""
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    engine = open_store(settings)
     sessions = session_factory(engine)
     candidates = candidate_store(settings.redis_url, sessions)
     impressions = ImpressionBuffer(
@@ -78,7 +78,7 @@ def wire(settings: Settings) -> Wiring:
         flush_seconds=settings.feed.impression_flush_seconds,
         max_rows=settings.feed.impression_buffer_rows,
     )
-    models = ModelStore(settings.model_dir)
+    models = ModelStore(settings.model_dir, ids=sealer_of(engine.dialect))
     feed_cache = FeedCache(
         redis_url=settings.redis_url,
         ttl_seconds=settings.feed.cache_ttl_seconds,

@@ -17,6 +17,7 @@ from privacy_support import make_client, seed, train
 from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.pseudonyms import IdSealer, check_store
 from agora.ingest.schemas import Dataset
 from agora.ingest.service import add_dataset
 
@@ -37,8 +38,10 @@ def dp_client(tmp_path: Path, database_url: str) -> Iterator[Callable[..., TestC
     with ExitStack() as stack:
 
         def make(dataset: Dataset | None = None, **overrides: Any) -> TestClient:
-            engine = make_engine(database_url)
+            secret = overrides.get("id_secret") if overrides.get("pseudonymize_ids") else None
+            engine = make_engine(database_url, ids=IdSealer(secret) if secret else None)
             migrate(engine)
+            check_store(engine)  # records how the store keeps its ids, as a server does
             with transaction(session_factory(engine)) as session:
                 add_dataset(session, dataset or dp_community(), BUILTIN_EVENT_TYPES)
             engine.dispose()

@@ -255,14 +255,17 @@ def test_the_advertiser_report_bounds_each_person(dp_client) -> None:
     assert client.get("/campaigns/c9/report?release=advertiser", headers=ADMIN).status_code == 404
 
 
-def test_an_erased_author_leaves_the_stored_releases(dp_client) -> None:
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain-ids", "pseudonymous-ids"])
+def test_an_erased_author_leaves_the_stored_releases(dp_client, sealed: bool) -> None:
     """A release naming people (reach per author) keeps its other entries after one of them is
-    erased; asking again answers that release, without them."""
+    erased; asking again answers that release, without them. With pseudonymous ids the stored
+    release is sealed, and the erasure finds them in it all the same."""
     from sqlalchemy import select
 
     from agora.privacy.dp_models import DPRelease
 
-    client = dp_client(dp_epsilon=5.0, dp_daily_budget=1000.0)
+    secret = {"pseudonymize_ids": True, "id_secret": "sixteen chars or more"} if sealed else {}
+    client = dp_client(dp_epsilon=5.0, dp_daily_budget=1000.0, **secret)
     first = client.get("/analytics/reach?by=author&n=20", headers=READ)
     assert first.status_code == 200 and "u0" in first.text
     assert client.delete("/users/u0", headers=ADMIN).status_code == 204
@@ -271,3 +274,30 @@ def test_an_erased_author_leaves_the_stored_releases(dp_client) -> None:
     assert stored and '"u0"' not in repr(stored).replace("'", '"')
     again = client.get("/analytics/reach?by=author&n=20", headers=READ)
     assert again.status_code == 200 and '"u0"' not in again.text
+
+
+def test_a_stored_release_that_no_longer_reads_is_released_afresh(dp_client) -> None:
+    """A stored release another version wrote, or someone altered, must not answer 500 to
+    every reader of the figure: it is dropped and the figure released again."""
+    from sqlalchemy import select, update
+
+    from agora.db.engine import transaction
+    from agora.privacy.dp_models import DPRelease
+
+    client = dp_client(dp_epsilon=5.0, dp_daily_budget=1000.0)
+    sessions = client.app.state.sessions
+    for path in ("/analytics/engagement/active", "/analytics/reach?by=author"):
+        assert client.get(path, headers=READ).status_code == 200
+    odd = [{"points": [{"day": "not a point"}]}, {"rows": "not a list"}]
+    with transaction(sessions) as session:
+        rows = session.scalars(select(DPRelease).order_by(DPRelease.id)).all()
+        assert [r.figure for r in rows] == ["active_users", "reach"]
+        for row, payload in zip(rows, odd, strict=True):
+            session.execute(update(DPRelease).where(DPRelease.id == row.id).values(payload=payload))
+    for path in ("/analytics/engagement/active", "/analytics/reach?by=author"):
+        answer = client.get(path, headers=READ)
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.headers[dp.HEADER].startswith("dp;")
+    with sessions() as session:
+        payloads = [r.payload for r in session.scalars(select(DPRelease))]
+    assert len(payloads) == 2 and not any(p in odd for p in payloads)

@@ -129,11 +129,10 @@ def by(
     if key not in sa.GROUP_BY:
         raise fail(f"group by one of {', '.join(sa.GROUP_BY)}, not {key!r}")
     from agora.analytics.jobs import score_sentiment
-    from agora.db.engine import make_engine, migrate, session_factory
+    from agora.db.engine import open_store, session_factory
 
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    engine = open_store(settings)
     sessions = session_factory(engine)
     score_sentiment(sessions, settings.model_dir, budget_seconds=None)
     with sessions() as session:
@@ -161,14 +160,13 @@ def refresh(
     """Compute now what the API serves from storage (what `agora serve` refreshes in the
     background): fake-engagement anomalies, influence, the sentiment of unscored posts."""
     from agora.analytics import jobs, results
-    from agora.db.engine import make_engine, migrate, session_factory
+    from agora.db.engine import open_store, session_factory
 
     known = [*results.KEYS, "sentiment"]
     if job not in (*known, "all"):
         raise fail(f"refresh one of {', '.join(known)} or all, not {job!r}")
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    engine = open_store(settings)
     sessions = session_factory(engine)
     for key in known if job == "all" else [job]:
         if key == "sentiment":

@@ -105,15 +105,16 @@ def active(
     until: Annotated[QueryTime | None, Query(description="Only events before this time.")] = None,
 ) -> list[ActiveOut]:
     """Daily or weekly active users (noisy under differential privacy: header `X-Privacy`)."""
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "active_users",
         {"bucket": bucket, "since": since, "until": until},
         lambda grant: dp_figures.active_payload(session, grant, bucket, since, until),
+        lambda released: [ActiveOut(**p) for p in released.payload["points"]],
     )
-    if released is not None:
-        return [ActiveOut(**p) for p in released.payload["points"]]
+    if noisy is not None:
+        return noisy
     points = eg.active_users(session, bucket, since, until)
     return [ActiveOut(start=p.start, users=p.users, events=p.events) for p in points]
 
@@ -128,15 +129,16 @@ def rates(
 ) -> list[RateOut]:
     """Posts or authors with the highest interaction rate (ranked by noisy counts under
     differential privacy: header `X-Privacy`)."""
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "interaction_rates",
         {"by": by},
         lambda grant: dp_figures.rates_payload(session, grant, by),
+        lambda released: [RateOut(**r) for r in released.payload["rows"][:n]],
     )
-    if released is not None:
-        return [RateOut(**r) for r in released.payload["rows"][:n]]
+    if noisy is not None:
+        return noisy
     return [RateOut(**vars(r)) for r in eg.interaction_rates(session, by, n)]
 
 
@@ -148,15 +150,16 @@ def retention(
     weeks: Annotated[int, Query(ge=0, le=104, description="Weeks after the first.")] = 8,
 ) -> RetentionOut:
     """Weekly cohorts by first event and their week-N retention."""
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "retention",
         {"weeks": weeks},
         lambda grant: dp_figures.retention_payload(session, grant, weeks),
+        lambda released: RetentionOut(weeks=weeks, **released.payload, privacy=released.privacy),
     )
-    if released is not None:
-        return RetentionOut(weeks=weeks, **released.payload, privacy=released.privacy)
+    if noisy is not None:
+        return noisy
     result = eg.retention_cohorts(session, weeks)
     return RetentionOut(
         weeks=weeks,
@@ -193,15 +196,16 @@ def response_times(
 ) -> ResponseTimesOut:
     """Time from a post to the first answer or comment by someone else."""
     _known_event_types([of] if of is not None else [], settings, "of")
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "response_times",
         {"of": of},
         lambda grant: dp_figures.response_times_payload(session, grant, of),
+        lambda released: ResponseTimesOut(**released.payload, privacy=released.privacy),
     )
-    if released is not None:
-        return ResponseTimesOut(**released.payload, privacy=released.privacy)
+    if noisy is not None:
+        return noisy
     r = eg.time_to_first_response(session, of=of)
     return ResponseTimesOut(
         items=r.items,
@@ -230,21 +234,22 @@ def attention(
     """Gini coefficient and Lorenz curve of engagement across items and creators."""
     _known_event_types(event_type or [], settings, "event_type")
     types = sorted(set(event_type)) if event_type is not None else None
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "attention",
         {"event_type": types, "include_zero": include_zero},
         lambda grant: dp_figures.attention_payload(session, grant, types, include_zero),
-    )
-    if released is not None:
-        return AttentionOut(
+        lambda released: AttentionOut(
             event_types=event_type,
             include_zero=include_zero,
             items=ConcentrationOut(**released.payload["items"]),
             creators=ConcentrationOut(**released.payload["creators"]),
             privacy=released.privacy,
-        )
+        ),
+    )
+    if noisy is not None:
+        return noisy
     a = eg.attention_gini(session, event_type, include_zero)
     return AttentionOut(
         event_types=a.event_types,

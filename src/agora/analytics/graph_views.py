@@ -187,15 +187,16 @@ def get_reach(
     """Posts or authors by the number of distinct users who engaged with them (``n`` rows, the
     name every list route uses). With differential privacy on (non-admin keys): ranked by
     noisy counts (header `X-Privacy`)."""
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "reach",
         {"by": by},
         lambda grant: dp_figures.reach_payload(session, grant, by),
+        lambda released: [ReachOut(**r) for r in released.payload["rows"][:n]],
     )
-    if released is not None:
-        return [ReachOut(**r) for r in released.payload["rows"][:n]]
+    if noisy is not None:
+        return noisy
     return [ReachOut(**vars(r)) for r in influence.reach(session, by, n)]
 
 
@@ -265,7 +266,7 @@ def get_trending(
     if dp.applies(request):  # released figures cover whole buckets
         width = trending.BUCKETS[bucket]
         when = datetime.fromtimestamp(when.timestamp() // width * width, UTC)
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "trending_topics",
@@ -274,17 +275,17 @@ def get_trending(
         lambda grant: dp_figures.trending_payload(
             session, grant, when, bucket, buckets, source, alpha, min_count
         ),
-    )  # fmt: skip
-    if released is not None:
-        p = released.payload
-        return TrendingOut(
+        lambda released: TrendingOut(
             now=when,
             now_source=origin,
             bucket=bucket,
-            trending=[BurstOut(**b) for b in p["trending"]],
-            bursts=[BurstOut(**b) for b in p["bursts"]],
+            trending=[BurstOut(**b) for b in released.payload["trending"]],
+            bursts=[BurstOut(**b) for b in released.payload["bursts"]],
             privacy=released.privacy,
-        )
+        ),
+    )  # fmt: skip
+    if noisy is not None:
+        return noisy
     result = trending.trending(
         session,
         when,

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from agora.db.pseudonyms import SealedJSON
 from agora.db.tables import Base, BigId
 
 OPEN, CLOSED = "open", "closed"
@@ -82,7 +83,7 @@ class ComputedResult(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     seconds: Mapped[float | None] = mapped_column(Float)
-    payload: Mapped[dict[str, Any] | None] = mapped_column()
+    payload: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON())  # names users
     requested: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

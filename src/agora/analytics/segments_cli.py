@@ -15,6 +15,7 @@ from agora.analytics import segments
 from agora.cli.shell import console, fail, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
+from agora.db.pseudonyms import sealer_for_session
 
 app = typer.Typer(help="User segments and personas.", no_args_is_help=True)
 
@@ -52,15 +53,18 @@ def build_cmd(
 ) -> None:
     """Cluster the users by behaviour and interests (tags, or a model's factors), describe each."""
     settings = get_settings()
+    sessions = store_sessions(settings)
     loaded = None
     if factors is not None:
         from agora.models.artifacts import load_latest
 
+        with sessions() as session:
+            ids = sealer_for_session(session)
         try:
-            loaded = load_latest(settings.model_dir, factors)
+            loaded = load_latest(settings.model_dir, factors, ids)
         except (FileNotFoundError, KeyError) as exc:
             raise fail(f"{exc}; train it with `agora train --models {factors}`", 1) from exc
-    with transaction(store_sessions(settings)) as session:
+    with transaction(sessions) as session:
         try:
             result = segments.build_segments(session, k, seed, store=store, factors=loaded)
         except ValueError as exc:

@@ -77,22 +77,23 @@ def sentiment_by(
     pending = sa.pending_count(session, version)
     if pending:
         wake(request, SENTIMENT_JOB)
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "sentiment",
         {"by": by, "since": since, "until": until, "model_version": version},
         lambda grant: dp_figures.sentiment_payload(session, grant, by, since, until),
-    )
-    if released is not None:
-        return SentimentOut(
+        lambda released: SentimentOut(
             by=by,
             n_texts=released.payload["n_texts"],
             pending=pending,
             model_version=version,
             groups=[SentimentGroupOut(**g) for g in released.payload["groups"][:limit]],
             privacy=released.privacy,
-        )
+        ),
+    )
+    if noisy is not None:
+        return noisy
     scored = sa.stored_scores(session, since=since, until=until)
     groups = sa.aggregate(scored, by)[:limit]
     return SentimentOut(

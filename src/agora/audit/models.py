@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from agora.db.pseudonyms import SealedValues
 from agora.db.tables import Base, BigId, StoredTime
 
 
@@ -30,6 +31,6 @@ class AdminAudit(Base):
     key_id: Mapped[str] = mapped_column(String(16))
     method: Mapped[str] = mapped_column(String(8))
     route: Mapped[str] = mapped_column(String(255))
-    path_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    path_params: Mapped[dict[str, Any]] = mapped_column(SealedValues(), default=dict)
     status: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[str | None] = mapped_column(String(128))

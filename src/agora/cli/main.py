@@ -67,10 +67,9 @@ def _progress() -> Progress:
 
 
 def _store(settings: Settings):  # noqa: ANN202 - (engine, session factory)
-    from agora.db.engine import make_engine, migrate, session_factory
+    from agora.db.engine import open_store, session_factory
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    engine = open_store(settings)
     return engine, session_factory(engine)
 
 

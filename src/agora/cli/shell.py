@@ -13,7 +13,7 @@ from rich.text import Text
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
-from agora.db.engine import make_engine, migrate, session_factory
+from agora.db.engine import open_store, session_factory
 
 #: Every command prints through these two consoles. Markup and emoji codes are off, so titles,
 #: tags and ids from the store print as they are ("How do I [staking] pools?" keeps its tag);
@@ -25,9 +25,7 @@ Spec = TypeVar("Spec")
 
 def store_sessions(settings: Settings) -> sessionmaker[Session]:
     """Sessions on the configured store, its schema brought up to date first."""
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
+    return session_factory(open_store(settings))
 
 
 def error(message: str) -> None:

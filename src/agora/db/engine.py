@@ -17,6 +17,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from agora.config import Settings
+from agora.db.pseudonyms import IdSealer, check_store
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: How long a process waits for another one's migration before giving up.
 MIGRATION_LOCK_SECONDS = 600.0
@@ -54,8 +57,30 @@ class UtcSqliteDateTime(sqlite.DATETIME):
         return result
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout, and its folder."""
+def open_store(settings: Settings) -> Engine:
+    """An engine on the configured store, its schema brought up to date and its user ids
+    checked against ``settings`` (sealed under the same secret, or plain on both sides)."""
+    sealer = (
+        IdSealer(settings.id_secret.get_secret_value())
+        if settings.pseudonymize_ids and settings.id_secret
+        else None
+    )
+    engine = make_engine(settings.resolved_database_url, ids=sealer)
+    migrate(engine)
+    check_store(engine)
+    return engine
+
+
+def make_engine(url: str, ids: IdSealer | None = None) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout, and its folder.
+    ``ids``: user ids are sealed with it on the way in and opened on the way out
+    (:mod:`agora.db.pseudonyms`)."""
+    engine = _engine(url)
+    engine.dialect.agora_ids = ids  # type: ignore[attr-defined]
+    return engine
+
+
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

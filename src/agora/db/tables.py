@@ -30,6 +30,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
 
+from agora.db.pseudonyms import SealedUserId
+
 log = logging.getLogger(__name__)
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -109,11 +111,20 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
 
 
+class StoreMeta(Base):
+    """Facts about the store itself: how its user ids are kept (:mod:`agora.db.pseudonyms`)."""
+
+    __tablename__ = "store_meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
 class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    external_id: Mapped[str] = mapped_column(SealedUserId(), unique=True)  # db/pseudonyms.py
     created: Mapped[datetime] = mapped_column(StoredTime())
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 

@@ -15,6 +15,7 @@ from rich.text import Text
 from agora.cli.shell import console, fail, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
+from agora.db.pseudonyms import sealer_for_session
 from agora.engagement import digest as digests
 from agora.engagement import service
 
@@ -130,7 +131,7 @@ def digest(
             service.catch_up(session, settings.engagement, now)
             report = digests.build_digest(session, settings.engagement, user, now, since)
             if picks:
-                models = ModelStore(settings.model_dir)
+                models = ModelStore(settings.model_dir, ids=sealer_for_session(session))
                 models.reload()
                 report.picks = digests.feed_picks(
                     session, models, user, picks, settings.feed, settings.event_weights, now,

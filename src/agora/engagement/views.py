@@ -142,15 +142,16 @@ def get_trust_levels(
     with transaction(sessions) as session:
         _pending(response, session, config)
         exact = service.trust_distribution(session, config, datetime.now(UTC))
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "trust_levels",
         {"levels": sorted(exact)},
         lambda grant: _noisy_levels(sessions, config, grant, sorted(exact)),
+        lambda released: {int(k): v for k, v in released.payload["counts"].items()},
     )
-    if released is not None:
-        return {int(k): v for k, v in released.payload["counts"].items()}
+    if noisy is not None:
+        return noisy
     return exact
 
 

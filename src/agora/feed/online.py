@@ -662,7 +662,7 @@ def serve(
         new = events_since(own, pk, prepared.state["last_event"], prepared.marks)
         if new is None:
             return None
-        state = from_stored(pk, prepared.state, prepared.touched)
+        state = from_stored(pk, user_id, prepared.state, prepared.touched)
         for event_id, item in new:
             state.touched.add(item)
             state.events += 1

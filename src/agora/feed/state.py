@@ -204,9 +204,8 @@ def log_marks(session: Session) -> dict[str, float]:
 
 def stored_form(state: UserState) -> dict[str, Any]:
     """The parts of a state a ready record carries as JSON (the touched items travel as an
-    array beside it)."""
+    array beside it; the user's id stays out: a record is stored by row number only)."""
     return {
-        "user_id": state.user_id,
         "events": state.events,
         "last_event": state.last_event,
         "hidden": sorted(state.hidden),
@@ -219,11 +218,11 @@ def stored_form(state: UserState) -> dict[str, Any]:
     }
 
 
-def from_stored(pk: int, stored: dict[str, Any], touched: np.ndarray) -> UserState:
+def from_stored(pk: int, user_id: str, stored: dict[str, Any], touched: np.ndarray) -> UserState:
     """A state from :func:`stored_form` (its experiments' arms not logged: ``exposed`` false)."""
     return UserState(
         pk=pk,
-        user_id=stored["user_id"],
+        user_id=user_id,
         touched=set(touched.tolist()),
         events=stored["events"],
         last_event=stored["last_event"],

@@ -470,15 +470,16 @@ def get_source_shares(
     if dp.applies(request):  # released figures cover whole hours
         now = now.replace(minute=0, second=0, microsecond=0)
     since = now - timedelta(hours=hours)
-    released = dp.answer(
+    noisy = dp.answer(
         request,
         response,
         "feed_sources",
         {"since": since, "until": now},
         lambda grant: _noisy_sources(session, grant, since, now),
+        lambda released: released.payload["counts"],
     )
-    if released is not None:
-        return released.payload["counts"]
+    if noisy is not None:
+        return noisy
     return service.source_shares(session, since)
 
 

@@ -191,16 +191,17 @@ def get_report(
             )
         with _as_http_errors():
             service.report(session, campaign_id, settings.market, now)  # 404 before spending
-            released = dp.answer(
+            noisy = dp.answer(
                 request,
                 response,
                 "campaign_report",
                 {"campaign_id": campaign_id},
                 lambda grant: private_report(session, campaign_id, settings.market, now, grant),
+                lambda released: ReportOut(**released.payload, privacy=released.privacy),
                 for_admin=True,
             )
-        assert released is not None
-        return ReportOut(**released.payload, privacy=released.privacy)
+        assert noisy is not None
+        return noisy
     with _as_http_errors():
         body = service.report(session, campaign_id, settings.market, now)
     dp.mark(response, settings, None)

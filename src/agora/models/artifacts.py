@@ -2,7 +2,9 @@
 
 A version folder holds the model's own ``save`` output, ``ids.npz`` (``user_ids`` and
 ``item_ids`` as unicode arrays, loaded with ``allow_pickle=False``) and ``meta.json``
-(name, params, data fingerprint, metrics, creation time, agora version, sizes). Versions are
+(name, params, data fingerprint, metrics, creation time, agora version, sizes). On a store
+with pseudonymous ids the user ids are written sealed (:mod:`agora.db.pseudonyms`) and
+``meta.json`` names the secret's fingerprint (``user_ids``); loading opens them. Versions are
 UTC timestamps (``20261123T161502Z``), with ``-2``, ``-3``... appended when one already exists;
 the newest is the greatest ``(timestamp, suffix)``. A folder is written under a temporary name
 and renamed at the end, so a half-written artefact is never picked.
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import agora
+from agora.db.pseudonyms import PLAIN, IdSealer, WrongSecret
 from agora.features.interactions import Interactions
 from agora.models.base import Recommender
 from agora.models.registry import model_class
@@ -70,8 +73,10 @@ def save_artifact(
     interactions: Interactions,
     metrics: dict[str, Any] | None = None,
     now: datetime | None = None,
+    ids: IdSealer | None = None,
 ) -> Path:
-    """Write a new version of ``model`` under ``root_dir/<model.name>/`` and return its path."""
+    """Write a new version of ``model`` under ``root_dir/<model.name>/`` and return its path
+    (``ids``: the user ids are written sealed with it)."""
     base = Path(root_dir) / model.name
     base.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now(UTC)
@@ -84,7 +89,7 @@ def save_artifact(
     model.save(tmp)
     np.savez(
         tmp / "ids.npz",
-        user_ids=np.asarray(interactions.user_ids).astype(str),
+        user_ids=sealed_user_ids(interactions.user_ids, ids),
         item_ids=np.asarray(interactions.item_ids).astype(str),
     )
     meta = {
@@ -97,11 +102,32 @@ def save_artifact(
         "agora_version": agora.__version__,
         "n_users": int(interactions.n_users),
         "n_items": int(interactions.n_items),
+        "user_ids": ids.fingerprint if ids is not None else PLAIN,
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default))
     final = base / version
     tmp.rename(final)
     return final
+
+
+def sealed_user_ids(user_ids: Any, ids: IdSealer | None) -> np.ndarray:
+    """User ids as ``ids.npz`` holds them: sealed with ``ids`` (an erased entry stays empty)."""
+    if ids is None:
+        return np.asarray(user_ids).astype(str)
+    return np.asarray([ids.seal(u) if u else "" for u in user_ids], dtype=str)
+
+
+def _sealer_for(meta: dict[str, Any], ids: IdSealer | None, path: Path) -> IdSealer | None:
+    """The sealer an artefact's user ids need (None: plain); WrongSecret when ``ids`` differs."""
+    kept = meta.get("user_ids", PLAIN)
+    given = ids.fingerprint if ids is not None else PLAIN
+    if kept != given:
+        raise WrongSecret(
+            f"{path}: its user ids are kept {kept.split(':')[0]}, the store's "
+            f"{given.split(':')[0]}{' under another secret' if kept != PLAIN != given else ''}:"
+            " `agora users rekey` brings the artefacts in line"
+        )
+    return ids
 
 
 def list_artifacts(root_dir: str | Path, name: str | None = None) -> list[Path]:
@@ -142,26 +168,29 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return json.loads((Path(path) / "meta.json").read_text())
 
 
-def load_artifact(path: str | Path) -> LoadedModel:
-    """Read one artefact folder."""
+def load_artifact(path: str | Path, ids: IdSealer | None = None) -> LoadedModel:
+    """Read one artefact folder (``ids``: the sealer of a store with pseudonymous ids)."""
     path = Path(path)
     meta = read_meta(path)
+    sealer = _sealer_for(meta, ids, path)
     model = model_class(meta["name"]).load(path)
-    with np.load(path / "ids.npz", allow_pickle=False) as ids:
-        user_ids = ids["user_ids"].astype(object)
-        item_ids = ids["item_ids"].astype(object)
+    with np.load(path / "ids.npz", allow_pickle=False) as arrays:
+        user_ids = arrays["user_ids"].astype(object)
+        item_ids = arrays["item_ids"].astype(object)
+    if sealer is not None:
+        user_ids = np.asarray([sealer.open(u) if u else "" for u in user_ids], dtype=object)
     return LoadedModel(model=model, user_ids=user_ids, item_ids=item_ids, meta=meta, path=path)
 
 
-def load_latest(root_dir: str | Path, name: str) -> LoadedModel:
+def load_latest(root_dir: str | Path, name: str, ids: IdSealer | None = None) -> LoadedModel:
     """The newest (greatest version) artefact of model ``name``; FileNotFoundError if none."""
     found = list_artifacts(root_dir, name)
     if not found:
         raise FileNotFoundError(f"no saved artefact for model {name!r} under {root_dir}")
-    return load_artifact(found[-1])
+    return load_artifact(found[-1], ids)
 
 
-def forget_user(path: str | Path, user_id: str) -> bool:
+def forget_user(path: str | Path, user_id: str, ids: IdSealer | None = None) -> bool:
     """Erase one user from the artefact version at ``path``; returns whether it held them.
 
     Their entry in ``ids.npz`` is left empty (so every other user keeps their row; an empty id
@@ -171,12 +200,13 @@ def forget_user(path: str | Path, user_id: str) -> bool:
     reader meanwhile sees the folder at every moment, with the user either still there or gone.
     """
     path = Path(path)
-    with np.load(path / "ids.npz", allow_pickle=False) as ids:
-        user_ids, item_ids = ids["user_ids"], ids["item_ids"]
-    rows = np.flatnonzero(user_ids == user_id)
+    sealer = _sealer_for(read_meta(path), ids, path)
+    with np.load(path / "ids.npz", allow_pickle=False) as arrays:
+        user_ids, item_ids = arrays["user_ids"], arrays["item_ids"]
+    rows = np.flatnonzero(user_ids == (sealer.seal(user_id) if sealer is not None else user_id))
     if not len(rows):
         return False
-    loaded = load_artifact(path)
+    loaded = load_artifact(path, ids)
     loaded.model.forget_users(rows)
     user_ids = user_ids.copy()
     user_ids[rows] = ""
@@ -198,11 +228,13 @@ def forget_user(path: str | Path, user_id: str) -> bool:
     return True
 
 
-def forget_user_everywhere(root_dir: str | Path, user_id: str) -> dict[str, list[str]]:
+def forget_user_everywhere(
+    root_dir: str | Path, user_id: str, ids: IdSealer | None = None
+) -> dict[str, list[str]]:
     """:func:`forget_user` on every version of every model under ``root_dir`` (the older
     versions kept for rollback included); returns model name -> the versions that held them."""
     erased: dict[str, list[str]] = {}
     for path in list_artifacts(root_dir):
-        if forget_user(path, user_id):
+        if forget_user(path, user_id, ids):
             erased.setdefault(path.parent.name, []).append(path.name)
     return erased

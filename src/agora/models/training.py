@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from sqlalchemy.orm import Session
 
+from agora.db.pseudonyms import IdSealer, sealer_for_session
 from agora.evaluation.metrics import hits_matrix, ranking_metrics
 from agora.evaluation.protocol import rank_users
 from agora.features.interactions import Interactions, SideData, hold_out_one
@@ -54,8 +55,10 @@ def train_models(
     keep_versions: int = 3,
     extra_meta: Mapping[str, Any] | None = None,
     on_step: Callable[[str, str], None] | None = None,
+    ids: IdSealer | None = None,
 ) -> list[TrainedModel]:
-    """Fit each named model on all interactions and save it as a new version.
+    """Fit each named model on all interactions and save it as a new version (``ids``: the
+    store's sealer, when its user ids are pseudonymous).
 
     With ``validate``, each model is first fitted without one held-out item per user and its
     holdout Recall/NDCG@10 is stored in the artefact's metrics, so versions can be compared.
@@ -82,7 +85,7 @@ def train_models(
             continue
         fit_seconds = time.perf_counter() - started
         metrics["fit_seconds"] = round(fit_seconds, 3)
-        path = save_artifact(model, model_dir, interactions, metrics=metrics)
+        path = save_artifact(model, model_dir, interactions, metrics=metrics, ids=ids)
         prune_artifacts(model_dir, name, keep_versions)
         results.append(TrainedModel(name, path, fit_seconds, metrics))
         if on_step:
@@ -119,4 +122,5 @@ def train_from_store(
         keep_versions=keep_versions,
         extra_meta={"last_event_row": last_event},
         on_step=on_step,
+        ids=sealer_for_session(session),
     )

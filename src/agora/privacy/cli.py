@@ -6,6 +6,7 @@ erased users' events (a running ``agora serve`` does it by itself after
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -117,3 +118,51 @@ def retrain() -> None:
         return
     for name, version in sorted(versions.items()):
         console.print(f"{name}: {version}")
+
+
+@app.command()
+def rekey(
+    old_secret_env: Annotated[
+        str,
+        typer.Option(
+            help="The environment variable holding the secret the store is sealed under now "
+            "(unset: its ids are plain now). Never on the command line: `ps` would show it."
+        ),
+    ] = "AGORA_OLD_ID_SECRET",
+) -> None:
+    """Seal the store's user ids, open them, or move them to a new secret: the database and
+    every model artefact on disk. The new way is the settings' (AGORA_PSEUDONYMIZE_IDS=1 with
+    AGORA_ID_SECRET; off: plain). Stop the servers and workers first; run it again if it
+    was interrupted."""
+    from agora.db.engine import make_engine, migrate
+    from agora.db.pseudonyms import IdSealer, WrongSecret
+    from agora.privacy.rekey import rekey as move
+
+    settings = get_settings()
+    old_secret = os.environ.get(old_secret_env)
+    try:
+        old = IdSealer(old_secret) if old_secret else None
+    except ValueError as exc:
+        raise fail(f"{old_secret_env}: {exc}") from None
+    new = None
+    if settings.pseudonymize_ids and settings.id_secret is not None:
+        new = IdSealer(settings.id_secret.get_secret_value())
+    engine = make_engine(settings.resolved_database_url)  # no sealer: it reads stored texts
+    migrate(engine)
+    try:
+        with console.status("rekeying") as status:
+            report = move(engine, settings.model_dir, old, new, lambda step: status.update(step))
+    except WrongSecret as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        engine.dispose()
+    if report.before == report.after and not report.artifacts:
+        console.print(f"nothing to do: the store and its artefacts are {report.after} already")
+        return
+    console.print(f"user ids: {report.before} -> {report.after}")
+    console.print(f"users rewritten: {report.users:,}")
+    for table, count in sorted(report.documents.items()):
+        console.print(f"{table}: {count:,} rows rewritten")
+    console.print(f"artefact versions rewritten: {len(report.artifacts)}")
+    if report.compacted:
+        console.print("freed pages compacted (SQLite VACUUM / PostgreSQL VACUUM FULL)")

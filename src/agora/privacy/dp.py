@@ -42,13 +42,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import HTTPException, Request, Response, status
@@ -56,6 +57,8 @@ from pydantic import BaseModel, Field
 
 from agora.config import Settings
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 HEADER = "X-Privacy"
 #: OpenAPI text of the answers a route that releases figures can add.
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -385,6 +388,7 @@ class Release:
 
     payload: dict[str, Any]
     privacy: PrivacyOut
+    row: int | None = None  # the stored release's id
 
     def header(self) -> str:
         value = f"dp; epsilon={self.privacy.epsilon:g}; mechanism={self.privacy.mechanism}"
@@ -485,6 +489,7 @@ def release(
             released=stored.released,
             valid_until=end,
         ),
+        stored.id,
     )
 
 
@@ -515,6 +520,7 @@ def _stale_or_refuse(
             valid_until=now + timedelta(seconds=seconds_to_midnight(now)),
             stale=True,
         ),
+        last.id,
     )
 
 
@@ -526,18 +532,42 @@ def mark(response: Response, settings: Settings, released: Release | None) -> No
         response.headers[HEADER] = "exact"
 
 
+#: What reading a stored payload that no longer has the shape a route expects raises
+#: (pydantic's ValidationError is a ValueError).
+UNREADABLE = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
 def answer(
     request: Request,
     response: Response,
     figure: str,
     params: dict[str, Any],
     compute: Callable[[Grant], dict[str, Any]],
+    shape: Callable[[Release], T],
     for_admin: bool = False,
-) -> Release | None:
-    """:func:`release` and :func:`mark` in one call."""
+) -> T | None:
+    """The route's answer made from the released figure by ``shape`` (None: answer the exact
+    figure), with ``X-Privacy`` set (:func:`release`, :func:`mark`). A stored release that
+    ``shape`` cannot read (stored by another version, or altered) is dropped and the figure
+    released afresh: one odd row must not take the route down for everyone."""
+    from agora.privacy import dp_budget
+
     released = release(request, figure, params, compute, for_admin=for_admin)
     mark(response, request.app.state.settings, released)
-    return released
+    if released is None:
+        return None
+    try:
+        return shape(released)
+    except UNREADABLE as exc:
+        log.warning(
+            "the stored %s release %s no longer reads (%s): dropped, released afresh",
+            figure, released.row, type(exc).__name__,
+        )  # fmt: skip
+        if released.row is not None:
+            dp_budget.drop(request.app.state.sessions, released.row)
+    released = release(request, figure, params, compute, for_admin=for_admin)
+    mark(response, request.app.state.settings, released)
+    return shape(released) if released is not None else None
 
 
 def drop_noise_floor(

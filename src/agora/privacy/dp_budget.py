@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.engine import insert_for, transaction
@@ -26,6 +26,7 @@ SLACK = 1e-9
 class Stored:
     """A release as stored."""
 
+    id: int
     figure: str
     params: dict[str, Any]
     epsilon: float
@@ -41,6 +42,7 @@ def _utc(when: datetime) -> datetime:
 
 def _stored(row: DPRelease) -> Stored:
     return Stored(
+        row.id,
         row.figure,
         dict(row.params or {}),
         float(row.epsilon),
@@ -70,6 +72,12 @@ def latest(sessions: sessionmaker[Session], key: str) -> Stored | None:
             .limit(1)
         ).first()
         return None if row is None else _stored(row)
+
+
+def drop(sessions: sessionmaker[Session], row: int) -> None:
+    """Remove one stored release (one its routes can no longer read)."""
+    with transaction(sessions) as session:
+        session.execute(delete(DPRelease).where(DPRelease.id == row))
 
 
 def spend(sessions: sessionmaker[Session], day: date, cost: float, budget: float) -> bool:

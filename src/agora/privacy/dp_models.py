@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import DateTime, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from agora.db.pseudonyms import SealedJSON
 from agora.db.tables import Base, BigId
 
 
@@ -46,4 +47,4 @@ class DPRelease(Base):
     epsilon: Mapped[float] = mapped_column(Float)
     mechanism: Mapped[str] = mapped_column(String(255))
     released: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    payload: Mapped[dict[str, Any]] = mapped_column()
+    payload: Mapped[dict[str, Any]] = mapped_column(SealedJSON())  # may name users

@@ -34,6 +34,7 @@ from agora.audit.models import AdminAudit
 from agora.config import Settings
 from agora.db.engine import transaction
 from agora.db.migrations.domains import METADATA
+from agora.db.pseudonyms import sealed_text, sealer_for_session
 from agora.db.tables import Item, SocialEdge, User, UserErasure
 from agora.feed.models import FeedCandidates, FeedRefreshWanted, FeedSettings
 from agora.feed.store import CandidateStore
@@ -234,19 +235,27 @@ def _erase_unkeyed(session: Session, pk: int, user_id: str) -> dict[str, int]:
             result.requested = datetime.now(UTC)
             results += 1
     removed["analytics_results"] = results
-    as_json = json.dumps(user_id)
     audited = 0
-    mentioning = cast(AdminAudit.path_params, String).contains(as_json)
+    mentioning = cast(AdminAudit.path_params, String).contains(
+        json.dumps(sealed_text(session, user_id))
+    )
     for action in session.scalars(select(AdminAudit).where(mentioning)):
         action.path_params = _without(action.path_params, user_id)
         audited += 1
     removed["admin_audit.path_params"] = audited
     released = 0
-    naming = or_(
-        cast(DPRelease.payload, String).contains(as_json),
-        cast(DPRelease.params, String).contains(as_json),
-    )
-    for release in session.scalars(select(DPRelease).where(naming)):
+    releases = select(DPRelease)  # sealed payloads (pseudonymous ids) are searched here
+    if sealer_for_session(session) is None:
+        plain = json.dumps(user_id)
+        releases = releases.where(
+            or_(
+                cast(DPRelease.payload, String).contains(plain),
+                cast(DPRelease.params, String).contains(plain),
+            )
+        )
+    for release in session.scalars(releases):
+        if not (_mentions(release.payload, user_id) or _mentions(release.params, user_id)):
+            continue
         payload = _rows_without(release.payload, user_id)
         if _mentions(payload, user_id) or _mentions(release.params, user_id):
             session.delete(release)  # named elsewhere than in a row: released afresh when asked
@@ -340,7 +349,9 @@ def erase(
     go (:func:`erase_user`, one transaction), with the feed's ready candidates wherever they are
     kept (Redis included), and versions saved meanwhile (a training run) are rewritten too.
     A fit without them follows later when ``retrain`` (:func:`retrain_after_erasures`)."""
-    artifacts = forget_user_everywhere(model_dir, user_id)
+    with sessions() as session:
+        ids = sealer_for_session(session)
+    artifacts = forget_user_everywhere(model_dir, user_id, ids)
     with transaction(sessions, writes=True) as session:
         record = erase_user(session, user_id, requested_by, content, retrain)
     if record is None:
@@ -348,7 +359,7 @@ def erase(
     candidates.drop([record.user_pk])
     for tie in sorted(record.ties):
         candidates.want(tie)
-    for name, versions in forget_user_everywhere(model_dir, user_id).items():
+    for name, versions in forget_user_everywhere(model_dir, user_id, ids).items():
         artifacts.setdefault(name, []).extend(versions)
     with transaction(sessions) as session:
         session.execute(

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agora.db import queries
+from agora.db.pseudonyms import IdSealer
 from agora.db.tables import Event, Item, User
 from agora.features.store import event_weight, item_text
 from agora.ingest.schemas import as_utc
@@ -89,8 +90,9 @@ class ModelStore:
     ``meta.json``), its arrays loaded on first use or by ``warm``, swapped on the next
     ``reload``. Startup stays fast and models nobody asks for cost no memory."""
 
-    def __init__(self, model_dir: Path):
+    def __init__(self, model_dir: Path, ids: IdSealer | None = None):
         self.model_dir = Path(model_dir)
+        self.ids = ids  # the store's sealer, when its user ids are pseudonymous
         self._paths: dict[str, Path] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._loaded: dict[Path, LoadedModel] = {}
@@ -152,7 +154,7 @@ class ModelStore:
             with self._lock:
                 loaded = self._loaded.get(path)
             if loaded is None:
-                loaded = load_artifact(path)
+                loaded = load_artifact(path, self.ids)
                 with self._lock:
                     if self._paths.get(name) == path:  # not swapped by a reload meanwhile
                         self._loaded[path] = loaded

@@ -248,19 +248,24 @@ def get_trending(
     if dp.applies(request):
         loaded = models.get(service.FALLBACK_MODEL)  # 503 before training, as without DP
         size = next(k for k in TOP_K_SIZES if k >= min(n + 20, TOP_K_SIZES[-1]))
-        released = dp.answer(
-            request,
-            response,
-            "trending_items",
-            {"version": models.versions().get(service.FALLBACK_MODEL), "k": size},
-            lambda grant: _noisy_trending(loaded, grant, size),
-        )
-        if released is not None:
+
+        def shaped(released: dp.Release) -> ItemList:
             pairs = [(item, 1.0 / (r + 1)) for r, item in enumerate(released.payload["items"])]
             recs = service._decorate(session, pairs, service.FALLBACK_MODEL, n)
             return ItemList(
                 model=service.FALLBACK_MODEL, items=_items(recs), privacy=released.privacy
             )
+
+        noisy = dp.answer(
+            request,
+            response,
+            "trending_items",
+            {"version": models.versions().get(service.FALLBACK_MODEL), "k": size},
+            lambda grant: _noisy_trending(loaded, grant, size),
+            shaped,
+        )
+        if noisy is not None:
+            return noisy
     dp.mark(response, request.app.state.settings, None)
     recs = service.global_list(session, models, service.FALLBACK_MODEL, n)
     return ItemList(model=service.FALLBACK_MODEL, items=_items(recs))
