@@ -184,34 +184,40 @@ def store_ids(engine: Engine) -> str | None:
 
 
 def check_store(engine: Engine) -> None:
-    """Refuse a store sealed otherwise than the engine would read it (:class:`WrongSecret`);
-    record the engine's way on a store that holds no user yet."""
+    """Refuse a store sealed otherwise than the engine would read it (:class:`WrongSecret`).
+    A store that never recorded how (one from before migration 0014) holds plain ids; one
+    that holds no user yet takes the engine's way."""
     sealer = sealer_of(engine.dialect)
     wanted = sealer.fingerprint if sealer is not None else PLAIN
-    found = store_ids(engine)
-    if found == wanted:
-        return
-    with engine.begin() as conn:
-        if not conn.execute(text("SELECT count(*) FROM users")).scalar():
+    recorded = store_ids(engine)
+    found = recorded or PLAIN
+    if found != wanted:
+        with engine.connect() as conn:
+            empty = not conn.execute(text("SELECT count(*) FROM users")).scalar()
+        if not empty:
+            if found == PLAIN:
+                raise WrongSecret(
+                    "the store holds plain user ids and AGORA_PSEUDONYMIZE_IDS=1 is set: seal "
+                    "them first with `agora users rekey` (see docs/privacy.md)"
+                )
+            if sealer is None:
+                raise WrongSecret(
+                    "the store's user ids are sealed: set AGORA_PSEUDONYMIZE_IDS=1 and the "
+                    "AGORA_ID_SECRET that sealed them"
+                )
+            raise WrongSecret("AGORA_ID_SECRET is not the secret that sealed this store's user ids")
+    if recorded != wanted:
+        with engine.begin() as conn:
             set_store_ids(conn, wanted)
-            return
-    if found in (None, PLAIN):
-        raise WrongSecret(
-            "the store holds plain user ids and AGORA_PSEUDONYMIZE_IDS=1 is set: seal them "
-            "first with `agora users rekey` (see docs/privacy.md)"
-        )
-    if sealer is None:
-        raise WrongSecret(
-            "the store's user ids are sealed: set AGORA_PSEUDONYMIZE_IDS=1 and the "
-            "AGORA_ID_SECRET that sealed them"
-        )
-    raise WrongSecret("AGORA_ID_SECRET is not the secret that sealed this store's user ids")
 
 
 def set_store_ids(conn: Any, value: str) -> None:
-    """Record how the store keeps its user ids (inside the caller's transaction)."""
-    conn.execute(text("DELETE FROM store_meta WHERE name = :name"), {"name": IDS_KEY})
+    """Record how the store keeps its user ids (inside the caller's transaction; an upsert
+    SQLite and PostgreSQL both take, so workers starting together do not collide)."""
     conn.execute(
-        text("INSERT INTO store_meta (name, value) VALUES (:name, :value)"),
+        text(
+            "INSERT INTO store_meta (name, value) VALUES (:name, :value) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        ),
         {"name": IDS_KEY, "value": value},
     )
