@@ -53,7 +53,10 @@ def per_id_micros(n: int = 100_000) -> dict[str, float]:
     started = time.perf_counter()
     for text in sealed:
         sealer.open(text)
-    return {"seal_us": round(seal, 2), "open_us": round((time.perf_counter() - started) / n * 1e6, 2)}
+    return {
+        "seal_us": round(seal, 2),
+        "open_us": round((time.perf_counter() - started) / n * 1e6, 2),
+    }
 
 
 def store_run(folder: Path, sealed: bool, users: int, events: int, seed: int = 7) -> dict:

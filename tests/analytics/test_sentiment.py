@@ -259,12 +259,12 @@ def test_a_new_store_answers_at_once_and_scores_new_items_in_the_background(
 
 
 def test_the_shipped_artefact_is_package_data_with_its_provenance() -> None:
-    """The heads ship inside the package (a few KB), with the data provenance and licences."""
+    """The heads and the Chinese head's terms ship inside the package (a few MB), with the
+    data provenance and licences."""
     folder = sa.SHIPPED_MODEL_DIR
-    assert {"heads.npz", "params.json", "meta.json", "PROVENANCE.md"} <= {
-        p.name for p in folder.iterdir()
-    }
-    assert (folder / "heads.npz").stat().st_size < 100_000
+    shipped = {"heads.npz", "params.json", "meta.json", "PROVENANCE.md", "vocab_zh.json.gz"}
+    assert shipped <= {p.name for p in folder.iterdir()}
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000
     provenance = (folder / "PROVENANCE.md").read_text(encoding="utf-8")
     for name in sa.DATASETS:
         assert name.split("-sample")[0].split("-val")[0] in provenance
