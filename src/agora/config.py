@@ -286,6 +286,12 @@ class Settings(BaseSettings):
         description="How often `agora serve` recomputes heavy analytics (fake-engagement "
         "anomalies, influence) in the background (0: only on POST /analytics/refresh).",
     )
+    audit_retention_days: float | None = Field(
+        365.0,
+        gt=0,
+        description="How long admin actions stay in the audit log (GET /admin/audit); `agora "
+        "serve` deletes older entries hourly. Unset: kept for ever.",
+    )
     erasure_retrain_seconds: float = Field(
         60.0,
         ge=0,

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,3 +198,30 @@ def test_agora_admin_audit_prints_the_log(tmp_path: Path, sqlite_url: str) -> No
         timeout=120,
     )
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_a_served_app_deletes_entries_past_the_retention(tmp_path: Path, database_url: str) -> None:
+    """The audit log does not grow for ever: `agora serve` deletes entries older than
+    `audit_retention_days` in the background (hourly, and once at start)."""
+    from datetime import UTC, datetime, timedelta
+
+    from agora.audit.service import AdminAction, record
+
+    settings = make_settings(tmp_path, database_url, audit_retention_days=30)
+    with TestClient(create_app(settings)) as client:
+        sessions = client.app.state.sessions
+        now = datetime.now(UTC)
+        for age in (400, 31, 29, 0):
+            record(
+                sessions,
+                AdminAction(now - timedelta(days=age), "k1", "PUT", f"/age/{age}", 200, None),
+            )
+        client.app.state.jobs.wake("audit retention")
+        deadline = time.monotonic() + 10
+        while True:
+            with sessions() as session:
+                kept = sorted(session.scalars(select(AdminAudit.route)))
+            if kept == ["/age/0", "/age/29"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert kept == ["/age/0", "/age/29"]

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -50,6 +50,7 @@ from agora.api.deps import ModelsDep
 from agora.api.middleware import RequestContext
 from agora.api.routing import OneHopRoute
 from agora.api.types import EVENT_TYPE_MARK
+from agora.audit import service as audit
 from agora.audit.recorder import recorder
 from agora.audit.views import router as audit_router
 from agora.config import Settings, get_settings
@@ -74,6 +75,8 @@ from agora.web.views import router as web_router
 from agora.wiring import wire
 
 log = logging.getLogger(__name__)
+#: How often a served app deletes audit entries past ``audit_retention_days``.
+AUDIT_PRUNE_SECONDS = 3600.0
 
 DESCRIPTION = """\
 Recommendations for community platforms: send users, items (posts, questions...), social
@@ -145,7 +148,8 @@ def background_jobs(
     """The work a served app does behind its requests, so that no GET computes it: engagement
     applies new events, new posts and comments get their sentiment, due guardrail looks are
     taken (every ``background_seconds``), heavy analytics are recomputed (every
-    ``analytics_refresh_seconds``), the models are fitted again without erased users
+    ``analytics_refresh_seconds``), admin actions past ``audit_retention_days`` leave the
+    audit log (hourly), the models are fitted again without erased users
     (``erasure_retrain_seconds`` after an erasure; then ``models`` is reloaded). Each also runs
     when a request wakes it; the engagement catch-up holds ``engagement_lock`` (see
     :func:`engagement_after_writes`)."""
@@ -166,6 +170,12 @@ def background_jobs(
         if privacy.retrain_after_erasures(sessions, settings, retrain_after) and models:
             _reload_models(models)  # this process serves the fits without the erased at once
 
+    def prune_audit() -> None:
+        if settings.audit_retention_days is not None:
+            before = datetime.now(UTC) - timedelta(days=settings.audit_retention_days)
+            with transaction(sessions) as session:
+                audit.prune(session, before)
+
     def result(key: str) -> Callable[[], object]:
         return lambda: analytics_jobs.refresh_result(sessions, key, settings.event_weights)
 
@@ -177,6 +187,7 @@ def background_jobs(
                 light * 4),
             Job("anomalies", result("anomalies"), heavy),
             Job("influence", result("influence"), heavy),
+            Job("audit retention", prune_audit, AUDIT_PRUNE_SECONDS),
             *([Job("erasure retrain", retrain, min(retrain_after, 60.0))] if retrain_after else []),
         ]
     )  # fmt: skip

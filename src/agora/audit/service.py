@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.audit.models import AdminAudit
@@ -84,6 +84,11 @@ def record(sessions: sessionmaker[Session], action: AdminAction) -> None:
                 request_id=action.request_id,
             )
         )
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Delete the entries older than ``before``; returns how many went."""
+    return session.execute(delete(AdminAudit).where(AdminAudit.at < before)).rowcount
 
 
 def entries(
