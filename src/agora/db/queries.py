@@ -13,6 +13,11 @@ from agora.db.tables import Event, Group, Item, Membership, SocialEdge, User
 from agora.ingest.schemas import as_utc
 
 
+def user_pk(session: Session, external_id: str) -> int | None:
+    """The row number of the user with this platform id (None: not stored)."""
+    return session.scalar(select(User.id).where(User.external_id == external_id))
+
+
 def user_record(session: Session, external_id: str) -> dict[str, Any] | None:
     """A user as the API shows it, or None."""
     user = session.scalar(select(User).where(User.external_id == external_id))

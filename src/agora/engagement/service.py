@@ -35,6 +35,7 @@ from sqlalchemy import case, delete, exists, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from agora.db import queries
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Item, User
 from agora.engagement.config import BadgeRule, EngagementConfig, TrustRequirements
@@ -75,7 +76,7 @@ def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[An
 
 def user_pk(session: Session, user_id: str) -> int:
     """The internal id of a user, or :class:`UnknownUser`."""
-    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    pk = queries.user_pk(session, user_id)
     if pk is None:
         raise UnknownUser(f"user {user_id!r} not found")
     return pk

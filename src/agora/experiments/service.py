@@ -33,6 +33,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from agora.db import queries
 from agora.db.engine import insert_for
 from agora.db.tables import Event, User
 from agora.experiments import stats
@@ -260,7 +261,7 @@ def _running(session: Session, now: datetime) -> list[_Running]:
 
 
 def _user_pk(session: Session, user_id: str) -> int:
-    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    pk = queries.user_pk(session, user_id)
     if pk is None:
         raise UnknownUser(f"user {user_id!r} not found")
     return pk

@@ -40,6 +40,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from agora.config import FeedConfig
+from agora.db import queries
 from agora.db.tables import Item, SocialEdge, User
 from agora.feed import online, sources
 from agora.feed.cache import FeedCache, uncached
@@ -94,7 +95,7 @@ class FeedPage:
 
 # -- controls, interests and feedback --------------------------------------------------------
 def _user_pk(session: Session, user_id: str) -> int:
-    pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    pk = queries.user_pk(session, user_id)
     if pk is None:
         raise UnknownUser(f"user {user_id!r} not found")
     return pk
@@ -206,7 +207,7 @@ def add_feedback(
         if row.item_id is None:
             raise UnknownTarget(f"item {item_id!r} not found")
     if author_id is not None:
-        row.author_id = session.scalar(select(User.id).where(User.external_id == author_id))
+        row.author_id = queries.user_pk(session, author_id)
         if row.author_id is None:
             raise UnknownTarget(f"author {author_id!r} not found")
     session.add(row)

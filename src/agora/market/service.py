@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, case, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from agora.db import queries
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Group, Item, Membership, User
 from agora.experiments.assignment import unit_draw
@@ -721,7 +722,7 @@ def _recent_tags(session: Session, user_pk: int) -> set[str]:
 def stored_viewer(session: Session, user_id: str) -> Viewer | None:
     """The user as the store holds them (None when unknown): the feed's exclusions, and the tags
     of their latest events as interests."""
-    user_pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    user_pk = queries.user_pk(session, user_id)
     if user_pk is None:
         return None
     excluded = exclusions(session, user_pk)
@@ -1024,7 +1025,7 @@ def record_conversion(
     if existing is not None:
         return existing, True
     campaign = _campaign(session, campaign_id)
-    user_pk = session.scalar(select(User.id).where(User.external_id == user_id))
+    user_pk = queries.user_pk(session, user_id)
     if user_pk is None:
         raise UnknownReference(f"user {user_id!r} not found")
     item_pk = None

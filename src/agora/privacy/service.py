@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.analytics.models import ComputedResult
 from agora.audit.models import AdminAudit
 from agora.config import Settings
+from agora.db import queries
 from agora.db.engine import transaction
 from agora.db.migrations.domains import METADATA
 from agora.db.pseudonyms import sealed_text, sealer_for_session
@@ -67,10 +68,6 @@ def user_columns() -> list[Column[Any]]:
         for column in table.columns
         if any(fk.column.table.name == "users" for fk in column.foreign_keys)
     ]
-
-
-def _user_pk(session: Session, user_id: str) -> int | None:
-    return session.scalar(select(User.id).where(User.external_id == user_id))
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -120,7 +117,7 @@ def export_user(session: Session, user_id: str) -> dict[str, Any] | None:
     memberships with their segment groups, feed settings, feedback and impressions, points,
     badges, trust, tasks, flags, experiment exposures, ad impressions, clicks and conversions...)
     and the items they wrote."""
-    pk = _user_pk(session, user_id)
+    pk = queries.user_pk(session, user_id)
     if pk is None:
         return None
     profile = session.get(User, pk)
