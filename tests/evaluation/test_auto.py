@@ -157,3 +157,41 @@ def test_a_candidate_that_refuses_the_catalogue_is_listed_as_skipped(
     rows = {r["name"]: r for r in sel["candidates"]}
     assert "60 items need" in rows["small_ease"]["skipped"]
     assert sel["chosen"] == "itemknn" and model.name == "itemknn"
+
+
+def test_a_budget_brings_in_the_graph_model_and_holds_its_time(tmp_path: Path) -> None:
+    """With a budget every family is tried, the graph model included (there is no social
+    graph here); the epoch-trained ones share what the others leave, and the stages are told
+    as they start."""
+    split = load_split(clustered_split(tmp_path / "s"))
+    stages: list[tuple[str, str, float]] = []
+    budget = 40.0
+    model, _, sel = select_model(
+        split, budget_seconds=budget, on_stage=lambda *s: stages.append(s), blend_sizes=(2,)
+    )
+    rows = {r["name"]: r for r in sel["candidates"]}
+    assert {*DEFAULT_CANDIDATES, "lightgcn"} <= set(rows)
+    assert [name for what, name, _ in stages if what == "fitting"][-1] == "lightgcn"
+    graph = rows["lightgcn"]
+    assert "skipped" not in graph and 1.0 <= graph["params"]["max_seconds"] <= budget
+    assert graph["fit_seconds"] <= graph["params"]["max_seconds"] + 10  # one epoch over at most
+    assert sel["budget_seconds"] == budget and sel["spent_seconds"] <= budget + 15
+    assert all(left <= budget for _, _, left in stages)
+
+
+def test_a_spent_budget_skips_the_rest_and_says_so(tmp_path: Path) -> None:
+    split = load_split(clustered_split(tmp_path / "s"))
+    _, _, sel = select_model(split, ["itemknn", "lightgcn"], budget_seconds=5.0, blend_sizes=())
+    rows = {r["name"]: r for r in sel["candidates"]}
+    assert rows["itemknn"]["valid_ndcg"] > 0  # the first always runs: auto gives a model
+    assert rows["lightgcn"]["skipped"].startswith("over budget")
+
+
+def test_the_graph_model_stops_at_its_time_limit(tmp_path: Path) -> None:
+    from agora.models.social import LightGCNModel
+
+    split = load_split(clustered_split(tmp_path / "s"))
+    model = LightGCNModel(epochs=100_000, max_seconds=1.0, progress=False)
+    model.fit(split.train)
+    assert 1 <= model.describe()["epochs_run"] < 100_000
+    assert model.fit_seconds_ < 1.0 + 2.0  # the epoch under way when time ran out finishes

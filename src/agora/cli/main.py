@@ -292,8 +292,18 @@ def eval_(
             "plus social when the split has social.tsv and sasrec when it is split by time)."
         ),
     ] = None,
+    budget_minutes: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="With --model auto: fit every family, the graph model included, within this "
+            "time (the epoch-trained models share what the others leave).",
+        ),
+    ] = None,
 ) -> None:
     """Offline evaluation on a fixed split with full ranking (RecBole's protocol)."""
+    import time as clock
+
     from agora.evaluation.protocol import evaluate
 
     try:
@@ -302,7 +312,17 @@ def eval_(
         error(f"--params is not valid JSON: {exc}")
         raise typer.Exit(2) from exc
     names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
-    metrics = evaluate(split, model, parsed, k, out, tune_params=tune, candidates=names)
+    started = clock.monotonic()
+
+    def stage(what: str, name: str, left: float) -> None:
+        elapsed = clock.monotonic() - started
+        remaining = f", {left / 60:.1f} min of the budget left" if left != float("inf") else ""
+        console.print(f"auto [{elapsed / 60:.1f} min]: {what} {name}{remaining}")
+
+    metrics = evaluate(
+        split, model, parsed, k, out, tune_params=tune, candidates=names,
+        budget_seconds=budget_minutes * 60 if budget_minutes else None, on_stage=stage,
+    )  # fmt: skip
     table = Table("metric", "value", title=f"{model} on {split.name}")
     for key, value in metrics.items():
         if isinstance(value, float):
@@ -312,7 +332,7 @@ def eval_(
         sel = Table("candidate", "valid NDCG", "fit s", title="selection on valid")
         for row in metrics["selection"]["candidates"]:
             if "skipped" in row:
-                sel.add_row(row["name"] + " (skipped: catalogue too large)", "", "")
+                sel.add_row(f"{row['name']} (skipped: {row['skipped']})", "", "")
                 continue
             chosen = " *" if row["name"] == metrics["selection"]["chosen"] else ""
             sel.add_row(

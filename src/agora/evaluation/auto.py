@@ -12,12 +12,22 @@ are learnt on valid), and each blend is scored by its two-fold valid estimate
 blend is not favoured just because its weights were fitted on the same valid items. The single
 model or blend with the best valid NDCG@K is returned; the caller evaluates only that one on
 test, once.
+
+With a time budget (``budget_seconds``, ``agora eval --model auto --budget-minutes M``) every
+family is a candidate: the graph model joins (``lightgcn``, or ``social`` when there is a
+social graph), whatever the catalogue's size. The one-pass models are fitted first, cheapest
+family first, each as long as it takes (their measured seconds come off the budget); the rest is
+shared evenly by the models that train in epochs (``lightgcn``/``social``, ``sasrec``), which
+stop at their share keeping their best validated epoch. A candidate whose turn comes with less
+than :data:`MIN_SHARE_SECONDS` left is skipped, and says so (except the first: however small
+the budget, a model is chosen). ``on_stage`` hears each stage
+(stage, model, seconds left) as it starts.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agora.evaluation.splits import Split
@@ -43,6 +53,25 @@ def default_candidates(split: Split, side: SideData | None) -> list[str]:
 
 
 DEFAULT_BLEND_SIZES: tuple[int, ...] = (2, 3, 4)
+GRAPH_CANDIDATE = "lightgcn"
+#: Models that train in epochs and take a time limit (``max_seconds``), fitted after the others.
+EPOCH_MODELS: frozenset[str] = frozenset({"lightgcn", "social", "sasrec"})
+#: The one-pass families in the order they are tried under a budget: cheapest first.
+BY_COST: tuple[str, ...] = ("itemknn", "als", "ease", "admmslim")
+#: Less than this left when a candidate's turn comes: it is skipped.
+MIN_SHARE_SECONDS = 10.0
+#: A stage of a budgeted selection: (stage, model, seconds left).
+StageHook = Callable[[str, str, float], None]
+
+
+def budget_candidates(split: Split, side: SideData | None) -> list[str]:
+    """Every family, the graph one included (``social`` when there is a social graph, else
+    ``lightgcn``), ``sasrec`` when the split is chronological: one-pass models cheapest first,
+    then the ones that train in epochs."""
+    names = default_candidates(split, side)
+    if SOCIAL_CANDIDATE not in names:
+        names.append(GRAPH_CANDIDATE)
+    return sorted(names, key=lambda n: (n in EPOCH_MODELS, BY_COST.index(n) if n in BY_COST else 0))
 
 
 def select_model(
@@ -53,22 +82,54 @@ def select_model(
     progress: bool = False,
     blend_sizes: Sequence[int] = DEFAULT_BLEND_SIZES,
     hybrid_params: dict[str, Any] | None = None,
+    budget_seconds: float | None = None,
+    on_stage: StageHook | None = None,
+    fitted_out: dict[str, Recommender] | None = None,
 ) -> tuple[Recommender, float, dict[str, Any]]:
     """(chosen fitted model, its fit seconds, selection record) by valid NDCG@``k``.
 
     The record has one row per candidate and blend (``name``, ``params``, ``valid_ndcg``,
-    ``valid_recall``, ``fit_seconds``) and ``chosen``.
+    ``valid_recall``, ``fit_seconds``; ``skipped`` with the reason instead) and ``chosen``;
+    with ``budget_seconds`` also ``budget_seconds`` and ``spent_seconds`` (see the module
+    docstring). ``fitted_out`` receives every fitted candidate and blend by name (a benchmark
+    scores each on test).
     """
     from agora.evaluation.protocol import validation_score
 
-    names = list(candidates or default_candidates(split, side))
+    if candidates:
+        names = list(candidates)
+    elif budget_seconds is not None:
+        names = budget_candidates(split, side)
+    else:
+        names = default_candidates(split, side)
     if not names:
         raise ValueError("auto needs at least one candidate model")
+    started = time.perf_counter()
+
+    def left() -> float:
+        if budget_seconds is None:
+            return float("inf")
+        return budget_seconds - (time.perf_counter() - started)
+
+    def stage(what: str, name: str) -> None:
+        if on_stage is not None:
+            on_stage(what, name, left())
+
     metric = f"ndcg@{k}"
     rows: list[dict[str, Any]] = []
     fitted: dict[str, tuple[Recommender, float]] = {}
+    epoch_models = [n for n in names if n in EPOCH_MODELS]
     for name in names:
-        model = create_model(name)
+        params: dict[str, Any] = {}
+        if budget_seconds is not None:
+            if fitted and left() < MIN_SHARE_SECONDS:  # the first always runs: auto gives a model
+                rows.append({"name": name, "skipped": f"over budget ({max(left(), 0):.0f} s left)"})
+                continue
+            if name in EPOCH_MODELS:  # an even share of what the one-pass models left
+                waiting = len(epoch_models) - epoch_models.index(name)
+                params["max_seconds"] = max(left() / waiting - MIN_SHARE_SECONDS / 2, 1.0)
+        stage("fitting", name)
+        model = create_model(name, **params)
         t0 = time.perf_counter()
         try:
             model.fit(split.train, side, valid=split.valid)
@@ -76,6 +137,7 @@ def select_model(
             rows.append({"name": name, "skipped": str(exc)})
             continue
         seconds = time.perf_counter() - t0
+        stage("scoring on valid", name)
         scores = validation_score(model, split, k, progress=progress)
         fitted[name] = (model, seconds)
         rows.append(
@@ -103,6 +165,7 @@ def select_model(
         hybrid.fit_weights(members, split.train.matrix, split.valid, split.train.last_seen)
         seconds = time.perf_counter() - t0 + sum(fitted[n][1] for n in keys)
         label = "hybrid(" + "+".join(keys) + ")"
+        stage("blending", label)
         blends[label] = (hybrid, seconds)
         rows.append(
             {
@@ -114,13 +177,20 @@ def select_model(
                 "weights": hybrid.describe()["buckets"],
             }
         )
+    if fitted_out is not None:
+        fitted_out.update({name: pair[0] for name, pair in {**fitted, **blends}.items()})
     best = max((r for r in rows if "skipped" not in r), key=lambda r: r["valid_ndcg"])
     model, seconds = {**fitted, **blends}[best["name"]]
-    selection = {
+    selection: dict[str, Any] = {
         "metric": f"valid {metric} (blends: two-fold estimate)",
         "candidates": rows,
         "chosen": best["name"],
     }
+    if budget_seconds is not None:
+        selection |= {
+            "budget_seconds": budget_seconds,
+            "spent_seconds": round(time.perf_counter() - started, 1),
+        }
     return model, seconds, selection
 
 
@@ -134,7 +204,7 @@ def selection_table(selection: dict[str, Any]) -> str:
     ]
     for r in selection["candidates"]:
         if "skipped" in r:
-            lines.append(f"| {r['name']} (skipped: catalogue too large) | | |")
+            lines.append(f"| {r['name']} (skipped: {r['skipped']}) | | |")
             continue
         mark = " (chosen)" if r["name"] == selection["chosen"] else ""
         lines.append(f"| {r['name']}{mark} | {r['valid_ndcg']:.4f} | {r['fit_seconds']:.1f} |")

@@ -15,7 +15,7 @@ import itertools
 import json
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -277,14 +277,17 @@ def evaluate(
     batch_size: int | None = None,
     report: bool = True,
     candidates: list[str] | None = None,
+    budget_seconds: float | None = None,
+    on_stage: Callable[[str, str, float], None] | None = None,
 ) -> dict[str, Any]:
     """Fit ``model_name`` on the split's train, rank all items for every test user, write
     ``out_dir/recommendations.tsv``, ``metrics.json`` (scored from that file) and, if
     ``report``, ``report.md`` + ``curve.png``. With ``tune_params`` the params are first
     chosen by :func:`tune` on valid (``params`` fixed, ``grid`` or the default grid searched).
     ``model_name="auto"`` picks the best of ``candidates`` and their blends on valid
-    (:func:`agora.evaluation.auto.select_model`) and evaluates only that one on test; the
-    selection is recorded under ``selection``. Returns the metrics dict written to metrics.json."""
+    (:func:`agora.evaluation.auto.select_model`, within ``budget_seconds`` when given, telling
+    ``on_stage`` what it does) and evaluates only that one on test; the selection is recorded
+    under ``selection``. Returns the metrics dict written to metrics.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = load_split(split_dir)
@@ -299,7 +302,9 @@ def evaluate(
     if model_name == "auto":
         from agora.evaluation.auto import select_model
 
-        model, fit_seconds, selection = select_model(split, candidates, k, side, progress)
+        model, fit_seconds, selection = select_model(
+            split, candidates, k, side, progress, budget_seconds=budget_seconds, on_stage=on_stage
+        )
     else:
         model = create_model(model_name, **params)
         t0 = time.perf_counter()

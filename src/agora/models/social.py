@@ -132,6 +132,7 @@ class LightGCNModel(Recommender):
         random_state: int = 42,
         num_threads: int = 2,
         progress: bool = True,
+        max_seconds: float | None = None,
     ) -> None:
         self.factors = factors
         self.layers = layers
@@ -150,6 +151,7 @@ class LightGCNModel(Recommender):
         self.random_state = random_state
         self.num_threads = num_threads
         self.progress = progress
+        self.max_seconds = max_seconds  # a time budget: no epoch starts once it is spent
 
     # -- training -------------------------------------------------------------------------
     def fit(
@@ -276,6 +278,8 @@ class LightGCNModel(Recommender):
                 )
                 if valid_users is not None and bad >= int(self.patience):
                     break
+                if self.max_seconds is not None and time.perf_counter() - t0 >= self.max_seconds:
+                    break  # the best evaluated epoch so far is kept (below)
         if best[2] is not None:
             net.restore(best[2])
         self.fit_seconds_ = float(time.perf_counter() - t0)
