@@ -18,7 +18,8 @@ family is a candidate: the graph model joins (``lightgcn``, or ``social`` when t
 social graph), whatever the catalogue's size. The one-pass models are fitted first, cheapest
 family first, each as long as it takes (their measured seconds come off the budget); the rest is
 shared evenly by the models that train in epochs (``lightgcn``/``social``, ``sasrec``), which
-stop at their share keeping their best validated epoch. A candidate whose turn comes with less
+stop at their share keeping their best validated epoch, less :data:`FINISH_SHARE` of the
+budget kept for the last valid scores and the blends. A candidate whose turn comes with less
 than :data:`MIN_SHARE_SECONDS` left is skipped, and says so (except the first: however small
 the budget, a model is chosen). ``on_stage`` hears each stage
 (stage, model, seconds left) as it starts.
@@ -60,6 +61,8 @@ EPOCH_MODELS: frozenset[str] = frozenset({"lightgcn", "social", "sasrec"})
 BY_COST: tuple[str, ...] = ("itemknn", "als", "ease", "admmslim")
 #: Less than this left when a candidate's turn comes: it is skipped.
 MIN_SHARE_SECONDS = 10.0
+#: The share of a budget kept for scoring the last candidates on valid and for the blends.
+FINISH_SHARE = 0.1
 #: A stage of a budgeted selection: (stage, model, seconds left).
 StageHook = Callable[[str, str, float], None]
 
@@ -127,7 +130,8 @@ def select_model(
                 continue
             if name in EPOCH_MODELS:  # an even share of what the one-pass models left
                 waiting = len(epoch_models) - epoch_models.index(name)
-                params["max_seconds"] = max(left() / waiting - MIN_SHARE_SECONDS / 2, 1.0)
+                usable = left() - FINISH_SHARE * budget_seconds
+                params["max_seconds"] = max(usable / waiting, 1.0)
         stage("fitting", name)
         model = create_model(name, **params)
         t0 = time.perf_counter()

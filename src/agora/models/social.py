@@ -151,7 +151,7 @@ class LightGCNModel(Recommender):
         self.random_state = random_state
         self.num_threads = num_threads
         self.progress = progress
-        self.max_seconds = max_seconds  # a time budget: no epoch starts once it is spent
+        self.max_seconds = max_seconds  # a time budget: no epoch starts that would end past it
 
     # -- training -------------------------------------------------------------------------
     def fit(
@@ -278,8 +278,10 @@ class LightGCNModel(Recommender):
                 )
                 if valid_users is not None and bad >= int(self.patience):
                     break
-                if self.max_seconds is not None and time.perf_counter() - t0 >= self.max_seconds:
-                    break  # the best evaluated epoch so far is kept (below)
+                if self.max_seconds is not None:  # no epoch starts that would end past it
+                    elapsed = time.perf_counter() - t0
+                    if elapsed + elapsed / epoch > self.max_seconds:
+                        break  # the best evaluated epoch so far is kept (below)
         if best[2] is not None:
             net.restore(best[2])
         self.fit_seconds_ = float(time.perf_counter() - t0)
