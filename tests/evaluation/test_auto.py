@@ -195,3 +195,28 @@ def test_the_graph_model_stops_at_its_time_limit(tmp_path: Path) -> None:
     model.fit(split.train)
     assert 1 <= model.describe()["epochs_run"] < 100_000
     assert model.fit_seconds_ < 1.0 + 2.0  # the epoch under way when time ran out finishes
+
+
+def test_a_blend_that_would_overrun_the_budget_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from agora.models.hybrid import HybridModel
+
+    fit_weights = HybridModel.fit_weights
+
+    def slow(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        time.sleep(5.0)  # a blend of 2 takes 5 s: one of 3 would take 7.5 s
+        return fit_weights(self, *args, **kwargs)
+
+    monkeypatch.setattr(HybridModel, "fit_weights", slow)
+    split = load_split(clustered_split(tmp_path / "s"))
+    _, _, sel = select_model(
+        split, ["itemknn", "ease", "noise"], budget_seconds=11.5, blend_sizes=(2, 3)
+    )
+    rows = {r["name"]: r for r in sel["candidates"]}
+    blends = [r for name, r in rows.items() if name.startswith("hybrid(")]
+    assert len(blends) == 2 and "skipped" not in blends[0]
+    assert blends[1]["skipped"].startswith("over budget")
+    assert sel["spent_seconds"] <= 11.5 + 1

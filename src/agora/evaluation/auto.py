@@ -21,7 +21,8 @@ shared evenly by the models that train in epochs (``lightgcn``/``social``, ``sas
 stop at their share keeping their best validated epoch, less :data:`FINISH_SHARE` of the
 budget kept for the last valid scores and the blends. A candidate whose turn comes with less
 than :data:`MIN_SHARE_SECONDS` left is skipped, and says so (except the first: however small
-the budget, a model is chosen). ``on_stage`` hears each stage
+the budget, a model is chosen); so is a blend that would not end within the budget (by the
+last blend's seconds per member). ``on_stage`` hears each stage
 (stage, model, seconds left) as it starts.
 """
 
@@ -159,17 +160,22 @@ def select_model(
             "no candidate model could be fitted: " + "; ".join(r["skipped"] for r in rows)
         )
     blends: dict[str, tuple[Recommender, float]] = {}
+    per_member = 0.0  # the last blend's seconds per member: what the next one will take
     for size in blend_sizes:
         if size < 2 or size > len(ranked):
             continue
         keys = [r["name"] for r in ranked[:size]]
+        label = "hybrid(" + "+".join(keys) + ")"
+        if budget_seconds is not None and blends and left() < per_member * size:
+            rows.append({"name": label, "skipped": f"over budget ({max(left(), 0):.0f} s left)"})
+            continue
+        stage("blending", label)
         hybrid = HybridModel(members={n: {} for n in keys}, k=k, **(hybrid_params or {}))
         t0 = time.perf_counter()
         members = [fitted[n][0] for n in keys]
         hybrid.fit_weights(members, split.train.matrix, split.valid, split.train.last_seen)
+        per_member = (time.perf_counter() - t0) / size
         seconds = time.perf_counter() - t0 + sum(fitted[n][1] for n in keys)
-        label = "hybrid(" + "+".join(keys) + ")"
-        stage("blending", label)
         blends[label] = (hybrid, seconds)
         rows.append(
             {
