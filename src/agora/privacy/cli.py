@@ -162,7 +162,10 @@ def rekey(
     console.print(f"user ids: {report.before} -> {report.after}")
     console.print(f"users rewritten: {report.users:,}")
     for table, count in sorted(report.documents.items()):
-        console.print(f"{table}: {count:,} rows rewritten")
+        done = (
+            "dropped (the refresher rebuilds them)" if table == "feed_candidates" else "rewritten"
+        )
+        console.print(f"{table}: {count:,} rows {done}")
     console.print(f"artefact versions rewritten: {len(report.artifacts)}")
     if report.compacted:
         console.print("freed pages compacted (SQLite VACUUM / PostgreSQL VACUUM FULL)")

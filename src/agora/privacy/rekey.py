@@ -3,7 +3,8 @@ the database and in every model artefact on disk (:mod:`agora.db.pseudonyms`).
 
 Run it with the servers and workers stopped. The database changes in one transaction (the
 user ids, the admin audit's path parameters, the sealed analytics results and private
-releases, and the store's record of its secret), then each artefact version is rewritten
+releases, the feed's ready records dropped for the refresher to rebuild, and the store's record
+of its secret), then each artefact version is rewritten
 (``ids.npz`` first, ``meta.json`` naming the new secret last), then the freed pages that still
 hold the old texts are compacted away (SQLite ``VACUUM``; PostgreSQL ``VACUUM FULL`` of the
 tables touched). Interrupted, it is run again as it was: the store and each artefact say which
@@ -93,6 +94,11 @@ def rekey(
             for table, key, column in sealed_columns(SealedValues):
                 progress(f"{table}.{column}")
                 report.documents[table] = _values(conn, table, key, column, old, new)
+            # the feed's ready records are a cache the refresher rebuilds; those written by
+            # versions before 0014's carried the user's id inside
+            report.documents["feed_candidates"] = conn.execute(
+                text("DELETE FROM feed_candidates")
+            ).rowcount
             set_store_ids(conn, _mark(new))
     for path in list_artifacts(model_dir):
         if _artifact(path, old, new):
