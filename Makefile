@@ -9,13 +9,13 @@ STAMP  := $(VENV)/.agora-installed
 HOST   ?= $(or $(AGORA_HOST),127.0.0.1)
 PORT   ?= $(or $(AGORA_PORT),8000)
 
-.PHONY: demo test lint bench-quality clean-data wrk
+.PHONY: demo test lint bench-quality clean-data wrk fonts
 
 demo: $(STAMP)
 	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on $(HOST):$(PORT) (another port: make demo PORT=8010)"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/agora demo --host $(HOST) --port $(PORT)
 
-test: $(STAMP) wrk
+test: $(STAMP) wrk fonts
 	@echo ">> checking that the code is ruff-formatted and lint-clean"
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
@@ -54,3 +54,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 	@echo ">> the CLI is at $(BIN)/agora"
+
+# fonts the image tests draw Chinese and English text with (tests/vision render what OCR reads)
+fonts:
+	@test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc -a -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { \
+		echo ">> fonts for the image tests are missing: installing fonts-wqy-microhei and fonts-dejavu-core with apt-get"; \
+		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fonts-wqy-microhei fonts-dejavu-core; }

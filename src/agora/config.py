@@ -299,6 +299,27 @@ class Settings(BaseSettings):
         "them once this many seconds passed (erasures meanwhile share the fit; 0: never, "
         "their traces in item-side state stay until the next `agora train`).",
     )
+    media_root: Path | None = Field(
+        None,
+        description="Folder that relative image paths in items' `media` are read from "
+        "(`agora media analyse` and the background job); none: such paths are not read.",
+    )
+    media_fetch_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (and their subdomains) whose http(s) image URLs in items' `media` "
+        'Agora may fetch, e.g. ["cdn.example.org"]; empty: no URL is fetched (a server '
+        "fetching any URL its users post could be made to reach internal addresses).",
+    )
+    media_max_bytes: int = Field(
+        10_000_000, ge=1_000, le=200_000_000, description="Largest image read or accepted."
+    )
+    explicit_image_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="An image whose explicit score (NudeNet's highest exposed-part confidence) "
+        "reaches this opens a moderation case for its item by itself.",
+    )
     host: str = Field("127.0.0.1", description="Address `agora serve` and `agora demo` listen on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `agora serve`/`agora demo` use.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(

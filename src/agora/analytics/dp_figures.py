@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from agora.analytics import engagement as eg
 from agora.analytics import sentiment as sa
 from agora.analytics import trending as tr
+from agora.db import queries
 from agora.db.tables import Event, Item, User
 from agora.privacy.dp import Bounds, Grant, clamp_counts, dense_ids, drop_noise_floor
 
@@ -68,17 +69,18 @@ def trending_payload(
     """The ``GET /analytics/trending`` answer computed on noisy counts."""
     width = tr.BUCKETS[bucket]
     start = now - timedelta(seconds=width * n_buckets)
-    stmt = select(Item.author_id, Item.created, Item.tags, Item.title, Item.body).where(
+    stmt = select(Item.id, Item.author_id, Item.created, Item.tags, Item.title, Item.body).where(
         Item.created >= start, Item.created < now
     )
+    seen = queries.image_texts(session) if source == "keywords" else {}
     authors, keys, cols = [], [], []
     key_index: dict[str, int] = {}
-    for author, created, tags, title, body in session.execute(stmt):
+    for item_id, author, created, tags, title, body in session.execute(stmt):
         created = created.replace(tzinfo=UTC) if created.tzinfo is None else created
         t = int((created - start).total_seconds() // width)
         if not 0 <= t < n_buckets:
             continue
-        for key in dict.fromkeys(tr.item_keys(tags, title, body, source)):
+        for key in dict.fromkeys(tr.item_keys(tags, title, body, source, seen.get(item_id, ""))):
             authors.append(author)
             keys.append(key_index.setdefault(key, len(key_index)))
             cols.append(t)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from agora.analytics.models import OPEN, AlertEpisode, AlertRule
 from agora.analytics.sentiment import score_store
+from agora.db import queries
 from agora.db.tables import Event, Item
 from agora.features.text import tokenize
 
@@ -170,14 +171,16 @@ def detect_bursts(
     return sorted(bursts, key=lambda b: (b.p_value, -b.peak_count, b.key, b.start))
 
 
-def item_keys(tags: Sequence[str] | None, title: str, body: str, source: str) -> list[str]:
-    """The keys an item counts for: its tags, or the keywords of its title and body (English
-    words and jieba words of two characters or more; one-character Chinese words are mostly
-    particles or fragments of names)."""
+def item_keys(
+    tags: Sequence[str] | None, title: str, body: str, source: str, image_text: str = ""
+) -> list[str]:
+    """The keys an item counts for: its tags, or the keywords of its title, body and the text
+    read in its images (English words and jieba words of two characters or more;
+    one-character Chinese words are mostly particles or fragments of names)."""
     if source == "tags":
         return list(tags or [])
     if source == "keywords":
-        words = tokenize(f"{title or ''}\n{body or ''}")
+        words = tokenize(f"{title or ''}\n{body or ''}\n{image_text}")
         return list(dict.fromkeys(w for w in words if len(w) > 1))
     raise ValueError(f"source must be 'tags' or 'keywords', not {source!r}")
 
@@ -189,12 +192,13 @@ def store_series(
     width = BUCKETS[bucket]
     now = _utc(now)
     start = now - timedelta(seconds=width * n_buckets)
-    stmt = select(Item.created, Item.tags, Item.title, Item.body).where(
+    stmt = select(Item.id, Item.created, Item.tags, Item.title, Item.body).where(
         Item.created >= start, Item.created < now
     )
+    seen = queries.image_texts(session) if source == "keywords" else {}
     records = (
-        (created, item_keys(tags, title, body, source))
-        for created, tags, title, body in session.execute(stmt)
+        (created, item_keys(tags, title, body, source, seen.get(item_id, "")))
+        for item_id, created, tags, title, body in session.execute(stmt)
     )
     return count_series(records, width, start, now)
 

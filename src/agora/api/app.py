@@ -64,6 +64,8 @@ from agora.feed.store import namespace
 from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
 from agora.market.views import router as market_router
+from agora.media import service as media
+from agora.media.views import router as media_router
 from agora.moderation.views import router as moderation_router
 from agora.privacy import service as privacy
 from agora.privacy.dp_views import router as privacy_dp_router
@@ -147,10 +149,11 @@ def background_jobs(
 ) -> Jobs:
     """The work a served app does behind its requests, so that no GET computes it: engagement
     applies new events, new posts and comments get their sentiment, due guardrail looks are
-    taken (every ``background_seconds``), heavy analytics are recomputed (every
-    ``analytics_refresh_seconds``), admin actions past ``audit_retention_days`` leave the
-    audit log (hourly), the models are fitted again without erased users
-    (``erasure_retrain_seconds`` after an erasure; then ``models`` is reloaded). Each also runs
+    taken (every ``background_seconds``), images items name are read (``agora.media``), heavy
+    analytics are recomputed (every ``analytics_refresh_seconds``), admin actions past
+    ``audit_retention_days`` leave the audit log (hourly), the models are fitted again
+    without erased users (``erasure_retrain_seconds`` after an erasure; then ``models`` is
+    reloaded). Each also runs
     when a request wakes it; the engagement catch-up holds ``engagement_lock`` (see
     :func:`engagement_after_writes`)."""
     light, heavy = settings.background_seconds, settings.analytics_refresh_seconds
@@ -176,6 +179,10 @@ def background_jobs(
             with transaction(sessions) as session:
                 audit.prune(session, before)
 
+    def read_images() -> None:
+        policy = media.MediaPolicy.of(settings)
+        media.analyse_pending(sessions, policy, lambda: datetime.now(UTC), budget_seconds=20.0)
+
     def result(key: str) -> Callable[[], object]:
         return lambda: analytics_jobs.refresh_result(sessions, key, settings.event_weights)
 
@@ -185,6 +192,7 @@ def background_jobs(
             Job("guardrails", guardrails, light),
             Job("sentiment", lambda: analytics_jobs.score_sentiment(sessions, settings.model_dir),
                 light * 4),
+            Job("media", read_images, light * 4),
             Job("anomalies", result("anomalies"), heavy),
             Job("influence", result("influence"), heavy),
             Job("audit retention", prune_audit, AUDIT_PRUNE_SECONDS),
@@ -325,6 +333,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(engagement_router)
     app.include_router(moderation_router)
+    app.include_router(media_router)
     app.include_router(market_router)
     app.include_router(analytics_router)
     app.include_router(analytics_graph_router)

@@ -15,14 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
@@ -33,10 +25,12 @@ from agora.analytics.graph_cli import app as analytics_graph_app
 from agora.analytics.segments_cli import app as analytics_segments_app
 from agora.audit.cli import app as admin_app
 from agora.cli.shell import console, err, error
+from agora.cli.shell import progress as _progress
 from agora.config import Settings, get_settings
 from agora.engagement.cli import app as engagement_app
 from agora.experiments.cli import app as experiment_app
 from agora.market.cli import app as market_app
+from agora.media.cli import app as media_app
 from agora.moderation.cli import app as moderation_app
 from agora.privacy.cli import app as users_app
 
@@ -53,17 +47,6 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 BUNDLED_COMMUNITY = REPO_ROOT / "data" / "cardano-se"
 #: How long ``serve --workers N`` gives a worker to start answering before replacing it.
 WORKER_START_SECONDS = 60
-
-
-def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def _store(settings: Settings):  # noqa: ANN202 - (engine, session factory)
@@ -504,6 +487,7 @@ app.add_typer(erase_app, name="erase")
 app.add_typer(users_app, name="users")
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(moderation_app, name="moderation")
+app.add_typer(media_app, name="media")
 app.add_typer(market_app, name="market")
 analytics_app.add_typer(analytics_graph_app)  # influence, cascades, trending, alerts
 analytics_app.add_typer(analytics_engagement_app)  # engagement-report

@@ -9,6 +9,14 @@ from typing import TypeVar
 import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +29,18 @@ from agora.db.engine import open_store, session_factory
 console = Console(soft_wrap=True, markup=False, emoji=False)
 err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 Spec = TypeVar("Spec")
+
+
+def progress() -> Progress:
+    """The progress bar of long commands: spinner, what it does, bar, n of m, time taken."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 def store_sessions(settings: Settings) -> sessionmaker[Session]:

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from agora.db.tables import Event, Group, Item, Membership, SocialEdge, User
+from agora.db.tables import Event, Group, Item, ItemMedia, Membership, SocialEdge, User
 from agora.ingest.schemas import as_utc
+
+
+def image_texts(session: Session, item_ids: Sequence[int] | None = None) -> dict[int, str]:
+    """The text read in each item's images (``agora.media``), one image per line; of every
+    item when ``item_ids`` is None."""
+    out: dict[int, list[str]] = defaultdict(list)
+    parts = (
+        [None]
+        if item_ids is None
+        else [item_ids[i : i + 900] for i in range(0, len(item_ids), 900)]
+    )
+    for part in parts:
+        query = select(ItemMedia.item_id, ItemMedia.text).where(ItemMedia.text != "")
+        if part is not None:
+            query = query.where(ItemMedia.item_id.in_(part))
+        for item_id, text in session.execute(query.order_by(ItemMedia.item_id, ItemMedia.id)):
+            out[item_id].append(text)
+    return {item_id: "\n".join(texts) for item_id, texts in out.items()}
 
 
 def user_pk(session: Session, external_id: str) -> int | None:

@@ -146,6 +146,34 @@ class Item(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class ItemMedia(Base):
+    """One image of an item as Agora read it (``agora.media``): its facts, the text inside it
+    and its explicit score; the image itself is not kept. ``source`` is the URL or path the
+    item's ``media`` names, or ``upload:<sha256>`` for bytes sent to the API. A source that
+    could not be fetched or read keeps a row with ``error`` (so it is not tried every turn)."""
+
+    __tablename__ = "item_media"
+    __table_args__ = (UniqueConstraint("item_id", "source", name="uq_item_media_item_source"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(16))
+    mime: Mapped[str | None] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    bytes: Mapped[int | None] = mapped_column(Integer)
+    frames: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text, default="")
+    text_confidence: Mapped[float | None] = mapped_column(Float)
+    explicit_score: Mapped[float | None] = mapped_column(Float)
+    explicit_parts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    analysed: Mapped[datetime] = mapped_column(StoredTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (

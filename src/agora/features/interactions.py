@@ -33,6 +33,7 @@ class SideData:
     created: np.ndarray | None = None  # epoch seconds, float64; NaN when unknown
     authors: list[str | None] | None = None
     social: sp.csr_matrix | None = None
+    media: list[list[str]] | None = None  # per item: features.store.media_tokens
 
 
 @dataclass

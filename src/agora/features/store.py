@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from agora.db.tables import Event, Item, SocialEdge, User
+from agora.db import queries
+from agora.db.tables import Event, Item, ItemMedia, SocialEdge, User
 from agora.features.interactions import Interactions, SideData
 from agora.ingest.schemas import as_utc
 
@@ -28,9 +30,39 @@ def event_weight(event_type: str, value: float | None, weights: Mapping[str, flo
     return max(base, 0.0)
 
 
-def item_text(title: str, body: str) -> str:
-    """An item's text as the models read it (title, then body)."""
-    return f"{title}\n{body}"
+def item_text(title: str, body: str, image_text: str = "") -> str:
+    """An item's text as the models read it (title, body, then the text read in its images)."""
+    return f"{title}\n{body}\n{image_text}" if image_text else f"{title}\n{body}"
+
+
+def _bucket(value: float | None, edges: tuple[float, ...], names: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    return next((n for edge, n in zip(edges, names, strict=False) if value < edge), names[-1])
+
+
+def media_tokens(readings: list[dict[str, Any]]) -> list[str]:
+    """An item's media as feature tokens: the kinds it has (image, animation, video, audio),
+    how many images, whether text was read in them, video/audio length and image size
+    buckets. ``readings``: ``kind``, ``text``, ``bytes``, ``duration`` (seconds) each."""
+    tokens: list[str] = []
+    images = [r for r in readings if r.get("kind") in ("image", "animation")]
+    for reading in readings:
+        kind = reading.get("kind")
+        if kind is None:
+            continue
+        tokens.append(f"media:{kind}")
+        length = _bucket(reading.get("duration"), (60, 600), ("short", "medium", "long"))
+        if length and kind in ("video", "audio", "animation"):
+            tokens.append(f"media:{kind}:{length}")
+        size = _bucket(reading.get("bytes"), (100_000, 1_000_000), ("small", "medium", "large"))
+        if size and kind in ("image", "animation"):
+            tokens.append(f"media:image:{size}")
+        if reading.get("text"):
+            tokens.append("media:text-in-image")
+    if len(images) > 1:
+        tokens.append("media:gallery")
+    return list(dict.fromkeys(tokens))
 
 
 def load_training_data(
@@ -39,16 +71,22 @@ def load_training_data(
     """Interactions over every stored item (items without events stay rankable), item side data,
     and the largest event row id read, so serving knows which events arrived after training."""
     item_rows = session.execute(
-        select(Item.external_id, Item.title, Item.body, Item.tags, Item.created, User.external_id)
+        select(
+            Item.external_id, Item.title, Item.body, Item.tags, Item.created, User.external_id,
+            Item.id, Item.media,
+        )
         .outerjoin(User, Item.author_id == User.id)
         .order_by(Item.id)
-    ).all()
+    ).all()  # fmt: skip
     item_ids = [r[0] for r in item_rows]
+    seen = queries.image_texts(session)
+    readings = media_readings(session)
     side = SideData(
-        texts=[item_text(r[1], r[2]) for r in item_rows],
+        texts=[item_text(r[1], r[2], seen.get(r[6], "")) for r in item_rows],
         tags=[list(r[3] or []) for r in item_rows],
         created=np.array([as_utc(r[4]).timestamp() for r in item_rows], dtype=np.float64),
         authors=[r[5] for r in item_rows],
+        media=[media_tokens(readings.get(r[6], []) + declared_media(r[7])) for r in item_rows],
     )
     users: list[str] = []
     items: list[str] = []
@@ -78,6 +116,42 @@ def load_training_data(
     )
     side.social = load_social(session, interactions.user_ids)
     return interactions, side, max_event_row
+
+
+def media_readings(session: Session) -> dict[int, list[dict[str, Any]]]:
+    """What was read of every item's images (``item_media``), per item row id."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    query = select(
+        ItemMedia.item_id, ItemMedia.kind, ItemMedia.text, ItemMedia.bytes,
+        ItemMedia.duration_seconds,
+    ).where(ItemMedia.kind.is_not(None))  # fmt: skip
+    for item_id, kind, text, size, duration in session.execute(query):
+        reading = {"kind": kind, "text": text, "bytes": size, "duration": duration}
+        out.setdefault(item_id, []).append(reading)
+    return out
+
+
+def declared_media(media: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Facts the platform declared in an item's ``media`` about its video and audio (kind,
+    bytes, duration in seconds); values that are not non-negative numbers are left out."""
+    if not isinstance(media, dict):
+        return []
+    out = []
+    for kind in ("video", "audio"):
+        entries = media.get(kind) if isinstance(media.get(kind), list) else [media.get(kind)]
+        for entry in entries:
+            if isinstance(entry, dict):
+                facts: dict[str, Any] = {"kind": kind}
+                for key, name in (("duration", "duration"), ("bytes", "bytes")):
+                    value = entry.get(key)
+                    if (
+                        isinstance(value, int | float)
+                        and not isinstance(value, bool)
+                        and value >= 0
+                    ):
+                        facts[name] = float(value)
+                out.append(facts)
+    return out
 
 
 def load_social(session: Session, user_ids: np.ndarray) -> sp.csr_matrix:

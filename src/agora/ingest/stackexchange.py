@@ -7,8 +7,9 @@ maps it onto Agora records:
   Profile text (DisplayName, AboutMe, Location, WebsiteUrl, ProfileImageUrl) is never read into
   the dataset, nor are the display names of deleted users on posts and comments.
 * items: questions and answers (PostTypeId 1 and 2), with plain-text bodies, the question's title
-  and tags on its answers, and score, views, vote counts, links as attributes. Tag wikis and
-  moderator nominations are skipped (counted).
+  and tags on its answers, and score, views, vote counts, links as attributes; the images a
+  post shows (``<img src>``) as ``media.images`` (read by ``agora.media`` where allowed). Tag
+  wikis and moderator nominations are skipped (counted).
 * events: ``ask`` (question author, on the question), ``answer`` (answer author, on the question:
   the thread is the unit of interest; authorship of the answer item itself is its ``author_id``),
   ``comment`` (on the commented question or answer), ``accept`` (asker, on the accepted answer),
@@ -146,9 +147,12 @@ class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.images: list[str] = []
         self.pre = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img" and (src := dict(attrs).get("src")):
+            self.images.append(src)
         if tag in self._BLOCK:
             self.parts.append("\n")
         if tag == "pre":
@@ -169,8 +173,13 @@ class _TextExtractor(HTMLParser):
 
 def html_to_text(html: str | None) -> str:
     """Plain text of an HTML fragment: tags dropped, code kept, paragraphs on their own lines."""
+    return _read_html(html)[0]
+
+
+def _read_html(html: str | None) -> tuple[str, list[str]]:
+    """An HTML fragment's plain text (see :func:`html_to_text`) and its images' URLs."""
     if not html:
-        return ""
+        return "", []
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()
@@ -178,7 +187,7 @@ def html_to_text(html: str | None) -> str:
     lines = [line.rstrip() for line in text.split("\n")]
     text = "\n".join(lines)
     text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip()
+    return text.strip(), list(dict.fromkeys(parser.images))
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,12 +437,14 @@ def load_stackexchange(
             attributes["duplicate_of"] = duplicates[post.id]
         if site:
             attributes["url"] = f"{site}/{'q' if post.type == QUESTION else 'a'}/{post.id}"
+        body, images = _read_html(row.get("Body"))
         items.append(
             ItemIn(
                 item_id=post.id,
                 author_id=post.owner,
                 title=question.row.get("Title", ""),
-                body=html_to_text(row.get("Body")),
+                body=body,
+                media={"images": images} if images else {},
                 tags=parse_tags(question.row.get("Tags")),
                 language=language,
                 created=post.created,

@@ -55,12 +55,17 @@ class ContentModel(Recommender):
     # -- documents ----------------------------------------------------------------------
     @staticmethod
     def documents(side: SideData | None, n_items: int) -> list[list[str]]:
-        """Token lists per item: text tokens followed by ``#tag`` tokens."""
+        """Token lists per item: text tokens, ``#tag`` tokens, then ``media:`` tokens (kinds,
+        lengths, sizes of its images, video and audio: ``features.store.media_tokens``)."""
         texts = side.texts if side is not None and side.texts is not None else [None] * n_items
         tags = side.tags if side is not None and side.tags is not None else [None] * n_items
-        if len(texts) != n_items or len(tags) != n_items:
-            raise ValueError(f"SideData texts/tags must have {n_items} rows")
-        return [tokenize(t) + tag_tokens(g) for t, g in zip(texts, tags, strict=True)]
+        media = side.media if side is not None and side.media is not None else [[]] * n_items
+        if len(texts) != n_items or len(tags) != n_items or len(media) != n_items:
+            raise ValueError(f"SideData texts/tags/media must have {n_items} rows")
+        return [
+            tokenize(t) + tag_tokens(g) + list(m)
+            for t, g, m in zip(texts, tags, media, strict=True)
+        ]
 
     def fit(
         self,

@@ -119,10 +119,12 @@ class Post:
     prior_posts: int = 0
     prior_low: int = 0
     prior_labelled: int = 0
+    image_text: str = ""  # read in the item's images by OCR (agora.media)
 
     @property
     def text(self) -> str:
-        return f"{self.title}\n{self.body}"[:MAX_CHARS]
+        text = f"{self.title}\n{self.body}"
+        return (f"{text}\n{self.image_text}" if self.image_text else text)[:MAX_CHARS]
 
 
 def label_from_attributes(attributes: dict[str, Any]) -> int | None:

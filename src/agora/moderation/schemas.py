@@ -58,6 +58,12 @@ class CaseOut(BaseModel):
     opened: datetime
     outcome: str | None = None
     decided: datetime | None = None
+    image_score: float | None = Field(
+        None, description="Highest explicit score of the item's images (NudeNet), if any."
+    )
+    image_parts: dict[str, float] = Field(
+        default_factory=dict, description="What the detector found in that image, with scores."
+    )
 
 
 class DecisionOut(BaseModel):

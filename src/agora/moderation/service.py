@@ -9,8 +9,12 @@
   label (``train``), and writes one ``flag_upheld`` event (event id ``moderation:<decision
   id>``) for the item's author through ingestion, which the points and trust rules read.
 
-Priority combines the classifier's probability ``s`` (0 if unscored) and the number ``k`` of
-distinct users with an open flag: ``1 - (1 - s) * 0.5**k``: each flag halves the remaining
+* ``review_explicit``: an image of the item whose explicit score (``agora.media``) reaches the
+  threshold opens a case by itself.
+
+Priority combines the classifier's probability ``s`` (0 if unscored), the item's highest
+explicit-image score ``e`` (0 without images) and the number ``k`` of distinct users with an
+open flag: ``1 - (1 - s) * (1 - e) * 0.5**k``: each signal removes its share of the remaining
 doubt, so one flag on an unscored item is 0.5, two are 0.75, a score of 0.9 alone is 0.9.
 
 Every function takes an open session and leaves committing to the caller.
@@ -31,7 +35,8 @@ import numpy as np
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from agora.db.tables import Item, User
+from agora.db import queries
+from agora.db.tables import Item, ItemMedia, User
 from agora.ingest.schemas import EventIn, as_utc
 from agora.ingest.service import add_events, ensure_users
 from agora.moderation.classifier import (
@@ -72,9 +77,10 @@ class BadRequest(ValueError):
     """An argument outside what the service accepts (reason, outcome, status)."""
 
 
-def priority(score: float | None, n_flags: int) -> float:
-    """Queue priority of a case: ``1 - (1 - score) * 0.5 ** n_flags`` (module docstring)."""
-    return 1.0 - (1.0 - (score or 0.0)) * 0.5**n_flags
+def priority(score: float | None, n_flags: int, image_score: float | None = None) -> float:
+    """Queue priority of a case: ``1 - (1 - score) * (1 - image_score) * 0.5 ** n_flags``
+    (module docstring)."""
+    return 1.0 - (1.0 - (score or 0.0)) * (1.0 - (image_score or 0.0)) * 0.5**n_flags
 
 
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -144,13 +150,18 @@ def posts_for(
         rows = session.execute(select(User.id, User.created).where(User.id.in_(part)))
         created.update({user_id: when for user_id, when in rows})
     history = _histories(session, authors, decided)
+    seen = queries.image_texts(session, [i.id for i in items])
     out: dict[int, Post] = {}
     for item in items:
         posted = as_utc(item.created)
         attributes = item.attributes or {}
         if item.author_id is None:
             out[item.id] = Post(
-                item.title or "", item.body or "", attributes.get("post_type"), has_author=False
+                item.title or "",
+                item.body or "",
+                attributes.get("post_type"),
+                has_author=False,
+                image_text=seen.get(item.id, ""),
             )
             continue
         n, low, labelled = history[item.author_id].before((posted, item.id))
@@ -164,7 +175,23 @@ def posts_for(
             prior_posts=n,
             prior_low=low,
             prior_labelled=labelled,
+            image_text=seen.get(item.id, ""),
         )
+    return out
+
+
+def image_scores(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[float, dict]]:
+    """Each item's highest explicit-image score and that image's detected parts."""
+    out: dict[int, tuple[float, dict]] = {}
+    for part in _chunks(list(item_ids)):
+        rows = session.execute(
+            select(ItemMedia.item_id, ItemMedia.explicit_score, ItemMedia.explicit_parts).where(
+                ItemMedia.item_id.in_(part), ItemMedia.explicit_score.is_not(None)
+            )
+        )
+        for item_id, score, parts in rows:
+            if item_id not in out or score > out[item_id][0]:
+                out[item_id] = (float(score), dict(parts or {}))
     return out
 
 
@@ -270,7 +297,8 @@ def _refresh(session: Session, case: ModerationCase, now: datetime) -> None:
             ModerationFlag.case_id == case.id, ModerationFlag.status == OPEN
         )
     )
-    case.priority = priority(case.score, case.n_flags)
+    image = image_scores(session, [case.item_id]).get(case.item_id, (None, {}))[0]
+    case.priority = priority(case.score, case.n_flags, image)
     case.updated = now
 
 
@@ -336,6 +364,22 @@ def scan(
             _refresh(session, case, now)
             queued += 1
     return ScanSummary(scored, queued, threshold, classifier.version)
+
+
+def review_explicit(session: Session, item_id: int, threshold: float, now: datetime) -> bool:
+    """Open (or raise) the item's case when one of its images scores ``threshold`` or more
+    as explicit; an item already decided is not queued again. True when it is in the queue."""
+    score = image_scores(session, [item_id]).get(item_id, (0.0, {}))[0]
+    case = _open_case(session, item_id)
+    if case is None:
+        decided = session.scalar(
+            select(ModerationDecision.id).where(ModerationDecision.item_id == item_id).limit(1)
+        )
+        if score < threshold or decided is not None:
+            return False
+        case = _ensure_open_case(session, item_id, now)
+    _refresh(session, case, now)
+    return True
 
 
 # -- flags -----------------------------------------------------------------------------------
@@ -415,6 +459,8 @@ class CaseView:
     opened: datetime
     outcome: str | None = None
     decided: datetime | None = None
+    image_score: float | None = None
+    image_parts: dict[str, float] = field(default_factory=dict)
 
 
 def _views(session: Session, cases: list[ModerationCase]) -> list[CaseView]:
@@ -445,9 +491,11 @@ def _views(session: Session, cases: list[ModerationCase]) -> list[CaseView]:
             .where(Item.id.in_(part))
         ):
             items[item_id] = (ext, title or "", author)
+    images = image_scores(session, item_ids)
     out = []
     for c in cases:
         ext, title, author = items[c.item_id]
+        image_score, image_parts = images.get(c.item_id, (None, {}))
         decision = decisions.get(c.id)
         out.append(
             CaseView(
@@ -463,6 +511,8 @@ def _views(session: Session, cases: list[ModerationCase]) -> list[CaseView]:
                 opened=as_utc(c.opened),
                 outcome=decision.outcome if decision else None,
                 decided=as_utc(decision.created) if decision else None,
+                image_score=image_score,
+                image_parts=image_parts,
             )
         )
     return out
