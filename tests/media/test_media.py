@@ -135,6 +135,7 @@ def test_text_read_in_images_reaches_models_moderation_and_trending(
     (settings.media_root / "flyer.png").write_bytes(text_image([("Hydra testnet launch", LATIN)]))
     _put(client, "t1", {"images": ["flyer.png"], "video": {"duration": 700, "bytes": 9e6}})
     _put(client, "t2", {})
+    _put(client, "t3", {"images": ["https://elsewhere.example/x.png", "y.png"]})  # unread
     _analyse(client, settings)
     with client.app.state.sessions() as session:
         interactions, side, _ = load_training_data(session, settings.event_weights)
@@ -147,6 +148,7 @@ def test_text_read_in_images_reaches_models_moderation_and_trending(
         "media:video:long",
     ]  # fmt: skip
     assert side.media[list(interactions.item_ids).index("t2")] == []
+    assert side.media[list(interactions.item_ids).index("t3")] == ["media:image", "media:gallery"]
     assert "hydra" in ContentModel.documents(side, len(side.texts))[row]
     assert "Hydra testnet launch" in next(iter(posts.values())).text
     assert "hydra" in series.keys and "testnet" in series.keys

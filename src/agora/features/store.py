@@ -86,7 +86,7 @@ def load_training_data(
         tags=[list(r[3] or []) for r in item_rows],
         created=np.array([as_utc(r[4]).timestamp() for r in item_rows], dtype=np.float64),
         authors=[r[5] for r in item_rows],
-        media=[media_tokens(readings.get(r[6], []) + declared_media(r[7])) for r in item_rows],
+        media=[item_media_tokens(readings.get(r[6], {}), r[7]) for r in item_rows],
     )
     users: list[str] = []
     items: list[str] = []
@@ -118,17 +118,55 @@ def load_training_data(
     return interactions, side, max_event_row
 
 
-def media_readings(session: Session) -> dict[int, list[dict[str, Any]]]:
-    """What was read of every item's images (``item_media``), per item row id."""
-    out: dict[int, list[dict[str, Any]]] = {}
+#: Most images read per item (a gallery post is summarised by its first ten).
+MAX_IMAGES_PER_ITEM = 10
+#: Longest image source kept (the ``item_media.source`` column's width).
+MAX_SOURCE_LENGTH = 1024
+
+
+def image_sources(media: dict[str, Any] | None) -> list[str]:
+    """The images an item's ``media`` names, in order, without repeats (at most
+    :data:`MAX_IMAGES_PER_ITEM`)."""
+    if not isinstance(media, dict):
+        return []
+    named: list[Any] = []
+    images = media.get("images")
+    if isinstance(images, list):
+        named.extend(images)
+    named.append(media.get("image"))
+    out: list[str] = []
+    for entry in named:
+        if isinstance(entry, dict):
+            entry = entry.get("url") or entry.get("path")
+        entry = entry.strip() if isinstance(entry, str) else ""
+        if entry and len(entry) <= MAX_SOURCE_LENGTH and entry not in out:
+            out.append(entry)
+    return out[:MAX_IMAGES_PER_ITEM]
+
+
+def media_readings(session: Session) -> dict[int, dict[str, dict[str, Any]]]:
+    """What was read of every item's images (``item_media``), per item row id and source."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
     query = select(
-        ItemMedia.item_id, ItemMedia.kind, ItemMedia.text, ItemMedia.bytes,
+        ItemMedia.item_id, ItemMedia.source, ItemMedia.kind, ItemMedia.text, ItemMedia.bytes,
         ItemMedia.duration_seconds,
     ).where(ItemMedia.kind.is_not(None))  # fmt: skip
-    for item_id, kind, text, size, duration in session.execute(query):
+    for item_id, source, kind, text, size, duration in session.execute(query):
         reading = {"kind": kind, "text": text, "bytes": size, "duration": duration}
-        out.setdefault(item_id, []).append(reading)
+        out.setdefault(item_id, {})[source] = reading
     return out
+
+
+def item_media_tokens(
+    readings: dict[str, dict[str, Any]], media: dict[str, Any] | None
+) -> list[str]:
+    """An item's media tokens: its images as read (an image it names that was not read, e.g.
+    on a host Agora may not fetch, still says "this post shows an image"), its uploads, and
+    the video and audio it declares."""
+    named = image_sources(media)
+    shown = [readings.get(source, {"kind": "image"}) for source in named]
+    uploads = [r for source, r in readings.items() if source not in named]
+    return media_tokens(shown + uploads + declared_media(media))
 
 
 def declared_media(media: dict[str, Any] | None) -> list[dict[str, Any]]:

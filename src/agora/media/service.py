@@ -26,14 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.engine import transaction
 from agora.db.tables import Item, ItemMedia
+from agora.features.store import image_sources
 from agora.moderation.service import review_explicit
 from agora.vision.analyse import ImageAnalysis, analyse_image
 from agora.vision.probe import UnreadableImage
 
-#: Most images read per item (a gallery post is summarised by its first ten).
-MAX_IMAGES_PER_ITEM = 10
-#: Longest source name stored (the column's width).
-MAX_SOURCE_LENGTH = 1024
 FETCH_TIMEOUT_SECONDS = 10.0
 #: The source of an image sent to the API: this and its SHA-256.
 UPLOAD_PREFIX = "upload:"
@@ -60,26 +57,6 @@ class MediaPolicy:
             settings.media_max_bytes,
             settings.explicit_image_threshold,
         )
-
-
-def image_sources(media: dict[str, Any] | None) -> list[str]:
-    """The images an item's ``media`` names, in order, without repeats (at most
-    :data:`MAX_IMAGES_PER_ITEM`)."""
-    if not isinstance(media, dict):
-        return []
-    named: list[Any] = []
-    images = media.get("images")
-    if isinstance(images, list):
-        named.extend(images)
-    named.append(media.get("image"))
-    out: list[str] = []
-    for entry in named:
-        if isinstance(entry, dict):
-            entry = entry.get("url") or entry.get("path")
-        entry = entry.strip() if isinstance(entry, str) else ""
-        if entry and len(entry) <= MAX_SOURCE_LENGTH and entry not in out:
-            out.append(entry)
-    return out[:MAX_IMAGES_PER_ITEM]
 
 
 def _allowed(host: str, hosts: Sequence[str]) -> bool:

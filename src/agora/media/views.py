@@ -18,6 +18,7 @@ from agora.api.errors import InvalidRequest, NotFound, TooLarge, problem
 from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.db.tables import Item
+from agora.features.store import MAX_SOURCE_LENGTH
 from agora.media import service
 from agora.vision.analyse import analyse_image
 from agora.vision.probe import MIME_TYPES, UnreadableImage
@@ -100,7 +101,7 @@ async def post_media(
     source: Annotated[
         str | None,
         Query(
-            max_length=service.MAX_SOURCE_LENGTH,
+            max_length=MAX_SOURCE_LENGTH,
             description="Name this image (e.g. its URL on the platform); default upload:<sha256>.",
         ),
     ] = None,
