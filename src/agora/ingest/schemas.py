@@ -113,14 +113,18 @@ def time_problem(
             f"{value.isoformat()} is before {earliest.isoformat()}, the earliest accepted time "
             "(AGORA_EARLIEST_TIMESTAMP)"
         )
-    if max_future_seconds is not None:
-        now = now or datetime.now(UTC)
-        if value > now + timedelta(seconds=max_future_seconds):
-            ahead = (value - now).total_seconds()
-            return (
-                f"{value.isoformat()} lies {ahead:,.0f} s in the future (limit "
-                f"{max_future_seconds:g} s after {now.isoformat()}; AGORA_MAX_FUTURE_SECONDS)"
-            )
+    now = now or datetime.now(UTC)
+    # a limit past the engine's span (AGORA_MAX_FUTURE_SECONDS=1e12) is no limit: the span's
+    # own ceiling below still holds
+    limited = (
+        max_future_seconds is not None and max_future_seconds < (TIME_CEILING - now).total_seconds()
+    )
+    if limited and value > now + timedelta(seconds=max_future_seconds):
+        ahead = (value - now).total_seconds()
+        return (
+            f"{value.isoformat()} lies {ahead:,.0f} s in the future (limit "
+            f"{max_future_seconds:g} s after {now.isoformat()}; AGORA_MAX_FUTURE_SECONDS)"
+        )
     if value >= TIME_CEILING:
         return (
             f"{value.isoformat()} is not before {TIME_CEILING.isoformat()}, the latest time stored"
