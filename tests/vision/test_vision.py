@@ -55,3 +55,15 @@ def test_an_image_too_large_to_decode_is_refused_before_decoding() -> None:
     Image.new("1", (side, side)).save(out, "PNG")  # a few kB on disk, 40M+ pixels decoded
     with pytest.raises(UnreadableImage, match="pixels"):
         open_image(out.getvalue())
+
+
+def test_transparent_pixels_are_read_as_white_as_a_page_shows_them() -> None:
+    from PIL import Image
+
+    icon = Image.new("RGBA", (40, 40), (0, 0, 0, 0))  # transparent black
+    icon.paste((200, 30, 30, 255), (10, 10, 30, 30))
+    out = io.BytesIO()
+    icon.save(out, "PNG")
+    _, pixels = open_image(out.getvalue())
+    assert pixels[0, 0].tolist() == [255, 255, 255]
+    assert pixels[20, 20].tolist() == [30, 30, 200]  # BGR
