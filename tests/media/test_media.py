@@ -68,7 +68,9 @@ def test_images_named_by_items_are_read_from_the_media_folder(
     # nothing is read twice; an item that stops naming an image loses its reading
     assert _analyse(client, settings).analysed == 0
     _put(client, "p1", {"images": ["menu.jpg"]})
+    _put(client, "p2", {})
     _analyse(client, settings)
+    assert client.get("/items/p2/media", headers=READ).json() == []
     assert [m["source"] for m in client.get("/items/p1/media", headers=READ).json()] == ["menu.jpg"]
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.engine import transaction
@@ -158,7 +158,14 @@ def pending(session: Session) -> tuple[list[tuple[int, str]], list[int]]:
         done.setdefault(item_id, {})[source] = row_id
     todo: list[tuple[int, str]] = []
     stale: list[int] = []
-    query = select(Item.id, Item.media).order_by(Item.id).execution_options(yield_per=5000)
+    # only items with media or with readings: the job runs every minute over the catalogue
+    has_media = or_(cast(Item.media, Text) != "{}", Item.id.in_(select(ItemMedia.item_id)))
+    query = (
+        select(Item.id, Item.media)
+        .where(has_media)
+        .order_by(Item.id)
+        .execution_options(yield_per=5000)
+    )
     for item_id, media in session.execute(query):
         named = image_sources(media)
         read = done.get(item_id, {})
