@@ -11,6 +11,7 @@ from sqlalchemy import select
 from vision_support import CHINESE, LATIN, PORTRAIT, text_image
 
 from agora.analytics import trending
+from agora.api.app import create_app
 from agora.config import Settings
 from agora.db.engine import transaction
 from agora.db.tables import Item, ItemMedia
@@ -154,3 +155,39 @@ def test_text_read_in_images_reaches_models_moderation_and_trending(
     assert "hydra" in ContentModel.documents(side, len(side.texts))[row]
     assert "Hydra testnet launch" in next(iter(posts.values())).text
     assert "hydra" in series.keys and "testnet" in series.keys
+
+
+def test_images_on_an_allowed_host_are_fetched_over_http(tmp_path, database_url) -> None:
+    """A real HTTP server on 127.0.0.1 serves the images; only its host is allowed."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "site"
+    served.mkdir()
+    (served / "banner.png").write_bytes(text_image([("Node operators call", LATIN)]))
+    (served / "huge.png").write_bytes(b"\x89PNG" + b"\0" * 50_000)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            database_url=database_url,
+            api_keys={"w": ["write", "read"]},
+            media_fetch_hosts=["127.0.0.1"],
+            media_max_bytes=30_000,
+            background_seconds=3600,
+        )
+        with TestClient(create_app(settings)) as client:
+            urls = [f"{base}/banner.png", f"{base}/missing.png", f"{base}/huge.png"]
+            _put(client, "h1", {"images": urls})
+            summary = _analyse(client, settings)
+            media = {m["source"]: m for m in client.get("/items/h1/media", headers=WRITE).json()}
+    finally:
+        server.shutdown()
+    assert (summary.analysed, summary.failed) == (1, 2)
+    assert media[urls[0]]["text"] == "Node operators call"
+    assert media[urls[1]]["error"] == "the server answered 404"
+    assert media[urls[2]]["error"] == "larger than media_max_bytes (30,000)"
