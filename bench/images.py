@@ -38,13 +38,13 @@ import io
 import json
 import random
 import statistics
-import sys
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from _record import run_record
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from rich.console import Console
 from rich.progress import Progress
@@ -378,8 +378,7 @@ def main() -> None:
     )
     console.print(f"bundled community: {place}")
     out = {
-        "command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/images.py "
-        + " ".join(sys.argv[1:]),
+        "run": run_record(vars(args) | {"conditions": CONDITIONS, "threshold": THRESHOLD}),
         "ocr": {"by_condition": by_condition, "images": rows},
         "explicit_on_benign": {
             "threshold": THRESHOLD,
