@@ -346,8 +346,11 @@ class LightGCNModel(Recommender):
                     opt.step()
                     total += float(loss.detach()) * len(idx)
                 curve_loss.append(total / max(n_pos, 1))
+                elapsed = time.perf_counter() - t0  # no epoch starts that would end past it:
+                timed_out = max_seconds is not None and elapsed + elapsed / epoch > max_seconds
+                last = timed_out or epoch == int(self.epochs)  # evaluated whatever eval_every
                 metric = float("nan")
-                if valid_users is not None and epoch % max(1, int(self.eval_every)) == 0:
+                if valid_users is not None and (epoch % max(1, int(self.eval_every)) == 0 or last):
                     metric = _valid_ndcg(net, x, valid, valid_users, self._cosine)
                     if metric > best[0]:
                         best = (metric, epoch, net.snapshot())
@@ -370,11 +373,9 @@ class LightGCNModel(Recommender):
                 if behind >= int(self.patience):
                     stopped = "behind"
                     break
-                if max_seconds is not None:  # no epoch starts that would end past it
-                    elapsed = time.perf_counter() - t0
-                    if elapsed + elapsed / epoch > max_seconds:
-                        stopped = "time"
-                        break  # the best evaluated epoch so far is kept (below)
+                if timed_out:
+                    stopped = "time"
+                    break  # the best evaluated epoch so far is kept (below)
         if best[2] is not None:
             net.restore(best[2])
         return {
