@@ -87,6 +87,9 @@ def test_train_auto_chooses_on_a_holdout_and_saves_within_the_budget(
     assert meta["metrics"]["holdout_users"] > 100 and "holdout_ndcg@10" in meta["metrics"]
     social = next(r for r in selection["candidates"] if r["name"] == "social")
     assert social["params"]["max_seconds"] <= budget / 2  # the choice had half the budget
+    tried = social["learned"]["social_weights_tried"]  # why social has its friends weight
+    assert [t["weight"] for t in tried] == [0.0, 0.1, 0.3]
+    assert social["learned"]["social_weight"] in (0.0, 0.1, 0.3)
     assert meta["data_fingerprint"] == interactions.fingerprint()  # every event, not the holdout's
     # the version serves like any trained model
     recommended = runner.invoke(cli, ["recommend", "28", "--n", "3", "--model", meta["name"]])

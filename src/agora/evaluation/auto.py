@@ -99,7 +99,9 @@ def select_model(
     """(chosen fitted model, its fit seconds, selection record) by valid NDCG@``k``.
 
     The record has one row per candidate and blend (``name``, ``params``, ``valid_ndcg``,
-    ``valid_recall``, ``fit_seconds``; ``skipped`` with the reason instead) and ``chosen``;
+    ``valid_recall``, ``fit_seconds``, ``learned`` for a model that can ``describe()`` what it
+    learnt, e.g. the friends weights ``social`` tried; ``skipped`` with the reason instead)
+    and ``chosen``;
     with ``budget_seconds`` also ``budget_seconds`` and ``spent_seconds`` (see the module
     docstring). ``fitted_out`` receives every fitted candidate and blend by name (a benchmark
     scores each on test).
@@ -161,6 +163,7 @@ def select_model(
                 "valid_ndcg": round(scores[metric], 6),
                 "valid_recall": round(scores[f"recall@{k}"], 6),
                 "fit_seconds": round(seconds, 3),
+                **({"learned": model.describe()} if hasattr(model, "describe") else {}),
             }
         )
     ranked = sorted((r for r in rows if "skipped" not in r), key=lambda r: -r["valid_ndcg"])
