@@ -125,8 +125,9 @@ class LightGCNModel(Recommender):
     0.1773 (epoch 147, 645 s: too slow); T 0.15, lr 0.01: 0.1755 (epoch 126, 514 s); T 0.1,
     lr 0.01: 0.1753 (epoch 78, 188 s) -> T 0.1, lr 0.01; 2 layers at those settings: 0.1731,
     so 3. ``social`` at those settings, ``social_weight`` 0.1: 0.1772 (epoch 93, 616 s);
-    0.3: 0.1734 (epoch 45) -> 0.1; batch 8192 was worse for both weights (0.1701 / 0.1715)
-    and no faster.
+    0.3: 0.1734 (epoch 45) -> 0.1 (now :data:`UNVALIDATED_SOCIAL_WEIGHT`: with valid the
+    weight is chosen per data set, module docstring); batch 8192 was worse for both weights
+    (0.1701 / 0.1715) and no faster.
     ``epochs`` 120: the best epochs were 78-93, so early stopping ends the runs well before.
     """
 
@@ -538,7 +539,9 @@ class SocialGCNModel(LightGCNModel):
     ``side.social`` in ``fit`` and is exactly ``lightgcn`` without it.
 
     Test NDCG@10 / Recall@10 with the defaults (``agora eval``, one run each,
-    bench/results/social.json): lastfm-social lightgcn 0.1927 / 0.2032, social 0.2008 / 0.2079
+    bench/results/social.json; the weight chosen on valid, 0.1 of 0 / 0.1 / 0.3 with valid
+    0.1753 / 0.1772 / 0.1734, gave the same figures: bench/results/social_weight.json):
+    lastfm-social lightgcn 0.1927 / 0.2032, social 0.2008 / 0.2079
     (BPR defaults before: 0.1803 / 0.1818); a seed-7 re-split of the same data
     (bench/make_reseeded_split.py) lightgcn 0.1863 / 0.1988, social 0.1892 / 0.2015 (before:
     0.1728 / 0.1757). The friends help on both splits; social is above RecBole-GNN's LightGCN
