@@ -220,3 +220,28 @@ def test_a_blend_that_would_overrun_the_budget_is_skipped(
     assert len(blends) == 2 and "skipped" not in blends[0]
     assert blends[1]["skipped"].startswith("over budget")
     assert sel["spent_seconds"] <= 11.5 + 1
+
+
+def test_with_social_a_candidate_lightgcn_is_not_trained_twice(tmp_path: Path) -> None:
+    """social tries friends weight 0 first, which is lightgcn: lightgcn's row says so, and
+    social's trials list weight 0 beside the others."""
+    from agora.evaluation.auto import SAME_AS_SOCIAL
+
+    root = clustered_split(tmp_path / "s")
+    (root / "social.tsv").write_text(
+        "user_id\tfriend_id\n" + "".join(f"{u}\t{u + 6}\n{u + 6}\t{u}\n" for u in range(0, 60))
+    )
+    split = load_split(root)
+    fitted: dict[str, Recommender] = {}
+    _, _, sel = select_model(
+        split, ["lightgcn", "social"], side=split_side(split, None), blend_sizes=(),
+        budget_seconds=30.0, fitted_out=fitted,
+    )  # fmt: skip
+    rows = {r["name"]: r for r in sel["candidates"]}
+    assert rows["lightgcn"] == {"name": "lightgcn", "skipped": SAME_AS_SOCIAL}
+    assert sel["chosen"] == "social" and "lightgcn" not in fitted
+    tried = fitted["social"].describe()["social_weights_tried"]
+    assert [t["weight"] for t in tried] == [0.0, 0.1, 0.3]
+    assert rows["social"]["valid_ndcg"] == pytest.approx(
+        max(t["valid_ndcg@10"] for t in tried), abs=1e-3
+    )

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from agora.features.interactions import Interactions, SideData
 from agora.models.registry import create_model
-from agora.models.social import LightGCNModel, SocialGCNModel
+from agora.models.social import SOCIAL_WEIGHTS, LightGCNModel, SocialGCNModel
 
 pytest.importorskip("torch")
 
@@ -140,3 +140,60 @@ def test_registered_and_bad_loss_rejected():
     inter, _ = planted()
     with pytest.raises(ValueError, match="loss"):
         LightGCNModel(loss="hinge").fit(inter)
+
+
+def planted_valid(inter: Interactions) -> sp.csr_matrix:
+    """Valid items: t's is x (only t's friends reveal it), b0's is q (popular)."""
+    valid = sp.lil_matrix(inter.shape, dtype=np.float32)
+    valid[inter.user_index("t"), inter.item_index("x")] = 1.0
+    valid[inter.user_index("b0"), inter.item_index("q")] = 1.0
+    return valid.tocsr()
+
+
+def test_auto_weight_keeps_the_valid_best_of_those_tried():
+    inter, side = planted()
+    params = {**FAST, "epochs": 12, "eval_every": 3}
+    model = SocialGCNModel(**params).fit(inter, side, valid=planted_valid(inter))
+    trials = model.describe()["social_weights_tried"]
+    assert [t["weight"] for t in trials] == list(SOCIAL_WEIGHTS)
+    best = max(trials, key=lambda t: t["valid_ndcg@10"])
+    assert model.social_weight_ == best["weight"] == model.describe()["social_weight"]
+    assert model.best_valid_ == pytest.approx(best["valid_ndcg@10"], abs=1e-6)
+    # t's valid item is only reachable through the friends: a weight above 0 wins
+    assert model.social_weight_ > 0 and top1(model, inter, "t") == "x"
+    assert {t["stopped"] for t in trials} <= {"patience", "behind", "time", "epochs"}
+    # weight 0 alone, given the same valid, is lightgcn: the same valid NDCG as its trial
+    light = LightGCNModel(**params).fit(inter, side, valid=planted_valid(inter))
+    assert light.best_valid_ == pytest.approx(trials[0]["valid_ndcg@10"], abs=1e-6)
+    again = SocialGCNModel(**model.refit_params()).fit(inter, side)
+    assert again.social_weight_ == model.social_weight_
+    assert len(again.curve_loss_) == model.best_epoch_
+
+
+def test_without_social_edges_auto_is_weight_0_and_lightgcn():
+    inter, _ = planted()
+    valid = planted_valid(inter)
+    fast = {**FAST, "epochs": 6, "eval_every": 2, "random_state": 5}
+    a = SocialGCNModel(**fast).fit(inter, SideData(), valid=valid)
+    b = LightGCNModel(**fast).fit(inter, valid=valid)
+    assert a.social_weight_ == 0.0 and len(a.social_trials_) == 1
+    np.testing.assert_array_equal(a.user_embeddings_, b.user_embeddings_)
+    np.testing.assert_array_equal(a.item_embeddings_, b.item_embeddings_)
+    # weight 0 with friends present trains without them too
+    _, side = planted()
+    c = SocialGCNModel(**{**fast, "social_weight": 0.0}).fit(inter, side, valid=valid)
+    np.testing.assert_array_equal(c.item_embeddings_, b.item_embeddings_)
+    assert not c.gate_.any()
+
+
+def test_auto_weights_share_the_time_limit_and_each_is_scored():
+    inter, side = planted()
+    params = {**FAST, "epochs": 500, "eval_every": 1000, "max_seconds": 3.0}
+    model = SocialGCNModel(**params).fit(inter, side, valid=planted_valid(inter))
+    assert len(model.social_trials_) == len(SOCIAL_WEIGHTS)
+    assert model.fit_seconds_ <= 3.0 + 0.5
+    for trial in model.social_trials_:  # each got about a third, none ran all its epochs
+        assert trial["stopped"] == "time" and trial["epochs_run"] < 500
+        # the epoch time stopped at is scored on valid, though eval_every never came
+        assert trial["valid_ndcg@10"] >= 0 and trial["best_epoch"] == trial["epochs_run"]
+    assert model.social_weight_ > 0

@@ -127,18 +127,48 @@ def import_(
 @app.command()
 def train(
     models: Annotated[
-        str | None, typer.Option(help="Comma-separated model names (default: settings.models).")
+        str | None,
+        typer.Option(
+            "--models",
+            "--model",
+            help="Comma-separated model names (default: settings.models); 'auto' chooses one "
+            "(or a blend) on a holdout and fits it on all events.",
+        ),
     ] = None,
     validate: Annotated[
         bool, typer.Option(help="Measure holdout Recall/NDCG@10 before the final fit.")
     ] = True,
+    budget_minutes: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="With --model auto: choose (every family, the graph model included) and fit "
+            "on all events within this time; half of it for the choice.",
+        ),
+    ] = None,
+    candidates: Annotated[
+        str | None,
+        typer.Option(help="With --model auto: comma-separated models to try (default: all)."),
+    ] = None,
 ) -> None:
     """Fit the configured models on the store's events and save new versions."""
-    from agora.models.training import train_from_store
+    import time as clock
+
+    from agora.models.training import AUTO, train_from_store
 
     settings = get_settings()
     names = [m.strip() for m in models.split(",")] if models else settings.models
+    if (budget_minutes is not None or candidates) and AUTO not in names:
+        error("--budget-minutes and --candidates go with --model auto")
+        raise typer.Exit(2)
+    tried = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
     _, factory = _store(settings)
+    started = clock.monotonic()
+
+    def stage(what: str, name: str, left: float) -> None:
+        elapsed = clock.monotonic() - started
+        remaining = f", {left / 60:.1f} min of the budget left" if left != float("inf") else ""
+        console.print(f"auto [{elapsed / 60:.1f} min]: {what} {name}{remaining}")
 
     def loaded(interactions: Interactions) -> None:
         console.print(
@@ -169,6 +199,9 @@ def train(
                 keep_versions=settings.keep_versions,
                 on_loaded=loaded,
                 on_step=step,
+                budget_seconds=budget_minutes * 60 if budget_minutes else None,
+                on_stage=stage,
+                candidates=tried,
             )
         except ValueError as exc:
             error(str(exc))
@@ -183,6 +216,25 @@ def train(
             f"{r.metrics.get('holdout_recall@10', float('nan')):.4f}",
         )
     console.print(table)
+    for r in results:
+        if "selection" in r.metrics:
+            console.print(_selection_table(r.metrics["selection"], "selection on the holdout"))
+            spent = r.metrics["selection"].get("spent_seconds")
+            if spent is not None:
+                budget = r.metrics["selection"]["budget_seconds"]
+                console.print(f"auto took {spent / 60:.1f} of {budget / 60:g} min before saving")
+
+
+def _selection_table(selection: dict, title: str) -> Table:
+    """Every candidate of an auto selection: valid NDCG, fit seconds, the chosen one starred."""
+    table = Table("candidate", "valid NDCG", "fit s", title=title)
+    for row in selection["candidates"]:
+        if "skipped" in row:
+            table.add_row(f"{row['name']} (skipped: {row['skipped']})", "", "")
+            continue
+        chosen = " *" if row["name"] == selection["chosen"] else ""
+        table.add_row(row["name"] + chosen, f"{row['valid_ndcg']:.4f}", f"{row['fit_seconds']:.1f}")
+    return table
 
 
 @app.command("prune-impressions")
@@ -312,16 +364,7 @@ def eval_(
             table.add_row(key, f"{value:.4f}")
     console.print(table)
     if "selection" in metrics:
-        sel = Table("candidate", "valid NDCG", "fit s", title="selection on valid")
-        for row in metrics["selection"]["candidates"]:
-            if "skipped" in row:
-                sel.add_row(f"{row['name']} (skipped: {row['skipped']})", "", "")
-                continue
-            chosen = " *" if row["name"] == metrics["selection"]["chosen"] else ""
-            sel.add_row(
-                row["name"] + chosen, f"{row['valid_ndcg']:.4f}", f"{row['fit_seconds']:.1f}"
-            )
-        console.print(sel)
+        console.print(_selection_table(metrics["selection"], "selection on valid"))
     console.print(f"wrote {out / 'recommendations.tsv'}, {out / 'metrics.json'}")
 
 

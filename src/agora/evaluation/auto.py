@@ -24,6 +24,10 @@ than :data:`MIN_SHARE_SECONDS` left is skipped, and says so (except the first: h
 the budget, a model is chosen); so is a blend that would not end within the budget (as
 :func:`_next_blend_seconds` expects). ``on_stage`` hears each stage
 (stage, model, seconds left) as it starts.
+
+``social`` chooses its friends weight on valid, weight 0 (exactly ``lightgcn``) among them, so
+when both are candidates ``lightgcn`` is not fitted again: its row says so, and ``social``'s
+valid NDCG is at least what ``lightgcn``'s would be (when time does not cut either short).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ BY_COST: tuple[str, ...] = ("itemknn", "als", "ease", "admmslim")
 MIN_SHARE_SECONDS = 10.0
 #: The share of a budget kept for scoring the last candidates on valid and for the blends.
 FINISH_SHARE = 0.1
+#: Why ``lightgcn`` is not fitted when ``social`` is a candidate too.
+SAME_AS_SOCIAL = "trained as social's friends weight 0 (see its social_weights_tried)"
 #: A stage of a budgeted selection: (stage, model, seconds left).
 StageHook = Callable[[str, str, float], None]
 
@@ -93,7 +99,9 @@ def select_model(
     """(chosen fitted model, its fit seconds, selection record) by valid NDCG@``k``.
 
     The record has one row per candidate and blend (``name``, ``params``, ``valid_ndcg``,
-    ``valid_recall``, ``fit_seconds``; ``skipped`` with the reason instead) and ``chosen``;
+    ``valid_recall``, ``fit_seconds``, ``learned`` for a model that can ``describe()`` what it
+    learnt, e.g. the friends weights ``social`` tried; ``skipped`` with the reason instead)
+    and ``chosen``;
     with ``budget_seconds`` also ``budget_seconds`` and ``spent_seconds`` (see the module
     docstring). ``fitted_out`` receives every fitted candidate and blend by name (a benchmark
     scores each on test).
@@ -121,6 +129,9 @@ def select_model(
 
     metric = f"ndcg@{k}"
     rows: list[dict[str, Any]] = []
+    if GRAPH_CANDIDATE in names and SOCIAL_CANDIDATE in names:  # social's weight 0 is lightgcn
+        names.remove(GRAPH_CANDIDATE)
+        rows.append({"name": GRAPH_CANDIDATE, "skipped": SAME_AS_SOCIAL})
     fitted: dict[str, tuple[Recommender, float]] = {}
     epoch_models = [n for n in names if n in EPOCH_MODELS]
     for name in names:
@@ -152,6 +163,7 @@ def select_model(
                 "valid_ndcg": round(scores[metric], 6),
                 "valid_recall": round(scores[f"recall@{k}"], 6),
                 "fit_seconds": round(seconds, 3),
+                **({"learned": model.describe()} if hasattr(model, "describe") else {}),
             }
         )
     ranked = sorted((r for r in rows if "skipped" not in r), key=lambda r: -r["valid_ndcg"])

@@ -56,6 +56,12 @@ class Recommender(ABC):
             if p != "self" and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD
         }
 
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters to fit this model again on more data without ``valid`` (``agora train
+        --model auto``): what was chosen on valid pinned (e.g. the early-stopping epoch); by
+        default :meth:`get_params`."""
+        return self.get_params()
+
     # -- learning and scoring ---------------------------------------------------------------
     @abstractmethod
     def fit(

@@ -403,6 +403,20 @@ class HybridModel(Recommender):
             "weights_source": getattr(self, "weights_source_", "valid"),
         }
 
+    @property
+    def fitted_members(self) -> list[Recommender]:
+        """The fitted member models, in ``members`` order."""
+        return list(self._models)
+
+    def use_members(self, models: list[Recommender]) -> Self:
+        """Keep the learnt weights with ``models`` (one per member, in order) in place of the
+        fitted members: the same members fitted again on more data (``agora train --model
+        auto``), as :meth:`fit` does without ``valid``."""
+        if len(models) != len(self.members):
+            raise ValueError(f"expected {len(self.members)} fitted members, got {len(models)}")
+        self._models = list(models)
+        return self
+
     # -- erasure --------------------------------------------------------------------------
     def forget_users(self, rows: np.ndarray) -> None:
         """Each member forgets the users (the fusion weights are per bucket, not per user)."""

@@ -438,6 +438,10 @@ class SASRecModel(Recommender):
             raise RuntimeError("sasrec model is not fitted")
         return self._weights["item.weight"][1:]
 
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters to fit again without ``valid``: the epoch early stopping kept."""
+        return self.get_params() | {"epochs": int(self.best_epoch_)}
+
     # -- erasure --------------------------------------------------------------------------
     def forget_users(self, rows: np.ndarray) -> None:
         """Drop the fitted sequences of these users (their rows stay, empty)."""

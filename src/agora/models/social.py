@@ -30,6 +30,18 @@ drives the gate down, since a user's own items explain their training positives 
 Early stopping: with ``valid`` (users x items) the model is scored every ``eval_every`` epochs
 by NDCG@10 on valid (train items masked, full ranking) and the best weights are kept (stop
 after ``patience`` evaluations without improvement); without ``valid`` it runs ``epochs``.
+``max_seconds``: no epoch starts that would end past it.
+
+The friends weight (``social_weight``) is chosen on valid per data set: with ``"auto"`` (the
+default) and ``valid``, ``social`` trains once per weight of :data:`SOCIAL_WEIGHTS` (0, 0.1,
+0.3, in that order, each from the same seed, sharing ``max_seconds`` evenly among the weights
+still to train) and keeps the one with the best valid NDCG@10. Weight 0 trains without the
+social edges, exactly as ``lightgcn``, so the chosen model is never worse than ``lightgcn`` on
+valid. A weight whose best valid NDCG@10 stays :data:`BEHIND` (2%) below what the leading
+weight had reached by the same epoch for ``patience`` evaluations in a row is stopped.
+``social_trials_`` (and ``describe()``) records every weight tried; ``social_weight_`` the one
+kept. Without ``valid``, ``"auto"`` means :data:`UNVALIDATED_SOCIAL_WEIGHT`; a number is used
+as given.
 
 State kept for scoring (numpy, no pickle): the final user and item embeddings, the per-layer
 embeddings and attention needed to fold in changed histories, the raw learned weights
@@ -59,6 +71,14 @@ from agora.models.base import Recommender
 from agora.models.implicit_mf import _cosine_neighbours, _row_signature
 
 N_FEATURES = 8  # relation features per social edge, see _edge_features
+_NO_EDGES = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, N_FEATURES)))
+#: The friends weights ``social_weight="auto"`` tries on valid, in this order; 0 is lightgcn.
+SOCIAL_WEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.3)
+#: ``social_weight="auto"`` without ``valid`` to choose on: the weight lastfm-social valid chose.
+UNVALIDATED_SOCIAL_WEIGHT = 0.1
+#: A weight whose best valid NDCG@10 is this share below the leading weight's at the same
+#: epoch, ``patience`` evaluations in a row, is stopped.
+BEHIND = 0.02
 
 
 def _edge_features(
@@ -105,8 +125,9 @@ class LightGCNModel(Recommender):
     0.1773 (epoch 147, 645 s: too slow); T 0.15, lr 0.01: 0.1755 (epoch 126, 514 s); T 0.1,
     lr 0.01: 0.1753 (epoch 78, 188 s) -> T 0.1, lr 0.01; 2 layers at those settings: 0.1731,
     so 3. ``social`` at those settings, ``social_weight`` 0.1: 0.1772 (epoch 93, 616 s);
-    0.3: 0.1734 (epoch 45) -> 0.1; batch 8192 was worse for both weights (0.1701 / 0.1715)
-    and no faster.
+    0.3: 0.1734 (epoch 45) -> 0.1 (now :data:`UNVALIDATED_SOCIAL_WEIGHT`: with valid the
+    weight is chosen per data set, module docstring); batch 8192 was worse for both weights
+    (0.1701 / 0.1715) and no faster.
     ``epochs`` 120: the best epochs were 78-93, so early stopping ends the runs well before.
     """
 
@@ -126,7 +147,7 @@ class LightGCNModel(Recommender):
         temperature: float = 0.1,
         edge_dropout: float = 0.0,
         attention_hidden: int = 16,
-        social_weight: float = 0.1,
+        social_weight: float | str = "auto",
         patience: int = 4,
         eval_every: int = 3,
         random_state: int = 42,
@@ -176,16 +197,10 @@ class LightGCNModel(Recommender):
     def _fit(
         self, interactions: Interactions, side: SideData | None, valid: sp.csr_matrix | None
     ) -> None:
-        import torch
-        from torch.nn.functional import normalize
-
-        from agora.models._graph import GraphNet, normalised_adjacency
-
+        """One training per friends weight (:meth:`_weights`), each from the same seed; the
+        one with the best valid NDCG@10 is kept, the others are recorded in ``social_trials_``."""
         x = as_float32(interactions.matrix, binary=True)
-        n_users, n_items = x.shape
-        torch.manual_seed(int(self.random_state))
-        gen = torch.Generator().manual_seed(int(self.random_state))
-        adj = normalised_adjacency(x)
+        n_users = x.shape[0]
         social = None
         if self.uses_social and side is not None and side.social is not None:
             social = sp.csr_matrix(side.social, dtype=np.float32)
@@ -194,6 +209,76 @@ class LightGCNModel(Recommender):
         src, dst, feats = _edge_features(
             x, social if social is not None else sp.csr_matrix((n_users, n_users), dtype=np.float32)
         )
+        valid = sp.csr_matrix(valid) if valid is not None else None
+        weights = self._weights(len(src) > 0, valid is not None)
+        started = time.perf_counter()
+        trials: list[dict[str, Any]] = []
+        kept: dict[str, Any] | None = None  # the best run so far, its net and curves
+        for n, weight in enumerate(weights):
+            seconds = None
+            if self.max_seconds is not None:  # what is left, shared by the weights to try
+                spent = time.perf_counter() - started
+                seconds = max(float(self.max_seconds) - spent, 0.0) / (len(weights) - n)
+            edges = (src, dst, feats) if weight > 0 else _NO_EDGES  # weight 0: lightgcn
+            leader = kept["curve_valid"] if kept is not None else None
+            run = self._train(x, valid, weight, edges, seconds, leader)
+            trials.append(
+                {
+                    "weight": weight,
+                    "valid_ndcg@10": round(run["best_valid"], 6),
+                    "best_epoch": run["best_epoch"],
+                    "epochs_run": len(run["curve_loss"]),
+                    "seconds": round(run["seconds"], 1),
+                    "stopped": run["stopped"],
+                }
+            )
+            if kept is None or run["best_valid"] > kept["best_valid"]:
+                kept = run
+        assert kept is not None
+        self.fit_seconds_ = float(time.perf_counter() - started)
+        self.social_weight_ = float(kept["weight"])
+        self.social_trials_ = trials
+        self.best_epoch_ = int(kept["best_epoch"])
+        self.best_valid_ = float(kept["best_valid"])
+        self.curve_loss_ = np.asarray(kept["curve_loss"], dtype=np.float64)
+        self.curve_valid_ = np.asarray(kept["curve_valid"], dtype=np.float64)
+        self._export(kept["net"], x, kept["src"])
+
+    def _weights(self, has_edges: bool, has_valid: bool) -> list[float]:
+        """The friends weights to train: 0 alone without social edges (or for ``lightgcn``);
+        ``social_weight`` when it is a number; for ``"auto"`` :data:`SOCIAL_WEIGHTS` with
+        ``valid`` to choose on, else :data:`UNVALIDATED_SOCIAL_WEIGHT`."""
+        weight = self.social_weight
+        if isinstance(weight, str) and weight != "auto":
+            raise ValueError(f"social_weight must be a number or 'auto', got {weight!r}")
+        if not self.uses_social or not has_edges:
+            return [0.0]
+        if weight != "auto":
+            return [float(weight)]
+        return list(SOCIAL_WEIGHTS) if has_valid else [UNVALIDATED_SOCIAL_WEIGHT]
+
+    def _train(
+        self,
+        x: sp.csr_matrix,
+        valid: sp.csr_matrix | None,
+        weight: float,
+        edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+        max_seconds: float | None,
+        leader: list[float] | None,
+    ) -> dict[str, Any]:
+        """Train one friends weight from the seed; with ``valid`` keep its best epoch, and
+        stop it once it is :data:`BEHIND` the ``leader``'s valid curve (the best weight so
+        far) at the same epoch for ``patience`` evaluations in a row."""
+        import torch
+        from torch.nn.functional import normalize
+
+        from agora.models._graph import GraphNet, normalised_adjacency
+
+        n_users, n_items = x.shape
+        torch.manual_seed(int(self.random_state))
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        adj = normalised_adjacency(x)
+        src, dst, feats = edges
         mu = feats.mean(axis=0) if len(feats) else np.zeros(N_FEATURES)
         sd = feats.std(axis=0) + 1e-6 if len(feats) else np.ones(N_FEATURES)
         deg = np.diff(x.indptr).astype(np.float64)
@@ -212,24 +297,25 @@ class LightGCNModel(Recommender):
             int(self.attention_hidden),
         )
         net.edge_dropout = float(self.edge_dropout)
-        net.social_weight = float(self.social_weight)
+        net.social_weight = float(weight)
         opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
         coo = x.tocoo()
         pos_u = torch.from_numpy(coo.row.astype(np.int64))
         pos_i = torch.from_numpy(coo.col.astype(np.int64))
         n_pos = len(pos_u)
-        valid_users = valid_truth = None
+        valid_users = None
         if valid is not None:
-            valid = sp.csr_matrix(valid)
             valid_users = np.flatnonzero(np.diff(valid.indptr) > 0)
-            valid_truth = valid
+        lead = _running_best(leader) if leader is not None else None
         curve_loss: list[float] = []
         curve_valid: list[float] = []
         best = (-1.0, -1, None)
-        bad = 0
+        bad = behind = 0
+        stopped = "epochs"
         t0 = time.perf_counter()
         bs = int(self.batch_size)
-        with _training_progress(self.progress, int(self.epochs), self.name) as (prog, task):
+        label = self.name if not self.uses_social else f"{self.name} weight {weight:g}"
+        with _training_progress(self.progress, int(self.epochs), label) as (prog, task):
             for epoch in range(1, int(self.epochs) + 1):
                 net.train()
                 perm = torch.randperm(n_pos, generator=gen)
@@ -261,35 +347,49 @@ class LightGCNModel(Recommender):
                     opt.step()
                     total += float(loss.detach()) * len(idx)
                 curve_loss.append(total / max(n_pos, 1))
+                elapsed = time.perf_counter() - t0  # no epoch starts that would end past it:
+                timed_out = max_seconds is not None and elapsed + elapsed / epoch > max_seconds
+                last = timed_out or epoch == int(self.epochs)  # evaluated whatever eval_every
                 metric = float("nan")
-                if valid_users is not None and epoch % max(1, int(self.eval_every)) == 0:
-                    metric = _valid_ndcg(net, x, valid_truth, valid_users, self._cosine)
+                if valid_users is not None and (epoch % max(1, int(self.eval_every)) == 0 or last):
+                    metric = _valid_ndcg(net, x, valid, valid_users, self._cosine)
                     if metric > best[0]:
                         best = (metric, epoch, net.snapshot())
                         bad = 0
                     else:
                         bad += 1
+                    if lead is not None:
+                        ahead = lead[min(epoch, len(lead)) - 1]
+                        behind = behind + 1 if best[0] < (1 - BEHIND) * ahead else 0
                 curve_valid.append(metric)
                 prog.update(
                     task,
                     advance=1,
-                    description=f"{self.name} epoch {epoch} loss {curve_loss[-1]:.4f}"
+                    description=f"{label} epoch {epoch} loss {curve_loss[-1]:.4f}"
                     + ("" if math.isnan(metric) else f" valid ndcg@10 {metric:.4f}"),
                 )
                 if valid_users is not None and bad >= int(self.patience):
+                    stopped = "patience"
                     break
-                if self.max_seconds is not None:  # no epoch starts that would end past it
-                    elapsed = time.perf_counter() - t0
-                    if elapsed + elapsed / epoch > self.max_seconds:
-                        break  # the best evaluated epoch so far is kept (below)
+                if behind >= int(self.patience):
+                    stopped = "behind"
+                    break
+                if timed_out:
+                    stopped = "time"
+                    break  # the best evaluated epoch so far is kept (below)
         if best[2] is not None:
             net.restore(best[2])
-        self.fit_seconds_ = float(time.perf_counter() - t0)
-        self.best_epoch_ = int(best[1]) if best[2] is not None else len(curve_loss)
-        self.best_valid_ = float(best[0]) if best[2] is not None else float("nan")
-        self.curve_loss_ = np.asarray(curve_loss, dtype=np.float64)
-        self.curve_valid_ = np.asarray(curve_valid, dtype=np.float64)
-        self._export(net, x, src)
+        return {
+            "weight": float(weight),
+            "net": net,
+            "src": src,
+            "best_valid": float(best[0]) if best[2] is not None else float("nan"),
+            "best_epoch": int(best[1]) if best[2] is not None else len(curve_loss),
+            "curve_loss": curve_loss,
+            "curve_valid": curve_valid,
+            "seconds": time.perf_counter() - t0,
+            "stopped": stopped,
+        }
 
     def _export(self, net: Any, x: sp.csr_matrix, src: np.ndarray) -> None:
         """Final and per-layer embeddings, attention and raw weights as numpy arrays."""
@@ -377,12 +477,26 @@ class LightGCNModel(Recommender):
 
     def describe(self) -> dict[str, Any]:
         """Training outcome, readable (for reports and logs): the early-stopping epoch, its
-        valid NDCG@10 (NaN when fitted without ``valid``), the epochs run and the mean gate."""
-        return {
+        valid NDCG@10 (NaN when fitted without ``valid``), the epochs run and the mean gate;
+        for ``social`` also the friends weight kept and every weight tried (its best valid
+        NDCG@10, epochs, seconds and why it stopped: patience, behind, time or epochs)."""
+        described = {
             "best_epoch": int(self.best_epoch_),
             "valid_ndcg@10": round(float(self.best_valid_), 4),
             "epochs_run": len(self.curve_loss_),
             "mean_gate": round(float(self.gate_.mean()), 4),
+        }
+        if self.uses_social:
+            described["social_weight"] = self.social_weight_
+            described["social_weights_tried"] = self.social_trials_
+        return described
+
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters to fit again without ``valid`` (on more data): the epoch early stopping
+        kept and the friends weight chosen on valid."""
+        return self.get_params() | {
+            "epochs": int(self.best_epoch_),
+            "social_weight": float(self.social_weight_),
         }
 
     # -- erasure --------------------------------------------------------------------------
@@ -425,7 +539,9 @@ class SocialGCNModel(LightGCNModel):
     ``side.social`` in ``fit`` and is exactly ``lightgcn`` without it.
 
     Test NDCG@10 / Recall@10 with the defaults (``agora eval``, one run each,
-    bench/results/social.json): lastfm-social lightgcn 0.1927 / 0.2032, social 0.2008 / 0.2079
+    bench/results/social.json; the weight chosen on valid, 0.1 of 0 / 0.1 / 0.3 with valid
+    0.1753 / 0.1772 / 0.1734, gave the same figures: bench/results/social_weight.json):
+    lastfm-social lightgcn 0.1927 / 0.2032, social 0.2008 / 0.2079
     (BPR defaults before: 0.1803 / 0.1818); a seed-7 re-split of the same data
     (bench/make_reseeded_split.py) lightgcn 0.1863 / 0.1988, social 0.1892 / 0.2015 (before:
     0.1728 / 0.1757). The friends help on both splits; social is above RecBole-GNN's LightGCN
@@ -433,6 +549,12 @@ class SocialGCNModel(LightGCNModel):
 
     name: ClassVar[str] = "social"
     uses_social: ClassVar[bool] = True
+
+
+def _running_best(curve: list[float]) -> np.ndarray:
+    """The best valid NDCG@10 reached by each epoch (epochs not evaluated count as -inf)."""
+    values = np.asarray(curve, dtype=np.float64)
+    return np.maximum.accumulate(np.where(np.isnan(values), -np.inf, values))
 
 
 def _valid_ndcg(
