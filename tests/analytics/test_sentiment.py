@@ -79,6 +79,19 @@ def test_language_routing_and_empty_text() -> None:
     ]
 
 
+def test_tweet_tokens_mark_negation_and_normalise_tweets() -> None:
+    tokens = sa.tweet_tokens(
+        "@bob I don't like it at all!!! sooooo bad http://t.co/x :( \U0001f621"
+    )
+    assert tokens == [
+        "@user", "i", "don't", "like_neg", "it_neg", "at_neg", "all_neg", "!!!",
+        "soo", "bad", "httpurl", ":(", "\U0001f621",
+    ]  # fmt: skip
+    # the English TF-IDF features are built on these tokens and their pairs
+    vec = sa.tweet_vectorizer().fit(["not good at all", "good day", "not good"])
+    assert {"not good_neg", "good_neg"} <= set(vec.vocabulary_)
+
+
 def test_saved_model_scores_the_same_after_loading(
     small_model: sa.SentimentClassifier, tmp_path: Path
 ) -> None:
