@@ -69,10 +69,11 @@ def trending_payload(
     """The ``GET /analytics/trending`` answer computed on noisy counts."""
     width = tr.BUCKETS[bucket]
     start = now - timedelta(seconds=width * n_buckets)
+    window = (Item.created >= start, Item.created < now)
     stmt = select(Item.id, Item.author_id, Item.created, Item.tags, Item.title, Item.body).where(
-        Item.created >= start, Item.created < now
+        *window
     )
-    seen = queries.image_texts(session) if source == "keywords" else {}
+    seen = queries.image_texts(session, where=window) if source == "keywords" else {}
     authors, keys, cols = [], [], []
     key_index: dict[str, int] = {}
     for item_id, author, created, tags, title, body in session.execute(stmt):

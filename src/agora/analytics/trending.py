@@ -192,10 +192,9 @@ def store_series(
     width = BUCKETS[bucket]
     now = _utc(now)
     start = now - timedelta(seconds=width * n_buckets)
-    stmt = select(Item.id, Item.created, Item.tags, Item.title, Item.body).where(
-        Item.created >= start, Item.created < now
-    )
-    seen = queries.image_texts(session) if source == "keywords" else {}
+    window = (Item.created >= start, Item.created < now)
+    stmt = select(Item.id, Item.created, Item.tags, Item.title, Item.body).where(*window)
+    seen = queries.image_texts(session, where=window) if source == "keywords" else {}
     records = (
         (created, item_keys(tags, title, body, source, seen.get(item_id, "")))
         for item_id, created, tags, title, body in session.execute(stmt)

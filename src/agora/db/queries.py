@@ -14,9 +14,12 @@ from agora.db.tables import Event, Group, Item, ItemMedia, Membership, SocialEdg
 from agora.ingest.schemas import as_utc
 
 
-def image_texts(session: Session, item_ids: Sequence[int] | None = None) -> dict[int, str]:
-    """The text read in each item's images (``agora.media``), one image per line; of every
-    item when ``item_ids`` is None."""
+def image_texts(
+    session: Session, item_ids: Sequence[int] | None = None, where: Sequence[Any] = ()
+) -> dict[int, str]:
+    """The text read in each item's images (``agora.media``), one image per line; of the items
+    ``item_ids``, or of every item matching the ``where`` conditions on ``Item`` (all items
+    when neither is given)."""
     out: dict[int, list[str]] = defaultdict(list)
     parts = (
         [None]
@@ -25,6 +28,8 @@ def image_texts(session: Session, item_ids: Sequence[int] | None = None) -> dict
     )
     for part in parts:
         query = select(ItemMedia.item_id, ItemMedia.text).where(ItemMedia.text != "")
+        if where:
+            query = query.join(Item, Item.id == ItemMedia.item_id).where(*where)
         if part is not None:
             query = query.where(ItemMedia.item_id.in_(part))
         for item_id, text in session.execute(query.order_by(ItemMedia.item_id, ItemMedia.id)):
