@@ -118,6 +118,12 @@ class FeedConfig(BaseModel):
     max_states: int = Field(
         50_000, ge=0, description="Most users whose feed state and candidates a worker holds."
     )
+    hold_on_start: int = Field(
+        50_000,
+        ge=0,
+        description="How many of the users who acted last a worker loads as it starts (in a "
+        "thread, at most max_states), so their first pages read nothing from the store.",
+    )
     impression_flush_seconds: float = Field(
         1.0,
         gt=0,

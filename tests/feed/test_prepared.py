@@ -120,8 +120,10 @@ def test_a_user_the_worker_has_not_seen_costs_no_state_queries(
     prepared: TestClient, database_url: str, tmp_path: Path
 ) -> None:
     """A worker that never served the user reads who they are, their record and what they
-    did since it was ranked: three statements, not the state's five and the ranking."""
-    with make_client(tmp_path, database_url, feed=FEED) as other:
+    did since it was ranked: three statements, not the state's five and the ranking (a
+    worker holds the users who acted last as it starts: not this one)."""
+    cold = FEED.model_copy(update={"hold_on_start": 0})
+    with make_client(tmp_path, database_url, feed=cold) as other:
         first_page(other, "u0")  # the catalogue, models and the shared record read first
         statements: list[str] = []
         engine = other.app.state.sessions.kw["bind"]

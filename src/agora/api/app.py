@@ -60,6 +60,7 @@ from agora.engagement.schemas import TASK_EVENT_TYPE_MARK
 from agora.engagement.views import router as engagement_router
 from agora.experiments import service as experiments
 from agora.experiments.views import router as experiments_router
+from agora.feed import online
 from agora.feed.store import namespace
 from agora.feed.views import router as feed_router
 from agora.ingest.views import router as ingest_router
@@ -74,7 +75,7 @@ from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
 from agora.web import docs
 from agora.web.views import router as web_router
-from agora.wiring import wire
+from agora.wiring import Wiring, wire
 
 log = logging.getLogger(__name__)
 #: How often a served app deletes audit entries past ``audit_retention_days``.
@@ -139,6 +140,18 @@ async def health(request: Request, models: ModelsDep) -> Response:
 
 def _warm(models: ModelStore) -> None:
     log.info("models loaded (seconds): %s", models.warm())
+
+
+def _hold_recent_users(wiring: Wiring, limit: int, stop: threading.Event) -> None:
+    started = time.monotonic()
+    try:
+        held = online.hold_recent_users(
+            wiring.sessions, wiring.models, wiring.feed_cache, limit, stop
+        )
+    except Exception:  # the pages load their users themselves meanwhile
+        log.exception("feed: holding the recent users' states failed")
+        return
+    log.info("feed: %d users held in %.1f s", held, time.monotonic() - started)
 
 
 def background_jobs(
@@ -272,6 +285,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wiring.impressions.start()
         feed_cache = app.state.feed_cache
         feed_cache.states.start()
+        holding = threading.Event()  # set: stop holding users (the app is stopping)
+        limit = min(settings.feed.hold_on_start, settings.feed.max_states)
+        if limit:
+            threading.Thread(
+                target=_hold_recent_users,
+                args=(wiring, limit, holding),
+                name="agora-feed-hold",
+                daemon=True,
+            ).start()
         wiring.market.start()
         refresher = wiring.refresher_thread() if settings.feed.refresh_in_serve else None
         if refresher is not None:
@@ -281,6 +303,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if refresher is not None:
                 refresher.stop()
+            holding.set()
             feed_cache.states.stop()
             wiring.market.stop()
             counting.stop()  # the writes answered so far are counted

@@ -206,6 +206,18 @@ class SocialEdge(Base):
     created: Mapped[datetime] = mapped_column(StoredTime())
 
 
+class SocialEdgeRemoval(Base):
+    """A log of removed social edges (unfollow, unblock): the feed's serving processes tail it
+    to drop what they hold of the edge's source, as they tail new edges by id. Rows older than
+    a day are pruned when edges are removed."""
+
+    __tablename__ = "social_edge_removals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    removed: Mapped[datetime] = mapped_column(StoredTime())
+
+
 class Group(Base):
     __tablename__ = "groups"
 

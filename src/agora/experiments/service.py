@@ -292,6 +292,11 @@ def arm_overrides(session: Session, user_id: str, now: datetime) -> dict[str, fl
     return planned_overrides(session, user_id, now)
 
 
+def running_experiments(session: Session, now: datetime) -> bool:
+    """Whether any experiment runs (cached as :func:`arm_overrides`' list is)."""
+    return bool(_running(session, now))
+
+
 def planned_overrides(session: Session, user_id: str, now: datetime) -> dict[str, float]:
     """What :func:`arm_overrides` returns for ``user_id``, without logging an exposure (the
     feed's refresher ranks pages ahead with it; the page served logs the exposure)."""

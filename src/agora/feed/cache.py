@@ -389,6 +389,7 @@ class FeedCache:
         self._pages_at_once = threading.BoundedSemaphore(concurrent_pages)
         self.states = UserStates(sessions, max_users=max_states)
         self.ready = Ready(store, max_users=max_states)
+        self.states.turn_listeners.append(self.ready.follow_store)
         self.known = KnownItems()
         # a served app's ImpressionBuffer; scripts and tests write in the page's transaction
         self.impressions = impressions if impressions is not None else DirectImpressions()

@@ -95,10 +95,12 @@ class FeedImpression(Base):
 
 class FeedCandidates(Base):
     __tablename__ = "feed_candidates"
+    # serving processes poll for the records stored since their last look
+    __table_args__ = (Index("ix_feed_candidates_stored", "stored"),)
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
-    computed: Mapped[float] = mapped_column(Float)  # epoch seconds
+    stored: Mapped[float] = mapped_column(Float)  # epoch seconds, when written
 
 
 class FeedRefreshMark(Base):

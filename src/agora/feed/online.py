@@ -21,15 +21,17 @@ No model is scored and no multi-table query runs here once a user's record and s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import FeedConfig
+from agora.experiments.service import planned_overrides, running_experiments
 from agora.feed import sources
 from agora.feed.cache import MAX_PAGE, FeedCache, Snapshot, among
 from agora.feed.candidates import (
@@ -42,7 +44,14 @@ from agora.feed.candidates import (
 )
 from agora.feed.ready import Held
 from agora.feed.rerank import rerank
-from agora.feed.state import UserState, events_since, from_stored, same_filters, stored_form
+from agora.feed.state import (
+    UserState,
+    events_since,
+    from_stored,
+    recent_users,
+    same_filters,
+    stored_form,
+)
 from agora.serving.service import ModelStore, user_event_rows
 
 FRESHNESS_HOURS = 48.0
@@ -652,24 +661,7 @@ def serve(
     stamp = now.timestamp()
     models_now = model_stamp(models)
     snapshot = cache.catalogue.get(session, models=models_now)
-
-    def stored(own: Session, pk: int) -> UserState | None:
-        """The state the user's ready record carries, with the events stored since."""
-        found = cache.ready.stored(pk, snapshot)
-        prepared = found.record.prepared if found is not None else None
-        if prepared is None:
-            return None
-        new = events_since(own, pk, prepared.state["last_event"], prepared.marks)
-        if new is None:
-            return None
-        state = from_stored(pk, user_id, prepared.state, prepared.touched)
-        for event_id, item in new:
-            state.touched.add(item)
-            state.events += 1
-            state.last_event = event_id
-        return state
-
-    user = cache.states.get(session, user_id, now, stored)
+    user = cache.states.get(session, user_id, now, _from_record(cache, snapshot, user_id))
 
     def own() -> Candidates:
         rows = user_event_rows(session, user_id)
@@ -744,6 +736,68 @@ def serve(
         ranking=ranking,
         personal=held.record.personal,
     )
+
+
+def _from_record(
+    cache: FeedCache, snapshot: Snapshot, user_id: str
+) -> Callable[[Session, int], UserState | None]:
+    """How a worker that does not hold the user's state takes it from their ready record: the
+    state the record carries, with the events stored since (None: no record, or the user's
+    feedback, edges or settings changed since it was computed)."""
+
+    def stored(own: Session, pk: int) -> UserState | None:
+        found = cache.ready.stored(pk, snapshot)
+        prepared = found.record.prepared if found is not None else None
+        if prepared is None:
+            return None
+        new = events_since(own, pk, prepared.state["last_event"], prepared.marks)
+        if new is None:
+            return None
+        state = from_stored(pk, user_id, prepared.state, prepared.touched)
+        for event_id, item in new:
+            state.touched.add(item)
+            state.events += 1
+            state.last_event = event_id
+        return state
+
+    return stored
+
+
+def hold_recent_users(
+    sessions: sessionmaker[Session],
+    models: ModelStore,
+    cache: FeedCache,
+    limit: int,
+    stop: threading.Event | None = None,
+) -> int:
+    """Hold the states and ready records of the ``limit`` users who acted last, taken from
+    their records as their first pages would take them, so that those pages read nothing from
+    the store (a worker runs it in a thread as it starts; pages served meanwhile load their
+    users as before). While an experiment runs a state is held without its arms (loading
+    them logs the user's exposure, which only a page served may do): the user's first page
+    reads them. Returns how many users it holds."""
+    with sessions() as session:
+        users = session.execute(recent_users(limit)).all()
+        if not users:  # an empty store: the first page reads the catalogue
+            return 0
+        snapshot = cache.catalogue.get(session, models=model_stamp(models))
+    cache.ready.stored(EVERYONE, snapshot)  # the shared record, which every page reads
+    held = 0
+    for pk, user_id in users:
+        if stop is not None and stop.is_set():
+            break
+        if cache.states.held(user_id) is not None:
+            continue
+        generation = cache.states.generation
+        with sessions() as session:
+            state = _from_record(cache, snapshot, user_id)(session, pk)
+            if state is None:
+                continue
+            now = datetime.now(UTC)
+            state.variant = planned_overrides(session, user_id, now)
+            state.exposed = not running_experiments(session, now)
+        held += cache.states.hold(state, generation)
+    return held
 
 
 def _rank(

@@ -1,5 +1,6 @@
 """Ready candidates as a worker holds them: records from the candidate store in memory, with
-catalogue positions in place of item pks, re-read when they fall behind the user's events."""
+catalogue positions in place of item pks, re-read when they fall behind the user's events or
+the store holds a newer one (:meth:`Ready.follow_store`)."""
 
 from __future__ import annotations
 
@@ -72,16 +73,18 @@ class Ready:
     """Records of the users a worker serves, read from the candidate store (None: computed on
     every request, as scripts and tests without a store do).
 
-    A held record is used while the user's event count matches it and it is younger than
-    ``ttl_seconds``; otherwise the store is read again (at most every ``recheck_seconds`` per
-    user), and if the store's record is behind the user's events the user is queued for the
-    refresher (``want``) and the record served meanwhile."""
+    A held record is used while the user's event count matches it; otherwise the store is
+    read again (at most every ``recheck_seconds`` per user), and if the store's record is
+    behind the user's events the user is queued for the refresher (``want``) and the record
+    served meanwhile. A record the store holds a newer one of is dropped when
+    :meth:`follow_store` sees it (the feed's tail thread calls it every turn), so held records
+    need no expiry: ``ttl_seconds`` is a safety net."""
 
     def __init__(
         self,
         store: Any = None,
         max_users: int = 50_000,
-        ttl_seconds: float = 30.0,
+        ttl_seconds: float = 900.0,
         recheck_seconds: float = 0.1,
         on_want: Callable[[int], None] | None = None,
     ):
@@ -92,6 +95,8 @@ class Ready:
         self._held = Bounded(ttl_seconds, max_users if store is not None else 0)
         self._wanted = Bounded(1.0, 100_000)
         self._lock = threading.Lock()
+        self._store_mark: float | None = None  # store time up to which changes were seen
+        self._seen: dict[int, float] = {}  # changes within STORE_OVERLAP_SECONDS of the mark
 
     def get(
         self,
@@ -176,6 +181,30 @@ class Ready:
             return held, "stale"
         return held, "ready"
 
+    def follow_store(self) -> int:
+        """Drop the held records the store has stored anew since the last call; returns how
+        many changes it read. Store times come from the writers' clocks and a write commits a
+        moment after its time is taken, so each look reaches :data:`STORE_OVERLAP_SECONDS`
+        back (a change already seen is not dropped twice)."""
+        if self.store is None:
+            return 0
+        if self._store_mark is None:  # records stored before now are read when first needed
+            self._store_mark = time.time()
+            return 0
+        changes = self.store.stored_since(self._store_mark - STORE_OVERLAP_SECONDS)
+        fresh = [(pk, at) for pk, at in changes if self._seen.get(pk, -1.0) < at]
+        if fresh:
+            with self._lock:
+                for pk, _ in fresh:
+                    self._held.pop(pk)
+        for pk, at in fresh:
+            self._seen[pk] = at
+        if changes:
+            self._store_mark = max(self._store_mark, changes[-1][1])
+        horizon = self._store_mark - STORE_OVERLAP_SECONDS
+        self._seen = {pk: at for pk, at in self._seen.items() if at >= horizon}
+        return len(changes)
+
     def _keep(self, user_pk: int, held: Held) -> None:
         with self._lock:
             self._held.put(user_pk, held)
@@ -189,6 +218,10 @@ class Ready:
             self.on_want(user_pk)
         elif self.store is not None:
             self.store.want(user_pk)
+
+
+#: How far back each look at the store's changes reaches (see :meth:`Ready.follow_store`).
+STORE_OVERLAP_SECONDS = 2.0
 
 
 def _model_names(stamp: str) -> frozenset[str]:

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import FeedConfig
 from agora.db import queries
-from agora.db.tables import Event, Item, SocialEdge, User, UserErasure
+from agora.db.tables import Event, Item, SocialEdge, SocialEdgeRemoval, User, UserErasure
 from agora.experiments.service import planned_overrides
 from agora.feed import online, sources
 from agora.feed.cache import FeedCache
@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 CHUNK = 128  # users read and written together (dirty users wait for one chunk at most)
 EVENTS_MARK = "events"
 EDGES_MARK = "edges"
+REMOVALS_MARK = "removals"  # the log of removed edges (unfollow, unblock)
 FEEDBACK_MARK = "feedback"
 SETTINGS_MARK = "settings"  # epoch seconds of the newest settings change seen
 STAMP_MARK = "stamp"
@@ -269,11 +270,11 @@ class Refresher:
         return stored
 
     def refresh_dirty(self, limit: int = 10_000) -> int:
-        """Users with events, new ties, feedback or settings past the refresher's marks, and
-        wanted users."""
+        """Users with events, new or removed ties, feedback or settings past the refresher's
+        marks, and wanted users."""
         heads = {
             name: int(self.store.mark(name) or 0)
-            for name in (EVENTS_MARK, EDGES_MARK, FEEDBACK_MARK)
+            for name in (EVENTS_MARK, EDGES_MARK, REMOVALS_MARK, FEEDBACK_MARK)
         }
         heads[SETTINGS_MARK] = float(self.store.mark(SETTINGS_MARK) or 0.0)
         stored = self._dirty(heads, limit)
@@ -282,13 +283,15 @@ class Refresher:
         return stored
 
     def _dirty(self, heads: dict[str, float], limit: int = 10_000) -> int:
-        """Refresh wanted users and those with events, ties, feedback or settings past
-        ``heads`` (log ids and the settings' time, moved on to the newest read)."""
+        """Refresh wanted users and those with events, new or removed ties, feedback or
+        settings past ``heads`` (log ids and the settings' time, moved on to the newest
+        read)."""
         dirty: set[int] = set(self.store.take_wanted(limit))
         with self.sessions() as session:
             for name, column, user in (
                 (EVENTS_MARK, Event.id, Event.user_id),
                 (EDGES_MARK, SocialEdge.id, SocialEdge.source_id),
+                (REMOVALS_MARK, SocialEdgeRemoval.id, SocialEdgeRemoval.source_id),
                 (FEEDBACK_MARK, FeedFeedback.id, FeedFeedback.user_id),
             ):
                 found = session.execute(
@@ -325,6 +328,7 @@ class Refresher:
         return {
             EVENTS_MARK: int(session.scalar(select(func.max(Event.id))) or 0),
             EDGES_MARK: int(marks["edges"]),
+            REMOVALS_MARK: int(marks["removals"]),
             FEEDBACK_MARK: int(marks["feedback"]),
             SETTINGS_MARK: marks["settings"],
         }

@@ -5,13 +5,14 @@ they touched (any event), hid or marked "not interested", authors they blocked o
 they muted or follow, their own control settings, and the feed controls of the A/B arms they are
 in. :class:`UserStates` loads a user's state on first use (a few single-user queries), keeps at
 most ``max_users`` of them, and tails the store (:meth:`UserStates.tail`, every
-``tail_seconds`` in a background thread): new events are added to the holder's state, and a user
-with new feedback, settings or social edges is dropped and loaded afresh on their next page. So
-an event or a block stored by any process reaches every worker's next page within about
-``tail_seconds``; an unfollow or unblock (a deleted edge) within ``ttl_seconds``, when a held
-state is reloaded anyway. The recommendations route reads the same states
-(:meth:`UserStates.known`) without writing anything: it creates no user and logs no exposure to
-experiments, so a state it loaded is loaded again, with both, for the user's next feed page.
+``tail_seconds`` in a background thread): new events are added to the holder's state; a user
+with new feedback, settings, social edges or removed edges (the ``social_edge_removals`` log)
+is dropped and loaded afresh on their next page, and every user when an experiment starts or
+stops. So any change stored by any process reaches every worker's next page within about
+``tail_seconds``, and a held state needs no reload: ``ttl_seconds`` is only a safety net.
+The recommendations route reads the same states (:meth:`UserStates.known`) without writing
+anything: it creates no user and logs no exposure to experiments, so a state it loaded is loaded
+again, with both, for the user's next feed page.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import numpy as np
 from sqlalchemy import Select, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
-from agora.db.tables import Event, SocialEdge, User, UserErasure
+from agora.db.tables import Event, SocialEdge, SocialEdgeRemoval, User, UserErasure
+from agora.experiments.models import Experiment
 from agora.experiments.service import arm_overrides
 from agora.feed.models import FeedFeedback, FeedSettings
 from agora.ingest.schemas import as_utc
@@ -52,6 +54,10 @@ _EVENTS = Event.__table__.c
 _NEW_EVENTS = _after(_EVENTS.id, _EVENTS.user_id, _EVENTS.item_id)
 _NEW_FEEDBACK = _after(FeedFeedback.__table__.c.id, FeedFeedback.__table__.c.user_id)
 _NEW_EDGES = _after(SocialEdge.__table__.c.id, SocialEdge.__table__.c.source_id)
+_REMOVALS = SocialEdgeRemoval.__table__.c
+_NEW_REMOVALS = _after(_REMOVALS.id, _REMOVALS.source_id)
+#: when the experiments last changed (one started or stopped: every user's arms may differ)
+_EXPERIMENTS_CHANGED = select(func.max(Experiment.__table__.c.updated))
 _SETTINGS = FeedSettings.__table__.c
 _CHANGED_SETTINGS = select(_SETTINGS.user_id, _SETTINGS.updated).where(
     _SETTINGS.updated > bindparam("after")
@@ -191,6 +197,22 @@ def read_states(session: Session, users: dict[int, str]) -> dict[int, UserState]
 
 
 # -- a state carried in a user's ready record ------------------------------------------------
+def recent_users(limit: int) -> Select[Any]:
+    """(pk, external id) of the ``limit`` users whose latest events are the newest."""
+    latest = (
+        select(_EVENTS.user_id, func.max(_EVENTS.id).label("last"))
+        .group_by(_EVENTS.user_id)
+        .order_by(func.max(_EVENTS.id).desc())
+        .limit(limit)
+        .subquery()
+    )
+    return (
+        select(User.id, User.external_id)
+        .join(latest, latest.c.user_id == User.id)
+        .order_by(latest.c.last.desc())
+    )
+
+
 def log_marks(session: Session) -> dict[str, float]:
     """Where the logs a state is read from end now (read before the states: whatever is
     stored later is newer than the state)."""
@@ -198,6 +220,7 @@ def log_marks(session: Session) -> dict[str, float]:
     return {
         "feedback": float(session.scalar(select(func.max(FeedFeedback.id))) or 0),
         "edges": float(session.scalar(select(func.max(SocialEdge.id))) or 0),
+        "removals": float(session.scalar(select(func.max(SocialEdgeRemoval.id))) or 0),
         "settings": as_utc(newest).timestamp() if newest is not None else 0.0,
     }
 
@@ -262,6 +285,10 @@ _SINCE = union_all(
     select(literal(1), SocialEdge.id, SocialEdge.id).where(
         SocialEdge.source_id == bindparam("pk"), SocialEdge.id > bindparam("edges")
     ),
+    select(literal(1), SocialEdgeRemoval.id, SocialEdgeRemoval.id).where(
+        SocialEdgeRemoval.source_id == bindparam("pk"),
+        SocialEdgeRemoval.id > bindparam("removals"),
+    ),
     select(literal(1), FeedSettings.user_id, FeedSettings.user_id).where(
         FeedSettings.user_id == bindparam("pk"), FeedSettings.updated > bindparam("settings")
     ),
@@ -273,7 +300,8 @@ def events_since(
 ) -> list[tuple[int, int]] | None:
     """The user's events stored after ``last_event`` as (event id, item pk), in one query;
     None when their feedback, social edges or settings changed after ``marks`` too (the
-    state is then read afresh)."""
+    state is then read afresh). Marks from before removed edges were logged count every
+    removal as newer."""
     rows = (
         session.connection()
         .execute(
@@ -283,6 +311,7 @@ def events_since(
                 "last_event": last_event,
                 "feedback": int(marks["feedback"]),
                 "edges": int(marks["edges"]),
+                "removals": int(marks.get("removals", 0)),
                 "settings": datetime.fromtimestamp(marks["settings"], UTC),
             },
         )
@@ -300,7 +329,7 @@ class UserStates:
         self,
         sessions: sessionmaker[Session] | None = None,
         max_users: int = 50_000,
-        ttl_seconds: float = 60.0,
+        ttl_seconds: float = 900.0,
         tail_seconds: float = 0.25,
     ):
         self.sessions = sessions
@@ -312,11 +341,15 @@ class UserStates:
         self._lock = threading.Lock()
         self._tail_lock = threading.Lock()
         self._marks: dict[str, object] | None = None
+        #: bumped whenever every held state is dropped (see :meth:`hold`)
+        self.generation = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: called by the tail with the row numbers of users erased since its last turn (by
         #: any process), after their states are dropped: the app reloads its models then
         self.erasure_listeners: list[Callable[[set[int]], None]] = []
+        #: called after each turn of the tail thread (the ready records follow their store)
+        self.turn_listeners: list[Callable[[], object]] = []
 
     def get(
         self,
@@ -373,6 +406,16 @@ class UserStates:
                 return state
         return None
 
+    def hold(self, state: UserState, generation: int) -> bool:
+        """Hold a state read elsewhere (:func:`agora.feed.online.hold_recent_users`) unless
+        every held state was dropped since ``generation`` was read (it may predate the
+        change); returns whether it is held."""
+        with self._lock:
+            if generation != self.generation:
+                return False
+        self._hold(state)
+        return True
+
     def _hold(self, state: UserState) -> None:
         if self.max_users > 0 and self._thread is not None:  # held only while tailing
             with self._lock:
@@ -416,7 +459,8 @@ class UserStates:
         marks = self._marks
         read = self._tail_events(session, marks)
         stale: set[int] = set()
-        for name, query in (("feedback", _NEW_FEEDBACK), ("edges", _NEW_EDGES)):
+        logs = (("feedback", _NEW_FEEDBACK), ("edges", _NEW_EDGES), ("removals", _NEW_REMOVALS))
+        for name, query in logs:
             rows = session.execute(query, {"after": marks[name]}).all()
             if rows:
                 read += len(rows)
@@ -429,6 +473,14 @@ class UserStates:
             marks["settings"] = max(marks["settings"], as_utc(updated))
         if stale:
             self.forget(stale)
+        experiments = session.execute(_EXPERIMENTS_CHANGED).scalar()
+        if experiments != marks["experiments"]:  # arms started or stopped: anyone's may differ
+            marks["experiments"] = experiments
+            read += 1
+            with self._lock:
+                self._held.clear()
+                self._by_pk.clear()
+                self.generation += 1
         erased = session.execute(_NEW_ERASURES, {"after": marks["erasures"]}).all()
         if erased:
             read += len(erased)
@@ -464,6 +516,8 @@ class UserStates:
             "events": top(Event.id),
             "feedback": top(FeedFeedback.id),
             "edges": top(SocialEdge.id),
+            "removals": top(SocialEdgeRemoval.id),
+            "experiments": session.execute(_EXPERIMENTS_CHANGED).scalar(),
             "erasures": top(UserErasure.id),
             "settings": as_utc(newest) if newest is not None else datetime(1970, 1, 1, tzinfo=UTC),
         }
@@ -491,5 +545,7 @@ class UserStates:
             try:
                 with self.sessions() as session, self._tail_lock:
                     self.tail(session)
+                for listener in self.turn_listeners:
+                    listener()
             except Exception:
                 log.exception("feed state: tailing the store failed; retrying")

@@ -3,7 +3,9 @@
 :class:`RedisCandidates` when ``AGORA_REDIS_URL`` is set (several API nodes and ``agora worker``
 nodes share it), :class:`TableCandidates` otherwise (the ``feed_candidates`` table of the
 store: nothing else to run). Both hold one record per user (bytes of
-:class:`~agora.feed.candidates.Candidates`), the refresher's marks (how far it has read the
+:class:`~agora.feed.candidates.Candidates`) with the time it was stored (serving processes
+poll :meth:`CandidateStore.stored_since` for the records written since their last look), the
+refresher's marks (how far it has read the
 event log, which model versions it last refreshed everybody for) and the set of users the online
 path wants refreshed. :func:`candidate_store` picks one.
 """
@@ -11,6 +13,7 @@ path wants refreshed. :func:`candidate_store` picks one.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -34,6 +37,11 @@ class CandidateStore(Protocol):
 
     def drop(self, user_pks: Iterable[int]) -> None: ...
 
+    def stored_since(self, after: float) -> list[tuple[int, float]]:
+        """(user pk, when stored) of the records stored after ``after`` (epoch seconds), oldest
+        first, at most :data:`MAX_CHANGES`."""
+        ...
+
     def mark(self, name: str) -> str | None: ...
 
     def set_mark(self, name: str, value: str) -> None: ...
@@ -45,19 +53,26 @@ class CandidateStore(Protocol):
 
 #: How long a dropped user's records are refused (far longer than a refresher's chunk takes).
 GONE_SECONDS = 3600
-#: KEYS: (record key, its user's "gone" key) pairs; ARGV: the records.
+#: The most changes one :meth:`CandidateStore.stored_since` call returns.
+MAX_CHANGES = 50_000
+#: KEYS: (record key, its user's "gone" key) pairs, then the sorted set of store times; ARGV:
+#: (record, user pk) pairs, then the store time.
 _PUT_UNLESS_GONE = """
-for i = 1, #ARGV do
+local stored = KEYS[#KEYS]
+local at = ARGV[#ARGV]
+for i = 1, (#KEYS - 1) / 2 do
   if redis.call('EXISTS', KEYS[2 * i]) == 0 then
-    redis.call('SET', KEYS[2 * i - 1], ARGV[i])
+    redis.call('SET', KEYS[2 * i - 1], ARGV[2 * i - 1])
+    redis.call('ZADD', stored, at, ARGV[2 * i])
   end
 end
 """
 
 
 class RedisCandidates:
-    """Records as Redis strings (``agora:feed:cand:<user pk>``), marks as strings, wanted users
-    as a set. A record is about 12 bytes per candidate (a few KB per user)."""
+    """Records as Redis strings (``agora:feed:cand:<user pk>``) with their store times in a
+    sorted set, marks as strings, wanted users as a set. A record is about 12 bytes per
+    candidate (a few KB per user)."""
 
     def __init__(self, redis_url: str, namespace: str):
         import redis
@@ -73,12 +88,13 @@ class RedisCandidates:
     def put(self, records: Iterable[Candidates]) -> None:
         """Store ``records``, except those of users dropped lately (a refresher that read an
         erased user just before the erasure must not bring their record back)."""
-        keys, payloads = [], []
+        keys: list[str] = []
+        args: list[bytes | int | float] = []
         for record in records:
             keys += [f"{self.prefix}cand:{record.user_pk}", f"{self.prefix}gone:{record.user_pk}"]
-            payloads.append(record.to_bytes())
+            args += [record.to_bytes(), record.user_pk]
         if keys:
-            self._put(keys=keys, args=payloads)
+            self._put(keys=[*keys, f"{self.prefix}stored"], args=[*args, time.time()])
 
     def drop(self, user_pks: Iterable[int]) -> None:
         """Remove the users' records, and refuse new ones for a while (:data:`GONE_SECONDS`)."""
@@ -88,7 +104,14 @@ class RedisCandidates:
             for pk in pks:
                 pipe.set(f"{self.prefix}gone:{pk}", 1, ex=GONE_SECONDS)
             pipe.delete(*[f"{self.prefix}cand:{pk}" for pk in pks])
+            pipe.zrem(f"{self.prefix}stored", *pks)
             pipe.execute()
+
+    def stored_since(self, after: float) -> list[tuple[int, float]]:
+        rows = self.redis.zrangebyscore(
+            f"{self.prefix}stored", f"({after!r}", "+inf", start=0, num=MAX_CHANGES, withscores=True
+        )
+        return [(int(pk), float(at)) for pk, at in rows]
 
     def mark(self, name: str) -> str | None:
         raw = self.redis.get(f"{self.prefix}mark:{name}")
@@ -105,6 +128,12 @@ class RedisCandidates:
 
 
 _PAYLOAD = select(FeedCandidates.payload).where(FeedCandidates.user_id == bindparam("pk"))
+_STORED_SINCE = (
+    select(FeedCandidates.user_id, FeedCandidates.stored)
+    .where(FeedCandidates.stored > bindparam("after"))
+    .order_by(FeedCandidates.stored)
+    .limit(MAX_CHANGES)
+)
 
 
 class TableCandidates:
@@ -132,8 +161,9 @@ class TableCandidates:
                     select(User.id).where(User.id.in_(people)).with_for_update(read=True)
                 )
             ) if people else set()  # fmt: skip
+            now = time.time()
             rows = [
-                {"user_id": r.user_pk, "payload": r.to_bytes(), "computed": r.computed}
+                {"user_id": r.user_pk, "payload": r.to_bytes(), "stored": now}
                 for r in records
                 if r.user_pk == EVERYONE or r.user_pk in present
             ]
@@ -143,7 +173,7 @@ class TableCandidates:
             session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["user_id"],
-                    set_={"payload": stmt.excluded.payload, "computed": stmt.excluded.computed},
+                    set_={"payload": stmt.excluded.payload, "stored": stmt.excluded.stored},
                 ),
                 rows,
             )
@@ -153,6 +183,11 @@ class TableCandidates:
         if pks:
             with transaction(self.sessions) as session:
                 session.execute(delete(FeedCandidates).where(FeedCandidates.user_id.in_(pks)))
+
+    def stored_since(self, after: float) -> list[tuple[int, float]]:
+        with self.sessions() as session:
+            rows = session.connection().execute(_STORED_SINCE, {"after": after}).all()
+        return [(int(pk), float(at)) for pk, at in rows]
 
     def mark(self, name: str) -> str | None:
         with self.sessions() as session:

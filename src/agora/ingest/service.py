@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -19,7 +19,16 @@ from sqlalchemy.orm import Session
 
 from agora.config import EDGE_TYPES
 from agora.db.engine import insert_for, insert_new
-from agora.db.tables import TIME_FLOOR, Event, Group, Item, Membership, SocialEdge, User
+from agora.db.tables import (
+    TIME_FLOOR,
+    Event,
+    Group,
+    Item,
+    Membership,
+    SocialEdge,
+    SocialEdgeRemoval,
+    User,
+)
 from agora.ingest.schemas import (
     Dataset,
     EdgeIn,
@@ -57,6 +66,8 @@ class Rejected(ValueError):
 #: Groups whose external id starts with this are owned by the system (the stored user segments,
 #: see ``agora.analytics.segments``): the API does not let clients write them.
 SYSTEM_GROUP_PREFIX = "segment:"
+#: how long the log of removed edges keeps a row (serving processes read it within a second)
+REMOVALS_KEPT = timedelta(days=1)
 
 
 def is_system_group(group_id: str) -> bool:
@@ -452,6 +463,7 @@ def delete_edge(session: Session, source_id: str, target_id: str, edge_type: str
     if edge_type == "friend":
         pairs.append((users[target_id], users[source_id]))
     removed = 0
+    now = datetime.now(UTC)
     for src, dst in pairs:
         result = session.execute(
             delete(SocialEdge).where(
@@ -460,5 +472,11 @@ def delete_edge(session: Session, source_id: str, target_id: str, edge_type: str
                 SocialEdge.type == edge_type,
             )
         )
+        if result.rowcount:
+            session.add(SocialEdgeRemoval(source_id=src, removed=now))
         removed += result.rowcount
+    if removed:
+        session.execute(
+            delete(SocialEdgeRemoval).where(SocialEdgeRemoval.removed < now - REMOVALS_KEPT)
+        )
     return removed > 0
