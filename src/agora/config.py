@@ -119,10 +119,11 @@ class FeedConfig(BaseModel):
         50_000, ge=0, description="Most users whose feed state and candidates a worker holds."
     )
     hold_on_start: int = Field(
-        50_000,
+        10_000,
         ge=0,
         description="How many of the users who acted last a worker loads as it starts (in a "
-        "thread, at most max_states), so their first pages read nothing from the store.",
+        "thread, at most max_states), so their first pages read nothing from the store "
+        "(about 40 KB of memory each).",
     )
     impression_flush_seconds: float = Field(
         1.0,
