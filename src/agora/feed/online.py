@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,6 +93,14 @@ class Controls:
     followed_tags: list[str] = field(default_factory=list)
     muted_tags: list[str] = field(default_factory=list)
     muted_authors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict (what ``dataclasses.asdict`` gives, without its deep copies:
+        a prepared page compares it on every first page)."""
+        return {name: getattr(self, name) for name in _CONTROL_FIELDS}
+
+
+_CONTROL_FIELDS = tuple(f.name for f in fields(Controls))
 
 
 def effective_controls(state: UserState, defaults: FeedConfig) -> Controls:
@@ -427,7 +435,7 @@ def prepare(
     )  # fmt: skip
     return Prepared(
         n=FIRST_PAGE,
-        controls=asdict(ctl),
+        controls=ctl.as_dict(),
         state=stored_form(user),
         marks=marks,
         touched=user.touched_array(),
@@ -446,7 +454,7 @@ def takes_prepared(prepared: Prepared | None, user: UserState, ctl: Controls, n:
     return (
         prepared is not None
         and prepared.n == n
-        and prepared.controls == asdict(ctl)
+        and prepared.controls == ctl.as_dict()
         and same_filters(user, prepared.state)
     )
 
@@ -505,52 +513,55 @@ def _with_exploration(
     cfg: FeedConfig, now: float,
 ) -> Ranked:  # fmt: skip
     """``organic`` with ``explorers`` (positions, best first) in every ``spacing``-th slot; an
-    explored item leaves its organic place."""
-    at = {p: i for i, p in enumerate(organic.positions.tolist())}
+    explored item leaves its organic place. The slots are chosen over plain ints; the
+    columns are then gathered with numpy (per-item conversions were most of a prepared
+    page's time)."""
+    organic_positions = organic.positions.tolist()
+    total = len(organic_positions)
     placed: set[int] = set()
-    order: list[tuple[int, int | None]] = []  # (position, organic row or None)
-    organic_rows = iter(range(len(organic.positions)))
-    total = len(organic.positions)
+    order: list[int] = []  # positions
+    rows: list[int] = []  # each one's organic row, or -1 for an exploration slot
+    next_row = next_explorer = 0
     while len(order) < total:
-        if (len(order) + 1) % spacing == 0 and explorers:
-            p = explorers.pop(0)
-            if p in placed:
-                continue
-            placed.add(p)
-            order.append((p, None))
+        if (len(order) + 1) % spacing == 0 and next_explorer < len(explorers):
+            p = explorers[next_explorer]
+            next_explorer += 1
+            if p not in placed:
+                placed.add(p)
+                order.append(p)
+                rows.append(-1)
             continue
-        row = next(organic_rows, None)
-        if row is None:
+        if next_row == total:
             break
-        p = int(organic.positions[row])
+        p = organic_positions[next_row]
         if p not in placed:
             placed.add(p)
-            order.append((p, row))
-    positions = np.array([p for p, _ in order], np.int64)
-    new_since = now - cfg.new_creator_days * 86400.0
-    scores, ties, new_creator, names = [], [], [], []
-    for p, row in order:
-        if row is None:  # an exploration slot: its organic score, if it had one
-            known = at.get(p)
-            age_h = max((now - float(snapshot.created[p])) / 3600.0, 0.0)
-            scores.append(
-                float(organic.scores[known])
-                if known is not None
-                else UNKNOWN_RELEVANCE + ctl.freshness * float(np.exp(-age_h / FRESHNESS_HOURS))
-            )
-            ties.append(0)
-            author = int(snapshot.author_pks[p])
-            new_creator.append(author >= 0 and float(snapshot.first_post[p]) >= new_since)
-            names.append("exploration")
-        else:
-            scores.append(float(organic.scores[row]))
-            ties.append(int(organic.tie_counts[row]))
-            new_creator.append(bool(organic.new_creator[row]))
-            names.append(organic.sources[row])
-    return Ranked(
-        positions, names, np.array(scores), np.array(ties, np.int16),
-        np.array(new_creator, bool), organic.followed,
-    )  # fmt: skip
+            order.append(p)
+            rows.append(next_row)
+        next_row += 1
+    positions = np.array(order, np.int64)
+    picked = np.array(rows, np.int64)
+    kept = picked >= 0
+    scores = np.empty(len(picked))
+    ties = np.zeros(len(picked), np.int16)
+    new_creator = np.zeros(len(picked), bool)
+    scores[kept] = organic.scores[picked[kept]]
+    ties[kept] = organic.tie_counts[picked[kept]]
+    new_creator[kept] = organic.new_creator[picked[kept]]
+    explored = ~kept
+    if explored.any():  # their organic score if they had one, else unknown relevance
+        at = {p: i for i, p in enumerate(organic_positions)}
+        where = positions[explored]
+        known = np.array([at.get(p, -1) for p in where.tolist()], np.int64)
+        age_h = np.maximum((now - snapshot.created[where].astype(float)) / 3600.0, 0.0)
+        unknown = UNKNOWN_RELEVANCE + ctl.freshness * np.exp(-age_h / FRESHNESS_HOURS)
+        scores[explored] = np.where(known >= 0, organic.scores[np.maximum(known, 0)], unknown)
+        new_since = now - cfg.new_creator_days * 86400.0
+        new_creator[explored] = (snapshot.author_pks[where] >= 0) & (
+            snapshot.first_post[where].astype(float) >= new_since
+        )
+    names = [organic.sources[r] if r >= 0 else "exploration" for r in rows]
+    return Ranked(positions, names, scores, ties, new_creator, organic.followed)
 
 
 def suppression(
