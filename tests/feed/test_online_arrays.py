@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from agora.feed.online import ATTRIBUTION, among, nominate, percentiles
+from agora.feed.online import ATTRIBUTION, among, best_k, nominate, percentiles
 
 
 def reference_nominate(by_source: dict) -> tuple[np.ndarray, ...]:
@@ -59,3 +59,15 @@ def test_among_is_isin() -> None:
         values = rng.integers(-1, 300, size)
         other = rng.integers(-1, 300, others)
         assert among(values, other).tolist() == np.isin(values, other).tolist()
+        ordered = np.sort(other)
+        assert among(values, ordered, ordered=True).tolist() == np.isin(values, other).tolist()
+
+
+def test_best_k_is_a_stable_sort_cut_at_k() -> None:
+    rng = np.random.default_rng(9)
+    for case in range(2000):
+        size, k = int(rng.integers(0, 300)), int(rng.integers(-1, 320))
+        tied = rng.random() < 0.5  # few distinct values: ties at the cut, in any order
+        values = rng.integers(0, 6, size) / 5 if tied else rng.random(size)
+        want = np.argsort(-values, kind="stable")[: max(k, 0)]
+        assert best_k(values, k).tolist() == want.tolist(), f"case {case}"

@@ -483,7 +483,8 @@ class FeedCache:
         recomputation (the window slides every second)."""
         stamp, covered, value = self._exposure
         if value is not None:
-            if among(pks, covered).all() and time.monotonic() - stamp < self.exposure_seconds:
+            fresh = time.monotonic() - stamp < self.exposure_seconds
+            if fresh and among(pks, covered, ordered=True).all():
                 return value
             if self._exposure_refresh is not None:
                 wanted = np.sort(pks)
@@ -500,14 +501,14 @@ class FeedCache:
         self._exposure = (time.monotonic(), covered, value)
 
 
-def among(values: np.ndarray, others: np.ndarray) -> np.ndarray:
+def among(values: np.ndarray, others: np.ndarray, ordered: bool = False) -> np.ndarray:
     """Which of the integers ``values`` are in ``others`` (a binary search: ``np.isin`` builds a
-    table as long as the catalogue)."""
+    table as long as the catalogue); ``ordered``: ``others`` is sorted already."""
     if not len(others):
         return np.zeros(len(values), dtype=bool)
-    ordered = np.sort(others)
-    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
-    return ordered[at] == values
+    sorted_others = others if ordered else np.sort(others)
+    at = np.minimum(np.searchsorted(sorted_others, values), len(sorted_others) - 1)
+    return sorted_others[at] == values
 
 
 #: For callers without a long-lived cache (tests, scripts): nothing is kept between calls.

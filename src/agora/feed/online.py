@@ -149,8 +149,23 @@ def fresh_candidates(
     open_ = shown < budget
     hits = np.where(shown > 0, np.minimum(engaged, shown), engaged)[open_]
     draws = rng.beta(1.0 + hits, 1.0 + np.maximum(shown[open_] - hits, 0.0))
-    best = np.argsort(-draws, kind="stable")[:k]
+    best = best_k(draws, k)
     return fresh[open_][best], draws[best]
+
+
+def best_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest ``values``, best first, equal values by index: what
+    ``np.argsort(-values, kind="stable")[:k]`` gives, at a partition's cost (a full sort of
+    a page's 2,000 Thompson draws was a tenth of a prepared page's time)."""
+    if k >= len(values):
+        return np.argsort(-values, kind="stable")
+    if k <= 0:
+        return np.empty(0, np.int64)
+    kth = np.partition(values, len(values) - k)[len(values) - k]
+    above = np.flatnonzero(values > kth)
+    chosen = np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
+    chosen.sort()
+    return chosen[np.argsort(-values[chosen], kind="stable")]
 
 
 # -- ranking ---------------------------------------------------------------------------------
