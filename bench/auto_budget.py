@@ -1,6 +1,7 @@
 """``--model auto`` within a time budget, every family scored on valid and on test.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/auto_budget.py --split ml1m-general --minutes 10
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/auto_budget.py --root /tmp --split gowalla-sim
 
 Runs :func:`agora.evaluation.auto.select_model` with ``budget_seconds`` on a fixed split of
 ``../shared/benchmarks`` (every family, the graph model included; the epoch-trained models share
@@ -54,11 +55,15 @@ def epochs_run(model: Recommender) -> int | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="ml1m-general")
+    parser.add_argument(
+        "--root", type=Path, default=SHARED,
+        help="folder holding the split (a simulated one: bench/make_sparse_sim.py)",
+    )  # fmt: skip
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core stays free for whoever shares the machine
-    split = load_split(SHARED / args.split)
+    split = load_split(args.root / args.split)
     side = split_side(split, None)
     started = time.perf_counter()
 
