@@ -240,6 +240,7 @@ def select_model(
             model.fit(split.train, side, valid=split.valid)
         except CatalogueTooLarge as exc:
             rows.append({"name": name, "skipped": str(exc)})
+            stage(f"skipped ({exc}):", name)
             continue
         seconds = time.perf_counter() - t0
         stage("scoring on valid", name)
