@@ -1,14 +1,16 @@
 """``--model auto`` within a time budget, every family scored on valid and on test.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/auto_budget.py --split ml1m-general --minutes 10
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/auto_budget.py --root /tmp --split gowalla-sim
 
 Runs :func:`agora.evaluation.auto.select_model` with ``budget_seconds`` on a fixed split of
 ``../shared/benchmarks`` (every family, the graph model included; the epoch-trained models share
-what the one-pass ones leave), then scores each fitted candidate and blend on test with the
-protocol of ``agora eval`` (history train + valid for sequential models, train and valid items
-masked, NDCG@10 and Recall@10 over users with a test item). Only the chosen one is what
-``agora eval --model auto`` reports; the test figures of the others are shown to see what the
-valid choice left on the table, not to choose. Writes ``bench/results/auto_budget_<split>.json``.
+what the one-pass ones leave by their measured cost per epoch), then scores each fitted
+candidate and blend on test with the protocol of ``agora eval`` (history train + valid for
+sequential models, train and valid items masked, NDCG@10 and Recall@10 over users with a test
+item). Only the chosen one is what ``agora eval --model auto`` reports; the test figures of the
+others are shown to see what the valid choice left on the table, not to choose. Writes
+``bench/results/auto_budget_<split>.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+import torch
 from _record import run_record
 from rich.console import Console
 from rich.table import Table
@@ -43,13 +46,24 @@ def test_scores(model: Recommender, split, k: int = 10) -> dict[str, float]:  # 
     return M.ranking_metrics(hits, n_rel)
 
 
+def epochs_run(model: Recommender) -> int | None:
+    """Epochs an epoch-trained model ran (its loss curve's length), else None."""
+    curve = getattr(model, "curve_loss_", getattr(model, "loss_curve_", None))
+    return None if curve is None else len(curve)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="ml1m-general")
+    parser.add_argument(
+        "--root", type=Path, default=SHARED,
+        help="folder holding the split (a simulated one: bench/make_sparse_sim.py)",
+    )  # fmt: skip
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
-    split = load_split(SHARED / args.split)
+    torch.set_num_threads(1)  # one core stays free for whoever shares the machine
+    split = load_split(args.root / args.split)
     side = split_side(split, None)
     started = time.perf_counter()
 
@@ -65,8 +79,9 @@ def main() -> None:
     rows = []
     for row in selection["candidates"]:
         name = row["name"]
+        probe = row.get("probe", {})
         if "skipped" in row:
-            rows.append({"name": name, "skipped": row["skipped"]})
+            rows.append({"name": name, "skipped": row["skipped"], "probe": probe})
             continue
         scores = test_scores(fitted[name], split, args.k)
         rows.append({
@@ -75,23 +90,24 @@ def main() -> None:
             "test_ndcg": round(scores[f"ndcg@{args.k}"], 4),
             "test_recall": round(scores[f"recall@{args.k}"], 4),
             "fit_seconds": row["fit_seconds"],
-            "max_seconds": row.get("params", {}).get("max_seconds"),
-            "epochs_run": getattr(fitted[name], "curve_loss_", None) is not None
-            and len(fitted[name].curve_loss_) or None,
+            "max_seconds": row.get("share_seconds"),
+            "epochs_run": epochs_run(fitted[name]),
+            "probe": probe,
         })  # fmt: skip
     table = Table(title=f"auto on {args.split} within {args.minutes:g} min: "
                         f"chose {selection['chosen']}")  # fmt: skip
     for column in ("candidate", "valid NDCG@10", "test NDCG@10", "test Recall@10", "fit s",
-                   "time limit s", "epochs"):  # fmt: skip
+                   "probe s/epoch", "time limit s", "epochs"):  # fmt: skip
         table.add_column(column, justify="left" if column == "candidate" else "right")
     for r in rows:
+        per_epoch = f"{r['probe']['epoch_seconds']:.1f}" if r["probe"] else ""
         if "skipped" in r:
-            table.add_row(f"{r['name']} (skipped: {r['skipped']})", *[""] * 6)
+            table.add_row(f"{r['name']} (skipped: {r['skipped']})", *[""] * 4, per_epoch, "", "")
             continue
         mark = " *" if r["name"] == selection["chosen"] else ""
         table.add_row(
             r["name"] + mark, f"{r['valid_ndcg']:.4f}", f"{r['test_ndcg']:.4f}",
-            f"{r['test_recall']:.4f}", f"{r['fit_seconds']:.1f}",
+            f"{r['test_recall']:.4f}", f"{r['fit_seconds']:.1f}", per_epoch,
             f"{r['max_seconds']:.0f}" if r["max_seconds"] else "",
             str(r["epochs_run"] or ""),
         )  # fmt: skip

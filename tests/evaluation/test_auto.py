@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from agora.cli.main import app as cli
-from agora.evaluation.auto import DEFAULT_CANDIDATES, default_candidates, select_model
+from agora.evaluation.auto import (
+    DEFAULT_CANDIDATES,
+    MIN_EPOCHS,
+    default_candidates,
+    epoch_shares,
+    select_model,
+)
 from agora.evaluation.protocol import evaluate, split_side
 from agora.evaluation.splits import load_split
-from agora.models.base import Recommender
+from agora.models.base import EpochCost, Recommender
 from agora.models.ease import EASEModel
 from agora.models.registry import MODELS
+from agora.models.social import LightGCNModel
 
 HEADER = "user_id\titem_id\trating\ttimestamp\n"
 
@@ -245,3 +253,108 @@ def test_with_social_a_candidate_lightgcn_is_not_trained_twice(tmp_path: Path) -
     assert rows["social"]["valid_ndcg"] == pytest.approx(
         max(t["valid_ndcg@10"] for t in tried), abs=1e-3
     )
+
+
+def test_epoch_shares_follow_the_measured_costs() -> None:
+    """Each family gets MIN_EPOCHS epochs' worth, the cheaper one its target epochs first,
+    the rest in proportion to the targets' cost; the dearer one is left out, with its probe's
+    figures, when the MIN_EPOCHS epochs of both do not fit."""
+    cheap = EpochCost(setup_seconds=0.0, epoch_seconds=1.0, valid_seconds=0.0)
+    dear = EpochCost(setup_seconds=0.0, epoch_seconds=9.0, valid_seconds=3.0, eval_every=3)
+    costs = {"cheap": (cheap, 20), "dear": (dear, 20)}  # dear: 10 s an epoch with its scores
+    shares, skipped = epoch_shares(costs, 300.0)
+    assert not skipped and sum(shares.values()) == pytest.approx(300.0)
+    assert shares["cheap"] == pytest.approx(20 + 80 * 20 / 220)  # its target, then in proportion
+    assert shares["dear"] == pytest.approx(200 + 80 * 200 / 220)
+    shares, skipped = epoch_shares(costs, 40.0)  # 3 + 30 s for MIN_EPOCHS, 7 s more: the cheap one
+    assert shares == pytest.approx({"cheap": 10.0, "dear": 30.0})
+    assert dear.epochs(shares["dear"]) == pytest.approx(MIN_EPOCHS)
+    shares, skipped = epoch_shares(costs, 20.0)
+    assert shares == pytest.approx({"cheap": 20.0}) and list(skipped) == ["dear"]
+    assert skipped["dear"].startswith(f"by its probe {MIN_EPOCHS} epochs take 30 s")
+    social = EpochCost(setup_seconds=1.0, epoch_seconds=1.0, valid_seconds=0.0, trainings=3)
+    assert social.seconds(MIN_EPOCHS) == 12.0  # every friends weight trains
+    assert epoch_shares({"social": (social, 80)}, 11.0)[0] == {}
+
+
+class SlowLightGCN(LightGCNModel):
+    """LightGCN with mini-batches of ``batch_size`` 8 (180 steps an epoch on the clustered
+    split against 1): the same model, really slower per epoch."""
+
+    name: ClassVar[str] = "slow_lightgcn"
+
+    def __init__(self, batch_size: int = 8, **params: Any) -> None:
+        super().__init__(batch_size=batch_size, **params)
+
+
+class SlowerLightGCN(LightGCNModel):
+    """One positive pair a mini-batch (1,440 steps an epoch) and 1,024 factors."""
+
+    name: ClassVar[str] = "slower_lightgcn"
+
+    def __init__(self, batch_size: int = 1, factors: int = 1024, **params: Any) -> None:
+        super().__init__(batch_size=batch_size, factors=factors, **params)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread, as the benchmarks run it (two threads on a busy 2-core machine
+    make an epoch's time swing tenfold)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_family_slower_per_epoch_gets_a_bigger_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both graph families are probed; the slow one's probe says an epoch costs many times
+    more, so it gets the larger time limit; each stops within its share and the selection
+    within its budget."""
+    monkeypatch.setitem(MODELS, SlowLightGCN.name, SlowLightGCN)
+    split = load_split(clustered_split(tmp_path / "s"))
+    stages: list[tuple[str, str, float]] = []
+    budget = 20.0
+    _, _, sel = select_model(
+        split, ["itemknn", "slow_lightgcn", "lightgcn"], budget_seconds=budget,
+        on_stage=lambda *s: stages.append(s), blend_sizes=(),
+    )  # fmt: skip
+    rows = {r["name"]: r for r in sel["candidates"]}
+    fast, slow = rows["lightgcn"], rows["slow_lightgcn"]
+    assert slow["probe"]["epoch_seconds"] > 5 * fast["probe"]["epoch_seconds"]
+    assert slow["share_seconds"] > 2 * fast["share_seconds"]
+    for row in (fast, slow):
+        assert row["fit_seconds"] <= row["share_seconds"] + 1.0
+    fitting = [name for what, name, _ in stages if what == "fitting"]
+    assert fitting == ["itemknn", "lightgcn", "slow_lightgcn"]  # the cheaper target first
+    assert any(what.startswith("probed: ") for what, name, _ in stages if name == "lightgcn")
+    epochs = [what for what, name, _ in stages if name == "slow_lightgcn" and "epoch" in what]
+    assert epochs and epochs[-1].startswith("valid ndcg@10 ")  # each validated epoch is told
+    assert sel["spent_seconds"] <= budget + 1.0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_family_that_cannot_train_a_few_epochs_is_skipped_with_its_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(MODELS, SlowerLightGCN.name, SlowerLightGCN)
+    split = load_split(clustered_split(tmp_path / "s"))
+    stages: list[tuple[str, str, float]] = []
+    budget = 20.0
+    _, _, sel = select_model(
+        split, ["itemknn", "slower_lightgcn", "lightgcn"], budget_seconds=budget,
+        on_stage=lambda *s: stages.append(s), blend_sizes=(2,),
+    )  # fmt: skip
+    rows = {r["name"]: r for r in sel["candidates"]}
+    slower = rows["slower_lightgcn"]
+    assert slower["skipped"].startswith(f"by its probe {MIN_EPOCHS} epochs take")
+    assert slower["probe"]["epoch_seconds"] * MIN_EPOCHS > budget
+    assert "skipped" not in rows["lightgcn"] and "skipped" not in rows["itemknn"]
+    assert rows["lightgcn"]["share_seconds"] > 5.0  # it has the time slower left
+    told = [what for what, name, _ in stages if name == "slower_lightgcn"]
+    assert any(what.startswith("skipped (by its probe") for what in told)
+    assert sel["spent_seconds"] <= budget + 1.0

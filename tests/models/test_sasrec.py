@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -167,3 +169,18 @@ def test_train_models_from_the_store_path_without_valid(chains, tmp_path):
     hist, times = _row([4, 5], [1.0, 2.0])
     items, _ = loaded.model.recommend(-1, hist, n=3, times=times)
     assert len(items) == 3 and not set(items) & {4, 5}
+
+
+def test_epoch_cost_foretells_the_fit_time_and_leaves_the_model_unfitted(chains):
+    params = {**FAST, "batch_size": 2, "epochs": 3}
+    cost = SASRecModel(**params).epoch_cost(chains, seconds=0.3)
+    assert cost.trainings == 1 and cost.valid_seconds < 0.05  # no valid: nothing scored
+    started = time.perf_counter()
+    fitted = SASRecModel(**params).fit(chains)
+    took = time.perf_counter() - started
+    assert len(fitted.loss_curve_) == 3
+    assert cost.seconds(3) / 2 < took < cost.seconds(3) * 2
+    probed = SASRecModel(**params)
+    probed.epoch_cost(chains, seconds=0.1)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        probed.score(np.array([0]), chains.matrix[[0]])

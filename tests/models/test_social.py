@@ -1,5 +1,7 @@
 """LightGCN and the social-attention graph model (agora.models.social)."""
 
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -197,3 +199,24 @@ def test_auto_weights_share_the_time_limit_and_each_is_scored():
         # the epoch time stopped at is scored on valid, though eval_every never came
         assert trial["valid_ndcg@10"] >= 0 and trial["best_epoch"] == trial["epochs_run"]
     assert model.social_weight_ > 0
+
+
+def test_epoch_cost_foretells_the_fit_time_and_counts_the_friends_weights():
+    """The probe times a few mini-batches; scaled to whole epochs it says what the fit takes
+    (within a factor 2), and ``social`` with valid and friends counts one training per
+    weight it will try."""
+    inter, side = planted()
+    params = {**FAST, "batch_size": 4, "eval_every": 1, "epochs": 4, "patience": 10}
+    valid = inter.matrix.copy()
+    cost = LightGCNModel(**params).epoch_cost(inter, side, valid, seconds=0.3)
+    assert cost.trainings == 1 and cost.eval_every == 1 and cost.valid_seconds > 0
+    started = time.perf_counter()
+    fitted = LightGCNModel(**params).fit(inter, side, valid)
+    took = time.perf_counter() - started
+    assert fitted.describe()["epochs_run"] == 4
+    assert cost.seconds(4) / 2 < took < cost.seconds(4) * 2
+    assert cost.epochs(cost.seconds(4)) == pytest.approx(4)
+    social = SocialGCNModel(**params).epoch_cost(inter, side, valid, seconds=0.3)
+    assert social.trainings == len(SOCIAL_WEIGHTS)
+    assert SocialGCNModel(**params).epoch_cost(inter, None, valid, seconds=0.3).trainings == 1
+    assert SocialGCNModel(**params).epoch_cost(inter, side, None, seconds=0.3).trainings == 1

@@ -15,15 +15,29 @@ test, once.
 
 With a time budget (``budget_seconds``, ``agora eval --model auto --budget-minutes M``) every
 family is a candidate: the graph model joins (``lightgcn``, or ``social`` when there is a
-social graph), whatever the catalogue's size. The one-pass models are fitted first, cheapest
-family first, each as long as it takes (their measured seconds come off the budget); the rest is
-shared evenly by the models that train in epochs (``lightgcn``/``social``, ``sasrec``), which
-stop at their share keeping their best validated epoch, less :data:`FINISH_SHARE` of the
-budget kept for the last valid scores and the blends. A candidate whose turn comes with less
-than :data:`MIN_SHARE_SECONDS` left is skipped, and says so (except the first: however small
-the budget, a model is chosen); so is a blend that would not end within the budget (as
-:func:`_next_blend_seconds` expects). ``on_stage`` hears each stage
-(stage, model, seconds left) as it starts.
+social graph), whatever the catalogue's size. The budget is split by measured cost:
+
+* **Probe.** First each family that trains in epochs (``lightgcn``/``social``, ``sasrec``:
+  :func:`trains_in_epochs`) is probed on the split (:meth:`Recommender.epoch_cost`: its setup,
+  :data:`PROBE_SECONDS` of mini-batches scaled to a whole epoch, one valid score; ``social``
+  counts one training per friends weight).
+* **One-pass models** are fitted next, cheapest family first, each as long as it takes (their
+  measured seconds come off the budget); one whose turn comes with less than
+  :data:`MIN_SHARE_SECONDS` left beyond what the epoch-trained families need for
+  :data:`MIN_EPOCHS` epochs each is skipped, and says so.
+* **Epoch-trained models** share what is left, less :data:`FINISH_SHARE` of the budget kept for
+  the last valid scores and the blends, by their probes (:func:`epoch_shares`): each gets
+  :data:`MIN_EPOCHS` epochs' worth, then the one cheapest to bring to its ``target_epochs``
+  the time up to them, then the next; they train cheapest first, each stopping at its share
+  keeping its best validated epoch, and the shares are made again at each turn from what is
+  left (a model that stops early leaves its time to the next). A family whose
+  :data:`MIN_EPOCHS` epochs do not fit is skipped with its probe's figures as the reason.
+
+A candidate whose turn comes with less than :data:`MIN_SHARE_SECONDS` left is skipped (except
+the first: however small the budget, a model is chosen); so is a blend that would not end
+within the budget (as :func:`_next_blend_seconds` expects). ``on_stage`` hears each stage
+(stage, model, seconds left) as it starts, each skip with its reason, and each validated
+epoch of the epoch-trained models (its valid NDCG@10).
 
 ``social`` chooses its friends weight on valid, weight 0 (exactly ``lightgcn``) among them, so
 when both are candidates ``lightgcn`` is not fitted again: its row says so, and ``social``'s
@@ -38,9 +52,9 @@ from typing import Any
 
 from agora.evaluation.splits import Split
 from agora.features.interactions import SideData
-from agora.models.base import CatalogueTooLarge, Recommender
+from agora.models.base import CatalogueTooLarge, EpochCost, Recommender
 from agora.models.hybrid import HybridModel
-from agora.models.registry import create_model
+from agora.models.registry import create_model, model_class
 
 DEFAULT_CANDIDATES: tuple[str, ...] = ("itemknn", "als", "ease", "admmslim")
 SOCIAL_CANDIDATE = "social"
@@ -60,18 +74,59 @@ def default_candidates(split: Split, side: SideData | None) -> list[str]:
 
 DEFAULT_BLEND_SIZES: tuple[int, ...] = (2, 3, 4)
 GRAPH_CANDIDATE = "lightgcn"
-#: Models that train in epochs and take a time limit (``max_seconds``), fitted after the others.
-EPOCH_MODELS: frozenset[str] = frozenset({"lightgcn", "social", "sasrec"})
 #: The one-pass families in the order they are tried under a budget: cheapest first.
 BY_COST: tuple[str, ...] = ("itemknn", "als", "ease", "admmslim")
 #: Less than this left when a candidate's turn comes: it is skipped.
 MIN_SHARE_SECONDS = 10.0
+#: An epoch-trained family whose share of the budget pays for fewer epochs is skipped.
+MIN_EPOCHS = 3
+#: Seconds of training steps timed by each epoch-trained family's cost probe.
+PROBE_SECONDS = 2.0
 #: The share of a budget kept for scoring the last candidates on valid and for the blends.
 FINISH_SHARE = 0.1
 #: Why ``lightgcn`` is not fitted when ``social`` is a candidate too.
 SAME_AS_SOCIAL = "trained as social's friends weight 0 (see its social_weights_tried)"
 #: A stage of a budgeted selection: (stage, model, seconds left).
 StageHook = Callable[[str, str, float], None]
+
+
+def trains_in_epochs(name: str) -> bool:
+    """Whether the registered model ``name`` trains in epochs (it has ``target_epochs``): it
+    takes a time limit (``max_seconds``), is probed for its cost and fitted after the others."""
+    return model_class(name).target_epochs > 0
+
+
+def epoch_shares(
+    costs: dict[str, tuple[EpochCost, int]], seconds: float
+) -> tuple[dict[str, float], dict[str, str]]:
+    """(seconds per family, reason per family left out): ``seconds`` split among the families
+    that train in epochs by their measured ``(cost, target epochs)``. Each gets what
+    :data:`MIN_EPOCHS` epochs cost; then, cheapest first, the time up to its target epochs;
+    what is left after every target is shared in proportion to what the targets cost. When
+    the :data:`MIN_EPOCHS` epochs of all do not fit, the dearest is left out (and so on)."""
+    live = dict(costs)
+    skipped: dict[str, str] = {}
+    while live:
+        floor = {n: c.seconds(MIN_EPOCHS) for n, (c, _) in live.items()}
+        if sum(floor.values()) <= seconds:
+            break
+        name = max(live, key=floor.__getitem__)
+        cost = live.pop(name)[0]
+        skipped[name] = (
+            f"by its probe {MIN_EPOCHS} epochs take {floor[name]:.0f} s (an epoch "
+            f"{cost.epoch_seconds:.1f} s, a valid score {cost.valid_seconds:.1f} s, "
+            f"{cost.trainings} training(s)); {max(seconds, 0):.0f} s were left for "
+            f"{len(live) + 1} epoch-trained famil{'ies' if live else 'y'}"
+        )
+    shares = {n: c.seconds(MIN_EPOCHS) for n, (c, _) in live.items()}
+    need = {n: c.seconds(target) for n, (c, target) in live.items()}
+    rest = seconds - sum(shares.values())
+    for name in sorted(live, key=need.__getitem__):
+        extra = min(max(need[name] - shares[name], 0.0), rest)
+        shares[name] += extra
+        rest -= extra
+    total = sum(need.values())
+    return {n: v + rest * need[n] / total for n, v in shares.items()}, skipped
 
 
 def budget_candidates(split: Split, side: SideData | None) -> list[str]:
@@ -81,7 +136,8 @@ def budget_candidates(split: Split, side: SideData | None) -> list[str]:
     names = default_candidates(split, side)
     if SOCIAL_CANDIDATE not in names:
         names.append(GRAPH_CANDIDATE)
-    return sorted(names, key=lambda n: (n in EPOCH_MODELS, BY_COST.index(n) if n in BY_COST else 0))
+    by_cost = {n: i for i, n in enumerate(BY_COST)}
+    return sorted(names, key=lambda n: (trains_in_epochs(n), by_cost.get(n, 0)))
 
 
 def select_model(
@@ -100,8 +156,9 @@ def select_model(
 
     The record has one row per candidate and blend (``name``, ``params``, ``valid_ndcg``,
     ``valid_recall``, ``fit_seconds``, ``learned`` for a model that can ``describe()`` what it
-    learnt, e.g. the friends weights ``social`` tried; ``skipped`` with the reason instead)
-    and ``chosen``;
+    learnt, e.g. the friends weights ``social`` tried; ``skipped`` with the reason instead;
+    under a budget, for the epoch-trained ones, ``probe``: their measured cost, and
+    ``share_seconds``: their time limit) and ``chosen``;
     with ``budget_seconds`` also ``budget_seconds`` and ``spent_seconds`` (see the module
     docstring). ``fitted_out`` receives every fitted candidate and blend by name (a benchmark
     scores each on test).
@@ -133,24 +190,57 @@ def select_model(
         names.remove(GRAPH_CANDIDATE)
         rows.append({"name": GRAPH_CANDIDATE, "skipped": SAME_AS_SOCIAL})
     fitted: dict[str, tuple[Recommender, float]] = {}
-    epoch_models = [n for n in names if n in EPOCH_MODELS]
+    costs: dict[str, tuple[EpochCost, int]] = {}
+    if budget_seconds is not None:  # probe the epoch-trained families, then the cheapest first
+        for name in [n for n in names if trains_in_epochs(n)]:
+            stage("probing the cost of", name)
+            model = create_model(name)
+            cost = model.epoch_cost(split.train, side, split.valid, PROBE_SECONDS)
+            costs[name] = (cost, model.target_epochs)
+            stage(
+                f"probed: setup {cost.setup_seconds:.1f} s, an epoch {cost.epoch_seconds:.1f} s, "
+                f"a valid score {cost.valid_seconds:.1f} s, {cost.trainings} training(s) of",
+                name,
+            )
+        names = [n for n in names if n not in costs] + sorted(
+            costs, key=lambda n: costs[n][0].seconds(costs[n][1])
+        )
     for name in names:
         params: dict[str, Any] = {}
         if budget_seconds is not None:
-            if fitted and left() < MIN_SHARE_SECONDS:  # the first always runs: auto gives a model
-                rows.append({"name": name, "skipped": f"over budget ({max(left(), 0):.0f} s left)"})
+            waiting = {n: costs[n] for n in names[names.index(name) :] if n in costs}
+            shares, short = epoch_shares(waiting, left() - FINISH_SHARE * budget_seconds)
+            reserved = sum(waiting[n][0].seconds(MIN_EPOCHS) for n in shares)
+            probe = {"probe": _probe_row(costs[name][0])} if name in costs else {}
+            reason = short.get(name)
+            if reason is None and left() < MIN_SHARE_SECONDS:
+                reason = f"over budget ({max(left(), 0):.0f} s left)"
+            elif reason is None and name not in costs and left() - reserved < MIN_SHARE_SECONDS:
+                reason = (
+                    f"over budget ({max(left(), 0):.0f} s left, {reserved:.0f} s of it kept for "
+                    f"{MIN_EPOCHS} epochs of {', '.join(shares)})"
+                )
+            if reason is not None and fitted:  # the first always runs: auto gives a model
+                rows.append({"name": name, "skipped": reason, **probe})
+                stage(f"skipped ({reason}):", name)
                 continue
-            if name in EPOCH_MODELS:  # an even share of what the one-pass models left
-                waiting = len(epoch_models) - epoch_models.index(name)
-                usable = left() - FINISH_SHARE * budget_seconds
-                params["max_seconds"] = max(usable / waiting, 1.0)
+            if name in costs:
+                share = max(shares.get(name, left() - FINISH_SHARE * budget_seconds), 1.0)
+                params["max_seconds"] = share
+                epochs = costs[name][0].epochs(share)
+                stage(f"planned {share:.0f} s, about {epochs:.0f} epochs by its probe, for", name)
         stage("fitting", name)
         model = create_model(name, **params)
+        if name in costs:
+            model.on_epoch = lambda label, epoch, ndcg: stage(
+                f"valid ndcg@10 {ndcg:.4f} at epoch {epoch} of", label
+            )
         t0 = time.perf_counter()
         try:
             model.fit(split.train, side, valid=split.valid)
         except CatalogueTooLarge as exc:
             rows.append({"name": name, "skipped": str(exc)})
+            stage(f"skipped ({exc}):", name)
             continue
         seconds = time.perf_counter() - t0
         stage("scoring on valid", name)
@@ -164,6 +254,8 @@ def select_model(
                 "valid_recall": round(scores[f"recall@{k}"], 6),
                 "fit_seconds": round(seconds, 3),
                 **({"learned": model.describe()} if hasattr(model, "describe") else {}),
+                **({"probe": _probe_row(costs[name][0])} if name in costs else {}),
+                **({"share_seconds": round(params["max_seconds"], 1)} if params else {}),
             }
         )
     ranked = sorted((r for r in rows if "skipped" not in r), key=lambda r: -r["valid_ndcg"])
@@ -214,6 +306,16 @@ def select_model(
             "spent_seconds": round(time.perf_counter() - started, 1),
         }
     return model, seconds, selection
+
+
+def _probe_row(cost: EpochCost) -> dict[str, float]:
+    """A cost probe's figures for a selection row."""
+    return {
+        "setup_seconds": round(cost.setup_seconds, 2),
+        "epoch_seconds": round(cost.epoch_seconds, 2),
+        "valid_seconds": round(cost.valid_seconds, 2),
+        "trainings": cost.trainings,
+    }
 
 
 def _next_blend_seconds(took: list[tuple[int, float]], size: int) -> float:

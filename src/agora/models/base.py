@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -35,6 +37,44 @@ def check_dense_catalogue(model: str, n_items: int, max_items: int, bytes_per_ce
         )
 
 
+#: Told after each validated epoch of a model that trains in epochs: (label, epoch, valid
+#: NDCG@10); the label names the model (and for ``social`` the friends weight in training).
+EpochHook = Callable[[str, int, float], None]
+
+
+@dataclass(frozen=True)
+class EpochCost:
+    """What training a model in epochs costs on given data, measured by ``epoch_cost`` (a
+    few mini-batches timed and scaled to a whole epoch), so a time budget can be split by it:
+    ``setup_seconds`` before the first epoch, ``epoch_seconds`` per epoch, ``valid_seconds``
+    per valid score (every ``eval_every`` epochs), ``trainings`` runs of all that (``social``
+    trains once per friends weight)."""
+
+    setup_seconds: float
+    epoch_seconds: float
+    valid_seconds: float
+    eval_every: int = 1
+    trainings: int = 1
+
+    def seconds(self, epochs: float) -> float:
+        """Seconds for ``epochs`` epochs of every training, their valid scores included."""
+        per_epoch = self.epoch_seconds + self.valid_seconds / max(self.eval_every, 1)
+        return self.trainings * (self.setup_seconds + epochs * per_epoch)
+
+    def epochs(self, seconds: float) -> float:
+        """Epochs of every training that ``seconds`` pay for (the inverse of :meth:`seconds`)."""
+        per_epoch = self.epoch_seconds + self.valid_seconds / max(self.eval_every, 1)
+        return max(seconds / self.trainings - self.setup_seconds, 0.0) / max(per_epoch, 1e-9)
+
+
+def warm_up_torch() -> None:
+    """Pay, before a cost probe's clock starts, what a process's first torch optimiser costs
+    (torch imports its compiler then, about 0.8 s): the fits after the probe do not pay it."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 class Recommender(ABC):
     """Base class: subclasses set ``name`` and implement ``fit``, ``score``, ``similar_items``."""
 
@@ -45,6 +85,11 @@ class Recommender(ABC):
     #: Learned arrays with one entry per training user, by attribute name, and the axis the
     #: users run along (see :meth:`forget_users`). Item-side state is not listed.
     user_arrays: ClassVar[dict[str, int]] = {}
+    #: Epochs a model that trains in epochs usually needs to come near its best on valid (0 for
+    #: one-pass models); a time budget is split so that each such model can reach it.
+    target_epochs: ClassVar[int] = 0
+    #: Set on a model that trains in epochs to hear each validated epoch (not a parameter).
+    on_epoch: EpochHook | None = None
 
     # -- parameters -----------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -63,6 +108,17 @@ class Recommender(ABC):
         return self.get_params()
 
     # -- learning and scoring ---------------------------------------------------------------
+    def epoch_cost(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+        seconds: float = 2.0,
+    ) -> EpochCost:
+        """What fitting would cost per epoch on this data (models with ``target_epochs``),
+        measured from about ``seconds`` of training steps; the model is left unfitted."""
+        raise NotImplementedError(f"{self.name} does not train in epochs")
+
     @abstractmethod
     def fit(
         self,

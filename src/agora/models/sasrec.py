@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from agora.evaluation.report import plot_training_curve
 from agora.features.interactions import Interactions, SideData
-from agora.models.base import Recommender
+from agora.models.base import EpochCost, Recommender, warm_up_torch
 
 if TYPE_CHECKING:
     import torch
@@ -157,6 +157,8 @@ class SASRecModel(Recommender):
 
     name: ClassVar[str] = "sasrec"
     sequential: ClassVar[bool] = True
+    #: ml1m-seq-prefix's best epochs were 14-20 (above).
+    target_epochs: ClassVar[int] = 20
 
     def __init__(
         self,
@@ -231,44 +233,18 @@ class SASRecModel(Recommender):
         valid: sp.csr_matrix | None = None,
     ) -> Self:
         """Train on every user's time-ordered sequence; early stopping on ``valid`` if given."""
-        import torch
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        torch.set_num_threads(max(1, min(int(self.num_threads), 2)))
-        torch.manual_seed(self.random_state)
-        rng = np.random.default_rng(self.random_state)
-        n_items = interactions.n_items
-        if self.tie_break == "item_id":
-            self.tie_key_ = item_id_order(interactions.item_ids)
-        elif self.tie_break == "index":
-            self.tie_key_ = np.arange(n_items, dtype=np.int64)
-        else:
-            raise ValueError(f"tie_break must be 'item_id' or 'index', got {self.tie_break!r}")
-        indptr, flat = order_sequences(interactions.matrix, interactions.last_seen, self.tie_key_)
-        self.seq_indptr_, self.seq_items_ = indptr, flat
-        self.n_items_ = int(n_items)
-        counts = np.bincount(flat, minlength=n_items)
-        self.popularity_ = np.log1p(counts).astype(np.float32)
-        self.known_items_ = counts > 0
-
-        windows = self._windows(indptr)
-        net = _build_net(n_items, self.hidden, self.layers, self.heads, self.dropout, self.max_len)
-        opt = torch.optim.Adam(
-            net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
-        valid_users = np.empty(0, np.int64)
-        if valid is not None:
-            valid = sp.csr_matrix(valid)
-            valid_users = np.flatnonzero(
-                (np.diff(valid.indptr) > 0) & (np.diff(indptr) > 0)[: valid.shape[0]]
-            )
+        rng, windows, net, opt = self._prepare(interactions)
+        flat = self.seq_items_
+        valid_users = self._valid_users(valid)
+        valid = sp.csr_matrix(valid) if valid is not None else None
         losses: list[float] = []
         scores: list[float] = []
         best = (-1.0, 0)
         best_state = None
         checks_without_gain = 0
         started = time.perf_counter()
-        self._net = net
         with Progress(
             TextColumn("sasrec {task.description}"),
             BarColumn(),
@@ -279,36 +255,25 @@ class SASRecModel(Recommender):
             task = prog.add_task("", total=self.epochs)
             for epoch in range(1, int(self.epochs) + 1):
                 net.train()
-                lengths = windows[:, 1] - windows[:, 0]
-                order = np.lexsort((rng.random(len(windows)), lengths))
-                batches = [
-                    order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)
-                ]
-                rng.shuffle(batches)
+                batches = self._batches(windows, rng)
                 total, n_tok = 0.0, 0
                 for i, b in enumerate(batches):
                     if self.lr_decay:
                         for group in opt.param_groups:
                             group["lr"] = self._decayed_lr(epoch - 1 + i / len(batches), started)
-                    spans = windows[b]
-                    x = torch.from_numpy(self._batch(flat, spans))
-                    y = torch.from_numpy(self._batch(flat, spans, shift=1))
-                    real = x > 0
-                    h = net(x)[real]
-                    loss = torch.nn.functional.cross_entropy(net.logits(h), y[real] - 1)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    k = int(real.sum())
-                    total += float(loss.detach()) * k
+                    loss, k = self._step(net, opt, flat, windows[b])
+                    total += loss * k
                     n_tok += k
                 losses.append(total / max(n_tok, 1))
                 msg = f"epoch {epoch} loss {losses[-1]:.4f}"
-                timed_out = time.perf_counter() - started > self.max_seconds
+                elapsed = time.perf_counter() - started  # no epoch starts that would end past it
+                timed_out = elapsed + elapsed / epoch > self.max_seconds
                 if len(valid_users) and (epoch % self.eval_every == 0 or timed_out):
                     ndcg = self._valid_ndcg(valid_users, valid)
                     scores.append(ndcg)
                     msg += f" valid NDCG@10 {ndcg:.4f}"
+                    if self.on_epoch is not None:
+                        self.on_epoch(self.name, epoch, ndcg)
                     if ndcg > best[0]:
                         best = (ndcg, epoch)
                         best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -332,6 +297,95 @@ class SASRecModel(Recommender):
         self.train_seconds_ = round(time.perf_counter() - started, 3)
         self._weights = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
         return self
+
+    def _prepare(self, interactions: Interactions) -> tuple[np.random.Generator, Any, Any, Any]:
+        """Seeds, the time-ordered sequences (kept for scoring), and (rng, training windows,
+        network, optimiser)."""
+        import torch
+
+        torch.set_num_threads(max(1, min(int(self.num_threads), 2)))
+        torch.manual_seed(self.random_state)
+        rng = np.random.default_rng(self.random_state)
+        n_items = interactions.n_items
+        if self.tie_break == "item_id":
+            self.tie_key_ = item_id_order(interactions.item_ids)
+        elif self.tie_break == "index":
+            self.tie_key_ = np.arange(n_items, dtype=np.int64)
+        else:
+            raise ValueError(f"tie_break must be 'item_id' or 'index', got {self.tie_break!r}")
+        indptr, flat = order_sequences(interactions.matrix, interactions.last_seen, self.tie_key_)
+        self.seq_indptr_, self.seq_items_ = indptr, flat
+        self.n_items_ = int(n_items)
+        counts = np.bincount(flat, minlength=n_items)
+        self.popularity_ = np.log1p(counts).astype(np.float32)
+        self.known_items_ = counts > 0
+        net = _build_net(n_items, self.hidden, self.layers, self.heads, self.dropout, self.max_len)
+        opt = torch.optim.Adam(
+            net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+        self._net = net
+        return rng, self._windows(indptr), net, opt
+
+    def _valid_users(self, valid: sp.csr_matrix | None) -> np.ndarray:
+        """Users with a valid item and a training sequence (after :meth:`_prepare`)."""
+        if valid is None:
+            return np.empty(0, np.int64)
+        valid = sp.csr_matrix(valid)
+        has_seq = (np.diff(self.seq_indptr_) > 0)[: valid.shape[0]]
+        return np.flatnonzero((np.diff(valid.indptr) > 0) & has_seq)
+
+    def _batches(self, windows: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """One epoch's mini-batches of window indices: similar lengths together, in random
+        order."""
+        lengths = windows[:, 1] - windows[:, 0]
+        order = np.lexsort((rng.random(len(windows)), lengths))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def _step(self, net: Any, opt: Any, flat: np.ndarray, spans: np.ndarray) -> tuple[float, int]:
+        """One mini-batch of windows: (mean cross-entropy, predicted positions)."""
+        import torch
+
+        x = torch.from_numpy(self._batch(flat, spans))
+        y = torch.from_numpy(self._batch(flat, spans, shift=1))
+        real = x > 0
+        h = net(x)[real]
+        loss = torch.nn.functional.cross_entropy(net.logits(h), y[real] - 1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach()), int(real.sum())
+
+    def epoch_cost(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+        seconds: float = 2.0,
+    ) -> EpochCost:
+        """Setup, one epoch (random mini-batches timed for about ``seconds``, at least two,
+        scaled to the epoch's) and one valid score. The model is left unfitted."""
+        warm_up_torch()
+        t0 = time.perf_counter()
+        rng, windows, net, opt = self._prepare(interactions)
+        setup = time.perf_counter() - t0
+        batches = self._batches(windows, rng)
+        net.train()
+        t0 = time.perf_counter()
+        done = 0
+        while done < len(batches) and (done < 2 or time.perf_counter() - t0 < seconds):
+            self._step(net, opt, self.seq_items_, windows[batches[done]])
+            done += 1
+        epoch = (time.perf_counter() - t0) / max(done, 1) * len(batches)
+        users = self._valid_users(valid)
+        t0 = time.perf_counter()
+        if len(users):
+            net.eval()
+            self._valid_ndcg(users, sp.csr_matrix(valid))
+        scoring = time.perf_counter() - t0
+        self._net = None
+        return EpochCost(setup, epoch, scoring, max(1, int(self.eval_every)))
 
     def _decayed_lr(self, epochs_done: float, started: float) -> float:
         """Linear decay to 5% over the budget (epochs or seconds, whichever runs out first)."""

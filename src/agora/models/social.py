@@ -67,7 +67,7 @@ import scipy.sparse as sp
 
 from agora.evaluation.report import plot_training_curve
 from agora.features.interactions import Interactions, SideData, as_float32
-from agora.models.base import Recommender
+from agora.models.base import EpochCost, Recommender, warm_up_torch
 from agora.models.implicit_mf import _cosine_neighbours, _row_signature
 
 N_FEATURES = 8  # relation features per social edge, see _edge_features
@@ -133,6 +133,8 @@ class LightGCNModel(Recommender):
 
     name: ClassVar[str] = "lightgcn"
     uses_social: ClassVar[bool] = False
+    #: lastfm-social's best epochs were 78-93 (above).
+    target_epochs: ClassVar[int] = 80
 
     def __init__(
         self,
@@ -199,16 +201,7 @@ class LightGCNModel(Recommender):
     ) -> None:
         """One training per friends weight (:meth:`_weights`), each from the same seed; the
         one with the best valid NDCG@10 is kept, the others are recorded in ``social_trials_``."""
-        x = as_float32(interactions.matrix, binary=True)
-        n_users = x.shape[0]
-        social = None
-        if self.uses_social and side is not None and side.social is not None:
-            social = sp.csr_matrix(side.social, dtype=np.float32)
-            if social.shape != (n_users, n_users):
-                raise ValueError(f"side.social has shape {social.shape}, expected {n_users}^2")
-        src, dst, feats = _edge_features(
-            x, social if social is not None else sp.csr_matrix((n_users, n_users), dtype=np.float32)
-        )
+        x, (src, dst, feats) = self._graph_inputs(interactions, side)
         valid = sp.csr_matrix(valid) if valid is not None else None
         weights = self._weights(len(src) > 0, valid is not None)
         started = time.perf_counter()
@@ -244,6 +237,62 @@ class LightGCNModel(Recommender):
         self.curve_valid_ = np.asarray(kept["curve_valid"], dtype=np.float64)
         self._export(kept["net"], x, kept["src"])
 
+    def _graph_inputs(
+        self, interactions: Interactions, side: SideData | None
+    ) -> tuple[sp.csr_matrix, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The binary interaction matrix and the social edges with their relation features
+        (none for ``lightgcn`` or without ``side.social``)."""
+        x = as_float32(interactions.matrix, binary=True)
+        n_users = x.shape[0]
+        social = sp.csr_matrix((n_users, n_users), dtype=np.float32)
+        if self.uses_social and side is not None and side.social is not None:
+            social = sp.csr_matrix(side.social, dtype=np.float32)
+            if social.shape != (n_users, n_users):
+                raise ValueError(f"side.social has shape {social.shape}, expected {n_users}^2")
+        return x, _edge_features(x, social)
+
+    def epoch_cost(
+        self,
+        interactions: Interactions,
+        side: SideData | None = None,
+        valid: sp.csr_matrix | None = None,
+        seconds: float = 2.0,
+    ) -> EpochCost:
+        """Setup, one epoch (mini-batches timed for about ``seconds``, at least two, scaled to
+        the epoch's) and one valid score, trained with the largest friends weight fit would
+        try (a friends epoch costs more), once per weight :meth:`fit` would train."""
+        import torch
+
+        warm_up_torch()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(int(self.num_threads), threads)))
+        try:
+            t0 = time.perf_counter()
+            x, edges = self._graph_inputs(interactions, side)
+            valid = sp.csr_matrix(valid) if valid is not None else None
+            weights = self._weights(len(edges[0]) > 0, valid is not None)
+            weight = max(weights)
+            net, opt, gen, pos_u, pos_i = self._build(x, weight, edges if weight > 0 else _NO_EDGES)
+            setup = time.perf_counter() - t0
+            bs = int(self.batch_size)
+            perm = torch.randperm(len(pos_u), generator=gen)
+            steps = max(math.ceil(len(pos_u) / bs), 1)
+            t0 = time.perf_counter()
+            done = 0
+            while done < steps and (done < 2 or time.perf_counter() - t0 < seconds):
+                idx = perm[done * bs : (done + 1) * bs]
+                self._step(net, opt, gen, pos_u[idx], pos_i[idx], x.shape[1])
+                done += 1
+            epoch = (time.perf_counter() - t0) / done * steps
+            t0 = time.perf_counter()
+            if valid is not None:
+                users = np.flatnonzero(np.diff(valid.indptr) > 0)
+                _valid_ndcg(net, x, valid, users, self._cosine)
+            scoring = time.perf_counter() - t0 if valid is not None else 0.0
+        finally:
+            torch.set_num_threads(threads)
+        return EpochCost(setup, epoch, scoring, max(1, int(self.eval_every)), len(weights))
+
     def _weights(self, has_edges: bool, has_valid: bool) -> list[float]:
         """The friends weights to train: 0 alone without social edges (or for ``lightgcn``);
         ``social_weight`` when it is a number; for ``"auto"`` :data:`SOCIAL_WEIGHTS` with
@@ -270,7 +319,88 @@ class LightGCNModel(Recommender):
         stop it once it is :data:`BEHIND` the ``leader``'s valid curve (the best weight so
         far) at the same epoch for ``patience`` evaluations in a row."""
         import torch
-        from torch.nn.functional import normalize
+
+        n_items = x.shape[1]
+        src = edges[0]
+        net, opt, gen, pos_u, pos_i = self._build(x, weight, edges)
+        n_pos = len(pos_u)
+        valid_users = None
+        if valid is not None:
+            valid_users = np.flatnonzero(np.diff(valid.indptr) > 0)
+        lead = _running_best(leader) if leader is not None else None
+        curve_loss: list[float] = []
+        curve_valid: list[float] = []
+        best = (-1.0, -1, None)
+        bad = behind = 0
+        stopped = "epochs"
+        t0 = time.perf_counter()
+        bs = int(self.batch_size)
+        label = self.name if not self.uses_social else f"{self.name} weight {weight:g}"
+        with _training_progress(self.progress, int(self.epochs), label) as (prog, task):
+            for epoch in range(1, int(self.epochs) + 1):
+                net.train()
+                perm = torch.randperm(n_pos, generator=gen)
+                total = 0.0
+                for start in range(0, n_pos, bs):
+                    idx = perm[start : start + bs]
+                    loss = self._step(net, opt, gen, pos_u[idx], pos_i[idx], n_items)
+                    total += loss * len(idx)
+                curve_loss.append(total / max(n_pos, 1))
+                elapsed = time.perf_counter() - t0  # no epoch starts that would end past it:
+                timed_out = max_seconds is not None and elapsed + elapsed / epoch > max_seconds
+                last = timed_out or epoch == int(self.epochs)  # evaluated whatever eval_every
+                metric = float("nan")
+                if valid_users is not None and (epoch % max(1, int(self.eval_every)) == 0 or last):
+                    metric = _valid_ndcg(net, x, valid, valid_users, self._cosine)
+                    if metric > best[0]:
+                        best = (metric, epoch, net.snapshot())
+                        bad = 0
+                    else:
+                        bad += 1
+                    if lead is not None:
+                        ahead = lead[min(epoch, len(lead)) - 1]
+                        behind = behind + 1 if best[0] < (1 - BEHIND) * ahead else 0
+                curve_valid.append(metric)
+                if self.on_epoch is not None and not math.isnan(metric):
+                    self.on_epoch(label, epoch, metric)
+                prog.update(
+                    task,
+                    advance=1,
+                    description=f"{label} epoch {epoch} loss {curve_loss[-1]:.4f}"
+                    + ("" if math.isnan(metric) else f" valid ndcg@10 {metric:.4f}"),
+                )
+                if valid_users is not None and bad >= int(self.patience):
+                    stopped = "patience"
+                    break
+                if behind >= int(self.patience):
+                    stopped = "behind"
+                    break
+                if timed_out:
+                    stopped = "time"
+                    break  # the best evaluated epoch so far is kept (below)
+        if best[2] is not None:
+            net.restore(best[2])
+        return {
+            "weight": float(weight),
+            "net": net,
+            "src": src,
+            "best_valid": float(best[0]) if best[2] is not None else float("nan"),
+            "best_epoch": int(best[1]) if best[2] is not None else len(curve_loss),
+            "curve_loss": curve_loss,
+            "curve_valid": curve_valid,
+            "seconds": time.perf_counter() - t0,
+            "stopped": stopped,
+        }
+
+    def _build(
+        self,
+        x: sp.csr_matrix,
+        weight: float,
+        edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[Any, Any, Any, Any, Any]:
+        """(net, optimiser, generator, positive users, positive items) for one training of
+        friends weight ``weight``, seeded from ``random_state``."""
+        import torch
 
         from agora.models._graph import GraphNet, normalised_adjacency
 
@@ -302,94 +432,37 @@ class LightGCNModel(Recommender):
         coo = x.tocoo()
         pos_u = torch.from_numpy(coo.row.astype(np.int64))
         pos_i = torch.from_numpy(coo.col.astype(np.int64))
-        n_pos = len(pos_u)
-        valid_users = None
-        if valid is not None:
-            valid_users = np.flatnonzero(np.diff(valid.indptr) > 0)
-        lead = _running_best(leader) if leader is not None else None
-        curve_loss: list[float] = []
-        curve_valid: list[float] = []
-        best = (-1.0, -1, None)
-        bad = behind = 0
-        stopped = "epochs"
-        t0 = time.perf_counter()
-        bs = int(self.batch_size)
-        label = self.name if not self.uses_social else f"{self.name} weight {weight:g}"
-        with _training_progress(self.progress, int(self.epochs), label) as (prog, task):
-            for epoch in range(1, int(self.epochs) + 1):
-                net.train()
-                perm = torch.randperm(n_pos, generator=gen)
-                total = 0.0
-                for start in range(0, n_pos, bs):
-                    idx = perm[start : start + bs]
-                    u, i = pos_u[idx], pos_i[idx]
-                    users_e, items_e = net.propagate()
-                    eu, ei = users_e[u], items_e[i]
-                    if self.loss == "bpr":
-                        j = torch.randint(0, n_items, (len(idx),), generator=gen)
-                        ej = items_e[j]
-                        diff = (eu * ei).sum(1) - (eu * ej).sum(1)
-                        main = torch.nn.functional.softplus(-diff).mean()
-                        reg_nodes = (net.user.weight[u], net.item.weight[i], net.item.weight[j])
-                    else:
-                        j = torch.randint(0, n_items, (int(self.negatives),), generator=gen)
-                        eu, ei = normalize(eu, dim=1), normalize(ei, dim=1)
-                        ej = normalize(items_e[j], dim=1)
-                        pos = (eu * ei).sum(1, keepdim=True)
-                        neg = eu @ ej.T
-                        logits = torch.cat([pos, neg], 1) / float(self.temperature)
-                        main = -torch.log_softmax(logits, 1)[:, 0].mean()
-                        reg_nodes = (net.user.weight[u], net.item.weight[i])
-                    l2 = sum((t**2).sum() for t in reg_nodes) / (2 * len(idx))
-                    loss = main + float(self.reg) * l2
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(idx)
-                curve_loss.append(total / max(n_pos, 1))
-                elapsed = time.perf_counter() - t0  # no epoch starts that would end past it:
-                timed_out = max_seconds is not None and elapsed + elapsed / epoch > max_seconds
-                last = timed_out or epoch == int(self.epochs)  # evaluated whatever eval_every
-                metric = float("nan")
-                if valid_users is not None and (epoch % max(1, int(self.eval_every)) == 0 or last):
-                    metric = _valid_ndcg(net, x, valid, valid_users, self._cosine)
-                    if metric > best[0]:
-                        best = (metric, epoch, net.snapshot())
-                        bad = 0
-                    else:
-                        bad += 1
-                    if lead is not None:
-                        ahead = lead[min(epoch, len(lead)) - 1]
-                        behind = behind + 1 if best[0] < (1 - BEHIND) * ahead else 0
-                curve_valid.append(metric)
-                prog.update(
-                    task,
-                    advance=1,
-                    description=f"{label} epoch {epoch} loss {curve_loss[-1]:.4f}"
-                    + ("" if math.isnan(metric) else f" valid ndcg@10 {metric:.4f}"),
-                )
-                if valid_users is not None and bad >= int(self.patience):
-                    stopped = "patience"
-                    break
-                if behind >= int(self.patience):
-                    stopped = "behind"
-                    break
-                if timed_out:
-                    stopped = "time"
-                    break  # the best evaluated epoch so far is kept (below)
-        if best[2] is not None:
-            net.restore(best[2])
-        return {
-            "weight": float(weight),
-            "net": net,
-            "src": src,
-            "best_valid": float(best[0]) if best[2] is not None else float("nan"),
-            "best_epoch": int(best[1]) if best[2] is not None else len(curve_loss),
-            "curve_loss": curve_loss,
-            "curve_valid": curve_valid,
-            "seconds": time.perf_counter() - t0,
-            "stopped": stopped,
-        }
+        return net, opt, gen, pos_u, pos_i
+
+    def _step(self, net: Any, opt: Any, gen: Any, u: Any, i: Any, n_items: int) -> float:
+        """One mini-batch of positive pairs (``u``, ``i``): propagate, loss, Adam step; the
+        batch's mean loss."""
+        import torch
+        from torch.nn.functional import normalize
+
+        users_e, items_e = net.propagate()
+        eu, ei = users_e[u], items_e[i]
+        if self.loss == "bpr":
+            j = torch.randint(0, n_items, (len(u),), generator=gen)
+            ej = items_e[j]
+            diff = (eu * ei).sum(1) - (eu * ej).sum(1)
+            main = torch.nn.functional.softplus(-diff).mean()
+            reg_nodes = (net.user.weight[u], net.item.weight[i], net.item.weight[j])
+        else:
+            j = torch.randint(0, n_items, (int(self.negatives),), generator=gen)
+            eu, ei = normalize(eu, dim=1), normalize(ei, dim=1)
+            ej = normalize(items_e[j], dim=1)
+            pos = (eu * ei).sum(1, keepdim=True)
+            neg = eu @ ej.T
+            logits = torch.cat([pos, neg], 1) / float(self.temperature)
+            main = -torch.log_softmax(logits, 1)[:, 0].mean()
+            reg_nodes = (net.user.weight[u], net.item.weight[i])
+        l2 = sum((t**2).sum() for t in reg_nodes) / (2 * len(u))
+        loss = main + float(self.reg) * l2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
 
     def _export(self, net: Any, x: sp.csr_matrix, src: np.ndarray) -> None:
         """Final and per-layer embeddings, attention and raw weights as numpy arrays."""

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from sqlalchemy.orm import Session
 
 from agora.db.pseudonyms import IdSealer, sealer_for_session
-from agora.evaluation.auto import EPOCH_MODELS, FINISH_SHARE, StageHook, select_model
+from agora.evaluation.auto import FINISH_SHARE, StageHook, select_model, trains_in_epochs
 from agora.evaluation.metrics import hits_matrix, ranking_metrics
 from agora.evaluation.protocol import rank_users
 from agora.evaluation.splits import Split
@@ -131,8 +131,8 @@ def refit_on_all(
     epoch-trained ones sharing what is left of ``seconds`` as their ``max_seconds``."""
     started = time.perf_counter()
     members = chosen.fitted_members if isinstance(chosen, HybridModel) else [chosen]
-    order = sorted(range(len(members)), key=lambda i: members[i].name in EPOCH_MODELS)
-    timed = [i for i in order if members[i].name in EPOCH_MODELS]
+    order = sorted(range(len(members)), key=lambda i: trains_in_epochs(members[i].name))
+    timed = [i for i in order if trains_in_epochs(members[i].name)]
     refitted: dict[int, Recommender] = {}
     for i in order:
         params = members[i].refit_params()
@@ -153,7 +153,7 @@ def affordable(selection: dict[str, Any], fitted: Mapping[str, Recommender], sec
     def one_pass_seconds(name: str) -> float:
         model = fitted[name]
         names = list(model.members) if isinstance(model, HybridModel) else [name]
-        return sum(took[n] for n in names if n not in EPOCH_MODELS)
+        return sum(took[n] for n in names if not trains_in_epochs(n))
 
     rows = [r for r in selection["candidates"] if "skipped" not in r]
     within = [r for r in rows if one_pass_seconds(r["name"]) <= seconds]
