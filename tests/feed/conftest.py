@@ -1,4 +1,4 @@
-"""The seeded community fixture, on SQLite and on PostgreSQL."""
+"""The seeded community fixtures, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from feed_support import make_client, seed, train
+from feed_support import PREPARED_FEED, make_client, refresh, seed, train
 
 
 @pytest.fixture
@@ -16,4 +16,15 @@ def community(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
     with make_client(tmp_path, database_url) as client:
         seed(client)
         train(client)
+        yield client
+
+
+@pytest.fixture
+def prepared(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The seeded community with every user's record (first pages included) ready, served by
+    a worker that has not held any of them."""
+    with make_client(tmp_path, database_url, feed=PREPARED_FEED) as client:
+        seed(client)
+        train(client)
+        refresh(client)
         yield client

@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from agora.api.app import create_app
-from agora.config import Settings
+from agora.config import FeedConfig, Settings
+from agora.db.tables import User
 from agora.features.store import load_training_data
+from agora.feed.refresher import Refresher
+from agora.feed.store import TableCandidates
 from agora.models.training import train_models
 
 ADMIN = {"Authorization": "Bearer test-admin"}
@@ -83,3 +87,27 @@ def train(client: TestClient) -> None:
         interactions, side, _ = load_training_data(session, settings.event_weights)
     train_models(interactions, side, list(TRAINED), settings.model_dir, params=TRAINED)
     assert client.post("/admin/reload", headers=ADMIN).status_code == 200
+
+
+#: no exploration (drawn per page) and no campaigns: a page depends on the ranking only
+PREPARED_FEED = FeedConfig(refresh_in_serve=False, exploration=0.0)
+
+
+def refresh(client: TestClient, feed: FeedConfig = PREPARED_FEED) -> TableCandidates:
+    """Every user's record, pages included, as ``agora worker`` stores them."""
+    state = client.app.state
+    store = TableCandidates(state.sessions)
+    Refresher(state.sessions, state.models, store, feed, state.settings.event_weights).refresh_all()
+    return store
+
+
+def first_page(client: TestClient, user: str = "me") -> tuple[list[str], str]:
+    """A first page's item ids and how it was ranked (``X-Feed-Ranking``)."""
+    answer = client.get(f"/users/{user}/feed?n=20", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    return [i["item_id"] for i in answer.json()["items"]], answer.headers["x-feed-ranking"]
+
+
+def user_pk(client: TestClient, user: str) -> int:
+    with client.app.state.sessions() as session:
+        return session.scalar(select(User.id).where(User.external_id == user))

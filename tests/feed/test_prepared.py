@@ -4,49 +4,18 @@ state query for a user the worker has not seen."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from feed_support import ADMIN, NOW, make_client, seed, train
+from feed_support import ADMIN, NOW, first_page, make_client, refresh, seed, train, user_pk
+from feed_support import PREPARED_FEED as FEED
 from sqlalchemy import event, select
 
 from agora.config import FeedConfig
-from agora.db.tables import Item, User
+from agora.db.tables import Item
 from agora.feed.refresher import Refresher
 from agora.feed.store import TableCandidates
-
-#: no exploration (drawn per page) and no campaigns: a page depends on the ranking only
-FEED = FeedConfig(refresh_in_serve=False, exploration=0.0)
-
-
-def refresh(client: TestClient, feed: FeedConfig = FEED) -> TableCandidates:
-    """Every user's record, pages included, as ``agora worker`` stores them."""
-    state = client.app.state
-    store = TableCandidates(state.sessions)
-    Refresher(state.sessions, state.models, store, feed, state.settings.event_weights).refresh_all()
-    return store
-
-
-def first_page(client: TestClient, user: str = "me") -> tuple[list[str], str]:
-    answer = client.get(f"/users/{user}/feed?n=20", headers=ADMIN)
-    assert answer.status_code == 200, answer.text
-    return [i["item_id"] for i in answer.json()["items"]], answer.headers["x-feed-ranking"]
-
-
-@pytest.fixture
-def prepared(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    with make_client(tmp_path, database_url, feed=FEED) as client:
-        seed(client)
-        train(client)
-        refresh(client)
-        yield client
-
-
-def user_pk(client: TestClient, user: str) -> int:
-    with client.app.state.sessions() as session:
-        return session.scalar(select(User.id).where(User.external_id == user))
 
 
 def test_a_prepared_first_page_is_the_page_ranked_now(

@@ -6,14 +6,13 @@ the refresher stored anew reach a held user's next page through the tail, not a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from feed_support import ADMIN, make_client, seed, train
+from feed_support import ADMIN, PREPARED_FEED, first_page, make_client, user_pk
 from sqlalchemy import event, func, select
-from test_prepared import FEED, first_page, refresh, user_pk
 
 from agora.experiments.models import Exposure
 from agora.feed.state import UserState
@@ -21,16 +20,6 @@ from agora.feed.store import RedisCandidates, TableCandidates
 
 #: what the statements that load one user's state and record look up
 ONE_USER = ("user_id =", "external_id =")
-
-
-@pytest.fixture
-def prepared(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """A community with every user's record ready, served by a worker that never held them."""
-    with make_client(tmp_path, database_url, feed=FEED) as client:
-        seed(client)
-        train(client)
-        refresh(client)
-        yield client
 
 
 def wait_for(condition: Callable[[], object], seconds: float = 10.0) -> None:
@@ -62,7 +51,7 @@ def reads_during(client: TestClient, action: Callable[[], object]) -> list[str]:
 def test_a_starting_worker_holds_the_recent_users_and_their_pages_read_nothing_of_them(
     prepared: TestClient, database_url: str, tmp_path: Path
 ) -> None:
-    with make_client(tmp_path, database_url, feed=FEED) as other:
+    with make_client(tmp_path, database_url, feed=PREPARED_FEED) as other:
         wait_for(lambda: held(other, "me") is not None and held(other, "u0") is not None)
         reads = reads_during(other, lambda: first_page(other, "me"))
         _, ranking = first_page(other, "u0")
@@ -74,7 +63,7 @@ def test_a_worker_told_not_to_hold_users_on_start_loads_them_per_page(
     prepared: TestClient, database_url: str, tmp_path: Path
 ) -> None:
     with make_client(
-        tmp_path, database_url, feed=FEED.model_copy(update={"hold_on_start": 0})
+        tmp_path, database_url, feed=PREPARED_FEED.model_copy(update={"hold_on_start": 0})
     ) as other:
         time.sleep(0.5)
         assert held(other, "me") is None
@@ -97,7 +86,7 @@ def test_users_held_while_an_experiment_runs_are_exposed_by_their_first_page_onl
         with prepared.app.state.sessions() as session:
             return session.scalar(select(func.count()).select_from(Exposure))
 
-    with make_client(tmp_path, database_url, feed=FEED) as other:
+    with make_client(tmp_path, database_url, feed=PREPARED_FEED) as other:
         wait_for(lambda: held(other, "me") is not None)
         assert exposed() == 0 and held(other, "me").exposed is False
         first_page(other, "me")
@@ -109,7 +98,7 @@ def test_a_removed_block_reaches_another_workers_held_state_through_the_tail(
 ) -> None:
     block = {"source_id": "me", "target_id": "bob", "type": "block"}
     assert prepared.post("/edges", json=block, headers=ADMIN).status_code in (200, 201)
-    with make_client(tmp_path, database_url, feed=FEED) as other:
+    with make_client(tmp_path, database_url, feed=PREPARED_FEED) as other:
         first_page(other, "me")
         bob = user_pk(other, "bob")
         assert bob in held(other, "me").excluded_authors
@@ -124,7 +113,7 @@ def test_a_removed_block_reaches_another_workers_held_state_through_the_tail(
 def test_an_experiment_started_elsewhere_drops_every_held_state(
     prepared: TestClient, database_url: str, tmp_path: Path
 ) -> None:
-    with make_client(tmp_path, database_url, feed=FEED) as other:
+    with make_client(tmp_path, database_url, feed=PREPARED_FEED) as other:
         first_page(other, "me")
         first_page(other, "u0")
         experiment = {"experiment_id": "later", "arms": [{"name": "a"}, {"name": "b"}]}

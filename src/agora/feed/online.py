@@ -529,8 +529,7 @@ def _with_exploration(
 ) -> Ranked:  # fmt: skip
     """``organic`` with ``explorers`` (positions, best first) in every ``spacing``-th slot; an
     explored item leaves its organic place. The slots are chosen over plain ints; the
-    columns are then gathered with numpy (per-item conversions were most of a prepared
-    page's time)."""
+    columns are then gathered with numpy."""
     organic_positions = organic.positions.tolist()
     total = len(organic_positions)
     placed: set[int] = set()
