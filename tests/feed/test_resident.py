@@ -15,7 +15,7 @@ from feed_support import ADMIN, PREPARED_FEED, first_page, make_client, user_pk
 from sqlalchemy import event, func, select
 
 from agora.experiments.models import Exposure
-from agora.feed.state import UserState
+from agora.feed.state import UserState, events_since, events_since_many
 from agora.feed.store import RedisCandidates, TableCandidates
 
 #: what the statements that load one user's state and record look up
@@ -146,3 +146,34 @@ def test_a_record_stored_anew_leaves_the_workers_memory_once(
     assert again is not record  # read from the store afresh
     ready.follow_store()  # the same change, seen again within the overlap: kept
     assert ready.stored(me, snapshot).record is again
+
+
+def test_events_since_many_answers_what_events_since_answers_for_each(
+    prepared: TestClient,
+) -> None:
+    state = prepared.app.state
+    store = TableCandidates(state.sessions)
+    names = ["me", "u0", "u1", "u2", "u3", "u7"]
+    pks = {name: user_pk(prepared, name) for name in names}
+    marks = {pk: store.get(pk).prepared for pk in pks.values()}
+    view = {"event_id": "late-view", "user_id": "me", "item_id": "a3", "type": "view"}
+    assert prepared.post("/events", json=view, headers=ADMIN).status_code == 201
+    hide = {"kind": "hide", "item_id": "a4"}
+    assert prepared.post("/users/u0/feedback", json=hide, headers=ADMIN).status_code == 204
+    calm = {"diversity": 0.9}
+    assert prepared.patch("/users/u1/feed/settings", json=calm, headers=ADMIN).status_code == 200
+    block = {"source_id": "u7", "target_id": "bob", "type": "block"}
+    assert prepared.post("/edges", json=block, headers=ADMIN).status_code in (200, 201)
+    wanted = {pk: (p.state["last_event"], p.marks) for pk, p in marks.items()}
+    with state.sessions() as session:
+        many = events_since_many(session, wanted)
+        one = {pk: events_since(session, pk, *wanted[pk]) for pk in wanted}
+    assert many == one
+    assert many[pks["me"]] and many[pks["u3"]] == []
+    assert many[pks["u0"]] is None and many[pks["u1"]] is None and many[pks["u7"]] is None
+    removed = prepared.request("DELETE", "/edges", json=block, headers=ADMIN)
+    assert removed.status_code == 204
+    wanted[pks["u7"]] = (wanted[pks["u7"]][0], {**wanted[pks["u7"]][1], "edges": 10**9})
+    with state.sessions() as session:  # only the removal is newer than these marks now
+        assert events_since_many(session, wanted)[pks["u7"]] is None
+        assert events_since(session, pks["u7"], *wanted[pks["u7"]]) is None

@@ -47,6 +47,7 @@ from agora.feed.rerank import rerank
 from agora.feed.state import (
     UserState,
     events_since,
+    events_since_many,
     from_stored,
     recent_users,
     same_filters,
@@ -776,16 +777,19 @@ def _from_record(
         if prepared is None:
             return None
         new = events_since(own, pk, prepared.state["last_event"], prepared.marks)
-        if new is None:
-            return None
-        state = from_stored(pk, user_id, prepared.state, prepared.touched)
-        for event_id, item in new:
-            state.touched.add(item)
-            state.events += 1
-            state.last_event = event_id
-        return state
+        return _state_from(pk, user_id, prepared, new) if new is not None else None
 
     return stored
+
+
+def _state_from(pk: int, user_id: str, prepared: Prepared, new: list[tuple[int, int]]) -> UserState:
+    """The state a ready record carries, with the events (id, item) stored since."""
+    state = from_stored(pk, user_id, prepared.state, prepared.touched)
+    for event_id, item in new:
+        state.touched.add(item)
+        state.events += 1
+        state.last_event = event_id
+    return state
 
 
 def hold_recent_users(
@@ -796,11 +800,12 @@ def hold_recent_users(
     stop: threading.Event | None = None,
 ) -> int:
     """Hold the states and ready records of the ``limit`` users who acted last, taken from
-    their records as their first pages would take them, so that those pages read nothing from
-    the store (a worker runs it in a thread as it starts; pages served meanwhile load their
-    users as before). While an experiment runs a state is held without its arms (loading
-    them logs the user's exposure, which only a page served may do): the user's first page
-    reads them. Returns how many users it holds."""
+    their records as their first pages would take them (in chunks of :data:`HOLD_CHUNK`: one
+    read of the records and :func:`events_since_many` per chunk), so that those pages read
+    nothing from the store (a worker runs it in a thread as it starts; pages served meanwhile
+    load their users as before). While an experiment runs a state is held without its arms
+    (loading them logs the user's exposure, which only a page served may do): the user's
+    first page reads them. Returns how many users it holds."""
     with sessions() as session:
         users = session.execute(recent_users(limit)).all()
         if not users:  # an empty store: the first page reads the catalogue
@@ -808,21 +813,35 @@ def hold_recent_users(
         snapshot = cache.catalogue.get(session, models=model_stamp(models))
     cache.ready.stored(EVERYONE, snapshot)  # the shared record, which every page reads
     held = 0
-    for pk, user_id in users:
+    for start in range(0, len(users), HOLD_CHUNK):
         if stop is not None and stop.is_set():
             break
-        if cache.states.held(user_id) is not None:
-            continue
+        ids = {
+            pk: uid for pk, uid in users[start : start + HOLD_CHUNK] if not cache.states.held(uid)
+        }
         generation = cache.states.generation
+        records = {
+            pk: found.record.prepared
+            for pk, found in cache.ready.stored_many(list(ids), snapshot).items()
+            if found.record.prepared is not None
+        }
         with sessions() as session:
-            state = _from_record(cache, snapshot, user_id)(session, pk)
-            if state is None:
-                continue
+            wanted = {pk: (p.state["last_event"], p.marks) for pk, p in records.items()}
+            since = events_since_many(session, wanted)
             now = datetime.now(UTC)
-            state.variant = planned_overrides(session, user_id, now)
-            state.exposed = not running_experiments(session, now)
-        held += cache.states.hold(state, generation)
+            exposed = not running_experiments(session, now)
+            for pk, new in since.items():
+                if new is None:  # feedback, edges or settings changed: the page reads them
+                    continue
+                state = _state_from(pk, ids[pk], records[pk], new)
+                state.variant = planned_overrides(session, ids[pk], now)
+                state.exposed = exposed
+                held += cache.states.hold(state, generation)
     return held
+
+
+#: Users :func:`hold_recent_users` reads together.
+HOLD_CHUNK = 256
 
 
 def _rank(

@@ -135,6 +135,17 @@ class Ready:
             self._keep(user_pk, held)
         return held
 
+    def stored_many(self, user_pks: list[int], snapshot: Snapshot) -> dict[int, Held]:
+        """:meth:`stored` for many users, those not held read from the store in one go."""
+        with self._lock:
+            found = {pk: held for pk in user_pks if (held := self._held.get(pk)) is not None}
+        missing = [pk for pk in user_pks if pk not in found]
+        if missing and self.store is not None:
+            for pk, record in self.store.get_many(missing).items():
+                found[pk] = hold(record, snapshot)
+                self._keep(pk, found[pk])
+        return found
+
     def find(
         self,
         user_pk: int,

@@ -33,6 +33,10 @@ class CandidateStore(Protocol):
 
     def get(self, user_pk: int) -> Candidates | None: ...
 
+    def get_many(self, user_pks: list[int]) -> dict[int, Candidates]:
+        """The records of those of ``user_pks`` who have one, in one read."""
+        ...
+
     def put(self, records: Iterable[Candidates]) -> None: ...
 
     def drop(self, user_pks: Iterable[int]) -> None: ...
@@ -85,6 +89,16 @@ class RedisCandidates:
         raw = self.redis.get(f"{self.prefix}cand:{user_pk}")
         return Candidates.from_bytes(raw) if raw is not None else None
 
+    def get_many(self, user_pks: list[int]) -> dict[int, Candidates]:
+        if not user_pks:
+            return {}
+        raws = self.redis.mget([f"{self.prefix}cand:{pk}" for pk in user_pks])
+        return {
+            pk: Candidates.from_bytes(raw)
+            for pk, raw in zip(user_pks, raws, strict=True)
+            if raw is not None
+        }
+
     def put(self, records: Iterable[Candidates]) -> None:
         """Store ``records``, except those of users dropped lately (a refresher that read an
         erased user just before the erasure must not bring their record back)."""
@@ -128,6 +142,9 @@ class RedisCandidates:
 
 
 _PAYLOAD = select(FeedCandidates.payload).where(FeedCandidates.user_id == bindparam("pk"))
+_PAYLOADS = select(FeedCandidates.user_id, FeedCandidates.payload).where(
+    FeedCandidates.user_id.in_(bindparam("pks", expanding=True))
+)
 _STORED_SINCE = (
     select(FeedCandidates.user_id, FeedCandidates.stored)
     .where(FeedCandidates.stored > bindparam("after"))
@@ -146,6 +163,13 @@ class TableCandidates:
         with self.sessions() as session:
             raw = session.connection().execute(_PAYLOAD, {"pk": user_pk}).scalar()
         return Candidates.from_bytes(raw) if raw is not None else None
+
+    def get_many(self, user_pks: list[int]) -> dict[int, Candidates]:
+        if not user_pks:
+            return {}
+        with self.sessions() as session:
+            rows = session.connection().execute(_PAYLOADS, {"pks": user_pks}).all()
+        return {int(pk): Candidates.from_bytes(raw) for pk, raw in rows}
 
     def put(self, records: Iterable[Candidates]) -> None:
         """Store ``records``, but only for users still in the store: their rows are held
