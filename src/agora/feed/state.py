@@ -453,20 +453,20 @@ class UserStates:
         """Hold a state read elsewhere (:func:`agora.feed.online.hold_recent_users`) unless
         every held state was dropped since ``generation`` was read (it may predate the
         change); returns whether it is held."""
-        with self._lock:
-            if generation != self.generation:
-                return False
-        self._hold(state)
-        return True
+        return self._hold(state, generation)
 
-    def _hold(self, state: UserState) -> None:
+    def _hold(self, state: UserState, generation: int | None = None) -> bool:
         if self.max_users > 0 and self._thread is not None:  # held only while tailing
             with self._lock:
+                if generation is not None and generation != self.generation:
+                    return False
                 self._held[state.user_id] = state
                 self._by_pk[state.pk] = state
                 while len(self._held) > self.max_users:
                     _, old = self._held.popitem(last=False)
                     self._by_pk.pop(old.pk, None)
+                return True
+        return False
 
     def catch_up(self, session: Session) -> None:
         """Apply the events stored since the last tail now: ``POST /events`` calls it after its
