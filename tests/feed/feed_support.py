@@ -3,12 +3,13 @@ this folder on sys.path)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from agora.api.app import create_app
 from agora.config import FeedConfig, Settings
@@ -111,3 +112,19 @@ def first_page(client: TestClient, user: str = "me") -> tuple[list[str], str]:
 def user_pk(client: TestClient, user: str) -> int:
     with client.app.state.sessions() as session:
         return session.scalar(select(User.id).where(User.external_id == user))
+
+
+def reads_during(client: TestClient, action: Callable[[], object]) -> list[str]:
+    """The SELECT statements ``client``'s app runs on its store while ``action`` runs."""
+    statements: list[str] = []
+    engine = client.app.state.sessions.kw["bind"]
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]

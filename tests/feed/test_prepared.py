@@ -8,9 +8,19 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from feed_support import ADMIN, NOW, first_page, make_client, refresh, seed, train, user_pk
+from feed_support import (
+    ADMIN,
+    NOW,
+    first_page,
+    make_client,
+    reads_during,
+    refresh,
+    seed,
+    train,
+    user_pk,
+)
 from feed_support import PREPARED_FEED as FEED
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from agora.config import FeedConfig
 from agora.db.tables import Item
@@ -94,19 +104,14 @@ def test_a_user_the_worker_has_not_seen_costs_no_state_queries(
     cold = FEED.model_copy(update={"hold_on_start": 0})
     with make_client(tmp_path, database_url, feed=cold) as other:
         first_page(other, "u0")  # the catalogue, models and the shared record read first
-        statements: list[str] = []
-        engine = other.app.state.sessions.kw["bind"]
+        ranking = ""
 
-        def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-            statements.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        def me() -> None:
+            nonlocal ranking
             _, ranking = first_page(other, "me")
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+
+        reads = reads_during(other, me)
     assert ranking == "prepared"
-    reads = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(reads) <= 3, reads
     assert not any("feed_settings.muted_tags" in s for s in reads), reads
 

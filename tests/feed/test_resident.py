@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from feed_support import ADMIN, PREPARED_FEED, first_page, make_client, user_pk
-from sqlalchemy import event, func, select
+from feed_support import ADMIN, PREPARED_FEED, first_page, make_client, reads_during, user_pk
+from sqlalchemy import func, select
 
 from agora.experiments.models import Exposure
 from agora.feed.state import UserState, events_since, events_since_many
@@ -31,21 +31,6 @@ def wait_for(condition: Callable[[], object], seconds: float = 10.0) -> None:
 
 def held(client: TestClient, user: str) -> UserState | None:
     return client.app.state.feed_cache.states.held(user)
-
-
-def reads_during(client: TestClient, action: Callable[[], object]) -> list[str]:
-    statements: list[str] = []
-    engine = client.app.state.sessions.kw["bind"]
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 
 
 def test_a_starting_worker_holds_the_recent_users_and_their_pages_read_nothing_of_them(
