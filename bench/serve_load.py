@@ -24,7 +24,8 @@ Needs wrk (Debian package ``wrk``; without it the script says so and exits 2). F
    user's feed candidates ready (timed); during the runs a
    separate ``agora worker`` keeps them ready (``--refresher worker``, the default: the servers
    run with ``refresh_in_serve`` false) or the servers' own refresher threads do
-   (``--refresher serve``, what ``agora serve`` does alone);
+   (``--refresher serve``, what ``agora serve`` does alone); ``--refresher-shards N`` splits
+   the users between N refresher processes, for both;
 3. starts the stack's ceiling, bench/_ceiling_app.py (FastAPI answering a real feed page fetched
    from that server, prebuilt), on uvicorn with the same worker count and the same event loop
    and HTTP implementation (uvicorn's ``auto``, as ``agora serve``), and runs the same wrk mix.
@@ -440,6 +441,7 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
     ceiling app under the same mix."""
     work = Path(args.workdir)
     forget_impressions(env)
+    env = {**env, "AGORA_FEED": json.dumps({"refresher_shards": args.refresher_shards})}
     refresh_seconds = refresh_all(env)
     console.print(f"{db}: every user's candidates refreshed in {refresh_seconds:.1f} s")
     port = free_port()
@@ -447,8 +449,9 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
     console.print(f"{db}, {workers} worker(s): agora serve on {url}")
     command = [sys.executable, "-m", "agora.cli.main", *serve_args(port, workers)]
     refresher = None
-    if args.refresher == "worker":  # the servers only serve; one agora worker refreshes
-        env = {**env, "AGORA_FEED": json.dumps({"refresh_in_serve": False})}
+    if args.refresher == "worker":  # the servers only serve; agora worker refreshes
+        feed = {"refresh_in_serve": False, "refresher_shards": args.refresher_shards}
+        env = {**env, "AGORA_FEED": json.dumps(feed)}
         refresher = subprocess.Popen(
             [sys.executable, "-m", "agora.cli.main", "worker"],
             env=env,
@@ -499,6 +502,7 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
         },
         "rss_mb": rss,
         "refresher": args.refresher,
+        "refresher_shards": args.refresher_shards,
         "refresh_all_seconds": round(refresh_seconds, 1),
     }
 
@@ -567,12 +571,21 @@ def main() -> None:
         help="who keeps candidates ready during the runs: a separate `agora worker` process "
         "(the servers run with refresh_in_serve false), or the servers' own thread",
     )
+    ap.add_argument(
+        "--refresher-shards",
+        type=int,
+        default=1,
+        help="feed.refresher_shards: how many refresher processes split the users (for "
+        "`agora worker --once` before each cell and the `agora worker` during it)",
+    )
     ap.add_argument("--users", type=int, default=10_000, help="active users (plus 5,000 creators)")
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/agora_bench")
     ap.add_argument("--workdir", default="/tmp/agora-serve-load")
     ap.add_argument("--out", default=str(RESULTS / "serve_load.json"))
     args = ap.parse_args()
+    if args.refresher == "serve" and args.refresher_shards > 1:
+        ap.error("--refresher serve runs one refresher per server: --refresher-shards must be 1")
     if shutil.which("wrk") is None:
         print(WRK_MISSING, file=sys.stderr)
         sys.exit(2)

@@ -109,6 +109,14 @@ class FeedConfig(BaseModel):
         description="Run the candidate refresher inside `agora serve` (turn off where "
         "`agora worker` processes refresh candidates).",
     )
+    refresher_shards: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="How many refreshers split the users by user pk (one `agora worker --shard "
+        "I` process or node each; `agora worker` alone starts them all). With more than one, "
+        "`agora serve` runs none of its own.",
+    )
     full_refresh_seconds: float = Field(
         900.0,
         gt=0,

@@ -21,7 +21,7 @@ from agora.feed.cache import FeedCache
 from agora.feed.impressions import ImpressionBuffer
 from agora.feed.recommendations import ReadyRecommendations
 from agora.feed.refresher import Leadership, Refresher, RefresherThread
-from agora.feed.store import CandidateStore, candidate_store, namespace
+from agora.feed.store import EVERY_USER, CandidateStore, Shard, candidate_store, namespace
 from agora.market.serving import MarketCache
 from agora.serving.service import ModelStore
 
@@ -43,9 +43,9 @@ class Wiring:
     market: MarketCache
     ready_answers: ReadyRecommendations
 
-    def refresher(self, reload_models: bool = False) -> Refresher:
+    def refresher(self, reload_models: bool = False, shard: Shard = EVERY_USER) -> Refresher:
         """A candidate refresher on this store (``reload_models``: it reloads the models from
-        disk every round, as a separate ``agora worker`` must)."""
+        disk every round, as a separate ``agora worker`` must) for ``shard``'s users."""
         return Refresher(
             self.sessions,
             self.models,
@@ -54,11 +54,14 @@ class Wiring:
             self.settings.event_weights,
             full_refresh_seconds=self.settings.feed.full_refresh_seconds,
             reload_models=reload_models,
+            shard=shard,
         )
 
-    def leadership(self) -> Leadership:
-        """The lock that lets one refresher per store work at a time."""
-        return Leadership(self.settings.redis_url, self.settings.data_dir, namespace(self.sessions))
+    def leadership(self, shard: Shard = EVERY_USER) -> Leadership:
+        """The lock that lets one refresher per store and shard work at a time."""
+        return Leadership(
+            self.settings.redis_url, self.settings.data_dir, namespace(self.sessions), shard
+        )
 
     def refresher_thread(self) -> RefresherThread:
         """A refresher for a served app; the feed's online path queues users with it."""
@@ -72,7 +75,7 @@ def wire(settings: Settings) -> Wiring:
     impression buffer and the ad book."""
     engine = open_store(settings)
     sessions = session_factory(engine)
-    candidates = candidate_store(settings.redis_url, sessions)
+    candidates = candidate_store(settings.redis_url, sessions, settings.feed.refresher_shards)
     impressions = ImpressionBuffer(
         sessions,
         flush_seconds=settings.feed.impression_flush_seconds,

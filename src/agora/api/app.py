@@ -295,7 +295,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 daemon=True,
             ).start()
         wiring.market.start()
-        refresher = wiring.refresher_thread() if settings.feed.refresh_in_serve else None
+        # several shards: their `agora worker --shard` processes refresh, not the API
+        refresher = (
+            wiring.refresher_thread()
+            if settings.feed.refresh_in_serve and settings.feed.refresher_shards == 1
+            else None
+        )
         if refresher is not None:
             refresher.start()
         try:

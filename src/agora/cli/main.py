@@ -24,7 +24,7 @@ from agora.analytics.engagement_cli import app as analytics_engagement_app
 from agora.analytics.graph_cli import app as analytics_graph_app
 from agora.analytics.segments_cli import app as analytics_segments_app
 from agora.audit.cli import app as admin_app
-from agora.cli.shell import console, err, error
+from agora.cli.shell import console, err, error, fail
 from agora.cli.shell import progress as _progress
 from agora.config import Settings, get_settings
 from agora.engagement.cli import app as engagement_app
@@ -463,35 +463,85 @@ def worker(
     once: Annotated[
         bool, typer.Option("--once", help="Refresh every user's candidates once, then exit.")
     ] = False,
+    shard: Annotated[
+        int | None,
+        typer.Option(
+            "--shard",
+            min=0,
+            help="Refresh only this shard of the users (0 to feed.refresher_shards - 1); "
+            "without it, every shard, one process each.",
+        ),
+    ] = None,
 ) -> None:
     """Keep every user's feed candidates ready (the refresher; `agora serve` runs one too).
 
-    Several may run against one store: one works at a time (a Redis lock with AGORA_REDIS_URL,
-    else a file lock in the data folder), the others take over when it stops or dies."""
+    Several may run against one store: one works per shard at a time (a Redis lock with
+    AGORA_REDIS_URL, else a file lock in the data folder), the others take over when it stops
+    or dies. With AGORA_FEED__REFRESHER_SHARDS=N the users are split N ways by user pk: start
+    one `agora worker --shard I` per shard (on as many nodes), or `agora worker` alone to run
+    them all here."""
     import threading
 
     from agora.feed.refresher import run_led
+    from agora.feed.store import Shard
     from agora.wiring import wire
 
     settings = get_settings()
+    shards = settings.feed.refresher_shards
+    if shard is None and shards > 1:
+        _run_shards(shards, once)
+        return
+    try:
+        part = Shard(shard or 0, shards)
+    except ValueError as exc:
+        raise fail(f"--shard {shard}: {exc} (AGORA_FEED__REFRESHER_SHARDS is {shards})") from None
+    named = f" (shard {part})" if shards > 1 else ""
     wiring = wire(settings)
     wiring.models.reload()
-    refresher = wiring.refresher(reload_models=True)
+    refresher = wiring.refresher(reload_models=True, shard=part)
     if once:
         with _progress() as progress:
-            task = progress.add_task("refreshing feed candidates", total=None)
+            task = progress.add_task(f"refreshing feed candidates{named}", total=None)
             t0 = time.perf_counter()
             stored = refresher.refresh_all(
                 lambda done, total: progress.update(task, completed=done, total=total)
             )
-        console.print(f"{stored:,} users' candidates refreshed in {time.perf_counter() - t0:.1f} s")
+        elapsed = time.perf_counter() - t0
+        console.print(f"{stored:,} users' candidates refreshed in {elapsed:.1f} s{named}")
         return
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: (stop.set(), refresher.stopping.set()))
-    console.print("feed refresher: waiting for its turn, then refreshing (Ctrl-C stops)")
-    run_led(refresher, wiring.leadership(), stop)
+    console.print(f"feed refresher{named}: waiting for its turn, then refreshing (Ctrl-C stops)")
+    run_led(refresher, wiring.leadership(part), stop)
     console.print("stopped")
+
+
+def _run_shards(count: int, once: bool) -> None:
+    """Every shard's refresher in a process of its own; this one passes Ctrl-C and SIGTERM on
+    and waits for them."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "agora.cli.main", "worker", *(["--once"] if once else [])]
+    console.print(f"feed refresher: {count} shards, one process each")
+    t0 = time.perf_counter()
+    children = [subprocess.Popen([*command, "--shard", str(i)]) for i in range(count)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    codes = [child.wait() for child in children]
+    failed = [f"{i} (exit {code})" for i, code in enumerate(codes) if code]
+    if failed:
+        raise fail(f"feed refresher: shard {', '.join(failed)} failed")
+    if once:
+        console.print(f"every shard refreshed in {time.perf_counter() - t0:.1f} s")
+    else:
+        console.print("stopped")
 
 
 @app.command()

@@ -15,6 +15,10 @@ Each round (:meth:`Refresher.step`):
   refresher's mark, kept in the store, so a restarted refresher catches up where it stopped);
 * users the online path asked for (no record yet, or a record older than their events).
 
+Users can be split between several refreshers by user pk (:class:`~agora.feed.store.Shard`,
+``refresher_shards`` and ``agora worker --shard``), to use more cores or nodes: each shard keeps
+its own marks, wanted users and lock, and stores the shared record too (the same one).
+
 Per-user work is :func:`agora.feed.candidates.compute_candidates`, then
 :func:`agora.feed.online.prepare`: the user's first pages ranked ahead, with the filter state
 they were ranked under, so that a worker serves a first page without reading the user's state
@@ -52,7 +56,7 @@ from agora.feed.candidates import (
 from agora.feed.models import FeedFeedback, FeedSettings
 from agora.feed.ready import hold
 from agora.feed.state import UserState, log_marks, read_states
-from agora.feed.store import CandidateStore
+from agora.feed.store import EVERY_USER, CandidateStore, Shard
 from agora.ingest.schemas import as_utc
 from agora.serving.service import ModelStore, ModelUnavailable, resolve_model
 
@@ -117,8 +121,10 @@ class Refresher:
         weights: Mapping[str, float],
         full_refresh_seconds: float = 900.0,
         reload_models: bool = False,
+        shard: Shard = EVERY_USER,
     ):
         self.sessions = sessions
+        self.shard = shard
         self.models = models
         self.store = store
         self.feed = feed
@@ -247,7 +253,7 @@ class Refresher:
         stamp = model_stamp(self.models)
         with self.sessions() as session:
             heads = self._log_heads(session)
-            users = active_users(session)
+            users = [pk for pk in active_users(session) if self.shard.owns(pk)]
             # every item stored before the models were trained (the catalogue is re-read
             # once a second: a model trained within that second would miss the newest items)
             self.cache.catalogue.get(session, fresh=True)
@@ -265,18 +271,18 @@ class Refresher:
             return stored
         for name, value in heads.items():  # events up to here are in the records
             self._advance(name, value)
-        self.store.set_mark(STAMP_MARK, stamp)
-        self.store.set_mark(FULL_MARK, str(time.time()))
+        self.store.set_mark(self.shard.mark(STAMP_MARK), stamp)
+        self.store.set_mark(self.shard.mark(FULL_MARK), str(time.time()))
         return stored
 
     def refresh_dirty(self, limit: int = 10_000) -> int:
         """Users with events, new or removed ties, feedback or settings past the refresher's
         marks, and wanted users."""
         heads = {
-            name: int(self.store.mark(name) or 0)
+            name: int(self.store.mark(self.shard.mark(name)) or 0)
             for name in (EVENTS_MARK, EDGES_MARK, REMOVALS_MARK, FEEDBACK_MARK)
         }
-        heads[SETTINGS_MARK] = float(self.store.mark(SETTINGS_MARK) or 0.0)
+        heads[SETTINGS_MARK] = float(self.store.mark(self.shard.mark(SETTINGS_MARK)) or 0.0)
         stored = self._dirty(heads, limit)
         for name, value in heads.items():
             self._advance(name, value)
@@ -285,8 +291,9 @@ class Refresher:
     def _dirty(self, heads: dict[str, float], limit: int = 10_000) -> int:
         """Refresh wanted users and those with events, new or removed ties, feedback or
         settings past ``heads`` (log ids and the settings' time, moved on to the newest
-        read)."""
-        dirty: set[int] = set(self.store.take_wanted(limit))
+        read); only this refresher's shard of them."""
+        dirty: set[int] = set(self.store.take_wanted(limit, self.shard))
+        owns = self.shard.owns
         with self.sessions() as session:
             for name, column, user in (
                 (EVENTS_MARK, Event.id, Event.user_id),
@@ -299,7 +306,7 @@ class Refresher:
                 ).all()
                 if found:
                     heads[name] = int(found[-1][0])
-                    dirty.update(int(u) for _, u in found)
+                    dirty.update(pk for _, u in found if owns(pk := int(u)))
             since = datetime.fromtimestamp(heads[SETTINGS_MARK], UTC)
             for user, updated in session.execute(
                 select(FeedSettings.user_id, FeedSettings.updated)
@@ -307,7 +314,8 @@ class Refresher:
                 .limit(limit)
             ):
                 heads[SETTINGS_MARK] = max(heads[SETTINGS_MARK], as_utc(updated).timestamp())
-                dirty.add(int(user))
+                if owns(int(user)):
+                    dirty.add(int(user))
         return self.refresh_users(sorted(dirty)) if dirty else 0
 
     def step(self) -> dict[str, int]:
@@ -315,9 +323,9 @@ class Refresher:
         if self.reload_models:
             self.models.reload()
         stamp = model_stamp(self.models)
-        last_full = float(self.store.mark(FULL_MARK) or 0.0)
+        last_full = float(self.store.mark(self.shard.mark(FULL_MARK)) or 0.0)
         if (
-            self.store.mark(STAMP_MARK) != stamp
+            self.store.mark(self.shard.mark(STAMP_MARK)) != stamp
             or time.time() - last_full > self.full_refresh_seconds
         ):
             return {"all": self.refresh_all()}
@@ -334,6 +342,7 @@ class Refresher:
         }
 
     def _advance(self, name: str, value: float) -> None:
+        name = self.shard.mark(name)
         if value > float(self.store.mark(name) or 0):
             self.store.set_mark(name, str(value))
 
@@ -354,13 +363,20 @@ class Refresher:
 
 
 class Leadership:
-    """One refresher per store at a time: a Redis lock (with ``redis_url``) renewed while held,
-    else a file lock in ``lock_dir`` (released by the OS when its process dies)."""
+    """One refresher per store and shard at a time: a Redis lock (with ``redis_url``) renewed
+    while held, else a file lock in ``lock_dir`` (released by the OS when its process dies)."""
 
-    def __init__(self, redis_url: str | None, lock_dir: Path, namespace: str = "default"):
+    def __init__(
+        self,
+        redis_url: str | None,
+        lock_dir: Path,
+        namespace: str = "default",
+        shard: Shard = EVERY_USER,
+    ):
         self.redis_url = redis_url
         self.lock_dir = Path(lock_dir)
         self.namespace = namespace
+        self.suffix = "" if shard.count == 1 else f"-{shard.index}-of-{shard.count}"
         self._lock = None
 
     def acquire(self, timeout: float) -> bool:
@@ -368,12 +384,13 @@ class Leadership:
             import redis
 
             client = redis.Redis.from_url(self.redis_url, socket_timeout=2.0)
-            self._lock = client.lock(f"agora:feed:{self.namespace}:refresher", timeout=30)
+            key = f"agora:feed:{self.namespace}:refresher{self.suffix}"
+            self._lock = client.lock(key, timeout=30)
             return bool(self._lock.acquire(blocking=True, blocking_timeout=timeout))
         from filelock import FileLock, Timeout
 
         self.lock_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(self.lock_dir / "feed-refresher.lock"))
+        self._lock = FileLock(str(self.lock_dir / f"feed-refresher{self.suffix}.lock"))
         try:
             self._lock.acquire(timeout=timeout)
         except Timeout:

@@ -8,6 +8,9 @@ poll :meth:`CandidateStore.stored_since` for the records written since their las
 refresher's marks (how far it has read the
 event log, which model versions it last refreshed everybody for) and the set of users the online
 path wants refreshed. :func:`candidate_store` picks one.
+
+Users can be split between several refreshers (:class:`Shard`, ``agora worker --shard``): each
+keeps its own marks and takes only its own wanted users.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import bindparam, delete, select
@@ -26,6 +30,35 @@ from agora.feed.candidates import EVERYONE, Candidates
 from agora.feed.models import FeedCandidates, FeedRefreshMark, FeedRefreshWanted
 
 PREFIX = "agora:feed:"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The users one refresher keeps: those whose pk modulo ``count`` is ``index`` (one
+    ``agora worker --shard`` process or node each). The single refresher is ``Shard(0, 1)``."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(
+                f"shard {self.index} of {self.count}: shards are 0 to {self.count - 1}"
+            )
+
+    def owns(self, user_pk: int) -> bool:
+        return user_pk % self.count == self.index
+
+    def mark(self, name: str) -> str:
+        """The name of one of this shard's marks (the single refresher's are unsuffixed)."""
+        return name if self.count == 1 else f"{name}@{self.index}/{self.count}"
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+#: The shard of a refresher that keeps every user (the default: one refresher per store).
+EVERY_USER = Shard()
 
 
 class CandidateStore(Protocol):
@@ -52,7 +85,9 @@ class CandidateStore(Protocol):
 
     def want(self, user_pk: int) -> None: ...
 
-    def take_wanted(self, limit: int) -> list[int]: ...
+    def take_wanted(self, limit: int, shard: Shard = EVERY_USER) -> list[int]:
+        """Up to ``limit`` wanted users of ``shard``, no longer wanted once taken."""
+        ...
 
 
 #: How long a dropped user's records are refused (far longer than a refresher's chunk takes).
@@ -75,14 +110,16 @@ end
 
 class RedisCandidates:
     """Records as Redis strings (``agora:feed:cand:<user pk>``) with their store times in a
-    sorted set, marks as strings, wanted users as a set. A record is about 12 bytes per
-    candidate (a few KB per user)."""
+    sorted set, marks as strings, wanted users as a set per shard (``shards``: how many
+    refreshers split the users). A record is about 12 bytes per candidate (a few KB per
+    user)."""
 
-    def __init__(self, redis_url: str, namespace: str):
+    def __init__(self, redis_url: str, namespace: str, shards: int = 1):
         import redis
 
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=2.0)
         self.prefix = f"{PREFIX}{namespace}:"
+        self.shards = shards
         self._put = self.redis.register_script(_PUT_UNLESS_GONE)
 
     def get(self, user_pk: int) -> Candidates | None:
@@ -134,11 +171,14 @@ class RedisCandidates:
     def set_mark(self, name: str, value: str) -> None:
         self.redis.set(f"{self.prefix}mark:{name}", value)
 
-    def want(self, user_pk: int) -> None:
-        self.redis.sadd(f"{self.prefix}wanted", user_pk)
+    def _wanted(self, shard: Shard) -> str:
+        return f"{self.prefix}wanted" if shard.count == 1 else f"{self.prefix}wanted:{shard}"
 
-    def take_wanted(self, limit: int) -> list[int]:
-        return [int(pk) for pk in self.redis.spop(f"{self.prefix}wanted", limit) or []]
+    def want(self, user_pk: int) -> None:
+        self.redis.sadd(self._wanted(Shard(user_pk % self.shards, self.shards)), user_pk)
+
+    def take_wanted(self, limit: int, shard: Shard = EVERY_USER) -> list[int]:
+        return [int(pk) for pk in self.redis.spop(self._wanted(shard), limit) or []]
 
 
 _PAYLOAD = select(FeedCandidates.payload).where(FeedCandidates.user_id == bindparam("pk"))
@@ -231,20 +271,23 @@ class TableCandidates:
             stmt = insert_for(session, FeedRefreshWanted.__table__)
             session.execute(stmt.values(user_id=user_pk).on_conflict_do_nothing())
 
-    def take_wanted(self, limit: int) -> list[int]:
+    def take_wanted(self, limit: int, shard: Shard = EVERY_USER) -> list[int]:
+        mine = FeedRefreshWanted.user_id % shard.count == shard.index
         with transaction(self.sessions) as session:
-            pks = list(session.scalars(select(FeedRefreshWanted.user_id).limit(limit)))
+            pks = list(session.scalars(select(FeedRefreshWanted.user_id).where(mine).limit(limit)))
             if pks:
                 session.execute(delete(FeedRefreshWanted).where(FeedRefreshWanted.user_id.in_(pks)))
         return pks
 
 
-def candidate_store(redis_url: str | None, sessions: sessionmaker[Session]) -> CandidateStore:
+def candidate_store(
+    redis_url: str | None, sessions: sessionmaker[Session], shards: int = 1
+) -> CandidateStore:
     """Redis when configured (keys named after the database, so stores sharing one Redis stay
-    apart), else the store's own table."""
-    return (
-        RedisCandidates(redis_url, namespace(sessions)) if redis_url else TableCandidates(sessions)
-    )
+    apart), else the store's own table; ``shards`` refreshers split the users."""
+    if redis_url:
+        return RedisCandidates(redis_url, namespace(sessions), shards)
+    return TableCandidates(sessions)
 
 
 def namespace(sessions: sessionmaker[Session]) -> str:
