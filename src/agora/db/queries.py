@@ -251,8 +251,9 @@ def ties_who_engaged(
 
 
 def events_per_minute(session: Session, until: datetime, minutes: int) -> list[int]:
-    """Events stamped in each of the ``minutes`` whole minutes before ``until`` (oldest
-    first), counted in one read of that range: the console's live rate."""
+    """Events stamped in each of the ``minutes`` spans of 60 seconds before ``until`` (oldest
+    first; the last is the minute just gone), counted in one read of that range: the
+    console's live rate."""
     start = until - timedelta(minutes=minutes)
     stamps = session.scalars(
         select(Event.timestamp).where(Event.timestamp >= start, Event.timestamp < until)

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 #: A colour-blind-safe palette (Okabe-Ito), in the order series take it.
+#: Series with at most this many points draw a dot on each (a lone point is otherwise unseen).
+FEW = 40
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
 
 
@@ -21,17 +24,24 @@ def _axes(x_name: str, y_name: str, categories: Sequence[str] | None = None) -> 
 
 
 def time_lines(
-    series: dict[str, list[tuple[str, float]]], x_name: str, y_name: str
+    series: dict[str, list[tuple[str, float]]],
+    x_name: str,
+    y_name: str,
+    span: tuple[datetime, datetime] | None = None,
 ) -> dict[str, Any]:
-    """One line per named series of (ISO time, value) points over a time axis."""
+    """One line per named series of (ISO time, value) points over a time axis covering
+    ``span`` (default: the points'); a series of few points shows each as a dot."""
+    axes = _axes(x_name, y_name)
+    if span is not None:
+        axes["xAxis"] |= {"min": span[0].isoformat(), "max": span[1].isoformat()}
     return {
         "color": PALETTE,
         "tooltip": {"trigger": "axis"},
         "legend": {"top": 0},
         "grid": {"left": 60, "right": 20, "top": 36, "bottom": 48},
-        **_axes(x_name, y_name),
+        **axes,
         "series": [
-            {"name": name, "type": "line", "showSymbol": False, "data": points}
+            {"name": name, "type": "line", "showSymbol": len(points) <= FEW, "data": points}
             for name, points in series.items()
         ],
     }
@@ -46,7 +56,7 @@ def bars(
         "tooltip": {"trigger": "axis"},
         "grid": {"left": 60, "right": 20, "top": 20, "bottom": 48},
         **_axes(x_name, y_name, labels),
-        "series": [{"type": "bar", "name": y_name, "data": list(values)}],
+        "series": [{"type": "bar", "name": y_name, "data": list(values), "barMaxWidth": 48}],
     }
 
 

@@ -36,7 +36,7 @@ CASCADE_NODES = 300
 def search_items(
     request: Request, session: SessionDep, _: ReadSession, q: Search = ""
 ) -> HTMLResponse:
-    """Items whose id is the text typed, whose title contains it or that carry it as a tag."""
+    """Items whose id is the text typed, whose title holds it, or tagged with it."""
     text = q.strip()
     found = queries.find_items(session, text, SEARCH_LIMIT) if text else []
     return render(request, "items.html", {"q": text, "found": found})
@@ -50,8 +50,10 @@ def _cascade(session: Any, item_id: str, t: Any) -> dict[str, Any] | None:
     kept = {u: cascade.parent[u] for u in users}
     labels = {u: f"{u} ({t('cascade.' + cascade.how.get(u, 'root'))})" for u in users}
     labels[cascade.root] = f"{cascade.root} ({t('cascade.author')})"
+    stats = cascade.stats()
     return {
-        "stats": cascade.stats(),
+        "stats": stats,
+        "height": max(160, min(1200, 30 * int(stats["max_breadth"] or 1) + 80)),
         "repeated": cascade.duplicates,
         "option": charts.cascade_tree(cascade.root, kept, labels) if len(kept) > 1 else None,
     }
@@ -68,7 +70,7 @@ def _similar(session: Any, models: serving.ModelStore, item_id: str) -> serving.
 def item_page(
     request: Request, item_id: ItemId, session: SessionDep, models: ModelsDep, _: ReadSession
 ) -> HTMLResponse:
-    """One item: what happened to it, who it reached, what is like it, how it is judged."""
+    """One item: its events, reach, similar items, moderation, sentiment and cascade."""
     record = queries.item_record(session, item_id)
     if record is None:
         return render(request, "not_found.html", {"kind": "item", "id": item_id}, 404)

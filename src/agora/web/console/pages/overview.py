@@ -64,7 +64,8 @@ def _active(request: Request, session: Session, t: Any) -> tuple[dict | None, st
         series[t(label)] = [(p.start.isoformat(), p.users) for p in points]
     if not any(series.values()):
         return None, origin
-    return charts.time_lines(series, t("axis.date"), t("axis.active_users")), origin
+    option = charts.time_lines(series, t("axis.date"), t("axis.active_users"), (since, end))
+    return option, origin
 
 
 def _sources(request: Request, session: Session, t: Any) -> tuple[dict | None, int]:
@@ -79,16 +80,17 @@ def _sources(request: Request, session: Session, t: Any) -> tuple[dict | None, i
 
 
 def _rate(session: Session, t: Any) -> dict[str, Any]:
-    now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    """Events per minute over the last ``RATE_MINUTES`` minutes, the last bar being the 60
+    seconds before now."""
+    now = datetime.now(UTC)
     counts = queries.events_per_minute(session, now, RATE_MINUTES)
-    stamps = [
-        (now - timedelta(minutes=RATE_MINUTES - i)).strftime("%H:%M") for i in range(RATE_MINUTES)
-    ]
+    ends = [(now - timedelta(minutes=RATE_MINUTES - 1 - i)).strftime("%H:%M") for i in
+            range(RATE_MINUTES)]  # fmt: skip
     return {
         "last_minute": counts[-1],
         "total": sum(counts),
         "minutes": RATE_MINUTES,
-        "option": charts.bars(stamps, counts, t("axis.minute_utc"), t("axis.events_per_minute")),
+        "option": charts.bars(ends, counts, t("axis.minute_utc"), t("axis.events_per_minute")),
         "poll": RATE_POLL_SECONDS,
     }
 

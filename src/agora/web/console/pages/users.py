@@ -62,8 +62,9 @@ def user_page(
     settings: SettingsDep,
     console: ReadSession,
 ) -> HTMLResponse:
-    """One user: activity, ties, engagement, segment and feed controls; the feed preview is
-    loaded by the page itself (``/preview``)."""
+    """One user's activity, ties, engagement, segment and feed controls.
+
+    The feed preview is loaded by the page itself (``/preview``)."""
     record = queries.user_record(session, user_id)
     if record is None:
         return _not_found(request, user_id)
@@ -72,6 +73,7 @@ def user_page(
     titles = queries.item_summaries(session, [e[0] for e in events])
     data: dict[str, Any] = {
         "user": record,
+        "user_id": user_id,
         "events": [
             {"item_id": i, "title": (titles.get(i) or {}).get("title"), "type": k, "time": ts}
             for i, k, _, ts in events
@@ -107,8 +109,9 @@ def feed_preview(
     cache: FeedCacheDep,
     _: ReadSession,
 ) -> HTMLResponse:
-    """The first page of the user's feed as they would get it now, with explanations; it is
-    ranked in a transaction that is rolled back, so the preview records no impression."""
+    """The first page of the user's feed as they would get it now, with explanations.
+
+    It is ranked in a transaction that is rolled back: the preview records no impression."""
     if queries.user_record(session, user_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"user {user_id!r} not found")
     with cache.serving():
@@ -155,8 +158,9 @@ async def edit_controls(
     cache: FeedCacheDep,
     _: WriteSession,
 ) -> HTMLResponse:
-    """Change the user's feed controls (checked as ``PATCH /users/{id}/feed/settings`` checks
-    them); answers the controls panel and asks the preview to refresh."""
+    """Change the user's feed controls (as ``PATCH /users/{id}/feed/settings`` does).
+
+    Answers the controls panel and asks the page's preview to refresh."""
     fields = await auth.form_fields(request)
     try:
         body = ControlsIn.model_validate(_controls_change(fields))
