@@ -20,6 +20,8 @@ from console_support import (
     sign_in,
 )  # fmt: skip
 
+from agora.web.console.i18n.en import TEXTS as ENGLISH
+
 CHARTS_DRAWN = """els => els.map(el => el.getAttribute('data-drawn') === 'true'
     && el.querySelectorAll('svg path').length > 3)"""
 
@@ -109,8 +111,9 @@ def test_user_page_previews_the_feed_and_a_write_key_edits_a_control(browser, st
     items.first.wait_for()
     assert items.count() == 10
     first = items.first.inner_text()
-    assert "collaborative" in first or "trending" in first or "content" in first
-    assert "because you engaged with" in first  # the reason
+    source = items.first.locator(".source").get_attribute("data-source")
+    assert source in ("collaborative", "sequential", "content", "trending", "in_network")
+    assert ENGLISH[f"reason.{source}"] in first  # why it is there, in the operator's words
     assert "Score carried by their past items:" in first  # what carried the model's score
     screenshot(page, "user")
     # mute the first previewed item's first tag: the preview refreshes without it
@@ -158,11 +161,13 @@ def test_chinese_texts_are_remembered(browser, store: Store) -> None:
     assert all(word in nav for word in ("概览", "用户", "内容"))
     assert page.locator("header button").inner_text() == "退出"
     assert "日活" in page.locator("#active-chart").inner_text()
+    assert "协同过滤" in page.locator("#sources-chart").inner_text()
     _charts_drawn(page)
     screenshot(page, "overview-zh")
     page.goto(store.url + "/console/users/28")  # the choice is kept in a cookie
     assert "信任等级" in page.locator("main").inner_text()
     page.locator("#preview-items li").first.wait_for()
+    assert "推荐依据" in page.locator("#preview-items").inner_text()
     screenshot(page, "user-zh")
     context.close()
 

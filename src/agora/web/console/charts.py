@@ -48,10 +48,16 @@ def time_lines(
 
 
 def bars(
-    labels: Sequence[str], values: Sequence[float], x_name: str, y_name: str
+    labels: Sequence[str],
+    values: Sequence[float],
+    x_name: str,
+    y_name: str,
+    animate: bool = True,
 ) -> dict[str, Any]:
-    """Vertical bars, one per label."""
+    """Vertical bars, one per label (``animate=False`` for a chart redrawn every few seconds:
+    it shows its values at once, not bars growing from zero)."""
     return {
+        "animation": animate,
         "color": PALETTE,
         "tooltip": {"trigger": "axis"},
         "grid": {"left": 60, "right": 20, "top": 20, "bottom": 48},

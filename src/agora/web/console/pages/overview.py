@@ -74,7 +74,7 @@ def _sources(request: Request, session: Session, t: Any) -> tuple[dict | None, i
     total = sum(count for _, count in ordered)
     if not total:
         return None, 0
-    labels = [source for source, _ in ordered]
+    labels = [t("source." + source, _default=source) for source, _ in ordered]
     option = charts.bars(labels, [c for _, c in ordered], t("axis.source"), t("axis.impressions"))
     return option, total
 
@@ -90,7 +90,9 @@ def _rate(session: Session, t: Any) -> dict[str, Any]:
         "last_minute": counts[-1],
         "total": sum(counts),
         "minutes": RATE_MINUTES,
-        "option": charts.bars(ends, counts, t("axis.minute_utc"), t("axis.events_per_minute")),
+        "option": charts.bars(
+            ends, counts, t("axis.minute_utc"), t("axis.events_per_minute"), animate=False
+        ),
         "poll": RATE_POLL_SECONDS,
     }
 
