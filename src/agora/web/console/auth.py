@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import HTTPException, Request, status
 
-from agora.api.auth import IMPLIED, Principal, authenticate, fingerprint, key_table
+from agora.api.auth import IMPLIED, Principal, admit, authenticate, fingerprint, key_table
 from agora.config import Settings
 
 SESSION_COOKIE = "agora_console"
@@ -174,7 +174,7 @@ def require(scope: str) -> Callable[[Request], Awaitable[ConsoleSession]]:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, detail=f"this API key lacks the {scope!r} scope"
             )
-        request.state.principal = session.principal  # differential privacy reads it
+        admit(request, session.principal)  # as the API: who it serves, the key's rate limit
         request.state.console = session
         return session
 

@@ -18,7 +18,7 @@ def _axes(x_name: str, y_name: str, categories: Sequence[str] | None = None) -> 
     if categories is not None:
         x |= {"type": "category", "data": list(categories)}
     else:
-        x |= {"type": "time"}
+        x |= {"type": "time", "axisLabel": {"hideOverlap": True}}
     y = {"type": "value", "name": y_name, "nameLocation": "middle", "nameGap": 44, "minInterval": 1}
     return {"xAxis": x, "yAxis": y}
 

@@ -20,6 +20,7 @@ TEXTS: dict[str, str] = {
     "loading": "Loading…",
     "search": "Search",
     "search.found": "{n} found",
+    "search.first": "The first {n} matches:",
     "search.none": "Nothing matches “{q}”.",
     "panel.unreadable": "This could not be read just now (see the server log).",
     "notfound.title": "Not found",

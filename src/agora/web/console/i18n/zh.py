@@ -19,6 +19,7 @@ TEXTS: dict[str, str] = {
     "loading": "加载中…",
     "search": "搜索",
     "search.found": "找到 {n} 条",
+    "search.first": "前 {n} 条结果：",
     "search.none": "没有与“{q}”匹配的结果。",
     "panel.unreadable": "暂时无法读取（详情见服务器日志）。",
     "notfound.title": "未找到",

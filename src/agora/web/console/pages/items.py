@@ -39,7 +39,7 @@ def search_items(
     """Items whose id is the text typed, whose title holds it, or tagged with it."""
     text = q.strip()
     found = queries.find_items(session, text, SEARCH_LIMIT) if text else []
-    return render(request, "items.html", {"q": text, "found": found})
+    return render(request, "items.html", {"q": text, "found": found, "limit": SEARCH_LIMIT})
 
 
 def _cascade(session: Any, item_id: str, t: Any) -> dict[str, Any] | None:

@@ -51,7 +51,7 @@ def search_users(
     found = queries.find_users(session, text, SEARCH_LIMIT) if text else []
     if text and text not in found and queries.user_record(session, text) is not None:
         found.insert(0, text)  # pseudonymized ids match exactly only
-    return render(request, "users.html", {"q": text, "found": found})
+    return render(request, "users.html", {"q": text, "found": found, "limit": SEARCH_LIMIT})
 
 
 @router.get("/users/{user_id}", response_class=HTMLResponse, include_in_schema=False)
