@@ -200,3 +200,25 @@ def test_an_action_without_its_csrf_token_is_refused_and_sign_out_ends_the_sessi
     page.goto(store.url + "/console/items")
     assert "/console/signin?next=/console/items" in page.url
     context.close()
+
+
+def test_bad_input_gets_a_clear_4xx(browser, store: Store) -> None:
+    context, page = sign_in(browser, store, ADMIN)
+    ask = context.request
+    missing_user = ask.get(store.url + "/console/users/nobody-here")
+    assert missing_user.status == 404 and "There is no user “nobody-here”" in missing_user.text()
+    missing_item = ask.get(store.url + "/console/items/no-such-item")
+    assert missing_item.status == 404 and "There is no item" in missing_item.text()
+    assert ask.get(store.url + "/console/users/nobody-here/preview").status == 404
+    assert ask.get(store.url + "/console/users/" + "x" * 300).status == 422
+    token = page.locator("header form input[name=csrf]").input_value()
+    for value, said in (("abc", "not a number"), ("7", "less than or equal to 1")):
+        refused = ask.post(
+            store.url + "/console/users/31/controls", form={"csrf": token, "diversity": value}
+        )
+        assert refused.status == 422 and said in refused.text(), refused.text()
+    away = ask.get(
+        store.url + "/console/language/zh?next=https://elsewhere.example/", max_redirects=0
+    )
+    assert away.status == 303 and away.headers["location"] == "/console/"
+    context.close()
