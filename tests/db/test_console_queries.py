@@ -73,6 +73,8 @@ def test_events_per_minute_and_per_type(engine) -> None:
     with session_factory(engine)() as session:
         assert queries.events_per_minute(session, NOW, 3) == [1, 1, 2]
         assert sum(queries.events_per_minute(session, NOW, 60)) == 5
+        # reading only the two newest events (e4 in the window, e5 before it), e1-e3 go uncounted
+        assert queries.events_per_minute(session, NOW, 3, scan=2) == [1, 0, 0]
         assert queries.item_event_counts(session, "p1") == {"like": 3, "view": 1}
         assert queries.item_event_counts(session, "nothing") == {}
 
