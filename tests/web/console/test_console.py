@@ -101,6 +101,7 @@ def test_overview_shows_the_store_live_rate_models_and_charts(browser, store: St
 
 def test_user_page_previews_the_feed_and_a_write_key_edits_a_control(browser, store: Store) -> None:
     context, page = sign_in(browser, store, WRITER)
+    shown_before = store.api("GET", "/feed/sources").json()
     page.goto(store.url + "/console/users?q=28")
     page.click("#results a:text-is('28')")
     page.wait_for_url(store.url + "/console/users/28")
@@ -126,6 +127,8 @@ def test_user_page_previews_the_feed_and_a_write_key_edits_a_control(browser, st
         ".querySelectorAll('#preview-items .tag')].some(t => t.textContent === tag)",
         arg=tag,
     )
+    page.wait_for_timeout(1500)  # past the impression buffer's flush (1 s)
+    assert store.api("GET", "/feed/sources").json() == shown_before  # previews record nothing
     stored = store.api("GET", "/users/28/feed/settings", key=READER).json()
     assert stored["muted_tags"] == [tag] and stored["diversity"] == 0.7
     assert page.locator("input[name=muted_tags]").input_value() == tag
