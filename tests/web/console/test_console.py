@@ -225,3 +225,31 @@ def test_bad_input_gets_a_clear_4xx(browser, store: Store) -> None:
     )
     assert away.status == 303 and away.headers["location"] == "/console/"
     context.close()
+
+
+def test_odd_stored_rows_do_not_take_a_page_down(browser, store: Store) -> None:
+    """Rows written behind the API's back: tags that are not a list, a segment group whose
+    attributes are not an object."""
+    with sqlite3.connect(store.folder / "agora-data" / "agora.db") as db:
+        db.execute(
+            "insert into items (external_id, title, body, tags, created, media, attributes)"
+            " values ('odd-1', 'An oddly stored post', '', '{\"not\": \"a list\"}',"
+            " '2021-11-01 00:00:00.000000', '{}', '{}')"
+        )
+        db.execute(
+            "insert into groups (external_id, name, created, attributes)"
+            " values ('segment:9', 'odd', '2021-11-01 00:00:00.000000', '[1, 2]')"
+        )
+        db.execute(
+            "insert into memberships (group_id, user_id, role, created) select g.id, u.id,"
+            " 'member', '2021-11-01 00:00:00.000000' from groups g, users u"
+            " where g.external_id = 'segment:9' and u.external_id = '17'"
+        )
+    context, page = sign_in(browser, store, ADMIN)
+    page.goto(store.url + "/console/items?q=odd-1")
+    assert "An oddly stored post" in page.locator("#results").inner_text()
+    answer = page.goto(store.url + "/console/items/odd-1")
+    assert answer.status == 200 and "An oddly stored post" in page.locator("h1").inner_text()
+    answer = page.goto(store.url + "/console/users/17")
+    assert answer.status == 200 and "segment:9" in page.locator("main").inner_text()
+    context.close()

@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
+def listed(value: object) -> list[str]:
+    """A stored list (tags) as texts; anything else a row may hold reads as empty."""
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+TEMPLATES.env.filters["listed"] = listed
+
+
 @dataclass(frozen=True)
 class NavEntry:
     """A page in the navigation bar: its path and the catalogue key of its label."""
