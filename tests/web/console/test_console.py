@@ -200,8 +200,12 @@ def test_an_action_without_its_csrf_token_is_refused_and_sign_out_ends_the_sessi
     assert forged.status == 403 and "CSRF" in forged.text()
     page.click("header form button")
     page.wait_for_url(re.compile(r".*/console/signin$"))
-    page.goto(store.url + "/console/items")
-    assert "/console/signin?next=/console/items" in page.url
+    page.goto(store.url + "/console/items?q=staking")
+    assert "/console/signin?next=/console/items%3Fq%3Dstaking" in page.url
+    page.fill("#api_key", READER)  # signing in again goes back to the search asked for
+    page.click("form button[type=submit]")
+    page.wait_for_url(store.url + "/console/items?q=staking")
+    assert page.locator("#results tr").count() > 2
     context.close()
 
 

@@ -92,7 +92,9 @@ def session_cookie(key: bytes, principal: Principal, hours: float, now: float) -
     return f"{payload}.{_sign(key, payload)}"
 
 
-def read_session(settings: Settings, key: bytes, cookie: str | None, now: float):
+def read_session(
+    settings: Settings, key: bytes, cookie: str | None, now: float
+) -> ConsoleSession | None:
     """The session a cookie holds, or None (absent, altered, expired, or its key is gone)."""
     if not cookie or cookie.count(".") != 1:
         return None
@@ -167,7 +169,8 @@ def require(scope: str) -> Callable[[Request], Awaitable[ConsoleSession]]:
         if session is None:
             if _is_fragment(request):
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="sign in to the console")
-            raise SignInRequired(request.url.path)
+            query = request.url.query
+            raise SignInRequired(request.url.path + (f"?{query}" if query else ""))
         if request.method != "GET":
             await check_csrf(request, secret_for(request), session.session_id)
         if not session.can(scope):
@@ -184,6 +187,7 @@ def require(scope: str) -> Callable[[Request], Awaitable[ConsoleSession]]:
 
 
 def sign_in_url(next_path: str) -> str:
+    """The sign-in form, sending the operator back to ``next_path`` once signed in."""
     return f"{SIGN_IN_PATH}?next={quote(next_path)}"
 
 
