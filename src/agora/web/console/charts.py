@@ -1,5 +1,7 @@
 """ECharts options built on the server: each page passes one to ``layout.chart`` and
-``static/console/console.js`` draws it (SVG renderer). Every chart has named axes with units."""
+``static/console/console.js`` draws it (SVG renderer, no animation: a chart redrawn every few
+seconds, or read at a glance, shows its values at once). Every chart has named axes with
+units."""
 
 from __future__ import annotations
 
@@ -48,16 +50,10 @@ def time_lines(
 
 
 def bars(
-    labels: Sequence[str],
-    values: Sequence[float],
-    x_name: str,
-    y_name: str,
-    animate: bool = True,
+    labels: Sequence[str], values: Sequence[float], x_name: str, y_name: str
 ) -> dict[str, Any]:
-    """Vertical bars, one per label (``animate=False`` for a chart redrawn every few seconds:
-    it shows its values at once, not bars growing from zero)."""
+    """Vertical bars, one per label."""
     return {
-        "animation": animate,
         "color": PALETTE,
         "tooltip": {"trigger": "axis"},
         "grid": {"left": 60, "right": 20, "top": 20, "bottom": 48},

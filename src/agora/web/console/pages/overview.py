@@ -90,9 +90,7 @@ def _rate(session: Session, t: Any) -> dict[str, Any]:
         "last_minute": counts[-1],
         "total": sum(counts),
         "minutes": RATE_MINUTES,
-        "option": charts.bars(
-            ends, counts, t("axis.minute_utc"), t("axis.events_per_minute"), animate=False
-        ),
+        "option": charts.bars(ends, counts, t("axis.minute_utc"), t("axis.events_per_minute")),
         "poll": RATE_POLL_SECONDS,
     }
 

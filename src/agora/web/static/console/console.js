@@ -1,4 +1,4 @@
-// Agora console: draws every [data-chart] element with ECharts (SVG renderer), on page load
+// Agora console: draws every [data-chart] element with ECharts (SVG renderer, no animation), on page load
 // and in every fragment htmx swaps in; shows refused actions (4xx/5xx answers) in #flash.
 (function () {
   "use strict";
@@ -6,7 +6,9 @@
     root.querySelectorAll("[data-chart]").forEach(function (el) {
       if (el._chart) return;
       var chart = echarts.init(el, null, { renderer: "svg" });
-      chart.setOption(JSON.parse(el.getAttribute("data-chart")));
+      var option = JSON.parse(el.getAttribute("data-chart"));
+      option.animation = false;  // values at once: the live chart is redrawn every 5 s
+      chart.setOption(option);
       el._chart = chart;
       el.setAttribute("data-drawn", "true");
     });
