@@ -25,7 +25,7 @@ from console_support import (
     Store,
     missing,
     platform_traffic,
-)  # fmt: skip
+)
 from live_server import kill_server, start_server
 
 
@@ -48,7 +48,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     }
     _cli(["demo", "--no-serve"], env, folder)  # the bundled community, the default models
     server = start_server([*AGORA, "serve"], env, folder)
-    served = Store(server, folder, env)
+    served = Store(server, folder)
     try:
         platform_traffic(served)
         yield served

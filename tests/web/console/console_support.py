@@ -37,11 +37,10 @@ SHARERS = ("17", "31", "5")
 
 @dataclass(frozen=True)
 class Store:
-    """The served store: its server, folder and the environment it was made with."""
+    """The served store: its server and its folder (the SQLite file is in agora-data/)."""
 
     server: LiveServer
     folder: Path
-    env: dict[str, str]
 
     @property
     def url(self) -> str:

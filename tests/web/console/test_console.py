@@ -18,7 +18,7 @@ from console_support import (
     Store,
     screenshot,
     sign_in,
-)  # fmt: skip
+)
 
 from agora.web.console.i18n.en import TEXTS as ENGLISH
 
