@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from live_server import LiveServer, kill_server, start_server
 from sqlalchemy import Engine, create_engine, text
 
 from agora.db.engine import make_engine, migrate
@@ -136,62 +131,16 @@ def bundled_dump() -> Path:
     return BUNDLED_DUMP
 
 
-@dataclass
-class LiveServer:
-    """A server process on 127.0.0.1 started by a test, with its log."""
-
-    process: subprocess.Popen
-    base_url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        """Send ``sig`` and wait for the exit code (killed, and a failure, past ``timeout``)."""
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"server did not stop within {timeout} s:\n{self.log()}") from None
-
-
 @pytest.fixture
 def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Start a real server process (``command`` gets ``--port``), wait until /health answers."""
     started: list[LiveServer] = []
 
     def start(command: list[str], env: dict[str, str]) -> LiveServer:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")} | env
-        log_path = tmp_path / f"server-{port}.log"
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(
-                [*command, "--host", "127.0.0.1", "--port", str(port)],
-                env=full_env,
-                cwd=tmp_path,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: cleanup reaches worker processes
-            )
-        server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path)
+        server = start_server(command, env, tmp_path)
         started.append(server)
-        deadline = time.monotonic() + 90  # two workers import the whole engine each
-        while True:
-            assert proc.poll() is None, server.log()
-            try:
-                httpx.get(f"{server.base_url}/health", timeout=2)
-                return server
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, server.log()
-                time.sleep(0.2)
+        return server
 
     yield start
     for server in started:
-        with contextlib.suppress(ProcessLookupError):  # workers outlive a killed parent otherwise
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
+        kill_server(server)

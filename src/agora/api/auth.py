@@ -130,6 +130,15 @@ def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
     )
 
 
+def admit(request: Request, principal: Principal) -> None:
+    """Let ``principal`` in: the request knows who it serves (differential privacy, audit and
+    access log read it) and its key pays the rate limit (:mod:`agora.api.limits`: a 429)."""
+    request.state.principal = principal
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is not None:
+        limiter.charge(request, principal)
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets a request through only with a key holding ``scope``."""
     if scope not in IMPLIED:
@@ -151,10 +160,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
                 detail=f"this API key lacks the {scope!r} scope",
                 headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
             )
-        request.state.principal = principal
-        limiter = getattr(request.app.state, "limiter", None)  # agora.api.limits: a 429
-        if limiter is not None:
-            limiter.charge(request, principal)
+        admit(request, principal)
         return principal
 
     dependency.__name__ = f"require_{scope}"
