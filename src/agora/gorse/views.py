@@ -1,0 +1,672 @@
+"""Gorse's REST API under ``/api/``: its paths, JSON fields, status codes and plain-text errors.
+
+Each route only translates HTTP to :mod:`agora.gorse.service` calls. The key is Agora's own,
+sent as Gorse clients send it (``X-API-Key``; ``Authorization: Bearer`` works too), with
+Agora's scopes: reads need ``read``, writes ``write``, and deleting a user or an item (which
+erases everyone's events on it) ``admin``, as on Agora's own routes. Errors are answered as a
+Gorse server answers them, in plain text (``"<id>: user not found"`` with 404,
+``"unauthorized"`` with 401, Go's parse errors with 400), so Gorse clients raise the exception
+they would raise against Gorse. Paths are served with and without the trailing slash Gorse's
+clients add when a category is left out (``/api/popular/``).
+
+The routes are left out of Agora's OpenAPI document, whose error bodies they do not share;
+docs/gorse.md lists them with the mapping, and ``docs/scopes.md`` with their scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+)
+from fastapi import Path as PathParam
+from fastapi.responses import PlainTextResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from agora.api.auth import require_key_header
+from agora.api.body import read_json, validate_batch, validate_one
+from agora.api.deps import ModelsDep, ReadyAnswersDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.errors import InvalidRequest, MalformedJson, TooLarge
+from agora.api.routing import OneHopRoute
+from agora.config import Settings
+from agora.db.engine import transaction
+from agora.feed.store import candidate_store
+from agora.gorse import schemas, service
+from agora.gorse.service import GorseError
+from agora.ingest import service as ingest
+from agora.privacy import service as privacy
+
+
+class GorseRoute(OneHopRoute):
+    """A route that answers its errors as Gorse does: plain text with Gorse's status (401
+    ``unauthorized``; a body that is not JSON or not of the expected shape: 400)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except GorseError as exc:
+                return PlainTextResponse(exc.text, exc.status)
+            except HTTPException as exc:  # auth (401, 403) and rate limits (429)
+                text = "unauthorized" if exc.status_code == 401 else str(exc.detail)
+                return PlainTextResponse(text, exc.status_code, headers=exc.headers)
+            except MalformedJson as exc:
+                return PlainTextResponse(str(exc), 400)
+            except InvalidRequest as exc:
+                where = "; ".join(f"{p['location']}: {p['message']}" for p in exc.problems[:5])
+                return PlainTextResponse(where or str(exc), 400)
+            except TooLarge as exc:
+                return PlainTextResponse(str(exc), 413)
+
+        return answer
+
+
+router = APIRouter(prefix="/api", route_class=GorseRoute, include_in_schema=False)
+
+ReadScope = Depends(require_key_header("read"))
+WriteScope = Depends(require_key_header("write"))
+AdminScope = Depends(require_key_header("admin"))
+
+UserId = Annotated[str, PathParam(min_length=1, max_length=255)]
+ItemId = Annotated[str, PathParam(min_length=1, max_length=255)]
+FeedbackType = Annotated[str, PathParam(min_length=1, max_length=schemas.TYPE_MAX_LENGTH)]
+Category = Annotated[str, PathParam(min_length=1, max_length=255)]
+#: Gorse's integer query values are parsed as Gorse parses them (service.parse_int).
+NText = Annotated[str | None, Query(description="How many (Gorse's default_n when absent).")]
+OffsetText = Annotated[str | None, Query(description="How many to skip.")]
+CursorText = Annotated[str, Query(description="The Cursor of the previous page.")]
+#: gorsejs sends its cursor as ``Cursor``: taken too.
+CursorAlias = Annotated[str, Query(alias="Cursor", description="gorsejs's name of `cursor`.")]
+CategoryQuery = Annotated[
+    list[str] | None, Query(alias="category", description="Categories every item must be in.")
+]
+UserFilter = Annotated[str | None, Query(alias="user-id", description="Leave out their items.")]
+
+
+def _routes(method: str, *paths: str, **kwargs: Any) -> Callable[[Any], Any]:
+    """Register one endpoint under several paths (Gorse's with and without a category)."""
+
+    def register(endpoint: Any) -> Any:
+        for path in paths:
+            router.add_api_route(path, endpoint, methods=[method], **kwargs)
+        return endpoint
+
+    return register
+
+
+def _n(n: str | None, settings: Settings) -> int:
+    return service.parse_int(n, settings.gorse.default_n, "n")
+
+
+def _after_event_writes(request: Request, after: BackgroundTasks) -> None:
+    """What the app derives from new events (engagement, the feed's held states), once the
+    answer is sent, as after ``POST /events``."""
+    for derive in getattr(request.app.state, "after_event_writes", ()):
+        after.add_task(derive)
+
+
+# -- bodies (read after the scope check) -----------------------------------------------------
+async def user_body(request: Request) -> schemas.UserIn:
+    return validate_one(schemas.UserIn, await read_json(request))
+
+
+async def users_body(request: Request) -> list[schemas.UserIn]:
+    settings: Settings = request.app.state.settings
+    data = await read_json(request)
+    return validate_batch(schemas.UserIn, data, settings.max_batch_events, "users").items
+
+
+async def user_patch(request: Request) -> schemas.UserPatch:
+    return validate_one(schemas.UserPatch, await read_json(request))
+
+
+async def item_body(request: Request) -> schemas.ItemIn:
+    return validate_one(schemas.ItemIn, await read_json(request))
+
+
+async def items_body(request: Request) -> list[schemas.ItemIn]:
+    settings: Settings = request.app.state.settings
+    data = await read_json(request)
+    return validate_batch(schemas.ItemIn, data, settings.max_batch_events, "items").items
+
+
+async def item_patch(request: Request) -> schemas.ItemPatch:
+    return validate_one(schemas.ItemPatch, await read_json(request))
+
+
+async def feedback_body(request: Request) -> list[schemas.FeedbackIn]:
+    settings: Settings = request.app.state.settings
+    data = await read_json(request)
+    return validate_batch(schemas.FeedbackIn, data, settings.max_batch_events, "feedback").items
+
+
+async def session_body(request: Request) -> list[schemas.FeedbackIn]:
+    """A session's feedback; an empty body is an empty session."""
+    if not (await request.body()).strip():
+        return []
+    return await feedback_body(request)
+
+
+Users = Annotated[list[schemas.UserIn], Depends(users_body)]
+Items = Annotated[list[schemas.ItemIn], Depends(items_body)]
+Feedback = Annotated[list[schemas.FeedbackIn], Depends(feedback_body)]
+
+
+# -- users -----------------------------------------------------------------------------------
+@router.post("/user", summary="Insert a user (overwrite if it exists)", dependencies=[WriteScope])
+def insert_user(
+    user: Annotated[schemas.UserIn, Depends(user_body)], sessions: SessionFactoryDep
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        return schemas.RowAffected(RowAffected=service.insert_users(session, [user]))
+
+
+@router.post("/users", summary="Insert users", dependencies=[WriteScope])
+def insert_users(users: Users, sessions: SessionFactoryDep) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        return schemas.RowAffected(RowAffected=service.insert_users(session, users))
+
+
+@router.get("/user/{user_id}", summary="Get a user", dependencies=[ReadScope])
+def get_user(user_id: UserId, session: SessionDep) -> schemas.UserOut:
+    return service.get_user(session, user_id)
+
+
+@router.patch("/user/{user_id}", summary="Modify a user", dependencies=[WriteScope])
+def modify_user(
+    user_id: UserId,
+    patch: Annotated[schemas.UserPatch, Depends(user_patch)],
+    sessions: SessionFactoryDep,
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        return schemas.RowAffected(RowAffected=service.modify_user(session, user_id, patch))
+
+
+@router.delete(
+    "/user/{user_id}",
+    summary="Delete a user and their feedback (Agora's erasure)",
+    dependencies=[AdminScope],
+)
+def delete_user(
+    user_id: UserId, request: Request, sessions: SessionFactoryDep, settings: SettingsDep
+) -> schemas.RowAffected:
+    """The erasure of ``DELETE /users/{id}``: every row about them, them from the models, the
+    erasure recorded; their items stay without author."""
+    record = privacy.erase(
+        sessions,
+        settings.model_dir,
+        candidate_store(settings.redis_url, sessions),
+        user_id,
+        requested_by=request.state.principal.key_id,
+        retrain=settings.erasure_retrain_seconds > 0,
+    )
+    if record is None:
+        return schemas.RowAffected(RowAffected=0)
+    for forget in request.app.state.after_erasures:
+        forget(record.user_pk)
+    return schemas.RowAffected(RowAffected=1)
+
+
+@router.get("/users", summary="Get users", dependencies=[ReadScope])
+def get_users(
+    session: SessionDep,
+    settings: SettingsDep,
+    n: NText = None,
+    cursor: CursorText = "",
+    gorsejs_cursor: CursorAlias = "",
+) -> schemas.Users:
+    return service.get_users(session, cursor or gorsejs_cursor, _n(n, settings))
+
+
+# -- items -----------------------------------------------------------------------------------
+@router.post("/item", summary="Insert an item (overwrite if it exists)", dependencies=[WriteScope])
+def insert_item(
+    item: Annotated[schemas.ItemIn, Depends(item_body)],
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        return schemas.RowAffected(RowAffected=service.insert_items(session, [item], settings))
+
+
+@router.post("/items", summary="Insert items", dependencies=[WriteScope])
+def insert_items(
+    items: Items, sessions: SessionFactoryDep, settings: SettingsDep
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        return schemas.RowAffected(RowAffected=service.insert_items(session, items, settings))
+
+
+@router.get("/item/{item_id}", summary="Get an item", dependencies=[ReadScope])
+def get_item(item_id: ItemId, session: SessionDep) -> schemas.ItemOut:
+    return service.get_item(session, item_id)
+
+
+@router.patch("/item/{item_id}", summary="Modify an item", dependencies=[WriteScope])
+def modify_item(
+    item_id: ItemId,
+    patch: Annotated[schemas.ItemPatch, Depends(item_patch)],
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        changed = service.modify_item(session, item_id, patch, settings)
+    return schemas.RowAffected(RowAffected=changed)
+
+
+@router.delete(
+    "/item/{item_id}", summary="Delete an item and its feedback", dependencies=[AdminScope]
+)
+def delete_item(item_id: ItemId, sessions: SessionFactoryDep) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        return schemas.RowAffected(RowAffected=int(ingest.delete_item(session, item_id)))
+
+
+@router.put(
+    "/item/{item_id}/category/{category}",
+    summary="Insert a category for an item",
+    dependencies=[WriteScope],
+)
+def insert_item_category(
+    item_id: ItemId, category: Category, sessions: SessionFactoryDep
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        changed = service.change_category(session, item_id, category, present=True)
+    return schemas.RowAffected(RowAffected=changed)
+
+
+@router.delete(
+    "/item/{item_id}/category/{category}",
+    summary="Delete a category from an item",
+    dependencies=[WriteScope],
+)
+def delete_item_category(
+    item_id: ItemId, category: Category, sessions: SessionFactoryDep
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        changed = service.change_category(session, item_id, category, present=False)
+    return schemas.RowAffected(RowAffected=changed)
+
+
+@router.get("/items", summary="Get items", dependencies=[ReadScope])
+def get_items(
+    session: SessionDep,
+    settings: SettingsDep,
+    n: NText = None,
+    cursor: CursorText = "",
+    gorsejs_cursor: CursorAlias = "",
+) -> schemas.Items:
+    return service.get_items(session, cursor or gorsejs_cursor, _n(n, settings))
+
+
+# -- feedback --------------------------------------------------------------------------------
+def _insert_feedback(
+    request: Request,
+    after: BackgroundTasks,
+    feedback: list[schemas.FeedbackIn],
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    overwrite: bool,
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        written = service.insert_feedback(session, feedback, settings, overwrite)
+    if written.stored or overwrite:
+        _after_event_writes(request, after)
+    return schemas.RowAffected(RowAffected=written.row_affected)
+
+
+@router.post("/feedback", summary="Insert feedback (kept if it exists)", dependencies=[WriteScope])
+def insert_feedback(
+    request: Request,
+    after: BackgroundTasks,
+    feedback: Feedback,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+) -> schemas.RowAffected:
+    return _insert_feedback(request, after, feedback, sessions, settings, overwrite=False)
+
+
+@router.put(
+    "/feedback", summary="Insert feedback (overwritten if it exists)", dependencies=[WriteScope]
+)
+def put_feedback(
+    request: Request,
+    after: BackgroundTasks,
+    feedback: Feedback,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+) -> schemas.RowAffected:
+    return _insert_feedback(request, after, feedback, sessions, settings, overwrite=True)
+
+
+@router.get("/feedback", summary="Get feedback", dependencies=[ReadScope])
+def get_feedback(
+    session: SessionDep,
+    settings: SettingsDep,
+    n: NText = None,
+    cursor: CursorText = "",
+    gorsejs_cursor: CursorAlias = "",
+) -> schemas.Feedbacks:
+    return service.get_feedback(session, cursor or gorsejs_cursor, _n(n, settings))
+
+
+@router.get(
+    "/feedback/{feedback_type}", summary="Get feedback of one type", dependencies=[ReadScope]
+)
+def get_typed_feedback(
+    feedback_type: FeedbackType,
+    session: SessionDep,
+    settings: SettingsDep,
+    n: NText = None,
+    cursor: CursorText = "",
+    gorsejs_cursor: CursorAlias = "",
+) -> schemas.Feedbacks:
+    return service.get_feedback(session, cursor or gorsejs_cursor, _n(n, settings), feedback_type)
+
+
+@router.get(
+    "/feedback/{user_id}/{item_id}",
+    summary="Get the feedback between a user and an item",
+    dependencies=[ReadScope],
+)
+def get_user_item_feedback(
+    user_id: UserId, item_id: ItemId, session: SessionDep
+) -> list[schemas.FeedbackOut]:
+    return service.feedback_of(session, user_id, item_id)
+
+
+@router.delete(
+    "/feedback/{user_id}/{item_id}",
+    summary="Delete the feedback between a user and an item",
+    dependencies=[WriteScope],
+)
+def delete_user_item_feedback(
+    user_id: UserId, item_id: ItemId, sessions: SessionFactoryDep
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        deleted = service.delete_feedback(session, user_id, item_id)
+    return schemas.RowAffected(RowAffected=deleted)
+
+
+@router.get(
+    "/feedback/{feedback_type}/{user_id}/{item_id}",
+    summary="Get the feedback of one type between a user and an item",
+    dependencies=[ReadScope],
+)
+def get_typed_user_item_feedback(
+    feedback_type: FeedbackType, user_id: UserId, item_id: ItemId, session: SessionDep
+) -> schemas.FeedbackOut:
+    found = service.feedback_of(session, user_id, item_id, feedback_type)
+    if not found:
+        raise GorseError(404, f"{feedback_type}/{user_id}/{item_id}: feedback not found")
+    return found[0]
+
+
+@router.delete(
+    "/feedback/{feedback_type}/{user_id}/{item_id}",
+    summary="Delete the feedback of one type between a user and an item",
+    dependencies=[WriteScope],
+)
+def delete_typed_user_item_feedback(
+    feedback_type: FeedbackType, user_id: UserId, item_id: ItemId, sessions: SessionFactoryDep
+) -> schemas.RowAffected:
+    with transaction(sessions) as session:
+        deleted = service.delete_feedback(session, user_id, item_id, feedback_type)
+    return schemas.RowAffected(RowAffected=deleted)
+
+
+@_routes(
+    "GET",
+    "/user/{user_id}/feedback",
+    "/user/{user_id}/feedback/",
+    summary="Get a user's feedback",
+    dependencies=[ReadScope],
+)
+def get_user_feedback(user_id: UserId, session: SessionDep) -> list[schemas.FeedbackOut]:
+    return service.feedback_of(session, user_id=user_id)
+
+
+@router.get(
+    "/user/{user_id}/feedback/{feedback_type}",
+    summary="Get a user's feedback of one type",
+    dependencies=[ReadScope],
+)
+def get_typed_user_feedback(
+    user_id: UserId, feedback_type: FeedbackType, session: SessionDep
+) -> list[schemas.FeedbackOut]:
+    return service.feedback_of(session, user_id=user_id, feedback_type=feedback_type)
+
+
+@_routes(
+    "GET",
+    "/item/{item_id}/feedback",
+    "/item/{item_id}/feedback/",
+    summary="Get an item's feedback",
+    dependencies=[ReadScope],
+)
+def get_item_feedback(item_id: ItemId, session: SessionDep) -> list[schemas.FeedbackOut]:
+    return service.feedback_of(session, item_id=item_id)
+
+
+@router.get(
+    "/item/{item_id}/feedback/{feedback_type}",
+    summary="Get an item's feedback of one type",
+    dependencies=[ReadScope],
+)
+def get_typed_item_feedback(
+    item_id: ItemId, feedback_type: FeedbackType, session: SessionDep
+) -> list[schemas.FeedbackOut]:
+    return service.feedback_of(session, item_id=item_id, feedback_type=feedback_type)
+
+
+# -- recommendations -------------------------------------------------------------------------
+def _categories(request: Request, query: list[str] | None = None) -> list[str]:
+    """Gorse's categories: the ``category`` query values, else the path's (none: all items)."""
+    return list(query) if query else [request.path_params.get("category", "")]
+
+
+@_routes(
+    "GET",
+    "/recommend/{user_id}",
+    "/recommend/{user_id}/",
+    "/recommend/{user_id}/{category}",
+    summary="Get recommendations for a user",
+    dependencies=[ReadScope],
+)
+def get_recommend(
+    user_id: UserId,
+    request: Request,
+    after: BackgroundTasks,
+    sessions: SessionFactoryDep,
+    models: ModelsDep,
+    ready: ReadyAnswersDep,
+    settings: SettingsDep,
+    categories: CategoryQuery = None,
+    n: NText = None,
+    offset: OffsetText = None,
+    write_back_type: Annotated[
+        str | None, Query(alias="write-back-type", max_length=schemas.TYPE_MAX_LENGTH)
+    ] = None,
+    write_back_delay: Annotated[str | None, Query(alias="write-back-delay")] = None,
+    api_version: Annotated[str | None, Header(alias="X-API-Version")] = None,
+) -> Any:
+    """Plain item ids; ``{Id, Score}`` objects with ``X-API-Version: 2``. With
+    ``write-back-type`` each returned item is written back as that feedback, dated
+    ``write-back-delay`` (a Go duration) from now."""
+    count = _n(n, settings)
+    skip = service.parse_int(offset, 0, "offset")
+    delay = service.parse_duration(write_back_delay)
+    with sessions() as session:
+        ranked = service.recommend(
+            session,
+            models,
+            ready,
+            settings,
+            user_id,
+            _categories(request, categories),
+            skip,
+            count,
+        )
+    if write_back_type and ranked:
+        when = service.format_time(datetime.now(UTC) + delay)
+        back = [
+            schemas.FeedbackIn(
+                FeedbackType=write_back_type, UserId=user_id, ItemId=item, Timestamp=when
+            )
+            for item, _ in ranked
+        ]
+        with transaction(sessions) as session:
+            service.insert_feedback(
+                session, back, settings, False, extra_future=max(delay.total_seconds(), 0)
+            )
+        _after_event_writes(request, after)
+    if api_version == "2":
+        return service.scores(ranked)
+    return [item for item, _ in ranked]
+
+
+@_routes(
+    "POST",
+    "/session/recommend",
+    "/session/recommend/",
+    "/session/recommend/{category}",
+    summary="Get recommendations for a session's feedback",
+    dependencies=[ReadScope],
+)
+def session_recommend(
+    request: Request,
+    feedback: Annotated[list[schemas.FeedbackIn], Depends(session_body)],
+    session: SessionDep,
+    models: ModelsDep,
+    settings: SettingsDep,
+    n: NText = None,
+    offset: OffsetText = None,
+) -> list[schemas.Score]:
+    ranked = service.session_recommend(
+        session,
+        models,
+        settings,
+        feedback,
+        _categories(request),
+        service.parse_int(offset, 0, "offset"),
+        _n(n, settings),
+    )
+    return service.scores(ranked)
+
+
+@_routes(
+    "GET",
+    "/item/{item_id}/neighbors",
+    "/item/{item_id}/neighbors/",
+    "/item/{item_id}/neighbors/{category}",
+    summary="Get the neighbors of an item",
+    dependencies=[ReadScope],
+)
+def get_item_neighbors(
+    request: Request,
+    item_id: ItemId,
+    session: SessionDep,
+    models: ModelsDep,
+    settings: SettingsDep,
+    n: NText = None,
+    offset: OffsetText = None,
+) -> list[schemas.Score]:
+    ranked = service.item_neighbors(
+        session,
+        models,
+        settings,
+        item_id,
+        _categories(request),
+        service.parse_int(offset, 0, "offset"),
+        _n(n, settings),
+    )
+    return service.scores(ranked)
+
+
+@_routes(
+    "GET",
+    "/user/{user_id}/neighbors",
+    "/user/{user_id}/neighbors/",
+    summary="Get the neighbors of a user",
+    dependencies=[ReadScope],
+)
+def get_user_neighbors(
+    user_id: UserId,
+    session: SessionDep,
+    settings: SettingsDep,
+    n: NText = None,
+    offset: OffsetText = None,
+) -> list[schemas.Score]:
+    ranked = service.user_neighbors(
+        session, settings, user_id, service.parse_int(offset, 0, "offset"), _n(n, settings)
+    )
+    return service.scores(ranked)
+
+
+@_routes(
+    "GET",
+    "/popular",
+    "/popular/",
+    "/popular/{category}",
+    summary="Get popular items",
+    dependencies=[ReadScope],
+)
+def get_popular(
+    request: Request,
+    session: SessionDep,
+    models: ModelsDep,
+    settings: SettingsDep,
+    categories: CategoryQuery = None,
+    n: NText = None,
+    offset: OffsetText = None,
+    user_id: UserFilter = None,
+) -> list[schemas.Score]:
+    ranked = service.popular_list(
+        session,
+        models,
+        settings,
+        user_id,
+        _categories(request, categories),
+        service.parse_int(offset, 0, "offset"),
+        _n(n, settings),
+    )
+    return service.scores(ranked)
+
+
+@_routes(
+    "GET",
+    "/latest",
+    "/latest/",
+    "/latest/{category}",
+    summary="Get the latest items",
+    dependencies=[ReadScope],
+)
+def get_latest(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    categories: CategoryQuery = None,
+    n: NText = None,
+    offset: OffsetText = None,
+    user_id: UserFilter = None,
+) -> list[schemas.Score]:
+    ranked = service.latest_list(
+        session,
+        user_id,
+        _categories(request, categories),
+        service.parse_int(offset, 0, "offset"),
+        _n(n, settings),
+    )
+    return service.scores(ranked)
