@@ -158,9 +158,10 @@ class LiveServer:
             raise AssertionError(f"server did not stop within {timeout} s:\n{self.log()}") from None
 
 
-@pytest.fixture
-def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    """Start a real server process (``command`` gets ``--port``), wait until /health answers."""
+@contextlib.contextmanager
+def live_servers(folder: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start real server processes in ``folder`` (``command`` gets ``--port``), each waited for
+    until /health answers; all are killed on exit."""
     started: list[LiveServer] = []
 
     def start(command: list[str], env: dict[str, str]) -> LiveServer:
@@ -168,12 +169,12 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")} | env
-        log_path = tmp_path / f"server-{port}.log"
+        log_path = folder / f"server-{port}.log"
         with log_path.open("w") as log:
             proc = subprocess.Popen(
                 [*command, "--host", "127.0.0.1", "--port", str(port)],
                 env=full_env,
-                cwd=tmp_path,
+                cwd=folder,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: cleanup reaches worker processes
@@ -190,8 +191,25 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
                 assert time.monotonic() < deadline, server.log()
                 time.sleep(0.2)
 
-    yield start
-    for server in started:
-        with contextlib.suppress(ProcessLookupError):  # workers outlive a killed parent otherwise
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
+    try:
+        yield start
+    finally:
+        for server in started:
+            with contextlib.suppress(ProcessLookupError):  # workers outlive a killed parent
+                os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+
+
+@pytest.fixture
+def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start a real server process (``command`` gets ``--port``), wait until /health answers."""
+    with live_servers(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="session")
+def server_starters() -> Callable[
+    [Path], contextlib.AbstractContextManager[Callable[..., LiveServer]]
+]:
+    """:func:`live_servers` for fixtures of a wider scope than one test."""
+    return live_servers

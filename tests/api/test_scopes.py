@@ -65,6 +65,12 @@ REVIEWED = {
     # what a platform shows its members
     ("GET", "/users/{user_id}/feed"): "read",
     ("GET", "/users/{user_id}/recommendations"): "read",
+    # the Gorse-compatible API (issue 16): the same rules as Agora's own routes
+    ("DELETE", "/api/user/{user_id}"): "admin",
+    ("DELETE", "/api/item/{item_id}"): "admin",
+    ("POST", "/api/feedback"): "write",
+    ("DELETE", "/api/feedback/{user_id}/{item_id}"): "write",
+    ("GET", "/api/recommend/{user_id}"): "read",
 }
 
 

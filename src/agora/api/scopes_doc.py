@@ -42,6 +42,9 @@ their scopes come from `AGORA_API_KEYS='{"key": ["read"]}'`. A request without a
   budget (`/admin/privacy/budget`) while differential privacy is on, and the audit log of admin
   actions (`/admin/audit`: every admin request that changed something is recorded there).
 
+The Gorse-compatible routes under `/api/` (docs/gorse.md) take the same keys, sent as Gorse's
+clients send them (`X-API-Key`), with the same rules; their errors are Gorse's plain text.
+
 Each key also has a rate limit per route class (the scope a route needs; `POST /events` is a
 class of its own): past it, 429 with `Retry-After` (`AGORA_LIMITS`, see the README).
 """
