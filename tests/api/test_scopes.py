@@ -23,6 +23,8 @@ OPEN = {
     ("GET", "/docs"),
     ("GET", "/redoc"),
     ("*", "/static"),  # Swagger UI and ReDoc's vendored scripts and styles
+    ("GET", "/api/health/live"),  # the Gorse-compatible API's probes, open as in Gorse
+    ("GET", "/api/health/ready"),
 }
 
 #: Routes reviewed for issue 11 (item 14) and the scope each must need.

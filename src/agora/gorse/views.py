@@ -15,6 +15,7 @@ docs/gorse.md lists them with the mapping, and ``docs/scopes.md`` with their sco
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ from fastapi import (
     Response,
 )
 from fastapi import Path as PathParam
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api.auth import require_key_header
@@ -162,6 +163,31 @@ async def session_body(request: Request) -> list[schemas.FeedbackIn]:
 Users = Annotated[list[schemas.UserIn], Depends(users_body)]
 Items = Annotated[list[schemas.ItemIn], Depends(items_body)]
 Feedback = Annotated[list[schemas.FeedbackIn], Depends(feedback_body)]
+
+
+# -- health (no key, as in Gorse) ------------------------------------------------------------
+def _health(error: str | None) -> dict[str, Any]:
+    """Gorse's HealthStatus; Agora's cache (Redis, when used) answers in the feed's own health."""
+    return {
+        "Ready": error is None,
+        "DataStoreError": error,
+        "CacheStoreError": None,
+        "DataStoreConnected": error is None,
+        "CacheStoreConnected": True,
+    }
+
+
+@router.get("/health/live", summary="Liveness: 200 once the server runs")
+async def health_live(request: Request) -> dict[str, Any]:
+    return _health(await request.app.state.database_check.error())
+
+
+@router.get("/health/ready", summary="Readiness: 200 while the database answers, else 503")
+async def health_ready(request: Request) -> Response:
+    status = _health(await request.app.state.database_check.error())
+    if status["Ready"]:
+        return JSONResponse(status)
+    return PlainTextResponse(json.dumps(status), 503)
 
 
 # -- users -----------------------------------------------------------------------------------
