@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -275,3 +276,11 @@ def test_the_async_client_covers_the_same_surface(gorse_server: GorseServer) -> 
         "delete_user": {"RowAffected": 1},
         "missing user": (404, "kim: user not found"),
     }
+
+
+def test_every_public_method_of_both_clients_is_called_here() -> None:
+    source = Path(__file__).read_text(encoding="utf-8")
+    for client_class in (Gorse, AsyncGorse):
+        methods = {name for name in vars(client_class) if not name.startswith("_")}
+        assert len(methods) == 19, client_class
+        assert {name for name in methods if f".{name}(" not in source} == set()
