@@ -24,12 +24,11 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -54,6 +53,16 @@ MAX_RANKED = 50_000
 CHUNK = 900
 
 Ranked = list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of a list a request asks for: items ``offset .. offset + n`` of those in every
+    one of ``categories`` (none: every item)."""
+
+    offset: int
+    n: int
+    categories: tuple[str, ...] = ()
 
 
 class GorseError(Exception):
@@ -176,6 +185,14 @@ def _strings(value: Any) -> list[str] | None:
     return None
 
 
+def _updated(attributes: Any, **changes: Any) -> dict[str, Any]:
+    """``attributes`` (the platform's kept) with the Gorse fields given replaced; a field
+    given as None stays as it was (Gorse's patch)."""
+    base = attributes if isinstance(attributes, dict) else {}
+    given = {name: value for name, value in changes.items() if value is not None}
+    return {**base, GORSE: {**_kept(base), **given}}
+
+
 def _by_external(
     session: Session, query: Select[Any], column: Any, ids: Iterable[str]
 ) -> list[Any]:
@@ -230,15 +247,9 @@ def modify_user(session: Session, user_id: str, patch: schemas.UserPatch) -> int
     user = session.scalar(select(User).where(User.external_id == user_id))
     if user is None:
         return 0
-    attributes = dict(user.attributes) if isinstance(user.attributes, dict) else {}
-    gorse = dict(_kept(attributes))
-    if patch.Labels is not None:
-        gorse["labels"] = patch.Labels
-    if patch.Subscribe is not None:
-        gorse["subscribe"] = patch.Subscribe
-    if patch.Comment is not None:
-        gorse["comment"] = patch.Comment
-    user.attributes = {**attributes, GORSE: gorse}
+    user.attributes = _updated(
+        user.attributes, labels=patch.Labels, subscribe=patch.Subscribe, comment=patch.Comment
+    )
     return 1
 
 
@@ -336,20 +347,15 @@ def modify_item(
     item = session.scalar(select(Item).where(Item.external_id == item_id))
     if item is None:
         return 0
-    attributes = dict(item.attributes) if isinstance(item.attributes, dict) else {}
-    gorse = dict(_kept(attributes))
-    if patch.IsHidden is not None:
-        gorse["hidden"] = patch.IsHidden
-    if patch.Categories is not None:
-        gorse["categories"] = patch.Categories
+    item.attributes = _updated(
+        item.attributes, hidden=patch.IsHidden, categories=patch.Categories, labels=patch.Labels
+    )
     if patch.Labels is not None:
-        gorse["labels"] = patch.Labels
         item.tags = _tags(patch.Labels)
     if patch.Comment is not None:
         item.title = patch.Comment
     if patch.Timestamp is not None:
         item.created = parse_time(patch.Timestamp, settings) or item.created
-    item.attributes = {**attributes, GORSE: gorse}
     return 1
 
 
@@ -358,11 +364,10 @@ def change_category(session: Session, item_id: str, category: str, present: bool
     item = session.scalar(select(Item).where(Item.external_id == item_id))
     if item is None:
         raise not_found("item", item_id)
-    attributes = dict(item.attributes) if isinstance(item.attributes, dict) else {}
-    gorse = dict(_kept(attributes))
-    categories = [c for c in _strings(gorse.get("categories")) or [] if c != category]
-    gorse["categories"] = [*categories, category] if present else categories
-    item.attributes = {**attributes, GORSE: gorse}
+    others = [c for c in _strings(_kept(item.attributes).get("categories")) or [] if c != category]
+    item.attributes = _updated(
+        item.attributes, categories=[*others, category] if present else others
+    )
     return 1
 
 
@@ -540,43 +545,45 @@ def delete_feedback(
 # -- recommendations -------------------------------------------------------------------------
 def visible(session: Session, item_ids: Iterable[str], categories: Sequence[str]) -> set[str]:
     """Which of ``item_ids`` a Gorse list may show: stored, not hidden, and in every one of
-    ``categories`` (empty strings ask for no category)."""
-    wanted = [c for c in categories if c]
+    ``categories``."""
     query = select(Item.external_id, Item.attributes)
     out = set()
     for item_id, attributes in _by_external(session, query, Item.external_id, item_ids):
         kept = _kept(attributes)
         if kept.get("hidden") is True:
             continue
-        if wanted and not set(wanted) <= set(_strings(kept.get("categories")) or []):
+        if categories and not set(categories) <= set(_strings(kept.get("categories")) or []):
             continue
         out.add(item_id)
     return out
 
 
 def fill(
+    session: Session,
     ranked: Callable[[int], Ranked],
-    keep: Callable[[list[str]], set[str]],
-    offset: int,
-    n: int,
+    window: Window,
+    seen: Collection[str] = frozenset(),
 ) -> Ranked:
-    """Items ``offset .. offset + n`` of a ranking once ``keep`` took items out: the ranking is
-    asked for more (four times as many each turn) until enough are kept or it has no more."""
-    if n == 0:
+    """The ``window`` of a ranking once hidden items, items outside its categories and
+    ``seen`` ones are taken out: the ranking is asked for more (four times as many each turn)
+    until enough are left or it has no more."""
+    if window.n == 0:
         return []
-    want = offset + n
+    want = window.offset + window.n
     k = want + 20
     while True:
         got = ranked(k)
-        shown = keep([item for item, _ in got])
+        shown = visible(session, [i for i, _ in got if i not in seen], window.categories)
         kept = [(item, score) for item, score in got if item in shown]
         if len(kept) >= want or len(got) < k or k >= MAX_RANKED:
-            return kept[offset:want]
+            return kept[window.offset : want]
         k = min(k * 4, MAX_RANKED)
 
 
-def touched_items(session: Session, user_id: str) -> set[str]:
+def touched_items(session: Session, user_id: str | None) -> set[str]:
     """The items a user has feedback on up to now (Gorse leaves them out of their lists)."""
+    if not user_id:
+        return set()
     query = (
         select(Item.external_id)
         .join(Event, Event.item_id == Item.id)
@@ -586,29 +593,15 @@ def touched_items(session: Session, user_id: str) -> set[str]:
     return set(session.scalars(query))
 
 
-def latest(session: Session, k: int) -> Ranked:
-    """The ``k`` newest items scored by their unix time, as Gorse's latest list."""
-    return [(r["item_id"], r["created"].timestamp()) for r in queries.latest_items(session, k)]
+def latest_list(session: Session, user_id: str | None, window: Window) -> Ranked:
+    """The newest items scored by their unix time (Gorse's latest list), without the items
+    ``user_id`` (when given) has feedback on."""
 
+    def ranked(k: int) -> Ranked:
+        rows = queries.latest_items(session, k)
+        return [(row["item_id"], row["created"].timestamp()) for row in rows]
 
-def _list_for(
-    session: Session, ranked: Callable[[int], Ranked], user_id: str | None,
-    categories: Sequence[str], offset: int, n: int,
-) -> Ranked:  # fmt: skip
-    """``ranked`` filled past hidden and off-category items, and the items ``user_id`` (when
-    given) has feedback on."""
-    seen = touched_items(session, user_id) if user_id else set()
-
-    def keep(items: list[str]) -> set[str]:
-        return visible(session, [i for i in items if i not in seen], categories)
-
-    return fill(ranked, keep, offset, n)
-
-
-def latest_list(
-    session: Session, user_id: str | None, categories: Sequence[str], offset: int, n: int
-) -> Ranked:
-    return _list_for(session, lambda k: latest(session, k), user_id, categories, offset, n)
+    return fill(session, ranked, window, touched_items(session, user_id))
 
 
 def popular_list(
@@ -616,18 +609,17 @@ def popular_list(
     models: serving.ModelStore,
     settings: Settings,
     user_id: str | None,
-    categories: Sequence[str],
-    offset: int,
-    n: int,
+    window: Window,
 ) -> Ranked:
-    """The trending model's list; empty before it is trained (as a new Gorse's is)."""
+    """The trending model's list, without the items ``user_id`` (when given) has feedback
+    on; empty before the model is trained (as a new Gorse's is)."""
 
     def ranked(k: int) -> Ranked:
         recs = serving.global_list(session, models, settings.gorse.popular_model, k)
         return [(r.item_id, r.score) for r in recs]
 
     try:
-        return _list_for(session, ranked, user_id, categories, offset, n)
+        return fill(session, ranked, window, touched_items(session, user_id))
     except serving.ModelUnavailable:
         return []
 
@@ -638,14 +630,11 @@ def recommend(
     ready: serving.ReadyAnswers,
     settings: Settings,
     user_id: str,
-    categories: Sequence[str],
-    offset: int,
-    n: int,
+    window: Window,
 ) -> Ranked:
     """A user's recommendations as ``GET /users/{id}/recommendations`` ranks them (the feed's
-    ready list when current, else the model scores the user now), past hidden and off-category
-    items. Before any model is trained: the latest items they have no feedback on (Gorse's
-    default fallback)."""
+    ready list when current, else the model scores the user now). Before any model is
+    trained: the latest items they have no feedback on (Gorse's default fallback)."""
     try:
         name = serving.resolve_model(models, settings.default_model)
 
@@ -653,14 +642,19 @@ def recommend(
             listed = ready.items(user_id, name, k)
             if listed is None:
                 listed = serving.recommend(
-                    session, models, user_id, k, name, settings.event_weights,
+                    session,
+                    models,
+                    user_id,
+                    k,
+                    name,
+                    settings.event_weights,
                     max_per_thread=settings.feed.max_per_thread,
-                )  # fmt: skip
+                )
             return [(r.item_id, r.score) for r in listed]
 
-        return fill(ranked, lambda items: visible(session, items, categories), offset, n)
+        return fill(session, ranked, window)
     except serving.ModelUnavailable:
-        return latest_list(session, user_id, categories, offset, n)
+        return latest_list(session, user_id, window)
 
 
 def item_neighbors(
@@ -668,9 +662,7 @@ def item_neighbors(
     models: serving.ModelStore,
     settings: Settings,
     item_id: str,
-    categories: Sequence[str],
-    offset: int,
-    n: int,
+    window: Window,
 ) -> Ranked:
     """The item-to-item model's neighbours of an item (content neighbours for an item newer
     than the model); empty for an unknown item or before training, as Gorse's are."""
@@ -680,7 +672,7 @@ def item_neighbors(
         return [(r.item_id, r.score) for r in found.items]
 
     try:
-        return fill(ranked, lambda items: visible(session, items, categories), offset, n)
+        return fill(session, ranked, window)
     except (serving.UnknownItem, serving.ModelUnavailable):
         return []
 
@@ -690,21 +682,17 @@ def session_recommend(
     models: serving.ModelStore,
     settings: Settings,
     feedback: Sequence[schemas.FeedbackIn],
-    categories: Sequence[str],
-    offset: int,
-    n: int,
+    window: Window,
 ) -> Ranked:
     """Items for an anonymous session's feedback (nothing is stored): the item-to-item model
-    scores the session's positive feedback as a user's history. Types that are not Agora
-    event types count as seen, not as interest; items of the session are never returned."""
+    scores the session's feedback as a user's history. Types that are not Agora event types
+    count as seen, not as interest; items of the session are never returned."""
     rows: list[serving.EventRow] = []
-    seen = {f.ItemId for f in feedback}
     now = datetime.now(UTC)
     for f in feedback:
         mapped = settings.gorse.feedback_types.get(f.FeedbackType, f.FeedbackType)
         if mapped in settings.event_types:
-            when = parse_time(f.Timestamp, settings) or now
-            rows.append((f.ItemId, mapped, f.Value, when))
+            rows.append((f.ItemId, mapped, f.Value, parse_time(f.Timestamp, settings) or now))
     try:
         loaded = models.get(settings.gorse.neighbors_model)
     except serving.ModelUnavailable:
@@ -712,26 +700,21 @@ def session_recommend(
     history = serving.user_history(loaded, rows, settings.event_weights)
     if history.strength.nnz == 0:
         return []
-    exclude = np.fromiter(
-        (loaded.item_index[i] for i in seen if i in loaded.item_index), dtype=np.int64
-    )
 
     def ranked(k: int) -> Ranked:
         items, scores = loaded.model.recommend(
-            -1, history.strength, k, exclude=exclude, times=history.times
+            -1, history.strength, k, exclude=history.touched, times=history.times
         )
         return [(loaded.item_ids[i], float(s)) for i, s in zip(items, scores, strict=True)]
 
-    return fill(ranked, lambda items: visible(session, items, categories), offset, n)
+    return fill(session, ranked, window, {f.ItemId for f in feedback})
 
 
-def user_neighbors(
-    session: Session, settings: Settings, user_id: str, offset: int, n: int
-) -> Ranked:
+def user_neighbors(session: Session, settings: Settings, user_id: str, window: Window) -> Ranked:
     """Users who engaged with the most of the same items as ``user_id`` (Gorse's "related"
     neighbours), scored by how many; events of types weighted 0 (dislike) do not count."""
     pk = queries.user_pk(session, user_id)
-    if pk is None or n == 0:
+    if pk is None or window.n == 0:
         return []
     unweighted = [t for t, w in settings.event_weights.items() if w <= 0]
     positive = Event.type.notin_(unweighted)
@@ -743,8 +726,8 @@ def user_neighbors(
         .where(Event.item_id.in_(mine), Event.user_id != pk, positive)
         .group_by(User.external_id)
         .order_by(common.desc(), User.external_id)
-        .offset(offset)
-        .limit(n)
+        .offset(window.offset)
+        .limit(window.n)
     ).all()
     return [(other, float(count)) for other, count in rows]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import (
     APIRouter,
@@ -32,6 +32,7 @@ from fastapi import (
 )
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api.auth import require_key_header
@@ -41,11 +42,10 @@ from agora.api.errors import InvalidRequest, MalformedJson, TooLarge
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db.engine import transaction
-from agora.feed.store import candidate_store
 from agora.gorse import schemas, service
 from agora.gorse.service import GorseError
 from agora.ingest import service as ingest
-from agora.privacy import service as privacy
+from agora.privacy.views import erase_asked
 
 
 class GorseRoute(OneHopRoute):
@@ -111,6 +111,16 @@ def _n(n: str | None, settings: Settings) -> int:
     return service.parse_int(n, settings.gorse.default_n, "n")
 
 
+async def page(
+    request: Request, n: NText = None, cursor: CursorText = "", gorsejs_cursor: CursorAlias = ""
+) -> tuple[str, int]:
+    """The cursor and size of the page asked for (Gorse's ``cursor`` or gorsejs's ``Cursor``)."""
+    return cursor or gorsejs_cursor, _n(n, request.app.state.settings)
+
+
+Page = Annotated[tuple[str, int], Depends(page)]
+
+
 def _after_event_writes(request: Request, after: BackgroundTasks) -> None:
     """What the app derives from new events (engagement, the feed's held states), once the
     answer is sent, as after ``POST /events``."""
@@ -119,50 +129,43 @@ def _after_event_writes(request: Request, after: BackgroundTasks) -> None:
 
 
 # -- bodies (read after the scope check) -----------------------------------------------------
-async def user_body(request: Request) -> schemas.UserIn:
-    return validate_one(schemas.UserIn, await read_json(request))
+M = TypeVar("M", bound=BaseModel)
 
 
-async def users_body(request: Request) -> list[schemas.UserIn]:
-    settings: Settings = request.app.state.settings
-    data = await read_json(request)
-    return validate_batch(schemas.UserIn, data, settings.max_batch_events, "users").items
+def one(model: type[M]) -> Callable[[Request], Coroutine[Any, Any, M]]:
+    """A dependency reading the body as one ``model``."""
+
+    async def body(request: Request) -> M:
+        return validate_one(model, await read_json(request))
+
+    return body
 
 
-async def user_patch(request: Request) -> schemas.UserPatch:
-    return validate_one(schemas.UserPatch, await read_json(request))
+def many(model: type[M], what: str) -> Callable[[Request], Coroutine[Any, Any, list[M]]]:
+    """A dependency reading the body as a list of ``model`` (at most ``max_batch_events``)."""
 
+    async def body(request: Request) -> list[M]:
+        limit = request.app.state.settings.max_batch_events
+        return validate_batch(model, await read_json(request), limit, what).items
 
-async def item_body(request: Request) -> schemas.ItemIn:
-    return validate_one(schemas.ItemIn, await read_json(request))
-
-
-async def items_body(request: Request) -> list[schemas.ItemIn]:
-    settings: Settings = request.app.state.settings
-    data = await read_json(request)
-    return validate_batch(schemas.ItemIn, data, settings.max_batch_events, "items").items
-
-
-async def item_patch(request: Request) -> schemas.ItemPatch:
-    return validate_one(schemas.ItemPatch, await read_json(request))
-
-
-async def feedback_body(request: Request) -> list[schemas.FeedbackIn]:
-    settings: Settings = request.app.state.settings
-    data = await read_json(request)
-    return validate_batch(schemas.FeedbackIn, data, settings.max_batch_events, "feedback").items
+    return body
 
 
 async def session_body(request: Request) -> list[schemas.FeedbackIn]:
     """A session's feedback; an empty body is an empty session."""
     if not (await request.body()).strip():
         return []
-    return await feedback_body(request)
+    return await many(schemas.FeedbackIn, "feedback")(request)
 
 
-Users = Annotated[list[schemas.UserIn], Depends(users_body)]
-Items = Annotated[list[schemas.ItemIn], Depends(items_body)]
-Feedback = Annotated[list[schemas.FeedbackIn], Depends(feedback_body)]
+UserBody = Annotated[schemas.UserIn, Depends(one(schemas.UserIn))]
+UserPatchBody = Annotated[schemas.UserPatch, Depends(one(schemas.UserPatch))]
+Users = Annotated[list[schemas.UserIn], Depends(many(schemas.UserIn, "users"))]
+ItemBody = Annotated[schemas.ItemIn, Depends(one(schemas.ItemIn))]
+ItemPatchBody = Annotated[schemas.ItemPatch, Depends(one(schemas.ItemPatch))]
+Items = Annotated[list[schemas.ItemIn], Depends(many(schemas.ItemIn, "items"))]
+Feedback = Annotated[list[schemas.FeedbackIn], Depends(many(schemas.FeedbackIn, "feedback"))]
+SessionFeedback = Annotated[list[schemas.FeedbackIn], Depends(session_body)]
 
 
 # -- health (no key, as in Gorse) ------------------------------------------------------------
@@ -192,9 +195,7 @@ async def health_ready(request: Request) -> Response:
 
 # -- users -----------------------------------------------------------------------------------
 @router.post("/user", summary="Insert a user (overwrite if it exists)", dependencies=[WriteScope])
-def insert_user(
-    user: Annotated[schemas.UserIn, Depends(user_body)], sessions: SessionFactoryDep
-) -> schemas.RowAffected:
+def insert_user(user: UserBody, sessions: SessionFactoryDep) -> schemas.RowAffected:
     with transaction(sessions) as session:
         return schemas.RowAffected(RowAffected=service.insert_users(session, [user]))
 
@@ -213,7 +214,7 @@ def get_user(user_id: UserId, session: SessionDep) -> schemas.UserOut:
 @router.patch("/user/{user_id}", summary="Modify a user", dependencies=[WriteScope])
 def modify_user(
     user_id: UserId,
-    patch: Annotated[schemas.UserPatch, Depends(user_patch)],
+    patch: UserPatchBody,
     sessions: SessionFactoryDep,
 ) -> schemas.RowAffected:
     with transaction(sessions) as session:
@@ -230,36 +231,19 @@ def delete_user(
 ) -> schemas.RowAffected:
     """The erasure of ``DELETE /users/{id}``: every row about them, them from the models, the
     erasure recorded; their items stay without author."""
-    record = privacy.erase(
-        sessions,
-        settings.model_dir,
-        candidate_store(settings.redis_url, sessions),
-        user_id,
-        requested_by=request.state.principal.key_id,
-        retrain=settings.erasure_retrain_seconds > 0,
-    )
-    if record is None:
-        return schemas.RowAffected(RowAffected=0)
-    for forget in request.app.state.after_erasures:
-        forget(record.user_pk)
-    return schemas.RowAffected(RowAffected=1)
+    record = erase_asked(request, sessions, settings, user_id)
+    return schemas.RowAffected(RowAffected=0 if record is None else 1)
 
 
 @router.get("/users", summary="Get users", dependencies=[ReadScope])
-def get_users(
-    session: SessionDep,
-    settings: SettingsDep,
-    n: NText = None,
-    cursor: CursorText = "",
-    gorsejs_cursor: CursorAlias = "",
-) -> schemas.Users:
-    return service.get_users(session, cursor or gorsejs_cursor, _n(n, settings))
+def get_users(asked: Page, session: SessionDep) -> schemas.Users:
+    return service.get_users(session, *asked)
 
 
 # -- items -----------------------------------------------------------------------------------
 @router.post("/item", summary="Insert an item (overwrite if it exists)", dependencies=[WriteScope])
 def insert_item(
-    item: Annotated[schemas.ItemIn, Depends(item_body)],
+    item: ItemBody,
     sessions: SessionFactoryDep,
     settings: SettingsDep,
 ) -> schemas.RowAffected:
@@ -283,7 +267,7 @@ def get_item(item_id: ItemId, session: SessionDep) -> schemas.ItemOut:
 @router.patch("/item/{item_id}", summary="Modify an item", dependencies=[WriteScope])
 def modify_item(
     item_id: ItemId,
-    patch: Annotated[schemas.ItemPatch, Depends(item_patch)],
+    patch: ItemPatchBody,
     sessions: SessionFactoryDep,
     settings: SettingsDep,
 ) -> schemas.RowAffected:
@@ -300,41 +284,23 @@ def delete_item(item_id: ItemId, sessions: SessionFactoryDep) -> schemas.RowAffe
         return schemas.RowAffected(RowAffected=int(ingest.delete_item(session, item_id)))
 
 
-@router.put(
+@router.api_route(
     "/item/{item_id}/category/{category}",
-    summary="Insert a category for an item",
+    methods=["PUT", "DELETE"],
+    summary="Insert (PUT) or delete (DELETE) a category of an item",
     dependencies=[WriteScope],
 )
-def insert_item_category(
-    item_id: ItemId, category: Category, sessions: SessionFactoryDep
+def item_category(
+    item_id: ItemId, category: Category, request: Request, sessions: SessionFactoryDep
 ) -> schemas.RowAffected:
     with transaction(sessions) as session:
-        changed = service.change_category(session, item_id, category, present=True)
-    return schemas.RowAffected(RowAffected=changed)
-
-
-@router.delete(
-    "/item/{item_id}/category/{category}",
-    summary="Delete a category from an item",
-    dependencies=[WriteScope],
-)
-def delete_item_category(
-    item_id: ItemId, category: Category, sessions: SessionFactoryDep
-) -> schemas.RowAffected:
-    with transaction(sessions) as session:
-        changed = service.change_category(session, item_id, category, present=False)
+        changed = service.change_category(session, item_id, category, request.method == "PUT")
     return schemas.RowAffected(RowAffected=changed)
 
 
 @router.get("/items", summary="Get items", dependencies=[ReadScope])
-def get_items(
-    session: SessionDep,
-    settings: SettingsDep,
-    n: NText = None,
-    cursor: CursorText = "",
-    gorsejs_cursor: CursorAlias = "",
-) -> schemas.Items:
-    return service.get_items(session, cursor or gorsejs_cursor, _n(n, settings))
+def get_items(asked: Page, session: SessionDep) -> schemas.Items:
+    return service.get_items(session, *asked)
 
 
 # -- feedback --------------------------------------------------------------------------------
@@ -377,29 +343,23 @@ def put_feedback(
     return _insert_feedback(request, after, feedback, sessions, settings, overwrite=True)
 
 
-@router.get("/feedback", summary="Get feedback", dependencies=[ReadScope])
-def get_feedback(
-    session: SessionDep,
-    settings: SettingsDep,
-    n: NText = None,
-    cursor: CursorText = "",
-    gorsejs_cursor: CursorAlias = "",
-) -> schemas.Feedbacks:
-    return service.get_feedback(session, cursor or gorsejs_cursor, _n(n, settings))
+async def path_feedback_type(request: Request) -> str | None:
+    """The feedback type the path names (None on the paths without one: every type)."""
+    return request.path_params.get("feedback_type")
 
 
-@router.get(
-    "/feedback/{feedback_type}", summary="Get feedback of one type", dependencies=[ReadScope]
+TypeInPath = Annotated[str | None, Depends(path_feedback_type)]
+
+
+@_routes(
+    "GET",
+    "/feedback",
+    "/feedback/{feedback_type}",
+    summary="Get feedback (of one type)",
+    dependencies=[ReadScope],
 )
-def get_typed_feedback(
-    feedback_type: FeedbackType,
-    session: SessionDep,
-    settings: SettingsDep,
-    n: NText = None,
-    cursor: CursorText = "",
-    gorsejs_cursor: CursorAlias = "",
-) -> schemas.Feedbacks:
-    return service.get_feedback(session, cursor or gorsejs_cursor, _n(n, settings), feedback_type)
+def get_feedback(feedback_type: TypeInPath, asked: Page, session: SessionDep) -> schemas.Feedbacks:
+    return service.get_feedback(session, *asked, feedback_type)
 
 
 @router.get(
@@ -411,19 +371,6 @@ def get_user_item_feedback(
     user_id: UserId, item_id: ItemId, session: SessionDep
 ) -> list[schemas.FeedbackOut]:
     return service.feedback_of(session, user_id, item_id)
-
-
-@router.delete(
-    "/feedback/{user_id}/{item_id}",
-    summary="Delete the feedback between a user and an item",
-    dependencies=[WriteScope],
-)
-def delete_user_item_feedback(
-    user_id: UserId, item_id: ItemId, sessions: SessionFactoryDep
-) -> schemas.RowAffected:
-    with transaction(sessions) as session:
-        deleted = service.delete_feedback(session, user_id, item_id)
-    return schemas.RowAffected(RowAffected=deleted)
 
 
 @router.get(
@@ -440,13 +387,15 @@ def get_typed_user_item_feedback(
     return found[0]
 
 
-@router.delete(
+@_routes(
+    "DELETE",
+    "/feedback/{user_id}/{item_id}",
     "/feedback/{feedback_type}/{user_id}/{item_id}",
-    summary="Delete the feedback of one type between a user and an item",
+    summary="Delete the feedback (of one type) between a user and an item",
     dependencies=[WriteScope],
 )
-def delete_typed_user_item_feedback(
-    feedback_type: FeedbackType, user_id: UserId, item_id: ItemId, sessions: SessionFactoryDep
+def delete_user_item_feedback(
+    user_id: UserId, item_id: ItemId, feedback_type: TypeInPath, sessions: SessionFactoryDep
 ) -> schemas.RowAffected:
     with transaction(sessions) as session:
         deleted = service.delete_feedback(session, user_id, item_id, feedback_type)
@@ -457,20 +406,12 @@ def delete_typed_user_item_feedback(
     "GET",
     "/user/{user_id}/feedback",
     "/user/{user_id}/feedback/",
-    summary="Get a user's feedback",
-    dependencies=[ReadScope],
-)
-def get_user_feedback(user_id: UserId, session: SessionDep) -> list[schemas.FeedbackOut]:
-    return service.feedback_of(session, user_id=user_id)
-
-
-@router.get(
     "/user/{user_id}/feedback/{feedback_type}",
-    summary="Get a user's feedback of one type",
+    summary="Get a user's feedback (of one type)",
     dependencies=[ReadScope],
 )
-def get_typed_user_feedback(
-    user_id: UserId, feedback_type: FeedbackType, session: SessionDep
+def get_user_feedback(
+    user_id: UserId, feedback_type: TypeInPath, session: SessionDep
 ) -> list[schemas.FeedbackOut]:
     return service.feedback_of(session, user_id=user_id, feedback_type=feedback_type)
 
@@ -479,28 +420,35 @@ def get_typed_user_feedback(
     "GET",
     "/item/{item_id}/feedback",
     "/item/{item_id}/feedback/",
-    summary="Get an item's feedback",
-    dependencies=[ReadScope],
-)
-def get_item_feedback(item_id: ItemId, session: SessionDep) -> list[schemas.FeedbackOut]:
-    return service.feedback_of(session, item_id=item_id)
-
-
-@router.get(
     "/item/{item_id}/feedback/{feedback_type}",
-    summary="Get an item's feedback of one type",
+    summary="Get an item's feedback (of one type)",
     dependencies=[ReadScope],
 )
-def get_typed_item_feedback(
-    item_id: ItemId, feedback_type: FeedbackType, session: SessionDep
+def get_item_feedback(
+    item_id: ItemId, feedback_type: TypeInPath, session: SessionDep
 ) -> list[schemas.FeedbackOut]:
     return service.feedback_of(session, item_id=item_id, feedback_type=feedback_type)
 
 
 # -- recommendations -------------------------------------------------------------------------
-def _categories(request: Request, query: list[str] | None = None) -> list[str]:
-    """Gorse's categories: the ``category`` query values, else the path's (none: all items)."""
-    return list(query) if query else [request.path_params.get("category", "")]
+async def window(
+    request: Request,
+    n: NText = None,
+    offset: OffsetText = None,
+    categories: CategoryQuery = None,
+) -> service.Window:
+    """The part of a list asked for: ``n`` and ``offset`` as Gorse parses them, the
+    ``category`` query values, else the path's category."""
+    settings: Settings = request.app.state.settings
+    asked = list(categories) if categories else [request.path_params.get("category", "")]
+    return service.Window(
+        service.parse_int(offset, 0, "offset"),
+        _n(n, settings),
+        tuple(category for category in asked if category),
+    )
+
+
+WindowDep = Annotated[service.Window, Depends(window)]
 
 
 @_routes(
@@ -513,15 +461,13 @@ def _categories(request: Request, query: list[str] | None = None) -> list[str]:
 )
 def get_recommend(
     user_id: UserId,
+    part: WindowDep,
     request: Request,
     after: BackgroundTasks,
     sessions: SessionFactoryDep,
     models: ModelsDep,
     ready: ReadyAnswersDep,
     settings: SettingsDep,
-    categories: CategoryQuery = None,
-    n: NText = None,
-    offset: OffsetText = None,
     write_back_type: Annotated[
         str | None, Query(alias="write-back-type", max_length=schemas.TYPE_MAX_LENGTH)
     ] = None,
@@ -531,20 +477,9 @@ def get_recommend(
     """Plain item ids; ``{Id, Score}`` objects with ``X-API-Version: 2``. With
     ``write-back-type`` each returned item is written back as that feedback, dated
     ``write-back-delay`` (a Go duration) from now."""
-    count = _n(n, settings)
-    skip = service.parse_int(offset, 0, "offset")
     delay = service.parse_duration(write_back_delay)
     with sessions() as session:
-        ranked = service.recommend(
-            session,
-            models,
-            ready,
-            settings,
-            user_id,
-            _categories(request, categories),
-            skip,
-            count,
-        )
+        ranked = service.recommend(session, models, ready, settings, user_id, part)
     if write_back_type and ranked:
         when = service.format_time(datetime.now(UTC) + delay)
         back = [
@@ -572,23 +507,13 @@ def get_recommend(
     dependencies=[ReadScope],
 )
 def session_recommend(
-    request: Request,
-    feedback: Annotated[list[schemas.FeedbackIn], Depends(session_body)],
+    feedback: SessionFeedback,
+    part: WindowDep,
     session: SessionDep,
     models: ModelsDep,
     settings: SettingsDep,
-    n: NText = None,
-    offset: OffsetText = None,
 ) -> list[schemas.Score]:
-    ranked = service.session_recommend(
-        session,
-        models,
-        settings,
-        feedback,
-        _categories(request),
-        service.parse_int(offset, 0, "offset"),
-        _n(n, settings),
-    )
+    ranked = service.session_recommend(session, models, settings, feedback, part)
     return service.scores(ranked)
 
 
@@ -601,24 +526,9 @@ def session_recommend(
     dependencies=[ReadScope],
 )
 def get_item_neighbors(
-    request: Request,
-    item_id: ItemId,
-    session: SessionDep,
-    models: ModelsDep,
-    settings: SettingsDep,
-    n: NText = None,
-    offset: OffsetText = None,
+    item_id: ItemId, part: WindowDep, session: SessionDep, models: ModelsDep, settings: SettingsDep
 ) -> list[schemas.Score]:
-    ranked = service.item_neighbors(
-        session,
-        models,
-        settings,
-        item_id,
-        _categories(request),
-        service.parse_int(offset, 0, "offset"),
-        _n(n, settings),
-    )
-    return service.scores(ranked)
+    return service.scores(service.item_neighbors(session, models, settings, item_id, part))
 
 
 @_routes(
@@ -629,16 +539,9 @@ def get_item_neighbors(
     dependencies=[ReadScope],
 )
 def get_user_neighbors(
-    user_id: UserId,
-    session: SessionDep,
-    settings: SettingsDep,
-    n: NText = None,
-    offset: OffsetText = None,
+    user_id: UserId, part: WindowDep, session: SessionDep, settings: SettingsDep
 ) -> list[schemas.Score]:
-    ranked = service.user_neighbors(
-        session, settings, user_id, service.parse_int(offset, 0, "offset"), _n(n, settings)
-    )
-    return service.scores(ranked)
+    return service.scores(service.user_neighbors(session, settings, user_id, part))
 
 
 @_routes(
@@ -650,25 +553,13 @@ def get_user_neighbors(
     dependencies=[ReadScope],
 )
 def get_popular(
-    request: Request,
+    part: WindowDep,
     session: SessionDep,
     models: ModelsDep,
     settings: SettingsDep,
-    categories: CategoryQuery = None,
-    n: NText = None,
-    offset: OffsetText = None,
     user_id: UserFilter = None,
 ) -> list[schemas.Score]:
-    ranked = service.popular_list(
-        session,
-        models,
-        settings,
-        user_id,
-        _categories(request, categories),
-        service.parse_int(offset, 0, "offset"),
-        _n(n, settings),
-    )
-    return service.scores(ranked)
+    return service.scores(service.popular_list(session, models, settings, user_id, part))
 
 
 @_routes(
@@ -680,19 +571,6 @@ def get_popular(
     dependencies=[ReadScope],
 )
 def get_latest(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    categories: CategoryQuery = None,
-    n: NText = None,
-    offset: OffsetText = None,
-    user_id: UserFilter = None,
+    part: WindowDep, session: SessionDep, user_id: UserFilter = None
 ) -> list[schemas.Score]:
-    ranked = service.latest_list(
-        session,
-        user_id,
-        _categories(request, categories),
-        service.parse_int(offset, 0, "offset"),
-        _n(n, settings),
-    )
-    return service.scores(ranked)
+    return service.scores(service.latest_list(session, user_id, part))
