@@ -116,13 +116,23 @@ def parse_duration(text: str | None) -> timedelta:
     return timedelta(seconds=-seconds if text[0] == "-" else seconds)
 
 
+#: How Go prints a ``time.Time`` (``2022-08-07 00:26:46.5 +0000 UTC``): Gorse's CSV files.
+_GO_TIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(\.\d+)? ([+-]\d{2})(\d{2})(?: [A-Z]+)?"
+)
+
+
 def parse_time(text: str, settings: Settings, extra_future: float = 0.0) -> datetime | None:
-    """A time a Gorse client sent (RFC 3339, a date, ``YYYY-MM-DD hh:mm:ss``, unix seconds),
+    """A time a Gorse client sent (RFC 3339, a date, ``YYYY-MM-DD hh:mm:ss``, unix seconds,
+    Go's ``2022-08-07 00:26:46 +0000 UTC``),
     in UTC; None when empty (Agora then uses the time of the write). Times Agora does not
     store (before ``earliest_timestamp``, past ``max_future_seconds``) are a 400."""
     text = text.strip()
     if not text:
         return None
+    if written_by_go := _GO_TIME.fullmatch(text):  # Gorse's CSV files: time.Time's %v
+        when, fraction, hours, minutes = written_by_go.groups()
+        text = f"{when}{(fraction or '')[:7]}{hours}:{minutes}"
     try:
         if re.fullmatch(r"\d{1,11}(\.\d+)?", text):
             value = datetime.fromtimestamp(float(text), UTC)
@@ -147,6 +157,14 @@ def format_time(value: datetime | None) -> str:
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def go_time(value: datetime) -> str:
+    """A time as Go prints a UTC ``time.Time`` (Gorse's CSV files): ``2022-08-07 00:26:46 +0000
+    UTC``, the fraction without trailing zeros."""
+    value = as_utc(value)  # type: ignore[assignment]
+    fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""
+    return f"{value:%Y-%m-%d %H:%M:%S}{fraction} +0000 UTC"
 
 
 def encode_cursor(pk: int) -> str:
