@@ -101,6 +101,13 @@ def test_put_feedback_overwrites_and_post_keeps(client: TestClient) -> None:
         "again",
         2.0,
     )
+    bare = client.get("/api/item/p", headers=KEY).json()  # created by its feedback, as in Gorse
+    assert (bare["Labels"], bare["Categories"], bare["IsHidden"], bare["Comment"]) == (
+        None,
+        None,
+        False,
+        "",
+    )
     missing = client.get("/api/feedback/star/dee/p", headers=KEY)
     assert (missing.status_code, missing.text) == (404, "star/dee/p: feedback not found")
 

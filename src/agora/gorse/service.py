@@ -294,7 +294,7 @@ def _item_out(
     external_id: str, title: str, tags: Any, created: datetime, attributes: Any
 ) -> schemas.ItemOut:
     kept = _kept(attributes)
-    labels = kept["labels"] if "labels" in kept else _strings(tags)
+    labels = kept["labels"] if "labels" in kept else (_strings(tags) or None)
     return schemas.ItemOut(
         ItemId=external_id,
         IsHidden=kept.get("hidden") is True,
