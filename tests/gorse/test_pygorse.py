@@ -172,7 +172,11 @@ def test_write_back_records_the_recommended_items_as_feedback(client: Gorse) -> 
 
     later = client.get_recommend("hank", n=1, write_back_type="read", write_back_delay="10m")
     assert len(later) == 1
-    # dated ten minutes ahead: Gorse's reads show it once that time comes
+    # dated ten minutes ahead: until then it is still recommended, with the score it was
+    # shown with (Agora's ranking alone leaves out every item with an event), and feedback
+    # reads leave it out
+    again = client.get_recommend("hank", n=10)
+    assert (later[0].id, later[0].score) in [(r.id, r.score) for r in again]
     assert later[0].id not in {f["ItemId"] for f in client.list_feedbacks("read", "hank")}
     assert _refused(client.get_recommend, "hank", write_back_type="read", write_back_delay="soon")[
         1

@@ -24,7 +24,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -424,6 +424,12 @@ def event_type(feedback_type: str, settings: Settings) -> str:
     return mapped
 
 
+#: What a write-back keeps of the recommendation it records: the item's score, so that until
+#: the write-back is due the item keeps its place in the user's list (Gorse's
+#: ``write-back-delay``; see :func:`not_yet_due`).
+SHOWN_SCORE = "gorse_score"
+
+
 @dataclass
 class FeedbackWritten:
     """What a feedback write did: Gorse's count (the feedback sent) and Agora's new events."""
@@ -438,15 +444,20 @@ def insert_feedback(
     settings: Settings,
     overwrite: bool,
     extra_future: float = 0.0,
+    scores: Mapping[str, float] | None = None,
 ) -> FeedbackWritten:
     """Store feedback as events; users and items not seen before are created (Gorse's
     ``auto_insert_user``/``item``). POST keeps a feedback already stored (``overwrite``
-    False), PUT overwrites its time, value and comment. Feedback without a time is dated now."""
+    False), PUT overwrites its time, value and comment. Feedback without a time is dated now.
+    ``scores``: the score each item was recommended with (a write-back keeps it)."""
     now = datetime.now(UTC)
     events = []
     for f in feedback:
-        context = {"gorse_type": f.FeedbackType, **({"gorse_comment": f.Comment} if f.Comment
-                                                    else {})}  # fmt: skip
+        context: dict[str, Any] = {"gorse_type": f.FeedbackType}
+        if f.Comment:
+            context["gorse_comment"] = f.Comment
+        if scores is not None and f.ItemId in scores:
+            context[SHOWN_SCORE] = scores[f.ItemId]
         events.append(
             EventIn(
                 event_id=feedback_event_id(f.FeedbackType, f.UserId, f.ItemId),
@@ -476,6 +487,52 @@ def insert_feedback(
                 .values(type=ev.type, value=ev.value, timestamp=ev.timestamp, context=ev.context)
             )
     return FeedbackWritten(len(feedback), summary.written.get("events", 0))
+
+
+def write_back(
+    session: Session,
+    settings: Settings,
+    user_id: str,
+    ranked: Ranked,
+    feedback_type: str,
+    delay: timedelta,
+) -> FeedbackWritten:
+    """Record each recommended item as ``feedback_type`` of ``user_id`` dated ``delay`` from
+    now, with the score it was recommended with (Gorse's ``write-back-type`` and
+    ``write-back-delay``: a delay up to it is taken past ``max_future_seconds``)."""
+    when = format_time(datetime.now(UTC) + delay)
+    back = [
+        schemas.FeedbackIn(FeedbackType=feedback_type, UserId=user_id, ItemId=item, Timestamp=when)
+        for item, _ in ranked
+    ]
+    ahead = max(delay.total_seconds(), 0.0)
+    return insert_feedback(session, back, settings, False, ahead, scores=dict(ranked))
+
+
+def not_yet_due(session: Session, user_id: str) -> Ranked:
+    """The items written back to ``user_id`` with a delay not over yet, and nothing else of
+    theirs due, with the score they were recommended with: Gorse keeps recommending them until
+    then, where Agora's ranking leaves out every item that has an event."""
+    now = datetime.now(UTC)
+    user = queries.user_pk(session, user_id)
+    if user is None:
+        return []
+    ahead = session.execute(
+        select(Item.external_id, Event.context)
+        .join(Event, Event.item_id == Item.id)
+        .where(Event.user_id == user, Event.timestamp > now)
+    ).all()
+    scored = {
+        item: float(context[SHOWN_SCORE])
+        for item, context in ahead
+        if isinstance(context, dict) and isinstance(context.get(SHOWN_SCORE), int | float)
+    }
+    if not scored:
+        return []
+    due = select(Item.external_id).join(Event, Event.item_id == Item.id)
+    due = due.where(Event.user_id == user, Event.timestamp <= now)
+    seen = {row[0] for row in _by_external(session, due, Item.external_id, scored)}
+    return [(item, score) for item, score in scored.items() if item not in seen]
 
 
 _FEEDBACK = (
@@ -651,8 +708,10 @@ def recommend(
     window: Window,
 ) -> Ranked:
     """A user's recommendations as ``GET /users/{id}/recommendations`` ranks them (the feed's
-    ready list when current, else the model scores the user now). Before any model is
-    trained: the latest items they have no feedback on (Gorse's default fallback)."""
+    ready list when current, else the model scores the user now), with the items whose
+    write-back is not due yet back in their place. Before any model is trained: the latest
+    items they have no feedback on (Gorse's default fallback)."""
+    waiting = not_yet_due(session, user_id)
     try:
         name = serving.resolve_model(models, settings.default_model)
 
@@ -668,7 +727,8 @@ def recommend(
                     settings.event_weights,
                     max_per_thread=settings.feed.max_per_thread,
                 )
-            return [(r.item_id, r.score) for r in listed]
+            merged = [(r.item_id, r.score) for r in listed] + waiting
+            return sorted(merged, key=lambda pair: -pair[1])  # stable: Agora's order on ties
 
         return fill(session, ranked, window)
     except serving.ModelUnavailable:

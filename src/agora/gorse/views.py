@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import (
@@ -481,17 +480,8 @@ def get_recommend(
     with sessions() as session:
         ranked = service.recommend(session, models, ready, settings, user_id, part)
     if write_back_type and ranked:
-        when = service.format_time(datetime.now(UTC) + delay)
-        back = [
-            schemas.FeedbackIn(
-                FeedbackType=write_back_type, UserId=user_id, ItemId=item, Timestamp=when
-            )
-            for item, _ in ranked
-        ]
         with transaction(sessions) as session:
-            service.insert_feedback(
-                session, back, settings, False, extra_future=max(delay.total_seconds(), 0)
-            )
+            service.write_back(session, settings, user_id, ranked, write_back_type, delay)
         _after_event_writes(request, after)
     if api_version == "2":
         return service.scores(ranked)
