@@ -155,3 +155,6 @@ def test_malformed_bodies_are_a_400_in_plain_text(client: TestClient) -> None:
     assert (shapeless.status_code, shapeless.text) == (400, "body.UserId: Field required")
     slash = client.post("/api/item", json={"ItemId": "a/b"}, headers=KEY)
     assert slash.status_code == 400 and "'/'" in slash.text
+    too_long = client.get(f"/api/user/{'u' * 256}", headers=KEY)
+    assert too_long.status_code == 400
+    assert too_long.text == "path.user_id: String should have at most 255 characters"

@@ -30,6 +30,7 @@ from fastapi import (
     Response,
 )
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.api.auth import require_key_header
 from agora.api.body import read_json, validate_batch, validate_one
 from agora.api.deps import ModelsDep, ReadyAnswersDep, SessionDep, SessionFactoryDep, SettingsDep
-from agora.api.errors import InvalidRequest, MalformedJson, TooLarge
+from agora.api.errors import InvalidRequest, MalformedJson, TooLarge, problem
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db.engine import transaction
@@ -65,12 +66,19 @@ class GorseRoute(OneHopRoute):
             except MalformedJson as exc:
                 return PlainTextResponse(str(exc), 400)
             except InvalidRequest as exc:
-                where = "; ".join(f"{p['location']}: {p['message']}" for p in exc.problems[:5])
-                return PlainTextResponse(where or str(exc), 400)
+                return PlainTextResponse(_located(exc.problems) or str(exc), 400)
+            except RequestValidationError as exc:  # a path or query value out of its bounds
+                problems = [problem(e["loc"], e["msg"], e["type"]) for e in exc.errors()]
+                return PlainTextResponse(_located(problems), 400)
             except TooLarge as exc:
                 return PlainTextResponse(str(exc), 413)
 
         return answer
+
+
+def _located(problems: list[dict[str, Any]]) -> str:
+    """The first problems of a request, each with its place: ``body.UserId: Field required``."""
+    return "; ".join(f"{p['location']}: {p['message']}" for p in problems[:5])
 
 
 router = APIRouter(prefix="/api", route_class=GorseRoute, include_in_schema=False)
