@@ -9,13 +9,13 @@ STAMP  := $(VENV)/.agora-installed
 HOST   ?= $(or $(AGORA_HOST),127.0.0.1)
 PORT   ?= $(or $(AGORA_PORT),8000)
 
-.PHONY: demo test lint bench-quality clean-data wrk fonts
+.PHONY: demo test lint bench-quality clean-data wrk fonts chromium
 
 demo: $(STAMP)
 	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on $(HOST):$(PORT) (another port: make demo PORT=8010)"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/agora demo --host $(HOST) --port $(PORT)
 
-test: $(STAMP) wrk fonts
+test: $(STAMP) wrk fonts chromium
 	@echo ">> checking that the code is ruff-formatted and lint-clean"
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
@@ -61,3 +61,10 @@ fonts:
 		echo ">> fonts for the image tests are missing: installing fonts-wqy-microhei and fonts-dejavu-core with apt-get"; \
 		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq fonts-wqy-microhei fonts-dejavu-core; }
+
+# the browser the console's end-to-end tests drive (tests/web/console, Playwright for Python)
+chromium:
+	@test -x /usr/bin/chromium || { \
+		echo ">> chromium (for the console's browser tests) is missing: installing it with apt-get"; \
+		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }

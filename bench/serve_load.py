@@ -38,8 +38,10 @@ table (rows: workers x database) and writes bench/results/serve_load.json, a cel
 (throughput / ceiling), ``by_kind`` (first_page, next_page, event: rps, percentiles, errors),
 ``first_page_server_p50_ms``, ``recommendations`` (rps, percentiles, errors),
 ``refresh_all_seconds`` (``agora worker --once`` before the cell: every user's candidates made
-ready) and ``rss_mb`` (one figure per worker). Server logs go to ``--workdir``. Events the runs
-post stay in the cached stores (a few thousand a run, beside 1.05M).
+ready), ``rss_mb`` (one figure per worker) and ``cpu``: the cores the server's processes and
+the separate refresher's used during the measured mix, per request and per event written
+(``/proc``'s user and system time of each process tree). Server logs go to ``--workdir``.
+Events the runs post stay in the cached stores (a few thousand a run, beside 1.05M).
 
 The servers run with ``AGORA_BACKGROUND_SECONDS=--background-seconds`` (0 by default: the
 periodic background jobs run only when a request wakes them; engagement still counts each
@@ -346,6 +348,30 @@ def worker_rss_mb(pid: int, workers: int) -> list[float]:
     return out
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (uvicorn's workers, a refresher's shards)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return tree
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system, seconds) used so far by ``pid`` and the processes below it."""
+    if pid is None:
+        return 0.0
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wrk_command(
     url: str, mode: str, seconds: int, args: argparse.Namespace, run_id: str, epoch: str
 ) -> list[str]:
@@ -464,7 +490,10 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
         with ThreadPoolExecutor(workers) as pool:  # a first page per worker, alone: cold start
             page = next(pool.map(lambda n: feed_page(url, f"u{n}"), range(workers)))
         run_wrk(url, "mixed", args.warmup, args)
+        refresher_pid = refresher.pid if refresher is not None else None
+        used = (cpu_seconds(server.pid), cpu_seconds(refresher_pid))
         mixed = figures(run_wrk(url, "mixed", args.seconds, args))
+        used = (cpu_seconds(server.pid) - used[0], cpu_seconds(refresher_pid) - used[1])
         recs = figures(run_wrk(url, "recs", args.seconds, args))
         rss = worker_rss_mb(server.pid, workers)
     finally:
@@ -501,10 +530,29 @@ def run_cell(db: str, workers: int, env: dict[str, str], args: argparse.Namespac
             "errors": recs["errors"],
         },
         "rss_mb": rss,
+        "cpu": cpu_use(mixed, *used, refresher is not None),
         "refresher": args.refresher,
         "refresher_shards": args.refresher_shards,
         "refresh_all_seconds": round(refresh_seconds, 1),
     }
+
+
+def cpu_use(mixed: dict, server: float, refresher: float, separate: bool) -> dict:
+    """Where the cores went during the measured mix: the server's processes (all workers) per
+    answered request, and the separate refresher's per event written (it refreshes the users
+    the events made dirty); None for the refresher when the servers' own threads refresh."""
+    seconds = mixed["seconds"]
+    events = mixed["by_kind"].get("event", {}).get("count", 0)
+    return {
+        "server_cores": round(server / seconds, 2),
+        "server_ms_per_request": round(1000 * server / max(mixed["requests"], 1), 2),
+        "refresher_cores": round(refresher / seconds, 2) if separate else None,
+        "refresher_ms_per_event": round(1000 * refresher / max(events, 1), 2) if separate else None,
+    }
+
+
+def _cpu(ms: float | None, cores: float | None) -> str:
+    return "-" if ms is None or cores is None else f"{ms:.2f} ({cores:.2f} cores)"
 
 
 def _ms(value: float | None) -> str:
@@ -524,7 +572,8 @@ def table(cells: list[dict], args: argparse.Namespace) -> Table:
     )
     columns = ["db", "workers", "rps", "p50/p95/p99", "errors", "ceiling rps", "ratio",
                "first page", "next page", "event", "first page server p50", "recs rps",
-               "recs", "RSS MiB"]  # fmt: skip
+               "recs", "RSS MiB", "server CPU ms/request", "refresher CPU ms/event",
+               "refresh all s"]  # fmt: skip
     for column in columns:
         out.add_column(column, no_wrap=True)
     for c in cells:
@@ -544,6 +593,9 @@ def table(cells: list[dict], args: argparse.Namespace) -> Table:
             f"{c['recommendations']['rps']:.1f}",
             _pair(c["recommendations"]),
             " ".join(f"{r:.0f}" for r in c["rss_mb"]),
+            _cpu(c["cpu"]["server_ms_per_request"], c["cpu"]["server_cores"]),
+            _cpu(c["cpu"]["refresher_ms_per_event"], c["cpu"]["refresher_cores"]),
+            f"{c['refresh_all_seconds']:.1f}",
         )
     return out
 
@@ -551,7 +603,13 @@ def table(cells: list[dict], args: argparse.Namespace) -> Table:
 def main() -> None:
     ap = argparse.ArgumentParser(description="agora serve under wrk, beside its stack's ceiling.")
     ap.add_argument("--seconds", type=int, default=30, help="each measured wrk run")
-    ap.add_argument("--warmup", type=int, default=10, help="wrk load before measuring")
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=30,
+        help="wrk load before measuring (a starting worker holds its users meanwhile: 5-7 s "
+        "alone, about 20 s under load)",
+    )
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="agora serve --workers")
     ap.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"],
                     default=["sqlite", "postgresql"])  # fmt: skip

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from live_server import LiveServer, kill_server, start_server
 from sqlalchemy import Engine, create_engine, text
 
 from agora.db.engine import make_engine, migrate
@@ -136,80 +131,16 @@ def bundled_dump() -> Path:
     return BUNDLED_DUMP
 
 
-@dataclass
-class LiveServer:
-    """A server process on 127.0.0.1 started by a test, with its log."""
-
-    process: subprocess.Popen
-    base_url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        """Send ``sig`` and wait for the exit code (killed, and a failure, past ``timeout``)."""
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"server did not stop within {timeout} s:\n{self.log()}") from None
-
-
-@contextlib.contextmanager
-def live_servers(folder: Path) -> Iterator[Callable[..., LiveServer]]:
-    """Start real server processes in ``folder`` (``command`` gets ``--port``), each waited for
-    until /health answers; all are killed on exit."""
-    started: list[LiveServer] = []
-
-    def start(command: list[str], env: dict[str, str]) -> LiveServer:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")} | env
-        log_path = folder / f"server-{port}.log"
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(
-                [*command, "--host", "127.0.0.1", "--port", str(port)],
-                env=full_env,
-                cwd=folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: cleanup reaches worker processes
-            )
-        server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path)
-        started.append(server)
-        deadline = time.monotonic() + 90  # two workers import the whole engine each
-        while True:
-            assert proc.poll() is None, server.log()
-            try:
-                httpx.get(f"{server.base_url}/health", timeout=2)
-                return server
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, server.log()
-                time.sleep(0.2)
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            with contextlib.suppress(ProcessLookupError):  # workers outlive a killed parent
-                os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
-
-
 @pytest.fixture
 def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Start a real server process (``command`` gets ``--port``), wait until /health answers."""
-    with live_servers(tmp_path) as start:
-        yield start
+    started: list[LiveServer] = []
 
+    def start(command: list[str], env: dict[str, str]) -> LiveServer:
+        server = start_server(command, env, tmp_path)
+        started.append(server)
+        return server
 
-@pytest.fixture(scope="session")
-def server_starters() -> Callable[
-    [Path], contextlib.AbstractContextManager[Callable[..., LiveServer]]
-]:
-    """:func:`live_servers` for fixtures of a wider scope than one test."""
-    return live_servers
+    yield start
+    for server in started:
+        kill_server(server)

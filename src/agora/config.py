@@ -358,6 +358,16 @@ class Settings(BaseSettings):
         description="The secret user ids are sealed under (pseudonymize_ids); keep it out of "
         "the store's backups. Losing it loses which row is whom.",
     )
+    console_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="The key the operator console (/console/) signs its session cookies and "
+        "CSRF tokens with. Unset: one is generated on first use and kept in "
+        "data_dir/console-secret (mode 0600); set it when several servers share sessions.",
+    )
+    console_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="How long a console sign-in lasts."
+    )
     dp_epsilon: float | None = Field(
         None,
         gt=0,

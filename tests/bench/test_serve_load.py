@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -79,3 +80,27 @@ def test_the_ceiling_app_answers_the_same_mix(tmp_path: Path, spawn_server) -> N
         "next_page": True,
         "event": True,
     }
+
+
+def test_cpu_seconds_count_every_process_below_the_one_named() -> None:
+    """A server's workers and a refresher's shards are its children: their CPU time counts."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
+    child = f"{burn}time.sleep(60)\n"  # burns 0.5 s of CPU, then stays
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {child!r}])\n"
+         "time.sleep(60)"]
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while serve_load.cpu_seconds(parent.pid) < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tree = serve_load.process_tree(parent.pid)
+        assert len(tree) == 2 and tree[0] == parent.pid
+        assert serve_load.cpu_seconds(parent.pid) >= 0.5  # the child's burn counts
+        assert serve_load.cpu_seconds(tree[1]) >= 0.45  # it is the child's (10 ms ticks)
+        assert serve_load.cpu_seconds(None) == 0.0
+    finally:
+        for pid in reversed(serve_load.process_tree(parent.pid)):
+            os.kill(pid, 9)
+        parent.wait()

@@ -241,3 +241,24 @@ def test_a_read_then_write_transaction_on_sqlite_waits_its_turn_when_it_says_it_
     else:
         with pytest.raises(OperationalError, match="database is locked"):
             read_then_write()
+
+
+def test_feed_records_are_compressed_with_lz4_on_postgresql(postgres_url: str) -> None:
+    """pglz took 3.5-10 ms per ~20 KB record, most of a full refresh on PostgreSQL; lz4 about
+    0.2 ms (migration 0017). Down again, the column has PostgreSQL's default back."""
+    from agora.db.engine import make_engine
+
+    eng = make_engine(postgres_url)
+    column = (
+        "SELECT attcompression, attstorage FROM pg_attribute "
+        "WHERE attrelid = 'feed_candidates'::regclass AND attname = 'payload'"
+    )
+    try:
+        migrate(eng)
+        with eng.connect() as conn:
+            assert tuple(conn.exec_driver_sql(column).one()) == ("l", "x")
+        downgrade(eng, "0016")
+        with eng.connect() as conn:
+            assert tuple(conn.exec_driver_sql(column).one()) == ("", "x")
+    finally:
+        eng.dispose()

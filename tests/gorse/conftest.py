@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from gorse_support import ADMIN, AGORA, READER, WRITER, GorseServer, seed
+from live_server import kill_server, start_server
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def gorse_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    server_starters: Callable[..., contextlib.AbstractContextManager],
     postgres_schemas: Callable[..., contextlib.AbstractContextManager[str]],
 ) -> Iterator[GorseServer]:
     folder = tmp_path_factory.mktemp(f"gorse-{request.param}")
@@ -32,7 +32,8 @@ def gorse_server(
     with contextlib.ExitStack() as stack:
         if request.param == "postgres":
             env["AGORA_DATABASE_URL"] = stack.enter_context(postgres_schemas())
-        server = stack.enter_context(server_starters(folder))([*AGORA, "serve"], env)
+        server = start_server([*AGORA, "serve"], env, folder)
+        stack.callback(kill_server, server)
         seed(server.base_url)
         trained = subprocess.run(
             [*AGORA, "train", "--models", "trending,itemknn", "--no-validate"],

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from agora.config import DEFAULT_EVENT_WEIGHTS
@@ -167,9 +167,11 @@ class Reach:
     events: int
 
 
-def reach(session: Session, by: str = "item", top: int = 20) -> list[Reach]:
+def reach(
+    session: Session, by: str = "item", top: int = 20, only: str | None = None
+) -> list[Reach]:
     """Posts (``by="item"``) or authors (``by="author"``) by the number of distinct other users
-    who engaged with them, largest first (ties by id)."""
+    who engaged with them, largest first (ties by id); ``only``: just that post or author."""
     if by not in ("item", "author"):
         raise ValueError(f"by must be 'item' or 'author', not {by!r}")
     author = aliased(User)
@@ -181,6 +183,7 @@ def reach(session: Session, by: str = "item", top: int = 20) -> list[Reach]:
         .join(Item, Item.id == Event.item_id)
         .join(author, author.id == Item.author_id, isouter=by == "item")
         .where((Item.author_id.is_(None)) | (Event.user_id != Item.author_id))
+        .where(key == only if only is not None else true())
         .group_by(key)
         .order_by(users.desc(), key)
         .limit(top)

@@ -1104,3 +1104,23 @@ def stored_scores(
             tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
             out.append(ScoredText(kind, ref, author, tags, _day(when), label, float(score)))
     return out
+
+
+def item_sentiment(session: Any, item_external_id: str) -> dict[str, Any] | None:
+    """The stored sentiment of one post (label, score, model version, when scored), None
+    while the background job has not scored it (or the item is not stored)."""
+    from sqlalchemy import select
+
+    from agora.analytics.models import ItemSentiment
+    from agora.db.tables import Item
+
+    row = session.execute(
+        select(ItemSentiment.label, ItemSentiment.score, ItemSentiment.model_version,
+               ItemSentiment.scored)
+        .join(Item, Item.id == ItemSentiment.item_id)
+        .where(Item.external_id == item_external_id)
+    ).first()  # fmt: skip
+    if row is None:
+        return None
+    label, score, version, scored = row
+    return {"label": label, "score": float(score), "model_version": version, "scored": scored}

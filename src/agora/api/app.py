@@ -74,7 +74,7 @@ from agora.privacy.dp_views import router as privacy_dp_router
 from agora.privacy.views import router as privacy_router
 from agora.serving.service import ModelStore
 from agora.serving.views import router as serving_router
-from agora.web import docs
+from agora.web import console, docs
 from agora.web.views import router as web_router
 from agora.wiring import Wiring, wire
 
@@ -378,5 +378,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(metrics.router)
     app.include_router(web_router)
+    console.install(app)
     docs.install(app)
     return app

@@ -137,9 +137,18 @@ def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
     )
 
 
-def _admit(request: Request, token: str | None, scope: str) -> Principal:
-    """The caller holding ``token`` if it has ``scope`` (charged to its rate limit), else the
-    401 or 403 (or the limiter's 429) to answer."""
+def admit(request: Request, principal: Principal) -> None:
+    """Let ``principal`` in: the request knows who it serves (differential privacy, audit and
+    access log read it) and its key pays the rate limit (:mod:`agora.api.limits`: a 429)."""
+    request.state.principal = principal
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is not None:
+        limiter.charge(request, principal)
+
+
+def _admitted(request: Request, token: str | None, scope: str) -> Principal:
+    """The caller holding ``token``, let in (:func:`admit`) if it has ``scope``; else the 401
+    or 403 to answer."""
     if token is None:
         raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     settings: Settings = request.app.state.settings
@@ -152,10 +161,7 @@ def _admit(request: Request, token: str | None, scope: str) -> Principal:
             detail=f"this API key lacks the {scope!r} scope",
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
         )
-    request.state.principal = principal
-    limiter = getattr(request.app.state, "limiter", None)  # agora.api.limits: a 429
-    if limiter is not None:
-        limiter.charge(request, principal)
+    admit(request, principal)
     return principal
 
 
@@ -172,7 +178,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
-        return _admit(request, credentials.credentials if credentials else None, scope)
+        return _admitted(request, credentials.credentials if credentials else None, scope)
 
     dependency.__name__ = f"require_{scope}"
     dependency.scope = scope  # type: ignore[attr-defined]  # read by declared_scopes
@@ -189,7 +195,7 @@ def require_key_header(scope: str) -> Callable[..., Awaitable[Principal]]:
         key: Annotated[str | None, Security(api_key_header)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
-        return _admit(request, key or (credentials.credentials if credentials else None), scope)
+        return _admitted(request, key or (credentials.credentials if credentials else None), scope)
 
     dependency.__name__ = f"require_{scope}_by_key_header"
     dependency.scope = scope  # type: ignore[attr-defined]  # read by declared_scopes

@@ -45,6 +45,12 @@ their scopes come from `AGORA_API_KEYS='{"key": ["read"]}'`. A request without a
 The Gorse-compatible routes under `/api/` (docs/gorse.md) take the same keys, sent as Gorse's
 clients send them (`X-API-Key`), with the same rules; their errors are Gorse's plain text.
 
+The operator console (`/console/...`, see docs/console.md) takes the same keys: signing in
+exchanges one for a session cookie, and each console route needs the scope shown here of the
+signed-in key (actions also need the form's CSRF token). Without a session its pages redirect
+to the sign-in form and its fragments and actions answer 401; only signing in and choosing the
+language are open.
+
 Each key also has a rate limit per route class (the scope a route needs; `POST /events` is a
 class of its own): past it, 429 with `Retry-After` (`AGORA_LIMITS`, see the README).
 """

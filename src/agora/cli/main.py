@@ -464,7 +464,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         signal.signal(stop_signal, lambda *_: None)
     host, port = host or settings.host, port or settings.port
     console.print(
-        f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs; Ctrl-C stops)"
+        f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs; operator console: "
+        f"http://{host}:{port}/console/, sign in with an API key; Ctrl-C stops)"
     )
     uvicorn.run(
         api,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from agora.db.tables import Event, Group, Item, ItemMedia, Membership, SocialEdge, User
@@ -247,3 +248,81 @@ def ties_who_engaged(
     for item, who in rows:
         out.setdefault(item, []).append(who)
     return out
+
+
+#: The newest events :func:`events_per_minute` reads at most (by primary key, so its cost is
+#: bounded on a store of any size; the timestamp has no index of its own).
+RATE_SCAN = 200_000
+
+
+def events_per_minute(
+    session: Session, until: datetime, minutes: int, scan: int = RATE_SCAN
+) -> list[int]:
+    """Events stamped in each of the ``minutes`` spans of 60 seconds before ``until`` (oldest
+    first; the last is the minute just gone): the console's live rate. Only the ``scan``
+    newest stored events are read, so past ``scan`` events in the window the earliest minutes
+    are undercounted."""
+    start = until - timedelta(minutes=minutes)
+    newest = session.scalar(select(func.max(Event.id)))
+    counts = [0] * minutes
+    if newest is None:
+        return counts
+    stamps = session.scalars(
+        select(Event.timestamp).where(
+            Event.id > newest - scan, Event.timestamp >= start, Event.timestamp < until
+        )
+    )
+    for stamp in stamps:
+        slot = int((as_utc(stamp) - start).total_seconds() // 60)
+        if 0 <= slot < minutes:
+            counts[slot] += 1
+    return counts
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by LIKE (with ``escape="\\"``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def find_users(session: Session, text: str, n: int) -> list[str]:
+    """External ids of users whose id starts with ``text`` (the exact id first)."""
+    pattern = _like_escaped(text) + "%"
+    rows = session.scalars(
+        select(User.external_id)
+        .where(User.external_id.like(pattern, escape="\\"))
+        .order_by(func.length(User.external_id), User.external_id)
+        .limit(n)
+    )
+    return list(rows)
+
+
+def find_items(session: Session, text: str, n: int) -> list[dict[str, Any]]:
+    """Items whose id is ``text``, whose title contains it (any case) or that carry it as a
+    tag, newest first, as :func:`item_summaries` shapes them."""
+    escaped = _like_escaped(text)
+    tag = _like_escaped(json.dumps(text)[1:-1])  # as the JSON column spells it
+    rows = session.scalars(
+        select(Item.external_id)
+        .where(
+            (Item.external_id == text)
+            | Item.title.ilike(f"%{escaped}%", escape="\\")
+            | cast(Item.tags, String).like(f'%"{tag}"%', escape="\\")
+        )
+        .order_by(Item.created.desc(), Item.id.desc())
+        .limit(n)
+    )
+    ids = list(rows)
+    found = item_summaries(session, ids)
+    return [{"item_id": i, **found[i]} for i in ids if i in found]
+
+
+def item_event_counts(session: Session, external_id: str) -> dict[str, int]:
+    """Events on one item per event type."""
+    rows = session.execute(
+        select(Event.type, func.count())
+        .join(Item, Item.id == Event.item_id)
+        .where(Item.external_id == external_id)
+        .group_by(Event.type)
+        .order_by(func.count().desc())
+    )
+    return {kind: int(count) for kind, count in rows}

@@ -1,0 +1,97 @@
+"""ECharts options built on the server: each page passes one to ``layout.chart`` and
+``static/console/console.js`` draws it (SVG renderer, no animation: a chart redrawn every few
+seconds, or read at a glance, shows its values at once). Every chart has named axes with
+units."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+#: A colour-blind-safe palette (Okabe-Ito), in the order series take it.
+#: Series with at most this many points draw a dot on each (a lone point is otherwise unseen).
+FEW = 40
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
+
+
+def _axes(x_name: str, y_name: str, categories: Sequence[str] | None = None) -> dict[str, Any]:
+    x: dict[str, Any] = {"name": x_name, "nameLocation": "middle", "nameGap": 28}
+    if categories is not None:
+        x |= {"type": "category", "data": list(categories)}
+    else:
+        x |= {"type": "time", "axisLabel": {"hideOverlap": True}}
+    y = {"type": "value", "name": y_name, "nameLocation": "middle", "nameGap": 44, "minInterval": 1}
+    return {"xAxis": x, "yAxis": y}
+
+
+def time_lines(
+    series: dict[str, list[tuple[str, float]]],
+    x_name: str,
+    y_name: str,
+    span: tuple[datetime, datetime] | None = None,
+) -> dict[str, Any]:
+    """One line per named series of (ISO time, value) points over a time axis covering
+    ``span`` (default: the points'); a series of few points shows each as a dot."""
+    axes = _axes(x_name, y_name)
+    if span is not None:
+        axes["xAxis"] |= {"min": span[0].isoformat(), "max": span[1].isoformat()}
+    return {
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 60, "right": 20, "top": 36, "bottom": 48},
+        **axes,
+        "series": [
+            {"name": name, "type": "line", "showSymbol": len(points) <= FEW, "data": points}
+            for name, points in series.items()
+        ],
+    }
+
+
+def bars(
+    labels: Sequence[str], values: Sequence[float], x_name: str, y_name: str
+) -> dict[str, Any]:
+    """Vertical bars, one per label."""
+    return {
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 60, "right": 20, "top": 20, "bottom": 48},
+        **_axes(x_name, y_name, labels),
+        "series": [{"type": "bar", "name": y_name, "data": list(values), "barMaxWidth": 48}],
+    }
+
+
+def cascade_tree(root: str, parent: dict[str, str | None], labels: dict[str, str]) -> dict:
+    """A share cascade as a tree: ``parent[user]`` (None for the root); ``labels[user]`` is
+    the text shown on each node (e.g. the user and how they joined)."""
+    children: dict[str, list[str]] = {}
+    for user, up in parent.items():
+        if up is not None:
+            children.setdefault(up, []).append(user)
+
+    def node(user: str, seen: frozenset[str]) -> dict[str, Any]:
+        below = [c for c in sorted(children.get(user, [])) if c not in seen]
+        return {
+            "name": labels.get(user, user),
+            "children": [node(c, seen | {c}) for c in below],
+        }
+
+    return {
+        "color": PALETTE,
+        "tooltip": {"trigger": "item"},
+        "series": [
+            {
+                "type": "tree",
+                "data": [node(root, frozenset({root}))],
+                "top": 20,
+                "bottom": 20,
+                "left": 80,
+                "right": 120,
+                "symbolSize": 9,
+                "initialTreeDepth": -1,
+                "label": {"position": "left", "verticalAlign": "middle", "align": "right"},
+                "leaves": {"label": {"position": "right", "align": "left"}},
+            }
+        ],
+    }

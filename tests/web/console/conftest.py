@@ -1,0 +1,70 @@
+"""One real ``agora serve`` on a demo-like store and one Chromium for every console test.
+
+The store is the demo's (``agora demo --no-serve``: the bundled Cardano community and the
+default models), plus what a platform would send while the console is open
+(:func:`console_support.platform_traffic`).
+Chromium is Debian's, driven by Playwright (never ``playwright install``); under ``CI=true`` a
+missing browser or Playwright fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from console_support import (
+    ADMIN,
+    AGORA,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    READER,
+    WRITER,
+    Store,
+    missing,
+    platform_traffic,
+)
+from live_server import kill_server, start_server
+
+
+def _cli(args: list[str], env: dict[str, str], folder: Path) -> None:
+    done = subprocess.run(
+        [*AGORA, *args], env=os.environ | env, cwd=folder, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    folder = tmp_path_factory.mktemp("console")
+    env = {
+        "AGORA_DATA_DIR": str(folder / "agora-data"),
+        "AGORA_API_KEY": ADMIN,
+        "AGORA_API_KEYS": f'{{"{WRITER}": ["write"], "{READER}": ["read"]}}',
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    _cli(["demo", "--no-serve"], env, folder)  # the bundled community, the default models
+    server = start_server([*AGORA, "serve"], env, folder)
+    served = Store(server, folder)
+    try:
+        platform_traffic(served)
+        yield served
+    finally:
+        kill_server(server)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        missing(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
