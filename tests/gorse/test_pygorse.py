@@ -242,7 +242,9 @@ def test_the_async_client_covers_the_same_surface(gorse_server: GorseServer) -> 
         seen["get_feedbacks"] = (len(page), bool(cursor))
         seen["delete_feedback"] = await client.delete_feedback("jo", "i7")
         recs = await client.get_recommend("jo", n=2)
-        seen["get_recommend"] = all(r.id in CLUSTER_B and r.id != "i6" for r in recs) and recs
+        # jo's star on i7 was deleted: i7 may come back, i6 (still starred) may not
+        outside_i6 = set(CLUSTER_B) - {"i6"}
+        seen["get_recommend"] = len(recs) == 2 and {r.id for r in recs} <= outside_i6
         seen["session_recommend"] = len(
             await client.session_recommend(
                 [{"FeedbackType": "star", "UserId": "x", "ItemId": "i0", "Timestamp": ""}], n=2
@@ -273,7 +275,7 @@ def test_the_async_client_covers_the_same_surface(gorse_server: GorseServer) -> 
         "list_feedbacks": ["i6", "i7"],
         "get_feedbacks": (2, True),
         "delete_feedback": {"RowAffected": 1},
-        "get_recommend": seen["get_recommend"] or "no recommendations",
+        "get_recommend": True,
         "session_recommend": 2,
         "get_neighbors": ["i1"],
         "delete_item": {"RowAffected": 1},
