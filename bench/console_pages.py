@@ -47,6 +47,10 @@ def pages(item: str) -> list[tuple[str, str, bool]]:
         ("user: feed preview (fragment)", f"/console/users/{USER}/preview", True),
         ("items: search", "/console/items?q=staking", False),
         ("item page", f"/console/items/{item}", False),
+        ("models", "/console/models", False),
+        ("models: versions (fragment)", "/console/models/versions", True),
+        ("moderation", "/console/moderation", False),
+        ("moderation: an item's status", f"/console/moderation?item={item}", False),
     ]
 
 
