@@ -555,24 +555,20 @@ class QueueSummary:
 def queue_summary(session: Session) -> QueueSummary:
     """Counts only (no item is named): what the console shows every key above the queue."""
     cases = {OPEN: 0, **{s: 0 for s in STATUS_OF_OUTCOME.values()}}
-    cases.update(
-        session.execute(
-            select(ModerationCase.status, func.count()).group_by(ModerationCase.status)
-        ).tuples()
-    )
+    query = select(ModerationCase.status, func.count()).group_by(ModerationCase.status)
+    cases.update({status: n for status, n in session.execute(query)})
     bands, unscored = [0] * SCORE_BANDS, 0
     for score in session.scalars(select(ModerationCase.score).where(ModerationCase.status == OPEN)):
         if score is None:
             unscored += 1
         else:
             bands[min(max(int(score * SCORE_BANDS), 0), SCORE_BANDS - 1)] += 1
-    open_flags = dict(
-        session.execute(
-            select(ModerationFlag.reason, func.count())
-            .where(ModerationFlag.status == OPEN)
-            .group_by(ModerationFlag.reason)
-        ).tuples()
+    flags = (
+        select(ModerationFlag.reason, func.count())
+        .where(ModerationFlag.status == OPEN)
+        .group_by(ModerationFlag.reason)
     )
+    open_flags = {reason: n for reason, n in session.execute(flags)}
     return QueueSummary(cases, bands, unscored, open_flags)
 
 

@@ -99,6 +99,7 @@ def test_models_page_shows_versions_and_a_training_run_finishes_live(browser, st
     page.wait_for_url(re.compile(r".*/console/models/runs/\d{8}T\d{6}Z-[0-9a-f]{6}$"))
     assert "finished in" in page.locator("#run-log").text_content()
     assert page.locator("#run").get_attribute("data-state") == "done"
+    screenshot(page, "training-run")
     assert (
         page.request.get(store.url + "/console/models/runs/20990101T000000Z-abcdef").status == 404
     )
@@ -134,6 +135,11 @@ def test_an_upheld_flag_leaves_the_feed_preview(browser, scanned: Store) -> None
     assert "Upheld" in page.locator(f"#case-{case_id}").inner_text()
     decided = store.api("GET", f"/moderation/items/{item}").json()
     assert decided["status"] == "removed"
+    route = "/console/moderation/cases/{case_id}/decision"
+    audited = store.api("GET", "/admin/audit", params={"route": route}).json()["entries"]
+    assert [(a["status"], a["path_params"]) for a in audited] == [
+        (200, {"case_id": str(case_id)})
+    ]  # recorded like every admin action
     # the member's preview no longer holds it (the feed's catalogue rereads take-downs each
     # second)
     page.wait_for_timeout(1200)

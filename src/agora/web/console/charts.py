@@ -146,6 +146,8 @@ def version_metrics(
     per model, a dot per version."""
     option = time_lines(series, x_name, y_name)
     option["yAxis"] = _value_axis(y_name) | {"nameGap": 48}
+    option["legend"] |= {"type": "scroll"}
+    option["xAxis"] |= {"splitNumber": 3}
     for line in option["series"]:
         line["showSymbol"] = True
     return option

@@ -202,7 +202,7 @@ TEXTS: dict[str, str] = {
     "run.took": "{s} s",
     "run.progress": "{done} of {total} models done",
     "run.log": "Log ({n} lines)",
-    "run.by": "Started with key {who}.",
+    "run.by": "Started with the key whose fingerprint is {who}.",
     "run.title": "Training run: {models}",
     "run.busy": "A training run is already going on ({models}, started {started} UTC): "
     "wait for it to finish.",

@@ -199,7 +199,7 @@ TEXTS: dict[str, str] = {
     "run.took": "{s} 秒",
     "run.progress": "已完成 {done}/{total} 个模型",
     "run.log": "日志（{n} 行）",
-    "run.by": "发起密钥：{who}。",
+    "run.by": "发起者密钥指纹：{who}。",
     "run.title": "训练任务：{models}",
     "run.busy": "已有训练任务在进行（{models}，UTC {started} 开始），请等它结束后再试。",
     "run.busy_unknown": "已有训练任务在进行，请等它结束后再试。",

@@ -123,7 +123,7 @@ def run_page(
     run = training_runs(settings).get(run_id)
     if run is None:
         return render(request, "not_found.html", {"kind": "run", "id": run_id}, 404)
-    return render(request, "run.html", {"run": run, "poll": POLL_SECONDS})
+    return render(request, "run.html", {"run": run, "poll": POLL_SECONDS, "log_open": True})
 
 
 @router.get("/models/runs/{run_id}/progress", response_class=HTMLResponse, include_in_schema=False)
@@ -159,7 +159,7 @@ async def start_training(
             settings,
             sessions,
             models,
-            started_by=f"key:{console.principal.key_id}",
+            started_by=console.principal.key_id,
             validate=fields.get("validate") == "on",
         )
     except ValueError as exc:

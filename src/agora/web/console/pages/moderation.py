@@ -38,12 +38,16 @@ def _bands_chart(summary: moderation.QueueSummary, t: Any) -> dict | None:
         return None
     step = 1 / moderation.SCORE_BANDS
     labels = [f"{i * step:.1f}–{(i + 1) * step:.1f}" for i in range(moderation.SCORE_BANDS)]
-    return charts.bars(
+    option = charts.bars(
         [*labels, t("moderation.unscored_band")],
         [*summary.bands, summary.unscored],
         t("axis.classifier_score"),
         t("axis.open_cases"),
     )
+    option["xAxis"]["axisLabel"] = {"interval": 0, "rotate": 30}  # every band named
+    option["xAxis"]["nameGap"] = 44
+    option["grid"]["bottom"] = 68
+    return option
 
 
 def _item_status(session: Any, item_id: str) -> moderation.ItemModeration | None:
