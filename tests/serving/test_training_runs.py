@@ -54,6 +54,13 @@ def test_a_run_trains_saves_and_serves_the_new_versions(tmp_path: Path) -> None:
         assert [v.served for v in versions["itemknn"]] == [True]
         assert versions["itemknn"][0].metric("holdout_ndcg@10") is not None
         assert folder.recent() == [done]
+        # versions whose meta.json is odd are left out, the others still listed
+        for version, text in (("20200101T000000Z", "{not json"), ("20200102T000000Z", "[1, 2]")):
+            odd_version = settings.model_dir / "itemknn" / version
+            odd_version.mkdir()
+            (odd_version / "meta.json").write_text(text)
+        listed = runs.model_versions(settings.model_dir, wiring.models.versions())
+        assert listed == versions
         # a model that cannot be built fails the run, with why in its log
         odd = settings.model_copy(update={"model_params": {"itemknn": {"no_such_param": 1}}})
         failed = folder.start(["itemknn"], odd, wiring.sessions, wiring.models, "k")

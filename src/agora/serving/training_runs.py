@@ -287,6 +287,8 @@ def model_versions(model_dir: Path, served: dict[str, str]) -> dict[str, list[Mo
     for path in list_artifacts(model_dir):
         try:
             meta = read_meta(path)
+            if not isinstance(meta, dict):
+                raise ValueError("not an object")
         except (OSError, ValueError):
             log.warning("model version %s/%s: meta.json unreadable", path.parent.name, path.name)
             continue
