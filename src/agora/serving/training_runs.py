@@ -181,7 +181,7 @@ class TrainingRuns:
             )
         lock = self._lock()
         try:
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=0.2)  # rides over a reader's probe of the lock (:meth:`get`)
         except Timeout:
             latest = self.recent(1)
             going = latest[0] if latest and latest[0].state == RUNNING else None
