@@ -220,4 +220,9 @@ def test_bad_actions_get_a_clear_4xx(browser, scanned: Store) -> None:
     assert opposite.status == 409 and "already decided" in opposite.text()
     assert ask.post(store.url + decide, form={"outcome": "reject"}).status == 403  # no CSRF
     assert ask.get(store.url + "/console/moderation?queue=closed").status == 422
+    page.goto(store.url + "/console/moderation?item=no-such-item")
+    assert (
+        page.locator("#item-moderation").inner_text()
+        == "There is no item “no-such-item” in the store."
+    )
     context.close()
