@@ -3,11 +3,12 @@
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/console_pages.py [--repeat 20]
 
 Builds the demo store in a temporary folder (``agora demo --no-serve``: the bundled Cardano
-community, the default models), starts ``agora serve`` on it, signs in to the console with the
-admin key as a browser does (the form's CSRF token, the session cookie), then asks each page
-and fragment once to warm up and ``--repeat`` times more, one request at a time. Per page: the
-server's own time (its ``Server-Timing: app;dur=`` header) at p50, p95 and max, and the size
-of the HTML. Prints a table and writes bench/results/console_pages.json.
+community, the default models; then ``agora moderation train`` and ``scan``, so the review
+queue holds the posts the classifier queues), starts ``agora serve`` on it, signs in to the
+console with the admin key as a browser does (the form's CSRF token, the session cookie), then
+asks each page and fragment once to warm up and ``--repeat`` times more, one request at a
+time. Per page: the server's own time (its ``Server-Timing: app;dur=`` header) at p50, p95
+and max, and the size of the HTML. Prints a table and writes bench/results/console_pages.json.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def pages(item: str) -> list[tuple[str, str, bool]]:
         ("user: feed preview (fragment)", f"/console/users/{USER}/preview", True),
         ("items: search", "/console/items?q=staking", False),
         ("item page", f"/console/items/{item}", False),
+        ("models", "/console/models", False),
+        ("models: versions (fragment)", "/console/models/versions", True),
+        ("moderation", "/console/moderation", False),
+        ("moderation: an item's status", f"/console/moderation?item={item}", False),
     ]
 
 
@@ -98,10 +103,13 @@ def main() -> None:
             "AGORA_DATA_DIR": str(folder / "agora-data"),
             "AGORA_API_KEY": ADMIN,
         }
-        built = subprocess.run(
-            [*AGORA, "demo", "--no-serve"], env=env, cwd=folder, capture_output=True, text=True
-        )
-        assert built.returncode == 0, built.stdout + built.stderr
+        # the demo, then its review queue as an operator fills it: the moderation classifier
+        # trained on the imported evidence and every post scanned
+        for step in (["demo", "--no-serve"], ["moderation", "train"], ["moderation", "scan"]):
+            built = subprocess.run(
+                [*AGORA, *step], env=env, cwd=folder, capture_output=True, text=True
+            )
+            assert built.returncode == 0, built.stdout + built.stderr
         port = free_port()
         command = [*AGORA, "serve", "--host", "127.0.0.1", "--port", str(port)]
         server = start(command, env, port, folder / "server.log")

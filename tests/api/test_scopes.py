@@ -80,6 +80,11 @@ REVIEWED = {
     # the operator console: an edit of a member's controls is a write, like the API's
     ("POST", "/console/users/{user_id}/controls"): "write",
     ("GET", "/console/users/{user_id}"): "read",
+    # the console's Models and Moderation pages: training and decisions are admin, as the API's
+    ("POST", "/console/models/train"): "admin",
+    ("GET", "/console/models/runs/{run_id}/progress"): "read",
+    ("POST", "/console/moderation/cases/{case_id}/decision"): "admin",
+    ("GET", "/console/moderation"): "read",
 }
 
 

@@ -536,6 +536,42 @@ def review_queue(
     return _views(session, cases)
 
 
+#: Classifier-score bands of :func:`queue_summary` (tenths of the probability).
+SCORE_BANDS = 10
+
+
+@dataclass
+class QueueSummary:
+    """The review queue at a glance: cases per status, open cases per classifier-score band
+    (``bands[i]``: score in [i/10, (i+1)/10), the last band holding 1.0) and without a score,
+    and open flags per reason."""
+
+    cases: dict[str, int]
+    bands: list[int]
+    unscored: int
+    open_flags: dict[str, int]
+
+
+def queue_summary(session: Session) -> QueueSummary:
+    """Counts only (no item is named): what the console shows every key above the queue."""
+    cases = {OPEN: 0, **{s: 0 for s in STATUS_OF_OUTCOME.values()}}
+    query = select(ModerationCase.status, func.count()).group_by(ModerationCase.status)
+    cases.update({status: n for status, n in session.execute(query)})
+    bands, unscored = [0] * SCORE_BANDS, 0
+    for score in session.scalars(select(ModerationCase.score).where(ModerationCase.status == OPEN)):
+        if score is None:
+            unscored += 1
+        else:
+            bands[min(max(int(score * SCORE_BANDS), 0), SCORE_BANDS - 1)] += 1
+    flags = (
+        select(ModerationFlag.reason, func.count())
+        .where(ModerationFlag.status == OPEN)
+        .group_by(ModerationFlag.reason)
+    )
+    open_flags = {reason: n for reason, n in session.execute(flags)}
+    return QueueSummary(cases, bands, unscored, open_flags)
+
+
 @dataclass
 class DecisionResult:
     decision_id: int

@@ -9,6 +9,7 @@ missing browser or Playwright fails the run instead of skipping it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from console_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     READER,
+    SASREC_QUICK,
     WRITER,
     Store,
     missing,
@@ -45,6 +47,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         "AGORA_API_KEY": ADMIN,
         "AGORA_API_KEYS": f'{{"{WRITER}": ["write"], "{READER}": ["read"]}}',
         "OPENBLAS_NUM_THREADS": "1",
+        # a training run started from the Models page stays short (sasrec: a curve of epochs)
+        "AGORA_MODEL_PARAMS": json.dumps({"sasrec": SASREC_QUICK}),
     }
     _cli(["demo", "--no-serve"], env, folder)  # the bundled community, the default models
     server = start_server([*AGORA, "serve"], env, folder)

@@ -30,6 +30,9 @@ CHROMIUM_ARGS = [
 ]
 ADMIN, WRITER, READER = "console-admin-key", "console-write-key", "console-read-key"
 AGORA = [sys.executable, "-m", "agora.cli.main"]
+#: sasrec's parameters in the served store: a few quick epochs, so that a training run started
+#: from the Models page draws a real training curve in a few seconds.
+SASREC_QUICK = {"epochs": 3, "max_seconds": 8, "batch_size": 64, "verbose": False}
 #: The post whose cascade the tests draw (user 28 wrote it) and who shares it, each via the last.
 SHARED_ITEM = "4628"
 SHARERS = ("17", "31", "5")

@@ -95,3 +95,59 @@ def cascade_tree(root: str, parent: dict[str, str | None], labels: dict[str, str
             }
         ],
     }
+
+
+# -- the Models page -------------------------------------------------------------------------
+def _value_axis(name: str, gap: int = 48) -> dict[str, Any]:
+    return {"type": "value", "name": name, "nameLocation": "middle", "nameGap": gap, "scale": True}
+
+
+def epoch_curves(
+    loss: dict[str, list[float | None]],
+    valid: dict[str, list[float | None]],
+    x_name: str,
+    loss_name: str,
+    valid_name: str,
+) -> dict[str, Any]:
+    """Training curves over epochs 1..n: one loss line per named version on the left axis
+    and, for versions that measured it, valid NDCG@10 (dashed) on the right axis."""
+    longest = max((len(points) for points in (*loss.values(), *valid.values())), default=0)
+    series = [
+        {"name": name, "type": "line", "yAxisIndex": 0, "showSymbol": len(points) <= FEW,
+         "data": [[i + 1, v] for i, v in enumerate(points)]}
+        for name, points in loss.items()
+    ] + [
+        {"name": name, "type": "line", "yAxisIndex": 1, "connectNulls": True,
+         "lineStyle": {"type": "dashed"},
+         "data": [[i + 1, v] for i, v in enumerate(points)]}
+        for name, points in valid.items() if any(v is not None for v in points)
+    ]  # fmt: skip
+    y_axes = [_value_axis(loss_name)]
+    if len(series) > len(loss):
+        y_axes.append(_value_axis(valid_name) | {"splitLine": {"show": False}})
+    else:
+        y_axes.append(_value_axis("") | {"show": False})
+    return {
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0, "type": "scroll"},
+        "grid": {"left": 64, "right": 64, "top": 40, "bottom": 48},
+        "xAxis": {"type": "value", "name": x_name, "nameLocation": "middle", "nameGap": 28,
+                  "min": 1, "max": max(longest, 1), "minInterval": 1},
+        "yAxis": y_axes,
+        "series": series,
+    }  # fmt: skip
+
+
+def version_metrics(
+    series: dict[str, list[tuple[str, float]]], x_name: str, y_name: str
+) -> dict[str, Any]:
+    """A metric (0..1) of each model's versions over the time they were trained: one line
+    per model, a dot per version."""
+    option = time_lines(series, x_name, y_name)
+    option["yAxis"] = _value_axis(y_name) | {"nameGap": 48}
+    option["legend"] |= {"type": "scroll"}
+    option["xAxis"] |= {"splitNumber": 3}
+    for line in option["series"]:
+        line["showSymbol"] = True
+    return option
