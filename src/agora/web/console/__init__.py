@@ -23,10 +23,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 
 from agora.web.console import auth, layout
-from agora.web.console.pages import items, overview, signin, users
+from agora.web.console.pages import analytics, experiments, items, market, overview, signin, users
 
 #: The page groups, in navigation order.
-PAGE_GROUPS = (overview, users, items)
+PAGE_GROUPS = (overview, users, items, market, experiments, analytics)
 
 
 async def _to_sign_in(request: Request, exc: Exception) -> RedirectResponse:

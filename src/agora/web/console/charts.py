@@ -95,3 +95,113 @@ def cascade_tree(root: str, parent: dict[str, str | None], labels: dict[str, str
             }
         ],
     }
+
+
+def _fractional(axes: dict[str, Any]) -> dict[str, Any]:
+    """Axes whose values are not counts (money, scores): ticks between whole numbers too."""
+    axes["yAxis"].pop("minInterval", None)
+    return axes
+
+
+def pacing_lines(
+    spend: Sequence[tuple[str, float]],
+    target: Sequence[tuple[str, float]],
+    budget: float,
+    names: tuple[str, str, str],
+    x_name: str,
+    y_name: str,
+    span: tuple[datetime, datetime],
+) -> dict[str, Any]:
+    """A day's cumulative spend (a step line: it rises at each click) against the pacing
+    target curve (dashed), with the daily budget as a line across; ``names`` are the spend,
+    target and budget labels."""
+    axes = _fractional(_axes(x_name, y_name))
+    axes["xAxis"] |= {"min": span[0].isoformat(), "max": span[1].isoformat()}
+    top = max([budget, *(v for _, v in spend)])
+    axes["yAxis"]["max"] = round(top * 1.1, 6) or None
+    spent, aimed, cap = names
+    return {
+        "useUTC": True,  # the axis is in UTC, whatever the browser's zone
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0, "data": [spent, aimed]},
+        "grid": {"left": 60, "right": 70, "top": 36, "bottom": 48},
+        **axes,
+        "series": [
+            {
+                "name": spent,
+                "type": "line",
+                "step": "end",
+                "showSymbol": len(spend) <= FEW,
+                "data": list(spend),
+                "lineStyle": {"width": 2.5},
+                "markLine": {
+                    "symbol": "none",
+                    "silent": True,
+                    "lineStyle": {"color": "#656d76"},
+                    "label": {"formatter": cap, "position": "insideEndTop"},
+                    "data": [{"yAxis": budget}],
+                },
+            },
+            {
+                "name": aimed,
+                "type": "line",
+                "showSymbol": False,
+                "data": list(target),
+                "lineStyle": {"type": "dashed"},
+            },
+        ],
+    }
+
+
+def grouped_bars(
+    labels: Sequence[str],
+    series: dict[str, Sequence[float]],
+    x_name: str,
+    y_name: str,
+    whole: bool = True,
+) -> dict[str, Any]:
+    """Bars of several named series side by side for each label (``whole``: counts)."""
+    axes = _axes(x_name, y_name, labels)
+    axes["xAxis"]["axisLabel"] = {"interval": 0, "rotate": 30 if len(labels) > 6 else 0}
+    return {
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 60, "right": 20, "top": 36, "bottom": 70},
+        **(axes if whole else _fractional(axes)),
+        "series": [
+            {"type": "bar", "name": name, "data": list(values), "barMaxWidth": 36}
+            for name, values in series.items()
+        ],
+    }
+
+
+def score_line(
+    points: Sequence[tuple[str, float]], name: str, x_name: str, y_name: str
+) -> dict[str, Any]:
+    """A score in [-1, 1] over time (sentiment), with the neutral zero marked."""
+    axes = _fractional(_axes(x_name, y_name))
+    axes["yAxis"] |= {"min": -1, "max": 1}
+    return {
+        "useUTC": True,
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 60, "right": 20, "top": 20, "bottom": 48},
+        **axes,
+        "series": [
+            {
+                "name": name,
+                "type": "line",
+                "showSymbol": len(points) <= FEW,
+                "data": list(points),
+                "markLine": {
+                    "symbol": "none",
+                    "silent": True,
+                    "data": [{"yAxis": 0}],
+                    "lineStyle": {"color": "#656d76", "type": "dotted"},
+                    "label": {"show": False},
+                },
+            },
+        ],
+    }
