@@ -67,8 +67,9 @@ def _exposure_chart(out: dict[str, Any], t: Any) -> dict[str, Any]:
 def experiment_page(
     request: Request, experiment_id: ExperimentId, session: SessionDep, console: ReadSession
 ) -> HTMLResponse:
-    """One experiment: arms and exposure, each metric with its interval and p-value (as
-    ``GET /experiments/{id}/results``), the guardrails and their looks."""
+    """One experiment: arms, exposure, metrics with intervals and p-values, guardrails.
+
+    The statistics are those of GET /experiments/{id}/results, the looks those stored."""
     if not console.can("admin"):
         return render(request, "experiments.html", {"experiments": None, "admin_only": True})
     try:
@@ -109,7 +110,7 @@ def _change(sessions: Any, experiment_id: str, act: Any) -> None:
 async def start(
     experiment_id: ExperimentId, sessions: SessionFactoryDep, _: AdminSession
 ) -> Response:
-    """Start a draft experiment (as ``POST /experiments/{id}/start``)."""
+    """Start a draft experiment, as POST /experiments/{id}/start does."""
     await run_in_threadpool(_change, sessions, experiment_id, experiments.start_experiment)
     return go_to(_page(experiment_id))
 
@@ -118,7 +119,7 @@ async def start(
 async def stop(
     request: Request, experiment_id: ExperimentId, sessions: SessionFactoryDep, _: AdminSession
 ) -> Response:
-    """Stop an experiment with the reason typed (as ``POST /experiments/{id}/stop``)."""
+    """Stop an experiment with the reason typed, as POST /experiments/{id}/stop does."""
     reason = (await auth.form_fields(request)).get("reason", "").strip()
     try:
         body = StopIn(reason=reason) if reason else StopIn()

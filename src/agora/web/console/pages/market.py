@@ -97,8 +97,10 @@ def campaign_page(
     settings: SettingsDep,
     console: ReadSession,
 ) -> HTMLResponse:
-    """One campaign: its settings and serving state, today's spend against the pacing curve,
-    its report (CTR and CVR with intervals, lift over the holdout)."""
+    """One campaign: settings, serving state, spend against pacing, CTR/CVR, lift.
+
+    Today's spend is drawn against the pacing curve; CTR and CVR come with their intervals
+    and the lift of conversions over the holdout with its own (the API's report)."""
     if not console.can("admin"):
         return render(request, "market.html", {"campaigns": None, "admin_only": True})
     now, config, t = datetime.now(UTC), settings.market, texts(request)
@@ -148,7 +150,7 @@ async def create_campaign(
     market_cache: MarketCacheDep,
     _: AdminSession,
 ) -> Response:
-    """Create a campaign (as ``POST /campaigns``); the browser then goes to its page."""
+    """Create a campaign, as POST /campaigns does; the browser then goes to its page."""
     try:
         spec = _campaign_spec(await auth.form_fields(request))
     except ValueError as exc:
@@ -171,8 +173,9 @@ async def change_campaign(
     market_cache: MarketCacheDep,
     _: AdminSession,
 ) -> Response:
-    """Pause or resume a campaign, or change its daily budget or bid (as ``PATCH
-    /campaigns/{id}``); the page then shows the campaign as it now is."""
+    """Pause or resume a campaign, or change its daily budget or bid (as PATCH does).
+
+    The browser then loads the campaign's page again, showing it as it now is."""
     fields = await auth.form_fields(request)
     given = {name: fields[name].strip() for name in CHANGEABLE if fields.get(name, "").strip()}
     if not given:

@@ -1,0 +1,294 @@
+"""The Market, Experiments and Analytics pages in a real Chromium against the served demo
+store: a campaign created, clicked, paused and re-budgeted from the page, with its spend drawn
+against the pacing curve; an experiment started and stopped; trending, sentiment, influence,
+segments and suspects as the API answers them; and a read key refused by the server."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from console_support import (
+    ADMIN,
+    READER,
+    SHARED_ITEM,
+    WRITER,
+    Store,
+    charts_drawn,
+    screenshot,
+    sign_in,
+)
+
+CAMPAIGN = "console-campaign"
+EXPERIMENT = "console-experiment"
+#: An early window of the bundled community (its first posts, scored first by the background
+#: sentiment scorer): the analytics tests read its bursts and sentiment.
+UNTIL = "2021-06-30"
+WINDOW = {"since": "2021-05-01T00:00:00Z", "until": "2021-07-01T00:00:00Z"}
+
+
+def _members(store: Store, n: int) -> list[str]:
+    """``n`` members of the store: the authors whose posts reached most people."""
+    return [row["key"] for row in store.api("GET", f"/analytics/reach?by=author&n={n}").json()]
+
+
+def _p_value(p: float | None) -> str:
+    """A p-value as the pages write it."""
+    return "–" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _ad_impression(store: Store, campaign_id: str) -> int:
+    """The impression id of the campaign's ad in some member's feed (a few are in its
+    holdout and never get it)."""
+    for user in _members(store, 12):
+        page = store.api("GET", f"/users/{user}/feed", key=READER).json()
+        for item in page["items"]:
+            if item.get("campaign_id") == campaign_id:
+                return item["impression_id"]
+    raise AssertionError(f"no feed carried an ad of {campaign_id}")
+
+
+def _wait_for(store: Store, path: str, timeout: float = 120.0) -> dict:
+    """The API's answer once a background result exists (200, not 202 pending)."""
+    deadline = time.time() + timeout
+    while True:
+        answer = store.api("GET", path)
+        if answer.status_code == 200:
+            return answer.json()
+        assert answer.status_code == 202 and time.time() < deadline, answer.text
+        time.sleep(1.0)
+
+
+def test_market_creates_a_campaign_draws_its_pacing_and_pauses_it(browser, store: Store) -> None:
+    context, page = sign_in(browser, store, ADMIN)
+    page.goto(store.url + "/console/market")
+    form = page.locator("#create-campaign")
+    form.locator("[name=campaign_id]").fill(CAMPAIGN)
+    form.locator("[name=advertiser]").fill("Stake Pool Co")
+    form.locator("[name=name]").fill("Staking explained")
+    form.locator("[name=items]").fill(SHARED_ITEM)
+    form.locator("[name=bid]").fill("0.5")
+    form.locator("[name=daily_budget]").fill("20")
+    page.click("#create-submit")
+    page.wait_for_url(store.url + f"/console/market/{CAMPAIGN}")
+    stored = store.api("GET", f"/campaigns/{CAMPAIGN}").json()
+    assert stored["advertiser"] == "Stake Pool Co" and stored["items"] == [SHARED_ITEM]
+    assert stored["bid"] == 0.5 and stored["daily_budget"] == 20 and stored["status"] == "active"
+
+    # a member's feed carries the ad and they click it: the page shows the charge
+    click = store.api(
+        "POST", "/ads/clicks", key=WRITER, json={"impression_id": _ad_impression(store, CAMPAIGN)}
+    )
+    assert click.status_code == 200, click.text
+    cost = click.json()["cost"]
+    page.reload()
+    assert charts_drawn(page) == [True]
+    pacing = page.locator("#pacing-chart").inner_text()
+    assert "Spend so far" in pacing and "Pacing target" in pacing
+    assert f"{cost:.2f} of the daily budget 20.00 spent today" in page.inner_text("#pacing-text")
+    report = store.api("GET", f"/campaigns/{CAMPAIGN}/report").json()
+    performance = page.inner_text("#performance")
+    assert f"Impressions\t{report['impressions']:,}" in performance
+    assert "Clicks\t1" in performance
+    ctr = report["ctr"]
+    assert f"{ctr['estimate']:.2%} [{ctr['low']:.2%}, {ctr['high']:.2%}]" in page.inner_text("#ctr")
+    lift = page.inner_text("#lift")
+    assert f"{report['lift']['exposed_users']:,}" in lift
+    assert page.inner_text("#serving").strip() == "Serving"
+    screenshot(page, "campaign")
+
+    with page.expect_navigation():  # the change shows on the page loaded again
+        page.click("#toggle-status")
+    assert page.inner_text("#campaign-status") == "Paused"
+    assert "Paused" in page.inner_text("#serving-reasons")
+    assert store.api("GET", "/campaigns/console-paused").json()["status"] == "paused"
+    page.fill(".budget input[name=daily_budget]", "35")
+    with page.expect_navigation():
+        page.click("#save-budget")
+    assert page.inner_text("#campaign-budget") == "35.00"
+    assert store.api("GET", f"/campaigns/{CAMPAIGN}").json()["daily_budget"] == 35
+    token = page.locator("header form input[name=csrf]").input_value()
+    refused = page.request.post(
+        store.url + f"/console/market/{CAMPAIGN}/change",
+        form={"csrf": token, "daily_budget": "-3"},
+    )
+    assert (
+        refused.status == 422 and "daily_budget: Input should be greater than 0" in refused.text()
+    )
+
+    page.goto(store.url + "/console/market")
+    row = page.locator("#campaigns tr", has_text=CAMPAIGN)
+    assert "Paused" in row.inner_text() and "Stake Pool Co" in row.inner_text()
+    screenshot(page, "market")
+    context.close()
+
+
+def test_an_experiment_is_started_measured_and_stopped_from_its_page(browser, store: Store) -> None:
+    spec = {
+        "experiment_id": EXPERIMENT,
+        "name": "More diverse feeds",
+        "arms": [{"name": "control"}, {"name": "diverse", "overrides": {"diversity": 0.9}}],
+        "planned_users": 40,
+        "guardrails": [{"metric": "ctr", "max_drop": 0.2}],
+    }
+    assert store.api("POST", "/experiments", json=spec).status_code == 201
+    context, page = sign_in(browser, store, ADMIN)
+    page.goto(store.url + "/console/experiments")
+    row = page.locator("#experiments tr", has_text=EXPERIMENT)
+    assert "Draft" in row.inner_text()
+    row.locator("a").click()
+    page.wait_for_url(store.url + f"/console/experiments/{EXPERIMENT}")
+    with page.expect_navigation():
+        page.click("#start-experiment")
+    assert page.inner_text("#experiment-status") == "Running"
+    assert store.api("GET", f"/experiments/{EXPERIMENT}").json()["status"] == "running"
+
+    members = _members(store, 6)  # fewer than the first guardrail look's 8: none is taken yet
+    for user in members:  # members read their feeds: each is exposed to their arm
+        assert store.api("GET", f"/users/{user}/feed", key=READER).status_code == 200
+    page.reload()
+    assert charts_drawn(page) == [True]
+    stored = store.api("GET", f"/experiments/{EXPERIMENT}").json()
+    exposed = {arm["name"]: arm["exposed_users"] for arm in stored["arms"]}
+    assert sum(exposed.values()) == len(members)
+    arms = page.inner_text("#arms")
+    for name, n in exposed.items():
+        assert re.search(rf"{name}.*\t{n}$", arms, re.MULTILINE), arms
+    results = store.api("GET", f"/experiments/{EXPERIMENT}/results").json()
+    shown = page.locator("table.comparisons[data-arm=diverse] tr[data-metric]")
+    assert shown.count() == 3  # CTR, engagements per user, retention
+    ctr = next(c for c in results["comparisons"][0]["comparisons"] if c["metric"] == "ctr")
+    assert page.inner_text("tr[data-metric=ctr] .p-value") == _p_value(ctr["p_value"])
+    assert "No guardrail look taken yet." in page.inner_text("main")
+    assert "Next look (1/5) when 8 users are exposed" in page.inner_text("#next-look")
+    screenshot(page, "experiment")
+
+    page.fill("input[name=reason]", "enough seen for the demo")
+    with page.expect_navigation():
+        page.click("#stop-experiment")
+    assert page.inner_text("#experiment-status") == "Stopped"
+    assert "enough seen for the demo" in page.inner_text("#stop-reason")
+    stopped = store.api("GET", f"/experiments/{EXPERIMENT}").json()
+    assert stopped["status"] == "stopped" and stopped["stop_reason"] == "enough seen for the demo"
+    assert page.locator("#stop-experiment, #start-experiment").count() == 0
+    context.close()
+
+
+def test_analytics_shows_the_apis_bursts_sentiment_influence_segments_and_suspects(
+    browser, store: Store
+) -> None:
+    built = store.api("POST", "/analytics/segments", json={"k": 4, "seed": 1})
+    assert built.status_code == 200, built.text
+    segments = built.json()["segments"]
+    influence = _wait_for(store, "/analytics/influence?top=1")
+    suspects = _wait_for(store, "/analytics/anomalies/users?top=1")
+    trending = store.api(
+        "GET", f"/analytics/trending?now={WINDOW['until']}&buckets=60&source=tags"
+    ).json()
+    assert trending["bursts"], "the bundled community's first months have bursts"
+    keywords = store.api(
+        "GET", f"/analytics/trending?now={WINDOW['until']}&buckets=60&source=keywords"
+    ).json()
+    deadline = time.time() + 120  # the background scorer starts with the oldest posts
+    while not (
+        sentiment := store.api("GET", "/analytics/sentiment", params={"by": "day", **WINDOW}).json()
+    )["n_texts"]:
+        assert time.time() < deadline, "no post of the window was scored"
+        time.sleep(2)
+
+    context, page = sign_in(browser, store, ADMIN)
+    page.goto(store.url + f"/console/analytics?until={UNTIL}")
+    assert all(charts_drawn(page))
+    for chart in ("#tags-chart", "#sentiment-day-chart", "#sentiment-tag-chart"):
+        assert page.locator(chart + "[data-drawn=true]").count() == 1, chart
+    assert "Peak posts / day" in page.inner_text("#tags-chart")
+    said = page.inner_text("#trending-keywords")
+    n = len(keywords["bursts"])
+    assert (f"{n} bursts in the window" if n else "No burst in this window.") in said
+    top = trending["bursts"][0]
+    first = page.locator("#trending-tags table.bursts tr").nth(1).inner_text()
+    assert top["key"] in first and f"\t{top['peak_count']}\t" in first
+    note = page.inner_text("#sentiment-note")
+    assert f"{sentiment['n_texts']:,} posts and comments scored" in note
+    assert (
+        page.locator("#influence tr").nth(1).inner_text().startswith(influence["top"][0]["user_id"])
+    )
+    assert page.locator("#segments tr").count() == 1 + len(segments)
+    assert "·" in page.locator("#segments tr").nth(1).inner_text()  # persona: level · interests
+    suspect = page.locator("#suspects tr").nth(1).inner_text()
+    assert suspect.startswith(suspects["top"][0]["user_id"])
+    screenshot(page, "analytics")
+
+    page.click("a[hreflang=zh]")  # Chinese, kept in a cookie
+    page.wait_for_url(store.url + "/console/analytics")
+    page.goto(store.url + f"/console/analytics?until={UNTIL}")
+    assert all(charts_drawn(page))
+    main = page.inner_text("main")
+    assert all(
+        word in main for word in ("热门标签", "每日情绪", "最有影响力的用户", "疑似刷量用户")
+    )
+    screenshot(page, "analytics-zh")
+    context.close()
+
+
+def test_a_read_key_sees_analytics_but_no_campaign_experiment_or_suspect(
+    browser, store: Store
+) -> None:
+    context, page = sign_in(browser, store, READER)
+    page.goto(store.url + f"/console/analytics?until={UNTIL}")
+    assert page.locator("#trending-tags table.bursts").count() == 1
+    assert page.locator("#segments, #suspects").count() == 0
+    assert "admin keys only" in page.inner_text("#suspects-admin")
+    page.goto(store.url + "/console/market")
+    assert "admin keys only" in page.inner_text("#admin-only")
+    assert page.locator("#create-campaign, #campaigns").count() == 0
+    page.goto(store.url + f"/console/experiments/{EXPERIMENT}")
+    assert "admin keys only" in page.inner_text("#admin-only")
+    context.close()
+
+
+def test_no_market_or_experiment_action_without_an_admin_key(browser, store: Store) -> None:
+    """The page's own CSRF token and session cookie, posted by hand: the server answers 403
+    for a read key and for a write key (the API keeps campaigns and experiments for admin)."""
+    spec = {
+        "experiment_id": "console-draft",
+        "arms": [{"name": "a"}, {"name": "b"}],
+        "planned_users": 10,
+    }
+    assert store.api("POST", "/experiments", json=spec).status_code == 201
+    campaign = {
+        "campaign_id": "console-paused",
+        "advertiser": "x",
+        "items": [SHARED_ITEM],
+        "bid": 1,
+        "daily_budget": 5,
+        "status": "paused",
+    }
+    assert store.api("POST", "/campaigns", json=campaign).status_code == 201
+    for key in (READER, WRITER):
+        context, page = sign_in(browser, store, key)
+        token = page.locator("header form input[name=csrf]").input_value()
+        actions = [
+            (
+                "/console/market",
+                {
+                    "campaign_id": "sneaky",
+                    "advertiser": "x",
+                    "items": SHARED_ITEM,
+                    "bid": "1",
+                    "daily_budget": "5",
+                },
+            ),
+            ("/console/market/console-paused/change", {"status": "active"}),
+            ("/console/experiments/console-draft/start", {}),
+            ("/console/experiments/console-draft/stop", {"reason": "no"}),
+        ]
+        for path, fields in actions:
+            refused = page.request.post(
+                store.url + path, form={"csrf": token, **fields}, headers={"HX-Request": "true"}
+            )
+            assert refused.status == 403 and "'admin' scope" in refused.text(), (key, path)
+        context.close()
+    assert store.api("GET", "/campaigns/sneaky").status_code == 404
+    assert store.api("GET", "/experiments/console-draft").json()["status"] == "draft"
+    assert store.api("GET", "/campaigns/console-paused").json()["status"] == "paused"
