@@ -38,6 +38,8 @@ TOP = 10
 SENTIMENT_TAGS = 12
 #: Open alerts listed.
 ALERTS = 50
+#: The signal behind each reason the fake-engagement job writes.
+SIGNAL_OF = {reason: signal for signal, reason in anomalies.REASONS.items()}
 #: Suspect items listed under the suspect users.
 SUSPECT_ITEMS = 5
 
@@ -130,13 +132,11 @@ def _influence(payload: dict) -> dict[str, Any]:
 
 
 def _suspects(payload: dict) -> dict[str, Any]:
-    """The top suspects with the signals that fired (by name, so the page can say them in
-    its language) and the top suspect items."""
+    """The top suspects, each reason named by its signal (so the page says it in its
+    language; a reason the catalogue does not know is shown as stored), and the top suspect
+    items."""
     users = [
-        {
-            **user,
-            "fired": [name for name, v in user["signals"].items() if v >= anomalies.REASON_AT],
-        }
+        {**user, "signals_fired": [SIGNAL_OF.get(r, r) for r in user["reasons"]]}
         for user in payload["users"][:TOP]
     ]
     return {
