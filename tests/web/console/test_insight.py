@@ -107,7 +107,7 @@ def test_market_creates_a_campaign_draws_its_pacing_and_pauses_it(browser, store
         page.click("#toggle-status")
     assert page.inner_text("#campaign-status") == "Paused"
     assert "Paused" in page.inner_text("#serving-reasons")
-    assert store.api("GET", "/campaigns/console-paused").json()["status"] == "paused"
+    assert store.api("GET", f"/campaigns/{CAMPAIGN}").json()["status"] == "paused"
     page.fill(".budget input[name=daily_budget]", "35")
     with page.expect_navigation():
         page.click("#save-budget")
@@ -150,8 +150,19 @@ def test_an_experiment_is_started_measured_and_stopped_from_its_page(browser, st
     assert store.api("GET", f"/experiments/{EXPERIMENT}").json()["status"] == "running"
 
     members = _members(store, 6)  # fewer than the first guardrail look's 8: none is taken yet
-    for user in members:  # members read their feeds: each is exposed to their arm
-        assert store.api("GET", f"/users/{user}/feed", key=READER).status_code == 200
+    for n, user in enumerate(members):  # members read their feeds (exposed to their arm)
+        feed = store.api("GET", f"/users/{user}/feed", key=READER).json()["items"]
+        likes = [  # and like some of what they were shown
+            {
+                "event_id": f"console-exp-{user}-{i}",
+                "user_id": user,
+                "item_id": item["item_id"],
+                "type": "like",
+            }
+            for i, item in enumerate(feed[: 1 + n % 3])
+        ]
+        assert store.api("POST", "/events", key=WRITER, json=likes).status_code in (200, 201)
+    page.wait_for_timeout(1500)  # past the impression buffer's flush (1 s)
     page.reload()
     assert charts_drawn(page) == [True]
     stored = store.api("GET", f"/experiments/{EXPERIMENT}").json()
@@ -192,6 +203,11 @@ def test_analytics_shows_the_apis_bursts_sentiment_influence_segments_and_suspec
         "GET", f"/analytics/trending?now={WINDOW['until']}&buckets=60&source=tags"
     ).json()
     assert trending["bursts"], "the bundled community's first months have bursts"
+    rule = {"name": "console-spikes", "kind": "volume_spike"}  # any tag
+    assert store.api("POST", "/analytics/alerts/rules", json=rule).status_code in (200, 201)
+    burst = trending["bursts"][0]  # evaluated the day after the strongest burst's last day
+    fired = store.api("POST", "/analytics/alerts/evaluate", params={"now": burst["end"]}).json()
+    assert fired["fired"], fired
     keywords = store.api(
         "GET", f"/analytics/trending?now={WINDOW['until']}&buckets=60&source=keywords"
     ).json()
@@ -219,6 +235,8 @@ def test_analytics_shows_the_apis_bursts_sentiment_influence_segments_and_suspec
     assert (
         page.locator("#influence tr").nth(1).inner_text().startswith(influence["top"][0]["user_id"])
     )
+    alerts = page.inner_text("#alerts")
+    assert all(alert["key"] in alerts for alert in fired["fired"]) and "Volume spike" in alerts
     assert page.locator("#segments tr").count() == 1 + len(segments)
     assert "·" in page.locator("#segments tr").nth(1).inner_text()  # persona: level · interests
     suspect = page.locator("#suspects tr").nth(1).inner_text()

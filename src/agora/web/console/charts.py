@@ -117,8 +117,8 @@ def pacing_lines(
     target and budget labels."""
     axes = _fractional(_axes(x_name, y_name))
     axes["xAxis"] |= {"min": span[0].isoformat(), "max": span[1].isoformat()}
-    top = max([budget, *(v for _, v in spend)])
-    axes["yAxis"]["max"] = round(top * 1.1, 6) or None
+    axes["xAxis"]["axisLabel"]["formatter"] = "{HH}:{mm}"
+    axes["yAxis"]["max"] = max([budget, *(v for _, v in spend)]) or None
     spent, aimed, cap = names
     return {
         "useUTC": True,  # the axis is in UTC, whatever the browser's zone
@@ -157,31 +157,54 @@ def pacing_lines(
 def grouped_bars(
     labels: Sequence[str],
     series: dict[str, Sequence[float]],
-    x_name: str,
-    y_name: str,
+    label_name: str,
+    value_name: str,
     whole: bool = True,
 ) -> dict[str, Any]:
-    """Bars of several named series side by side for each label (``whole``: counts)."""
-    axes = _axes(x_name, y_name, labels)
-    axes["xAxis"]["axisLabel"] = {"interval": 0, "rotate": 30 if len(labels) > 6 else 0}
+    """Horizontal bars, one per named series side by side for each label, the first label
+    at the top: long labels (tags, keywords) stay readable (``whole``: the values are
+    counts)."""
+    value: dict[str, Any] = {
+        "type": "value",
+        "name": value_name,
+        "nameLocation": "middle",
+        "nameGap": 26,
+    }
+    if whole:
+        value["minInterval"] = 1
     return {
         "color": PALETTE,
-        "tooltip": {"trigger": "axis"},
-        "legend": {"top": 0},
-        "grid": {"left": 60, "right": 20, "top": 36, "bottom": 70},
-        **(axes if whole else _fractional(axes)),
+        "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
+        "legend": {"top": 0, "right": 0},
+        "grid": {"left": 8, "right": 24, "top": 44, "bottom": 40, "containLabel": True},
+        "xAxis": value,
+        "yAxis": {
+            "type": "category",
+            "data": list(labels),
+            "inverse": True,
+            "name": label_name,
+            "nameLocation": "start",
+            "nameTextStyle": {"align": "right"},
+        },
         "series": [
-            {"type": "bar", "name": name, "data": list(values), "barMaxWidth": 36}
+            {"type": "bar", "name": name, "data": list(values), "barMaxWidth": 14}
             for name, values in series.items()
         ],
     }
 
 
 def score_line(
-    points: Sequence[tuple[str, float]], name: str, x_name: str, y_name: str
+    points: Sequence[tuple[str, float]],
+    name: str,
+    x_name: str,
+    y_name: str,
+    span: tuple[datetime, datetime],
 ) -> dict[str, Any]:
-    """A score in [-1, 1] over time (sentiment), with the neutral zero marked."""
+    """A score in [-1, 1] per day (sentiment) over the days of ``span``, with the neutral
+    zero marked."""
     axes = _fractional(_axes(x_name, y_name))
+    axes["xAxis"] |= {"min": span[0].isoformat(), "max": span[1].isoformat()}
+    axes["xAxis"]["axisLabel"]["formatter"] = "{MM}-{dd}"
     axes["yAxis"] |= {"min": -1, "max": 1}
     return {
         "useUTC": True,

@@ -332,6 +332,8 @@ TEXTS: dict[str, str] = {
     "analytics.alert_kind": "Alert",
     "analytics.opened": "Opened (UTC)",
     "analytics.value": "Value",
+    "analytics.alerts_count": "{n} open alerts; the newest {shown} are listed. Alerts open and "
+    "close when the rules are evaluated (POST /analytics/alerts/evaluate).",
     "analytics.no_alerts": "No open alert.",
     "alert.volume_spike": "Volume spike",
     "alert.sentiment_drop": "Sentiment drop",

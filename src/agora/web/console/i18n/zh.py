@@ -325,6 +325,8 @@ TEXTS: dict[str, str] = {
     "analytics.alert_kind": "预警",
     "analytics.opened": "触发时间（UTC）",
     "analytics.value": "数值",
+    "analytics.alerts_count": "共 {n} 条未关闭的预警，列出最新的 {shown} 条。预警在评估规则时"
+    "触发或关闭（POST /analytics/alerts/evaluate）。",
     "analytics.no_alerts": "没有未关闭的预警。",
     "alert.volume_spike": "发帖量激增",
     "alert.sentiment_drop": "情绪下滑",
@@ -339,7 +341,7 @@ TEXTS: dict[str, str] = {
     "analytics.persona": "画像",
     "analytics.size": "人数",
     "analytics.top_tags": "突出的兴趣",
-    "analytics.median_events": "行为数中位数",
+    "analytics.median_events": "中位行为数",
     "analytics.no_segments": "还没有生成分群：可调用 POST /analytics/segments 或运行 `agora "
     "analytics segments build`。",
     "analytics.suspects": "疑似刷量用户",

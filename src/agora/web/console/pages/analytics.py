@@ -36,8 +36,9 @@ CHARTED = 10
 TOP = 10
 #: Tags whose sentiment is charted (those with the most texts).
 SENTIMENT_TAGS = 12
-#: Open alerts listed.
-ALERTS = 50
+#: Open alerts listed (the newest), of at most ``ALERTS_READ`` counted.
+ALERTS = 12
+ALERTS_READ = 1000
 #: The signal behind each reason the fake-engagement job writes.
 SIGNAL_OF = {reason: signal for signal, reason in anomalies.REASONS.items()}
 #: Suspect items listed under the suspect users.
@@ -70,7 +71,8 @@ def _bursts(request: Request, session: Session, end: datetime, source: str, t: A
         )
     return {
         "now": {b.key for b in answer.trending},
-        "bursts": answer.bursts[:TOP],
+        # each burst with its last day (its end is the start of the day after)
+        "bursts": [(b, b.end - timedelta(seconds=1)) for b in answer.bursts[:TOP]],
         "total": len(answer.bursts),
         "option": option,
         "private": answer.privacy is not None,
@@ -97,6 +99,7 @@ def _sentiment(
             t("analytics.mean_sentiment"),
             t("axis.date"),
             t("axis.sentiment"),
+            (since, end - timedelta(days=1)),
         )
         if days.groups
         else None,
@@ -181,7 +184,8 @@ def analytics_page(
         "window_days": WINDOW_DAYS,
         "tags": panel(lambda: _bursts(request, session, end, "tags", t), "trending tags"),
         "keywords": panel(lambda: _bursts(request, session, end, "keywords", t), "keywords"),
-        "alerts": panel(lambda: trending.list_alerts(session, "open", ALERTS), "alerts"),
+        "alerts": panel(lambda: trending.list_alerts(session, "open", ALERTS_READ), "alerts"),
+        "alerts_shown": ALERTS,
         "sentiment": panel(lambda: _sentiment(request, session, settings, end, t), "sentiment"),
         "influence": panel(
             lambda: _computed(request, session, "influence", _influence), "influence"
