@@ -55,6 +55,7 @@ def pages(item: str) -> list[tuple[str, str, bool]]:
         ("experiments", "/console/experiments", False),
         ("experiment page", f"/console/experiments/{EXPERIMENT}", False),
         ("analytics", "/console/analytics", False),
+        ("analytics: trending keywords (fragment)", "/console/analytics/keywords", True),
     ]
 
 

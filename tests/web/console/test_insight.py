@@ -65,6 +65,13 @@ def _scored_in_window(store: Store) -> int:
     return answer.json()["n_texts"]
 
 
+def _analytics(page, store: Store, until: str) -> None:
+    """The analytics page of the window ending ``until``, once its keywords panel (a
+    fragment the page loads) is in."""
+    page.goto(store.url + f"/console/analytics?until={until}")
+    page.locator("#trending-keywords:not([hx-get])").wait_for()
+
+
 def test_market_creates_a_campaign_draws_its_pacing_and_pauses_it(browser, store: Store) -> None:
     context, page = sign_in(browser, store, ADMIN)
     page.goto(store.url + "/console/market")
@@ -218,7 +225,7 @@ def test_analytics_shows_the_apis_bursts_sentiment_influence_segments_and_suspec
 
     context, page = sign_in(browser, store, ADMIN)
     before = _scored_in_window(store)
-    page.goto(store.url + f"/console/analytics?until={UNTIL}")
+    _analytics(page, store, UNTIL)
     assert all(charts_drawn(page))
     for chart in ("#tags-chart", "#sentiment-day-chart", "#sentiment-tag-chart"):
         assert page.locator(chart + "[data-drawn=true]").count() == 1, chart
@@ -248,7 +255,7 @@ def test_analytics_shows_the_apis_bursts_sentiment_influence_segments_and_suspec
 
     page.click("a[hreflang=zh]")  # Chinese, kept in a cookie
     page.wait_for_url(store.url + "/console/analytics")
-    page.goto(store.url + f"/console/analytics?until={UNTIL}")
+    _analytics(page, store, UNTIL)
     assert all(charts_drawn(page))
     main = page.inner_text("main")
     assert all(
@@ -262,7 +269,7 @@ def test_a_read_key_sees_analytics_but_no_campaign_experiment_or_suspect(
     browser, store: Store
 ) -> None:
     context, page = sign_in(browser, store, READER)
-    page.goto(store.url + f"/console/analytics?until={UNTIL}")
+    _analytics(page, store, UNTIL)
     assert page.locator("#trending-tags table.bursts").count() == 1
     assert page.locator("#segments, #suspects").count() == 0
     assert "admin keys only" in page.inner_text("#suspects-admin")

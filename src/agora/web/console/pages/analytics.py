@@ -29,6 +29,10 @@ router = APIRouter(route_class=OneHopRoute, prefix="/console")
 NAV = NavEntry("/console/analytics", "nav.analytics")
 ReadSession = Annotated[auth.ConsoleSession, Depends(auth.require("read"))]
 
+#: The last day of the window, when the operator chose one.
+Until = Annotated[
+    date | None, Query(description="Last day of the window (default: the API's now).")
+]
 #: The window every time-bound panel covers: this many days, ending at ``until``.
 WINDOW_DAYS = 60
 #: Bursts charted per source; rows listed in each table.
@@ -169,9 +173,7 @@ def analytics_page(
     session: SessionDep,
     settings: SettingsDep,
     console: ReadSession,
-    until: Annotated[
-        date | None, Query(description="Last day of the window (default: the API's now).")
-    ] = None,
+    until: Until = None,
 ) -> HTMLResponse:
     """Trending, alerts, sentiment and influence; segments and suspects for admin keys."""
     t = texts(request)
@@ -183,7 +185,6 @@ def analytics_page(
         "origin": origin,
         "window_days": WINDOW_DAYS,
         "tags": panel(lambda: _bursts(request, session, end, "tags", t), "trending tags"),
-        "keywords": panel(lambda: _bursts(request, session, end, "keywords", t), "keywords"),
         "alerts": panel(lambda: trending.list_alerts(session, "open", ALERTS_READ), "alerts"),
         "alerts_shown": ALERTS,
         "sentiment": panel(lambda: _sentiment(request, session, settings, end, t), "sentiment"),
@@ -205,3 +206,14 @@ def analytics_page(
         ),
     }
     return render(request, "analytics.html", data)
+
+
+@router.get("/analytics/keywords", response_class=HTMLResponse, include_in_schema=False)
+def trending_keywords(
+    request: Request, session: SessionDep, _: ReadSession, until: Until = None
+) -> HTMLResponse:
+    """The trending keywords panel (an htmx fragment the page loads: reading the words of
+    every post of the window is its heaviest part)."""
+    end, _origin = _window_end(session, until)
+    found = panel(lambda: _bursts(request, session, end, "keywords", texts(request)), "keywords")
+    return render(request, "_keywords.html", {"keywords": found})
