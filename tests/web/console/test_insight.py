@@ -37,15 +37,16 @@ def _p_value(p: float | None) -> str:
     return "–" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _ad_impression(store: Store, campaign_id: str) -> int:
-    """The impression id of the campaign's ad in some member's feed (a few are in its
-    holdout and never get it)."""
+def _ad_impressions(store: Store, campaign_id: str) -> list[tuple[str, int]]:
+    """(user, impression id) of the campaign's ads in members' feeds (a few members are in
+    its holdout and never get it)."""
+    found = []
     for user in _members(store, 12):
         page = store.api("GET", f"/users/{user}/feed", key=READER).json()
-        for item in page["items"]:
-            if item.get("campaign_id") == campaign_id:
-                return item["impression_id"]
-    raise AssertionError(f"no feed carried an ad of {campaign_id}")
+        found += [
+            (user, i["impression_id"]) for i in page["items"] if i.get("campaign_id") == campaign_id
+        ]
+    return found
 
 
 def _wait_for(store: Store, path: str, timeout: float = 120.0) -> dict:
@@ -81,32 +82,43 @@ def test_market_creates_a_campaign_draws_its_pacing_and_pauses_it(browser, store
     form.locator("[name=name]").fill("Staking explained")
     form.locator("[name=items]").fill(SHARED_ITEM)
     form.locator("[name=bid]").fill("0.5")
-    form.locator("[name=daily_budget]").fill("20")
+    form.locator("[name=daily_budget]").fill("2")
     page.click("#create-submit")
     page.wait_for_url(store.url + f"/console/market/{CAMPAIGN}")
     stored = store.api("GET", f"/campaigns/{CAMPAIGN}").json()
     assert stored["advertiser"] == "Stake Pool Co" and stored["items"] == [SHARED_ITEM]
-    assert stored["bid"] == 0.5 and stored["daily_budget"] == 20 and stored["status"] == "active"
+    assert stored["bid"] == 0.5 and stored["daily_budget"] == 2 and stored["status"] == "active"
 
-    # a member's feed carries the ad and they click it: the page shows the charge
-    click = store.api(
-        "POST", "/ads/clicks", key=WRITER, json={"impression_id": _ad_impression(store, CAMPAIGN)}
-    )
-    assert click.status_code == 200, click.text
-    cost = click.json()["cost"]
+    # members' feeds carry the ad; three click it, one of them converts: the page shows it
+    shown = _ad_impressions(store, CAMPAIGN)
+    assert len(shown) >= 3, shown
+    costs = []
+    for _, impression in shown[:3]:
+        click = store.api("POST", "/ads/clicks", key=WRITER, json={"impression_id": impression})
+        assert click.status_code == 200, click.text
+        costs.append(click.json()["cost"])
+    conversion = {
+        "conversion_id": "console-conv-1",
+        "campaign_id": CAMPAIGN,
+        "user_id": shown[0][0],
+    }
+    assert store.api("POST", "/ads/conversions", key=WRITER, json=conversion).status_code == 201
     page.reload()
     assert charts_drawn(page) == [True]
     pacing = page.locator("#pacing-chart").inner_text()
     assert "Spend so far" in pacing and "Pacing target" in pacing
-    assert f"{cost:.2f} of the daily budget 20.00 spent today" in page.inner_text("#pacing-text")
+    spent = f"{sum(costs):.2f} of the daily budget 2.00 spent today"
+    assert spent in page.inner_text("#pacing-text")
     report = store.api("GET", f"/campaigns/{CAMPAIGN}/report").json()
     performance = page.inner_text("#performance")
     assert f"Impressions\t{report['impressions']:,}" in performance
-    assert "Clicks\t1" in performance
+    assert "Clicks\t3" in performance and "Conversions after a click\t1" in performance
     ctr = report["ctr"]
     assert f"{ctr['estimate']:.2%} [{ctr['low']:.2%}, {ctr['high']:.2%}]" in page.inner_text("#ctr")
     lift = page.inner_text("#lift")
     assert f"{report['lift']['exposed_users']:,}" in lift
+    cvr = report["cvr"]
+    assert f"{cvr['estimate']:.2%} [{cvr['low']:.2%}, {cvr['high']:.2%}]" in page.inner_text("#cvr")
     assert page.inner_text("#serving").strip() == "Serving"
     screenshot(page, "campaign")
 
