@@ -56,6 +56,7 @@ def pages(item: str) -> list[tuple[str, str, bool]]:
         ("experiment page", f"/console/experiments/{EXPERIMENT}", False),
         ("analytics", "/console/analytics", False),
         ("analytics: trending keywords (fragment)", "/console/analytics/keywords", True),
+        ("analytics: sentiment (fragment)", "/console/analytics/sentiment", True),
     ]
 
 

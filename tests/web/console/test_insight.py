@@ -67,10 +67,11 @@ def _scored_in_window(store: Store) -> int:
 
 
 def _analytics(page, store: Store, until: str) -> None:
-    """The analytics page of the window ending ``until``, once its keywords panel (a
-    fragment the page loads) is in."""
+    """The analytics page of the window ending ``until``, once its keywords and sentiment
+    panels (fragments the page loads) are in."""
     page.goto(store.url + f"/console/analytics?until={until}")
     page.locator("#trending-keywords:not([hx-get])").wait_for()
+    page.locator("#sentiment:not([hx-get])").wait_for()
 
 
 def test_market_creates_a_campaign_draws_its_pacing_and_pauses_it(browser, store: Store) -> None:

@@ -171,11 +171,13 @@ def _persona(label: str, t: Any) -> str:
 def analytics_page(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     console: ReadSession,
     until: Until = None,
 ) -> HTMLResponse:
-    """Trending, alerts, sentiment and influence; segments and suspects for admin keys."""
+    """Trending, alerts, sentiment and influence; segments and suspects for admin keys.
+
+    The trending keywords and the sentiment charts come as fragments the page loads (their
+    reads are the heaviest), so that each request stays well within 300 ms."""
     t = texts(request)
     end, origin = _window_end(session, until)
     admin = console.can("admin")
@@ -187,7 +189,6 @@ def analytics_page(
         "tags": panel(lambda: _bursts(request, session, end, "tags", t), "trending tags"),
         "alerts": panel(lambda: trending.list_alerts(session, "open", ALERTS_READ), "alerts"),
         "alerts_shown": ALERTS,
-        "sentiment": panel(lambda: _sentiment(request, session, settings, end, t), "sentiment"),
         "influence": panel(
             lambda: _computed(request, session, "influence", _influence), "influence"
         ),
@@ -217,3 +218,17 @@ def trending_keywords(
     end, _origin = _window_end(session, until)
     found = panel(lambda: _bursts(request, session, end, "keywords", texts(request)), "keywords")
     return render(request, "_keywords.html", {"keywords": found})
+
+
+@router.get("/analytics/sentiment", response_class=HTMLResponse, include_in_schema=False)
+def sentiment_panels(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: ReadSession,
+    until: Until = None,
+) -> HTMLResponse:
+    """Sentiment by day and by tag over the window (an htmx fragment the page loads)."""
+    end, _origin = _window_end(session, until)
+    found = panel(lambda: _sentiment(request, session, settings, end, texts(request)), "sentiment")
+    return render(request, "_sentiment.html", {"sentiment": found})
