@@ -146,6 +146,12 @@ def test_market_creates_a_campaign_draws_its_pacing_and_pauses_it(browser, store
     row = page.locator("#campaigns tr", has_text=CAMPAIGN)
     assert "Paused" in row.inner_text() and "Stake Pool Co" in row.inner_text()
     screenshot(page, "market")
+
+    context.add_cookies([{"name": "agora_lang", "value": "zh", "url": store.url}])
+    page.goto(store.url + f"/console/market/{CAMPAIGN}")  # the campaign page in Chinese
+    assert page.inner_text("#campaign-status") == "已暂停"
+    assert "今日花费与匀速投放曲线" in page.inner_text("main") and all(charts_drawn(page))
+    screenshot(page, "campaign-zh")
     context.close()
 
 
