@@ -345,3 +345,42 @@ def test_no_market_or_experiment_action_without_an_admin_key(browser, store: Sto
     assert store.api("GET", "/campaigns/sneaky").status_code == 404
     assert store.api("GET", "/experiments/console-draft").json()["status"] == "draft"
     assert store.api("GET", "/campaigns/console-paused").json()["status"] == "paused"
+
+
+def test_bad_input_on_these_pages_gets_a_clear_4xx(browser, store: Store) -> None:
+    context, page = sign_in(browser, store, ADMIN)
+    ask = context.request
+    missing = ask.get(store.url + "/console/market/no-such-campaign")
+    assert missing.status == 404 and "There is no campaign “no-such-campaign”" in missing.text()
+    missing = ask.get(store.url + "/console/experiments/no-such-experiment")
+    assert missing.status == 404 and "There is no experiment" in missing.text()
+    far = ask.get(store.url + "/console/analytics?until=9999-12-31")
+    assert far.status == 422 and "less than or equal to 2099-12-30" in far.text()
+    assert ask.get(store.url + "/console/analytics/keywords?until=someday").status == 422
+    token = page.locator("header form input[name=csrf]").input_value()
+    for fields, said in (
+        (
+            {
+                "campaign_id": "c",
+                "advertiser": "a",
+                "items": SHARED_ITEM,
+                "bid": "cheap",
+                "daily_budget": "5",
+            },
+            "bid: Input should be a valid number",
+        ),
+        (
+            {
+                "campaign_id": "c",
+                "advertiser": "a",
+                "items": "no-such-item",
+                "bid": "1",
+                "daily_budget": "5",
+            },
+            "creatives not stored: 'no-such-item'",
+        ),
+    ):
+        refused = ask.post(store.url + "/console/market", form={"csrf": token, **fields})
+        assert refused.status in (404, 422) and said in refused.text(), refused.text()
+    assert store.api("GET", "/campaigns/c").status_code == 404
+    context.close()

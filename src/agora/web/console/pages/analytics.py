@@ -29,12 +29,21 @@ router = APIRouter(route_class=OneHopRoute, prefix="/console")
 NAV = NavEntry("/console/analytics", "nav.analytics")
 ReadSession = Annotated[auth.ConsoleSession, Depends(auth.require("read"))]
 
-#: The last day of the window, when the operator chose one.
+#: The last day of the window, when the operator chose one (within the engine's span of
+#: times: 1970 to 2099).
 Until = Annotated[
-    date | None, Query(description="Last day of the window (default: the API's now).")
+    date | None,
+    Query(
+        ge=date(1970, 3, 2),
+        le=date(2099, 12, 30),
+        description="Last day of the window (default: the API's now).",
+    ),
 ]
 #: The window every time-bound panel covers: this many days, ending at ``until``.
 WINDOW_DAYS = 60
+#: The burst detector's settings: the API's defaults (Poisson tail, least posts in a day).
+ALPHA = 1e-3
+MIN_COUNT = 5
 #: Bursts charted per source; rows listed in each table.
 CHARTED = 10
 TOP = 10
@@ -60,7 +69,9 @@ def _window_end(session: Session, until: date | None) -> tuple[datetime, str]:
 def _bursts(request: Request, session: Session, end: datetime, source: str, t: Any) -> dict:
     """The API's trending answer for ``source`` (tags or keywords) over the window, with a
     chart of the strongest bursts: their peak posts per day against the expected baseline."""
-    answer = get_trending(request, Response(), session, "day", WINDOW_DAYS, source, 1e-3, 5, end)
+    answer = get_trending(
+        request, Response(), session, "day", WINDOW_DAYS, source, ALPHA, MIN_COUNT, end
+    )
     charted = answer.bursts[:CHARTED]
     option = None
     if charted:
