@@ -6,6 +6,7 @@ segments and suspects as the API answers them; and a read key refused by the ser
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 
 from console_support import (
@@ -383,4 +384,26 @@ def test_bad_input_on_these_pages_gets_a_clear_4xx(browser, store: Store) -> Non
         refused = ask.post(store.url + "/console/market", form={"csrf": token, **fields})
         assert refused.status in (404, 422) and said in refused.text(), refused.text()
     assert store.api("GET", "/campaigns/c").status_code == 404
+    context.close()
+
+
+def test_an_oddly_stored_campaign_does_not_take_the_market_pages_down(
+    browser, store: Store
+) -> None:
+    """A campaign row written behind the API's back: lists that are not lists, a status the
+    API does not know."""
+    with sqlite3.connect(store.folder / "agora-data" / "agora.db") as db:
+        db.execute(
+            "insert into ad_campaigns (external_id, advertiser, name, items, target_tags,"
+            " target_segments, bid, daily_budget, frequency_cap, hours, conversion_event,"
+            " conversion_value, status, holdout_salt, created, updated) values ('odd-campaign',"
+            " 'odd', '', '{\"not\": \"a list\"}', '7', 'null', 1.0, 5.0, 3, '\"all\"', 'click',"
+            " 1.0, 'archived', 'salt', '2021-11-01 00:00:00.000000', '2021-11-01 00:00:00.000000')"
+        )
+    context, page = sign_in(browser, store, ADMIN)
+    answer = page.goto(store.url + "/console/market")
+    assert answer.status == 200 and "odd-campaign" in page.inner_text("#campaigns")
+    answer = page.goto(store.url + "/console/market/odd-campaign")
+    assert answer.status == 200
+    assert "Invalid stored settings" in page.inner_text("#serving-reasons")
     context.close()
