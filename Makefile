@@ -9,13 +9,13 @@ STAMP  := $(VENV)/.agora-installed
 HOST   ?= $(or $(AGORA_HOST),127.0.0.1)
 PORT   ?= $(or $(AGORA_PORT),8000)
 
-.PHONY: demo test lint bench-quality clean-data wrk fonts chromium
+.PHONY: demo test lint bench-quality clean-data wrk fonts chromium node
 
 demo: $(STAMP)
 	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on $(HOST):$(PORT) (another port: make demo PORT=8010)"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/agora demo --host $(HOST) --port $(PORT)
 
-test: $(STAMP) wrk fonts chromium
+test: $(STAMP) wrk fonts chromium node
 	@echo ">> checking that the code is ruff-formatted and lint-clean"
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
@@ -68,3 +68,10 @@ chromium:
 		echo ">> chromium (for the console's browser tests) is missing: installing it with apt-get"; \
 		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+# Node and npm for gorsejs, Gorse's JavaScript client (tests/gorse installs the package itself)
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo ">> node and npm (for the Gorse JavaScript client's tests) are missing: installing them with apt-get"; \
+		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm; }

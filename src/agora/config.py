@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agora.db.tables import TIME_FLOOR
 from agora.engagement.config import EngagementConfig
+from agora.gorse.config import GorseConfig
 from agora.market.config import MarketConfig
 
 #: Event types every deployment understands; add more with AGORA_CUSTOM_EVENT_TYPES.
@@ -275,6 +276,10 @@ class Settings(BaseSettings):
     )
     market: MarketConfig = Field(
         default_factory=MarketConfig, description="Ad slots, reserve price, holdout and pacing."
+    )
+    gorse: GorseConfig = Field(
+        default_factory=GorseConfig,
+        description="The Gorse-compatible API under /api/: feedback types -> event types (JSON).",
     )
     redis_url: str | None = Field(
         None, description="Redis shared by API workers for feed pages; unset = in-process."

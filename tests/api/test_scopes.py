@@ -27,6 +27,8 @@ OPEN = {
     ("GET", "/console/signin"),
     ("POST", "/console/signin"),
     ("GET", "/console/language/{lang}"),
+    ("GET", "/api/health/live"),  # the Gorse-compatible API's probes, open as in Gorse
+    ("GET", "/api/health/ready"),
 }
 
 #: Routes reviewed for issue 11 (item 14) and the scope each must need.
@@ -74,6 +76,12 @@ REVIEWED = {
     # what a platform shows its members
     ("GET", "/users/{user_id}/feed"): "read",
     ("GET", "/users/{user_id}/recommendations"): "read",
+    # the Gorse-compatible API (issue 16): the same rules as Agora's own routes
+    ("DELETE", "/api/user/{user_id}"): "admin",
+    ("DELETE", "/api/item/{item_id}"): "admin",
+    ("POST", "/api/feedback"): "write",
+    ("DELETE", "/api/feedback/{user_id}/{item_id}"): "write",
+    ("GET", "/api/recommend/{user_id}"): "read",
     # the operator console: an edit of a member's controls is a write, like the API's
     ("POST", "/console/users/{user_id}/controls"): "write",
     ("GET", "/console/users/{user_id}"): "read",

@@ -63,6 +63,7 @@ from agora.experiments.views import router as experiments_router
 from agora.feed import online
 from agora.feed.store import namespace
 from agora.feed.views import router as feed_router
+from agora.gorse.views import router as gorse_router
 from agora.ingest.views import router as ingest_router
 from agora.market.views import router as market_router
 from agora.media import service as media
@@ -373,6 +374,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiments_router)
     app.include_router(privacy_router)
     app.include_router(audit_router)
+    app.include_router(gorse_router)  # Gorse's REST API under /api/ (docs/gorse.md)
     app.include_router(health_router)
     app.include_router(metrics.router)
     app.include_router(web_router)

@@ -31,7 +31,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.dependencies.models import Dependant
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from agora.config import Settings
 
@@ -53,6 +53,13 @@ bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
     description="An Agora API key: `Authorization: Bearer <key>`.",
+)
+#: The same keys as Gorse's clients send them (``X-API-Key``), on the Gorse-compatible routes.
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="XApiKey",
+    description="An Agora API key as Gorse clients send it (the /api/ routes only).",
 )
 
 
@@ -139,31 +146,58 @@ def admit(request: Request, principal: Principal) -> None:
         limiter.charge(request, principal)
 
 
-def require(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets a request through only with a key holding ``scope``."""
+def _admitted(request: Request, token: str | None, scope: str) -> Principal:
+    """The caller holding ``token``, let in (:func:`admit`) if it has ``scope``; else the 401
+    or 403 to answer."""
+    if token is None:
+        raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    settings: Settings = request.app.state.settings
+    principal = authenticate(settings, token)
+    if principal is None:
+        raise _unauthorized("invalid API key", error="invalid_token")
+    if not principal.allows(scope):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"this API key lacks the {scope!r} scope",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+        )
+    admit(request, principal)
+    return principal
+
+
+def _checked(scope: str) -> None:
     if scope not in IMPLIED:
         raise ValueError(f"unknown scope {scope!r}; known: {list(SCOPES)}")
+
+
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets a request through only with a key holding ``scope``."""
+    _checked(scope)
 
     async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
-        if credentials is None:
-            raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        settings: Settings = request.app.state.settings
-        principal = authenticate(settings, credentials.credentials)
-        if principal is None:
-            raise _unauthorized("invalid API key", error="invalid_token")
-        if not principal.allows(scope):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"this API key lacks the {scope!r} scope",
-                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
-            )
-        admit(request, principal)
-        return principal
+        return _admitted(request, credentials.credentials if credentials else None, scope)
 
     dependency.__name__ = f"require_{scope}"
+    dependency.scope = scope  # type: ignore[attr-defined]  # read by declared_scopes
+    return dependency
+
+
+def require_key_header(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """:func:`require` for clients that send the key as ``X-API-Key`` (Gorse's clients); a
+    Bearer key is taken too. The same keys, scopes and rate limits."""
+    _checked(scope)
+
+    async def dependency(
+        request: Request,
+        key: Annotated[str | None, Security(api_key_header)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> Principal:
+        return _admitted(request, key or (credentials.credentials if credentials else None), scope)
+
+    dependency.__name__ = f"require_{scope}_by_key_header"
     dependency.scope = scope  # type: ignore[attr-defined]  # read by declared_scopes
     return dependency
 

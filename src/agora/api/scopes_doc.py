@@ -42,6 +42,9 @@ their scopes come from `AGORA_API_KEYS='{"key": ["read"]}'`. A request without a
   budget (`/admin/privacy/budget`) while differential privacy is on, and the audit log of admin
   actions (`/admin/audit`: every admin request that changed something is recorded there).
 
+The Gorse-compatible routes under `/api/` (docs/gorse.md) take the same keys, sent as Gorse's
+clients send them (`X-API-Key`), with the same rules; their errors are Gorse's plain text.
+
 The operator console (`/console/...`, see docs/console.md) takes the same keys: signing in
 exchanges one for a session cookie, and each console route needs the scope shown here of the
 signed-in key (actions also need the form's CSRF token). Without a session its pages redirect

@@ -29,6 +29,7 @@ from agora.cli.shell import progress as _progress
 from agora.config import Settings, get_settings
 from agora.engagement.cli import app as engagement_app
 from agora.experiments.cli import app as experiment_app
+from agora.gorse import cli as gorse_cli
 from agora.market.cli import app as market_app
 from agora.media.cli import app as media_app
 from agora.moderation.cli import app as moderation_app
@@ -73,8 +74,8 @@ def import_(
         str | None,
         typer.Option(
             "--format",
-            help="agora | stackexchange | movielens | lastfm | ciaodvd | benchmark "
-            "(default: detected from the path)",
+            help="agora | stackexchange | movielens | lastfm | ciaodvd | benchmark | gorse "
+            "(Gorse's users.csv, items.csv, feedback.csv; default: detected from the path)",
         ),
     ] = None,
     kind: Annotated[
@@ -82,6 +83,9 @@ def import_(
     ] = None,
 ) -> None:
     """Import a file or dump; a file with any bad line is rejected whole, with every problem."""
+    if fmt == "gorse":
+        gorse_cli.import_gorse(path)
+        return
     from agora.db.engine import transaction
     from agora.ingest.errors import ImportFailed, UnknownFormat
     from agora.ingest.registry import load_any
@@ -122,6 +126,20 @@ def import_(
         raise typer.Exit(2) from exc
     written = ", ".join(f"{n:,} {k}" for k, n in summary.written.items())
     console.print(f"imported {path}: {written}; {summary.duplicate_events:,} events already stored")
+
+
+@app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="Folder to write (created if needed).")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="gorse: Gorse's users.csv, items.csv and feedback.csv."),
+    ] = "gorse",
+) -> None:
+    """Write the store in another engine's format, to move it there (or back)."""
+    if fmt != "gorse":
+        raise fail(f"unknown export format {fmt!r} (known: gorse)")
+    gorse_cli.export_gorse(path)
 
 
 @app.command()

@@ -10,11 +10,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api.auth import AUTH_ERRORS, AdminScope
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import NotFound
 from agora.api.routing import OneHopRoute
+from agora.config import Settings
 from agora.feed.store import candidate_store
 from agora.ingest.views import UserId
 from agora.privacy import service
@@ -93,6 +95,30 @@ def get_export(user_id: UserId, session: SessionDep) -> ExportOut:
     return ExportOut.model_validate(document)
 
 
+def erase_asked(
+    request: Request,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    user_id: str,
+    content: service.Content = "keep",
+) -> service.ErasureRecord | None:
+    """The erasure of ``user_id`` asked by this request's key (None: no such user), with what
+    this process holds of them dropped at once (the others learn it from the store)."""
+    record = service.erase(
+        sessions,
+        settings.model_dir,
+        candidate_store(settings.redis_url, sessions),
+        user_id,
+        requested_by=request.state.principal.key_id,
+        content=content,
+        retrain=settings.erasure_retrain_seconds > 0,
+    )
+    if record is not None:
+        for forget in request.app.state.after_erasures:
+            forget(record.user_pk)
+    return record
+
+
 @router.delete(
     "/users/{user_id}",
     tags=["users"],
@@ -122,19 +148,9 @@ def delete_user(
     per-user rows from every model version on disk (older versions included), at once; the
     models are fitted again without their events `erasure_retrain_seconds` later. The
     erasure is recorded (who asked, when, what was removed, never the removed data)."""
-    record = service.erase(
-        sessions,
-        settings.model_dir,
-        candidate_store(settings.redis_url, sessions),
-        user_id,
-        requested_by=request.state.principal.key_id,
-        content=content,
-        retrain=settings.erasure_retrain_seconds > 0,
-    )
+    record = erase_asked(request, sessions, settings, user_id, content)
     if record is None:
         raise NotFound(f"user {user_id!r} not found")
-    for forget in request.app.state.after_erasures:
-        forget(record.user_pk)
     return Response(
         status_code=status.HTTP_204_NO_CONTENT,
         headers={"Location": f"/admin/erasures/{record.id}"},

@@ -18,7 +18,7 @@ from agora.config import Settings, get_settings
 from agora.ingest.service import Rejected
 from agora.serving.service import ModelUnavailable
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEY = {"Authorization": "Bearer test-admin"}
 
 
