@@ -35,6 +35,9 @@ ADMIN = "console-bench-admin"
 TARGET_MS = 300.0
 #: The demo's own example user (``agora demo`` shows their recommendations).
 USER = "28"
+#: A campaign and an experiment the bench creates (the demo store has neither).
+CAMPAIGN = "bench-campaign"
+EXPERIMENT = "bench-experiment"
 
 
 def pages(item: str) -> list[tuple[str, str, bool]]:
@@ -52,7 +55,36 @@ def pages(item: str) -> list[tuple[str, str, bool]]:
         ("models: versions (fragment)", "/console/models/versions", True),
         ("moderation", "/console/moderation", False),
         ("moderation: an item's status", f"/console/moderation?item={item}", False),
+        ("market: campaigns", "/console/market", False),
+        ("campaign page", f"/console/market/{CAMPAIGN}", False),
+        ("experiments", "/console/experiments", False),
+        ("experiment page", f"/console/experiments/{EXPERIMENT}", False),
+        ("analytics", "/console/analytics", False),
+        ("analytics: trending keywords (fragment)", "/console/analytics/keywords", True),
+        ("analytics: sentiment (fragment)", "/console/analytics/sentiment", True),
     ]
+
+
+def market_and_experiment(base: str, auth: dict[str, str], item: str) -> None:
+    """A running campaign showing ``item`` and a running experiment, as an operator would
+    have them, so that their pages measure real reports."""
+    campaign = {
+        "campaign_id": CAMPAIGN,
+        "advertiser": "bench",
+        "items": [item],
+        "bid": 0.5,
+        "daily_budget": 20,
+    }
+    experiment = {
+        "experiment_id": EXPERIMENT,
+        "arms": [{"name": "control"}, {"name": "diverse", "overrides": {"diversity": 0.9}}],
+        "planned_users": 100,
+        "start": True,
+        "guardrails": [{"metric": "ctr", "max_drop": 0.2}],
+    }
+    for path, body in (("/campaigns", campaign), ("/experiments", experiment)):
+        made = httpx.post(base + path, json=body, headers=auth, timeout=60)
+        assert made.status_code == 201, made.text
 
 
 def sign_in(client: httpx.Client) -> None:
@@ -118,6 +150,7 @@ def main() -> None:
             auth = {"Authorization": f"Bearer {ADMIN}"}
             top = httpx.get(f"{base}/analytics/reach?n=1", headers=auth, timeout=60).json()
             item = top[0]["key"]  # the post that reached most people
+            market_and_experiment(base, auth, item)
             with httpx.Client(base_url=base, timeout=60) as client:
                 sign_in(client)
                 rows = [

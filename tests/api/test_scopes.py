@@ -59,11 +59,16 @@ REVIEWED = {
     ("POST", "/campaigns"): "admin",
     ("PATCH", "/campaigns/{campaign_id}"): "admin",
     ("GET", "/campaigns/{campaign_id}/report"): "admin",
+    # ... and in the operator console
+    ("POST", "/console/market"): "admin",
+    ("POST", "/console/market/{campaign_id}/change"): "admin",
     # experiment control and results
     ("POST", "/experiments"): "admin",
     ("POST", "/experiments/{experiment_id}/start"): "admin",
     ("POST", "/experiments/{experiment_id}/stop"): "admin",
     ("GET", "/experiments/{experiment_id}/results"): "admin",
+    ("POST", "/console/experiments/{experiment_id}/start"): "admin",
+    ("POST", "/console/experiments/{experiment_id}/stop"): "admin",
     # what members do, relayed by the platform
     ("POST", "/events"): "write",
     ("POST", "/items/{item_id}/flags"): "write",

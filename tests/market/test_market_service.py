@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from agora.db.engine import transaction
 from agora.ingest.schemas import EventIn
 from agora.ingest.service import add_events
-from agora.market import service
+from agora.market import pacing, service
 from agora.market.config import MarketConfig
 from agora.market.models import AdClick, AdImpression, Campaign, Eligibility
 from agora.market.schemas import CampaignIn
@@ -237,3 +237,28 @@ def test_report_measures_clicks_conversions_and_lift(sessions) -> None:
     assert lift["holdout_users"] == len(USERS) - len(exposed) and lift["holdout_converters"] == 0
     assert lift["difference"]["estimate"] == pytest.approx(1.0)
     assert lift["p_value"] is None or lift["p_value"] < 0.05
+
+
+def test_pacing_today_is_the_spend_of_the_day_against_the_target_curve(sessions) -> None:
+    config = MarketConfig(holdout_share=0.0, pacing=False)
+    add(sessions, campaign(bid=1.0, daily_budget=10.0, frequency_cap=100))
+    ads = [serve(sessions, user, config, seed=i)[0] for i, user in enumerate(USERS[:2])]
+    clicked = [NOW - timedelta(hours=2), NOW - timedelta(minutes=5)]
+    with transaction(sessions) as session:
+        costs = [
+            service.record_click(session, a.impression_id, t)[0].cost
+            for a, t in zip(ads, clicked, strict=True)
+        ]
+    with sessions() as session:
+        pace = service.pacing_today(session, "c1", config, NOW)
+        profile = service._profile(session, config, NOW.date())
+    midnight = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert [at for at, _ in pace["spend"]] == [midnight, *clicked, NOW]
+    assert [v for _, v in pace["spend"]] == pytest.approx([0, costs[0], sum(costs), sum(costs)])
+    assert pace["spent"] == pytest.approx(sum(costs)) and pace["budget"] == 10.0
+    target = [v for _, v in pace["target"]]
+    assert target[0] == 0 and target[-1] == pytest.approx(10.0) and target == sorted(target)
+    assert pace["target"][-1][0] == midnight + timedelta(days=1)
+    assert pace["target_now"] == pytest.approx(10.0 * pacing.target_share(profile, NOW))
+    with sessions() as session, pytest.raises(service.UnknownCampaign):
+        service.pacing_today(session, "nope", config, NOW)

@@ -1127,3 +1127,38 @@ def report(session: Session, campaign_id: str, config: MarketConfig, now: dateti
         "lift": lift(k[False], n[False], k[True], n[True], config.confidence),
         "serving": serving_status(session, c, config, now),
     }
+
+
+def pacing_today(
+    session: Session, campaign_id: str, config: MarketConfig, now: datetime
+) -> dict[str, Any]:
+    """Today's spend of a campaign against its pacing curve (UTC day up to ``now``): the
+    cumulative charge after each click, and the target the pacer steers by, the daily budget
+    times the share of the day's forecast traffic before each hour (as :func:`serve_ads`
+    paces), with its value now."""
+    c = _campaign(session, campaign_id)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    clicks = session.execute(
+        select(AdClick.clicked, AdClick.cost)
+        .where(AdClick.campaign_id == c.id, AdClick.day == now.date())
+        .order_by(AdClick.clicked, AdClick.id)
+    ).all()
+    spent, spend = 0.0, [(midnight, 0.0)]
+    for clicked, cost in clicks:
+        spent += float(cost)
+        spend.append((_aware(clicked), spent))
+    spend.append((now, spent))
+    profile = _profile(session, config, now.date())
+    budget = float(c.daily_budget)
+    target = [
+        (midnight + timedelta(hours=h), budget * float(profile[:h].sum()))
+        for h in range(pacing.HOURS + 1)
+    ]
+    return {
+        "budget": budget,
+        "spent": spent,
+        "spend": spend,
+        "target": target,
+        "target_now": budget * pacing.target_share(profile, now),
+        "paced": config.pacing,
+    }

@@ -60,8 +60,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         kill_server(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One chromium per test module: Playwright's sync API keeps an event loop running in the
+    main thread while it is open, so a session-wide one would make every later test's
+    ``asyncio.run`` fail."""
     if not Path(CHROMIUM).exists():
         missing(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     try:

@@ -99,6 +99,22 @@ def sign_in(browser, store: Store, key: str, lang: str | None = None):
     return context, page
 
 
+#: Per chart: drawn by console.js, and its SVG holds more than the empty frame.
+CHARTS_DRAWN = """els => els.map(el => el.getAttribute('data-drawn') === 'true'
+    && el.querySelectorAll('svg path').length > 3)"""
+
+
+def charts_drawn(page) -> list[bool]:
+    """Whether each chart of the page drew (waits until console.js has drawn them all)."""
+    charts = page.locator("[data-chart]")
+    charts.first.wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-chart]')].every("
+        "el => el.getAttribute('data-drawn') === 'true')"
+    )
+    return charts.evaluate_all(CHARTS_DRAWN)
+
+
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

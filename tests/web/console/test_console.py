@@ -16,14 +16,12 @@ from console_support import (
     SHARERS,
     WRITER,
     Store,
+    charts_drawn,
     screenshot,
     sign_in,
 )
 
 from agora.web.console.i18n.en import TEXTS as ENGLISH
-
-CHARTS_DRAWN = """els => els.map(el => el.getAttribute('data-drawn') === 'true'
-    && el.querySelectorAll('svg path').length > 3)"""
 
 
 def _store_counts(store: Store) -> dict[str, int]:
@@ -33,16 +31,6 @@ def _store_counts(store: Store) -> dict[str, int]:
             for name, table in [("users", "users"), ("items", "items"), ("events", "events"),
                                 ("edges", "social_edges")]
         }  # fmt: skip
-
-
-def _charts_drawn(page) -> list[bool]:
-    charts = page.locator("[data-chart]")
-    charts.first.wait_for()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-chart]')].every("
-        "el => el.getAttribute('data-drawn') === 'true')"
-    )
-    return charts.evaluate_all(CHARTS_DRAWN)
 
 
 def test_no_page_or_fragment_without_a_session(store: Store) -> None:
@@ -78,7 +66,7 @@ def test_overview_shows_the_store_live_rate_models_and_charts(browser, store: St
     for name in ("ease", "itemknn", "trending"):
         assert name in models
     assert re.search(r"itemknn\s+\S+\s+0\.\d{4}", models), models  # a real holdout NDCG@10
-    assert _charts_drawn(page) == [True, True, True]  # live rate, DAU/WAU, feed sources
+    assert charts_drawn(page) == [True, True, True]  # live rate, DAU/WAU, feed sources
     assert "DAU" in page.locator("#active-chart").inner_text()
     assert "collaborative" in page.locator("#sources-chart").inner_text()
     # events arrive while the page is open: the live rate rises without a reload
@@ -146,7 +134,7 @@ def test_items_search_and_item_page_with_cascade_similar_and_moderation(
     assert "Do script addresses have a staking part" in page.locator("h1").inner_text()
     stats = page.locator("#cascade-stats").inner_text()
     assert f"{len(SHARERS) + 1} people · depth {len(SHARERS)}" in stats  # a chain of shares
-    assert _charts_drawn(page) == [True]
+    assert charts_drawn(page) == [True]
     cascade = page.locator("#cascade-chart").inner_text()
     assert all(user in cascade for user in SHARERS)
     assert page.locator("#similar li").count() > 0
@@ -165,7 +153,7 @@ def test_chinese_texts_are_remembered(browser, store: Store) -> None:
     assert page.locator("header button").inner_text() == "退出"
     assert "日活" in page.locator("#active-chart").inner_text()
     assert "协同过滤" in page.locator("#sources-chart").inner_text()
-    _charts_drawn(page)
+    charts_drawn(page)
     screenshot(page, "overview-zh")
     page.goto(store.url + "/console/users/28")  # the choice is kept in a cookie
     assert "信任等级" in page.locator("main").inner_text()

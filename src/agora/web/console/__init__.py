@@ -23,10 +23,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 
 from agora.web.console import auth, layout
-from agora.web.console.pages import items, models, moderation, overview, signin, users
+from agora.web.console.pages import (
+    analytics,
+    experiments,
+    items,
+    market,
+    models,
+    moderation,
+    overview,
+    signin,
+    users,
+)
 
 #: The page groups, in navigation order.
-PAGE_GROUPS = (overview, users, items, models, moderation)
+PAGE_GROUPS = (overview, users, items, models, moderation, market, experiments, analytics)
 
 
 async def _to_sign_in(request: Request, exc: Exception) -> RedirectResponse:

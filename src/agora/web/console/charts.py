@@ -151,3 +151,136 @@ def version_metrics(
     for line in option["series"]:
         line["showSymbol"] = True
     return option
+
+
+def _fractional(axes: dict[str, Any]) -> dict[str, Any]:
+    """Axes whose values are not counts (money, scores): ticks between whole numbers too."""
+    axes["yAxis"].pop("minInterval", None)
+    return axes
+
+
+def pacing_lines(
+    spend: Sequence[tuple[str, float]],
+    target: Sequence[tuple[str, float]],
+    budget: float,
+    names: tuple[str, str, str],
+    x_name: str,
+    y_name: str,
+    span: tuple[datetime, datetime],
+) -> dict[str, Any]:
+    """A day's cumulative spend (a step line: it rises at each click) against the pacing
+    target curve (dashed), with the daily budget as a line across; ``names`` are the spend,
+    target and budget labels."""
+    axes = _fractional(_axes(x_name, y_name))
+    axes["xAxis"] |= {"min": span[0].isoformat(), "max": span[1].isoformat()}
+    axes["xAxis"]["axisLabel"]["formatter"] = "{HH}:{mm}"
+    axes["yAxis"]["max"] = max([budget, *(v for _, v in spend)]) or None
+    spent, aimed, cap = names
+    return {
+        "useUTC": True,  # the axis is in UTC, whatever the browser's zone
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0, "data": [spent, aimed]},
+        "grid": {"left": 60, "right": 70, "top": 36, "bottom": 48},
+        **axes,
+        "series": [
+            {
+                "name": spent,
+                "type": "line",
+                "step": "end",
+                "showSymbol": len(spend) <= FEW,
+                "data": list(spend),
+                "lineStyle": {"width": 2.5},
+                "markLine": {
+                    "symbol": "none",
+                    "silent": True,
+                    "lineStyle": {"color": "#656d76"},
+                    "label": {"formatter": cap, "position": "insideEndTop"},
+                    "data": [{"yAxis": budget}],
+                },
+            },
+            {
+                "name": aimed,
+                "type": "line",
+                "showSymbol": False,
+                "data": list(target),
+                "lineStyle": {"type": "dashed"},
+            },
+        ],
+    }
+
+
+def grouped_bars(
+    labels: Sequence[str],
+    series: dict[str, Sequence[float]],
+    label_name: str,
+    value_name: str,
+    whole: bool = True,
+) -> dict[str, Any]:
+    """Horizontal bars, one per named series side by side for each label, the first label
+    at the top: long labels (tags, keywords) stay readable (``whole``: the values are
+    counts)."""
+    value: dict[str, Any] = {
+        "type": "value",
+        "name": value_name,
+        "nameLocation": "middle",
+        "nameGap": 26,
+    }
+    if whole:
+        value["minInterval"] = 1
+    return {
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
+        "legend": {"top": 0, "right": 0},
+        "grid": {"left": 8, "right": 24, "top": 44, "bottom": 40, "containLabel": True},
+        "xAxis": value,
+        "yAxis": {
+            "type": "category",
+            "data": list(labels),
+            "inverse": True,
+            "name": label_name,
+            "nameLocation": "start",
+            "nameTextStyle": {"align": "right"},
+        },
+        "series": [
+            {"type": "bar", "name": name, "data": list(values), "barMaxWidth": 14}
+            for name, values in series.items()
+        ],
+    }
+
+
+def score_line(
+    points: Sequence[tuple[str, float]],
+    name: str,
+    x_name: str,
+    y_name: str,
+    span: tuple[datetime, datetime],
+) -> dict[str, Any]:
+    """A score in [-1, 1] per day (sentiment) over the days of ``span``, with the neutral
+    zero marked."""
+    axes = _fractional(_axes(x_name, y_name))
+    axes["xAxis"] |= {"min": span[0].isoformat(), "max": span[1].isoformat()}
+    axes["xAxis"]["axisLabel"]["formatter"] = "{MM}-{dd}"
+    axes["yAxis"] |= {"min": -1, "max": 1}
+    return {
+        "useUTC": True,
+        "color": PALETTE,
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 60, "right": 20, "top": 20, "bottom": 48},
+        **axes,
+        "series": [
+            {
+                "name": name,
+                "type": "line",
+                "showSymbol": len(points) <= FEW,
+                "data": list(points),
+                "markLine": {
+                    "symbol": "none",
+                    "silent": True,
+                    "data": [{"yAxis": 0}],
+                    "lineStyle": {"color": "#656d76", "type": "dotted"},
+                    "label": {"show": False},
+                },
+            },
+        ],
+    }

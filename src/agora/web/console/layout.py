@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import HTTPException, Request, status
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from pydantic import ValidationError
 
 from agora.web.console import auth
 from agora.web.console.i18n import LANG_COOKIE, LANGUAGES, language, translator
@@ -59,6 +60,22 @@ def panel(read: Callable[[], T], what: str) -> T | None:
     except Exception as exc:  # noqa: BLE001 - the page still shows the other panels
         log.warning("console: the %s panel could not be read (%s)", what, type(exc).__name__)
         return None
+
+
+def unprocessable(exc: ValueError) -> HTTPException:
+    """A 422 naming each problem of a form (field: message), from a pydantic validation
+    error or a plain ``ValueError`` raised while reading the fields."""
+    errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
+    message = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e['msg']}".lstrip(": ") for e in errors
+    )
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=message)
+
+
+def go_to(path: str) -> Response:
+    """The answer of an htmx action whose result shows on a page: the browser goes there
+    (``HX-Redirect``), a fresh load of what the change did."""
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"HX-Redirect": path})
 
 
 def chart(option: dict[str, Any]) -> Markup:

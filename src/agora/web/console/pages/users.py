@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from agora.analytics import segments
@@ -21,7 +20,7 @@ from agora.engagement import service as engagement
 from agora.feed import service as feed
 from agora.feed.views import ControlsIn
 from agora.web.console import auth
-from agora.web.console.layout import NavEntry, panel, render
+from agora.web.console.layout import NavEntry, panel, render, unprocessable
 
 router = APIRouter(route_class=OneHopRoute, prefix="/console")
 NAV = NavEntry("/console/users", "nav.users")
@@ -164,12 +163,8 @@ async def edit_controls(
     fields = await auth.form_fields(request)
     try:
         body = ControlsIn.model_validate(_controls_change(fields))
-    except (ValueError, ValidationError) as exc:
-        errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e['msg']}".lstrip(": ") for e in errors
-        )
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=message) from None
+    except ValueError as exc:  # a pydantic ValidationError too
+        raise unprocessable(exc) from None
 
     def write() -> feed.Controls:
         with transaction(sessions) as session:
