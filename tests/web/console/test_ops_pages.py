@@ -13,8 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from console_support import ADMIN, AGORA, READER, WRITER, Store, screenshot, sign_in
-from test_console import _charts_drawn
+from console_support import ADMIN, AGORA, READER, WRITER, Store, charts_drawn, screenshot, sign_in
 
 #: Who flags the previewed item (distinct members raise the case's priority).
 FLAGGERS = ("5", "31", "40", "41")
@@ -61,7 +60,7 @@ def test_models_page_shows_versions_and_a_training_run_finishes_live(browser, st
         ndcg = meta["metrics"].get("holdout_ndcg@10")
         if ndcg is not None:
             assert f"{ndcg:.4f}" in row.inner_text(), (name, version)
-    assert _charts_drawn(page) == [True]  # holdout NDCG@10 per version
+    assert charts_drawn(page) == [True]  # holdout NDCG@10 per version
     assert "itemknn" in page.locator("#history-chart").inner_text()
     assert page.locator(".curve-chart").count() == 0  # the demo's models fit in one pass
     # start a run of three models: progress shows live, a second start is refused meanwhile
@@ -90,7 +89,7 @@ def test_models_page_shows_versions_and_a_training_run_finishes_live(browser, st
     ndcg = _metas(store)[("itemknn", fresh)]["metrics"]["holdout_ndcg@10"]
     row = page.locator(f"#versions tr[data-model='itemknn'][data-version='{fresh}']")
     assert f"{ndcg:.4f}" in row.inner_text()
-    assert _charts_drawn(page) == [True, True]  # the history and sasrec's training curve
+    assert charts_drawn(page) == [True, True]  # the history and sasrec's training curve
     curve = page.locator("#curve-sasrec").inner_text()
     assert "Training loss" in curve and "Epoch" in curve
     screenshot(page, "models")
@@ -126,7 +125,7 @@ def test_an_upheld_flag_leaves_the_feed_preview(browser, scanned: Store) -> None
     assert scores, "the scan queued scored items"
     shown = page.locator("#queue td.score").all_inner_texts()
     assert any(re.fullmatch(r"0\.\d{3}", s) for s in shown), shown  # classifier scores
-    assert _charts_drawn(page) == [True]  # open cases by classifier score
+    assert charts_drawn(page) == [True]  # open cases by classifier score
     row = page.locator(f"#case-{case_id}")
     assert f"spam {len(FLAGGERS)}" in row.inner_text()
     screenshot(page, "moderation")
@@ -159,12 +158,12 @@ def test_chinese_models_and_moderation_pages(browser, scanned: Store) -> None:
     assert "审核队列" in page.locator("main").inner_text()
     assert "确认违规" in page.locator("#queue").inner_text()
     assert "分类器得分" in page.locator("#bands-chart").inner_text()
-    _charts_drawn(page)
+    charts_drawn(page)
     screenshot(page, "moderation-zh")
     page.goto(scanned.url + "/console/models")
     assert "训练模型" in page.locator("main").inner_text()
     assert "留出集 NDCG@10" in page.locator("#history-chart").inner_text()
-    _charts_drawn(page)
+    charts_drawn(page)
     screenshot(page, "models-zh")
     context.close()
 
@@ -179,7 +178,7 @@ def test_read_and_write_keys_see_no_action_and_the_server_refuses_them(
     page.goto(store.url + "/console/moderation")
     assert page.locator("#queue").count() == 0 and page.locator("button.uphold").count() == 0
     assert "for admin keys" in page.locator("main").inner_text()
-    assert _charts_drawn(page) == [True]  # counts and bands are for every key
+    assert charts_drawn(page) == [True]  # counts and bands are for every key
     page.goto(store.url + "/console/models")
     assert page.locator("#train-form").count() == 0
     assert "admin key" in page.locator("main").inner_text()
