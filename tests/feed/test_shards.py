@@ -53,8 +53,10 @@ def test_two_shards_keep_their_own_users_marks_and_wanted_users(
         assert store.mark(f"{FULL_MARK}@0/2") is not None
         assert store.mark(f"{FULL_MARK}@1/2") is None and store.mark(FULL_MARK) is None
 
+        shared_at = dict(store.stored_since(0.0))[EVERYONE]
         odd.refresh_all()
         assert _stored(store, users) == set(users)  # together: everybody
+        assert dict(store.stored_since(0.0))[EVERYONE] == shared_at  # shard 0's, not redone
 
         # an event dirties its user in that user's shard only
         me = pk_of["me"]

@@ -17,7 +17,8 @@ Each round (:meth:`Refresher.step`):
 
 Users can be split between several refreshers by user pk (:class:`~agora.feed.store.Shard`,
 ``refresher_shards`` and ``agora worker --shard``), to use more cores or nodes: each shard keeps
-its own marks, wanted users and lock, and stores the shared record too (the same one).
+its own marks, wanted users and lock; shard 0 refreshes the shared record, and the others only
+when the store holds none made with the current models.
 
 Per-user work is :func:`agora.feed.candidates.compute_candidates`, then
 :func:`agora.feed.online.prepare`: the user's first pages ranked ahead, with the filter state
@@ -257,7 +258,9 @@ class Refresher:
             # every item stored before the models were trained (the catalogue is re-read
             # once a second: a model trained within that second would miss the newest items)
             self.cache.catalogue.get(session, fresh=True)
-        self.refresh_global()
+        shared = self.store.get(EVERYONE)
+        if self.shard.index == 0 or shared is None or shared.stamp != stamp:
+            self.refresh_global()  # the other shards take shard 0's, once it is current
         done = 0
 
         def advance(count: int) -> None:
