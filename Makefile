@@ -9,13 +9,13 @@ STAMP  := $(VENV)/.agora-installed
 HOST   ?= $(or $(AGORA_HOST),127.0.0.1)
 PORT   ?= $(or $(AGORA_PORT),8000)
 
-.PHONY: demo test lint bench-quality clean-data wrk fonts chromium node
+.PHONY: demo test lint bench-quality clean-data wrk fonts chromium node java
 
 demo: $(STAMP)
 	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on $(HOST):$(PORT) (another port: make demo PORT=8010)"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/agora demo --host $(HOST) --port $(PORT)
 
-test: $(STAMP) wrk fonts chromium node
+test: $(STAMP) wrk fonts chromium node java
 	@echo ">> checking that the code is ruff-formatted and lint-clean"
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
@@ -75,3 +75,11 @@ node:
 		echo ">> node and npm (for the Gorse JavaScript client's tests) are missing: installing them with apt-get"; \
 		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm; }
+
+# the Java runtime pyspark starts its JVM on, and the JDBC drivers Spark reads the store with
+# (tests/spark run Spark in local[2] mode)
+java:
+	@command -v java >/dev/null && test -f /usr/share/java/postgresql.jar -a -f /usr/share/java/sqlite-jdbc.jar || { \
+		echo ">> java and the JDBC drivers (for --engine spark and its tests) are missing: installing openjdk-17-jre-headless, libpostgresql-jdbc-java and libxerial-sqlite-jdbc-java with apt-get"; \
+		SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless libpostgresql-jdbc-java libxerial-sqlite-jdbc-java; }

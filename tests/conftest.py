@@ -7,12 +7,16 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from live_server import LiveServer, kill_server, start_server
 from sqlalchemy import Engine, create_engine, text
 
 from agora.db.engine import make_engine, migrate
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -58,6 +62,22 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    """One local[2] Spark session for the whole run (a JVM takes ~6 s to start); skipped, or
+    failed under CI=true, when pyspark, Java or the JDBC drivers are missing."""
+    from agora.spark.session import SparkUnavailable, check_spark, spark_session
+
+    try:
+        check_spark()
+    except SparkUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{exc} (CI=true: a missing Spark or Java is a failure)")
+        pytest.skip(str(exc))
+    with spark_session("local[2]", "agora-tests", driver_memory="2g") as session:
+        yield session
 
 
 @pytest.fixture
