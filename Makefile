@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.agora-installed
 HOST   ?= $(or $(AGORA_HOST),127.0.0.1)
 PORT   ?= $(or $(AGORA_PORT),8000)
 
-.PHONY: demo test lint bench-quality clean-data wrk fonts chromium node java
+.PHONY: demo test lint bench-quality clean-data wrk fonts chromium node java docs docs-build
 
 demo: $(STAMP)
 	@echo ">> starting the demo: SQLite in ./agora-data, bundled Cardano community, API on $(HOST):$(PORT) (another port: make demo PORT=8010)"
@@ -25,6 +25,23 @@ test: $(STAMP) wrk fonts chromium node java
 lint: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
+
+# the docs site (MkDocs + Material, mkdocs.yml): the measured tables redrawn from bench/results/*.json,
+# the REST reference from the OpenAPI document and the CLI reference from the CLI, then served
+DOCS_PORT ?= 8001
+docs: $(STAMP)
+	@echo ">> redrawing the measured tables from bench/results/*.json"
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/gen_tables.py
+	@echo ">> writing the REST and CLI references from the app and the CLI"
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/gen_reference.py
+	@echo ">> serving the docs on http://127.0.0.1:$(DOCS_PORT)/ (Ctrl-C stops it)"
+	OPENBLAS_NUM_THREADS=1 $(BIN)/mkdocs serve -a 127.0.0.1:$(DOCS_PORT)
+
+# what CI checks: the generated pages are fresh, and the site builds into site/ with --strict
+docs-build: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/gen_tables.py --check
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/gen_reference.py --check
+	OPENBLAS_NUM_THREADS=1 $(BIN)/mkdocs build --strict
 
 bench-quality: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/quality.py

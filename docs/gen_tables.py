@@ -1,0 +1,362 @@
+"""Rewrite every measured table in the docs from the benchmark JSON that measured it.
+
+A table sits between two markers naming its source and its renderer::
+
+    <!-- table: bench/results/latency.json#models -->
+    | model | ... |
+    <!-- /table -->
+
+``python docs/gen_tables.py`` rewrites each such block in README.md and docs/**/*.md from the
+JSON as it is now; ``--check`` writes nothing and exits 1 naming every stale block (the test
+tests/docs/test_tables_fresh.py runs the same check), so a number in the docs is always the
+number a benchmark wrote. A marker naming an unknown renderer or a missing file is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+MARKER = re.compile(
+    r"(?P<open><!-- table: (?P<source>[^#\s]+)#(?P<name>[\w-]+) -->\n)"
+    r"(?P<body>.*?)"
+    r"(?P<close><!-- /table -->)",
+    re.DOTALL,
+)
+
+Renderer = Callable[[Any], str]
+RENDERERS: dict[tuple[str, str], Renderer] = {}
+
+
+def renderer(source: str, name: str) -> Callable[[Renderer], Renderer]:
+    """Register the function that turns ``source``'s JSON into the table called ``name``."""
+
+    def register(fn: Renderer) -> Renderer:
+        RENDERERS[(source, name)] = fn
+        return fn
+
+    return register
+
+
+def table(header: Iterable[str], align: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A Markdown table: ``align`` holds ``l`` or ``r`` per column."""
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def f(value: float | None, digits: int) -> str:
+    """A figure with ``digits`` decimals and thousands separators; blank when absent."""
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+# --- README-era tables -------------------------------------------------------------------------
+
+
+@renderer("bench/results/quality.json", "quality")
+def quality(data: dict) -> str:
+    """The offline-evaluation table, drawn by bench/quality.py's own renderer (one definition)."""
+    spec = importlib.util.spec_from_file_location("bench_quality", REPO / "bench" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    return module.readme_table(sorted(data["runs"], key=module._table_order))
+
+
+FEED_SETTINGS = {"defaults (all three)": "all defaults"}
+
+
+@renderer("bench/results/feed_offline.json", "settings")
+def feed_offline(data: dict) -> str:
+    rows = []
+    for split, result in data.items():
+        if not isinstance(result, dict) or "settings" not in result:
+            continue
+        for setting, m in result["settings"].items():
+            rows.append(
+                [
+                    split,
+                    FEED_SETTINGS.get(setting, setting),
+                    f(m["ndcg@10"], 4),
+                    f(m["item_coverage"], 3),
+                    f(m["intra_list_diversity"], 3),
+                    f(m["novelty"], 2),
+                    f(m["new_creator_share"], 3),
+                ]
+            )
+    return table(
+        ["split", "setting", "NDCG@10", "coverage", "intra-list diversity", "novelty"]
+        + ["new-creator share"],
+        "llrrrrr",
+        rows,
+    )
+
+
+@renderer("bench/results/latency.json", "models")
+def latency(data: dict) -> str:
+    rows = [
+        [
+            r["model"],
+            f(r["n_items"], 0),
+            f(r["load_seconds"], 2),
+            f(r["known_history"]["p50_ms"], 2),
+            f(r["known_history"]["p99_ms"], 2),
+            f(r["with_new_event"]["p50_ms"], 2),
+            f(r["with_new_event"]["p99_ms"], 2),
+        ]
+        for r in data["runs"]
+    ]
+    header = ["model", "items", "lazy load s", "p50 ms", "p99 ms", "new event p50 ms"]
+    return table(header + ["new event p99 ms"], "lrrrrrr", rows)
+
+
+BADGE_DUMPS = {"data/cardano-se": "bundled Cardano", "shared/data/community-conlang-meta-se": ""}
+
+
+@renderer("bench/results/badge_agreement.json", "dumps")
+def badge_agreement(data: dict) -> str:
+    rows = []
+    for dump in data["dumps"]:
+        exact, every = dump["overall_exact_rules"], dump["overall"]
+        name = BADGE_DUMPS.get(dump["dump"]) or dump["dump"].rsplit("/", 1)[-1]
+        name = name.removeprefix("community-").removesuffix("-se").replace("-", " ")
+        pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+        rows.append(
+            [
+                name,
+                f"{pct(exact['precision'])} / {pct(exact['recall'])} / {pct(exact['agreement'])}",
+                pct(every["agreement"]),
+            ]
+        )
+    header = ["dump", "exact rules: precision / recall / agreement"]
+    return table(header + ["all expressed badges: agreement"], "lrr", rows)
+
+
+@renderer("bench/results/ctr.json", "models")
+def ctr(data: dict) -> str:
+    models = ["constant", "logreg", "fm", "din"]
+    rows = []
+    for key, label, with_loss in [
+        ("criteo", "Criteo sample ({n} rows), AUC", False),
+        ("agora-synthetic", "Agora-shaped synthetic log ({n} impressions), AUC / log loss", True),
+        ("cardano-se", "bundled Cardano community ({n} slates), AUC / log loss", True),
+    ]:
+        ds = data["datasets"][key]
+        present = {m: ds["models"][m] for m in models if m in ds["models"]}
+        best = max((m for m in present if m != "constant"), key=lambda m: present[m]["auc"])
+        cells = []
+        for m in models:
+            if m not in present:
+                cells.append("-")
+                continue
+            auc = f(present[m]["auc"], 3)
+            auc = f"**{auc}**" if with_loss and m == best else auc
+            cells.append(f"{auc} / {present[m]['logloss']:.4f}" if with_loss else auc)
+        n = ds["n_train"] + ds["n_test"]
+        rows.append([label.format(n=f"{n:,}"), *cells])
+    return table(["data", "constant", "logreg", "FM", "DIN"], "lrrrr", rows)
+
+
+FAKE_ATTACKS = {
+    "like farm": "like farm",
+    "reciprocal ring": "reciprocal ring",
+    "click bots": "click bots",
+    "camouflaged": "camouflaged farm",
+}
+
+
+@renderer("bench/results/fake_engagement.json", "attacks")
+def fake_engagement(data: dict) -> str:
+    rows = []
+    for key, m in data["metrics"].items():
+        if key == "overall":
+            continue
+        p = f(m["precision_at_k"], 2) + (" (missed)" if m["precision_at_k"] == 0 else "")
+        rows.append([f"{FAKE_ATTACKS.get(key, key)} ({m['injected']} accounts)", p])
+    o = data["metrics"]["overall"]
+    rows.append(["overall", f"{o['precision_at_k']:.2f} (AP {o['average_precision']:.2f})"])
+    return table(["attack", "precision@k"], "lr", rows)
+
+
+DP_FIGURES = {
+    "active_users": "daily active users (relative MAE)",
+    "trending_topics": "posts per tag-week (relative MAE)",
+    "trending_items": "trending items (1 - precision@10)",
+    "sentiment": "mean sentiment per tag (MAE, n >= 20)",
+    "reach": "items by distinct users (1 - precision@20)",
+}
+
+
+def dp_table(data: dict, epsilon: float) -> str:
+    """Each figure's mean error over the releases at ``epsilon``, per data set."""
+    rows = []
+    for figure, label in DP_FIGURES.items():
+        cells = []
+        for dataset in ("cardano", "ml-1m"):
+            at = [r for r in data["results"][dataset]["figures"][figure] if r["epsilon"] == epsilon]
+            mean = at[0]["mean"]
+            cells.append(f"{mean:.3f}" if mean < 0.1 else f"{mean:.2f}")
+        rows.append([label, *cells])
+    return table(["figure (error)", "bundled Cardano", "MovieLens-1M"], "lrr", rows)
+
+
+@renderer("bench/results/dp_error.json", "epsilon-1")
+def dp_error(data: dict) -> str:
+    return dp_table(data, 1.0)
+
+
+@renderer("bench/results/experiment_sim.json", "checks")
+def experiment_sim(data: dict) -> str:
+    aa, power, seq = data["aa"]["false_positive_rate"], data["power"], data["sequential"]
+    rate = lambda v: f"{v:.3f}"  # noqa: E731
+    prop = power["proportion"]
+    rows = [
+        [
+            "A/A false positives (engagement, retention, CTR)",
+            ", ".join(
+                rate(aa[k])
+                for k in (
+                    "engagement_per_user (Welch)",
+                    "active_2_days (z-test)",
+                    "ctr (delta method)",
+                )
+            ),
+            f"{data['aa']['alpha']:.2f}",
+        ],
+        [
+            "A/A with a naive binomial CTR test, for contrast",
+            rate(aa["ctr (naive binomial, wrong)"]),
+            f"{data['aa']['alpha']:.2f}",
+        ],
+        [
+            f"Power at the planned {prop['n_per_arm']:,} per arm",
+            rate(prop["power"]),
+            f"{power['target_power']:g}",
+        ],
+        [
+            f"Guardrail false stops over {seq['looks']} looks, bound vs naive peeking",
+            f"{rate(seq['aa']['obrien_fleming']['stop_rate'])} vs "
+            f"{rate(seq['aa']['naive']['stop_rate'])}",
+            f"{data['aa']['alpha']:.2f}",
+        ],
+    ]
+    return table(["check", "measured", "expected"], "lrr", rows)
+
+
+# --- docs/ tables --------------------------------------------------------------------------------
+
+
+@renderer("bench/results/console_pages.json", "pages")
+def console_pages(data: dict) -> str:
+    rows = [
+        [p["page"], f(p["p50_ms"], 1), f(p["p95_ms"], 1), f(p["max_ms"], 1)] for p in data["pages"]
+    ]
+    return table(["page", "p50 ms", "p95 ms", "max ms"], "lrrr", rows)
+
+
+FAULTS = {
+    "kill9": "`kill -9` of the server (master and workers), restart",
+    "pg-restart": "PostgreSQL crashes (`pg_ctl stop -m immediate`), back 5 s later",
+    "disk-full": "the disk fills (a tmpfs eaten by a filler file), then frees",
+}
+DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+@renderer("bench/results/faults.json", "faults")
+def faults(data: dict) -> str:
+    rows = []
+    for r in data["rows"]:
+        codes = sorted(
+            {a.split()[0] for a in r["answers"] if a.endswith(" clean") and a[0].isdigit()}
+        )
+        clean = f"{r['clean_errors']:,}" + (f" ({', '.join(codes)})" if codes else "")
+        rows.append(
+            [
+                FAULTS.get(r["fault"], r["fault"]),
+                DATABASES.get(r["db"], r["db"]),
+                f"{r['lost']:,}",
+                f"{r['duplicated']:,}",
+                clean,
+                f"{r['unclean_errors']:,}",
+                f"{r['refused']:,}",
+                f"{r['dropped']:,}",
+                f(r["slowest_answer_s"], 1),
+                f"{r['stored']:,}",
+            ]
+        )
+    header = ["fault", "database", "lost", "duplicated", "clean errors", "unclean errors"]
+    header += ["refused", "dropped", "slowest answer s", "stored"]
+    return table(header, "llrrrrrrrr", rows)
+
+
+# --- the rewriting -------------------------------------------------------------------------------
+
+
+def documents(root: Path = REPO) -> list[Path]:
+    """The Markdown files that may hold tables: the README and every page under docs/."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def render(source: str, name: str, root: Path = REPO) -> str:
+    """The table ``name`` drawn from ``source`` as the JSON is now."""
+    if (source, name) not in RENDERERS:
+        raise KeyError(f"no renderer for {source}#{name}; known: {sorted(RENDERERS)}")
+    return RENDERERS[(source, name)](json.loads((root / source).read_text()))
+
+
+def refreshed(text: str, root: Path = REPO) -> str:
+    """``text`` with every marked table redrawn from its JSON."""
+
+    def redraw(match: re.Match) -> str:
+        body = render(match["source"], match["name"], root)
+        return f"{match['open']}{body}\n{match['close']}"
+
+    return MARKER.sub(redraw, text)
+
+
+def stale(root: Path = REPO) -> list[str]:
+    """``path: source#name`` of every block that differs from what its JSON draws now."""
+    out = []
+    for path in documents(root):
+        text = path.read_text()
+        for match in MARKER.finditer(text):
+            want = render(match["source"], match["name"], root) + "\n"
+            if match["body"] != want:
+                out.append(f"{path.relative_to(root)}: {match['source']}#{match['name']}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if any is stale")
+    args = ap.parse_args(argv)
+    if args.check:
+        bad = stale()
+        for line in bad:
+            print(f"stale table: {line} (run `python docs/gen_tables.py`)")
+        return 1 if bad else 0
+    count = 0
+    for path in documents():
+        text = path.read_text()
+        new = refreshed(text)
+        count += len(MARKER.findall(text))
+        if new != text:
+            path.write_text(new)
+            print(f"rewrote {path.relative_to(REPO)}")
+    print(f"{count} tables drawn from bench/results")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

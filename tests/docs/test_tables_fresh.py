@@ -1,0 +1,43 @@
+"""Every measured table in the README and docs/ is the one its benchmark JSON draws now."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_marked_table_matches_its_json(gen_tables) -> None:
+    assert gen_tables.stale() == [], "stale tables: run `python docs/gen_tables.py`"
+
+
+def test_every_renderer_draws_a_table_somewhere_and_every_marker_has_one(gen_tables) -> None:
+    markers = {
+        (m["source"], m["name"])
+        for path in gen_tables.documents()
+        for m in gen_tables.MARKER.finditer(path.read_text())
+    }
+    assert markers == set(gen_tables.RENDERERS)
+
+
+def test_a_changed_figure_makes_its_table_stale_and_the_script_redraws_it(
+    gen_tables, tmp_path: Path
+) -> None:
+    """The check can fail: a benchmark writes a new latency, the page no longer matches."""
+    (tmp_path / "docs").mkdir()
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    shutil.copy(REPO / "docs" / "models.md", tmp_path / "docs" / "models.md")
+    results = tmp_path / "bench" / "results"
+    results.mkdir(parents=True)
+    data = json.loads((REPO / "bench/results/latency.json").read_text())
+    data["runs"][0]["known_history"]["p50_ms"] = 123.456
+    (results / "latency.json").write_text(json.dumps(data))
+
+    assert gen_tables.stale(tmp_path) == ["docs/models.md: bench/results/latency.json#models"]
+    page = tmp_path / "docs" / "models.md"
+    redrawn = gen_tables.refreshed(page.read_text(), tmp_path)
+    assert "| trending | 3,123 | 0.00 | 123.46 |" in redrawn
+    page.write_text(redrawn)
+    assert gen_tables.stale(tmp_path) == []
