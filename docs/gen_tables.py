@@ -516,8 +516,42 @@ def documents(root: Path = REPO) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
 
 
+INDEX = ("bench/results", "index")
+
+
+def benchmark_index(root: Path = REPO) -> str:
+    """Every generated table: its JSON, the command that wrote it (the JSON's own ``run``
+    record, where it has one) and the page that shows it."""
+    rows = []
+    for path in documents(root):
+        page = path.relative_to(root / "docs").as_posix() if path.parent != root else None
+        for match in MARKER.finditer(path.read_text()):
+            source, name = match["source"], match["name"]
+            if (source, name) == INDEX:
+                continue
+            data = json.loads((root / source).read_text())
+            run = data.get("run") if isinstance(data, dict) else None
+            command = (run or {}).get("command") or (
+                data.get("command") if isinstance(data, dict) else None
+            )
+            where = f"[{page}]({page})" if page else "README.md"
+            rows.append(
+                [
+                    f"`{source}`",
+                    name,
+                    f"`{command.strip()}`"
+                    if command
+                    else "not recorded in the JSON (see the page)",
+                    where,
+                ]
+            )
+    return table(["JSON", "table", "command (as recorded)", "page"], "llll", rows)
+
+
 def render(source: str, name: str, root: Path = REPO) -> str:
     """The table ``name`` drawn from ``source`` as the JSON is now."""
+    if (source, name) == INDEX:
+        return benchmark_index(root)
     if (source, name) not in RENDERERS:
         raise KeyError(f"no renderer for {source}#{name}; known: {sorted(RENDERERS)}")
     return RENDERERS[(source, name)](json.loads((root / source).read_text()))
