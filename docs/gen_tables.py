@@ -20,6 +20,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterable
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -506,6 +507,183 @@ def social_weight(data: dict) -> str:
         )
     header = ["model, weight", "valid NDCG@10", "best / run epochs", "seconds", "stopped by"]
     return table(header, "lrrrl", rows)
+
+
+def ms(value: float) -> str:
+    """Latency in whole milliseconds, with thousands separators."""
+    return f"{value:,.0f}"
+
+
+@renderer("bench/results/serve_load.json", "matrix")
+def serve_load(data: dict) -> str:
+    """`bench/serve_load.py`'s matrix: the mix against the stack's ceiling, with the CPU it cost."""
+    rows = []
+    for c in data["cells"]:
+        cpu = c["cpu"]
+        rows.append(
+            [
+                DATABASES.get(c["db"], c["db"]),
+                str(c["workers"]),
+                f(c["throughput_rps"], 1),
+                f"{ms(c['p50_ms'])} / {ms(c['p99_ms'])}",
+                f"{c['errors']:,}",
+                f(c["ceiling_rps"], 0),
+                f"{100 * c['ratio']:.1f}%",
+                f(c["first_page_server_p50_ms"], 1),
+                f(c["recommendations"]["rps"], 1),
+                ", ".join(f(r, 0) for r in c["rss_mb"]),
+                f"{cpu['server_ms_per_request']:.2f} ({cpu['server_cores']:.2f})",
+                f"{cpu['refresher_ms_per_event']:.2f} ({cpu['refresher_cores']:.2f})",
+                f(c["refresh_all_seconds"], 1),
+            ]
+        )
+    header = ["database", "workers", "requests/s", "p50 / p99 ms", "errors", "ceiling requests/s"]
+    header += ["ratio", "first page server p50 ms", "recommendations/s", "RSS MiB"]
+    header += ["server CPU ms per request (cores)", "refresher CPU ms per event (cores)"]
+    return table([*header, "refresh all s"], "lrrrrrrrrlrrr", rows)
+
+
+def half_up(value: float, digits: int) -> str:
+    """Rounded half away from zero on the decimal the JSON wrote (3.225 -> 3.23), as the
+    benchmark that stores rounded means printed it."""
+    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+@renderer("bench/results/ad_step.json", "arms")
+def ad_step(data: dict) -> str:
+    rows = []
+    for arm in data["arms"]:
+        base = arm["name"].startswith("baseline")
+        name = f"before ({arm['revision'][:7]})" if base else "the ad book"
+        rows.append(
+            [name, *(half_up(arm[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms"))]
+            + [f(arm["pages_per_s"], 0)]
+        )
+    return table(["", "p50 ms", "p95 ms", "p99 ms", "pages/s"], "lrrrr", rows)
+
+
+def recs_table(data: dict, labels: dict[str, str]) -> str:
+    """`bench/recs_load.py`'s arms; ``labels`` may name ``{base}`` (the baseline's commit) and
+    ``{now}`` (the measured checkout's)."""
+    names = {"base": data["baseline_commit"][:7], "now": data["run"]["git"]["revision"][:7]}
+    rows = [
+        [
+            labels[k].format(**names),
+            f(r["rps"], 1),
+            f"{ms(r['p50_ms'])} / {ms(r['p99_ms'])}",
+            f"{r['errors']:,}",
+        ]
+        for k, r in data["runs"].items()
+    ]
+    return table(["", "requests/s", "p50 / p99 ms", "errors"], "lrrr", rows)
+
+
+@renderer("bench/results/recs_load.json", "runs")
+def recs_load(data: dict) -> str:
+    labels = {
+        "baseline": "before ({base}: scored per request)",
+        "cold": "ready records, users asked for the first time",
+        "warm": "ready records, every user held",
+    }
+    return recs_table(data, labels)
+
+
+@renderer("bench/results/recs_load_4ee0d4c.json", "runs")
+def recs_load_4ee0d4c(data: dict) -> str:
+    labels = {
+        "baseline": "{base}, after 10 s of warm-up",
+        "cold": "{now}, after 10 s of warm-up (most users asked for the first time)",
+        "warm": "{now}, every active user held",
+    }
+    return recs_table(data, labels)
+
+
+@renderer("bench/results/serve_load_12a5fd2.json", "matrix")
+def serve_load_12a5fd2(data: dict) -> str:
+    """The matrix of 12a5fd2, before the CPU columns existed."""
+    rows = [
+        [
+            DATABASES.get(c["db"], c["db"]),
+            str(c["workers"]),
+            f(c["throughput_rps"], 1),
+            f"{ms(c['p50_ms'])} / {ms(c['p99_ms'])}",
+            f"{c['errors']:,}",
+            f(c["ceiling_rps"], 0),
+            f"{100 * c['ratio']:.1f}%",
+            f(c["first_page_server_p50_ms"], 0),
+            f(c["recommendations"]["rps"], 1),
+            f(c["refresh_all_seconds"], 1),
+            ", ".join(f(r, 0) for r in c["rss_mb"]),
+        ]
+        for c in data["cells"]
+    ]
+    header = ["database", "workers", "requests/s", "p50 / p99 ms", "errors", "ceiling requests/s"]
+    header += ["ratio", "first page server p50 ms", "recommendations/s", "refresh all s"]
+    return table([*header, "RSS per worker MiB"], "lrrrrrrrrrl", rows)
+
+
+@renderer("bench/results/refresh_speed.json", "passes")
+def refresh_speed(data: dict) -> str:
+    def dirty(cell: dict, key: str) -> str:
+        if key not in cell:
+            return "not measured"
+        return f"{cell[key]['p50_s']:.2f} / {cell[key]['max_s']:.2f}"
+
+    rows = []
+    for name, cell in data["cells"].items():
+        db, arm = name.split(" ", 1)
+        label = f"{DATABASES.get(db, db)}, {'before' if arm.startswith('baseline') else 'after'}"
+        rows.append(
+            [label, f(cell["full_seconds"], 1), f(cell["full_warm_seconds"], 1)]
+            + [dirty(cell, "idle"), dirty(cell, "during_full")]
+        )
+    header = ["", "first pass s", "second pass s", "dirty user p50 / max s (idle)"]
+    return table([*header, "dirty user p50 / max s (during a full pass)"], "lrrrr", rows)
+
+
+FEED_PAGES = {
+    "first_seen": "first, user not seen",
+    "held": "first, user held",
+    "next_page": "the session's second",
+}
+
+
+@renderer("bench/results/feed_page_cost.json", "pages")
+def feed_page_cost(data: dict) -> str:
+    baseline = data["run"]["settings"]["baseline"]
+    rows = []
+    for db, arms in data["cells"].items():
+        for page, label in FEED_PAGES.items():
+            old, new = arms["old"][page], arms["new"][page]
+            rows.append(
+                [DATABASES.get(db, db), label]
+                + [half_up(old["cpu_mean_ms"], 2), half_up(new["cpu_mean_ms"], 2)]
+                + [half_up(old["server_p50_ms"], 2), half_up(new["server_p50_ms"], 2)]
+            )
+    header = ["database", "page", f"CPU ms, {baseline}", "CPU ms, now"]
+    header += [f"server p50 ms, {baseline}", "server p50 ms, now"]
+    return table(header, "llrrrr", rows)
+
+
+@renderer("bench/results/stack_floor.json", "cells")
+def stack_floor(data: dict) -> str:
+    """Each piece of the stack alone; latencies as the benchmark stored them."""
+    rows = [
+        [
+            DATABASES.get(c["db"], c["db"]),
+            str(c["workers"]),
+            c["server"],
+            f"`{c['route']}`",
+            str(c["connections"]),
+            f(c["rps"], 0),
+            f"{c['p50_ms']:g} / {c['p99_ms']:g}",
+            f"{c['errors']:,}",
+            f(c["cpu_ms_per_answer"], 3),
+        ]
+        for c in data["cells"]
+    ]
+    header = ["database", "workers", "server", "route", "clients", "answers/s", "p50 / p99 ms"]
+    return table([*header, "errors", "server CPU ms per answer"], "lrllrrrrr", rows)
 
 
 # --- the rewriting -------------------------------------------------------------------------------
