@@ -686,6 +686,73 @@ def stack_floor(data: dict) -> str:
     return table([*header, "errors", "server CPU ms per answer"], "lrllrrrrr", rows)
 
 
+@renderer("bench/results/pg_record_compression.json", "runs")
+def pg_record_compression(data: dict) -> str:
+    rows = [
+        [str(r["round"]), r["compression"], f(r["insert_seconds"], 2), f(r["update_seconds"], 2)]
+        + [f(r["ms_per_record"], 3), f(r["table_mb"], 1)]
+        for r in data["runs"]
+    ]
+    header = ["round", "compression", "insert s", "update s", "ms per record", "table MB"]
+    return table(header, "rlrrrr", rows)
+
+
+def side_by_side(files: dict[str, dict], labels: dict[str, str]) -> list[tuple[str, dict]]:
+    """``(label, cell)`` of every serve_load cell of ``files``, by database and workers, each
+    cell's files in the marker's order; a file's label is ``labels``' entry for its name, else
+    its run's commit."""
+    cells = []
+    for order, (path, data) in enumerate(files.items()):
+        label = labels.get(Path(path).name) or data["run"]["git"]["revision"][:7]
+        for c in data["cells"]:
+            key = (list(DATABASES).index(c["db"]), c["workers"], order)
+            cells.append((key, label, c))
+    return [(label, c) for _, label, c in sorted(cells, key=lambda x: x[0])]
+
+
+LOOP_TRIAL = "bench/results/serve_load_a7750fa.json+bench/results/serve_load_loop_pages_trial.json"
+
+
+@renderer(LOOP_TRIAL, "by-kind")
+def loop_pages_trial(files: dict[str, dict]) -> str:
+    """Pages answered on the event loop, beside the code they changed, per kind of request."""
+    rows = []
+    labels = {"serve_load_loop_pages_trial.json": "pages on the loop"}
+    for label, c in side_by_side(files, labels):
+        kinds = c["by_kind"]
+        rows.append(
+            [DATABASES[c["db"]], str(c["workers"]), label, f(c["throughput_rps"], 1)]
+            + [f"{ms(c['p50_ms'])} / {ms(c['p99_ms'])}", f"{c['errors']:,}"]
+            + [f(c["ceiling_rps"], 0)]
+            + [f"{ms(kinds[k]['p50_ms'])} / {ms(kinds[k]['p99_ms'])}" for k in KINDS]
+            + [f(c["recommendations"]["rps"], 0), ", ".join(f(r, 0) for r in c["rss_mb"])]
+            + [f(c["refresh_all_seconds"], 1)]
+        )
+    header = ["database", "workers", "code", "requests/s", "p50 / p99 ms", "errors"]
+    header += ["ceiling requests/s", "first page p50 / p99", "next page p50 / p99"]
+    header += ["event p50 / p99", "recommendations/s", "RSS MiB", "refresh all s"]
+    return table(header, "lrlrrrrrrrrlr", rows)
+
+
+KINDS = ("first_page", "next_page", "event")
+
+
+@renderer("bench/results/serve_load_4ee5321.json+bench/results/serve_load_0717f40.json", "matrix")
+def serve_load_0717f40(files: dict[str, dict]) -> str:
+    """The round of 0717f40 beside the code before it, on a quiet machine."""
+    rows = [
+        [label, DATABASES[c["db"]], str(c["workers"]), f(c["throughput_rps"], 1)]
+        + [f"{ms(c['p50_ms'])} / {ms(c['p99_ms'])}", f"{c['errors']:,}"]
+        + [f(c["ceiling_rps"], 0), f"{100 * c['ratio']:.1f}%"]
+        + [f(c["first_page_server_p50_ms"], 1), f(c["recommendations"]["rps"], 1)]
+        + [", ".join(f(r, 0) for r in c["rss_mb"]), f(c["refresh_all_seconds"], 1)]
+        for label, c in side_by_side(files, {})
+    ]
+    header = ["code", "database", "workers", "requests/s", "p50 / p99 ms", "errors"]
+    header += ["ceiling requests/s", "ratio", "first page server p50 ms", "recommendations/s"]
+    return table([*header, "RSS per worker MiB", "refresh all s"], "llrrrrrrrrlr", rows)
+
+
 # --- the rewriting -------------------------------------------------------------------------------
 
 
@@ -695,6 +762,14 @@ def documents(root: Path = REPO) -> list[Path]:
 
 
 INDEX = ("bench/results", "index")
+
+
+def recorded_command(data: Any) -> str:
+    """The command a benchmark's JSON says made it (its ``run`` record, or a ``command``)."""
+    if not isinstance(data, dict):
+        return "not recorded in the JSON (see the page)"
+    command = (data.get("run") or {}).get("command") or data.get("command")
+    return f"`{command.strip()}`" if command else "not recorded in the JSON (see the page)"
 
 
 def benchmark_index(root: Path = REPO) -> str:
@@ -707,22 +782,10 @@ def benchmark_index(root: Path = REPO) -> str:
             source, name = match["source"], match["name"]
             if (source, name) == INDEX:
                 continue
-            data = json.loads((root / source).read_text())
-            run = data.get("run") if isinstance(data, dict) else None
-            command = (run or {}).get("command") or (
-                data.get("command") if isinstance(data, dict) else None
-            )
             where = f"[{page}]({page})" if page else "README.md"
-            rows.append(
-                [
-                    f"`{source}`",
-                    name,
-                    f"`{command.strip()}`"
-                    if command
-                    else "not recorded in the JSON (see the page)",
-                    where,
-                ]
-            )
+            for part in source.split("+"):
+                data = json.loads((root / part).read_text())
+                rows.append([f"`{part}`", name, recorded_command(data), where])
     return table(["JSON", "table", "command (as recorded)", "page"], "llll", rows)
 
 
@@ -732,6 +795,9 @@ def render(source: str, name: str, root: Path = REPO) -> str:
         return benchmark_index(root)
     if (source, name) not in RENDERERS:
         raise KeyError(f"no renderer for {source}#{name}; known: {sorted(RENDERERS)}")
+    if "+" in source:  # a side-by-side table: {path: JSON} of every file, in the marker's order
+        data = {part: json.loads((root / part).read_text()) for part in source.split("+")}
+        return RENDERERS[(source, name)](data)
     return RENDERERS[(source, name)](json.loads((root / source).read_text()))
 
 
