@@ -28,8 +28,35 @@ def on_files(files: Files, config) -> Files:
     return files
 
 
+LIST_ITEM = re.compile(r"^(?:[*+-]|\d+\.) ")
+
+
+def separated_lists(markdown: str) -> str:
+    """A blank line before a top-level list that follows a paragraph line directly: GitHub
+    starts the list there, Python-Markdown would run it into the paragraph."""
+    out: list[str] = []
+    fenced = False
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        previous = out[-1] if out else ""
+        if (
+            not fenced
+            and LIST_ITEM.match(line)
+            and previous.strip()
+            and not previous[0].isspace()
+            and not LIST_ITEM.match(previous)
+            and not previous.startswith(("|", "#", "<", ">"))
+        ):
+            out.append("")
+        out.append(line)
+    return "\n".join(out)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    """``../bench/results/`` seen from docs/ becomes ``bench/results/`` inside the site."""
+    """Lists separated from the paragraph before them, and ``../bench/results/`` seen from
+    docs/ made ``bench/results/`` inside the site."""
+    markdown = separated_lists(markdown)
     depth = page.file.src_uri.count("/")
 
     def relink(match: re.Match) -> str:
