@@ -32,8 +32,9 @@ DOCS_PORT ?= 8001
 docs: $(STAMP)
 	@echo ">> redrawing the measured tables from bench/results/*.json"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/gen_tables.py
-	@echo ">> writing the REST and CLI references from the app and the CLI"
+	@echo ">> writing the REST and CLI references and docs/scopes.md from the app and the CLI"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/gen_reference.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m agora.cli.scopes_doc
 	@echo ">> serving the docs on http://127.0.0.1:$(DOCS_PORT)/ (Ctrl-C stops it)"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/mkdocs serve -a 127.0.0.1:$(DOCS_PORT)
 
