@@ -1,7 +1,7 @@
 """Quality benchmark: every model, shipped default params, on the fixed benchmark splits.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/quality.py [--models ease,als] \
-        [--splits ml1m-general,lastfm-social,ml1m-seq-prefix,ml100k-seq] [--k 10] [--no-readme]
+        [--splits ml1m-general,lastfm-social,ml1m-seq-prefix,ml100k-seq] [--k 10]
 
 Sequential models (sasrec) run only on the leave-one-out-by-time splits (ml1m-seq-prefix,
 ml100k-seq), where the protocol gives them train + valid as history; the other models run on
@@ -14,8 +14,8 @@ model per invocation for its own peak.
 Runs the evaluation protocol (agora.evaluation.protocol.evaluate: fit on train, full ranking,
 train + valid masked, metrics recomputed from the written recommendations.tsv), prints a rich
 table, writes bench/results/quality.json (merged with the runs already there: a run replaces
-the earlier one of the same split and model) and rewrites the README section between
-``<!-- quality:start -->`` and ``<!-- quality:end -->`` when both markers exist.
+the earlier one of the same split and model); ``python docs/gen_tables.py`` (``make docs``)
+then redraws the docs' quality table from that JSON with :func:`readme_table`.
 
 The content model needs item text: for ml1m-general it gets movie titles + genres
 (movies.dat through item_idx_to_movieid.csv), for lastfm-social artist names + the tags users
@@ -50,8 +50,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 BENCHMARKS = SHARED / "benchmarks"
 RESULTS = REPO / "bench" / "results"
-README = REPO / "README.md"
-START, END = "<!-- quality:start -->", "<!-- quality:end -->"
 MODEL_ORDER = [
     "trending",
     "latest",
@@ -191,7 +189,7 @@ SIDE_LOADERS = {"ml1m-general": ml1m_side, "lastfm-social": lastfm_side}
 
 
 def readme_table(rows: list[dict]) -> str:
-    """Markdown table for the README section."""
+    """The docs' quality table (drawn by docs/gen_tables.py from quality.json)."""
     k = rows[0]["k"] if rows else 10
     out = [
         f"| split | model | NDCG@{k} | Recall@{k} | MRR@{k} | Hit@{k} | coverage | fit s "
@@ -248,19 +246,6 @@ def _table_order(row: dict) -> tuple[int, int, str]:
     return split, model, row["model"]
 
 
-def update_readme(table: str, readme: Path = README) -> bool:
-    """Replace the text between the quality markers; False when the markers are absent."""
-    if not readme.is_file():
-        return False
-    text = readme.read_text()
-    if START not in text or END not in text:
-        return False
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
-    return True
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description="Quality of every model on the benchmark splits.")
     ap.add_argument("--models", default=",".join(MODEL_ORDER), help="comma-separated names")
@@ -268,17 +253,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--runs-dir", help="keep each run's recommendations.tsv/report here")
     ap.add_argument("--out", default=str(RESULTS / "quality.json"))
-    ap.add_argument("--no-readme", action="store_true")
-    ap.add_argument(
-        "--readme-only",
-        action="store_true",
-        help="rewrite the README table from --out, run nothing",
-    )
     args = ap.parse_args()
-    if args.readme_only:
-        saved = json.loads(Path(args.out).read_text())
-        update_readme(readme_table(sorted(saved["runs"], key=_table_order)))
-        return
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS and m != AUTO]
     if unknown:
@@ -337,9 +312,7 @@ def main() -> None:
             {"k": k, "published": PUBLISHED, "recbole_run_here": RUN_HERE, "runs": rows}, indent=1
         )
     )
-    console.print(f"wrote {out}")
-    if not args.no_readme and update_readme(readme_table(rows)):
-        console.print(f"updated {README}")
+    console.print(f"wrote {out}; python docs/gen_tables.py redraws the docs' table from it")
 
 
 if __name__ == "__main__":

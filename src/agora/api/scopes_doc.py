@@ -52,7 +52,7 @@ to the sign-in form and its fragments and actions answer 401; only signing in an
 language are open.
 
 Each key also has a rate limit per route class (the scope a route needs; `POST /events` is a
-class of its own): past it, 429 with `Retry-After` (`AGORA_LIMITS`, see the README).
+class of its own): past it, 429 with `Retry-After` (`AGORA_LIMITS`, see docs/operations.md).
 """
 
 

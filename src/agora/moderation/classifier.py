@@ -484,7 +484,7 @@ def load_latest(root_dir: str | Path) -> LoadedClassifier | None:
 #: at or above it is low quality: a reviewer should find a real problem in one case of four.
 #: Plain F1-best queued 8.4% of the bundled community (214 of 2,538 posts) at an out-of-fold
 #: precision near 0.15; the nested cross-validation of this rule is in
-#: bench/results/quality_filter.json and the README.
+#: bench/results/quality_filter.json and docs/moderation.md.
 PRECISION_TARGET = 0.25
 
 

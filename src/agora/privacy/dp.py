@@ -88,7 +88,8 @@ class FigureSpec:
 
 
 #: Every kind of released figure with its default contribution bounds (bench/dp_error.py
-#: measures the error they give; README "Differential privacy" says how they were chosen).
+#: measures the error they give; docs/privacy.md, "Differential privacy", says how they
+#: were chosen).
 FIGURES: dict[str, FigureSpec] = {
     "trending_topics": FigureSpec(
         "GET /analytics/trending: posts per tag (or keyword) per bucket, then bursts", 4, 1
