@@ -133,9 +133,32 @@ def load_features(session: Session) -> UserFeatures:
     tag_counts = sparse.csr_matrix(
         (np.ones(len(tri)), (tri, trc)), shape=(n, max(len(tag_index), 1))
     )
+    return features_from(
+        users=[names[pk] for pk in user_pks],
+        event_types=event_types,
+        type_counts=type_counts,
+        last=last,
+        active_days=np.array([len(d) for d in days], dtype=float),
+        posts=np.array([authored.get(pk, 0) for pk in user_pks], dtype=float),
+        tags=sorted(tag_index, key=tag_index.__getitem__),
+        tag_counts=tag_counts,
+    )
+
+
+def features_from(
+    users: list[str],
+    event_types: list[str],
+    type_counts: np.ndarray,
+    last: np.ndarray,
+    active_days: np.ndarray,
+    posts: np.ndarray,
+    tags: list[str],
+    tag_counts: sparse.csr_matrix,
+) -> UserFeatures:
+    """:class:`UserFeatures` from the per-user facts (rows in ``users`` order): events per type
+    (columns in ``event_types`` order), the last event's epoch seconds, distinct active days,
+    posts authored and tag engagements (columns in ``tags`` order)."""
     events = type_counts.sum(axis=1)
-    active_days = np.array([len(d) for d in days], dtype=float)
-    posts = np.array([authored.get(pk, 0) for pk in user_pks], dtype=float)
     type_shares = type_counts / events[:, None]
     recency_days = (last.max() - last) / 86400
     behaviour = np.column_stack(
@@ -150,10 +173,10 @@ def load_features(session: Session) -> UserFeatures:
     columns = ["log_events", "log_active_days", *(f"share_{t}" for t in event_types)]
     columns += ["share_authored", "log_recency_days"]
     return UserFeatures(
-        users=[names[pk] for pk in user_pks],
+        users=users,
         behaviour=behaviour,
         behaviour_columns=columns,
-        tags=sorted(tag_index, key=tag_index.__getitem__),
+        tags=tags,
         tag_counts=tag_counts,
         events=events,
         active_days=active_days,

@@ -83,8 +83,10 @@ def spark_session(
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch}")
     )
-    if master.startswith("local"):  # Python workers (pandas UDFs) run this interpreter, not PATH's
-        builder = builder.config("spark.pyspark.python", sys.executable)
+    if master.startswith("local"):
+        # Python tasks run this interpreter (its packages), not the first python3 on PATH;
+        # pyspark reads the variable when the context starts
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     session.sparkContext.setCheckpointDir(str(Path(scratch) / "checkpoints"))
