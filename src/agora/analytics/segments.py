@@ -16,6 +16,7 @@ members, so the market's ``target_segments`` can target them by that external id
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -345,11 +346,13 @@ def segment_users(
     seed: int = 0,
     k_range: tuple[int, int] = K_RANGE,
     factors: LoadedModel | None = None,
+    load: Callable[[], UserFeatures] | None = None,
 ) -> Segmentation:
     """Load, embed, cluster and describe the store's users (nothing is written); with
-    ``factors`` (a trained ALS/BPR model) its user factors replace the tag profile."""
+    ``factors`` (a trained ALS/BPR model) its user factors replace the tag profile; ``load``
+    computes the features instead of :func:`load_features` (the Spark engine's)."""
     t0 = time.perf_counter()
-    features = load_features(session)
+    features = load() if load is not None else load_features(session)
     t1 = time.perf_counter()
     interests = None if factors is None else model_factors(features.users, factors)
     x = embed(features, seed=seed, interests=interests)
@@ -413,9 +416,10 @@ def build_segments(
     store: bool = False,
     now: datetime | None = None,
     factors: LoadedModel | None = None,
+    load: Callable[[], UserFeatures] | None = None,
 ) -> Segmentation:
     """Segment the store's users and, with ``store``, replace the stored segment groups."""
-    segmentation = segment_users(session, k, seed, factors=factors)
+    segmentation = segment_users(session, k, seed, factors=factors, load=load)
     if store:
         t = time.perf_counter()
         store_segments(session, segmentation, now or datetime.now(UTC))
