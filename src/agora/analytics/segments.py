@@ -100,7 +100,11 @@ def load_features(session: Session) -> UserFeatures:
     """Per-user behaviour and interest facts from the events, items and authorship in the store.
 
     Only users with at least one event are segmented: a user without any has no behaviour."""
-    rows = session.execute(select(Event.user_id, Event.item_id, Event.type, Event.timestamp)).all()
+    # in id order: tags are numbered as first met, and the numbering must not depend on how the
+    # database happens to return rows (PostgreSQL's heap order is not the id order)
+    rows = session.execute(
+        select(Event.user_id, Event.item_id, Event.type, Event.timestamp).order_by(Event.id)
+    ).all()
     if not rows:
         raise ValueError("the store has no events: there is no behaviour to segment")
     names = dict(session.execute(select(User.id, User.external_id)).all())
