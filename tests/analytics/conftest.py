@@ -1,4 +1,5 @@
-"""A client of the whole API on a seeded store, for the analytics route tests."""
+"""Fixtures of the analytics tests: a client of the whole API on a seeded store, and the bundled
+community imported once per run for the Spark engine comparisons."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from spark_compare import BUNDLED_DUMP, import_bundled
 
 from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings
@@ -43,3 +45,23 @@ def seeded_client(tmp_path: Path, database_url: str) -> Iterator[Callable[..., T
             return stack.enter_context(TestClient(create_app(settings)))
 
         yield make
+
+
+@pytest.fixture(scope="session")
+def sqlite_community(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The bundled community in a SQLite store shared by the Spark comparison tests (read only)."""
+    path = tmp_path_factory.mktemp("community") / "agora.db"
+    return import_bundled(f"sqlite:///{path}", BUNDLED_DUMP)
+
+
+@pytest.fixture(scope="session")
+def postgres_community(postgres_schemas: Callable[..., Any]) -> Iterator[str]:
+    """The bundled community in a PostgreSQL schema shared by the Spark comparison tests."""
+    with postgres_schemas() as url:
+        yield import_bundled(url, BUNDLED_DUMP)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def spark_community(request: pytest.FixtureRequest) -> str:
+    """The shared bundled community on SQLite, then on PostgreSQL (imported once per run)."""
+    return request.getfixturevalue(f"{request.param}_community")

@@ -261,12 +261,18 @@ def retention_cohorts(session: Session, weeks: int = 8) -> Retention:
     if users.size == 0:
         return Retention([], [None] * (weeks + 1))
     pairs = cohort_pairs(users, seconds)
-    cohorts, n_after = pairs.cohorts, pairs.n_after
-    keep = n_after <= weeks
-    active = np.zeros((len(cohorts), weeks + 1), dtype=np.int64)
-    np.add.at(active, (pairs.c_index[keep], n_after[keep]), 1)
+    keep = pairs.n_after <= weeks
+    active = np.zeros((len(pairs.cohorts), weeks + 1), dtype=np.int64)
+    np.add.at(active, (pairs.c_index[keep], pairs.n_after[keep]), 1)
+    return retention_from(active, pairs.cohorts, pairs.last_week)
+
+
+def retention_from(active: np.ndarray, cohorts: np.ndarray, last_week: int) -> Retention:
+    """:class:`Retention` from ``active[c, n]``: the users of cohort ``c`` (first week
+    ``cohorts[c]``, ascending) active ``n`` weeks after it; ``last_week`` is the newest week."""
+    weeks = active.shape[1] - 1
     sizes = active[:, 0]
-    reached = (pairs.last_week - cohorts)[:, None] >= np.arange(weeks + 1)[None, :]
+    reached = (last_week - cohorts)[:, None] >= np.arange(weeks + 1)[None, :]
     out: list[Cohort] = []
     for c, start in enumerate(cohorts):
         shares = active[c] / sizes[c]
@@ -328,6 +334,12 @@ def time_to_first_response(
             select(marked.id).where(marked.item_id == Item.id, marked.type == of).exists()
         )
     created, first_at = _columns(session, stmt, 2)
+    return response_times_from(created, first_at)
+
+
+def response_times_from(created: np.ndarray, first_at: np.ndarray) -> ResponseTimes:
+    """:class:`ResponseTimes` of posts created at ``created`` (epoch seconds) whose first
+    response came at ``first_at`` (NaN: none)."""
     if created.size == 0:
         return ResponseTimes(0, 0, 0.0, None, None, None, np.zeros(0))
     answered = ~np.isnan(first_at)  # NULL: nobody else answered or commented
@@ -433,6 +445,16 @@ def attention_gini(
         .group_by(Item.id, Item.author_id),
         2,
     )
+    return attention_from(authors, counts, event_types, include_zero)
+
+
+def attention_from(
+    authors: np.ndarray,
+    counts: np.ndarray,
+    event_types: Sequence[str] | None = None,
+    include_zero: bool = True,
+) -> Attention:
+    """:class:`Attention` from each item's author (NaN: none) and engagement count."""
     item_counts = counts.astype(np.int64)
     authored = ~np.isnan(authors)
     _, inverse = np.unique(authors[authored], return_inverse=True)

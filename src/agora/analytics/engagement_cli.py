@@ -9,9 +9,18 @@ from typing import Annotated
 
 import typer
 
+from agora.analytics import engagement_spark
 from agora.analytics.engagement_report import compute, write_report
+from agora.analytics.engine_cli import (
+    DEFAULT_MASTER,
+    EngineOption,
+    SparkMasterOption,
+    check_engine,
+    spark_job,
+)
 from agora.cli.shell import console, store_sessions
 from agora.config import get_settings
+from agora.db.pseudonyms import sealer_for_session
 
 app = typer.Typer(help="Engagement analytics of the store.")
 
@@ -30,11 +39,23 @@ def engagement_report(
         str | None,
         typer.Option(help="Response times only for posts with this event type (ask = questions)."),
     ] = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = DEFAULT_MASTER,
 ) -> None:
-    """Compute every engagement analytic and write the report with its figures."""
-    factory = store_sessions(get_settings())
+    """Compute every engagement analytic and write the report with its figures (with
+    --engine spark each analytic's pass over the log is a Spark job)."""
+    on_spark = check_engine(engine)
+    settings = get_settings()
+    factory = store_sessions(settings)
     with factory() as session:
-        result = compute(session, since=since, until=until, weeks=weeks, of=of)
+        if not on_spark:
+            result = compute(session, since=since, until=until, weeks=weeks, of=of)
+        else:
+            ids = sealer_for_session(session)
+            with spark_job(spark_master, "agora-engagement") as spark:
+                result = engagement_spark.compute(
+                    spark, settings.resolved_database_url, since, until, weeks, of, ids=ids
+                )
     path = write_report(result, out)
     a = result.attention
     console.print(

@@ -8,16 +8,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from agora.analytics import influence, trending
+from agora.analytics import influence, influence_spark, trending, trending_spark
 from agora.analytics import sentiment as sa
-from agora.cli.shell import console, error, store_sessions
+from agora.analytics.engine_cli import (
+    DEFAULT_MASTER,
+    EngineOption,
+    SparkMasterOption,
+    check_engine,
+    spark_job,
+)
+from agora.cli.shell import console, error, fail, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
+from agora.db.pseudonyms import sealer_for_session
+
+if TYPE_CHECKING:
+    import igraph as ig
 
 app = typer.Typer(help="Influence, cascades, trending topics and alerts.", no_args_is_help=True)
 
@@ -32,17 +43,35 @@ def _now(now: datetime | None) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now
 
 
+def _user_graph(on_spark: bool, spark_master: str, include_events: bool = True) -> ig.Graph:
+    """The store's user graph, built in this process or by a Spark job."""
+    settings = get_settings()
+    with store_sessions(settings)() as session:
+        if not on_spark:
+            return influence.build_user_graph(
+                session, event_weights=settings.event_weights, include_events=include_events
+            )
+        ids = sealer_for_session(session)
+    with spark_job(spark_master, "agora-influence") as spark:
+        return influence_spark.build_user_graph(
+            spark,
+            settings.resolved_database_url,
+            event_weights=settings.event_weights,
+            include_events=include_events,
+            ids=ids,
+        )
+
+
 @app.command("influence")
 def influence_cmd(
     top: Annotated[int, typer.Option(min=1, help="Users listed.")] = 20,
     events: Annotated[bool, typer.Option(help="Count interactions with posts.")] = True,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = DEFAULT_MASTER,
 ) -> None:
-    """Most influential users: PageRank, eigenvector centrality and weighted in-degree."""
-    settings = get_settings()
-    with store_sessions(settings)() as session:
-        graph = influence.build_user_graph(
-            session, event_weights=settings.event_weights, include_events=events
-        )
+    """Most influential users: PageRank, eigenvector centrality and weighted in-degree (with
+    --engine spark the graph's edges are built by Spark, the centrality here)."""
+    graph = _user_graph(check_engine(engine), spark_master, include_events=events)
     table = Table(title=f"influence ({graph.vcount()} users, {graph.ecount()} edges)")
     for column in ("user", "pagerank", "eigenvector", "in-degree"):
         table.add_column(column, justify="left" if column == "user" else "right")
@@ -62,11 +91,11 @@ def seeds_cmd(
     ] = None,
     runs: Annotated[int, typer.Option(min=1, help="Monte Carlo samples.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = DEFAULT_MASTER,
 ) -> None:
     """Greedy (CELF) seed users maximising expected spread under independent cascade."""
-    settings = get_settings()
-    with store_sessions(settings)() as session:
-        graph = influence.build_user_graph(session, event_weights=settings.event_weights)
+    graph = _user_graph(check_engine(engine), spark_master)
     if graph.vcount() == 0:
         error("the store has no user graph (no edges or interactions)")
         raise typer.Exit(1)
@@ -150,25 +179,29 @@ def trending_cmd(
     alpha: Annotated[float, typer.Option(min=0, max=1, help="Poisson tail threshold.")] = 1e-3,
     min_count: Annotated[int, typer.Option(min=1, help="Least count of a burst.")] = 5,
     now: NowOption = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = DEFAULT_MASTER,
 ) -> None:
-    """Tags or keywords whose post volume bursts above their baseline."""
+    """Tags or keywords whose post volume bursts above their baseline (with --engine spark
+    the counts, baselines and bursts of tags are computed by Spark)."""
     if bucket not in trending.BUCKETS or source not in ("tags", "keywords"):
         raise typer.BadParameter("--bucket is hour|day|week and --source is tags|keywords")
-    with store_sessions(get_settings())() as session:
+    on_spark = check_engine(engine)
+    if on_spark and source != "tags":
+        raise fail("--engine spark counts tags; --source keywords runs on --engine local")
+    settings = get_settings()
+    with store_sessions(settings)() as session:
         when, origin = (
             (_now(now), "given") if now else trending.store_now(session, _now(None), bucket)
         )
         if origin == "store":
             console.print(f"now = {when:%Y-%m-%d %H:%M} UTC, the store's newest activity")
-        result = trending.trending(
-            session,
-            when,
-            bucket=bucket,
-            n_buckets=buckets,
-            source=source,
-            alpha=alpha,
-            min_count=min_count,
-        )
+        options = {"bucket": bucket, "n_buckets": buckets, "alpha": alpha, "min_count": min_count}
+        if not on_spark:
+            result = trending.trending(session, when, source=source, **options)
+    if on_spark:
+        with spark_job(spark_master, "agora-trending") as spark:
+            result = trending_spark.trending(spark, settings.resolved_database_url, when, **options)
     console.print(_burst_table(f"trending in the last {bucket}", result.trending))
     console.print(_burst_table(f"bursts in the last {buckets} {bucket}s", result.bursts))
 

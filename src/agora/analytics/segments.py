@@ -16,6 +16,7 @@ members, so the market's ``target_segments`` can target them by that external id
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,11 @@ def load_features(session: Session) -> UserFeatures:
     """Per-user behaviour and interest facts from the events, items and authorship in the store.
 
     Only users with at least one event are segmented: a user without any has no behaviour."""
-    rows = session.execute(select(Event.user_id, Event.item_id, Event.type, Event.timestamp)).all()
+    # in id order: tags are numbered as first met, and the numbering must not depend on how the
+    # database happens to return rows (PostgreSQL's heap order is not the id order)
+    rows = session.execute(
+        select(Event.user_id, Event.item_id, Event.type, Event.timestamp).order_by(Event.id)
+    ).all()
     if not rows:
         raise ValueError("the store has no events: there is no behaviour to segment")
     names = dict(session.execute(select(User.id, User.external_id)).all())
@@ -133,9 +138,32 @@ def load_features(session: Session) -> UserFeatures:
     tag_counts = sparse.csr_matrix(
         (np.ones(len(tri)), (tri, trc)), shape=(n, max(len(tag_index), 1))
     )
+    return features_from(
+        users=[names[pk] for pk in user_pks],
+        event_types=event_types,
+        type_counts=type_counts,
+        last=last,
+        active_days=np.array([len(d) for d in days], dtype=float),
+        posts=np.array([authored.get(pk, 0) for pk in user_pks], dtype=float),
+        tags=sorted(tag_index, key=tag_index.__getitem__),
+        tag_counts=tag_counts,
+    )
+
+
+def features_from(
+    users: list[str],
+    event_types: list[str],
+    type_counts: np.ndarray,
+    last: np.ndarray,
+    active_days: np.ndarray,
+    posts: np.ndarray,
+    tags: list[str],
+    tag_counts: sparse.csr_matrix,
+) -> UserFeatures:
+    """:class:`UserFeatures` from the per-user facts (rows in ``users`` order): events per type
+    (columns in ``event_types`` order), the last event's epoch seconds, distinct active days,
+    posts authored and tag engagements (columns in ``tags`` order)."""
     events = type_counts.sum(axis=1)
-    active_days = np.array([len(d) for d in days], dtype=float)
-    posts = np.array([authored.get(pk, 0) for pk in user_pks], dtype=float)
     type_shares = type_counts / events[:, None]
     recency_days = (last.max() - last) / 86400
     behaviour = np.column_stack(
@@ -150,10 +178,10 @@ def load_features(session: Session) -> UserFeatures:
     columns = ["log_events", "log_active_days", *(f"share_{t}" for t in event_types)]
     columns += ["share_authored", "log_recency_days"]
     return UserFeatures(
-        users=[names[pk] for pk in user_pks],
+        users=users,
         behaviour=behaviour,
         behaviour_columns=columns,
-        tags=sorted(tag_index, key=tag_index.__getitem__),
+        tags=tags,
         tag_counts=tag_counts,
         events=events,
         active_days=active_days,
@@ -322,11 +350,13 @@ def segment_users(
     seed: int = 0,
     k_range: tuple[int, int] = K_RANGE,
     factors: LoadedModel | None = None,
+    load: Callable[[], UserFeatures] | None = None,
 ) -> Segmentation:
     """Load, embed, cluster and describe the store's users (nothing is written); with
-    ``factors`` (a trained ALS/BPR model) its user factors replace the tag profile."""
+    ``factors`` (a trained ALS/BPR model) its user factors replace the tag profile; ``load``
+    computes the features instead of :func:`load_features` (the Spark engine's)."""
     t0 = time.perf_counter()
-    features = load_features(session)
+    features = load() if load is not None else load_features(session)
     t1 = time.perf_counter()
     interests = None if factors is None else model_factors(features.users, factors)
     x = embed(features, seed=seed, interests=interests)
@@ -390,9 +420,10 @@ def build_segments(
     store: bool = False,
     now: datetime | None = None,
     factors: LoadedModel | None = None,
+    load: Callable[[], UserFeatures] | None = None,
 ) -> Segmentation:
     """Segment the store's users and, with ``store``, replace the stored segment groups."""
-    segmentation = segment_users(session, k, seed, factors=factors)
+    segmentation = segment_users(session, k, seed, factors=factors, load=load)
     if store:
         t = time.perf_counter()
         store_segments(session, segmentation, now or datetime.now(UTC))

@@ -6,12 +6,21 @@ groups ``segment:<k>:<n>`` that campaigns can target.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from functools import partial
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from agora.analytics import segments
+from agora.analytics import segments, segments_spark
+from agora.analytics.engine_cli import (
+    DEFAULT_MASTER,
+    EngineOption,
+    SparkMasterOption,
+    check_engine,
+    spark_job,
+)
 from agora.cli.shell import console, fail, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
@@ -50,8 +59,12 @@ def build_cmd(
             help="Interests from this trained model's user factors (als, bpr).", metavar="MODEL"
         ),
     ] = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = DEFAULT_MASTER,
 ) -> None:
-    """Cluster the users by behaviour and interests (tags, or a model's factors), describe each."""
+    """Cluster the users by behaviour and interests (tags, or a model's factors), describe each
+    (with --engine spark the feature matrix is computed by Spark, the clustering here)."""
+    on_spark = check_engine(engine)
     settings = get_settings()
     sessions = store_sessions(settings)
     loaded = None
@@ -64,9 +77,20 @@ def build_cmd(
             loaded = load_latest(settings.model_dir, factors, ids)
         except (FileNotFoundError, KeyError) as exc:
             raise fail(f"{exc}; train it with `agora train --models {factors}`", 1) from exc
-    with transaction(sessions) as session:
+    with ExitStack() as stack, transaction(sessions) as session:
+        load = None
+        if on_spark:  # the feature matrix from Spark; embedding and clustering stay here
+            spark = stack.enter_context(spark_job(spark_master, "agora-segments"))
+            load = partial(
+                segments_spark.load_features,
+                spark,
+                settings.resolved_database_url,
+                sealer_for_session(session),
+            )
         try:
-            result = segments.build_segments(session, k, seed, store=store, factors=loaded)
+            result = segments.build_segments(
+                session, k, seed, store=store, factors=loaded, load=load
+            )
         except ValueError as exc:
             raise fail(str(exc)) from exc
     rows = [{"group_id": s.group_id, **s.attributes()} for s in result.segments]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,10 @@ def spark_session(
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch}")
     )
+    if master.startswith("local"):
+        # Python tasks run this interpreter (its packages), not the first python3 on PATH;
+        # pyspark reads the variable when the context starts
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     session.sparkContext.setCheckpointDir(str(Path(scratch) / "checkpoints"))

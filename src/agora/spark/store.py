@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import JSON
 from sqlalchemy.engine import make_url
 
-from agora.db.tables import Base, StoredTime
+from agora.db.tables import TIME_CEILING, TIME_FLOOR, Base, StoredTime
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, DataFrameReader, SparkSession
+    from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 
 #: Rows each JDBC round trip fetches: PostgreSQL's driver otherwise buffers a whole slice.
 FETCH_SIZE = 10_000
@@ -121,3 +121,18 @@ def _read_sqlite(reader: DataFrameReader, table: str, columns: list[str] | None)
     for name in times:
         frame = frame.withColumn(name, F.to_timestamp(F.col(name)))
     return frame
+
+
+def epoch_seconds(column: str | Column, whole: bool = False) -> Column:
+    """A timestamp column as epoch seconds (a double, NULL stays NULL), clamped to
+    [TIME_FLOOR, TIME_CEILING] as :class:`~agora.db.tables.StoredTime` reads and
+    :class:`~agora.db.tables.epoch_seconds` are; ``whole`` drops the fraction, as SQLite's
+    ``strftime('%s')`` does in queries that use it."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+    micros = F.unix_micros(F.col(column) if isinstance(column, str) else column)
+    seconds = F.floor(micros / 1_000_000).cast("double") if whole else micros / 1_000_000.0
+    clamped = F.least(
+        F.greatest(seconds, F.lit(TIME_FLOOR.timestamp())), F.lit(TIME_CEILING.timestamp())
+    )
+    return F.when(micros.isNull(), F.lit(None).cast("double")).otherwise(clamped)
