@@ -56,12 +56,14 @@ def spark_session(
     app_name: str = "agora",
     driver_memory: str = "4g",
     shuffle_partitions: int | None = None,
+    event_log_dir: str | Path | None = None,
 ) -> Iterator[SparkSession]:
     """A Spark session for one batch job, stopped when the block ends.
 
     Times are UTC, the web UI is off (a batch job on a shared host opens no port), and shuffles
     use twice the local cores unless told otherwise (Spark's default of 200 partitions makes
-    small jobs slow).
+    small jobs slow). With ``event_log_dir`` Spark writes its event log there (uncompressed
+    JSON lines, one file per application), which :mod:`agora.spark.eventlog` summarises.
     """
     check_spark()
     from pyspark.sql import SparkSession
@@ -82,6 +84,13 @@ def spark_session(
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch}")
     )
+    if event_log_dir is not None:
+        Path(event_log_dir).mkdir(parents=True, exist_ok=True)
+        builder = (
+            builder.config("spark.eventLog.enabled", "true")
+            .config("spark.eventLog.dir", Path(event_log_dir).resolve().as_uri())
+            .config("spark.eventLog.compress", "false")
+        )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     session.sparkContext.setCheckpointDir(str(Path(scratch) / "checkpoints"))
