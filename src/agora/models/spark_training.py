@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 #: The models ``--engine spark`` trains.
 SPARK_MODELS = ("als", "itemknn", "trending")
 #: The scale of :func:`spark_reg_param`, chosen on ml1m-general valid NDCG@10 (docs/spark.md).
-ALS_REG_SCALE = 1.0
+ALS_REG_SCALE = 0.1
 #: Spark reads an interaction of weight 0 as "not preferred"; ``implicit`` keeps a stored 0
 #: (a BM25 weight clipped at 0) as preferred with confidence 1. The smallest positive weight
 #: keeps that meaning: confidence ``1 + alpha * 1e-12``.
