@@ -296,10 +296,12 @@ def evaluate(
         raise ValueError(f"unknown engine {engine!r} (known: python, spark)")
     if engine == "spark":
         from agora.models.spark_training import NotOnSpark, check_spark_models
+        from agora.spark.session import check_spark
 
         if tune_params or model_name == "auto":
             raise NotOnSpark("--engine spark fits one named model: no --tune, no auto")
         check_spark_models([model_name])
+        check_spark()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = load_split(split_dir)
