@@ -217,6 +217,8 @@ def train(
     if engine not in ("python", "spark"):
         raise fail(f"unknown engine {engine!r} (known: python, spark)")
     if engine == "spark":
+        if budget_minutes is not None or candidates:
+            raise fail("--budget-minutes and --candidates go with --model auto, not --engine spark")
         _train_on_spark(settings, names, validate, spark_master, from_parquet, event_log)
         return
     if from_parquet is not None or event_log is not None:
@@ -493,6 +495,8 @@ def eval_(
     from agora.models.spark_training import NotOnSpark
     from agora.spark.session import SparkUnavailable
 
+    if engine not in ("python", "spark"):
+        raise fail(f"unknown engine {engine!r} (known: python, spark)")
     try:
         metrics = evaluate(
             split, model, parsed, k, out, tune_params=tune, candidates=names,

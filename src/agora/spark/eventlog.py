@@ -37,8 +37,13 @@ class StageSummary:
 
 
 def event_log_files(directory: str | Path) -> list[Path]:
-    """The application logs Spark wrote in ``directory``, oldest first (in-progress ones too)."""
-    files = [p for p in Path(directory).iterdir() if p.is_file() and not p.name.startswith(".")]
+    """The application logs Spark wrote in ``directory``, oldest first (in-progress ones too;
+    a rolling log's ``events_N_*`` parts each count as one)."""
+    files = [
+        p
+        for p in Path(directory).rglob("*")
+        if p.is_file() and not p.name.startswith((".", "appstatus_"))
+    ]
     return sorted(files, key=lambda p: p.stat().st_mtime)
 
 

@@ -90,6 +90,7 @@ def spark_session(
             builder.config("spark.eventLog.enabled", "true")
             .config("spark.eventLog.dir", Path(event_log_dir).resolve().as_uri())
             .config("spark.eventLog.compress", "false")
+            .config("spark.eventLog.rolling.enabled", "false")
         )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
