@@ -74,6 +74,7 @@ def spark_session(
         SparkSession.builder.master(master)
         .appName(app_name)
         .config("spark.jars", ",".join(str(jar) for jar in JDBC_JARS))
+        .config(map=_event_log_config(event_log_dir))
         .config("spark.driver.memory", driver_memory)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(partitions))
@@ -84,14 +85,6 @@ def spark_session(
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch}")
     )
-    if event_log_dir is not None:
-        Path(event_log_dir).mkdir(parents=True, exist_ok=True)
-        builder = (
-            builder.config("spark.eventLog.enabled", "true")
-            .config("spark.eventLog.dir", Path(event_log_dir).resolve().as_uri())
-            .config("spark.eventLog.compress", "false")
-            .config("spark.eventLog.rolling.enabled", "false")
-        )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     session.sparkContext.setCheckpointDir(str(Path(scratch) / "checkpoints"))
@@ -110,3 +103,17 @@ def _local_cores(master: str) -> int:
             return os.cpu_count() or 2
         return max(1, int(inside.split(",")[0]))
     return 2
+
+
+def _event_log_config(directory: str | Path | None) -> dict[str, str]:
+    """Spark's event log in ``directory`` (created), one uncompressed file per application
+    (Spark 4 otherwise rolls it into parts); no settings without a directory."""
+    if directory is None:
+        return {}
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": Path(directory).resolve().as_uri(),
+        "spark.eventLog.compress": "false",
+        "spark.eventLog.rolling.enabled": "false",
+    }
