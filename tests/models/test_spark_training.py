@@ -19,6 +19,7 @@ from agora.models.implicit_mf import ALSModel
 from agora.models.itemknn import ItemKNNModel
 from agora.models.popularity import TrendingModel
 from agora.models.spark_training import (
+    ALS_REG_SCALE,
     NotOnSpark,
     SparkInteractions,
     als_weights,
@@ -167,8 +168,8 @@ def test_models_spark_does_not_train_are_refused() -> None:
 
 def test_reg_param_matches_the_typical_user_and_item() -> None:
     # 100 interactions per user and 400 per item: the geometric mean is 200
-    assert spark_reg_param(50.0, 40_000, 400, 100) == pytest.approx(0.25)
-    assert spark_reg_param(50.0, 40_000, 400, 100, scale=0.1) == pytest.approx(0.025)
+    assert spark_reg_param(50.0, 40_000, 400, 100, scale=1.0) == pytest.approx(0.25)
+    assert spark_reg_param(50.0, 40_000, 400, 100) == pytest.approx(0.25 * ALS_REG_SCALE)
 
 
 def test_an_in_memory_split_becomes_the_same_pairs(spark) -> None:  # noqa: ANN001
