@@ -133,13 +133,36 @@ def export(
     path: Annotated[Path, typer.Argument(help="Folder to write (created if needed).")],
     fmt: Annotated[
         str,
-        typer.Option("--format", help="gorse: Gorse's users.csv, items.csv and feedback.csv."),
+        typer.Option(
+            "--format",
+            help="gorse: Gorse's users.csv, items.csv and feedback.csv; parquet: the events, "
+            "users and items tables as Parquet, for `agora train --engine spark --from-parquet`.",
+        ),
     ] = "gorse",
 ) -> None:
     """Write the store in another engine's format, to move it there (or back)."""
-    if fmt != "gorse":
-        raise fail(f"unknown export format {fmt!r} (known: gorse)")
-    gorse_cli.export_gorse(path)
+    if fmt == "gorse":
+        gorse_cli.export_gorse(path)
+        return
+    if fmt != "parquet":
+        raise fail(f"unknown export format {fmt!r} (known: gorse, parquet)")
+    from agora.spark.parquet import export_parquet
+
+    _, factory = _store(get_settings())
+    with _progress() as progress, factory() as session:
+        tasks: dict[str, int] = {}
+
+        def chunk(table: str, written: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = progress.add_task(f"exporting {table}", total=total)
+            progress.update(tasks[table], completed=written)
+
+        try:
+            done = export_parquet(session, path, chunk)
+        except ImportError as exc:
+            raise fail(f"Parquet needs pyarrow: pip install 'agora[spark]' ({exc})") from exc
+    rows = ", ".join(f"{n:,} {table}" for table, n in done.rows.items())
+    console.print(f"wrote {rows} to {done.path}")
 
 
 @app.command()
@@ -168,6 +191,21 @@ def train(
         str | None,
         typer.Option(help="With --model auto: comma-separated models to try (default: all)."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(help="python: in this process; spark: with Spark (als, itemknn, trending)."),
+    ] = "python",
+    spark_master: Annotated[
+        str, typer.Option(help="With --engine spark: local[N] or spark://host:port.")
+    ] = "local[2]",
+    from_parquet: Annotated[
+        Path | None,
+        typer.Option(help="With --engine spark: read an `agora export --format parquet` folder."),
+    ] = None,
+    event_log: Annotated[
+        Path | None,
+        typer.Option(help="With --engine spark: write Spark's event log (stage timings) here."),
+    ] = None,
 ) -> None:
     """Fit the configured models on the store's events and save new versions."""
     import time as clock
@@ -176,6 +214,15 @@ def train(
 
     settings = get_settings()
     names = [m.strip() for m in models.split(",")] if models else settings.models
+    if engine not in ("python", "spark"):
+        raise fail(f"unknown engine {engine!r} (known: python, spark)")
+    if engine == "spark":
+        if budget_minutes is not None or candidates:
+            raise fail("--budget-minutes and --candidates go with --model auto, not --engine spark")
+        _train_on_spark(settings, names, validate, spark_master, from_parquet, event_log)
+        return
+    if from_parquet is not None or event_log is not None:
+        raise fail("--from-parquet and --event-log go with --engine spark")
     if (budget_minutes is not None or candidates) and AUTO not in names:
         error("--budget-minutes and --candidates go with --model auto")
         raise typer.Exit(2)
@@ -241,6 +288,69 @@ def train(
             if spent is not None:
                 budget = r.metrics["selection"]["budget_seconds"]
                 console.print(f"auto took {spent / 60:.1f} of {budget / 60:g} min before saving")
+
+
+def _train_on_spark(
+    settings: Settings,
+    names: list[str],
+    validate: bool,
+    master: str,
+    parquet_dir: Path | None,
+    event_log: Path | None,
+) -> None:
+    """``agora train --engine spark``: the models fitted by Spark, each step's wall time told."""
+    from agora.db.pseudonyms import sealer_for_session
+    from agora.models.spark_training import NotOnSpark, check_spark_models, train_store_on_spark
+    from agora.spark.session import SparkUnavailable, check_spark
+
+    try:
+        check_spark_models(names)
+        check_spark()
+    except (NotOnSpark, SparkUnavailable) as exc:
+        raise fail(str(exc)) from exc
+    _, factory = _store(settings)
+    with factory() as session:
+        ids = sealer_for_session(session)
+
+    def step(model: str, what: str, seconds: float) -> None:
+        console.print(f"{model}: {what} {seconds:.1f} s")
+
+    def loaded(interactions: Interactions) -> None:
+        console.print(
+            f"training on {interactions.n_users:,} users x {interactions.n_items:,} items, "
+            f"{interactions.matrix.nnz:,} interactions (Spark, {master})"
+        )
+
+    try:
+        results = train_store_on_spark(
+            names,
+            settings.model_dir,
+            settings.event_weights,
+            database_url=None if parquet_dir else settings.resolved_database_url,
+            parquet_dir=parquet_dir,
+            params=settings.model_params,
+            validate=validate,
+            keep_versions=settings.keep_versions,
+            ids=ids,
+            master=master,
+            event_log_dir=event_log,
+            on_step=step,
+            on_loaded=loaded,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    table = Table("model", "version", "fit s", "holdout NDCG@10", "holdout Recall@10")
+    for r in results:
+        table.add_row(
+            r.name,
+            r.path.name,
+            f"{r.fit_seconds:.2f}",
+            f"{r.metrics.get('holdout_ndcg@10', float('nan')):.4f}",
+            f"{r.metrics.get('holdout_recall@10', float('nan')):.4f}",
+        )
+    console.print(table)
+    if event_log is not None:
+        console.print(f"Spark's event log is in {event_log}")
 
 
 def _selection_table(selection: dict, title: str) -> Table:
@@ -353,6 +463,16 @@ def eval_(
             "time (the epoch-trained models share what the others leave).",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="python: fit in this process; spark: fit with Spark (als, itemknn, "
+            "trending), scored the same way."
+        ),
+    ] = "python",
+    spark_master: Annotated[
+        str, typer.Option(help="With --engine spark: local[N] or spark://host:port.")
+    ] = "local[2]",
 ) -> None:
     """Offline evaluation on a fixed split with full ranking (RecBole's protocol)."""
     import time as clock
@@ -372,10 +492,19 @@ def eval_(
         remaining = f", {left / 60:.1f} min of the budget left" if left != float("inf") else ""
         console.print(f"auto [{elapsed / 60:.1f} min]: {what} {name}{remaining}")
 
-    metrics = evaluate(
-        split, model, parsed, k, out, tune_params=tune, candidates=names,
-        budget_seconds=budget_minutes * 60 if budget_minutes else None, on_stage=stage,
-    )  # fmt: skip
+    from agora.models.spark_training import NotOnSpark
+    from agora.spark.session import SparkUnavailable
+
+    if engine not in ("python", "spark"):
+        raise fail(f"unknown engine {engine!r} (known: python, spark)")
+    try:
+        metrics = evaluate(
+            split, model, parsed, k, out, tune_params=tune, candidates=names,
+            budget_seconds=budget_minutes * 60 if budget_minutes else None, on_stage=stage,
+            engine=engine, spark_master=spark_master,
+        )  # fmt: skip
+    except (SparkUnavailable, NotOnSpark) as exc:
+        raise fail(str(exc)) from exc
     table = Table("metric", "value", title=f"{model} on {split.name}")
     for key, value in metrics.items():
         if isinstance(value, float):

@@ -279,6 +279,8 @@ def evaluate(
     candidates: list[str] | None = None,
     budget_seconds: float | None = None,
     on_stage: Callable[[str, str, float], None] | None = None,
+    engine: str = "python",
+    spark_master: str = "local[2]",
 ) -> dict[str, Any]:
     """Fit ``model_name`` on the split's train, rank all items for every test user, write
     ``out_dir/recommendations.tsv``, ``metrics.json`` (scored from that file) and, if
@@ -287,7 +289,19 @@ def evaluate(
     ``model_name="auto"`` picks the best of ``candidates`` and their blends on valid
     (:func:`agora.evaluation.auto.select_model`, within ``budget_seconds`` when given, telling
     ``on_stage`` what it does) and evaluates only that one on test; the selection is recorded
-    under ``selection``. Returns the metrics dict written to metrics.json."""
+    under ``selection``. ``engine="spark"`` fits the model with Spark on ``spark_master``
+    (:mod:`agora.models.spark_training`; als, itemknn, trending, no tuning or auto); it is
+    scored exactly as the others. Returns the metrics dict written to metrics.json."""
+    if engine not in ("python", "spark"):
+        raise ValueError(f"unknown engine {engine!r} (known: python, spark)")
+    if engine == "spark":
+        from agora.models.spark_training import NotOnSpark, check_spark_models
+        from agora.spark.session import check_spark
+
+        if tune_params or model_name == "auto":
+            raise NotOnSpark("--engine spark fits one named model: no --tune, no auto")
+        check_spark_models([model_name])
+        check_spark()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = load_split(split_dir)
@@ -305,6 +319,14 @@ def evaluate(
         model, fit_seconds, selection = select_model(
             split, candidates, k, side, progress, budget_seconds=budget_seconds, on_stage=on_stage
         )
+    elif engine == "spark":
+        from agora.models.spark_training import fit_interactions_on_spark
+        from agora.spark.session import spark_session
+
+        with spark_session(spark_master, "agora-eval") as spark:
+            t0 = time.perf_counter()
+            model = fit_interactions_on_spark(spark, model_name, split.train, params)
+            fit_seconds = time.perf_counter() - t0
     else:
         model = create_model(model_name, **params)
         t0 = time.perf_counter()
@@ -337,6 +359,7 @@ def evaluate(
             "eval_seconds": round(eval_seconds, 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "model": model_name,
+            "engine": engine,
             "params": model.get_params(),
             "split": str(split_dir),
         }
