@@ -625,9 +625,9 @@ def worker(
 
     Several may run against one store: one works per shard at a time (a Redis lock with
     AGORA_REDIS_URL, else a file lock in the data folder), the others take over when it stops
-    or dies. With AGORA_FEED__REFRESHER_SHARDS=N the users are split N ways by user pk: start
-    one `agora worker --shard I` per shard (on as many nodes), or `agora worker` alone to run
-    them all here."""
+    or dies. With AGORA_FEED='{"refresher_shards": N}' the users are split N ways by user pk:
+    start one `agora worker --shard I` per shard (on as many nodes), or `agora worker` alone to
+    run them all here."""
     import threading
 
     from agora.feed.refresher import run_led
@@ -642,7 +642,7 @@ def worker(
     try:
         part = Shard(shard or 0, shards)
     except ValueError as exc:
-        raise fail(f"--shard {shard}: {exc} (AGORA_FEED__REFRESHER_SHARDS is {shards})") from None
+        raise fail(f"--shard {shard}: {exc} (AGORA_FEED's refresher_shards is {shards})") from None
     named = f" (shard {part})" if shards > 1 else ""
     wiring = wire(settings)
     wiring.models.reload()
