@@ -560,6 +560,7 @@ def worker(
     them all here."""
     import threading
 
+    from agora.db.partitions import keep_months_ahead
     from agora.feed.refresher import run_led
     from agora.feed.store import Shard
     from agora.wiring import wire
@@ -574,6 +575,11 @@ def worker(
     except ValueError as exc:
         raise fail(f"--shard {shard}: {exc} (AGORA_FEED__REFRESHER_SHARDS is {shards})") from None
     named = f" (shard {part})" if shards > 1 else ""
+    stop = threading.Event()
+    engine, _ = _store(settings)
+    made = keep_months_ahead(engine, stop)  # PostgreSQL's event partitions, made ahead
+    if made:
+        console.print(f"event partitions made ahead: {', '.join(made)}")
     wiring = wire(settings)
     wiring.models.reload()
     refresher = wiring.refresher(reload_models=True, shard=part)
@@ -586,8 +592,8 @@ def worker(
             )
         elapsed = time.perf_counter() - t0
         console.print(f"{stored:,} users' candidates refreshed in {elapsed:.1f} s{named}")
+        stop.set()
         return
-    stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: (stop.set(), refresher.stopping.set()))
     console.print(f"feed refresher{named}: waiting for its turn, then refreshing (Ctrl-C stops)")

@@ -13,11 +13,12 @@ plain table: every function here does nothing there.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,31 @@ def ensure_event_partitions(conn: Connection, starts: Iterable[datetime]) -> lis
 def ensure_months_ahead(conn: Connection, now: datetime | None = None) -> list[str]:
     """The partitions of this month and the :data:`MONTHS_AHEAD` next ones (``agora worker``)."""
     return ensure_event_partitions(conn, months_ahead(now or datetime.now(UTC)))
+
+
+def keep_months_ahead(
+    engine: Engine, stop: threading.Event, every_seconds: float = 6 * 3600
+) -> list[str]:
+    """Make the partitions of the months ahead now and then every ``every_seconds`` until
+    ``stop`` is set (``agora worker`` runs this in a thread); returns the first round's names."""
+    made = _ensure_ahead(engine)
+    threading.Thread(
+        target=_keep_ahead, args=(engine, stop, every_seconds), name="partitions", daemon=True
+    ).start()
+    return made
+
+
+def _ensure_ahead(engine: Engine) -> list[str]:
+    with engine.begin() as conn:
+        return ensure_months_ahead(conn)
+
+
+def _keep_ahead(engine: Engine, stop: threading.Event, every_seconds: float) -> None:
+    while not stop.wait(every_seconds):
+        try:
+            _ensure_ahead(engine)
+        except Exception:  # noqa: BLE001 - the store away for a while: try again next round
+            log.exception("could not make the partitions of the months ahead")
 
 
 def months_ahead(now: datetime) -> list[datetime]:
