@@ -42,7 +42,10 @@ CREATE TEMP TABLE {_STAGING} (
     ts timestamptz, context text
 ) ON COMMIT DROP
 """
-_COPY = f"COPY {_STAGING} (line, event_id, user_ext, item_ext, type, value, ts, context) FROM STDIN"
+_COPY = (
+    f"COPY {_STAGING} (line, event_id, user_ext, item_ext, type, value, ts, context) "
+    "FROM STDIN (FORMAT BINARY)"
+)
 _COPY_TYPES = ["int8", "text", "text", "text", "text", "float8", "timestamptz", "text"]
 
 
