@@ -11,7 +11,7 @@ the shared ones: test, postgres, templates). Then each step of ``--steps``, in o
 
 * ``import``: ``agora import FILE --bulk`` (COPY), timed: events/s;
 * ``explain``: bench/pg_explain.py's hot queries under EXPLAIN (ANALYZE, BUFFERS);
-* ``train``: ``agora train --models als,itemknn,popularity`` (one machine);
+* ``train``: ``agora train --models als,itemknn,trending`` (one machine; ``--models``);
 * ``train_spark``: the same with ``--engine spark --spark-master local[2]``;
 * ``analytics`` / ``analytics_spark``: the batch analytics commands (``STEPS`` below), without
   and with ``--engine spark``;
@@ -29,6 +29,7 @@ one table and writes ``--out`` with ``run_record``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -51,22 +52,25 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 AGORA = [sys.executable, "-m", "agora.cli.main"]
 SPARK = ["--engine", "spark", "--spark-master", "local[2]"]
-MODELS = ["--models", "als,itemknn,popularity"]
-#: The CLI steps: name -> commands (each an ``agora`` argument list). A command is run only
-#: when ``agora <its subcommand> --help`` lists every option it passes.
+#: The models trained by default (``--models``): ALS, item-KNN, and trending (the popularity
+#: family: this checkout has no model named ``popularity``).
+MODELS = "als,itemknn,trending"
+#: The CLI steps: name -> commands (each an ``agora`` argument list; ``{models}`` is
+#: ``--models``, ``{workdir}`` is ``--workdir``). A command is run only when
+#: ``agora <its subcommand> --help`` lists every option it passes.
 STEPS: dict[str, list[list[str]]] = {
-    "train": [["train", *MODELS]],
-    "train_spark": [["train", *SPARK, *MODELS]],
+    "train": [["train", "--models", "{models}"]],
+    "train_spark": [["train", *SPARK, "--models", "{models}"]],
     "analytics": [
-        ["analytics", "engagement-report"],
+        ["analytics", "engagement-report", "--out", "{workdir}/engagement"],
         ["analytics", "trending"],
-        ["analytics", "segments"],
+        ["analytics", "segments", "build"],
         ["analytics", "influence"],
     ],
     "analytics_spark": [
-        ["analytics", "engagement-report", *SPARK],
+        ["analytics", "engagement-report", "--out", "{workdir}/engagement-spark", *SPARK],
         ["analytics", "trending", *SPARK],
-        ["analytics", "segments", *SPARK],
+        ["analytics", "segments", "build", *SPARK],
         ["analytics", "influence", *SPARK],
     ],
 }
@@ -100,6 +104,8 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
             peak = max(peak, tree_rss(watched))
             time.sleep(0.2)
     lines = [line for line in log.read_text().splitlines() if line.strip()]
+    if proc.returncode and (errors := [line for line in lines if "rror" in line]):
+        lines = errors  # the error, not the progress bar that was drawing
     return {
         "command": " ".join(argv[2:] if argv[:3] == AGORA else argv),
         "seconds": round(time.perf_counter() - started, 2),
@@ -126,8 +132,8 @@ def tree_rss(process: psutil.Process) -> int:
 
 def missing_options(argv: list[str], env: dict[str, str]) -> list[str]:
     """The subcommand or options of ``argv`` that this checkout's ``agora`` does not have."""
-    words = [a for a in argv if not a.startswith("-")]
-    path = words[: 2 if words[:1] == ["analytics"] else 1]
+    options = [i for i, a in enumerate(argv) if a.startswith("-")]
+    path = argv[: options[0] if options else len(argv)]
     done = subprocess.run(
         [*AGORA, *path, "--help"], env={**env, "COLUMNS": "300"}, capture_output=True, text=True
     )
@@ -136,10 +142,14 @@ def missing_options(argv: list[str], env: dict[str, str]) -> list[str]:
     return [a for a in argv if a.startswith("--") and a not in done.stdout]
 
 
-def cli_step(name: str, env: dict[str, str], log: Path) -> dict[str, Any]:
+def cli_step(name: str, env: dict[str, str], log: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Every command of a CLI step, or why it was skipped."""
     runs = []
-    for argv in STEPS[name]:
+    for template in STEPS[name]:
+        argv = [
+            word.replace("{models}", args.models).replace("{workdir}", str(args.workdir))
+            for word in template
+        ]
         missing = missing_options(argv, env)
         if missing:
             runs.append({"command": " ".join(argv), "skipped": f"no {', '.join(missing)}"})
@@ -240,6 +250,7 @@ def main() -> None:
     parser.add_argument("-c", "--connections", type=int, default=16, help="wrk -c")
     parser.add_argument("--users", type=int, default=1_000_000, help="users of the file (wrk)")
     parser.add_argument("--items", type=int, default=200_000, help="items of the file (wrk)")
+    parser.add_argument("--models", default=MODELS, help="agora train --models")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/agora-scale"))
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args()
@@ -251,7 +262,7 @@ def main() -> None:
     log = args.workdir / "scale.log"
     log.write_text("")
     env = serve_load.agora_env(args.workdir / "data", args.pg_url, 0)
-    env["AGORA_MODELS"] = '["als", "itemknn", "popularity"]'
+    env["AGORA_MODELS"] = json.dumps(args.models.split(","))
     events = count_events(args.file)
     steps: dict[str, Any] = {}
     for name in args.steps:
@@ -264,7 +275,7 @@ def main() -> None:
         elif name == "serve":
             steps[name] = serve_step(env, args, log) if _has_wrk() else {"skipped": "no wrk"}
         else:
-            steps[name] = cli_step(name, env, log)
+            steps[name] = cli_step(name, env, log, args)
     console.print(table(steps, events))
     settings = {**vars(args), "events": events}
     write_report(args.out, {"run": run_record(settings), "events": events, "steps": steps})

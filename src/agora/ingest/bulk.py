@@ -196,3 +196,6 @@ def _write_events(session: Session, cur: Any, summary: WriteSummary, now: dateti
     cur.execute(f"SELECT set_config('{KEYS_WRITTEN}', 'off', true)")
     if inserted != written:  # a user or item deleted meanwhile: refuse rather than keep keys
         raise RuntimeError(f"bulk import: {written - inserted} events lost their user or item")
+    # autovacuum analyses the partitions but never the partitioned table itself, whose
+    # statistics plan every query across partitions: brought up to date with the new rows
+    cur.execute("ANALYZE events")
