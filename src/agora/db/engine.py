@@ -179,7 +179,8 @@ def insert_for(session: Session, table: Any) -> Any:
 
 
 def insert_new(session: Session, table: Table, key: tuple[str, ...]) -> Any:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` into ``table`` for the session's dialect,
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` into ``table`` for the session's dialect
+    (``key`` empty: any conflict, as on PostgreSQL's partitioned events, see db/partitions.py),
     built once per dialect and table: a statement built afresh costs more to build and to key
     for the compiled cache than a small insert costs to run (hot write paths use this)."""
     return _insert_new(session.get_bind().dialect.name, table, key)
@@ -188,4 +189,4 @@ def insert_new(session: Session, table: Table, key: tuple[str, ...]) -> Any:
 @cache
 def _insert_new(dialect: str, table: Table, key: tuple[str, ...]) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    return module.insert(table).on_conflict_do_nothing(index_elements=list(key) or None)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -179,6 +181,7 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_user_time", "user_id", "timestamp"),
         Index("ix_events_item", "item_id"),
+        Index("ix_events_timestamp", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -189,6 +192,23 @@ class Event(Base):
     value: Mapped[float | None] = mapped_column(Float)
     timestamp: Mapped[datetime] = mapped_column(StoredTime())
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+#: PostgreSQL only (migration 0018, see :mod:`agora.db.partitions`): each stored ``event_id``
+#: and its row's id, kept by triggers, as the monthly partitions of ``events`` cannot hold a
+#: unique ``event_id`` themselves. Not in the shared metadata: SQLite has no such table.
+EVENT_KEYS = Table(
+    "event_ids",
+    MetaData(),
+    Column("event_id", String(255), primary_key=True),
+    Column("id", BigInteger, nullable=False),
+)
+
+
+def event_key_table(dialect_name: str) -> Table:
+    """The table to find events by ``event_id`` in: the key table on PostgreSQL, ``events``
+    itself (unique there) on SQLite. Both have ``event_id`` and ``id`` columns."""
+    return EVENT_KEYS if dialect_name == "postgresql" else Event.__table__
 
 
 class SocialEdge(Base):

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from agora.config import Settings
 from agora.db import queries
-from agora.db.tables import Event, Item, User
+from agora.db.tables import Event, Item, User, event_key_table
 from agora.gorse import schemas
 from agora.ingest import service as ingest
 from agora.ingest.schemas import MAX_TAGS, EventIn, as_utc, time_problem
@@ -480,10 +480,12 @@ def insert_feedback(
     except ingest.Rejected as exc:
         raise GorseError(400, str(exc)) from None
     if overwrite:
+        keys = event_key_table(session.get_bind().dialect.name)
         for ev in events:  # in order: a feedback sent twice ends as the last one
+            stored = select(keys.c.id).where(keys.c.event_id == ev.event_id).scalar_subquery()
             session.execute(
                 update(Event)
-                .where(Event.event_id == ev.event_id)
+                .where(Event.id == stored)
                 .values(type=ev.type, value=ev.value, timestamp=ev.timestamp, context=ev.context)
             )
     return FeedbackWritten(len(feedback), summary.written.get("events", 0))

@@ -11,16 +11,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from agora.config import BUILTIN_EVENT_TYPES, EDGE_TYPES
-from agora.db.tables import TIME_FLOOR
+from agora.db.tables import TIME_CEILING, TIME_FLOOR
 from agora.ingest.errors import ProblemCollector
 from agora.ingest.schemas import (
     Dataset,
@@ -30,6 +33,8 @@ from agora.ingest.schemas import (
     ItemIn,
     MembershipIn,
     UserIn,
+    as_utc,
+    id_problem,
     record_time_problems,
     unstorable_text,
 )
@@ -62,6 +67,46 @@ LIST_FIELDS = frozenset({"tags"})
 JSON_FIELDS = frozenset({"attributes", "context", "media"})
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+#: The fields of an event record, and the ISO 8601 times :meth:`_Checker.quick_event` reads itself
+#: (any other spelling goes through the schema).
+_EVENT_FIELDS = frozenset(EventIn.model_fields)
+_PLAIN_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?")
+#: Ids :func:`id_problem` accepts at a glance (ASCII letters, digits and ``_:.@+-``).
+_PLAIN_ID = re.compile(r"[\w:.@+\-]{1,255}", re.ASCII)
+#: Unix times up to this are seconds (pydantic reads larger numbers as milliseconds).
+_UNIX_SECONDS_MAX = 2e10
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One sound event line as the bulk path stores it: values exactly as :class:`EventIn`
+    would hold them (``timestamp`` None: the time of the write), ``context`` as JSON text."""
+
+    line: int
+    event_id: str
+    user_id: str
+    item_id: str
+    type: str
+    value: float | None
+    timestamp: datetime | None
+    context: str
+
+    @classmethod
+    def of(cls, event: EventIn, line: int) -> EventRow:
+        """The row of an event the schema validated."""
+        return cls(
+            line,
+            event.event_id,
+            event.user_id,
+            event.item_id,
+            event.type,
+            event.value,
+            event.timestamp,
+            json.dumps(event.context),
+        )
+
+
 CSV_SUFFIXES = (".csv",)
 
 
@@ -110,6 +155,67 @@ class _Checker:
             ok = False
         return model if ok else None
 
+    def quick_event(self, data: dict[str, Any], line: int) -> EventRow | None:
+        """The row of an event line in the plain shape big files hold (text or integer ids, a
+        known type, a number or nothing as value, unix seconds or a plain ISO 8601 time, an
+        object as context), checked here in a few microseconds; None for anything else, which
+        :meth:`record` then validates (and reports) through the schema. Accepts only what the
+        schema accepts and yields the same values, so the bulk path stores what the normal
+        one does."""
+        if not data.keys() <= _EVENT_FIELDS:
+            return None
+        try:
+            event_id = _quick_id(data["event_id"])
+            user_id = _quick_id(data["user_id"])
+            item_id = _quick_id(data["item_id"])
+            event_type = data["type"]
+        except KeyError:
+            return None
+        if event_id is None or user_id is None or item_id is None:
+            return None
+        if type(event_type) is not str or event_type not in self.event_types:
+            return None
+        if len(event_type) > 32:
+            return None
+        value = data.get("value")
+        if value is not None:
+            if type(value) not in (int, float):
+                return None
+            try:
+                value = float(value)
+            except OverflowError:
+                return None
+            if not math.isfinite(value):
+                return None
+        timestamp = _quick_time(data.get("timestamp"))
+        if timestamp is False:
+            return None
+        if timestamp is not None and not self._time_window[0] <= timestamp <= self._time_window[1]:
+            return None  # time_problem's message comes from the schema's path
+        context = data.get("context")
+        if context is None:
+            if "context" in data:
+                return None
+            context_text = "{}"
+        elif type(context) is not dict or (context and unstorable_text(context)):
+            return None
+        else:
+            context_text = json.dumps(context) if context else "{}"
+        if event_id in self.seen_event_ids:
+            return None  # the schema's path reports the duplicate
+        self.seen_event_ids[event_id] = line
+        return EventRow(
+            line, event_id, user_id, item_id, event_type, value, timestamp, context_text
+        )
+
+    @cached_property
+    def _time_window(self) -> tuple[datetime, datetime]:
+        """The earliest and the latest time :func:`time_problem` accepts (checked on both)."""
+        latest = TIME_CEILING - timedelta(microseconds=1)
+        if self.max_future_seconds is not None:
+            latest = min(latest, self.now + timedelta(seconds=self.max_future_seconds))
+        return self.earliest, latest
+
     def _event(self, data: dict[str, Any], line: int) -> bool:
         """Checks made on the raw event, so they are reported even when other fields are bad."""
         ok = True
@@ -135,6 +241,42 @@ class _Checker:
             else:
                 self.seen_event_ids[event_id] = line
         return ok
+
+
+def _quick_id(value: Any) -> str | None:
+    """An id as the schema makes it (integers as their decimal text), or None when the schema
+    must judge it."""
+    if type(value) is int:
+        return str(value) if -(2**63) <= value < 2**63 else None
+    if type(value) is not str:
+        return None
+    if _PLAIN_ID.fullmatch(value) and value not in (".", ".."):
+        return value
+    if id_problem(value):
+        return None
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return value
+
+
+def _quick_time(value: Any) -> datetime | None | bool:
+    """A time as the schema reads it (UTC), None when not given, False when the schema must
+    judge it (floats, other spellings, out-of-range numbers)."""
+    if value is None:
+        return None
+    if type(value) is int:
+        if not 0 <= value <= _UNIX_SECONDS_MAX:
+            return False
+        return datetime.fromtimestamp(value, UTC)
+    if type(value) is str and _PLAIN_ISO_TIME.fullmatch(value):
+        try:
+            return as_utc(datetime.fromisoformat(value))
+        except ValueError:
+            return False
+    return False
 
 
 def _text(value: Any) -> str | None:
@@ -216,7 +358,9 @@ def _lines(path: Path, problems: ProblemCollector) -> Iterator[tuple[int, str, b
 # JSON Lines
 
 
-def _scan_jsonl(path: Path, checker: _Checker) -> Iterator[tuple[str, BaseModel]]:
+def _scan_jsonl(
+    path: Path, checker: _Checker, quick: bool = False
+) -> Iterator[tuple[str, BaseModel | EventRow]]:
     problems = checker.problems
     lines = non_blank = 0
     for number, text, ended in _lines(path, problems):
@@ -250,9 +394,12 @@ def _scan_jsonl(path: Path, checker: _Checker) -> Iterator[tuple[str, BaseModel]
                 field="kind",
             )
             continue
+        if quick and kind == "event" and (row := checker.quick_event(obj, number)) is not None:
+            yield kind, row
+            continue
         model = checker.record(kind, obj, number)
         if model is not None:
-            yield kind, model
+            yield kind, EventRow.of(model, number) if quick and kind == "event" else model
     if non_blank == 0 and not problems:
         if lines == 0:
             problems.add(1, "file is empty (0 bytes, no records)")
@@ -452,6 +599,34 @@ def _scan(
     raise ValueError(
         f"{path}: not an Agora import file (expected {', '.join(JSONL_SUFFIXES + CSV_SUFFIXES)})"
     )
+
+
+def scan_agora(
+    path: str | Path,
+    problems: ProblemCollector,
+    *,
+    kind: str | None = None,
+    event_types: Iterable[str] | None = None,
+    edge_types: Iterable[str] | None = None,
+    max_future_seconds: float | None = DEFAULT_MAX_FUTURE_SECONDS,
+    now: datetime | None = None,
+    delimiter: str = ",",
+    earliest: datetime | None = None,
+) -> Iterator[tuple[str, BaseModel | EventRow]]:
+    """The sound records of one Agora file as it is read, with the same checks as
+    :func:`load_agora` (every problem goes to ``problems``: the caller raises them at the end).
+    Event lines of a JSON Lines file come as :class:`EventRow` (plain ones checked without
+    building a model: a bulk import reads several times faster), other records as models."""
+    path = Path(path)
+    checker = _make_checker(problems, event_types, edge_types, max_future_seconds, now, earliest)
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        yield from _scan_jsonl(path, checker, quick=True)
+        return
+    for position, (record_kind, record) in enumerate(_scan(path, checker, kind, delimiter)):
+        if isinstance(record, EventIn):  # CSV: the position orders the rows as in the file
+            yield record_kind, EventRow.of(record, position)
+        else:
+            yield record_kind, record
 
 
 def load_agora(

@@ -28,6 +28,7 @@ from agora.db.tables import (
     SocialEdge,
     SocialEdgeRemoval,
     User,
+    event_key_table,
 )
 from agora.ingest.schemas import (
     Dataset,
@@ -268,8 +269,9 @@ def add_events(
         }
         for ev in fresh
     ]
-    # a concurrent request may have stored the same event_id meanwhile: still once
-    stmt = insert_new(session, _EVENTS, ("event_id",))
+    # a concurrent request may have stored the same event_id meanwhile: still once (any
+    # conflict, not one on event_id: on PostgreSQL the key table's trigger skips it)
+    stmt = insert_new(session, _EVENTS, ())
     for part in _chunks(rows):
         session.execute(stmt, part)
     summary.add("events", len(rows))
@@ -290,10 +292,11 @@ def _look_up(
     user_ids, item_ids = list(users), list(items)
     stored: set[str] = set()
     found: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    dialect = session.get_bind().dialect.name
     for start in range(0, len(event_ids), 300):  # 900 parameters at most (see CHUNK)
         part = slice(start, start + 300)
         ids = {"events": event_ids[part], "users": user_ids[part], "items": item_ids[part]}
-        for kind, key, pk in session.execute(_LOOK_UP, ids):
+        for kind, key, pk in session.execute(_look_up_query(dialect), ids):
             if kind == 0:
                 stored.add(key)
             else:
@@ -307,14 +310,17 @@ def _key_query(kind: int, key: Any, pk: Any, name: str) -> Select[Any]:
     )
 
 
-#: (0, event_id, id) of the stored events among those bound as ``events``, (1, external id,
-#: id) of the known ``users``, (2, ...) of the known ``items`` (Core, built once: see
-#: ``_ids_query``)
-_LOOK_UP = union_all(
-    _key_query(0, _EVENTS.c.event_id, _EVENTS.c.id, "events"),
-    _key_query(1, User.__table__.c.external_id, User.__table__.c.id, "users"),
-    _key_query(2, Item.__table__.c.external_id, Item.__table__.c.id, "items"),
-)
+@cache
+def _look_up_query(dialect: str) -> Any:
+    """(0, event_id, id) of the stored events among those bound as ``events`` (from the key
+    table on PostgreSQL), (1, external id, id) of the known ``users``, (2, ...) of the known
+    ``items`` (Core, built once per dialect: see ``_ids_query``)."""
+    keys = event_key_table(dialect)
+    return union_all(
+        _key_query(0, keys.c.event_id, keys.c.id, "events"),
+        _key_query(1, User.__table__.c.external_id, User.__table__.c.id, "users"),
+        _key_query(2, Item.__table__.c.external_id, Item.__table__.c.id, "items"),
+    )
 
 
 def check_edges(edges: Sequence[EdgeIn]) -> list[Problem]:

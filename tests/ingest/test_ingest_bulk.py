@@ -1,0 +1,253 @@
+"""The bulk import (COPY) stores what the normal import stores, and refuses what it refuses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
+
+from agora.cli.main import app
+from agora.config import Settings, get_settings
+from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.ingest.bulk import NotBulkable, bulk_import
+from agora.ingest.errors import ImportFailed
+from agora.ingest.registry import load_any
+from agora.ingest.schemas import EventIn
+from agora.ingest.service import add_dataset, add_events
+
+TYPES = Settings().event_types
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+LINES: list[dict[str, Any]] = [
+    {"kind": "user", "user_id": "u1", "created": "2024-04-01T09:00:00Z", "attributes": {"r": 1}},
+    {"kind": "item", "item_id": "p1", "author_id": "writer", "title": "t", "tags": ["a", "b"]},
+    {"kind": "group", "group_id": "g1", "name": "G"},
+    {"kind": "membership", "group_id": "g1", "user_id": "u1"},
+    {"kind": "edge", "source_id": "u1", "target_id": "u2", "type": "friend"},
+    {"event_id": "e1", "user_id": "u1", "item_id": "p1", "type": "like", "timestamp": 1714557600},
+    {
+        "event_id": "e2",
+        "user_id": 7,
+        "item_id": "p1",
+        "type": "rating",
+        "value": 4,
+        "timestamp": "2024-05-01T10:05:00+02:00",
+        "context": {"surface": "feed", "n": [1, 2]},
+    },
+    {
+        "event_id": "e3",
+        "user_id": "ü ser",
+        "item_id": "p2",
+        "type": "view",
+        "value": 2.5,
+        "timestamp": 1714557600.123456,
+    },  # a float time: read through the schema
+    {
+        "event_id": "e4",
+        "user_id": "u2",
+        "item_id": "p3",
+        "type": " share ",
+        "timestamp": "2024-05-01 10:00:00",
+    },  # spellings the quick check leaves to the schema
+    {"event_id": "e5", "user_id": "u3", "item_id": "p1", "type": "click"},  # no time: now
+    {
+        "event_id": "stored",
+        "user_id": "u9",
+        "item_id": "p9",
+        "type": "view",
+        "timestamp": "2024-02-03T04:05:06.5Z",
+    },
+    {
+        "event_id": "e6",
+        "user_id": "u1",
+        "item_id": "p4",
+        "type": "view",
+        "timestamp": "2023-12-31T23:59:59Z",
+    },
+]
+
+
+def _write(path: Path, lines: list[dict[str, Any]], raw: list[str] = ()) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + "".join(raw))
+    return path
+
+
+@pytest.fixture
+def two_stores(postgres_schemas) -> Iterator[tuple[Engine, Engine]]:
+    with postgres_schemas() as first, postgres_schemas() as second:
+        engines = make_engine(first), make_engine(second)
+        for engine in engines:
+            migrate(engine)
+            with transaction(session_factory(engine)) as s:  # one event stored before
+                add_events(
+                    s,
+                    [
+                        EventIn(
+                            event_id="stored",
+                            user_id="u0",
+                            item_id="p0",
+                            type="like",
+                            timestamp=NOW,
+                        )
+                    ],
+                    TYPES,
+                )
+        yield engines
+        for engine in engines:
+            engine.dispose()
+
+
+def _contents(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        events = conn.execute(
+            text(
+                "SELECT e.event_id, u.external_id, i.external_id, e.type, e.value, e.timestamp, "
+                "e.context::text FROM events e JOIN users u ON u.id = e.user_id "
+                "JOIN items i ON i.id = e.item_id ORDER BY e.id"
+            )
+        ).all()
+        users = conn.execute(
+            text(
+                "SELECT external_id, attributes::text, created < now() - interval '1 hour' "
+                "FROM users ORDER BY id"
+            )
+        ).all()
+        items = conn.execute(
+            text(
+                "SELECT i.external_id, a.external_id, i.title, i.tags::text FROM items i "
+                "LEFT JOIN users a ON a.id = i.author_id ORDER BY i.id"
+            )
+        ).all()
+        edges = conn.execute(text("SELECT count(*) FROM social_edges")).scalar()
+        members = conn.execute(text("SELECT count(*) FROM memberships")).scalar()
+        keys = conn.execute(
+            text("SELECT count(*) FROM event_ids k JOIN events e USING (event_id, id)")
+        ).scalar()
+    return {
+        "events": events,
+        "users": users,
+        "items": items,
+        "edges": edges,
+        "memberships": members,
+        "keys": keys,
+    }
+
+
+def test_bulk_import_stores_what_the_normal_import_stores(two_stores, tmp_path: Path) -> None:
+    normal_store, bulk_store = two_stores
+    path = _write(tmp_path / "mixed.jsonl", LINES)
+    options = {"event_types": TYPES, "max_future_seconds": 300.0}
+    with transaction(session_factory(normal_store)) as s:
+        normal = add_dataset(s, load_any(path, **options), TYPES)
+    with transaction(session_factory(bulk_store)) as s:
+        bulk = bulk_import(s, path, TYPES)
+    assert (
+        bulk.written
+        == normal.written
+        == {"users": 1, "groups": 1, "items": 1, "edges": 2, "memberships": 1, "events": 6}
+    )
+    assert bulk.duplicate_events == normal.duplicate_events == 1
+    stored, expected = _contents(bulk_store), _contents(normal_store)
+    # the time of an event sent without one is the time of each write
+    untimed = [i for i, row in enumerate(expected["events"]) if row[0] == "e5"]
+    for rows in (stored["events"], expected["events"]):
+        rows[untimed[0]] = rows[untimed[0]][:5] + rows[untimed[0]][6:]
+    assert stored == expected
+    assert [row[0] for row in stored["events"]] == ["stored", "e1", "e2", "e3", "e4", "e5", "e6"]
+    assert stored["keys"] == 7
+
+    with transaction(session_factory(bulk_store)) as s:  # the same file again: all stored
+        again = bulk_import(s, path, TYPES)
+    assert again.written["events"] == 0 and again.duplicate_events == 7
+    assert _contents(bulk_store)["keys"] == 7
+
+
+def test_bulk_import_makes_the_partitions_of_the_months_it_writes(postgres_url, tmp_path) -> None:
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    path = _write(
+        tmp_path / "old.jsonl",
+        [
+            {
+                "event_id": f"o{n}",
+                "user_id": "u",
+                "item_id": "p",
+                "type": "view",
+                "timestamp": f"2019-0{n}-15T00:00:00Z",
+            }
+            for n in range(1, 4)
+        ],
+    )
+    with transaction(session_factory(engine)) as s:
+        bulk_import(s, path, TYPES)
+    with engine.connect() as conn:
+        homes = (
+            conn.execute(text("SELECT tableoid::regclass::text FROM events ORDER BY id"))
+            .scalars()
+            .all()
+        )
+    assert homes == ["events_2019_01", "events_2019_02", "events_2019_03"]
+    engine.dispose()
+
+
+def test_bulk_import_refuses_bad_lines_with_the_normal_messages(postgres_url, tmp_path) -> None:
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    good = {"user_id": "u1", "item_id": "p1", "type": "view", "timestamp": 1714557600}
+    path = _write(
+        tmp_path / "bad.jsonl",
+        [
+            {"event_id": "a", **good},
+            {"event_id": "b", **good, "type": "upvote"},
+            {"event_id": "a", **good},
+            {"event_id": "c", **good, "timestamp": 4102444800 + 10},
+            {"event_id": "d/x", **good},
+            {"event_id": "e", **good, "value": "high"},
+            {"event_id": "f", **good, "nickname": "x"},
+            {"event_id": "g", **good, "timestamp": "2999-01-01T00:00:00Z"},
+        ],
+        ['{"event_id": "h", "user_id": \n', '{"event_id": "i", "user_id": "u\\u0000"}\n'],
+    )
+    with pytest.raises(ImportFailed) as normal:
+        load_any(path, event_types=TYPES, max_future_seconds=300.0)
+    with pytest.raises(ImportFailed) as bulk, transaction(session_factory(engine)) as s:
+        bulk_import(s, path, TYPES)
+    assert [str(p) for p in bulk.value.problems] == [str(p) for p in normal.value.problems]
+    assert len(bulk.value.problems) >= 9
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 0
+    engine.dispose()
+
+
+def test_bulk_import_needs_postgresql(sqlite_url: str, tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    path = _write(tmp_path / "e.jsonl", LINES[5:6])
+    with pytest.raises(NotBulkable), transaction(session_factory(engine)) as s:
+        bulk_import(s, path, TYPES)
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_settings")
+def test_agora_import_bulk_on_the_command_line(postgres_url, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AGORA_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path))
+    path = _write(tmp_path / "events.jsonl", LINES[5:])
+    result = CliRunner().invoke(app, ["import", str(path), "--bulk"])
+    assert result.exit_code == 0, result.output
+    assert "7 events; 0 events already stored" in result.output
+    bad = _write(tmp_path / "bad.jsonl", [{**LINES[5], "type": "upvote"}])
+    result = CliRunner().invoke(app, ["import", str(bad), "--bulk"])
+    assert result.exit_code == 2
+    assert "bad.jsonl:1: field 'type': unknown event type 'upvote'" in result.output
