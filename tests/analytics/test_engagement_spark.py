@@ -1,16 +1,15 @@
 """The engagement analytics as Spark jobs equal the single-machine ones on the bundled
 community (SQLite and PostgreSQL), odd stored times included, and the CLI's report with
-``--engine spark`` reads as the local engine's."""
+``--engine spark`` reads as the local engine's (``tests/cli/test_train_spark.py`` runs a Spark
+job as a process of its own)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from spark_compare import (
     assert_attention_equal,
     assert_engagement_equal,
@@ -20,10 +19,13 @@ from spark_compare import (
     import_bundled,
 )
 from sqlalchemy import func, select, update
+from typer.testing import CliRunner
 
 from agora.analytics import engagement as eg
 from agora.analytics import engagement_spark as es
 from agora.analytics.engagement_report import compute
+from agora.cli.main import app as cli
+from agora.config import get_settings
 from agora.db.engine import make_engine, session_factory, transaction
 from agora.db.tables import Event, Item
 
@@ -96,30 +98,52 @@ def test_odd_stored_times_are_clamped_as_the_local_engine_does(spark, database_u
     engine.dispose()
 
 
-def _report(out: Path, url: str, *engine: str) -> tuple[str, str]:
-    """``agora analytics engagement-report`` run as a process: its printed line and report,
-    without the timings (the one part that differs between runs)."""
-    env = {**os.environ, "AGORA_DATABASE_URL": url, "AGORA_DATA_DIR": str(out / "data")}
-    done = subprocess.run(
-        [sys.executable, "-m", "agora.cli.main", "analytics", "engagement-report"]
-        + ["--out", str(out / "report"), "--of", "ask", *engine],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    printed = re.sub(r", [0-9.]+ s$", "", done.stdout.strip().splitlines()[-1])
+def _report(out: Path, url: str, monkeypatch: pytest.MonkeyPatch, *engine: str) -> tuple[str, str]:
+    """``agora analytics engagement-report`` (in this process: with ``--engine spark`` it runs on
+    the test run's Spark session): its printed line and report, without the timings (the one
+    part that differs between runs)."""
+    monkeypatch.setenv("AGORA_DATABASE_URL", url)
+    monkeypatch.setenv("AGORA_DATA_DIR", str(out / "data"))
+    get_settings.cache_clear()
+    try:
+        done = CliRunner().invoke(
+            cli,
+            [
+                "analytics",
+                "engagement-report",
+                "--out",
+                str(out / "report"),
+                "--of",
+                "ask",
+                *engine,
+            ],
+            env={"COLUMNS": "200"},
+        )
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == 0, done.output[-2000:]
+    printed = re.sub(r", [0-9.]+ s$", "", done.output.strip().splitlines()[-1])
     report = (out / "report" / "engagement.md").read_text(encoding="utf-8")
     return printed.replace(str(out), "OUT"), report[: report.index("## Timings")]
 
 
-def test_cli_report_on_spark_reads_as_the_local_one(tmp_path: Path, sqlite_community: str) -> None:
-    local = _report(tmp_path / "local", sqlite_community)
+def test_cli_report_on_spark_reads_as_the_local_one(
+    tmp_path: Path,
+    sqlite_community: str,
+    spark,  # noqa: ANN001 - the session the CLI's Spark job runs on
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = _report(tmp_path / "local", sqlite_community, monkeypatch)
     on_spark = _report(
-        tmp_path / "spark", sqlite_community, "--engine", "spark", "--spark-master", "local[2]"
+        tmp_path / "spark",
+        sqlite_community,
+        monkeypatch,
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[2]",
     )
     assert on_spark[0] == local[0]
     assert "Gini items 0." in local[0] and "## Highest interaction rates" in local[1]
     assert on_spark[1] == local[1]
+    assert spark.sparkContext._jsc is not None  # the run's session is still up after the job

@@ -1,4 +1,6 @@
-"""``agora train --engine spark`` as a real process on SQLite and PostgreSQL; its errors."""
+"""``agora train --engine spark`` as a real process (its own JVM) on PostgreSQL, read over JDBC
+in id ranges; its errors. (SQLite's JDBC reads: tests/spark/test_spark_store.py and
+tests/models/test_spark_training.py.)"""
 
 from __future__ import annotations
 
@@ -33,13 +35,14 @@ def agora(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_train_on_spark_end_to_end(
-    database_url: str,
+    postgres_url: str,
     bundled_dump: Path,
     tmp_path: Path,
     spark,  # noqa: ANN001
 ) -> None:
     # ``spark``: this process's session is up already, so skipped (or failed under CI=true)
     # without Java like every Spark test
+    database_url = postgres_url
     engine = make_engine(database_url)
     migrate(engine)
     with session_factory(engine)() as session:

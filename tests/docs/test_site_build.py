@@ -12,6 +12,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
+
 def nav_pages(node) -> list[str]:
     if isinstance(node, str):
         return [node]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from typer.testing import CliRunner
+
+from agora.cli.main import app as cli
 
 
 def write_split(folder: Path) -> None:
@@ -27,17 +27,19 @@ def write_split(folder: Path) -> None:
 
 
 def agora_eval(split: Path, out: Path, *extra: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "agora.cli.main", "eval", "--split", str(split),
-         "--model", "trending", "--out", str(out), *extra],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    """``agora eval`` in this process (with ``--engine spark``: on the test run's session)."""
+    done = CliRunner().invoke(
+        cli,
+        ["eval", "--split", str(split), "--model", "trending", "--out", str(out), *extra],
+        env={"COLUMNS": "200"},
+    )
+    assert done.exit_code == 0, done.output[-3000:]
     return json.loads((out / "metrics.json").read_text())
 
 
 def test_spark_fitted_trending_is_scored_the_same(tmp_path: Path, spark) -> None:  # noqa: ANN001
-    # ``spark``: skipped (or failed under CI=true) without Java like every Spark test
+    # ``spark``: the session the Spark fit runs on; skipped (or failed under CI=true) without
+    # Java like every Spark test
     split = tmp_path / "split"
     write_split(split)
     local = agora_eval(split, tmp_path / "python")
@@ -47,3 +49,4 @@ def test_spark_fitted_trending_is_scored_the_same(tmp_path: Path, spark) -> None
     assert on_spark["ndcg@10"] == local["ndcg@10"]
     recommended = (tmp_path / "spark" / "recommendations.tsv").read_text()
     assert recommended == (tmp_path / "python" / "recommendations.tsv").read_text()
+    assert spark.sparkContext._jsc is not None  # the run's session is still up after the job

@@ -65,10 +65,17 @@ def spark_session(
     use twice the local cores unless told otherwise (Spark's default of 200 partitions makes
     small jobs slow). With ``event_log_dir`` Spark writes its event log there (uncompressed
     JSON lines, one file per application), which :mod:`agora.spark.eventlog` summarises.
+
+    In a process that already runs a Spark session (a notebook, a driver program, a test run)
+    the job runs on that session and leaves it running: stopping it would break its owner.
     """
     check_spark()
     from pyspark.sql import SparkSession
 
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
     scratch = tempfile.mkdtemp(prefix="agora-spark-")
     partitions = shuffle_partitions or 2 * _local_cores(master)
     builder = (
