@@ -308,9 +308,12 @@ def spark_als_factors(
     confidence = als_weights(pairs, model, n_users).select(
         "user", "item", (F.lit(1.0) + F.lit(float(model.alpha)) * F.col("rating")).alias("c")
     )
+    confidence = confidence.persist()  # the BM25 windows once for both groupings
     partitions = 2 * spark.sparkContext.defaultParallelism
     by_user = _row_blocks(confidence, "user", "item", partitions)
     by_item = _row_blocks(confidence, "item", "user", partitions)
+    by_user.count(), by_item.count()  # cached before the weights are let go
+    confidence.unpersist()
     users, items = initial_factors(n_users, n_items, model.factors, model.random_state)
     reg = float(model.regularization)
     try:
