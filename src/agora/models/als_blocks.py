@@ -25,8 +25,8 @@ CG_STEPS = 3
 SOLVERS = ("cg", "cholesky")
 #: ``implicit``'s stopping threshold on a row's squared residual.
 _TINY = 1e-20
-#: Rows are solved in chunks of about this many observed entries (bounds the nnz x f gather).
-_CHUNK_NNZ = 100_000
+#: Rows are solved in chunks of about this many observed entries (bounds the nnz x f gather; 20k ran a half-step on ml1m 2-5x faster than 100k).
+_CHUNK_NNZ = 20_000
 
 
 def initial_factors(n_users: int, n_items: int, factors: int, seed: int | None) -> tuple:

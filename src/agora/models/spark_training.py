@@ -13,13 +13,15 @@ the driver: the artefact keeps the id maps, the data fingerprint and, for ALS, e
 checksum for fold-in, and the holdout metrics are scored there by the very code the
 single-machine path uses (:func:`agora.models.training.holdout_metrics`).
 
-- ``als``: MLlib ALS with ``implicitPrefs``, fed the BM25 weights ``w`` of :class:`ALSModel`
-  with ``alpha``, so Spark's confidence ``1 + alpha * |w|`` is the ``1 + alpha * w``
-  :class:`ALSModel` gives ``implicit``. MLlib scales the ridge of each user (item) by their
-  number of interactions n (ALS-WR) where ``implicit`` uses ``regularization`` as it is; one
-  ``regParam`` cannot match both sides, so :func:`spark_reg_param` matches it at the typical
-  user and item (``regularization / sqrt(mean n_user * mean n_item)``) times a scale chosen on
-  ml1m-general valid (:data:`ALS_REG_SCALE`, docs/spark.md).
+- ``als``: by default ALS on Spark minimising exactly the objective :class:`ALSModel` hands
+  ``implicit`` (confidence ``1 + alpha * w`` on the BM25 weights ``w``, a constant ridge):
+  the confidences grouped by user and by item into cached partitions, each half-iteration's
+  fixed factors broadcast and every partition's rows solved in numpy by ``implicit``'s
+  conjugate-gradient steps (:mod:`agora.models.als_blocks`; :func:`spark_als_factors`).
+  ``solver="mllib"`` keeps MLlib's implicit ALS: it scales each user's (item's) ridge by
+  their number of interactions (ALS-WR), so :func:`spark_reg_param` can only match
+  ``regularization`` at the typical user and item, times a scale chosen on ml1m-general
+  valid (:data:`ALS_REG_SCALE`, docs/spark.md).
 - ``itemknn``: the shrunk cosine ``x_i . x_j / (|x_i| |x_j| + shrink)`` of every co-occurring
   pair by a self-join on the user, top ``k`` per item by a window: the ``similarity_`` of
   :class:`ItemKNNModel`.
