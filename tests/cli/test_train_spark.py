@@ -73,6 +73,9 @@ def test_train_on_spark_end_to_end(
         assert loaded.meta["metrics"]["holdout_users"] > 100
         items, _ = loaded.model.recommend(0, expected.matrix[0], n=3)
         assert len(items) == 3
+    # ALS by default minimises implicit's objective on Spark (not MLlib's ALS-WR)
+    (als,) = list_artifacts(tmp_path / "data" / "models", "als")
+    assert load_artifact(als).meta["metrics"]["spark_als_solver"] == "cg"
     stages = summarise_event_log(event_log_files(log)[-1])
     assert len(stages) > 10 and all(s.tasks >= 1 and s.seconds >= 0 for s in stages)
     assert sum(s.shuffle_write_bytes for s in stages) > 0
@@ -109,3 +112,9 @@ def test_without_java_the_message_says_what_to_install(tmp_path: Path) -> None:
     )  # fmt: skip
     assert evaluated.returncode == 2
     assert "Spark needs a Java 17 runtime" in evaluated.stderr
+
+
+def test_an_unknown_spark_als_solver_is_one_line_and_exit_2(data_dir: Path) -> None:
+    done = CliRunner().invoke(cli, ["train", "--engine", "spark", "--spark-als", "sgd"])
+    assert done.exit_code == 2
+    assert done.output.strip() == "error: unknown --spark-als 'sgd' (known: cg, cholesky, mllib)"

@@ -14,6 +14,7 @@ from agora.features.interactions import Interactions
 from agora.features.store import load_training_data
 from agora.ingest.registry import load_any
 from agora.ingest.service import add_dataset
+from agora.models.als_blocks import implicit_objective
 from agora.models.artifacts import load_artifact
 from agora.models.implicit_mf import ALSModel
 from agora.models.itemknn import ItemKNNModel
@@ -179,3 +180,39 @@ def test_an_in_memory_split_becomes_the_same_pairs(spark) -> None:  # noqa: ANN0
     )  # fmt: skip
     rows = sorted(tuple(r) for r in interactions_frame(spark, interactions).collect())
     assert rows == [(0, 0, 1.0, 10.0), (0, 1, 2.0, 20.0), (1, 1, 3.0, 30.0)]
+
+
+def test_spark_als_reaches_implicits_factors(spark, community) -> None:  # noqa: ANN001
+    interactions, _ = community
+    params = {"factors": 8, "iterations": 3}
+    expected = ALSModel(**params).fit(interactions)
+    conf = expected._weights(expected._raw(interactions.matrix))
+    conf.data = 1.0 + expected.alpha * conf.data
+    reg = expected.regularization
+    theirs = implicit_objective(conf, expected.user_factors_, expected.item_factors_, reg)
+    cg = fit_interactions_on_spark(spark, "als", interactions, params)  # the default: cg
+    assert np.allclose(cg.user_factors_, expected.user_factors_, atol=1e-4)
+    assert np.allclose(cg.item_factors_, expected.item_factors_, atol=1e-4)
+    assert implicit_objective(conf, cg.user_factors_, cg.item_factors_, reg) == pytest.approx(
+        theirs, rel=1e-5
+    )
+    exact = fit_interactions_on_spark(spark, "als", interactions, params, als_solver="cholesky")
+    ours = implicit_objective(conf, exact.user_factors_, exact.item_factors_, reg)
+    assert ours <= theirs * (1 + 1e-3)  # exact half-steps: at least as low as 3 CG steps
+    heavy = np.argsort(-np.diff(interactions.matrix.indptr))[:50]
+    history = interactions.matrix[heavy]
+    top = [model.recommend_batch(heavy, history, n=10)[0] for model in (expected, exact)]
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(*top, strict=True)])
+    assert overlap >= 0.8
+
+
+def test_mllib_als_is_still_an_option(spark, community) -> None:  # noqa: ANN001
+    interactions, _ = community
+    params = {"factors": 4, "iterations": 2}
+    model = fit_interactions_on_spark(spark, "als", interactions, params, als_solver="mllib")
+    assert model.user_factors_.shape == (interactions.n_users, 4)
+    assert np.abs(model.item_factors_).sum() > 0
+    default = fit_interactions_on_spark(spark, "als", interactions, params)
+    assert not np.allclose(model.item_factors_, default.item_factors_, atol=1e-3)
+    with pytest.raises(ValueError, match="solver must be one of cg, cholesky, mllib"):
+        fit_interactions_on_spark(spark, "als", interactions, params, als_solver="sgd")

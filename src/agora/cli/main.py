@@ -265,6 +265,13 @@ def train(
         Path | None,
         typer.Option(help="With --engine spark: write Spark's event log (stage timings) here."),
     ] = None,
+    spark_als: Annotated[
+        str,
+        typer.Option(
+            help="With --engine spark: the ALS solver: cg (implicit's objective and solver, "
+            "on Spark), cholesky (the same objective solved exactly) or mllib (MLlib's ALS-WR)."
+        ),
+    ] = "cg",
 ) -> None:
     """Fit the configured models on the store's events and save new versions."""
     import time as clock
@@ -278,7 +285,7 @@ def train(
     if engine == "spark":
         if budget_minutes is not None or candidates:
             raise fail("--budget-minutes and --candidates go with --model auto, not --engine spark")
-        _train_on_spark(settings, names, validate, spark_master, from_parquet, event_log)
+        _train_on_spark(settings, names, validate, spark_master, from_parquet, event_log, spark_als)
         return
     if from_parquet is not None or event_log is not None:
         raise fail("--from-parquet and --event-log go with --engine spark")
@@ -356,12 +363,20 @@ def _train_on_spark(
     master: str,
     parquet_dir: Path | None,
     event_log: Path | None,
+    spark_als: str = "cg",
 ) -> None:
     """``agora train --engine spark``: the models fitted by Spark, each step's wall time told."""
     from agora.db.pseudonyms import sealer_for_session
-    from agora.models.spark_training import NotOnSpark, check_spark_models, train_store_on_spark
+    from agora.models.spark_training import (
+        SPARK_ALS_SOLVERS,
+        NotOnSpark,
+        check_spark_models,
+        train_store_on_spark,
+    )
     from agora.spark.session import SparkUnavailable, check_spark
 
+    if spark_als not in SPARK_ALS_SOLVERS:
+        raise fail(f"unknown --spark-als {spark_als!r} (known: {', '.join(SPARK_ALS_SOLVERS)})")
     try:
         check_spark_models(names)
         check_spark()
@@ -395,6 +410,7 @@ def _train_on_spark(
             event_log_dir=event_log,
             on_step=step,
             on_loaded=loaded,
+            als_solver=spark_als,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
@@ -532,6 +548,13 @@ def eval_(
     spark_master: Annotated[
         str, typer.Option(help="With --engine spark: local[N] or spark://host:port.")
     ] = "local[2]",
+    spark_als: Annotated[
+        str,
+        typer.Option(
+            help="With --engine spark: the ALS solver: cg (implicit's objective and solver, "
+            "on Spark), cholesky (the same objective solved exactly) or mllib (MLlib's ALS-WR)."
+        ),
+    ] = "cg",
 ) -> None:
     """Offline evaluation on a fixed split with full ranking (RecBole's protocol)."""
     import time as clock
@@ -551,16 +574,18 @@ def eval_(
         remaining = f", {left / 60:.1f} min of the budget left" if left != float("inf") else ""
         console.print(f"auto [{elapsed / 60:.1f} min]: {what} {name}{remaining}")
 
-    from agora.models.spark_training import NotOnSpark
+    from agora.models.spark_training import SPARK_ALS_SOLVERS, NotOnSpark
     from agora.spark.session import SparkUnavailable
 
     if engine not in ("python", "spark"):
         raise fail(f"unknown engine {engine!r} (known: python, spark)")
+    if spark_als not in SPARK_ALS_SOLVERS:
+        raise fail(f"unknown --spark-als {spark_als!r} (known: {', '.join(SPARK_ALS_SOLVERS)})")
     try:
         metrics = evaluate(
             split, model, parsed, k, out, tune_params=tune, candidates=names,
             budget_seconds=budget_minutes * 60 if budget_minutes else None, on_stage=stage,
-            engine=engine, spark_master=spark_master,
+            engine=engine, spark_master=spark_master, spark_als=spark_als,
         )  # fmt: skip
     except (SparkUnavailable, NotOnSpark) as exc:
         raise fail(str(exc)) from exc

@@ -281,6 +281,7 @@ def evaluate(
     on_stage: Callable[[str, str, float], None] | None = None,
     engine: str = "python",
     spark_master: str = "local[2]",
+    spark_als: str = "cg",
 ) -> dict[str, Any]:
     """Fit ``model_name`` on the split's train, rank all items for every test user, write
     ``out_dir/recommendations.tsv``, ``metrics.json`` (scored from that file) and, if
@@ -290,7 +291,8 @@ def evaluate(
     (:func:`agora.evaluation.auto.select_model`, within ``budget_seconds`` when given, telling
     ``on_stage`` what it does) and evaluates only that one on test; the selection is recorded
     under ``selection``. ``engine="spark"`` fits the model with Spark on ``spark_master``
-    (:mod:`agora.models.spark_training`; als, itemknn, trending, no tuning or auto); it is
+    (:mod:`agora.models.spark_training`; als, itemknn, trending, no tuning or auto; ALS by
+    the ``spark_als`` solver of :func:`~agora.models.spark_training.fit_als`); it is
     scored exactly as the others. Returns the metrics dict written to metrics.json."""
     if engine not in ("python", "spark"):
         raise ValueError(f"unknown engine {engine!r} (known: python, spark)")
@@ -325,7 +327,9 @@ def evaluate(
 
         with spark_session(spark_master, "agora-eval") as spark:
             t0 = time.perf_counter()
-            model = fit_interactions_on_spark(spark, model_name, split.train, params)
+            model = fit_interactions_on_spark(
+                spark, model_name, split.train, params, als_solver=spark_als
+            )
             fit_seconds = time.perf_counter() - t0
     else:
         model = create_model(model_name, **params)

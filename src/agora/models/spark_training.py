@@ -13,13 +13,15 @@ the driver: the artefact keeps the id maps, the data fingerprint and, for ALS, e
 checksum for fold-in, and the holdout metrics are scored there by the very code the
 single-machine path uses (:func:`agora.models.training.holdout_metrics`).
 
-- ``als``: MLlib ALS with ``implicitPrefs``, fed the BM25 weights ``w`` of :class:`ALSModel`
-  with ``alpha``, so Spark's confidence ``1 + alpha * |w|`` is the ``1 + alpha * w``
-  :class:`ALSModel` gives ``implicit``. MLlib scales the ridge of each user (item) by their
-  number of interactions n (ALS-WR) where ``implicit`` uses ``regularization`` as it is; one
-  ``regParam`` cannot match both sides, so :func:`spark_reg_param` matches it at the typical
-  user and item (``regularization / sqrt(mean n_user * mean n_item)``) times a scale chosen on
-  ml1m-general valid (:data:`ALS_REG_SCALE`, docs/spark.md).
+- ``als``: by default ALS on Spark minimising exactly the objective :class:`ALSModel` hands
+  ``implicit`` (confidence ``1 + alpha * w`` on the BM25 weights ``w``, a constant ridge):
+  the confidences grouped by user and by item into cached partitions, each half-iteration's
+  fixed factors broadcast and every partition's rows solved in numpy by ``implicit``'s
+  conjugate-gradient steps (:mod:`agora.models.als_blocks`; :func:`spark_als_factors`).
+  ``solver="mllib"`` keeps MLlib's implicit ALS: it scales each user's (item's) ridge by
+  their number of interactions (ALS-WR), so :func:`spark_reg_param` can only match
+  ``regularization`` at the typical user and item, times a scale chosen on ml1m-general
+  valid (:data:`ALS_REG_SCALE`, docs/spark.md).
 - ``itemknn``: the shrunk cosine ``x_i . x_j / (|x_i| |x_j| + shrink)`` of every co-occurring
   pair by a self-join on the user, top ``k`` per item by a window: the ``similarity_`` of
   :class:`ItemKNNModel`.
@@ -42,6 +44,7 @@ import scipy.sparse as sp
 from agora.db.pseudonyms import IdSealer
 from agora.features.interactions import Interactions, hold_out_one
 from agora.features.store import RATING_THRESHOLD
+from agora.models.als_blocks import initial_factors, regularised_gram, solve_rows
 from agora.models.artifacts import prune_artifacts, save_artifact
 from agora.models.base import Recommender
 from agora.models.implicit_mf import ALSModel
@@ -250,20 +253,156 @@ def _dense_factors(frame: DataFrame, rows: int, rank: int) -> np.ndarray:
     return out
 
 
+#: The ALS solvers of :func:`fit_als`: ``cg`` and ``cholesky`` minimise ``implicit``'s
+#: objective on Spark (:mod:`agora.models.als_blocks`), ``mllib`` is MLlib's ALS-WR.
+SPARK_ALS_SOLVERS = ("cg", "cholesky", "mllib")
+
+
 def fit_als(
     spark: SparkSession,
     pairs: DataFrame,
     interactions: Interactions,
     params: Mapping[str, Any],
     reg_scale: float = ALS_REG_SCALE,
+    solver: str = "cg",
 ) -> ALSModel:
-    """:class:`ALSModel` with ``params``, its factors fitted by MLlib's implicit ALS."""
-    from pyspark.ml.recommendation import ALS
-    from pyspark.sql import functions as F  # noqa: N812
-
+    """:class:`ALSModel` with ``params``, its factors fitted on Spark: by default the
+    broadcast-join ALS of :func:`spark_als_factors` (``solver`` ``cg``, what ``implicit``
+    runs, or ``cholesky``), or MLlib's implicit ALS (``mllib``, a per-interaction ridge
+    matched by :func:`spark_reg_param` with ``reg_scale``)."""
+    if solver not in SPARK_ALS_SOLVERS:
+        raise ValueError(
+            f"the Spark ALS solver must be one of {', '.join(SPARK_ALS_SOLVERS)}, got {solver!r}"
+        )
     model = ALSModel(**params)
     raw = model._raw(interactions.matrix)
     model._fit_weighting(raw)  # idf_ and avg_len_, for fold-in when serving
+    if solver == "mllib":
+        users, items = _mllib_factors(pairs, model, raw, reg_scale)
+    else:
+        users, items = spark_als_factors(spark, pairs, model, raw.shape, solver)
+    model.user_factors_, model.item_factors_ = users, items
+    model._remember_rows(raw)
+    return model
+
+
+def spark_als_factors(
+    spark: SparkSession,
+    pairs: DataFrame,
+    model: ALSModel,
+    shape: tuple[int, int],
+    solver: str = "cg",
+) -> tuple[np.ndarray, np.ndarray]:
+    """User and item factors minimising the objective :class:`ALSModel` gives ``implicit``
+    (confidence ``1 + alpha * w``, constant ridge ``regularization``), by ALS on Spark.
+
+    The confidences are grouped once by user and once by item into cached blocks (2 x the
+    default parallelism partitions). Each half-iteration the driver computes ``Y^T Y + reg I``
+    of the fixed side and broadcasts it with the fixed factors and the solved side's current
+    ones (the warm start of ``cg``); every partition solves its rows in numpy
+    (:func:`agora.models.als_blocks.solve_rows`) and the new factors are collected back to
+    the driver as a dense float32 array. Rows without interactions are solved on the driver
+    (as ``implicit`` does, they shrink from their random start). Starts from ``implicit``'s
+    random factors for ``random_state``, users first."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    n_users, n_items = shape
+    confidence = als_weights(pairs, model, n_users).select(
+        "user", "item", (F.lit(1.0) + F.lit(float(model.alpha)) * F.col("rating")).alias("c")
+    )
+    confidence = confidence.persist()  # the BM25 windows once for both groupings
+    partitions = 2 * spark.sparkContext.defaultParallelism
+    by_user = _row_blocks(confidence, "user", "item", partitions)
+    by_item = _row_blocks(confidence, "item", "user", partitions)
+    by_user.count(), by_item.count()  # cached before the weights are let go
+    confidence.unpersist()
+    users, items = initial_factors(n_users, n_items, model.factors, model.random_state)
+    reg = float(model.regularization)
+    try:
+        for _ in range(model.iterations):
+            users = _half_step(spark, by_user, items, users, reg, solver)
+            items = _half_step(spark, by_item, users, items, reg, solver)
+    finally:
+        by_user.unpersist()
+        by_item.unpersist()
+    return users, items
+
+
+def _row_blocks(confidence: DataFrame, row: str, other: str, partitions: int) -> Any:
+    """A cached RDD of one block per partition: (row ids, csr indptr, ``other`` indices,
+    confidences) of the rows of ``confidence`` grouped by ``row``."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    grouped = (
+        confidence.groupBy(row)
+        .agg(F.collect_list(F.struct(F.col(other).alias("j"), F.col("c"))).alias("entries"))
+        .repartition(partitions, row)
+    )
+    return grouped.rdd.mapPartitions(_to_block).cache()
+
+
+def _to_block(rows: Any) -> Any:
+    """One partition's grouped rows as a csr block."""
+    ids, lengths, indices, conf = [], [], [], []
+    for r in rows:
+        ids.append(r[0])
+        lengths.append(len(r[1]))
+        indices.extend(e[0] for e in r[1])
+        conf.extend(e[1] for e in r[1])
+    indptr = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    yield (
+        np.asarray(ids, dtype=np.int64),
+        indptr,
+        np.asarray(indices, dtype=np.int64),
+        np.asarray(conf, dtype=np.float64),
+    )
+
+
+def _half_step(
+    spark: SparkSession,
+    blocks: Any,
+    fixed: np.ndarray,
+    current: np.ndarray,
+    reg: float,
+    solver: str,
+) -> np.ndarray:
+    """The solved side's new factors: each block solved on its partition against the
+    broadcast ``fixed`` factors, rows in no block solved on the driver."""
+    gram = regularised_gram(fixed, reg)
+    context = spark.sparkContext
+    shared = context.broadcast((fixed, gram, current if solver == "cg" else None))
+
+    def solve(block: tuple) -> tuple[np.ndarray, np.ndarray]:
+        ids, indptr, indices, conf = block
+        y, g, previous = shared.value
+        start = None if previous is None else previous[ids]
+        return ids, solve_rows(indptr, indices, conf, y, g, start, solver)
+
+    out = np.zeros_like(current)
+    solved = np.zeros(len(current), dtype=bool)
+    try:
+        for ids, factors in blocks.map(solve).collect():
+            out[ids] = factors
+            solved[ids] = True
+    finally:
+        shared.destroy()
+    empty = np.flatnonzero(~solved)
+    if len(empty):
+        nothing = np.zeros(len(empty) + 1, dtype=np.int64)
+        out[empty] = solve_rows(
+            nothing, nothing[:0], np.zeros(0), fixed, gram, current[empty], solver
+        )
+    return out
+
+
+def _mllib_factors(
+    pairs: DataFrame, model: ALSModel, raw: sp.csr_matrix, reg_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """User and item factors by MLlib's implicit ALS (``regParam`` by
+    :func:`spark_reg_param`)."""
+    from pyspark.ml.recommendation import ALS
+    from pyspark.sql import functions as F  # noqa: N812
+
     n_users, n_items = raw.shape
     ratings = als_weights(pairs, model, n_users).select(
         "user", "item", F.greatest(F.col("rating"), F.lit(_MIN_PREFERRED)).alias("rating")
@@ -284,10 +423,10 @@ def fit_als(
         itemCol="item",
         ratingCol="rating",
     ).fit(ratings)
-    model.user_factors_ = _dense_factors(fitted.userFactors, n_users, model.factors)
-    model.item_factors_ = _dense_factors(fitted.itemFactors, n_items, model.factors)
-    model._remember_rows(raw)
-    return model
+    return (
+        _dense_factors(fitted.userFactors, n_users, model.factors),
+        _dense_factors(fitted.itemFactors, n_items, model.factors),
+    )
 
 
 def item_similarity(
@@ -406,12 +545,14 @@ def fit_on_spark(
     interactions: Interactions,
     params: Mapping[str, Any] | None = None,
     reg_scale: float = ALS_REG_SCALE,
+    als_solver: str = "cg",
 ) -> Recommender:
-    """Model ``name`` fitted by Spark on ``pairs`` (``interactions``: the same on the driver)."""
+    """Model ``name`` fitted by Spark on ``pairs`` (``interactions``: the same on the driver;
+    ``als_solver``: :func:`fit_als`'s ``solver``)."""
     check_spark_models([name])
     params = dict(params or {})
     if name == "als":
-        return fit_als(spark, pairs, interactions, params, reg_scale)
+        return fit_als(spark, pairs, interactions, params, reg_scale, als_solver)
     if name == "itemknn":
         return fit_itemknn(pairs, interactions, params)
     return fit_trending(pairs, interactions, params)
@@ -423,12 +564,13 @@ def fit_interactions_on_spark(
     interactions: Interactions,
     params: Mapping[str, Any] | None = None,
     reg_scale: float = ALS_REG_SCALE,
+    als_solver: str = "cg",
 ) -> Recommender:
     """:func:`fit_on_spark` on an in-memory :class:`Interactions` (``agora eval --engine
     spark``: a split's train)."""
     pairs = interactions_frame(spark, interactions)
     try:
-        return fit_on_spark(spark, name, pairs, interactions, params, reg_scale)
+        return fit_on_spark(spark, name, pairs, interactions, params, reg_scale, als_solver)
     finally:
         pairs.unpersist()
 
@@ -444,6 +586,7 @@ def train_on_spark(
     ids: IdSealer | None = None,
     on_step: StepHook | None = None,
     reg_scale: float = ALS_REG_SCALE,
+    als_solver: str = "cg",
 ) -> list[TrainedModel]:
     """:func:`agora.models.training.train_models` with Spark fitting: per model, with
     ``validate`` a fit without :func:`hold_out_one`'s items scored by
@@ -470,15 +613,17 @@ def train_on_spark(
         own = params.get(name, {})
         clock[0] = time.perf_counter()
         if split is not None and train_pairs is not None:
-            probe = fit_on_spark(spark, name, train_pairs, split[0], own, reg_scale)
+            probe = fit_on_spark(spark, name, train_pairs, split[0], own, reg_scale, als_solver)
             told(name, "holdout fit")
             metrics.update(holdout_metrics(probe, *split))
             told(name, "holdout scoring")
-        model = fit_on_spark(spark, name, data.pairs, interactions, own, reg_scale)
+        model = fit_on_spark(spark, name, data.pairs, interactions, own, reg_scale, als_solver)
         fit_seconds = told(name, "fit")
         metrics["fit_seconds"] = round(fit_seconds, 3)
         if name == "als":
-            metrics["spark_reg_scale"] = reg_scale
+            metrics["spark_als_solver"] = als_solver
+            if als_solver == "mllib":
+                metrics["spark_reg_scale"] = reg_scale
         path = save_artifact(model, model_dir, interactions, metrics=metrics, ids=ids)
         prune_artifacts(model_dir, name, keep_versions)
         told(name, "save")
@@ -503,6 +648,7 @@ def train_store_on_spark(
     partitions: int = 4,
     on_step: StepHook | None = None,
     on_loaded: Callable[[Interactions], None] | None = None,
+    als_solver: str = "cg",
 ) -> list[TrainedModel]:
     """What ``agora train --engine spark`` does: a Spark session on ``master``, the events read
     from the store at ``database_url`` (JDBC, ``partitions`` parallel reads on PostgreSQL) or
@@ -531,7 +677,16 @@ def train_store_on_spark(
             raise ValueError("no events in the store; run `agora import` first")
         try:
             return train_on_spark(
-                spark, data, names, model_dir, params, validate, keep_versions, ids, on_step
+                spark,
+                data,
+                names,
+                model_dir,
+                params,
+                validate,
+                keep_versions,
+                ids,
+                on_step,
+                als_solver=als_solver,
             )
         finally:
             data.pairs.unpersist()
