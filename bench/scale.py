@@ -12,7 +12,8 @@ the shared ones: test, postgres, templates). Then each step of ``--steps``, in o
 * ``import``: ``agora import FILE --bulk`` (COPY), timed: events/s;
 * ``explain``: bench/pg_explain.py's hot queries under EXPLAIN (ANALYZE, BUFFERS);
 * ``train``: ``agora train --models als,itemknn,trending`` (one machine; ``--models``);
-* ``train_spark``: the same with ``--engine spark --spark-master local[2]``;
+* ``train_spark``: the same with ``--engine spark --spark-master local[2]`` and Spark's event
+  log, whose stage timings are extrapolated to a 10-node cluster (:func:`on_a_cluster`);
 * ``analytics`` / ``analytics_spark``: the batch analytics commands (``STEPS`` below), without
   and with ``--engine spark``;
 * ``serve``: ``agora serve`` and ``agora worker`` on that database, driven with wrk as
@@ -48,6 +49,8 @@ from rich.table import Table  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from agora.spark.eventlog import StageSummary, event_log_files, summarise_event_log  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 AGORA = [sys.executable, "-m", "agora.cli.main"]
@@ -60,7 +63,9 @@ MODELS = "als,itemknn,trending"
 #: ``agora <its subcommand> --help`` lists every option it passes.
 STEPS: dict[str, list[list[str]]] = {
     "train": [["train", "--models", "{models}"]],
-    "train_spark": [["train", *SPARK, "--models", "{models}"]],
+    "train_spark": [
+        ["train", *SPARK, "--models", "{models}", "--event-log", "{workdir}/spark-events"]
+    ],
     "analytics": [
         ["analytics", "engagement-report", "--out", "{workdir}/engagement"],
         ["analytics", "trending"],
@@ -155,7 +160,43 @@ def cli_step(name: str, env: dict[str, str], log: Path, args: argparse.Namespace
             runs.append({"command": " ".join(argv), "skipped": f"no {', '.join(missing)}"})
             continue
         runs.append(timed([*AGORA, *argv], env, log))
+        if "--event-log" in argv and runs[-1]["exit"] == 0:
+            newest = event_log_files(argv[argv.index("--event-log") + 1])[-1]
+            runs[-1]["cluster"] = on_a_cluster(summarise_event_log(newest), runs[-1]["seconds"])
     return {"runs": runs}
+
+
+#: The cluster the Spark steps are extrapolated to, on paper (docs/spark.md says how).
+CLUSTER = {"nodes": 10, "cores_per_node": 8, "network_gbit_per_node": 10.0}
+
+
+def on_a_cluster(stages: list[StageSummary], wall: float, cluster: dict = CLUSTER) -> dict:
+    """A Spark step's stage timings, and its time extrapolated to ``cluster``: each stage takes
+    its tasks' summed run time shared by the cluster's cores (never less than one task's mean
+    time: a stage of 4 tasks cannot use 80 cores) plus its shuffle bytes over the nodes'
+    network; the rest of the step's wall time (JVM start, the driver's own work: collecting
+    the matrix, scoring the holdout, writing artefacts) does not shrink."""
+    cores = cluster["nodes"] * cluster["cores_per_node"]
+    network = cluster["nodes"] * cluster["network_gbit_per_node"] * 1e9 / 8
+    stage_wall = sum(s.seconds for s in stages)
+    on_cluster = 0.0
+    for stage in stages:
+        per_task = stage.task_seconds / max(stage.tasks, 1)
+        compute = max(stage.task_seconds / cores, per_task)
+        on_cluster += compute + (stage.shuffle_read_bytes + stage.shuffle_write_bytes) / network
+    driver = max(wall - stage_wall, 0.0)
+    return {
+        "stages": len(stages),
+        "stage_wall_s": round(stage_wall, 1),
+        "task_s": round(sum(s.task_seconds for s in stages), 1),
+        "shuffle_gb": round(
+            sum(s.shuffle_read_bytes + s.shuffle_write_bytes for s in stages) / 1e9, 2
+        ),
+        "driver_s": round(driver, 1),
+        "cluster": cluster,
+        "stages_on_cluster_s": round(on_cluster, 1),
+        "step_on_cluster_s": round(driver + on_cluster, 1),
+    }
 
 
 def import_step(path: Path, env: dict[str, str], log: Path, events: int) -> dict[str, Any]:
@@ -230,6 +271,12 @@ def table(steps: dict[str, Any], events: int) -> Table:
                 out.add_row(name, run["command"], "", "", f"skipped: {run['skipped']}")
                 continue
             figure = f"{run['events_per_s']:,} events/s" if run.get("events_per_s") else ""
+            if "cluster" in run:
+                c = run["cluster"]
+                figure = (
+                    f"{c['stages']} stages, {c['task_s']:,} task-s, driver {c['driver_s']:,} s; "
+                    f"10 nodes: ~{c['step_on_cluster_s']:,} s"
+                )
             if run["exit"] != 0:
                 figure = f"failed (exit {run['exit']}): {run['last_line'][:60]}"
             out.add_row(name, run["command"][:60], f"{run['seconds']:,.1f}",
