@@ -112,7 +112,7 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
     if proc.returncode and (errors := [line for line in lines if "rror" in line]):
         lines = errors  # the error, not the progress bar that was drawing
     return {
-        "command": " ".join(argv[2:] if argv[:3] == AGORA else argv),
+        "command": " ".join(["agora", *argv[3:]] if argv[:3] == AGORA else argv),
         "seconds": round(time.perf_counter() - started, 2),
         "exit": proc.returncode,
         "peak_rss_mb": round(peak / 2**20, 1),

@@ -753,6 +753,120 @@ def serve_load_0717f40(files: dict[str, dict]) -> str:
     return table([*header, "RSS per worker MiB", "refresh all s"], "llrrrrrrrrlr", rows)
 
 
+@renderer("bench/results/spark_als_parity.json", "runs")
+def spark_als_parity(data: dict) -> str:
+    """Every parity run in the order made: implicit's row and Spark's beside it, per phase."""
+    rows = []
+    for run in data["runs"]:
+        phase, p = run["phase"], run["params"]
+        for r in run["rows"]:
+            recall = r.get("test_recall@10")
+            rows.append(
+                [phase, f"{p['factors']} / {p['iterations']}", r["engine"], r.get("solver") or ""]
+                + ["" if r.get("scale") is None else f"{r['scale']:g}"]
+                + [f(r[f"{phase}_ndcg@10"], 5), "" if recall is None else f(recall, 4)]
+                + [f(r["fit_seconds"], 1), f"{r['load_before']:.1f}-{r['load_after']:.1f}"]
+            )
+    header = ["phase", "factors / iterations", "engine", "solver", "MLlib reg scale", "NDCG@10"]
+    return table([*header, "Recall@10", "fit s", "load (1 min)"], "llllrrrrl", rows)
+
+
+@renderer("bench/results/spark_als_parity.json", "gaps")
+def spark_als_parity_gaps(data: dict) -> str:
+    """Spark's test NDCG@10 gap to implicit per solver and parameters, against the 0.005 goal."""
+    rows = [
+        [key.split(" ", 1)[0], key.split(" ", 1)[1], f"{gap:.6f}"]
+        + ["met" if data["goal_met"][key] else "not met"]
+        for key, gap in data["test_gap_ndcg@10"].items()
+    ]
+    return table(["solver", "params", "test NDCG@10 gap", "goal (0.005)"], "llrl", rows)
+
+
+def explain_table(queries: dict) -> str:
+    """bench/pg_explain.py's hot queries: time, rows, the indexes the plan used and the
+    partitions it read whole."""
+    rows = [
+        [name, f(float(q["execution_ms"]), 2), f"{int(q['rows']):,}"]
+        + [f"{len(q['indexes'])}: " + ", ".join(sorted(set(q["indexes"]))[:3])]
+        + [f"{len(q['seq_scans'])}"]
+        for name, q in queries.items()
+    ]
+    header = ["query", "ms", "rows", "indexes used (first 3 by name)", "partitions read whole"]
+    return table(header, "lrrlr", rows)
+
+
+@renderer("bench/results/pg_explain.json", "queries")
+def pg_explain(data: dict) -> str:
+    return explain_table(data["queries"])
+
+
+@renderer("bench/results/scale_2m.json", "explain")
+def scale_2m_explain(data: dict) -> str:
+    return explain_table(data["steps"]["explain"]["queries"])
+
+
+def scale_steps(data: dict) -> str:
+    """bench/scale.py's steps: each command's wall time, peak RSS and its figure."""
+    rows = []
+    for name, step in data["steps"].items():
+        if name == "explain":
+            slowest = max(step["queries"].items(), key=lambda kv: float(kv[1]["execution_ms"]))
+            rows.append([name, f"{len(step['queries'])} hot queries", "", ""])
+            rows[-1].append(f"slowest: {slowest[0]} {f(float(slowest[1]['execution_ms']), 1)} ms")
+            continue
+        if name == "serve":
+            for kind in ("mixed", "recommendations"):
+                c = step[kind]
+                rows.append([name, kind, "", f(step["server_rss_mb"], 0)])
+                rows[-1].append(
+                    f"{f(c['throughput_rps'], 1)} requests/s, p50 {ms(c['p50_ms'])} ms, "
+                    f"p99 {ms(c['p99_ms'])} ms, {c['errors']:,} errors"
+                )
+            continue
+        for run in step["runs"]:
+            if "skipped" in run:
+                rows.append(
+                    [name, f"`agora {run['command']}`", "", "", f"skipped: {run['skipped']}"]
+                )
+                continue
+            figure = f"{run['events_per_s']:,} events/s" if run.get("events_per_s") else ""
+            if "cluster" in run:
+                c = run["cluster"]
+                figure = (
+                    f"{c['stages']} stages, {f(c['task_s'], 0)} task-s, {c['shuffle_gb']} GB "
+                    f"shuffled; driver {f(c['driver_s'], 0)} s; on 10 nodes x 8 cores "
+                    f"~{f(c['step_on_cluster_s'], 0)} s"
+                )
+            if run["exit"] != 0:
+                figure = f"failed (exit {run['exit']}): {run['last_line'][:80]}"
+            command = re.sub(r"^(agora\.cli\.main|agora) ", "agora ", run["command"])
+            rows.append([name, f"`{command}`", f(run["seconds"], 1)])
+            rows[-1] += [f(run["peak_rss_mb"], 0), figure]
+    return table(["step", "command", "s", "peak RSS MiB", "figure"], "llrrl", rows)
+
+
+@renderer("bench/results/scale_2m.json", "steps")
+def scale_2m(data: dict) -> str:
+    return scale_steps(data)
+
+
+@renderer("bench/results/scale_200k.json", "steps")
+def scale_200k(data: dict) -> str:
+    return scale_steps(data)
+
+
+@renderer("bench/results/analytics_spark.json", "jobs")
+def analytics_spark(data: dict) -> str:
+    """Each analytics job on both engines: first and best run, and whether the outputs equal."""
+    rows = [
+        [j["job"], f"{f(j['local_first'], 2)} / {f(j['local_best'], 2)}"]
+        + [f"{f(j['spark_first'], 2)} / {f(j['spark_best'], 2)}", "yes" if j["equal"] else "NO"]
+        for j in data["jobs"]
+    ]
+    header = ["job", "local first / best s", "Spark first / best s", "outputs equal"]
+    return table(header, "lrrl", rows)
+
+
 # --- the rewriting -------------------------------------------------------------------------------
 
 
