@@ -850,6 +850,16 @@ def scale_2m(data: dict) -> str:
     return scale_steps(data)
 
 
+@renderer("bench/results/scale_20m_store.json", "explain")
+def scale_20m_explain(data: dict) -> str:
+    return explain_table(data["steps"]["explain"]["queries"])
+
+
+@renderer("bench/results/scale_20m_store.json", "steps")
+def scale_20m_store(data: dict) -> str:
+    return scale_steps(data)
+
+
 @renderer("bench/results/scale_200k.json", "steps")
 def scale_200k(data: dict) -> str:
     return scale_steps(data)
