@@ -337,16 +337,7 @@ def train(
         except ValueError as exc:
             error(str(exc))
             raise typer.Exit(2) from exc
-    table = Table("model", "version", "fit s", "holdout NDCG@10", "holdout Recall@10")
-    for r in results:
-        table.add_row(
-            r.name,
-            r.path.name,
-            f"{r.fit_seconds:.2f}",
-            f"{r.metrics.get('holdout_ndcg@10', float('nan')):.4f}",
-            f"{r.metrics.get('holdout_recall@10', float('nan')):.4f}",
-        )
-    console.print(table)
+    console.print(_trained_table(results))
     for r in results:
         if "selection" in r.metrics:
             console.print(_selection_table(r.metrics["selection"], "selection on the holdout"))
@@ -414,6 +405,13 @@ def _train_on_spark(
         )
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
+    console.print(_trained_table(results))
+    if event_log is not None:
+        console.print(f"Spark's event log is in {event_log}")
+
+
+def _trained_table(results: list) -> Table:
+    """One row per saved model: its version, fit time and holdout metrics (either engine)."""
     table = Table("model", "version", "fit s", "holdout NDCG@10", "holdout Recall@10")
     for r in results:
         table.add_row(
@@ -423,9 +421,7 @@ def _train_on_spark(
             f"{r.metrics.get('holdout_ndcg@10', float('nan')):.4f}",
             f"{r.metrics.get('holdout_recall@10', float('nan')):.4f}",
         )
-    console.print(table)
-    if event_log is not None:
-        console.print(f"Spark's event log is in {event_log}")
+    return table
 
 
 def _selection_table(selection: dict, title: str) -> Table:
