@@ -860,6 +860,19 @@ def scale_20m_store(data: dict) -> str:
     return scale_steps(data)
 
 
+SCALE_20M_RUNS = (
+    "bench/results/scale_20m_train.json+bench/results/scale_20m_train_spark.json"
+    "+bench/results/scale_20m_serve.json"
+)
+
+
+@renderer(SCALE_20M_RUNS, "steps")
+def scale_20m_runs(files: dict[str, dict]) -> str:
+    """The 20M community's steps run one invocation each, as one table."""
+    steps = {name: step for data in files.values() for name, step in data["steps"].items()}
+    return scale_steps({"steps": steps})
+
+
 @renderer("bench/results/scale_200k.json", "steps")
 def scale_200k(data: dict) -> str:
     return scale_steps(data)
