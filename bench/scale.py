@@ -210,7 +210,7 @@ def import_step(path: Path, env: dict[str, str], log: Path, events: int) -> dict
 def serve_step(env: dict[str, str], args: argparse.Namespace, log: Path) -> dict[str, Any]:
     """``agora serve`` and ``agora worker`` on the store, under serve_load's wrk mix."""
     port = serve_load.free_port()
-    server_env = {**env, "AGORA_FEED__REFRESH_IN_SERVE": "false"}
+    server_env = {**env, "AGORA_FEED": json.dumps({"refresh_in_serve": False})}
     worker = subprocess.Popen(
         [*AGORA, "worker"], env=server_env, stdout=log.open("a"), stderr=subprocess.STDOUT,
         start_new_session=True,
