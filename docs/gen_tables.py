@@ -863,6 +863,7 @@ def scale_20m_store(data: dict) -> str:
 SCALE_20M_RUNS = (
     "bench/results/scale_20m_train.json+bench/results/scale_20m_train_spark.json"
     "+bench/results/scale_20m_serve.json+bench/results/scale_20m_analytics.json"
+    "+bench/results/scale_20m_analytics_spark.json"
 )
 
 
