@@ -50,6 +50,18 @@ BUNDLED_COMMUNITY = REPO_ROOT / "data" / "cardano-se"
 WORKER_START_SECONDS = 60
 
 
+SparkMasterOption = Annotated[
+    str, typer.Option(help="With --engine spark: local[N] or spark://host:port.")
+]
+SparkAlsOption = Annotated[
+    str,
+    typer.Option(
+        help="With --engine spark: the ALS solver: cg (implicit's objective and solver, "
+        "on Spark), cholesky (the same objective solved exactly) or mllib (MLlib's ALS-WR)."
+    ),
+]
+
+
 def _store(settings: Settings):  # noqa: ANN202 - (engine, session factory)
     from agora.db.engine import open_store, session_factory
 
@@ -254,9 +266,7 @@ def train(
         str,
         typer.Option(help="python: in this process; spark: with Spark (als, itemknn, trending)."),
     ] = "python",
-    spark_master: Annotated[
-        str, typer.Option(help="With --engine spark: local[N] or spark://host:port.")
-    ] = "local[2]",
+    spark_master: SparkMasterOption = "local[2]",
     from_parquet: Annotated[
         Path | None,
         typer.Option(help="With --engine spark: read an `agora export --format parquet` folder."),
@@ -265,13 +275,7 @@ def train(
         Path | None,
         typer.Option(help="With --engine spark: write Spark's event log (stage timings) here."),
     ] = None,
-    spark_als: Annotated[
-        str,
-        typer.Option(
-            help="With --engine spark: the ALS solver: cg (implicit's objective and solver, "
-            "on Spark), cholesky (the same objective solved exactly) or mllib (MLlib's ALS-WR)."
-        ),
-    ] = "cg",
+    spark_als: SparkAlsOption = "cg",
 ) -> None:
     """Fit the configured models on the store's events and save new versions."""
     import time as clock
@@ -541,16 +545,8 @@ def eval_(
             "trending), scored the same way."
         ),
     ] = "python",
-    spark_master: Annotated[
-        str, typer.Option(help="With --engine spark: local[N] or spark://host:port.")
-    ] = "local[2]",
-    spark_als: Annotated[
-        str,
-        typer.Option(
-            help="With --engine spark: the ALS solver: cg (implicit's objective and solver, "
-            "on Spark), cholesky (the same objective solved exactly) or mllib (MLlib's ALS-WR)."
-        ),
-    ] = "cg",
+    spark_master: SparkMasterOption = "local[2]",
+    spark_als: SparkAlsOption = "cg",
 ) -> None:
     """Offline evaluation on a fixed split with full ranking (RecBole's protocol)."""
     import time as clock
