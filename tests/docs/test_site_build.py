@@ -50,6 +50,8 @@ def test_every_nav_page_exists() -> None:
 def test_rest_and_cli_references_are_what_the_code_renders_now(gen_reference) -> None:
     for path, text in gen_reference.current().items():
         assert path.read_text() == text, f"{path.name} is stale: run `python docs/gen_reference.py`"
+        # a clean clone elsewhere renders the same reference: no path of this checkout in it
+        assert str(REPO.parent) not in text, f"{path.name} names a path of this machine"
 
 
 def test_the_readme_is_a_front_door_of_at_most_200_lines() -> None:

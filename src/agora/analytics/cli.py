@@ -33,6 +33,7 @@ DataOption = Annotated[
         "--data",
         envvar="AGORA_SENTIMENT_DATA",
         help="Folder with the labelled sets (waimai-10k, online-shopping-10-cats, ...).",
+        show_default="../shared/data beside the project",
     ),
 ]
 
