@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agora.analytics import anomalies
+from agora.analytics.anomalies import service as anomalies
 from agora.cli.shell import console, store_sessions
 from agora.config import get_settings
 

@@ -6,53 +6,21 @@ its age; before the first one exists they answer 202 and start the job."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
-from agora.analytics import results
-from agora.analytics.results_views import Freshness, freshness, pending, pending_doc
+from agora.analytics.anomalies.schemas import (
+    ItemAnomaliesOut,
+    UserAnomaliesOut,
+)
+from agora.analytics.http import Top
+from agora.analytics.results import service as results
+from agora.analytics.results.views import freshness, pending, pending_doc
 from agora.api.auth import AdminScope
 from agora.api.deps import SessionDep
 from agora.api.routing import OneHopRoute
 
 router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
-
-Top = Annotated[int, Query(ge=1, le=1000, description="How many rows.")]
-
-
-class UserAnomalyOut(BaseModel):
-    user_id: str
-    score: float = Field(description="Noisy-OR of the weighted signals, in [0, 1].")
-    flagged: bool = Field(description="Score at or above the flag threshold.")
-    signals: dict[str, float] = Field(description="Each signal in [0, 1].")
-    reasons: list[str] = Field(description="The signals that fired.")
-    engagements: int
-    clicks: int
-
-
-class ItemAnomalyOut(BaseModel):
-    item_id: str
-    score: float
-    flagged_share: float = Field(description="Share of engagements from flagged users.")
-    burstiness: float = Field(description="Share of engagements inside item bursts.")
-    engagements: int
-    reasons: list[str]
-
-
-class UserAnomaliesOut(Freshness):
-    scored: int = Field(description="Users with engagements or clicks.")
-    flagged: int
-    threshold: float
-    weights: dict[str, float]
-    top: list[UserAnomalyOut]
-
-
-class ItemAnomaliesOut(Freshness):
-    scored: int
-    top: list[ItemAnomalyOut]
 
 
 @router.get(

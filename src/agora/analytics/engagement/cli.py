@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from agora.analytics import engagement_spark
-from agora.analytics.engagement_report import compute, write_report
-from agora.analytics.engine_cli import (
+from agora.analytics.engagement import spark as engagement_spark
+from agora.analytics.engagement.report import compute, write_report
+from agora.analytics.engine_options import (
     DEFAULT_MASTER,
     EngineOption,
     SparkMasterOption,

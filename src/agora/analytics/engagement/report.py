@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from agora.analytics import engagement as eg
+from agora.analytics.engagement import service as eg
 
 #: Cohorts drawn in the retention plot (the largest ones), so the figure stays readable.
 PLOTTED_COHORTS = 12

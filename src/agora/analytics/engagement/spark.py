@@ -4,10 +4,10 @@
 Spark does the passes over the whole log (bucketing, distinct users, joins of events with
 their items, first responses, per-item counts) and hands the driver only aggregates: one row
 per time bucket, per (cohort, week), per item. The driver finishes with the same numpy code as
-the single-machine path (:func:`~agora.analytics.engagement.retention_from`,
-:func:`~agora.analytics.engagement.response_times_from`,
-:func:`~agora.analytics.engagement.attention_from`). Times are read as the single-machine SQL
-reads them: clamped to the store's time span, and in whole seconds on SQLite (its
+the single-machine path (:func:`~agora.analytics.engagement.service.retention_from`,
+:func:`~agora.analytics.engagement.service.response_times_from`,
+:func:`~agora.analytics.engagement.service.attention_from`). Times are read as the single-machine
+SQL reads them: clamped to the store's time span, and in whole seconds on SQLite (its
 ``strftime('%s')``), so both engines agree on either database.
 """
 
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agora.analytics import engagement as eg
-from agora.analytics.engagement_report import Engagement
+from agora.analytics.engagement import service as eg
+from agora.analytics.engagement.report import Engagement
 from agora.spark.store import epoch_seconds, jdbc_source, read_table
 
 if TYPE_CHECKING:

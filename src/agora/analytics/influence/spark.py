@@ -2,7 +2,7 @@
 
 Spark joins the social edges and the events with their items' authors and sums each directed
 pair's weight; the driver gets one row per pair and builds the same igraph graph with
-:func:`~agora.analytics.influence.graph_from_edges`, where centrality stays.
+:func:`~agora.analytics.influence.service.graph_from_edges`, where centrality stays.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from agora.analytics.influence import ATTENTION_EDGE_TYPES, graph_from_edges
+from agora.analytics.influence.service import ATTENTION_EDGE_TYPES, graph_from_edges
 from agora.config import DEFAULT_EVENT_WEIGHTS
 from agora.features.store import RATING_THRESHOLD
 from agora.spark.store import read_table

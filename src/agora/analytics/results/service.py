@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from agora.analytics import anomalies, influence
+from agora.analytics.anomalies import service as anomalies
+from agora.analytics.influence import service as influence
 from agora.analytics.models import ComputedResult
 from agora.db.engine import insert_for
 from agora.ingest.schemas import as_utc

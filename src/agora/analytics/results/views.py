@@ -9,10 +9,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
-from agora.analytics import results
-from agora.analytics.views import SENTIMENT_JOB, wake
+from agora.analytics.http import wake
+from agora.analytics.jobs import SENTIMENT_JOB
+from agora.analytics.results import service as results
+from agora.analytics.results.schemas import Freshness, PendingOut, ScheduledOut
 from agora.api.auth import AdminScope
 from agora.api.deps import SessionFactoryDep
 from agora.api.routing import OneHopRoute
@@ -21,31 +22,6 @@ from agora.db.engine import transaction
 router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
 Job = Literal["anomalies", "influence", "sentiment", "all"]
-
-
-class PendingOut(BaseModel):
-    """The answer while a result has never been computed: it is being computed now."""
-
-    status: Literal["pending"] = "pending"
-    job: str
-    detail: str
-
-
-class Freshness(BaseModel):
-    """When a stored result was computed and how to get a newer one."""
-
-    computed_at: datetime = Field(description="When the background job computed this result.")
-    age_seconds: float = Field(description="Seconds since `computed_at`.")
-    compute_seconds: float = Field(description="How long computing it took.")
-    refresh_requested: datetime | None = Field(
-        description="A refresh asked for and not done yet (null: none)."
-    )
-    refresh: str = Field(description="How to ask for a fresh result.")
-
-
-class ScheduledOut(BaseModel):
-    scheduled: list[str]
-    detail: str
 
 
 def pending_doc(job: str) -> dict[int | str, dict]:

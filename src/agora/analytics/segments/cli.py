@@ -13,14 +13,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from agora.analytics import segments, segments_spark
-from agora.analytics.engine_cli import (
+from agora.analytics.engine_options import (
     DEFAULT_MASTER,
     EngineOption,
     SparkMasterOption,
     check_engine,
     spark_job,
 )
+from agora.analytics.segments import service as segments
+from agora.analytics.segments import spark as segments_spark
 from agora.cli.shell import console, fail, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction

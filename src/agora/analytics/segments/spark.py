@@ -3,8 +3,8 @@
 
 Spark passes over the events once per fact (events per type, last event, distinct active days,
 tag engagements through the items' tags, posts authored); the driver gets one row per user and
-one per (user, tag) and assembles :class:`~agora.analytics.segments.UserFeatures` with
-:func:`~agora.analytics.segments.features_from`, as the single-machine path does. Tags are
+one per (user, tag) and assembles :class:`~agora.analytics.segments.service.UserFeatures` with
+:func:`~agora.analytics.segments.service.features_from`, as the single-machine path does. Tags are
 numbered in order of first appearance over the events in id order (and their order on the
 item), as the single-machine path meets them reading the events table.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
-from agora.analytics.segments import UserFeatures, features_from
+from agora.analytics.segments.service import UserFeatures, features_from
 from agora.spark.store import epoch_seconds, read_table
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""``agora analytics ...``: analytics over text and the store (sentiment so far).
+"""``agora analytics sentiment [train|by]``: the sentiment of a text file or of the store.
 
 ``agora analytics sentiment --in FILE --out FILE`` reads one text per line and writes one line
 per text, ``label<TAB>score``: label ``negative``/``neutral``/``positive``, score
@@ -14,15 +14,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agora.analytics import sentiment as sa
+from agora.analytics.sentiment import service as sa
 from agora.cli.shell import console, err, fail
 from agora.config import get_settings
 
-app = typer.Typer(help="Analytics: sentiment of posts and comments.", no_args_is_help=True)
-sentiment_app = typer.Typer(
+app = typer.Typer(
     help="Sentiment (Chinese and English) of a text file, or of the store's posts and comments."
 )
-app.add_typer(sentiment_app, name="sentiment")
 
 #: Texts scored per step (one progress tick).
 BATCH = 256
@@ -65,7 +63,7 @@ def _train(data: Path) -> Path:
     return path
 
 
-@sentiment_app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True)
 def sentiment(
     ctx: typer.Context,
     in_file: Annotated[
@@ -105,7 +103,7 @@ def sentiment(
     err.print(f"wrote {len(labels)} lines to {out_file}: {counts}")
 
 
-@sentiment_app.command()
+@app.command()
 def train(data: DataOption = sa.DEFAULT_DATA_DIR) -> None:
     """Train the sentiment model on the labelled sets and save a new version."""
     if not data.is_dir():
@@ -113,7 +111,7 @@ def train(data: DataOption = sa.DEFAULT_DATA_DIR) -> None:
     _train(data)
 
 
-@sentiment_app.command()
+@app.command()
 def by(
     key: Annotated[str, typer.Argument(help="tag, author or day")] = "tag",
     limit: Annotated[int, typer.Option(min=1, help="Rows shown.")] = 20,
@@ -145,28 +143,3 @@ def by(
             str(g.negative),
         )
     console.print(table)
-
-
-@app.command()
-def refresh(
-    job: Annotated[str, typer.Argument(help="anomalies, influence, sentiment or all.")] = "all",
-) -> None:
-    """Compute now what the API serves from storage (what `agora serve` refreshes in the
-    background): fake-engagement anomalies, influence, the sentiment of unscored posts."""
-    from agora.analytics import jobs, results
-    from agora.db.engine import open_store, session_factory
-
-    known = [*results.KEYS, "sentiment"]
-    if job not in (*known, "all"):
-        raise fail(f"refresh one of {', '.join(known)} or all, not {job!r}")
-    settings = get_settings()
-    engine = open_store(settings)
-    sessions = session_factory(engine)
-    for key in known if job == "all" else [job]:
-        if key == "sentiment":
-            scored = jobs.score_sentiment(sessions, settings.model_dir, budget_seconds=None)
-            console.print(f"sentiment: scored {scored:,} posts and comments")
-        else:
-            seconds = jobs.refresh_result(sessions, key, settings.event_weights)
-            console.print(f"{key}: computed in {seconds:.1f} s")
-    engine.dispose()

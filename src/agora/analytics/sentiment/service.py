@@ -57,10 +57,10 @@ ENCODERS = (
 )
 
 #: The labelled sets, beside the checkout (``AGORA_SENTIMENT_DATA`` or ``--data`` elsewhere).
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[4].parent / "shared" / "data"
 #: The trained artefact that ships inside the package (heads, meta, PROVENANCE.md): retrained
 #: only by ``bench/train_shipped_sentiment.py``, never per data folder.
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "sentiment_model"
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "model"
 #: What ships (``train_sentiment`` arguments). Chinese: chosen by bench/sentiment_lodo.py on
 #: domains left out of training (validation halves of each of 12 domains; see
 #: bench/results/sentiment_lodo.json), trained on every train row: as accurate on unseen domains

@@ -1,4 +1,4 @@
-"""HTTP routes of analytics: sentiment of the store's posts and comments per tag, author or day.
+"""HTTP route of sentiment: the sentiment of the store's posts and comments per tag, author or day.
 
 ``GET /analytics/sentiment`` (``read`` scope) reads the scores stored per post and comment: the
 background scorer of ``agora serve`` (:func:`agora.analytics.jobs.score_sentiment`) scores new
@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
 
 from agora.analytics import dp_figures
-from agora.analytics import sentiment as sa
+from agora.analytics.http import DP_ANSWER, wake
+from agora.analytics.jobs import SENTIMENT_JOB
+from agora.analytics.sentiment import service as sa
+from agora.analytics.sentiment.schemas import SentimentGroupOut, SentimentOut
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
 from agora.api.routing import OneHopRoute
@@ -23,42 +25,12 @@ from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 
-#: The background job that scores new posts and comments (see agora.api.app).
-SENTIMENT_JOB = "sentiment"
-
-
-class SentimentGroupOut(BaseModel):
-    key: str = Field(description="The tag, author id or day (YYYY-MM-DD, UTC).")
-    n: int = Field(description="Posts and comments counted.")
-    mean_score: float = Field(description="Mean of P(positive) - P(negative), in [-1, 1].")
-    positive: int
-    neutral: int
-    negative: int
-
-
-class SentimentOut(dp.Marked):
-    by: str
-    n_texts: int = Field(description="Posts and comments with text that are scored.")
-    pending: int = Field(
-        description="Posts and comments not scored by the current model yet (the background "
-        "scorer is on them; they are counted once scored)."
-    )
-    model_version: str
-    groups: list[SentimentGroupOut]
-
-
-def wake(request: Request, job: str) -> None:
-    """Ask the app's background jobs to run ``job`` soon (when the app runs them)."""
-    jobs = getattr(request.app.state, "jobs", None)
-    if jobs is not None:
-        jobs.wake(job)
-
 
 @router.get(
     "/analytics/sentiment",
     response_model=SentimentOut,
     dependencies=[ReadScope],
-    responses={**dp.RESPONSES, 200: {"headers": dp.HEADER_DOC}},
+    responses=DP_ANSWER,
 )
 def sentiment_by(
     request: Request,

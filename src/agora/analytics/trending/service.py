@@ -14,11 +14,11 @@ becomes the new normal instead of an endless burst.
 tag: ``volume_spike`` fires when the last bucket before ``now`` bursts against the mean of the
 ``baseline_buckets`` before it (the detector above with ``warmup = baseline_buckets``) at
 ``threshold`` = alpha; ``sentiment_drop`` fires when the mean sentiment score (P(positive) -
-P(negative), from ``agora.analytics.sentiment.score_store``) of the tag's posts and comments in
-the last bucket is at least ``threshold`` below its mean over the ``baseline_buckets`` before,
-with at least ``min_count`` texts in both. An *episode* (a row of ``analytics_alerts``) opens
-the first time the condition holds (the alert fires once), stays open while it keeps holding
-and is closed at the first evaluation where it does not.
+P(negative), from ``agora.analytics.sentiment.service.score_store``) of the tag's posts and
+comments in the last bucket is at least ``threshold`` below its mean over the
+``baseline_buckets`` before, with at least ``min_count`` texts in both. An *episode* (a row of
+``analytics_alerts``) opens the first time the condition holds (the alert fires once), stays
+open while it keeps holding and is closed at the first evaluation where it does not.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agora.analytics.models import OPEN, AlertEpisode, AlertRule
-from agora.analytics.sentiment import score_store
+from agora.analytics.sentiment.service import score_store
 from agora.db import queries
 from agora.db.tables import Event, Item
 from agora.features.text import tokenize

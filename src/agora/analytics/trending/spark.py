@@ -1,7 +1,7 @@
 """Trending baselines of :mod:`agora.analytics.trending` computed by Spark (``--engine spark``).
 
 Spark counts the posts per tag per bucket over the window and runs the burst detector per
-shard of tags (a Python task calling :func:`~agora.analytics.trending.detect_bursts` on the
+shard of tags (a Python task calling :func:`~agora.analytics.trending.service.detect_bursts` on the
 shard's count series: each tag's EWMA baseline and Poisson tails depend only on its own row,
 so sharding changes nothing); the driver gets the bursts only. Keyword sources (jieba over
 titles, bodies and the text read in images) stay on the local engine.
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agora.analytics.trending import (
+from agora.analytics.trending.service import (
     BUCKETS,
     Burst,
     Trending,

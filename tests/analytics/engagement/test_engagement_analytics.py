@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from agora.analytics import engagement as eg
+from agora.analytics.engagement import service as eg
 from agora.config import BUILTIN_EVENT_TYPES
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.ingest.schemas import Dataset, EventIn, ItemIn, UserIn
@@ -159,7 +159,7 @@ def test_cli_writes_the_report_with_its_figures(
     import typer
     from typer.testing import CliRunner
 
-    from agora.analytics.engagement_cli import app
+    from agora.analytics.engagement.cli import app
     from agora.config import get_settings
 
     url = f"sqlite:///{tmp_path / 'agora.db'}"

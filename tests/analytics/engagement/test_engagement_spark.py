@@ -21,9 +21,9 @@ from spark_compare import (
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from agora.analytics import engagement as eg
-from agora.analytics import engagement_spark as es
-from agora.analytics.engagement_report import compute
+from agora.analytics.engagement import service as eg
+from agora.analytics.engagement import spark as es
+from agora.analytics.engagement.report import compute
 from agora.cli.main import app as cli
 from agora.config import get_settings
 from agora.db.engine import make_engine, session_factory, transaction

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from agora.analytics import trending
-from agora.analytics import trending_spark as ts
+from agora.analytics.trending import service as trending
+from agora.analytics.trending import spark as ts
 from agora.db.engine import make_engine, session_factory
 
 #: The bundled community's newest activity is on 2021-12-04; its busiest months are May-June.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agora.analytics import segments
-from agora.analytics import segments_spark as ss
+from agora.analytics.segments import service as segments
+from agora.analytics.segments import spark as ss
 from agora.db.engine import make_engine, session_factory
 
 

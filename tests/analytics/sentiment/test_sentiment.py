@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agora.analytics import sentiment as sa
 from agora.analytics.cli import app
+from agora.analytics.sentiment import service as sa
 from agora.config import get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.ingest.schemas import EventIn, ItemIn, UserIn
@@ -286,9 +286,9 @@ def test_the_shipped_artefact_is_package_data_with_its_provenance() -> None:
     assert meta["version"].startswith("shipped-") and meta["train_rows"]
     import tomllib
 
-    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
     package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
-    assert "analytics/sentiment_model/*" in package_data["agora"]
+    assert "analytics/sentiment/model/*" in package_data["agora"]
 
 
 def test_the_shipped_english_head_tunes_only_minilm_biases_and_layernorms() -> None:

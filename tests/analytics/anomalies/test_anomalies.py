@@ -13,7 +13,7 @@ import pytest
 from analytics_support import computed
 from fastapi.testclient import TestClient
 
-from agora.analytics import anomalies
+from agora.analytics.anomalies import service as anomalies
 from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction

@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from agora.analytics import trending as tr
+from agora.analytics.trending import service as tr
 from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings
 from agora.db.engine import session_factory, transaction
@@ -219,7 +219,7 @@ def test_cli_rule_alerts_and_trending(
 ) -> None:
     from typer.testing import CliRunner
 
-    from agora.analytics.graph_cli import app
+    from agora.analytics.trending.cli import app
     from agora.config import get_settings
 
     monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "data"))

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from agora.analytics import segments
-from agora.analytics.segments_cli import app as cli_app
+from agora.analytics.segments import service as segments
+from agora.analytics.segments.cli import app as cli_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.tables import Group, Membership

@@ -9,7 +9,7 @@ import pytest
 from analytics_support import computed
 from fastapi.testclient import TestClient
 
-from agora.analytics import influence as inf
+from agora.analytics.influence import service as inf
 from agora.config import BUILTIN_EVENT_TYPES
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.ingest.schemas import Dataset, EdgeIn, EventIn, ItemIn, UserIn
@@ -182,7 +182,7 @@ def test_cli_cascades_of_the_weibo_file_and_influence_of_the_store(
 ) -> None:
     from typer.testing import CliRunner
 
-    from agora.analytics.graph_cli import app
+    from agora.analytics.influence.cli import app
     from agora.config import get_settings
 
     url = f"sqlite:///{tmp_path / 'agora.db'}"

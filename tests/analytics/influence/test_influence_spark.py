@@ -7,8 +7,8 @@ import igraph as ig
 import pytest
 from spark_compare import RELATIVE
 
-from agora.analytics import influence
-from agora.analytics import influence_spark as ins
+from agora.analytics.influence import service as influence
+from agora.analytics.influence import spark as ins
 from agora.config import DEFAULT_EVENT_WEIGHTS
 from agora.db.engine import make_engine, session_factory
 
