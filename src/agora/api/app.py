@@ -36,11 +36,6 @@ from starlette.concurrency import run_in_threadpool
 
 import agora
 from agora.analytics import jobs as analytics_jobs
-from agora.analytics.anomalies_views import router as analytics_anomalies_router
-from agora.analytics.engagement_views import router as analytics_engagement_router
-from agora.analytics.graph_views import router as analytics_graph_router
-from agora.analytics.results_views import router as analytics_results_router
-from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
 from agora.api import errors, limits, metrics, openapi, query
 from agora.api.auth import check_settings
@@ -365,12 +360,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media_router)
     app.include_router(market_router)
     app.include_router(analytics_router)
-    app.include_router(analytics_graph_router)
-    app.include_router(analytics_engagement_router)
-    app.include_router(analytics_segments_router)
-    app.include_router(analytics_anomalies_router)
     app.include_router(privacy_dp_router)
-    app.include_router(analytics_results_router)
     app.include_router(experiments_router)
     app.include_router(privacy_router)
     app.include_router(audit_router)

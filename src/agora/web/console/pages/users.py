@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from agora.analytics import segments
+from agora.analytics.segments import service as segments
 from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries
