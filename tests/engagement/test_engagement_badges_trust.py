@@ -21,7 +21,7 @@ from agora.engagement.config import (
 from agora.engagement.models import TrustState
 from agora.ingest.registry import load_any
 from agora.ingest.schemas import ItemIn
-from agora.ingest.service import add_dataset, upsert_items
+from agora.ingest.service import add_dataset, known_user_pk, upsert_items
 
 
 def _likes(post: str, n: int, start: int = 0) -> list:
@@ -156,7 +156,7 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
     with transaction(sessions) as session:
         service.catch_up(session, config, NOW)
         report = service.trust(session, config, "reader", NOW)
-        stored = session.get(TrustState, service.user_pk(session, "reader"))
+        stored = session.get(TrustState, known_user_pk(session, "reader"))
     assert (report.level, report.next_level) == (2, None)
     assert stored is not None and stored.level == 2  # the catch-up stored the new level
 
@@ -186,7 +186,7 @@ def test_stored_levels_equal_live_ones_where_likes_received_decide_or_not(
     with transaction(sessions) as session:
         service.catch_up(session, config, NOW)
         stored = {
-            user: session.get(TrustState, service.user_pk(session, user)).level  # type: ignore[union-attr]
+            user: session.get(TrustState, known_user_pk(session, user)).level  # type: ignore[union-attr]
             for user in ("writer", "silent", "fan0", "fan4")
         }
         live = {user: service.trust(session, config, user, NOW).level for user in stored}

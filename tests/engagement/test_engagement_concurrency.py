@@ -15,6 +15,7 @@ from agora.db.tables import Event, Item, User
 from agora.engagement import service
 from agora.engagement.config import EngagementConfig
 from agora.engagement.models import EngagementState, LedgerEntry
+from agora.ingest.service import known_user_pk
 
 
 @pytest.mark.parametrize("first_ever", [True, False])
@@ -48,7 +49,7 @@ def test_a_concurrent_catch_up_waits_and_applies_nothing_twice(
 
 def _insert_like(session: Session, event_pk: int, fan: str) -> None:
     """A like stored under an explicit id, as a transaction that committed late would leave."""
-    fan_pk = service.user_pk(session, fan)
+    fan_pk = known_user_pk(session, fan)
     item = session.scalar(select(Item.id).where(Item.external_id == "p1"))
     session.execute(
         insert(Event).values(id=event_pk, event_id=f"late-{event_pk}", user_id=fan_pk,

@@ -18,6 +18,7 @@ from agora.db.engine import transaction
 from agora.db.pseudonyms import sealer_for_session
 from agora.engagement import digest as digests
 from agora.engagement import service
+from agora.ingest.service import UnknownUser
 
 app = typer.Typer(
     help="Points, badges, trust levels, leaderboards and digests.", no_args_is_help=True
@@ -67,7 +68,7 @@ def points(user: UserArg, n: Annotated[int, typer.Option("-n", min=1)] = 10) -> 
         with transaction(store_sessions(settings)) as session:
             service.catch_up(session, settings.engagement, datetime.now(UTC))
             report = service.points(session, settings.engagement, user, datetime.now(UTC), n)
-    except service.UnknownUser as exc:
+    except UnknownUser as exc:
         raise fail(str(exc)) from None
     console.print(Text.assemble((user, "bold"), f": {report.total:,} points"))
     for rule, total in sorted(report.by_rule.items(), key=lambda kv: -abs(kv[1])):
@@ -82,7 +83,7 @@ def badges(user: UserArg) -> None:
         with transaction(store_sessions(settings)) as session:
             service.catch_up(session, settings.engagement, datetime.now(UTC))
             report = service.badges(session, settings.engagement, user, datetime.now(UTC))
-    except service.UnknownUser as exc:
+    except UnknownUser as exc:
         raise fail(str(exc)) from None
     earned = Table(title=f"badges of {user}")
     for column in ("badge", "level", "post", "awarded"):
@@ -103,7 +104,7 @@ def trust(user: UserArg) -> None:
         with transaction(store_sessions(settings)) as session:
             service.catch_up(session, settings.engagement, datetime.now(UTC))
             report = service.trust(session, settings.engagement, user, datetime.now(UTC))
-    except service.UnknownUser as exc:
+    except UnknownUser as exc:
         raise fail(str(exc)) from None
     console.print(Text.assemble((user, "bold"), f": trust level {report.level} ({report.name})"))
     if report.next_level:
@@ -137,6 +138,6 @@ def digest(
                     session, models, user, picks, settings.feed, settings.event_weights, now,
                     report.since,
                 )  # fmt: skip
-    except service.UnknownUser as exc:
+    except UnknownUser as exc:
         raise fail(str(exc)) from None
     print(digests.render(report, fmt))

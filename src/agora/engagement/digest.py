@@ -23,6 +23,7 @@ from agora.engagement import service
 from agora.engagement.config import EngagementConfig
 from agora.feed.service import build_feed
 from agora.ingest.schemas import as_utc
+from agora.ingest.service import known_user_pk
 from agora.serving.service import ModelStore
 
 
@@ -94,7 +95,7 @@ def build_digest(
 ) -> Digest:
     """The user's digest for ``(since, now]``; ``since`` defaults to their last activity (or
     their sign-up when they never were active). ``picks`` come from :func:`feed_picks`."""
-    pk = service.user_pk(session, user_id)
+    pk = known_user_pk(session, user_id)
     if since is None:
         created = as_utc(session.scalar(select(User.created).where(User.id == pk)))
         since = last_active(session, pk, now) or created or now

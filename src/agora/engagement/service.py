@@ -35,7 +35,7 @@ from sqlalchemy import case, delete, exists, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from agora.db import queries
+from agora.api.errors import Conflict, NotFound
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Item, User
 from agora.engagement.config import BadgeRule, EngagementConfig, TrustRequirements
@@ -49,6 +49,7 @@ from agora.engagement.models import (
     TrustState,
 )
 from agora.ingest.schemas import as_utc
+from agora.ingest.service import known_user_pk
 
 STATE_ID = 1
 GAP_SECONDS = 600.0  # longer than any transaction that writes events
@@ -57,29 +58,17 @@ IN_CHUNK = 500  # ids per IN (...) list
 DERIVED = (LedgerEntry, PointsTotal, ActiveDay, BadgeAward, TrustState)
 
 
-class UnknownUser(LookupError):
-    """The user is not in the store."""
-
-
-class UnknownTask(LookupError):
+class UnknownTask(NotFound):
     """No task has this id."""
 
 
-class TaskConflict(ValueError):
+class TaskConflict(Conflict):
     """A task with this id exists with another definition."""
 
 
 def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def user_pk(session: Session, user_id: str) -> int:
-    """The internal id of a user, or :class:`UnknownUser`."""
-    pk = queries.user_pk(session, user_id)
-    if pk is None:
-        raise UnknownUser(f"user {user_id!r} not found")
-    return pk
 
 
 # -- applying events ----------------------------------------------------------------------------
@@ -954,7 +943,7 @@ class TrustReport:
 
 def trust(session: Session, config: EngagementConfig, user_id: str, now: datetime) -> TrustReport:
     """The user's trust level at ``now``, every level's requirements, and what is missing."""
-    pk = user_pk(session, user_id)
+    pk = known_user_pk(session, user_id)
     stand_ins = substitutions(session, config)
     metrics = trust_metrics(session, config, [pk], now, stand_ins)[pk]
     checks = _check_levels(config, metrics, stand_ins.reasons)
@@ -1000,7 +989,7 @@ def points(
     session: Session, config: EngagementConfig, user_id: str, now: datetime, n: int = 20
 ) -> PointsReport:
     """A user's total, their points per rule and their ``n`` latest ledger entries."""
-    pk = user_pk(session, user_id)
+    pk = known_user_pk(session, user_id)
     total = session.scalar(select(PointsTotal.points).where(PointsTotal.user_id == pk)) or 0
     by_rule = dict(
         session.execute(
@@ -1093,7 +1082,7 @@ class BadgesReport:
 def badges(session: Session, config: EngagementConfig, user_id: str, now: datetime) -> BadgesReport:
     """The badges a user earned (per post badges once per post) and how far each one they can
     still earn is ("12 more likes on 'X' to reach Good Post")."""
-    pk = user_pk(session, user_id)
+    pk = known_user_pk(session, user_id)
     rows = session.execute(
         select(BadgeAward, Item.external_id, Item.title)
         .outerjoin(Item, Item.id == BadgeAward.item_id)
@@ -1318,7 +1307,7 @@ def user_tasks(
     session: Session, user_id: str, now: datetime, active: bool = True
 ) -> list[dict[str, Any]]:
     """The user's progress on every running task (every task with ``active=False``)."""
-    pk = user_pk(session, user_id)
+    pk = known_user_pk(session, user_id)
     out = []
     for spec in list_tasks(session, now, active=active):
         have = _task_counts(session, spec, [pk]).get(pk, 0)

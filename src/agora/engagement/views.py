@@ -10,20 +10,18 @@ The rules are ``settings.engagement``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
-from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.errors import InvalidRequest, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 from agora.db.engine import transaction
@@ -69,16 +67,6 @@ def _pending(response: Response, session: Session, config: EngagementConfig) -> 
     response.headers[PENDING_HEADER] = str(service.pending_events(session, config))
 
 
-@contextmanager
-def _as_http_errors() -> Iterator[None]:
-    try:
-        yield
-    except (service.UnknownUser, service.UnknownTask) as exc:
-        raise NotFound(str(exc)) from None
-    except service.TaskConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-
-
 @router.get(
     "/users/{user_id}/points",
     summary="The user's points total, per rule, and latest ledger entries",
@@ -92,7 +80,7 @@ def get_points(
     response: Response,
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> PointsOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         report = service.points(session, config, user_id, datetime.now(UTC), n)
         _pending(response, session, config)
     return PointsOut(**asdict(report))
@@ -107,7 +95,7 @@ def get_points(
 def get_badges(
     user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep, response: Response
 ) -> BadgesOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         report = service.badges(session, config, user_id, datetime.now(UTC))
         _pending(response, session, config)
     return BadgesOut(**asdict(report))
@@ -122,7 +110,7 @@ def get_badges(
 def get_trust(
     user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep, response: Response
 ) -> TrustOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         report = service.trust(session, config, user_id, datetime.now(UTC))
         _pending(response, session, config)
     return TrustOut(**asdict(report))
@@ -225,7 +213,7 @@ def post_task(
     if body.event_type not in known:
         message = f"unknown event type {body.event_type!r}; known: {sorted(known)}"
         raise InvalidRequest([problem(("body", "event_type"), message)])
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         spec, created = service.create_task(
             session, service.TaskSpec(**body.model_dump()), datetime.now(UTC)
         )
@@ -244,7 +232,7 @@ def get_task_leaderboard(
     sessions: SessionFactoryDep,
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> TaskLeaderboardOut:
-    with _as_http_errors(), sessions() as session:
+    with sessions() as session:
         board = service.task_leaderboard(session, task_id, datetime.now(UTC), n)
     return TaskLeaderboardOut(**board)
 
@@ -258,7 +246,7 @@ def get_task_leaderboard(
 def get_user_tasks(
     user_id: UserId, sessions: SessionFactoryDep, active: bool = True
 ) -> list[TaskProgressOut]:
-    with _as_http_errors(), sessions() as session:
+    with sessions() as session:
         rows = service.user_tasks(session, user_id, datetime.now(UTC), active)
     return [TaskProgressOut(**row) for row in rows]
 
@@ -285,7 +273,7 @@ def get_digest(
 ) -> DigestOut | Response:
     now = datetime.now(UTC)
     # writes: the feed picks build a page in a savepoint (rolled back), which may write
-    with _as_http_errors(), transaction(sessions, writes=True) as session:
+    with transaction(sessions, writes=True) as session:
         report = digests.build_digest(session, config, user_id, now, since)
         if n:
             report.picks = digests.feed_picks(

@@ -11,8 +11,6 @@ ads in a second one (its failure costs only the ads), from the process's ad book
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -32,7 +30,6 @@ from agora.api.deps import (
     SessionFactoryDep,
     SettingsDep,
 )
-from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db.engine import transaction
@@ -171,17 +168,6 @@ class FeedbackIn(BaseModel):
         if given != [needed]:
             raise ValueError(f"kind {self.kind!r} takes exactly one target: {needed}")
         return self
-
-
-@contextmanager
-def _as_http_errors() -> Iterator[None]:
-    """The service's lookup and cursor errors as the API's 404 and 422 answers."""
-    try:
-        yield
-    except service.BadCursor as exc:
-        raise InvalidRequest([problem(("query", "cursor"), str(exc))]) from None
-    except (service.UnknownUser, service.UnknownTarget) as exc:
-        raise NotFound(str(exc)) from None
 
 
 def _controls_out(c: service.Controls) -> ControlsOut:
@@ -342,7 +328,7 @@ def get_feed(
     minus what the user touched since, with exploration drawn now). A user the store does
     not know yet is created and gets a cold-start page."""
     sessions, cache, market_cache = app.sessions, app.cache, app.market
-    with _as_http_errors(), cache.serving(), transaction(sessions) as session:
+    with cache.serving(), transaction(sessions) as session:
         now = datetime.now(UTC)
         page = service.build_feed(
             session,
@@ -377,8 +363,7 @@ def get_feed(
     responses=ERRORS,
 )
 def get_controls(user_id: UserId, session: SessionDep, settings: SettingsDep) -> ControlsOut:
-    with _as_http_errors():
-        return _controls_out(service.controls(session, user_id, settings.feed))
+    return _controls_out(service.controls(session, user_id, settings.feed))
 
 
 @router.patch(
@@ -394,7 +379,7 @@ def patch_controls(
     settings: SettingsDep,
     cache: FeedCacheDep,
 ) -> ControlsOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         changed = service.update_controls(
             session,
             user_id,
@@ -438,7 +423,7 @@ def post_interests(
 def post_feedback(
     user_id: UserId, body: FeedbackIn, sessions: SessionFactoryDep, cache: FeedCacheDep
 ) -> None:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         service.add_feedback(
             session,
             user_id,

@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, case, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from agora.api.errors import Conflict, Invalid, NotFound, problem
 from agora.db import queries
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Group, Item, Membership, User
@@ -66,24 +67,48 @@ CTR_DAYS = 14
 CTRPredictor = Callable[[list[dict[str, Any]]], np.ndarray]
 
 
-class UnknownCampaign(LookupError):
+class UnknownCampaign(NotFound):
     """No campaign with this id."""
 
 
-class UnknownReference(LookupError):
+class UnknownReference(NotFound):
     """A user, item or impression named by a request is not in the store."""
 
 
-class CampaignConflict(ValueError):
+class CampaignConflict(Conflict):
     """A campaign with this id exists with other settings."""
 
 
-class MissingItems(ValueError):
-    """Creatives that are not stored items (``missing`` lists them with their index)."""
+class MissingItems(NotFound):
+    """Creatives that are not stored items (``missing`` lists them with their index; each is a
+    problem at ``body.items.<index>``)."""
 
     def __init__(self, missing: list[tuple[int, str]]):
         self.missing = missing
-        super().__init__(f"unknown items: {', '.join(item for _, item in missing)}")
+        super().__init__(
+            f"unknown items: {', '.join(item for _, item in missing)}",
+            [
+                problem(("body", "items", i), f"item {item!r} is not stored", "not_found")
+                for i, item in missing
+            ],
+        )
+
+    def body(self) -> dict[str, Any]:
+        missing = ", ".join(repr(item) for _, item in self.missing)
+        return {**super().body(), "detail": f"creatives not stored: {missing}"}
+
+
+class InvalidCampaign(Invalid):
+    """A change that would leave the campaign invalid: one problem per field, at
+    ``body.<field>``; the message names each (``field: why; ...``)."""
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> InvalidCampaign:
+        errors = exc.errors(include_url=False)
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".lstrip(": ") for e in errors
+        )
+        return cls(message, [problem(("body", *e["loc"]), e["msg"]) for e in errors])
 
 
 @dataclass(frozen=True)
@@ -256,7 +281,10 @@ def update_campaign(
     if "items" in changes:
         _check_items(session, changes["items"])
     merged = {**_stored_fields(row), **changes}
-    CampaignFields.model_validate(merged)  # the whole campaign must stay valid
+    try:
+        CampaignFields.model_validate(merged)  # the whole campaign must stay valid
+    except ValidationError as exc:
+        raise InvalidCampaign.from_validation(exc) from exc
     for key, value in changes.items():
         setattr(row, key, value)
     row.updated = now

@@ -173,10 +173,7 @@ async def edit_controls(
                 datetime.now(UTC),
             )  # fmt: skip
 
-    try:
-        changed = await run_in_threadpool(write)
-    except (feed.UnknownUser, feed.UnknownTarget) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    changed = await run_in_threadpool(write)  # an unknown user or target answers 404
     cache.states.forget_ids({user_id})
     answer = render(request, "_controls.html", {"controls": changed, "user_id": user_id})
     answer.headers["HX-Trigger"] = "preview-refresh"
