@@ -30,13 +30,13 @@ import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any
 
 from agora.ingest.errors import ImportFailed, ImportProblem
-from agora.ingest.schemas import Dataset, EdgeIn, EventIn, ItemIn, UserIn
+from agora.ingest.schemas import Dataset, EdgeIn, EventIn, ItemIn, UserIn, as_utc
 
 #: Dump tables this importer reads; Posts and Users are required, the rest optional.
 TABLES = ("Posts", "Users", "Comments", "Votes", "Badges", "Tags", "PostLinks")
@@ -113,8 +113,7 @@ def iter_rows(path: Path) -> Iterator[dict[str, str]]:
 def _dt(text: str | None) -> datetime | None:
     if not text:
         return None
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return as_utc(datetime.fromisoformat(text))
 
 
 def _int(text: str | None) -> int | None:

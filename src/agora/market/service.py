@@ -36,7 +36,6 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -57,6 +56,7 @@ from agora.market.models import AdClick, AdConversion, AdImpression, Campaign, E
 from agora.market.schemas import CampaignFields, CampaignIn
 from agora.moderation.models import ModerationDecision
 from agora.moderation.service import removed_item_ids
+from agora.significance import pooled_two_proportion_p, z_quantile
 
 #: Events of the user whose items' tags describe their interests (for tag targeting).
 RECENT_EVENTS = 50
@@ -172,7 +172,7 @@ def wilson(k: int, n: int, confidence: float) -> tuple[float | None, float | Non
     """Proportion k/n with its Wilson score interval (None when n = 0)."""
     if n <= 0:
         return None, None, None
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    z = z_quantile(confidence)
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -212,10 +212,7 @@ def lift(
     }
     out["relative_lift"] = diff / p0 if p0 > 0 else None
     out["incremental_conversions"] = diff * n1
-    pooled = (k1 + k0) / (n1 + n0)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    if se > 0:
-        out["p_value"] = 2 * (1 - NormalDist().cdf(abs(diff) / se))
+    out["p_value"] = pooled_two_proportion_p(k1, n1, k0, n0)
     return out
 
 
