@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from agora.config import FeedConfig
 from agora.db.tables import Event, Item, User
-from agora.engagement import service
+from agora.engagement import badge_awards, ledger
 from agora.engagement.config import EngagementConfig
 from agora.feed.service import build_feed
 from agora.ingest.schemas import as_utc
@@ -138,8 +138,8 @@ def build_digest(
         ],
         replies_total=int(replies_total or 0),
         likes_received=int(likes or 0),
-        points=service.points_since(session, pk, since),
-        badges=service.awards_since(session, config, pk, since),
+        points=ledger.points_since(session, pk, since),
+        badges=badge_awards.awards_since(session, config, pk, since),
         picks=picks or [],
     )
 

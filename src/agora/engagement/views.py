@@ -25,8 +25,8 @@ from agora.api.errors import InvalidRequest, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 from agora.db.engine import transaction
+from agora.engagement import badge_awards, ledger, tasks, trust_levels
 from agora.engagement import digest as digests
-from agora.engagement import service
 from agora.engagement.config import EngagementConfig
 from agora.engagement.schemas import (
     BadgesOut,
@@ -64,7 +64,7 @@ PENDING_HEADER = "X-Engagement-Pending-Events"
 
 
 def _pending(response: Response, session: Session, config: EngagementConfig) -> None:
-    response.headers[PENDING_HEADER] = str(service.pending_events(session, config))
+    response.headers[PENDING_HEADER] = str(ledger.pending_events(session, config))
 
 
 @router.get(
@@ -81,7 +81,7 @@ def get_points(
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> PointsOut:
     with transaction(sessions) as session:
-        report = service.points(session, config, user_id, datetime.now(UTC), n)
+        report = ledger.points(session, config, user_id, datetime.now(UTC), n)
         _pending(response, session, config)
     return PointsOut(**asdict(report))
 
@@ -96,7 +96,7 @@ def get_badges(
     user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep, response: Response
 ) -> BadgesOut:
     with transaction(sessions) as session:
-        report = service.badges(session, config, user_id, datetime.now(UTC))
+        report = badge_awards.badges(session, config, user_id, datetime.now(UTC))
         _pending(response, session, config)
     return BadgesOut(**asdict(report))
 
@@ -111,7 +111,7 @@ def get_trust(
     user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep, response: Response
 ) -> TrustOut:
     with transaction(sessions) as session:
-        report = service.trust(session, config, user_id, datetime.now(UTC))
+        report = trust_levels.trust(session, config, user_id, datetime.now(UTC))
         _pending(response, session, config)
     return TrustOut(**asdict(report))
 
@@ -129,7 +129,7 @@ def get_trust_levels(
 ) -> dict[int, int]:
     with transaction(sessions) as session:
         _pending(response, session, config)
-        exact = service.trust_distribution(session, config, datetime.now(UTC))
+        exact = trust_levels.trust_distribution(session, config, datetime.now(UTC))
     noisy = dp.answer(
         request,
         response,
@@ -177,7 +177,7 @@ def get_leaderboard(
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> LeaderboardOut:
     with transaction(sessions) as session:
-        leaders = service.leaderboard(session, config, datetime.now(UTC), period, tag, n)
+        leaders = ledger.leaderboard(session, config, datetime.now(UTC), period, tag, n)
         _pending(response, session, config)
     return LeaderboardOut(period=period, tag=tag, leaders=leaders)
 
@@ -188,8 +188,8 @@ def get_tasks(
     active: Annotated[bool, Query(description="Only tasks running now.")] = False,
 ) -> list[TaskOut]:
     with sessions() as session:
-        tasks = service.list_tasks(session, datetime.now(UTC), active)
-    return [TaskOut(**t.__dict__) for t in tasks]
+        specs = tasks.list_tasks(session, datetime.now(UTC), active)
+    return [TaskOut(**t.__dict__) for t in specs]
 
 
 @router.post(
@@ -214,8 +214,8 @@ def post_task(
         message = f"unknown event type {body.event_type!r}; known: {sorted(known)}"
         raise InvalidRequest([problem(("body", "event_type"), message)])
     with transaction(sessions) as session:
-        spec, created = service.create_task(
-            session, service.TaskSpec(**body.model_dump()), datetime.now(UTC)
+        spec, created = tasks.create_task(
+            session, tasks.TaskSpec(**body.model_dump()), datetime.now(UTC)
         )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return TaskOut(**spec.__dict__)
@@ -233,7 +233,7 @@ def get_task_leaderboard(
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> TaskLeaderboardOut:
     with sessions() as session:
-        board = service.task_leaderboard(session, task_id, datetime.now(UTC), n)
+        board = tasks.task_leaderboard(session, task_id, datetime.now(UTC), n)
     return TaskLeaderboardOut(**board)
 
 
@@ -247,7 +247,7 @@ def get_user_tasks(
     user_id: UserId, sessions: SessionFactoryDep, active: bool = True
 ) -> list[TaskProgressOut]:
     with sessions() as session:
-        rows = service.user_tasks(session, user_id, datetime.now(UTC), active)
+        rows = tasks.user_tasks(session, user_id, datetime.now(UTC), active)
     return [TaskProgressOut(**row) for row in rows]
 
 
@@ -295,5 +295,5 @@ def get_digest(
 )
 def post_replay(sessions: SessionFactoryDep, config: ConfigDep) -> ReplayOut:
     with transaction(sessions) as session:
-        applied = service.replay(session, config, datetime.now(UTC))
+        applied = ledger.replay(session, config, datetime.now(UTC))
     return ReplayOut(applied=applied)
