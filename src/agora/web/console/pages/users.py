@@ -18,7 +18,7 @@ from agora.db import queries
 from agora.db.engine import transaction
 from agora.engagement import badge_awards, ledger, trust_levels
 from agora.feed import service as feed
-from agora.feed.views import ControlsIn
+from agora.feed.schemas import ControlsIn
 from agora.web.console import auth
 from agora.web.console.layout import NavEntry, panel, render, unprocessable
 
