@@ -731,27 +731,9 @@ def serve(
     models_now = model_stamp(models)
     snapshot = cache.catalogue.get(session, models=models_now)
     user = cache.states.get(session, user_id, now, _from_record(cache, snapshot, user_id))
-
-    def own() -> Candidates:
-        rows = user_event_rows(session, user_id)
-        return compute_candidates(
-            session, models, cache, user.pk, user_id, rows, defaults, weights, now
-        )
-
-    def shared() -> Candidates:
-        return compute_global(session, models, cache, defaults, weights, now)
-
-    # a cold-start user who has just acted gets personal candidates now, not at the next round
-    def cold(record: Candidates) -> bool:
-        return not record.personal and record.events < user.events
-
-    # the store's own popularity (before a trending model is trained) is redone while empty
-    def empty(record: Candidates) -> bool:
-        return record.primary_model is None and not len(record.primary[0])
-
-    held, status = cache.ready.get(user.pk, user.events, models_now, snapshot, own, cold)
-    everyone, _ = cache.ready.get(EVERYONE, -1, models_now, snapshot, shared, empty)
-
+    held, status, everyone = _ready_candidates(
+        session, models, cache, snapshot, user, user_id, models_now, defaults, weights, now
+    )
     ctl = effective_controls(user, defaults)
     promoted_at = positions_of(snapshot, promoted)
     ahead = cache.ahead(browsing)
@@ -780,6 +762,66 @@ def serve(
         if len(rest.positions)
         else None,
     )
+    _record_impressions(session, cache, snapshot, user, ranked, browsing, page, now)
+    return Served(
+        user=user,
+        items=page_items(snapshot, ranked),
+        model=held.record.ranking,
+        candidates=status,
+        ranking=ranking,
+        personal=held.record.personal,
+    )
+
+
+def _ready_candidates(
+    session: Session,
+    models: ModelStore,
+    cache: FeedCache,
+    snapshot: Snapshot,
+    user: UserState,
+    user_id: str,
+    models_now: str,
+    defaults: FeedConfig,
+    weights: Mapping[str, float],
+    now: datetime,
+) -> tuple[Held, str, Held]:
+    """The user's ready candidates (with how they were had: ready, stale or built) and
+    everyone's, each computed now when missing."""
+
+    def own() -> Candidates:
+        rows = user_event_rows(session, user_id)
+        return compute_candidates(
+            session, models, cache, user.pk, user_id, rows, defaults, weights, now
+        )
+
+    def shared() -> Candidates:
+        return compute_global(session, models, cache, defaults, weights, now)
+
+    # a cold-start user who has just acted gets personal candidates now, not at the next round
+    def cold(record: Candidates) -> bool:
+        return not record.personal and record.events < user.events
+
+    # the store's own popularity (before a trending model is trained) is redone while empty
+    def empty(record: Candidates) -> bool:
+        return record.primary_model is None and not len(record.primary[0])
+
+    held, status = cache.ready.get(user.pk, user.events, models_now, snapshot, own, cold)
+    everyone, _ = cache.ready.get(EVERYONE, -1, models_now, snapshot, shared, empty)
+    return held, status, everyone
+
+
+def _record_impressions(
+    session: Session,
+    cache: FeedCache,
+    snapshot: Snapshot,
+    user: UserState,
+    ranked: Ranked,
+    browsing: str,
+    page: int,
+    now: datetime,
+) -> None:
+    """The page's impressions (written after the session commits) and its items as shown in
+    this browsing session (later pages leave them out)."""
     cache.impressions.add_after_commit(
         session,
         [
@@ -797,14 +839,6 @@ def serve(
         ],
     )
     cache.shown.add(browsing, page, snapshot.pks[ranked.positions])
-    return Served(
-        user=user,
-        items=page_items(snapshot, ranked),
-        model=held.record.ranking,
-        candidates=status,
-        ranking=ranking,
-        personal=held.record.personal,
-    )
 
 
 def _from_record(
