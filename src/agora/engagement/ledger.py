@@ -26,7 +26,7 @@ user's latest applied event, :func:`.trust_levels.trust` computes it at request 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Item
-from agora.engagement.config import BadgeRule, EngagementConfig
+from agora.engagement.config import BadgeRule, EngagementConfig, PointRule
 from agora.engagement.models import (
     ActiveDay,
     BadgeAward,
@@ -466,18 +466,62 @@ def _load_caps(
                 run.capped[(user, rule, day)] = abs(int(total))
 
 
+@dataclass
+class _BadgesByKind:
+    """The configured badges, by what they count."""
+
+    post: list[BadgeRule]  # events of others on one post
+    actor: list[BadgeRule]  # events the user made
+    others: list[BadgeRule]  # events of others on the user's posts
+    streak: list[BadgeRule]  # consecutive visit days
+
+    @classmethod
+    def of(cls, badges: Sequence[BadgeRule]) -> _BadgesByKind:
+        return cls(
+            [b for b in badges if b.kind == "post_events"],
+            [b for b in badges if b.kind == "count" and b.who == "actor"],
+            [b for b in badges if b.kind == "count" and b.who == "author"],
+            [b for b in badges if b.kind == "streak"],
+        )
+
+
 def _apply_batch(
     session: Session, config: EngagementConfig, events: list[_Ev], run: _Run
 ) -> None:  # fmt: skip
-    rules_by_type: dict[str, list] = defaultdict(list)
+    """Apply a batch of events in id order: points (with daily caps), count badges, visit days
+    and streak badges; the rows written at once."""
+    rules_by_type: dict[str, list[PointRule]] = defaultdict(list)
     for rule in config.points:
         rules_by_type[rule.event].append(rule)
-    badges = config.badges
-    post_badges = [b for b in badges if b.kind == "post_events"]
-    actor_badges = [b for b in badges if b.kind == "count" and b.who == "actor"]
-    other_badges = [b for b in badges if b.kind == "count" and b.who == "author"]
-    streak_badges = [b for b in badges if b.kind == "streak"]
+    badges = _BadgesByKind.of(config.badges)
+    _load_batch(session, config, events, run, rules_by_type)
+    entries: list[dict] = []
+    awards: list[dict] = []
+    new_days: list[dict] = []
+    for e in events:
+        entries += _points_entries(e, rules_by_type.get(e.type, ()), run)
+        _count_badges(e, badges, run, awards)
+        days = run.days[e.user]
+        if e.day not in days:
+            days.add(e.day)
+            new_days.append({"user_id": e.user, "day": e.day})
+            if badges.streak:
+                length = streak(days, e.day)
+                for b in badges.streak:
+                    if length >= b.threshold:
+                        _award(run, awards, e.user, b, None, e.ts, e.id)
+    _write_batch(session, entries, new_days, awards)
 
+
+def _load_batch(
+    session: Session,
+    config: EngagementConfig,
+    events: list[_Ev],
+    run: _Run,
+    rules_by_type: Mapping[str, list[PointRule]],
+) -> None:
+    """Read what the batch's events build on (awards, counts, visit days, capped points) for
+    the users they touch, marking the users of events not seen before the lock."""
     users = {e.user for e in events} | {e.author for e in events if e.author is not None}
     run.touched |= users
     for e in events:
@@ -495,61 +539,62 @@ def _apply_batch(
                     cap_keys.add((to, rule.name, e.day))
     _load_caps(session, run, cap_keys)
 
-    entries: list[dict] = []
-    awards: list[dict] = []
-    new_days: list[dict] = []
-    for e in events:
-        for rule in rules_by_type.get(e.type, ()):
-            to = e.user if rule.to == "actor" else e.author
-            if to is None or (rule.to == "author" and to == e.user and not rule.include_self):
-                continue
-            points, capped = rule.points, False
-            if rule.daily_cap is not None:
-                key = (to, rule.name, e.day)
-                room = rule.daily_cap - run.capped[key]
-                if room <= 0:
-                    continue
-                if abs(points) > room:
-                    points, capped = room if points > 0 else -room, True
-                run.capped[key] += abs(points)
-            entries.append(
-                {
-                    "user_id": to,
-                    "rule": rule.name,
-                    "points": points,
-                    "capped": capped,
-                    "event_id": e.id,
-                    "item_id": e.item,
-                    "day": e.day,
-                    "created": e.ts,
-                }
-            )
-        by_other = e.author is not None and e.author != e.user
-        if by_other and (e.item, e.type) in run.on_item:
-            run.on_item[(e.item, e.type)] += 1
-            for b in post_badges:
-                if b.event == e.type and run.on_item[(e.item, e.type)] >= b.threshold:
-                    _award(run, awards, e.author, b, e.item, e.ts, e.id)  # type: ignore[arg-type]
-        if (e.user, e.type) in run.by_actor:
-            run.by_actor[(e.user, e.type)] += 1
-            for b in actor_badges:
-                if b.event == e.type and run.by_actor[(e.user, e.type)] >= b.threshold:
-                    _award(run, awards, e.user, b, None, e.ts, e.id)
-        if by_other and (e.author, e.type) in run.by_others:
-            run.by_others[(e.author, e.type)] += 1  # type: ignore[index]
-            for b in other_badges:
-                if b.event == e.type and run.by_others[(e.author, e.type)] >= b.threshold:  # type: ignore[index]
-                    _award(run, awards, e.author, b, None, e.ts, e.id)  # type: ignore[arg-type]
-        days = run.days[e.user]
-        if e.day not in days:
-            days.add(e.day)
-            new_days.append({"user_id": e.user, "day": e.day})
-            if streak_badges:
-                length = streak(days, e.day)
-                for b in streak_badges:
-                    if length >= b.threshold:
-                        _award(run, awards, e.user, b, None, e.ts, e.id)
 
+def _points_entries(e: _Ev, rules: Sequence[PointRule], run: _Run) -> list[dict]:
+    """The ledger entries of one event: one per rule that pays someone, within its daily cap."""
+    entries = []
+    for rule in rules:
+        to = e.user if rule.to == "actor" else e.author
+        if to is None or (rule.to == "author" and to == e.user and not rule.include_self):
+            continue
+        points, capped = rule.points, False
+        if rule.daily_cap is not None:
+            key = (to, rule.name, e.day)
+            room = rule.daily_cap - run.capped[key]
+            if room <= 0:
+                continue
+            if abs(points) > room:
+                points, capped = room if points > 0 else -room, True
+            run.capped[key] += abs(points)
+        entries.append(
+            {
+                "user_id": to,
+                "rule": rule.name,
+                "points": points,
+                "capped": capped,
+                "event_id": e.id,
+                "item_id": e.item,
+                "day": e.day,
+                "created": e.ts,
+            }
+        )
+    return entries
+
+
+def _count_badges(e: _Ev, badges: _BadgesByKind, run: _Run, awards: list[dict]) -> None:
+    """Count one event for the count badges it feeds and award those it completes."""
+    by_other = e.author is not None and e.author != e.user
+    if by_other and (e.item, e.type) in run.on_item:
+        run.on_item[(e.item, e.type)] += 1
+        for b in badges.post:
+            if b.event == e.type and run.on_item[(e.item, e.type)] >= b.threshold:
+                _award(run, awards, e.author, b, e.item, e.ts, e.id)  # type: ignore[arg-type]
+    if (e.user, e.type) in run.by_actor:
+        run.by_actor[(e.user, e.type)] += 1
+        for b in badges.actor:
+            if b.event == e.type and run.by_actor[(e.user, e.type)] >= b.threshold:
+                _award(run, awards, e.user, b, None, e.ts, e.id)
+    if by_other and (e.author, e.type) in run.by_others:
+        run.by_others[(e.author, e.type)] += 1  # type: ignore[index]
+        for b in badges.others:
+            if b.event == e.type and run.by_others[(e.author, e.type)] >= b.threshold:  # type: ignore[index]
+                _award(run, awards, e.author, b, None, e.ts, e.id)  # type: ignore[arg-type]
+
+
+def _write_batch(
+    session: Session, entries: list[dict], new_days: list[dict], awards: list[dict]
+) -> None:
+    """Insert the batch's ledger entries (adding them to the totals), visit days and awards."""
     if entries:
         session.execute(insert(LedgerEntry), entries)
         totals: Counter[int] = Counter()
