@@ -50,7 +50,7 @@ from agora.audit.recorder import recorder
 from agora.audit.views import router as audit_router
 from agora.config import Settings, get_settings
 from agora.db.engine import transaction
-from agora.engagement import service as engagement
+from agora.engagement import ledger
 from agora.engagement.schemas import TASK_EVENT_TYPE_MARK
 from agora.engagement.views import router as engagement_router
 from agora.experiments import service as experiments
@@ -170,7 +170,7 @@ def background_jobs(
 
     def catch_up() -> None:
         with one_at_a_time, transaction(sessions) as session:
-            engagement.catch_up(session, settings.engagement, datetime.now(UTC))
+            ledger.catch_up(session, settings.engagement, datetime.now(UTC))
 
     def guardrails() -> None:
         with transaction(sessions) as session:
@@ -226,7 +226,7 @@ def engagement_after_writes(
 
     def engagement_now() -> None:
         with engagement_lock, transaction(sessions) as session:
-            engagement.apply_after_write(session, config, datetime.now(UTC))
+            ledger.apply_after_write(session, config, datetime.now(UTC))
 
     return Coalesced(
         "engagement catch-up after writes", engagement_now, settings.engagement_after_write_seconds
