@@ -59,14 +59,15 @@ def test_train_on_spark_end_to_end(
     }
     log = tmp_path / "spark-events"
     done = agora(
-        "train", "--engine", "spark", "--models", "trending,itemknn,als", "--event-log", str(log),
+        # itemknn on Spark is compared with the single-machine one in tests/models (in process)
+        "train", "--engine", "spark", "--models", "trending,als", "--event-log", str(log),
         env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"training on {expected.n_users:,} users x {expected.n_items:,} items" in done.stdout
-    for step in ("data: read and weigh events", "als: holdout fit", "itemknn: fit", "als: save"):
+    for step in ("data: read and weigh events", "als: holdout fit", "trending: fit", "als: save"):
         assert step in done.stdout, done.stdout
-    for name in ("trending", "itemknn", "als"):
+    for name in ("trending", "als"):
         (path,) = list_artifacts(tmp_path / "data" / "models", name)
         loaded = load_artifact(path)
         assert list(loaded.user_ids) == list(expected.user_ids)
