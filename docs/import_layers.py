@@ -45,7 +45,7 @@ LAYERS: dict[str, float] = {
     # kits: the HTTP kit (auth, errors, routing, limits, middleware... every api module but the
     # app and its background jobs), the CLI kit (cli.shell), Spark and vision; anyone above the
     # ground may use them, they use only db and config
-    **dict.fromkeys(["api", "cli.shell", "spark", "vision"], KIT),
+    **dict.fromkeys(["api", "cli.shell", "spark", "vision", "metrics", "plots"], KIT),
     **dict.fromkeys(["db", "config"], GROUND),
 }
 LAYER_NAMES = {

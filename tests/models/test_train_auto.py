@@ -18,7 +18,7 @@ from agora.evaluation.auto import select_model
 from agora.features.interactions import Interactions, SideData
 from agora.models.hybrid import HybridModel
 from agora.models.registry import create_model
-from agora.models.training import affordable, holdout_split, refit_on_all
+from agora.evaluation.training import affordable, holdout_split, refit_on_all
 
 pytest.importorskip("torch")
 
