@@ -33,10 +33,10 @@ from filelock import FileLock, Timeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
+from agora.evaluation.training import train_from_store
 from agora.features.interactions import Interactions
 from agora.models.artifacts import list_artifacts, read_meta
 from agora.models.registry import MODELS
-from agora.evaluation.training import train_from_store
 from agora.serving.service import ModelStore
 
 log = logging.getLogger(__name__)
