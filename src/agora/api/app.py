@@ -11,7 +11,8 @@ precomputed recommendations), ``impressions`` (the
 :class:`~agora.feed.impressions.ImpressionBuffer`, started and stopped with the app: uvicorn's
 shutdown on SIGTERM or SIGINT writes what it holds) and ``market_cache`` (the ad book,
 :class:`~agora.market.serving.MarketCache`, read by a thread while the app runs); routers reach
-them through :mod:`agora.api.deps`.
+them through :mod:`agora.api.deps` (settings, sessions) and their domains' dependencies
+(``ModelsDep``, ``FeedCacheDep``... in the owning domain's views).
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from agora.api import errors, limits, metrics, openapi, query
 from agora.api.auth import check_settings
 from agora.api.background import Coalesced, Job, Jobs
 from agora.api.body import BATCH_LIMIT_MARK
-from agora.api.deps import ModelsDep
 from agora.api.middleware import RequestContext
 from agora.api.routing import OneHopRoute
 from agora.api.types import EVENT_TYPE_MARK
@@ -73,6 +73,7 @@ from agora.privacy import service as privacy
 from agora.privacy.dp_views import router as privacy_dp_router
 from agora.privacy.views import router as privacy_router
 from agora.serving.service import ModelStore
+from agora.serving.views import ModelsDep
 from agora.serving.views import router as serving_router
 from agora.web import console, docs
 from agora.web.views import router as web_router

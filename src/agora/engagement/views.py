@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
-from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
@@ -43,6 +43,7 @@ from agora.engagement.schemas import (
     TrustOut,
 )
 from agora.privacy import dp
+from agora.serving.views import ModelsDep
 
 router = APIRouter(route_class=OneHopRoute, tags=["engagement"])
 

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api.auth import require_key_header
 from agora.api.body import read_json, validate_batch, validate_one
-from agora.api.deps import ModelsDep, ReadyAnswersDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, MalformedJson, TooLarge, problem
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
@@ -46,6 +46,7 @@ from agora.gorse import schemas, service
 from agora.gorse.service import GorseError
 from agora.ingest import service as ingest
 from agora.privacy.views import erase_asked
+from agora.serving.views import ModelsDep, ReadyAnswersDep
 
 
 class GorseRoute(OneHopRoute):

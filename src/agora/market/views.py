@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
-from agora.api.deps import MarketCacheDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep, from_state
 from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
@@ -30,9 +30,12 @@ from agora.market.schemas import (
     ConversionOut,
     ReportOut,
 )
+from agora.market.serving import MarketCache
 from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["market"])
+#: The ad book (``app.state.market_cache``), read by a thread while the app runs.
+MarketCacheDep = Annotated[MarketCache, Depends(from_state("market_cache"))]
 
 CampaignId = Annotated[str, PathParam(min_length=1, max_length=255, description="Campaign id.")]
 ERRORS = {

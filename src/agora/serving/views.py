@@ -17,20 +17,14 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import orjson
 import scipy.sparse as sp
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
-from agora.api.deps import (
-    ModelsDep,
-    ReadyAnswersDep,
-    SessionDep,
-    SessionFactoryDep,
-    SettingsDep,
-)
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep, from_state
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db import queries
@@ -42,6 +36,11 @@ from agora.serving.service import Recommendation
 log = logging.getLogger(__name__)
 
 router = APIRouter(route_class=OneHopRoute)
+
+#: The trained models (``app.state.models``) and the feed's precomputed answers
+#: (``app.state.ready_answers``), for serving's routes and the domains' that read models.
+ModelsDep = Annotated[service.ModelStore, Depends(from_state("models"))]
+ReadyAnswersDep = Annotated[service.ReadyAnswers, Depends(from_state("ready_answers"))]
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]

@@ -18,12 +18,13 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from agora.api.deps import MarketCacheDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.market import service as market
 from agora.market.config import MarketConfig
 from agora.market.schemas import CampaignIn, CampaignPatch
+from agora.market.views import MarketCacheDep
 from agora.web.console import auth, charts
 from agora.web.console.layout import NavEntry, go_to, panel, render, texts, unprocessable
 

@@ -12,13 +12,14 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from agora.analytics import segments
-from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.engagement import service as engagement
 from agora.feed import service as feed
-from agora.feed.views import ControlsIn
+from agora.feed.views import ControlsIn, FeedCacheDep
+from agora.serving.views import ModelsDep
 from agora.web.console import auth
 from agora.web.console.layout import NavEntry, panel, render, unprocessable
 
