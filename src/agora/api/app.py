@@ -7,7 +7,8 @@ recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/relo
 
 ``app.state`` holds ``settings``, ``engine``, ``sessions`` (session factory), ``models``
 (:class:`~agora.serving.service.ModelStore`), ``feed_cache``, ``ready_answers`` (the feed's
-precomputed recommendations), ``impressions`` (the
+precomputed recommendations), ``private_trending`` (privacy's differentially private trending
+list for serving's route), ``impressions`` (the
 :class:`~agora.feed.impressions.ImpressionBuffer`, started and stopped with the app: uvicorn's
 shutdown on SIGTERM or SIGINT writes what it holds) and ``market_cache`` (the ad book,
 :class:`~agora.market.serving.MarketCache`, read by a thread while the app runs); routers reach
@@ -70,6 +71,7 @@ from agora.media import service as media
 from agora.media.views import router as media_router
 from agora.moderation.views import router as moderation_router
 from agora.privacy import service as privacy
+from agora.privacy.dp_trending import private_trending
 from agora.privacy.dp_views import router as privacy_dp_router
 from agora.privacy.views import router as privacy_router
 from agora.serving.service import ModelStore
@@ -337,6 +339,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.impressions = wiring.impressions
     app.state.market_cache = wiring.market
     app.state.ready_answers = wiring.ready_answers
+    app.state.private_trending = private_trending  # privacy's, for serving's GET /items/trending
     engagement_lock = threading.Lock()
     app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock, models)
     counting = engagement_after_writes(settings, app.state.sessions, engagement_lock)
