@@ -57,6 +57,7 @@ from agora.audit.views import router as audit_router
 from agora.config import Settings, get_settings
 from agora.db.engine import transaction
 from agora.engagement import service as engagement
+from agora.engagement.config import engagement_config
 from agora.engagement.schemas import TASK_EVENT_TYPE_MARK
 from agora.engagement.views import router as engagement_router
 from agora.experiments import service as experiments
@@ -178,7 +179,7 @@ def background_jobs(
 
     def catch_up() -> None:
         with one_at_a_time, transaction(sessions) as session:
-            engagement.catch_up(session, settings.engagement, datetime.now(UTC))
+            engagement.catch_up(session, engagement_config(settings), datetime.now(UTC))
 
     def guardrails() -> None:
         with transaction(sessions) as session:
@@ -230,7 +231,7 @@ def engagement_after_writes(
     A backlog larger than ``AFTER_WRITE_MAX`` (an import) waits for the background job's next
     turn, so that counting does not take the CPU the writes need; engagement reads say how
     many events are pending."""
-    config = settings.engagement
+    config = engagement_config(settings)
 
     def engagement_now() -> None:
         with engagement_lock, transaction(sessions) as session:
@@ -352,7 +353,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # outside the body cap: ids, access log, a clean 500; admin actions audited once answered
     app.add_middleware(RequestContext, after_answer=recorder(wiring.sessions))
-    task_event_types = (*settings.event_types, settings.engagement.flag_event)
+    task_event_types = (*settings.event_types, engagement_config(settings).flag_event)
     openapi.install(
         app,
         openapi.fill_enum(EVENT_TYPE_MARK, settings.event_types),

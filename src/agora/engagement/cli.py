@@ -1,6 +1,6 @@
 """``agora engagement ...``: replay the ledger, leaderboards, a user's points, badges, trust level
-and digest (each applies the newly stored events first). The rules are ``settings.engagement``
-(``AGORA_ENGAGEMENT`` as JSON)."""
+and digest (each applies the newly stored events first). The rules are
+``engagement_config(settings)`` (``AGORA_ENGAGEMENT`` as JSON)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from agora.db.engine import transaction
 from agora.db.pseudonyms import sealer_for_session
 from agora.engagement import digest as digests
 from agora.engagement import service
+from agora.engagement.config import engagement_config
 
 app = typer.Typer(
     help="Points, badges, trust levels, leaderboards and digests.", no_args_is_help=True
@@ -32,7 +33,7 @@ def replay() -> None:
     settings = get_settings()
     started = time.perf_counter()
     with transaction(store_sessions(settings)) as session:
-        applied = service.replay(session, settings.engagement, datetime.now(UTC))
+        applied = service.replay(session, engagement_config(settings), datetime.now(UTC))
     console.print(f"replayed {applied:,} events in {time.perf_counter() - started:.1f} s")
 
 
@@ -49,8 +50,10 @@ def leaderboard(
     if period not in ("all", "week"):
         raise fail(f"--period must be 'all' or 'week', not {period!r}")
     with transaction(store_sessions(settings)) as session:
-        service.catch_up(session, settings.engagement, datetime.now(UTC))
-        rows = service.leaderboard(session, settings.engagement, datetime.now(UTC), period, tag, n)
+        service.catch_up(session, engagement_config(settings), datetime.now(UTC))
+        rows = service.leaderboard(
+            session, engagement_config(settings), datetime.now(UTC), period, tag, n
+        )
     table = Table(title=f"leaderboard ({period}{', tag ' + tag if tag else ''})")
     for column in ("rank", "user", "points"):
         table.add_column(column, justify="left" if column == "user" else "right")
@@ -65,8 +68,10 @@ def points(user: UserArg, n: Annotated[int, typer.Option("-n", min=1)] = 10) -> 
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            service.catch_up(session, settings.engagement, datetime.now(UTC))
-            report = service.points(session, settings.engagement, user, datetime.now(UTC), n)
+            service.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = service.points(
+                session, engagement_config(settings), user, datetime.now(UTC), n
+            )
     except service.UnknownUser as exc:
         raise fail(str(exc)) from None
     console.print(Text.assemble((user, "bold"), f": {report.total:,} points"))
@@ -80,8 +85,8 @@ def badges(user: UserArg) -> None:
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            service.catch_up(session, settings.engagement, datetime.now(UTC))
-            report = service.badges(session, settings.engagement, user, datetime.now(UTC))
+            service.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = service.badges(session, engagement_config(settings), user, datetime.now(UTC))
     except service.UnknownUser as exc:
         raise fail(str(exc)) from None
     earned = Table(title=f"badges of {user}")
@@ -101,8 +106,8 @@ def trust(user: UserArg) -> None:
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            service.catch_up(session, settings.engagement, datetime.now(UTC))
-            report = service.trust(session, settings.engagement, user, datetime.now(UTC))
+            service.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = service.trust(session, engagement_config(settings), user, datetime.now(UTC))
     except service.UnknownUser as exc:
         raise fail(str(exc)) from None
     console.print(Text.assemble((user, "bold"), f": trust level {report.level} ({report.name})"))
@@ -128,8 +133,8 @@ def digest(
     now = datetime.now(UTC)
     try:
         with transaction(store_sessions(settings)) as session:
-            service.catch_up(session, settings.engagement, now)
-            report = digests.build_digest(session, settings.engagement, user, now, since)
+            service.catch_up(session, engagement_config(settings), now)
+            report = digests.build_digest(session, engagement_config(settings), user, now, since)
             if picks:
                 models = ModelStore(settings.model_dir, ids=sealer_for_session(session))
                 models.reload()

@@ -5,7 +5,7 @@ catches up after its commit, within ``engagement_after_write_seconds``; the back
 ``agora serve`` every few seconds) and say in ``X-Engagement-Pending-Events`` how many stored
 events they do not count yet; they need the
 ``read`` scope. Creating tasks and replaying need ``admin``.
-The rules are ``settings.engagement``.
+The rules are ``engagement_config(settings)``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from agora.api.types import QueryTime
 from agora.db.engine import transaction
 from agora.engagement import digest as digests
 from agora.engagement import service
-from agora.engagement.config import EngagementConfig
+from agora.engagement.config import EngagementConfig, engagement_config
 from agora.engagement.schemas import (
     BadgesOut,
     DigestOut,
@@ -57,7 +57,7 @@ ERRORS = {
 
 def get_config(settings: SettingsDep) -> EngagementConfig:
     """The platform's engagement rules."""
-    return settings.engagement
+    return engagement_config(settings)
 
 
 ConfigDep = Annotated[EngagementConfig, Depends(get_config)]

@@ -43,6 +43,7 @@ from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db.engine import transaction
 from agora.gorse import schemas, service
+from agora.gorse.config import gorse_config
 from agora.gorse.service import GorseError
 from agora.ingest import service as ingest
 from agora.privacy.views import erase_asked
@@ -116,7 +117,7 @@ def _routes(method: str, *paths: str, **kwargs: Any) -> Callable[[Any], Any]:
 
 
 def _n(n: str | None, settings: Settings) -> int:
-    return service.parse_int(n, settings.gorse.default_n, "n")
+    return service.parse_int(n, gorse_config(settings).default_n, "n")
 
 
 async def page(

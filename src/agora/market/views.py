@@ -19,6 +19,7 @@ from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.market import service
+from agora.market.config import market_config
 from agora.market.dp_report import private_report
 from agora.market.schemas import (
     CampaignIn,
@@ -87,7 +88,7 @@ def _as_http_errors() -> Iterator[None]:
 def get_campaigns(session: SessionDep, settings: SettingsDep) -> list[CampaignOut]:
     now = datetime.now(UTC)
     return [
-        CampaignOut(**service.campaign_out(session, c, settings.market, now))
+        CampaignOut(**service.campaign_out(session, c, market_config(settings), now))
         for c in service.list_campaigns(session)
     ]
 
@@ -114,7 +115,7 @@ def post_campaign(
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
         row, created = service.create_campaign(session, body, now)
-        out = CampaignOut(**service.campaign_out(session, row, settings.market, now))
+        out = CampaignOut(**service.campaign_out(session, row, market_config(settings), now))
     market_cache.changed()  # this process's next page serves it
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -132,7 +133,9 @@ def get_campaign(
 ) -> CampaignOut:
     with _as_http_errors():
         row = service.get_campaign(session, campaign_id)
-        return CampaignOut(**service.campaign_out(session, row, settings.market, datetime.now(UTC)))
+        return CampaignOut(
+            **service.campaign_out(session, row, market_config(settings), datetime.now(UTC))
+        )
 
 
 @router.patch(
@@ -152,7 +155,7 @@ def patch_campaign(
     now = datetime.now(UTC)
     with _as_http_errors(), transaction(sessions) as session:
         row = service.update_campaign(session, campaign_id, body.changes(), now)
-        out = CampaignOut(**service.campaign_out(session, row, settings.market, now))
+        out = CampaignOut(**service.campaign_out(session, row, market_config(settings), now))
     market_cache.changed()  # this process's next page serves the change
     return out
 
@@ -193,20 +196,24 @@ def get_report(
                 detail="release=advertiser needs differential privacy: set AGORA_DP_EPSILON",
             )
         with _as_http_errors():
-            service.report(session, campaign_id, settings.market, now)  # 404 before spending
+            service.report(
+                session, campaign_id, market_config(settings), now
+            )  # 404 before spending
             noisy = dp.answer(
                 request,
                 response,
                 "campaign_report",
                 {"campaign_id": campaign_id},
-                lambda grant: private_report(session, campaign_id, settings.market, now, grant),
+                lambda grant: private_report(
+                    session, campaign_id, market_config(settings), now, grant
+                ),
                 lambda released: ReportOut(**released.payload, privacy=released.privacy),
                 for_admin=True,
             )
         assert noisy is not None
         return noisy
     with _as_http_errors():
-        body = service.report(session, campaign_id, settings.market, now)
+        body = service.report(session, campaign_id, market_config(settings), now)
     dp.mark(response, settings, None)
     return ReportOut(**body)
 

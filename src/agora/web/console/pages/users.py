@@ -17,6 +17,7 @@ from agora.api.routing import OneHopRoute
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.engagement import service as engagement
+from agora.engagement.config import engagement_config
 from agora.feed import service as feed
 from agora.feed.views import ControlsIn, FeedCacheDep
 from agora.serving.views import ModelsDep
@@ -68,7 +69,7 @@ def user_page(
     record = queries.user_record(session, user_id)
     if record is None:
         return _not_found(request, user_id)
-    now, config = datetime.now(UTC), settings.engagement
+    now, config = datetime.now(UTC), engagement_config(settings)
     events = panel(lambda: queries.user_events(session, user_id, RECENT_EVENTS), "events") or []
     titles = queries.item_summaries(session, [e[0] for e in events])
     data: dict[str, Any] = {
