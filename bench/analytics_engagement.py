@@ -27,7 +27,7 @@ from _record import run_record
 from rich.console import Console
 from rich.table import Table
 
-from agora.analytics.engagement_report import Engagement, compute, write_report
+from agora.analytics.engagement.report import Engagement, compute, write_report
 from agora.config import BUILTIN_EVENT_TYPES
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.ingest.registry import load_any

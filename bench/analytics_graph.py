@@ -3,9 +3,9 @@
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/analytics_graph.py [--runs 100] [--k 20]
 
 1. **Weibo cascades** (``weibo-cascades-sample``, 30 cascades, 7,147 retweets): every cascade is
-   rebuilt by :func:`agora.analytics.influence.reconstruct_cascade` from its retweets (``via`` =
-   the previous user on each retweet path) and compared with the dataset's own fields: the
-   declared participant count (= tree size + repeated retweets), the longest path (= tree
+   rebuilt by :func:`agora.analytics.influence.service.reconstruct_cascade` from its retweets
+   (``via`` = the previous user on each retweet path) and compared with the dataset's own fields:
+   the declared participant count (= tree size + repeated retweets), the longest path (= tree
    depth) and each retweet's path parent. CCDFs of size and depth go to
    ``bench/results/analytics_cascades.png``.
 2. **Centrality** on the social graphs (Last.fm friends, CiaoDVD trust, the Weibo retweet
@@ -47,9 +47,9 @@ from _record import run_record  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from agora.analytics import influence as inf  # noqa: E402
-from agora.analytics import sentiment as sa  # noqa: E402
-from agora.analytics import trending as tr  # noqa: E402
+from agora.analytics.influence import service as inf  # noqa: E402
+from agora.analytics.sentiment import service as sa  # noqa: E402
+from agora.analytics.trending import service as tr  # noqa: E402
 from agora.config import BUILTIN_EVENT_TYPES, DEFAULT_EVENT_WEIGHTS  # noqa: E402
 from agora.db.engine import make_engine, migrate, session_factory, transaction  # noqa: E402
 from agora.ingest.service import add_dataset  # noqa: E402
@@ -485,7 +485,7 @@ def alert_sweep(sessions, first: datetime, end: datetime) -> dict:  # noqa: ANN0
         ]
     out = {
         "rules": [r.model_dump() for r in rules],
-        "scorer": "VADER compound (agora.analytics.sentiment.vader_scores)",
+        "scorer": "VADER compound (agora.analytics.sentiment.service.vader_scores)",
         "evaluations": evaluations,
         "seconds": round(seconds, 2),
         "fired": dict(fired),

@@ -8,7 +8,7 @@
 2. **MovieLens 1M** (``../shared/data/movielens-1m/ml-1m``, the staged prefix: users 1-2999, all
    their 487,650 ratings with timestamps): movies' genres are the tags.
 
-Each store is segmented by :func:`agora.analytics.segments.build_segments` with k chosen by
+Each store is segmented by :func:`agora.analytics.segments.service.build_segments` with k chosen by
 silhouette over 2..8 and stored as groups (timed). Prints tables; writes
 ``bench/results/analytics_segments.json`` and ``bench/results/analytics_segments.png`` (the
 clustered features projected on their first two SVD components, coloured by segment).

@@ -29,16 +29,14 @@ from _record import run_record
 from rich.console import Console
 from rich.table import Table
 
-from agora.analytics import (
-    engagement_spark,
-    influence,
-    influence_spark,
-    segments,
-    segments_spark,
-    trending,
-    trending_spark,
-)
-from agora.analytics.engagement_report import compute
+from agora.analytics.engagement import spark as engagement_spark
+from agora.analytics.engagement.report import compute
+from agora.analytics.influence import service as influence
+from agora.analytics.influence import spark as influence_spark
+from agora.analytics.segments import service as segments
+from agora.analytics.segments import spark as segments_spark
+from agora.analytics.trending import service as trending
+from agora.analytics.trending import spark as trending_spark
 from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.ingest.registry import load_any

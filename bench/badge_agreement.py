@@ -34,7 +34,7 @@ from sqlalchemy import select
 from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.tables import User
-from agora.engagement import service
+from agora.engagement import ledger
 from agora.engagement.config import EngagementConfig, stackexchange_badges
 from agora.engagement.models import BadgeAward
 from agora.ingest.service import add_dataset
@@ -171,7 +171,7 @@ def run(folder: Path, console: Console) -> dict:
         import_s = time.perf_counter() - started
         started = time.perf_counter()
         with transaction(sessions) as session:
-            applied = service.replay(session, config, datetime.now(UTC))
+            applied = ledger.replay(session, config, datetime.now(UTC))
         replay_s = time.perf_counter() - started
         predicted: dict[str, set[str]] = defaultdict(set)
         with sessions() as session:

@@ -70,7 +70,7 @@ def _ids(values: list) -> np.ndarray:
 
 def cardano() -> dict[str, np.ndarray]:
     """Arrays of the bundled community: events, posts with tags, scored texts (VADER)."""
-    from agora.analytics.sentiment import vader_scores
+    from agora.analytics.sentiment.service import vader_scores
     from agora.ingest.stackexchange import load_stackexchange
 
     loaded = load_stackexchange(REPO / "data" / "cardano-se")

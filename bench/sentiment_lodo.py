@@ -15,8 +15,8 @@ that are not in that 80%. Baselines on the same test halves: snownlp, and the mo
 the package (trained on a sample of every domain: not held out).
 
 Features (TF-IDF, fitted on the training domains only): ``words`` (jieba words and adjacent-word
-bigrams, what :func:`agora.analytics.sentiment._vectorizer` builds), ``chars`` (character 1-3
-grams), ``words+chars``. Writes ``bench/results/sentiment_lodo.json``.
+bigrams, what :func:`agora.analytics.sentiment.service._vectorizer` builds), ``chars``
+(character 1-3 grams), ``words+chars``. Writes ``bench/results/sentiment_lodo.json``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from agora.analytics import sentiment as sa
+from agora.analytics.sentiment import service as sa
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

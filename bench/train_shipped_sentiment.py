@@ -1,7 +1,8 @@
 """Retrain the sentiment artefact that ships inside the package (``agora/analytics/
-sentiment_model/``): one logistic-regression head per language on its features, on the train
+sentiment/model/``): one logistic-regression head per language on its features, on the train
 parts of the fixed split of the labelled sets, with the shipped configuration
-(``agora.analytics.sentiment.SHIPPED``). Run it only when the data or the configuration change:
+(``agora.analytics.sentiment.service.SHIPPED``). Run it only when the data or the configuration
+change:
 
     PYTHONPATH=src .venv/bin/python bench/train_shipped_sentiment.py --data ../shared/data
 
@@ -31,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 import agora
-from agora.analytics import sentiment as sa
+from agora.analytics.sentiment import service as sa
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sentiment_shipped.json"
 

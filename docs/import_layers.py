@@ -47,7 +47,9 @@ LAYERS: dict[str, float] = {
     # kits: the HTTP kit (auth, errors, routing, limits, middleware... every api module but the
     # app and its background jobs), the CLI kit (cli.shell), Spark and vision; anyone above the
     # ground may use them, they use only db and config
-    **dict.fromkeys(["api", "cli.shell", "spark", "vision", "metrics", "plots"], KIT),
+    **dict.fromkeys(
+        ["api", "cli.shell", "spark", "vision", "significance", "metrics", "plots"], KIT
+    ),
     **dict.fromkeys(["db", "config"], GROUND),
 }
 #: The schema's assembly: the one module that imports every domain's tables, so that Alembic
@@ -190,9 +192,11 @@ def domain_cycles(edges: dict[str, set[str]] | None = None) -> set[tuple[str, st
 def markdown() -> str:
     """The architecture page's two tables: the upward imports (by importer and target; one row
     per pair, whatever the lines) and which domains import which, with their cycles."""
-    rows = ["| importer | imports | layers | where |", "|---|---|---|---|"]
+    found = upward()
+    rows = ["| importer | imports | layers | where |", "|---|---|---|---|"] if found else []
+    rows += [] if found else ["No import runs upward."]
     seen = set()
-    for u in upward():
+    for u in found:
         if (u.module, u.target) in seen:
             continue
         seen.add((u.module, u.target))

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agora.analytics import engagement as eg
-from agora.analytics.engagement_report import Engagement
+from agora.analytics.engagement import service as eg
+from agora.analytics.engagement.report import Engagement
 from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.ingest.registry import load_any

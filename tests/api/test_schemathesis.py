@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 
 #: 30 took 654 s for 81 operations (6,612 cases) at a6cd452, over half of the suite's 20-minute
-#: budget; 20 keeps every operation and phase, with fewer random cases each
-MAX_EXAMPLES = 20
+#: budget; 20 took 170 s of a 24-minute suite; 10 keeps every operation and phase (and still
+#: found a hook that turned a refused threshold into an accepted one)
+MAX_EXAMPLES = 10
 SEED = 11
 KEY = "schemathesis-admin-key"
 

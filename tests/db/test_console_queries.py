@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agora.analytics import influence
-from agora.analytics.sentiment import item_sentiment
+from agora.analytics.influence import service as influence
+from agora.analytics.sentiment.service import item_sentiment
 from agora.config import Settings
 from agora.db import queries
 from agora.db.engine import session_factory, transaction

@@ -17,7 +17,7 @@ from agora.api.app import create_app
 from agora.config import Settings
 from agora.db.engine import transaction
 from agora.db.tables import Event
-from agora.engagement import service
+from agora.engagement import ledger
 from agora.engagement.config import EngagementConfig, engagement_config
 from agora.engagement.models import EngagementState, LedgerEntry
 from agora.feed.models import FeedImpression
@@ -228,7 +228,7 @@ def test_a_burst_of_single_writes_is_counted_in_few_catch_ups_each_within_the_in
                         api_key="test-admin", api_keys={"r": ["read"]},
                         engagement_after_write_seconds=interval)  # fmt: skip
     counted: list[tuple[float, int]] = []  # (when a catch-up after writes ended, its cursor)
-    apply_after_write = service.apply_after_write
+    apply_after_write = ledger.apply_after_write
 
     def recorded(session: Session, config: EngagementConfig, now: datetime) -> bool:
         done = apply_after_write(session, config, now)
@@ -236,7 +236,7 @@ def test_a_burst_of_single_writes_is_counted_in_few_catch_ups_each_within_the_in
         counted.append((time.monotonic(), cursor))
         return done
 
-    monkeypatch.setattr(service, "apply_after_write", recorded)
+    monkeypatch.setattr(ledger, "apply_after_write", recorded)
     with TestClient(create_app(settings)) as client:
         for item, author in (("p1", "author1"), ("p2", "author2")):
             body = {"title": item, "author_id": author, "created": _iso(5)}
@@ -266,7 +266,7 @@ def test_a_burst_of_single_writes_is_counted_in_few_catch_ups_each_within_the_in
             assert done - at <= interval + CATCH_UP_SLACK, (i, done - at)
         with transaction(client.app.state.sessions) as session:
             incremental = snapshot(session)
-            service.replay(session, engagement_config(settings), datetime.now(UTC))
+            ledger.replay(session, engagement_config(settings), datetime.now(UTC))
         with client.app.state.sessions() as session:
             assert snapshot(session) == incremental
             assert incremental["ledger"]  # likes were counted

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
 from agora.db.engine import transaction
-from agora.engagement import service
+from agora.engagement import badge_awards, ledger, trust_levels
 from agora.engagement.config import (
     BadgeRule,
     Condition,
@@ -21,7 +21,7 @@ from agora.engagement.config import (
 from agora.engagement.models import TrustState
 from agora.ingest.registry import load_any
 from agora.ingest.schemas import ItemIn
-from agora.ingest.service import add_dataset, upsert_items
+from agora.ingest.service import add_dataset, known_user_pk, upsert_items
 
 
 def _likes(post: str, n: int, start: int = 0) -> list:
@@ -29,7 +29,7 @@ def _likes(post: str, n: int, start: int = 0) -> list:
             range(start, start + n)]  # fmt: skip
 
 
-def _progress(report: service.BadgesReport, badge: str) -> service.BadgeProgress:
+def _progress(report: badge_awards.BadgesReport, badge: str) -> badge_awards.BadgeProgress:
     return next(p for p in report.progress if p.badge == badge)
 
 
@@ -41,8 +41,8 @@ def test_post_badges_at_thresholds_with_explained_progress(
         items(session, {"p1": ("writer", []), "p2": ("writer", [])})
         events(session, _likes("p1", 9) + _likes("p2", 3) + [("own", "writer", "p1", "like", T0)])
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        report = service.badges(session, config, "writer", NOW)
+        ledger.catch_up(session, config, NOW)
+        report = badge_awards.badges(session, config, "writer", NOW)
     assert [b["badge"] for b in report.earned] == ["first_like"]  # liked their own post
     nice = _progress(report, "nice_post")
     assert (nice.have, nice.need) == (9, 10)  # the author's own like does not count
@@ -51,8 +51,8 @@ def test_post_badges_at_thresholds_with_explained_progress(
     with transaction(sessions) as session:
         events(session, _likes("p1", 4, start=9))  # 13 likes: Nice Post, on p1
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        report = service.badges(session, config, "writer", NOW)
+        ledger.catch_up(session, config, NOW)
+        report = badge_awards.badges(session, config, "writer", NOW)
     assert [(b["badge"], b["item_id"]) for b in report.earned[1:]] == [("nice_post", "p1")]
     assert _progress(report, "good_post").message == "12 more likes on 'post p1' to reach Good Post"
     assert _progress(report, "nice_post").message == "7 more likes on 'post p2' to reach Nice Post"
@@ -60,8 +60,8 @@ def test_post_badges_at_thresholds_with_explained_progress(
     with transaction(sessions) as session:
         events(session, _likes("p2", 7, start=3) + _likes("p1", 40, start=13))  # p2: 10, p1: 53
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        earned = service.badges(session, config, "writer", NOW).earned
+        ledger.catch_up(session, config, NOW)
+        earned = badge_awards.badges(session, config, "writer", NOW).earned
     assert sorted((b["badge"], b["item_id"]) for b in earned[1:]) == [
         ("good_post", "p1"),
         ("great_post", "p1"),
@@ -82,9 +82,9 @@ def test_count_and_streak_badges_are_awarded_once(sessions: sessionmaker[Session
             + [("acc1", "asker", "a1", "accept", T0), ("acc2", "asker", "a2", "accept", T0)],
         )
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        helper = service.badges(session, config, "helper", NOW)
-        asker = service.badges(session, config, "asker", NOW)
+        ledger.catch_up(session, config, NOW)
+        helper = badge_awards.badges(session, config, "helper", NOW)
+        asker = badge_awards.badges(session, config, "asker", NOW)
     assert sorted(b["badge"] for b in helper.earned) == ["first_answer", "regular", "teacher"]
     assert [b["badge"] for b in asker.earned] == ["scholar"]
     enthusiast = _progress(helper, "enthusiast")
@@ -118,8 +118,8 @@ def test_attribute_badges_for_stack_exchange_scores(sessions: sessionmaker[Sessi
             ],
         )  # fmt: skip
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        report = service.badges(session, config, "x", NOW)
+        ledger.catch_up(session, config, NOW)
+        report = badge_awards.badges(session, config, "x", NOW)
     assert [(b["badge"], b["item_id"]) for b in report.earned] == [("nice_answer", "a1")]
     assert report.progress[0].message == (
         "an answer with score >= 10 to reach Nice Answer (best so far: score 7)"
@@ -142,8 +142,8 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
         reads = [(f"r{i}", "reader", f"p{i}", "view", T0 + timedelta(days=i)) for i in range(4)]
         events(session, reads + [("like1", "other", "mine", "like", T0)])
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        report = service.trust(session, config, "reader", NOW)
+        ledger.catch_up(session, config, NOW)
+        report = trust_levels.trust(session, config, "reader", NOW)
     assert (report.level, report.name) == (1, "basic")
     assert (
         report.next_level
@@ -154,9 +154,9 @@ def test_trust_levels_explain_what_is_missing(sessions: sessionmaker[Session]) -
             session, [("like2", "fan", "mine", "like", T0), ("c", "reader", "p0", "comment", T0)]
         )
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        report = service.trust(session, config, "reader", NOW)
-        stored = session.get(TrustState, service.user_pk(session, "reader"))
+        ledger.catch_up(session, config, NOW)
+        report = trust_levels.trust(session, config, "reader", NOW)
+        stored = session.get(TrustState, known_user_pk(session, "reader"))
     assert (report.level, report.next_level) == (2, None)
     assert stored is not None and stored.level == 2  # the catch-up stored the new level
 
@@ -180,16 +180,16 @@ def test_stored_levels_equal_live_ones_where_likes_received_decide_or_not(
         items(session, {"mine": ("writer", []), "theirs": ("silent", []), "other": ("x", [])})
         events(session, [("w", "writer", "other", "view", T0), *_likes("theirs", 5)])
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
+        ledger.catch_up(session, config, NOW)
     with transaction(sessions) as session:
         events(session, _likes("mine", 2))
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
+        ledger.catch_up(session, config, NOW)
         stored = {
-            user: session.get(TrustState, service.user_pk(session, user)).level  # type: ignore[union-attr]
+            user: session.get(TrustState, known_user_pk(session, user)).level  # type: ignore[union-attr]
             for user in ("writer", "silent", "fan0", "fan4")
         }
-        live = {user: service.trust(session, config, user, NOW).level for user in stored}
+        live = {user: trust_levels.trust(session, config, user, NOW).level for user in stored}
     assert stored == live == {"writer": 2, "silent": 0, "fan0": 1, "fan4": 1}
 
 
@@ -202,9 +202,9 @@ def test_imported_stack_exchange_users_reach_trust_levels_with_substitutes(
     with transaction(sessions) as session:
         add_dataset(session, load_any(bundled_dump), Settings().event_types, max_future_seconds=1e9)
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        levels = service.trust_distribution(session, config, NOW)
-        report = service.trust(session, config, "28", NOW)
+        ledger.catch_up(session, config, NOW)
+        levels = trust_levels.trust_distribution(session, config, NOW)
+        report = trust_levels.trust(session, config, "28", NOW)
     assert levels[1] > 0 and levels[2] > 0, levels
     assert report.level >= 1
     assert set(report.substituted) == {"posts_read", "likes_given", "likes_received"}
@@ -221,6 +221,6 @@ def test_a_store_with_read_and_like_events_substitutes_nothing(
         items(session, {"p": ("author", [])})
         events(session, [("v", "reader", "p", "view", T0), ("l", "reader", "p", "like", T0)])
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        report = service.trust(session, config, "reader", NOW)
+        ledger.catch_up(session, config, NOW)
+        report = trust_levels.trust(session, config, "reader", NOW)
     assert report.substituted == {} and report.metrics["posts_read"] == 1

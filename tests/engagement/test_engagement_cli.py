@@ -15,7 +15,7 @@ from agora.cli.main import app as agora
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.tables import User
-from agora.engagement import service
+from agora.engagement import ledger
 from agora.engagement.config import EngagementConfig, stackexchange_badges
 from agora.engagement.models import BadgeAward
 from agora.ingest.service import add_dataset
@@ -87,7 +87,7 @@ def test_stack_exchange_badges_match_the_dumps_own(dump_store: Path) -> None:
     engine = make_engine(f"sqlite:///{dump_store / 'agora.db'}")
     config = EngagementConfig(badges=stackexchange_badges())
     with transaction(session_factory(engine)) as session:
-        service.catch_up(session, config, datetime.now(UTC))
+        ledger.catch_up(session, config, datetime.now(UTC))
         ours: dict[str, set[str]] = defaultdict(set)
         rows = session.execute(
             select(BadgeAward.badge, User.external_id).join(User, User.id == BadgeAward.user_id)

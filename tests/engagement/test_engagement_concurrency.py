@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.engine import transaction
 from agora.db.tables import Event, Item, User
-from agora.engagement import service
+from agora.engagement import ledger
 from agora.engagement.config import EngagementConfig
 from agora.engagement.models import EngagementState, LedgerEntry
+from agora.ingest.service import known_user_pk
 
 
 @pytest.mark.parametrize("first_ever", [True, False])
@@ -25,16 +26,16 @@ def test_a_concurrent_catch_up_waits_and_applies_nothing_twice(
     with transaction(sessions) as session:
         items(session, {"p1": ("author", [])})
         if not first_ever:
-            service.catch_up(session, config, NOW)  # the state row exists already
+            ledger.catch_up(session, config, NOW)  # the state row exists already
         events(session, [(f"l{i}", f"fan{i}", "p1", "like", T0) for i in range(5)])
     result: dict[str, int] = {}
 
     def other() -> None:
         with transaction(sessions) as session:
-            result["applied"] = service.catch_up(session, config, NOW)
+            result["applied"] = ledger.catch_up(session, config, NOW)
 
     with transaction(sessions) as first:
-        assert service.catch_up(first, config, NOW) == 5
+        assert ledger.catch_up(first, config, NOW) == 5
         racer = threading.Thread(target=other)
         racer.start()
         racer.join(timeout=1.0)
@@ -48,7 +49,7 @@ def test_a_concurrent_catch_up_waits_and_applies_nothing_twice(
 
 def _insert_like(session: Session, event_pk: int, fan: str) -> None:
     """A like stored under an explicit id, as a transaction that committed late would leave."""
-    fan_pk = service.user_pk(session, fan)
+    fan_pk = known_user_pk(session, fan)
     item = session.scalar(select(Item.id).where(Item.external_id == "p1"))
     session.execute(
         insert(Event).values(id=event_pk, event_id=f"late-{event_pk}", user_id=fan_pk,
@@ -67,17 +68,17 @@ def test_an_event_committed_after_a_later_one_still_counts(
         top = session.scalar(select(func.max(Event.id)))
         _insert_like(session, top + 2, "fan1")  # id top + 1 is still being written elsewhere
     with transaction(sessions) as session:
-        assert service.catch_up(session, config, NOW) == 3
+        assert ledger.catch_up(session, config, NOW) == 3
         assert session.get(EngagementState, 1).gaps == [[top + 1, NOW.timestamp()]]
     with transaction(sessions) as session:
         _insert_like(session, top + 1, "fan2")  # ... and commits now
     with transaction(sessions) as session:
-        assert service.catch_up(session, config, NOW + timedelta(seconds=5)) == 1
-        assert service.points(session, config, "author", NOW).total == 40
+        assert ledger.catch_up(session, config, NOW + timedelta(seconds=5)) == 1
+        assert ledger.points(session, config, "author", NOW).total == 40
         assert session.get(EngagementState, 1).gaps == []
     with transaction(sessions) as session:
         incremental = snapshot(session)
-        service.replay(session, config, NOW)
+        ledger.replay(session, config, NOW)
     with sessions() as session:
         assert snapshot(session) == incremental
 
@@ -92,9 +93,9 @@ def test_gaps_that_never_fill_are_dropped(sessions: sessionmaker[Session]) -> No
         session.flush()
         _insert_like(session, 7, "fan")  # ids 1-6 never appear (rolled back)
     with transaction(sessions) as session:
-        assert service.catch_up(session, config, NOW) == 1
+        assert ledger.catch_up(session, config, NOW) == 1
         assert [i for i, _ in session.get(EngagementState, 1).gaps] == [1, 2, 3, 4, 5, 6]
     with transaction(sessions) as session:
-        later = NOW + timedelta(seconds=service.GAP_SECONDS + 1)
-        assert service.catch_up(session, config, later) == 0
+        later = NOW + timedelta(seconds=ledger.GAP_SECONDS + 1)
+        assert ledger.catch_up(session, config, later) == 0
         assert session.get(EngagementState, 1).gaps == []

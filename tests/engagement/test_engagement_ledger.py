@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.engine import transaction
 from agora.db.tables import User
-from agora.engagement import service
+from agora.engagement import ledger, trust_levels
 from agora.engagement.config import EngagementConfig, PointRule
 from agora.engagement.models import LedgerEntry
 
@@ -46,14 +46,14 @@ def test_replay_equals_increments_and_entries_sum_to_totals(
         with transaction(sessions) as session:
             events(session, rows[start : start + 90])
         with transaction(sessions) as session:
-            applied += service.catch_up(session, config, NOW)
+            applied += ledger.catch_up(session, config, NOW)
     assert applied == len(rows)
     with transaction(sessions) as session:
-        assert service.catch_up(session, config, NOW) == 0  # nothing new: nothing applied
+        assert ledger.catch_up(session, config, NOW) == 0  # nothing new: nothing applied
         incremental = snapshot(session)
         assert ledger_sums(session) == incremental["totals"]
     with transaction(sessions) as session:
-        assert service.replay(session, config, NOW) == len(rows)
+        assert ledger.replay(session, config, NOW) == len(rows)
     with sessions() as session:
         replayed = snapshot(session)
         assert ledger_sums(session) == replayed["totals"]
@@ -73,15 +73,15 @@ def test_daily_cap_limits_points_per_user_rule_and_day(sessions: sessionmaker[Se
         day2 = [(f"m{i}", f"fan{i}", "p1", "like", T0 + timedelta(days=1)) for i in range(3)]
         events(session, day1 + day2 + [("self", "author", "p1", "like", T0)])
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        report = service.points(session, config, "author", NOW, n=50)
+        ledger.catch_up(session, config, NOW)
+        report = ledger.points(session, config, "author", NOW, n=50)
     assert report.total == 200 + 30  # the cap on day 1, three likes on day 2; own like: nothing
     assert report.by_rule == {"like_received": 230}
     assert sum(e["points"] for e in report.recent) == 230
     assert [e["points"] for e in report.recent if e["created"].date() == T0.date()].count(10) == 20
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        fan = service.points(session, config, "fan0", NOW)
+        ledger.catch_up(session, config, NOW)
+        fan = ledger.points(session, config, "fan0", NOW)
     assert fan.total == 0 and fan.recent == []  # giving a like earns nothing by default
 
 
@@ -92,7 +92,7 @@ def test_partial_entry_when_a_cap_is_reached_mid_event(sessions: sessionmaker[Se
         items(session, {"p1": ("author", [])})
         events(session, [(f"l{i}", f"fan{i}", "p1", "like", T0) for i in range(3)])
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
+        ledger.catch_up(session, config, NOW)
         rows = session.execute(select(LedgerEntry.points, LedgerEntry.capped)).all()
     assert sorted(tuple(r) for r in rows) == [(20, True), (30, False)]
 
@@ -102,15 +102,15 @@ def test_changed_rules_are_replayed_on_the_next_catch_up(sessions: sessionmaker[
         items(session, {"q": ("asker", []), "a": ("answerer", [])})
         events(session, [("acc", "asker", "a", "accept", T0)])
     with transaction(sessions) as session:
-        service.catch_up(session, EngagementConfig(), NOW)
-        assert service.points(session, EngagementConfig(), "answerer", NOW).total == 15
+        ledger.catch_up(session, EngagementConfig(), NOW)
+        assert ledger.points(session, EngagementConfig(), "answerer", NOW).total == 15
     richer = EngagementConfig(
         points=[PointRule(name="answer_accepted", event="accept", to="author", points=25)]
     )
     with transaction(sessions) as session:
-        service.catch_up(session, richer, NOW)
-        assert service.points(session, richer, "answerer", NOW).total == 25
-        assert service.points(session, richer, "asker", NOW).total == 0  # rule removed
+        ledger.catch_up(session, richer, NOW)
+        assert ledger.points(session, richer, "answerer", NOW).total == 25
+        assert ledger.points(session, richer, "asker", NOW).total == 0  # rule removed
         assert ledger_sums(session) == snapshot(session)["totals"]
 
 
@@ -122,9 +122,9 @@ def test_upheld_flag_takes_points_and_counts_against_trust(
         items(session, {"spam": ("spammer", [])})
         events(session, [("f1", "spammer", "spam", "flag_upheld", NOW - timedelta(days=1))])
     with transaction(sessions) as session:
-        service.catch_up(session, config, NOW)
-        assert service.points(session, config, "spammer", NOW).total == -100
-        report = service.trust(session, config, "spammer", NOW)
+        ledger.catch_up(session, config, NOW)
+        assert ledger.points(session, config, "spammer", NOW).total == -100
+        report = trust_levels.trust(session, config, "spammer", NOW)
     assert report.metrics["max_upheld_flags"] == 1
     regular = next(c for c in report.levels if c.level == 3)
     flags = next(r for r in regular.requirements if r.metric == "max_upheld_flags")

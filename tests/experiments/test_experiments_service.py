@@ -20,7 +20,7 @@ from agora.experiments import service
 from agora.experiments.assignment import assign
 from agora.experiments.models import Exposure, Look
 from agora.experiments.schemas import ExperimentIn
-from agora.ingest.service import add_events
+from agora.ingest.service import UnknownUser, add_events
 
 TABLES = {"experiments", "experiment_arms", "experiment_exposures", "experiment_looks"}
 
@@ -81,7 +81,7 @@ def test_lifecycle_assignment_and_idempotent_exposure(sessions: sessionmaker[Ses
         assert (row.status, row.stop_reason) == ("stopped", "done")
         with pytest.raises(service.ExperimentConflict, match="stopped"):
             service.start_experiment(session, "diverse", NOW)
-        with pytest.raises(service.UnknownUser):
+        with pytest.raises(UnknownUser):
             service.create_experiment(
                 session, ExperimentIn.model_validate(experiment(experiment_id="b", start=True)), NOW
             )

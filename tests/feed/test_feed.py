@@ -18,8 +18,8 @@ from agora.db.tables import User
 from agora.feed import online, service, sources
 from agora.feed.cache import FeedCache
 from agora.feed.online import effective_controls
+from agora.feed.schemas import FeedPageOut
 from agora.feed.state import load_state
-from agora.feed.views import FeedPageOut
 
 
 def page(client: TestClient, user: str = "me", **params) -> dict:  # noqa: ANN003

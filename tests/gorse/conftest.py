@@ -1,6 +1,7 @@
 """A real `agora serve` per database (SQLite, PostgreSQL), seeded through the Gorse API and
-trained with `agora train`, shared by the tests of a module: Gorse's own clients run against it
-(the seeded community is described in ``gorse_support``)."""
+trained with `agora train`, shared by the tests of both client modules for the whole run (their
+ids do not overlap): Gorse's own clients run against it (the seeded community is described in
+``gorse_support``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from gorse_support import ADMIN, AGORA, READER, WRITER, GorseServer, seed
 from live_server import kill_server, start_server
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def gorse_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,

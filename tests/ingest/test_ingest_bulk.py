@@ -167,6 +167,57 @@ def test_bulk_import_stores_what_the_normal_import_stores(two_stores, tmp_path: 
     assert _contents(bulk_store)["keys"] == 7
 
 
+_COUNT_ROW_TRIGGERS = """
+CREATE TABLE row_trigger_calls (n int);
+CREATE FUNCTION count_row_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO row_trigger_calls VALUES (1); RETURN NULL; END $$;
+CREATE TRIGGER count_rows AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION count_row_trigger();
+"""
+
+
+def test_bulk_import_checks_keys_per_row_only_when_the_role_may_not_skip_it(
+    two_stores, tmp_path: Path
+) -> None:
+    """A superuser's import skips the per-row triggers (the foreign-key checks among them); a
+    plain role's keeps them; both store the same rows."""
+    path = _write(tmp_path / "mixed.jsonl", LINES)
+    for engine in two_stores:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(_COUNT_ROW_TRIGGERS)
+    superuser_store, plain_store = two_stores
+    with plain_store.begin() as conn:
+        conn.exec_driver_sql(
+            "DO $$ BEGIN CREATE ROLE agora_bulk_plain NOLOGIN; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+        conn.exec_driver_sql(f'GRANT ALL ON SCHEMA "{schema}" TO agora_bulk_plain')
+        tables = conn.execute(
+            text(
+                "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind IN ('r', 'p') "
+                "AND c.relnamespace = CAST(:schema AS regnamespace)"
+            ),
+            {"schema": schema},
+        ).scalars()
+        for table in tables:  # the store's owner, as a deployment's migrating role would be
+            conn.exec_driver_sql(f"ALTER TABLE {table} OWNER TO agora_bulk_plain")
+    with transaction(session_factory(superuser_store)) as s:
+        bulk_import(s, path, TYPES)
+    with transaction(session_factory(plain_store)) as s:
+        s.execute(text("SET LOCAL ROLE agora_bulk_plain"))
+        bulk_import(s, path, TYPES)
+    calls = []
+    for engine in two_stores:
+        with engine.connect() as conn:
+            calls.append(conn.exec_driver_sql("SELECT count(*) FROM row_trigger_calls").scalar())
+    assert calls == [0, 6]  # the six new events; "stored" was written before the trigger
+    stored = [_contents(engine) for engine in two_stores]
+    for contents in stored:  # e5 came without a time: each store's is its write's
+        contents["events"] = [row if row[0] != "e5" else row[:5] for row in contents["events"]]
+    assert stored[0] == stored[1]
+    assert stored[0]["keys"] == 7
+
+
 def test_bulk_import_makes_the_partitions_of_the_months_it_writes(postgres_url, tmp_path) -> None:
     engine = make_engine(postgres_url)
     migrate(engine)

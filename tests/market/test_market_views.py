@@ -30,11 +30,13 @@ def test_campaign_crud_with_scopes_and_clear_errors(client: TestClient) -> None:
     assert client.post("/campaigns", json=CAMPAIGN, headers=ADMIN).status_code == 200
     conflict = client.post("/campaigns", json={**CAMPAIGN, "bid": 2}, headers=ADMIN)
     assert conflict.status_code == 409
+    assert conflict.json()["detail"] == "campaign 'c1' exists with other settings; PATCH it instead"
     missing = client.post(
         "/campaigns", json={**CAMPAIGN, "campaign_id": "c2", "items": ["a0", "zz"]}, headers=ADMIN
     )
     assert missing.status_code == 404  # a well-formed request naming an item not stored
     assert missing.json()["problems"][0]["location"] == "body.items.1"
+    assert missing.json()["detail"] == "creatives not stored: 'zz'"
     bad = client.post(
         "/campaigns", json={**CAMPAIGN, "campaign_id": "c3", "bid": -1}, headers=ADMIN
     )
@@ -54,6 +56,13 @@ def test_campaign_crud_with_scopes_and_clear_errors(client: TestClient) -> None:
         headers=ADMIN,
     )
     assert window.status_code == 422 and "end_at must be after start_at" in window.text
+    assert window.json()["problems"] == [
+        {
+            "location": "body",
+            "message": "Value error, end_at must be after start_at",
+            "type": "value_error",
+        }
+    ]
     assert client.get("/campaigns/c1/report", headers=READER).status_code == 403
 
 

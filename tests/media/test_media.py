@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from vision_support import CHINESE, LATIN, PORTRAIT, text_image
 
-from agora.analytics import trending
+from agora.analytics.trending import service as trending
 from agora.api.app import create_app
 from agora.config import Settings
 from agora.db.engine import transaction

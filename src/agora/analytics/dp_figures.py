@@ -19,9 +19,9 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from agora.analytics import engagement as eg
-from agora.analytics import sentiment as sa
-from agora.analytics import trending as tr
+from agora.analytics.engagement import service as eg
+from agora.analytics.sentiment import service as sa
+from agora.analytics.trending import service as tr
 from agora.db import queries
 from agora.db.tables import Event, Item, User
 from agora.privacy.dp import Bounds, Grant, clamp_counts, dense_ids, drop_noise_floor

@@ -15,9 +15,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agora.analytics import results
-from agora.analytics import sentiment as sa
+from agora.analytics.results import service as results
+from agora.analytics.sentiment import service as sa
 from agora.db.engine import transaction
+
+#: The name of the background job that scores new posts and comments (see agora.api.app).
+SENTIMENT_JOB = "sentiment"
 
 #: Texts scored per transaction by the background scorer: small, so that a run stops close to
 #: its time budget (the background jobs share one thread; under load a text takes ~50 ms).

@@ -38,11 +38,6 @@ from starlette.concurrency import run_in_threadpool
 
 import agora
 from agora.analytics import jobs as analytics_jobs
-from agora.analytics.anomalies_views import router as analytics_anomalies_router
-from agora.analytics.engagement_views import router as analytics_engagement_router
-from agora.analytics.graph_views import router as analytics_graph_router
-from agora.analytics.results_views import router as analytics_results_router
-from agora.analytics.segments_views import router as analytics_segments_router
 from agora.analytics.views import router as analytics_router
 from agora.api import errors, limits, metrics, openapi, query
 from agora.api.auth import check_settings
@@ -56,7 +51,7 @@ from agora.audit.recorder import recorder
 from agora.audit.views import router as audit_router
 from agora.config import Settings, get_settings
 from agora.db.engine import transaction
-from agora.engagement import service as engagement
+from agora.engagement import ledger
 from agora.engagement.config import engagement_config
 from agora.engagement.schemas import TASK_EVENT_TYPE_MARK
 from agora.engagement.views import router as engagement_router
@@ -179,7 +174,7 @@ def background_jobs(
 
     def catch_up() -> None:
         with one_at_a_time, transaction(sessions) as session:
-            engagement.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
 
     def guardrails() -> None:
         with transaction(sessions) as session:
@@ -235,7 +230,7 @@ def engagement_after_writes(
 
     def engagement_now() -> None:
         with engagement_lock, transaction(sessions) as session:
-            engagement.apply_after_write(session, config, datetime.now(UTC))
+            ledger.apply_after_write(session, config, datetime.now(UTC))
 
     return Coalesced(
         "engagement catch-up after writes", engagement_now, settings.engagement_after_write_seconds
@@ -370,12 +365,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media_router)
     app.include_router(market_router)
     app.include_router(analytics_router)
-    app.include_router(analytics_graph_router)
-    app.include_router(analytics_engagement_router)
-    app.include_router(analytics_segments_router)
-    app.include_router(analytics_anomalies_router)
     app.include_router(privacy_dp_router)
-    app.include_router(analytics_results_router)
     app.include_router(experiments_router)
     app.include_router(privacy_router)
     app.include_router(audit_router)

@@ -8,13 +8,13 @@ rejections also give ``index`` and ``field``). Status codes:
 400    malformed JSON (with line and column), a body that is not UTF-8
 401    missing or unknown API key (raised by :mod:`agora.api.auth`)
 403    key without the needed scope
-404    unknown user, item, group (reads, deletes), ``UnknownItem`` from serving
+404    unknown user, item, group (reads, deletes): a service's :class:`NotFound`
 405    a method the path does not serve; ``Allow`` lists every method it does serve
-409    a database integrity conflict (``IntegrityError``)
+409    a service's :class:`Conflict`, a database integrity conflict (``IntegrityError``)
 413    a list longer than ``settings.max_batch_events`` or a body over ``MAX_BODY_BYTES``
-422    request validation (types, lengths, query values) and service ``Rejected`` problems
+422    request validation (types, lengths, query values), a service's ``Invalid``/``Rejected``
 429    an API key past its rate limit (raised by :mod:`agora.api.limits`, with ``Retry-After``)
-503    ``ModelUnavailable`` (the message says to run ``agora train``), database unreachable
+503    a service's :class:`Unavailable` (e.g. a model not trained), database unreachable
 507    the database's disk is full (nothing of the request was stored)
 500    anything else: logged with its traceback, answered with a generic message
 =====  ==============================================================================
@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
@@ -37,9 +37,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agora.ingest.service import Rejected
-from agora.serving.service import ModelUnavailable, UnknownItem
-
 log = logging.getLogger(__name__)
 
 #: Largest request body accepted, in bytes (a raw cap in front of the per-list batch limit).
@@ -50,8 +47,27 @@ MAX_PROBLEMS = 100
 Location = Sequence[str | int]
 
 
-class MalformedJson(ValueError):
+class ServiceError(Exception):
+    """An error the HTTP kit answers with its own status and body.
+
+    Services raise subclasses of the kinds below (:class:`NotFound`, :class:`Conflict`,
+    :class:`Invalid`, :class:`Unavailable`, :class:`RecordsRejected`): they say what went
+    wrong and where, and one handler turns any of them into the answer, so no view maps a
+    domain's errors itself and this kit knows no domain.
+    """
+
+    status_code: ClassVar[int] = status.HTTP_500_INTERNAL_SERVER_ERROR
+    headers: ClassVar[dict[str, str] | None] = None
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the answer."""
+        return {"detail": str(self)}
+
+
+class MalformedJson(ServiceError, ValueError):
     """The body is not JSON: says where (1-based line and column) when it is known."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, line: int | None = None, column: int | None = None):
         self.line = line
@@ -59,39 +75,98 @@ class MalformedJson(ValueError):
         where = f" at line {line} column {column}" if line is not None else ""
         super().__init__(f"malformed JSON{where}: {message}")
 
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        if self.line is not None:
+            body.update(line=self.line, column=self.column)
+        return body
 
-class InvalidRequest(ValueError):
+
+class Invalid(ServiceError, ValueError):
+    """A value the service refuses (422): ``where`` places the one problem in the request
+    (a subclass sets it, e.g. ``("query", "cursor")``), or ``problems`` lists several."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+    where: ClassVar[Location] = ("body",)
+
+    def __init__(self, message: str, problems: list[dict[str, Any]] | None = None):
+        self.problems = problems if problems is not None else [problem(self.where, message)]
+        super().__init__(message)
+
+    def body(self) -> dict[str, Any]:
+        return _problems_body(_summary(self.problems), self.problems)
+
+
+class InvalidRequest(Invalid):
     """The body (or a query value) does not have the expected shape; one problem per bad field."""
 
     def __init__(self, problems: list[dict[str, Any]]):
-        self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) in the request")
+        super().__init__(f"{len(problems)} problem(s) in the request", problems)
 
 
-class TooLarge(ValueError):
+class TooLarge(ServiceError, ValueError):
     """The request carries more than the server accepts at once."""
 
+    status_code = status.HTTP_413_CONTENT_TOO_LARGE
 
-class NotFound(LookupError):
+
+class NotFound(ServiceError, LookupError):
     """A user, item or group named in the path (or, with ``problems``, in the body) does not
     exist."""
+
+    status_code = status.HTTP_404_NOT_FOUND
 
     def __init__(self, message: str, problems: list[dict[str, Any]] | None = None):
         self.problems = problems or []
         super().__init__(message)
 
+    def body(self) -> dict[str, Any]:
+        return _problems_body(str(self), self.problems) if self.problems else super().body()
 
-class BodyRejected(ValueError):
-    """A service :class:`Rejected`, with each problem placed in the request body.
+
+class Conflict(ServiceError, ValueError):
+    """The request contradicts what is stored (409): the same id with other settings, a case
+    decided the other way."""
+
+    status_code = status.HTTP_409_CONFLICT
+
+
+class Unavailable(ServiceError, LookupError):
+    """What the request needs is not there yet (503), e.g. a model not trained: the message
+    says which command makes it."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    headers = {"Retry-After": "60"}
+
+
+class RecordsRejected(ServiceError, ValueError):
+    """A write refused as a whole: each of ``problems`` names a record (``index``), a
+    ``field`` and a ``message``."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+    problems: Sequence[Any]
+
+    def body(self) -> dict[str, Any]:
+        return _problems_body(str(self), _rejected_problems(self))
+
+
+class BodyRejected(ServiceError, ValueError):
+    """A :class:`RecordsRejected`, with each problem placed in the request body.
 
     ``single`` says the body was one object rather than a list (so problem 0 sits at
     ``body.<field>`` rather than ``body.0.<field>``).
     """
 
-    def __init__(self, rejected: Rejected, single: bool):
+    status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+
+    def __init__(self, rejected: RecordsRejected, single: bool):
         self.rejected = rejected
         self.single = single
         super().__init__(str(rejected))
+
+    def body(self) -> dict[str, Any]:
+        problems = _rejected_problems(self.rejected, self.single)
+        return _problems_body(_summary(problems), problems)
 
 
 class ProblemOut(BaseModel):
@@ -143,7 +218,7 @@ def _summary(problems: list[dict[str, Any]]) -> str:
     return head
 
 
-def _rejected_problems(exc: Rejected, single: bool = False) -> list[dict[str, Any]]:
+def _rejected_problems(exc: RecordsRejected, single: bool = False) -> list[dict[str, Any]]:
     out = []
     for p in exc.problems:
         loc: list[str | int] = ["body"] if single else ["body", p.index]
@@ -174,55 +249,15 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
                 line = doc.count("\n", 0, pos) + 1
                 column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
             reason = (err.get("ctx") or {}).get("error", "JSON decode error")
-            return await _malformed(request, MalformedJson(str(reason), line, column))
+            return await _service_error(request, MalformedJson(str(reason), line, column))
     problems = _validation_problems(errors)
     return JSONResponse(
         _problems_body(_summary(problems), problems), status.HTTP_422_UNPROCESSABLE_CONTENT
     )
 
 
-async def _malformed(_: Request, exc: MalformedJson) -> JSONResponse:
-    body: dict[str, Any] = {"detail": str(exc)}
-    if exc.line is not None:
-        body.update(line=exc.line, column=exc.column)
-    return JSONResponse(body, status.HTTP_400_BAD_REQUEST)
-
-
-async def _invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
-    return JSONResponse(
-        _problems_body(_summary(exc.problems), exc.problems),
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-    )
-
-
-async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status.HTTP_413_CONTENT_TOO_LARGE)
-
-
-async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
-    problems = _rejected_problems(exc)
-    return JSONResponse(_problems_body(str(exc), problems), status.HTTP_422_UNPROCESSABLE_CONTENT)
-
-
-async def _body_rejected(_: Request, exc: BodyRejected) -> JSONResponse:
-    problems = _rejected_problems(exc.rejected, exc.single)
-    return JSONResponse(
-        _problems_body(_summary(problems), problems), status.HTTP_422_UNPROCESSABLE_CONTENT
-    )
-
-
-async def _not_found(_: Request, exc: LookupError) -> JSONResponse:
-    message = exc.args[0] if exc.args else "not found"
-    problems = getattr(exc, "problems", [])
-    body = _problems_body(str(message), problems) if problems else {"detail": str(message)}
-    return JSONResponse(body, status.HTTP_404_NOT_FOUND)
-
-
-async def _model_unavailable(_: Request, exc: ModelUnavailable) -> JSONResponse:
-    message = exc.args[0] if exc.args else "model not trained; run `agora train`"
-    return JSONResponse(
-        {"detail": str(message)}, status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"}
-    )
+async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse(exc.body(), exc.status_code, headers=exc.headers)
 
 
 async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
@@ -347,14 +382,7 @@ def install(app: FastAPI) -> None:
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(MalformedJson, _malformed)
-    app.add_exception_handler(InvalidRequest, _invalid)
-    app.add_exception_handler(TooLarge, _too_large)
-    app.add_exception_handler(Rejected, _rejected)
-    app.add_exception_handler(BodyRejected, _body_rejected)
-    app.add_exception_handler(NotFound, _not_found)
-    app.add_exception_handler(UnknownItem, _not_found)
-    app.add_exception_handler(ModelUnavailable, _model_unavailable)
+    app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _operational)

@@ -92,50 +92,11 @@ class RequestContext:
         root_path = scope.get("root_path", "")
         token = logs.request_id.set(rid)
         started = time.perf_counter()
-        status = 500
-        sent_start = False
-        held_start: Message | None = None  # an error's start, held until its body is rewritten
-        held_body = b""
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, sent_start, held_start, held_body
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
-                headers.append((b"x-request-id", rid.encode()))
-                rate_limit = (scope.get("state") or {}).get("rate_limit")
-                if rate_limit:  # agora.api.limits: the key's bucket for this route
-                    headers += rate_limit
-                headers.append(
-                    (b"server-timing", b"app;dur=%.2f" % ((time.perf_counter() - started) * 1000))
-                )
-                message = {**message, "headers": headers}
-                content_type = dict(headers).get(b"content-type", b"")
-                json_error = status >= 400 and content_type.startswith(b"application/json")
-                if json_error and scope.get("method") != "HEAD":  # HEAD answers carry no body
-                    held_start = message
-                    return
-                sent_start = True
-                await send(message)
-                return
-            if message["type"] == "http.response.body" and held_start is not None:
-                held_body += message.get("body", b"")
-                if message.get("more_body", False):
-                    return
-                body = _with_request_id(held_body, rid)
-                headers = [(k, v) for k, v in held_start["headers"] if k != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                sent_start = True
-                await send({**held_start, "headers": headers})
-                held_start = None
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(message)
-
+        answer = _Answer(scope, send, rid, started)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, answer.send)
         except Exception as exc:
-            if sent_start:  # half an answer is out: only closing the connection is honest
+            if answer.sent_start:  # half an answer is out: only closing the connection is honest
                 log.error("error after the response started", exc_info=exc)
                 raise
             log.error(
@@ -144,44 +105,108 @@ class RequestContext:
                 _route_template(scope, root_path),
                 exc_info=exc,
             )
-            status = 500
-            held_start = None
-            body = json.dumps({"detail": INTERNAL_ERROR}).encode()
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
+            await answer.internal_error()
         finally:
-            seconds = time.perf_counter() - started
-            route = _route_template(scope, root_path)
-            method = scope.get("method", "")
-            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            metrics.HTTP_DURATION.labels(method, route).observe(seconds)
-            principal = (scope.get("state") or {}).get("principal")
-            access.info(
-                "%s %s %s",
-                method,
-                route,
-                status,
-                extra={
-                    "fields": {
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 2),
-                        "key": getattr(principal, "key_id", None),
-                    }
-                },
-            )
+            _record(scope, _route_template(scope, root_path), answer.status, started)
             try:
                 if self.after_answer is not None:
-                    await self.after_answer(scope, status, rid)
+                    await self.after_answer(scope, answer.status, rid)
             finally:
                 logs.request_id.reset(token)
+
+
+class _Answer:
+    """One request's answer on its way out: every start gets the request id, the rate limit
+    and the server timing; a JSON error is held until its body carries the request id too."""
+
+    def __init__(self, scope: Scope, send: Send, rid: str, started: float):
+        self.scope = scope
+        self._send = send
+        self.rid = rid
+        self.started = started
+        self.status = 500
+        self.sent_start = False
+        self.held_start: Message | None = None  # an error's start, until its body is rewritten
+        self.held_body = b""
+
+    async def send(self, message: Message) -> None:
+        """The ``send`` the app is given."""
+        if message["type"] == "http.response.start":
+            await self._start(message)
+        elif message["type"] == "http.response.body" and self.held_start is not None:
+            await self._error_body(message)
+        else:
+            await self._send(message)
+
+    async def _start(self, message: Message) -> None:
+        self.status = message["status"]
+        headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+        headers.append((b"x-request-id", self.rid.encode()))
+        rate_limit = (self.scope.get("state") or {}).get("rate_limit")
+        if rate_limit:  # agora.api.limits: the key's bucket for this route
+            headers += rate_limit
+        headers.append(
+            (b"server-timing", b"app;dur=%.2f" % ((time.perf_counter() - self.started) * 1000))
+        )
+        message = {**message, "headers": headers}
+        content_type = dict(headers).get(b"content-type", b"")
+        json_error = self.status >= 400 and content_type.startswith(b"application/json")
+        if json_error and self.scope.get("method") != "HEAD":  # HEAD answers carry no body
+            self.held_start = message
+            return
+        self.sent_start = True
+        await self._send(message)
+
+    async def _error_body(self, message: Message) -> None:
+        assert self.held_start is not None
+        self.held_body += message.get("body", b"")
+        if message.get("more_body", False):
+            return
+        body = _with_request_id(self.held_body, self.rid)
+        headers = [(k, v) for k, v in self.held_start["headers"] if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        self.sent_start = True
+        await self._send({**self.held_start, "headers": headers})
+        self.held_start = None
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def internal_error(self) -> None:
+        """Answer 500 with the generic message (nothing of the app's answer went out)."""
+        self.status = 500
+        self.held_start = None
+        body = json.dumps({"detail": INTERNAL_ERROR}).encode()
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": body})
+
+
+def _record(scope: Scope, route: str, status: int, started: float) -> None:
+    """Count the request in the metrics and write its access log line."""
+    seconds = time.perf_counter() - started
+    method = scope.get("method", "")
+    metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    metrics.HTTP_DURATION.labels(method, route).observe(seconds)
+    principal = (scope.get("state") or {}).get("principal")
+    access.info(
+        "%s %s %s",
+        method,
+        route,
+        status,
+        extra={
+            "fields": {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "key": getattr(principal, "key_id", None),
+            }
+        },
+    )

@@ -18,11 +18,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agora.analytics.anomalies_cli import app as analytics_anomalies_app
 from agora.analytics.cli import app as analytics_app
-from agora.analytics.engagement_cli import app as analytics_engagement_app
-from agora.analytics.graph_cli import app as analytics_graph_app
-from agora.analytics.segments_cli import app as analytics_segments_app
 from agora.audit.cli import app as admin_app
 from agora.cli.shell import console, err, error, fail
 from agora.cli.shell import progress as _progress
@@ -812,10 +808,6 @@ app.add_typer(engagement_app, name="engagement")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(media_app, name="media")
 app.add_typer(market_app, name="market")
-analytics_app.add_typer(analytics_graph_app)  # influence, cascades, trending, alerts
-analytics_app.add_typer(analytics_engagement_app)  # engagement-report
-analytics_app.add_typer(analytics_segments_app, name="segments")
-analytics_app.add_typer(analytics_anomalies_app)  # anomalies
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(admin_app, name="admin")

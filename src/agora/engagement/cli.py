@@ -16,9 +16,10 @@ from agora.cli.shell import console, fail, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 from agora.db.pseudonyms import sealer_for_session
+from agora.engagement import badge_awards, ledger, trust_levels
 from agora.engagement import digest as digests
-from agora.engagement import service
 from agora.engagement.config import engagement_config
+from agora.ingest.service import UnknownUser
 
 app = typer.Typer(
     help="Points, badges, trust levels, leaderboards and digests.", no_args_is_help=True
@@ -33,7 +34,7 @@ def replay() -> None:
     settings = get_settings()
     started = time.perf_counter()
     with transaction(store_sessions(settings)) as session:
-        applied = service.replay(session, engagement_config(settings), datetime.now(UTC))
+        applied = ledger.replay(session, engagement_config(settings), datetime.now(UTC))
     console.print(f"replayed {applied:,} events in {time.perf_counter() - started:.1f} s")
 
 
@@ -50,8 +51,8 @@ def leaderboard(
     if period not in ("all", "week"):
         raise fail(f"--period must be 'all' or 'week', not {period!r}")
     with transaction(store_sessions(settings)) as session:
-        service.catch_up(session, engagement_config(settings), datetime.now(UTC))
-        rows = service.leaderboard(
+        ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
+        rows = ledger.leaderboard(
             session, engagement_config(settings), datetime.now(UTC), period, tag, n
         )
     table = Table(title=f"leaderboard ({period}{', tag ' + tag if tag else ''})")
@@ -68,11 +69,9 @@ def points(user: UserArg, n: Annotated[int, typer.Option("-n", min=1)] = 10) -> 
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            service.catch_up(session, engagement_config(settings), datetime.now(UTC))
-            report = service.points(
-                session, engagement_config(settings), user, datetime.now(UTC), n
-            )
-    except service.UnknownUser as exc:
+            ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = ledger.points(session, engagement_config(settings), user, datetime.now(UTC), n)
+    except UnknownUser as exc:
         raise fail(str(exc)) from None
     console.print(Text.assemble((user, "bold"), f": {report.total:,} points"))
     for rule, total in sorted(report.by_rule.items(), key=lambda kv: -abs(kv[1])):
@@ -85,9 +84,11 @@ def badges(user: UserArg) -> None:
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            service.catch_up(session, engagement_config(settings), datetime.now(UTC))
-            report = service.badges(session, engagement_config(settings), user, datetime.now(UTC))
-    except service.UnknownUser as exc:
+            ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = badge_awards.badges(
+                session, engagement_config(settings), user, datetime.now(UTC)
+            )
+    except UnknownUser as exc:
         raise fail(str(exc)) from None
     earned = Table(title=f"badges of {user}")
     for column in ("badge", "level", "post", "awarded"):
@@ -106,9 +107,11 @@ def trust(user: UserArg) -> None:
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            service.catch_up(session, engagement_config(settings), datetime.now(UTC))
-            report = service.trust(session, engagement_config(settings), user, datetime.now(UTC))
-    except service.UnknownUser as exc:
+            ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = trust_levels.trust(
+                session, engagement_config(settings), user, datetime.now(UTC)
+            )
+    except UnknownUser as exc:
         raise fail(str(exc)) from None
     console.print(Text.assemble((user, "bold"), f": trust level {report.level} ({report.name})"))
     if report.next_level:
@@ -133,7 +136,7 @@ def digest(
     now = datetime.now(UTC)
     try:
         with transaction(store_sessions(settings)) as session:
-            service.catch_up(session, engagement_config(settings), now)
+            ledger.catch_up(session, engagement_config(settings), now)
             report = digests.build_digest(session, engagement_config(settings), user, now, since)
             if picks:
                 models = ModelStore(settings.model_dir, ids=sealer_for_session(session))
@@ -142,6 +145,6 @@ def digest(
                     session, models, user, picks, settings.feed, settings.event_weights, now,
                     report.since,
                 )  # fmt: skip
-    except service.UnknownUser as exc:
+    except UnknownUser as exc:
         raise fail(str(exc)) from None
     print(digests.render(report, fmt))

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session, aliased
 
 from agora.config import FeedConfig
 from agora.db.tables import Event, Item, User
-from agora.engagement import service
+from agora.engagement import badge_awards, ledger
 from agora.engagement.config import EngagementConfig
 from agora.feed.service import build_feed
 from agora.ingest.schemas import as_utc
+from agora.ingest.service import known_user_pk
 from agora.serving.service import ModelStore
 
 
@@ -94,7 +95,7 @@ def build_digest(
 ) -> Digest:
     """The user's digest for ``(since, now]``; ``since`` defaults to their last activity (or
     their sign-up when they never were active). ``picks`` come from :func:`feed_picks`."""
-    pk = service.user_pk(session, user_id)
+    pk = known_user_pk(session, user_id)
     if since is None:
         created = as_utc(session.scalar(select(User.created).where(User.id == pk)))
         since = last_active(session, pk, now) or created or now
@@ -137,8 +138,8 @@ def build_digest(
         ],
         replies_total=int(replies_total or 0),
         likes_received=int(likes or 0),
-        points=service.points_since(session, pk, since),
-        badges=service.awards_since(session, config, pk, since),
+        points=ledger.points_since(session, pk, since),
+        badges=badge_awards.awards_since(session, config, pk, since),
         picks=picks or [],
     )
 

@@ -10,25 +10,23 @@ The rules are ``engagement_config(settings)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import SessionFactoryDep, SettingsDep
-from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.errors import InvalidRequest, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 from agora.db.engine import transaction
+from agora.engagement import badge_awards, ledger, tasks, trust_levels
 from agora.engagement import digest as digests
-from agora.engagement import service
 from agora.engagement.config import EngagementConfig, engagement_config
 from agora.engagement.schemas import (
     BadgesOut,
@@ -67,17 +65,7 @@ PENDING_HEADER = "X-Engagement-Pending-Events"
 
 
 def _pending(response: Response, session: Session, config: EngagementConfig) -> None:
-    response.headers[PENDING_HEADER] = str(service.pending_events(session, config))
-
-
-@contextmanager
-def _as_http_errors() -> Iterator[None]:
-    try:
-        yield
-    except (service.UnknownUser, service.UnknownTask) as exc:
-        raise NotFound(str(exc)) from None
-    except service.TaskConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    response.headers[PENDING_HEADER] = str(ledger.pending_events(session, config))
 
 
 @router.get(
@@ -93,8 +81,8 @@ def get_points(
     response: Response,
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> PointsOut:
-    with _as_http_errors(), transaction(sessions) as session:
-        report = service.points(session, config, user_id, datetime.now(UTC), n)
+    with transaction(sessions) as session:
+        report = ledger.points(session, config, user_id, datetime.now(UTC), n)
         _pending(response, session, config)
     return PointsOut(**asdict(report))
 
@@ -108,8 +96,8 @@ def get_points(
 def get_badges(
     user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep, response: Response
 ) -> BadgesOut:
-    with _as_http_errors(), transaction(sessions) as session:
-        report = service.badges(session, config, user_id, datetime.now(UTC))
+    with transaction(sessions) as session:
+        report = badge_awards.badges(session, config, user_id, datetime.now(UTC))
         _pending(response, session, config)
     return BadgesOut(**asdict(report))
 
@@ -123,8 +111,8 @@ def get_badges(
 def get_trust(
     user_id: UserId, sessions: SessionFactoryDep, config: ConfigDep, response: Response
 ) -> TrustOut:
-    with _as_http_errors(), transaction(sessions) as session:
-        report = service.trust(session, config, user_id, datetime.now(UTC))
+    with transaction(sessions) as session:
+        report = trust_levels.trust(session, config, user_id, datetime.now(UTC))
         _pending(response, session, config)
     return TrustOut(**asdict(report))
 
@@ -142,7 +130,7 @@ def get_trust_levels(
 ) -> dict[int, int]:
     with transaction(sessions) as session:
         _pending(response, session, config)
-        exact = service.trust_distribution(session, config, datetime.now(UTC))
+        exact = trust_levels.trust_distribution(session, config, datetime.now(UTC))
     noisy = dp.answer(
         request,
         response,
@@ -190,7 +178,7 @@ def get_leaderboard(
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> LeaderboardOut:
     with transaction(sessions) as session:
-        leaders = service.leaderboard(session, config, datetime.now(UTC), period, tag, n)
+        leaders = ledger.leaderboard(session, config, datetime.now(UTC), period, tag, n)
         _pending(response, session, config)
     return LeaderboardOut(period=period, tag=tag, leaders=leaders)
 
@@ -201,8 +189,8 @@ def get_tasks(
     active: Annotated[bool, Query(description="Only tasks running now.")] = False,
 ) -> list[TaskOut]:
     with sessions() as session:
-        tasks = service.list_tasks(session, datetime.now(UTC), active)
-    return [TaskOut(**t.__dict__) for t in tasks]
+        specs = tasks.list_tasks(session, datetime.now(UTC), active)
+    return [TaskOut(**t.__dict__) for t in specs]
 
 
 @router.post(
@@ -226,9 +214,9 @@ def post_task(
     if body.event_type not in known:
         message = f"unknown event type {body.event_type!r}; known: {sorted(known)}"
         raise InvalidRequest([problem(("body", "event_type"), message)])
-    with _as_http_errors(), transaction(sessions) as session:
-        spec, created = service.create_task(
-            session, service.TaskSpec(**body.model_dump()), datetime.now(UTC)
+    with transaction(sessions) as session:
+        spec, created = tasks.create_task(
+            session, tasks.TaskSpec(**body.model_dump()), datetime.now(UTC)
         )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return TaskOut(**spec.__dict__)
@@ -245,8 +233,8 @@ def get_task_leaderboard(
     sessions: SessionFactoryDep,
     n: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> TaskLeaderboardOut:
-    with _as_http_errors(), sessions() as session:
-        board = service.task_leaderboard(session, task_id, datetime.now(UTC), n)
+    with sessions() as session:
+        board = tasks.task_leaderboard(session, task_id, datetime.now(UTC), n)
     return TaskLeaderboardOut(**board)
 
 
@@ -259,8 +247,8 @@ def get_task_leaderboard(
 def get_user_tasks(
     user_id: UserId, sessions: SessionFactoryDep, active: bool = True
 ) -> list[TaskProgressOut]:
-    with _as_http_errors(), sessions() as session:
-        rows = service.user_tasks(session, user_id, datetime.now(UTC), active)
+    with sessions() as session:
+        rows = tasks.user_tasks(session, user_id, datetime.now(UTC), active)
     return [TaskProgressOut(**row) for row in rows]
 
 
@@ -286,7 +274,7 @@ def get_digest(
 ) -> DigestOut | Response:
     now = datetime.now(UTC)
     # writes: the feed picks build a page in a savepoint (rolled back), which may write
-    with _as_http_errors(), transaction(sessions, writes=True) as session:
+    with transaction(sessions, writes=True) as session:
         report = digests.build_digest(session, config, user_id, now, since)
         if n:
             report.picks = digests.feed_picks(
@@ -308,5 +296,5 @@ def get_digest(
 )
 def post_replay(sessions: SessionFactoryDep, config: ConfigDep) -> ReplayOut:
     with transaction(sessions) as session:
-        applied = service.replay(session, config, datetime.now(UTC))
+        applied = ledger.replay(session, config, datetime.now(UTC))
     return ReplayOut(applied=applied)

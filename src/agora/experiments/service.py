@@ -33,7 +33,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from agora.db import queries
+from agora.api.errors import Conflict, NotFound
 from agora.db.engine import insert_for
 from agora.db.tables import Event, User
 from agora.experiments import stats
@@ -42,21 +42,18 @@ from agora.experiments.models import Arm, Experiment, Exposure, Look
 from agora.experiments.schemas import ExperimentIn
 from agora.feed.models import FeedImpression
 from agora.ingest.schemas import as_utc
+from agora.ingest.service import known_user_pk
 
 PASSIVE_TYPES: frozenset[str] = frozenset({"view", "dwell", "dislike"})
 CACHE_SECONDS = 1.0
 DAY = 86400.0
 
 
-class UnknownExperiment(LookupError):
+class UnknownExperiment(NotFound):
     """No experiment with this id."""
 
 
-class UnknownUser(LookupError):
-    """The user is not in the store."""
-
-
-class ExperimentConflict(ValueError):
+class ExperimentConflict(Conflict):
     """The request contradicts what is stored (other settings under the same id, a restart)."""
 
 
@@ -260,13 +257,6 @@ def _running(session: Session, now: datetime) -> list[_Running]:
     return running
 
 
-def _user_pk(session: Session, user_id: str) -> int:
-    pk = queries.user_pk(session, user_id)
-    if pk is None:
-        raise UnknownUser(f"user {user_id!r} not found")
-    return pk
-
-
 def arm_overrides(session: Session, user_id: str, now: datetime) -> dict[str, float]:
     """The feed controls that the running experiments set for ``user_id`` (empty when none),
     logging the user's first exposure to each. Where two experiments set the same control,
@@ -274,7 +264,7 @@ def arm_overrides(session: Session, user_id: str, now: datetime) -> dict[str, fl
     running = _running(session, now)
     if not running:
         return {}
-    user_pk = _user_pk(session, user_id)
+    user_pk = known_user_pk(session, user_id)
     rows = [
         {
             "experiment_id": exp.pk,

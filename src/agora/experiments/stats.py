@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,8 @@ from scipy import stats as sps
 from scipy.optimize import brentq
 from scipy.signal import fftconvolve
 
-NORMAL = NormalDist()
+from agora.significance import NORMAL, pooled_two_proportion_p, two_sided_p, z_quantile
+
 GRID_STEP = 0.01  # of the random walk's integration grid (crossing probability error < 1e-4)
 
 
@@ -70,14 +70,6 @@ class Comparison:
         return {**asdict(self), "relative": self.relative}
 
 
-def _z(confidence: float) -> float:
-    return NORMAL.inv_cdf(0.5 + confidence / 2)
-
-
-def _two_sided(z: float) -> float:
-    return 2 * (1 - NORMAL.cdf(abs(z)))
-
-
 def _empty(metric: str, method: str, n0: int, n1: int, v0=None, v1=None) -> Comparison:  # noqa: ANN001
     return Comparison(metric, method, v0, v1, None, None, None, None, None, n0, n1)
 
@@ -92,10 +84,8 @@ def two_proportions(
     p1, p0 = k1 / n1, k0 / n0
     diff = p1 - p0
     se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
-    pooled = (k1 + k0) / (n1 + n0)
-    se0 = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    p_value = _two_sided(diff / se0) if se0 > 0 else None
-    half = _z(confidence) * se
+    p_value = pooled_two_proportion_p(k1, n1, k0, n0)
+    half = z_quantile(confidence) * se
     return Comparison(metric, method, p0, p1, diff, diff - half, diff + half, se, p_value, n0, n1)
 
 
@@ -158,8 +148,8 @@ def ratio_delta(
     if math.isnan(var1) or math.isnan(var0):
         return _empty(metric, method, n0, n1, r0, r1)
     se = math.sqrt(var1 + var0)
-    half = _z(confidence) * se
-    p_value = _two_sided(diff / se) if se > 0 else None
+    half = z_quantile(confidence) * se
+    p_value = two_sided_p(diff / se) if se > 0 else None
     return Comparison(metric, method, r0, r1, diff, diff - half, diff + half, se, p_value, n0, n1)
 
 

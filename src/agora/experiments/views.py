@@ -4,18 +4,16 @@ arm's feed controls inside their feed pages; nothing here changes a feed directl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
-from agora.api.errors import InvalidRequest, NotFound, problem
+from agora.api.errors import InvalidRequest, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import unstorable_text
 from agora.db.engine import transaction
@@ -49,17 +47,6 @@ async def _stop_body(request: Request) -> StopIn:
     return validate_one(StopIn, await read_json(request))
 
 
-@contextmanager
-def _as_http_errors() -> Iterator[None]:
-    """The service's errors as 404 and 409 answers that say what."""
-    try:
-        yield
-    except (service.UnknownExperiment, service.UnknownUser) as exc:
-        raise NotFound(str(exc)) from None
-    except service.ExperimentConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-
-
 @router.post(
     "/experiments",
     summary="Create an experiment (re-sending the same one changes nothing)",
@@ -77,7 +64,7 @@ def post_experiment(
     sessions: SessionFactoryDep,
     response: Response,
 ) -> ExperimentOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         row, created = service.create_experiment(session, body, datetime.now(UTC))
         out = ExperimentOut(**service.experiment_out(session, row))
     if not created:
@@ -100,10 +87,9 @@ def get_experiments(session: SessionDep) -> list[ExperimentOut]:
     responses=ERRORS,
 )
 def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> ExperimentOut:
-    with _as_http_errors():
-        return ExperimentOut(
-            **service.experiment_out(session, service.get_experiment(session, experiment_id))
-        )
+    return ExperimentOut(
+        **service.experiment_out(session, service.get_experiment(session, experiment_id))
+    )
 
 
 @router.post(
@@ -113,7 +99,7 @@ def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> Experime
     responses={**ERRORS, 409: {"description": "The experiment is stopped."}},
 )
 def start_experiment(experiment_id: ExperimentId, sessions: SessionFactoryDep) -> ExperimentOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         row = service.start_experiment(session, experiment_id, datetime.now(UTC))
         return ExperimentOut(**service.experiment_out(session, row))
 
@@ -130,7 +116,7 @@ def stop_experiment(
     body: Annotated[StopIn, Depends(_stop_body)],
     sessions: SessionFactoryDep,
 ) -> ExperimentOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         row = service.stop_experiment(session, experiment_id, datetime.now(UTC), body.reason)
         return ExperimentOut(**service.experiment_out(session, row))
 
@@ -149,8 +135,7 @@ def get_assignment(
     faults = unstorable_text(user_id, ("path", "user_id"))
     if faults:  # no stored user can have this id: refuse rather than assign it an arm
         raise InvalidRequest([problem(loc, message) for loc, message in faults])
-    with _as_http_errors():
-        return AssignmentOut(**service.assignment(session, experiment_id, user_id))
+    return AssignmentOut(**service.assignment(session, experiment_id, user_id))
 
 
 @router.get(
@@ -166,5 +151,4 @@ def get_results(
     session: SessionDep,
     confidence: Annotated[float, Query(ge=0.5, le=0.999, description="Interval level.")] = 0.95,
 ) -> ResultsOut:
-    with _as_http_errors():
-        return ResultsOut(**service.results(session, experiment_id, datetime.now(UTC), confidence))
+    return ResultsOut(**service.results(session, experiment_id, datetime.now(UTC), confidence))

@@ -333,11 +333,56 @@ def rank_page(
     by_source = dict(mine.sources)
     by_source["trending"] = shared.sources.get("trending", (np.empty(0, np.int64), np.empty(0)))
     by_source.update(extra)
-    pos, src, strength, _ = nominate(by_source)
-    network_pos, network_strength = by_source.get("in_network", (np.empty(0, np.int64),) * 2)
-
-    # filters (the candidates' tags are read once, for the re-ranker, from the ones left)
+    pos, src, _, _ = nominate(by_source)
+    network = by_source.get("in_network", (np.empty(0, np.int64),) * 2)
     author = snapshot.author_pks[pos]
+    keep = _allowed(snapshot, user, pos, author, shown, promoted)
+    pos, src, author = pos[keep], src[keep], author[keep]
+    if not len(pos):
+        return Ranked(pos, [], np.empty(0), np.empty(0, np.int16), np.empty(0, bool), set())
+    primary = held if held.record.personal else everyone
+    relevance = _relevance(snapshot, user, primary, known, network, pos, author, ctl, cfg, now)
+    if cfg.max_per_thread > 0:
+        chosen = _best_per_thread(snapshot, pos, relevance, cfg.max_per_thread)
+        pos, src, relevance, author = pos[chosen], src[chosen], relevance[chosen], author[chosen]
+    new_since = now - cfg.new_creator_days * 86400.0
+    new_creator = (author >= 0) & (snapshot.first_post[pos] >= new_since)
+    placement = rerank(
+        relevance,
+        snapshot.tag_matrix[pos],
+        n * ahead,
+        diversity=ctl.diversity,
+        authors=author,
+        author_decay=cfg.author_decay,
+        explore=_explore_draws(by_source, pos),
+        exploration=ctl.exploration,
+        new_creator=new_creator,
+        new_creator_share=cfg.new_creator_share,
+        page_size=n,
+    )
+    rows = placement.order
+    names = [
+        "exploration" if explored else ATTRIBUTION[src[r]]
+        for r, explored in zip(rows.tolist(), placement.explored.tolist(), strict=True)
+    ]
+    counts = np.zeros(len(rows), np.int16)
+    if len(network[0]) and len(mine.tie_counts):
+        hit, ties = looked_up(network[0], mine.tie_counts, pos[rows])
+        counts[hit] = ties
+    followed = set(ctl.followed_tags)
+    return Ranked(pos[rows], names, relevance[rows], counts, new_creator[rows], followed)
+
+
+def _allowed(
+    snapshot: Snapshot,
+    user: UserState,
+    pos: np.ndarray,
+    author: np.ndarray,
+    shown: np.ndarray,
+    promoted: np.ndarray,
+) -> np.ndarray:
+    """Which candidates pass the filters: not touched or hidden by the user, not their own, no
+    author they excluded, no muted tag, not shown or promoted on this page, not taken down."""
     keep = ~among(pos, snapshot.positions(user.touched_array()))
     if user.hidden:
         keep &= ~among(snapshot.pks[pos], np.fromiter(user.hidden, np.int64))
@@ -353,12 +398,24 @@ def rank_page(
     if len(promoted):
         keep &= ~among(pos, promoted)
     keep &= ~snapshot.removed_mask(pos)
-    pos, src, strength, author = pos[keep], src[keep], strength[keep], author[keep]
-    if not len(pos):
-        return Ranked(pos, [], np.empty(0), np.empty(0, np.int16), np.empty(0, bool), set())
+    return keep
 
-    # relevance
-    primary = held if held.record.personal else everyone
+
+def _relevance(
+    snapshot: Snapshot,
+    user: UserState,
+    primary: Held,
+    known: Callable[[str | None], np.ndarray | None],
+    network: tuple[np.ndarray, np.ndarray],
+    pos: np.ndarray,
+    author: np.ndarray,
+    ctl: Controls,
+    cfg: FeedConfig,
+    now: float,
+) -> np.ndarray:
+    """Each candidate's relevance: the percentile of its primary model score (items the model
+    knows but did not list rank below those it listed, unknown ones get a constant), plus the
+    social, freshness and followed-topic boosts, minus the not-interested suppression."""
     p_pos, p_scores = primary.placed(snapshot).primary
     raw = np.full(len(pos), np.nan)
     mask = known(primary.record.primary_model)
@@ -371,6 +428,7 @@ def rank_page(
     relevance = np.full(len(pos), UNKNOWN_RELEVANCE)
     ranked = ~np.isnan(raw)
     relevance[ranked] = percentiles(raw[ranked])
+    network_pos, network_strength = network
     if len(network_pos):
         hit, social = looked_up(network_pos, network_strength, pos)
         relevance[hit] += ctl.social_weight * social
@@ -383,47 +441,32 @@ def rank_page(
             relevance += TOPIC_BOOST * tag_hits(snapshot, pos, codes) / len(followed)
     if user.not_interested:
         relevance -= suppression(snapshot, pos, author, user.not_interested, now, cfg)
+    return relevance
 
-    # one item per thread (the most relevant), then the re-ranker
-    if cfg.max_per_thread > 0:
-        best = np.argsort(-relevance, kind="stable")
-        threads = snapshot.thread_codes[pos[best]]
-        by_thread = np.argsort(threads, kind="stable")  # each thread's best first
-        sorted_threads = threads[by_thread]
-        starts = np.flatnonzero(np.r_[True, sorted_threads[1:] != sorted_threads[:-1]])
-        rank_in_thread = np.arange(len(best)) - np.repeat(starts, np.diff(np.r_[starts, len(best)]))
-        chosen = np.sort(best[by_thread[rank_in_thread < cfg.max_per_thread]])
-        pos, src, relevance, author = pos[chosen], src[chosen], relevance[chosen], author[chosen]
-    new_since = now - cfg.new_creator_days * 86400.0
-    new_creator = (author >= 0) & (snapshot.first_post[pos] >= new_since)
+
+def _best_per_thread(
+    snapshot: Snapshot, pos: np.ndarray, relevance: np.ndarray, per_thread: int
+) -> np.ndarray:
+    """Rows of the ``per_thread`` most relevant candidates of each thread, in candidate order."""
+    best = np.argsort(-relevance, kind="stable")
+    threads = snapshot.thread_codes[pos[best]]
+    by_thread = np.argsort(threads, kind="stable")  # each thread's best first
+    sorted_threads = threads[by_thread]
+    starts = np.flatnonzero(np.r_[True, sorted_threads[1:] != sorted_threads[:-1]])
+    rank_in_thread = np.arange(len(best)) - np.repeat(starts, np.diff(np.r_[starts, len(best)]))
+    return np.sort(best[by_thread[rank_in_thread < per_thread]])
+
+
+def _explore_draws(
+    by_source: Mapping[str, tuple[np.ndarray, np.ndarray]], pos: np.ndarray
+) -> np.ndarray:
+    """The fresh source's exploration draw of each candidate (NaN for the others)."""
     fresh_pos, fresh_draws = by_source.get("fresh", (np.empty(0, np.int64), np.empty(0)))
     explore = np.full(len(pos), np.nan)
     if len(fresh_pos):
         hit, draws = looked_up(fresh_pos, fresh_draws, pos)
         explore[hit] = draws
-    placement = rerank(
-        relevance,
-        snapshot.tag_matrix[pos],
-        n * ahead,
-        diversity=ctl.diversity,
-        authors=author,
-        author_decay=cfg.author_decay,
-        explore=explore,
-        exploration=ctl.exploration,
-        new_creator=new_creator,
-        new_creator_share=cfg.new_creator_share,
-        page_size=n,
-    )
-    rows = placement.order
-    names = [
-        "exploration" if explored else ATTRIBUTION[src[r]]
-        for r, explored in zip(rows.tolist(), placement.explored.tolist(), strict=True)
-    ]
-    counts = np.zeros(len(rows), np.int16)
-    if len(network_pos) and len(mine.tie_counts):
-        hit, ties = looked_up(network_pos, mine.tie_counts, pos[rows])
-        counts[hit] = ties
-    return Ranked(pos[rows], names, relevance[rows], counts, new_creator[rows], followed)
+    return explore
 
 
 # -- first pages ranked ahead by the refresher -------------------------------------------------
@@ -688,27 +731,9 @@ def serve(
     models_now = model_stamp(models)
     snapshot = cache.catalogue.get(session, models=models_now)
     user = cache.states.get(session, user_id, now, _from_record(cache, snapshot, user_id))
-
-    def own() -> Candidates:
-        rows = user_event_rows(session, user_id)
-        return compute_candidates(
-            session, models, cache, user.pk, user_id, rows, defaults, weights, now
-        )
-
-    def shared() -> Candidates:
-        return compute_global(session, models, cache, defaults, weights, now)
-
-    # a cold-start user who has just acted gets personal candidates now, not at the next round
-    def cold(record: Candidates) -> bool:
-        return not record.personal and record.events < user.events
-
-    # the store's own popularity (before a trending model is trained) is redone while empty
-    def empty(record: Candidates) -> bool:
-        return record.primary_model is None and not len(record.primary[0])
-
-    held, status = cache.ready.get(user.pk, user.events, models_now, snapshot, own, cold)
-    everyone, _ = cache.ready.get(EVERYONE, -1, models_now, snapshot, shared, empty)
-
+    held, status, everyone = _ready_candidates(
+        session, models, cache, snapshot, user, user_id, models_now, defaults, weights, now
+    )
     ctl = effective_controls(user, defaults)
     promoted_at = positions_of(snapshot, promoted)
     ahead = cache.ahead(browsing)
@@ -737,6 +762,66 @@ def serve(
         if len(rest.positions)
         else None,
     )
+    _record_impressions(session, cache, snapshot, user, ranked, browsing, page, now)
+    return Served(
+        user=user,
+        items=page_items(snapshot, ranked),
+        model=held.record.ranking,
+        candidates=status,
+        ranking=ranking,
+        personal=held.record.personal,
+    )
+
+
+def _ready_candidates(
+    session: Session,
+    models: ModelStore,
+    cache: FeedCache,
+    snapshot: Snapshot,
+    user: UserState,
+    user_id: str,
+    models_now: str,
+    defaults: FeedConfig,
+    weights: Mapping[str, float],
+    now: datetime,
+) -> tuple[Held, str, Held]:
+    """The user's ready candidates (with how they were had: ready, stale or built) and
+    everyone's, each computed now when missing."""
+
+    def own() -> Candidates:
+        rows = user_event_rows(session, user_id)
+        return compute_candidates(
+            session, models, cache, user.pk, user_id, rows, defaults, weights, now
+        )
+
+    def shared() -> Candidates:
+        return compute_global(session, models, cache, defaults, weights, now)
+
+    # a cold-start user who has just acted gets personal candidates now, not at the next round
+    def cold(record: Candidates) -> bool:
+        return not record.personal and record.events < user.events
+
+    # the store's own popularity (before a trending model is trained) is redone while empty
+    def empty(record: Candidates) -> bool:
+        return record.primary_model is None and not len(record.primary[0])
+
+    held, status = cache.ready.get(user.pk, user.events, models_now, snapshot, own, cold)
+    everyone, _ = cache.ready.get(EVERYONE, -1, models_now, snapshot, shared, empty)
+    return held, status, everyone
+
+
+def _record_impressions(
+    session: Session,
+    cache: FeedCache,
+    snapshot: Snapshot,
+    user: UserState,
+    ranked: Ranked,
+    browsing: str,
+    page: int,
+    now: datetime,
+) -> None:
+    """The page's impressions (written after the session commits) and its items as shown in
+    this browsing session (later pages leave them out)."""
     cache.impressions.add_after_commit(
         session,
         [
@@ -754,14 +839,6 @@ def serve(
         ],
     )
     cache.shown.add(browsing, page, snapshot.pks[ranked.positions])
-    return Served(
-        user=user,
-        items=page_items(snapshot, ranked),
-        model=held.record.ranking,
-        candidates=status,
-        ranking=ranking,
-        personal=held.record.personal,
-    )
 
 
 def _from_record(

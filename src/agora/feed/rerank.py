@@ -136,19 +136,34 @@ def rerank(
             factor[author_of[pick]] *= author_decay
 
     if new_creator is not None and new_creator_share > 0 and order:
-        fresh_faces = np.asarray(new_creator, dtype=bool)
-        by_relevance = np.argsort(-rel, kind="stable")
-        spare = by_relevance[fresh_faces[by_relevance] & ~placed[by_relevance]].tolist()
-        size = page_size or n
-        want = math.ceil(new_creator_share * size)
-        for start in range(0, len(order), size):  # every page gets its share
-            end = min(start + size, len(order))
-            have = int(fresh_faces[order[start:end]].sum())
-            for pos in range(end - 1, start - 1, -1):
-                if have >= want or not spare:
-                    break
-                if fresh_faces[order[pos]] or explored[pos]:
-                    continue
-                order[pos] = spare.pop(0)
-                have += 1
+        _share_for_new_creators(
+            order, explored, placed, rel, np.asarray(new_creator, dtype=bool),
+            new_creator_share, page_size or n,
+        )  # fmt: skip
     return Placement(np.array(order, dtype=np.int64), np.array(explored, dtype=bool))
+
+
+def _share_for_new_creators(
+    order: list[int],
+    explored: list[bool],
+    placed: np.ndarray,
+    rel: np.ndarray,
+    fresh_faces: np.ndarray,
+    share: float,
+    size: int,
+) -> None:
+    """Give every page of ``size`` in ``order`` its ``share`` of new creators: the most relevant
+    unplaced ones replace the page's last non-exploration picks (in place)."""
+    by_relevance = np.argsort(-rel, kind="stable")
+    spare = by_relevance[fresh_faces[by_relevance] & ~placed[by_relevance]].tolist()
+    want = math.ceil(share * size)
+    for start in range(0, len(order), size):  # every page gets its share
+        end = min(start + size, len(order))
+        have = int(fresh_faces[order[start:end]].sum())
+        for pos in range(end - 1, start - 1, -1):
+            if have >= want or not spare:
+                break
+            if fresh_faces[order[pos]] or explored[pos]:
+                continue
+            order[pos] = spare.pop(0)
+            have += 1

@@ -39,6 +39,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from agora.api.errors import Invalid, NotFound
 from agora.config import FeedConfig
 from agora.db import queries
 from agora.db.tables import Item, SocialEdge, User
@@ -47,6 +48,7 @@ from agora.feed.cache import FeedCache, uncached
 from agora.feed.models import MUTE_KINDS, FeedFeedback, FeedImpression, FeedSettings
 from agora.feed.online import Controls
 from agora.feed.state import user_pk_or_new
+from agora.ingest.service import known_user_pk
 from agora.serving.service import (
     ModelStore,
     past_items_behind,
@@ -54,16 +56,14 @@ from agora.serving.service import (
 )
 
 
-class UnknownUser(LookupError):
-    """The user is not in the store."""
-
-
-class UnknownTarget(LookupError):
+class UnknownTarget(NotFound):
     """Feedback names an item or author that is not in the store."""
 
 
-class BadCursor(ValueError):
+class BadCursor(Invalid):
     """A cursor that this server did not issue."""
+
+    where = ("query", "cursor")
 
 
 @dataclass
@@ -94,16 +94,9 @@ class FeedPage:
 
 
 # -- controls, interests and feedback --------------------------------------------------------
-def _user_pk(session: Session, user_id: str) -> int:
-    pk = queries.user_pk(session, user_id)
-    if pk is None:
-        raise UnknownUser(f"user {user_id!r} not found")
-    return pk
-
-
 def controls(session: Session, user_id: str, defaults: FeedConfig) -> Controls:
     """The controls in force for ``user_id`` (defaults where the user set nothing)."""
-    row = session.get(FeedSettings, _user_pk(session, user_id))
+    row = session.get(FeedSettings, known_user_pk(session, user_id))
     return _controls(session, row, defaults)
 
 
@@ -161,7 +154,7 @@ def update_controls(
 ) -> Controls:
     """Store the given controls (None resets one to the platform default); others unchanged.
     ``muted_authors`` are external user ids (UnknownTarget names one not in the store)."""
-    row = _settings_row(session, _user_pk(session, user_id), now)
+    row = _settings_row(session, known_user_pk(session, user_id), now)
     for name, value in changes.items():
         if name in ("followed_tags", "muted_tags", "muted_authors"):
             value = list(dict.fromkeys(value or []))
@@ -197,7 +190,7 @@ def add_feedback(
 ) -> None:
     """Record one piece of negative feedback (or an unmute); the next feed applies it. Mutes
     and unmutes change the user's settings (the one place mutes live)."""
-    pk = _user_pk(session, user_id)
+    pk = known_user_pk(session, user_id)
     if kind in MUTE_KINDS:
         _change_mute(session, pk, kind, author_id, tag, now)
         return

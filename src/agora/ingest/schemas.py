@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from agora.api.types import (
     EVENT_TYPE,
@@ -226,3 +234,61 @@ class Dataset(BaseModel):
             "edges": len(self.edges),
             "memberships": len(self.memberships),
         }
+
+
+# -- response shapes -------------------------------------------------------------------------
+class UserOut(BaseModel):
+    user_id: str
+    created: datetime
+    attributes: dict[str, Any]
+    n_events: int = Field(description="Events stored for this user.")
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    author_id: str | None
+    title: str
+    body: str
+    tags: list[str]
+    language: str | None
+    created: datetime
+    media: dict[str, Any]
+    attributes: dict[str, Any]
+
+
+class EdgeOut(BaseModel):
+    source_id: str
+    target_id: str
+    type: str
+    weight: float
+    created: datetime
+
+
+class GroupOut(BaseModel):
+    group_id: str
+    name: str
+    created: datetime | None
+    attributes: dict[str, Any]
+
+
+class EventsAccepted(BaseModel):
+    accepted: int = Field(description="Events newly stored by this request.")
+    duplicates: int = Field(description="Events skipped: their event_id was already stored.")
+
+
+class Written(BaseModel):
+    written: int = Field(description="Rows created or updated (a friend edge counts twice).")
+
+
+class EdgeKey(BaseModel):
+    """Which edge to delete; ``source``/``target`` are accepted for the ``_id`` names."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source_id: str = Field(
+        min_length=1, max_length=255, validation_alias=AliasChoices("source_id", "source")
+    )
+    target_id: str = Field(
+        min_length=1, max_length=255, validation_alias=AliasChoices("target_id", "target")
+    )
+    type: str = Field(min_length=1, max_length=32, json_schema_extra={"enum": list(EDGE_TYPES)})

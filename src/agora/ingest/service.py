@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import Select, Table, bindparam, delete, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
+from agora.api.errors import NotFound, RecordsRejected
 from agora.config import EDGE_TYPES
+from agora.db import queries
 from agora.db.engine import insert_for, insert_new
 from agora.db.tables import (
     TIME_FLOOR,
@@ -54,7 +56,7 @@ class Problem:
     message: str
 
 
-class Rejected(ValueError):
+class Rejected(RecordsRejected):
     """The whole write was refused; nothing was stored."""
 
     def __init__(self, problems: list[Problem]):
@@ -62,6 +64,19 @@ class Rejected(ValueError):
         shown = "; ".join(f"[{p.index}] {p.field}: {p.message}" for p in problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         super().__init__(f"{len(problems)} record(s) rejected: {shown}{more}")
+
+
+class UnknownUser(NotFound):
+    """The user is not in the store."""
+
+
+def known_user_pk(session: Session, user_id: str) -> int:
+    """The internal id of a stored user, or :class:`UnknownUser` (reads and writes that name
+    a user who must exist: engagement, experiments, the feed's controls)."""
+    pk = queries.user_pk(session, user_id)
+    if pk is None:
+        raise UnknownUser(f"user {user_id!r} not found")
+    return pk
 
 
 #: Groups whose external id starts with this are owned by the system (the stored user segments,

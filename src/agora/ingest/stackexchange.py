@@ -30,13 +30,13 @@ import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any
 
 from agora.ingest.errors import ImportFailed, ImportProblem
-from agora.ingest.schemas import Dataset, EdgeIn, EventIn, ItemIn, UserIn
+from agora.ingest.schemas import Dataset, EdgeIn, EventIn, ItemIn, UserIn, as_utc
 
 #: Dump tables this importer reads; Posts and Users are required, the rest optional.
 TABLES = ("Posts", "Users", "Comments", "Votes", "Badges", "Tags", "PostLinks")
@@ -113,8 +113,7 @@ def iter_rows(path: Path) -> Iterator[dict[str, str]]:
 def _dt(text: str | None) -> datetime | None:
     if not text:
         return None
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return as_utc(datetime.fromisoformat(text))
 
 
 def _int(text: str | None) -> int | None:
@@ -204,6 +203,76 @@ class _Post:
     row: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Build:
+    """What an import gathers while it reads the tables: the posts, the events, the user to
+    user interactions (the edges) and the counts reported in ``stats``."""
+
+    id_prefix: str
+    posts: dict[str, _Post]
+    stats: Counter[str]
+    events: list[EventIn] = field(default_factory=list)
+    interactions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    first_interaction: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
+    referenced_users: set[str] = field(default_factory=set)
+
+    def kept(self, post_id: str | None) -> _Post | None:
+        """The question or answer with this id (None for other post types and deleted posts)."""
+        post = self.posts.get(post_id) if post_id else None
+        return post if post is not None and post.type in (QUESTION, ANSWER) else None
+
+    def interact(self, src: str | None, dst: str | None, when: datetime | None) -> None:
+        """Count one interaction of ``src`` with ``dst``, keeping the earliest time."""
+        if not src or not dst or src == dst:
+            return
+        key = (src, dst)
+        self.interactions[key] += 1
+        old = self.first_interaction.get(key)
+        if key not in self.first_interaction or (when is not None and (old is None or when < old)):
+            self.first_interaction[key] = when
+
+    def event(
+        self,
+        event_type: str,
+        id_kind: str,
+        local_id: str,
+        user: str,
+        item: str,
+        when: datetime | None,
+        **context: Any,
+    ) -> None:
+        """Add an event whose id is ``<id_prefix>:<id_kind>:<local_id>``."""
+        self.referenced_users.add(user)
+        self.events.append(
+            EventIn(
+                event_id=f"{self.id_prefix}:{id_kind}:{local_id}",
+                user_id=user,
+                item_id=item,
+                type=event_type,
+                timestamp=when,
+                context={k: v for k, v in context.items() if v is not None},
+            )
+        )
+
+
+@dataclass
+class _Votes:
+    """What the Votes table says of each kept post."""
+
+    upvotes: Counter[str] = field(default_factory=Counter)
+    downvotes: Counter[str] = field(default_factory=Counter)
+    bookmarks: Counter[str] = field(default_factory=Counter)
+    accept_dates: dict[str, datetime | None] = field(default_factory=dict)
+
+
+@dataclass
+class _Links:
+    """Post links: related and duplicate questions, per post."""
+
+    linked: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    duplicates: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
 def load_stackexchange(
     folder: str | Path,
     *,
@@ -219,6 +288,34 @@ def load_stackexchange(
     Returns the dataset and a stats dict of counts, including skipped rows.
     """
     folder = Path(folder)
+    paths = _table_paths(folder)
+    stats: Counter[str] = Counter()
+    notes = [f"{name}.xml not found: skipped" for name in TABLES if paths[name] is None]
+    site = _site(folder, site_url)
+    build = _Build(id_prefix, _read_posts(paths["Posts"], stats), stats)  # type: ignore[arg-type]
+    _post_events(build)
+    votes = _read_votes(build, paths["Votes"])
+    _accept_events(build, votes.accept_dates)
+    _comment_events(build, paths["Comments"])
+    links = _read_links(build, paths["PostLinks"])
+    if paths["Tags"] is not None:
+        stats["tags"] = sum(1 for _ in iter_rows(paths["Tags"]))
+    items = _items(build, votes, links, site, language)
+    badges = _read_badges(paths["Badges"], stats)
+    users = _users(build, paths["Users"], badges, site)  # type: ignore[arg-type]
+    edges = _edges(build)
+    stats["users"] = len(users)
+    stats["items"] = len(items)
+    stats["events"] = len(build.events)
+    stats["edges"] = len(edges)
+    for e in build.events:
+        stats[f"events_{e.type}"] += 1
+    dataset = Dataset(users=users, items=items, events=build.events, edges=edges)
+    return StackExchangeImport(dataset=dataset, stats=dict(stats), notes=notes)
+
+
+def _table_paths(folder: Path) -> dict[str, Path | None]:
+    """Each table's file in the dump folder; ImportFailed without the required ones."""
     paths = {name: table_path(folder, name) for name in TABLES}
     missing = [name for name in REQUIRED_TABLES if paths[name] is None]
     if missing:
@@ -229,16 +326,21 @@ def load_stackexchange(
             ],
             file=folder,
         )
-    stats: Counter[str] = Counter()
-    notes = [f"{name}.xml not found: skipped" for name in TABLES if paths[name] is None]
+    return paths
+
+
+def _site(folder: Path, site_url: str | None) -> str | None:
+    """The site's URL without a trailing slash: given, or the first line of SITE_URL."""
     if site_url is None and (folder / SITE_URL_FILE).is_file():
         site_url = (folder / SITE_URL_FILE).read_text(encoding="utf-8").strip().splitlines()[0]
-    site = site_url.rstrip("/") if site_url else None
+    return site_url.rstrip("/") if site_url else None
 
-    # Posts: keep every post's type/owner/parent (comments on any post make edges), build
-    # items for questions and answers only.
+
+def _read_posts(path: Path, stats: Counter[str]) -> dict[str, _Post]:
+    """Every post's type/owner/parent (comments on any post make edges); the rows of questions
+    and answers only, which become items."""
     posts: dict[str, _Post] = {}
-    for row in iter_rows(paths["Posts"]):  # type: ignore[arg-type]
+    for row in iter_rows(path):
         post = _Post(
             id=row["Id"],
             type=row.get("PostTypeId", ""),
@@ -251,61 +353,27 @@ def load_stackexchange(
         else:
             stats["posts_skipped_other_types"] += 1
         posts[post.id] = post
+    return posts
 
-    def kept(post_id: str | None) -> _Post | None:
-        post = posts.get(post_id) if post_id else None
-        return post if post is not None and post.type in (QUESTION, ANSWER) else None
 
-    events: list[EventIn] = []
-    interactions: Counter[tuple[str, str]] = Counter()
-    first_interaction: dict[tuple[str, str], datetime | None] = {}
-    referenced_users: set[str] = set()
-
-    def interact(src: str | None, dst: str | None, when: datetime | None) -> None:
-        if not src or not dst or src == dst:
-            return
-        key = (src, dst)
-        interactions[key] += 1
-        old = first_interaction.get(key)
-        if key not in first_interaction or (when is not None and (old is None or when < old)):
-            first_interaction[key] = when
-
-    def event(
-        event_type: str,
-        id_kind: str,
-        local_id: str,
-        user: str,
-        item: str,
-        when: datetime | None,
-        **context: Any,
-    ) -> None:
-        referenced_users.add(user)
-        events.append(
-            EventIn(
-                event_id=f"{id_prefix}:{id_kind}:{local_id}",
-                user_id=user,
-                item_id=item,
-                type=event_type,
-                timestamp=when,
-                context={k: v for k, v in context.items() if v is not None},
-            )
-        )
-
-    for post in posts.values():
+def _post_events(build: _Build) -> None:
+    """An ``ask`` per question and an ``answer`` per answer (on its question) with an owner."""
+    stats = build.stats
+    for post in build.posts.values():
         if post.type == QUESTION:
             stats["questions"] += 1
             if post.owner:
-                event("ask", "post", post.id, post.owner, post.id, post.created)
+                build.event("ask", "post", post.id, post.owner, post.id, post.created)
             else:
                 stats["posts_without_owner"] += 1
         elif post.type == ANSWER:
             stats["answers"] += 1
-            question = kept(post.parent)
+            question = build.kept(post.parent)
             if question is None:
                 stats["answers_without_question"] += 1
                 continue
             if post.owner:
-                event(
+                build.event(
                     "answer",
                     "post",
                     post.id,
@@ -314,130 +382,119 @@ def load_stackexchange(
                     post.created,
                     answer_id=post.id,
                 )
-                interact(post.owner, question.owner, post.created)
+                build.interact(post.owner, question.owner, post.created)
             else:
                 stats["posts_without_owner"] += 1
 
-    # Votes: counts on items, bookmarks as events, accept dates.
-    upvotes: Counter[str] = Counter()
-    downvotes: Counter[str] = Counter()
-    bookmarks: Counter[str] = Counter()
-    accept_dates: dict[str, datetime | None] = {}
-    if paths["Votes"] is not None:
-        for row in iter_rows(paths["Votes"]):
-            stats["votes"] += 1
-            post_id = row.get("PostId")
-            vote_type = row.get("VoteTypeId", "")
-            if post_id not in posts:
-                stats["votes_skipped_deleted_post"] += 1
-                continue
-            post = kept(post_id)
-            if post is None:
-                stats["votes_skipped_other_post_types"] += 1
-                continue
-            when = _dt(row.get("CreationDate"))
-            if vote_type == VOTE_UP:
-                upvotes[post.id] += 1
-            elif vote_type == VOTE_DOWN:
-                downvotes[post.id] += 1
-            elif vote_type == VOTE_ACCEPT:
-                accept_dates[post.id] = when
-            elif vote_type == VOTE_BOOKMARK:
-                user = row.get("UserId")
-                if user:
-                    bookmarks[post.id] += 1
-                    event("bookmark", "vote", row["Id"], user, post.id, when)
-                else:
-                    stats["bookmarks_without_user"] += 1
-            else:
-                stats["votes_other_types"] += 1
 
-    # Accepted answers: the asker accepts the answer.
-    for post in posts.values():
+def _read_votes(build: _Build, path: Path | None) -> _Votes:
+    """Vote counts on items, bookmarks as events, accept dates."""
+    votes = _Votes()
+    if path is None:
+        return votes
+    stats = build.stats
+    for row in iter_rows(path):
+        stats["votes"] += 1
+        post_id = row.get("PostId")
+        vote_type = row.get("VoteTypeId", "")
+        if post_id not in build.posts:
+            stats["votes_skipped_deleted_post"] += 1
+            continue
+        post = build.kept(post_id)
+        if post is None:
+            stats["votes_skipped_other_post_types"] += 1
+            continue
+        when = _dt(row.get("CreationDate"))
+        if vote_type == VOTE_UP:
+            votes.upvotes[post.id] += 1
+        elif vote_type == VOTE_DOWN:
+            votes.downvotes[post.id] += 1
+        elif vote_type == VOTE_ACCEPT:
+            votes.accept_dates[post.id] = when
+        elif vote_type == VOTE_BOOKMARK:
+            user = row.get("UserId")
+            if user:
+                votes.bookmarks[post.id] += 1
+                build.event("bookmark", "vote", row["Id"], user, post.id, when)
+            else:
+                stats["bookmarks_without_user"] += 1
+        else:
+            stats["votes_other_types"] += 1
+    return votes
+
+
+def _accept_events(build: _Build, accept_dates: dict[str, datetime | None]) -> None:
+    """Accepted answers: the asker accepts the answer (never before it was written)."""
+    for post in build.posts.values():
         if post.type != QUESTION or not post.row.get("AcceptedAnswerId"):
             continue
-        answer = kept(post.row["AcceptedAnswerId"])
+        answer = build.kept(post.row["AcceptedAnswerId"])
         if answer is None:
-            stats["accepts_skipped_missing_answer"] += 1
+            build.stats["accepts_skipped_missing_answer"] += 1
             continue
         if not post.owner:
-            stats["accepts_without_asker"] += 1
+            build.stats["accepts_without_asker"] += 1
             continue
         when = accept_dates.get(answer.id)
         if answer.created is not None and (when is None or when < answer.created):
             when = answer.created  # vote dates are day precision: never before the answer
-        event("accept", "accept", post.id, post.owner, answer.id, when, question_id=post.id)
+        build.event("accept", "accept", post.id, post.owner, answer.id, when, question_id=post.id)
 
-    # Comments: events on questions and answers; edges from any comment on any post.
-    if paths["Comments"] is not None:
-        for row in iter_rows(paths["Comments"]):
-            stats["comments"] += 1
-            post = posts.get(row.get("PostId", ""))
-            if post is None:
-                stats["comments_skipped_deleted_post"] += 1
-                continue
-            user = row.get("UserId")
-            when = _dt(row.get("CreationDate"))
-            if not user:
-                stats["comments_without_user"] += 1
-                continue
-            interact(user, post.owner, when)
-            if post.type not in (QUESTION, ANSWER):
-                stats["comments_on_other_post_types"] += 1
-                continue
-            event("comment", "comment", row["Id"], user, post.id, when)
 
-    # Post links: related and duplicate questions as item attributes.
-    linked: defaultdict[str, list[str]] = defaultdict(list)
-    duplicates: defaultdict[str, list[str]] = defaultdict(list)
-    if paths["PostLinks"] is not None:
-        for row in iter_rows(paths["PostLinks"]):
-            stats["postlinks"] += 1
-            src, dst = row.get("PostId"), row.get("RelatedPostId")
-            if src not in posts or dst not in posts:
-                stats["postlinks_skipped_deleted_post"] += 1
-                continue
-            target = duplicates if row.get("LinkTypeId") == LINK_DUPLICATE else linked
-            if dst not in target[src]:  # type: ignore[index]
-                target[src].append(dst)  # type: ignore[index,arg-type]
+def _comment_events(build: _Build, path: Path | None) -> None:
+    """Comments: events on questions and answers; edges from any comment on any post."""
+    if path is None:
+        return
+    stats = build.stats
+    for row in iter_rows(path):
+        stats["comments"] += 1
+        post = build.posts.get(row.get("PostId", ""))
+        if post is None:
+            stats["comments_skipped_deleted_post"] += 1
+            continue
+        user = row.get("UserId")
+        when = _dt(row.get("CreationDate"))
+        if not user:
+            stats["comments_without_user"] += 1
+            continue
+        build.interact(user, post.owner, when)
+        if post.type not in (QUESTION, ANSWER):
+            stats["comments_on_other_post_types"] += 1
+            continue
+        build.event("comment", "comment", row["Id"], user, post.id, when)
 
-    if paths["Tags"] is not None:
-        stats["tags"] = sum(1 for _ in iter_rows(paths["Tags"]))
 
-    # Items.
+def _read_links(build: _Build, path: Path | None) -> _Links:
+    """Post links: related and duplicate questions, for the items' attributes."""
+    links = _Links()
+    if path is None:
+        return links
+    for row in iter_rows(path):
+        build.stats["postlinks"] += 1
+        src, dst = row.get("PostId"), row.get("RelatedPostId")
+        if src not in build.posts or dst not in build.posts:
+            build.stats["postlinks_skipped_deleted_post"] += 1
+            continue
+        target = links.duplicates if row.get("LinkTypeId") == LINK_DUPLICATE else links.linked
+        if dst not in target[src]:  # type: ignore[index]
+            target[src].append(dst)  # type: ignore[index,arg-type]
+    return links
+
+
+def _items(
+    build: _Build, votes: _Votes, links: _Links, site: str | None, language: str
+) -> list[ItemIn]:
+    """An item per question and per answer whose question is kept."""
     items: list[ItemIn] = []
-    for post in posts.values():
+    for post in build.posts.values():
         if post.type not in (QUESTION, ANSWER):
             continue
-        row = post.row
-        question = post if post.type == QUESTION else kept(post.parent)
+        question = post if post.type == QUESTION else build.kept(post.parent)
         if question is None:
             continue
         if post.owner:
-            referenced_users.add(post.owner)
-        attributes: dict[str, Any] = {
-            "post_type": "question" if post.type == QUESTION else "answer",
-            "score": _int(row.get("Score")) or 0,
-            "view_count": _int(row.get("ViewCount")),
-            "parent_id": post.parent,
-            "accepted_answer_id": row.get("AcceptedAnswerId") or None,
-            "closed": bool(row.get("ClosedDate")),
-            "upvotes": upvotes[post.id],
-            "downvotes": downvotes[post.id],
-        }
-        if post.type == QUESTION:
-            attributes["answer_count"] = _int(row.get("AnswerCount")) or 0
-            attributes["bookmarks"] = bookmarks[post.id]
-        else:
-            attributes["accepted"] = question.row.get("AcceptedAnswerId") == post.id
-        attributes["comment_count"] = _int(row.get("CommentCount")) or 0
-        if linked.get(post.id):
-            attributes["linked"] = linked[post.id]
-        if duplicates.get(post.id):
-            attributes["duplicate_of"] = duplicates[post.id]
-        if site:
-            attributes["url"] = f"{site}/{'q' if post.type == QUESTION else 'a'}/{post.id}"
-        body, images = _read_html(row.get("Body"))
+            build.referenced_users.add(post.owner)
+        body, images = _read_html(post.row.get("Body"))
         items.append(
             ItemIn(
                 item_id=post.id,
@@ -448,32 +505,71 @@ def load_stackexchange(
                 tags=parse_tags(question.row.get("Tags")),
                 language=language,
                 created=post.created,
-                attributes=attributes,
+                attributes=_item_attributes(post, question, votes, links, site),
             )
         )
+    return items
 
-    # Badges, then users.
+
+def _item_attributes(
+    post: _Post, question: _Post, votes: _Votes, links: _Links, site: str | None
+) -> dict[str, Any]:
+    """A post's score, views, votes, links and state as item attributes."""
+    row = post.row
+    attributes: dict[str, Any] = {
+        "post_type": "question" if post.type == QUESTION else "answer",
+        "score": _int(row.get("Score")) or 0,
+        "view_count": _int(row.get("ViewCount")),
+        "parent_id": post.parent,
+        "accepted_answer_id": row.get("AcceptedAnswerId") or None,
+        "closed": bool(row.get("ClosedDate")),
+        "upvotes": votes.upvotes[post.id],
+        "downvotes": votes.downvotes[post.id],
+    }
+    if post.type == QUESTION:
+        attributes["answer_count"] = _int(row.get("AnswerCount")) or 0
+        attributes["bookmarks"] = votes.bookmarks[post.id]
+    else:
+        attributes["accepted"] = question.row.get("AcceptedAnswerId") == post.id
+    attributes["comment_count"] = _int(row.get("CommentCount")) or 0
+    if links.linked.get(post.id):
+        attributes["linked"] = links.linked[post.id]
+    if links.duplicates.get(post.id):
+        attributes["duplicate_of"] = links.duplicates[post.id]
+    if site:
+        attributes["url"] = f"{site}/{'q' if post.type == QUESTION else 'a'}/{post.id}"
+    return attributes
+
+
+def _read_badges(path: Path | None, stats: Counter[str]) -> defaultdict[str, list[dict[str, Any]]]:
+    """Each user's badges (name, class, date, tag-based) from the Badges table."""
     badges: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-    if paths["Badges"] is not None:
-        for row in iter_rows(paths["Badges"]):
-            stats["badges"] += 1
-            user = row.get("UserId")
-            if not user:
-                stats["badges_without_user"] += 1
-                continue
-            badge_class = _int(row.get("Class"))
-            badges[user].append(
-                {
-                    "name": row.get("Name", ""),
-                    "class": badge_class,
-                    "date": row.get("Date"),
-                    "tag_based": row.get("TagBased", "").lower() == "true",
-                }
-            )
+    if path is None:
+        return badges
+    for row in iter_rows(path):
+        stats["badges"] += 1
+        user = row.get("UserId")
+        if not user:
+            stats["badges_without_user"] += 1
+            continue
+        badges[user].append(
+            {
+                "name": row.get("Name", ""),
+                "class": _int(row.get("Class")),
+                "date": row.get("Date"),
+                "tag_based": row.get("TagBased", "").lower() == "true",
+            }
+        )
+    return badges
 
+
+def _users(
+    build: _Build, path: Path, badges: dict[str, list[dict[str, Any]]], site: str | None
+) -> list[UserIn]:
+    """The Users table's users, then every user an event or edge names that it lacks."""
     users: list[UserIn] = []
     seen_users: set[str] = set()
-    for row in iter_rows(paths["Users"]):  # type: ignore[arg-type]
+    for row in iter_rows(path):
         user_id = row["Id"]
         seen_users.add(user_id)
         attributes = {
@@ -488,33 +584,28 @@ def load_stackexchange(
         users.append(
             UserIn(user_id=user_id, created=_dt(row.get("CreationDate")), attributes=attributes)
         )
-    stats["badges_skipped_unknown_user"] = sum(
+    build.stats["badges_skipped_unknown_user"] = sum(
         len(v) for k, v in badges.items() if k not in seen_users
     )
-    referenced_users.update(u for pair in interactions for u in pair)
-    for user_id in sorted(referenced_users - seen_users, key=_numeric_key):
+    build.referenced_users.update(u for pair in build.interactions for u in pair)
+    for user_id in sorted(build.referenced_users - seen_users, key=_numeric_key):
         users.append(UserIn(user_id=user_id))
-        stats["users_added_missing_from_users_table"] += 1
+        build.stats["users_added_missing_from_users_table"] += 1
+    return users
 
-    edges = [
+
+def _edges(build: _Build) -> list[EdgeIn]:
+    """An ``interact`` edge per (user, user) pair, weighted by its count."""
+    return [
         EdgeIn(
             source_id=src,
             target_id=dst,
             type="interact",
             weight=float(n),
-            created=first_interaction.get((src, dst)),
+            created=build.first_interaction.get((src, dst)),
         )
-        for (src, dst), n in interactions.items()
+        for (src, dst), n in build.interactions.items()
     ]
-
-    stats["users"] = len(users)
-    stats["items"] = len(items)
-    stats["events"] = len(events)
-    stats["edges"] = len(edges)
-    for e in events:
-        stats[f"events_{e.type}"] += 1
-    dataset = Dataset(users=users, items=items, events=events, edges=edges)
-    return StackExchangeImport(dataset=dataset, stats=dict(stats), notes=notes)
 
 
 def _numeric_key(value: str) -> tuple[int, str]:

@@ -9,30 +9,36 @@ check (see :mod:`agora.api.body`).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import Batch, body_doc, read_json, validate_batch, validate_one, with_path_id
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import BodyRejected, InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
-from agora.config import EDGE_TYPES, Settings
+from agora.config import Settings
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.ingest import service
 from agora.ingest.schemas import (
     ID_PATTERN,
     EdgeIn,
+    EdgeKey,
+    EdgeOut,
     EventIn,
+    EventsAccepted,
     GroupIn,
+    GroupOut,
     ItemIn,
+    ItemOut,
     MembershipIn,
     UserIn,
+    UserOut,
+    Written,
 )
 
 router = APIRouter(route_class=OneHopRoute)
@@ -59,64 +65,6 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid records; `problems` lists each location and message."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found."}}
-
-
-# -- response shapes -------------------------------------------------------------------------
-class UserOut(BaseModel):
-    user_id: str
-    created: datetime
-    attributes: dict[str, Any]
-    n_events: int = Field(description="Events stored for this user.")
-
-
-class ItemOut(BaseModel):
-    item_id: str
-    author_id: str | None
-    title: str
-    body: str
-    tags: list[str]
-    language: str | None
-    created: datetime
-    media: dict[str, Any]
-    attributes: dict[str, Any]
-
-
-class EdgeOut(BaseModel):
-    source_id: str
-    target_id: str
-    type: str
-    weight: float
-    created: datetime
-
-
-class GroupOut(BaseModel):
-    group_id: str
-    name: str
-    created: datetime | None
-    attributes: dict[str, Any]
-
-
-class EventsAccepted(BaseModel):
-    accepted: int = Field(description="Events newly stored by this request.")
-    duplicates: int = Field(description="Events skipped: their event_id was already stored.")
-
-
-class Written(BaseModel):
-    written: int = Field(description="Rows created or updated (a friend edge counts twice).")
-
-
-class EdgeKey(BaseModel):
-    """Which edge to delete; ``source``/``target`` are accepted for the ``_id`` names."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    source_id: str = Field(
-        min_length=1, max_length=255, validation_alias=AliasChoices("source_id", "source")
-    )
-    target_id: str = Field(
-        min_length=1, max_length=255, validation_alias=AliasChoices("target_id", "target")
-    )
-    type: str = Field(min_length=1, max_length=32, json_schema_extra={"enum": list(EDGE_TYPES)})
 
 
 # -- bodies (read after the scope check) -----------------------------------------------------

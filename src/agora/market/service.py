@@ -36,7 +36,6 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -44,18 +43,20 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, case, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from agora.api.errors import Conflict, Invalid, NotFound, problem
 from agora.db import queries
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Group, Item, Membership, User
 from agora.experiments.assignment import unit_draw
 from agora.feed.service import exclusions
 from agora.market import pacing
-from agora.market.auction import gsp
+from agora.market.auction import Win, gsp
 from agora.market.config import MarketConfig
 from agora.market.models import AdClick, AdConversion, AdImpression, Campaign, Eligibility
 from agora.market.schemas import CampaignFields, CampaignIn
 from agora.moderation.models import ModerationDecision
 from agora.moderation.service import removed_item_ids
+from agora.significance import pooled_two_proportion_p, z_quantile
 
 #: Events of the user whose items' tags describe their interests (for tag targeting).
 RECENT_EVENTS = 50
@@ -66,24 +67,48 @@ CTR_DAYS = 14
 CTRPredictor = Callable[[list[dict[str, Any]]], np.ndarray]
 
 
-class UnknownCampaign(LookupError):
+class UnknownCampaign(NotFound):
     """No campaign with this id."""
 
 
-class UnknownReference(LookupError):
+class UnknownReference(NotFound):
     """A user, item or impression named by a request is not in the store."""
 
 
-class CampaignConflict(ValueError):
+class CampaignConflict(Conflict):
     """A campaign with this id exists with other settings."""
 
 
-class MissingItems(ValueError):
-    """Creatives that are not stored items (``missing`` lists them with their index)."""
+class MissingItems(NotFound):
+    """Creatives that are not stored items (``missing`` lists them with their index; each is a
+    problem at ``body.items.<index>``)."""
 
     def __init__(self, missing: list[tuple[int, str]]):
         self.missing = missing
-        super().__init__(f"unknown items: {', '.join(item for _, item in missing)}")
+        super().__init__(
+            f"unknown items: {', '.join(item for _, item in missing)}",
+            [
+                problem(("body", "items", i), f"item {item!r} is not stored", "not_found")
+                for i, item in missing
+            ],
+        )
+
+    def body(self) -> dict[str, Any]:
+        missing = ", ".join(repr(item) for _, item in self.missing)
+        return {**super().body(), "detail": f"creatives not stored: {missing}"}
+
+
+class InvalidCampaign(Invalid):
+    """A change that would leave the campaign invalid: one problem per field, at
+    ``body.<field>``; the message names each (``field: why; ...``)."""
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> InvalidCampaign:
+        errors = exc.errors(include_url=False)
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".lstrip(": ") for e in errors
+        )
+        return cls(message, [problem(("body", *e["loc"]), e["msg"]) for e in errors])
 
 
 @dataclass(frozen=True)
@@ -147,7 +172,7 @@ def wilson(k: int, n: int, confidence: float) -> tuple[float | None, float | Non
     """Proportion k/n with its Wilson score interval (None when n = 0)."""
     if n <= 0:
         return None, None, None
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    z = z_quantile(confidence)
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -187,10 +212,7 @@ def lift(
     }
     out["relative_lift"] = diff / p0 if p0 > 0 else None
     out["incremental_conversions"] = diff * n1
-    pooled = (k1 + k0) / (n1 + n0)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    if se > 0:
-        out["p_value"] = 2 * (1 - NormalDist().cdf(abs(diff) / se))
+    out["p_value"] = pooled_two_proportion_p(k1, n1, k0, n0)
     return out
 
 
@@ -256,7 +278,10 @@ def update_campaign(
     if "items" in changes:
         _check_items(session, changes["items"])
     merged = {**_stored_fields(row), **changes}
-    CampaignFields.model_validate(merged)  # the whole campaign must stay valid
+    try:
+        CampaignFields.model_validate(merged)  # the whole campaign must stay valid
+    except ValidationError as exc:
+        raise InvalidCampaign.from_validation(exc) from exc
     for key, value in changes.items():
         setattr(row, key, value)
     row.updated = now
@@ -886,6 +911,39 @@ def serve_ads(
     # nothing left to show is not eligible for this user, in either arm
     today = now.date()
     known, shown, taken_down = _page_state(session, viewer.pk, today, book.decided)
+    creatives = _showable_creatives(book, targeted, page, viewer, taken_down)
+    targeted = [b for b in targeted if creatives[b.pk]]
+    if not targeted:
+        return []
+    arms = _record_eligibility(session, viewer, targeted, known, config.holdout_share, now)
+    exposed = [b for b in targeted if not arms[b.pk]]
+    if not exposed:
+        return []
+    offers = _offers(book, exposed, creatives, shown, config, now, rng or np.random.default_rng())
+    if not offers:
+        return []
+    won = _auction(book, offers, len(slots), config, now)
+    if not won:
+        return []
+    return _store_placements(session, book, viewer, won, shown, slots, now)
+
+
+#: An offer in a page's auction: the campaign, its effective bid, the creative (item id).
+Offer = tuple[Bidder, float, str]
+
+
+def _showable_creatives(
+    book: Book,
+    targeted: list[Bidder],
+    page: Sequence[tuple[str, Sequence[str]]],
+    viewer: Viewer,
+    taken_down: set[int],
+) -> dict[int, list[str]]:
+    """Each targeted campaign's creatives this page may show.
+
+    The feed's filters hold for ads: no taken-down creative, nothing the user hid, no author
+    they blocked or muted, no muted topic (and nothing already on the page); a campaign with
+    nothing left to show is not eligible for this user, in either arm."""
     on_page = {item for item, _ in page}
     showable = {
         item
@@ -896,18 +954,23 @@ def serve_ads(
         and book.creatives[item].pk not in taken_down
         and viewer.allows(book.creatives[item])
     }
-    creatives = {b.pk: [item for item in b.items if item in showable] for b in targeted}
-    targeted = [b for b in targeted if creatives[b.pk]]
-    if not targeted:
-        return []
-    arms = _record_eligibility(session, viewer, targeted, known, config.holdout_share, now)
-    exposed = [b for b in targeted if not arms[b.pk]]
-    if not exposed:
-        return []
-    spent = book.spent if book.day == today else {}  # a new day: nothing spent yet
+    return {b.pk: [item for item in b.items if item in showable] for b in targeted}
+
+
+def _offers(
+    book: Book,
+    exposed: list[Bidder],
+    creatives: dict[int, list[str]],
+    shown: dict[int, int],
+    config: MarketConfig,
+    now: datetime,
+    rng: np.random.Generator,
+) -> list[Offer]:
+    """Every creative of each exposed campaign at the campaign's paced bid (a campaign out of
+    budget, past its frequency cap or held back by pacing makes none)."""
+    spent = book.spent if book.day == now.date() else {}  # a new day: nothing spent yet
     share = pacing.target_share(book.profile, now) if book.profile is not None else 0.0
-    rng = rng or np.random.default_rng()
-    offers: list[tuple[Bidder, float, str]] = []
+    offers: list[Offer] = []
     for b in exposed:
         bid = effective_bid(
             b.bid,
@@ -921,8 +984,14 @@ def serve_ads(
         )
         if bid is not None:
             offers.extend((b, bid, item) for item in creatives[b.pk])
-    if not offers:
-        return []
+    return offers
+
+
+def _auction(
+    book: Book, offers: list[Offer], n_slots: int, config: MarketConfig, now: datetime
+) -> dict[int, tuple[Win, Offer]]:
+    """The GSP auction of the slots among each campaign's offer with the best predicted CTR
+    this hour: campaign pk -> (its win, its offer)."""
     ctrs = np.array([book.ctrs[b.pk, item][now.hour] for b, _, item in offers])
     best: dict[int, int] = {}  # campaign -> its offer with the best predicted CTR
     for k, (b, _, _) in enumerate(offers):
@@ -932,19 +1001,32 @@ def serve_ads(
     wins = gsp(
         [offers[k][1] for k in chosen],
         ctrs[chosen],
-        len(slots),
+        n_slots,
         config.reserve_price,
         config.epsilon,
     )
-    if not wins:
-        return []
-    won = {offers[chosen[w.index]][0].pk: (w, offers[chosen[w.index]]) for w in wins}
+    return {offers[chosen[w.index]][0].pk: (w, offers[chosen[w.index]]) for w in wins}
+
+
+def _store_placements(
+    session: Session,
+    book: Book,
+    viewer: Viewer,
+    won: dict[int, tuple[Win, Offer]],
+    shown: dict[int, int],
+    slots: list[int],
+    now: datetime,
+) -> list[Placement]:
+    """Store the winners' impressions and return them as placements, in page order.
+
+    The cap's unique (campaign, user, day, nth): an ad whose slot a concurrent page took is
+    not stored, and not shown."""
     rows = [
         {
             "campaign_id": b.pk,
             "user_id": viewer.pk,
             "item_id": book.creatives[item].pk,
-            "day": today,
+            "day": now.date(),
             "nth": shown.get(b.pk, 0) + 1,
             "position": slots[w.slot],
             "price": w.price,
@@ -953,8 +1035,6 @@ def serve_ads(
         }
         for w, (b, _, item) in won.values()
     ]
-    # the cap's unique (campaign, user, day, nth): an ad whose slot a concurrent page took
-    # is not stored, and not shown
     stored = session.connection().execute(_inserts(session)[1], rows).all()
     placed = []
     for impression_id, pk in stored:

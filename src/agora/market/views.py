@@ -3,19 +3,15 @@ conversions (write). Ads themselves reach users inside their feed pages (``sourc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
-from pydantic import ValidationError
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep, from_state
-from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.market import service
@@ -62,28 +58,6 @@ async def _conversion_body(request: Request) -> ConversionIn:
     return validate_one(ConversionIn, await read_json(request))
 
 
-@contextmanager
-def _as_http_errors() -> Iterator[None]:
-    """The service's errors as 404, 409 and 422 answers that say what and where."""
-    try:
-        yield
-    except (service.UnknownCampaign, service.UnknownReference) as exc:
-        raise NotFound(str(exc)) from None
-    except service.CampaignConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except service.MissingItems as exc:
-        problems = [
-            problem(("body", "items", i), f"item {item!r} is not stored", "not_found")
-            for i, item in exc.missing
-        ]
-        missing = ", ".join(repr(item) for _, item in exc.missing)
-        raise NotFound(f"creatives not stored: {missing}", problems) from None
-    except ValidationError as exc:  # a PATCH that would leave the campaign invalid
-        raise InvalidRequest(
-            [problem(("body", *e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
-        ) from None
-
-
 @router.get("/campaigns", summary="Every campaign", dependencies=[AdminScope], responses=ERRORS)
 def get_campaigns(session: SessionDep, settings: SettingsDep) -> list[CampaignOut]:
     now = datetime.now(UTC)
@@ -113,7 +87,7 @@ def post_campaign(
     response: Response,
 ) -> CampaignOut:
     now = datetime.now(UTC)
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         row, created = service.create_campaign(session, body, now)
         out = CampaignOut(**service.campaign_out(session, row, market_config(settings), now))
     market_cache.changed()  # this process's next page serves it
@@ -131,11 +105,10 @@ def post_campaign(
 def get_campaign(
     campaign_id: CampaignId, session: SessionDep, settings: SettingsDep
 ) -> CampaignOut:
-    with _as_http_errors():
-        row = service.get_campaign(session, campaign_id)
-        return CampaignOut(
-            **service.campaign_out(session, row, market_config(settings), datetime.now(UTC))
-        )
+    row = service.get_campaign(session, campaign_id)
+    return CampaignOut(
+        **service.campaign_out(session, row, market_config(settings), datetime.now(UTC))
+    )
 
 
 @router.patch(
@@ -153,7 +126,7 @@ def patch_campaign(
     market_cache: MarketCacheDep,
 ) -> CampaignOut:
     now = datetime.now(UTC)
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         row = service.update_campaign(session, campaign_id, body.changes(), now)
         out = CampaignOut(**service.campaign_out(session, row, market_config(settings), now))
     market_cache.changed()  # this process's next page serves the change
@@ -195,25 +168,19 @@ def get_report(
                 status.HTTP_409_CONFLICT,
                 detail="release=advertiser needs differential privacy: set AGORA_DP_EPSILON",
             )
-        with _as_http_errors():
-            service.report(
-                session, campaign_id, market_config(settings), now
-            )  # 404 before spending
-            noisy = dp.answer(
-                request,
-                response,
-                "campaign_report",
-                {"campaign_id": campaign_id},
-                lambda grant: private_report(
-                    session, campaign_id, market_config(settings), now, grant
-                ),
-                lambda released: ReportOut(**released.payload, privacy=released.privacy),
-                for_admin=True,
-            )
+        service.report(session, campaign_id, market_config(settings), now)  # 404 before spending
+        noisy = dp.answer(
+            request,
+            response,
+            "campaign_report",
+            {"campaign_id": campaign_id},
+            lambda grant: private_report(session, campaign_id, market_config(settings), now, grant),
+            lambda released: ReportOut(**released.payload, privacy=released.privacy),
+            for_admin=True,
+        )
         assert noisy is not None
         return noisy
-    with _as_http_errors():
-        body = service.report(session, campaign_id, market_config(settings), now)
+    body = service.report(session, campaign_id, market_config(settings), now)
     dp.mark(response, settings, None)
     return ReportOut(**body)
 
@@ -230,7 +197,7 @@ def post_click(
     sessions: SessionFactoryDep,
     market_cache: MarketCacheDep,
 ) -> ClickOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         click, campaign_id, duplicate = service.record_click(
             session, body.impression_id, datetime.now(UTC)
         )
@@ -259,7 +226,7 @@ def post_conversion(
     sessions: SessionFactoryDep,
     response: Response,
 ) -> ConversionOut:
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         _, duplicate = service.record_conversion(
             session,
             body.conversion_id,

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
@@ -20,6 +19,7 @@ from agora.db.engine import transaction
 from agora.db.tables import Item
 from agora.features.store import MAX_SOURCE_LENGTH
 from agora.media import service
+from agora.media.schemas import MediaAdded, MediaOut
 from agora.vision.analyse import analyse_image
 from agora.vision.probe import MIME_TYPES, UnreadableImage
 
@@ -33,34 +33,6 @@ IMAGE_BODY = {
     mime: {"schema": {"type": "string", "format": "binary"}}
     for mime in sorted(set(MIME_TYPES.values()))
 }
-
-
-class MediaOut(BaseModel):
-    """What Agora read of one image of an item."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    source: str = Field(description="The URL or path the item names, or upload:<sha256>.")
-    kind: str | None = Field(description="image or animation (None: it could not be read).")
-    mime: str | None
-    width: int | None
-    height: int | None
-    bytes: int | None
-    frames: int | None
-    duration_seconds: float | None = Field(description="Animations: their play time.")
-    text: str = Field(description="The text read inside the image (OCR), line by line.")
-    text_confidence: float | None = Field(description="Mean confidence of the text read.")
-    explicit_score: float | None = Field(
-        description="Highest confidence of an exposed intimate part (NudeNet), 0-1."
-    )
-    explicit_parts: dict[str, float] = Field(description="Everything the detector found.")
-    sha256: str | None
-    analysed: datetime
-    error: str | None = Field(description="Why the image could not be fetched or read.")
-
-
-class MediaAdded(MediaOut):
-    in_review: bool = Field(description="The item is in the moderation queue now.")
 
 
 def _item(session: Any, item_id: str) -> Item:

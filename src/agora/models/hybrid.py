@@ -246,11 +246,8 @@ class HybridModel(Recommender):
         valid.data[:] = 1.0
         self.n_items_ = int(history.shape[1])
         self.member_keys_ = np.asarray(list(self.members), dtype=str)
-        users = np.flatnonzero(np.diff(valid.indptr) > 0)
         rng = np.random.default_rng(self.random_state)
-        cap = min(self.max_users, max(1000, 50_000_000 // max(self.n_items_, 1)))
-        if len(users) > cap:
-            users = np.sort(rng.choice(users, cap, replace=False))
+        users = self._sample_users(valid, rng)
         hist_u = history[users]
         times_u = sp.csr_matrix(times)[users] if times is not None else None
         truth = valid[users]
@@ -261,15 +258,7 @@ class HybridModel(Recommender):
         bucket = np.searchsorted(self.bucket_edges_, lengths, side="right")
         n_b = len(self.bucket_edges_) + 1
 
-        normed = []
-        for model in self._models:
-            parts = []
-            for start in range(0, len(users), 2048):
-                sl = slice(start, start + 2048)
-                t_sl = times_u[sl] if times_u is not None else None
-                raw = model.score(users[sl], hist_u[sl], t_sl)
-                parts.append(normalize_scores(raw, hist_u[sl], self.normalize, self.rank_offset))
-            normed.append(np.concatenate(parts) if parts else np.zeros((0, self.n_items_)))
+        normed = self._normalized_scores(users, hist_u, times_u)
         m = len(normed)
 
         cache: dict[tuple[float, ...], np.ndarray] = {}
@@ -296,14 +285,7 @@ class HybridModel(Recommender):
         )
 
         def choose(cols: np.ndarray) -> np.ndarray:
-            """Best point per bucket over the users ``cols`` (global fallback)."""
-            glob = int(np.argmax(table[:, cols].mean(axis=1))) if len(cols) else 0
-            best = np.full(n_b, glob)
-            for b in range(n_b):
-                sel = cols[bucket[cols] == b]
-                if len(sel) >= self.min_bucket_users:
-                    best[b] = int(np.argmax(table[:, sel].mean(axis=1)))
-            return best
+            return _best_per_bucket(table, bucket, n_b, cols, self.min_bucket_users)
 
         all_users = np.arange(len(users))
         best = choose(all_users)
@@ -324,6 +306,31 @@ class HybridModel(Recommender):
         self.valid_ndcg_cv_ = float(cv.mean()) if len(users) else 0.0
         self.valid_users_ = int(len(users))
         return self
+
+    def _sample_users(self, valid: sp.csr_matrix, rng: np.random.Generator) -> np.ndarray:
+        """The users with a validation item, a random sample of them past the cap (which
+        keeps users x items score matrices near 50M cells)."""
+        users = np.flatnonzero(np.diff(valid.indptr) > 0)
+        cap = min(self.max_users, max(1000, 50_000_000 // max(self.n_items_, 1)))
+        if len(users) > cap:
+            users = np.sort(rng.choice(users, cap, replace=False))
+        return users
+
+    def _normalized_scores(
+        self, users: np.ndarray, hist_u: sp.csr_matrix, times_u: sp.csr_matrix | None
+    ) -> list[np.ndarray]:
+        """Each member's scores of every item for ``users`` (in blocks of 2048 users),
+        normalised so that members are comparable."""
+        normed = []
+        for model in self._models:
+            parts = []
+            for start in range(0, len(users), 2048):
+                sl = slice(start, start + 2048)
+                t_sl = times_u[sl] if times_u is not None else None
+                raw = model.score(users[sl], hist_u[sl], t_sl)
+                parts.append(normalize_scores(raw, hist_u[sl], self.normalize, self.rank_offset))
+            normed.append(np.concatenate(parts) if parts else np.zeros((0, self.n_items_)))
+        return normed
 
     def _coordinate_points(self, m: int, per_user, bucket, n_b) -> np.ndarray:  # noqa: ANN001
         """Points visited by a global coordinate search (pairwise weight moves)."""
@@ -443,3 +450,17 @@ class HybridModel(Recommender):
             for i, key in enumerate(model.members)
         ]
         return model
+
+
+def _best_per_bucket(
+    table: np.ndarray, bucket: np.ndarray, n_b: int, cols: np.ndarray, min_users: int
+) -> np.ndarray:
+    """Best point (row of ``table``, points x users) per history bucket over the users
+    ``cols``; a bucket with fewer than ``min_users`` of them takes the best point overall."""
+    glob = int(np.argmax(table[:, cols].mean(axis=1))) if len(cols) else 0
+    best = np.full(n_b, glob)
+    for b in range(n_b):
+        sel = cols[bucket[cols] == b]
+        if len(sel) >= min_users:
+            best[b] = int(np.argmax(table[:, sel].mean(axis=1)))
+    return best

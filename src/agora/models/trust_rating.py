@@ -18,7 +18,7 @@ ratings, it does not rank); used by bench/ciaodvd_rating.py.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -91,27 +91,7 @@ class TrustMF:
         w = torch.nn.Parameter(torch.randn(n_users, d) * 0.01)
         bu = torch.nn.Parameter(torch.zeros(n_users))
         bi = torch.nn.Parameter(torch.zeros(n_items))
-        t = sp.csr_matrix((n_users, n_users), dtype=np.float32)
-        if trust is not None:
-            t = sp.csr_matrix(trust, dtype=np.float32)
-            t.setdiag(0)
-            t.eliminate_zeros()
-            t.data[:] = 1.0
-        n_trusted = np.diff(t.indptr).astype(np.float32)
-        has = n_trusted > 0
-        inv_sqrt = np.where(has, 1.0 / np.sqrt(np.maximum(n_trusted, 1)), 0.0)
-        inv = np.where(has, 1.0 / np.maximum(n_trusted, 1), 0.0)
-        coo = t.tocoo()
-
-        def spt(scale: np.ndarray) -> torch.Tensor:
-            idx = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
-            vals = torch.from_numpy((scale[coo.row] * coo.data).astype(np.float32))
-            shape = (n_users, n_users)
-            return torch.sparse_coo_tensor(idx, vals, shape, check_invariants=False).coalesce()
-
-        t_sqrt, t_mean = spt(inv_sqrt), spt(inv)
-        has_t = torch.from_numpy(has.astype(np.float32))
-        use_trust = t.nnz > 0
+        t_sqrt, t_mean, has_t, use_trust = _trust_operators(trust, n_users)
         opt = torch.optim.Adam([p, q, w, bu, bi], lr=float(self.learning_rate))
 
         def user_vectors() -> torch.Tensor:
@@ -181,3 +161,31 @@ class TrustMF:
 def rmse_mae(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     err = np.asarray(pred, np.float64) - np.asarray(truth, np.float64)
     return float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
+
+
+def _trust_operators(trust: Any, n_users: int) -> tuple[Any, Any, Any, bool]:
+    """The trust graph (0/1, no self-trust) as torch sparse matrices with each row scaled by
+    1/sqrt(out-degree) (the trusted users' influence on a user's vector) and 1/out-degree
+    (their mean, for the trust regulariser), whether each user trusts anyone, and whether
+    anyone trusts anyone."""
+    import torch
+
+    t = sp.csr_matrix((n_users, n_users), dtype=np.float32)
+    if trust is not None:
+        t = sp.csr_matrix(trust, dtype=np.float32)
+        t.setdiag(0)
+        t.eliminate_zeros()
+        t.data[:] = 1.0
+    n_trusted = np.diff(t.indptr).astype(np.float32)
+    has = n_trusted > 0
+    inv_sqrt = np.where(has, 1.0 / np.sqrt(np.maximum(n_trusted, 1)), 0.0)
+    inv = np.where(has, 1.0 / np.maximum(n_trusted, 1), 0.0)
+    coo = t.tocoo()
+
+    def spt(scale: np.ndarray) -> torch.Tensor:
+        idx = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+        vals = torch.from_numpy((scale[coo.row] * coo.data).astype(np.float32))
+        shape = (n_users, n_users)
+        return torch.sparse_coo_tensor(idx, vals, shape, check_invariants=False).coalesce()
+
+    return spt(inv_sqrt), spt(inv), torch.from_numpy(has.astype(np.float32)), t.nnz > 0

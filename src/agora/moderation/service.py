@@ -35,6 +35,7 @@ import numpy as np
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from agora.api.errors import Conflict, Invalid, NotFound
 from agora.db import queries
 from agora.db.tables import Item, ItemMedia, User
 from agora.ingest.schemas import EventIn, as_utc
@@ -61,19 +62,19 @@ FLAG_UPHELD = "flag_upheld"
 CHUNK = 900  # ids per IN (...) clause
 
 
-class UnknownItem(LookupError):
+class UnknownItem(NotFound):
     """The item named is not in the store."""
 
 
-class UnknownCase(LookupError):
+class UnknownCase(NotFound):
     """The review case named does not exist."""
 
 
-class AlreadyDecided(ValueError):
+class AlreadyDecided(Conflict):
     """The case was decided the other way already."""
 
 
-class BadRequest(ValueError):
+class BadRequest(Invalid):
     """An argument outside what the service accepts (reason, outcome, status)."""
 
 

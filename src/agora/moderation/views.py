@@ -7,18 +7,15 @@ run in one transaction; bodies are read after the scope check.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
-from agora.api.errors import InvalidRequest, NotFound, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import Offset, RowId
 from agora.db.engine import transaction
@@ -48,19 +45,6 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON."},
     422: {"description": "Invalid body; `problems` gives each location and message."},
 }
-
-
-@contextmanager
-def _as_http_errors() -> Iterator[None]:
-    """The service's lookup and state errors as 404, 409 and 422 answers."""
-    try:
-        yield
-    except (service.UnknownItem, service.UnknownCase) as exc:
-        raise NotFound(str(exc)) from None
-    except service.AlreadyDecided as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except service.BadRequest as exc:
-        raise InvalidRequest([problem(("body",), str(exc))]) from None
 
 
 async def flag_body(request: Request) -> FlagIn:
@@ -100,7 +84,7 @@ def post_flag(
     response: Response,
 ) -> FlagOut:
     classifier = load_latest(settings.data_dir)
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         result = service.add_flag(
             session,
             item_id,
@@ -165,7 +149,7 @@ def post_decision(
     response: Response,
 ) -> DecisionOut:
     moderator = body.moderator or f"key:{request.state.principal.key_id}"
-    with _as_http_errors(), transaction(sessions) as session:
+    with transaction(sessions) as session:
         result = service.decide(
             session, case_id, body.outcome, datetime.now(UTC), decided_by=moderator, note=body.note
         )
@@ -205,8 +189,7 @@ def post_scan(
     responses={**ERRORS, 404: {"description": "The item is not in the store."}},
 )
 def get_item_moderation(item_id: ItemId, session: SessionDep) -> ItemModerationOut:
-    with _as_http_errors():
-        state = service.item_moderation(session, item_id)
+    state = service.item_moderation(session, item_id)
     return ItemModerationOut(
         **{k: v for k, v in state.__dict__.items() if k != "cases"},
         cases=[_case_out(c) for c in state.cases],

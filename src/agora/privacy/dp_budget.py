@@ -9,13 +9,14 @@ CONFLICT DO NOTHING`` on ``(key, period)`` and reads back the one that stands.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.db.engine import insert_for, transaction
+from agora.ingest.schemas import as_utc
 from agora.privacy.dp_models import DPBudgetDay, DPRelease
 
 #: Slack for float sums of epsilons (ten releases of 0.1 must fit a budget of 1.0).
@@ -36,10 +37,6 @@ class Stored:
     payload: dict[str, Any]
 
 
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def _stored(row: DPRelease) -> Stored:
     return Stored(
         row.id,
@@ -47,8 +44,8 @@ def _stored(row: DPRelease) -> Stored:
         dict(row.params or {}),
         float(row.epsilon),
         row.mechanism,
-        _utc(row.released),
-        _utc(row.period),
+        as_utc(row.released),
+        as_utc(row.period),
         row.payload,
     )
 

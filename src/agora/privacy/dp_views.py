@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BeforeValidator
 
 from agora.api.auth import AUTH_ERRORS, AdminScope
 from agora.api.deps import SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.privacy import dp, dp_budget
+from agora.privacy.schemas import BudgetOut, FigureOut, ReleaseOut
 
 router = APIRouter(route_class=OneHopRoute, tags=["privacy"])
 
@@ -28,34 +29,6 @@ def _iso_date(value: Any) -> Any:
 
 #: A UTC day in a query: YYYY-MM-DD only (a bare number is refused, as the schema says).
 QueryDate = Annotated[date, BeforeValidator(_iso_date)]
-
-
-class ReleaseOut(BaseModel):
-    figure: str
-    params: dict[str, Any] = Field(description="The question the figure answers.")
-    epsilon: float
-    mechanism: str
-    released: datetime
-    period: datetime = Field(description="Start of the period in which it is answered again.")
-
-
-class FigureOut(BaseModel):
-    figure: str
-    description: str
-    epsilon: float | None = Field(description="Epsilon one release of it spends.")
-    max_partitions: int
-    max_per_partition: int
-
-
-class BudgetOut(BaseModel):
-    enabled: bool = Field(description="Whether AGORA_DP_EPSILON is set.")
-    day: str = Field(description="The UTC day (YYYY-MM-DD).")
-    budget: float | None = Field(description="Epsilon the day may spend (null: off).")
-    spent: float
-    remaining: float | None
-    period_hours: float = Field(description="How long a release is answered again.")
-    figures: list[FigureOut] = Field(description="Every kind of figure, with its bounds.")
-    releases: list[ReleaseOut] = Field(description="The day's releases, newest first.")
 
 
 @router.get(

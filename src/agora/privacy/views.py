@@ -4,12 +4,10 @@ the operator's answers to a member's request ("export everything about me", "for
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api.auth import AUTH_ERRORS, AdminScope
@@ -20,48 +18,10 @@ from agora.config import Settings
 from agora.feed.store import candidate_store
 from agora.ingest.views import UserId
 from agora.privacy import service
+from agora.privacy.schemas import ErasureOut, ErasuresOut, ExportOut
 
 router = APIRouter(route_class=OneHopRoute, tags=["privacy"])
 NOT_FOUND = {404: {"description": "The user is not in the store."}}
-
-
-class ErasureOut(BaseModel):
-    erasure_id: int
-    requested_by: str = Field(description="Fingerprint of the API key that asked ('cli': the CLI).")
-    requested: datetime
-    content: Literal["keep", "delete"] = Field(
-        description="What became of the items they wrote: kept without author, or deleted."
-    )
-    removed: dict[str, int] = Field(description="Rows removed or rewritten, per table.")
-    artifacts: dict[str, list[str]] = Field(
-        description="Model versions on disk that knew the user and were rewritten without them."
-    )
-    retrain: Literal["wanted", "running", "done", "off"] = Field(
-        description="The fit of every model without the user's events (item-side state)."
-    )
-    retrained: datetime | None = None
-    retrained_versions: dict[str, str] = Field(
-        default_factory=dict, description="Model -> the version fitted without them."
-    )
-
-
-class ErasuresOut(BaseModel):
-    erasures: list[ErasureOut]
-    next_before: int | None = Field(
-        description="Pass as `before` for older erasures (null: no more)."
-    )
-
-
-class ExportOut(BaseModel):
-    format: Literal["agora-user-export/1"]
-    exported: datetime
-    user_id: str
-    profile: dict[str, Any] = Field(description="`created` and the platform's `attributes`.")
-    items: list[dict[str, Any]] = Field(description="The items they wrote, every column.")
-    tables: dict[str, list[dict[str, Any]]] = Field(
-        description="Per table, every row that refers to them (foreign keys to users, items, "
-        "groups... given as external ids)."
-    )
 
 
 def _out(record: service.ErasureRecord) -> ErasureOut:

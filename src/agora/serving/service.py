@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agora.api.errors import NotFound, Unavailable
 from agora.db import queries
 from agora.db.pseudonyms import IdSealer
 from agora.db.tables import Event, Item, User
@@ -42,11 +43,11 @@ AUTO_MODEL = "auto"
 NON_PERSONAL = ("trending", "latest")
 
 
-class ModelUnavailable(LookupError):
+class ModelUnavailable(Unavailable):
     """The requested model has no trained artefact."""
 
 
-class UnknownItem(LookupError):
+class UnknownItem(NotFound):
     """The item is not in the store or not known to the model."""
 
 

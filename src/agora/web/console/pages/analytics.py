@@ -16,10 +16,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from agora.analytics import anomalies, results, trending
-from agora.analytics.graph_views import get_trending
-from agora.analytics.segments_views import get_segments
-from agora.analytics.views import sentiment_by, wake
+from agora.analytics.anomalies import service as anomalies
+from agora.analytics.http import wake
+from agora.analytics.results import service as results
+from agora.analytics.segments.views import get_segments
+from agora.analytics.sentiment.views import sentiment_by
+from agora.analytics.trending import service as trending
+from agora.analytics.trending.views import get_trending
 from agora.api.deps import SessionDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.web.console import auth, charts

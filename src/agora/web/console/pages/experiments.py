@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -95,15 +95,10 @@ def _page(key: str) -> str:
 
 
 def _change(sessions: Any, experiment_id: str, act: Any) -> None:
-    """Run ``act(session, experiment_id, now)`` in a transaction, answering 404 or 409 as
-    the API does."""
-    try:
-        with transaction(sessions) as session:
-            act(session, experiment_id, datetime.now(UTC))
-    except experiments.UnknownExperiment as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except experiments.ExperimentConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    """Run ``act(session, experiment_id, now)`` in a transaction (an unknown experiment or a
+    conflict answers 404 or 409, as the API does)."""
+    with transaction(sessions) as session:
+        act(session, experiment_id, datetime.now(UTC))
 
 
 @router.post("/experiments/{experiment_id}/start", include_in_schema=False)

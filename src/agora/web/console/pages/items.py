@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
-from agora.analytics import influence
-from agora.analytics.sentiment import item_sentiment
+from agora.analytics.influence import service as influence
+from agora.analytics.sentiment.service import item_sentiment
 from agora.api.deps import SessionDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries

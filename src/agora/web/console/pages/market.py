@@ -7,8 +7,6 @@ keys only; other keys see that the page exists and why it is empty."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -40,24 +38,6 @@ LIST_FIELDS = ("items", "target_tags", "target_segments")
 OPTIONAL_FIELDS = ("name", "frequency_cap", "conversion_event", "conversion_value")
 #: The changes the campaign page's forms make (pause/resume, budget, bid).
 CHANGEABLE = ("status", "daily_budget", "bid")
-
-
-@contextmanager
-def _as_http_errors() -> Iterator[None]:
-    """The market service's errors as the API answers them: 404, 409, 422."""
-    try:
-        yield
-    except (market.UnknownCampaign, market.UnknownReference) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except market.MissingItems as exc:
-        missing = ", ".join(repr(item) for _, item in exc.missing)
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, detail=f"creatives not stored: {missing}"
-        ) from None
-    except market.CampaignConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except ValueError as exc:  # a change that would leave the campaign invalid
-        raise unprocessable(exc) from None
 
 
 def _campaign_rows(session: Session, config: MarketConfig, now: datetime) -> list[dict]:
@@ -158,7 +138,7 @@ async def create_campaign(
         raise unprocessable(exc) from None
 
     def write() -> None:
-        with _as_http_errors(), transaction(sessions) as session:
+        with transaction(sessions) as session:
             market.create_campaign(session, spec, datetime.now(UTC))
 
     await run_in_threadpool(write)
@@ -189,8 +169,11 @@ async def change_campaign(
         raise unprocessable(exc) from None
 
     def write() -> None:
-        with _as_http_errors(), transaction(sessions) as session:
-            market.update_campaign(session, campaign_id, changes, datetime.now(UTC))
+        with transaction(sessions) as session:
+            try:
+                market.update_campaign(session, campaign_id, changes, datetime.now(UTC))
+            except market.InvalidCampaign as exc:  # the form's 422 names fields, not body.*
+                raise unprocessable(exc) from None
 
     await run_in_threadpool(write)
     market_cache.changed()

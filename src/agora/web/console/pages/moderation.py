@@ -113,10 +113,5 @@ async def decide_case(
                 decided_by=f"key:{console.principal.key_id}", note=note,
             )  # fmt: skip
 
-    try:
-        result = await run_in_threadpool(decide)
-    except moderation.UnknownCase as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except moderation.AlreadyDecided as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    result = await run_in_threadpool(decide)  # an unknown case 404, decided otherwise 409
     return render(request, "_case.html", {"case": result.case, "queue": "open"})

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from agora.analytics.engagement_views import active
-from agora.analytics.trending import store_now
+from agora.analytics.engagement.views import active
+from agora.analytics.trending.service import store_now
 from agora.api.deps import SessionDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries

@@ -11,15 +11,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from agora.analytics import segments
+from agora.analytics.segments import service as segments
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries
 from agora.db.engine import transaction
-from agora.engagement import service as engagement
+from agora.engagement import badge_awards, ledger, trust_levels
 from agora.engagement.config import engagement_config
 from agora.feed import service as feed
-from agora.feed.views import ControlsIn, FeedCacheDep
+from agora.feed.schemas import ControlsIn
+from agora.feed.views import FeedCacheDep
 from agora.serving.views import ModelsDep
 from agora.web.console import auth
 from agora.web.console.layout import NavEntry, panel, render, unprocessable
@@ -80,9 +81,9 @@ def user_page(
             for i, k, _, ts in events
         ],
         "ties": panel(lambda: queries.user_edges(session, user_id), "ties") or [],
-        "points": panel(lambda: engagement.points(session, config, user_id, now, 5), "points"),
-        "badges": panel(lambda: engagement.badges(session, config, user_id, now), "badges"),
-        "trust": panel(lambda: engagement.trust(session, config, user_id, now), "trust"),
+        "points": panel(lambda: ledger.points(session, config, user_id, now, 5), "points"),
+        "badges": panel(lambda: badge_awards.badges(session, config, user_id, now), "badges"),
+        "trust": panel(lambda: trust_levels.trust(session, config, user_id, now), "trust"),
         "segments": (
             panel(lambda: segments.user_segments(session, user_id), "segment")
             if console.can("admin")  # behavioural profiles are for admin keys, as on the API
@@ -94,7 +95,7 @@ def user_page(
     return render(request, "user.html", data)
 
 
-def _next_level(report: engagement.TrustReport | None) -> engagement.LevelCheck | None:
+def _next_level(report: trust_levels.TrustReport | None) -> trust_levels.LevelCheck | None:
     if report is None:
         return None
     return next((c for c in report.levels if c.level > report.level), None)
@@ -175,10 +176,7 @@ async def edit_controls(
                 datetime.now(UTC),
             )  # fmt: skip
 
-    try:
-        changed = await run_in_threadpool(write)
-    except (feed.UnknownUser, feed.UnknownTarget) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    changed = await run_in_threadpool(write)  # an unknown user or target answers 404
     cache.states.forget_ids({user_id})
     answer = render(request, "_controls.html", {"controls": changed, "user_id": user_id})
     answer.headers["HX-Trigger"] = "preview-refresh"

@@ -1,0 +1,1 @@
+"""Fake-engagement detection: anomalous users and items, their routes and command."""

@@ -1,0 +1,1 @@
+"""Engagement analytics: active users, rates, retention, response times, attention, the report."""

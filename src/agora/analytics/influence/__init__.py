@@ -1,0 +1,1 @@
+"""Influence: centrality of the user graph, seeds of spread, reach and share cascades."""

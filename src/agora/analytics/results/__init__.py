@@ -1,0 +1,1 @@
+"""Results computed in the background and served from storage: anomalies and influence."""

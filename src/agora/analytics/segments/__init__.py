@@ -1,0 +1,1 @@
+"""User segments: clustering users into described segments stored as groups."""

@@ -1,0 +1,1 @@
+"""Sentiment of posts and comments (Chinese and English), with the model shipped in model/."""

@@ -1,0 +1,1 @@
+"""Trending topics (bursts of tags or keywords) and opinion alerts."""
