@@ -200,6 +200,7 @@ def time_new(url: str, work: list[dict]) -> tuple[list[tuple[float, float]], lis
     from agora.feed.cache import FeedCache
     from agora.feed.service import FeedItem, FeedPage
     from agora.feed.views import _ads
+    from agora.market.config import market_config
     from agora.market.serving import MarketCache
 
     engine = make_engine(url)
@@ -207,7 +208,7 @@ def time_new(url: str, work: list[dict]) -> tuple[list[tuple[float, float]], lis
     settings = Settings()
     cache = FeedCache(sessions=sessions)
     cache.states.start()
-    market = MarketCache(sessions, settings.market)
+    market = MarketCache(sessions, market_config(settings))
     market.start()
     times, ads = [], []
     try:

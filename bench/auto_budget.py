@@ -25,11 +25,12 @@ from _record import run_record
 from rich.console import Console
 from rich.table import Table
 
-from agora.evaluation import metrics as M
+from agora import metrics as M
 from agora.evaluation.auto import select_model
-from agora.evaluation.protocol import eval_history, rank_users, split_side
+from agora.evaluation.protocol import eval_history, split_side
 from agora.evaluation.splits import load_split
 from agora.models.base import Recommender
+from agora.models.ranking import rank_users
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

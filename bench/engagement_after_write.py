@@ -114,8 +114,14 @@ def one_run(
     )
     app = create_app(settings)
     sessions = app.state.sessions
+    try:
+        from agora.engagement.config import engagement_config
+
+        rules = engagement_config(settings)
+    except ImportError:  # a baseline revision from before the section moved to its domain
+        rules = settings.engagement
     with transaction(sessions) as session:  # what an earlier run left pending: not measured
-        ledger.catch_up(session, settings.engagement, datetime.now(UTC))
+        ledger.catch_up(session, rules, datetime.now(UTC))
     if not engagement:  # the app's other after-write work stays
         app.state.after_event_writes = app.state.after_event_writes[-1:]
     counted: list[tuple[float, int]] = []  # (a catch-up after writes returned, its cursor)

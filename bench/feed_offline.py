@@ -44,8 +44,8 @@ from rich.console import Console  # noqa: E402
 from rich.progress import track  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from agora import metrics as M  # noqa: E402
 from agora.config import FeedConfig  # noqa: E402
-from agora.evaluation import metrics as M  # noqa: E402
 from agora.evaluation.splits import Split, load_split  # noqa: E402
 from agora.feed.rerank import rerank  # noqa: E402
 from agora.models.registry import create_model  # noqa: E402

@@ -32,10 +32,10 @@ from rich.table import Table
 from agora.api.app import create_app
 from agora.config import Settings
 from agora.db.pseudonyms import IdSealer
+from agora.evaluation.training import train_from_store
 from agora.features.interactions import Interactions
 from agora.models.artifacts import load_artifact, save_artifact
 from agora.models.registry import create_model
-from agora.models.training import train_from_store
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -2,8 +2,10 @@
 
 ``python docs/import_layers.py`` reads every module with ``ast`` (nothing is imported), maps each
 ``agora.X`` import to its package's layer and prints the ones whose target sits above the
-importer, as ``importer -> target`` with the line and whether the import is at module level or
-inside a function. ``--markdown`` prints them as the table the architecture page carries.
+importer, as ``importer:line -> target`` (and whether the import is inside a function), then
+the two-way imports between domains. ``--markdown`` prints the tables the architecture page
+carries. tests/docs/test_import_layers.py holds the code to it: no upward import, no new cycle
+between domains, and the page's tables as this prints them.
 """
 
 from __future__ import annotations
@@ -45,8 +47,29 @@ LAYERS: dict[str, float] = {
     # kits: the HTTP kit (auth, errors, routing, limits, middleware... every api module but the
     # app and its background jobs), the CLI kit (cli.shell), Spark and vision; anyone above the
     # ground may use them, they use only db and config
-    **dict.fromkeys(["api", "cli.shell", "spark", "vision"], KIT),
+    **dict.fromkeys(
+        ["api", "cli.shell", "spark", "vision", "significance", "metrics", "plots"], KIT
+    ),
     **dict.fromkeys(["db", "config"], GROUND),
+}
+#: The schema's assembly: the one module that imports every domain's tables, so that Alembic
+#: (db.migrations.env), erasure and rekeying (privacy) see the whole schema on one metadata. It
+#: sits in db and may import exactly the tables modules below, nothing else of a domain; those
+#: modules define tables on db's metadata and import only db and config themselves (checked),
+#: so the assembly reaches nothing above the ground through them.
+ASSEMBLY = "agora.db.migrations.domains"
+TABLES = {
+    f"agora.{name}"
+    for name in [
+        "analytics.models",
+        "audit.models",
+        "engagement.models",
+        "experiments.models",
+        "feed.models",
+        "market.models",
+        "moderation.models",
+        "privacy.dp_models",
+    ]
 }
 LAYER_NAMES = {
     SHELL: "shell",
@@ -80,17 +103,21 @@ class Upward:
     target: str
     lazy: bool
 
+    def __str__(self) -> str:
+        return f"{self.module}:{self.line} -> {self.target}"
 
-def module_name(path: Path) -> str:
-    rel = path.relative_to(SRC.parent).with_suffix("")
+
+def module_name(path: Path, src: Path = SRC) -> str:
+    """``agora.x.y`` of the file ``path`` under the package folder ``src``."""
+    rel = path.relative_to(src.parent).with_suffix("")
     names = list(rel.parts)
     return ".".join(names[:-1] if names[-1] == "__init__" else names)
 
 
-def imports(path: Path) -> list[tuple[str, int, bool]]:
+def imports(path: Path, src: Path = SRC) -> list[tuple[str, int, bool]]:
     """``(agora module imported, line, inside a function)`` for every import in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    module = module_name(path)
+    module = module_name(path, src)
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found: list[tuple[str, int, bool]] = []
 
@@ -116,58 +143,87 @@ def imports(path: Path) -> list[tuple[str, int, bool]]:
     return [(name, line, lazy) for name, line, lazy in found if name.startswith("agora.")]
 
 
-def upward() -> list[Upward]:
-    """Every import in src/agora whose target is in a higher layer than its importer."""
+def allowed(module: str, target: str) -> bool:
+    """Whether ``module`` may import ``target``: the same layer or one below, or the schema's
+    assembly importing a domain's tables; a tables module imports only db and config."""
+    here, there = layer(module), layer(target)
+    if here is None or there is None:
+        return True
+    if module in TABLES:
+        return there[1] == GROUND
+    return there[1] <= here[1] or (module == ASSEMBLY and target in TABLES)
+
+
+def upward(src: Path = SRC) -> list[Upward]:
+    """Every import in src/agora (or another ``agora`` folder) that :func:`allowed` refuses: its
+    target is in a higher layer than its importer (or, from a tables module, above db)."""
     out = []
-    for path in sorted(SRC.rglob("*.py")):
-        module = module_name(path)
-        here = layer(module)
-        for target, line, lazy in imports(path):
-            there = layer(target)
-            if here and there and there[1] > here[1]:
+    for path in sorted(src.rglob("*.py")):
+        module = module_name(path, src)
+        for target, line, lazy in imports(path, src):
+            if not allowed(module, target):
                 out.append(Upward(module, line, target, lazy))
     return out
 
 
-def domain_imports() -> dict[str, set[str]]:
+def domain_imports(src: Path = SRC) -> dict[str, set[str]]:
     """Which domains each domain imports (same layer: allowed, but a cycle is a defect)."""
     edges: dict[str, set[str]] = {}
-    for path in sorted(SRC.rglob("*.py")):
-        here = layer(module_name(path))
-        for target, _, _ in imports(path):
+    for path in sorted(src.rglob("*.py")):
+        here = layer(module_name(path, src))
+        for target, _, _ in imports(path, src):
             there = layer(target)
             if here and there and here[1] == there[1] == DOMAIN and here[0] != there[0]:
                 edges.setdefault(here[0], set()).add(there[0])
     return edges
 
 
-def markdown(found: list[Upward]) -> str:
-    rows = ["| importer | imports | layers | where |", "|---|---|---|---|"]
+def domain_cycles(edges: dict[str, set[str]] | None = None) -> set[tuple[str, str]]:
+    """Pairs of domains that import each other, each pair once as ``(a, b)`` with a < b."""
+    edges = domain_imports() if edges is None else edges
+    return {
+        (name, target)
+        for name, targets in edges.items()
+        for target in targets
+        if name < target and name in edges.get(target, ())
+    }
+
+
+def markdown() -> str:
+    """The architecture page's two tables: the upward imports (by importer and target; one row
+    per pair, whatever the lines) and which domains import which, with their cycles."""
+    found = upward()
+    rows = ["| importer | imports | layers | where |", "|---|---|---|---|"] if found else []
+    rows += [] if found else ["No import runs upward."]
+    seen = set()
     for u in found:
+        if (u.module, u.target) in seen:
+            continue
+        seen.add((u.module, u.target))
         low, high = (LAYER_NAMES[layer(m)[1]] for m in (u.module, u.target))
-        where = f"line {u.line}" + (", inside a function" if u.lazy else "")
+        where = "inside a function" if u.lazy else "module level"
         rows.append(f"| `{u.module}` | `{u.target}` | {low} → {high} | {where} |")
+    edges = domain_imports()
+    rows += ["", "| domain | imports the domains | cycles with |", "|---|---|---|"]
+    for name, targets in sorted(edges.items()):
+        cycles = sorted(t for t in targets if name in edges.get(t, ()))
+        rows.append(f"| `{name}` | {', '.join(sorted(targets))} | {', '.join(cycles) or '-'} |")
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--markdown", action="store_true", help="print the architecture page's table")
+    ap.add_argument("--markdown", action="store_true", help="print the architecture page's tables")
     args = ap.parse_args(argv)
-    found = upward()
     if args.markdown:
-        print(markdown(found))
-        print()
-        edges = domain_imports()
-        print("| domain | imports the domains | cycles with |\n|---|---|---|")
-        for name, targets in sorted(edges.items()):
-            cycles = sorted(t for t in targets if name in edges.get(t, ()))
-            print(f"| `{name}` | {', '.join(sorted(targets))} | {', '.join(cycles) or '-'} |")
-    else:
-        for u in found:
-            lazy = " (in a function)" if u.lazy else ""
-            print(f"{u.module}:{u.line} -> {u.target}{lazy}")
-        print(f"{len(found)} upward imports")
+        print(markdown())
+        return 0
+    found = upward()
+    for u in found:
+        print(f"{u}{' (in a function)' if u.lazy else ''}")
+    print(f"{len(found)} upward imports")
+    for a, b in sorted(domain_cycles()):
+        print(f"cycle: agora.{a} <-> agora.{b}")
     return 0
 
 

@@ -5,15 +5,34 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agora.db.tables import TIME_FLOOR
-from agora.engagement.config import EngagementConfig
-from agora.gorse.config import GorseConfig
-from agora.market.config import MarketConfig
+
+Section = TypeVar("Section", bound=BaseModel)
+
+
+def _section_json(value: Any) -> Any:
+    """A section given as its domain's model (``Settings(market=MarketConfig(...))``) kept as
+    the JSON it stands for."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+#: A settings section a domain owns: its JSON, read as the domain's model by
+#: :meth:`Settings.section`.
+SectionJson = Annotated[dict[str, Any], BeforeValidator(_section_json)]
 
 #: Event types every deployment understands; add more with AGORA_CUSTOM_EVENT_TYPES.
 BUILTIN_EVENT_TYPES: tuple[str, ...] = (
@@ -270,16 +289,22 @@ class Settings(BaseSettings):
         "platform's start to refuse mistyped years.",
     )
     feed: FeedConfig = Field(default_factory=FeedConfig, description="Feed defaults (JSON).")
-    engagement: EngagementConfig = Field(
-        default_factory=EngagementConfig,
-        description="Points rules, badges and trust levels (JSON; replay after a change).",
+    # the sections a domain owns: kept as the JSON given here, read as the domain's own model
+    # by the domain (:meth:`section`), so config imports no domain
+    engagement: SectionJson = Field(
+        default_factory=dict,
+        description="Points rules, badges and trust levels (JSON; replay after a change; "
+        "agora.engagement.config.EngagementConfig).",
     )
-    market: MarketConfig = Field(
-        default_factory=MarketConfig, description="Ad slots, reserve price, holdout and pacing."
+    market: SectionJson = Field(
+        default_factory=dict,
+        description="Ad slots, reserve price, holdout and pacing (JSON; "
+        "agora.market.config.MarketConfig).",
     )
-    gorse: GorseConfig = Field(
-        default_factory=GorseConfig,
-        description="The Gorse-compatible API under /api/: feedback types -> event types (JSON).",
+    gorse: SectionJson = Field(
+        default_factory=dict,
+        description="The Gorse-compatible API under /api/: feedback types -> event types (JSON; "
+        "agora.gorse.config.GorseConfig).",
     )
     redis_url: str | None = Field(
         None, description="Redis shared by API workers for feed pages; unset = in-process."
@@ -395,6 +420,19 @@ class Settings(BaseSettings):
         description="Per figure: its share of epsilon and contribution bounds, JSON: "
         '{"trending_topics": {"weight": 2, "max_partitions": 8, "max_per_partition": 1}}.',
     )
+
+    _sections: dict[str, tuple[Any, BaseModel]] = PrivateAttr(default_factory=dict)
+
+    def section(self, name: str, model: type[Section]) -> Section:
+        """The section ``name`` (a domain's JSON field, e.g. ``engagement``) read as the owning
+        domain's ``model``, validated once per settings object (again if the field is replaced).
+        Each domain reads its own through its config module (``engagement_config(settings)``);
+        the app validates them all as it starts (:func:`agora.wiring.check_sections`)."""
+        raw = getattr(self, name)
+        cached = self._sections.get(name)
+        if cached is None or cached[0] is not raw or not isinstance(cached[1], model):
+            cached = self._sections[name] = (raw, model.model_validate(raw))
+        return cached[1]  # type: ignore[return-value]
 
     @model_validator(mode="after")
     def _a_secret_to_seal_with(self) -> Settings:

@@ -11,19 +11,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
 from agora.db.engine import open_store, session_factory
 from agora.db.pseudonyms import sealer_of
+from agora.engagement.config import EngagementConfig
 from agora.feed.cache import FeedCache
 from agora.feed.impressions import ImpressionBuffer
 from agora.feed.recommendations import ReadyRecommendations
 from agora.feed.refresher import Leadership, Refresher, RefresherThread
 from agora.feed.store import EVERY_USER, CandidateStore, Shard, candidate_store, namespace
+from agora.gorse.config import GorseConfig
+from agora.market.config import MarketConfig, market_config
 from agora.market.serving import MarketCache
 from agora.serving.service import ModelStore
+
+#: The settings sections the domains own (``AGORA_ENGAGEMENT``...), each with the model its
+#: domain reads it as (``Settings.section``): config knows none of them, this assembly all.
+SECTIONS: dict[str, type[BaseModel]] = {
+    "engagement": EngagementConfig,
+    "market": MarketConfig,
+    "gorse": GorseConfig,
+}
+
+
+def check_sections(settings: Settings) -> None:
+    """Read every domain's section of ``settings`` once: a wrong one stops the app as it starts,
+    as any other wrong setting does (pydantic's ValidationError), not at its first request."""
+    for name, model in SECTIONS.items():
+        settings.section(name, model)
 
 
 @dataclass
@@ -72,7 +91,8 @@ class Wiring:
 
 def wire(settings: Settings) -> Wiring:
     """Connect to ``settings``' store (migrating it) and set up models, feed caches, the
-    impression buffer and the ad book."""
+    impression buffer and the ad book (the domains' settings sections checked first)."""
+    check_sections(settings)
     engine = open_store(settings)
     sessions = session_factory(engine)
     candidates = candidate_store(settings.redis_url, sessions, settings.feed.refresher_shards)
@@ -101,7 +121,7 @@ def wire(settings: Settings) -> Wiring:
         candidates=candidates,
         feed_cache=feed_cache,
         impressions=impressions,
-        market=MarketCache(sessions, settings.market),
+        market=MarketCache(sessions, market_config(settings)),
         ready_answers=ReadyRecommendations(
             feed_cache, models, sessions, settings.feed.max_per_thread
         ),

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from agora.cli.main import app
 from agora.config import Settings
+from agora.wiring import SECTIONS, check_sections
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -126,7 +127,9 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return Settings(_env_file=None)
+    settings = Settings(_env_file=None)
+    check_sections(settings)  # the domains' sections parse as their own models too
+    return settings
 
 
 def model_of(annotation: Any) -> type[BaseModel] | None:
@@ -163,7 +166,9 @@ def setting_problems(name: str, value: str) -> list[str]:
         if field is None:
             where = "Settings" if depth == 0 else f"{model.__name__} (under {parts[depth - 1]})"
             return [f"{name}: {where} has no field {part!r}"]
-        inner = model_of(field.annotation)
+        # a domain's section is JSON on Settings, read as the model its domain owns
+        inner = SECTIONS.get(part) if depth == 0 else None
+        inner = inner or model_of(field.annotation)
         if depth < len(parts) - 1:
             if inner is None:
                 return [f"{name}: {part} is no nested model"]

@@ -32,3 +32,8 @@ def gen_tables() -> ModuleType:
 @pytest.fixture(scope="session")
 def gen_reference() -> ModuleType:
     return load_docs_module("gen_reference")
+
+
+@pytest.fixture(scope="session")
+def import_layers() -> ModuleType:
+    return load_docs_module("import_layers")

@@ -18,7 +18,7 @@ from agora.config import Settings
 from agora.db.engine import transaction
 from agora.db.tables import Event
 from agora.engagement import ledger
-from agora.engagement.config import EngagementConfig
+from agora.engagement.config import EngagementConfig, engagement_config
 from agora.engagement.models import EngagementState, LedgerEntry
 from agora.feed.models import FeedImpression
 from agora.ingest.schemas import EventIn
@@ -266,7 +266,7 @@ def test_a_burst_of_single_writes_is_counted_in_few_catch_ups_each_within_the_in
             assert done - at <= interval + CATCH_UP_SLACK, (i, done - at)
         with transaction(client.app.state.sessions) as session:
             incremental = snapshot(session)
-            ledger.replay(session, settings.engagement, datetime.now(UTC))
+            ledger.replay(session, engagement_config(settings), datetime.now(UTC))
         with client.app.state.sessions() as session:
             assert snapshot(session) == incremental
             assert incremental["ledger"]  # likes were counted

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from agora.config import Settings
-from agora.engagement.config import EngagementConfig
+from agora.engagement.config import EngagementConfig, engagement_config
 
 
 def test_rules_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,7 +18,7 @@ def test_rules_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
                     "threshold": 3}],
     }  # fmt: skip
     monkeypatch.setenv("AGORA_ENGAGEMENT", json.dumps(rules))
-    config = Settings().engagement
+    config = engagement_config(Settings())
     assert [r.name for r in config.points] == ["liked"]
     assert config.badges[0].counted == "likes"
     assert config.trust_levels == EngagementConfig().trust_levels  # untouched: the defaults

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from agora.evaluation import metrics as M
+from agora import metrics as M
 
 
 def test_two_user_example_by_hand():

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from agora.cli.main import app as cli
 from agora.config import get_settings
 from agora.evaluation.auto import select_model
+from agora.evaluation.training import affordable, holdout_split, refit_on_all
 from agora.features.interactions import Interactions, SideData
 from agora.models.hybrid import HybridModel
 from agora.models.registry import create_model
-from agora.models.training import affordable, holdout_split, refit_on_all
 
 pytest.importorskip("torch")
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from agora.api.app import create_app
 from agora.config import Settings
-from agora.models.training import train_from_store
+from agora.evaluation.training import train_from_store
 
 ADMIN = {"Authorization": "Bearer test-admin"}
 #: distinctive, so that finding it anywhere (a file, a row) means it was not erased

@@ -94,12 +94,12 @@ def test_mechanisms_come_from_opendp_and_respect_their_budget() -> None:
 
 
 def test_noisy_trending_picks_by_the_models_scores() -> None:
-    from agora.serving.views import _noisy_trending
+    from agora.privacy.dp_trending import noisy_trending
 
     model = SimpleNamespace(item_scores_=np.array([1.0, 500.0, 3.0, 900.0, 2.0]))
     loaded = SimpleNamespace(model=model, item_ids=["a", "b", "c", "d", "e"])
     grant = dp.Grant(200.0, dp.Bounds(1, 1))
-    assert _noisy_trending(loaded, grant, 2)["items"] == ["d", "b"]
+    assert noisy_trending(loaded, grant, 2)["items"] == ["d", "b"]
     assert grant.mechanisms == ["noisy_top_k"]
 
 

@@ -12,7 +12,7 @@ from privacy_support import ADMIN, TRAINED, ZED, seed
 
 from agora.config import Settings
 from agora.db.engine import make_engine, session_factory
-from agora.models.training import train_from_store
+from agora.evaluation.training import train_from_store
 
 SERVE = [sys.executable, "-m", "agora.cli.main", "serve"]
 

@@ -7,11 +7,13 @@ recommendation endpoints answer 503 until ``agora train`` and ``POST /admin/relo
 
 ``app.state`` holds ``settings``, ``engine``, ``sessions`` (session factory), ``models``
 (:class:`~agora.serving.service.ModelStore`), ``feed_cache``, ``ready_answers`` (the feed's
-precomputed recommendations), ``impressions`` (the
+precomputed recommendations), ``private_trending`` (privacy's differentially private trending
+list for serving's route), ``impressions`` (the
 :class:`~agora.feed.impressions.ImpressionBuffer`, started and stopped with the app: uvicorn's
 shutdown on SIGTERM or SIGINT writes what it holds) and ``market_cache`` (the ad book,
 :class:`~agora.market.serving.MarketCache`, read by a thread while the app runs); routers reach
-them through :mod:`agora.api.deps`.
+them through :mod:`agora.api.deps` (settings, sessions) and their domains' dependencies
+(``ModelsDep``, ``FeedCacheDep``... in the owning domain's views).
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from agora.api import errors, limits, metrics, openapi, query
 from agora.api.auth import check_settings
 from agora.api.background import Coalesced, Job, Jobs
 from agora.api.body import BATCH_LIMIT_MARK
-from agora.api.deps import ModelsDep
 from agora.api.middleware import RequestContext
 from agora.api.routing import OneHopRoute
 from agora.api.types import EVENT_TYPE_MARK
@@ -51,6 +52,7 @@ from agora.audit.views import router as audit_router
 from agora.config import Settings, get_settings
 from agora.db.engine import transaction
 from agora.engagement import ledger
+from agora.engagement.config import engagement_config
 from agora.engagement.schemas import TASK_EVENT_TYPE_MARK
 from agora.engagement.views import router as engagement_router
 from agora.experiments import service as experiments
@@ -65,9 +67,11 @@ from agora.media import service as media
 from agora.media.views import router as media_router
 from agora.moderation.views import router as moderation_router
 from agora.privacy import service as privacy
+from agora.privacy.dp_trending import private_trending
 from agora.privacy.dp_views import router as privacy_dp_router
 from agora.privacy.views import router as privacy_router
 from agora.serving.service import ModelStore
+from agora.serving.views import ModelsDep
 from agora.serving.views import router as serving_router
 from agora.web import console, docs
 from agora.web.views import router as web_router
@@ -170,7 +174,7 @@ def background_jobs(
 
     def catch_up() -> None:
         with one_at_a_time, transaction(sessions) as session:
-            ledger.catch_up(session, settings.engagement, datetime.now(UTC))
+            ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
 
     def guardrails() -> None:
         with transaction(sessions) as session:
@@ -222,7 +226,7 @@ def engagement_after_writes(
     A backlog larger than ``AFTER_WRITE_MAX`` (an import) waits for the background job's next
     turn, so that counting does not take the CPU the writes need; engagement reads say how
     many events are pending."""
-    config = settings.engagement
+    config = engagement_config(settings)
 
     def engagement_now() -> None:
         with engagement_lock, transaction(sessions) as session:
@@ -331,6 +335,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.impressions = wiring.impressions
     app.state.market_cache = wiring.market
     app.state.ready_answers = wiring.ready_answers
+    app.state.private_trending = private_trending  # privacy's, for serving's GET /items/trending
     engagement_lock = threading.Lock()
     app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock, models)
     counting = engagement_after_writes(settings, app.state.sessions, engagement_lock)
@@ -343,7 +348,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # outside the body cap: ids, access log, a clean 500; admin actions audited once answered
     app.add_middleware(RequestContext, after_answer=recorder(wiring.sessions))
-    task_event_types = (*settings.event_types, settings.engagement.flag_event)
+    task_event_types = (*settings.event_types, engagement_config(settings).flag_event)
     openapi.install(
         app,
         openapi.fill_enum(EVENT_TYPE_MARK, settings.event_types),

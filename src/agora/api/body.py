@@ -19,7 +19,7 @@ from fastapi import Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agora.api.errors import InvalidRequest, MalformedJson, TooLarge, problem
-from agora.ingest.schemas import id_problem, unstorable_text
+from agora.api.types import id_problem, unstorable_text
 
 M = TypeVar("M", bound=BaseModel)
 

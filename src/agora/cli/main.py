@@ -276,7 +276,7 @@ def train(
     """Fit the configured models on the store's events and save new versions."""
     import time as clock
 
-    from agora.models.training import AUTO, train_from_store
+    from agora.evaluation.training import AUTO, train_from_store
 
     settings = get_settings()
     names = [m.strip() for m in models.split(",")] if models else settings.models

@@ -11,8 +11,16 @@ from typing import Any
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
-from agora.db.tables import Event, Group, Item, ItemMedia, Membership, SocialEdge, User
-from agora.ingest.schemas import as_utc
+from agora.db.tables import (
+    Event,
+    Group,
+    Item,
+    ItemMedia,
+    Membership,
+    SocialEdge,
+    User,
+    as_utc,
+)
 
 
 def image_texts(

@@ -53,6 +53,20 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 #: read as the nearest end, so date arithmetic on it (streaks, windows, buckets) cannot overflow.
 TIME_FLOOR = datetime(1970, 1, 1, tzinfo=UTC)
 TIME_CEILING = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A timezone-aware UTC datetime; naive datetimes are taken to be UTC already."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 lies before year 1 in UTC
+        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from exc
+
+
 #: Out-of-range values already logged by this process (bounded: one line per value, not per read).
 _LOGGED_ODD_TIMES: set[datetime] = set()
 

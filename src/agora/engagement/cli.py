@@ -1,6 +1,6 @@
 """``agora engagement ...``: replay the ledger, leaderboards, a user's points, badges, trust level
-and digest (each applies the newly stored events first). The rules are ``settings.engagement``
-(``AGORA_ENGAGEMENT`` as JSON)."""
+and digest (each applies the newly stored events first). The rules are
+``engagement_config(settings)`` (``AGORA_ENGAGEMENT`` as JSON)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from agora.db.engine import transaction
 from agora.db.pseudonyms import sealer_for_session
 from agora.engagement import badge_awards, ledger, trust_levels
 from agora.engagement import digest as digests
+from agora.engagement.config import engagement_config
 from agora.ingest.service import UnknownUser
 
 app = typer.Typer(
@@ -33,7 +34,7 @@ def replay() -> None:
     settings = get_settings()
     started = time.perf_counter()
     with transaction(store_sessions(settings)) as session:
-        applied = ledger.replay(session, settings.engagement, datetime.now(UTC))
+        applied = ledger.replay(session, engagement_config(settings), datetime.now(UTC))
     console.print(f"replayed {applied:,} events in {time.perf_counter() - started:.1f} s")
 
 
@@ -50,8 +51,10 @@ def leaderboard(
     if period not in ("all", "week"):
         raise fail(f"--period must be 'all' or 'week', not {period!r}")
     with transaction(store_sessions(settings)) as session:
-        ledger.catch_up(session, settings.engagement, datetime.now(UTC))
-        rows = ledger.leaderboard(session, settings.engagement, datetime.now(UTC), period, tag, n)
+        ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
+        rows = ledger.leaderboard(
+            session, engagement_config(settings), datetime.now(UTC), period, tag, n
+        )
     table = Table(title=f"leaderboard ({period}{', tag ' + tag if tag else ''})")
     for column in ("rank", "user", "points"):
         table.add_column(column, justify="left" if column == "user" else "right")
@@ -66,8 +69,8 @@ def points(user: UserArg, n: Annotated[int, typer.Option("-n", min=1)] = 10) -> 
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            ledger.catch_up(session, settings.engagement, datetime.now(UTC))
-            report = ledger.points(session, settings.engagement, user, datetime.now(UTC), n)
+            ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = ledger.points(session, engagement_config(settings), user, datetime.now(UTC), n)
     except UnknownUser as exc:
         raise fail(str(exc)) from None
     console.print(Text.assemble((user, "bold"), f": {report.total:,} points"))
@@ -81,8 +84,10 @@ def badges(user: UserArg) -> None:
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            ledger.catch_up(session, settings.engagement, datetime.now(UTC))
-            report = badge_awards.badges(session, settings.engagement, user, datetime.now(UTC))
+            ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = badge_awards.badges(
+                session, engagement_config(settings), user, datetime.now(UTC)
+            )
     except UnknownUser as exc:
         raise fail(str(exc)) from None
     earned = Table(title=f"badges of {user}")
@@ -102,8 +107,10 @@ def trust(user: UserArg) -> None:
     settings = get_settings()
     try:
         with transaction(store_sessions(settings)) as session:
-            ledger.catch_up(session, settings.engagement, datetime.now(UTC))
-            report = trust_levels.trust(session, settings.engagement, user, datetime.now(UTC))
+            ledger.catch_up(session, engagement_config(settings), datetime.now(UTC))
+            report = trust_levels.trust(
+                session, engagement_config(settings), user, datetime.now(UTC)
+            )
     except UnknownUser as exc:
         raise fail(str(exc)) from None
     console.print(Text.assemble((user, "bold"), f": trust level {report.level} ({report.name})"))
@@ -129,8 +136,8 @@ def digest(
     now = datetime.now(UTC)
     try:
         with transaction(store_sessions(settings)) as session:
-            ledger.catch_up(session, settings.engagement, now)
-            report = digests.build_digest(session, settings.engagement, user, now, since)
+            ledger.catch_up(session, engagement_config(settings), now)
+            report = digests.build_digest(session, engagement_config(settings), user, now, since)
             if picks:
                 models = ModelStore(settings.model_dir, ids=sealer_for_session(session))
                 models.reload()

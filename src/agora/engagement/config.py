@@ -1,8 +1,9 @@
 """Engagement rules an operator can change: points, daily caps, badges, trust levels.
 
 ``EngagementConfig`` is the ``engagement`` field of :class:`agora.config.Settings`
-(``AGORA_ENGAGEMENT`` as JSON). Changing the rules changes :func:`EngagementConfig.fingerprint`;
-the next read replays the ledger under the new rules (``agora engagement replay`` does it at once).
+(``AGORA_ENGAGEMENT`` as JSON), read by :func:`engagement_config`. Changing the rules changes
+:func:`EngagementConfig.fingerprint`; the next read replays the ledger under the new rules
+(``agora engagement replay`` does it at once).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import hashlib
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agora.config import Settings
 
 Recipient = Literal["actor", "author"]
 RuleName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
@@ -412,3 +415,8 @@ def stackexchange_badges() -> list[BadgeRule]:
         ),
         BadgeRule(name="fanatic", title="Fanatic", level="gold", kind="streak", threshold=100),
     ]
+
+
+def engagement_config(settings: Settings) -> EngagementConfig:
+    """The ``engagement`` section of ``settings`` (``AGORA_ENGAGEMENT``) as the domain's rules."""
+    return settings.section("engagement", EngagementConfig)

@@ -5,7 +5,7 @@ catches up after its commit, within ``engagement_after_write_seconds``; the back
 ``agora serve`` every few seconds) and say in ``X-Engagement-Pending-Events`` how many stored
 events they do not count yet; they need the
 ``read`` scope. Creating tasks and replaying need ``admin``.
-The rules are ``settings.engagement``.
+The rules are ``engagement_config(settings)``.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
-from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 from agora.db.engine import transaction
 from agora.engagement import badge_awards, ledger, tasks, trust_levels
 from agora.engagement import digest as digests
-from agora.engagement.config import EngagementConfig
+from agora.engagement.config import EngagementConfig, engagement_config
 from agora.engagement.schemas import (
     BadgesOut,
     DigestOut,
@@ -41,6 +41,7 @@ from agora.engagement.schemas import (
     TrustOut,
 )
 from agora.privacy import dp
+from agora.serving.views import ModelsDep
 
 router = APIRouter(route_class=OneHopRoute, tags=["engagement"])
 
@@ -54,7 +55,7 @@ ERRORS = {
 
 def get_config(settings: SettingsDep) -> EngagementConfig:
     """The platform's engagement rules."""
-    return settings.engagement
+    return engagement_config(settings)
 
 
 ConfigDep = Annotated[EngagementConfig, Depends(get_config)]

@@ -15,20 +15,19 @@ import itertools
 import json
 import resource
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agora.evaluation import metrics as M
+from agora import metrics as M
 from agora.evaluation.splits import Split, load_split
 from agora.features.interactions import SideData
 from agora.models.base import Recommender
+from agora.models.ranking import progress_bar, rank_users
 from agora.models.registry import create_model
 
 #: Small grids searched by ``tune`` (scored on valid NDCG@K); kept modest for a 2-core box.
@@ -41,57 +40,6 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.03, 0.05], "pop_correction": [0.5, 1]},
     "content": {"tag_weight": [1.0, 2.0, 4.0]},
 }
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Progress]:
-    prog = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not enabled,
-        transient=False,
-    )
-    with prog:
-        yield prog
-
-
-def default_batch_size(n_items: int) -> int:
-    """Users per scoring batch so a dense batch stays around 20M cells."""
-    return int(max(32, min(4096, 20_000_000 // max(n_items, 1))))
-
-
-def rank_users(
-    model: Recommender,
-    users: np.ndarray,
-    history: sp.csr_matrix,
-    k: int,
-    exclude: sp.csr_matrix | None = None,
-    batch_size: int | None = None,
-    progress: bool = False,
-    description: str = "ranking",
-    times: sp.csr_matrix | None = None,
-) -> list[np.ndarray]:
-    """Top-``k`` item indices for each row index in ``users``.
-
-    ``history``, ``exclude`` and ``times`` are full users x items matrices; their rows for
-    ``users`` are passed to ``recommend_batch`` (history and excluded items never returned).
-    """
-    users = np.asarray(users, dtype=np.int64)
-    history = sp.csr_matrix(history)
-    batch_size = batch_size or default_batch_size(history.shape[1])
-    out: list[np.ndarray] = []
-    with _progress(progress) as prog:
-        task = prog.add_task(description, total=len(users))
-        for start in range(0, len(users), batch_size):
-            batch = users[start : start + batch_size]
-            ex = sp.csr_matrix(exclude[batch]) if exclude is not None else None
-            tb = sp.csr_matrix(times[batch]) if times is not None else None
-            items, _ = model.recommend_batch(batch, history[batch], k, ex, tb)
-            out.extend(items)
-            prog.advance(task, len(batch))
-    return out
 
 
 def write_recommendations(
@@ -236,7 +184,7 @@ def tune(
     results: list[dict[str, Any]] = []
     best: tuple[float, dict[str, Any]] | None = None
     combos = _grid(grid)
-    with _progress(progress) as prog:
+    with progress_bar(progress) as prog:
         task = prog.add_task(f"tune {model_name}", total=len(combos))
         for combo in combos:
             params = {**base_params, **combo}

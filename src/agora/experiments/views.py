@@ -15,6 +15,7 @@ from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep
 from agora.api.errors import InvalidRequest, problem
 from agora.api.routing import OneHopRoute
+from agora.api.types import unstorable_text
 from agora.db.engine import transaction
 from agora.experiments import service
 from agora.experiments.schemas import (
@@ -24,7 +25,6 @@ from agora.experiments.schemas import (
     ResultsOut,
     StopIn,
 )
-from agora.ingest.schemas import unstorable_text
 
 router = APIRouter(route_class=OneHopRoute, tags=["experiments"])
 

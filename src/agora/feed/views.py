@@ -23,12 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api import metrics
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
-from agora.api.deps import (
-    FeedCacheDep,
-    SessionDep,
-    SessionFactoryDep,
-    SettingsDep,
-)
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep, from_state
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db.engine import transaction
@@ -51,6 +46,8 @@ from agora.serving.service import ModelStore
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=OneHopRoute, tags=["feed"])
+#: The worker's feed cache (``app.state.feed_cache``, with the impression buffer).
+FeedCacheDep = Annotated[FeedCache, Depends(from_state("feed_cache"))]
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 ERRORS = {

@@ -1,5 +1,5 @@
 """How Gorse's data maps onto Agora's: the ``gorse`` field of :class:`agora.config.Settings`
-(``AGORA_GORSE`` as JSON).
+(``AGORA_GORSE`` as JSON), read by :func:`gorse_config`.
 
 Gorse feedback types are free strings that a Gorse deployment sorts into positive and read
 types in its own configuration; Agora stores events of its configured event types. A feedback
@@ -12,6 +12,8 @@ so feedback reads give back exactly what was written.
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from agora.config import Settings
 
 
 def _default_feedback_types() -> dict[str, str]:
@@ -36,3 +38,8 @@ class GorseConfig(BaseModel):
         "answers both from item-to-item neighbours).",
     )
     popular_model: str = Field("trending", description="Model behind /api/popular.")
+
+
+def gorse_config(settings: Settings) -> GorseConfig:
+    """The ``gorse`` section of ``settings`` (``AGORA_GORSE``) as this API's GorseConfig."""
+    return settings.section("gorse", GorseConfig)

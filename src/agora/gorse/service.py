@@ -37,6 +37,7 @@ from agora.config import Settings
 from agora.db import queries
 from agora.db.tables import Event, Item, User, event_key_table
 from agora.gorse import schemas
+from agora.gorse.config import gorse_config
 from agora.ingest import service as ingest
 from agora.ingest.schemas import MAX_TAGS, EventIn, as_utc, time_problem
 from agora.ingest.schemas import ItemIn as AgoraItemIn
@@ -411,11 +412,11 @@ def feedback_event_id(feedback_type: str, user_id: str, item_id: str) -> str:
 def event_type(feedback_type: str, settings: Settings) -> str:
     """The Agora event type a Gorse feedback type is stored as (see GorseConfig)."""
     allowed = settings.event_types
-    mapped = settings.gorse.feedback_types.get(feedback_type)
+    mapped = gorse_config(settings).feedback_types.get(feedback_type)
     if mapped is None and feedback_type in allowed:
         return feedback_type
     if mapped is None or mapped not in allowed:
-        known = sorted({*settings.gorse.feedback_types, *allowed})
+        known = sorted({*gorse_config(settings).feedback_types, *allowed})
         raise GorseError(
             400,
             f"unknown feedback type {feedback_type!r}: map it to an Agora event type in "
@@ -692,7 +693,7 @@ def popular_list(
     on; empty before the model is trained (as a new Gorse's is)."""
 
     def ranked(k: int) -> Ranked:
-        recs = serving.global_list(session, models, settings.gorse.popular_model, k)
+        recs = serving.global_list(session, models, gorse_config(settings).popular_model, k)
         return [(r.item_id, r.score) for r in recs]
 
     try:
@@ -748,7 +749,9 @@ def item_neighbors(
     than the model); empty for an unknown item or before training, as Gorse's are."""
 
     def ranked(k: int) -> Ranked:
-        found = serving.similar_items(session, models, item_id, k, settings.gorse.neighbors_model)
+        found = serving.similar_items(
+            session, models, item_id, k, gorse_config(settings).neighbors_model
+        )
         return [(r.item_id, r.score) for r in found.items]
 
     try:
@@ -770,11 +773,11 @@ def session_recommend(
     rows: list[serving.EventRow] = []
     now = datetime.now(UTC)
     for f in feedback:
-        mapped = settings.gorse.feedback_types.get(f.FeedbackType, f.FeedbackType)
+        mapped = gorse_config(settings).feedback_types.get(f.FeedbackType, f.FeedbackType)
         if mapped in settings.event_types:
             rows.append((f.ItemId, mapped, f.Value, parse_time(f.Timestamp, settings) or now))
     try:
-        loaded = models.get(settings.gorse.neighbors_model)
+        loaded = models.get(gorse_config(settings).neighbors_model)
     except serving.ModelUnavailable:
         return []
     history = serving.user_history(loaded, rows, settings.event_weights)

@@ -37,15 +37,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api.auth import require_key_header
 from agora.api.body import read_json, validate_batch, validate_one
-from agora.api.deps import ModelsDep, ReadyAnswersDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, MalformedJson, TooLarge, problem
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db.engine import transaction
 from agora.gorse import schemas, service
+from agora.gorse.config import gorse_config
 from agora.gorse.service import GorseError
 from agora.ingest import service as ingest
 from agora.privacy.views import erase_asked
+from agora.serving.views import ModelsDep, ReadyAnswersDep
 
 
 class GorseRoute(OneHopRoute):
@@ -115,7 +117,7 @@ def _routes(method: str, *paths: str, **kwargs: Any) -> Callable[[Any], Any]:
 
 
 def _n(n: str | None, settings: Settings) -> int:
-    return service.parse_int(n, settings.gorse.default_n, "n")
+    return service.parse_int(n, gorse_config(settings).default_n, "n")
 
 
 async def page(

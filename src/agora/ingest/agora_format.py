@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agora.api.types import id_problem, unstorable_text
 from agora.config import BUILTIN_EVENT_TYPES, EDGE_TYPES
 from agora.db.tables import TIME_CEILING, TIME_FLOOR
 from agora.ingest.errors import ProblemCollector
@@ -34,9 +35,7 @@ from agora.ingest.schemas import (
     MembershipIn,
     UserIn,
     as_utc,
-    id_problem,
     record_time_problems,
-    unstorable_text,
 )
 
 #: Record kinds and their schema, in the order a Dataset is written.

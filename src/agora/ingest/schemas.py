@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,43 +15,17 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from agora.api.types import EVENT_TYPE, JsonNumber
+from agora.api.types import (
+    EVENT_TYPE,
+    ID_MAX_LENGTH,
+    JsonNumber,
+    id_problem,
+)
 from agora.config import EDGE_TYPES
-from agora.db.tables import TIME_CEILING, TIME_FLOOR
+from agora.db.tables import TIME_CEILING, TIME_FLOOR, as_utc
 
 #: Fields of incoming records that hold a time.
 TIME_FIELDS = ("timestamp", "created")
-
-
-#: Longest id accepted (the ``external_id`` columns hold 255 characters).
-ID_MAX_LENGTH = 255
-#: What an id may not contain: the Unicode categories Cc (control characters: newlines, tabs,
-#: DEL...), Zl and Zp (line/paragraph separators), each character listed. Format characters stay
-#: (emoji sequences need the zero-width joiner).
-_ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def id_problem(text: str) -> str | None:
-    """Why ``text`` cannot be an id, or None: the one id rule of every write route and importer.
-
-    An id must be addressable as one path segment by every route (``/users/{id}``) and printable
-    on one line: 1-255 characters, no ``/``, no control characters or line breaks, not ``.`` or
-    ``..``, no whitespace at either end. Anything else goes: digits, spaces inside, ``%?#+&``,
-    any script, emoji (percent-encode them in paths).
-    """
-    if not text:
-        return "an id must not be empty"
-    if len(text) > ID_MAX_LENGTH:
-        return f"an id has at most {ID_MAX_LENGTH} characters (this one has {len(text)})"
-    if "/" in text:
-        return "an id must not contain '/' (no route could address it)"
-    if _ID_FORBIDDEN.search(text):
-        return "an id must not contain control characters or line breaks"
-    if text in (".", ".."):
-        return "an id must not be '.' or '..' (no route could address it)"
-    if text != text.strip():
-        return "an id must not start or end with whitespace"
-    return None
 
 
 def _checked_id(value: Any) -> Any:
@@ -93,18 +66,6 @@ ExternalId = Annotated[
         }
     ),
 ]
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """A timezone-aware UTC datetime; naive datetimes are taken to be UTC already."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 lies before year 1 in UTC
-        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from exc
 
 
 def time_problem(
@@ -179,37 +140,6 @@ Timestamp = Annotated[
         }
     ),
 ]
-
-
-def _text_fault(text: str) -> str | None:
-    if "\x00" in text:
-        return "NUL (\\u0000) characters are not allowed"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "lone surrogate escapes (\\ud800-\\udfff) are not valid text"
-    return None
-
-
-def unstorable_text(data: Any, root: tuple[str | int, ...] = ()) -> list[tuple[tuple, str]]:
-    """(location, message) of every string or key no database can store or JSON answer can
-    carry: NUL characters (PostgreSQL text refuses them) and lone UTF-16 surrogates."""
-    found = []
-    stack: list[tuple[tuple[str | int, ...], Any]] = [(root, data)]
-    while stack:
-        loc, value = stack.pop()
-        if isinstance(value, str):
-            if fault := _text_fault(value):
-                found.append((loc, f"text: {fault}"))
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if fault := _text_fault(key):
-                    found.append((loc, f"key: {fault}"))
-                    continue  # the key cannot be shown in a location
-                stack.append(((*loc, key), item))
-        elif isinstance(value, list):
-            stack.extend(((*loc, i), item) for i, item in enumerate(value))
-    return sorted(found, key=lambda found_at: [str(part) for part in found_at[0]])
 
 
 #: Most tags one item carries (Stack Exchange allows 5, MovieLens films have up to 10 genres).

@@ -14,6 +14,7 @@ from agora.cli.shell import console, fail, read_specs, store_sessions
 from agora.config import get_settings
 from agora.db.engine import transaction
 from agora.market import service
+from agora.market.config import market_config
 from agora.market.schemas import CampaignIn
 
 app = typer.Typer(help="Ad campaigns, their auction and their measurement.", no_args_is_help=True)
@@ -28,7 +29,7 @@ def campaigns() -> None:
     settings = get_settings()
     with store_sessions(settings)() as session:
         rows = [
-            service.campaign_out(session, c, settings.market, now)
+            service.campaign_out(session, c, market_config(settings), now)
             for c in service.list_campaigns(session)
         ]
     table = Table(title="campaigns")
@@ -89,7 +90,7 @@ def report(
     settings = get_settings()
     try:
         with store_sessions(settings)() as session:
-            body = service.report(session, campaign_id, settings.market, datetime.now(UTC))
+            body = service.report(session, campaign_id, market_config(settings), datetime.now(UTC))
     except service.UnknownCampaign as exc:
         raise fail(str(exc)) from exc
     if as_json:

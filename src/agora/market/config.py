@@ -1,10 +1,12 @@
-"""Platform settings of the ad market (``AGORA_MARKET`` as JSON once wired into Settings)."""
+"""Platform settings of the ad market (``AGORA_MARKET`` as JSON, read by :func:`market_config`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
+
+from agora.config import Settings
 
 
 class MarketConfig(BaseModel):
@@ -65,3 +67,8 @@ class MarketConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("slot positions must be distinct")
         return sorted(value)
+
+
+def market_config(settings: Settings) -> MarketConfig:
+    """The ``market`` section of ``settings`` (``AGORA_MARKET``) as this domain's MarketConfig."""
+    return settings.section("market", MarketConfig)

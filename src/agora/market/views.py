@@ -11,10 +11,11 @@ from fastapi import Path as PathParam
 
 from agora.api.auth import AUTH_ERRORS, AdminScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
-from agora.api.deps import MarketCacheDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep, from_state
 from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.market import service
+from agora.market.config import market_config
 from agora.market.dp_report import private_report
 from agora.market.schemas import (
     CampaignIn,
@@ -26,9 +27,12 @@ from agora.market.schemas import (
     ConversionOut,
     ReportOut,
 )
+from agora.market.serving import MarketCache
 from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["market"])
+#: The ad book (``app.state.market_cache``), read by a thread while the app runs.
+MarketCacheDep = Annotated[MarketCache, Depends(from_state("market_cache"))]
 
 CampaignId = Annotated[str, PathParam(min_length=1, max_length=255, description="Campaign id.")]
 ERRORS = {
@@ -58,7 +62,7 @@ async def _conversion_body(request: Request) -> ConversionIn:
 def get_campaigns(session: SessionDep, settings: SettingsDep) -> list[CampaignOut]:
     now = datetime.now(UTC)
     return [
-        CampaignOut(**service.campaign_out(session, c, settings.market, now))
+        CampaignOut(**service.campaign_out(session, c, market_config(settings), now))
         for c in service.list_campaigns(session)
     ]
 
@@ -85,7 +89,7 @@ def post_campaign(
     now = datetime.now(UTC)
     with transaction(sessions) as session:
         row, created = service.create_campaign(session, body, now)
-        out = CampaignOut(**service.campaign_out(session, row, settings.market, now))
+        out = CampaignOut(**service.campaign_out(session, row, market_config(settings), now))
     market_cache.changed()  # this process's next page serves it
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -102,7 +106,9 @@ def get_campaign(
     campaign_id: CampaignId, session: SessionDep, settings: SettingsDep
 ) -> CampaignOut:
     row = service.get_campaign(session, campaign_id)
-    return CampaignOut(**service.campaign_out(session, row, settings.market, datetime.now(UTC)))
+    return CampaignOut(
+        **service.campaign_out(session, row, market_config(settings), datetime.now(UTC))
+    )
 
 
 @router.patch(
@@ -122,7 +128,7 @@ def patch_campaign(
     now = datetime.now(UTC)
     with transaction(sessions) as session:
         row = service.update_campaign(session, campaign_id, body.changes(), now)
-        out = CampaignOut(**service.campaign_out(session, row, settings.market, now))
+        out = CampaignOut(**service.campaign_out(session, row, market_config(settings), now))
     market_cache.changed()  # this process's next page serves the change
     return out
 
@@ -162,19 +168,19 @@ def get_report(
                 status.HTTP_409_CONFLICT,
                 detail="release=advertiser needs differential privacy: set AGORA_DP_EPSILON",
             )
-        service.report(session, campaign_id, settings.market, now)  # 404 before spending
+        service.report(session, campaign_id, market_config(settings), now)  # 404 before spending
         noisy = dp.answer(
             request,
             response,
             "campaign_report",
             {"campaign_id": campaign_id},
-            lambda grant: private_report(session, campaign_id, settings.market, now, grant),
+            lambda grant: private_report(session, campaign_id, market_config(settings), now, grant),
             lambda released: ReportOut(**released.payload, privacy=released.privacy),
             for_admin=True,
         )
         assert noisy is not None
         return noisy
-    body = service.report(session, campaign_id, settings.market, now)
+    body = service.report(session, campaign_id, market_config(settings), now)
     dp.mark(response, settings, None)
     return ReportOut(**body)
 

@@ -24,7 +24,9 @@ from rich.progress import Progress
 
 from agora.features.embeddings import embed_passages, item_text
 from agora.features.interactions import Interactions, SideData
+from agora.metrics import hits_matrix, ndcg_at_k
 from agora.models.base import Recommender
+from agora.plots import plot_training_curve
 
 
 def default_cache() -> Path:
@@ -246,8 +248,6 @@ class ContentAttentionModel(Recommender):
         return out
 
     def _valid_ndcg(self, train: sp.csr_matrix, valid: sp.csr_matrix) -> float:
-        from agora.evaluation.metrics import hits_matrix, ndcg_at_k
-
         users = np.flatnonzero(np.diff(valid.indptr) > 0)
         users = users[np.diff(train.indptr)[users] > 0]
         ranked, _ = self.recommend_batch(users, train[users], 10)
@@ -268,8 +268,6 @@ class ContentAttentionModel(Recommender):
         self._projected = None
         super().save(path)
         if getattr(self, "curve_", None) is not None and len(self.curve_):
-            from agora.evaluation.report import plot_training_curve
-
             plot_training_curve(
                 Path(path) / "training_curve.png",
                 self.curve_[:, 1],

@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from agora.evaluation.report import plot_training_curve
 from agora.features.interactions import Interactions, SideData
 from agora.models.base import EpochCost, Recommender, warm_up_torch
+from agora.plots import plot_training_curve
 
 if TYPE_CHECKING:
     import torch

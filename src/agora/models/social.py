@@ -65,10 +65,10 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
-from agora.evaluation.report import plot_training_curve
 from agora.features.interactions import Interactions, SideData, as_float32
 from agora.models.base import EpochCost, Recommender, warm_up_torch
 from agora.models.implicit_mf import _cosine_neighbours, _row_signature
+from agora.plots import plot_training_curve
 
 N_FEATURES = 8  # relation features per social edge, see _edge_features
 _NO_EDGES = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, N_FEATURES)))

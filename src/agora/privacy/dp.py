@@ -53,28 +53,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import HTTPException, Request, Response, status
-from pydantic import BaseModel, Field
 
+from agora.api.dp_marks import HEADER, PrivacyOut
+
+# the marks (the HTTP kit's) re-exported: the domains' routes that release figures declare them
+# as dp.RESPONSES, dp.HEADER_DOC and dp.Marked
+from agora.api.dp_marks import HEADER_DOC as HEADER_DOC
+from agora.api.dp_marks import RESPONSES as RESPONSES
+from agora.api.dp_marks import Marked as Marked
 from agora.config import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-HEADER = "X-Privacy"
-#: OpenAPI text of the answers a route that releases figures can add.
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    429: {
-        "description": "Differential privacy: today's privacy budget is spent and this figure "
-        "was never released before; `Retry-After` says when the next day's budget starts."
-    },
-}
-HEADER_DOC = {
-    HEADER: {
-        "description": "`dp; epsilon=...; mechanism=...` (with `; stale` for an earlier "
-        "release) when the figures are differentially private, `exact` for admin keys while "
-        "differential privacy is on; absent when it is off.",
-        "schema": {"type": "string"},
-    }
-}
 
 
 @dataclass(frozen=True)
@@ -369,20 +359,6 @@ class Grant:
 # ---------------------------------------------------------------------------------- release
 
 
-class PrivacyOut(BaseModel):
-    """How a released figure was made private (absent: the figure is exact)."""
-
-    mechanism: str = Field(description="OpenDP mechanisms used, e.g. `discrete_laplace`.")
-    epsilon: float = Field(description="Epsilon this figure spent.")
-    max_partitions: int = Field(description="Most cells one person counts in.")
-    max_per_partition: int = Field(description="Most records one person counts in one cell.")
-    released: datetime = Field(description="When this figure was released.")
-    valid_until: datetime = Field(description="Until when it is answered again unchanged.")
-    stale: bool = Field(
-        False, description="True: today's budget is spent and this is an earlier release."
-    )
-
-
 @dataclass
 class Release:
     """A released figure: its JSON ``payload`` and how it was made private."""
@@ -585,13 +561,3 @@ def drop_noise_floor(
 def clamp_counts(values: np.ndarray) -> np.ndarray:
     """Noisy counts made non-negative integers (post-processing)."""
     return np.maximum(np.asarray(values, dtype=np.int64), 0)
-
-
-class Marked(BaseModel):
-    """A response that may carry a released (differentially private) figure."""
-
-    privacy: PrivacyOut | None = Field(
-        None,
-        description="Present when the figures are differentially private (see `X-Privacy`).",
-        exclude_if=lambda value: value is None,
-    )

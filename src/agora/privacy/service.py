@@ -37,10 +37,10 @@ from agora.db.engine import transaction
 from agora.db.migrations.domains import METADATA
 from agora.db.pseudonyms import sealed_text, sealer_for_session
 from agora.db.tables import Item, SocialEdge, User, UserErasure
+from agora.evaluation.training import train_from_store
 from agora.feed.models import FeedCandidates, FeedRefreshWanted, FeedSettings
 from agora.feed.store import CandidateStore
 from agora.models.artifacts import forget_user_everywhere, list_artifacts
-from agora.models.training import train_from_store
 from agora.privacy.dp_models import DPRelease
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 background thread, their progress and log kept on disk; and what the trained versions hold
 (metrics from ``meta.json``, the training curve of the models that train in epochs).
 
-A run is :func:`agora.models.training.train_from_store` (what ``agora train`` does) on the
+A run is :func:`agora.evaluation.training.train_from_store` (what ``agora train`` does) on the
 store as it is now, with the configured parameters; the served models are reloaded when it
 ends. One run at a time per data folder: a run holds a file lock (released by the OS if its
 process dies), so a second start is refused while one is going on, whichever process asks.
@@ -33,10 +33,10 @@ from filelock import FileLock, Timeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import Settings
+from agora.evaluation.training import train_from_store
 from agora.features.interactions import Interactions
 from agora.models.artifacts import list_artifacts, read_meta
 from agora.models.registry import MODELS
-from agora.models.training import train_from_store
 from agora.serving.service import ModelStore
 
 log = logging.getLogger(__name__)

@@ -11,37 +11,36 @@ not taken for ``/items/{item_id}``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import orjson
-import scipy.sparse as sp
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from agora.api import dp_marks
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
-from agora.api.deps import (
-    ModelsDep,
-    ReadyAnswersDep,
-    SessionDep,
-    SessionFactoryDep,
-    SettingsDep,
-)
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep, from_state
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.db import queries
 from agora.models.registry import MODELS
-from agora.privacy import dp
 from agora.serving import service
 from agora.serving.service import Recommendation
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(route_class=OneHopRoute)
+
+#: The trained models (``app.state.models``) and the feed's precomputed answers
+#: (``app.state.ready_answers``), for serving's routes and the domains' that read models.
+ModelsDep = Annotated[service.ModelStore, Depends(from_state("models"))]
+ReadyAnswersDep = Annotated[service.ReadyAnswers, Depends(from_state("ready_answers"))]
+
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=255, description="External user id.")]
 ItemId = Annotated[str, PathParam(min_length=1, max_length=255, description="External item id.")]
@@ -93,9 +92,17 @@ class SimilarItems(BaseModel):
     items: list[RecommendedItem]
 
 
-class ItemList(dp.Marked):
+class ItemList(dp_marks.Marked):
     model: str
     items: list[RecommendedItem]
+
+
+#: How a non-admin key's trending list is made differentially private, wired in by the app
+#: (``app.state.private_trending``: :func:`agora.privacy.dp_trending.private_trending`, a domain
+#: above this layer): the released list, or None to answer the exact one; it sets
+#: ``X-Privacy`` either way.
+PrivateTrending = Callable[[Request, Response, Session, service.ModelStore, int], ItemList | None]
+PrivateTrendingDep = Annotated[PrivateTrending, Depends(from_state("private_trending"))]
 
 
 class ModelInfo(BaseModel):
@@ -240,51 +247,30 @@ def _answer(body: bytes, source: str) -> Response:
     "item's score), marked by `privacy` and `X-Privacy`; `score` is then 1 / rank, not the "
     "model's score.",
     dependencies=[ReadScope],
-    responses={**ERRORS, **dp.RESPONSES, 200: {"headers": dp.HEADER_DOC}},
+    responses={**ERRORS, **dp_marks.RESPONSES, 200: {"headers": dp_marks.HEADER_DOC}},
 )
 def get_trending(
-    request: Request, response: Response, session: SessionDep, models: ModelsDep, n: N = 10
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    models: ModelsDep,
+    private: PrivateTrendingDep,
+    n: N = 10,
 ) -> ItemList:
-    if dp.applies(request):
-        loaded = models.get(service.FALLBACK_MODEL)  # 503 before training, as without DP
-        size = next(k for k in TOP_K_SIZES if k >= min(n + 20, TOP_K_SIZES[-1]))
-
-        def shaped(released: dp.Release) -> ItemList:
-            pairs = [(item, 1.0 / (r + 1)) for r, item in enumerate(released.payload["items"])]
-            recs = service._decorate(session, pairs, service.FALLBACK_MODEL, n)
-            return ItemList(
-                model=service.FALLBACK_MODEL, items=_items(recs), privacy=released.privacy
-            )
-
-        noisy = dp.answer(
-            request,
-            response,
-            "trending_items",
-            {"version": models.versions().get(service.FALLBACK_MODEL), "k": size},
-            lambda grant: _noisy_trending(loaded, grant, size),
-            shaped,
-        )
-        if noisy is not None:
-            return noisy
-    dp.mark(response, request.app.state.settings, None)
+    noisy = private(request, response, session, models, n)
+    if noisy is not None:
+        return noisy
     recs = service.global_list(session, models, service.FALLBACK_MODEL, n)
     return ItemList(model=service.FALLBACK_MODEL, items=_items(recs))
 
 
-#: Lengths of the released trending lists: a request for ``n`` gets the shortest one that
-#: holds ``n + 20`` (items deleted since training are dropped from it), so asking for 10 or 15
-#: items is one release, not two.
-TOP_K_SIZES = (30, 100, 300, 1020)
-
-
-def _noisy_trending(loaded: Any, grant: dp.Grant, k: int) -> dict[str, Any]:
-    """The trending model's top ``k`` items picked by noisy top-k: an item's score is its
-    decayed count of distinct users (each at most 1, plus a 1e-9 tie-breaker)."""
-    scores = getattr(loaded.model, "item_scores_", None)
-    if scores is None:
-        scores = loaded.model.score(np.asarray([-1]), sp.csr_matrix((1, len(loaded.item_ids))))[0]
-    picked = grant.top_k(np.asarray(scores, dtype=np.float64), k, 1.0 + 1e-6, grant.epsilon)
-    return {"items": [loaded.item_ids[int(i)] for i in picked]}
+def released_trending(
+    session: Session, items: list[str], n: int, privacy: dp_marks.PrivacyOut
+) -> ItemList:
+    """The trending list of a release: ``items`` in their released order, scored 1 / rank."""
+    pairs = [(item, 1.0 / (r + 1)) for r, item in enumerate(items)]
+    recs = service._decorate(session, pairs, service.FALLBACK_MODEL, n)
+    return ItemList(model=service.FALLBACK_MODEL, items=_items(recs), privacy=privacy)
 
 
 @router.get(

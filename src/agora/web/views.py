@@ -13,10 +13,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 
 import agora
-from agora.api.deps import ModelsDep, SessionDep, SettingsDep
+from agora.api.deps import SessionDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries
 from agora.feed import service as feed_service
+from agora.serving.views import ModelsDep
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,12 @@ from fastapi.responses import HTMLResponse
 
 from agora.analytics.influence import service as influence
 from agora.analytics.sentiment.service import item_sentiment
-from agora.api.deps import ModelsDep, SessionDep
+from agora.api.deps import SessionDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries
 from agora.moderation import service as moderation
 from agora.serving import service as serving
+from agora.serving.views import ModelsDep
 from agora.web.console import auth, charts
 from agora.web.console.layout import NavEntry, panel, render, texts
 

@@ -16,12 +16,13 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from agora.api.deps import MarketCacheDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.db.engine import transaction
 from agora.market import service as market
-from agora.market.config import MarketConfig
+from agora.market.config import MarketConfig, market_config
 from agora.market.schemas import CampaignIn, CampaignPatch
+from agora.market.views import MarketCacheDep
 from agora.web.console import auth, charts
 from agora.web.console.layout import NavEntry, go_to, panel, render, texts, unprocessable
 
@@ -52,7 +53,7 @@ def campaigns(
     rows = None
     if console.can("admin"):
         now = datetime.now(UTC)
-        rows = panel(lambda: _campaign_rows(session, settings.market, now), "campaigns")
+        rows = panel(lambda: _campaign_rows(session, market_config(settings), now), "campaigns")
     return render(request, "market.html", {"campaigns": rows, "admin_only": rows is None})
 
 
@@ -83,7 +84,7 @@ def campaign_page(
     and the lift of conversions over the holdout with its own (the API's report)."""
     if not console.can("admin"):
         return render(request, "market.html", {"campaigns": None, "admin_only": True})
-    now, config, t = datetime.now(UTC), settings.market, texts(request)
+    now, config, t = datetime.now(UTC), market_config(settings), texts(request)
     try:
         row = market.get_campaign(session, campaign_id)
     except market.UnknownCampaign:

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from agora.api.deps import ModelsDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.config import Settings
 from agora.serving import training_runs as runs
 from agora.serving.service import ModelStore
+from agora.serving.views import ModelsDep
 from agora.web.console import auth, charts
 from agora.web.console.layout import NavEntry, panel, render, texts
 

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from agora.analytics.engagement.views import active
 from agora.analytics.trending.service import store_now
-from agora.api.deps import ModelsDep, SessionDep
+from agora.api.deps import SessionDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries
 from agora.feed.views import get_source_shares
 from agora.serving.service import ModelStore, ModelUnavailable
+from agora.serving.views import ModelsDep
 from agora.web.console import auth, charts
 from agora.web.console.layout import NavEntry, render, texts
 

@@ -12,13 +12,16 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from agora.analytics.segments import service as segments
-from agora.api.deps import FeedCacheDep, ModelsDep, SessionDep, SessionFactoryDep, SettingsDep
+from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.db import queries
 from agora.db.engine import transaction
 from agora.engagement import badge_awards, ledger, trust_levels
+from agora.engagement.config import engagement_config
 from agora.feed import service as feed
 from agora.feed.schemas import ControlsIn
+from agora.feed.views import FeedCacheDep
+from agora.serving.views import ModelsDep
 from agora.web.console import auth
 from agora.web.console.layout import NavEntry, panel, render, unprocessable
 
@@ -67,7 +70,7 @@ def user_page(
     record = queries.user_record(session, user_id)
     if record is None:
         return _not_found(request, user_id)
-    now, config = datetime.now(UTC), settings.engagement
+    now, config = datetime.now(UTC), engagement_config(settings)
     events = panel(lambda: queries.user_events(session, user_id, RECENT_EVENTS), "events") or []
     titles = queries.item_summaries(session, [e[0] for e in events])
     data: dict[str, Any] = {

@@ -1,4 +1,5 @@
-"""Top-K ranking metrics with RecBole's definitions, plus coverage and novelty.
+"""Top-K ranking metrics with RecBole's definitions, plus coverage and novelty (a kit: plain
+numpy, known to no layer, so models validate with the very metrics evaluation reports).
 
 All accuracy metrics start from a boolean ``hits`` matrix (users x K: is the item at rank r
 relevant?) and ``n_relevant`` (each user's number of test items). Users with no test item are
