@@ -23,6 +23,7 @@ import copy
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import schemathesis
 
@@ -147,7 +148,9 @@ def breaks_the_id_pattern(path_parameters: dict[str, Any] | None) -> bool:
     """Whether a path id breaks the documented id pattern (schemathesis's coverage phase builds
     some path values from the length bounds alone: the server's 422 is then right)."""
     return any(
-        isinstance(value, str) and not re.match(ID_PATTERN, value)
+        isinstance(value, str)
+        # the fuzzing phase may hold a value already percent-encoded (what the server decodes)
+        and not (re.match(ID_PATTERN, value) and re.match(ID_PATTERN, unquote(value)))
         for value in (path_parameters or {}).values()
     )
 
