@@ -874,6 +874,18 @@ def scale_20m_runs(files: dict[str, dict]) -> str:
     return scale_steps({"steps": steps})
 
 
+@renderer("bench/results/bulk_import.json", "runs")
+def bulk_import(data: dict) -> str:
+    """`bench/bulk_import.py`: each import in the order run, this checkout beside the baseline."""
+    rows = [
+        [run["tree"], run["round"], f(run["seconds"], 1), f(run["events_per_s"], 0)]
+        + [f(run["peak_rss_mb"], 0), f"{run['load_before']} / {run['load_after']}"]
+        for run in data["runs"]
+    ]
+    header = ["code", "round", "s", "events/s", "peak RSS MiB", "load before / after"]
+    return table(header, "lrrrrr", rows)
+
+
 @renderer("bench/results/scale_200k.json", "steps")
 def scale_200k(data: dict) -> str:
     return scale_steps(data)
