@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from agora.privacy import dp
 from agora.serving import service
-from agora.serving.views import ItemList, released_trending
+from agora.serving.schemas import ItemList
+from agora.serving.views import released_trending
 
 #: Lengths of the released trending lists: a request for ``n`` gets the shortest one that
 #: holds ``n + 20`` (items deleted since training are dropped from it), so asking for 10 or 15

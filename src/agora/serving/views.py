@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +28,14 @@ from agora.config import Settings
 from agora.db import queries
 from agora.models.registry import MODELS
 from agora.serving import service
+from agora.serving.schemas import (
+    ItemList,
+    ModelInfo,
+    Recommendations,
+    RecommendedItem,
+    Reloaded,
+    SimilarItems,
+)
 from agora.serving.service import Recommendation
 
 log = logging.getLogger(__name__)
@@ -57,61 +63,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class PastItem(BaseModel):
-    item_id: str
-    title: str | None = None
-    share: float = Field(description="Share of the score this past item carried (0..1).")
-
-
-class RecommendedItem(BaseModel):
-    item_id: str
-    score: float
-    model: str = Field(description="The model that produced this item (trending for fallbacks).")
-    title: str | None = None
-    author_id: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    created: datetime | None = None
-    because: list[PastItem] | None = Field(
-        None, description="With explain=true: past items that carried this item's score."
-    )
-    ties_engaged: list[str] | None = Field(
-        None, description="With explain=true: people the user follows or trusts who engaged."
-    )
-    reason: str | None = Field(None, description="With explain=true: one readable sentence.")
-
-
-class Recommendations(BaseModel):
-    user_id: str
-    model: str = Field(description="The model asked for; each item says which one produced it.")
-    items: list[RecommendedItem]
-
-
-class SimilarItems(BaseModel):
-    item_id: str
-    model: str
-    items: list[RecommendedItem]
-
-
-class ItemList(dp_marks.Marked):
-    model: str
-    items: list[RecommendedItem]
-
-
 #: How a non-admin key's trending list is made differentially private, wired in by the app
 #: (``app.state.private_trending``: :func:`agora.privacy.dp_trending.private_trending`, a domain
 #: above this layer): the released list, or None to answer the exact one; it sets
 #: ``X-Privacy`` either way.
 PrivateTrending = Callable[[Request, Response, Session, service.ModelStore, int], ItemList | None]
 PrivateTrendingDep = Annotated[PrivateTrending, Depends(from_state("private_trending"))]
-
-
-class ModelInfo(BaseModel):
-    version: str
-    meta: dict[str, Any]
-
-
-class Reloaded(BaseModel):
-    models: dict[str, str] = Field(description="Model name -> version now served.")
 
 
 def _items(recs: list[Recommendation]) -> list[RecommendedItem]:
