@@ -27,10 +27,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 MARKER = re.compile(
     r"^(?P<indent>[ ]*)(?P<open><!-- table: (?P<source>[^#\s]+)#(?P<name>[\w-]+) -->\n)"
-    r"(?P<body>.*?)"
+    r"(?P<body>(?:(?!<!-- table: ).)*?)"  # never past the next table's marker
     r"^(?P=indent)(?P<close><!-- /table -->)",
     re.DOTALL | re.MULTILINE,
 )
+
+#: An opening marker alone (one without its closing line is an error, not a table).
+OPENING = re.compile(r"^[ ]*<!-- table: [^#\s]+#[\w-]+ -->$", re.MULTILINE)
 
 Renderer = Callable[[Any], str]
 RENDERERS: dict[tuple[str, str], Renderer] = {}
@@ -970,13 +973,17 @@ def refreshed(text: str, root: Path = REPO) -> str:
 
 
 def stale(root: Path = REPO) -> list[str]:
-    """``path: source#name`` of every block that differs from what its JSON draws now."""
+    """``path: source#name`` of every block that differs from what its JSON draws now, and
+    ``path: unclosed marker`` for an opening marker without its ``<!-- /table -->``."""
     out = []
     for path in documents(root):
         text = path.read_text()
-        for match in MARKER.finditer(text):
+        matches = list(MARKER.finditer(text))
+        for match in matches:
             if match["body"] != drawn(match, root):
                 out.append(f"{path.relative_to(root)}: {match['source']}#{match['name']}")
+        if len(OPENING.findall(text)) != len(matches):
+            out.append(f"{path.relative_to(root)}: unclosed marker (each needs <!-- /table -->)")
     return out
 
 
@@ -990,6 +997,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale table: {line} (run `python docs/gen_tables.py`)")
         return 1 if bad else 0
     count = 0
+    if unclosed := [line for line in stale() if line.endswith("<!-- /table -->)")]:
+        print("\n".join(unclosed))
+        return 1
     for path in documents():
         text = path.read_text()
         new = refreshed(text)

@@ -41,3 +41,21 @@ def test_a_changed_figure_makes_its_table_stale_and_the_script_redraws_it(
     assert "| trending | 3,123 | 0.00 | 123.46 |" in redrawn
     page.write_text(redrawn)
     assert gen_tables.stale(tmp_path) == []
+
+
+def test_a_marker_without_its_closing_line_is_reported_and_takes_no_text(
+    gen_tables, tmp_path: Path
+) -> None:
+    """An opening marker whose ``<!-- /table -->`` is missing must not swallow the prose up to
+    the next table's closing line (which once deleted a page's sections)."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("# readme\n")
+    shutil.copytree(REPO / "bench" / "results", tmp_path / "bench" / "results")
+    page = tmp_path / "docs" / "page.md"
+    closed = (REPO / "docs" / "models.md").read_text()
+    text = "<!-- table: bench/results/latency.json#models -->\n<!-- end -->\n\nprose\n\n" + closed
+    page.write_text(text)
+    assert gen_tables.stale(tmp_path) == [
+        "docs/page.md: unclosed marker (each needs <!-- /table -->)"
+    ]
+    assert gen_tables.refreshed(text, tmp_path).startswith(text[: text.index("\nprose") + 7])
