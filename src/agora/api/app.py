@@ -25,9 +25,9 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -58,6 +58,8 @@ from agora.engagement.views import router as engagement_router
 from agora.experiments import service as experiments
 from agora.experiments.views import router as experiments_router
 from agora.feed import online
+from agora.feed.cache import FeedCache
+from agora.feed.refresher import RefresherThread
 from agora.feed.store import namespace
 from agora.feed.views import router as feed_router
 from agora.gorse.views import router as gorse_router
@@ -270,64 +272,116 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     check_settings(settings)
     wiring = wire(settings)
-    engine, models = wiring.engine, wiring.models
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            versions = await run_in_threadpool(models.reload)
-            log.info("models found: %s", versions or "none yet (run `agora train`)")
-        except Exception:  # a broken artefact must not keep the API down
-            log.exception("could not read the trained models; serving without them")
-        # requests are answered at once; the models' arrays load behind them (or on first use)
-        threading.Thread(target=_warm, args=(models,), name="agora-warm", daemon=True).start()
-        app.state.jobs.start()
-        wiring.impressions.start()
-        feed_cache = app.state.feed_cache
-        feed_cache.states.start()
-        holding = threading.Event()  # set: stop holding users (the app is stopping)
-        limit = min(settings.feed.hold_on_start, settings.feed.max_states)
-        if limit:
-            threading.Thread(
-                target=_hold_recent_users,
-                args=(wiring, limit, holding),
-                name="agora-feed-hold",
-                daemon=True,
-            ).start()
-        wiring.market.start()
-        # several shards: their `agora worker --shard` processes refresh, not the API
-        refresher = (
-            wiring.refresher_thread()
-            if settings.feed.refresh_in_serve and settings.feed.refresher_shards == 1
-            else None
-        )
-        if refresher is not None:
-            refresher.start()
-        try:
-            yield
-        finally:
-            if refresher is not None:
-                refresher.stop()
-            holding.set()
-            feed_cache.states.stop()
-            wiring.market.stop()
-            counting.stop()  # the writes answered so far are counted
-            app.state.jobs.stop()
-            wiring.impressions.stop()  # after the last request: nothing is added any more
-            engine.dispose()
-            metrics.worker_stopped(os.getpid())
-
+    engagement_lock = threading.Lock()
+    counting = engagement_after_writes(settings, wiring.sessions, engagement_lock)
     app = FastAPI(
         title="Agora",
         version=agora.__version__,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, wiring, counting),
         docs_url=None,  # served by agora.web.docs from vendored assets (offline)
         redoc_url=None,
     )
     app.router.route_class = OneHopRoute  # the routes the app itself adds (docs)
+    _fill_state(app, settings, wiring, engagement_lock, counting)
+    _install_layers(app, settings, wiring)
+    _include_routers(app)
+    return app
+
+
+class _Running(NamedTuple):
+    """What a running app's lifespan started and stops: the feed cache it started, the event
+    that ends the holding of recent users, the refresher thread (None when not in serve)."""
+
+    feed_cache: FeedCache
+    holding: threading.Event
+    refresher: RefresherThread | None
+
+
+def _lifespan(
+    settings: Settings, wiring: Wiring, counting: Coalesced
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's startup (models read, background threads started) and shutdown (stopped in
+    an order that writes what they hold, then the database engine disposed)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _read_models(wiring.models)
+        running = _start_background(app, settings, wiring)
+        try:
+            yield
+        finally:
+            _stop_background(app, wiring, counting, running)
+
+    return lifespan
+
+
+async def _read_models(models: ModelStore) -> None:
+    """Read the trained models at startup, then load their arrays in a thread of their own."""
+    try:
+        versions = await run_in_threadpool(models.reload)
+        log.info("models found: %s", versions or "none yet (run `agora train`)")
+    except Exception:  # a broken artefact must not keep the API down
+        log.exception("could not read the trained models; serving without them")
+    # requests are answered at once; the models' arrays load behind them (or on first use)
+    threading.Thread(target=_warm, args=(models,), name="agora-warm", daemon=True).start()
+
+
+def _start_background(app: FastAPI, settings: Settings, wiring: Wiring) -> _Running:
+    """Start the jobs, the impression buffer, the feed's held states (and the holding of the
+    recent users), the ad book and, with one shard, the feed's refresher."""
+    app.state.jobs.start()
+    wiring.impressions.start()
+    feed_cache = app.state.feed_cache
+    feed_cache.states.start()
+    holding = threading.Event()  # set: stop holding users (the app is stopping)
+    limit = min(settings.feed.hold_on_start, settings.feed.max_states)
+    if limit:
+        threading.Thread(
+            target=_hold_recent_users,
+            args=(wiring, limit, holding),
+            name="agora-feed-hold",
+            daemon=True,
+        ).start()
+    wiring.market.start()
+    # several shards: their `agora worker --shard` processes refresh, not the API
+    refresher = (
+        wiring.refresher_thread()
+        if settings.feed.refresh_in_serve and settings.feed.refresher_shards == 1
+        else None
+    )
+    if refresher is not None:
+        refresher.start()
+    return _Running(feed_cache, holding, refresher)
+
+
+def _stop_background(app: FastAPI, wiring: Wiring, counting: Coalesced, running: _Running) -> None:
+    """Stop what :func:`_start_background` started, the writes answered so far counted and the
+    impressions written after the last request, then dispose of the database engine."""
+    if running.refresher is not None:
+        running.refresher.stop()
+    running.holding.set()
+    running.feed_cache.states.stop()
+    wiring.market.stop()
+    counting.stop()  # the writes answered so far are counted
+    app.state.jobs.stop()
+    wiring.impressions.stop()  # after the last request: nothing is added any more
+    wiring.engine.dispose()
+    metrics.worker_stopped(os.getpid())
+
+
+def _fill_state(
+    app: FastAPI,
+    settings: Settings,
+    wiring: Wiring,
+    engagement_lock: threading.Lock,
+    counting: Coalesced,
+) -> None:
+    """``app.state``: what the routers reach (settings, sessions, models, caches...), the
+    background jobs and what follows event writes, edge writes and erasures."""
+    models = wiring.models
     app.state.settings = settings
-    app.state.engine = engine
+    app.state.engine = wiring.engine
     app.state.sessions = wiring.sessions
     app.state.database_check = DatabaseCheck(wiring.sessions)
     app.state.models = models
@@ -336,14 +390,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.market_cache = wiring.market
     app.state.ready_answers = wiring.ready_answers
     app.state.private_trending = private_trending  # privacy's, for serving's GET /items/trending
-    engagement_lock = threading.Lock()
     app.state.jobs = background_jobs(settings, app.state.sessions, engagement_lock, models)
-    counting = engagement_after_writes(settings, app.state.sessions, engagement_lock)
     app.state.after_event_writes = [counting.request, lambda: _feed_catch_up(app)]
     app.state.after_edge_writes = [lambda users: app.state.feed_cache.states.forget_ids(users)]
     # an erasure in this process drops what it holds at once; the feed's tail tells the others
     app.state.after_erasures = [lambda pk: _after_erasure(app, {pk})]
     app.state.feed_cache.states.erasure_listeners.append(lambda pks: _reload_models(models))
+
+
+def _install_layers(app: FastAPI, settings: Settings, wiring: Wiring) -> None:
+    """Query parsing, the error answers, the request context, the OpenAPI document's filled
+    marks and the rate limits, in the order each one needs."""
     query.install(app)  # before errors.install, which documents every error answer's body
     errors.install(app)
     # outside the body cap: ids, access log, a clean 500; admin actions audited once answered
@@ -356,6 +413,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi.fill_max_items(BATCH_LIMIT_MARK, settings.max_batch_events),
     )
     limits.install(app, rate_limiter(settings, wiring.sessions))  # after openapi: adds its 429
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every domain's routes, the health and metrics routes, the web console and the docs."""
     # serving first: its /items/trending and /items/latest must win over /items/{item_id}
     app.include_router(serving_router)
     app.include_router(feed_router)
@@ -375,4 +436,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_router)
     console.install(app)
     docs.install(app)
-    return app

@@ -10,6 +10,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,6 +34,7 @@ from agora.privacy.cli import app as users_app
 
 if TYPE_CHECKING:
     from agora.features.interactions import Interactions
+    from agora.models.training import TrainedModel
 
 app = typer.Typer(
     help="Agora: a self-hosted attention engine for community platforms.",
@@ -274,10 +276,6 @@ def train(
     spark_als: SparkAlsOption = "cg",
 ) -> None:
     """Fit the configured models on the store's events and save new versions."""
-    import time as clock
-
-    from agora.evaluation.training import AUTO, train_from_store
-
     settings = get_settings()
     names = [m.strip() for m in models.split(",")] if models else settings.models
     if engine not in ("python", "spark"):
@@ -287,26 +285,43 @@ def train(
             raise fail("--budget-minutes and --candidates go with --model auto, not --engine spark")
         _train_on_spark(settings, names, validate, spark_master, from_parquet, event_log, spark_als)
         return
+    _check_in_process_options(names, budget_minutes, candidates, from_parquet, event_log)
+    tried = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
+    results = _train_in_process(settings, names, validate, budget_minutes, tried)
+    _print_trained(results)
+
+
+def _check_in_process_options(
+    names: list[str],
+    budget_minutes: float | None,
+    candidates: str | None,
+    from_parquet: Path | None,
+    event_log: Path | None,
+) -> None:
+    """Refuse the Spark options, and the auto options without ``--model auto``, before any
+    work is done (exit code 2)."""
+    from agora.evaluation.training import AUTO
+
     if from_parquet is not None or event_log is not None:
         raise fail("--from-parquet and --event-log go with --engine spark")
     if (budget_minutes is not None or candidates) and AUTO not in names:
         error("--budget-minutes and --candidates go with --model auto")
         raise typer.Exit(2)
-    tried = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
+
+
+def _train_in_process(
+    settings: Settings,
+    names: list[str],
+    validate: bool,
+    budget_minutes: float | None,
+    tried: list[str] | None,
+) -> list[TrainedModel]:
+    """The models ``names`` fitted in this process on the store's events and saved, with a
+    progress line per model and, for auto, each stage of its selection printed."""
+    from agora.evaluation.training import train_from_store
+
     _, factory = _store(settings)
-    started = clock.monotonic()
-
-    def stage(what: str, name: str, left: float) -> None:
-        elapsed = clock.monotonic() - started
-        remaining = f", {left / 60:.1f} min of the budget left" if left != float("inf") else ""
-        console.print(f"auto [{elapsed / 60:.1f} min]: {what} {name}{remaining}")
-
-    def loaded(interactions: Interactions) -> None:
-        console.print(
-            f"training on {interactions.n_users:,} users x {interactions.n_items:,} items, "
-            f"{interactions.matrix.nnz:,} interactions"
-        )
-
+    print_stage = _auto_stage_printer()
     with _progress() as progress, factory() as session:
         task = progress.add_task("reading events from the store", total=len(names))
 
@@ -320,7 +335,7 @@ def train(
                 progress.advance(task)
 
         try:
-            results = train_from_store(
+            return train_from_store(
                 session,
                 names,
                 settings.model_dir,
@@ -328,15 +343,40 @@ def train(
                 params=settings.model_params,
                 validate=validate,
                 keep_versions=settings.keep_versions,
-                on_loaded=loaded,
+                on_loaded=_print_loaded,
                 on_step=step,
                 budget_seconds=budget_minutes * 60 if budget_minutes else None,
-                on_stage=stage,
+                on_stage=print_stage,
                 candidates=tried,
             )
         except ValueError as exc:
             error(str(exc))
             raise typer.Exit(2) from exc
+
+
+def _auto_stage_printer() -> Callable[[str, str, float], None]:
+    """A hook that prints each stage of an auto selection with the minutes since now and the
+    minutes of the budget left (when there is a budget)."""
+    started = time.monotonic()
+
+    def stage(what: str, name: str, left: float) -> None:
+        elapsed = time.monotonic() - started
+        remaining = f", {left / 60:.1f} min of the budget left" if left != float("inf") else ""
+        console.print(f"auto [{elapsed / 60:.1f} min]: {what} {name}{remaining}")
+
+    return stage
+
+
+def _print_loaded(interactions: Interactions) -> None:
+    """Say what the models are trained on, once the events are read."""
+    console.print(
+        f"training on {interactions.n_users:,} users x {interactions.n_items:,} items, "
+        f"{interactions.matrix.nnz:,} interactions"
+    )
+
+
+def _print_trained(results: list[TrainedModel]) -> None:
+    """The saved models' table, then each auto selection's candidates and its time spent."""
     console.print(_trained_table(results))
     for r in results:
         if "selection" in r.metrics:

@@ -311,6 +311,102 @@ def _views(name: str, title: str, level: str, views: int) -> BadgeRule:
     )
 
 
+#: The Stack Exchange badges these rules can express on an imported dump (rules are frozen,
+#: so one table serves every caller).
+STACKEXCHANGE_BADGES: tuple[BadgeRule, ...] = (
+    _score("nice_question", "Nice Question", "bronze", "question", 10),
+    _score("good_question", "Good Question", "silver", "question", 25),
+    _score("great_question", "Great Question", "gold", "question", 100),
+    _score("nice_answer", "Nice Answer", "bronze", "answer", 10),
+    _score("good_answer", "Good Answer", "silver", "answer", 25),
+    _score("great_answer", "Great Answer", "gold", "answer", 100),
+    _views("popular_question", "Popular Question", "bronze", 1000),
+    _views("notable_question", "Notable Question", "silver", 2500),
+    _views("famous_question", "Famous Question", "gold", 10000),
+    BadgeRule(
+        name="student",
+        title="Student",
+        kind="post_attribute",
+        post_type="question",
+        conditions=(Condition(attribute="score", value=1),),
+        description="First question with a score of 1 or more.",
+    ),
+    BadgeRule(
+        name="teacher",
+        title="Teacher",
+        kind="post_attribute",
+        post_type="answer",
+        conditions=(Condition(attribute="score", value=1),),
+        description="An answer with a score of 1 or more.",
+    ),
+    BadgeRule(
+        name="enlightened",
+        title="Enlightened",
+        level="silver",
+        kind="post_attribute",
+        post_type="answer",
+        conditions=(
+            Condition(attribute="accepted", op="eq", value=True),
+            Condition(attribute="score", value=10),
+        ),
+        description="An accepted answer with a score of 10 or more.",
+    ),
+    BadgeRule(
+        name="guru",
+        title="Guru",
+        level="silver",
+        kind="post_attribute",
+        post_type="answer",
+        conditions=(
+            Condition(attribute="accepted", op="eq", value=True),
+            Condition(attribute="score", value=40),
+        ),
+        per_post=True,
+        description="An accepted answer with a score of 40 or more.",
+    ),
+    BadgeRule(
+        name="tumbleweed",
+        title="Tumbleweed",
+        kind="post_attribute",
+        post_type="question",
+        conditions=(
+            Condition(attribute="score", op="eq", value=0),
+            Condition(attribute="answer_count", op="eq", value=0),
+            Condition(attribute="comment_count", op="eq", value=0),
+            Condition(attribute="view_count", op="le", value=50),
+        ),
+        description="A question with no score, answers or comments and few views.",
+    ),
+    BadgeRule(
+        name="scholar",
+        title="Scholar",
+        kind="count",
+        event="accept",
+        noun="answers accepted",
+        description="Asked a question and accepted an answer.",
+    ),
+    BadgeRule(name="commentator", title="Commentator", kind="count", event="comment", threshold=10),
+    BadgeRule(
+        name="favorite_question",
+        title="Favorite Question",
+        level="silver",
+        kind="post_events",
+        event="bookmark",
+        threshold=25,
+    ),
+    BadgeRule(
+        name="stellar_question",
+        title="Stellar Question",
+        level="gold",
+        kind="post_events",
+        event="bookmark",
+        threshold=100,
+    ),
+    BadgeRule(name="enthusiast", title="Enthusiast", level="silver", kind="streak", threshold=30),
+    BadgeRule(name="fanatic", title="Fanatic", level="gold", kind="streak", threshold=100),
+)
+
+
 def stackexchange_badges() -> list[BadgeRule]:
     """The Stack Exchange badges these rules can express on an imported dump.
 
@@ -319,102 +415,7 @@ def stackexchange_badges() -> list[BadgeRule]:
     on the final score; Scholar and Commentator count events; Favorite/Stellar Question count
     bookmark events; Enthusiast/Fanatic stand in streaks of days with any event for the dump's
     missing visit days."""
-    return [
-        _score("nice_question", "Nice Question", "bronze", "question", 10),
-        _score("good_question", "Good Question", "silver", "question", 25),
-        _score("great_question", "Great Question", "gold", "question", 100),
-        _score("nice_answer", "Nice Answer", "bronze", "answer", 10),
-        _score("good_answer", "Good Answer", "silver", "answer", 25),
-        _score("great_answer", "Great Answer", "gold", "answer", 100),
-        _views("popular_question", "Popular Question", "bronze", 1000),
-        _views("notable_question", "Notable Question", "silver", 2500),
-        _views("famous_question", "Famous Question", "gold", 10000),
-        BadgeRule(
-            name="student",
-            title="Student",
-            kind="post_attribute",
-            post_type="question",
-            conditions=(Condition(attribute="score", value=1),),
-            description="First question with a score of 1 or more.",
-        ),
-        BadgeRule(
-            name="teacher",
-            title="Teacher",
-            kind="post_attribute",
-            post_type="answer",
-            conditions=(Condition(attribute="score", value=1),),
-            description="An answer with a score of 1 or more.",
-        ),
-        BadgeRule(
-            name="enlightened",
-            title="Enlightened",
-            level="silver",
-            kind="post_attribute",
-            post_type="answer",
-            conditions=(
-                Condition(attribute="accepted", op="eq", value=True),
-                Condition(attribute="score", value=10),
-            ),
-            description="An accepted answer with a score of 10 or more.",
-        ),
-        BadgeRule(
-            name="guru",
-            title="Guru",
-            level="silver",
-            kind="post_attribute",
-            post_type="answer",
-            conditions=(
-                Condition(attribute="accepted", op="eq", value=True),
-                Condition(attribute="score", value=40),
-            ),
-            per_post=True,
-            description="An accepted answer with a score of 40 or more.",
-        ),
-        BadgeRule(
-            name="tumbleweed",
-            title="Tumbleweed",
-            kind="post_attribute",
-            post_type="question",
-            conditions=(
-                Condition(attribute="score", op="eq", value=0),
-                Condition(attribute="answer_count", op="eq", value=0),
-                Condition(attribute="comment_count", op="eq", value=0),
-                Condition(attribute="view_count", op="le", value=50),
-            ),
-            description="A question with no score, answers or comments and few views.",
-        ),
-        BadgeRule(
-            name="scholar",
-            title="Scholar",
-            kind="count",
-            event="accept",
-            noun="answers accepted",
-            description="Asked a question and accepted an answer.",
-        ),
-        BadgeRule(
-            name="commentator", title="Commentator", kind="count", event="comment", threshold=10
-        ),
-        BadgeRule(
-            name="favorite_question",
-            title="Favorite Question",
-            level="silver",
-            kind="post_events",
-            event="bookmark",
-            threshold=25,
-        ),
-        BadgeRule(
-            name="stellar_question",
-            title="Stellar Question",
-            level="gold",
-            kind="post_events",
-            event="bookmark",
-            threshold=100,
-        ),
-        BadgeRule(
-            name="enthusiast", title="Enthusiast", level="silver", kind="streak", threshold=30
-        ),
-        BadgeRule(name="fanatic", title="Fanatic", level="gold", kind="streak", threshold=100),
-    ]
+    return list(STACKEXCHANGE_BADGES)
 
 
 def engagement_config(settings: Settings) -> EngagementConfig:

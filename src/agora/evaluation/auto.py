@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from agora.evaluation.splits import Split
@@ -163,8 +164,49 @@ def select_model(
     docstring). ``fitted_out`` receives every fitted candidate and blend by name (a benchmark
     scores each on test).
     """
-    from agora.evaluation.protocol import validation_score
+    names = _candidate_names(split, side, candidates, budget_seconds)
+    run = _Selection(split, side, k, progress, budget_seconds, on_stage)
+    if GRAPH_CANDIDATE in names and SOCIAL_CANDIDATE in names:  # social's weight 0 is lightgcn
+        names.remove(GRAPH_CANDIDATE)
+        run.rows.append({"name": GRAPH_CANDIDATE, "skipped": SAME_AS_SOCIAL})
+    costs: dict[str, tuple[EpochCost, int]] = {}
+    if budget_seconds is not None:  # probe the epoch-trained families, then the cheapest first
+        costs = _probe_epoch_costs(run, names)
+        names = [n for n in names if n not in costs] + sorted(
+            costs, key=lambda n: costs[n][0].seconds(costs[n][1])
+        )
+    fitted = _fit_candidates(run, names, costs)
+    ranked = sorted((r for r in run.rows if "skipped" not in r), key=lambda r: -r["valid_ndcg"])
+    if not ranked:
+        raise ValueError(
+            "no candidate model could be fitted: " + "; ".join(r["skipped"] for r in run.rows)
+        )
+    blends = _fit_blends(run, ranked, fitted, blend_sizes, hybrid_params)
+    if fitted_out is not None:
+        fitted_out.update({name: pair[0] for name, pair in {**fitted, **blends}.items()})
+    best = max((r for r in run.rows if "skipped" not in r), key=lambda r: r["valid_ndcg"])
+    model, seconds = {**fitted, **blends}[best["name"]]
+    selection: dict[str, Any] = {
+        "metric": f"valid ndcg@{k} (blends: two-fold estimate)",
+        "candidates": run.rows,
+        "chosen": best["name"],
+    }
+    if budget_seconds is not None:
+        selection |= {
+            "budget_seconds": budget_seconds,
+            "spent_seconds": round(time.perf_counter() - run.started, 1),
+        }
+    return model, seconds, selection
 
+
+def _candidate_names(
+    split: Split,
+    side: SideData | None,
+    candidates: Sequence[str] | None,
+    budget_seconds: float | None,
+) -> list[str]:
+    """The models to try: ``candidates`` when given, else every family under a budget
+    (:func:`budget_candidates`), else :func:`default_candidates`; at least one."""
     if candidates:
         names = list(candidates)
     elif budget_seconds is not None:
@@ -173,96 +215,161 @@ def select_model(
         names = default_candidates(split, side)
     if not names:
         raise ValueError("auto needs at least one candidate model")
-    started = time.perf_counter()
+    return names
 
-    def left() -> float:
-        if budget_seconds is None:
+
+@dataclass
+class _Selection:
+    """One selection's inputs, its clock (the budget's seconds left, infinite without one), the
+    stage hook told of each step, and its rows so far (one per candidate and blend)."""
+
+    split: Split
+    side: SideData | None
+    k: int
+    progress: bool
+    budget_seconds: float | None
+    on_stage: StageHook | None
+    started: float = field(default_factory=time.perf_counter)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def left(self) -> float:
+        """Seconds left of the budget (infinite without one)."""
+        if self.budget_seconds is None:
             return float("inf")
-        return budget_seconds - (time.perf_counter() - started)
+        return self.budget_seconds - (time.perf_counter() - self.started)
 
-    def stage(what: str, name: str) -> None:
-        if on_stage is not None:
-            on_stage(what, name, left())
+    def stage(self, what: str, name: str) -> None:
+        """Tell ``on_stage`` that ``what`` starts for ``name``, with the seconds left."""
+        if self.on_stage is not None:
+            self.on_stage(what, name, self.left())
 
-    metric = f"ndcg@{k}"
-    rows: list[dict[str, Any]] = []
-    if GRAPH_CANDIDATE in names and SOCIAL_CANDIDATE in names:  # social's weight 0 is lightgcn
-        names.remove(GRAPH_CANDIDATE)
-        rows.append({"name": GRAPH_CANDIDATE, "skipped": SAME_AS_SOCIAL})
-    fitted: dict[str, tuple[Recommender, float]] = {}
+
+def _probe_epoch_costs(run: _Selection, names: list[str]) -> dict[str, tuple[EpochCost, int]]:
+    """(measured cost, target epochs) of each family in ``names`` that trains in epochs, so the
+    budget can be shared by what they cost on this split."""
     costs: dict[str, tuple[EpochCost, int]] = {}
-    if budget_seconds is not None:  # probe the epoch-trained families, then the cheapest first
-        for name in [n for n in names if trains_in_epochs(n)]:
-            stage("probing the cost of", name)
-            model = create_model(name)
-            cost = model.epoch_cost(split.train, side, split.valid, PROBE_SECONDS)
-            costs[name] = (cost, model.target_epochs)
-            stage(
-                f"probed: setup {cost.setup_seconds:.1f} s, an epoch {cost.epoch_seconds:.1f} s, "
-                f"a valid score {cost.valid_seconds:.1f} s, {cost.trainings} training(s) of",
-                name,
-            )
-        names = [n for n in names if n not in costs] + sorted(
-            costs, key=lambda n: costs[n][0].seconds(costs[n][1])
+    for name in [n for n in names if trains_in_epochs(n)]:
+        run.stage("probing the cost of", name)
+        model = create_model(name)
+        cost = model.epoch_cost(run.split.train, run.side, run.split.valid, PROBE_SECONDS)
+        costs[name] = (cost, model.target_epochs)
+        run.stage(
+            f"probed: setup {cost.setup_seconds:.1f} s, an epoch {cost.epoch_seconds:.1f} s, "
+            f"a valid score {cost.valid_seconds:.1f} s, {cost.trainings} training(s) of",
+            name,
         )
+    return costs
+
+
+def _fit_candidates(
+    run: _Selection, names: list[str], costs: dict[str, tuple[EpochCost, int]]
+) -> dict[str, tuple[Recommender, float]]:
+    """(model, fit seconds) of each candidate fitted and scored on valid, in turn; under a
+    budget one whose time is gone is skipped (never the first: auto gives a model) and an
+    epoch-trained one gets its share as ``max_seconds``. Each adds its row to ``run``."""
+    fitted: dict[str, tuple[Recommender, float]] = {}
     for name in names:
         params: dict[str, Any] = {}
-        if budget_seconds is not None:
-            waiting = {n: costs[n] for n in names[names.index(name) :] if n in costs}
-            shares, short = epoch_shares(waiting, left() - FINISH_SHARE * budget_seconds)
-            reserved = sum(waiting[n][0].seconds(MIN_EPOCHS) for n in shares)
-            probe = {"probe": _probe_row(costs[name][0])} if name in costs else {}
-            reason = short.get(name)
-            if reason is None and left() < MIN_SHARE_SECONDS:
-                reason = f"over budget ({max(left(), 0):.0f} s left)"
-            elif reason is None and name not in costs and left() - reserved < MIN_SHARE_SECONDS:
-                reason = (
-                    f"over budget ({max(left(), 0):.0f} s left, {reserved:.0f} s of it kept for "
-                    f"{MIN_EPOCHS} epochs of {', '.join(shares)})"
-                )
+        if run.budget_seconds is not None:
+            shares, reason = _budget_turn(run, run.budget_seconds, name, names, costs)
             if reason is not None and fitted:  # the first always runs: auto gives a model
-                rows.append({"name": name, "skipped": reason, **probe})
-                stage(f"skipped ({reason}):", name)
+                probe = {"probe": _probe_row(costs[name][0])} if name in costs else {}
+                run.rows.append({"name": name, "skipped": reason, **probe})
+                run.stage(f"skipped ({reason}):", name)
                 continue
             if name in costs:
-                share = max(shares.get(name, left() - FINISH_SHARE * budget_seconds), 1.0)
-                params["max_seconds"] = share
-                epochs = costs[name][0].epochs(share)
-                stage(f"planned {share:.0f} s, about {epochs:.0f} epochs by its probe, for", name)
-        stage("fitting", name)
-        model = create_model(name, **params)
-        if name in costs:
-            model.on_epoch = lambda label, epoch, ndcg: stage(
-                f"valid ndcg@10 {ndcg:.4f} at epoch {epoch} of", label
-            )
-        t0 = time.perf_counter()
-        try:
-            model.fit(split.train, side, valid=split.valid)
-        except CatalogueTooLarge as exc:
-            rows.append({"name": name, "skipped": str(exc)})
-            stage(f"skipped ({exc}):", name)
-            continue
-        seconds = time.perf_counter() - t0
-        stage("scoring on valid", name)
-        scores = validation_score(model, split, k, progress=progress)
-        fitted[name] = (model, seconds)
-        rows.append(
-            {
-                "name": name,
-                "params": model.get_params(),
-                "valid_ndcg": round(scores[metric], 6),
-                "valid_recall": round(scores[f"recall@{k}"], 6),
-                "fit_seconds": round(seconds, 3),
-                **({"learned": model.describe()} if hasattr(model, "describe") else {}),
-                **({"probe": _probe_row(costs[name][0])} if name in costs else {}),
-                **({"share_seconds": round(params["max_seconds"], 1)} if params else {}),
-            }
+                params["max_seconds"] = _planned_share(
+                    run, run.budget_seconds, name, shares, costs[name][0]
+                )
+        pair = _fit_and_score(run, name, params, costs)
+        if pair is not None:
+            fitted[name] = pair
+    return fitted
+
+
+def _budget_turn(
+    run: _Selection,
+    budget_seconds: float,
+    name: str,
+    names: list[str],
+    costs: dict[str, tuple[EpochCost, int]],
+) -> tuple[dict[str, float], str | None]:
+    """(shares of the epoch-trained families still waiting, why ``name`` is skipped or None)
+    when its turn comes under the budget: the waiting families share what is left less
+    :data:`FINISH_SHARE`; a one-pass model must leave them their :data:`MIN_EPOCHS` epochs."""
+    waiting = {n: costs[n] for n in names[names.index(name) :] if n in costs}
+    shares, short = epoch_shares(waiting, run.left() - FINISH_SHARE * budget_seconds)
+    reserved = sum(waiting[n][0].seconds(MIN_EPOCHS) for n in shares)
+    reason = short.get(name)
+    if reason is None and run.left() < MIN_SHARE_SECONDS:
+        reason = f"over budget ({max(run.left(), 0):.0f} s left)"
+    elif reason is None and name not in costs and run.left() - reserved < MIN_SHARE_SECONDS:
+        reason = (
+            f"over budget ({max(run.left(), 0):.0f} s left, {reserved:.0f} s of it kept for "
+            f"{MIN_EPOCHS} epochs of {', '.join(shares)})"
         )
-    ranked = sorted((r for r in rows if "skipped" not in r), key=lambda r: -r["valid_ndcg"])
-    if not ranked:
-        raise ValueError(
-            "no candidate model could be fitted: " + "; ".join(r["skipped"] for r in rows)
+    return shares, reason
+
+
+def _planned_share(
+    run: _Selection, budget_seconds: float, name: str, shares: dict[str, float], cost: EpochCost
+) -> float:
+    """Seconds an epoch-trained family may train (its ``max_seconds``): its share, or all that
+    is left less :data:`FINISH_SHARE` when it has none (it runs first), at least one."""
+    share = max(shares.get(name, run.left() - FINISH_SHARE * budget_seconds), 1.0)
+    epochs = cost.epochs(share)
+    run.stage(f"planned {share:.0f} s, about {epochs:.0f} epochs by its probe, for", name)
+    return share
+
+
+def _fit_and_score(
+    run: _Selection, name: str, params: dict[str, Any], costs: dict[str, tuple[EpochCost, int]]
+) -> tuple[Recommender, float] | None:
+    """(model, fit seconds) of candidate ``name`` fitted on train and scored on valid, its row
+    added to ``run``; None (a skipped row) when its catalogue is too large for it."""
+    from agora.evaluation.protocol import validation_score
+
+    run.stage("fitting", name)
+    model = create_model(name, **params)
+    if name in costs:
+        model.on_epoch = lambda label, epoch, ndcg: run.stage(
+            f"valid ndcg@10 {ndcg:.4f} at epoch {epoch} of", label
         )
+    t0 = time.perf_counter()
+    try:
+        model.fit(run.split.train, run.side, valid=run.split.valid)
+    except CatalogueTooLarge as exc:
+        run.rows.append({"name": name, "skipped": str(exc)})
+        run.stage(f"skipped ({exc}):", name)
+        return None
+    seconds = time.perf_counter() - t0
+    run.stage("scoring on valid", name)
+    scores = validation_score(model, run.split, run.k, progress=run.progress)
+    run.rows.append(
+        {
+            "name": name,
+            "params": model.get_params(),
+            "valid_ndcg": round(scores[f"ndcg@{run.k}"], 6),
+            "valid_recall": round(scores[f"recall@{run.k}"], 6),
+            "fit_seconds": round(seconds, 3),
+            **({"learned": model.describe()} if hasattr(model, "describe") else {}),
+            **({"probe": _probe_row(costs[name][0])} if name in costs else {}),
+            **({"share_seconds": round(params["max_seconds"], 1)} if params else {}),
+        }
+    )
+    return model, seconds
+
+
+def _fit_blends(
+    run: _Selection,
+    ranked: list[dict[str, Any]],
+    fitted: dict[str, tuple[Recommender, float]],
+    blend_sizes: Sequence[int],
+    hybrid_params: dict[str, Any] | None,
+) -> dict[str, tuple[Recommender, float]]:
+    """(hybrid, seconds with its members' fits) of the blend of the best two, three, ...
+    candidates (``ranked`` by valid NDCG), each scored by its two-fold valid estimate; under a
+    budget a blend that would not end in time (:func:`_next_blend_seconds`) is skipped."""
     blends: dict[str, tuple[Recommender, float]] = {}
     took: list[tuple[int, float]] = []  # (members, seconds) of the blends so far
     for size in blend_sizes:
@@ -270,18 +377,22 @@ def select_model(
             continue
         keys = [r["name"] for r in ranked[:size]]
         label = "hybrid(" + "+".join(keys) + ")"
-        if budget_seconds is not None and took and left() < _next_blend_seconds(took, size):
-            rows.append({"name": label, "skipped": f"over budget ({max(left(), 0):.0f} s left)"})
+        if run.budget_seconds is not None and took and run.left() < _next_blend_seconds(took, size):
+            run.rows.append(
+                {"name": label, "skipped": f"over budget ({max(run.left(), 0):.0f} s left)"}
+            )
             continue
-        stage("blending", label)
-        hybrid = HybridModel(members={n: {} for n in keys}, k=k, **(hybrid_params or {}))
+        run.stage("blending", label)
+        hybrid = HybridModel(members={n: {} for n in keys}, k=run.k, **(hybrid_params or {}))
         t0 = time.perf_counter()
         members = [fitted[n][0] for n in keys]
-        hybrid.fit_weights(members, split.train.matrix, split.valid, split.train.last_seen)
+        hybrid.fit_weights(
+            members, run.split.train.matrix, run.split.valid, run.split.train.last_seen
+        )
         took.append((size, time.perf_counter() - t0))
         seconds = time.perf_counter() - t0 + sum(fitted[n][1] for n in keys)
         blends[label] = (hybrid, seconds)
-        rows.append(
+        run.rows.append(
             {
                 "name": label,
                 "params": hybrid.get_params(),
@@ -291,21 +402,7 @@ def select_model(
                 "weights": hybrid.describe()["buckets"],
             }
         )
-    if fitted_out is not None:
-        fitted_out.update({name: pair[0] for name, pair in {**fitted, **blends}.items()})
-    best = max((r for r in rows if "skipped" not in r), key=lambda r: r["valid_ndcg"])
-    model, seconds = {**fitted, **blends}[best["name"]]
-    selection: dict[str, Any] = {
-        "metric": f"valid {metric} (blends: two-fold estimate)",
-        "candidates": rows,
-        "chosen": best["name"],
-    }
-    if budget_seconds is not None:
-        selection |= {
-            "budget_seconds": budget_seconds,
-            "spent_seconds": round(time.perf_counter() - started, 1),
-        }
-    return model, seconds, selection
+    return blends
 
 
 def _probe_row(cost: EpochCost) -> dict[str, float]:

@@ -242,16 +242,7 @@ def evaluate(
     (:mod:`agora.models.spark_training`; als, itemknn, trending, no tuning or auto; ALS by
     the ``spark_als`` solver of :func:`~agora.models.spark_training.fit_als`); it is
     scored exactly as the others. Returns the metrics dict written to metrics.json."""
-    if engine not in ("python", "spark"):
-        raise ValueError(f"unknown engine {engine!r} (known: python, spark)")
-    if engine == "spark":
-        from agora.models.spark_training import NotOnSpark, check_spark_models
-        from agora.spark.session import check_spark
-
-        if tune_params or model_name == "auto":
-            raise NotOnSpark("--engine spark fits one named model: no --tune, no auto")
-        check_spark_models([model_name])
-        check_spark()
+    _check_engine(engine, model_name, tune_params)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = load_split(split_dir)
@@ -270,21 +261,83 @@ def evaluate(
             split, candidates, k, side, progress, budget_seconds=budget_seconds, on_stage=on_stage
         )
     elif engine == "spark":
-        from agora.models.spark_training import fit_interactions_on_spark
-        from agora.spark.session import spark_session
-
-        with spark_session(spark_master, "agora-eval") as spark:
-            t0 = time.perf_counter()
-            model = fit_interactions_on_spark(
-                spark, model_name, split.train, params, als_solver=spark_als
-            )
-            fit_seconds = time.perf_counter() - t0
+        model, fit_seconds = _fit_on_spark(split, model_name, params, spark_master, spark_als)
     else:
-        model = create_model(model_name, **params)
-        t0 = time.perf_counter()
-        model.fit(split.train, side, valid=split.valid)
-        fit_seconds = time.perf_counter() - t0
+        model, fit_seconds = _fit_on_train(split, side, model_name, params)
+    rec_path = out / "recommendations.tsv"
+    eval_seconds = _write_test_recommendations(
+        rec_path, model, model_name, split, k, batch_size, progress
+    )
+    result: dict[str, Any] = dict(metrics_from_files(rec_path, split, k))
+    result.update(_run_record(model, model_name, engine, split_dir, k, fit_seconds, eval_seconds))
+    if tuning is not None:
+        result["tuning"] = tuning
+    if selection is not None:
+        result["selection"] = selection
+    if hasattr(model, "describe"):
+        result["learned"] = model.describe()
+    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
+    if report:
+        from agora.evaluation.report import write_report
 
+        hits, n_rel, _ = hits_from_files(rec_path, split, k)
+        write_report(out, result, M.ndcg_recall_curve(hits, n_rel))
+    return result
+
+
+def _check_engine(engine: str, model_name: str, tune_params: bool) -> None:
+    """Refuse an unknown engine and, on Spark, a run it cannot do (tuning, auto, a model it
+    does not fit) or a missing Spark, before any work is done."""
+    if engine not in ("python", "spark"):
+        raise ValueError(f"unknown engine {engine!r} (known: python, spark)")
+    if engine == "spark":
+        from agora.models.spark_training import NotOnSpark, check_spark_models
+        from agora.spark.session import check_spark
+
+        if tune_params or model_name == "auto":
+            raise NotOnSpark("--engine spark fits one named model: no --tune, no auto")
+        check_spark_models([model_name])
+        check_spark()
+
+
+def _fit_on_spark(
+    split: Split, model_name: str, params: dict[str, Any], spark_master: str, spark_als: str
+) -> tuple[Recommender, float]:
+    """(model, fit seconds) of ``model_name`` fitted on the split's train with Spark."""
+    from agora.models.spark_training import fit_interactions_on_spark
+    from agora.spark.session import spark_session
+
+    with spark_session(spark_master, "agora-eval") as spark:
+        t0 = time.perf_counter()
+        model = fit_interactions_on_spark(
+            spark, model_name, split.train, params, als_solver=spark_als
+        )
+        fit_seconds = time.perf_counter() - t0
+    return model, fit_seconds
+
+
+def _fit_on_train(
+    split: Split, side: SideData | None, model_name: str, params: dict[str, Any]
+) -> tuple[Recommender, float]:
+    """(model, fit seconds) of ``model_name`` fitted on the split's train (valid for early
+    stopping)."""
+    model = create_model(model_name, **params)
+    t0 = time.perf_counter()
+    model.fit(split.train, side, valid=split.valid)
+    return model, time.perf_counter() - t0
+
+
+def _write_test_recommendations(
+    rec_path: Path,
+    model: Recommender,
+    model_name: str,
+    split: Split,
+    k: int,
+    batch_size: int | None,
+    progress: bool,
+) -> float:
+    """Seconds taken to rank all items for every test user (history and valid items masked),
+    whose top ``k`` are written to ``rec_path`` to be scored from the file."""
     history, times = eval_history(split, model.sequential)
     users = split.users_with(split.test)
     t0 = time.perf_counter()
@@ -300,32 +353,28 @@ def evaluate(
         times=times,
     )
     eval_seconds = time.perf_counter() - t0
-    rec_path = out / "recommendations.tsv"
     write_recommendations(rec_path, split.user_ids, split.item_ids, users, recs)
+    return eval_seconds
 
-    result: dict[str, Any] = dict(metrics_from_files(rec_path, split, k))
-    result.update(
-        {
-            "k": k,
-            "fit_seconds": round(fit_seconds, 3),
-            "eval_seconds": round(eval_seconds, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "model": model_name,
-            "engine": engine,
-            "params": model.get_params(),
-            "split": str(split_dir),
-        }
-    )
-    if tuning is not None:
-        result["tuning"] = tuning
-    if selection is not None:
-        result["selection"] = selection
-    if hasattr(model, "describe"):
-        result["learned"] = model.describe()
-    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=str))
-    if report:
-        from agora.evaluation.report import write_report
 
-        hits, n_rel, _ = hits_from_files(rec_path, split, k)
-        write_report(out, result, M.ndcg_recall_curve(hits, n_rel))
-    return result
+def _run_record(
+    model: Recommender,
+    model_name: str,
+    engine: str,
+    split_dir: str | Path,
+    k: int,
+    fit_seconds: float,
+    eval_seconds: float,
+) -> dict[str, Any]:
+    """What was run, written beside the metrics: k, timings, peak memory, model, engine,
+    fitted params and the split."""
+    return {
+        "k": k,
+        "fit_seconds": round(fit_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "model": model_name,
+        "engine": engine,
+        "params": model.get_params(),
+        "split": str(split_dir),
+    }

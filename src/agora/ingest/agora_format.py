@@ -423,51 +423,24 @@ def _split_list(text: str) -> list[str]:
 def _scan_csv(
     path: Path, checker: _Checker, kind: str | None, delimiter: str
 ) -> Iterator[tuple[str, BaseModel]]:
+    """(kind, record) of each valid row of a CSV file of one kind (``kind``, or its ``kind``
+    column); problems go to the checker's collector, and a problem with the file itself
+    (encoding, header, columns, malformed CSV) ends the reading."""
     problems = checker.problems
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
-    # First pass over the bytes: encoding and emptiness, so csv parsing sees clean text.
-    non_blank = 0
-    for _number, text, _ended in _lines(path, problems):
-        if text.strip():
-            non_blank += 1
-    if problems:
+    if not _csv_text_ok(path, problems):
         return
-    if non_blank == 0:
-        problems.add(1, "file is empty (a CSV file needs a header row and data rows)")
-        return
-
     with path.open("r", encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter, strict=True)
-        try:
-            header = next(reader)
-        except csv.Error as exc:
-            problems.add(1, f"malformed CSV header: {exc}")
-            return
-        header = [h.strip() for h in header]
-        if not _header_ok(header, kind, problems):
+        header = _csv_header(reader, kind, problems)
+        if header is None:
             return
         has_kind_col = "kind" in header
-        checked_kinds: set[str] = set()
-        if kind is not None:
-            _check_columns(header, kind, problems)
-            checked_kinds.add(kind)
-            if problems:
-                return
+        checked_kinds: set[str] = {kind} if kind is not None else set()
         file_kind = kind
-        start = reader.line_num + 1
         rows = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                problems.add(start, f"malformed CSV: {exc}")
-                return
-            number, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
+        for number, row in _csv_rows(reader, problems):
             rows += 1
             if len(row) != len(header):
                 problems.add(
@@ -477,24 +450,10 @@ def _scan_csv(
             cells = dict(zip(header, row, strict=True))
             row_kind = file_kind
             if has_kind_col:
-                given = cells.pop("kind").strip() or (file_kind or "")
-                if given not in KINDS:
-                    problems.add(
-                        number,
-                        f"unknown kind {given!r} (expected one of: {', '.join(KINDS)})",
-                        field="kind",
-                    )
+                row_kind = _csv_row_kind(cells.pop("kind"), file_kind, number, problems)
+                if row_kind is None:
                     continue
-                if file_kind is None:
-                    file_kind = given
-                elif given != file_kind:
-                    problems.add(
-                        number,
-                        f"kind {given!r} differs from {file_kind!r}: a CSV file holds one kind",
-                        field="kind",
-                    )
-                    continue
-                row_kind = given
+                file_kind = row_kind
             assert row_kind is not None
             if row_kind not in checked_kinds:
                 checked_kinds.add(row_kind)
@@ -506,6 +465,79 @@ def _scan_csv(
                 yield row_kind, model
         if rows == 0 and not problems:
             problems.add(2, "no data rows after the header")
+
+
+def _csv_text_ok(path: Path, problems: ProblemCollector) -> bool:
+    """Whether the file is UTF-8 with a non-blank line (else reported): checked on the bytes
+    first, so that the CSV reader sees clean text."""
+    non_blank = 0
+    for _number, text, _ended in _lines(path, problems):
+        if text.strip():
+            non_blank += 1
+    if problems:
+        return False
+    if non_blank == 0:
+        problems.add(1, "file is empty (a CSV file needs a header row and data rows)")
+        return False
+    return True
+
+
+def _csv_header(reader: Any, kind: str | None, problems: ProblemCollector) -> list[str] | None:
+    """The header's column names (stripped), or None when it is malformed, names a column
+    twice or lacks one, or lacks a column ``kind`` needs (each problem reported)."""
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        problems.add(1, f"malformed CSV header: {exc}")
+        return None
+    header = [h.strip() for h in header]
+    if not _header_ok(header, kind, problems):
+        return None
+    if kind is not None:
+        _check_columns(header, kind, problems)
+        if problems:
+            return None
+    return header
+
+
+def _csv_rows(reader: Any, problems: ProblemCollector) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of each non-blank row after the header; malformed CSV is reported
+    at the line its row starts on and ends the rows."""
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.add(start, f"malformed CSV: {exc}")
+            return
+        number, start = start, reader.line_num + 1
+        if any(cell.strip() for cell in row):
+            yield number, row
+
+
+def _csv_row_kind(
+    given: str, file_kind: str | None, number: int, problems: ProblemCollector
+) -> str | None:
+    """A row's kind from its ``kind`` cell (blank: the file's kind), or None when it is unknown
+    or differs from the file's (a CSV file holds one kind; reported)."""
+    given = given.strip() or (file_kind or "")
+    if given not in KINDS:
+        problems.add(
+            number,
+            f"unknown kind {given!r} (expected one of: {', '.join(KINDS)})",
+            field="kind",
+        )
+        return None
+    if file_kind is not None and given != file_kind:
+        problems.add(
+            number,
+            f"kind {given!r} differs from {file_kind!r}: a CSV file holds one kind",
+            field="kind",
+        )
+        return None
+    return given
 
 
 def _header_ok(header: list[str], kind: str | None, problems: ProblemCollector) -> bool:

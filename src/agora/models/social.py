@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -318,79 +319,77 @@ class LightGCNModel(Recommender):
         """Train one friends weight from the seed; with ``valid`` keep its best epoch, and
         stop it once it is :data:`BEHIND` the ``leader``'s valid curve (the best weight so
         far) at the same epoch for ``patience`` evaluations in a row."""
-        import torch
-
         n_items = x.shape[1]
-        src = edges[0]
         net, opt, gen, pos_u, pos_i = self._build(x, weight, edges)
-        n_pos = len(pos_u)
         valid_users = None
         if valid is not None:
             valid_users = np.flatnonzero(np.diff(valid.indptr) > 0)
-        lead = _running_best(leader) if leader is not None else None
+        best = _BestEpoch(_running_best(leader) if leader is not None else None)
         curve_loss: list[float] = []
         curve_valid: list[float] = []
-        best = (-1.0, -1, None)
-        bad = behind = 0
         stopped = "epochs"
         t0 = time.perf_counter()
-        bs = int(self.batch_size)
         label = self.name if not self.uses_social else f"{self.name} weight {weight:g}"
         with _training_progress(self.progress, int(self.epochs), label) as (prog, task):
             for epoch in range(1, int(self.epochs) + 1):
-                net.train()
-                perm = torch.randperm(n_pos, generator=gen)
-                total = 0.0
-                for start in range(0, n_pos, bs):
-                    idx = perm[start : start + bs]
-                    loss = self._step(net, opt, gen, pos_u[idx], pos_i[idx], n_items)
-                    total += loss * len(idx)
-                curve_loss.append(total / max(n_pos, 1))
+                curve_loss.append(self._train_epoch(net, opt, gen, pos_u, pos_i, n_items))
                 elapsed = time.perf_counter() - t0  # no epoch starts that would end past it:
                 timed_out = max_seconds is not None and elapsed + elapsed / epoch > max_seconds
                 last = timed_out or epoch == int(self.epochs)  # evaluated whatever eval_every
                 metric = float("nan")
                 if valid_users is not None and (epoch % max(1, int(self.eval_every)) == 0 or last):
                     metric = _valid_ndcg(net, x, valid, valid_users, self._cosine)
-                    if metric > best[0]:
-                        best = (metric, epoch, net.snapshot())
-                        bad = 0
-                    else:
-                        bad += 1
-                    if lead is not None:
-                        ahead = lead[min(epoch, len(lead)) - 1]
-                        behind = behind + 1 if best[0] < (1 - BEHIND) * ahead else 0
+                    best.record(epoch, metric, net)
                 curve_valid.append(metric)
-                if self.on_epoch is not None and not math.isnan(metric):
-                    self.on_epoch(label, epoch, metric)
-                prog.update(
-                    task,
-                    advance=1,
-                    description=f"{label} epoch {epoch} loss {curve_loss[-1]:.4f}"
-                    + ("" if math.isnan(metric) else f" valid ndcg@10 {metric:.4f}"),
-                )
-                if valid_users is not None and bad >= int(self.patience):
-                    stopped = "patience"
-                    break
-                if behind >= int(self.patience):
-                    stopped = "behind"
-                    break
-                if timed_out:
-                    stopped = "time"
-                    break  # the best evaluated epoch so far is kept (below)
-        if best[2] is not None:
-            net.restore(best[2])
+                self._report_epoch(prog, task, label, epoch, curve_loss[-1], metric)
+                reason = best.stop_reason(valid_users is not None, timed_out, int(self.patience))
+                if reason is not None:
+                    stopped = reason
+                    break  # on time: the best evaluated epoch so far is kept (below)
+        if best.snapshot is not None:
+            net.restore(best.snapshot)
         return {
             "weight": float(weight),
             "net": net,
-            "src": src,
-            "best_valid": float(best[0]) if best[2] is not None else float("nan"),
-            "best_epoch": int(best[1]) if best[2] is not None else len(curve_loss),
+            "src": edges[0],
+            "best_valid": float(best.metric) if best.snapshot is not None else float("nan"),
+            "best_epoch": int(best.epoch) if best.snapshot is not None else len(curve_loss),
             "curve_loss": curve_loss,
             "curve_valid": curve_valid,
             "seconds": time.perf_counter() - t0,
             "stopped": stopped,
         }
+
+    def _train_epoch(
+        self, net: Any, opt: Any, gen: Any, pos_u: Any, pos_i: Any, n_items: int
+    ) -> float:
+        """One pass over the positive pairs in a random order (drawn from ``gen``), in
+        mini-batches of ``batch_size``; the mean loss per pair."""
+        import torch
+
+        net.train()
+        n_pos = len(pos_u)
+        perm = torch.randperm(n_pos, generator=gen)
+        total = 0.0
+        bs = int(self.batch_size)
+        for start in range(0, n_pos, bs):
+            idx = perm[start : start + bs]
+            loss = self._step(net, opt, gen, pos_u[idx], pos_i[idx], n_items)
+            total += loss * len(idx)
+        return total / max(n_pos, 1)
+
+    def _report_epoch(
+        self, prog: Any, task: Any, label: str, epoch: int, loss: float, metric: float
+    ) -> None:
+        """Tell ``on_epoch`` a validated epoch's NDCG@10 and move the progress bar on."""
+        if self.on_epoch is not None and not math.isnan(metric):
+            self.on_epoch(label, epoch, metric)
+        prog.update(
+            task,
+            advance=1,
+            description=f"{label} epoch {epoch} loss {loss:.4f}"
+            + ("" if math.isnan(metric) else f" valid ndcg@10 {metric:.4f}"),
+        )
 
     def _build(
         self,
@@ -622,6 +621,41 @@ class SocialGCNModel(LightGCNModel):
 
     name: ClassVar[str] = "social"
     uses_social: ClassVar[bool] = True
+
+
+@dataclass
+class _BestEpoch:
+    """One training's best validated epoch so far (its NDCG@10, number and weights) and what
+    stops it: evaluations without improvement (``bad``) and evaluations in a row :data:`BEHIND`
+    the leading weight's running best ``lead`` at the same epoch (``behind``)."""
+
+    lead: np.ndarray | None
+    metric: float = -1.0
+    epoch: int = -1
+    snapshot: Any = None
+    bad: int = 0
+    behind: int = 0
+
+    def record(self, epoch: int, metric: float, net: Any) -> None:
+        """Take in epoch ``epoch``'s valid NDCG@10, keeping ``net``'s weights when it is best."""
+        if metric > self.metric:
+            self.metric, self.epoch, self.snapshot = metric, epoch, net.snapshot()
+            self.bad = 0
+        else:
+            self.bad += 1
+        if self.lead is not None:
+            ahead = self.lead[min(epoch, len(self.lead)) - 1]
+            self.behind = self.behind + 1 if self.metric < (1 - BEHIND) * ahead else 0
+
+    def stop_reason(self, validated: bool, timed_out: bool, patience: int) -> str | None:
+        """Why the training stops after this epoch (``patience``, ``behind``, ``time``), or None."""
+        if validated and self.bad >= patience:
+            return "patience"
+        if self.behind >= patience:
+            return "behind"
+        if timed_out:
+            return "time"
+        return None
 
 
 def _running_best(curve: list[float]) -> np.ndarray:
