@@ -42,10 +42,10 @@ from sqlalchemy.orm import Session
 from agora.api.errors import Invalid, NotFound
 from agora.config import FeedConfig
 from agora.db import queries
-from agora.db.tables import Item, SocialEdge, User
+from agora.db.tables import FeedImpression, Item, SocialEdge, User
 from agora.feed import online, sources
 from agora.feed.cache import FeedCache, uncached
-from agora.feed.models import MUTE_KINDS, FeedFeedback, FeedImpression, FeedSettings
+from agora.feed.models import MUTE_KINDS, FeedFeedback, FeedSettings
 from agora.feed.online import Controls
 from agora.feed.state import user_pk_or_new
 from agora.ingest.service import known_user_pk

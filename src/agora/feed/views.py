@@ -357,7 +357,7 @@ def _noisy_sources(session: Session, grant: dp.Grant, since: datetime, until: da
     """Impressions per source in ``[since, until)``, each user bounded per source."""
     import numpy as np
 
-    from agora.feed.models import FeedImpression
+    from agora.db.tables import FeedImpression
 
     rows = session.execute(
         select(FeedImpression.user_id, FeedImpression.source).where(
