@@ -873,12 +873,11 @@ def serve_ads(
     ``page`` is the organic page in order as (item id, tags). Returns the ads with their
     1-based positions on the final page (organic items shift down by one per earlier ad).
 
-    The feed gives the ``viewer``: a serving process builds it from its in-memory state and
-    passes its ``book`` (:class:`agora.market.serving.MarketCache`); the page then reads, in one
-    round trip, the user's recorded arms and ad impressions of the day and the take-downs newer
-    than the book, and writes the eligibility and impression rows. Without a book it is read
-    from the store for this page, and :func:`agora.feed.service.ad_viewer` reads the viewer
-    from the store."""
+    The feed gives the ``viewer``: from its in-memory state when a serving process passes its
+    ``book`` (:class:`agora.market.serving.MarketCache`), else from the store
+    (:func:`agora.feed.service.ad_viewer`). The page then reads, in one round trip, the user's
+    recorded arms and ad impressions of the day and the take-downs newer than the book, and
+    writes the eligibility and impression rows. Without a book, one is read for this page."""
     slots = usable_slots(config.slot_positions, len(page)) if config.enabled else []
     if not slots:
         return []
