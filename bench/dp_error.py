@@ -4,7 +4,7 @@ MovieLens-1M.
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/dp_error.py [--reps 5]
 
 Each released figure kind is computed exactly and with the kit the routes use
-(:mod:`agora.privacy.dp`: per-person contribution bounds of :data:`agora.privacy.dp.FIGURES`,
+(:mod:`agora.api.dp`: per-person contribution bounds of :data:`agora.api.dp.FIGURES`,
 then OpenDP's discrete Laplace, Laplace or noisy top-k), ``--reps`` times per epsilon, on:
 
 1. the bundled **Cardano Stack Exchange** community (``data/cardano-se``, what ``make demo``
@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agora.analytics.dp_figures import LABELS, person_ids, trending_arrays
-from agora.privacy import dp
+from agora.api import dp
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

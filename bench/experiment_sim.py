@@ -49,12 +49,11 @@ from typer.testing import CliRunner
 
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
-from agora.db.tables import Item, User
+from agora.db.tables import FeedImpression, Item, User
 from agora.experiments import service, stats
 from agora.experiments.assignment import assign
 from agora.experiments.cli import app
 from agora.experiments.schemas import ExperimentIn
-from agora.feed.models import FeedImpression
 from agora.ingest.schemas import EventIn, as_utc
 from agora.ingest.service import add_dataset, add_events
 from agora.ingest.stackexchange import load_stackexchange

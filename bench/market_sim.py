@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.tables import Event, Item, User
+from agora.feed.service import ad_viewer
 from agora.ingest.registry import load_any
 from agora.ingest.service import add_dataset
 from agora.market import pacing, service
@@ -291,7 +292,7 @@ def simulate(
             picked = rng.choice(len(com.items), size=PAGE, replace=False, p=weights)
             page = [(com.items[i], sorted(com.item_tags[i])) for i in picked]
             with transaction(sessions) as session:
-                ads = service.serve_ads(session, user, page, config, now, rng)
+                ads = service.serve_ads(session, ad_viewer(session, user), page, config, now, rng)
             run.pages += 1
             run.ads += len(ads)
             run.slots_offered += len(service.usable_slots(config.slot_positions, PAGE))

@@ -68,7 +68,7 @@ TABLES = {
         "feed.models",
         "market.models",
         "moderation.models",
-        "privacy.dp_models",
+        "api.dp_models",
     ]
 }
 LAYER_NAMES = {

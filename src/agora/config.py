@@ -231,7 +231,7 @@ class LimitsConfig(BaseModel):
 
 class DPFigure(BaseModel):
     """How one kind of released figure spends epsilon and bounds each person's contribution
-    (``AGORA_DP_FIGURES``; unset fields keep the figure's defaults, agora.privacy.dp.FIGURES)."""
+    (``AGORA_DP_FIGURES``; unset fields keep the figure's defaults, agora.api.dp.FIGURES)."""
 
     weight: float | None = Field(
         None, gt=0, le=100, description="Multiplies dp_epsilon for this figure."

@@ -113,8 +113,7 @@ def test_prune_impressions_keeps_the_recent_ones() -> None:
     from datetime import UTC, datetime, timedelta
 
     from agora.db.engine import make_engine, migrate, session_factory, transaction
-    from agora.db.tables import Item, User
-    from agora.feed.models import FeedImpression
+    from agora.db.tables import FeedImpression, Item, User
 
     engine = make_engine(get_settings().resolved_database_url)
     migrate(engine)

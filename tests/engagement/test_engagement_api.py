@@ -16,11 +16,10 @@ from sqlalchemy.orm import Session
 from agora.api.app import create_app
 from agora.config import Settings
 from agora.db.engine import transaction
-from agora.db.tables import Event
+from agora.db.tables import Event, FeedImpression
 from agora.engagement import ledger
 from agora.engagement.config import EngagementConfig, engagement_config
 from agora.engagement.models import EngagementState, LedgerEntry
-from agora.feed.models import FeedImpression
 from agora.ingest.schemas import EventIn
 from agora.ingest.service import add_events
 

@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agora.db.tables import Item, User
-from agora.feed.models import FeedImpression
+from agora.db.tables import FeedImpression, Item, User
 from agora.ingest.schemas import Dataset, EventIn, ItemIn, UserIn
 
 #: A fixed clock, in the past of the real one (ingestion refuses far-future events).

@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.config import FeedConfig
 from agora.db.engine import session_factory, transaction
-from agora.db.tables import Item, User
+from agora.db.tables import FeedImpression, Item, User
 from agora.feed.impressions import ImpressionBuffer, insert_rows
-from agora.feed.models import FeedImpression
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, inspect, select, text
 
-from agora.feed.models import FeedImpression
+from agora.db.tables import FeedImpression
 
 
 def test_impressions_are_indexed_by_serving_time(engine: Engine) -> None:

@@ -16,8 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from agora.db.tables import Event
-from agora.feed.models import FeedImpression
+from agora.db.tables import Event, FeedImpression
 
 AGORA = [sys.executable, "-m", "agora.cli.main"]
 AUTH = {"Authorization": "Bearer k"}

@@ -10,6 +10,7 @@ from market_support import NOW, USERS
 from sqlalchemy import func, select
 
 from agora.db.engine import transaction
+from agora.feed.service import ad_viewer
 from agora.ingest.schemas import EventIn
 from agora.ingest.service import add_events
 from agora.market import pacing, service
@@ -39,7 +40,8 @@ def add(sessions, *specs: CampaignIn) -> None:
 
 def serve(sessions, user: str, config: MarketConfig, now=NOW, seed=0, page=PAGE):
     with transaction(sessions) as session:
-        return service.serve_ads(session, user, page, config, now, np.random.default_rng(seed))
+        viewer = ad_viewer(session, user)
+        return service.serve_ads(session, viewer, page, config, now, np.random.default_rng(seed))
 
 
 def test_create_is_idempotent_and_conflicts_and_checks_items(sessions) -> None:

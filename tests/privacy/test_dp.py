@@ -1,4 +1,4 @@
-"""Differential privacy of the figures non-admin keys read (agora.privacy.dp)."""
+"""Differential privacy of the figures non-admin keys read (agora.api.dp)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from dp_support import ADMIN, HEAVY_DAY, READ, START, WRITE, community
 
-from agora.privacy import dp
+from agora.api import dp
 
 #: Every route that releases a figure under differential privacy, with a query.
 RELEASED = [
@@ -262,7 +262,7 @@ def test_an_erased_author_leaves_the_stored_releases(dp_client, sealed: bool) ->
     release is sealed, and the erasure finds them in it all the same."""
     from sqlalchemy import select
 
-    from agora.privacy.dp_models import DPRelease
+    from agora.api.dp_models import DPRelease
 
     secret = {"pseudonymize_ids": True, "id_secret": "sixteen chars or more"} if sealed else {}
     client = dp_client(dp_epsilon=5.0, dp_daily_budget=1000.0, **secret)
@@ -281,8 +281,8 @@ def test_a_stored_release_that_no_longer_reads_is_released_afresh(dp_client) -> 
     every reader of the figure: it is dropped and the figure released again."""
     from sqlalchemy import select, update
 
+    from agora.api.dp_models import DPRelease
     from agora.db.engine import transaction
-    from agora.privacy.dp_models import DPRelease
 
     client = dp_client(dp_epsilon=5.0, dp_daily_budget=1000.0)
     sessions = client.app.state.sessions

@@ -1,11 +1,11 @@
 """Differentially private versions of the analytics figures non-admin keys read.
 
 Each ``*_arrays`` function takes plain arrays (one row per record, the person it belongs to
-first) and a :class:`~agora.privacy.dp.Grant`, and returns the noisy figure; the ``*_payload``
+first) and a :class:`~agora.api.dp.Grant`, and returns the noisy figure; the ``*_payload``
 functions read those arrays from the store and shape the answer as the exact route does (so the
 route's response model is unchanged). ``bench/dp_error.py`` calls the array functions directly
 on the bundled community and MovieLens-1M. Keys (tags, items, authors, days) are public; people
-are bounded by the grant (see :mod:`agora.privacy.dp`).
+are bounded by the grant (see :mod:`agora.api.dp`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from agora.analytics.engagement import service as eg
 from agora.analytics.sentiment import service as sa
 from agora.analytics.trending import service as tr
+from agora.api.dp import Bounds, Grant, clamp_counts, dense_ids, drop_noise_floor
 from agora.db import queries
 from agora.db.tables import Event, Item, User
-from agora.privacy.dp import Bounds, Grant, clamp_counts, dense_ids, drop_noise_floor
 
 #: Most rows a released ranked list keeps (the routes' largest ``n``).
 MAX_ROWS = 1000
@@ -115,7 +115,7 @@ def sentiment_arrays(
     ``max_per_partition`` texts each (the same texts for counts and sums)."""
     people = np.asarray(people, dtype=np.int64)
     group_ids = np.asarray(group_ids, dtype=np.int64)
-    from agora.privacy.dp import bound_contributions, noisy_counts, noisy_sums
+    from agora.api.dp import bound_contributions, noisy_counts, noisy_sums
 
     keep = bound_contributions(people, group_ids, grant.bounds, grant.rng)
     g, lab = group_ids[keep], np.asarray(labels, dtype=np.int64)[keep]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, Request
 
-from agora.privacy import dp
+from agora.api import dp
 
 #: How many rows a list route returns.
 Top = Annotated[int, Query(ge=1, le=1000, description="How many rows.")]

@@ -1,5 +1,5 @@
 """How an answer made of differentially private figures is marked over HTTP: the ``X-Privacy``
-header, the ``privacy`` field of a JSON body and their OpenAPI text (:mod:`agora.privacy.dp`
+header, the ``privacy`` field of a JSON body and their OpenAPI text (:mod:`agora.api.dp`
 releases the figures; a route that may answer one declares these, whatever its domain)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Table definitions: users, items (content), events, social edges, groups and memberships.
+"""Table definitions: users, items (content), events, feed impressions, social edges, groups and
+memberships.
 
 Rows are keyed by an internal integer id; the platform's own ids live in ``external_id`` columns.
 Child rows reference their parents with ON DELETE CASCADE, so deleting a user or an item removes
@@ -223,6 +224,29 @@ def event_key_table(dialect_name: str) -> Table:
     """The table to find events by ``event_id`` in: the key table on PostgreSQL, ``events``
     itself (unique there) on SQLite. Both have ``event_id`` and ``id`` columns."""
     return EVENT_KEYS if dialect_name == "postgresql" else Event.__table__
+
+
+class FeedImpression(Base):
+    """Every item a feed page showed, with its browsing session, position and candidate source.
+    The feed writes them (a session's pages never repeat an item; new items' exposure feeds its
+    exploration bandit) and experiments measure their arms on them: like events, a fact that
+    several domains read."""
+
+    __tablename__ = "feed_impressions"
+    __table_args__ = (
+        Index("ix_feed_impressions_user_session", "user_id", "session"),
+        Index("ix_feed_impressions_item", "item_id"),
+        # the home page and /feed/sources count the impressions of the last hours
+        Index("ix_feed_impressions_served", "served"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    session: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(32))
+    served: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SocialEdge(Base):

@@ -19,6 +19,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session
 
+from agora.api import dp
 from agora.api.auth import AUTH_ERRORS, AdminScope, ReadScope
 from agora.api.deps import SessionFactoryDep, SettingsDep
 from agora.api.errors import InvalidRequest, problem
@@ -40,7 +41,6 @@ from agora.engagement.schemas import (
     TaskProgressOut,
     TrustOut,
 )
-from agora.privacy import dp
 from agora.serving.views import ModelsDep
 
 router = APIRouter(route_class=OneHopRoute, tags=["engagement"])

@@ -35,12 +35,11 @@ from sqlalchemy.orm import Session
 
 from agora.api.errors import Conflict, NotFound
 from agora.db.engine import insert_for
-from agora.db.tables import Event, User
+from agora.db.tables import Event, FeedImpression, User
 from agora.experiments import stats
 from agora.experiments.assignment import assign
 from agora.experiments.models import Arm, Experiment, Exposure, Look
 from agora.experiments.schemas import ExperimentIn
-from agora.feed.models import FeedImpression
 from agora.ingest.schemas import as_utc
 from agora.ingest.service import known_user_pk
 

@@ -50,9 +50,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agora.api import metrics
 from agora.db.queries import THREAD_COLUMNS, thread_key
-from agora.db.tables import Item, User
+from agora.db.tables import FeedImpression, Item, User
 from agora.feed.bounded import Bounded
-from agora.feed.models import FeedImpression
 from agora.feed.ready import KnownItems, Ready
 from agora.feed.state import UserStates
 from agora.feed.store import CandidateStore

@@ -36,8 +36,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from agora.api import metrics
-from agora.db.tables import Item, User
-from agora.feed.models import FeedImpression
+from agora.db.tables import FeedImpression, Item, User
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,11 @@
-"""The feed's own tables: each user's feed controls, their negative feedback and what was served.
+"""The feed's own tables: each user's feed controls, their negative feedback and its candidates
+(what a page showed, ``feed_impressions``, is a fact others read too: :mod:`agora.db.tables`).
 
 * ``feed_settings``: one row per user who changed a control (diversity, social weight,
   freshness, exploration, followed and muted topics, muted authors); users without a row get
   the defaults. It is the one place mutes live: mute and unmute feedback change it.
 * ``feed_feedback``: "not interested" in an item and "hide" an item. Rows are kept (the feed
   reads their age: suppression fades).
-* ``feed_impressions``: every item a feed page showed, with its browsing session, position and
-  candidate source: pages of one session never repeat an item, and new items' exposure and
-  engagement feed the exploration bandit.
 * ``feed_candidates``: each user's ready candidates as the refresher stored them (bytes of
   :class:`agora.feed.candidates.Candidates`; user 0 is the record everybody shares), when no
   Redis is configured. ``feed_refresh_marks`` holds the refresher's progress (the last event
@@ -25,7 +23,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     LargeBinary,
     String,
 )
@@ -73,24 +70,6 @@ class FeedFeedback(Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     tag: Mapped[str | None] = mapped_column(String(255))
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class FeedImpression(Base):
-    __tablename__ = "feed_impressions"
-    __table_args__ = (
-        Index("ix_feed_impressions_user_session", "user_id", "session"),
-        Index("ix_feed_impressions_item", "item_id"),
-        # the home page and /feed/sources count the impressions of the last hours
-        Index("ix_feed_impressions_served", "served"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
-    session: Mapped[str] = mapped_column(String(64))
-    position: Mapped[int] = mapped_column(Integer)
-    source: Mapped[str] = mapped_column(String(32))
-    served: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class FeedCandidates(Base):

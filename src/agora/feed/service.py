@@ -42,13 +42,14 @@ from sqlalchemy.orm import Session
 from agora.api.errors import Invalid, NotFound
 from agora.config import FeedConfig
 from agora.db import queries
-from agora.db.tables import Item, SocialEdge, User
+from agora.db.tables import FeedImpression, Item, SocialEdge, User
 from agora.feed import online, sources
 from agora.feed.cache import FeedCache, uncached
-from agora.feed.models import MUTE_KINDS, FeedFeedback, FeedImpression, FeedSettings
+from agora.feed.models import MUTE_KINDS, FeedFeedback, FeedSettings
 from agora.feed.online import Controls
 from agora.feed.state import user_pk_or_new
 from agora.ingest.service import known_user_pk
+from agora.market.service import Viewer, recent_tags
 from agora.serving.service import (
     ModelStore,
     past_items_behind,
@@ -288,6 +289,22 @@ def exclusions(session: Session, user_pk: int) -> Exclusions:
         muted_tags = set(settings_row.muted_tags or [])
         blocked.update(_external_ids(session, list(settings_row.muted_authors or [])))
     return Exclusions(frozenset(blocked), frozenset(muted_tags), frozenset(hidden))
+
+
+def ad_viewer(session: Session, user_id: str) -> Viewer | None:
+    """The user as the ads see them, read from the store (None when unknown): the feed's
+    :func:`exclusions`, and the tags of their latest events as interests. A served page builds
+    its viewer from the in-memory state instead (:mod:`agora.feed.views`)."""
+    user_pk = queries.user_pk(session, user_id)
+    if user_pk is None:
+        return None
+    excluded = exclusions(session, user_pk)
+    return Viewer(
+        pk=user_pk,
+        user_id=user_id,
+        allows=lambda c: excluded.allows(c.item_id, c.author_id, c.tags),
+        interests=lambda: recent_tags(session, user_pk),
+    )
 
 
 def build_feed(

@@ -21,9 +21,8 @@ import scipy.sparse as sp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from agora.db.tables import Event, Item, epoch_seconds
+from agora.db.tables import Event, FeedImpression, Item, epoch_seconds
 from agora.features.store import event_weight
-from agora.feed.models import FeedImpression
 from agora.feed.retrieval import ItemIndex
 from agora.serving.service import ModelStore, ModelUnavailable, user_history
 

@@ -21,7 +21,7 @@ from fastapi import Path as PathParam
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from agora.api import metrics
+from agora.api import dp, metrics
 from agora.api.auth import AUTH_ERRORS, ReadScope, WriteScope
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep, from_state
 from agora.api.routing import OneHopRoute
@@ -41,7 +41,6 @@ from agora.feed.schemas import (
 from agora.feed.state import UserState
 from agora.market import service as market
 from agora.market.serving import MarketCache
-from agora.privacy import dp
 from agora.serving.service import ModelStore
 
 log = logging.getLogger(__name__)
@@ -358,7 +357,7 @@ def _noisy_sources(session: Session, grant: dp.Grant, since: datetime, until: da
     """Impressions per source in ``[since, until)``, each user bounded per source."""
     import numpy as np
 
-    from agora.feed.models import FeedImpression
+    from agora.db.tables import FeedImpression
 
     rows = session.execute(
         select(FeedImpression.user_id, FeedImpression.source).where(

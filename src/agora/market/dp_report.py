@@ -20,10 +20,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agora.api.dp import Bounds, Grant, bound_contributions, noisy_counts, noisy_sums
 from agora.market import service
 from agora.market.config import MarketConfig
 from agora.market.models import AdClick, AdImpression, Eligibility
-from agora.privacy.dp import Bounds, Grant, bound_contributions, noisy_counts, noisy_sums
 
 PARTS = 5
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from agora.api.dp import Marked
 from agora.api.types import RowId
 from agora.ingest.schemas import ExternalId, in_span
 from agora.market.models import CAMPAIGN_STATUSES
-from agora.privacy.dp import Marked
 
 #: A time a client sends with its zone, within the engine's span (see ``ingest.schemas``).
 AwareTimestamp = Annotated[AwareDatetime, AfterValidator(in_span)]

@@ -48,7 +48,6 @@ from agora.db import queries
 from agora.db.engine import insert_for
 from agora.db.tables import Event, Group, Item, Membership, User
 from agora.experiments.assignment import unit_draw
-from agora.feed.service import exclusions
 from agora.market import pacing
 from agora.market.auction import Win, gsp
 from agora.market.config import MarketConfig
@@ -732,8 +731,9 @@ def read_book(
     )
 
 
-def _recent_tags(session: Session, user_pk: int) -> set[str]:
-    """Tags of the items of the user's latest ``RECENT_EVENTS`` events."""
+def recent_tags(session: Session, user_pk: int) -> set[str]:
+    """Tags of the items of the user's latest ``RECENT_EVENTS`` events: their interests when
+    no served page gives them (:func:`agora.feed.service.ad_viewer`)."""
     rows = session.scalars(
         select(Item.tags)
         .join(Event, Event.item_id == Item.id)
@@ -742,21 +742,6 @@ def _recent_tags(session: Session, user_pk: int) -> set[str]:
         .limit(RECENT_EVENTS)
     )
     return {t for tags in rows for t in tags or ()}
-
-
-def stored_viewer(session: Session, user_id: str) -> Viewer | None:
-    """The user as the store holds them (None when unknown): the feed's exclusions, and the tags
-    of their latest events as interests."""
-    user_pk = queries.user_pk(session, user_id)
-    if user_pk is None:
-        return None
-    excluded = exclusions(session, user_pk)
-    return Viewer(
-        pk=user_pk,
-        user_id=user_id,
-        allows=lambda c: excluded.allows(c.item_id, c.author_id, c.tags),
-        interests=lambda: _recent_tags(session, user_pk),
-    )
 
 
 def _targeted(bidders: list[Bidder], viewer: Viewer, page_tags: set[str]) -> list[Bidder]:
@@ -874,25 +859,25 @@ def _creatives(session: Session, items: Collection[str]) -> dict[str, Creative]:
 
 def serve_ads(
     session: Session,
-    user_id: str,
+    viewer: Viewer | None,
     page: Sequence[tuple[str, Sequence[str]]],
     config: MarketConfig,
     now: datetime,
     rng: np.random.Generator | None = None,
     *,
     book: Book | None = None,
-    viewer: Viewer | None = None,
 ) -> list[Placement]:
-    """Auction the ad slots of a feed page for ``user_id`` and store the winners' impressions.
+    """Auction the ad slots of a feed page for ``viewer`` and store the winners' impressions
+    (none for no viewer: an unknown user).
 
     ``page`` is the organic page in order as (item id, tags). Returns the ads with their
     1-based positions on the final page (organic items shift down by one per earlier ad).
 
-    A serving process passes its ``book`` (:class:`agora.market.serving.MarketCache`) and the
-    ``viewer`` from the feed's in-memory state: the page then reads, in one round trip, the
-    user's recorded arms and ad impressions of the day and the take-downs newer than the book,
-    and writes the eligibility and impression rows. Without them both are read from the store
-    for this page."""
+    The feed gives the ``viewer``: from its in-memory state when a serving process passes its
+    ``book`` (:class:`agora.market.serving.MarketCache`), else from the store
+    (:func:`agora.feed.service.ad_viewer`). The page then reads, in one round trip, the user's
+    recorded arms and ad impressions of the day and the take-downs newer than the book, and
+    writes the eligibility and impression rows. Without a book, one is read for this page."""
     slots = usable_slots(config.slot_positions, len(page)) if config.enabled else []
     if not slots:
         return []
@@ -900,7 +885,6 @@ def serve_ads(
     running = book.running(now)
     if not running:
         return []
-    viewer = viewer if viewer is not None else stored_viewer(session, user_id)
     if viewer is None:
         return []
     targeted = _targeted(running, viewer, {t for _, tags in page for t in tags})

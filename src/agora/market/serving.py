@@ -112,9 +112,7 @@ class MarketCache:
     ) -> list[Placement]:
         """The page's ads from the book (:func:`agora.market.service.serve_ads`)."""
         book = self.book(session, now)
-        return serve_ads(
-            session, viewer.user_id, page, self.config, now, self._rng, book=book, viewer=viewer
-        )
+        return serve_ads(session, viewer, page, self.config, now, self._rng, book=book)
 
     # -- the background thread ---------------------------------------------------------------
     def start(self) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 
+from agora.api import dp
 from agora.api.auth import AUTH_ERRORS, AdminScope, WriteScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep, from_state
@@ -28,7 +29,6 @@ from agora.market.schemas import (
     ReportOut,
 )
 from agora.market.serving import MarketCache
-from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["market"])
 #: The ad book (``app.state.market_cache``), read by a thread while the app runs.

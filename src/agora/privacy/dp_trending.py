@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
-from agora.privacy import dp
+from agora.api import dp
 from agora.serving import service
 from agora.serving.schemas import ItemList
 from agora.serving.views import released_trending

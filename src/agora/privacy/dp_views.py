@@ -1,5 +1,5 @@
 """``GET /admin/privacy/budget`` (admin): the differential privacy budget of a UTC day, what
-it spent and every figure it released (see :mod:`agora.privacy.dp`)."""
+it spent and every figure it released (see :mod:`agora.api.dp`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BeforeValidator
 
+from agora.api import dp, dp_budget
 from agora.api.auth import AUTH_ERRORS, AdminScope
 from agora.api.deps import SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
-from agora.privacy import dp, dp_budget
 from agora.privacy.schemas import BudgetOut, FigureOut, ReleaseOut
 
 router = APIRouter(route_class=OneHopRoute, tags=["privacy"])

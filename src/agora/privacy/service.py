@@ -30,6 +30,7 @@ from sqlalchemy import Column, String, Table, and_, cast, delete, or_, select, u
 from sqlalchemy.orm import Session, sessionmaker
 
 from agora.analytics.models import ComputedResult
+from agora.api.dp_models import DPRelease
 from agora.audit.models import AdminAudit
 from agora.config import Settings
 from agora.db import queries
@@ -41,7 +42,6 @@ from agora.evaluation.training import train_from_store
 from agora.feed.models import FeedCandidates, FeedRefreshWanted, FeedSettings
 from agora.feed.store import CandidateStore
 from agora.models.artifacts import forget_user_everywhere, list_artifacts
-from agora.privacy.dp_models import DPRelease
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from agora.analytics.segments.cli import app as cli_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.tables import Group, Membership
+from agora.feed.service import ad_viewer
 from agora.ingest.schemas import Dataset, EventIn, GroupIn, ItemIn, MembershipIn, UserIn
 from agora.ingest.service import add_dataset, upsert_groups
 from agora.market import service as market
@@ -167,7 +168,8 @@ def test_a_campaign_targeting_a_segment_reaches_only_its_members(sessions) -> No
     served = {}
     for user in RUST + HASKELL:
         with transaction(sessions) as session:
-            ads = market.serve_ads(session, user, page, config, NOW, np.random.default_rng(0))
+            viewer = ad_viewer(session, user)
+            ads = market.serve_ads(session, viewer, page, config, NOW, np.random.default_rng(0))
         served[user] = {a.campaign_id for a in ads}
     assert {u for u, c in served.items() if "rusty" in c} == set(RUST)
 

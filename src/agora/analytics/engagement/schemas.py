@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from agora.privacy import dp
+from agora.api import dp
 
 
 class ActiveOut(BaseModel):

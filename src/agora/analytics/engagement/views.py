@@ -20,13 +20,13 @@ from agora.analytics.engagement.schemas import (
     RetentionOut,
 )
 from agora.analytics.http import DP_ANSWER
+from agora.api import dp
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
 from agora.api.errors import InvalidRequest, problem
 from agora.api.routing import OneHopRoute
 from agora.api.types import EVENT_TYPE, QueryTime
 from agora.config import Settings
-from agora.privacy import dp
 
 router = APIRouter(
     route_class=OneHopRoute,

@@ -15,11 +15,11 @@ from agora.analytics.influence import service as influence
 from agora.analytics.influence.schemas import CascadeNodeOut, CascadeOut, InfluenceOut, ReachOut
 from agora.analytics.results import service as results
 from agora.analytics.results.views import freshness, pending, pending_doc
+from agora.api import dp
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep
 from agora.api.errors import NotFound
 from agora.api.routing import OneHopRoute
-from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agora.privacy import dp
+from agora.api import dp
 
 
 class SentimentGroupOut(BaseModel):

@@ -17,11 +17,11 @@ from agora.analytics.http import DP_ANSWER, wake
 from agora.analytics.jobs import SENTIMENT_JOB
 from agora.analytics.sentiment import service as sa
 from agora.analytics.sentiment.schemas import SentimentGroupOut, SentimentOut
+from agora.api import dp
 from agora.api.auth import ReadScope
 from agora.api.deps import SessionDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
-from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 

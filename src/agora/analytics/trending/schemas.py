@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agora.privacy import dp
+from agora.api import dp
 
 
 class BurstOut(BaseModel):

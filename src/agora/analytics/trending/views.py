@@ -20,13 +20,13 @@ from agora.analytics.models import AlertRule
 from agora.analytics.sentiment import service as sa
 from agora.analytics.trending import service as trending
 from agora.analytics.trending.schemas import AlertOut, BurstOut, EvaluationOut, RuleOut, TrendingOut
+from agora.api import dp
 from agora.api.auth import AdminScope, ReadScope
 from agora.api.body import body_doc, read_json, validate_one
 from agora.api.deps import SessionDep, SessionFactoryDep, SettingsDep
 from agora.api.routing import OneHopRoute
 from agora.api.types import QueryTime
 from agora.db.engine import transaction
-from agora.privacy import dp
 
 router = APIRouter(route_class=OneHopRoute, tags=["analytics"])
 

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from agora.api.dp_models import DPBudgetDay, DPRelease
 from agora.db.engine import insert_for, transaction
-from agora.ingest.schemas import as_utc
-from agora.privacy.dp_models import DPBudgetDay, DPRelease
+from agora.db.tables import as_utc
 
 #: Slack for float sums of epsilons (ten releases of 0.1 must fit a budget of 1.0).
 SLACK = 1e-9

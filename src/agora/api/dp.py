@@ -26,7 +26,7 @@ afterwards (ranks, rates, bursts, Gini) is post-processing and costs nothing mor
 ``AGORA_DP_FIGURES``); a figure made of several measured parts splits that epsilon evenly among
 them (sequential composition). All releases of a UTC day together spend at most
 ``AGORA_DP_DAILY_BUDGET`` (default 20 x dp_epsilon), accounted in the database
-(:mod:`agora.privacy.dp_budget`), so every worker sees the same spend. A figure released once
+(:mod:`agora.api.dp_budget`), so every worker sees the same spend. A figure released once
 is answered again, the same numbers, for ``AGORA_DP_PERIOD_HOURS`` (default 24): asking again
 neither spends budget nor draws fresh noise to average away. Once the day's budget is spent, a
 route answers the figure it released last for the same question, marked ``stale``, or 429 with
@@ -426,7 +426,7 @@ def release(
     release to hand on, such as a campaign report for its advertiser). ``compute(grant)``
     builds the noisy payload (a JSON object) within the grant; it runs only when the figure is
     not released yet for the current period and the day's budget allows it."""
-    from agora.privacy import dp_budget
+    from agora.api import dp_budget
 
     settings: Settings = request.app.state.settings
     if not enabled(settings) or (_principal_is_admin(request) and not for_admin):
@@ -473,7 +473,7 @@ def release(
 def _stale_or_refuse(
     sessions: Any, key: str, figure: str, day: date, settings: Settings, now: datetime
 ) -> Release:
-    from agora.privacy import dp_budget
+    from agora.api import dp_budget
 
     last = dp_budget.latest(sessions, key)
     if last is None:
@@ -527,7 +527,7 @@ def answer(
     figure), with ``X-Privacy`` set (:func:`release`, :func:`mark`). A stored release that
     ``shape`` cannot read (stored by another version, or altered) is dropped and the figure
     released afresh: one odd row must not take the route down for everyone."""
-    from agora.privacy import dp_budget
+    from agora.api import dp_budget
 
     released = release(request, figure, params, compute, for_admin=for_admin)
     mark(response, request.app.state.settings, released)

@@ -1,4 +1,4 @@
-"""Tables of differentially private releases (see :mod:`agora.privacy.dp`).
+"""Tables of differentially private releases (see :mod:`agora.api.dp`).
 
 * ``privacy_dp_budget``: one row per UTC day: the epsilon spent by that day's releases and how
   many there were. A release spends with one conditional ``UPDATE ... WHERE spent + cost <=
