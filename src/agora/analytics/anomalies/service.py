@@ -42,6 +42,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from scipy.stats import poisson
@@ -183,9 +184,22 @@ def _synchrony(
     return out
 
 
-def detect(session: Session, params: AnomalyParams | None = None) -> AnomalyReport:
-    """Score every user with engagements or clicks, and every engaged item; highest first."""
-    p = params or AnomalyParams()
+@dataclass
+class _Activity:
+    """What detection reads from the store: every user (in store order, with the time of their
+    first activity), the engagements on others' posts as rows ``(item, time, user, author)``
+    sorted by item and time (user and author as indexes into ``user_rows``; author -1 when
+    unknown), and the clicks and dwells."""
+
+    user_rows: list[Any]
+    item_ids: dict[int, str]
+    first: np.ndarray
+    engagements: np.ndarray
+    clicks: list[tuple[int, int, float]]
+    dwells: dict[tuple[int, int], list[tuple[float, float]]]
+
+
+def _read_activity(session: Session, p: AnomalyParams) -> _Activity:
     types = set(p.engagement_types) | {"click", "dwell"}
     rows = session.execute(
         select(
@@ -197,7 +211,6 @@ def detect(session: Session, params: AnomalyParams | None = None) -> AnomalyRepo
     user_rows = session.execute(select(User.id, User.external_id, User.created)).all()
     item_ids = dict(session.execute(select(Item.id, Item.external_id)).all())
     uindex = {uid: k for k, (uid, _, _) in enumerate(user_rows)}
-    n_users = len(user_rows)
     created = np.array([_seconds(c) for _, _, c in user_rows]) if user_rows else np.zeros(0)
 
     eng, clicks, dwells = [], [], defaultdict(list)
@@ -211,67 +224,96 @@ def detect(session: Session, params: AnomalyParams | None = None) -> AnomalyRepo
             dwells[(u, iid)].append((t, value or 0.0))
         elif aid != uid:
             eng.append((iid, t, u, -1 if aid is None else uindex[aid]))
-
-    signals = {name: np.zeros(n_users) for name in WEIGHTS}
-    n_eng = np.zeros(n_users)
-    burst_part = np.zeros(n_users)
     arr = np.array(eng, dtype=float).reshape(-1, 4)
     arr = arr[np.lexsort((arr[:, 1], arr[:, 0]))]
+    return _Activity(user_rows, item_ids, first, arr, clicks, dwells)
+
+
+def _ring_engagements(e_user: np.ndarray, e_author: np.ndarray, p: AnomalyParams) -> np.ndarray:
+    """Per engagement, whether it goes to a ring partner: a reciprocal partner (``u -> v`` where
+    ``v`` also engages with ``u``'s posts) who shares another reciprocal partner with the user
+    (a closed triangle: a question author and the answerer they thank form a dyad, a ring is
+    denser), for users with at least ``ring_min`` such partners."""
+    has_author = e_author >= 0
+    pairs = set(zip(e_user[has_author].tolist(), e_author[has_author].tolist(), strict=True))
+    back = np.array(
+        [
+            (int(a) >= 0 and (int(a), int(u)) in pairs)
+            for u, a in zip(e_user, e_author, strict=True)
+        ],
+        dtype=bool,
+    )
+    partners: dict[int, set[int]] = defaultdict(set)
+    for u, a in zip(e_user[back].tolist(), e_author[back].tolist(), strict=True):
+        partners[u].add(a)
+    ring = {u: {v for v in vs if vs & partners[v]} for u, vs in list(partners.items())}
+    return np.array(
+        [
+            bool(b) and len(ring.get(u, ())) >= p.ring_min and a in ring[u]
+            for u, a, b in zip(e_user.tolist(), e_author.tolist(), back.tolist(), strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def _engagement_signals(
+    activity: _Activity, p: AnomalyParams, signals: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the engagement signals (new account, burst, reciprocity, synchrony) into
+    ``signals``; returns the engagements per user and each engagement's burst flag."""
+    n_users = len(activity.user_rows)
+    arr = activity.engagements
     e_item, e_t = arr[:, 0].astype(np.int64), arr[:, 1]
     e_user, e_author = arr[:, 2].astype(np.int64), arr[:, 3].astype(np.int64)
     bursts = _burst_flags(e_item, e_user, e_t, p)
+    n_eng = np.zeros(n_users)
     if len(arr):
         n_eng = np.bincount(e_user, minlength=n_users).astype(float)
-        young = (e_t - first[e_user]) <= p.new_days * 86400.0
+        young = (e_t - activity.first[e_user]) <= p.new_days * 86400.0
         signals["new_account"] = _shrunk(np.bincount(e_user, young, n_users), n_eng)
-        burst_part = np.bincount(e_user, bursts, n_users)
-        signals["burst"] = _shrunk(burst_part, n_eng)
-        # reciprocity: u -> v engagements where v also engages with u's posts
-        has_author = e_author >= 0
-        pairs = set(zip(e_user[has_author].tolist(), e_author[has_author].tolist(), strict=True))
-        back = np.array(
-            [
-                (int(a) >= 0 and (int(a), int(u)) in pairs)
-                for u, a in zip(e_user, e_author, strict=True)
-            ],
-            dtype=bool,
-        )
-        partners: dict[int, set[int]] = defaultdict(set)
-        for u, a in zip(e_user[back].tolist(), e_author[back].tolist(), strict=True):
-            partners[u].add(a)
-        # a ring partner shares another reciprocal partner with the user (a closed triangle):
-        # a question author and the answerer they thank form a dyad, a ring is denser
-        ring = {u: {v for v in vs if vs & partners[v]} for u, vs in list(partners.items())}
-        in_ring = np.array(
-            [
-                bool(b) and len(ring.get(u, ())) >= p.ring_min and a in ring[u]
-                for u, a, b in zip(e_user.tolist(), e_author.tolist(), back.tolist(), strict=True)
-            ],
-            dtype=bool,
-        )
+        signals["burst"] = _shrunk(np.bincount(e_user, bursts, n_users), n_eng)
+        in_ring = _ring_engagements(e_user, e_author, p)
         signals["reciprocity"] = _shrunk(np.bincount(e_user, in_ring, n_users), n_eng)
         signals["synchrony"] = _synchrony(e_item, e_user, e_t, n_eng >= p.min_engagements, p)
+    return n_eng, bursts
+
+
+def _click_signal(
+    activity: _Activity, p: AnomalyParams, signals: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Fill the share of clicks without a dwell after them into ``signals``; returns the
+    clicks per user."""
+    n_users = len(activity.user_rows)
     n_clicks = np.zeros(n_users)
-    if clicks:
-        c_user = np.array([c[0] for c in clicks])
+    if activity.clicks:
+        c_user = np.array([c[0] for c in activity.clicks])
         bare = np.array(
             [
                 not any(
                     t <= dt <= t + p.dwell_window and dv >= p.dwell_min
-                    for dt, dv in dwells.get((u, i), ())
+                    for dt, dv in activity.dwells.get((u, i), ())
                 )
-                for u, i, t in clicks
+                for u, i, t in activity.clicks
             ],
             dtype=float,
         )
         n_clicks = np.bincount(c_user, minlength=n_users).astype(float)
         signals["no_dwell"] = _shrunk(np.bincount(c_user, bare, n_users), n_clicks)
+    return n_clicks
 
+
+def _user_anomalies(
+    activity: _Activity,
+    signals: dict[str, np.ndarray],
+    score: np.ndarray,
+    n_eng: np.ndarray,
+    n_clicks: np.ndarray,
+) -> list[UserAnomaly]:
+    """Every user with engagements or clicks, highest score first."""
     keep = np.flatnonzero((n_eng > 0) | (n_clicks > 0))
-    score = 1.0 - np.prod([1.0 - WEIGHTS[k] * s for k, s in signals.items()], axis=0)
     users = [
         UserAnomaly(
-            user_id=user_rows[k][1],
+            user_id=activity.user_rows[k][1],
             score=float(score[k]),
             signals={name: round(float(s[k]), 4) for name, s in signals.items()},
             reasons=[REASONS[name] for name, s in signals.items() if s[k] >= REASON_AT],
@@ -281,30 +323,52 @@ def detect(session: Session, params: AnomalyParams | None = None) -> AnomalyRepo
         for k in keep
     ]
     users.sort(key=lambda r: (-r.score, r.user_id))
+    return users
 
+
+def _item_anomalies(
+    activity: _Activity, score: np.ndarray, bursts: np.ndarray, p: AnomalyParams
+) -> list[ItemAnomaly]:
+    """Every engaged item: the share of its engagements by flagged users and in bursts."""
+    arr = activity.engagements
+    if not len(arr):
+        return []
+    e_item, e_user = arr[:, 0].astype(np.int64), arr[:, 2].astype(np.int64)
+    flagged = score[e_user] >= p.flag_at
+    ucodes, inverse = np.unique(e_item, return_inverse=True)
+    total = np.bincount(inverse).astype(float)
+    fshare = _shrunk(np.bincount(inverse, flagged), total)
+    bshare = np.bincount(inverse, bursts) / total
+    iscore = 1.0 - (1.0 - fshare) * (1.0 - 0.5 * bshare)
     items: list[ItemAnomaly] = []
-    if len(arr):
-        flagged = score[e_user] >= p.flag_at
-        ucodes, inverse = np.unique(e_item, return_inverse=True)
-        total = np.bincount(inverse).astype(float)
-        fshare = _shrunk(np.bincount(inverse, flagged), total)
-        bshare = np.bincount(inverse, bursts) / total
-        iscore = 1.0 - (1.0 - fshare) * (1.0 - 0.5 * bshare)
-        for k, code in enumerate(ucodes.tolist()):
-            reasons = []
-            if fshare[k] >= REASON_AT:
-                reasons.append("engaged mostly by flagged users")
-            if bshare[k] >= REASON_AT:
-                reasons.append("engagement mostly in bursts")
-            items.append(
-                ItemAnomaly(
-                    item_id=item_ids[code],
-                    score=float(iscore[k]),
-                    flagged_share=float(fshare[k]),
-                    burstiness=float(bshare[k]),
-                    engagements=int(total[k]),
-                    reasons=reasons,
-                )
+    for k, code in enumerate(ucodes.tolist()):
+        reasons = []
+        if fshare[k] >= REASON_AT:
+            reasons.append("engaged mostly by flagged users")
+        if bshare[k] >= REASON_AT:
+            reasons.append("engagement mostly in bursts")
+        items.append(
+            ItemAnomaly(
+                item_id=activity.item_ids[code],
+                score=float(iscore[k]),
+                flagged_share=float(fshare[k]),
+                burstiness=float(bshare[k]),
+                engagements=int(total[k]),
+                reasons=reasons,
             )
-        items.sort(key=lambda r: (-r.score, -r.engagements, r.item_id))
+        )
+    items.sort(key=lambda r: (-r.score, -r.engagements, r.item_id))
+    return items
+
+
+def detect(session: Session, params: AnomalyParams | None = None) -> AnomalyReport:
+    """Score every user with engagements or clicks, and every engaged item; highest first."""
+    p = params or AnomalyParams()
+    activity = _read_activity(session, p)
+    signals = {name: np.zeros(len(activity.user_rows)) for name in WEIGHTS}
+    n_eng, bursts = _engagement_signals(activity, p, signals)
+    n_clicks = _click_signal(activity, p, signals)
+    score = 1.0 - np.prod([1.0 - WEIGHTS[k] * s for k, s in signals.items()], axis=0)
+    users = _user_anomalies(activity, signals, score, n_eng, n_clicks)
+    items = _item_anomalies(activity, score, bursts, p)
     return AnomalyReport(users=users, items=items, params=p)
