@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agora.db.tables import TIME_FLOOR
+from agora.db.tables import TIME_FLOOR, as_utc
 
 Section = TypeVar("Section", bound=BaseModel)
 
@@ -443,7 +443,7 @@ class Settings(BaseSettings):
     @field_validator("earliest_timestamp", mode="after")
     @classmethod
     def _not_before_the_floor(cls, value: datetime) -> datetime:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value)
         if value < TIME_FLOOR:
             raise ValueError(f"earliest_timestamp must not be before {TIME_FLOOR.isoformat()}")
         return value

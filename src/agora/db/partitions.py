@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from agora.db.tables import as_utc
+
 log = logging.getLogger(__name__)
 
 #: Months past the current one that ``agora worker`` keeps partitions for.
@@ -44,7 +46,7 @@ def is_partitioned(conn: Connection) -> bool:
 
 def month_start(moment: datetime) -> datetime:
     """The first instant (UTC) of ``moment``'s month."""
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = as_utc(moment)
     return datetime(moment.year, moment.month, 1, tzinfo=UTC)
 
 

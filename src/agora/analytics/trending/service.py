@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from agora.analytics.models import OPEN, AlertEpisode, AlertRule
 from agora.analytics.sentiment.service import score_store
 from agora.db import queries
-from agora.db.tables import Event, Item
+from agora.db.tables import Event, Item, as_utc
 from agora.features.text import tokenize
 
 #: Bucket widths in seconds.
@@ -65,10 +65,6 @@ class VolumeSeries:
         return self.start + timedelta(seconds=self.width * int(t))
 
 
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def count_series(
     records: Iterable[tuple[datetime, Iterable[str]]],
     width: int,
@@ -77,13 +73,13 @@ def count_series(
 ) -> VolumeSeries:
     """Count each record once per distinct key in the bucket of its time; records outside
     ``[start, end)`` are ignored. ``end - start`` is rounded up to whole buckets."""
-    start, end = _utc(start), _utc(end)
+    start, end = as_utc(start), as_utc(end)
     n_buckets = max(1, -(-int((end - start).total_seconds()) // width))
     index: dict[str, int] = {}
     rows, cols = [], []
     for when, keys in records:
-        offset = (_utc(when) - start).total_seconds()
-        if offset < 0 or _utc(when) >= end:
+        offset = (as_utc(when) - start).total_seconds()
+        if offset < 0 or as_utc(when) >= end:
             continue
         t = int(offset // width)
         for key in dict.fromkeys(keys):
@@ -207,7 +203,7 @@ def store_series(
 ) -> VolumeSeries:
     """Posts per tag (or keyword) per bucket over the ``n_buckets`` buckets ending at ``now``."""
     width = BUCKETS[bucket]
-    now = _utc(now)
+    now = as_utc(now)
     start = now - timedelta(seconds=width * n_buckets)
     window = (Item.created >= start, Item.created < now)
     stmt = select(Item.id, Item.created, Item.tags, Item.title, Item.body).where(*window)
@@ -243,7 +239,7 @@ def store_now(session: Session, clock: datetime, bucket: str = "day") -> tuple[d
         session.scalar(select(func.max(Event.timestamp))),
         session.scalar(select(func.max(Item.created))),
     ]
-    found = [_utc(t) for t in newest if t is not None]
+    found = [as_utc(t) for t in newest if t is not None]
     latest = max(found, default=None)
     if latest is None or clock - latest <= timedelta(seconds=BUCKETS[bucket]):
         return clock, "clock"
@@ -264,7 +260,7 @@ def trending(
     series = store_series(session, now, bucket, n_buckets, source)
     bursts = detect_bursts(series, halflife, min(7, n_buckets - 1), alpha, min_count)
     last = series.bucket_start(series.counts.shape[1])
-    return Trending(_utc(now), bucket, [b for b in bursts if b.end == last], bursts)
+    return Trending(as_utc(now), bucket, [b for b in bursts if b.end == last], bursts)
 
 
 # --------------------------------------------------------------------------- alerts
@@ -347,7 +343,7 @@ def evaluate_alerts(
     keep open ones that still hold, close the others. ``scorer`` (or a function returning one,
     called only if a sentiment rule exists) scores texts for ``sentiment_drop`` rules; without
     one those rules raise ``ValueError``. The caller commits."""
-    now = _utc(now)
+    now = as_utc(now)
     run = AlertRun([], [], [])
     rules = session.scalars(select(AlertRule).where(AlertRule.enabled).order_by(AlertRule.id))
     for rule in rules:
@@ -385,7 +381,7 @@ def evaluate_alerts(
                 session.add(episode)
                 run.fired.append(episode)
             else:
-                episode.last_seen = max(_utc(episode.last_seen), now)
+                episode.last_seen = max(as_utc(episode.last_seen), now)
                 worse = (
                     cond.value > episode.peak
                     if rule.kind == "volume_spike"
@@ -436,11 +432,11 @@ def upsert_rule(session: Session, spec: RuleSpec, now: datetime) -> tuple[AlertR
     rule = session.scalar(select(AlertRule).where(AlertRule.name == spec.name))
     created = rule is None
     if rule is None:
-        rule = AlertRule(name=spec.name, created=_utc(now))
+        rule = AlertRule(name=spec.name, created=as_utc(now))
         session.add(rule)
     for key, value in spec.model_dump(exclude={"name"}).items():
         setattr(rule, key, value)
-    rule.updated = _utc(now)
+    rule.updated = as_utc(now)
     session.flush()
     return rule, created
 

@@ -20,9 +20,9 @@ from agora.analytics.trending.service import (
     Burst,
     Trending,
     VolumeSeries,
-    _utc,
     detect_bursts,
 )
+from agora.db.tables import as_utc
 from agora.spark.store import read_table
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _window(now: datetime, bucket: str, n_buckets: int) -> tuple[datetime, datet
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, not {bucket!r}")
     width = BUCKETS[bucket]
-    now = _utc(now)
+    now = as_utc(now)
     return now - timedelta(seconds=width * n_buckets), now, width
 
 
@@ -66,7 +66,7 @@ def _counts(
 
 
 def _micros(when: datetime) -> int:
-    delta = _utc(when) - datetime(1970, 1, 1, tzinfo=_utc(when).tzinfo)
+    delta = as_utc(when) - datetime(1970, 1, 1, tzinfo=as_utc(when).tzinfo)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -159,4 +159,4 @@ def trending(
         key=lambda b: (b.p_value, -b.peak_count, b.key, b.start),
     )
     last = series.bucket_start(total)
-    return Trending(_utc(now), bucket, [b for b in bursts if b.end == last], bursts)
+    return Trending(as_utc(now), bucket, [b for b in bursts if b.end == last], bursts)
