@@ -140,8 +140,23 @@ async def health(request: Request, models: ModelsDep) -> Response:
     return Response(orjson.dumps(body), 503 if error else 200, media_type="application/json")
 
 
-def _warm(models: ModelStore) -> None:
-    log.info("models loaded (seconds): %s", models.warm())
+def _warm(settings: Settings, wiring: Wiring, hold: int, stop: threading.Event) -> None:
+    """What requests would otherwise build on their own time, in one thread behind the
+    answering app (one at a time: they share the machine with the requests): the models'
+    arrays, the first feed page's catalogue, item indexes and exposure, then the ``hold``
+    users who acted last."""
+    log.info("models loaded (seconds): %s", wiring.models.warm())
+    try:
+        took = online.warm(
+            wiring.sessions, wiring.models, wiring.feed_cache, settings.feed,
+            settings.event_weights,
+        )  # fmt: skip
+    except Exception:  # the first page builds what is missing itself
+        log.exception("feed: warming up failed")
+    else:
+        log.info("feed warmed (seconds): %s", took)
+    if hold and not stop.is_set():
+        _hold_recent_users(wiring, hold, stop)
 
 
 def _hold_recent_users(wiring: Wiring, limit: int, stop: threading.Event) -> None:
@@ -317,32 +332,28 @@ def _lifespan(
 
 
 async def _read_models(models: ModelStore) -> None:
-    """Read the trained models at startup, then load their arrays in a thread of their own."""
+    """Read the trained models at startup (their arrays load behind the answering app:
+    :func:`_warm`, or on first use)."""
     try:
         versions = await run_in_threadpool(models.reload)
         log.info("models found: %s", versions or "none yet (run `agora train`)")
     except Exception:  # a broken artefact must not keep the API down
         log.exception("could not read the trained models; serving without them")
-    # requests are answered at once; the models' arrays load behind them (or on first use)
-    threading.Thread(target=_warm, args=(models,), name="agora-warm", daemon=True).start()
 
 
 def _start_background(app: FastAPI, settings: Settings, wiring: Wiring) -> _Running:
-    """Start the jobs, the impression buffer, the feed's held states (and the holding of the
-    recent users), the ad book and, with one shard, the feed's refresher."""
+    """Start the jobs, the impression buffer, the feed's held states, the warm-up (and the
+    holding of the recent users), the ad book and, with one shard, the feed's refresher."""
     app.state.jobs.start()
     wiring.impressions.start()
     feed_cache = app.state.feed_cache
     feed_cache.states.start()
-    holding = threading.Event()  # set: stop holding users (the app is stopping)
+    holding = threading.Event()  # set: stop warming and holding users (the app is stopping)
     limit = min(settings.feed.hold_on_start, settings.feed.max_states)
-    if limit:
-        threading.Thread(
-            target=_hold_recent_users,
-            args=(wiring, limit, holding),
-            name="agora-feed-hold",
-            daemon=True,
-        ).start()
+    # requests are answered at once; what they would build is built behind them
+    threading.Thread(
+        target=_warm, args=(settings, wiring, limit, holding), name="agora-warm", daemon=True
+    ).start()
     wiring.market.start()
     # several shards: their `agora worker --shard` processes refresh, not the API
     refresher = (
