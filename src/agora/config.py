@@ -126,8 +126,14 @@ class FeedConfig(BaseModel):
     )
     refresh_in_serve: bool = Field(
         True,
-        description="Run the candidate refresher inside `agora serve` (turn off where "
-        "`agora worker` processes refresh candidates).",
+        description="`agora serve` runs the candidate refresher (see refresher_process; turn "
+        "off where `agora worker` processes refresh candidates).",
+    )
+    refresher_process: bool = Field(
+        True,
+        description="With refresh_in_serve: `agora serve` runs its refresher as a child "
+        "process (`agora worker`), started and stopped with it; false: as a thread of the API "
+        "process, where its rounds share the interpreter lock with the requests.",
     )
     refresher_shards: int = Field(
         1,

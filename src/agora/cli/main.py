@@ -9,8 +9,10 @@ import secrets
 import shutil
 import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -46,6 +48,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 BUNDLED_COMMUNITY = REPO_ROOT / "data" / "cardano-se"
 #: How long ``serve --workers N`` gives a worker to start answering before replacing it.
 WORKER_START_SECONDS = 60
+#: How long a stopping ``agora serve`` waits for its refresher process to end its chunk.
+REFRESHER_STOP_SECONDS = 30
 
 
 SparkMasterOption = Annotated[
@@ -652,41 +656,80 @@ def serve(
 ) -> None:
     """Serve the API (OpenAPI at /docs). SIGHUP or POST /admin/reload loads new models."""
     settings = get_settings()
-    if workers > 1:
-        import uvicorn
+    with _refresher_beside(settings):
+        if workers > 1:
+            _serve_workers(settings, host, port, workers)
+        else:
+            _serve(settings, host, port)
 
-        from agora.api.logs import logging_config
-        from agora.api.metrics import MULTIPROCESS_ENV
 
-        host, port = host or settings.host, port or settings.port
-        # the workers share their metrics through files here (prometheus_client's
-        # multiprocess mode); a fresh folder per start, as that mode requires
-        own_metrics_dir = None
-        if not os.environ.get(MULTIPROCESS_ENV):
-            own_metrics_dir = tempfile.mkdtemp(prefix="agora-metrics-")
-            os.environ[MULTIPROCESS_ENV] = own_metrics_dir
-        console.print(f"serving on http://{host}:{port} with {workers} workers (Ctrl-C stops)")
-        # each worker builds its app from the environment; SIGHUP restarts them (new models).
-        # On SIGTERM or SIGINT uvicorn's supervisor sends SIGTERM to every worker and waits for
-        # it: each shuts down cleanly, writing its buffered feed impressions (a real-process
-        # test, tests/feed/test_impressions_serve.py, holds this)
-        uvicorn.run(
-            "agora.api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=logging_config(settings.log_level),
-            access_log=False,
-            # a worker imports the whole engine before it answers uvicorn's health pings:
-            # at the default 5 s, a busy machine saw workers killed and restarted in a loop
-            timeout_worker_healthcheck=WORKER_START_SECONDS,
-        )
-        if own_metrics_dir:
-            shutil.rmtree(own_metrics_dir, ignore_errors=True)
-        console.print("stopped")
+def _serve_workers(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+    """``agora serve --workers N``: uvicorn's supervisor and N worker processes."""
+    import uvicorn
+
+    from agora.api.logs import logging_config
+    from agora.api.metrics import MULTIPROCESS_ENV
+
+    host, port = host or settings.host, port or settings.port
+    # the workers share their metrics through files here (prometheus_client's
+    # multiprocess mode); a fresh folder per start, as that mode requires
+    own_metrics_dir = None
+    if not os.environ.get(MULTIPROCESS_ENV):
+        own_metrics_dir = tempfile.mkdtemp(prefix="agora-metrics-")
+        os.environ[MULTIPROCESS_ENV] = own_metrics_dir
+    console.print(f"serving on http://{host}:{port} with {workers} workers (Ctrl-C stops)")
+    # each worker builds its app from the environment; SIGHUP restarts them (new models).
+    # On SIGTERM or SIGINT uvicorn's supervisor sends SIGTERM to every worker and waits for
+    # it: each shuts down cleanly, writing its buffered feed impressions (a real-process
+    # test, tests/feed/test_impressions_serve.py, holds this)
+    uvicorn.run(
+        "agora.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=logging_config(settings.log_level),
+        access_log=False,
+        # a worker imports the whole engine before it answers uvicorn's health pings:
+        # at the default 5 s, a busy machine saw workers killed and restarted in a loop
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
+    )
+    if own_metrics_dir:
+        shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    console.print("stopped")
+
+
+@contextmanager
+def _refresher_beside(settings: Settings) -> Iterator[None]:
+    """While the server runs: its refresher as an ``agora worker`` child process
+    (``refresh_in_serve`` and ``refresher_process``, one shard), so that the refresher's rounds
+    do not hold the API's interpreter lock. The API then runs none of its own: this process's
+    settings, and the environment the workers of ``--workers N`` read theirs from, say so.
+    Users a page finds without a current record reach the child through the candidate store's
+    queue of wanted users, as they reach a separate ``agora worker``. The child is stopped
+    (SIGTERM, then SIGKILL after ``REFRESHER_STOP_SECONDS``) when the server stops, and stops
+    itself if this process dies."""
+    feed = settings.feed
+    if not (feed.refresh_in_serve and feed.refresher_process and feed.refresher_shards == 1):
+        yield
         return
-    _serve(settings, host, port)
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "agora.cli.main", "worker", "--parent", str(os.getpid())]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # its errors on stderr
+    settings.feed = feed.model_copy(update={"refresh_in_serve": False})
+    os.environ["AGORA_FEED"] = settings.feed.model_dump_json()
+    try:
+        yield
+    finally:
+        if child.poll() is None:
+            child.terminate()
+        try:
+            child.wait(timeout=REFRESHER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> None:
@@ -732,6 +775,10 @@ def worker(
             "without it, every shard, one process each.",
         ),
     ] = None,
+    parent: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Stop when this process (`agora serve`) is gone."),
+    ] = None,
 ) -> None:
     """Keep every user's feed candidates ready (the refresher; `agora serve` runs one too).
 
@@ -740,8 +787,6 @@ def worker(
     or dies. With AGORA_FEED='{"refresher_shards": N}' the users are split N ways by user pk:
     start one `agora worker --shard I` per shard (on as many nodes), or `agora worker` alone to
     run them all here."""
-    import threading
-
     from agora.db.partitions import keep_months_ahead
     from agora.feed.refresher import run_led
     from agora.feed.store import Shard
@@ -776,11 +821,28 @@ def worker(
         console.print(f"{stored:,} users' candidates refreshed in {elapsed:.1f} s{named}")
         stop.set()
         return
+
+    def stopping() -> None:
+        stop.set()
+        refresher.stopping.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: (stop.set(), refresher.stopping.set()))
+        signal.signal(signum, lambda *_: stopping())
+    if parent is not None:
+        threading.Thread(
+            target=_stop_without_parent, args=(parent, stop, stopping), daemon=True
+        ).start()
     console.print(f"feed refresher{named}: waiting for its turn, then refreshing (Ctrl-C stops)")
     run_led(refresher, wiring.leadership(part), stop)
     console.print("stopped")
+
+
+def _stop_without_parent(parent: int, stop: threading.Event, stopping: Callable[[], None]) -> None:
+    """Stop the refresher of ``agora serve`` (process ``parent``) once that process is gone
+    (killed without a chance to stop it: its children are handed to another parent)."""
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stopping()
 
 
 def _run_shards(count: int, once: bool) -> None:
@@ -839,7 +901,8 @@ def demo(
     for user in ("28", "17"):
         recommend(user, 5, None)
     if serve_api:
-        _serve(settings, host, port)
+        with _refresher_beside(settings):
+            _serve(settings, host, port)
 
 
 app.add_typer(erase_app, name="erase")
