@@ -41,6 +41,7 @@ from agora.feed.candidates import (
     Prepared,
     compute_candidates,
     compute_global,
+    model_pks,
     model_stamp,
 )
 from agora.feed.ready import Held
@@ -802,13 +803,14 @@ def _ready_candidates(
     def cold(record: Candidates) -> bool:
         return not record.personal and record.events < user.events
 
-    # the store's own popularity (before a trending model is trained) is redone while empty
-    def empty(record: Candidates) -> bool:
-        return record.primary_model is None and not len(record.primary[0])
-
     held, status = cache.ready.get(user.pk, user.events, models_now, snapshot, own, cold)
-    everyone, _ = cache.ready.get(EVERYONE, -1, models_now, snapshot, shared, empty)
+    everyone, _ = cache.ready.get(EVERYONE, -1, models_now, snapshot, shared, _empty_shared)
     return held, status, everyone
+
+
+def _empty_shared(record: Candidates) -> bool:
+    """The store's own popularity (before a trending model is trained), redone while empty."""
+    return record.primary_model is None and not len(record.primary[0])
 
 
 def _record_impressions(
@@ -927,10 +929,12 @@ def warm(
     weights: Mapping[str, float],
 ) -> dict[str, float]:  # fmt: skip
     """Build what a worker's first feed page would otherwise build on its request (seconds at
-    200k items): the catalogue, each served factor model's item index and each model's known
-    items, the new items' exposure (loading the served models it needs). Returns what took
-    how long (seconds)."""
+    200k items): the catalogue, each served factor model's item index, each model's known
+    items and items' catalogue positions, the new items' exposure and the shared record (read
+    from the store, else computed and stored), loading the served models it needs. Returns
+    what took how long (seconds)."""
     took: dict[str, float] = {}
+    empty = np.empty(0, np.int64)
 
     def timed(what: str, build: Callable[..., object], *args: Any) -> None:
         t0 = time.perf_counter()
@@ -943,16 +947,25 @@ def warm(
         snapshot = cache.catalogue.get(session, models=stamp)
         for name, version in models.versions().items():
             try:
-                model = models.get(name).model
+                loaded = models.get(name)
             except ModelUnavailable:  # swapped out by a reload meanwhile
                 continue
+            model = loaded.model
             if sources.is_factor_model(model):
                 timed(f"{name} index", sources.item_index, cache, name, version, model)
             timed(f"{name} known", cache.known.mask, models, name, snapshot)
+            listing = sources.Scored(name, empty, empty, loaded.item_ids, loaded.item_index, True)
+            timed(f"{name} positions", model_pks, models, cache, snapshot, listing)
         now = time.time()
         recent = sources.recent_items(snapshot, now, defaults.candidates_per_source)
         fresh = recent[snapshot.created[recent] >= now - defaults.fresh_days * 86400.0]
         timed("exposure", fresh_stats, session, cache, snapshot, fresh, weights)
+
+        def shared() -> Candidates:
+            return compute_global(session, models, cache, defaults, weights, datetime.now(UTC))
+
+        get = cache.ready.get
+        timed("shared record", get, EVERYONE, -1, stamp, snapshot, shared, _empty_shared)
     return took
 
 

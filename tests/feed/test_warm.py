@@ -1,0 +1,49 @@
+"""The start-up warm-up builds what a worker's first feed page would build on its request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from feed_support import ITEMS, PREPARED_FEED, make_client, seed, train
+
+from agora.feed import online, sources
+from agora.feed.cache import FeedCache
+from agora.feed.candidates import EVERYONE
+from agora.feed.store import TableCandidates
+
+#: Passed where the index would be built from a model: building it now fails the test.
+NOT_A_MODEL = object()
+
+
+@pytest.fixture
+def quiet(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The seeded community, trained, with no refresher to store the shared record."""
+    with make_client(tmp_path, database_url, feed=PREPARED_FEED) as client:
+        seed(client)
+        train(client)
+        yield client
+
+
+def test_warm_builds_the_catalogue_the_item_indexes_and_the_shared_record(
+    quiet: TestClient,
+) -> None:
+    state = quiet.app.state
+    store = TableCandidates(state.sessions)
+    store.drop([EVERYONE])  # the app's own warm-up stored one before the models were trained
+    cache = FeedCache(store=store, sessions=state.sessions, background=False)
+    took = online.warm(
+        state.sessions, state.models, cache, state.settings.feed, state.settings.event_weights
+    )
+    versions = state.models.versions()
+    assert {"catalogue", "exposure", "shared record"} <= set(took)
+    assert {f"{name} known" for name in versions} <= set(took)
+    assert len(cache.catalogue.held().pks) == len(ITEMS)
+    factor = [n for n in versions if sources.is_factor_model(state.models.get(n).model)]
+    assert factor  # als
+    for name in factor:  # the page's search finds the index built
+        assert sources.item_index(cache, name, versions[name], NOT_A_MODEL) is not None
+        assert f"{name} index" in took
+    assert store.get(EVERYONE) is not None  # computed and stored, as a first page would
