@@ -889,6 +889,51 @@ def bulk_import(data: dict) -> str:
     return table(header, "lrrrrr", rows)
 
 
+@renderer("bench/results/serve_scale.json", "first_page")
+def serve_scale_first_page(data: dict) -> str:
+    """`bench/serve_scale.py`: the first feed pages after start, the baseline beside this code."""
+    rows = [
+        [r["code"], r["round"], f(r["health_s"], 1), f(r["settle_s"], 0)]
+        + [" / ".join(f(s, 2) for s in r["pages_s"]), f"{r['load_before']} / {r['load_after']}"]
+        for r in data["first_page"]
+    ]
+    header = ["code", "round", "/health s", "then waited s", "first pages s (3 users)", "load"]
+    return table(header, "lrrrrr", rows)
+
+
+@renderer("bench/results/serve_scale.json", "route")
+def serve_scale_route(data: dict) -> str:
+    """`bench/serve_scale.py`: route latency under wrk by where the refresher runs."""
+    rows = []
+    for r in data["route"]:
+        for name in ("recommendations", "mixed"):
+            if name not in r:
+                continue
+            figs, cpu = r[name], r[f"{name}_cpu_s"]
+            rows.append(
+                [r["refresher"], r["round"], name, f(figs["throughput_rps"], 1)]
+                + [f(figs["p50_ms"], 0), f(figs["p99_ms"], 0), figs["errors"]]
+                + [f"{f(cpu['server'], 1)} / {f(cpu['refresher'], 1)}"]
+                + [f"{r[f'{name}_load_before']} / {r[f'{name}_load_after']}"]
+            )
+    header = ["refresher", "round", "wrk mode", "answers/s", "p50 ms", "p99 ms", "errors"]
+    return table(header + ["CPU s server / refresher", "load"], "llrrrrrrr", rows)
+
+
+@renderer("bench/results/serve_scale.json", "statistics")
+def serve_scale_statistics(data: dict) -> str:
+    """`bench/serve_scale.py`: one client's routes with the bulk-filled tables analysed or not."""
+    rows = [
+        ["yes" if r["analysed"] else "no", r["round"], name]
+        + [f(r[name][k], 0) for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms")]
+        + [f"{r['load_before']} / {r['load_after']}"]
+        for r in data["statistics"]
+        for name in ("recommendations", "feed")
+    ]
+    header = ["tables analysed", "round", "route", "mean ms", "p50 ms", "p90 ms", "p99 ms"]
+    return table(header + ["load"], "llrrrrrr", rows)
+
+
 @renderer("bench/results/scale_200k.json", "steps")
 def scale_200k(data: dict) -> str:
     return scale_steps(data)
