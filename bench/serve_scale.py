@@ -119,14 +119,7 @@ def start(tree: Path, args: argparse.Namespace, feed: dict[str, Any], log: Path)
 
 def page_seconds(url: str, user: str) -> float:
     t0 = time.perf_counter()
-    answer = httpx.get(
-        f"{url}/users/{user}/feed",
-        params={"n": 20},
-        headers={"Authorization": f"Bearer {serve_load.KEY}"},
-        timeout=300,
-    )
-    if answer.status_code != 200:
-        raise SystemExit(f"feed page of {user}: {answer.status_code} {answer.text[:300]}")
+    serve_load.feed_page(url, user)
     return round(time.perf_counter() - t0, 3)
 
 

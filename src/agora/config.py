@@ -129,11 +129,15 @@ class FeedConfig(BaseModel):
         description="`agora serve` runs the candidate refresher (see refresher_process; turn "
         "off where `agora worker` processes refresh candidates).",
     )
+    # bench/serve_scale.py, 1M users on 2 shared cores: the child made the feed mix slower
+    # (first pages' server p50 396-432 ms against 259-303 ms with the thread; off the lock the
+    # refresher takes the CPU the requests had) and held 1.3 GB of models and catalogue again
     refresher_process: bool = Field(
-        True,
+        False,
         description="With refresh_in_serve: `agora serve` runs its refresher as a child "
-        "process (`agora worker`), started and stopped with it; false: as a thread of the API "
-        "process, where its rounds share the interpreter lock with the requests.",
+        "process (`agora worker`), started and stopped with it, instead of a thread of the API "
+        "process (where its rounds share the interpreter lock with the requests). Worth it "
+        "with cores to spare; it loads the models a second time.",
     )
     refresher_shards: int = Field(
         1,

@@ -1,6 +1,6 @@
-"""``agora serve``'s refresher in a child process of its own (real processes): it refreshes the
-store's users and a new user's, stops with the server on SIGTERM, stops by itself when the
-server is killed, and ``refresher_process: false`` keeps it a thread of the server."""
+"""``agora serve``'s refresher in a child process of its own (``refresher_process``, real
+processes): it refreshes the store's users and a new user's, stops with the server on SIGTERM,
+stops by itself when the server is killed; by default it is a thread of the server."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from agora.feed.models import FeedCandidates
 AGORA = [sys.executable, "-m", "agora.cli.main"]
 AUTH = {"Authorization": "Bearer k"}
 USERS = [f"u{i}" for i in range(6)]
+IN_A_PROCESS = {"refresher_process": True}
 
 
 def _store(tmp_path: Path, database_url: str, feed: dict | None = None) -> dict[str, str]:
@@ -111,7 +112,7 @@ def test_the_refresher_runs_in_a_child_process_that_stops_with_the_server(
     database: str, tmp_path: Path, request: pytest.FixtureRequest, spawn_server: Callable
 ) -> None:
     database_url = request.getfixturevalue(f"{database}_url")
-    env = _store(tmp_path, database_url)
+    env = _store(tmp_path, database_url, feed=IN_A_PROCESS)
     server = spawn_server([*AGORA, "serve"], env)
     child = _refresher_pid(server.process.pid)
     _with_records(database_url, USERS)  # the child's first full pass
@@ -129,7 +130,7 @@ def test_the_refresher_runs_in_a_child_process_that_stops_with_the_server(
 def test_the_refresher_process_stops_when_the_server_is_killed(
     sqlite_url: str, tmp_path: Path, spawn_server: Callable
 ) -> None:
-    env = _store(tmp_path, sqlite_url)
+    env = _store(tmp_path, sqlite_url, feed=IN_A_PROCESS)
     server = spawn_server([*AGORA, "serve"], env)
     child = _refresher_pid(server.process.pid)
     server.process.send_signal(signal.SIGKILL)  # the server alone: no chance to stop its child
@@ -137,10 +138,10 @@ def test_the_refresher_process_stops_when_the_server_is_killed(
     assert _gone(child, 30)
 
 
-def test_refresher_process_false_keeps_the_refresher_in_the_server(
+def test_by_default_the_refresher_is_a_thread_of_the_server(
     sqlite_url: str, tmp_path: Path, spawn_server: Callable
 ) -> None:
-    env = _store(tmp_path, sqlite_url, feed={"refresher_process": False})
+    env = _store(tmp_path, sqlite_url)
     server = spawn_server([*AGORA, "serve"], env)
     _with_records(sqlite_url, USERS)  # the server's thread refreshed them
     assert _children(server.process.pid) == []

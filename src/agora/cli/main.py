@@ -702,9 +702,10 @@ def _serve_workers(settings: Settings, host: str | None, port: int | None, worke
 @contextmanager
 def _refresher_beside(settings: Settings) -> Iterator[None]:
     """While the server runs: its refresher as an ``agora worker`` child process
-    (``refresh_in_serve`` and ``refresher_process``, one shard), so that the refresher's rounds
-    do not hold the API's interpreter lock. The API then runs none of its own: this process's
-    settings, and the environment the workers of ``--workers N`` read theirs from, say so.
+    (``refresh_in_serve`` and ``refresher_process``, one shard; else the API runs it in a
+    thread), so that the refresher's rounds do not hold the API's interpreter lock. The API then
+    runs none of its own: this process's settings, and the environment the workers of
+    ``--workers N`` read theirs from, say so.
     Users a page finds without a current record reach the child through the candidate store's
     queue of wanted users, as they reach a separate ``agora worker``. The child is stopped
     (SIGTERM, then SIGKILL after ``REFRESHER_STOP_SECONDS``) when the server stops, and stops

@@ -1,9 +1,9 @@
 """The refresher: keeps every user's ready candidates current, off the request path.
 
-It runs as ``agora worker`` (its own process, for set-ups with several nodes), as a child
-process ``agora serve`` starts and stops (so the two README commands need nothing else), or as
-a thread of the API (``refresher_process`` false, or an app made by ``create_app`` outside
-``agora serve``); a lock lets one refresher
+It runs as ``agora worker`` (its own process, for set-ups with several nodes), as a thread of
+the API ``agora serve`` runs (so the two README commands need nothing else), or, with
+``refresher_process``, as a child process ``agora serve`` starts and stops; a lock lets one
+refresher
 work at a time per store (Redis lock with ``AGORA_REDIS_URL``, else a file lock beside the
 models), the others wait and take over when it stops or dies.
 
