@@ -52,8 +52,11 @@ from agora.ingest.service import WriteSummary, add_dataset
 
 #: Lines read between two progress reports.
 PROGRESS_EVERY = 20_000
-#: Events written per batch (the reader parses the next batch meanwhile).
+#: Events written per batch (the reader parses the next batch meanwhile), at least and at most:
+#: a big file's batches are a sixteenth of it, since each batch's joins read the users and
+#: items tables whole, which grow with the store.
 BATCH_EVENTS = 200_000
+MAX_BATCH_EVENTS = 1_000_000
 _DONE = object()  # the reader's last hand-over
 
 _STAGING = "agora_bulk_events"
@@ -122,7 +125,9 @@ def bulk_import(
     events = WriteSummary()
     new_months = NewPartitions()
     raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur, _EventBatches(records, problems, sealer, now, progress) as batches:
+    batch_size = min(max(BATCH_EVENTS, path.stat().st_size // (100 * 16)), MAX_BATCH_EVENTS)
+    reader = _EventBatches(records, problems, sealer, now, progress, batch_size)
+    with raw.cursor() as cur, reader as batches:
         for statement in _CREATE_STAGING:
             cur.execute(statement)
         cur.execute(f"SET LOCAL work_mem = '{_SORT_MEMORY}'")
@@ -163,7 +168,7 @@ class _Batch:
 
 class _EventBatches:
     """The file read in a thread of its own, its events handed over in batches of
-    :data:`BATCH_EVENTS` staged rows (the other records kept in :attr:`others`): the next batch
+    ``batch_size`` staged rows (the other records kept in :attr:`others`): the next batch
     is parsed (Python) while the store writes this one (PostgreSQL), so both cores work.
 
     Once a problem is found no batch is handed over any more; the file is read on to the end
@@ -177,6 +182,7 @@ class _EventBatches:
         sealer: Any,
         now: datetime,
         progress: Callable[[int], None] | None,
+        batch_size: int,
     ) -> None:
         self.others: dict[str, list[BaseModel]] = {name: [] for name in KIND_LISTS.values()}
         self._records = records
@@ -184,7 +190,8 @@ class _EventBatches:
         self._sealer = sealer
         self._now = now
         self._progress = progress
-        self._ready: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._batch_size = batch_size
+        self._ready: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="agora-bulk-reader", daemon=True)
 
@@ -222,7 +229,7 @@ class _EventBatches:
                 continue  # the file is refused: read on only to report every problem
             if isinstance(record, EventRow):
                 batch.add(record, self._sealer, self._now)
-                if len(batch.rows) == BATCH_EVENTS:
+                if len(batch.rows) == self._batch_size:
                     self._hand_over(batch)
                     batch = _Batch()
             else:
@@ -233,7 +240,7 @@ class _EventBatches:
             self._hand_over(batch)
 
     def _hand_over(self, item: Any) -> None:
-        """Queue ``item`` for the caller, waiting while two are queued, unless it stopped."""
+        """Queue ``item`` for the caller, waiting while one is queued, unless it stopped."""
         while not self._stop.is_set():
             try:
                 self._ready.put(item, timeout=0.1)
@@ -274,7 +281,6 @@ def _write_events(
     summary.add("events", written)
     if not written:
         return
-    cur.execute(f"ANALYZE {_STAGING}")
     starts = [datetime(year, month, 1, tzinfo=UTC) for year, month in sorted(months)]
     new_months.prepare(session.connection(), starts)
     params: dict[str, Any] = {"now": now, "new": new_months.months}
