@@ -9,7 +9,13 @@ from sqlalchemy import text
 
 from agora.config import Settings
 from agora.db.engine import downgrade, make_engine, migrate, session_factory, transaction
-from agora.db.partitions import ensure_months_ahead, existing_partitions
+from agora.db.partitions import (
+    KEYS_WRITTEN,
+    NewPartitions,
+    ensure_event_partitions,
+    ensure_months_ahead,
+    existing_partitions,
+)
 from agora.ingest.schemas import EventIn
 from agora.ingest.service import add_events
 from agora.privacy import service as privacy
@@ -122,3 +128,50 @@ def test_sqlite_keeps_one_plain_table(sqlite_url: str) -> None:
         assert ensure_months_ahead(conn) == []
         indexes = {row[1] for row in conn.execute(text("PRAGMA index_list('events')"))}
     assert "ix_events_timestamp" in indexes
+
+
+def test_a_new_month_whose_rows_reached_the_default_partition_meanwhile_stays_there(
+    postgres_url: str,
+) -> None:
+    """A bulk writer's loading table of a month is not attached once another writer's row of
+    that month went to the default partition (attaching would fail): its rows join them."""
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    month = datetime(2019, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        ensure_event_partitions(conn, [datetime(2019, 3, 1, tzinfo=UTC)])
+    with transaction(session_factory(engine)) as s:
+        add_events(s, [_event("seed", datetime(2019, 3, 1, tzinfo=UTC))], TYPES)
+    with engine.begin() as conn:
+        new = NewPartitions()
+        new.prepare(conn, [month])
+        conn.execute(text(f"SELECT set_config('{KEYS_WRITTEN}', 'on', true)"))
+        conn.execute(
+            text(
+                f"INSERT INTO {NewPartitions.LOADING} (event_id, user_id, item_id, type, "
+                "timestamp, context) SELECT 'bulk', user_id, item_id, 'view', "
+                "'2019-01-10T00:00:00Z', '{}' FROM events"
+            )
+        )
+        conn.execute(text(f"SELECT set_config('{KEYS_WRITTEN}', 'off', true)"))
+        conn.execute(  # another writer's row of January: no partition yet, so the default's
+            text(
+                "INSERT INTO events (event_id, user_id, item_id, type, timestamp, context) "
+                "SELECT 'live', user_id, item_id, 'view', '2019-01-20T00:00:00Z', '{}' "
+                "FROM events WHERE event_id = 'seed'"
+            )
+        )
+        assert new.attach(conn) == []
+    with engine.connect() as conn:
+        homes = dict(_homes(conn))
+        assert homes == {
+            "seed": "events_2019_03",
+            "bulk": "events_default",
+            "live": "events_default",
+        }
+        assert "events_2019_01" not in existing_partitions(conn)
+        assert (
+            conn.execute(text("SELECT to_regclass(:t)"), {"t": NewPartitions.LOADING}).scalar()
+            is None
+        )
+    engine.dispose()

@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from agora.cli.main import app
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.partitions import ensure_event_partitions
+from agora.ingest import bulk as bulk_module
 from agora.ingest.bulk import ANALYZED, NotBulkable, bulk_import
 from agora.ingest.errors import ImportFailed
 from agora.ingest.registry import load_any
@@ -103,6 +106,9 @@ def two_stores(postgres_schemas) -> Iterator[tuple[Engine, Engine]]:
 
 
 def _contents(engine: Engine) -> dict[str, Any]:
+    """What a store holds, by external ids: users and items in their ids' order (the bulk path
+    writes events before the user and item records, so their internal ids may come in another
+    order), events in internal id order (file order on both paths)."""
     with engine.connect() as conn:
         events = conn.execute(
             text(
@@ -114,13 +120,13 @@ def _contents(engine: Engine) -> dict[str, Any]:
         users = conn.execute(
             text(
                 "SELECT external_id, attributes::text, created < now() - interval '1 hour' "
-                "FROM users ORDER BY id"
+                "FROM users ORDER BY external_id"
             )
         ).all()
         items = conn.execute(
             text(
                 "SELECT i.external_id, a.external_id, i.title, i.tags::text FROM items i "
-                "LEFT JOIN users a ON a.id = i.author_id ORDER BY i.id"
+                "LEFT JOIN users a ON a.id = i.author_id ORDER BY i.external_id"
             )
         ).all()
         edges = conn.execute(text("SELECT count(*) FROM social_edges")).scalar()
@@ -138,7 +144,14 @@ def _contents(engine: Engine) -> dict[str, Any]:
     }
 
 
-def test_bulk_import_stores_what_the_normal_import_stores(two_stores, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "batch_events", [bulk_module.BATCH_EVENTS, 2], ids=["one-batch", "batches-of-2"]
+)
+def test_bulk_import_stores_what_the_normal_import_stores(
+    two_stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_events: int
+) -> None:
+    """In one batch or in many (a re-sent event id in a later batch than its first line's)."""
+    monkeypatch.setattr(bulk_module, "BATCH_EVENTS", batch_events)
     normal_store, bulk_store = two_stores
     path = _write(tmp_path / "mixed.jsonl", LINES)
     options = {"event_types": TYPES, "max_future_seconds": 300.0}
@@ -178,12 +191,14 @@ CREATE TRIGGER count_rows AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION c
 def test_bulk_import_checks_keys_per_row_only_when_the_role_may_not_skip_it(
     two_stores, tmp_path: Path
 ) -> None:
-    """A superuser's import skips the per-row triggers (the foreign-key checks among them); a
-    plain role's keeps them; both store the same rows."""
+    """Into months that have their partitions: a superuser's import skips the per-row triggers
+    (the foreign-key checks among them); a plain role's keeps them; both store the same rows."""
     path = _write(tmp_path / "mixed.jsonl", LINES)
+    months = [datetime(2023, 12, 1, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC)]
     for engine in two_stores:
         with engine.begin() as conn:
             conn.exec_driver_sql(_COUNT_ROW_TRIGGERS)
+            ensure_event_partitions(conn, [*months, datetime.now(UTC)])  # e5 has no time: now
     superuser_store, plain_store = two_stores
     with plain_store.begin() as conn:
         conn.exec_driver_sql(
@@ -218,20 +233,36 @@ def test_bulk_import_checks_keys_per_row_only_when_the_role_may_not_skip_it(
     assert stored[0]["keys"] == 7
 
 
+def _partition_shape(conn, name: str) -> dict[str, list[str]]:
+    """A partition's indexes, constraints and triggers, its own name written as ``P``."""
+    queries = {
+        "indexes": "SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE tablename = :t",
+        "constraints": "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = CAST(:t AS regclass)",
+        "triggers": "SELECT tgname || ' ' || tgenabled::text FROM pg_trigger "
+        "WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal",
+    }
+    return {
+        kind: sorted(
+            row.replace(name, "P") for row in conn.execute(text(query), {"t": name}).scalars()
+        )
+        for kind, query in queries.items()
+    }
+
+
 def test_bulk_import_makes_the_partitions_of_the_months_it_writes(postgres_url, tmp_path) -> None:
+    """Months with no partition get theirs, indexed after the rows went in, and shaped as the
+    partitions the store makes ahead (same indexes, foreign keys and triggers)."""
     engine = make_engine(postgres_url)
     migrate(engine)
+    with engine.begin() as conn:
+        ensure_event_partitions(conn, [datetime(2018, 12, 1, tzinfo=UTC)])
+    times = ["2019-01-15", "2019-02-15", "2019-02-16", "2018-12-24"]  # the last month exists
     path = _write(
         tmp_path / "old.jsonl",
         [
-            {
-                "event_id": f"o{n}",
-                "user_id": "u",
-                "item_id": "p",
-                "type": "view",
-                "timestamp": f"2019-0{n}-15T00:00:00Z",
-            }
-            for n in range(1, 4)
+            {"event_id": f"o{n}", "user_id": "u", "item_id": "p", "type": "view", "timestamp": t}
+            for n, t in enumerate(times)
         ],
     )
     with transaction(session_factory(engine)) as s:
@@ -242,17 +273,95 @@ def test_bulk_import_makes_the_partitions_of_the_months_it_writes(postgres_url, 
             .scalars()
             .all()
         )
-    assert homes == ["events_2019_01", "events_2019_02", "events_2019_03"]
+        made_ahead = _partition_shape(conn, "events_2018_12")
+        shapes = [_partition_shape(conn, name) for name in ("events_2019_01", "events_2019_02")]
+        loading = conn.execute(text("SELECT to_regclass('agora_bulk_new_months')")).scalar()
+    assert homes == ["events_2019_01", "events_2019_02", "events_2019_02", "events_2018_12"]
+    assert len(made_ahead["indexes"]) == 4 and len(made_ahead["constraints"]) >= 3
+    assert shapes == [made_ahead, made_ahead]
+    assert loading is None
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # their foreign keys hold
+        conn.execute(
+            text(
+                "INSERT INTO events (event_id, user_id, item_id, type, timestamp, context) "
+                "VALUES ('x', 999999, 1, 'view', '2019-01-02T00:00:00Z', '{}')"
+            )
+        )
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 4
     engine.dispose()
 
 
-def test_bulk_import_refuses_bad_lines_with_the_normal_messages(postgres_url, tmp_path) -> None:
+def test_an_event_id_a_concurrent_writer_stores_during_the_import_is_stored_once(
+    postgres_url, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk path writes its keys last: an event id another writer stores after the import
+    wrote its events keeps that writer's row, and the import counts its own as stored before."""
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    may = datetime(2024, 5, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        ensure_event_partitions(conn, [may])
+    factory = session_factory(engine)
+    with transaction(factory) as s:  # the live writer's user and item exist already
+        add_events(s, [EventIn(event_id="seed", user_id="live", item_id="p1", type="view")], TYPES)
+    path = _write(
+        tmp_path / "b.jsonl",
+        [
+            {
+                "event_id": f"b{n}",
+                "user_id": "u1",
+                "item_id": "p1",
+                "type": "view",
+                "timestamp": 1714557600 + n,
+            }
+            for n in range(5)
+        ],  # fmt: skip
+    )
+
+    def write_live_then_the_rest(session, *args, **kwargs):  # after the events, before the keys
+        with transaction(factory) as live:
+            add_events(
+                live,
+                [EventIn(event_id="b3", user_id="live", item_id="p1", type="like", timestamp=may)],
+                TYPES,
+            )
+        return add_dataset(session, *args, **kwargs)
+
+    monkeypatch.setattr(bulk_module, "add_dataset", write_live_then_the_rest)
+    with transaction(factory) as s:
+        summary = bulk_import(s, path, TYPES)
+    assert summary.written["events"] == 4 and summary.duplicate_events == 1
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT e.event_id, u.external_id, e.type, k.id = e.id FROM events e "
+                "JOIN users u ON u.id = e.user_id JOIN event_ids k USING (event_id) "
+                "WHERE e.event_id LIKE 'b%' ORDER BY e.event_id"
+            )
+        ).all()
+    assert rows == [
+        ("b0", "u1", "view", True),
+        ("b1", "u1", "view", True),
+        ("b2", "u1", "view", True),
+        ("b3", "live", "like", True),
+        ("b4", "u1", "view", True),
+    ]
+    engine.dispose()
+
+
+def test_bulk_import_refuses_bad_lines_with_the_normal_messages(
+    postgres_url, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is stored, not even the batches written before the first bad line was read."""
+    monkeypatch.setattr(bulk_module, "BATCH_EVENTS", 1)
     engine = make_engine(postgres_url)
     migrate(engine)
     good = {"user_id": "u1", "item_id": "p1", "type": "view", "timestamp": 1714557600}
     path = _write(
         tmp_path / "bad.jsonl",
         [
+            *({"event_id": f"early{n}", **good} for n in range(3)),
             {"event_id": "a", **good},
             {"event_id": "b", **good, "type": "upvote"},
             {"event_id": "a", **good},

@@ -13,6 +13,7 @@ plain table: every function here does nothing there.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -109,6 +110,110 @@ def ensure_event_partitions(conn: Connection, starts: Iterable[datetime]) -> lis
         conn.execute(text(create_partition_sql(start)))
         made.append(name)
     return made
+
+
+class NewPartitions:
+    """The month partitions a bulk writer makes, filled before they have an index.
+
+    Rows of a month with no partition (and none of its rows in the default partition) go to a
+    plain table named as that month's partition, itself a partition of a loading table with no
+    index, trigger or foreign key; :meth:`attach` then builds the indexes of ``events``' other
+    partitions over the rows at once and attaches each table as its month's partition
+    (PostgreSQL checks its bounds and foreign keys there, set-based). Building an index over
+    all the rows is several times cheaper than growing it row by row (bench/bulk_import.py).
+    A month whose rows reached the default partition meanwhile (a concurrent writer) has its
+    rows moved there instead, as :func:`ensure_event_partitions` leaves such a month."""
+
+    LOADING = "agora_bulk_new_months"
+
+    def __init__(self) -> None:
+        self.months: list[datetime] = []
+
+    def prepare(self, conn: Connection, starts: Iterable[datetime]) -> None:
+        """Make sure each month (given by any time in it) has a partition or a loading table."""
+        if not is_partitioned(conn):
+            return
+        have = existing_partitions(conn)
+        for start in sorted({month_start(moment) for moment in starts}):
+            if partition_name(start) in have or start in self.months:
+                continue
+            if _default_holds(conn, start):
+                log.warning(
+                    "events of %s are in %s: no partition of their own",
+                    partition_name(start),
+                    DEFAULT_PARTITION,
+                )
+                continue
+            if not self.months:
+                conn.execute(
+                    text(
+                        f"CREATE TABLE {self.LOADING} (LIKE events INCLUDING DEFAULTS "
+                        'INCLUDING CONSTRAINTS) PARTITION BY RANGE ("timestamp")'
+                    )
+                )
+            conn.execute(text(create_partition_sql(start, self.LOADING)))
+            self.months.append(start)
+
+    def attach(self, conn: Connection) -> list[str]:
+        """Index every loading table as ``events``' partitions are and attach it to ``events``;
+        returns the names of the partitions made."""
+        if not self.months:
+            return []
+        conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+        indexes = _partition_indexes(conn)
+        made: list[str] = []
+        for start in self.months:
+            name = partition_name(start)
+            conn.execute(text(f"ALTER TABLE {self.LOADING} DETACH PARTITION {name}"))
+            # held to the commit: no row of this month can reach the default partition now
+            conn.execute(text(f"LOCK TABLE {DEFAULT_PARTITION} IN ACCESS EXCLUSIVE MODE"))
+            if _default_holds(conn, start):
+                log.warning(
+                    "events of %s reached %s meanwhile: moved there", name, DEFAULT_PARTITION
+                )
+                conn.execute(text(f"SELECT set_config('{KEYS_WRITTEN}', 'on', true)"))
+                conn.execute(text(f"INSERT INTO events SELECT * FROM {name}"))
+                conn.execute(text(f"SELECT set_config('{KEYS_WRITTEN}', 'off', true)"))
+                conn.execute(text(f"DROP TABLE {name}"))
+                continue
+            for statement in indexes:
+                conn.execute(text(statement.replace("{table}", name)))
+            conn.execute(
+                text(
+                    f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM "
+                    f"('{start.isoformat()}') TO ('{next_month(start).isoformat()}')"
+                )
+            )
+            made.append(name)
+        conn.execute(text(f"DROP TABLE {self.LOADING}"))
+        self.months = []
+        return made
+
+
+def _partition_indexes(conn: Connection) -> list[str]:
+    """Statements giving a table ``{table}`` the indexes ``events`` gives each partition: those
+    behind a constraint (the primary key) as that constraint, the others as plain indexes, all
+    named as PostgreSQL names a partition's own."""
+    rows = conn.execute(
+        text(
+            "SELECT pg_get_indexdef(i.indexrelid), pg_get_constraintdef(c.oid) FROM pg_index i "
+            "LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
+            "WHERE i.indrelid = 'events'::regclass ORDER BY i.indexrelid"
+        )
+    )
+    statements = []
+    for index, constraint in rows:
+        if constraint is not None:
+            statements.append(f"ALTER TABLE {{table}} ADD {constraint}")
+        else:
+            statements.append(
+                re.sub(
+                    r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ",
+                    r"CREATE \1INDEX ON {table} ",
+                    index,
+                )
+            )
+    return statements
 
 
 def ensure_months_ahead(conn: Connection, now: datetime | None = None) -> list[str]:

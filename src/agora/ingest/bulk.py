@@ -1,20 +1,24 @@
 """Bulk import of an Agora file into PostgreSQL through ``COPY``: the same checks and the same
 result as the normal path (:func:`agora.ingest.service.add_dataset`), several times faster.
 
-The file is read once, line by line: every line is checked as ``load_agora`` checks it (plain
-event lines by :meth:`~agora.ingest.agora_format._Checker.quick_event`, anything else through
-the schemas, so problems read word for word the same), and sound events stream through
-psycopg's ``cursor.copy()`` into a temporary staging table. A file with any problem is refused
-whole (the transaction rolls back). Otherwise set-based statements finish the job in the same
-transaction: events whose ``event_id`` is stored already are counted and dropped, unknown users
-and items get bare rows, and the rest go in with ``INSERT ... SELECT ... ON CONFLICT DO
-NOTHING`` (so a concurrent writer still stores an event once); internal ids grow in file
-order as the refresher's marks expect. Other record kinds (users, items, groups, edges,
-memberships: a small part of big files) are written by the normal path's functions.
+The file is read once, line by line, in a thread of its own: every line is checked as
+``load_agora`` checks it (plain event lines by
+:meth:`~agora.ingest.agora_format._Checker.quick_event`, anything else through the schemas, so
+problems read word for word the same), and the sound events are handed over in batches. Each
+batch streams through psycopg's ``cursor.copy()`` into a temporary staging table, then
+set-based statements write it in the same transaction: events whose ``event_id`` is stored
+already are counted and dropped, unknown users and items get bare rows, and the rest go in
+with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (so a concurrent writer still stores an
+event once); internal ids grow in file order as the refresher's marks expect. A file with any
+problem is refused whole (the transaction rolls back what earlier batches wrote). Other record
+kinds (users, items, groups, edges, memberships: a small part of big files) are written
+afterwards by the normal path's functions, which create or replace: an item's bare row made
+for an event gets the item's record.
 
 What makes it fast at tens of millions of events (measured by ``bench/bulk_import.py``):
 
-* the rows go into ``events`` ordered by time, so each month's partition and its indexes are
+* the next batch is parsed (Python) while PostgreSQL writes this one, so two cores work;
+* each batch goes into ``events`` ordered by time, so each month's partition and its indexes are
   filled in turn while they are in memory, not all at once at random;
 * the foreign keys of ``events`` are checked once per user and item, not once per event: the
   users and items the file names are locked ``FOR KEY SHARE`` (what each row's check would take,
@@ -26,7 +30,10 @@ What makes it fast at tens of millions of events (measured by ``bench/bulk_impor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +42,7 @@ import psycopg
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from agora.db.partitions import KEY_TABLE, KEYS_WRITTEN, ensure_event_partitions, months_of
+from agora.db.partitions import KEY_TABLE, KEYS_WRITTEN, NewPartitions
 from agora.db.pseudonyms import sealer_for_session
 from agora.db.tables import TIME_FLOOR
 from agora.ingest.agora_format import DEFAULT_MAX_FUTURE_SECONDS, KIND_LISTS, EventRow, scan_agora
@@ -45,20 +52,27 @@ from agora.ingest.service import WriteSummary, add_dataset
 
 #: Lines read between two progress reports.
 PROGRESS_EVERY = 20_000
+#: Events written per batch (the reader parses the next batch meanwhile), at least and at most:
+#: a big file's batches are a sixteenth of it, since each batch's joins read the users and
+#: items tables whole, which grow with the store.
+BATCH_EVENTS = 200_000
+MAX_BATCH_EVENTS = 1_000_000
+_DONE = object()  # the reader's last hand-over
 
 _STAGING = "agora_bulk_events"
-_READY = "agora_bulk_ready"
-_CREATE_STAGING = f"""
-CREATE TEMP TABLE {_STAGING} (
-    line bigint, event_id text, user_ext text, item_ext text, type text, value float8,
-    ts timestamptz, context text
-) ON COMMIT DROP
-"""
+_KEYS = "agora_bulk_keys"
+# a row's id is drawn as COPY stores it: in file order, as the refresher's marks expect
+_CREATE_STAGING = (
+    f"CREATE TEMP TABLE {_STAGING} (id bigint DEFAULT nextval('events_id_seq'), event_id text, "
+    "user_ext text, item_ext text, type text, value float8, ts timestamptz, context text) "
+    "ON COMMIT DROP",
+    f"CREATE TEMP TABLE {_KEYS} (event_id text, id bigint) ON COMMIT DROP",
+)
 _COPY = (
-    f"COPY {_STAGING} (line, event_id, user_ext, item_ext, type, value, ts, context) "
+    f"COPY {_STAGING} (event_id, user_ext, item_ext, type, value, ts, context) "
     "FROM STDIN (FORMAT BINARY)"
 )
-_COPY_TYPES = ["int8", "text", "text", "text", "text", "float8", "timestamptz", "text"]
+_COPY_TYPES = ["text", "text", "text", "text", "float8", "timestamptz", "text"]
 #: Memory for the sorts of the staged rows (per sort, this transaction only).
 _SORT_MEMORY = "256MB"
 
@@ -107,96 +121,182 @@ def bulk_import(
         now=now,
         earliest=earliest,
     )
-    others: dict[str, list[BaseModel]] = {name: [] for name in KIND_LISTS.values()}
     sealer = sealer_for_session(session)
+    events = WriteSummary()
+    new_months = NewPartitions()
     raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:
-        cur.execute(_CREATE_STAGING)
-        with cur.copy(_COPY) as copy:
-            copy.set_types(_COPY_TYPES)
-            seen = 0
-            for record_kind, record in records:
-                seen += 1
-                if progress and seen % PROGRESS_EVERY == 0:
-                    progress(PROGRESS_EVERY)
-                if problems:
-                    continue  # the file is refused: read on only to report every problem
-                if isinstance(record, EventRow):
-                    copy.write_row(_staged(record, sealer))
-                else:
-                    others[KIND_LISTS[record_kind]].append(record)
-            if progress:
-                progress(seen % PROGRESS_EVERY)
+    batch_size = min(max(BATCH_EVENTS, path.stat().st_size // (100 * 16)), MAX_BATCH_EVENTS)
+    reader = _EventBatches(records, problems, sealer, now, progress, batch_size)
+    with raw.cursor() as cur, reader as batches:
+        for statement in _CREATE_STAGING:
+            cur.execute(statement)
+        cur.execute(f"SET LOCAL work_mem = '{_SORT_MEMORY}'")
+        for batch in batches:
+            _stage(cur, batch)
+            _write_events(session, cur, batch.months, events, new_months, now)
     problems.raise_if_any()
+    new_months.attach(session.connection())
     summary = add_dataset(
-        session, Dataset(**others), allowed_types, max_future_seconds, earliest=earliest
+        session, Dataset(**batches.others), allowed_types, max_future_seconds, earliest=earliest
     )
-    with raw.cursor() as cur:
-        _write_events(session, cur, summary, now)
+    if "events" in events.written:
+        with raw.cursor() as cur:
+            lost = _write_keys(cur)
+            # autovacuum analyses the partitions but never the partitioned table itself, whose
+            # statistics plan every query across partitions: brought up to date with the new
+            # rows. The tables the import filled too: until autovacuum's next turn (a minute
+            # away, never where it is off) the planner took 1M users for 40k, and the feed
+            # catalogue's read of new items (every second of every server) hashed the whole
+            # users table: 0.8 s, not 0.1 ms
+            cur.execute(f"ANALYZE {', '.join(ANALYZED)}")
+        summary.add("events", events.written["events"] - lost)
+        summary.duplicate_events += events.duplicate_events + lost
     return summary
 
 
-def _staged(row: EventRow, sealer: Any) -> tuple[Any, ...]:
-    user = sealer.seal(row.user_id) if sealer else row.user_id
-    return (
-        row.line,
-        row.event_id,
-        user,
-        row.item_id,
-        row.type,
-        row.value,
-        row.timestamp,
-        row.context,
-    )
+@dataclass
+class _Batch:
+    """Staged rows of events, and the (year, month) pairs their UTC times fall in."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    months: set[tuple[int, int]] = field(default_factory=set)
+
+    def add(self, row: EventRow, sealer: Any, now: datetime) -> None:
+        user = sealer.seal(row.user_id) if sealer else row.user_id
+        when = row.timestamp or now  # times are UTC here; an event without one is stored now
+        self.months.add((when.year, when.month))
+        self.rows.append(
+            (row.event_id, user, row.item_id, row.type, row.value, row.timestamp, row.context)
+        )
 
 
-def _write_events(session: Session, cur: Any, summary: WriteSummary, now: datetime) -> None:
-    """The staged events into the store, set-based, as :func:`service.add_events` does row by
-    row: stored event ids skipped and counted, unknown users and items created bare.
+class _EventBatches:
+    """The file read in a thread of its own, its events handed over in batches of
+    ``batch_size`` staged rows (the other records kept in :attr:`others`): the next batch
+    is parsed (Python) while the store writes this one (PostgreSQL), so both cores work.
 
-    Each row gets its id from the events' sequence in file order and its key in ``event_ids``
-    (``ON CONFLICT DO NOTHING``: an id stored before, or by a concurrent writer, keeps its
-    first row); the rows whose key is theirs go in with the per-row key trigger turned off."""
-    cur.execute(f"SELECT count(*) FROM {_STAGING}")
-    (total,) = cur.fetchone()
-    if not total:
-        return
-    cur.execute(f"SET LOCAL work_mem = '{_SORT_MEMORY}'")
+    Once a problem is found no batch is handed over any more; the file is read on to the end
+    only to report every problem (the caller then raises them, and its transaction rolls back
+    what earlier batches wrote)."""
+
+    def __init__(
+        self,
+        records: Iterable[tuple[str, BaseModel | EventRow]],
+        problems: ProblemCollector,
+        sealer: Any,
+        now: datetime,
+        progress: Callable[[int], None] | None,
+        batch_size: int,
+    ) -> None:
+        self.others: dict[str, list[BaseModel]] = {name: [] for name in KIND_LISTS.values()}
+        self._records = records
+        self._problems = problems
+        self._sealer = sealer
+        self._now = now
+        self._progress = progress
+        self._batch_size = batch_size
+        self._ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="agora-bulk-reader", daemon=True)
+
+    def __enter__(self) -> _EventBatches:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __iter__(self) -> Iterator[_Batch]:
+        while (batch := self._ready.get()) is not _DONE:
+            if isinstance(batch, BaseException):
+                raise batch
+            yield batch
+
+    def _read(self) -> None:
+        try:
+            self._read_records()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self._hand_over(exc)
+        self._hand_over(_DONE)
+
+    def _read_records(self) -> None:
+        batch = _Batch()
+        seen = 0
+        for record_kind, record in self._records:
+            seen += 1
+            if self._progress and seen % PROGRESS_EVERY == 0:
+                self._progress(PROGRESS_EVERY)
+            if self._stop.is_set():
+                return
+            if self._problems:
+                continue  # the file is refused: read on only to report every problem
+            if isinstance(record, EventRow):
+                batch.add(record, self._sealer, self._now)
+                if len(batch.rows) == self._batch_size:
+                    self._hand_over(batch)
+                    batch = _Batch()
+            else:
+                self.others[KIND_LISTS[record_kind]].append(record)
+        if self._progress:
+            self._progress(seen % PROGRESS_EVERY)
+        if batch.rows and not self._problems:
+            self._hand_over(batch)
+
+    def _hand_over(self, item: Any) -> None:
+        """Queue ``item`` for the caller, waiting while one is queued, unless it stopped."""
+        while not self._stop.is_set():
+            try:
+                self._ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
+def _stage(cur: Any, batch: _Batch) -> None:
+    """One batch of staged rows into the (emptied) staging table through binary ``COPY``."""
+    cur.execute(f"TRUNCATE {_STAGING}")
+    with cur.copy(_COPY) as copy:
+        copy.set_types(_COPY_TYPES)
+        for row in batch.rows:
+            copy.write_row(row)
+
+
+def _write_events(
+    session: Session,
+    cur: Any,
+    months: Iterable[tuple[int, int]],
+    summary: WriteSummary,
+    new_months: NewPartitions,
+    now: datetime,
+) -> None:
+    """The staged batch into the store, set-based, as :func:`service.add_events` does row by
+    row: events whose ``event_id`` is stored skipped and counted, unknown users and items
+    created bare, the rest written with the per-row key trigger turned off (their keys are
+    gathered for :func:`_write_keys`), those of a month the store had no partition of into that
+    month's table of ``new_months``."""
     cur.execute(
-        f"CREATE TEMP TABLE {_READY} ON COMMIT DROP AS SELECT nextval('events_id_seq') AS id, "
-        f"s.* FROM (SELECT * FROM {_STAGING} ORDER BY line) s"
+        f"DELETE FROM {_STAGING} s WHERE EXISTS "
+        f"(SELECT 1 FROM {KEY_TABLE} k WHERE k.event_id = s.event_id)"
     )
-    cur.execute(
-        # in key order, the index is filled left to right; a key twice in the file keeps its
-        # first line (the lower id comes first)
-        f"INSERT INTO {KEY_TABLE} (event_id, id) SELECT event_id, id FROM {_READY} "
-        "ORDER BY event_id, id ON CONFLICT (event_id) DO NOTHING"
-    )
+    summary.duplicate_events += cur.rowcount
+    cur.execute(f"INSERT INTO {_KEYS} (event_id, id) SELECT event_id, id FROM {_STAGING}")
     written = cur.rowcount
     summary.add("events", written)
-    summary.duplicate_events += total - written
     if not written:
         return
-    if written < total:
-        cur.execute(
-            f"DELETE FROM {_READY} r WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {KEY_TABLE} k WHERE k.event_id = r.event_id AND k.id = r.id)"
-        )
-    cur.execute(f"ANALYZE {_READY}")
-    conn = session.connection()
-    cur.execute(f"SELECT count(*) - count(ts) FROM {_READY}")
-    untimed = cur.fetchone()[0]
-    ensure_event_partitions(conn, months_of(conn, _READY, "ts") + ([now] if untimed else []))
-    params = {"now": now}
+    starts = [datetime(year, month, 1, tzinfo=UTC) for year, month in sorted(months)]
+    new_months.prepare(session.connection(), starts)
+    params: dict[str, Any] = {"now": now, "new": new_months.months}
     cur.execute(
         f"INSERT INTO users (external_id, created, attributes) "
-        f"SELECT user_ext, %(now)s, '{{}}' FROM {_READY} GROUP BY user_ext ORDER BY min(id) "
+        f"SELECT user_ext, %(now)s, '{{}}' FROM {_STAGING} GROUP BY user_ext ORDER BY min(id) "
         "ON CONFLICT (external_id) DO NOTHING",
         params,
     )
     cur.execute(
         "INSERT INTO items (external_id, created, title, body, tags, media, attributes) "
-        f"SELECT item_ext, %(now)s, '', '', '[]', '{{}}', '{{}}' FROM {_READY} "
+        f"SELECT item_ext, %(now)s, '', '', '[]', '{{}}', '{{}}' FROM {_STAGING} "
         "GROUP BY item_ext ORDER BY min(id) ON CONFLICT (external_id) DO NOTHING",
         params,
     )
@@ -204,30 +304,58 @@ def _write_events(session: Session, cur: Any, summary: WriteSummary, now: dateti
     checks_off = _row_checks_off(cur)
     if checks_off:
         _lock_referenced_rows(cur)
-    cur.execute(
-        'INSERT INTO events (id, event_id, user_id, item_id, type, value, "timestamp", context) '
-        "SELECT r.id, r.event_id, u.id, i.id, r.type, r.value, coalesce(r.ts, %(now)s) AS ts, "
-        f"r.context::json FROM {_READY} r "
-        "JOIN users u ON u.external_id = r.user_ext JOIN items i ON i.external_id = r.item_ext "
-        "ORDER BY ts, r.id",
-        params,
-    )
-    inserted = cur.rowcount
+    inserted = 0
+    into_new = set(starts) & set(new_months.months)
+    targets = [(NewPartitions.LOADING, "= ANY")] if into_new else []
+    if set(starts) - into_new:
+        targets.append(("events", "<> ALL"))
+    for table, months_test in targets:
+        cur.execute(
+            f'INSERT INTO {table} (id, event_id, user_id, item_id, type, value, "timestamp", '
+            "context) SELECT r.id, r.event_id, u.id, i.id, r.type, r.value, "
+            f"coalesce(r.ts, %(now)s) AS ts, r.context::json FROM {_STAGING} r "
+            "JOIN users u ON u.external_id = r.user_ext JOIN items i ON i.external_id = r.item_ext "
+            f"WHERE date_trunc('month', coalesce(r.ts, %(now)s), 'UTC') {months_test} (%(new)s) "
+            "ORDER BY ts, r.id",
+            params,
+        )
+        inserted += cur.rowcount
     if checks_off:
         cur.execute("SET LOCAL session_replication_role = origin")
     cur.execute(f"SELECT set_config('{KEYS_WRITTEN}', 'off', true)")
     if inserted != written:  # a user or item deleted meanwhile: refuse rather than keep keys
         raise RuntimeError(f"bulk import: {written - inserted} events lost their user or item")
-    # autovacuum analyses the partitions but never the partitioned table itself, whose
-    # statistics plan every query across partitions: brought up to date with the new rows.
-    # The tables the import filled too: until autovacuum's next turn (a minute away, never
-    # where it is off) the planner takes 1M users for 40k, and the feed catalogue's read of
-    # new items (every second of every server) hashed the whole users table: 0.8 s, not 0.1 ms
-    cur.execute(f"ANALYZE {', '.join(ANALYZED)}")
 
 
-#: The tables a bulk import analyses once its rows are in (see :func:`_write_events`).
+#: The tables a bulk import analyses once its rows are in (see :func:`bulk_import`).
 ANALYZED = ("events", "event_ids", "users", "items", "social_edges")
+
+
+def _write_keys(cur: Any) -> int:
+    """The written events' keys into ``event_ids``, at the end and in key order (the index then
+    fills left to right, not at random across it batch after batch); returns how many events
+    lost their key to a concurrent writer's event of the same id, which are deleted again.
+
+    A plain ``INSERT`` first, several times cheaper than ``ON CONFLICT``'s speculative
+    insertion; if a key was stored meanwhile, the keys again with ``ON CONFLICT DO NOTHING``."""
+    insert = (
+        f"INSERT INTO {KEY_TABLE} (event_id, id) SELECT event_id, id FROM {_KEYS} ORDER BY event_id"
+    )
+    cur.execute("SAVEPOINT agora_bulk_keys")
+    try:
+        cur.execute(insert)
+    except psycopg.errors.UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT agora_bulk_keys")
+        cur.execute(insert + " ON CONFLICT (event_id) DO NOTHING")
+        cur.execute(
+            f"DELETE FROM events e USING {_KEYS} b WHERE e.id = b.id AND NOT EXISTS "
+            f"(SELECT 1 FROM {KEY_TABLE} k WHERE k.event_id = b.event_id AND k.id = b.id)"
+        )
+        lost = cur.rowcount
+    else:
+        lost = 0
+    cur.execute("RELEASE SAVEPOINT agora_bulk_keys")
+    return lost
 
 
 def _lock_referenced_rows(cur: Any) -> None:
@@ -236,7 +364,7 @@ def _lock_referenced_rows(cur: Any) -> None:
     for table, column in (("users", "user_ext"), ("items", "item_ext")):
         cur.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM {table} t WHERE t.external_id IN "
-            f"(SELECT DISTINCT {column} FROM {_READY}) FOR KEY SHARE OF t) locked"
+            f"(SELECT DISTINCT {column} FROM {_STAGING}) FOR KEY SHARE OF t) locked"
         )
 
 
