@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 from live_server import LiveServer, kill_server, start_server
 from sqlalchemy import Engine, create_engine, text
+from stores import StoreTemplates, bundled_community, migrated
 
-from agora.db.engine import make_engine, migrate
+from agora.db.engine import make_engine
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -108,24 +109,59 @@ def postgres_schemas() -> Callable[[], contextlib.AbstractContextManager[str]]:
     return postgres_schema
 
 
+@pytest.fixture(scope="session")
+def store_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreTemplates]:
+    """Stores made once per run and copied into the tests' empty stores (``tests/stores.py``),
+    and the run's pool of PostgreSQL schemas, all dropped at the end."""
+    templates = StoreTemplates(tmp_path_factory.mktemp("store-templates"), POSTGRES_URL)
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL to a fresh, empty schema on the real PostgreSQL server, dropped afterwards."""
-    with postgres_schema() as url:
+def postgres_url(store_templates: StoreTemplates) -> Iterator[str]:
+    """A URL to a fresh, empty schema on the real PostgreSQL server of this test's own, dropped
+    afterwards (or, once a copy of a template took its place, given back to the run's pool)."""
+    _postgres_or_skip()
+    with store_templates.postgres_pool().test_schema() as url:
         yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:
-    """Each storage test runs once on SQLite and once on the real PostgreSQL."""
+    """Each storage test runs once on SQLite and once on the real PostgreSQL (an empty store)."""
     return request.getfixturevalue(f"{request.param}_url")
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """A migrated engine on either database."""
-    eng = make_engine(database_url)
-    migrate(eng)
+def migrated_store(store_templates: StoreTemplates) -> Callable[[str], str]:
+    """``migrated_store(url)``: the empty store at ``url`` (``sqlite_url``, ``postgres_url``,
+    ``database_url``) made a copy of one migrated once per run, equal to a store just migrated
+    (tests of migrating itself migrate their empty store instead); returns ``url``."""
+
+    def copy(url: str) -> str:
+        store_templates.copy_into(url, "migrated", migrated)
+        return url
+
+    return copy
+
+
+@pytest.fixture
+def community_store(store_templates: StoreTemplates) -> Callable[[str], str]:
+    """``community_store(url)``: the empty store at ``url`` made a copy of one holding the
+    bundled community (imported once per run by ``stores.bundled_community``); returns ``url``."""
+
+    def copy(url: str) -> str:
+        store_templates.copy_into(url, "community", bundled_community)
+        return url
+
+    return copy
+
+
+@pytest.fixture
+def engine(database_url: str, migrated_store: Callable[[str], str]) -> Iterator[Engine]:
+    """A migrated engine on either database (a copy of the run's migrated store)."""
+    eng = make_engine(migrated_store(database_url))
     yield eng
     eng.dispose()
 
