@@ -328,6 +328,7 @@ class StoreTemplates:
                 self.files[name] = path
             target = Path(url.split("///", 1)[1])
             assert not target.exists(), f"{target} exists: the copy of a template must come first"
+            target.parent.mkdir(parents=True, exist_ok=True)  # as make_engine does
             shutil.copyfile(self.files[name], target)
             return
         pool = self.postgres_pool()
