@@ -81,6 +81,13 @@ SELECT line FROM (
     JOIN pg_class r ON r.oid = d.refobjid
     WHERE n.nspname = current_schema() AND c.relkind = 'S' AND d.deptype = 'a'
   UNION ALL
+  SELECT concat_ws(' ', 'type', t.typname, t.typtype)
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname = current_schema() AND t.typrelid = 0 AND t.typelem = 0
+  UNION ALL
+  SELECT concat_ws(' ', 'schema', pg_get_userbyid(n.nspowner), n.nspacl::text)
+    FROM pg_namespace n WHERE n.nspname = current_schema()
+  UNION ALL
   SELECT 'version ' || version_num FROM alembic_version
 ) AS shape ORDER BY line
 """
