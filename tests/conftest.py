@@ -73,13 +73,6 @@ SPARK_TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 @pytest.fixture(scope="session")
-def spark_jvm_env() -> dict[str, str]:
-    """The environment a test's own Spark job process (``agora train --engine spark``) gets so
-    that its JVM starts as the run's session's does (:data:`SPARK_TEST_JVM`)."""
-    return {"JAVA_TOOL_OPTIONS": SPARK_TEST_JVM}
-
-
-@pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     """One local[2] Spark session for the whole run (a JVM takes ~6 s to start), its JVM
     started with :data:`SPARK_TEST_JVM`; skipped, or failed under CI=true, when pyspark, Java or

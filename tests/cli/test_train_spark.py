@@ -38,7 +38,6 @@ def test_train_on_spark_end_to_end(
     community_store: Callable[[str], str],
     tmp_path: Path,
     spark,  # noqa: ANN001
-    spark_jvm_env: dict[str, str],
 ) -> None:
     # ``spark``: this process's session is up already, so skipped (or failed under CI=true)
     # without Java like every Spark test
@@ -52,7 +51,6 @@ def test_train_on_spark_end_to_end(
         "AGORA_DATA_DIR": str(tmp_path / "data"),
         "AGORA_DATABASE_URL": database_url,
         "AGORA_MODEL_PARAMS": json.dumps({"als": {"factors": 4, "iterations": 2}}),
-        **spark_jvm_env,
     }
     log = tmp_path / "spark-events"
     done = agora(
