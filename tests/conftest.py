@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 from live_server import LiveServer, kill_server, start_server
 from sqlalchemy import Engine, create_engine, text
+from stores import StoreTemplates, bundled_community, migrated
 
-from agora.db.engine import make_engine, migrate
+from agora.db.engine import make_engine
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -64,10 +65,18 @@ def redis_url() -> Iterator[str]:
         client.close()
 
 
+#: The JVM of the tests' Spark session compiles with C1 only and collects with one thread:
+#: its jobs are many small ones, for which C2's compiler threads cost more CPU than they save
+#: on two cores (the Spark tests ran ~35% faster). Flags of the JVM, not of Spark: the jobs and
+#: their results are the same.
+SPARK_TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    """One local[2] Spark session for the whole run (a JVM takes ~6 s to start); skipped, or
-    failed under CI=true, when pyspark, Java or the JDBC drivers are missing."""
+    """One local[2] Spark session for the whole run (a JVM takes ~6 s to start), its JVM
+    started with :data:`SPARK_TEST_JVM`; skipped, or failed under CI=true, when pyspark, Java or
+    the JDBC drivers are missing."""
     from agora.spark.session import SparkUnavailable, check_spark, spark_session
 
     try:
@@ -76,7 +85,12 @@ def spark() -> Iterator[SparkSession]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{exc} (CI=true: a missing Spark or Java is a failure)")
         pytest.skip(str(exc))
-    with spark_session("local[2]", "agora-tests", driver_memory="2g") as session:
+    with contextlib.ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as env:  # for this JVM only, not the tests' processes
+            env.setenv("JAVA_TOOL_OPTIONS", SPARK_TEST_JVM)
+            session = stack.enter_context(
+                spark_session("local[2]", "agora-tests", driver_memory="2g")
+            )
         yield session
 
 
@@ -108,24 +122,59 @@ def postgres_schemas() -> Callable[[], contextlib.AbstractContextManager[str]]:
     return postgres_schema
 
 
+@pytest.fixture(scope="session")
+def store_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreTemplates]:
+    """Stores made once per run and copied into the tests' empty stores (``tests/stores.py``),
+    and the run's pool of PostgreSQL schemas, all dropped at the end."""
+    templates = StoreTemplates(tmp_path_factory.mktemp("store-templates"), POSTGRES_URL)
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL to a fresh, empty schema on the real PostgreSQL server, dropped afterwards."""
-    with postgres_schema() as url:
+def postgres_url(store_templates: StoreTemplates) -> Iterator[str]:
+    """A URL to a fresh, empty schema on the real PostgreSQL server of this test's own, dropped
+    afterwards (or, once a copy of a template took its place, given back to the run's pool)."""
+    _postgres_or_skip()
+    with store_templates.postgres_pool().test_schema() as url:
         yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:
-    """Each storage test runs once on SQLite and once on the real PostgreSQL."""
+    """Each storage test runs once on SQLite and once on the real PostgreSQL (an empty store)."""
     return request.getfixturevalue(f"{request.param}_url")
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """A migrated engine on either database."""
-    eng = make_engine(database_url)
-    migrate(eng)
+def migrated_store(store_templates: StoreTemplates) -> Callable[[str], str]:
+    """``migrated_store(url)``: the empty store at ``url`` (``sqlite_url``, ``postgres_url``,
+    ``database_url``) made a copy of one migrated once per run, equal to a store just migrated
+    (tests of migrating itself migrate their empty store instead); returns ``url``."""
+
+    def copy(url: str) -> str:
+        store_templates.copy_into(url, "migrated", migrated)
+        return url
+
+    return copy
+
+
+@pytest.fixture
+def community_store(store_templates: StoreTemplates) -> Callable[[str], str]:
+    """``community_store(url)``: the empty store at ``url`` made a copy of one holding the
+    bundled community (imported once per run by ``stores.bundled_community``); returns ``url``."""
+
+    def copy(url: str) -> str:
+        store_templates.copy_into(url, "community", bundled_community)
+        return url
+
+    return copy
+
+
+@pytest.fixture
+def engine(database_url: str, migrated_store: Callable[[str], str]) -> Iterator[Engine]:
+    """A migrated engine on either database (a copy of the run's migrated store)."""
+    eng = make_engine(migrated_store(database_url))
     yield eng
     eng.dispose()
 

@@ -1,5 +1,5 @@
 """Fixtures of the analytics tests: a client of the whole API on a seeded store, and the bundled
-community imported once per run for the Spark engine comparisons."""
+community (a copy of the run's community store) shared by the Spark engine comparisons."""
 
 from __future__ import annotations
 
@@ -10,19 +10,22 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from spark_compare import BUNDLED_DUMP, import_bundled
+from stores import StoreTemplates, bundled_community
 
 from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.engine import make_engine, session_factory, transaction
 from agora.ingest.schemas import Dataset
 from agora.ingest.service import add_dataset
 
 
 @pytest.fixture
-def seeded_client(tmp_path: Path, database_url: str) -> Iterator[Callable[..., TestClient]]:
+def seeded_client(
+    tmp_path: Path, database_url: str, migrated_store: Callable[[str], str]
+) -> Iterator[Callable[..., TestClient]]:
     """``seeded_client(dataset, event_types=..., **add_dataset options)``: a client of the app on
-    a store holding ``dataset`` (keys: ``test-admin`` admin, ``r`` read, ``w`` write)."""
+    a store holding ``dataset`` (keys: ``test-admin`` admin, ``r`` read, ``w`` write), a copy of
+    the run's migrated store before that."""
     with ExitStack() as stack:
 
         def make(
@@ -30,8 +33,7 @@ def seeded_client(tmp_path: Path, database_url: str) -> Iterator[Callable[..., T
             event_types: tuple[str, ...] = BUILTIN_EVENT_TYPES,
             **options: Any,
         ) -> TestClient:
-            engine = make_engine(database_url)
-            migrate(engine)
+            engine = make_engine(migrated_store(database_url))
             if dataset is not None:
                 with transaction(session_factory(engine)) as session:
                     add_dataset(session, dataset, event_types, **options)
@@ -48,17 +50,22 @@ def seeded_client(tmp_path: Path, database_url: str) -> Iterator[Callable[..., T
 
 
 @pytest.fixture(scope="session")
-def sqlite_community(tmp_path_factory: pytest.TempPathFactory) -> str:
+def sqlite_community(
+    tmp_path_factory: pytest.TempPathFactory, store_templates: StoreTemplates
+) -> str:
     """The bundled community in a SQLite store shared by the Spark comparison tests (read only)."""
-    path = tmp_path_factory.mktemp("community") / "agora.db"
-    return import_bundled(f"sqlite:///{path}", BUNDLED_DUMP)
+    url = f"sqlite:///{tmp_path_factory.mktemp('community') / 'agora.db'}"
+    store_templates.copy_into(url, "community", bundled_community)
+    return url
 
 
 @pytest.fixture(scope="session")
-def postgres_community(postgres_schemas: Callable[..., Any]) -> Iterator[str]:
-    """The bundled community in a PostgreSQL schema shared by the Spark comparison tests."""
-    with postgres_schemas() as url:
-        yield import_bundled(url, BUNDLED_DUMP)
+def postgres_community(store_templates: StoreTemplates) -> Iterator[str]:
+    """The bundled community in a PostgreSQL schema shared by the Spark comparison tests (read
+    only)."""
+    with store_templates.postgres_pool().test_schema() as url:
+        store_templates.copy_into(url, "community", bundled_community)
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,9 +1,8 @@
-"""Helpers of the Spark engine tests: the bundled community imported into a store, and the
-comparisons of the local and Spark engines' outputs (counts exactly, floats within 1e-9)."""
+"""Helpers of the Spark engine tests: the comparisons of the local and Spark engines' outputs
+(counts exactly, floats within 1e-9)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,26 +10,8 @@ import pytest
 
 from agora.analytics.engagement import service as eg
 from agora.analytics.engagement.report import Engagement
-from agora.config import Settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
-from agora.ingest.registry import load_any
-from agora.ingest.service import add_dataset
 
 RELATIVE = 1e-9
-#: The Cardano Stack Exchange dump shipped in the repository (tests/conftest.py's bundled_dump).
-BUNDLED_DUMP = Path(__file__).resolve().parents[2] / "data" / "cardano-se"
-
-
-def import_bundled(database_url: str, dump: Path = BUNDLED_DUMP) -> str:
-    """The bundled community imported into the (empty) store at ``database_url``."""
-    engine = make_engine(database_url)
-    migrate(engine)
-    settings = Settings()
-    with transaction(session_factory(engine)) as session:
-        dataset = load_any(dump, None, event_types=settings.event_types)
-        add_dataset(session, dataset, settings.event_types, float("inf"))
-    engine.dispose()
-    return database_url
 
 
 def close(a: Any, b: Any) -> bool:

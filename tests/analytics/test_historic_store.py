@@ -4,13 +4,14 @@ answers say where "now" came from."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from agora.api.app import create_app
 from agora.config import Settings
-from agora.ingest.registry import load_any
 
 READ = {"Authorization": "Bearer r"}
 WRITE = {"Authorization": "Bearer w"}
@@ -18,8 +19,19 @@ NEWEST = "2021-12-04T20:07:12.113000Z"  # the dump's newest event (a comment)
 
 
 @pytest.fixture
-def client(seeded_client, bundled_dump: Path) -> TestClient:  # noqa: ANN001
-    return seeded_client(load_any(bundled_dump), Settings().event_types, max_future_seconds=1e9)
+def client(
+    tmp_path: Path, database_url: str, community_store: Callable[[str], str]
+) -> Iterator[TestClient]:
+    """The app on a store holding the bundled community (a copy of the run's, every event
+    type and time kept), keys ``r`` read and ``w`` write."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=community_store(database_url),
+        api_key="test-admin",
+        api_keys={"r": ["read"], "w": ["write"]},
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
 
 
 def test_trending_on_an_imported_dump_ends_at_its_newest_activity(client: TestClient) -> None:

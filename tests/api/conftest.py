@@ -1,8 +1,10 @@
-"""API fixtures: the real app (``create_app``) on real databases, driven by TestClient."""
+"""API fixtures: the real app (``create_app``) on real databases, driven by TestClient; each
+store starts as a copy of the run's migrated store (the app's own migration then finds it up to
+date)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,16 @@ def _client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
+def client(
+    tmp_path: Path, database_url: str, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
     """The app on SQLite and, in a second run, on PostgreSQL."""
-    yield from _client(make_settings(tmp_path, database_url))
+    yield from _client(make_settings(tmp_path, migrated_store(database_url)))
 
 
 @pytest.fixture
-def sqlite_client(tmp_path: Path, sqlite_url: str) -> Iterator[TestClient]:
+def sqlite_client(
+    tmp_path: Path, sqlite_url: str, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
     """The app on SQLite only (routes whose behaviour does not depend on the database)."""
-    yield from _client(make_settings(tmp_path, sqlite_url))
+    yield from _client(make_settings(tmp_path, migrated_store(sqlite_url)))

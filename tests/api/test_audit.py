@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,11 +26,14 @@ SECOND_ADMIN = {"Authorization": "Bearer second-admin"}
 
 
 @pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    """The app on SQLite and PostgreSQL, with a second admin key."""
+def client(
+    tmp_path: Path, database_url: str, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
+    """The app on SQLite and PostgreSQL (a copy of the run's migrated store), with a second
+    admin key."""
     settings = make_settings(
         tmp_path,
-        database_url,
+        migrated_store(database_url),
         api_keys={"r": ["read"], "w": ["write"], "second-admin": ["admin"]},
         feed={"refresh_in_serve": False},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,9 +24,12 @@ PATH_VALUES = {"user_id": "ancient", "item_id": "old-post"}
 
 
 @pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    """The app answering 500s as a client sees them (rather than raising in the test)."""
-    app = create_app(make_settings(tmp_path, database_url))
+def client(
+    tmp_path: Path, database_url: str, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
+    """The app answering 500s as a client sees them (rather than raising in the test), on a
+    copy of the run's migrated store."""
+    app = create_app(make_settings(tmp_path, migrated_store(database_url)))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

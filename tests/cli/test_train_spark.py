@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,8 @@ from typer.testing import CliRunner
 
 from agora.cli.main import app as cli
 from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory
+from agora.db.engine import make_engine, session_factory
 from agora.features.store import load_training_data
-from agora.ingest.registry import load_any
-from agora.ingest.service import add_dataset
 from agora.models.artifacts import list_artifacts, load_artifact
 from agora.spark.eventlog import event_log_files, summarise_event_log
 
@@ -36,20 +35,16 @@ def agora(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_train_on_spark_end_to_end(
     postgres_url: str,
-    bundled_dump: Path,
+    community_store: Callable[[str], str],
     tmp_path: Path,
     spark,  # noqa: ANN001
 ) -> None:
     # ``spark``: this process's session is up already, so skipped (or failed under CI=true)
     # without Java like every Spark test
-    database_url = postgres_url
+    database_url = community_store(postgres_url)
     engine = make_engine(database_url)
-    migrate(engine)
     with session_factory(engine)() as session:
         settings = Settings()
-        dataset = load_any(bundled_dump, None, event_types=settings.event_types)
-        add_dataset(session, dataset, settings.event_types, float("inf"))
-        session.commit()
         expected, _, _ = load_training_data(session, settings.event_weights)
     engine.dispose()
     env = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,10 +50,13 @@ def _seconds_until_counted(client: TestClient) -> float:
 
 
 @pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
+def client(
+    tmp_path: Path, database_url: str, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
+    """The app with the engagement event types on a copy of the run's migrated store."""
     settings = Settings(
         data_dir=tmp_path / "data",
-        database_url=database_url,
+        database_url=migrated_store(database_url),
         api_key="test-admin",
         api_keys={"r": ["read"]},
         custom_event_types=["ask", "answer", "accept", "flag_upheld"],

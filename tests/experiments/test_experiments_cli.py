@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from experiments_support import USERS, community, event, experiment, impressions
 from typer.testing import CliRunner
 
 from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.engine import make_engine, session_factory, transaction
 from agora.experiments import service
 from agora.experiments.cli import app
 from agora.ingest.service import add_dataset, add_events
@@ -21,11 +21,16 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def store(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_store: Callable[[str], str],
+) -> Iterator[Path]:
+    """The CLI set to use a copy of the run's migrated store holding the community."""
     monkeypatch.setenv("AGORA_DATABASE_URL", database_url)
     get_settings.cache_clear()
-    engine = make_engine(database_url)
-    migrate(engine)
+    engine = make_engine(migrated_store(database_url))
     with transaction(session_factory(engine)) as session:
         add_dataset(session, community(), Settings().event_types, max_future_seconds=1e9)
     engine.dispose()

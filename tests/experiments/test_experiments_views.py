@@ -3,7 +3,7 @@ location of bad input, and what a user sees after each call."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +24,14 @@ READER = {"Authorization": "Bearer reader"}
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+def client(
+    database_url: str, tmp_path: Path, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
+    """The app (with the test router) on a copy of the run's migrated store holding the
+    community."""
     settings = Settings(
         data_dir=tmp_path / "data",
-        database_url=database_url,
+        database_url=migrated_store(database_url),
         api_key="admin",
         api_keys={"writer": ["write"], "reader": ["read"]},
     )

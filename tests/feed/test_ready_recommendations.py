@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,14 @@ URL = "/users/{}/recommendations"
 
 
 @pytest.fixture
-def ready(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Refresher]]:
-    """The seeded community, trained, every user's record made current by a refresher run
-    here (the app's own refresher thread is off: the test says when records change)."""
+def ready(
+    database_url: str, tmp_path: Path, migrated_store: Callable[[str], str]
+) -> Iterator[tuple[TestClient, Refresher]]:
+    """The seeded community (on a copy of the run's migrated store), trained, every user's
+    record made current by a refresher run here (the app's own refresher thread is off: the
+    test says when records change)."""
     feed = FeedConfig(refresh_in_serve=False)
-    with make_client(tmp_path, database_url, feed=feed) as client:
+    with make_client(tmp_path, migrated_store(database_url), feed=feed) as client:
         seed(client)
         train(client)
         state = client.app.state

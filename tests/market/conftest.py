@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,13 +34,16 @@ def config() -> MarketConfig:
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+def client(
+    database_url: str, tmp_path: Path, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
     """The real app on a store holding :func:`community` (no holdout, no pacing), with keys
-    ``admin`` (every scope), ``writer`` and ``reader``."""
+    ``admin`` (every scope), ``writer`` and ``reader``; the store starts as a copy of the run's
+    migrated store."""
     settings = Settings(
         data_dir=tmp_path / "data",
         market=MarketConfig(holdout_share=0.0, pacing=False),
-        database_url=database_url,
+        database_url=migrated_store(database_url),
         api_key="admin",
         api_keys={"writer": ["write"], "reader": ["read"]},
     )

@@ -30,12 +30,15 @@ BRAND = {"campaign_id": "c1", "advertiser": "Brand", "items": ["a0", "a1"], "bid
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """The real app (its lifespan runs the book's thread) on a store holding the community."""
+def client(
+    database_url: str, tmp_path: Path, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
+    """The real app (its lifespan runs the book's thread) on a store holding the community (a
+    copy of the run's migrated store before that)."""
     settings = Settings(
         data_dir=tmp_path / "data",
         market=MarketConfig(holdout_share=0.0, pacing=False, book_seconds=BOOK_SECONDS),
-        database_url=database_url,
+        database_url=migrated_store(database_url),
         api_key="admin",
         api_keys={"reader": ["read"]},
     )

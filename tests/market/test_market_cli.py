@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from market_support import community
 from typer.testing import CliRunner
 
 from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.engine import make_engine, session_factory, transaction
 from agora.ingest.service import add_dataset
 from agora.market.cli import app
 
@@ -18,12 +19,15 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_store: Callable[[str], str]
+) -> Path:
+    """The data folder's SQLite store (a copy of the run's migrated store) holding the
+    community, which the CLI uses."""
     monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "agora-data"))
     get_settings.cache_clear()
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    engine = make_engine(migrated_store(settings.resolved_database_url))
     with transaction(session_factory(engine)) as session:
         add_dataset(session, community(), Settings().event_types, max_future_seconds=1e9)
     engine.dispose()

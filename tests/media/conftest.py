@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +16,12 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "vision"))  # vision_support'
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path, database_url: str, migrated_store: Callable[[str], str]) -> Settings:
+    """Settings of the app on a copy of the run's migrated store, with a media folder."""
     (tmp_path / "media").mkdir()
     return Settings(
         data_dir=tmp_path / "data",
-        database_url=database_url,
+        database_url=migrated_store(database_url),
         api_key="test-admin",
         api_keys={"r": ["read"], "w": ["write"]},
         media_root=tmp_path / "media",

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from stores import StoreTemplates, bundled_community
 
 from agora.config import Settings
-from agora.db.engine import make_engine, migrate, session_factory
+from agora.db.engine import make_engine, session_factory
 from agora.features.interactions import Interactions
 from agora.features.store import load_training_data
-from agora.ingest.registry import load_any
-from agora.ingest.service import add_dataset
 from agora.models.als_blocks import implicit_objective
 from agora.models.artifacts import load_artifact
 from agora.models.implicit_mf import ALSModel
@@ -35,18 +35,6 @@ from agora.spark.parquet import EXPORTED
 from agora.spark.store import read_table
 
 WEIGHTS = Settings().event_weights
-BUNDLED_DUMP = Path(__file__).resolve().parents[2] / "data" / "cardano-se"
-
-
-def import_community(database_url: str, dump: Path) -> None:
-    engine = make_engine(database_url)
-    migrate(engine)
-    with session_factory(engine)() as session:
-        settings = Settings()
-        dataset = load_any(dump, None, event_types=settings.event_types)
-        add_dataset(session, dataset, settings.event_types, float("inf"))
-        session.commit()
-    engine.dispose()
 
 
 def single_machine(database_url: str) -> tuple[Interactions, int]:
@@ -59,11 +47,12 @@ def single_machine(database_url: str) -> tuple[Interactions, int]:
 
 @pytest.fixture(scope="module")
 def community(
-    spark, tmp_path_factory: pytest.TempPathFactory
+    spark, tmp_path_factory: pytest.TempPathFactory, store_templates: StoreTemplates
 ) -> tuple[Interactions, SparkInteractions]:  # noqa: ANN001
-    """The bundled community on SQLite: the single-machine interactions and Spark's."""
+    """The bundled community on SQLite (a copy of the run's): the single-machine interactions
+    and Spark's."""
     url = f"sqlite:///{tmp_path_factory.mktemp('spark-training') / 'agora.db'}"
-    import_community(url, BUNDLED_DUMP)
+    store_templates.copy_into(url, "community", bundled_community)
     tables = {t: read_table(spark, url, t, list(c)) for t, c in EXPORTED.items()}
     data = store_interactions(spark, tables["events"], tables["users"], tables["items"], WEIGHTS)
     return single_machine(url)[0], data
@@ -77,11 +66,11 @@ def assert_same_interactions(expected: Interactions, got: Interactions) -> None:
 
 
 def test_spark_reads_the_interactions_the_single_machine_path_builds(
-    spark,
+    spark,  # noqa: ANN001
     database_url: str,
-    bundled_dump: Path,  # noqa: ANN001
+    community_store: Callable[[str], str],
 ) -> None:
-    import_community(database_url, bundled_dump)
+    community_store(database_url)
     expected, last_row = single_machine(database_url)
     tables = {t: read_table(spark, database_url, t, list(c), 3) for t, c in EXPORTED.items()}
     data = store_interactions(spark, tables["events"], tables["users"], tables["items"], WEIGHTS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,11 @@ def trained_root(sample: Sample, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture
-def client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
-    """The real app (moderation routes included), on SQLite and on PostgreSQL; no classifier."""
-    with TestClient(create_app(make_settings(tmp_path, database_url))) as test_client:
+def client(
+    tmp_path: Path, database_url: str, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
+    """The real app (moderation routes included), on SQLite and on PostgreSQL; no classifier.
+    The store starts as a copy of the run's migrated store."""
+    settings = make_settings(tmp_path, migrated_store(database_url))
+    with TestClient(create_app(settings)) as test_client:
         yield test_client

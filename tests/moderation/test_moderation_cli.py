@@ -4,6 +4,7 @@ the retrained classifier queues new spam, a decision from the command line feeds
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from agora.config import get_settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.engine import make_engine, session_factory, transaction
 from agora.db.tables import Event
 from agora.ingest.service import upsert_items
 from agora.moderation import service
@@ -23,12 +24,17 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def store(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch):
+def store(
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_store: Callable[[str], str],
+):
+    """Sessions on a copy of the run's migrated store, which the CLI is set to use."""
     monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AGORA_DATABASE_URL", database_url)
     get_settings.cache_clear()
-    engine = make_engine(database_url)
-    migrate(engine)
+    engine = make_engine(migrated_store(database_url))
     yield session_factory(engine)
     engine.dispose()
     get_settings.cache_clear()

@@ -1,6 +1,6 @@
 """Privacy fixtures: the seeded community with trained models (two versions of each), and a
 client of the whole API on a small community with differential privacy on or off; on SQLite and
-on PostgreSQL."""
+on PostgreSQL; each store starts as a copy of the run's migrated store."""
 
 from __future__ import annotations
 
@@ -16,15 +16,17 @@ from privacy_support import make_client, seed, train
 
 from agora.api.app import create_app
 from agora.config import BUILTIN_EVENT_TYPES, Settings
-from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.engine import make_engine, session_factory, transaction
 from agora.db.pseudonyms import IdSealer, check_store
 from agora.ingest.schemas import Dataset
 from agora.ingest.service import add_dataset
 
 
 @pytest.fixture
-def community(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    with make_client(tmp_path, database_url) as client:
+def community(
+    database_url: str, tmp_path: Path, migrated_store: Callable[[str], str]
+) -> Iterator[TestClient]:
+    with make_client(tmp_path, migrated_store(database_url)) as client:
         seed(client)
         train(client)
         train(client)  # an older version on disk that knew zed too
@@ -32,15 +34,18 @@ def community(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def dp_client(tmp_path: Path, database_url: str) -> Iterator[Callable[..., TestClient]]:
+def dp_client(
+    tmp_path: Path, database_url: str, migrated_store: Callable[[str], str]
+) -> Iterator[Callable[..., TestClient]]:
     """``dp_client(dataset=None, **settings)``: the app on a store holding the community
     (keys: ``test-admin`` admin, ``r`` read, ``w`` write); settings such as ``dp_epsilon``."""
     with ExitStack() as stack:
 
         def make(dataset: Dataset | None = None, **overrides: Any) -> TestClient:
             secret = overrides.get("id_secret") if overrides.get("pseudonymize_ids") else None
-            engine = make_engine(database_url, ids=IdSealer(secret) if secret else None)
-            migrate(engine)
+            engine = make_engine(
+                migrated_store(database_url), ids=IdSealer(secret) if secret else None
+            )
             check_store(engine)  # records how the store keeps its ids, as a server does
             with transaction(session_factory(engine)) as session:
                 add_dataset(session, dataset or dp_community(), BUILTIN_EVENT_TYPES)

@@ -3,7 +3,7 @@ really trained content model, or a 404 that says why when no content model is tr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,8 +52,10 @@ def _train(client: TestClient, names: list[str]) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, api_key="test-admin")
+def settings(database_url: str, tmp_path: Path, migrated_store: Callable[[str], str]) -> Settings:
+    """Settings of the app on a copy of the run's migrated store."""
+    url = migrated_store(database_url)
+    return Settings(data_dir=tmp_path / "data", database_url=url, api_key="test-admin")
 
 
 @pytest.fixture

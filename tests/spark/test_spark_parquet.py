@@ -3,6 +3,7 @@ builds the same interactions from the files as from the database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,30 +13,22 @@ from typer.testing import CliRunner
 
 from agora.cli.main import app as cli
 from agora.config import Settings, get_settings
-from agora.db.engine import make_engine, migrate, session_factory
+from agora.db.engine import make_engine, session_factory
 from agora.db.tables import Event, Item, User
 from agora.features.store import load_training_data
-from agora.ingest.registry import load_any
-from agora.ingest.service import add_dataset
 from agora.models.spark_training import store_interactions
 from agora.spark.parquet import read_parquet_tables
 
 
 @pytest.fixture
-def store(tmp_path: Path, bundled_dump: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The bundled community in the data folder's SQLite store, which the CLI uses."""
+def store(
+    tmp_path: Path, community_store: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The bundled community (a copy of the run's) in the data folder's SQLite store, which the
+    CLI uses."""
     monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
-    url = get_settings().resolved_database_url
-    (tmp_path / "data").mkdir()
-    engine = make_engine(url)
-    migrate(engine)
-    with session_factory(engine)() as session:
-        settings = Settings()
-        dataset = load_any(bundled_dump, None, event_types=settings.event_types)
-        add_dataset(session, dataset, settings.event_types, float("inf"))
-        session.commit()
-    engine.dispose()
+    url = community_store(get_settings().resolved_database_url)
     yield url
     get_settings.cache_clear()
 

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sqlalchemy import select
 
-from agora.config import Settings
-from agora.db.engine import make_engine, migrate, session_factory
+from agora.db.engine import make_engine, session_factory
 from agora.db.tables import Event, User
-from agora.ingest.registry import load_any
-from agora.ingest.service import add_dataset
 from agora.spark.session import _local_cores
 from agora.spark.store import jdbc_source, read_table
 
 
 @pytest.fixture
-def community(database_url: str, bundled_dump) -> str:  # noqa: ANN001
-    """The bundled community imported into a fresh store on either database."""
-    engine = make_engine(database_url)
-    migrate(engine)
-    factory = session_factory(engine)
-    with factory() as session:
-        settings = Settings()
-        dataset = load_any(bundled_dump, None, event_types=settings.event_types)
-        add_dataset(session, dataset, settings.event_types, float("inf"))
-        session.commit()
-    engine.dispose()
-    return database_url
+def community(database_url: str, community_store: Callable[[str], str]) -> str:
+    """The bundled community in a fresh store on either database (a copy of the run's)."""
+    return community_store(database_url)
 
 
 def test_events_read_by_spark_equal_the_store(spark, community: str) -> None:

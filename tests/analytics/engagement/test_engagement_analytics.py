@@ -3,7 +3,7 @@ computed by hand: DAU/WAU, interaction rates, retention cohorts, response times,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,9 +51,9 @@ def _store() -> Dataset:
 
 
 @pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    migrate(engine)
+def session(database_url: str, migrated_store: Callable[[str], str]) -> Iterator[Session]:
+    """A session on a copy of the run's migrated store holding the hand-built community."""
+    engine = make_engine(migrated_store(database_url))
     factory = session_factory(engine)
     with transaction(factory) as s:
         add_dataset(s, _store(), TYPES)

@@ -6,14 +6,12 @@ job as a process of its own)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from spark_compare import (
-    assert_engagement_equal,
-    import_bundled,
-)
+from spark_compare import assert_engagement_equal
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
@@ -48,12 +46,12 @@ def test_active_users_in_a_window_equal_the_local_engine(spark, spark_community:
 
 
 def test_every_engagement_job_equals_the_local_engine_odd_stored_times_included(
-    spark, database_url: str
+    spark, database_url: str, community_store: Callable[[str], str]
 ) -> None:
     """The whole report on both engines, on the bundled community with times outside
     [1970, 2100] written behind the API's back (an event in 1950 and one in 2250, a post created
     in 2300): both engines read them clamped."""
-    import_bundled(database_url)
+    community_store(database_url)
     engine = make_engine(database_url)
     with transaction(session_factory(engine)) as session:
         first, last = session.execute(select(func.min(Event.id), func.max(Event.id))).one()
