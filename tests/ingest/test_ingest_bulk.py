@@ -384,6 +384,35 @@ def test_bulk_import_refuses_bad_lines_with_the_normal_messages(
     engine.dispose()
 
 
+def test_bulk_import_keeps_what_copy_text_must_escape(postgres_url, tmp_path) -> None:
+    """Tabs, line ends, backslashes and ``\\N`` in a context reach the store unchanged, as do a
+    large value and a time with microseconds (the rows travel in COPY's text format)."""
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    context = {"q": "tab\there back\\slash\nline\r end \\N", "k\t": ["\\."]}
+    line = {
+        "event_id": "esc",
+        "user_id": "ü",
+        "item_id": "p",
+        "type": "rating",
+        "value": 1.5e16,
+        "timestamp": "2024-05-01T10:00:00.000123+02:00",
+        "context": context,
+    }
+    with transaction(session_factory(engine)) as s:
+        bulk_import(s, _write(tmp_path / "esc.jsonl", [line]), TYPES)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT e.context::text, e.value, e.timestamp, u.external_id FROM events e "
+                "JOIN users u ON u.id = e.user_id"
+            )
+        ).one()
+    assert json.loads(stored[0]) == context
+    assert stored[1:] == (1.5e16, datetime(2024, 5, 1, 8, 0, 0, 123, tzinfo=UTC), "ü")
+    engine.dispose()
+
+
 def test_bulk_import_needs_postgresql(sqlite_url: str, tmp_path: Path) -> None:
     engine = make_engine(sqlite_url)
     migrate(engine)
