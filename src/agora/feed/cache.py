@@ -243,6 +243,13 @@ class Catalogue:
             return self._snapshot
         return None
 
+    def expire(self) -> None:
+        """Make the next :meth:`get` read the items stored since the last read (a cheap
+        incremental read): a snapshot built ahead of any request (the start-up warm-up) must
+        not hide, for up to a second, what was stored between it and the first request."""
+        with self._lock:
+            self._refreshed_at = float("-inf")
+
     def get(self, session: Session, fresh: bool = False, models: str | None = None) -> Snapshot:
         """The current snapshot, refreshed from ``session`` first when it is due (``fresh``:
         now, so that it holds every item stored before the call). ``models``, the served
