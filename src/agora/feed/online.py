@@ -931,8 +931,8 @@ def warm(
     """Build what a worker's first feed page would otherwise build on its request (seconds at
     200k items): the catalogue, each served factor model's item index, each model's known
     items and items' catalogue positions, the new items' exposure and the shared record (read
-    from the store, else computed and stored), loading the served models it needs. Returns
-    what took how long (seconds)."""
+    from the store, else computed and stored), loading the served models it needs; only the
+    catalogue while the store holds no item. Returns what took how long (seconds)."""
     took: dict[str, float] = {}
     empty = np.empty(0, np.int64)
 
@@ -945,6 +945,9 @@ def warm(
         stamp = model_stamp(models)
         timed("catalogue", cache.catalogue.get, session, False, stamp)
         snapshot = cache.catalogue.get(session, models=stamp)
+        if not len(snapshot.pks):  # nothing stored yet: the first page builds from what is then
+            cache.catalogue.expire()
+            return took
         for name, version in models.versions().items():
             try:
                 loaded = models.get(name)
