@@ -243,12 +243,17 @@ class Catalogue:
             return self._snapshot
         return None
 
-    def expire(self) -> None:
-        """Make the next :meth:`get` read the items stored since the last read (a cheap
-        incremental read): a snapshot built ahead of any request (the start-up warm-up) must
-        not hide, for up to a second, what was stored between it and the first request."""
+    def preload(self, session: Session) -> Snapshot:
+        """Every item read now, ahead of any request (the start-up warm-up), unless a request
+        read them already; returns the snapshot held. It stays due: the first request still
+        reads what was stored since (an incremental read), so it sees every item stored
+        before it, as without the warm-up."""
         with self._lock:
-            self._refreshed_at = float("-inf")
+            if not len(self._snapshot.pks):
+                snapshot = self._read(session, _empty())
+                self._snapshot = replace(snapshot, removed=frozenset(removed_item_ids(session)))
+                self._loaded_at = time.monotonic()
+            return self._snapshot
 
     def get(self, session: Session, fresh: bool = False, models: str | None = None) -> Snapshot:
         """The current snapshot, refreshed from ``session`` first when it is due (``fresh``:

@@ -936,17 +936,16 @@ def warm(
     took: dict[str, float] = {}
     empty = np.empty(0, np.int64)
 
-    def timed(what: str, build: Callable[..., object], *args: Any) -> None:
+    def timed(what: str, build: Callable[..., Any], *args: Any) -> Any:
         t0 = time.perf_counter()
-        build(*args)
+        built = build(*args)
         took[what] = round(time.perf_counter() - t0, 3)
+        return built
 
     with sessions() as session:
         stamp = model_stamp(models)
-        timed("catalogue", cache.catalogue.get, session, False, stamp)
-        snapshot = cache.catalogue.get(session, models=stamp)
+        snapshot = timed("catalogue", cache.catalogue.preload, session)
         if not len(snapshot.pks):  # nothing stored yet: the first page builds from what is then
-            cache.catalogue.expire()
             return took
         for name, version in models.versions().items():
             try:
@@ -969,7 +968,6 @@ def warm(
 
         get = cache.ready.get
         timed("shared record", get, EVERYONE, -1, stamp, snapshot, shared, _empty_shared)
-    cache.catalogue.expire()  # the first request still sees every item stored before it
     return took
 
 
