@@ -136,18 +136,18 @@ def bulk_import(
     summary = add_dataset(
         session, Dataset(**batches.others), allowed_types, max_future_seconds, earliest=earliest
     )
-    if "events" in events.written:
-        with raw.cursor() as cur:
+    with raw.cursor() as cur:
+        if "events" in events.written:
             lost = _write_keys(cur)
-            # autovacuum analyses the partitions but never the partitioned table itself, whose
-            # statistics plan every query across partitions: brought up to date with the new
-            # rows. The tables the import filled too: until autovacuum's next turn (a minute
-            # away, never where it is off) the planner took 1M users for 40k, and the feed
-            # catalogue's read of new items (every second of every server) hashed the whole
-            # users table: 0.8 s, not 0.1 ms
-            cur.execute(f"ANALYZE {', '.join(ANALYZED)}")
-        summary.add("events", events.written["events"] - lost)
-        summary.duplicate_events += events.duplicate_events + lost
+            summary.add("events", events.written["events"] - lost)
+            summary.duplicate_events += events.duplicate_events + lost
+        # autovacuum analyses the partitions but never the partitioned table itself, whose
+        # statistics plan every query across partitions: brought up to date with the new
+        # rows. The tables the import filled too (a file of items or edges alone included):
+        # until autovacuum's next turn (a minute away, never where it is off) the planner took
+        # 1M users for 40k, and the feed catalogue's read of new items (every second of every
+        # server) hashed the whole users table: 0.8 s, not 0.1 ms
+        cur.execute(f"ANALYZE {', '.join(ANALYZED)}")
     return summary
 
 
