@@ -22,7 +22,7 @@ from agora.ingest.bulk import ANALYZED, NotBulkable, bulk_import
 from agora.ingest.errors import ImportFailed
 from agora.ingest.registry import load_any
 from agora.ingest.schemas import EventIn
-from agora.ingest.service import add_dataset, add_events
+from agora.ingest.service import add_dataset, add_events, ensure_items, ensure_users
 
 TYPES = Settings().event_types
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -292,19 +292,29 @@ def test_bulk_import_makes_the_partitions_of_the_months_it_writes(postgres_url, 
     engine.dispose()
 
 
+@pytest.mark.parametrize("month", ["partitioned", "new"])
+@pytest.mark.parametrize("before", ["an-event", "no-event"])
 def test_an_event_id_a_concurrent_writer_stores_during_the_import_is_stored_once(
-    postgres_url, tmp_path, monkeypatch: pytest.MonkeyPatch
+    postgres_url, tmp_path, monkeypatch: pytest.MonkeyPatch, month: str, before: str
 ) -> None:
-    """The bulk path writes its keys last: an event id another writer stores after the import
-    wrote its events keeps that writer's row, and the import counts its own as stored before."""
+    """The bulk path writes a batch's keys after its events: an event id another writer
+    stores in between keeps that writer's row, and the import counts its own as stored before,
+    whether its events went to a partition made ahead or to a month's new table, and whether
+    the store held events (their ids looked up before each batch) or none (not looked up)."""
     engine = make_engine(postgres_url)
     migrate(engine)
     may = datetime(2024, 5, 1, tzinfo=UTC)
-    with engine.begin() as conn:
-        ensure_event_partitions(conn, [may])
+    if month == "partitioned":
+        with engine.begin() as conn:
+            ensure_event_partitions(conn, [may])
     factory = session_factory(engine)
     with transaction(factory) as s:  # the live writer's user and item exist already
-        add_events(s, [EventIn(event_id="seed", user_id="live", item_id="p1", type="view")], TYPES)
+        if before == "an-event":
+            seed = EventIn(event_id="seed", user_id="live", item_id="p1", type="view")
+            add_events(s, [seed], TYPES)
+        else:
+            ensure_users(s, ["live"])
+            ensure_items(s, ["p1"])
     path = _write(
         tmp_path / "b.jsonl",
         [
@@ -318,17 +328,18 @@ def test_an_event_id_a_concurrent_writer_stores_during_the_import_is_stored_once
             for n in range(5)
         ],  # fmt: skip
     )
+    write_keys = bulk_module._write_keys
 
-    def write_live_then_the_rest(session, *args, **kwargs):  # after the events, before the keys
+    def write_live_then_the_keys(cur, tables):  # after the events, before their keys
         with transaction(factory) as live:
             add_events(
                 live,
                 [EventIn(event_id="b3", user_id="live", item_id="p1", type="like", timestamp=may)],
                 TYPES,
             )
-        return add_dataset(session, *args, **kwargs)
+        return write_keys(cur, tables)
 
-    monkeypatch.setattr(bulk_module, "add_dataset", write_live_then_the_rest)
+    monkeypatch.setattr(bulk_module, "_write_keys", write_live_then_the_keys)
     with transaction(factory) as s:
         summary = bulk_import(s, path, TYPES)
     assert summary.written["events"] == 4 and summary.duplicate_events == 1

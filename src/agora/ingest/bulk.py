@@ -61,13 +61,11 @@ MAX_BATCH_EVENTS = 1_000_000
 _DONE = object()  # the reader's last hand-over
 
 _STAGING = "agora_bulk_events"
-_KEYS = "agora_bulk_keys"
 # a row's id is drawn as COPY stores it: in file order, as the refresher's marks expect
 _CREATE_STAGING = (
     f"CREATE TEMP TABLE {_STAGING} (id bigint DEFAULT nextval('events_id_seq'), event_id text, "
     "user_ext text, item_ext text, type text, value float8, ts timestamptz, context text) "
-    "ON COMMIT DROP",
-    f"CREATE TEMP TABLE {_KEYS} (event_id text, id bigint) ON COMMIT DROP",
+    "ON COMMIT DROP"
 )
 _COPY = f"COPY {_STAGING} (event_id, user_ext, item_ext, type, value, ts, context) FROM STDIN"
 #: Memory for the sorts of the staged rows (per sort, this transaction only).
@@ -119,28 +117,27 @@ def bulk_import(
         earliest=earliest,
     )
     sealer = sealer_for_session(session)
-    events = WriteSummary()
     new_months = NewPartitions()
     raw = session.connection().connection.driver_connection
     batch_size = min(max(BATCH_EVENTS, path.stat().st_size // (100 * 16)), MAX_BATCH_EVENTS)
     reader = _EventBatches(records, problems, sealer, now, progress, batch_size)
+    summary = WriteSummary()
     with raw.cursor() as cur, reader as batches:
-        for statement in _CREATE_STAGING:
-            cur.execute(statement)
+        cur.execute(_CREATE_STAGING)
         cur.execute(f"SET LOCAL work_mem = '{_SORT_MEMORY}'")
+        cur.execute(f"SELECT EXISTS (SELECT 1 FROM {KEY_TABLE})")
+        (any_stored,) = cur.fetchone()
+        writer = _EventWriter(session, cur, summary, new_months, now, check_stored=any_stored)
         for batch in batches:
-            _stage(cur, batch)
-            _write_events(session, cur, batch.months, events, new_months, now)
+            writer.write(_stage(cur, batch), batch.months)
     problems.raise_if_any()
     new_months.attach(session.connection())
-    summary = add_dataset(
-        session, Dataset(**batches.others), allowed_types, max_future_seconds, earliest=earliest
+    others = add_dataset(
+        session, Dataset(**reader.others), allowed_types, max_future_seconds, earliest=earliest
     )
+    for kind, count in others.written.items():
+        summary.add(kind, count)
     with raw.cursor() as cur:
-        if "events" in events.written:
-            lost = _write_keys(cur)
-            summary.add("events", events.written["events"] - lost)
-            summary.duplicate_events += events.duplicate_events + lost
         # autovacuum analyses the partitions but never the partitioned table itself, whose
         # statistics plan every query across partitions: brought up to date with the new
         # rows. The tables the import filled too (a file of items or edges alone included):
@@ -187,8 +184,9 @@ def _copy_escaped(text: str) -> str:
 
 class _EventBatches:
     """The file read in a thread of its own, its events handed over in batches of
-    ``batch_size`` staged rows (the other records kept in :attr:`others`): the next batch
-    is parsed (Python) while the store writes this one (PostgreSQL), so both cores work.
+    ``batch_size`` staged rows (the first a quarter of that, so the store starts writing
+    sooner; the other records kept in :attr:`others`): the next batch is parsed (Python)
+    while the store writes this one (PostgreSQL), so both cores work.
 
     Once a problem is found no batch is handed over any more; the file is read on to the end
     only to report every problem (the caller then raises them, and its transaction rolls back
@@ -238,6 +236,7 @@ class _EventBatches:
     def _read_records(self) -> None:
         batch = _Batch()
         seen = 0
+        events = max(1, self._batch_size // 4)
         for record_kind, record in self._records:
             seen += 1
             if self._progress and seen % PROGRESS_EVERY == 0:
@@ -248,9 +247,10 @@ class _EventBatches:
                 continue  # the file is refused: read on only to report every problem
             if isinstance(record, EventRow):
                 batch.add(record, self._sealer, self._now)
-                if len(batch.lines) == self._batch_size:
+                if len(batch.lines) == events:
                     self._hand_over(batch)
                     batch = _Batch()
+                    events = self._batch_size
             else:
                 self.others[KIND_LISTS[record_kind]].append(record)
         if self._progress:
@@ -268,91 +268,115 @@ class _EventBatches:
                 continue
 
 
-def _stage(cur: Any, batch: _Batch) -> None:
-    """One batch of staged rows into the (emptied) staging table through binary ``COPY``."""
+def _stage(cur: Any, batch: _Batch) -> int:
+    """One batch of staged rows into the (emptied) staging table through ``COPY``; returns how
+    many."""
     cur.execute(f"TRUNCATE {_STAGING}")
     with cur.copy(_COPY) as copy:
         copy.write(batch.data())
+    return cur.rowcount
 
 
-def _write_events(
-    session: Session,
-    cur: Any,
-    months: Iterable[tuple[int, int]],
-    summary: WriteSummary,
-    new_months: NewPartitions,
-    now: datetime,
-) -> None:
-    """The staged batch into the store, set-based, as :func:`service.add_events` does row by
-    row: events whose ``event_id`` is stored skipped and counted, unknown users and items
+@dataclass
+class _EventWriter:
+    """Writes staged batches into the store, set-based, as :func:`service.add_events` does row
+    by row: events whose ``event_id`` is stored skipped and counted, unknown users and items
     created bare, the rest written with the per-row key trigger turned off (their keys are
-    gathered for :func:`_write_keys`), those of a month the store had no partition of into that
-    month's table of ``new_months``."""
-    cur.execute(
-        f"DELETE FROM {_STAGING} s WHERE EXISTS "
-        f"(SELECT 1 FROM {KEY_TABLE} k WHERE k.event_id = s.event_id)"
-    )
-    summary.duplicate_events += cur.rowcount
-    cur.execute(f"INSERT INTO {_KEYS} (event_id, id) SELECT event_id, id FROM {_STAGING}")
-    written = cur.rowcount
-    summary.add("events", written)
-    if not written:
-        return
-    starts = [datetime(year, month, 1, tzinfo=UTC) for year, month in sorted(months)]
-    new_months.prepare(session.connection(), starts)
-    params: dict[str, Any] = {"now": now, "new": new_months.months}
-    cur.execute(
-        f"INSERT INTO users (external_id, created, attributes) "
-        f"SELECT user_ext, %(now)s, '{{}}' FROM {_STAGING} GROUP BY user_ext ORDER BY min(id) "
-        "ON CONFLICT (external_id) DO NOTHING",
-        params,
-    )
-    cur.execute(
-        "INSERT INTO items (external_id, created, title, body, tags, media, attributes) "
-        f"SELECT item_ext, %(now)s, '', '', '[]', '{{}}', '{{}}' FROM {_STAGING} "
-        "GROUP BY item_ext ORDER BY min(id) ON CONFLICT (external_id) DO NOTHING",
-        params,
-    )
-    cur.execute(f"SELECT set_config('{KEYS_WRITTEN}', 'on', true)")
-    checks_off = _row_checks_off(cur)
-    if checks_off:
-        _lock_referenced_rows(cur)
-    inserted = 0
-    into_new = set(starts) & set(new_months.months)
-    targets = [(NewPartitions.LOADING, "= ANY")] if into_new else []
-    if set(starts) - into_new:
-        targets.append(("events", "<> ALL"))
-    for table, months_test in targets:
-        cur.execute(
-            f'INSERT INTO {table} (id, event_id, user_id, item_id, type, value, "timestamp", '
-            "context) SELECT r.id, r.event_id, u.id, i.id, r.type, r.value, "
-            f"coalesce(r.ts, %(now)s) AS ts, r.context::json FROM {_STAGING} r "
-            "JOIN users u ON u.external_id = r.user_ext JOIN items i ON i.external_id = r.item_ext "
-            f"WHERE date_trunc('month', coalesce(r.ts, %(now)s), 'UTC') {months_test} (%(new)s) "
-            "ORDER BY ts, r.id",
-            params,
-        )
-        inserted += cur.rowcount
-    if checks_off:
-        cur.execute("SET LOCAL session_replication_role = origin")
-    cur.execute(f"SELECT set_config('{KEYS_WRITTEN}', 'off', true)")
-    if inserted != written:  # a user or item deleted meanwhile: refuse rather than keep keys
-        raise RuntimeError(f"bulk import: {written - inserted} events lost their user or item")
+    written by :func:`_write_keys` after them), those of a month the store had no partition of
+    into that month's table of ``new_months``. ``check_stored``: whether the store held any
+    event when the import began (if not, a batch's ids are not looked up: a concurrent
+    writer's id is still caught as its key is written)."""
+
+    session: Session
+    cur: Any
+    summary: WriteSummary
+    new_months: NewPartitions
+    now: datetime
+    check_stored: bool
+
+    def write(self, staged: int, months: Iterable[tuple[int, int]]) -> None:
+        """The ``staged`` rows, whose times fall in ``months`` (year, month), into the store."""
+        cur, summary = self.cur, self.summary
+        stored = 0
+        if self.check_stored:
+            cur.execute(
+                f"DELETE FROM {_STAGING} s WHERE EXISTS "
+                f"(SELECT 1 FROM {KEY_TABLE} k WHERE k.event_id = s.event_id)"
+            )
+            stored = cur.rowcount
+        summary.duplicate_events += stored
+        written = staged - stored
+        if not written:
+            summary.add("events", 0)
+            return
+        starts = [datetime(year, month, 1, tzinfo=UTC) for year, month in sorted(months)]
+        self.new_months.prepare(self.session.connection(), starts)
+        params: dict[str, Any] = {"now": self.now, "new": self.new_months.months}
+        for table, column, blanks in _BARE_ROWS:  # only the new ones reach ON CONFLICT
+            cur.execute(
+                f"INSERT INTO {table} (external_id, created, {', '.join(blanks)}) "
+                f"SELECT s.{column}, %(now)s, {', '.join(blanks.values())} FROM {_STAGING} s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.external_id = s.{column}) "
+                f"GROUP BY s.{column} ORDER BY min(s.id) ON CONFLICT (external_id) DO NOTHING",
+                params,
+            )
+        cur.execute(f"SELECT set_config('{KEYS_WRITTEN}', 'on', true)")
+        checks_off = _row_checks_off(cur)
+        if checks_off:
+            _lock_referenced_rows(cur)
+        inserted = 0
+        into_new = set(starts) & set(self.new_months.months)
+        targets = [(NewPartitions.LOADING, "= ANY")] if into_new else []
+        if set(starts) - into_new:
+            targets.append(("events", "<> ALL"))
+        for table, months_test in targets:
+            cur.execute(
+                f'INSERT INTO {table} (id, event_id, user_id, item_id, type, value, "timestamp", '
+                "context) SELECT r.id, r.event_id, u.id, i.id, r.type, r.value, "
+                f"coalesce(r.ts, %(now)s) AS ts, r.context::json FROM {_STAGING} r "
+                "JOIN users u ON u.external_id = r.user_ext "
+                "JOIN items i ON i.external_id = r.item_ext "
+                f"WHERE date_trunc('month', coalesce(r.ts, %(now)s), 'UTC') {months_test} "
+                "(%(new)s) ORDER BY ts, r.id",
+                params,
+            )
+            inserted += cur.rowcount
+        if checks_off:
+            cur.execute("SET LOCAL session_replication_role = origin")
+        cur.execute(f"SELECT set_config('{KEYS_WRITTEN}', 'off', true)")
+        if inserted != written:  # a user or item deleted meanwhile: refuse rather than keep keys
+            raise RuntimeError(f"bulk import: {written - inserted} events lost their user or item")
+        lost = _write_keys(cur, [table for table, _ in targets])
+        summary.add("events", written - lost)
+        summary.duplicate_events += lost
+
+
+#: The bare rows a batch makes for users and items not seen before: table, staged column, and
+#: the other columns' values.
+_BARE_ROWS = (
+    ("users", "user_ext", {"attributes": "'{}'"}),
+    (
+        "items",
+        "item_ext",
+        {"title": "''", "body": "''", "tags": "'[]'", "media": "'{}'", "attributes": "'{}'"},
+    ),
+)
 
 
 #: The tables a bulk import analyses once its rows are in (see :func:`bulk_import`).
 ANALYZED = ("events", "event_ids", "users", "items", "social_edges")
 
 
-def _write_keys(cur: Any) -> int:
-    """The written events' keys into ``event_ids``, at the end and in key order (the index then
-    fills left to right, not at random across it batch after batch); returns how many events
+def _write_keys(cur: Any, tables: Iterable[str]) -> int:
+    """The keys of the batch's events (just written into ``tables``) into ``event_ids``, in key
+    order (the index fills left to right, not at random across it); returns how many events
     lost their key to a concurrent writer's event of the same id, which are deleted again.
 
     A plain ``INSERT`` first, several times cheaper than ``ON CONFLICT``'s speculative
     insertion; if a key was stored meanwhile, the keys again with ``ON CONFLICT DO NOTHING``."""
     insert = (
-        f"INSERT INTO {KEY_TABLE} (event_id, id) SELECT event_id, id FROM {_KEYS} ORDER BY event_id"
+        f"INSERT INTO {KEY_TABLE} (event_id, id) SELECT event_id, id FROM {_STAGING} "
+        "ORDER BY event_id"
     )
     cur.execute("SAVEPOINT agora_bulk_keys")
     try:
@@ -360,11 +384,13 @@ def _write_keys(cur: Any) -> int:
     except psycopg.errors.UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT agora_bulk_keys")
         cur.execute(insert + " ON CONFLICT (event_id) DO NOTHING")
-        cur.execute(
-            f"DELETE FROM events e USING {_KEYS} b WHERE e.id = b.id AND NOT EXISTS "
-            f"(SELECT 1 FROM {KEY_TABLE} k WHERE k.event_id = b.event_id AND k.id = b.id)"
-        )
-        lost = cur.rowcount
+        lost = 0
+        for table in tables:
+            cur.execute(
+                f"DELETE FROM {table} e USING {_STAGING} b WHERE e.id = b.id AND NOT EXISTS "
+                f"(SELECT 1 FROM {KEY_TABLE} k WHERE k.event_id = b.event_id AND k.id = b.id)"
+            )
+            lost += cur.rowcount
     else:
         lost = 0
     cur.execute("RELEASE SAVEPOINT agora_bulk_keys")

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, delete, literal_column, select, union_all
+from sqlalchemy import Select, Table, bindparam, delete, func, literal_column, select, union_all
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from agora.api.errors import NotFound, RecordsRejected
@@ -113,20 +114,25 @@ def _now() -> datetime:
 
 def _ids_by_external(session: Session, table: Any, external_ids: Iterable[str]) -> dict[str, int]:
     wanted = list(dict.fromkeys(external_ids))
-    query = _ids_query(table.__table__)
+    dialect = session.get_bind().dialect.name
+    query = _ids_query(table.__table__, dialect)
     found: dict[str, int] = {}
-    for part in _chunks(wanted, 900):
+    # PostgreSQL takes them all as one array; SQLite 900 at a time, under its parameter limit
+    for part in [wanted] if dialect == "postgresql" else _chunks(wanted, 900):
         found.update({ext: pk for ext, pk in session.execute(query, {"ids": part})})
     return found
 
 
 @cache
-def _ids_query(table: Table) -> Select[Any]:
+def _ids_query(table: Table, dialect: str) -> Select[Any]:
     """``external_id, id`` of the rows of ``table`` whose external id is in ``ids``: a Core
     statement built once (the ORM's, built per call, costs several times the look-up)."""
-    return select(table.c.external_id, table.c.id).where(
-        table.c.external_id.in_(bindparam("ids", expanding=True))
-    )
+    key = table.c.external_id
+    if dialect == "postgresql":
+        return select(key, table.c.id).where(
+            key == func.any(bindparam("ids", type_=postgresql.ARRAY(key.type)))
+        )
+    return select(key, table.c.id).where(key.in_(bindparam("ids", expanding=True)))
 
 
 def _ensure(
@@ -143,11 +149,29 @@ def _ensure(
     found = _ids_by_external(session, table, wanted) if found is None else dict(found)
     missing = [ext for ext in wanted if ext not in found]
     if missing:
-        stmt = insert_new(session, table.__table__, ("external_id",))
-        for part in _chunks(missing):
-            session.execute(stmt, [{"external_id": ext, **blank} for ext in part])
+        if session.get_bind().dialect.name == "postgresql":  # one statement, not one per row
+            session.execute(_bare_rows(table.__table__, tuple(blank)), {"ids": missing, **blank})
+        else:
+            stmt = insert_new(session, table.__table__, ("external_id",))
+            for part in _chunks(missing):
+                session.execute(stmt, [{"external_id": ext, **blank} for ext in part])
         found.update(_ids_by_external(session, table, missing))
     return found
+
+
+@cache
+def _bare_rows(table: Table, columns: tuple[str, ...]) -> Any:
+    """PostgreSQL's ``INSERT`` of a bare row per external id in the array ``ids`` (in its
+    order), the ``columns`` the same for all: 52k new users took 2 s as one statement each."""
+    ids = func.unnest(bindparam("ids", type_=postgresql.ARRAY(table.c.external_id.type)))
+    rows = select(
+        ids.label("external_id"), *(bindparam(c, type_=table.c[c].type).label(c) for c in columns)
+    )
+    return (
+        postgresql.insert(table)
+        .from_select(["external_id", *columns], rows)
+        .on_conflict_do_nothing(index_elements=["external_id"])
+    )
 
 
 def ensure_users(
