@@ -430,8 +430,7 @@ class UserStates:
         state = self.held(user_id)
         if state is not None:
             return state
-        with Session(session.get_bind()) as own:
-            state = read_state(own, user_id)
+        state = read_state(session, user_id)
         if state is not None:
             self._hold(state)
         return state
