@@ -19,7 +19,7 @@ import sys
 #: Not one of these is needed to parse a command line or print a help page.
 HEAVY_FOR_THE_COMMAND = ("scipy", "sklearn", "torch", "pandas", "pyspark", "fastapi", "uvicorn")
 #: Loaded by a domain only where a function needs them (fitting, statistics), not on import.
-HEAVY_FOR_A_DOMAIN = ("sklearn", "scipy.stats", "torch", "pandas", "pyspark")
+HEAVY_FOR_A_DOMAIN = ("sklearn", "scipy.stats", "scipy.linalg", "torch", "pandas", "pyspark")
 #: What a command and the worker do not serve with.
 SERVING = ("fastapi", "starlette", "uvicorn")
 
