@@ -23,7 +23,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
-from typer.models import TyperInfo
 
 from agora.cli.shell import console, err, error, fail
 from agora.cli.shell import progress as _progress
@@ -51,7 +50,8 @@ SUB_APPS: dict[str, str] = {
 
 class LazyGroup(TyperGroup):
     """The ``agora`` group: its own commands, then the groups of :data:`SUB_APPS`, each built
-    on first use exactly as ``app.add_typer(module.app, name=...)`` would build it."""
+    on first use as ``app.add_typer(module.app, name=...)`` would build it (this app sets none
+    of the settings a group inherits: markup mode, suggestions, short tracebacks)."""
 
     def __init__(self, **attrs: Any) -> None:  # noqa: ANN401 - TyperGroup's own keywords
         super().__init__(**attrs)
@@ -64,13 +64,9 @@ class LazyGroup(TyperGroup):
         if cmd_name not in SUB_APPS:
             return super().get_command(ctx, cmd_name)
         if cmd_name not in self._sub_groups:
-            sub_app = importlib.import_module(SUB_APPS[cmd_name]).app
-            self._sub_groups[cmd_name] = typer.main.get_group_from_info(
-                TyperInfo(sub_app, name=cmd_name),
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=app.rich_markup_mode,
-                suggest_commands=app.suggest_commands,
-            )
+            group = typer.main.get_group(importlib.import_module(SUB_APPS[cmd_name]).app)
+            group.name = cmd_name
+            self._sub_groups[cmd_name] = group
         return self._sub_groups[cmd_name]
 
 
