@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,8 +40,8 @@ from starlette.concurrency import run_in_threadpool
 import agora
 from agora.analytics import jobs as analytics_jobs
 from agora.analytics.views import router as analytics_router
-from agora.api import errors, limits, metrics, openapi, query
-from agora.api.auth import check_settings
+from agora.api import error_handlers, limits, metrics, openapi, query
+from agora.api.auth import AUTH_ERRORS, MetricsScope, check_settings
 from agora.api.background import Coalesced, Job, Jobs
 from agora.api.body import BATCH_LIMIT_MARK
 from agora.api.middleware import RequestContext
@@ -138,6 +139,27 @@ async def health(request: Request, models: ModelsDep) -> Response:
         "models": models.versions(),
     }
     return Response(orjson.dumps(body), 503 if error else 200, media_type="application/json")
+
+
+metrics_router = APIRouter(route_class=OneHopRoute)
+
+
+@metrics_router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics (text exposition format)",
+    dependencies=[MetricsScope],
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+        **AUTH_ERRORS,
+    },
+)
+def get_metrics(request: Request) -> Response:
+    """Needs a key with the ``metrics`` scope (the admin key has it; a scraper gets its own key
+    with only this scope). Prometheus sends it as a bearer token (``authorization`` in the
+    scrape config)."""
+    return Response(metrics.exposition(request.app.state.models), media_type=CONTENT_TYPE_LATEST)
 
 
 def _warm(settings: Settings, wiring: Wiring, hold: int, stop: threading.Event) -> None:
@@ -412,8 +434,8 @@ def _fill_state(
 def _install_layers(app: FastAPI, settings: Settings, wiring: Wiring) -> None:
     """Query parsing, the error answers, the request context, the OpenAPI document's filled
     marks and the rate limits, in the order each one needs."""
-    query.install(app)  # before errors.install, which documents every error answer's body
-    errors.install(app)
+    query.install(app)  # before error_handlers.install, which documents every error answer's body
+    error_handlers.install(app)
     # outside the body cap: ids, access log, a clean 500; admin actions audited once answered
     app.add_middleware(RequestContext, after_answer=recorder(wiring.sessions))
     task_event_types = (*settings.event_types, engagement_config(settings).flag_event)
@@ -443,7 +465,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(audit_router)
     app.include_router(gorse_router)  # Gorse's REST API under /api/ (docs/gorse.md)
     app.include_router(health_router)
-    app.include_router(metrics.router)
+    app.include_router(metrics_router)
     app.include_router(web_router)
     console.install(app)
     docs.install(app)

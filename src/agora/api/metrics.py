@@ -1,4 +1,5 @@
-"""Prometheus metrics (``prometheus_client``) and the ``GET /metrics`` route.
+"""Prometheus metrics (``prometheus_client``), answered at ``GET /metrics``
+(:mod:`agora.api.app`; this module imports no FastAPI: the feed and the worker count here).
 
 What is measured:
 
@@ -31,9 +32,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from fastapi import APIRouter, Request, Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -44,9 +43,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from agora.api.auth import AUTH_ERRORS, MetricsScope
-from agora.api.routing import OneHopRoute
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -153,24 +149,3 @@ def worker_stopped(pid: int) -> None:
     """Drop a stopped worker's live gauges (multiprocess mode only)."""
     if multiprocess_enabled():
         multiprocess.mark_process_dead(pid)
-
-
-router = APIRouter(route_class=OneHopRoute)
-
-
-@router.get(
-    "/metrics",
-    tags=["operations"],
-    summary="Prometheus metrics (text exposition format)",
-    dependencies=[MetricsScope],
-    response_class=Response,
-    responses={
-        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
-        **AUTH_ERRORS,
-    },
-)
-def get_metrics(request: Request) -> Response:
-    """Needs a key with the ``metrics`` scope (the admin key has it; a scraper gets its own key
-    with only this scope). Prometheus sends it as a bearer token (``authorization`` in the
-    scrape config)."""
-    return Response(exposition(request.app.state.models), media_type=CONTENT_TYPE_LATEST)

@@ -74,8 +74,8 @@ async def check_query(request: Request) -> None:
 
 def install(app: FastAPI) -> None:
     """Check every route's query string (routes included after this call are covered too), and
-    document the 422 on every operation (call before ``errors.install``, which gives every error
-    answer its ``ErrorOut`` body in the schema)."""
+    document the 422 on every operation (call before ``error_handlers.install``, which gives
+    every error answer its ``ErrorOut`` body in the schema)."""
     app.router.dependencies.append(Depends(check_query))
     generate = app.openapi
 

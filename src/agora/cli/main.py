@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging.config
 import os
@@ -15,30 +16,62 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
-from agora.analytics.cli import app as analytics_app
-from agora.audit.cli import app as admin_app
 from agora.cli.shell import console, err, error, fail
 from agora.cli.shell import progress as _progress
 from agora.config import Settings, get_settings
-from agora.engagement.cli import app as engagement_app
-from agora.experiments.cli import app as experiment_app
-from agora.gorse import cli as gorse_cli
-from agora.market.cli import app as market_app
-from agora.media.cli import app as media_app
-from agora.moderation.cli import app as moderation_app
-from agora.privacy.cli import app as users_app
 
 if TYPE_CHECKING:
     from agora.features.interactions import Interactions
     from agora.models.training import TrainedModel
 
+#: The command groups of the domains, by name, as ``agora --help`` lists them (after this
+#: module's own commands): each module is imported when a command line or a help page names its
+#: group, so a command loads only its own domain. Imported together, at the start of every
+#: command, they cost 2-3 s (scipy, scikit-learn, FastAPI, every service).
+SUB_APPS: dict[str, str] = {
+    "users": "agora.privacy.cli",
+    "engagement": "agora.engagement.cli",
+    "moderation": "agora.moderation.cli",
+    "media": "agora.media.cli",
+    "market": "agora.market.cli",
+    "analytics": "agora.analytics.cli",
+    "experiment": "agora.experiments.cli",
+    "admin": "agora.audit.cli",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The ``agora`` group: its own commands, then the groups of :data:`SUB_APPS`, each built
+    on first use as ``app.add_typer(module.app, name=...)`` would build it (this app sets none
+    of the settings a group inherits: markup mode, suggestions, short tracebacks)."""
+
+    def __init__(self, **attrs: Any) -> None:  # noqa: ANN401 - TyperGroup's own keywords
+        super().__init__(**attrs)
+        self._sub_groups: dict[str, click.Command] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *SUB_APPS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUB_APPS:
+            return super().get_command(ctx, cmd_name)
+        if cmd_name not in self._sub_groups:
+            group = typer.main.get_group(importlib.import_module(SUB_APPS[cmd_name]).app)
+            group.name = cmd_name
+            self._sub_groups[cmd_name] = group
+        return self._sub_groups[cmd_name]
+
+
 app = typer.Typer(
+    cls=LazyGroup,
     help="Agora: a self-hosted attention engine for community platforms.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -106,6 +139,8 @@ def import_(
 ) -> None:
     """Import a file or dump; a file with any bad line is rejected whole, with every problem."""
     if fmt == "gorse":
+        from agora.gorse import cli as gorse_cli
+
         gorse_cli.import_gorse(path)
         return
     if bulk:
@@ -215,6 +250,8 @@ def export(
 ) -> None:
     """Write the store in another engine's format, to move it there (or back)."""
     if fmt == "gorse":
+        from agora.gorse import cli as gorse_cli
+
         gorse_cli.export_gorse(path)
         return
     if fmt != "parquet":
@@ -907,14 +944,6 @@ def demo(
 
 
 app.add_typer(erase_app, name="erase")
-app.add_typer(users_app, name="users")
-app.add_typer(engagement_app, name="engagement")
-app.add_typer(moderation_app, name="moderation")
-app.add_typer(media_app, name="media")
-app.add_typer(market_app, name="market")
-app.add_typer(analytics_app, name="analytics")
-app.add_typer(experiment_app, name="experiment")
-app.add_typer(admin_app, name="admin")
 
 if __name__ == "__main__":
     app()

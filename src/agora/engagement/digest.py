@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
@@ -25,6 +25,9 @@ from agora.feed.service import build_feed
 from agora.ingest.schemas import as_utc
 from agora.ingest.service import known_user_pk
 from agora.serving.service import ModelStore
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 
 @dataclass
@@ -195,14 +198,23 @@ _HTML = """\
 """
 
 VERBS = {"comment": "commented", "answer": "answered"}
-_env_text = Environment(autoescape=False, keep_trailing_newline=True)
-_env_html = Environment(autoescape=True)
+
+
+@lru_cache(maxsize=2)
+def _template(fmt: str) -> Template:
+    """The compiled template of ``fmt`` (``text`` or ``html``); jinja2 is imported on the first
+    render, not by every command and server start that imports the engagement package."""
+    from jinja2 import Environment
+
+    if fmt == "html":
+        return Environment(autoescape=True).from_string(_HTML)
+    return Environment(autoescape=False, keep_trailing_newline=True).from_string(_TEXT)
 
 
 def render(digest: Digest, fmt: str = "text") -> str:
     """The digest as plain text (``text``) or an HTML page (``html``)."""
     if fmt == "html":
-        return _env_html.from_string(_HTML).render(d=digest, verbs=VERBS)
+        return _template("html").render(d=digest, verbs=VERBS)
     if fmt == "text":
-        return _env_text.from_string(_TEXT).render(d=digest, verbs=VERBS)
+        return _template("text").render(d=digest, verbs=VERBS)
     raise ValueError(f"format must be 'text' or 'html', not {fmt!r}")

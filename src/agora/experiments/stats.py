@@ -34,9 +34,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
-from scipy.optimize import brentq
-from scipy.signal import fftconvolve
 
 from agora.significance import NORMAL, pooled_two_proportion_p, two_sided_p, z_quantile
 
@@ -105,6 +102,8 @@ def welch(
     diff = m1 - m0
     if se == 0:
         return Comparison(metric, method, m0, m1, diff, diff, diff, 0.0, None, n0, n1)
+    from scipy import stats as sps  # on use: scipy.stats takes about half a second to import
+
     df = (v1 + v0) ** 2 / (v1**2 / (n1 - 1) + v0**2 / (n0 - 1))
     half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se
     p_value = float(2 * sps.t.sf(abs(diff) / se, df))
@@ -200,6 +199,9 @@ def _check_levels(alpha: float, power: float) -> None:
 def crossing_probability(bounds: np.ndarray) -> float:
     """Probability that a standard Gaussian random walk's z-statistic ``S_k / sqrt(k)`` falls
     below ``-bounds[k-1]`` at some look k = 1..K (equally spaced information)."""
+    from scipy import stats as sps
+    from scipy.signal import fftconvolve
+
     bounds = np.asarray(bounds, dtype=float)
     looks = len(bounds)
     walk = bounds * np.sqrt(np.arange(1, looks + 1))  # thresholds on the sum S_k
@@ -222,6 +224,8 @@ def obrien_fleming_bounds(looks: int, alpha: float) -> tuple[float, ...]:
         raise ValueError("at least one look")
     if not 0 < alpha < 0.5:
         raise ValueError("alpha must lie in (0, 0.5)")
+    from scipy.optimize import brentq
+
     shape = np.sqrt(looks / np.arange(1, looks + 1))
     c = brentq(lambda c: crossing_probability(c * shape) - alpha, 0.5, 8.0, xtol=1e-6)
     return tuple(float(c * s) for s in shape)

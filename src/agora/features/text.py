@@ -10,14 +10,21 @@ import logging
 import re
 from functools import lru_cache
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
 # CJK Unified Ideographs (+ extension A, compatibility ideographs)
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUN = re.compile(rf"([{_CJK}]+)|([a-z0-9]+(?:'[a-z]+)?)")
 
 #: Very common Chinese function words that carry no topic.
 CHINESE_STOP_WORDS = frozenset("的了是在和与及就都而也我你他她它们这那个之吗呢吧啊有被把给让")
+
+
+@lru_cache(maxsize=1)
+def _english_stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words, imported on first use: importing scikit-learn takes
+    about a second, which every command and server start paid for one word list."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS
 
 
 @lru_cache(maxsize=1)
@@ -33,13 +40,14 @@ def tokenize(text: str | None) -> list[str]:
     if not text:
         return []
     tokens: list[str] = []
+    english_stop_words = _english_stop_words()
     for cjk, word in _RUN.findall(text.lower()):
         if cjk:
             for tok in _jieba().lcut(cjk):
                 tok = tok.strip()
                 if tok and tok not in CHINESE_STOP_WORDS:
                     tokens.append(tok)
-        elif len(word) > 1 and word not in ENGLISH_STOP_WORDS:
+        elif len(word) > 1 and word not in english_stop_words:
             tokens.append(word)
     return tokens
 

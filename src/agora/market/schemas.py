@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from agora.api.dp import Marked
+from agora.api.dp_marks import Marked
 from agora.api.types import RowId
 from agora.ingest.schemas import ExternalId, in_span
 from agora.market.models import CAMPAIGN_STATUSES

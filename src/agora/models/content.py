@@ -17,7 +17,6 @@ from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from agora.features.interactions import Interactions, SideData
 from agora.features.text import tag_tokens, tokenize
@@ -74,6 +73,10 @@ class ContentModel(Recommender):
         valid: sp.csr_matrix | None = None,
     ) -> Self:
         """Fit the vocabulary and idf on the item documents and store the item matrix."""
+        # imported here: scoring a saved model needs no scikit-learn, and loading it at import
+        # cost every command and server start about a second
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         n_items = interactions.n_items
         docs = self.documents(side, n_items)
         terms = np.empty(0, dtype=str)

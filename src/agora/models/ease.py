@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import ClassVar, Self
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
 
 from agora.features.interactions import Interactions, SideData, as_float32
@@ -67,7 +66,10 @@ class EASEModel(Recommender):
         # EDLAE: dropout emphasis adds p / (1 - p) * G_ii to each item's own ridge
         emphasis = self.dropout / (1.0 - self.dropout)
         gram[np.diag_indices_from(gram)] += (self.reg + emphasis * np.diag(gram)).astype(dtype)
-        # inverse of a symmetric positive definite matrix via Cholesky (potrf + potri)
+        # inverse of a symmetric positive definite matrix via Cholesky (potrf + potri); scipy.linalg
+        # imported here, where it is used: every server, worker and command loads this module
+        import scipy.linalg as la
+
         potrf, potri = la.get_lapack_funcs(("potrf", "potri"), (gram,))
         c, info = potrf(gram, lower=False, overwrite_a=True, clean=False)
         if info != 0:

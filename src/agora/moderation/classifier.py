@@ -56,19 +56,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, precision_recall_curve
-from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import normalize
 
 import agora
 from agora.features.text import tokenize
 from agora.models.artifacts import list_artifacts, prune_artifacts, version_key
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import HashingVectorizer
 
 #: Folder name of the classifier's artefacts under their root directory.
 NAME = "moderation"
@@ -184,12 +182,18 @@ def numeric_matrix(posts: list[Post]) -> np.ndarray:
 
 
 def _word_hasher() -> HashingVectorizer:
+    # scikit-learn is imported where it is used, not when the module is: every feed, command
+    # and server start imports this module, few of them classify a post
+    from sklearn.feature_extraction.text import HashingVectorizer
+
     return HashingVectorizer(
         analyzer=tokenize, n_features=HASH_FEATURES, alternate_sign=False, norm=None
     )
 
 
 def _char_hasher() -> HashingVectorizer:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
     return HashingVectorizer(
         analyzer="char_wb",
         ngram_range=(2, 4),
@@ -207,6 +211,8 @@ def _idf(counts: sp.csr_matrix) -> np.ndarray:
 
 
 def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    from sklearn.preprocessing import normalize
+
     counts = counts.astype(np.float32)
     counts.data = 1 + np.log(counts.data)  # sublinear tf
     return normalize(counts @ sp.diags(idf), norm="l2")
@@ -316,6 +322,8 @@ class QualityClassifier:
         return np.asarray(x @ self.coef_).ravel() + self.intercept_
 
     def _fit_linear(self, features: Features, y: np.ndarray) -> None:
+        from sklearn.linear_model import LogisticRegression
+
         x = self._design(features, fit=True)
         model = LogisticRegression(
             C=self.C, class_weight="balanced", solver="liblinear", max_iter=1000
@@ -341,6 +349,10 @@ class QualityClassifier:
     def fit_features(self, features: Features, labels: list[int] | np.ndarray) -> QualityClassifier:
         """Fit on featurised posts; needs at least ``folds`` examples of each class (for the
         out-of-fold calibration and threshold)."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import average_precision_score
+        from sklearn.model_selection import StratifiedKFold
+
         y = np.asarray(labels, dtype=int)
         self._check_labels(len(features), y)
         oof = np.zeros(len(y))
@@ -493,6 +505,8 @@ def choose_threshold(
 ) -> tuple[float, str]:
     """The default threshold on out-of-fold (y, prob) and the rule that gave it: the F1-best
     threshold, or the lowest above it whose flagged posts reach ``target`` precision."""
+    from sklearn.metrics import precision_recall_curve
+
     best, _ = best_f1_threshold(y, prob)
     precision, _, thresholds = precision_recall_curve(y, prob)
     reached = np.flatnonzero((precision[:-1] >= target) & (thresholds >= best))
@@ -506,6 +520,8 @@ def choose_threshold(
 
 def best_f1_threshold(y: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
     """The probability threshold with the highest F1 on (y, prob), and that F1."""
+    from sklearn.metrics import precision_recall_curve
+
     precision, recall, thresholds = precision_recall_curve(y, prob)
     if not len(thresholds):
         return 0.5, 0.0
@@ -516,6 +532,8 @@ def best_f1_threshold(y: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
 
 def scores_at(y: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
     """Precision, recall, F1 at ``threshold`` and PR-AUC (average precision) on (y, prob)."""
+    from sklearn.metrics import average_precision_score
+
     y = np.asarray(y, dtype=int)
     flagged = np.asarray(prob) >= threshold
     tp = int((flagged & (y == 1)).sum())

@@ -45,7 +45,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from scipy.stats import poisson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -133,6 +132,10 @@ def _shrunk(part: np.ndarray, total: np.ndarray) -> np.ndarray:
 
 def _burst_flags(items: np.ndarray, users: np.ndarray, ts: np.ndarray, p: AnomalyParams):
     """Per engagement: inside an item burst? Rows must be sorted by (item, time)."""
+    # scipy.stats is imported on use: at module level it cost every command and server start
+    # about half a second
+    from scipy.stats import poisson
+
     flags = np.zeros(len(ts), dtype=bool)
     bounds = np.flatnonzero(np.diff(items)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):

@@ -31,7 +31,6 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
-from scipy.stats import poisson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -132,6 +131,10 @@ def flag_bursts(
     P-values are computed where a bucket can burst (past the warm-up, at least ``min_count``
     and above its baseline) and are 1 elsewhere: most keys of a keyword series are rare
     words, and the Poisson tail of every cell would be most of the detector's time."""
+    # scipy.stats is imported on use: at module level it cost every command and server start
+    # about half a second
+    from scipy.stats import poisson
+
     counts = np.atleast_2d(np.asarray(counts, dtype=float))
     baseline = ewma_baseline(counts, halflife, warmup)
     known = ~np.isnan(baseline)
