@@ -122,5 +122,7 @@ def wire(settings: Settings) -> Wiring:
         feed_cache=feed_cache,
         impressions=impressions,
         market=MarketCache(sessions, market_config(settings)),
-        ready_answers=ReadyRecommendations(feed_cache, models, settings.feed.max_per_thread),
+        ready_answers=ReadyRecommendations(
+            feed_cache, models, sessions, settings.feed.max_per_thread
+        ),
     )

@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from feed_support import ADMIN, ITEMS, TRAINED, like, make_client, seed, train
-from sqlalchemy import event
 
 from agora.config import FeedConfig
 from agora.db import queries
@@ -134,26 +132,3 @@ def test_users_without_a_record_get_the_computed_path_and_nothing_is_written(
     assert source == "computed" and {i["model"] for i in stranger} == {"trending"}
     with client.app.state.sessions() as session:
         assert queries.counts(session) == stored  # no user created for a read
-
-
-def test_a_request_reads_the_store_through_one_connection(
-    ready: tuple[TestClient, Refresher],
-) -> None:
-    """The route's steps (the catalogue, the user's state, the ranking) share the request's
-    connection: each of its own cost a pool checkout, a ping and a transaction (the route took
-    55-77 ms a request at 1M users, against 29 ms for the ranking alone). Only the ready
-    record is read apart, by its store (here the table's own session)."""
-    client, _ = ready
-    checkouts: list[str] = []
-
-    def checked_out(*_: object) -> None:  # by the route, not by the app's background work
-        stack = traceback.extract_stack()
-        if any(frame.name == "_recommendations" for frame in stack):
-            checkouts.append(next(f.name for f in reversed(stack) if "/agora/" in f.filename))
-
-    event.listen(client.app.state.sessions.kw["bind"], "checkout", checked_out)
-    for user, expected in (("u7", "ready"), ("u13", "ready"), ("stranger", "computed")):
-        checkouts.clear()
-        _, source = _get(client, user, n=3)  # a user whose state is not held yet
-        assert source == expected
-        assert len(checkouts) <= 2, (user, checkouts)

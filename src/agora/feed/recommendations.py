@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from agora.feed.bounded import Bounded
 from agora.feed.cache import FeedCache, Snapshot
@@ -84,22 +84,22 @@ class ReadyRecommendations:
         self,
         cache: FeedCache,
         models: ModelStore,
+        sessions: sessionmaker[Session],
         max_per_thread: int,
         max_answers: int = 20_000,
         ttl_seconds: float = 600.0,
     ):
         self.cache = cache
         self.models = models
+        self.sessions = sessions
         self.max_per_thread = max_per_thread
         self._answers = Bounded(ttl_seconds, max_answers)
         self._lock = threading.Lock()
 
-    def items(
-        self, session: Session, user_id: str, model: str, n: int
-    ) -> list[Recommendation] | None:
-        """The user's top ``n`` from their ready list (None: the route computes them); the
-        route's ``session`` connects only to read what memory lacks."""
-        found = self._find(session, user_id, model)
+    def items(self, user_id: str, model: str, n: int) -> list[Recommendation] | None:
+        """The user's top ``n`` from their ready list (None: the route computes them)."""
+        with self.sessions() as session:  # connects only to read what memory lacks
+            found = self._find(session, user_id, model)
         return ready_list(*found, model, n, self.max_per_thread) if found is not None else None
 
     def kept(self, user_id: str, model: str, n: int) -> bytes | None:
@@ -113,15 +113,11 @@ class ReadyRecommendations:
             return self._answers.get(_key(user_id, model, n, self.models, snapshot, user))
 
     def answer(
-        self,
-        session: Session,
-        user_id: str,
-        model: str,
-        n: int,
-        render: Callable[[list[Recommendation]], bytes],
+        self, user_id: str, model: str, n: int, render: Callable[[list[Recommendation]], bytes]
     ) -> bytes | None:
         """``render`` of :meth:`items`, kept (see the module docstring)."""
-        found = self._find(session, user_id, model)
+        with self.sessions() as session:
+            found = self._find(session, user_id, model)
         if found is None:
             return None
         snapshot, _, user = found

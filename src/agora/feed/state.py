@@ -430,7 +430,8 @@ class UserStates:
         state = self.held(user_id)
         if state is not None:
             return state
-        state = read_state(session, user_id)
+        with Session(session.get_bind()) as own:
+            state = read_state(own, user_id)
         if state is not None:
             self._hold(state)
         return state

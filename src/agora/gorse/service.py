@@ -719,7 +719,7 @@ def recommend(
         name = serving.resolve_model(models, settings.default_model)
 
         def ranked(k: int) -> Ranked:
-            listed = ready.items(session, user_id, name, k)
+            listed = ready.items(user_id, name, k)
             if listed is None:
                 listed = serving.recommend(
                     session,

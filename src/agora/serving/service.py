@@ -68,22 +68,14 @@ class Recommendation:
 class ReadyAnswers(Protocol):
     """Recommendations computed ahead of the request, which the app hands to the route (the
     feed's ready records: :mod:`agora.feed.recommendations`). Both methods answer None where
-    the route must compute the user's top ``n`` from ``model`` itself; they read what memory
-    lacks in the route's ``session`` (one connection per request, not one per step)."""
+    the route must compute the user's top ``n`` from ``model`` itself."""
 
-    def items(
-        self, session: Session, user_id: str, model: str, n: int
-    ) -> list[Recommendation] | None:
+    def items(self, user_id: str, model: str, n: int) -> list[Recommendation] | None:
         """The user's top ``n``."""
         ...
 
     def answer(
-        self,
-        session: Session,
-        user_id: str,
-        model: str,
-        n: int,
-        render: Callable[[list[Recommendation]], bytes],
+        self, user_id: str, model: str, n: int, render: Callable[[list[Recommendation]], bytes]
     ) -> bytes | None:
         """``render`` of the user's top ``n``, kept while they do not change."""
         ...

@@ -169,12 +169,12 @@ def _recommendations(
     def render(recs: list[Recommendation]) -> bytes:
         return _body(user_id, name, recs)
 
-    with sessions() as session:  # one for every step: each of its own cost a connection
-        if not explain:
-            found = ready.answer(session, user_id, name, n, render)
-            if found is not None:
-                return found, "ready"
-        listed = ready.items(session, user_id, name, n) if explain else None
+    if not explain:
+        found = ready.answer(user_id, name, n, render)
+        if found is not None:
+            return found, "ready"
+    listed = ready.items(user_id, name, n) if explain else None
+    with sessions() as session:
         if listed is not None:  # the list the user gets without explain=true, explained
             service.explain(session, models, user_id, listed, settings.event_weights)
             return render(listed), "ready"
