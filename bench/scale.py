@@ -18,7 +18,8 @@ the shared ones: test, postgres, templates). Then each step of ``--steps``, in o
   and with ``--engine spark``;
 * ``serve``: ``agora serve`` and ``agora worker`` on that database, driven with wrk as
   bench/serve_load.py drives them (its Lua script and functions): the feed/events mix, then
-  recommendations alone, ``--seconds`` each.
+  recommendations alone, ``--seconds`` each, after ``--settle`` seconds (the servers'
+  start-up warm-up done: this measures them at work, not starting).
 
 Every command runs as a real subprocess of the CLI; the peak RSS of its whole process tree
 (psutil, sampled every 0.2 s) and its wall time are recorded. A step whose command or option
@@ -226,6 +227,7 @@ def serve_step(env: dict[str, str], args: argparse.Namespace, log: Path) -> dict
     )  # fmt: skip
     try:
         serve_load.feed_page(url)
+        time.sleep(args.settle)  # the servers' start-up warm-up (catalogue, indexes) done
         serve_load.run_wrk(url, "mixed", 5, wrk_args)  # warm-up
         mixed = serve_load.figures(serve_load.run_wrk(url, "mixed", args.seconds, wrk_args))
         recs = serve_load.figures(serve_load.run_wrk(url, "recs", args.seconds, wrk_args))
@@ -294,6 +296,13 @@ def main() -> None:
     )
     parser.add_argument("--steps", nargs="+", default=ALL_STEPS, choices=ALL_STEPS)
     parser.add_argument("--seconds", type=int, default=30, help="each measured wrk run")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        help="serve: seconds waited after the first answer, while each server warms its feed "
+        "(at 1M users and 200k items the start-up's warm-up took 40 s)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="agora serve --workers")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t")
     parser.add_argument("-c", "--connections", type=int, default=16, help="wrk -c")
