@@ -97,7 +97,25 @@ def _engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.driver == "psycopg":
+        event.listen(engine, "connect", _check_client)
+    return engine
+
+
+#: How often a PostgreSQL backend running a statement checks that its client is still there.
+#: Without it, a query of a killed process runs to its end: at 20M events the refresher's
+#: read of every user ran on for 22 minutes after its `agora worker` was stopped, five of them
+#: at once after five server restarts, taking the CPU the next server's requests needed.
+CLIENT_CHECK = "10s"
+
+
+def _check_client(dbapi_conn: Any, _record: Any) -> None:  # noqa: ANN401 - a DBAPI connection
+    """Have the backend check its client every :data:`CLIENT_CHECK` during a statement
+    (``client_connection_check_interval``, PostgreSQL 14 and later; older servers lack it)."""
+    if dbapi_conn.info.server_version >= 140000:
+        dbapi_conn.execute(f"SET client_connection_check_interval = '{CLIENT_CHECK}'")
+        dbapi_conn.commit()
 
 
 def display_url(url: str) -> str:
