@@ -7,9 +7,10 @@ The file is read once, line by line, in a thread of its own: every line is check
 problems read word for word the same), and the sound events are handed over in batches. Each
 batch streams through psycopg's ``cursor.copy()`` into a temporary staging table, then
 set-based statements write it in the same transaction: events whose ``event_id`` is stored
-already are counted and dropped, unknown users and items get bare rows, and the rest go in
-with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (so a concurrent writer still stores an
-event once); internal ids grow in file order as the refresher's marks expect. A file with any
+already are counted and dropped, unknown users and items get bare rows, the rest go in with
+``INSERT ... SELECT`` and their keys into ``event_ids`` right after them (an id a concurrent
+writer stored meanwhile: the import's event of it is deleted again, so it is stored once);
+internal ids grow in file order as the refresher's marks expect. A file with any
 problem is refused whole (the transaction rolls back what earlier batches wrote). Other record
 kinds (users, items, groups, edges, memberships: a small part of big files) are written
 afterwards by the normal path's functions, which create or replace: an item's bare row made
