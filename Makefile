@@ -34,7 +34,6 @@ docs: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/gen_tables.py
 	@echo ">> writing the REST and CLI references and docs/scopes.md from the app and the CLI"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/gen_reference.py
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m agora.cli.scopes_doc
 	@echo ">> serving the docs on http://127.0.0.1:$(DOCS_PORT)/ (Ctrl-C stops it)"
 	OPENBLAS_NUM_THREADS=1 $(BIN)/mkdocs serve -a 127.0.0.1:$(DOCS_PORT)
 
@@ -95,7 +94,7 @@ node:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm; }
 
 # the Java runtime pyspark starts its JVM on, and the JDBC drivers Spark reads the store with
-# (tests/spark run Spark in local[2] mode)
+# (tests/db/spark run Spark in local[2] mode)
 java:
 	@command -v java >/dev/null && test -f /usr/share/java/postgresql.jar -a -f /usr/share/java/sqlite-jdbc.jar || { \
 		echo ">> java and the JDBC drivers (for --engine spark and its tests) are missing: installing openjdk-17-jre-headless, libpostgresql-jdbc-java and libxerial-sqlite-jdbc-java with apt-get"; \

@@ -39,9 +39,9 @@ from agora.analytics.trending import service as trending
 from agora.analytics.trending import spark as trending_spark
 from agora.config import Settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
+from agora.db.spark.session import spark_session
 from agora.ingest.registry import load_any
 from agora.ingest.service import add_dataset
-from agora.spark.session import spark_session
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "data" / "cardano-se"

@@ -50,7 +50,7 @@ from rich.table import Table  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from agora.spark.eventlog import StageSummary, event_log_files, summarise_event_log  # noqa: E402
+from agora.db.spark.eventlog import StageSummary, event_log_files, summarise_event_log  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

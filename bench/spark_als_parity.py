@@ -30,6 +30,7 @@ from _record import run_record
 from rich.console import Console
 from rich.table import Table
 
+from agora.db.spark.session import spark_session
 from agora.evaluation.protocol import evaluate, validation_score
 from agora.evaluation.splits import load_split
 from agora.models.registry import create_model
@@ -38,7 +39,6 @@ from agora.models.spark_training import (
     SPARK_ALS_SOLVERS,
     fit_interactions_on_spark,
 )
-from agora.spark.session import spark_session
 
 SPLIT = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "ml1m-general"
 OUT = Path(__file__).resolve().parent / "results" / "spark_als_parity.json"

@@ -6,36 +6,41 @@
   and answers.
 * ``docs/reference/cli.md``: every ``agora`` command, as ``typer agora.cli.main utils docs``
   renders it (typer's own renderer, called in-process).
+* ``docs/scopes.md``: the scope policy and every route's scope
+  (:func:`agora.api.scopes_doc.render`).
 
-``python docs/gen_reference.py`` rewrites both; ``--check`` writes nothing and exits 1 when
+``python docs/gen_reference.py`` rewrites all three; ``--check`` writes nothing and exits 1 when
 either differs from what the code renders now (tests/docs/test_site_build.py runs the check).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from agora.api.scopes_doc import RouteScope, route_scopes
+from agora.api.scopes_doc import render as render_scopes
+
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "docs" / "reference"
+SCOPES = REPO / "docs" / "scopes.md"
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
-def openapi_and_scopes() -> tuple[dict, dict[tuple[str, str], str | None]]:
-    """The app's OpenAPI document and the scope of each (METHOD, path)."""
+def openapi_and_scopes() -> tuple[dict, list[RouteScope]]:
+    """The app's OpenAPI document and the scope of each route (method and path)."""
     from agora.api.app import create_app
-    from agora.api.scopes_doc import route_scopes
     from agora.config import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(Settings(data_dir=Path(tmp), database_url=None, redis_url=None))
         try:
-            scopes = {(r.method, r.path): r.scope for r in route_scopes(app)}
-            return app.openapi(), scopes
+            return app.openapi(), route_scopes(app)
         finally:
             app.state.engine.dispose()
 
@@ -201,11 +206,13 @@ def render_cli() -> str:
 
 
 def current() -> dict[Path, str]:
-    """Each reference page as the code renders it now."""
-    document, scopes = openapi_and_scopes()
+    """Each generated page as the code renders it now."""
+    document, rows = openapi_and_scopes()
+    scopes = {(row.method, row.path): row.scope for row in rows}
     return {
         REFERENCE / "rest.md": render_rest(document, scopes),
         REFERENCE / "cli.md": render_cli(),
+        SCOPES: render_scopes(rows),
     }
 
 
@@ -221,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            print(f"wrote {path.relative_to(REPO)}")
+            print(f"wrote {os.path.relpath(path, REPO)}")
     for path in stale:
-        print(f"stale: {path.relative_to(REPO)} (run `python docs/gen_reference.py`)")
+        print(f"stale: {os.path.relpath(path, REPO)} (run `python docs/gen_reference.py`)")
     return 1 if stale else 0
 
 

@@ -45,11 +45,9 @@ LAYERS: dict[str, float] = {
     "features": FEATURES,
     "ingest": INGEST,
     # kits: the HTTP kit (auth, errors, routing, limits, middleware... every api module but the
-    # app and its background jobs), the CLI kit (cli.shell), Spark and vision; anyone above the
+    # app and its background jobs), the CLI kit (cli.shell) and vision; anyone above the
     # ground may use them, they use only db and config
-    **dict.fromkeys(
-        ["api", "cli.shell", "spark", "vision", "significance", "metrics", "plots"], KIT
-    ),
+    **dict.fromkeys(["api", "cli.shell", "vision", "significance", "metrics", "plots"], KIT),
     **dict.fromkeys(["db", "config"], GROUND),
 }
 #: The schema's assembly: the one module that imports every domain's tables, so that Alembic

@@ -77,7 +77,7 @@ def spark() -> Iterator[SparkSession]:
     """One local[2] Spark session for the whole run (a JVM takes ~6 s to start), its JVM
     started with :data:`SPARK_TEST_JVM`; skipped, or failed under CI=true, when pyspark, Java or
     the JDBC drivers are missing."""
-    from agora.spark.session import SparkUnavailable, check_spark, spark_session
+    from agora.db.spark.session import SparkUnavailable, check_spark, spark_session
 
     try:
         check_spark()

@@ -1,5 +1,5 @@
 """``agora train --engine spark`` as a real process (its own JVM) on PostgreSQL, read over JDBC
-in id ranges; its errors. (SQLite's JDBC reads: tests/spark/test_spark_store.py and
+in id ranges; its errors. (SQLite's JDBC reads: tests/db/spark/test_spark_store.py and
 tests/models/test_spark_training.py.)"""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from agora.cli.main import app as cli
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, session_factory
+from agora.db.spark.eventlog import event_log_files, summarise_event_log
 from agora.features.store import load_training_data
 from agora.models.artifacts import list_artifacts, load_artifact
-from agora.spark.eventlog import event_log_files, summarise_event_log
 
 
 def agora(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -47,11 +47,34 @@ def test_every_nav_page_exists() -> None:
     assert not missing, f"nav names missing pages: {missing}"
 
 
-def test_rest_and_cli_references_are_what_the_code_renders_now(gen_reference) -> None:
+def test_the_generated_pages_are_what_the_code_renders_now(gen_reference) -> None:
+    """The REST and CLI references and docs/scopes.md."""
     for path, text in gen_reference.current().items():
         assert path.read_text() == text, f"{path.name} is stale: run `python docs/gen_reference.py`"
         # a clean clone elsewhere renders the same reference: no path of this checkout in it
         assert str(REPO.parent) not in text, f"{path.name} names a path of this machine"
+
+
+def test_a_stale_generated_page_fails_the_check_and_writing_mends_it(
+    gen_reference, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    for name in ("REFERENCE", "SCOPES"):  # the pages go to tmp_path, not to this checkout
+        monkeypatch.setattr(gen_reference, name, tmp_path / name.lower())
+    scopes = tmp_path / "scopes"
+    assert gen_reference.main([]) == 0
+    text = scopes.read_text()
+    assert "| DELETE | `/users/{user_id}` | admin |" in text
+    assert "| GET | `/health` | none |" in text
+    assert gen_reference.main(["--check"]) == 0
+
+    scopes.write_text(text.replace("| DELETE | `/users/{user_id}` | admin |", "| DELETE | x |"))
+    capsys.readouterr()
+    assert gen_reference.main(["--check"]) == 1
+    printed = capsys.readouterr().out
+    assert printed.count("stale: ") == 1 and printed.rstrip().endswith(
+        "scopes (run `python docs/gen_reference.py`)"
+    ), printed
+    assert gen_reference.main([]) == 0 and scopes.read_text() == text
 
 
 def test_the_readme_is_a_front_door_of_at_most_200_lines() -> None:

@@ -12,6 +12,8 @@ from stores import StoreTemplates, bundled_community
 
 from agora.config import Settings
 from agora.db.engine import make_engine, session_factory
+from agora.db.spark.parquet import EXPORTED
+from agora.db.spark.store import read_table
 from agora.features.interactions import Interactions
 from agora.features.store import load_training_data
 from agora.models.als_blocks import implicit_objective
@@ -31,8 +33,6 @@ from agora.models.spark_training import (
     store_interactions,
     train_on_spark,
 )
-from agora.spark.parquet import EXPORTED
-from agora.spark.store import read_table
 
 WEIGHTS = Settings().event_weights
 

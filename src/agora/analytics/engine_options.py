@@ -1,7 +1,7 @@
 """The ``--engine local|spark`` and ``--spark-master`` options of the analytics commands.
 
 ``local`` (the default) runs an analytic in this process over SQL; ``spark`` runs its heavy
-pass as a Spark job reading the store over JDBC (:mod:`agora.spark`), with the same output.
+pass as a Spark job reading the store over JDBC (:mod:`agora.db.spark`), with the same output.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agora.cli.shell import fail
-from agora.spark.session import DEFAULT_MASTER, SparkUnavailable, spark_session
+from agora.db.spark.session import DEFAULT_MASTER, SparkUnavailable, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -1,7 +1,8 @@
 """The scope every route needs, read from the app itself, and docs/scopes.md rendered from it.
 
-``python -m agora.cli.scopes_doc`` (the shell that builds the app) rewrites ``docs/scopes.md``;
-``--check`` only compares and exits 1 when the file is out of date (a test does the same). The
+``python docs/gen_reference.py`` (which builds the app) rewrites ``docs/scopes.md`` with the
+other generated pages; ``--check`` only compares and exits 1 when one is out of date (a test
+does the same). The
 scope of a route is the one its :func:`agora.api.auth.require` dependency names; a route
 without one is served to anybody, and the tests allow that only for the home page, ``/health``
 and the API documentation.
@@ -95,7 +96,7 @@ def render(rows: list[RouteScope]) -> str:
     lines = [
         "# API scopes",
         "",
-        "Generated from the app by `python -m agora.cli.scopes_doc`; do not edit by hand (a test",
+        "Generated from the app by `python docs/gen_reference.py`; do not edit by hand (a test",
         "fails when this file and the app disagree).",
         "",
         POLICY,

@@ -256,7 +256,7 @@ def export(
         return
     if fmt != "parquet":
         raise fail(f"unknown export format {fmt!r} (known: gorse, parquet)")
-    from agora.spark.parquet import export_parquet
+    from agora.db.spark.parquet import export_parquet
 
     _, factory = _store(get_settings())
     with _progress() as progress, factory() as session:
@@ -439,13 +439,13 @@ def _train_on_spark(
 ) -> None:
     """``agora train --engine spark``: the models fitted by Spark, each step's wall time told."""
     from agora.db.pseudonyms import sealer_for_session
+    from agora.db.spark.session import SparkUnavailable, check_spark
     from agora.models.spark_training import (
         SPARK_ALS_SOLVERS,
         NotOnSpark,
         check_spark_models,
         train_store_on_spark,
     )
-    from agora.spark.session import SparkUnavailable, check_spark
 
     if spark_als not in SPARK_ALS_SOLVERS:
         raise fail(f"unknown --spark-als {spark_als!r} (known: {', '.join(SPARK_ALS_SOLVERS)})")
@@ -643,8 +643,8 @@ def eval_(
         remaining = f", {left / 60:.1f} min of the budget left" if left != float("inf") else ""
         console.print(f"auto [{elapsed / 60:.1f} min]: {what} {name}{remaining}")
 
+    from agora.db.spark.session import SparkUnavailable
     from agora.models.spark_training import SPARK_ALS_SOLVERS, NotOnSpark
-    from agora.spark.session import SparkUnavailable
 
     if engine not in ("python", "spark"):
         raise fail(f"unknown engine {engine!r} (known: python, spark)")

@@ -228,7 +228,7 @@ def keep_months_ahead(
     ``stop`` is set (``agora worker`` runs this in a thread); returns the first round's names."""
     made = _ensure_ahead(engine)
     threading.Thread(
-        target=_keep_ahead, args=(engine, stop, every_seconds), name="partitions", daemon=True
+        target=_keep_ahead, args=(engine, stop, every_seconds), name="agora-partitions", daemon=True
     ).start()
     return made
 

@@ -291,8 +291,8 @@ def _check_engine(engine: str, model_name: str, tune_params: bool) -> None:
     if engine not in ("python", "spark"):
         raise ValueError(f"unknown engine {engine!r} (known: python, spark)")
     if engine == "spark":
+        from agora.db.spark.session import check_spark
         from agora.models.spark_training import NotOnSpark, check_spark_models
-        from agora.spark.session import check_spark
 
         if tune_params or model_name == "auto":
             raise NotOnSpark("--engine spark fits one named model: no --tune, no auto")
@@ -304,8 +304,8 @@ def _fit_on_spark(
     split: Split, model_name: str, params: dict[str, Any], spark_master: str, spark_als: str
 ) -> tuple[Recommender, float]:
     """(model, fit seconds) of ``model_name`` fitted on the split's train with Spark."""
+    from agora.db.spark.session import spark_session
     from agora.models.spark_training import fit_interactions_on_spark
-    from agora.spark.session import spark_session
 
     with spark_session(spark_master, "agora-eval") as spark:
         t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """Training ``als``, ``itemknn`` and ``trending`` with Spark (``agora train --engine spark``).
 
-The store's events (read over JDBC by :mod:`agora.spark.store`, or from an ``agora export
+The store's events (read over JDBC by :mod:`agora.db.spark.store`, or from an ``agora export
 --format parquet`` folder) become the same weighted interactions as
 :func:`agora.features.store.load_training_data` builds: each event weighted by
 :func:`agora.features.store.event_weight` (in Spark SQL), summed per (user, item), users in
@@ -42,6 +42,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from agora.db.pseudonyms import IdSealer
+from agora.db.spark.parquet import EXPORTED, read_parquet_tables
+from agora.db.spark.session import DEFAULT_MASTER, spark_session
+from agora.db.spark.store import read_table
 from agora.features.interactions import Interactions, hold_out_one
 from agora.features.store import RATING_THRESHOLD
 from agora.models.als_blocks import initial_factors, regularised_gram, solve_rows
@@ -51,9 +54,6 @@ from agora.models.implicit_mf import ALSModel
 from agora.models.itemknn import ItemKNNModel
 from agora.models.popularity import _DAY, TrendingModel
 from agora.models.training import TrainedModel, holdout_metrics
-from agora.spark.parquet import EXPORTED, read_parquet_tables
-from agora.spark.session import DEFAULT_MASTER, spark_session
-from agora.spark.store import read_table
 
 if TYPE_CHECKING:
     import pyarrow as pa

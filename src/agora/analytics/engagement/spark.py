@@ -22,7 +22,7 @@ import numpy as np
 
 from agora.analytics.engagement import service as eg
 from agora.analytics.engagement.report import Engagement
-from agora.spark.store import epoch_seconds, jdbc_source, read_table
+from agora.db.spark.store import epoch_seconds, jdbc_source, read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

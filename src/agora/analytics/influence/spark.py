@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from agora.analytics.influence.service import ATTENTION_EDGE_TYPES, graph_from_edges
 from agora.config import DEFAULT_EVENT_WEIGHTS
+from agora.db.spark.store import read_table
 from agora.features.store import RATING_THRESHOLD
-from agora.spark.store import read_table
 
 if TYPE_CHECKING:
     import igraph as ig

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from agora.analytics.segments.service import UserFeatures, features_from
-from agora.spark.store import epoch_seconds, read_table
+from agora.db.spark.store import epoch_seconds, read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

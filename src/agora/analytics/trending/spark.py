@@ -22,8 +22,8 @@ from agora.analytics.trending.service import (
     VolumeSeries,
     detect_bursts,
 )
+from agora.db.spark.store import read_table
 from agora.db.tables import as_utc
-from agora.spark.store import read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

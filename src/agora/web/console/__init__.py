@@ -14,7 +14,7 @@ Adding a page group (see docs/console.md):
 2. its templates under ``templates/console/`` extending ``console/base.html``;
 3. its texts in both ``i18n/en.py`` and ``i18n/zh.py``;
 4. the module in ``PAGE_GROUPS`` below; its pages in tests/web/console and
-   bench/console_pages.py; ``python -m agora.cli.scopes_doc``.
+   bench/console_pages.py; ``python docs/gen_reference.py``.
 """
 
 from __future__ import annotations

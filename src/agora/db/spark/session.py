@@ -64,7 +64,7 @@ def spark_session(
     Times are UTC, the web UI is off (a batch job on a shared host opens no port), and shuffles
     use twice the local cores unless told otherwise (Spark's default of 200 partitions makes
     small jobs slow). With ``event_log_dir`` Spark writes its event log there (uncompressed
-    JSON lines, one file per application), which :mod:`agora.spark.eventlog` summarises.
+    JSON lines, one file per application), which :mod:`agora.db.spark.eventlog` summarises.
 
     In a process that already runs a Spark session (a notebook, a driver program, a test run)
     the job runs on that session and leaves it running: stopping it would break its owner.

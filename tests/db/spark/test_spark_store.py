@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from agora.db.engine import make_engine, session_factory
+from agora.db.spark.session import _local_cores
+from agora.db.spark.store import jdbc_source, read_table
 from agora.db.tables import Event, User
-from agora.spark.session import _local_cores
-from agora.spark.store import jdbc_source, read_table
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ so Spark can train from files instead of the database (``agora train --engine sp
 Each table is streamed in chunks of :data:`CHUNK_ROWS` rows, in row-id order, into
 ``DIR/<table>.parquet``. The columns are the store's own, as stored (a store with
 pseudonymous user ids keeps them sealed in the files too): what
-:func:`agora.spark.store.read_table` reads over JDBC, so both sources feed the same job.
+:func:`agora.db.spark.store.read_table` reads over JDBC, so both sources feed the same job.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from agora.cli.main import app as cli
 from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, session_factory
+from agora.db.spark.parquet import read_parquet_tables
 from agora.db.tables import Event, Item, User
 from agora.features.store import load_training_data
 from agora.models.spark_training import store_interactions
-from agora.spark.parquet import read_parquet_tables
 
 
 @pytest.fixture
