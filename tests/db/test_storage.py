@@ -192,6 +192,28 @@ def test_upserts_replace_fields(engine) -> None:
         assert len(s.scalars(select(Item)).all()) == 1
 
 
+def test_one_write_of_many_records_keeps_their_order_and_the_last_of_a_repeated_id(engine) -> None:
+    """PostgreSQL writes a whole list in one statement: items get ids in the list's order (the
+    feed catalogue reads new items by id), and an id given twice is stored once, as the later
+    record says, on both stores (one statement may not touch a row twice)."""
+    factory = session_factory(engine)
+    items = [ItemIn(item_id=f"p{n}", title=f"t{n}", tags=[f"g{n}", "x"]) for n in range(5)]
+    items.append(ItemIn(item_id="p2", title="again", tags=[], attributes={"k": [1, "二"]}))
+    edges = [EdgeIn(source_id="a", target_id="b", type="friend", weight=w) for w in (0.3, 0.7)]
+    with transaction(factory) as s:
+        assert service.upsert_items(s, items) == 6
+        assert service.add_edges(s, edges) == 2  # a friend edge both ways, once each
+    with factory() as s:
+        stored = s.execute(select(Item.external_id, Item.title, Item.tags).order_by(Item.id))
+        assert [tuple(row) for row in stored] == [
+            ("p0", "t0", ["g0", "x"]), ("p1", "t1", ["g1", "x"]), ("p2", "again", []),
+            ("p3", "t3", ["g3", "x"]), ("p4", "t4", ["g4", "x"]),
+        ]  # fmt: skip
+        assert queries.item_record(s, "p2")["attributes"] == {"k": [1, "二"]}
+        weights = s.scalars(select(SocialEdge.weight)).all()
+        assert weights == [0.7, 0.7]
+
+
 def test_edges_validate_and_delete(engine) -> None:
     factory = session_factory(engine)
     with pytest.raises(service.Rejected), transaction(factory) as s:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -12,7 +13,20 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from filelock import FileLock
-from sqlalchemy import DateTime, Engine, Table, create_engine, event, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -194,6 +208,68 @@ def insert_for(session: Session, table: Any) -> Any:
     """INSERT with ON CONFLICT support for the session's dialect (SQLite or PostgreSQL)."""
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return module.insert(table)
+
+
+#: Rows per INSERT statement where they go in row by row (keeps SQLite under its bound-parameter
+#: limit).
+CHUNK = 2000
+
+
+def upsert_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key: tuple[str, ...],
+    update: tuple[str, ...],
+) -> None:
+    """Create or replace ``rows`` (dicts with the same columns) of ``table``: where ``key`` is
+    stored already, only the columns of ``update`` are replaced. A key repeated in ``rows`` is
+    written once with its last values, as writing them one after the other leaves it.
+
+    PostgreSQL takes all of them in one statement over one array per column, rows inserted in
+    the order given (20k items and 68k edges of an import: one statement each, not one per
+    row); SQLite :data:`CHUNK` rows per statement."""
+    if not rows:
+        return
+    latest = list({tuple(row[c] for c in key): row for row in rows}.values())
+    columns = tuple(latest[0])
+    dialect = session.get_bind().dialect.name
+    stmt = _upsert(dialect, table, columns, key, update)
+    if dialect == "postgresql":
+        arrays = {c: [row[c] for row in latest] for c in columns}
+        for c in columns:  # as text: a list value would read as one more array dimension
+            if isinstance(table.c[c].type, JSON):
+                arrays[c] = [json.dumps(value) for value in arrays[c]]
+        session.execute(stmt, arrays)
+        return
+    for start in range(0, len(latest), CHUNK):
+        session.execute(stmt, latest[start : start + CHUNK])
+
+
+@cache
+def _upsert(
+    dialect: str,
+    table: Table,
+    columns: tuple[str, ...],
+    key: tuple[str, ...],
+    update: tuple[str, ...],
+) -> Any:
+    """The statement of :func:`upsert_rows`, built once per dialect, table and columns."""
+    if dialect == "postgresql":
+        arrays = [_unnest(table.c[c]).label(c) for c in columns]
+        stmt = postgresql.insert(table).from_select(list(columns), select(*arrays))
+    else:
+        stmt = sqlite.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
+    )
+
+
+def _unnest(column: Any) -> Any:
+    """``unnest`` of an array parameter named as ``column``, of its type (JSON as text, cast)."""
+    if isinstance(column.type, JSON):
+        return cast(func.unnest(bindparam(column.name, type_=postgresql.ARRAY(Text))), column.type)
+    return func.unnest(bindparam(column.name, type_=postgresql.ARRAY(column.type)))
 
 
 def insert_new(session: Session, table: Table, key: tuple[str, ...]) -> Any:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from agora.api.errors import NotFound, RecordsRejected
 from agora.config import EDGE_TYPES
 from agora.db import queries
-from agora.db.engine import insert_for, insert_new
+from agora.db.engine import CHUNK, insert_new, upsert_rows
 from agora.db.tables import (
     TIME_FLOOR,
     Event,
@@ -44,8 +44,12 @@ from agora.ingest.schemas import (
     record_time_problems,
 )
 
-CHUNK = 2000  # rows per INSERT statement; also keeps SQLite under its bound-parameter limit
 _EVENTS: Table = Event.__table__
+_USERS: Table = User.__table__
+_ITEMS: Table = Item.__table__
+_EDGES: Table = SocialEdge.__table__
+_GROUPS: Table = Group.__table__
+_MEMBERSHIPS: Table = Membership.__table__
 
 
 @dataclass
@@ -200,13 +204,7 @@ def upsert_users(session: Session, users: Sequence[UserIn]) -> int:
         {"external_id": u.user_id, "created": u.created or now, "attributes": u.attributes}
         for u in users
     ]
-    for part in _chunks(rows):
-        stmt = insert_for(session, User)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["external_id"],
-            set_={"created": stmt.excluded.created, "attributes": stmt.excluded.attributes},
-        )
-        session.execute(stmt, part)
+    upsert_rows(session, _USERS, rows, ("external_id",), ("created", "attributes"))
     return len(rows)
 
 
@@ -228,14 +226,8 @@ def upsert_items(session: Session, items: Sequence[ItemIn]) -> int:
         }
         for i in items
     ]
-    columns = ["author_id", "title", "body", "tags", "language", "created", "media", "attributes"]
-    for part in _chunks(rows):
-        stmt = insert_for(session, Item)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["external_id"],
-            set_={c: getattr(stmt.excluded, c) for c in columns},
-        )
-        session.execute(stmt, part)
+    columns = ("author_id", "title", "body", "tags", "language", "created", "media", "attributes")
+    upsert_rows(session, _ITEMS, rows, ("external_id",), columns)
     return len(rows)
 
 
@@ -401,13 +393,7 @@ def add_edges(session: Session, edges: Sequence[EdgeIn]) -> int:
                 "created": e.created or now,
             }
     values = list(rows.values())
-    for part in _chunks(values):
-        stmt = insert_for(session, SocialEdge)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["source_id", "target_id", "type"],
-            set_={"weight": stmt.excluded.weight},
-        )
-        session.execute(stmt, part)
+    upsert_rows(session, _EDGES, values, ("source_id", "target_id", "type"), ("weight",))
     return len(values)
 
 
@@ -423,13 +409,7 @@ def upsert_groups(session: Session, groups: Sequence[GroupIn]) -> int:
         }
         for g in groups
     ]
-    for part in _chunks(rows):
-        stmt = insert_for(session, Group)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["external_id"],
-            set_={"name": stmt.excluded.name, "attributes": stmt.excluded.attributes},
-        )
-        session.execute(stmt, part)
+    upsert_rows(session, _GROUPS, rows, ("external_id",), ("name", "attributes"))
     return len(rows)
 
 
@@ -454,12 +434,7 @@ def add_memberships(session: Session, memberships: Sequence[MembershipIn]) -> in
         }
         for m in memberships
     ]
-    for part in _chunks(rows):
-        stmt = insert_for(session, Membership)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["group_id", "user_id"], set_={"role": stmt.excluded.role}
-        )
-        session.execute(stmt, part)
+    upsert_rows(session, _MEMBERSHIPS, rows, ("group_id", "user_id"), ("role",))
     return len(rows)
 
 
