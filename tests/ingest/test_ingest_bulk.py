@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from typer.testing import CliRunner
 
 from agora.cli.main import app
@@ -81,11 +81,15 @@ def _write(path: Path, lines: list[dict[str, Any]], raw: list[str] = ()) -> Path
 
 
 @pytest.fixture
-def two_stores(postgres_schemas) -> Iterator[tuple[Engine, Engine]]:
+def two_stores(postgres_schemas, request: pytest.FixtureRequest) -> Iterator[tuple[Engine, Engine]]:
+    """Two migrated stores holding one event (``"an-event"``, the default) or none
+    (``"empty"``, as an indirect parameter)."""
     with postgres_schemas() as first, postgres_schemas() as second:
         engines = make_engine(first), make_engine(second)
         for engine in engines:
             migrate(engine)
+            if getattr(request, "param", "an-event") == "empty":
+                continue
             with transaction(session_factory(engine)) as s:  # one event stored before
                 add_events(
                     s,
@@ -144,15 +148,19 @@ def _contents(engine: Engine) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("two_stores", ["an-event", "empty"], indirect=True)
 @pytest.mark.parametrize(
     "batch_events", [bulk_module.BATCH_EVENTS, 2], ids=["one-batch", "batches-of-2"]
 )
 def test_bulk_import_stores_what_the_normal_import_stores(
     two_stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_events: int
 ) -> None:
-    """In one batch or in many (a re-sent event id in a later batch than its first line's)."""
+    """In one batch or in many (a re-sent event id in a later batch than its first line's), into
+    a store that held an event (each batch's ids looked up, its users and items read from its
+    staged rows) or none (the users and items a batch names first, from the reader)."""
     monkeypatch.setattr(bulk_module, "BATCH_EVENTS", batch_events)
     normal_store, bulk_store = two_stores
+    held = _contents(bulk_store)["keys"]  # 1: the event "stored" is, 0: the store is empty
     path = _write(tmp_path / "mixed.jsonl", LINES)
     options = {"event_types": TYPES, "max_future_seconds": 300.0}
     with transaction(session_factory(normal_store)) as s:
@@ -162,16 +170,18 @@ def test_bulk_import_stores_what_the_normal_import_stores(
     assert (
         bulk.written
         == normal.written
-        == {"users": 1, "groups": 1, "items": 1, "edges": 2, "memberships": 1, "events": 6}
+        == {"users": 1, "groups": 1, "items": 1, "edges": 2, "memberships": 1, "events": 7 - held}
     )
-    assert bulk.duplicate_events == normal.duplicate_events == 1
+    assert bulk.duplicate_events == normal.duplicate_events == held
     stored, expected = _contents(bulk_store), _contents(normal_store)
     # the time of an event sent without one is the time of each write
     untimed = [i for i, row in enumerate(expected["events"]) if row[0] == "e5"]
     for rows in (stored["events"], expected["events"]):
         rows[untimed[0]] = rows[untimed[0]][:5] + rows[untimed[0]][6:]
     assert stored == expected
-    assert [row[0] for row in stored["events"]] == ["stored", "e1", "e2", "e3", "e4", "e5", "e6"]
+    order = ["e1", "e2", "e3", "e4", "e5", "e6"]
+    order.insert(0 if held else 5, "stored")  # the stored event first, or as the file has it
+    assert [row[0] for row in stored["events"]] == order
     assert stored["keys"] == 7
 
     with transaction(session_factory(bulk_store)) as s:  # the same file again: all stored
@@ -358,6 +368,52 @@ def test_an_event_id_a_concurrent_writer_stores_during_the_import_is_stored_once
         ("b3", "live", "like", True),
         ("b4", "u1", "view", True),
     ]
+    engine.dispose()
+
+
+def test_a_user_or_item_an_earlier_batch_named_cannot_be_deleted_until_the_import_ends(
+    postgres_url, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each user and item is locked once, by the batch that first names it; the lock holds
+    through the later batches (an erasure of them waits), as each event's key check would."""
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    factory = session_factory(engine)
+    with transaction(factory) as s:  # stored before the import (the import's own rows are
+        ensure_users(s, ["u1", "u2"])  # invisible to others until it commits)
+        ensure_items(s, ["p1", "p2"])
+    lines = [
+        {"event_id": f"e{n}", "user_id": user, "item_id": item, "type": "view"}
+        for n, (user, item) in enumerate([("u1", "p1"), ("u2", "p2"), ("u2", "p2"), ("u3", "p3")])
+    ]
+    path = _write(tmp_path / "b.jsonl", lines)
+    monkeypatch.setattr(bulk_module, "BATCH_EVENTS", 2)
+    write_keys = bulk_module._write_keys
+    refused: list[str] = []
+
+    def delete_then_the_keys(cur, tables):  # after each batch's events, before their keys
+        with engine.connect() as other:
+            other.execute(text("SET lock_timeout = '300ms'"))
+            for statement in (
+                "DELETE FROM users WHERE external_id = 'u1'",
+                "DELETE FROM items WHERE external_id = 'p1'",
+            ):
+                try:
+                    with other.begin_nested():
+                        other.execute(text(statement))
+                except OperationalError as error:
+                    assert "lock timeout" in str(error)
+                    refused.append(statement)
+            other.rollback()
+        return write_keys(cur, tables)
+
+    monkeypatch.setattr(bulk_module, "_write_keys", delete_then_the_keys)
+    with transaction(factory) as s:
+        summary = bulk_import(s, path, TYPES)
+    assert summary.written["events"] == 4
+    assert len(refused) == 2 * 3  # in each of the three batches (the first a quarter size: 1)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 3
     engine.dispose()
 
 
