@@ -378,13 +378,14 @@ def _insert_resolved(targets: list[tuple[str, str]]) -> str:
     inserts = [
         f"w{n} AS (INSERT INTO {table} (id, event_id, user_id, item_id, type, value, "
         '"timestamp", context) SELECT id, event_id, user_id, item_id, type, value, ts, '
-        f"context::json FROM r WHERE date_trunc('month', ts, 'UTC') {months_test} (%(new)s) "
+        f"context::json FROM r WHERE month {months_test} (%(new)s) "
         "ORDER BY ts, id RETURNING 1)"
         for n, (table, months_test) in enumerate(targets)
     ]
     return (
         "WITH r AS MATERIALIZED (SELECT s.id, s.event_id, u.id AS user_id, i.id AS item_id, "
-        "s.type, s.value, coalesce(s.ts, %(now)s) AS ts, s.context "
+        "s.type, s.value, coalesce(s.ts, %(now)s) AS ts, s.context, "
+        "date_trunc('month', coalesce(s.ts, %(now)s), 'UTC') AS month "
         f"FROM {_STAGING} s JOIN users u ON u.external_id = s.user_ext "
         f"JOIN items i ON i.external_id = s.item_ext), {', '.join(inserts)} "
         f"SELECT {' + '.join(f'(SELECT count(*) FROM w{n})' for n in range(len(targets)))}"
