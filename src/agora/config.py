@@ -153,6 +153,15 @@ class FeedConfig(BaseModel):
         description="How often the refresher recomputes every user's candidates (in-network "
         "activity of ties; new models are picked up at once).",
     )
+    active_user_days: int = Field(
+        0,
+        ge=0,
+        le=36_500,
+        description="Only users with an event or a new chosen tie in the last this many days "
+        "get pages ranked ahead by the refresher's full passes (0: every user with any; "
+        "Gorse's `active_user_ttl`). The others are ranked when they ask, and again ahead "
+        "once they act.",
+    )
     max_states: int = Field(
         50_000, ge=0, description="Most users whose feed state and candidates a worker holds."
     )

@@ -5,7 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from feed_support import ADMIN, ITEMS, make_client, seed, train
+from feed_support import (
+    ADMIN,
+    ITEMS,
+    PREPARED_FEED,
+    first_page,
+    make_client,
+    refresh,
+    seed,
+    train,
+    user_pk,
+)
 from sqlalchemy import func, select
 
 from agora.config import FeedConfig
@@ -75,3 +85,24 @@ def test_a_user_with_a_new_event_is_refreshed_during_a_full_refresh(
 
         (record, events), *_ = seen
         assert record is not None and record.events == events
+
+
+@pytest.mark.parametrize("days", [0, 10])
+def test_full_passes_rank_ahead_only_for_users_active_within_active_user_days(
+    database_url: str, tmp_path: Path, days: int
+) -> None:
+    """As Gorse's ``active_user_ttl``: with ``active_user_days`` a full pass ranks pages ahead
+    only for users with an event or a new chosen tie in that many days (``me`` follows u6 now,
+    u6 liked b5 two days ago; u0 last liked 26 days ago); 0 keeps every user with any. A user
+    left out is still served, ranked as they ask."""
+    feed = PREPARED_FEED.model_copy(update={"active_user_days": days})
+    with make_client(tmp_path, database_url, feed=feed) as client:
+        seed(client)
+        train(client)
+        store = refresh(client, feed)
+        kept = {user for user in ("me", "u6", "u0") if store.get(user_pk(client, user))}
+        assert kept == ({"me", "u6"} if days else {"me", "u6", "u0"})
+        with client.app.state.sessions() as session:
+            assert len(active_users(session)) == 16  # u0-u14 and me: every one with any
+        items, ranking = first_page(client, "u0")
+        assert items and ranking == ("now" if days else "prepared")

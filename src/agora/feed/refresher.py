@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +102,15 @@ def event_rows(session: Session, user_pks: list[int]) -> dict[int, list]:
     return rows
 
 
-def active_users(session: Session) -> list[int]:
-    """Users with any event or any chosen tie: everybody who gets a record of their own."""
-    stmt = union(
-        select(Event.user_id).distinct(),
-        select(SocialEdge.source_id).where(SocialEdge.type.in_(queries.CHOSEN_TIES)).distinct(),
-    )
-    return sorted(int(pk) for pk in session.scalars(stmt))
+def active_users(session: Session, since: datetime | None = None) -> list[int]:
+    """Users with any event or any chosen tie (``since``: with one from that time on, which on
+    PostgreSQL reads only the months' partitions from there): who gets a record of their own."""
+    events = select(Event.user_id).distinct()
+    ties = select(SocialEdge.source_id).where(SocialEdge.type.in_(queries.CHOSEN_TIES))
+    if since is not None:
+        events = events.where(Event.timestamp >= since)
+        ties = ties.where(SocialEdge.created >= since)
+    return sorted(int(pk) for pk in session.scalars(union(events, ties.distinct())))
 
 
 class Refresher:
@@ -256,7 +258,9 @@ class Refresher:
         stamp = model_stamp(self.models)
         with self.sessions() as session:
             heads = self._log_heads(session)
-            users = [pk for pk in active_users(session) if self.shard.owns(pk)]
+            days = self.feed.active_user_days
+            since = datetime.now(UTC) - timedelta(days=days) if days else None
+            users = [pk for pk in active_users(session, since) if self.shard.owns(pk)]
             # every item stored before the models were trained (the catalogue is re-read
             # once a second: a model trained within that second would miss the newest items)
             self.cache.catalogue.get(session, fresh=True)

@@ -8,8 +8,9 @@ problems read word for word the same), and the sound events are handed over in b
 batch streams through psycopg's ``cursor.copy()`` into a temporary staging table, then
 set-based statements write it in the same transaction: events whose ``event_id`` is stored
 already are counted and dropped, unknown users and items get bare rows, the rest go in with
-``INSERT ... SELECT`` and their keys into ``event_ids`` right after them (an id a concurrent
-writer stored meanwhile: the import's event of it is deleted again, so it is stored once);
+one ``INSERT ... SELECT`` (their users and items joined once, written to the months' tables)
+and their keys into ``event_ids`` right after them (an id a concurrent writer stored
+meanwhile: the import's event of it is deleted again, so it is stored once);
 internal ids grow in file order as the refresher's marks expect. A file with any
 problem is refused whole (the transaction rolls back what earlier batches wrote). Other record
 kinds (users, items, groups, edges, memberships: a small part of big files) are written
@@ -22,9 +23,9 @@ What makes it fast at tens of millions of events (measured by ``bench/bulk_impor
 * each batch goes into ``events`` ordered by time, so each month's partition and its indexes are
   filled in turn while they are in memory, not all at once at random;
 * the foreign keys of ``events`` are checked once per user and item, not once per event: the
-  users and items the file names are locked ``FOR KEY SHARE`` (what each row's check would take,
-  so an erasure waits for the commit) and the per-row checks are switched off for that one
-  statement with ``session_replication_role = replica``. A role that may not set it (not a
+  users and items the file names are locked ``FOR KEY SHARE`` by the batch that first names
+  them (what each row's check would take, so an erasure waits for the commit) and the per-row
+  checks are switched off for that one statement with ``session_replication_role = replica``. A role that may not set it (not a
   superuser, no ``GRANT SET ON PARAMETER``) keeps the per-row checks: slower, the same result;
 * sorts of the staged rows get ``work_mem`` enough to stay in memory.
 """
