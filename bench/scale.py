@@ -16,10 +16,11 @@ the shared ones: test, postgres, templates). Then each step of ``--steps``, in o
   log, whose stage timings are extrapolated to a 10-node cluster (:func:`on_a_cluster`);
 * ``analytics`` / ``analytics_spark``: the batch analytics commands (``STEPS`` below), without
   and with ``--engine spark``;
-* ``serve``: ``agora serve`` and ``agora worker`` on that database, driven with wrk as
-  bench/serve_load.py drives them (its Lua script and functions): the feed/events mix, then
-  recommendations alone, ``--seconds`` each, after ``--settle`` seconds (the servers'
-  start-up warm-up done: this measures them at work, not starting).
+* ``serve``: ``agora serve`` and ``agora worker`` (not with ``--no-refresher``) on that
+  database, driven with wrk as bench/serve_load.py drives them (its Lua script and
+  functions): the feed/events mix, then recommendations alone, ``--seconds`` each, after
+  ``--settle`` seconds (the servers' start-up warm-up done: this measures them at work, not
+  starting).
 
 Every command runs as a real subprocess of the CLI; the peak RSS of its whole process tree
 (psutil, sampled every 0.2 s) and its wall time are recorded. A step whose command or option
@@ -212,10 +213,12 @@ def serve_step(env: dict[str, str], args: argparse.Namespace, log: Path) -> dict
     """``agora serve`` and ``agora worker`` on the store, under serve_load's wrk mix."""
     port = serve_load.free_port()
     server_env = {**env, "AGORA_FEED": json.dumps({"refresh_in_serve": False})}
-    worker = subprocess.Popen(
-        [*AGORA, "worker"], env=server_env, stdout=log.open("a"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+    worker = None
+    if args.refresher:
+        worker = subprocess.Popen(
+            [*AGORA, "worker"], env=server_env, stdout=log.open("a"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
     server = serve_load.start(
         [*AGORA, *serve_load.serve_args(port, args.workers)], server_env, port,
         log.with_suffix(".serve.log"),
@@ -232,10 +235,11 @@ def serve_step(env: dict[str, str], args: argparse.Namespace, log: Path) -> dict
         mixed = serve_load.figures(serve_load.run_wrk(url, "mixed", args.seconds, wrk_args))
         recs = serve_load.figures(serve_load.run_wrk(url, "recs", args.seconds, wrk_args))
         rss = round(tree_rss(psutil.Process(server.pid)) / 2**20, 1)
-        worker_rss = round(tree_rss(psutil.Process(worker.pid)) / 2**20, 1)
+        worker_rss = worker and round(tree_rss(psutil.Process(worker.pid)) / 2**20, 1)
     finally:
         serve_load.stop(server)
-        serve_load.stop(worker)
+        if worker is not None:
+            serve_load.stop(worker)
     return {"mixed": mixed, "recommendations": recs, "server_rss_mb": rss,
             "worker_rss_mb": worker_rss}  # fmt: skip
 
@@ -304,6 +308,13 @@ def main() -> None:
         "(at 1M users and 200k items the start-up's warm-up took 40 s)",
     )
     parser.add_argument("--workers", type=int, default=2, help="agora serve --workers")
+    parser.add_argument(
+        "--no-refresher",
+        dest="refresher",
+        action="store_false",
+        help="serve: no `agora worker` beside the servers (as when it runs on a node of its "
+        "own): what the refresher's passes cost the servers on shared cores",
+    )
     parser.add_argument("--threads", type=int, default=2, help="wrk -t")
     parser.add_argument("-c", "--connections", type=int, default=16, help="wrk -c")
     parser.add_argument("--users", type=int, default=1_000_000, help="users of the file (wrk)")

@@ -859,6 +859,7 @@ def scale_20m_explain(data: dict) -> str:
 
 
 @renderer("bench/results/scale_20m_store.json", "steps")
+@renderer("bench/results/scale_20m_serve_alone.json", "steps")
 def scale_20m_store(data: dict) -> str:
     return scale_steps(data)
 
