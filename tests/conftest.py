@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from live_server import LiveServer, kill_server, start_server
+from spark_jvm import SPARK_TEST_JVM
 from sqlalchemy import Engine, create_engine, text
 from stores import StoreTemplates, bundled_community, migrated
 
@@ -63,13 +64,6 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
-
-
-#: The JVM of the tests' Spark session compiles with C1 only and collects with one thread:
-#: its jobs are many small ones, for which C2's compiler threads cost more CPU than they save
-#: on two cores (the Spark tests ran ~35% faster). Flags of the JVM, not of Spark: the jobs and
-#: their results are the same.
-SPARK_TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 @pytest.fixture(scope="session")
