@@ -209,7 +209,7 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         kill_server(server)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def agora_here() -> Callable[[list[str], dict[str, str]], str]:
     """``agora_here(args, env)``: the ``agora`` command run in this process, with ``env`` over
     the environment as a child process would have it; its output (a failure of the test when it
