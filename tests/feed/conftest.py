@@ -12,13 +12,21 @@ from fastapi.testclient import TestClient
 from feed_support import PREPARED_FEED, make_client, refresh, seed, train
 from stores import StoreTemplates, migrated
 
+from agora.config import FeedConfig
+
 
 def seeded_store(url: str) -> None:
     """Migrate the empty store at ``url`` and seed the community through the API
     (:func:`feed_support.seed`): the ``feed-community`` template. Its times are relative to
-    ``feed_support.NOW``, fixed for the run, so every copy holds what seeding it again would."""
+    ``feed_support.NOW``, fixed for the run, so every copy holds what seeding it again would.
+    The seeding app runs no refresher: the template holds what the writes store (the events
+    and what engagement counts of them), no feed record or refresh mark of its own."""
     migrated(url)
-    with tempfile.TemporaryDirectory() as tmp, make_client(Path(tmp), url) as client:
+    no_refresher = FeedConfig(refresh_in_serve=False)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        make_client(Path(tmp), url, feed=no_refresher) as client,
+    ):
         seed(client)
 
 
