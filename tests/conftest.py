@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,16 +31,28 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why the PostgreSQL server cannot be reached, or None: asked once per run (a connection
+    costs ~7 ms and hundreds of tests ask; a server gone later fails them as they connect)."""
+    try:
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc.__class__.__name__}: {exc}"
+    return None
+
+
 def _postgres_or_skip() -> None:
     """Skip (or fail in CI) when the PostgreSQL server cannot be reached."""
-    try:
-        with create_engine(POSTGRES_URL).connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
-        message = f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc.__class__.__name__}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true: a missing PostgreSQL is a failure)")
-        pytest.skip(message)
+    message = _postgres_problem()
+    if message is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: a missing PostgreSQL is a failure)")
+    pytest.skip(message)
 
 
 REDIS_URL = os.environ.get("AGORA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
