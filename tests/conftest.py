@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from live_server import LiveServer, kill_server, start_server
+from spark_jvm import SPARK_TEST_JVM
 from sqlalchemy import Engine, create_engine, text
 from stores import StoreTemplates, bundled_community, migrated
 
@@ -29,16 +31,28 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why the PostgreSQL server cannot be reached, or None: asked once per run (a connection
+    costs ~7 ms and hundreds of tests ask; a server gone later fails them as they connect)."""
+    try:
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc.__class__.__name__}: {exc}"
+    return None
+
+
 def _postgres_or_skip() -> None:
     """Skip (or fail in CI) when the PostgreSQL server cannot be reached."""
-    try:
-        with create_engine(POSTGRES_URL).connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
-        message = f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc.__class__.__name__}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true: a missing PostgreSQL is a failure)")
-        pytest.skip(message)
+    message = _postgres_problem()
+    if message is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: a missing PostgreSQL is a failure)")
+    pytest.skip(message)
 
 
 REDIS_URL = os.environ.get("AGORA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -63,13 +77,6 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
-
-
-#: The JVM of the tests' Spark session compiles with C1 only and collects with one thread:
-#: its jobs are many small ones, for which C2's compiler threads cost more CPU than they save
-#: on two cores (the Spark tests ran ~35% faster). Flags of the JVM, not of Spark: the jobs and
-#: their results are the same.
-SPARK_TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 @pytest.fixture(scope="session")
@@ -213,3 +220,26 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in started:
         kill_server(server)
+
+
+@pytest.fixture(scope="session")
+def agora_here() -> Callable[[list[str], dict[str, str]], str]:
+    """``agora_here(args, env)``: the ``agora`` command run in this process, with ``env`` over
+    the environment as a child process would have it; its output (a failure of the test when it
+    exits non-zero). For the commands that prepare a store before a test starts its server: a
+    child process spends ~0.9 s starting Python and importing the engine, this ~0.1 s."""
+    from typer.testing import CliRunner
+
+    from agora.cli.main import app
+    from agora.config import get_settings
+
+    def run(args: list[str], env: dict[str, str]) -> str:
+        get_settings.cache_clear()  # the settings are read from ``env``, and forgotten after
+        try:
+            done = CliRunner().invoke(app, args, env=env)
+        finally:
+            get_settings.cache_clear()
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    return run

@@ -5,11 +5,10 @@ Prometheus ``/metrics`` endpoint behind its own scope."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -59,7 +58,9 @@ def _events() -> list[dict]:
     return out
 
 
-def test_serve_logs_json_with_request_ids_and_exposes_metrics(tmp_path: Path, spawn_server):
+def test_serve_logs_json_with_request_ids_and_exposes_metrics(
+    tmp_path: Path, spawn_server: Callable, agora_here: Callable
+) -> None:
     data = tmp_path / "data"
     env = {
         "AGORA_DATA_DIR": str(data),
@@ -68,20 +69,11 @@ def test_serve_logs_json_with_request_ids_and_exposes_metrics(tmp_path: Path, sp
         "AGORA_LOG_LEVEL": "info",
         "AGORA_MODELS": json.dumps(["trending", "latest"]),
     }
-    env_run = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")} | env
     server = spawn_server([sys.executable, "-m", "agora.cli.main", "serve"], env)
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         assert http.post("/events", json=_events(), headers=admin).status_code == 201
-        trained = subprocess.run(
-            [sys.executable, "-m", "agora.cli.main", "train", "--no-validate"],
-            env=env_run,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert trained.returncode == 0, trained.stdout + trained.stderr
+        agora_here(["train", "--no-validate"], env)
         assert http.post("/admin/reload", headers=admin).status_code == 200
 
         reader = {"Authorization": f"Bearer {READ_KEY}"}

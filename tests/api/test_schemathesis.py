@@ -47,20 +47,9 @@ def _with_this_folder() -> str:
     return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
 
 
-def _agora(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "agora.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 @pytest.mark.slow
 def test_schemathesis_finds_nothing_with_all_checks(
-    tmp_path: Path, bundled_dump: Path, spawn_server: Callable
+    tmp_path: Path, bundled_dump: Path, spawn_server: Callable, agora_here: Callable
 ) -> None:
     env = {
         "AGORA_DATA_DIR": str(tmp_path / "data"),
@@ -68,8 +57,8 @@ def test_schemathesis_finds_nothing_with_all_checks(
         "OPENBLAS_NUM_THREADS": "1",
     }
     base = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
-    _agora(base | env, "import", str(bundled_dump), "--format", "stackexchange")
-    _agora(base | env, "train", "--no-validate")
+    agora_here(["import", str(bundled_dump), "--format", "stackexchange"], env)
+    agora_here(["train", "--no-validate"], env)
     server = spawn_server(
         [sys.executable, "-m", "uvicorn", "--factory", "agora.api.app:create_app"], env
     )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,9 @@ def _trending_version(base: str) -> str | None:
     return httpx.get(f"{base}/health", timeout=5).json()["models"].get("trending")
 
 
-def test_serve_reloads_on_sighup_and_stops_cleanly_on_ctrl_c(tmp_path: Path, spawn_server) -> None:
+def test_serve_reloads_on_sighup_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path, spawn_server: Callable, agora_here: Callable
+) -> None:
     env = {"AGORA_DATA_DIR": str(tmp_path / "data"), "AGORA_API_KEY": "k"}
     events = tmp_path / "events.jsonl"
     events.write_text(
@@ -43,8 +46,8 @@ def test_serve_reloads_on_sighup_and_stops_cleanly_on_ctrl_c(tmp_path: Path, spa
             for i in range(12)
         )
     )
-    _agora(["import", str(events)], env)
-    _agora(["train", "--models", "trending", "--no-validate"], env)
+    agora_here(["import", str(events)], env)
+    agora_here(["train", "--models", "trending", "--no-validate"], env)
 
     server = spawn_server([*AGORA, "serve"], env)
     first = _trending_version(server.base_url)
@@ -63,14 +66,16 @@ def test_serve_reloads_on_sighup_and_stops_cleanly_on_ctrl_c(tmp_path: Path, spa
     assert "stopped" in server.log() and "Traceback" not in server.log()
 
 
-def test_serve_with_two_workers_shares_the_store(tmp_path: Path, spawn_server) -> None:
+def test_serve_with_two_workers_shares_the_store(
+    tmp_path: Path, spawn_server: Callable, agora_here: Callable
+) -> None:
     env = {"AGORA_DATA_DIR": str(tmp_path / "data"), "AGORA_API_KEY": "k"}
     events = tmp_path / "events.jsonl"
     rows = [{"event_id": f"e{i}", "user_id": f"u{i % 3}", "item_id": f"p{i % 8}", "type": "like"}
             for i in range(12)]  # fmt: skip
     events.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    _agora(["import", str(events)], env)
-    _agora(["train", "--models", "trending", "--no-validate"], env)
+    agora_here(["import", str(events)], env)
+    agora_here(["train", "--models", "trending", "--no-validate"], env)
 
     server = spawn_server([*AGORA, "serve", "--workers", "2"], env)
     auth = {"Authorization": "Bearer k"}

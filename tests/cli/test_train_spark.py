@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spark_jvm import SPARK_TEST_JVM
 from typer.testing import CliRunner
 
 from agora.cli.main import app as cli
@@ -51,6 +52,7 @@ def test_train_on_spark_end_to_end(
         "AGORA_DATA_DIR": str(tmp_path / "data"),
         "AGORA_DATABASE_URL": database_url,
         "AGORA_MODEL_PARAMS": json.dumps({"als": {"factors": 4, "iterations": 2}}),
+        "JAVA_TOOL_OPTIONS": SPARK_TEST_JVM,  # the command's own JVM, flagged as the run's is
     }
     log = tmp_path / "spark-events"
     done = agora(

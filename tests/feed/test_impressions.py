@@ -4,7 +4,7 @@ erased users, commits and rollbacks, and what reads see before the rows are writ
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -273,14 +273,13 @@ def test_a_new_users_rows_wait_for_the_transaction_that_creates_them(
 
 
 def test_pages_served_before_a_write_never_repeat_and_the_app_writes_them_on_shutdown(
-    database_url: str, tmp_path: Path
+    seeded: Callable[[], str], tmp_path: Path
 ) -> None:
     """With a flush period longer than the test, every impression is still in the buffer while
     the pages are served: the browsing session must not repeat them all the same, and stopping
     the app (its lifespan's shutdown) writes them."""
     feed = FeedConfig(impression_flush_seconds=60)
-    with make_client(tmp_path, database_url, feed=feed) as client:
-        seed(client)
+    with make_client(tmp_path, seeded(), feed=feed) as client:
         train(client)
         served, cursor = [], None
         for _ in range(4):

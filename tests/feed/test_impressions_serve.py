@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,14 +22,9 @@ AUTH = {"Authorization": "Bearer k"}
 USERS = [f"u{i}" for i in range(6)]
 
 
-def _agora(args: list[str], env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [*AGORA, *args], env=os.environ | env, capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _store(tmp_path: Path, database_url: str, flush_seconds: float) -> dict[str, str]:
+def _store(
+    agora_here: Callable, tmp_path: Path, database_url: str, flush_seconds: float
+) -> dict[str, str]:
     """Six users who liked some of twenty posts, trending trained; the server's environment."""
     env = {
         "AGORA_DATA_DIR": str(tmp_path / "data"),
@@ -44,8 +38,8 @@ def _store(tmp_path: Path, database_url: str, flush_seconds: float) -> dict[str,
         for i in range(30)
     ]
     events.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    _agora(["import", str(events)], env)
-    _agora(["train", "--models", "trending", "--no-validate"], env)
+    agora_here(["import", str(events)], env)
+    agora_here(["train", "--models", "trending", "--no-validate"], env)
     return env
 
 
@@ -84,9 +78,12 @@ def test_sigterm_writes_the_buffered_impressions_before_the_server_exits(
     tmp_path: Path,
     request: pytest.FixtureRequest,
     spawn_server: Callable,
+    agora_here: Callable,
 ) -> None:
     database_url = request.getfixturevalue(f"{database}_url")
-    env = _store(tmp_path, database_url, flush_seconds=60)  # no periodic write in this test
+    env = _store(
+        agora_here, tmp_path, database_url, flush_seconds=60
+    )  # no periodic write in this test
     server = spawn_server([*AGORA, "serve", "--workers", str(workers)], env)
     # several workers: first pages only (a next page on another worker waits for the
     # previous page's impressions, here a minute)
@@ -98,9 +95,9 @@ def test_sigterm_writes_the_buffered_impressions_before_the_server_exits(
 
 
 def test_kill_9_loses_the_impressions_not_written_yet_but_no_event(
-    sqlite_url: str, tmp_path: Path, spawn_server: Callable
+    sqlite_url: str, tmp_path: Path, spawn_server: Callable, agora_here: Callable
 ) -> None:
-    env = _store(tmp_path, sqlite_url, flush_seconds=5)
+    env = _store(agora_here, tmp_path, sqlite_url, flush_seconds=5)
     server = spawn_server([*AGORA, "serve"], env)
     kept = _pages(server.base_url, USERS[:3], next_pages=True)
     deadline = time.monotonic() + 30

@@ -4,6 +4,7 @@ state query for a user the worker has not seen."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,6 @@ from feed_support import (
     make_client,
     reads_during,
     refresh,
-    seed,
     train,
     user_pk,
 )
@@ -116,10 +116,9 @@ def test_a_user_the_worker_has_not_seen_costs_no_state_queries(
     assert not any("feed_settings.muted_tags" in s for s in reads), reads
 
 
-def test_exploration_slots_are_drawn_per_page(database_url: str, tmp_path: Path) -> None:
+def test_exploration_slots_are_drawn_per_page(seeded: Callable[[], str], tmp_path: Path) -> None:
     feed = FeedConfig(refresh_in_serve=False, exploration=0.25)
-    with make_client(tmp_path, database_url, feed=feed) as client:
-        seed(client)
+    with make_client(tmp_path, seeded(), feed=feed) as client:
         train(client)
         refresh(client, feed)
         answer = client.get("/users/me/feed?n=20", headers=ADMIN)

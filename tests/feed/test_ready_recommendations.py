@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from feed_support import ADMIN, ITEMS, TRAINED, like, make_client, seed, train
+from feed_support import ADMIN, ITEMS, TRAINED, like, make_client, train
 
 from agora.config import FeedConfig
 from agora.db import queries
@@ -21,15 +21,12 @@ URL = "/users/{}/recommendations"
 
 
 @pytest.fixture
-def ready(
-    database_url: str, tmp_path: Path, migrated_store: Callable[[str], str]
-) -> Iterator[tuple[TestClient, Refresher]]:
-    """The seeded community (on a copy of the run's migrated store), trained, every user's
-    record made current by a refresher run here (the app's own refresher thread is off: the
-    test says when records change)."""
+def ready(seeded: Callable[[], str], tmp_path: Path) -> Iterator[tuple[TestClient, Refresher]]:
+    """The seeded community (a copy of the run's), trained, every user's record made current
+    by a refresher run here (the app's own refresher thread is off: the test says when records
+    change)."""
     feed = FeedConfig(refresh_in_serve=False)
-    with make_client(tmp_path, migrated_store(database_url), feed=feed) as client:
-        seed(client)
+    with make_client(tmp_path, seeded(), feed=feed) as client:
         train(client)
         state = client.app.state
         store = TableCandidates(state.sessions)

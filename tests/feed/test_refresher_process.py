@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +25,9 @@ USERS = [f"u{i}" for i in range(6)]
 IN_A_PROCESS = {"refresher_process": True}
 
 
-def _store(tmp_path: Path, database_url: str, feed: dict | None = None) -> dict[str, str]:
+def _store(
+    agora_here: Callable, tmp_path: Path, database_url: str, feed: dict | None = None
+) -> dict[str, str]:
     """Six users who liked some of twenty posts, trending trained; the server's environment."""
     env = {
         "AGORA_DATA_DIR": str(tmp_path / "data"),
@@ -40,11 +41,8 @@ def _store(tmp_path: Path, database_url: str, feed: dict | None = None) -> dict[
         for i in range(30)
     ]
     events.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for args in (["import", str(events)], ["train", "--models", "trending", "--no-validate"]):
-        done = subprocess.run(
-            [*AGORA, *args], env=os.environ | env, capture_output=True, text=True, timeout=180
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+    agora_here(["import", str(events)], env)
+    agora_here(["train", "--models", "trending", "--no-validate"], env)
     return env
 
 
@@ -109,10 +107,14 @@ def _gone(pid: int, seconds: float) -> bool:
 
 @pytest.mark.parametrize("database", ["postgres", "sqlite"])
 def test_the_refresher_runs_in_a_child_process_that_stops_with_the_server(
-    database: str, tmp_path: Path, request: pytest.FixtureRequest, spawn_server: Callable
+    database: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    spawn_server: Callable,
+    agora_here: Callable,
 ) -> None:
     database_url = request.getfixturevalue(f"{database}_url")
-    env = _store(tmp_path, database_url, feed=IN_A_PROCESS)
+    env = _store(agora_here, tmp_path, database_url, feed=IN_A_PROCESS)
     server = spawn_server([*AGORA, "serve"], env)
     child = _refresher_pid(server.process.pid)
     _with_records(database_url, USERS)  # the child's first full pass
@@ -128,9 +130,9 @@ def test_the_refresher_runs_in_a_child_process_that_stops_with_the_server(
 
 
 def test_the_refresher_process_stops_when_the_server_is_killed(
-    sqlite_url: str, tmp_path: Path, spawn_server: Callable
+    sqlite_url: str, tmp_path: Path, spawn_server: Callable, agora_here: Callable
 ) -> None:
-    env = _store(tmp_path, sqlite_url, feed=IN_A_PROCESS)
+    env = _store(agora_here, tmp_path, sqlite_url, feed=IN_A_PROCESS)
     server = spawn_server([*AGORA, "serve"], env)
     child = _refresher_pid(server.process.pid)
     server.process.send_signal(signal.SIGKILL)  # the server alone: no chance to stop its child
@@ -139,9 +141,9 @@ def test_the_refresher_process_stops_when_the_server_is_killed(
 
 
 def test_by_default_the_refresher_is_a_thread_of_the_server(
-    sqlite_url: str, tmp_path: Path, spawn_server: Callable
+    sqlite_url: str, tmp_path: Path, spawn_server: Callable, agora_here: Callable
 ) -> None:
-    env = _store(tmp_path, sqlite_url)
+    env = _store(agora_here, tmp_path, sqlite_url)
     server = spawn_server([*AGORA, "serve"], env)
     _with_records(sqlite_url, USERS)  # the server's thread refreshed them
     assert _children(server.process.pid) == []

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,10 @@ def _stored(store: TableCandidates, pks: list[int]) -> set[int]:
 
 
 def test_two_shards_keep_their_own_users_marks_and_wanted_users(
-    database_url: str, tmp_path: Path
+    seeded: Callable[[], str], tmp_path: Path
 ) -> None:
-    with make_client(tmp_path, database_url, feed=SHARDED) as client:
+    with make_client(tmp_path, seeded(), feed=SHARDED) as client:
         state = client.app.state
-        seed(client)
         train(client)
         store = TableCandidates(state.sessions)
         even, odd = (

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from feed_support import ADMIN, ITEMS, PREPARED_FEED, make_client, seed, train
+from feed_support import ADMIN, ITEMS, PREPARED_FEED, make_client, train
 
 from agora.feed import online, sources
 from agora.feed.cache import FeedCache
@@ -19,10 +19,10 @@ NOT_A_MODEL = object()
 
 
 @pytest.fixture
-def quiet(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """The seeded community, trained, with no refresher to store the shared record."""
-    with make_client(tmp_path, database_url, feed=PREPARED_FEED) as client:
-        seed(client)
+def quiet(seeded: Callable[[], str], tmp_path: Path) -> Iterator[TestClient]:
+    """The seeded community (a copy of the run's), trained, with no refresher to store the
+    shared record."""
+    with make_client(tmp_path, seeded(), feed=PREPARED_FEED) as client:
         train(client)
         yield client
 

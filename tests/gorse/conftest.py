@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -22,6 +20,7 @@ def gorse_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     postgres_schemas: Callable[..., contextlib.AbstractContextManager[str]],
+    agora_here: Callable,
 ) -> Iterator[GorseServer]:
     folder = tmp_path_factory.mktemp(f"gorse-{request.param}")
     env = {
@@ -36,14 +35,7 @@ def gorse_server(
         server = start_server([*AGORA, "serve"], env, folder)
         stack.callback(kill_server, server)
         seed(server.base_url)
-        trained = subprocess.run(
-            [*AGORA, "train", "--models", "trending,itemknn", "--no-validate"],
-            env={k: v for k, v in os.environ.items() if not k.startswith("AGORA_")} | env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert trained.returncode == 0, trained.stdout + trained.stderr
+        agora_here(["train", "--models", "trending,itemknn", "--no-validate"], env)
         reloaded = httpx.post(
             f"{server.base_url}/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"}
         )

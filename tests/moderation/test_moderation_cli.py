@@ -91,18 +91,16 @@ def test_train_without_enough_labels_says_so(store) -> None:
 
 
 def test_default_scan_threshold_is_chosen_for_precision_on_the_bundled_community(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, community_store: Callable[[str], str]
 ) -> None:
     """The F1-best default queued 214 of 2,538 bundled posts (8.4%) at an out-of-fold precision
-    of about 0.15; the precision-target default must reach 0.25 and queue far fewer."""
-    from agora.cli.main import app as agora
-
+    of about 0.15; the precision-target default must reach 0.25 and queue far fewer. The store
+    is a copy of the run's bundled community."""
     monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("AGORA_DATABASE_URL", raising=False)
+    community_store(f"sqlite:///{tmp_path / 'data' / 'agora.db'}")  # the data dir's store
     get_settings.cache_clear()
     try:
-        bundled = str(Path(__file__).resolve().parents[2] / "data" / "cardano-se")
-        assert runner.invoke(agora, ["import", bundled]).exit_code == 0
         trained = runner.invoke(app, ["train"], terminal_width=200)
         assert trained.exit_code == 0, trained.output
         rule = re.search(

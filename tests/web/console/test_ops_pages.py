@@ -7,13 +7,12 @@ preview, and read and write keys refused by the server for every action."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from console_support import ADMIN, AGORA, READER, WRITER, Store, charts_drawn, screenshot, sign_in
+from console_support import ADMIN, READER, WRITER, Store, charts_drawn, screenshot, sign_in
 
 #: Who flags the previewed item (distinct members raise the case's priority).
 FLAGGERS = ("5", "31", "40", "41")
@@ -34,16 +33,12 @@ def _metas(store: Store) -> dict[tuple[str, str], dict]:
 
 
 @pytest.fixture(scope="module")
-def scanned(store: Store) -> Store:
+def scanned(store: Store, agora_here: Callable) -> Store:
     """The store with the moderation classifier trained on its imported evidence and part of
     its posts scanned, as an operator would (``agora moderation train`` and ``scan``)."""
-    env = os.environ | {"AGORA_DATA_DIR": str(_data(store)), "OPENBLAS_NUM_THREADS": "1"}
-    for args in (["moderation", "train"], ["moderation", "scan", "--limit", "400"]):
-        done = subprocess.run(
-            [*AGORA, *args], env=env, cwd=store.folder, capture_output=True, text=True,
-            timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+    env = {"AGORA_DATA_DIR": str(_data(store))}
+    agora_here(["moderation", "train"], env)
+    agora_here(["moderation", "scan", "--limit", "400"], env)
     return store
 
 
