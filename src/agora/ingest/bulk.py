@@ -25,8 +25,9 @@ What makes it fast at tens of millions of events (measured by ``bench/bulk_impor
 * the foreign keys of ``events`` are checked once per user and item, not once per event: the
   users and items the file names are locked ``FOR KEY SHARE`` by the batch that first names
   them (what each row's check would take, so an erasure waits for the commit) and the per-row
-  checks are switched off for that one statement with ``session_replication_role = replica``. A role that may not set it (not a
-  superuser, no ``GRANT SET ON PARAMETER``) keeps the per-row checks: slower, the same result;
+  checks are switched off for that one statement with ``session_replication_role = replica``.
+  A role that may not set it (not a superuser, no ``GRANT SET ON PARAMETER``) keeps the
+  per-row checks: slower, the same result;
 * sorts of the staged rows get ``work_mem`` enough to stay in memory.
 """
 
