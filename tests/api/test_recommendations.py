@@ -21,7 +21,12 @@ from agora.models.training import train_models
 
 CLUSTER_A = ["p0", "p1", "p2", "p3"]
 CLUSTER_B = ["p4", "p5", "p6", "p7"]
-TRAINED = {"trending": {}, "itemknn": {}, "ease": {"reg": 10.0}}
+TRAINED = {
+    "trending": {},
+    "itemknn": {},
+    "ease": {"reg": 10.0},
+    "als": {"factors": 8, "regularization": 0.1},
+}
 
 
 def _seed(client: TestClient) -> None:
@@ -123,6 +128,49 @@ def test_an_event_posted_after_training_removes_the_item(trained: TestClient) ->
         assert top not in _ids(trained.get(url, headers=READ))
 
 
+def _same_ranking(approximate: list[dict], exact: list[dict]) -> None:
+    """The same scores rank by rank, and the same items but for equal scores in another
+    order (those cut at the last rank included)."""
+    assert [i["score"] for i in approximate] == pytest.approx([i["score"] for i in exact], abs=1e-5)
+    scores = {i["item_id"]: i["score"] for i in exact}
+    for item in approximate:
+        found = scores.get(item["item_id"], exact[-1]["score"])  # else tied with the last
+        assert item["score"] == pytest.approx(found, abs=1e-5)
+
+
+def test_past_ann_min_items_als_answers_from_its_approximate_index(
+    trained: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every catalogue counted as large, ALS's answers come from the faiss index, and
+    they are the exact answers (12 items: the index's 6 lists are all searched), never an
+    item the user touched, also for an event posted after training (a folded-in vector)."""
+    settings = trained.app.state.settings.model_copy(update={"ann_min_items": 0})
+    with TestClient(create_app(settings)) as approximate:
+        models = approximate.app.state.models
+        als = models.get("als")
+        assert not models.item_index(als).exact
+
+        def scoring_every_item(*args: object, **kwargs: object) -> None:
+            raise AssertionError("the approximate path scored every item")
+
+        monkeypatch.setattr(als.model, "recommend", scoring_every_item)
+        assert trained.app.state.models.item_index(trained.app.state.models.get("als")).exact
+        for user in ["u1", "u3", "u6", "stranger"]:
+            url = f"/users/{user}/recommendations?n=6&model=als"
+            ann, exact = approximate.get(url, headers=READ), trained.get(url, headers=READ)
+            assert ann.headers["x-recommendations"] == "computed"
+            _same_ranking(ann.json()["items"], exact.json()["items"])
+        assert not {"p0", "p1"} & set(
+            _ids(approximate.get("/users/u1/recommendations?model=als", headers=READ))
+        )
+        late = event("late-ann", user="u6", item="p0", kind="like")
+        assert trained.post("/events", json=late, headers=WRITE).status_code == 201
+        url = "/users/u6/recommendations?n=6&model=als"
+        ann, exact = approximate.get(url, headers=READ), trained.get(url, headers=READ)
+        assert "p0" not in _ids(ann)
+        _same_ranking(ann.json()["items"], exact.json()["items"])
+
+
 def test_new_user_gets_trending(trained: TestClient) -> None:
     answer = trained.get("/users/stranger/recommendations?n=4&model=itemknn", headers=READ)
     body = answer.json()
@@ -148,9 +196,9 @@ def test_unknown_and_untrained_models(trained: TestClient) -> None:
     assert unknown.status_code == 422
     (problem,) = unknown.json()["problems"]
     assert problem["location"] == "query.model" and "itemknn" in problem["message"]
-    untrained = trained.get("/users/u1/recommendations?model=als", headers=READ)
+    untrained = trained.get("/users/u1/recommendations?model=bpr", headers=READ)
     assert untrained.status_code == 503
-    assert "'als' is not trained" in untrained.json()["detail"]
+    assert "'bpr' is not trained" in untrained.json()["detail"]
     assert "agora train" in untrained.json()["detail"]
 
 

@@ -403,3 +403,17 @@ def test_first_pages_of_a_new_user_asked_at_once_all_answer(community: TestClien
             .group_by(User.external_id)
         ).all()  # fmt: skip
     assert sorted(stored) == [(f"twice-{i}", 1) for i in range(6)]
+
+
+def test_feed_ranked_by_a_factor_model_uses_its_item_index(community: TestClient) -> None:
+    community.app.state.settings.feed.ranking_model = "als"
+    answer = community.get("/users/me/feed", params={"n": 5}, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model"] == "als" and len(body["items"]) == 5
+    assert not {"a0", "a1"} & {i["item_id"] for i in body["items"]}
+    models = community.app.state.models
+    built = dict(models._indexes)  # what the page built, before this test asks for one
+    index = models.item_index(models.get("als"))
+    assert list(built.values()) == [index]  # the page's, kept for the served version
+    assert index.exact  # a tiny catalogue: exact search

@@ -9,13 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from feed_support import ADMIN, ITEMS, PREPARED_FEED, make_client, train
 
-from agora.feed import online, sources
+from agora.feed import online
 from agora.feed.cache import FeedCache
 from agora.feed.candidates import EVERYONE
 from agora.feed.store import TableCandidates
-
-#: Passed where the index would be built from a model: building it now fails the test.
-NOT_A_MODEL = object()
+from agora.models.retrieval import is_factor_model
 
 
 @pytest.fixture
@@ -42,10 +40,10 @@ def test_warm_builds_the_catalogue_the_item_indexes_and_the_shared_record(
     assert {f"{name} known" for name in versions} <= set(took)
     with state.sessions() as session:  # read by the warm-up: nothing to read again
         assert cache.catalogue.preload(session).ids == list(ITEMS)
-    factor = [n for n in versions if sources.is_factor_model(state.models.get(n).model)]
+    factor = [n for n in versions if is_factor_model(state.models.get(n).model)]
     assert factor  # als
     for name in factor:  # the page's search finds the index built
-        assert sources.item_index(cache, name, versions[name], NOT_A_MODEL) is not None
+        assert state.models.get(name).path in state.models._indexes
         assert f"{name} index" in took
     assert store.get(EVERYONE) is not None  # computed and stored, as a first page would
 

@@ -15,7 +15,6 @@
   all users and recomputed in the background at most every ``exposure_seconds``.
 * Each tie's recent events and posts (the in-network source), for ``tie_seconds``: a user
   followed by many is read once for all of them.
-* One item index per factor model version (:mod:`agora.feed.retrieval`).
 * The ranked but unserved items of each browsing session (pages 2 and 3 come from memory while
   the user's events, feedback and controls are unchanged), as JSON, for ``ttl_seconds``: at most
   ``max_sessions`` sessions and ``max_page_bytes`` bytes per process (the least recently kept

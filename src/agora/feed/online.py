@@ -55,6 +55,7 @@ from agora.feed.state import (
     same_filters,
     stored_form,
 )
+from agora.models.retrieval import is_factor_model
 from agora.serving.service import ModelStore, ModelUnavailable, user_event_rows
 
 FRESHNESS_HOURS = 48.0
@@ -947,14 +948,13 @@ def warm(
         snapshot = timed("catalogue", cache.catalogue.preload, session)
         if not len(snapshot.pks):  # nothing stored yet: the first page builds from what is then
             return took
-        for name, version in models.versions().items():
+        for name in models.versions():
             try:
                 loaded = models.get(name)
             except ModelUnavailable:  # swapped out by a reload meanwhile
                 continue
-            model = loaded.model
-            if sources.is_factor_model(model):
-                timed(f"{name} index", sources.item_index, cache, name, version, model)
+            if is_factor_model(loaded.model):
+                timed(f"{name} index", models.item_index, loaded)
             timed(f"{name} known", cache.known.mask, models, name, snapshot)
             listing = sources.Scored(name, empty, empty, loaded.item_ids, loaded.item_index, True)
             timed(f"{name} positions", model_pks, models, cache, snapshot, listing)

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from agora.db.tables import Event, FeedImpression, Item, epoch_seconds
 from agora.features.store import event_weight
-from agora.feed.retrieval import ItemIndex
 from agora.serving.service import ModelStore, ModelUnavailable, user_history
 
 if TYPE_CHECKING:
@@ -136,17 +135,6 @@ def candidates_key(name: str, version: str, user_id: str, rows: list) -> tuple:
     return (name, version, user_id, len(rows), max((r[3] for r in rows), default=None))
 
 
-def is_factor_model(model: Any) -> bool:
-    """Whether ``model`` scores by user vector . item vector (ALS, BPR): its candidates come
-    from an :class:`~agora.feed.retrieval.ItemIndex`."""
-    return hasattr(model, "user_vectors") and hasattr(model, "item_factors_")
-
-
-def item_index(cache: FeedCache, name: str, version: str, model: Any) -> ItemIndex:
-    """The factor model's item index, built once per model version (seconds at 200k items)."""
-    return cache.per_model(name, version, lambda: ItemIndex(model.item_factors_))
-
-
 def factor_candidates_many(
     models: ModelStore, cache: FeedCache, name: str, users: list[tuple[str, list]],
     weights: Mapping[str, float],
@@ -160,7 +148,8 @@ def factor_candidates_many(
     except ModelUnavailable:
         return
     model = loaded.model
-    if version is None or not is_factor_model(model):
+    index = models.item_index(loaded)
+    if version is None or index is None:  # not a factor model
         return
     strength, touched = histories(loaded, [rows for _, rows in users], weights)
     indices = np.array([loaded.user_index.get(user, -1) for user, _ in users], dtype=np.int64)
@@ -168,7 +157,6 @@ def factor_candidates_many(
     if not len(chosen):
         return
     vectors = model.user_vectors(indices[chosen], strength[chosen])
-    index = item_index(cache, name, version, model)
     depth = RANK_DEPTH + max(len(touched[c]) for c in chosen)
     for c, (items, scores) in zip(chosen, index.search_many(vectors, depth), strict=True):
         fresh = ~np.isin(items, touched[c])
@@ -222,13 +210,13 @@ def factor_candidates(
     except ModelUnavailable:
         return None
     model = loaded.model
-    if not is_factor_model(model):
+    index = models.item_index(loaded)
+    if index is None:  # not a factor model
         return None
     history = user_history(loaded, rows, weights)
     user_index = loaded.user_index.get(user_id, -1)
     if history.strength.nnz == 0 and user_index < 0:
         return None
-    index = item_index(cache, name, version, model)
     vector = model.user_vectors(np.array([user_index]), history.strength)[0]
     items, scores = index.search(vector, RANK_DEPTH + len(history.touched))
     fresh = ~np.isin(items, history.touched)

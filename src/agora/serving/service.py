@@ -32,6 +32,7 @@ from agora.ingest.schemas import as_utc
 from agora.models.artifacts import LoadedModel, list_artifacts, load_artifact, read_meta
 from agora.models.content import ContentModel, nearest
 from agora.models.explain import top_reasons
+from agora.models.retrieval import ANN_MIN_ITEMS, ItemIndex, is_factor_model
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +90,24 @@ class ReadyAnswers(Protocol):
 class ModelStore:
     """The newest artefact of each trained model: found on ``reload`` (reading only its
     ``meta.json``), its arrays loaded on first use or by ``warm``, swapped on the next
-    ``reload``. Startup stays fast and models nobody asks for cost no memory."""
+    ``reload``. Startup stays fast and models nobody asks for cost no memory.
 
-    def __init__(self, model_dir: Path, ids: IdSealer | None = None):
+    Factor models also get an :class:`~agora.models.retrieval.ItemIndex` per loaded version
+    (:meth:`item_index`): approximate above ``ann_min_items`` items, exact below."""
+
+    def __init__(
+        self, model_dir: Path, ids: IdSealer | None = None, ann_min_items: int = ANN_MIN_ITEMS
+    ):
         self.model_dir = Path(model_dir)
         self.ids = ids  # the store's sealer, when its user ids are pseudonymous
+        self.ann_min_items = ann_min_items
         self._paths: dict[str, Path] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._loaded: dict[Path, LoadedModel] = {}
-        self._lock = threading.Lock()  # guards the three maps
+        self._indexes: dict[Path, ItemIndex] = {}
+        self._lock = threading.Lock()  # guards the four maps
         self._load_lock = threading.Lock()  # one artefact read at a time
+        self._index_lock = threading.Lock()  # one index built at a time
 
     def reload(self) -> dict[str, str]:
         """Point every model at its newest version on disk; returns name -> version.
@@ -113,6 +122,7 @@ class ModelStore:
             kept = {path for name, path in newest.items() if self._meta.get(name) == metas[name]}
             self._paths, self._meta = newest, metas
             self._loaded = {p: m for p, m in self._loaded.items() if p in kept}
+            self._indexes = {p: i for p, i in self._indexes.items() if p in kept}
         return self.versions()
 
     def versions(self) -> dict[str, str]:
@@ -160,6 +170,25 @@ class ModelStore:
                     if self._paths.get(name) == path:  # not swapped by a reload meanwhile
                         self._loaded[path] = loaded
         return loaded
+
+    def item_index(self, loaded: LoadedModel) -> ItemIndex | None:
+        """The item index of a factor model's loaded version (None for other models), built
+        on first use (seconds at 200k items) and dropped with the version on ``reload``."""
+        if not is_factor_model(loaded.model):
+            return None
+        with self._lock:
+            index = self._indexes.get(loaded.path)
+        if index is not None:
+            return index
+        with self._index_lock:
+            with self._lock:
+                index = self._indexes.get(loaded.path)
+            if index is None:
+                index = ItemIndex(loaded.model.item_factors_, min_items=self.ann_min_items)
+                with self._lock:
+                    if self._loaded.get(loaded.path) is loaded:  # still the served version
+                        self._indexes[loaded.path] = index
+        return index
 
     def warm(self) -> dict[str, float]:
         """Load every served model now; returns name -> seconds it took. A model that fails
@@ -316,11 +345,10 @@ def recommend(
         loaded = models.get(model_name)
         history = user_history(loaded, rows, weights)
         user_index = loaded.user_index.get(user_id, -1)
+    index = models.item_index(loaded)
     slack = n + 20  # room for items deleted since training, own posts and thread duplicates
     while True:
-        items, scores = loaded.model.recommend(
-            user_index, history.strength, slack, exclude=history.touched, times=history.times
-        )
+        items, scores = top_items(loaded, index, user_index, history, slack)
         pairs = [(loaded.item_ids[i], s) for i, s in zip(items, scores, strict=True)]
         recs = _decorate(session, pairs, model_name, n, user_id, max_per_thread)
         if len(recs) == n or len(pairs) < slack:  # enough, or the model has no more
@@ -329,6 +357,24 @@ def recommend(
     if explain and recs:
         _explain(session, loaded, user_id, history, recs)
     return recs
+
+
+def top_items(
+    loaded: LoadedModel, index: ItemIndex | None, user_index: int, history: History, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The user's ``k`` best items the history has not touched (indices, scores), best first:
+    from the approximate ``index`` of a factor model over a large catalogue, else from the
+    model scoring every item."""
+    if index is None or index.exact:
+        return loaded.model.recommend(
+            user_index, history.strength, k, exclude=history.touched, times=history.times
+        )
+    vector = loaded.model.user_vectors(np.array([user_index]), history.strength)
+    items, scores = index.search(vector, k + len(history.touched))
+    fresh = ~np.isin(items, history.touched)
+    items, scores = items[fresh][:k], scores[fresh][:k]
+    order = np.lexsort((items, -scores))  # equal scores by index, as the exact path
+    return items[order], scores[order]
 
 
 def explain(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi.testclient import TestClient
-from feed_support import ADMIN
 
-from agora.feed.retrieval import ItemIndex
+from agora.models.retrieval import ItemIndex
 
 
 def clustered_vectors(n: int, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -35,14 +33,3 @@ def test_ann_index_recovers_the_exact_top_items() -> None:
         b, _ = exact.search(center, 200)
         overlaps.append(len(set(a[:50].tolist()) & set(b[:50].tolist())) / 50)
     assert np.mean(overlaps) >= 0.95
-
-
-def test_feed_ranked_by_a_factor_model_uses_its_item_index(community: TestClient) -> None:
-    community.app.state.settings.feed.ranking_model = "als"
-    answer = community.get("/users/me/feed", params={"n": 5}, headers=ADMIN)
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert body["model"] == "als" and len(body["items"]) == 5
-    assert not {"a0", "a1"} & {i["item_id"] for i in body["items"]}
-    held = community.app.state.feed_cache._per_model["als"]
-    assert isinstance(held[1], ItemIndex) and held[1].exact  # a tiny catalogue: exact search

@@ -1,19 +1,27 @@
 """Top-k items by inner product with a user vector: exact below a catalogue size, ANN above.
 
 Factor models (ALS, BPR) score ``user_vector . item_vector``. Below ``min_items`` items the
-feed scores them all with one matrix-vector product (exact, a few milliseconds at 50k items);
-above, a faiss inverted-file index (``IndexIVFFlat``, inner product, ``2 sqrt(n)`` lists,
-``nprobe`` of them searched) returns the best items without touching the whole catalogue.
-The index is built once per model version (seconds at 100k items) and used on one thread.
+feed and ``/recommendations`` score them all with one matrix-vector product (exact, a few
+milliseconds at 50k items); above, a faiss inverted-file index (``IndexIVFFlat``, inner
+product, ``2 sqrt(n)`` lists, ``nprobe`` of them searched) returns the best items without
+reading the whole catalogue's vectors (51 MB at 200k items and 64 factors, on every answer).
+The index is built once per model version (seconds at 200k items) and used on one thread.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 ANN_MIN_ITEMS = 50_000
+
+
+def is_factor_model(model: Any) -> bool:
+    """Whether ``model`` scores by user vector . item vector (ALS, BPR), so that an
+    :class:`ItemIndex` over its item factors finds its best items."""
+    return hasattr(model, "user_vectors") and hasattr(model, "item_factors_")
 
 
 class ItemIndex:
