@@ -107,6 +107,31 @@ def feed_offline(data: dict) -> str:
     )
 
 
+@renderer("bench/results/item_index.json", "runs")
+def item_index(data: dict) -> str:
+    rows = [
+        [
+            run["community"],
+            run["model"],
+            f"{run['items']:,} x {run['factors']}",
+            f"{run['length_p50']:.3g} / {run['length_max']:.3g}",
+            f(row["k"], 0),
+            f(row["every_item_ms"], 3),
+            f(row["index_ms"], 3),
+            f(row["speedup"], 1),
+            f(row["same_scores"], 4),
+            f(row["same_items"], 4),
+            f(row["read_p50"], 0),
+        ]
+        for run in data["runs"]
+        for row in run["rows"]
+    ]
+    header = ["community", "model", "items x factors", "vector length p50 / max", "k",
+              "every item ms", "index ms", "speedup", "same scores", "same items",
+              "items read p50"]  # fmt: skip
+    return table(header, "lllrrrrrrrr", rows)
+
+
 @renderer("bench/results/latency.json", "models")
 def latency(data: dict) -> str:
     rows = [

@@ -295,12 +295,6 @@ class Settings(BaseSettings):
         default_factory=dict, description='Per-model constructor params, JSON: {"als": {...}}.'
     )
     keep_versions: int = Field(3, ge=1, description="Trained versions kept per model.")
-    ann_min_items: int = Field(
-        50_000,
-        ge=0,
-        description="Catalogue size from which factor models (ALS, BPR) find a user's best items "
-        "in an approximate faiss index instead of scoring every item (0: always).",
-    )
     max_batch_events: int = Field(
         1000, ge=1, le=100_000, description="Largest list POST /events accepts (413 past)."
     )

@@ -101,9 +101,7 @@ def wire(settings: Settings) -> Wiring:
         flush_seconds=settings.feed.impression_flush_seconds,
         max_rows=settings.feed.impression_buffer_rows,
     )
-    models = ModelStore(
-        settings.model_dir, ids=sealer_of(engine.dialect), ann_min_items=settings.ann_min_items
-    )
+    models = ModelStore(settings.model_dir, ids=sealer_of(engine.dialect))
     feed_cache = FeedCache(
         redis_url=settings.redis_url,
         ttl_seconds=settings.feed.cache_ttl_seconds,

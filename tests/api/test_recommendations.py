@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from api_support import ADMIN, READ, WRITE, event, make_settings
 from fastapi.testclient import TestClient
@@ -18,6 +19,7 @@ from agora.config import get_settings
 from agora.features.store import load_training_data
 from agora.models.registry import MODELS
 from agora.models.training import train_models
+from agora.serving import service
 
 CLUSTER_A = ["p0", "p1", "p2", "p3"]
 CLUSTER_B = ["p4", "p5", "p6", "p7"]
@@ -128,47 +130,35 @@ def test_an_event_posted_after_training_removes_the_item(trained: TestClient) ->
         assert top not in _ids(trained.get(url, headers=READ))
 
 
-def _same_ranking(approximate: list[dict], exact: list[dict]) -> None:
-    """The same scores rank by rank, and the same items but for equal scores in another
-    order (those cut at the last rank included)."""
-    assert [i["score"] for i in approximate] == pytest.approx([i["score"] for i in exact], abs=1e-5)
-    scores = {i["item_id"]: i["score"] for i in exact}
-    for item in approximate:
-        found = scores.get(item["item_id"], exact[-1]["score"])  # else tied with the last
-        assert item["score"] == pytest.approx(found, abs=1e-5)
-
-
-def test_past_ann_min_items_als_answers_from_its_approximate_index(
+def test_als_answers_from_its_item_index_what_scoring_every_item_gives(
     trained: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With every catalogue counted as large, ALS's answers come from the faiss index, and
-    they are the exact answers (12 items: the index's 6 lists are all searched), never an
-    item the user touched, also for an event posted after training (a folded-in vector)."""
-    settings = trained.app.state.settings.model_copy(update={"ann_min_items": 0})
-    with TestClient(create_app(settings)) as approximate:
-        models = approximate.app.state.models
-        als = models.get("als")
-        assert not models.item_index(als).exact
+    """ALS's best items come from the served version's item index: the same ranking as the
+    model scoring every item, never an item the user touched, also for a user whose event
+    came after training (a folded-in vector); the route never scores every item."""
+    state = trained.app.state
+    als = state.models.get("als")
+    index = state.models.item_index(als)
+    assert index is state.models.item_index(als)  # one per served version
+    late = event("late-index", user="u6", item="p0", kind="like")
+    assert trained.post("/events", json=late, headers=WRITE).status_code == 201
+    for user in ["u1", "u3", "u6", "u9"]:
+        with state.sessions() as session:
+            rows = service.user_event_rows(session, user)
+        history = service.user_history(als, rows, state.settings.event_weights)
+        at = als.user_index.get(user, -1)
+        items, scores = service.top_items(als, index, at, history, 8)
+        every_items, every_scores = service.top_items(als, None, at, history, 8)
+        assert items.tolist() == every_items.tolist()
+        np.testing.assert_allclose(scores, every_scores, rtol=1e-5)
+        assert not set(items.tolist()) & set(history.touched.tolist())
 
-        def scoring_every_item(*args: object, **kwargs: object) -> None:
-            raise AssertionError("the approximate path scored every item")
+    def scoring_every_item(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the route scored every item")
 
-        monkeypatch.setattr(als.model, "recommend", scoring_every_item)
-        assert trained.app.state.models.item_index(trained.app.state.models.get("als")).exact
-        for user in ["u1", "u3", "u6", "stranger"]:
-            url = f"/users/{user}/recommendations?n=6&model=als"
-            ann, exact = approximate.get(url, headers=READ), trained.get(url, headers=READ)
-            assert ann.headers["x-recommendations"] == "computed"
-            _same_ranking(ann.json()["items"], exact.json()["items"])
-        assert not {"p0", "p1"} & set(
-            _ids(approximate.get("/users/u1/recommendations?model=als", headers=READ))
-        )
-        late = event("late-ann", user="u6", item="p0", kind="like")
-        assert trained.post("/events", json=late, headers=WRITE).status_code == 201
-        url = "/users/u6/recommendations?n=6&model=als"
-        ann, exact = approximate.get(url, headers=READ), trained.get(url, headers=READ)
-        assert "p0" not in _ids(ann)
-        _same_ranking(ann.json()["items"], exact.json()["items"])
+    monkeypatch.setattr(als.model, "recommend", scoring_every_item)
+    answer = _ids(trained.get("/users/u6/recommendations?n=6&model=als", headers=READ))
+    assert answer and "p0" not in answer
 
 
 def test_new_user_gets_trending(trained: TestClient) -> None:

@@ -139,11 +139,7 @@ def digest(
             ledger.catch_up(session, engagement_config(settings), now)
             report = digests.build_digest(session, engagement_config(settings), user, now, since)
             if picks:
-                models = ModelStore(
-                    settings.model_dir,
-                    ids=sealer_for_session(session),
-                    ann_min_items=settings.ann_min_items,
-                )
+                models = ModelStore(settings.model_dir, ids=sealer_for_session(session))
                 models.reload()
                 report.picks = digests.feed_picks(
                     session, models, user, picks, settings.feed, settings.event_weights, now,

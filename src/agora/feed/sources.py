@@ -203,8 +203,8 @@ def factor_candidates(
     models: ModelStore, cache: FeedCache, name: str, version: str, user_id: str, rows: list,
     weights: Mapping[str, float],
 ) -> Scored | None:  # fmt: skip
-    """For factor models (ALS, BPR): the user's vector against the model version's item index
-    (exact below ``ANN_MIN_ITEMS`` items, faiss IVF above); None for other models."""
+    """For factor models (ALS, BPR): the user's vector against the model version's item index;
+    None for other models."""
     try:
         loaded = models.get(name)
     except ModelUnavailable:

@@ -32,7 +32,7 @@ from agora.ingest.schemas import as_utc
 from agora.models.artifacts import LoadedModel, list_artifacts, load_artifact, read_meta
 from agora.models.content import ContentModel, nearest
 from agora.models.explain import top_reasons
-from agora.models.retrieval import ANN_MIN_ITEMS, ItemIndex, is_factor_model
+from agora.models.retrieval import ItemIndex, is_factor_model
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +93,11 @@ class ModelStore:
     ``reload``. Startup stays fast and models nobody asks for cost no memory.
 
     Factor models also get an :class:`~agora.models.retrieval.ItemIndex` per loaded version
-    (:meth:`item_index`): approximate above ``ann_min_items`` items, exact below."""
+    (:meth:`item_index`), which finds a user's best items without scoring every item."""
 
-    def __init__(
-        self, model_dir: Path, ids: IdSealer | None = None, ann_min_items: int = ANN_MIN_ITEMS
-    ):
+    def __init__(self, model_dir: Path, ids: IdSealer | None = None):
         self.model_dir = Path(model_dir)
         self.ids = ids  # the store's sealer, when its user ids are pseudonymous
-        self.ann_min_items = ann_min_items
         self._paths: dict[str, Path] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._loaded: dict[Path, LoadedModel] = {}
@@ -173,7 +170,7 @@ class ModelStore:
 
     def item_index(self, loaded: LoadedModel) -> ItemIndex | None:
         """The item index of a factor model's loaded version (None for other models), built
-        on first use (seconds at 200k items) and dropped with the version on ``reload``."""
+        on first use (0.1 s at 200k items) and dropped with the version on ``reload``."""
         if not is_factor_model(loaded.model):
             return None
         with self._lock:
@@ -184,7 +181,7 @@ class ModelStore:
             with self._lock:
                 index = self._indexes.get(loaded.path)
             if index is None:
-                index = ItemIndex(loaded.model.item_factors_, min_items=self.ann_min_items)
+                index = ItemIndex(loaded.model.item_factors_)
                 with self._lock:
                     if self._loaded.get(loaded.path) is loaded:  # still the served version
                         self._indexes[loaded.path] = index
@@ -363,18 +360,15 @@ def top_items(
     loaded: LoadedModel, index: ItemIndex | None, user_index: int, history: History, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The user's ``k`` best items the history has not touched (indices, scores), best first:
-    from the approximate ``index`` of a factor model over a large catalogue, else from the
-    model scoring every item."""
-    if index is None or index.exact:
+    from a factor model's item ``index``, else from the model scoring every item."""
+    if index is None:
         return loaded.model.recommend(
             user_index, history.strength, k, exclude=history.touched, times=history.times
         )
     vector = loaded.model.user_vectors(np.array([user_index]), history.strength)
     items, scores = index.search(vector, k + len(history.touched))
     fresh = ~np.isin(items, history.touched)
-    items, scores = items[fresh][:k], scores[fresh][:k]
-    order = np.lexsort((items, -scores))  # equal scores by index, as the exact path
-    return items[order], scores[order]
+    return items[fresh][:k], scores[fresh][:k]
 
 
 def explain(
