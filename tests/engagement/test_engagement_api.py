@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,8 @@ from agora.db.tables import Event, FeedImpression
 from agora.engagement import ledger
 from agora.engagement.config import EngagementConfig, engagement_config
 from agora.engagement.models import EngagementState, LedgerEntry
+from agora.experiments.models import Exposure
+from agora.experiments.service import CACHE_SECONDS
 from agora.ingest.schemas import EventIn
 from agora.ingest.service import add_events
 
@@ -171,6 +174,64 @@ def test_digest_as_text_html_and_json_without_impressions(client: TestClient) ->
     assert body["since"].startswith(_iso(3)[:16]) and body["replies_total"] == 1
     assert body["picks"][0]["item_id"] == "new"
     with client.app.state.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(FeedImpression)) == 0
+
+
+#: A digest's (and a write's) time on a loaded CI machine, where one takes ~0.1 s idle; what it
+#: guards against is the whole SQLite busy timeout (30 s) before a 503.
+DIGEST_BOUND = 10.0
+
+
+def test_a_digest_answers_at_once_while_an_experiment_runs_and_events_are_written(
+    client: TestClient,
+) -> None:
+    """The digest's feed picks load the user's state, which logs their first exposure to a
+    running experiment on a session of its own, committed at once: a digest holding SQLite's
+    write lock meanwhile made that write wait the busy timeout (30 s) and the digest answer 503,
+    and every write of the app waited with it."""
+    experiment = {
+        "experiment_id": "diverse",
+        "name": "More diversity",
+        "arms": [{"name": "control"}, {"name": "diverse", "overrides": {"diversity": 0.6}}],
+        "planned_users": 100,
+    }
+    assert client.post("/experiments", json=experiment, headers=ADMIN).status_code == 201
+    started = client.post("/experiments/diverse/start", headers=ADMIN)
+    assert started.json()["status"] == "running"
+    # a "nothing runs" read by a background thread before the start committed is cached for
+    # CACHE_SECONDS: past it, every state load sees the experiment (and writes an exposure)
+    time.sleep(CACHE_SECONDS)
+    stop = threading.Event()
+    writes: list[tuple[int, float]] = []
+
+    def write() -> None:  # events written the whole time the digests are asked for
+        while not stop.is_set():
+            event = {"event_id": f"w{len(writes)}", "user_id": "fan1", "item_id": "q2",
+                     "type": "view"}  # fmt: skip
+            t0 = time.monotonic()
+            answer = client.post("/events", json=event, headers=ADMIN)
+            writes.append((answer.status_code, time.monotonic() - t0))
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for user in ("asker", "fan3", "fan3"):  # fan3 the second time: exposed already
+            t0 = time.monotonic()
+            digest = client.get(f"/users/{user}/digest", headers=READ)
+            took = time.monotonic() - t0
+            assert digest.status_code == 200, digest.text
+            assert took < DIGEST_BOUND, f"the digest of {user} took {took:.1f} s"
+            assert digest.json()["picks"]
+    finally:
+        stop.set()
+        writer.join(timeout=2 * DIGEST_BOUND)
+    assert writes and {code for code, _ in writes} == {201}
+    assert max(seconds for _, seconds in writes) < DIGEST_BOUND
+    with client.app.state.sessions() as session:  # every write accepted is stored
+        stored = session.scalar(select(func.count()).where(Event.event_id.like("w%")))
+        assert stored == len(writes)
+        assert session.scalar(select(func.count()).select_from(Exposure)) == 2  # asker, fan3
         assert session.scalar(select(func.count()).select_from(FeedImpression)) == 0
 
 

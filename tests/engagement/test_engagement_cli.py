@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from agora.cli.main import app as agora
@@ -18,6 +19,10 @@ from agora.db.tables import User
 from agora.engagement import ledger
 from agora.engagement.config import EngagementConfig, stackexchange_badges
 from agora.engagement.models import BadgeAward
+from agora.experiments.models import Exposure
+from agora.experiments.schemas import ArmIn, ExperimentIn
+from agora.experiments.service import CACHE_SECONDS, create_experiment
+from agora.ingest.schemas import Dataset, EventIn, ItemIn
 from agora.ingest.service import add_dataset
 from agora.ingest.stackexchange import iter_rows, load_stackexchange, table_path
 
@@ -80,6 +85,45 @@ def test_digest_as_text_and_html(settings: Settings) -> None:
         agora, ["engagement", "digest", user, "--since", since, "--format", "html"]
     )
     assert html.exit_code == 0 and html.output.startswith("<!doctype html>")
+
+
+def test_digest_with_picks_while_an_experiment_runs(
+    tmp_path: Path,
+    database_url: str,
+    migrated_store: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command's catch-up writes the ledger; the picks' user state logs the user's exposure
+    to the running experiment on a session of its own. With the catch-up not committed yet,
+    that write waited SQLite's busy timeout (30 s) and the command failed."""
+    url = migrated_store(database_url)
+    now = datetime.now(UTC)
+    engine = make_engine(url)
+    with transaction(session_factory(engine)) as session:
+        posts = [ItemIn(item_id=f"p{i}", author_id="writer", title=f"Post {i}",
+                        created=now - timedelta(days=2)) for i in range(5)]  # fmt: skip
+        likes = [EventIn(event_id=f"l{i}", user_id="reader", item_id=f"p{i}", type="like",
+                         timestamp=now - timedelta(days=1)) for i in range(2)]  # fmt: skip
+        add_dataset(session, Dataset(items=posts, events=likes), Settings().event_types)
+        arms = [ArmIn(name="control"), ArmIn(name="diverse", overrides={"diversity": 0.6})]
+        spec = ExperimentIn(experiment_id="diverse", arms=arms, planned_users=100, start=True)
+        create_experiment(session, spec, now)
+    time.sleep(CACHE_SECONDS)  # a "nothing runs" cached before the start committed is gone
+    monkeypatch.setenv("AGORA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AGORA_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        started = time.monotonic()
+        done = runner.invoke(agora, ["engagement", "digest", "reader", "--picks", "3"])
+        took = time.monotonic() - started
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == 0, done.output
+    assert "Picked for you:" in done.output
+    assert took < 10.0, f"the digest took {took:.1f} s"  # ~0.3 s idle
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Exposure)) == 1
+    engine.dispose()
 
 
 def test_stack_exchange_badges_match_the_dumps_own(dump_store: Path) -> None:

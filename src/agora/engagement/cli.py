@@ -134,9 +134,11 @@ def digest(
     if fmt not in ("text", "html"):
         raise fail(f"--format must be 'text' or 'html', not {fmt!r}")
     now = datetime.now(UTC)
+    sessions = store_sessions(settings)
+    with transaction(sessions) as session:  # committed before the picks: see feed_picks
+        ledger.catch_up(session, engagement_config(settings), now)
     try:
-        with transaction(store_sessions(settings)) as session:
-            ledger.catch_up(session, engagement_config(settings), now)
+        with sessions() as session:
             report = digests.build_digest(session, engagement_config(settings), user, now, since)
             if picks:
                 models = ModelStore(settings.model_dir, ids=sealer_for_session(session))

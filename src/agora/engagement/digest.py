@@ -2,7 +2,8 @@
 
 Replies (comments, answers) and likes on their own posts, the points and badges they earned,
 and the top of their feed, preferring items posted since they were last active. The feed page
-is built inside a savepoint that is rolled back, so a digest never counts as impressions.
+records no impression (:class:`~agora.feed.cache.NoImpressions`), so a digest never counts as
+one and writes nothing in its caller's transaction.
 Rendered as plain text or HTML (jinja2, autoescaped).
 """
 
@@ -21,6 +22,7 @@ from agora.config import FeedConfig
 from agora.db.tables import Event, Item, User
 from agora.engagement import badge_awards, ledger
 from agora.engagement.config import EngagementConfig
+from agora.feed.cache import NoImpressions, uncached
 from agora.feed.service import build_feed
 from agora.ingest.schemas import as_utc
 from agora.ingest.service import known_user_pk
@@ -66,12 +68,16 @@ def feed_picks(
     now: datetime,
     since: datetime,
 ) -> list[dict[str, Any]]:
-    """The top ``n`` of the user's feed, items posted after ``since`` first; nothing is stored."""
-    savepoint = session.begin_nested()
-    try:
-        page = build_feed(session, models, user_id, 3 * n, None, feed, weights, now)
-    finally:
-        savepoint.rollback()
+    """The top ``n`` of the user's feed, items posted after ``since`` first; nothing is written
+    on ``session`` (no impression).
+
+    ``session`` must hold no write lock (on SQLite: no ``BEGIN IMMEDIATE``, nothing written
+    and not committed yet): the feed loads the user's state on a session of its own that may
+    write and commits at once (the user's first exposure to a running experiment), and on
+    SQLite that write would wait the whole busy timeout (30 s) for ``session``'s lock, then
+    fail."""
+    cache = uncached(NoImpressions())
+    page = build_feed(session, models, user_id, 3 * n, None, feed, weights, now, cache=cache)
     missed = [i for i in page.items if i.created is not None and as_utc(i.created) > since]
     rest = [i for i in page.items if i not in missed]
     return [

@@ -273,8 +273,9 @@ def get_digest(
     n: Annotated[int, Query(ge=0, le=50, description="Feed items to suggest.")] = 5,
 ) -> DigestOut | Response:
     now = datetime.now(UTC)
-    # writes: the feed picks build a page in a savepoint (rolled back), which may write
-    with transaction(sessions, writes=True) as session:
+    # reads only: the picks record no impression, and the user's state they load writes (an
+    # experiment's exposure) on a session of its own, which a write lock held here would block
+    with sessions() as session:
         report = digests.build_digest(session, config, user_id, now, since)
         if n:
             report.picks = digests.feed_picks(

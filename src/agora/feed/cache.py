@@ -522,7 +522,8 @@ def among(values: np.ndarray, others: np.ndarray, ordered: bool = False) -> np.n
 
 
 #: For callers without a long-lived cache (tests, scripts): nothing is kept between calls.
-def uncached() -> FeedCache:
+#: ``impressions``: where the pages' impressions go (default: :class:`DirectImpressions`).
+def uncached(impressions: Any = None) -> FeedCache:
     return FeedCache(
         refresh_seconds=0.0,
         reload_seconds=0.0,
@@ -532,6 +533,7 @@ def uncached() -> FeedCache:
         max_sessions=0,
         background=False,
         max_states=0,
+        impressions=impressions,
     )
 
 
@@ -547,6 +549,20 @@ class DirectImpressions:
 
     def pending(self, user_pk: int, browsing: str) -> dict[int, int]:
         """Impressions not written yet (none: they are written at once)."""
+        return {}
+
+
+class NoImpressions:
+    """Records no impression: for pages nobody is shown as a feed page (a digest's picks),
+    which then write nothing in the caller's transaction (the interface of
+    :class:`DirectImpressions`)."""
+
+    flush_seconds = 0.0
+
+    def add_after_commit(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Nothing: the rows are dropped."""
+
+    def pending(self, user_pk: int, browsing: str) -> dict[int, int]:
         return {}
 
 
