@@ -20,7 +20,8 @@ the shared ones: test, postgres, templates). Then each step of ``--steps``, in o
   database, driven with wrk as bench/serve_load.py drives them (its Lua script and
   functions): the feed/events mix, then recommendations alone, ``--seconds`` each, after
   ``--settle`` seconds (the servers' start-up warm-up done: this measures them at work, not
-  starting).
+  starting). With ``--baseline REV`` the servers of revision REV are measured too, the two
+  taking turns for ``--rounds`` rounds (``serve_baseline`` in the JSON).
 
 Every command runs as a real subprocess of the CLI; the peak RSS of its whole process tree
 (psutil, sampled every 0.2 s) and its wall time are recorded. A step whose command or option
@@ -44,7 +45,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import psutil  # noqa: E402
 import serve_load  # noqa: E402
-from _record import run_record, write_report  # noqa: E402
+from _record import baseline_tree, run_record, write_report  # noqa: E402
 from pg_explain import run as explain_queries  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -244,6 +245,33 @@ def serve_step(env: dict[str, str], args: argparse.Namespace, log: Path) -> dict
             "worker_rss_mb": worker_rss}  # fmt: skip
 
 
+def serve_side_by_side(env: dict[str, str], args: argparse.Namespace, log: Path) -> dict[str, Any]:
+    """:func:`serve_step` for this checkout (``serve``) and for revision ``--baseline``
+    (``serve_baseline``, its source tree first on ``PYTHONPATH``), taking turns for
+    ``--rounds`` rounds (who goes first alternates). Each arm: the mean of its rounds' figures
+    and every round as measured."""
+    tree = baseline_tree(args.baseline, args.workdir)
+    arms = {"serve": env, "serve_baseline": {**env, "PYTHONPATH": str(tree / "src")}}
+    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    for round_ in range(args.rounds):
+        for arm in list(arms)[:: 1 if round_ % 2 == 0 else -1]:
+            console.print(f"round {round_ + 1}: {arm}")
+            runs[arm].append(serve_step(arms[arm], args, log))
+    out = {}
+    for arm, measured in runs.items():
+        mean: dict[str, Any] = {"rounds": measured}
+        for kind in ("mixed", "recommendations"):
+            mean[kind] = {
+                figure: round(sum(m[kind][figure] for m in measured) / len(measured), 2)
+                for figure in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms")
+            } | {"errors": sum(m[kind]["errors"] for m in measured)}
+        mean["server_rss_mb"] = max(m["server_rss_mb"] for m in measured)
+        mean["worker_rss_mb"] = measured[-1]["worker_rss_mb"]
+        out[arm] = mean
+    out["serve_baseline"]["revision"] = tree.name.removeprefix("baseline-")
+    return out
+
+
 def count_events(path: Path) -> int:
     """Event lines of an Agora JSON Lines file (the lines without a ``kind``)."""
     events = 0
@@ -264,13 +292,14 @@ def table(steps: dict[str, Any], events: int) -> Table:
             out.add_row(name, f"{len(step['queries'])} hot queries", "", "",
                         f"slowest {slowest[0]} {slowest[1]['execution_ms']:,.1f} ms")  # fmt: skip
             continue
-        if name == "serve":
+        if name.startswith("serve"):
             if "skipped" in step:
                 out.add_row(name, "", "", "", step["skipped"])
                 continue
             for kind in ("mixed", "recommendations"):
                 f = step[kind]
-                out.add_row(name, kind, "", f"{step['server_rss_mb']:,}",
+                label = f"{name} {step.get('revision', '')}".strip()
+                out.add_row(label, kind, "", f"{step['server_rss_mb']:,}",
                             f"{f['throughput_rps']:,} rps, p50 {f['p50_ms']} ms, "
                             f"p99 {f['p99_ms']} ms, {f['errors']} errors")  # fmt: skip
             continue
@@ -315,6 +344,12 @@ def main() -> None:
         help="serve: no `agora worker` beside the servers (as when it runs on a node of its "
         "own): what the refresher's passes cost the servers on shared cores",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="serve: measure revision REV's servers too, taking turns with this checkout's",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="serve with --baseline: turns each")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t")
     parser.add_argument("-c", "--connections", type=int, default=16, help="wrk -c")
     parser.add_argument("--users", type=int, default=1_000_000, help="users of the file (wrk)")
@@ -347,8 +382,12 @@ def main() -> None:
         elif name == "explain":
             queries, stored = explain_queries(args.pg_url, [])
             steps[name] = {"events": stored, "queries": queries}
+        elif name == "serve" and not _has_wrk():
+            steps[name] = {"skipped": "no wrk"}
+        elif name == "serve" and args.baseline:
+            steps.update(serve_side_by_side(env, args, log))
         elif name == "serve":
-            steps[name] = serve_step(env, args, log) if _has_wrk() else {"skipped": "no wrk"}
+            steps[name] = serve_step(env, args, log)
         else:
             steps[name] = cli_step(name, env, log, args)
     console.print(table(steps, events))

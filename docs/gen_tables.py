@@ -842,10 +842,11 @@ def scale_steps(data: dict) -> str:
             rows.append([name, f"{len(step['queries'])} hot queries", "", ""])
             rows[-1].append(f"slowest: {slowest[0]} {f(float(slowest[1]['execution_ms']), 1)} ms")
             continue
-        if name == "serve":
+        if name.startswith("serve"):
+            label = f"{name} {step.get('revision', '')}".strip()
             for kind in ("mixed", "recommendations"):
                 c = step[kind]
-                rows.append([name, kind, "", f(step["server_rss_mb"], 0)])
+                rows.append([label, kind, "", f(step["server_rss_mb"], 0)])
                 rows[-1].append(
                     f"{f(c['throughput_rps'], 1)} requests/s, p50 {ms(c['p50_ms'])} ms, "
                     f"p99 {ms(c['p99_ms'])} ms, {c['errors']:,} errors"
@@ -885,6 +886,8 @@ def scale_20m_explain(data: dict) -> str:
 
 @renderer("bench/results/scale_20m_store.json", "steps")
 @renderer("bench/results/scale_20m_serve_alone.json", "steps")
+@renderer("bench/results/scale_20m_serve_ab.json", "steps")
+@renderer("bench/results/scale_2m_serve.json", "steps")
 def scale_20m_store(data: dict) -> str:
     return scale_steps(data)
 
