@@ -1,0 +1,267 @@
+"""The event ids a file used so far, and the line each was first used on: a file that uses an
+``event_id`` twice is refused, the problem naming that line (``duplicate event_id 'e7': first
+used on line 3``).
+
+:class:`EventIds` keeps them in a dict: about 150 bytes an id (the text, the line number and
+the dict's entry), 3.3 GB of a 20M-event import's 3.5. :class:`CompactEventIds`, for JSON Lines
+files (the bulk import's), keeps only the latest :data:`RECENT_IDS` ids as text; older ones are
+kept as a 64-bit hash and a line number in sorted numpy arrays, 12 bytes an id. A hash found
+again is never taken for a duplicate as such: the id of the line it came from is read again
+from the file (the byte offset of every :data:`OFFSET_EVERY`-th line is kept) and compared, so
+a hash collision of two ids costs one read and changes nothing.
+
+A line's id is checked against the hashed ids once a batch of recent ids is settled
+(:meth:`CompactEventIds.settle`: every :data:`RECENT_IDS` ids, at the end of the file, and
+before the bulk import hands a batch of events over to be written), not as the line is read; a
+duplicate found then is recorded with :meth:`ProblemCollector.add_earlier
+<agora.ingest.errors.ProblemCollector.add_earlier>`, where it would have been recorded as its
+line was read: the problems are the same, in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agora.ingest.errors import ProblemCollector
+
+#: Ids kept as text (the latest ones) before they are hashed into the sorted arrays.
+RECENT_IDS = 1 << 17
+#: The byte offset of every this many lines is kept, to read a line again (8 bytes each).
+OFFSET_EVERY = 64
+#: Rows of a sorted array moved at once when two are merged (the merge's extra memory).
+_MERGE_CHUNK = 1 << 20
+#: A line number stored in 4 bytes (a file of more lines stores 8).
+_LINE_MAX_U32 = 2**32 - 1
+
+#: The hash of an id (tests put a weak one in to make collisions).
+id_hash: Callable[[str], int] = hash
+
+
+def duplicate_message(event_id: str, first: int) -> str:
+    """The problem of a line that uses ``event_id`` again."""
+    return f"duplicate event_id {event_id!r}: first used on line {first}"
+
+
+class EventIds:
+    """The event ids used so far and the line each was first used on, in a dict."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}
+
+    def first_line(self, event_id: str) -> int | None:
+        """The line ``event_id`` was first used on, or None."""
+        return self._first.get(event_id)
+
+    def add(self, event_id: str, line: int) -> None:
+        """``event_id`` used first on ``line`` (not seen before: :meth:`first_line` said so)."""
+        self._first[event_id] = line
+
+    def add_new(self, event_id: str, line: int) -> bool:
+        """Record ``event_id`` as used first on ``line`` and answer True, or answer False
+        (nothing recorded) if it is known to have been used before. An answer of True may be
+        corrected by :meth:`settle` (``CompactEventIds``)."""
+        if event_id in self._first:
+            return False
+        self._first[event_id] = line
+        return True
+
+    def settle(self) -> None:
+        """Report every duplicate among the ids recorded so far (nothing to do here)."""
+
+    def note_offset(self, offset: int) -> None:
+        """The byte offset where the next :data:`OFFSET_EVERY` lines begin (unused here)."""
+
+    @property
+    def wants_offsets(self) -> bool:
+        return False
+
+
+class CompactEventIds(EventIds):
+    """:class:`EventIds` for a JSON Lines file in about 12 bytes an id (see the module's text).
+
+    ``id_of`` reads the id a line's JSON object was recorded under (None for none); line
+    numbers count from 1, as ``path``'s lines are counted, a UTF-8 byte-order mark at its start
+    left out. Duplicates found by :meth:`settle` go to ``problems``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        problems: ProblemCollector,
+        id_of: Callable[[dict[str, Any]], str | None],
+        recent: int = RECENT_IDS,
+    ) -> None:
+        super().__init__()
+        self._path = Path(path)
+        self._problems = problems
+        self._id_of = id_of
+        self._recent_max = recent
+        #: sorted runs: hashes (int64, ascending) and the line of each (uint32 or int64)
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self._offsets = array("q", [0])  # where lines 1, 1 + OFFSET_EVERY, ... begin
+
+    @property
+    def wants_offsets(self) -> bool:
+        return True
+
+    def note_offset(self, offset: int) -> None:
+        self._offsets.append(offset)
+
+    def first_line(self, event_id: str) -> int | None:
+        if self._runs:  # the hashed ids are older than the recent ones
+            h = id_hash(event_id)
+            lines = [line for run in self._runs for line in _lines_of(run, h)]
+            if lines:
+                texts = self._ids_on_lines(lines)
+                same = [line for line in lines if texts.get(line) == event_id]
+                if same:
+                    return min(same)
+        return self._first.get(event_id)
+
+    def add(self, event_id: str, line: int) -> None:
+        self._first[event_id] = line
+        if len(self._first) >= self._recent_max:
+            self.settle()
+
+    def add_new(self, event_id: str, line: int) -> bool:
+        recent = self._first
+        if event_id in recent:
+            return False
+        recent[event_id] = line
+        if len(recent) >= self._recent_max:
+            self.settle()
+        return True
+
+    def settle(self) -> None:
+        """Hash the recent ids into a sorted run; each one the older runs hold already (read
+        again from its line to be sure) is reported as a duplicate and left out."""
+        if not self._first:
+            return
+        recent, self._first = self._first, {}
+        ids = list(recent)
+        count = len(ids)
+        hashes = np.fromiter(map(id_hash, ids), np.int64, count)
+        lines = np.fromiter(recent.values(), np.int64, count)
+        del recent
+        order = np.argsort(hashes)  # ids of the same hash: in any order
+        hashes, lines = hashes[order], lines[order]
+        into = None  # where each goes in the last run
+        if self._runs:
+            repeated, into = self._repeated(ids, order, hashes, lines)
+            if repeated is not None:
+                hashes, lines, into = hashes[~repeated], lines[~repeated], into[~repeated]
+        if not len(lines):
+            return
+        if lines.max() <= _LINE_MAX_U32:
+            lines = lines.astype(np.uint32)
+        self._runs.append((hashes, lines))
+        # merged while the run before is no longer: runs of sizes that about halve (a binary
+        # counter), so each id is moved about log2(ids / RECENT_IDS) times in all
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= len(self._runs[-1][0]):
+            newer = self._runs.pop()
+            self._runs.append(_merged(self._runs.pop(), newer, into))
+            into = None
+
+    def _repeated(
+        self, ids: list[str], order: np.ndarray, hashes: np.ndarray, lines: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """Which of the sorted ``hashes`` (of ``ids[order]``, first used on ``lines``) the
+        runs held before: True where the id is truly a duplicate, its problem recorded (None:
+        none is); and where each hash goes in the last run."""
+        earlier: dict[int, list[int]] = {}  # position in hashes -> lines of the same hash
+        for run in self._runs:
+            run_hashes = run[0]
+            at = run_hashes.searchsorted(hashes)
+            found = np.flatnonzero(run_hashes[np.minimum(at, len(run_hashes) - 1)] == hashes)
+            for position in found.tolist():
+                earlier.setdefault(position, []).extend(_lines_of(run, int(hashes[position])))
+        if not earlier:
+            return None, at
+        texts = self._ids_on_lines(line for found in earlier.values() for line in found)
+        repeated = np.zeros(len(hashes), bool)
+        for position in sorted(earlier, key=lambda p: int(lines[p])):
+            event_id = ids[order[position]]
+            same = [line for line in earlier[position] if texts.get(line) == event_id]
+            if same:
+                repeated[position] = True
+                self._problems.add_earlier(
+                    int(lines[position]), duplicate_message(event_id, min(same)), field="event_id"
+                )
+        return (repeated if repeated.any() else None), at
+
+    def _ids_on_lines(self, wanted: Iterable[int]) -> dict[int, str | None]:
+        """The id each of the ``wanted`` lines was recorded under, read again from the file."""
+        texts: dict[int, str | None] = {}
+        at = None  # the number of the line fh reads next
+        with self._path.open("rb") as fh:
+            for line in sorted(set(wanted)):
+                block = (line - 1) // OFFSET_EVERY
+                start = block * OFFSET_EVERY + 1
+                if at is None or not start <= at <= line:
+                    fh.seek(self._offsets[block])
+                    at = start
+                while at < line:
+                    fh.readline()
+                    at += 1
+                raw = fh.readline()
+                at += 1
+                if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    obj = json.loads(raw.rstrip(b"\r\n").decode("utf-8"))
+                except ValueError:  # not the line it was (the file changed): no duplicate
+                    obj = None
+                texts[line] = self._id_of(obj) if isinstance(obj, dict) else None
+        return texts
+
+
+def _lines_of(run: tuple[np.ndarray, np.ndarray], h: int) -> list[int]:
+    """The lines of the ids of hash ``h`` in a sorted run."""
+    hashes, lines = run
+    start = int(hashes.searchsorted(h))
+    stop = int(hashes.searchsorted(h, side="right"))
+    return [int(line) for line in lines[start:stop]]
+
+
+def _merged(
+    older: tuple[np.ndarray, np.ndarray],
+    newer: tuple[np.ndarray, np.ndarray],
+    into: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs as one, made in the older's arrays (grown in place: no second copy of
+    them at any time). ``into``: where each newer hash goes among the older (``searchsorted``,
+    either side: rows of one hash may come in any order), if known."""
+    hashes, lines = older
+    new_hashes, new_lines = newer
+    n, m = len(hashes), len(new_hashes)
+    if lines.dtype != new_lines.dtype:
+        lines = lines.astype(np.int64)
+        new_lines = new_lines.astype(np.int64)
+    # the newer row j goes before the older row into[j]: to into[j] + j
+    if into is None:
+        into = hashes.searchsorted(new_hashes)
+    hashes.resize(n + m, refcheck=False)
+    lines.resize(n + m, refcheck=False)
+    # the older row i moves right by the number of newer rows before it, #{j: into[j] <= i};
+    # chunk by chunk from the end, so no row is overwritten before it moved
+    for stop in range(n, 0, -_MERGE_CHUNK):
+        start = max(0, stop - _MERGE_CHUNK)
+        before = int(into.searchsorted(start, side="left"))  # newer rows before the chunk
+        last = int(into.searchsorted(stop, side="left"))
+        counts = np.bincount(into[before:last] - start, minlength=stop - start)
+        shift = np.cumsum(counts[: stop - start]) + before
+        if not shift[-1]:
+            break  # no newer row goes before this chunk's rows, nor before those below
+        to = np.arange(start, stop) + shift
+        hashes[to] = hashes[start:stop]
+        lines[to] = lines[start:stop]
+    to = into + np.arange(m)
+    hashes[to] = new_hashes
+    lines[to] = new_lines
+    return hashes, lines
