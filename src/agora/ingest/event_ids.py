@@ -35,7 +35,7 @@ RECENT_IDS = 1 << 17
 #: The byte offset of every this many lines is kept, to read a line again (8 bytes each).
 OFFSET_EVERY = 64
 #: Rows of a sorted array moved at once when two are merged (the merge's extra memory).
-_MERGE_CHUNK = 1 << 20
+_MERGE_CHUNK = 1 << 16
 #: A line number stored in 4 bytes (a file of more lines stores 8).
 _LINE_MAX_U32 = 2**32 - 1
 
@@ -95,13 +95,13 @@ class CompactEventIds(EventIds):
         path: str | Path,
         problems: ProblemCollector,
         id_of: Callable[[dict[str, Any]], str | None],
-        recent: int = RECENT_IDS,
+        recent: int | None = None,
     ) -> None:
         super().__init__()
         self._path = Path(path)
         self._problems = problems
         self._id_of = id_of
-        self._recent_max = recent
+        self._recent_max = RECENT_IDS if recent is None else recent
         #: sorted runs: hashes (int64, ascending) and the line of each (uint32 or int64)
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
         self._offsets = array("q", [0])  # where lines 1, 1 + OFFSET_EVERY, ... begin
@@ -151,11 +151,10 @@ class CompactEventIds(EventIds):
         del recent
         order = np.argsort(hashes)  # ids of the same hash: in any order
         hashes, lines = hashes[order], lines[order]
-        into = None  # where each goes in the last run
         if self._runs:
-            repeated, into = self._repeated(ids, order, hashes, lines)
+            repeated = self._repeated(ids, order, hashes, lines)
             if repeated is not None:
-                hashes, lines, into = hashes[~repeated], lines[~repeated], into[~repeated]
+                hashes, lines = hashes[~repeated], lines[~repeated]
         if not len(lines):
             return
         if lines.max() <= _LINE_MAX_U32:
@@ -165,15 +164,14 @@ class CompactEventIds(EventIds):
         # counter), so each id is moved about log2(ids / RECENT_IDS) times in all
         while len(self._runs) > 1 and len(self._runs[-2][0]) <= len(self._runs[-1][0]):
             newer = self._runs.pop()
-            self._runs.append(_merged(self._runs.pop(), newer, into))
-            into = None
+            self._runs.append(_merged(self._runs.pop(), newer))
 
     def _repeated(
         self, ids: list[str], order: np.ndarray, hashes: np.ndarray, lines: np.ndarray
-    ) -> tuple[np.ndarray | None, np.ndarray]:
+    ) -> np.ndarray | None:
         """Which of the sorted ``hashes`` (of ``ids[order]``, first used on ``lines``) the
         runs held before: True where the id is truly a duplicate, its problem recorded (None:
-        none is); and where each hash goes in the last run."""
+        none is)."""
         earlier: dict[int, list[int]] = {}  # position in hashes -> lines of the same hash
         for run in self._runs:
             run_hashes = run[0]
@@ -182,7 +180,7 @@ class CompactEventIds(EventIds):
             for position in found.tolist():
                 earlier.setdefault(position, []).extend(_lines_of(run, int(hashes[position])))
         if not earlier:
-            return None, at
+            return None
         texts = self._ids_on_lines(line for found in earlier.values() for line in found)
         repeated = np.zeros(len(hashes), bool)
         for position in sorted(earlier, key=lambda p: int(lines[p])):
@@ -193,7 +191,7 @@ class CompactEventIds(EventIds):
                 self._problems.add_earlier(
                     int(lines[position]), duplicate_message(event_id, min(same)), field="event_id"
                 )
-        return (repeated if repeated.any() else None), at
+        return repeated if repeated.any() else None
 
     def _ids_on_lines(self, wanted: Iterable[int]) -> dict[int, str | None]:
         """The id each of the ``wanted`` lines was recorded under, read again from the file."""
@@ -230,38 +228,35 @@ def _lines_of(run: tuple[np.ndarray, np.ndarray], h: int) -> list[int]:
 
 
 def _merged(
-    older: tuple[np.ndarray, np.ndarray],
-    newer: tuple[np.ndarray, np.ndarray],
-    into: np.ndarray | None = None,
+    older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two sorted runs as one, made in the older's arrays (grown in place: no second copy of
-    them at any time). ``into``: where each newer hash goes among the older (``searchsorted``,
-    either side: rows of one hash may come in any order), if known."""
+    """Two sorted runs as one, made in the older's arrays, grown in place: besides them, the
+    merge takes memory for :data:`_MERGE_CHUNK` rows at a time, never a copy of a run. Rows of
+    one hash may come in any order."""
     hashes, lines = older
     new_hashes, new_lines = newer
     n, m = len(hashes), len(new_hashes)
     if lines.dtype != new_lines.dtype:
         lines = lines.astype(np.int64)
         new_lines = new_lines.astype(np.int64)
-    # the newer row j goes before the older row into[j]: to into[j] + j
-    if into is None:
-        into = hashes.searchsorted(new_hashes)
     hashes.resize(n + m, refcheck=False)
     lines.resize(n + m, refcheck=False)
-    # the older row i moves right by the number of newer rows before it, #{j: into[j] <= i};
-    # chunk by chunk from the end, so no row is overwritten before it moved
+    # a newer row j goes to into[j] + j, into[j] being the number of older rows of lower
+    # hashes; the older row i moves right by the number of newer rows with into[j] <= i.
+    # Done chunk by chunk of older rows from the end: no row is overwritten before it moved
+    placed = int(new_hashes.searchsorted(hashes[n - 1], side="right")) if n else 0
+    to = np.arange(placed, m) + n  # after every older row
+    hashes[to], lines[to] = new_hashes[placed:], new_lines[placed:]
     for stop in range(n, 0, -_MERGE_CHUNK):
+        if not placed:
+            break  # every newer row is in place: the older rows left stay where they are
         start = max(0, stop - _MERGE_CHUNK)
-        before = int(into.searchsorted(start, side="left"))  # newer rows before the chunk
-        last = int(into.searchsorted(stop, side="left"))
-        counts = np.bincount(into[before:last] - start, minlength=stop - start)
-        shift = np.cumsum(counts[: stop - start]) + before
-        if not shift[-1]:
-            break  # no newer row goes before this chunk's rows, nor before those below
+        first = int(new_hashes.searchsorted(hashes[start - 1], side="right")) if start else 0
+        into = hashes[start:stop].searchsorted(new_hashes[first:placed])  # + start
+        shift = np.cumsum(np.bincount(into, minlength=stop - start)) + first
         to = np.arange(start, stop) + shift
-        hashes[to] = hashes[start:stop]
-        lines[to] = lines[start:stop]
-    to = into + np.arange(m)
-    hashes[to] = new_hashes
-    lines[to] = new_lines
+        hashes[to], lines[to] = hashes[start:stop], lines[start:stop]
+        to = into + np.arange(start + first, start + placed)
+        hashes[to], lines[to] = new_hashes[first:placed], new_lines[first:placed]
+        placed = first
     return hashes, lines
