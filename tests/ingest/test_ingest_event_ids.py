@@ -148,12 +148,19 @@ def test_a_problem_found_late_goes_where_its_line_puts_it(tmp_path: Path) -> Non
     for line in (2, 5, 9):
         problems.add(line, f"p{line}")
     problems.add(12, "p12")  # counted, not kept
-    problems.add_earlier(5, "late5")
+    problems.add_earlier(5, "late5", after=1)
     assert [(p.line, p.message) for p in problems.problems] == [(2, "p2"), (5, "p5"), (5, "late5")]
     problems.add_earlier(10, "late10")  # after the last kept: counted only
     problems.add_earlier(1, "late1")
     assert [p.line for p in problems.problems] == [1, 2, 5]
     assert problems.total == 7
+    among = ProblemCollector(tmp_path / "f.jsonl")
+    for message in ("a", "b", "c"):
+        among.add(4, message)
+    among.add(6, "d")
+    among.add_earlier(4, "after-one", after=1)  # found after one problem of its line
+    among.add_earlier(4, "after-nine", after=9)  # no more than its line's problems
+    assert [p.message for p in among.problems] == ["a", "after-one", "b", "c", "after-nine", "d"]
 
 
 def test_hashed_ids_take_a_few_bytes_each(tmp_path: Path) -> None:

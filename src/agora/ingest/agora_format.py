@@ -129,11 +129,12 @@ class _Checker:
     def record(self, kind: str, data: dict[str, Any], line: int) -> BaseModel | None:
         """Validate one record; report all its problems and return it only when it is sound."""
         ok = True
+        before = self.problems.total
         for loc, message in unstorable_text(data):
             self.problems.add(line, message, field=_loc(loc) if loc else None)
             ok = False
         if kind == "event":
-            ok = self._event(data, line) and ok
+            ok = self._event(data, line, before) and ok
         elif kind == "edge":
             edge_type = _text(data.get("type"))
             if edge_type and edge_type not in self.edge_types:
@@ -215,8 +216,9 @@ class _Checker:
             latest = min(latest, self.now + timedelta(seconds=self.max_future_seconds))
         return self.earliest, latest
 
-    def _event(self, data: dict[str, Any], line: int) -> bool:
-        """Checks made on the raw event, so they are reported even when other fields are bad."""
+    def _event(self, data: dict[str, Any], line: int, before: int) -> bool:
+        """Checks made on the raw event, so they are reported even when other fields are bad
+        (``before``: the number of problems recorded before this line's)."""
         ok = True
         event_type = _text(data.get("type"))
         if event_type and event_type not in self.event_types:
@@ -229,12 +231,10 @@ class _Checker:
             ok = False
         event_id = _text(data.get("event_id"))
         if event_id:
-            first = self.ids.first_line(event_id)
+            first = self.ids.check(event_id, line, self.problems.total - before)
             if first is not None:
                 self.problems.add(line, duplicate_message(event_id, first), field="event_id")
                 ok = False
-            else:
-                self.ids.add(event_id, line)
         return ok
 
 

@@ -122,13 +122,16 @@ class ProblemCollector:
         message: str,
         field: str | None = None,
         column: int | None = None,
+        after: int = 0,
     ) -> None:
         """Record a problem of a line read before some problems already recorded (a check made
         after its line was read), where :meth:`add` would have put it then: after the problems
-        of lines up to ``line``, before those of later lines. The kept problems stay the first
-        ``max_kept`` in line order (problems are recorded in line order but for these)."""
+        of earlier lines and the first ``after`` problems of ``line``, before the others. The
+        kept problems stay the first ``max_kept`` in line order (problems are recorded in line
+        order but for these)."""
         self.total += 1
-        at = bisect.bisect_right(self.problems, line, key=_line_of)
+        start = bisect.bisect_left(self.problems, line, key=_line_of)
+        at = min(start + after, bisect.bisect_right(self.problems, line, lo=start, key=_line_of))
         if at < self.max_kept:
             problem = ImportProblem(self.file, line, _clip(message, 300), field, column)
             self.problems.insert(at, problem)

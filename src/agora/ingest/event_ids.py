@@ -10,12 +10,14 @@ again is never taken for a duplicate as such: the id of the line it came from is
 from the file (the byte offset of every :data:`OFFSET_EVERY`-th line is kept) and compared, so
 a hash collision of two ids costs one read and changes nothing.
 
-A line's id is checked against the hashed ids once a batch of recent ids is settled
-(:meth:`CompactEventIds.settle`: every :data:`RECENT_IDS` ids, at the end of the file, and
-before the bulk import hands a batch of events over to be written), not as the line is read; a
-duplicate found then is recorded with :meth:`ProblemCollector.add_earlier
-<agora.ingest.errors.ProblemCollector.add_earlier>`, where it would have been recorded as its
-line was read: the problems are the same, in the same order.
+A line's id is checked against the recent ids as the line is read, against the hashed ids
+once the recent ones are settled (:meth:`CompactEventIds.settle`: every :data:`RECENT_IDS` ids,
+at the end of the file, and before the bulk import hands a batch of events over to be
+written), all of them at once. A duplicate found then is recorded with
+:meth:`ProblemCollector.add_earlier <agora.ingest.errors.ProblemCollector.add_earlier>` where
+it would have been recorded as its line was read (after the problems found on that line before
+its id's check): the problems are the same, in the same order, as with the dict. Only, the
+line's record may have been handed on before (the file is refused all the same).
 """
 
 from __future__ import annotations
@@ -54,18 +56,20 @@ class EventIds:
     def __init__(self) -> None:
         self._first: dict[str, int] = {}
 
-    def first_line(self, event_id: str) -> int | None:
-        """The line ``event_id`` was first used on, or None."""
-        return self._first.get(event_id)
-
-    def add(self, event_id: str, line: int) -> None:
-        """``event_id`` used first on ``line`` (not seen before: :meth:`first_line` said so)."""
-        self._first[event_id] = line
+    def check(self, event_id: str, line: int, after: int = 0) -> int | None:
+        """The line ``event_id`` was first used on if it is known to have been used before
+        (the caller reports the duplicate), else None, ``event_id`` recorded as used first on
+        ``line``. ``after``: how many problems of ``line`` were recorded before this check
+        (where a duplicate :meth:`settle` finds goes among them)."""
+        first = self._first.get(event_id)
+        if first is None:
+            self._first[event_id] = line
+        return first
 
     def add_new(self, event_id: str, line: int) -> bool:
-        """Record ``event_id`` as used first on ``line`` and answer True, or answer False
-        (nothing recorded) if it is known to have been used before. An answer of True may be
-        corrected by :meth:`settle` (``CompactEventIds``)."""
+        """Record ``event_id`` as used first on ``line`` (a line with no other problem) and
+        answer True, or answer False (nothing recorded) if it is known to have been used
+        before: the caller then checks the line the long way, :meth:`check` among it."""
         if event_id in self._first:
             return False
         self._first[event_id] = line
@@ -102,6 +106,10 @@ class CompactEventIds(EventIds):
         self._problems = problems
         self._id_of = id_of
         self._recent_max = RECENT_IDS if recent is None else recent
+        #: lines of the recent ids that had problems before their id's check: how many
+        self._after: dict[int, int] = {}
+        #: recent ids used again: their first line among the hashed ids (0: none)
+        self._hashed_first: dict[str, int] = {}
         #: sorted runs: hashes (int64, ascending) and the line of each (uint32 or int64)
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
         self._offsets = array("q", [0])  # where lines 1, 1 + OFFSET_EVERY, ... begin
@@ -113,21 +121,31 @@ class CompactEventIds(EventIds):
     def note_offset(self, offset: int) -> None:
         self._offsets.append(offset)
 
-    def first_line(self, event_id: str) -> int | None:
-        if self._runs:  # the hashed ids are older than the recent ones
-            h = id_hash(event_id)
-            lines = [line for run in self._runs for line in _lines_of(run, h)]
-            if lines:
-                texts = self._ids_on_lines(lines)
-                same = [line for line in lines if texts.get(line) == event_id]
-                if same:
-                    return min(same)
-        return self._first.get(event_id)
-
-    def add(self, event_id: str, line: int) -> None:
-        self._first[event_id] = line
-        if len(self._first) >= self._recent_max:
+    def check(self, event_id: str, line: int, after: int = 0) -> int | None:
+        recent = self._first
+        first = recent.get(event_id)
+        if first is not None:  # a duplicate: of a hashed id's line, if any (they are older)
+            hashed = self._hashed_first.get(event_id)
+            if hashed is None:
+                hashed = self._hashed_first[event_id] = self._first_hashed(event_id) or 0
+            return hashed or first
+        recent[event_id] = line  # checked against the hashed ids by settle()
+        if after:
+            self._after[line] = after
+        if len(recent) >= self._recent_max:
             self.settle()
+        return None
+
+    def _first_hashed(self, event_id: str) -> int | None:
+        """The first line of ``event_id`` among the hashed ids, or None."""
+        if not self._runs:
+            return None
+        h = id_hash(event_id)
+        lines = [line for run in self._runs for line in _lines_of(run, h)]
+        if not lines:
+            return None
+        texts = self._ids_on_lines(lines)
+        return min((line for line in lines if texts.get(line) == event_id), default=None)
 
     def add_new(self, event_id: str, line: int) -> bool:
         recent = self._first
@@ -144,6 +162,8 @@ class CompactEventIds(EventIds):
         if not self._first:
             return
         recent, self._first = self._first, {}
+        after, self._after = self._after, {}
+        self._hashed_first = {}
         ids = list(recent)
         count = len(ids)
         hashes = np.fromiter(map(id_hash, ids), np.int64, count)
@@ -152,7 +172,7 @@ class CompactEventIds(EventIds):
         order = np.argsort(hashes)  # ids of the same hash: in any order
         hashes, lines = hashes[order], lines[order]
         if self._runs:
-            repeated = self._repeated(ids, order, hashes, lines)
+            repeated = self._repeated(ids, order, hashes, lines, after)
             if repeated is not None:
                 hashes, lines = hashes[~repeated], lines[~repeated]
         if not len(lines):
@@ -167,11 +187,16 @@ class CompactEventIds(EventIds):
             self._runs.append(_merged(self._runs.pop(), newer))
 
     def _repeated(
-        self, ids: list[str], order: np.ndarray, hashes: np.ndarray, lines: np.ndarray
+        self,
+        ids: list[str],
+        order: np.ndarray,
+        hashes: np.ndarray,
+        lines: np.ndarray,
+        after: dict[int, int],
     ) -> np.ndarray | None:
-        """Which of the sorted ``hashes`` (of ``ids[order]``, first used on ``lines``) the
-        runs held before: True where the id is truly a duplicate, its problem recorded (None:
-        none is)."""
+        """Which of the sorted ``hashes`` (of ``ids[order]``, first used on ``lines``, after
+        ``after[line]`` problems of theirs) the runs held before: True where the id is truly a
+        duplicate, its problem recorded (None: none is)."""
         earlier: dict[int, list[int]] = {}  # position in hashes -> lines of the same hash
         for run in self._runs:
             run_hashes = run[0]
@@ -188,9 +213,9 @@ class CompactEventIds(EventIds):
             same = [line for line in earlier[position] if texts.get(line) == event_id]
             if same:
                 repeated[position] = True
-                self._problems.add_earlier(
-                    int(lines[position]), duplicate_message(event_id, min(same)), field="event_id"
-                )
+                line = int(lines[position])
+                message = duplicate_message(event_id, min(same))
+                self._problems.add_earlier(line, message, "event_id", after=after.get(line, 0))
         return repeated if repeated.any() else None
 
     def _ids_on_lines(self, wanted: Iterable[int]) -> dict[int, str | None]:
