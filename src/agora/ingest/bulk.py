@@ -17,6 +17,11 @@ kinds (users, items, groups, edges, memberships: a small part of big files) are 
 afterwards by the normal path's functions, which create or replace: an item's bare row made
 for an event gets the item's record.
 
+The file's event ids (a file that uses one twice is refused) are kept in about 12 bytes each,
+not the normal path's dict of texts (about 150): a JSON Lines file's by
+:class:`~agora.ingest.event_ids.CompactEventIds`, whose recent ids the reader settles before it
+hands a batch over, so a batch holding a repeated id is never written.
+
 What makes it fast at tens of millions of events (measured by ``bench/bulk_import.py``):
 
 * the next batch is parsed (Python) while PostgreSQL writes this one, so two cores work;
