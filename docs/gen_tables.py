@@ -911,6 +911,8 @@ def scale_20m_runs(files: dict[str, dict]) -> str:
 @renderer("bench/results/bulk_import_20m.json", "runs")
 @renderer("bench/results/bulk_import_once.json", "runs")
 @renderer("bench/results/bulk_import_20m_once.json", "runs")
+@renderer("bench/results/bulk_import_ids.json", "runs")
+@renderer("bench/results/bulk_import_ids_quiet.json", "runs")
 def bulk_import(data: dict) -> str:
     """`bench/bulk_import.py`: each import in the order run, this checkout beside the baseline."""
     rows = [

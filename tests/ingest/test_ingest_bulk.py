@@ -18,6 +18,7 @@ from agora.config import Settings, get_settings
 from agora.db.engine import make_engine, migrate, session_factory, transaction
 from agora.db.partitions import ensure_event_partitions
 from agora.ingest import bulk as bulk_module
+from agora.ingest import event_ids
 from agora.ingest.bulk import ANALYZED, NotBulkable, bulk_import
 from agora.ingest.errors import ImportFailed
 from agora.ingest.registry import load_any
@@ -188,6 +189,73 @@ def test_bulk_import_stores_what_the_normal_import_stores(
         again = bulk_import(s, path, TYPES)
     assert again.written["events"] == 0 and again.duplicate_events == 7
     assert _contents(bulk_store)["keys"] == 7
+
+
+@pytest.mark.parametrize("two_stores", ["an-event", "empty"], indirect=True)
+def test_ids_of_one_hash_are_told_apart_by_their_lines(
+    two_stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every event id of one hash and two kept as text (the others as hashes, found again for
+    each new id and read again from their lines): no event is taken for a duplicate it is not,
+    and the store holds what the normal import stores."""
+    monkeypatch.setattr(event_ids, "id_hash", lambda _: 7)
+    monkeypatch.setattr(event_ids, "RECENT_IDS", 2)
+    monkeypatch.setattr(bulk_module, "BATCH_EVENTS", 2)
+    normal_store, bulk_store = two_stores
+    held = _contents(bulk_store)["keys"]
+    path = _write(tmp_path / "mixed.jsonl", LINES)
+    with transaction(session_factory(normal_store)) as s:
+        normal = add_dataset(s, load_any(path, event_types=TYPES, max_future_seconds=300.0), TYPES)
+    with transaction(session_factory(bulk_store)) as s:
+        bulk = bulk_import(s, path, TYPES)
+    assert bulk.written == normal.written and bulk.written["events"] == 7 - held
+    assert bulk.duplicate_events == normal.duplicate_events == held
+    stored, expected = _contents(bulk_store), _contents(normal_store)
+    for contents in (stored, expected):  # e5 came without a time: each store's is its write's
+        contents["events"] = [row if row[0] != "e5" else row[:5] for row in contents["events"]]
+    assert stored == expected
+
+
+def test_an_id_repeated_batches_later_is_refused_before_its_batch_is_written(
+    postgres_url, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id used again long after its first line (hashed by then, among ids of one hash): the
+    file is refused with the normal import's problems, in its order, the batch holding the
+    repeat never written, and nothing stored."""
+    monkeypatch.setattr(event_ids, "id_hash", len)
+    monkeypatch.setattr(event_ids, "RECENT_IDS", 2)
+    monkeypatch.setattr(bulk_module, "BATCH_EVENTS", 2)
+    written: list[str] = []
+    write = bulk_module._EventWriter.write
+
+    def note_then_write(self, staged, batch):
+        written.extend(line.split("\t")[0] for line in batch.lines)
+        return write(self, staged, batch)
+
+    monkeypatch.setattr(bulk_module._EventWriter, "write", note_then_write)
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    good = {"user_id": "u1", "item_id": "p1", "type": "view", "timestamp": 1714557600}
+    path = _write(
+        tmp_path / "again.jsonl",
+        [
+            *({"event_id": f"e{n}", **good} for n in range(8)),
+            {"event_id": "e1", **good},  # line 9, in the fifth batch (1, then 2 a batch)
+            {"event_id": "f0", **good, "type": "upvote"},
+            {"event_id": "e6", **good},
+        ],
+    )
+    with pytest.raises(ImportFailed) as normal:
+        load_any(path, event_types=TYPES, max_future_seconds=300.0)
+    with pytest.raises(ImportFailed) as bulk, transaction(session_factory(engine)) as s:
+        bulk_import(s, path, TYPES)
+    assert [str(p) for p in bulk.value.problems] == [str(p) for p in normal.value.problems]
+    assert [p.line for p in bulk.value.problems] == [9, 10, 11]
+    assert "duplicate event_id 'e1': first used on line 2" in str(bulk.value.problems[0])
+    assert written == [f"e{n}" for n in range(7)]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 0
+    engine.dispose()
 
 
 _COUNT_ROW_TRIGGERS = """

@@ -26,6 +26,7 @@ from agora.api.types import id_problem, unstorable_text
 from agora.config import BUILTIN_EVENT_TYPES, EDGE_TYPES
 from agora.db.tables import TIME_CEILING, TIME_FLOOR
 from agora.ingest.errors import ProblemCollector
+from agora.ingest.event_ids import OFFSET_EVERY, CompactEventIds, EventIds, duplicate_message
 from agora.ingest.schemas import (
     Dataset,
     EdgeIn,
@@ -115,7 +116,7 @@ CSV_SUFFIXES = (".csv",)
 
 @dataclass
 class _Checker:
-    """File-level validation state: allowed types, clock, event ids seen so far."""
+    """File-level validation state: allowed types, clock, event ids seen so far (``ids``)."""
 
     problems: ProblemCollector
     event_types: frozenset[str]
@@ -123,16 +124,17 @@ class _Checker:
     max_future_seconds: float | None
     now: datetime
     earliest: datetime = TIME_FLOOR
-    seen_event_ids: dict[str, int] = field(default_factory=dict)
+    ids: EventIds = field(default_factory=EventIds)
 
     def record(self, kind: str, data: dict[str, Any], line: int) -> BaseModel | None:
         """Validate one record; report all its problems and return it only when it is sound."""
         ok = True
+        before = self.problems.total
         for loc, message in unstorable_text(data):
             self.problems.add(line, message, field=_loc(loc) if loc else None)
             ok = False
         if kind == "event":
-            ok = self._event(data, line) and ok
+            ok = self._event(data, line, before) and ok
         elif kind == "edge":
             edge_type = _text(data.get("type"))
             if edge_type and edge_type not in self.edge_types:
@@ -200,9 +202,8 @@ class _Checker:
             return None
         else:
             context_text = json.dumps(context) if context else "{}"
-        if event_id in self.seen_event_ids:
+        if not self.ids.add_new(event_id, line):
             return None  # the schema's path reports the duplicate
-        self.seen_event_ids[event_id] = line
         return EventRow(
             line, event_id, user_id, item_id, event_type, value, timestamp, context_text
         )
@@ -215,8 +216,9 @@ class _Checker:
             latest = min(latest, self.now + timedelta(seconds=self.max_future_seconds))
         return self.earliest, latest
 
-    def _event(self, data: dict[str, Any], line: int) -> bool:
-        """Checks made on the raw event, so they are reported even when other fields are bad."""
+    def _event(self, data: dict[str, Any], line: int, before: int) -> bool:
+        """Checks made on the raw event, so they are reported even when other fields are bad
+        (``before``: the number of problems recorded before this line's)."""
         ok = True
         event_type = _text(data.get("type"))
         if event_type and event_type not in self.event_types:
@@ -229,16 +231,10 @@ class _Checker:
             ok = False
         event_id = _text(data.get("event_id"))
         if event_id:
-            first = self.seen_event_ids.get(event_id)
+            first = self.ids.check(event_id, line, self.problems.total - before)
             if first is not None:
-                self.problems.add(
-                    line,
-                    f"duplicate event_id {event_id!r}: first used on line {first}",
-                    field="event_id",
-                )
+                self.problems.add(line, duplicate_message(event_id, first), field="event_id")
                 ok = False
-            else:
-                self.seen_event_ids[event_id] = line
         return ok
 
 
@@ -313,6 +309,7 @@ def _make_checker(
     max_future_seconds: float | None,
     now: datetime | None,
     earliest: datetime | None = None,
+    ids: EventIds | None = None,
 ) -> _Checker:
     if now is None:
         now = datetime.now(UTC)
@@ -325,17 +322,40 @@ def _make_checker(
         max_future_seconds=max_future_seconds,
         now=now,
         earliest=earliest or TIME_FLOOR,
+        ids=EventIds() if ids is None else ids,
     )
 
 
-def _lines(path: Path, problems: ProblemCollector) -> Iterator[tuple[int, str, bool]]:
+def event_ids_for(path: str | Path, problems: ProblemCollector) -> EventIds:
+    """What keeps the event ids of ``path`` while it is read: for a JSON Lines file about 12
+    bytes an id (:class:`~agora.ingest.event_ids.CompactEventIds`, ids read again from the
+    file to be sure of a duplicate), for a CSV file a dict of them."""
+    path = Path(path)
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        return CompactEventIds(path, problems, _recorded_id)
+    return EventIds()
+
+
+def _recorded_id(obj: dict[str, Any]) -> str | None:
+    """The id a JSON Lines event line was recorded under (by :meth:`_Checker.quick_event` or
+    :meth:`_Checker._event`: the same text for any id the quick check takes)."""
+    return _text(obj.get("event_id"))
+
+
+def _lines(
+    path: Path, problems: ProblemCollector, ids: EventIds | None = None
+) -> Iterator[tuple[int, str, bool]]:
     """Decoded lines as (1-based number, text without line end, ended by a newline).
 
     Lines that are not valid UTF-8 are reported (with the position of the first bad byte) and
-    skipped. A UTF-8 byte-order mark at the start is ignored.
+    skipped. A UTF-8 byte-order mark at the start is ignored. ``ids`` that want them are told
+    where every ``OFFSET_EVERY``-th line begins.
     """
+    every = OFFSET_EVERY if ids is not None and ids.wants_offsets else 0
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
+            if every and not number % every:
+                ids.note_offset(fh.tell())  # where line number + 1 begins
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             ended = raw.endswith(b"\n")
@@ -362,7 +382,7 @@ def _scan_jsonl(
 ) -> Iterator[tuple[str, BaseModel | EventRow]]:
     problems = checker.problems
     lines = non_blank = 0
-    for number, text, ended in _lines(path, problems):
+    for number, text, ended in _lines(path, problems, checker.ids):
         lines += 1
         if not text.strip():
             continue
@@ -399,6 +419,7 @@ def _scan_jsonl(
         model = checker.record(kind, obj, number)
         if model is not None:
             yield kind, EventRow.of(model, number) if quick and kind == "event" else model
+    checker.ids.settle()  # the duplicates of ids it checks after their lines were read
     if non_blank == 0 and not problems:
         if lines == 0:
             problems.add(1, "file is empty (0 bytes, no records)")
@@ -643,13 +664,22 @@ def scan_agora(
     now: datetime | None = None,
     delimiter: str = ",",
     earliest: datetime | None = None,
+    ids: EventIds | None = None,
 ) -> Iterator[tuple[str, BaseModel | EventRow]]:
     """The sound records of one Agora file as it is read, with the same checks as
     :func:`load_agora` (every problem goes to ``problems``: the caller raises them at the end).
     Event lines of a JSON Lines file come as :class:`EventRow` (plain ones checked without
-    building a model: a bulk import reads several times faster), other records as models."""
+    building a model: a bulk import reads several times faster), other records as models.
+
+    ``ids`` (default: :func:`event_ids_for` the file) keeps the event ids read: a caller that
+    passes its own may :meth:`~agora.ingest.event_ids.EventIds.settle` them between records, so
+    that every duplicate among the lines read so far is in ``problems``; an event line found
+    later to repeat an earlier id's may have come as a record before that."""
     path = Path(path)
-    checker = _make_checker(problems, event_types, edge_types, max_future_seconds, now, earliest)
+    ids = event_ids_for(path, problems) if ids is None else ids
+    checker = _make_checker(
+        problems, event_types, edge_types, max_future_seconds, now, earliest, ids
+    )
     if path.suffix.lower() in JSONL_SUFFIXES:
         yield from _scan_jsonl(path, checker, quick=True)
         return

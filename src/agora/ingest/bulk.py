@@ -17,6 +17,11 @@ kinds (users, items, groups, edges, memberships: a small part of big files) are 
 afterwards by the normal path's functions, which create or replace: an item's bare row made
 for an event gets the item's record.
 
+The file's event ids (a file that uses one twice is refused) are kept in about 12 bytes each,
+not the normal path's dict of texts (about 150): a JSON Lines file's by
+:class:`~agora.ingest.event_ids.CompactEventIds`, whose recent ids the reader settles before it
+hands a batch over, so a batch holding a repeated id is never written.
+
 What makes it fast at tens of millions of events (measured by ``bench/bulk_import.py``):
 
 * the next batch is parsed (Python) while PostgreSQL writes this one, so two cores work;
@@ -49,7 +54,13 @@ from sqlalchemy.orm import Session
 from agora.db.partitions import KEY_TABLE, KEYS_WRITTEN, NewPartitions
 from agora.db.pseudonyms import sealer_for_session
 from agora.db.tables import TIME_FLOOR
-from agora.ingest.agora_format import DEFAULT_MAX_FUTURE_SECONDS, KIND_LISTS, EventRow, scan_agora
+from agora.ingest.agora_format import (
+    DEFAULT_MAX_FUTURE_SECONDS,
+    KIND_LISTS,
+    EventRow,
+    event_ids_for,
+    scan_agora,
+)
 from agora.ingest.errors import ProblemCollector
 from agora.ingest.schemas import Dataset
 from agora.ingest.service import WriteSummary, add_dataset
@@ -110,6 +121,7 @@ def bulk_import(
     now = now or datetime.now(UTC)
     allowed_types = tuple(allowed_types)
     problems = ProblemCollector(path)
+    ids = event_ids_for(path, problems)
     records = scan_agora(
         path,
         problems,
@@ -118,12 +130,13 @@ def bulk_import(
         max_future_seconds=max_future_seconds,
         now=now,
         earliest=earliest,
+        ids=ids,
     )
     sealer = sealer_for_session(session)
     new_months = NewPartitions()
     raw = session.connection().connection.driver_connection
     batch_size = min(max(BATCH_EVENTS, path.stat().st_size // (100 * 16)), MAX_BATCH_EVENTS)
-    reader = _EventBatches(records, problems, sealer, now, progress, batch_size)
+    reader = _EventBatches(records, problems, sealer, now, progress, batch_size, ids.settle)
     summary = WriteSummary()
     with raw.cursor() as cur, reader as batches:
         cur.execute(_CREATE_STAGING)
@@ -220,6 +233,7 @@ class _EventBatches:
         now: datetime,
         progress: Callable[[int], None] | None,
         batch_size: int,
+        settle: Callable[[], None] = lambda: None,
     ) -> None:
         self.others: dict[str, list[BaseModel]] = {name: [] for name in KIND_LISTS.values()}
         self._records = records
@@ -228,6 +242,7 @@ class _EventBatches:
         self._now = now
         self._progress = progress
         self._batch_size = batch_size
+        self._settle = settle
         self._named = _Named()
         self._ready: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
@@ -269,6 +284,9 @@ class _EventBatches:
             if isinstance(record, EventRow):
                 batch.add(record, self._sealer, self._now, self._named)
                 if len(batch.lines) == events:
+                    self._settle()  # a line repeating an earlier id is found before it is sent
+                    if self._problems:
+                        continue
                     self._hand_over(batch)
                     batch = _Batch()
                     events = self._batch_size

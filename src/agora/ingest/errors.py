@@ -7,6 +7,7 @@ carrying all of them, so a bad file is rejected as a whole (all-or-nothing per f
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from os import PathLike
 
@@ -90,6 +91,10 @@ class ImportFailed(Exception):
         return (type(self), (self.problems, self.total, self.file, self.max_shown))
 
 
+def _line_of(problem: ImportProblem) -> int:
+    return problem.line or 0
+
+
 class ProblemCollector:
     """Collects problems for one file while it is read, and raises them all at the end."""
 
@@ -110,6 +115,27 @@ class ProblemCollector:
         self.total += 1
         if len(self.problems) < self.max_kept:
             self.problems.append(ImportProblem(self.file, line, _clip(message, 300), field, column))
+
+    def add_earlier(
+        self,
+        line: int,
+        message: str,
+        field: str | None = None,
+        column: int | None = None,
+        after: int = 0,
+    ) -> None:
+        """Record a problem of a line read before some problems already recorded (a check made
+        after its line was read), where :meth:`add` would have put it then: after the problems
+        of earlier lines and the first ``after`` problems of ``line``, before the others. The
+        kept problems stay the first ``max_kept`` in line order (problems are recorded in line
+        order but for these)."""
+        self.total += 1
+        start = bisect.bisect_left(self.problems, line, key=_line_of)
+        at = min(start + after, bisect.bisect_right(self.problems, line, lo=start, key=_line_of))
+        if at < self.max_kept:
+            problem = ImportProblem(self.file, line, _clip(message, 300), field, column)
+            self.problems.insert(at, problem)
+            del self.problems[self.max_kept :]
 
     def __bool__(self) -> bool:
         return self.total > 0
