@@ -88,6 +88,28 @@ def test_lifecycle_assignment_and_idempotent_exposure(sessions: sessionmaker[Ses
             service.arm_overrides(session, "nobody", NOW)
 
 
+def test_a_reader_between_the_start_and_its_commit_keeps_no_stale_list(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Another thread asking what runs while a start is flushed but not committed sees the
+    old rows; the commit forgets them, so the next page (within the cache's second) gets its
+    arm and logs its exposure. The same for a stop."""
+    with transaction(sessions) as session:
+        service.create_experiment(session, ExperimentIn.model_validate(experiment()), NOW)
+    with transaction(sessions) as session:
+        service.start_experiment(session, "diverse", NOW)
+        with sessions() as other:  # not committed yet: nothing runs
+            assert not service.running_experiments(other, NOW)
+    with sessions() as other:
+        assert service.running_experiments(other, NOW)
+    with transaction(sessions) as session:
+        service.stop_experiment(session, "diverse", NOW, "done")
+        with sessions() as other:
+            assert service.running_experiments(other, NOW)
+    with sessions() as other:
+        assert not service.running_experiments(other, NOW)
+
+
 def test_metrics_per_arm_from_impressions_and_events(sessions: sessionmaker[Session]) -> None:
     spec = ExperimentIn.model_validate(experiment(start=True, ctr_window_hours=2))
     arms = [("control", 1.0), ("diverse", 1.0)]

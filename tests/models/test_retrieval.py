@@ -32,11 +32,13 @@ def test_the_index_finds_the_exact_top_k(k: int) -> None:
     queries[0] = 0.0  # a user with no signal: every score 0
     queries[1] *= -1e-3  # tiny, and mostly negative scores
     for query, (items, scores) in zip(queries, index.search_many(queries, k), strict=True):
-        want_items, want_scores = exact(vectors, query, k)
-        assert len(items) == k
+        _, want_scores = exact(vectors, query, k)
+        assert len(set(items.tolist())) == k
         np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-6)
-        if query.any():
-            assert items.tolist() == want_items.tolist()
+        # each item's own score is the exact k-th best's, rank by rank (items whose scores
+        # differ in the last float bits may swap: the products are summed in other orders)
+        own = (vectors[items] @ query).astype(np.float64)
+        np.testing.assert_allclose(own, want_scores, rtol=1e-5, atol=1e-6)
 
 
 def test_equal_lengths_and_ties() -> None:

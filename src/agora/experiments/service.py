@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from agora.api.errors import Conflict, NotFound
@@ -143,7 +143,7 @@ def start_experiment(session: Session, experiment_id: str, now: datetime) -> Exp
     if row.status == "draft":
         row.status, row.started, row.updated = "running", now, now
         session.flush()
-        _RUNNING.clear()
+        _forget_running(session)
     return row
 
 
@@ -154,7 +154,7 @@ def stop_experiment(session: Session, experiment_id: str, now: datetime, reason:
     if row.status != "stopped":
         row.status, row.stopped, row.stop_reason, row.updated = "stopped", now, reason, now
         session.flush()
-        _RUNNING.clear()
+        _forget_running(session)
     return row
 
 
@@ -222,6 +222,21 @@ class _Running:
 
 
 _RUNNING: dict[str, tuple[float, list[_Running]]] = {}
+#: Bumped by every :func:`_forget_running`: a list read before it is not cached after it.
+_FORGOTTEN = [0]
+
+
+def _forget_running(session: Session) -> None:
+    """Drop the cached running experiments now and again once ``session`` commits: another
+    thread reading between this flush and that commit sees the old rows, and must not keep
+    them for ``CACHE_SECONDS`` (a started experiment's first pages then logged no exposure)."""
+
+    def forget(*_: object) -> None:
+        _FORGOTTEN[0] += 1
+        _RUNNING.clear()
+
+    forget()
+    event.listen(session, "after_commit", forget, once=True)
 
 
 def _running(session: Session, now: datetime) -> list[_Running]:
@@ -230,6 +245,7 @@ def _running(session: Session, now: datetime) -> list[_Running]:
     hit = _RUNNING.get(key)
     if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
+    forgotten = _FORGOTTEN[0]
     rows = session.scalars(
         select(Experiment)
         .where(Experiment.status == "running")
@@ -252,7 +268,8 @@ def _running(session: Session, now: datetime) -> list[_Running]:
         )
         for r in rows
     ]
-    _RUNNING[key] = (time.monotonic(), running)
+    if forgotten == _FORGOTTEN[0]:  # no start or stop since the read began
+        _RUNNING[key] = (time.monotonic(), running)
     return running
 
 
