@@ -11,7 +11,8 @@ of ``--models`` (shipped parameters) here. For ``--users`` random
 trained users, their fitted vectors are the queries, searched one at a time on one thread:
 scoring every item (one product, then the top k) against :class:`agora.models.retrieval.
 ItemIndex` (longest vectors first, stopping where no unread item can beat the k-th score).
-Per k: ms per query of each, the share of the exact top k's items the index returns
+Per k: ms per query of each (and of the index searching ``CHUNK`` users at once, as the
+refresher does), the share of the exact top k's items the index returns
 (below 1.0 only where items tie with the k-th score: equal vectors), the share of queries whose
 k scores are the exact ones (must be 1.0) and how many items it read (p50, p90).
 ``/recommendations`` asks for about 30 plus the user's touched items, the feed's candidates
@@ -40,7 +41,9 @@ from agora.models.base import top_n  # noqa: E402
 from agora.models.registry import MODELS  # noqa: E402
 from agora.models.retrieval import FIRST_READ, ItemIndex  # noqa: E402
 
-console = Console(width=150)
+console = Console(width=170)
+#: Users searched at once in the batched timing (the refresher's chunks).
+CHUNK = 500
 
 
 def every_item(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +88,10 @@ def measure(model: Any, args: argparse.Namespace) -> dict:
     for k in args.k:
         truth, every_seconds = timed(lambda q, k=k: every_item(vectors, q, k), queries)
         found, index_seconds = timed(lambda q, k=k: index.search(q, k), queries)
+        t0 = time.perf_counter()
+        for start in range(0, len(queries), CHUNK):
+            index.search_many(queries[start : start + CHUNK], k)
+        batched_seconds = (time.perf_counter() - t0) / len(queries)
         pairs = list(zip(found, truth, strict=True))
         share = [len(np.intersect1d(f[0], t[0])) / len(t[0]) for f, t in pairs]
         same = [np.allclose(f[1], t[1], rtol=1e-6, atol=0) for f, t in pairs]
@@ -94,6 +101,7 @@ def measure(model: Any, args: argparse.Namespace) -> dict:
                 "k": k,
                 "every_item_ms": round(every_seconds * 1e3, 3),
                 "index_ms": round(index_seconds * 1e3, 3),
+                "batched_index_ms": round(batched_seconds * 1e3, 3),
                 "speedup": round(every_seconds / index_seconds, 1),
                 "same_items": round(float(np.mean(share)), 4),
                 "same_scores": round(float(np.mean(same)), 4),
@@ -143,7 +151,7 @@ def main() -> None:
 
     table = Table(title="top k: scoring every item against the item index, one user at a time")
     columns = ["community", "model", "items x factors", "lengths p50 / max", "k", "every item ms",
-               "index ms", "speedup", "same items", "same scores", "read p50",
+               "index ms", "batched ms", "speedup", "same items", "same scores", "read p50",
                "read p90"]  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column in ("community", "model") else "right")

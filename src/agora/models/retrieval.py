@@ -5,9 +5,9 @@ Factor models (ALS, BPR) score ``user_vector . item_vector``. An item's score is
 popular items carry large vectors, the long tail small ones (at 200k items and 64 factors the
 median norm was 0.04, the largest 4.1). :class:`ItemIndex` keeps the vectors ordered by norm,
 scores the largest first, and reads further only while an unread item's bound can still beat
-the k-th best score found. The answer is the exact top k. At 200k items it read about 4,500
-items for a top 50 (0.23 ms against 4.6 ms for all of them); where norms are equal it reads
-everything, as scoring every item does.
+the k-th best score found. The answer is the exact top k. At 200k items it read about 3,700
+items for a top 50 (0.07 ms against 3.7 ms for all of them: bench/results/item_index.json);
+where norms are equal it reads everything, as scoring every item does.
 
 A faiss inverted-file index (``IndexIVFFlat``, inner product, nprobe 16) did this job before:
 on the same vectors it found 19% of the exact top 10 (bench/results/ann_recall_ivf_20m.json).
