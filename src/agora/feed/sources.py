@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from agora.db.tables import Event, FeedImpression, Item, epoch_seconds
 from agora.features.store import event_weight
-from agora.serving.service import ModelStore, ModelUnavailable, user_history
+from agora.serving.service import ModelStore, ModelUnavailable, top_items, user_history
 
 if TYPE_CHECKING:
     from agora.feed.cache import FeedCache, Snapshot
@@ -209,7 +209,6 @@ def factor_candidates(
         loaded = models.get(name)
     except ModelUnavailable:
         return None
-    model = loaded.model
     index = models.item_index(loaded)
     if index is None:  # not a factor model
         return None
@@ -217,10 +216,8 @@ def factor_candidates(
     user_index = loaded.user_index.get(user_id, -1)
     if history.strength.nnz == 0 and user_index < 0:
         return None
-    vector = model.user_vectors(np.array([user_index]), history.strength)[0]
-    items, scores = index.search(vector, RANK_DEPTH + len(history.touched))
-    fresh = ~np.isin(items, history.touched)
-    return _scored(name, items[fresh], scores[fresh], loaded, True)
+    items, scores = top_items(loaded, index, user_index, history, RANK_DEPTH)
+    return _scored(name, items, scores, loaded, True)
 
 
 TIE_EVENTS = 50  # latest events per tie that count for in-network
