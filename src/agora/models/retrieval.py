@@ -65,8 +65,9 @@ class ItemIndex:
     def _top(self, query: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The exact top ``k`` of ``query`` given the ``scores`` of the first vectors."""
         read = len(scores)
+        top = np.argpartition(-scores, k - 1)[:k]
         if read < len(self):
-            kth = float(np.partition(scores, read - k)[read - k])
+            kth = float(scores[top].min())
             size = float(np.linalg.norm(query)) * _ROUNDING
             # every unread item whose bound size * norm exceeds kth could still enter
             if size == 0:  # every score is 0
@@ -77,7 +78,7 @@ class ItemIndex:
                 reach = int(np.searchsorted(self._descending, -kth / size, side="left"))
             if reach > read:
                 scores = np.concatenate([scores, self.vectors[read:reach] @ query])
-        top = np.argpartition(-scores, k - 1)[:k]
+                top = np.argpartition(-scores, k - 1)[:k]
         items = self.order[top]
         best = np.lexsort((items, -scores[top]))
         return items[best].astype(np.int64), scores[top][best].astype(np.float64)
